@@ -1,0 +1,84 @@
+"""The role groups and the model permissions each one holds.
+
+Groups are kept in step with this table after every ``migrate`` so that a new
+permission reaches existing installations without a hand-written migration.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import Group, Permission
+
+from .models import Role
+
+_ALL = ("add", "change", "delete", "view")
+
+# app_label -> model -> actions, per role.
+ROLE_PERMISSIONS: dict[Role, dict[str, dict[str, tuple[str, ...]]]] = {
+    Role.REP: {
+        "leads": {
+            "lead": ("add", "change", "view"),
+            "company": ("add", "change", "view"),
+            "activity": ("add", "view"),
+            "deal": ("add", "change", "view"),
+            "task": ("add", "change", "view"),
+            "note": ("add", "change", "view"),
+            "stagechange": ("view",),
+        },
+    },
+    Role.MANAGER: {
+        "leads": {
+            "lead": _ALL,
+            "company": _ALL,
+            "activity": ("add", "view"),
+            "deal": _ALL,
+            "task": _ALL,
+            "note": _ALL,
+            "stagechange": ("view",),
+        },
+        "crm": {"team": ("view", "change"), "user": ("view",)},
+    },
+    Role.MARKETER: {
+        "leads": {
+            "lead": _ALL,
+            "company": _ALL,
+            "activity": ("add", "view"),
+            "deal": ("view",),
+            "task": ("view",),
+            "note": ("view",),
+            "stagechange": ("view",),
+            "customfielddefinition": _ALL,
+            "productline": _ALL,
+        },
+        "scoring": {"*": _ALL},
+        "nurturing": {"*": _ALL},
+    },
+    Role.ADMIN: {
+        "leads": {"*": _ALL},
+        "scoring": {"*": _ALL},
+        "nurturing": {"*": _ALL},
+        "reports": {"*": _ALL},
+        "crm": {"*": _ALL},
+        "auth": {"group": _ALL},
+    },
+}
+
+
+def permissions_for(role: Role) -> list[Permission]:
+    wanted = []
+    for app_label, models in ROLE_PERMISSIONS[role].items():
+        for model, actions in models.items():
+            perms = Permission.objects.filter(content_type__app_label=app_label)
+            if model != "*":
+                perms = perms.filter(content_type__model=model)
+            codenames = [p for p in perms if p.codename.split("_", 1)[0] in actions]
+            wanted.extend(codenames)
+    return wanted
+
+
+def sync_role_groups(**kwargs: Any) -> None:
+    """Create the role groups and set their permissions (a ``post_migrate`` receiver)."""
+    for role in Role:
+        group, _ = Group.objects.get_or_create(name=role.label)
+        group.permissions.set(permissions_for(role))

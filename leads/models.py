@@ -1,0 +1,598 @@
+"""The CRM's data: companies, leads and their stages, activities, deals, tasks and notes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.urls import reverse
+from django.utils import timezone
+
+from .custom_fields import CustomFieldDefinition, FieldType
+from .signals import lead_stage_changed
+
+if TYPE_CHECKING:
+    from crm.models import User
+
+__all__ = [
+    "Activity",
+    "ActivityType",
+    "Company",
+    "CustomFieldDefinition",
+    "Deal",
+    "FieldType",
+    "Lead",
+    "Note",
+    "ProductLine",
+    "Stage",
+    "StageChange",
+    "Task",
+]
+
+
+def normalize_email(email: str) -> str:
+    """One spelling per mailbox: surrounding blanks dropped, the whole address lower-cased."""
+    return (email or "").strip().lower()
+
+
+class Industry(models.TextChoices):
+    SOFTWARE = "software", "Software"
+    FINANCE = "finance", "Financial services"
+    HEALTHCARE = "healthcare", "Healthcare"
+    MANUFACTURING = "manufacturing", "Manufacturing"
+    RETAIL = "retail", "Retail"
+    EDUCATION = "education", "Education"
+    GOVERNMENT = "government", "Government"
+    MEDIA = "media", "Media"
+    LOGISTICS = "logistics", "Logistics"
+    CONSULTING = "consulting", "Consulting"
+    NONPROFIT = "nonprofit", "Non-profit"
+    OTHER = "other", "Other"
+
+
+class Company(models.Model):
+    name = models.CharField(max_length=200)
+    domain = models.CharField(max_length=253, blank=True, help_text="example.com")
+    industry = models.CharField(max_length=30, choices=Industry.choices, blank=True)
+    employee_count = models.PositiveIntegerField(null=True, blank=True)
+    annual_revenue = models.DecimalField(
+        max_digits=15, decimal_places=2, null=True, blank=True, help_text="In the account currency."
+    )
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 code, e.g. DE")
+    region = models.CharField(max_length=100, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name_plural = "companies"
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("domain"), condition=~Q(domain=""), name="company_unique_domain"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.domain = self.domain.strip().lower()
+        super().save(*args, **kwargs)
+
+
+class ProductLine(models.Model):
+    """A product or service line leads can be interested in and reps can specialise in."""
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Stage(models.TextChoices):
+    NEW = "new", "New"
+    MQL = "mql", "MQL"
+    SQL = "sql", "SQL"
+    OPPORTUNITY = "opportunity", "Opportunity"
+    CUSTOMER = "customer", "Customer"
+    DISQUALIFIED = "disqualified", "Disqualified"
+    RECYCLED = "recycled", "Recycled"
+
+
+# The funnel order; a lead moves forward along it, possibly skipping steps.
+FUNNEL = [Stage.NEW, Stage.MQL, Stage.SQL, Stage.OPPORTUNITY, Stage.CUSTOMER]
+
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    Stage.NEW: frozenset({Stage.MQL, Stage.SQL, Stage.OPPORTUNITY, Stage.DISQUALIFIED}),
+    Stage.MQL: frozenset({Stage.SQL, Stage.OPPORTUNITY, Stage.DISQUALIFIED, Stage.RECYCLED}),
+    Stage.SQL: frozenset({Stage.OPPORTUNITY, Stage.DISQUALIFIED, Stage.RECYCLED}),
+    Stage.OPPORTUNITY: frozenset({Stage.CUSTOMER, Stage.DISQUALIFIED, Stage.RECYCLED}),
+    Stage.CUSTOMER: frozenset(),
+    Stage.DISQUALIFIED: frozenset({Stage.RECYCLED}),
+    Stage.RECYCLED: frozenset({Stage.MQL, Stage.SQL, Stage.OPPORTUNITY, Stage.DISQUALIFIED}),
+}
+
+
+class Seniority(models.TextChoices):
+    C_LEVEL = "c_level", "C-level"
+    VP = "vp", "VP"
+    DIRECTOR = "director", "Director"
+    MANAGER = "manager", "Manager"
+    INDIVIDUAL = "individual", "Individual contributor"
+    STUDENT = "student", "Student"
+    UNKNOWN = "", "Unknown"
+
+
+class Department(models.TextChoices):
+    EXECUTIVE = "executive", "Executive"
+    SALES = "sales", "Sales"
+    MARKETING = "marketing", "Marketing"
+    ENGINEERING = "engineering", "Engineering"
+    IT = "it", "IT"
+    FINANCE = "finance", "Finance"
+    OPERATIONS = "operations", "Operations"
+    HR = "hr", "Human resources"
+    OTHER = "other", "Other"
+    UNKNOWN = "", "Unknown"
+
+
+class Source(models.TextChoices):
+    WEBSITE = "website", "Website"
+    ORGANIC_SEARCH = "organic_search", "Organic search"
+    PAID_SEARCH = "paid_search", "Paid search"
+    SOCIAL = "social", "Social"
+    EMAIL = "email", "Email"
+    REFERRAL = "referral", "Referral"
+    EVENT = "event", "Event"
+    PARTNER = "partner", "Partner"
+    OUTBOUND = "outbound", "Outbound"
+    IMPORT = "import", "Import"
+    OTHER = "other", "Other"
+
+
+class Budget(models.TextChoices):
+    UNKNOWN = "", "Unknown"
+    NONE = "none", "No budget"
+    UNDER_10K = "under_10k", "Under 10k"
+    FROM_10K = "10k_50k", "10k to 50k"
+    FROM_50K = "50k_250k", "50k to 250k"
+    OVER_250K = "over_250k", "Over 250k"
+
+
+class Authority(models.TextChoices):
+    UNKNOWN = "", "Unknown"
+    DECISION_MAKER = "decision_maker", "Decision maker"
+    INFLUENCER = "influencer", "Influencer"
+    USER = "user", "End user"
+    NONE = "none", "No authority"
+
+
+class Need(models.TextChoices):
+    UNKNOWN = "", "Unknown"
+    HIGH = "high", "High"
+    MEDIUM = "medium", "Medium"
+    LOW = "low", "Low"
+    NONE = "none", "None"
+
+
+class Timeline(models.TextChoices):
+    UNKNOWN = "", "Unknown"
+    NOW = "now", "Now"
+    QUARTER = "quarter", "Within 3 months"
+    HALF_YEAR = "half_year", "Within 6 months"
+    YEAR = "year", "Within 12 months"
+    LATER = "later", "Later or never"
+
+
+class EmailStatus(models.TextChoices):
+    VALID = "valid", "Valid"
+    BOUNCED = "bounced", "Bounced"
+    UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+
+
+class Band(models.TextChoices):
+    HOT = "hot", "Hot"
+    WARM = "warm", "Warm"
+    COLD = "cold", "Cold"
+
+
+class Grade(models.TextChoices):
+    A = "A", "A"
+    B = "B", "B"
+    C = "C", "C"
+    D = "D", "D"
+
+
+class Quadrant(models.TextChoices):
+    """Fit against engagement: who to call, who to nurture, who to watch, who to ignore."""
+
+    HOT = "hot", "Hot (good fit, engaged)"
+    TARGET = "target", "Long-term target (good fit, quiet)"
+    RESEARCHER = "researcher", "Researcher (poor fit, engaged)"
+    COLD = "cold", "Cold (poor fit, quiet)"
+
+
+class LeadQuerySet(models.QuerySet["Lead"]):
+    def visible_to(self, user: User) -> LeadQuerySet:
+        """The leads a user may see: all for admins and marketers, the team's and the
+        unassigned pool for managers, their own and the pool for reps, none for anyone else."""
+        from crm.models import Role
+
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        role = user.role
+        if role in (Role.ADMIN, Role.MARKETER):
+            return self.all()
+        if role == Role.MANAGER:
+            return self.filter(
+                Q(owner__isnull=True)
+                | Q(owner=user)
+                | Q(owner__team__manager=user)
+                | Q(owner__team__isnull=False, owner__team=user.team)
+            )
+        if role == Role.REP:
+            return self.filter(Q(owner=user) | Q(owner__isnull=True))
+        return self.none()
+
+    def hottest(self) -> LeadQuerySet:
+        return self.order_by("-score", "-id")
+
+    def open(self) -> LeadQuerySet:
+        return self.exclude(stage__in=[Stage.CUSTOMER, Stage.DISQUALIFIED])
+
+
+class StageTransitionError(ValidationError):
+    """A stage move that the lifecycle does not allow."""
+
+
+class Lead(models.Model):
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    email = models.EmailField(max_length=254)
+    phone = models.CharField(max_length=40, blank=True)
+    job_title = models.CharField(max_length=200, blank=True)
+    seniority = models.CharField(max_length=20, choices=Seniority.choices, blank=True)
+    department = models.CharField(max_length=20, choices=Department.choices, blank=True)
+    company = models.ForeignKey(
+        Company, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads"
+    )
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 code, e.g. DE")
+    region = models.CharField(max_length=100, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.WEBSITE)
+    campaign = models.CharField(max_length=200, blank=True)
+    utm_source = models.CharField(max_length=200, blank=True)
+    utm_medium = models.CharField(max_length=200, blank=True)
+    utm_campaign = models.CharField(max_length=200, blank=True)
+    utm_term = models.CharField(max_length=200, blank=True)
+    utm_content = models.CharField(max_length=200, blank=True)
+    product_interests = models.ManyToManyField(ProductLine, blank=True, related_name="leads")
+
+    budget = models.CharField(max_length=20, choices=Budget.choices, blank=True)
+    authority = models.CharField(max_length=20, choices=Authority.choices, blank=True)
+    need = models.CharField(max_length=20, choices=Need.choices, blank=True)
+    timeline = models.CharField(max_length=20, choices=Timeline.choices, blank=True)
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_leads",
+    )
+    stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.NEW)
+    stage_changed_at = models.DateTimeField(default=timezone.now)
+    disqualification_reason = models.CharField(max_length=200, blank=True)
+    email_status = models.CharField(
+        max_length=20, choices=EmailStatus.choices, default=EmailStatus.VALID
+    )
+    custom_fields = models.JSONField(default=dict, blank=True)
+
+    # Materialized by the scoring engine for fast, sorted lists.
+    score = models.IntegerField(default=0)
+    fit_score = models.IntegerField(default=0)
+    engagement_score = models.FloatField(default=0)
+    engagement_at = models.DateTimeField(
+        null=True, blank=True, help_text="When engagement_score was last brought up to date."
+    )
+    band = models.CharField(max_length=10, choices=Band.choices, default=Band.COLD)
+    grade = models.CharField(max_length=1, choices=Grade.choices, default=Grade.D)
+    quadrant = models.CharField(max_length=12, choices=Quadrant.choices, default=Quadrant.COLD)
+
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    first_activity_at = models.DateTimeField(null=True, blank=True)
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+
+    objects = LeadQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="lead_unique_email_ci"),
+            models.CheckConstraint(
+                condition=~Q(stage="disqualified") | ~Q(disqualification_reason=""),
+                name="lead_disqualified_has_reason",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["-score", "-id"], name="lead_hottest_idx"),
+            models.Index(fields=["owner", "-score", "-id"], name="lead_owner_hottest_idx"),
+            models.Index(fields=["stage", "-score"], name="lead_stage_score_idx"),
+            models.Index(fields=["band", "-score"], name="lead_band_score_idx"),
+            models.Index(fields=["-last_activity_at"], name="lead_last_activity_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.full_name or self.email
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.email = normalize_email(self.email)
+        super().save(*args, **kwargs)
+
+    def get_absolute_url(self) -> str:
+        return reverse("lead-detail", args=[self.pk])
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+    @property
+    def email_domain(self) -> str:
+        return self.email.rpartition("@")[2]
+
+    def clean(self) -> None:
+        self.email = normalize_email(self.email)
+        if self.stage == Stage.DISQUALIFIED and not self.disqualification_reason:
+            raise ValidationError({"disqualification_reason": "Say why the lead is disqualified."})
+        self.custom_fields = CustomFieldDefinition.clean_values(self.custom_fields)
+
+    def can_move_to(self, stage: str) -> bool:
+        return stage in ALLOWED_TRANSITIONS[self.stage]
+
+    def move_to_stage(self, stage: str, *, by: User | None = None, reason: str = "") -> StageChange:
+        """Move the lead along its lifecycle and record the move.
+
+        Call inside ``transaction.atomic()`` with the lead row locked
+        (``leads.services.lead_move_to_stage`` does both). ``by`` is the person who
+        made the move, or None when the system did. Raises ``StageTransitionError``
+        for a move the lifecycle does not allow, leaving the lead unchanged.
+        """
+        stage = Stage(stage)
+        reason = reason.strip()
+        if stage == self.stage:
+            raise StageTransitionError(f"The lead is already {stage.label}.")
+        if not self.can_move_to(stage):
+            raise StageTransitionError(
+                f"A lead cannot move from {Stage(self.stage).label} to {stage.label}."
+            )
+        if stage == Stage.DISQUALIFIED and not reason:
+            raise StageTransitionError("Say why the lead is disqualified.")
+        previous = self.stage
+        now = timezone.now()
+        self.stage = stage
+        self.stage_changed_at = now
+        fields = ["stage", "stage_changed_at", "updated_at"]
+        if stage == Stage.DISQUALIFIED:
+            self.disqualification_reason = reason[:200]
+            fields.append("disqualification_reason")
+        elif self.disqualification_reason:
+            self.disqualification_reason = ""
+            fields.append("disqualification_reason")
+        self.save(update_fields=fields)
+        change = StageChange.objects.create(
+            lead=self, from_stage=previous, to_stage=stage, at=now, by=by, reason=reason
+        )
+        lead_stage_changed.send(sender=Lead, lead=self, change=change)
+        return change
+
+
+class StageChange(models.Model):
+    """Append-only history of a lead's stage; ``by`` is empty when the system moved it."""
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="stage_changes")
+    from_stage = models.CharField(max_length=20, choices=Stage.choices)
+    to_stage = models.CharField(max_length=20, choices=Stage.choices)
+    at = models.DateTimeField(default=timezone.now)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["lead", "at"], name="stagechange_lead_at_idx"),
+            models.Index(fields=["to_stage", "at"], name="stagechange_to_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.from_stage} → {self.to_stage}"
+
+    @property
+    def by_system(self) -> bool:
+        return self.by_id is None
+
+
+class ActivityType(models.TextChoices):
+    PAGE_VIEW = "page_view", "Page view"
+    EMAIL_OPEN = "email_open", "Email open"
+    EMAIL_CLICK = "email_click", "Email click"
+    EMAIL_REPLY = "email_reply", "Email reply"
+    EMAIL_BOUNCE = "email_bounce", "Email bounce"
+    FORM_SUBMISSION = "form_submission", "Form submission"
+    CONTENT_DOWNLOAD = "content_download", "Content download"
+    WEBINAR_REGISTRATION = "webinar_registration", "Webinar registration"
+    WEBINAR_ATTENDANCE = "webinar_attendance", "Webinar attendance"
+    DEMO_REQUEST = "demo_request", "Demo request"
+    QUOTE_REQUEST = "quote_request", "Quote request"
+    TRIAL_SIGNUP = "trial_signup", "Trial sign-up"
+    SOCIAL_ENGAGEMENT = "social_engagement", "Social engagement"
+    EVENT_ATTENDANCE = "event_attendance", "Event attendance"
+    CALL = "call", "Call"
+    MEETING = "meeting", "Meeting"
+    NOTE = "note", "Note"
+    UNSUBSCRIBE = "unsubscribe", "Unsubscribe"
+    CUSTOM = "custom", "Custom"
+
+
+# Activities a rep logs by hand: the first of these after a hand-off is the "touch"
+# that speed-to-lead measures.
+SALES_TOUCH_TYPES = frozenset({ActivityType.CALL, ActivityType.MEETING, ActivityType.EMAIL_REPLY})
+
+
+class ActivityQuerySet(models.QuerySet["Activity"]):
+    def unscored(self) -> ActivityQuerySet:
+        return self.filter(scored_at__isnull=True)
+
+
+class Activity(models.Model):
+    """A behavioural or sales event on a lead.
+
+    The row doubles as the scoring outbox: ``scored_at`` stays empty until the
+    scoring engine has applied it, so a lost task message delays a score but
+    never loses it.
+    """
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="activities")
+    type = models.CharField(max_length=30, choices=ActivityType.choices)
+    url = models.CharField(max_length=2000, blank=True)
+    duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    properties = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    received_at = models.DateTimeField(default=timezone.now, editable=False)
+    source = models.CharField(
+        max_length=50, default="crm", help_text="Where the event came from: api, form, tracking…"
+    )
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    scored_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ActivityQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "activities"
+        ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="activity_unique_key_per_source",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["lead", "-occurred_at"], name="activity_timeline_idx"),
+            models.Index(fields=["type", "occurred_at"], name="activity_type_time_idx"),
+            models.Index(
+                fields=["lead"], condition=Q(scored_at__isnull=True), name="activity_unscored_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class DealStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    WON = "won", "Won"
+    LOST = "lost", "Lost"
+
+
+class Deal(models.Model):
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="deals")
+    name = models.CharField(max_length=200)
+    amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    currency = models.CharField(max_length=3, default="EUR")
+    status = models.CharField(max_length=10, choices=DealStatus.choices, default=DealStatus.OPEN)
+    created_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    lost_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status="open", closed_at__isnull=True)
+                | (~Q(status="open") & Q(closed_at__isnull=False)),
+                name="deal_closed_at_matches_status",
+            ),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="deal_amount_not_negative"),
+        ]
+        indexes = [models.Index(fields=["status", "closed_at"], name="deal_status_closed_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TaskKind(models.TextChoices):
+    CALL = "call", "Call"
+    EMAIL = "email", "Email"
+    MEETING = "meeting", "Meeting"
+    FOLLOW_UP = "follow_up", "Follow-up"
+    OTHER = "other", "Other"
+
+
+class TaskQuerySet(models.QuerySet["Task"]):
+    def open(self) -> TaskQuerySet:
+        return self.filter(done_at__isnull=True)
+
+    def overdue(self, now: Any = None) -> TaskQuerySet:
+        return self.open().filter(due_at__lt=now or timezone.now())
+
+
+class Task(models.Model):
+    lead = models.ForeignKey(
+        Lead, null=True, blank=True, on_delete=models.CASCADE, related_name="tasks"
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tasks"
+    )
+    title = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=TaskKind.choices, default=TaskKind.FOLLOW_UP)
+    due_at = models.DateTimeField()
+    done_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["due_at"]
+        indexes = [
+            models.Index(
+                fields=["assignee", "due_at"],
+                condition=Q(done_at__isnull=True),
+                name="task_open_due_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_overdue(self) -> bool:
+        return self.done_at is None and self.due_at < timezone.now()
+
+
+class Note(models.Model):
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    body = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.body[:60]

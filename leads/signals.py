@@ -1,0 +1,11 @@
+"""Facts the ``leads`` app announces; higher apps subscribe in ``AppConfig.ready``.
+
+``lead_stage_changed(sender=Lead, lead, change)``
+    Sent inside the transaction that moved the lead, right after its
+    ``StageChange`` row is written. Receivers that do work outside the database
+    must defer it with ``transaction.on_commit``.
+"""
+
+from django.dispatch import Signal
+
+lead_stage_changed = Signal()

@@ -1,0 +1,27 @@
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from .models import Lead, Task
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """My day: the rep's hottest leads and open tasks."""
+    leads = Lead.objects.visible_to(request.user).select_related("company").hottest()[:10]
+    tasks = Task.objects.open().filter(assignee=request.user).select_related("lead")[:10]
+    return render(request, "leads/home.html", {"leads": leads, "tasks": tasks})
+
+
+@login_required
+def lead_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    lead = get_object_or_404(
+        Lead.objects.visible_to(request.user).select_related("company", "owner"), pk=pk
+    )
+    activities = lead.activities.all()[:50]
+    stage_changes = lead.stage_changes.select_related("by")
+    return render(
+        request,
+        "leads/lead_detail.html",
+        {"lead": lead, "activities": activities, "stage_changes": stage_changes},
+    )

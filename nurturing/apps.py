@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class NurturingConfig(AppConfig):
+    name = "nurturing"
+    verbose_name = "Nurture sequences"

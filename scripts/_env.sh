@@ -1,0 +1,28 @@
+# Shared by scripts/run and scripts/test: a virtual environment with Hotlist installed.
+# Re-installs only when pyproject.toml changed since the last install.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PYTHON="${PYTHON:-python3}"
+VENV="${VENV:-$ROOT/.venv}"
+
+ensure_venv() {
+  local extras="$1"
+  if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "Hotlist needs Python 3.11 or newer; $PYTHON is $("$PYTHON" --version 2>&1)." >&2
+    exit 1
+  fi
+  if [ ! -x "$VENV/bin/python" ]; then
+    echo "==> Creating the virtual environment in $VENV"
+    "$PYTHON" -m venv "$VENV"
+  fi
+  local stamp="$VENV/.hotlist-installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-${extras:-base}"
+  if [ ! -f "$stamp" ]; then
+    echo "==> Installing Hotlist${extras:+ with [$extras]}"
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet -e ".${extras:+[$extras]}"
+    rm -f "$VENV"/.hotlist-installed-*
+    touch "$stamp"
+  fi
+}

@@ -1,0 +1,37 @@
+import factory
+from django.utils import timezone
+
+from leads.models import Activity, ActivityType, Company, Lead
+
+
+class CompanyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Company
+
+    name = factory.Sequence(lambda n: f"Company {n}")
+    domain = factory.Sequence(lambda n: f"company{n}.example")
+    industry = "software"
+    employee_count = 120
+    country = "DE"
+
+
+class LeadFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Lead
+
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    email = factory.Sequence(lambda n: f"lead{n}@company.example")
+    job_title = "Head of Operations"
+    company = factory.SubFactory(CompanyFactory)
+    country = "DE"
+
+
+class ActivityFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Activity
+
+    lead = factory.SubFactory(LeadFactory)
+    type = ActivityType.PAGE_VIEW
+    url = "https://hotlist.example/pricing"
+    occurred_at = factory.LazyFunction(timezone.now)
