@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -250,6 +251,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "scoring.tasks.score_lead": {"queue": "realtime"},
     "scoring.tasks.rescore_*": {"queue": "bulk"},
+    "scoring.tasks.decay_*": {"queue": "bulk"},
     "leads.tasks.handoff_*": {"queue": "realtime"},
     "leads.tasks.import_*": {"queue": "bulk"},
     "nurturing.tasks.send_*": {"queue": "email"},
@@ -261,6 +263,14 @@ CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {
         "task": "crm.tasks.record_heartbeat",
         "schedule": env_int("HEARTBEAT_SECONDS", 30),
+    },
+    "score-sweeper": {
+        "task": "scoring.tasks.sweep_unscored",
+        "schedule": env_int("SCORE_SWEEP_SECONDS", 60),
+    },
+    "nightly-decay": {
+        "task": "scoring.tasks.decay_scores",
+        "schedule": crontab(hour=env_int("DECAY_HOUR", 2), minute=0),
     },
 }
 

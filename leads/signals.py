@@ -9,3 +9,10 @@
 from django.dispatch import Signal
 
 lead_stage_changed = Signal()
+
+# ``activity_recorded(sender=Activity, lead_id, activity_ids)``: activities were stored
+# for a lead (sent inside the storing transaction; scoring enqueues on commit).
+activity_recorded = Signal()
+
+# ``lead_profile_changed(sender=Lead, lead_id, fields)``: explicit fields of a lead changed.
+lead_profile_changed = Signal()

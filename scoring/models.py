@@ -1,0 +1,442 @@
+"""Scoring models, their rules, the score ledger and each lead's score per model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from leads.models import ActivityType, CustomFieldDefinition, Lead, ProductLine
+
+from . import rules as R
+
+
+class ModelStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    ACTIVE = "active", "Active"
+    ARCHIVED = "archived", "Archived"
+
+
+class ScoringModelQuerySet(models.QuerySet["ScoringModel"]):
+    def active(self) -> ScoringModelQuerySet:
+        return self.filter(status=ModelStatus.ACTIVE)
+
+
+class ScoringModel(models.Model):
+    """How one segment's leads are scored: its rules, thresholds, bands, grades and decay."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=ModelStatus.choices, default=ModelStatus.DRAFT)
+    is_default = models.BooleanField(
+        default=False, help_text="The default model scores every lead, whatever its interests."
+    )
+    segment_product_lines = models.ManyToManyField(
+        ProductLine,
+        blank=True,
+        related_name="scoring_models",
+        help_text="Scores leads interested in any of these product lines.",
+    )
+    priority = models.PositiveSmallIntegerField(
+        default=100,
+        help_text="Where models overlap, the highest priority gives the primary score.",
+    )
+    mql_threshold = models.PositiveIntegerField(default=50, verbose_name="MQL threshold")
+    sql_threshold = models.PositiveIntegerField(default=90, verbose_name="SQL threshold")
+    hot_from = models.IntegerField(default=80, help_text="Scores from here up are hot.")
+    warm_from = models.IntegerField(default=30, help_text="Scores from here up are warm.")
+    grade_a_from = models.IntegerField(default=60, help_text="Fit scores from here up are grade A.")
+    grade_b_from = models.IntegerField(default=40)
+    grade_c_from = models.IntegerField(default=20)
+    engaged_from = models.IntegerField(
+        default=30, help_text="Engagement from here up counts as engaged (for the quadrant)."
+    )
+    decay_half_life_days = models.FloatField(
+        null=True, blank=True, help_text="Engagement halves every this many days; empty: no decay."
+    )
+    idle_week_penalty = models.PositiveIntegerField(
+        default=0, help_text="Points taken off engagement per week without activity."
+    )
+    max_points = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The highest score a lead can reach in this model."
+    )
+    surge_points = models.PositiveIntegerField(default=30, help_text="A rise of this many points…")
+    surge_hours = models.PositiveIntegerField(
+        default=24, help_text="…within this many hours is a surge."
+    )
+    version = models.PositiveIntegerField(default=1, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ScoringModelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-priority", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="one_default_model"
+            ),
+            models.CheckConstraint(
+                condition=Q(sql_threshold__gte=models.F("mql_threshold")),
+                name="sql_threshold_not_below_mql",
+            ),
+            models.CheckConstraint(
+                condition=Q(hot_from__gt=models.F("warm_from")), name="hot_above_warm"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.sql_threshold < self.mql_threshold:
+            errors["sql_threshold"] = "The SQL threshold cannot be below the MQL threshold."
+        if self.hot_from <= self.warm_from:
+            errors["hot_from"] = "Hot must start above warm."
+        if not (self.grade_a_from > self.grade_b_from > self.grade_c_from):
+            errors["grade_a_from"] = "Grades must go down: A above B above C."
+        if self.decay_half_life_days is not None and self.decay_half_life_days <= 0:
+            errors["decay_half_life_days"] = "Give a positive number of days, or leave it empty."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def thresholds(self) -> R.Thresholds:
+        return R.Thresholds(
+            hot=self.hot_from,
+            warm=self.warm_from,
+            grade_a=self.grade_a_from,
+            grade_b=self.grade_b_from,
+            grade_c=self.grade_c_from,
+            engaged=self.engaged_from,
+            max_points=self.max_points,
+        )
+
+
+class RuleKind(models.TextChoices):
+    FIT = R.FIT, "Fit (who they are)"
+    ENGAGEMENT = R.ENGAGEMENT, "Engagement (what they do)"
+
+
+class ActivityTarget(models.TextChoices):
+    ANY = "", "any"
+    URL = "url", "URL"
+    PROPERTY = "property", "a property"
+
+
+class Rule(models.Model):
+    """A rule adds (or, with negative points, takes off) points when its condition holds."""
+
+    model = models.ForeignKey(ScoringModel, on_delete=models.CASCADE, related_name="rules")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=12, choices=RuleKind.choices, default=RuleKind.FIT)
+    points = models.IntegerField(help_text="Negative points make a negative rule.")
+    active = models.BooleanField(default=True)
+    # Fit rules.
+    field = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="A lead field, company.<field> or custom.<key>; e.g. job_title, "
+        "company.employee_count, email_domain.",
+    )
+    operator = models.CharField(
+        max_length=20, blank=True, choices=[(k, v) for k, v in R.OPERATORS.items()]
+    )
+    value = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Lists are comma-separated; a domain list is named by its kind.",
+    )
+    value_to = models.CharField(max_length=50, blank=True, help_text="Upper end for “between”.")
+    # Engagement rules.
+    activity_type = models.CharField(max_length=30, choices=ActivityType.choices, blank=True)
+    target = models.CharField(max_length=10, choices=ActivityTarget.choices, blank=True)
+    property_name = models.CharField(max_length=100, blank=True)
+    match = models.CharField(
+        max_length=10,
+        choices=[(o, R.OPERATORS[o]) for o in R.ACTIVITY_OPERATORS],
+        default="contains",
+        blank=True,
+    )
+    pattern = models.CharField(max_length=500, blank=True)
+    min_duration_seconds = models.PositiveIntegerField(null=True, blank=True)
+    max_per_lead = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Count at most this many times per lead."
+    )
+    max_per_day = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Count at most this many times per lead per day."
+    )
+    bonus_count = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Repeated behaviour: this many matches in one day…"
+    )
+    bonus_points = models.IntegerField(
+        default=0, help_text="…earn these extra points (once a day)."
+    )
+    recency_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Only activities of the last this many days count."
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["kind", "-points", "id"]
+        indexes = [models.Index(fields=["model", "kind"], name="rule_model_kind_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        try:
+            self.validate()
+        except R.RuleError as exc:
+            raise ValidationError(str(exc)) from None
+
+    def validate(self) -> None:
+        """Raise RuleError when the rule cannot be evaluated."""
+        if self.points == 0 and not self.bonus_points:
+            raise R.RuleError("A rule needs points (negative points make a negative rule).")
+        if self.kind == RuleKind.FIT:
+            if not self.field:
+                raise R.RuleError("Choose the field this rule tests.")
+            kind = R.field_kind(self.field, custom_field_kinds())
+            lists = DomainList.objects.values_list("kind", flat=True).distinct()
+            R.validate_condition(kind, self.operator, self.value, self.value_to, domain_lists=lists)
+            return
+        if not self.activity_type:
+            raise R.RuleError("Choose the activity type this rule scores.")
+        if self.target == ActivityTarget.PROPERTY and not self.property_name:
+            raise R.RuleError("Name the property to test.")
+        if self.target and not self.pattern:
+            raise R.RuleError("Give the text to look for.")
+        if self.target and self.match == "regex":
+            R.compile_regex(self.pattern)
+        if self.bonus_points and not self.bonus_count:
+            raise R.RuleError("Say how many matches in one day earn the bonus.")
+
+    def spec(self, custom_kinds: dict[str, str] | None = None) -> R.RuleSpec:
+        if self.kind == RuleKind.FIT:
+            return R.RuleSpec(
+                id=self.pk,
+                kind=R.FIT,
+                points=self.points,
+                description=self.describe(),
+                field=self.field,
+                operator=self.operator,
+                value=self.value,
+                value_to=self.value_to,
+                field_kind=R.field_kind(self.field, custom_kinds or custom_field_kinds()),
+            )
+        target = ""
+        if self.target == ActivityTarget.URL:
+            target = "url"
+        elif self.target == ActivityTarget.PROPERTY:
+            target = f"property:{self.property_name}"
+        return R.RuleSpec(
+            id=self.pk,
+            kind=R.ENGAGEMENT,
+            points=self.points,
+            description=self.describe(),
+            activity_type=self.activity_type,
+            target=target,
+            match=self.match or "contains",
+            pattern=self.pattern,
+            min_duration_seconds=self.min_duration_seconds,
+            max_per_lead=self.max_per_lead,
+            max_per_day=self.max_per_day,
+            bonus_count=self.bonus_count,
+            bonus_points=self.bonus_points,
+            recency_days=self.recency_days,
+        )
+
+    def describe(self) -> str:
+        """The rule as a sentence, e.g. “+25 when a page view URL contains /pricing”."""
+        from .describe import describe_rule
+
+        return describe_rule(self)
+
+
+def custom_field_kinds() -> dict[str, str]:
+    kinds = {"integer": R.NUMBER, "number": R.NUMBER, "boolean": R.BOOL}
+    return {
+        key: kinds.get(field_type, R.TEXT)
+        for key, field_type in CustomFieldDefinition.objects.values_list("key", "field_type")
+    }
+
+
+class DomainListKind(models.TextChoices):
+    FREE_MAIL = "free_mail", "Free-mail domains"
+    COMPETITOR = "competitor", "Competitor domains"
+    DISPOSABLE = "disposable", "Disposable domains"
+
+
+class DomainList(models.Model):
+    """Domains the marketer keeps on a named list; fit rules test an email against a list."""
+
+    kind = models.CharField(max_length=20, choices=DomainListKind.choices)
+    domain = models.CharField(max_length=253)
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["kind", "domain"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "domain"], name="domain_unique_per_list")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.domain} ({self.get_kind_display()})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.domain = self.domain.strip().lower().removeprefix("@")
+        super().save(*args, **kwargs)
+
+
+class EntryKind(models.TextChoices):
+    FIT = "fit", "Fit"
+    ENGAGEMENT = "engagement", "Engagement"
+    MANUAL = "manual", "Manual adjustment"
+
+
+class ScoreEntry(models.Model):
+    """One change of points: the explanation and the audit of every score.
+
+    Entries are never edited or deleted. An award that no longer holds (a rule
+    changed, a field changed) is cancelled by a reversal entry pointing at it,
+    worth what the award is worth at that moment, so the score at any time is
+    ``sum(points * decay(time - at))`` over the entries written by then.
+    """
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="score_entries")
+    model = models.ForeignKey(ScoringModel, on_delete=models.CASCADE, related_name="entries")
+    rule = models.ForeignKey(
+        Rule, null=True, blank=True, on_delete=models.SET_NULL, related_name="entries"
+    )
+    activity = models.ForeignKey(
+        "leads.Activity", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=12, choices=EntryKind.choices)
+    bonus = models.BooleanField(default=False)
+    points = models.FloatField()
+    reason = models.CharField(max_length=300)
+    at = models.DateTimeField(help_text="When the points count from.")
+    created_at = models.DateTimeField(default=timezone.now)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reversal_of = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="reversal"
+    )
+
+    class Meta:
+        verbose_name_plural = "score entries"
+        ordering = ["at", "id"]
+        indexes = [
+            models.Index(fields=["lead", "model", "at"], name="entry_lead_model_at_idx"),
+            models.Index(fields=["rule"], name="entry_rule_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.points:+g} {self.reason}"
+
+
+class LeadScore(models.Model):
+    """A lead's score in one model, brought up to date at ``engagement_at``.
+
+    ``engagement`` is the decayed engagement at ``engagement_at``; its value at a
+    later time follows from the decay formula, so nothing needs rewriting as time
+    passes. The primary model's values are copied onto the lead for fast lists.
+    """
+
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="scores")
+    model = models.ForeignKey(ScoringModel, on_delete=models.CASCADE, related_name="lead_scores")
+    fit = models.FloatField(default=0)
+    adjustment = models.FloatField(default=0)
+    engagement = models.FloatField(default=0)
+    engagement_at = models.DateTimeField(default=timezone.now)
+    last_engaged_at = models.DateTimeField(null=True, blank=True)
+    score = models.IntegerField(default=0)
+    band = models.CharField(max_length=10, default="cold")
+    grade = models.CharField(max_length=1, default="D")
+    quadrant = models.CharField(max_length=12, default="cold")
+    surged_at = models.DateTimeField(null=True, blank=True)
+    is_primary = models.BooleanField(
+        default=False, help_text="This model gives the score shown on the lead."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["lead", "model"], name="one_score_per_lead_and_model")
+        ]
+        indexes = [
+            models.Index(fields=["model", "-score"], name="leadscore_model_score_idx"),
+            models.Index(
+                fields=["lead"], condition=Q(is_primary=True), name="leadscore_primary_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lead_id} in {self.model_id}: {self.score}"
+
+
+class RescoreStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class RescoreJob(models.Model):
+    """Progress of a bulk rescore, shown in the admin."""
+
+    model = models.ForeignKey(ScoringModel, on_delete=models.CASCADE, related_name="rescores")
+    reason = models.CharField(max_length=200)
+    status = models.CharField(
+        max_length=10, choices=RescoreStatus.choices, default=RescoreStatus.QUEUED
+    )
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    changed_entries = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Rescore of {self.model} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else min(100, round(100 * self.done / self.total))
+
+
+class ChangeLog(models.Model):
+    """Who changed which scoring model or rule, when, and what it looked like before and after."""
+
+    object_type = models.CharField(max_length=20)
+    object_id = models.PositiveBigIntegerField()
+    object_repr = models.CharField(max_length=200)
+    action = models.CharField(max_length=10)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="changelog_object_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_repr}"

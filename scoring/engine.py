@@ -1,0 +1,511 @@
+"""The scoring engine: turns leads, activities and rules into ledger entries and scores.
+
+One code path serves a single lead scored in real time and a chunk of leads in a
+bulk rescore: load the rows, ask ``scoring.rules`` what each lead should have
+earned, append the difference to the ledger, and recompute the lead's state from
+the ledger. Running it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Max, Sum
+
+from leads.models import Activity, Lead
+
+from . import rules as R
+from .models import (
+    DomainList,
+    EntryKind,
+    LeadScore,
+    Rule,
+    ScoreEntry,
+    ScoringModel,
+    custom_field_kinds,
+)
+
+KEY_FIELDS = ("first_name", "last_name", "job_title", "company", "country", "phone")
+
+
+@dataclass
+class CompiledModel:
+    id: int
+    name: str
+    priority: int
+    is_default: bool
+    segment: frozenset[str]
+    thresholds: R.Thresholds
+    half_life_days: float | None
+    idle_week_penalty: int
+    mql_threshold: int
+    sql_threshold: int
+    surge_points: int
+    surge_hours: int
+    fit_rules: list[R.RuleSpec] = field(default_factory=list)
+    engagement_rules: list[R.RuleSpec] = field(default_factory=list)
+    points_by_rule: dict[int, int] = field(default_factory=dict)
+
+    def applies_to(self, product_slugs: Iterable[str]) -> bool:
+        return self.is_default or bool(self.segment & set(product_slugs))
+
+
+@dataclass
+class Ruleset:
+    """Every active model with its rules, and the domain lists the rules refer to."""
+
+    models: list[CompiledModel]
+    domain_lists: dict[str, frozenset[str]]
+
+    def for_lead(self, product_slugs: Iterable[str]) -> list[CompiledModel]:
+        slugs = set(product_slugs)
+        return [m for m in self.models if m.applies_to(slugs)]
+
+
+_cache: dict[str, Any] = {"version": None, "ruleset": None}
+
+
+def _version() -> tuple[Any, ...]:
+    models = ScoringModel.objects.aggregate(at=Max("updated_at"), n=Max("id"))
+    rules = Rule.objects.aggregate(at=Max("updated_at"), n=Max("id"))
+    lists = DomainList.objects.aggregate(n=Max("id"))
+    counts = (ScoringModel.objects.count(), Rule.objects.count(), DomainList.objects.count())
+    return (models["at"], models["n"], rules["at"], rules["n"], lists["n"], counts)
+
+
+def load_ruleset(models: Sequence[ScoringModel] | None = None) -> Ruleset:
+    """The active models (or the given ones, e.g. a draft being previewed), compiled."""
+    if models is None:
+        version = _version()
+        if _cache["version"] == version:
+            return _cache["ruleset"]
+        models = list(ScoringModel.objects.active().prefetch_related("segment_product_lines"))
+    else:
+        version = None
+    kinds = custom_field_kinds()
+    compiled = [compile_model(model, kinds) for model in models]
+    lists: dict[str, set[str]] = defaultdict(set)
+    for kind, domain in DomainList.objects.values_list("kind", "domain"):
+        lists[kind].add(domain)
+    ruleset = Ruleset(compiled, {k: frozenset(v) for k, v in lists.items()})
+    if version is not None:
+        _cache.update(version=version, ruleset=ruleset)
+    return ruleset
+
+
+def compile_model(model: ScoringModel, kinds: dict[str, str]) -> CompiledModel:
+    compiled = CompiledModel(
+        id=model.pk,
+        name=model.name,
+        priority=model.priority,
+        is_default=model.is_default,
+        segment=frozenset(p.slug for p in model.segment_product_lines.all()),
+        thresholds=model.thresholds,
+        half_life_days=model.decay_half_life_days,
+        idle_week_penalty=model.idle_week_penalty,
+        mql_threshold=model.mql_threshold,
+        sql_threshold=model.sql_threshold,
+        surge_points=model.surge_points,
+        surge_hours=model.surge_hours,
+    )
+    for rule in model.rules.filter(active=True):
+        try:
+            spec = rule.spec(kinds)
+        except R.RuleError:
+            # A rule broken by a later change (a deleted custom field) scores nothing.
+            continue
+        compiled.points_by_rule[rule.pk] = rule.points
+        target = compiled.fit_rules if spec.kind == R.FIT else compiled.engagement_rules
+        target.append(spec)
+    return compiled
+
+
+# --- Facts -------------------------------------------------------------------------
+
+
+def looks_like_spam(lead: Lead) -> bool:
+    local = lead.email.partition("@")[0]
+    name = f"{lead.first_name}{lead.last_name}".lower()
+    return (
+        sum(ch.isdigit() for ch in local) >= 5
+        or (bool(name) and any(ch.isdigit() for ch in name))
+        or (bool(name) and name in {"test", "testtest", "asdf", "asdfasdf", "qwerty"})
+        or lead.first_name.lower() == lead.last_name.lower() != ""
+    )
+
+
+def lead_facts(lead: Lead, product_slugs: Sequence[str]) -> dict[str, Any]:
+    """Everything a fit rule can test, as plain values."""
+    facts: dict[str, Any] = {
+        name: getattr(lead, name)
+        for name in R.FIT_FIELDS
+        if "." not in name and hasattr(lead, name) and name != "product_interests"
+    }
+    facts["email_domain"] = lead.email_domain
+    facts["product_interests"] = list(product_slugs)
+    company = lead.company
+    for name in ("name", "domain", "industry", "employee_count", "annual_revenue", "country"):
+        facts[f"company.{name}"] = getattr(company, name) if company else None
+    for key, value in (lead.custom_fields or {}).items():
+        facts[f"{R.CUSTOM_PREFIX}{key}"] = value
+    facts["missing_key_fields"] = sum(
+        1
+        for name in KEY_FIELDS
+        if not (lead.company_id if name == "company" else getattr(lead, name))
+    )
+    facts["looks_like_spam"] = looks_like_spam(lead)
+    return facts
+
+
+def activity_facts(rows: Iterable[tuple[Any, ...]]) -> list[R.ActivityFact]:
+    return [
+        R.ActivityFact(
+            id=pk,
+            type=type_,
+            occurred_at=occurred_at,
+            url=url or "",
+            duration_seconds=duration,
+            properties=properties or {},
+        )
+        for pk, type_, occurred_at, url, duration, properties in rows
+    ]
+
+
+def desired_awards(
+    model: CompiledModel,
+    facts: dict[str, Any],
+    activities: Sequence[R.ActivityFact],
+    domain_lists: dict[str, frozenset[str]],
+    now: datetime,
+) -> list[R.Award]:
+    return R.fit_awards(model.fit_rules, facts, domain_lists, now) + R.engagement_awards(
+        model.engagement_rules, activities, now
+    )
+
+
+# --- State ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class State:
+    fit: float
+    adjustment: float
+    engagement: float
+    last_engaged_at: datetime | None
+    score: int
+    band: str
+    grade: str
+    quadrant: str
+
+    @property
+    def effective_fit(self) -> float:
+        return self.fit + self.adjustment
+
+
+def state_from(
+    model: CompiledModel,
+    fit: float,
+    adjustment: float,
+    engagement: float,
+    last_engaged_at: datetime | None,
+    now: datetime,
+) -> tuple[State, float]:
+    """The lead's state in ``model`` at ``now``; also the engagement net of the idle penalty."""
+    penalty = R.idle_penalty(last_engaged_at, now, model.idle_week_penalty)
+    effective = engagement - min(penalty, max(engagement, 0.0))
+    total_fit = fit + adjustment
+    score = R.total_score(total_fit, effective, model.thresholds)
+    state = State(
+        fit=fit,
+        adjustment=adjustment,
+        engagement=engagement,
+        last_engaged_at=last_engaged_at,
+        score=score,
+        band=R.band_for(score, model.thresholds),
+        grade=R.grade_for(total_fit, model.thresholds),
+        quadrant=R.quadrant_for(total_fit, effective, model.thresholds),
+    )
+    return state, effective
+
+
+def entry_value(entry: dict[str, Any], now: datetime, half_life: float | None) -> float:
+    if entry["kind"] != EntryKind.ENGAGEMENT:
+        return entry["points"]
+    return entry["points"] * R.decay_factor((now - entry["at"]).total_seconds(), half_life)
+
+
+@dataclass
+class LeadResult:
+    """What scoring one lead did: the primary score before and after, and per-model states."""
+
+    lead: Lead
+    before: tuple[int, str]
+    states: dict[int, State] = field(default_factory=dict)
+    primary: CompiledModel | None = None
+    new_entries: int = 0
+    surges: list[tuple[CompiledModel, float]] = field(default_factory=list)
+
+
+class Batch:
+    """Score a set of leads (locked by the caller) against a ruleset at one instant."""
+
+    def __init__(self, leads: Sequence[Lead], ruleset: Ruleset, now: datetime) -> None:
+        self.leads = leads
+        self.ruleset = ruleset
+        self.now = now
+        ids = [lead.pk for lead in leads]
+        self.products: dict[int, list[str]] = defaultdict(list)
+        through = Lead.product_interests.through
+        for lead_id, slug in through.objects.filter(lead_id__in=ids).values_list(
+            "lead_id", "productline__slug"
+        ):
+            self.products[lead_id].append(slug)
+        self.activities: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+        for row in Activity.objects.filter(lead_id__in=ids).values_list(
+            "lead_id", "id", "type", "occurred_at", "url", "duration_seconds", "properties"
+        ):
+            self.activities[row[0]].append(row[1:])
+        self.entries: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
+        for entry in ScoreEntry.objects.filter(
+            lead_id__in=ids,
+            kind__in=[EntryKind.FIT, EntryKind.ENGAGEMENT],
+            reversal_of__isnull=True,
+            reversal__isnull=True,
+        ).values(
+            "id", "lead_id", "model_id", "rule_id", "activity_id", "bonus", "kind", "points", "at"
+        ):
+            self.entries[(entry["lead_id"], entry["model_id"])].append(entry)
+        self.adjustments: dict[tuple[int, int], float] = {
+            (row["lead_id"], row["model_id"]): row["total"]
+            for row in ScoreEntry.objects.filter(lead_id__in=ids, kind=EntryKind.MANUAL)
+            .values("lead_id", "model_id")
+            .annotate(total=Sum("points"))
+        }
+        self.scores: dict[tuple[int, int], LeadScore] = {
+            (s.lead_id, s.model_id): s for s in LeadScore.objects.filter(lead_id__in=ids)
+        }
+        self.new_entries: list[ScoreEntry] = []
+        self.reversed_ids: set[int] = set()
+
+    def run(self) -> list[LeadResult]:
+        results = []
+        for lead in self.leads:
+            written = len(self.new_entries)
+            result = self._score(lead)
+            result.new_entries = len(self.new_entries) - written
+            results.append(result)
+        ScoreEntry.objects.bulk_create(self.new_entries, batch_size=1000)
+        self._save_states(results)
+        return results
+
+    def _score(self, lead: Lead) -> LeadResult:
+        result = LeadResult(lead=lead, before=(lead.score, lead.band))
+        slugs = self.products.get(lead.pk, [])
+        models = self.ruleset.for_lead(slugs)
+        facts = lead_facts(lead, slugs)
+        activities = activity_facts(self.activities.get(lead.pk, []))
+        applicable = {m.id for m in models}
+        for (lead_id, model_id), entries in list(self.entries.items()):
+            if lead_id == lead.pk and model_id not in applicable:
+                self._reverse_all(lead, model_id, entries, "Lead left the model's segment")
+        for model in models:
+            awards = desired_awards(model, facts, activities, self.ruleset.domain_lists, self.now)
+            active = self._sync(lead, model, awards)
+            result.states[model.id] = self._state(lead, model, active, result)
+        if models:
+            result.primary = max(models, key=lambda m: (m.priority, m.is_default, -m.id))
+        return result
+
+    def _sync(
+        self, lead: Lead, model: CompiledModel, awards: Sequence[R.Award]
+    ) -> list[dict[str, Any]]:
+        """Append what differs between the awards and the ledger; return the active entries."""
+        existing = {
+            (e["rule_id"], e["activity_id"], e["bonus"]): e
+            for e in self.entries[(lead.pk, model.id)]
+        }
+        wanted = {award.key: award for award in awards}
+        active = []
+        for key, entry in existing.items():
+            award = wanted.get(key)
+            if award is not None and award.points == entry["points"]:
+                active.append(entry)
+                continue
+            self._reverse(lead, model.id, entry, "Rule changed" if award else "No longer applies")
+        for key, award in wanted.items():
+            entry = existing.get(key)
+            if entry is not None and award.points == entry["points"]:
+                continue
+            active.append(self._append(lead, model, award))
+        return active
+
+    def _append(self, lead: Lead, model: CompiledModel, award: R.Award) -> dict[str, Any]:
+        spec = next(r for r in (*model.fit_rules, *model.engagement_rules) if r.id == award.rule_id)
+        kind = EntryKind.FIT if spec.kind == R.FIT else EntryKind.ENGAGEMENT
+        reason = spec.description
+        if award.bonus:
+            reason = f"Bonus: {spec.description}"
+        self.new_entries.append(
+            ScoreEntry(
+                lead_id=lead.pk,
+                model_id=model.id,
+                rule_id=award.rule_id,
+                activity_id=award.activity_id,
+                kind=kind,
+                bonus=award.bonus,
+                points=award.points,
+                reason=reason[:300],
+                at=award.at,
+                created_at=self.now,
+            )
+        )
+        return {"kind": kind, "points": award.points, "at": award.at}
+
+    def _reverse(self, lead: Lead, model_id: int, entry: dict[str, Any], why: str) -> None:
+        model = next((m for m in self.ruleset.models if m.id == model_id), None)
+        half_life = model.half_life_days if model else None
+        value = entry_value(entry, self.now, half_life)
+        self.new_entries.append(
+            ScoreEntry(
+                lead_id=lead.pk,
+                model_id=model_id,
+                rule_id=entry["rule_id"],
+                activity_id=entry["activity_id"],
+                kind=entry["kind"],
+                bonus=entry["bonus"],
+                points=-value,
+                reason=f"{why}: reverses entry {entry['id']}",
+                at=self.now,
+                created_at=self.now,
+                reversal_of_id=entry["id"],
+            )
+        )
+
+    def _reverse_all(
+        self, lead: Lead, model_id: int, entries: list[dict[str, Any]], why: str
+    ) -> None:
+        for entry in entries:
+            self._reverse(lead, model_id, entry, why)
+        self.entries[(lead.pk, model_id)] = []
+        stale = self.scores.pop((lead.pk, model_id), None)
+        if stale is not None:
+            stale.delete()
+
+    def _state(
+        self,
+        lead: Lead,
+        model: CompiledModel,
+        active: Iterable[dict[str, Any]],
+        result: LeadResult,
+    ) -> State:
+        fit = 0.0
+        engagement = 0.0
+        last_engaged: datetime | None = None
+        recent = 0.0
+        surge_since = self.now.timestamp() - model.surge_hours * 3600
+        for entry in active:
+            value = entry_value(entry, self.now, model.half_life_days)
+            if entry["kind"] == EntryKind.FIT:
+                fit += value
+                continue
+            engagement += value
+            if last_engaged is None or entry["at"] > last_engaged:
+                last_engaged = entry["at"]
+            if entry["points"] > 0 and entry["at"].timestamp() >= surge_since:
+                recent += entry["points"]
+        adjustment = self.adjustments.get((lead.pk, model.id), 0.0)
+        state, _ = state_from(model, fit, adjustment, engagement, last_engaged, self.now)
+        previous = self.scores.get((lead.pk, model.id))
+        if model.surge_points and recent >= model.surge_points:
+            last_surge = previous.surged_at if previous else None
+            if (
+                last_surge is None
+                or (self.now - last_surge).total_seconds() > model.surge_hours * 3600
+            ):
+                result.surges.append((model, recent))
+        return state
+
+    def _save_states(self, results: Sequence[LeadResult]) -> None:
+        surged = {(r.lead.pk, m.id) for r in results for m, _ in r.surges}
+        creates, updates = [], []
+        for result in results:
+            for model_id, state in result.states.items():
+                row = self.scores.get((result.lead.pk, model_id))
+                if row is None:
+                    row = LeadScore(lead_id=result.lead.pk, model_id=model_id)
+                    creates.append(row)
+                else:
+                    updates.append(row)
+                _fill(row, state, self.now)
+                row.is_primary = result.primary is not None and model_id == result.primary.id
+                if (result.lead.pk, model_id) in surged:
+                    row.surged_at = self.now
+            self._materialize(result)
+        LeadScore.objects.bulk_create(creates, batch_size=1000)
+        LeadScore.objects.bulk_update(updates, [*STATE_FIELDS, "surged_at"], batch_size=1000)
+        Lead.objects.bulk_update([r.lead for r in results], LEAD_SCORE_FIELDS, batch_size=1000)
+
+    def _materialize(self, result: LeadResult) -> None:
+        lead = result.lead
+        if result.primary is None:
+            state = State(0, 0, 0, None, 0, "cold", "D", "cold")
+        else:
+            state = result.states[result.primary.id]
+        _, effective = (
+            state_from(
+                result.primary,
+                state.fit,
+                state.adjustment,
+                state.engagement,
+                state.last_engaged_at,
+                self.now,
+            )
+            if result.primary
+            else (state, 0.0)
+        )
+        lead.score = state.score
+        lead.fit_score = round(state.effective_fit)
+        lead.engagement_score = effective
+        lead.engagement_at = self.now
+        lead.band = state.band
+        lead.grade = state.grade
+        lead.quadrant = state.quadrant
+
+
+STATE_FIELDS = [
+    "fit",
+    "adjustment",
+    "engagement",
+    "engagement_at",
+    "last_engaged_at",
+    "score",
+    "band",
+    "grade",
+    "quadrant",
+    "is_primary",
+]
+LEAD_SCORE_FIELDS = [
+    "score",
+    "fit_score",
+    "engagement_score",
+    "engagement_at",
+    "band",
+    "grade",
+    "quadrant",
+]
+
+
+def _fill(row: LeadScore, state: State, now: datetime) -> None:
+    row.fit = state.fit
+    row.adjustment = state.adjustment
+    row.engagement = state.engagement
+    row.engagement_at = now
+    row.last_engaged_at = state.last_engaged_at
+    row.score = state.score
+    row.band = state.band
+    row.grade = state.grade
+    row.quadrant = state.quadrant

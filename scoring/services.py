@@ -1,0 +1,524 @@
+"""Scoring actions: score leads, rescore a model, adjust by hand, decay, explain, verify."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from leads.models import Activity, Lead, Stage
+
+from . import rules as R
+from .engine import Batch, CompiledModel, LeadResult, Ruleset, load_ruleset, state_from
+from .models import (
+    EntryKind,
+    LeadScore,
+    RescoreJob,
+    RescoreStatus,
+    ScoreEntry,
+    ScoringModel,
+)
+from .signals import band_changed, lead_qualified, score_surged
+
+if TYPE_CHECKING:
+    from crm.models import User
+
+log = logging.getLogger(__name__)
+
+CHUNK_SIZE = 500
+# Scoring never moves a lead backward, nor past SQL, nor out of these stages.
+AUTO_QUALIFIABLE = {Stage.NEW, Stage.RECYCLED, Stage.MQL}
+
+
+def leads_score(
+    *, lead_ids: Sequence[int], now: datetime | None = None, ruleset: Ruleset | None = None
+) -> list[LeadResult]:
+    """Score the leads against the active models, in one transaction with their rows locked.
+
+    Applies every pending activity, appends ledger entries for what changed,
+    updates the materialized scores, moves stages on upward threshold crossings,
+    and announces crossings, band changes and surges after commit. Idempotent.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        leads = list(
+            Lead.objects.select_for_update()
+            .filter(pk__in=lead_ids)
+            .select_related("company")
+            .order_by("pk")
+        )
+        if not leads:
+            return []
+        ruleset = ruleset or load_ruleset()
+        batch = Batch(leads, ruleset, now)
+        pending = [
+            pk
+            for pk, scored_at in Activity.objects.filter(lead_id__in=[lead.pk for lead in leads])
+            .values_list("pk", "scored_at")
+            .order_by()
+            if scored_at is None
+        ]
+        results = batch.run()
+        for start in range(0, len(pending), CHUNK_SIZE):
+            Activity.objects.filter(
+                pk__in=pending[start : start + CHUNK_SIZE], scored_at__isnull=True
+            ).update(scored_at=now)
+        for result in results:
+            _react(result)
+    return results
+
+
+def lead_score(*, lead_id: int, now: datetime | None = None) -> LeadResult | None:
+    results = leads_score(lead_ids=[lead_id], now=now)
+    return results[0] if results else None
+
+
+def _react(result: LeadResult) -> None:
+    """Move the stage on an upward crossing and queue the hooks; inside the scoring transaction."""
+    lead, model = result.lead, result.primary
+    if model is None:
+        return
+    old_score, old_band = result.before
+    if lead.band != old_band:
+        _announce(
+            band_changed, model, lead, old_band=old_band, new_band=lead.band, score=lead.score
+        )
+    for surge_model, points in result.surges:
+        _announce(score_surged, surge_model, lead, points=points, hours=surge_model.surge_hours)
+    target = None
+    if lead.score >= model.sql_threshold and old_score < model.sql_threshold:
+        target = Stage.SQL
+    elif lead.score >= model.mql_threshold and old_score < model.mql_threshold:
+        target = Stage.MQL
+    if target is None or lead.stage not in AUTO_QUALIFIABLE or lead.stage == target:
+        return
+    if target == Stage.MQL and lead.stage == Stage.MQL:
+        return
+    threshold = model.sql_threshold if target == Stage.SQL else model.mql_threshold
+    reason = (
+        f"Score {lead.score} crossed the {Stage(target).label} threshold {threshold} "
+        f"in “{model.name}”"
+    )
+    lead.move_to_stage(target, by=None, reason=reason)
+    _announce(lead_qualified, model, lead, stage=target, score=lead.score)
+
+
+def _announce(signal: Any, model: CompiledModel, lead: Lead, **payload: Any) -> None:
+    send = partial(signal.send, sender=ScoringModel, lead_id=lead.pk, model_id=model.id, **payload)
+    transaction.on_commit(send)
+
+
+# --- Bulk rescore ----------------------------------------------------------------
+
+
+def segment_lead_ids(model: ScoringModel) -> Any:
+    """The ids of the leads a model scores (a queryset, evaluated in chunks)."""
+    leads = Lead.objects.all()
+    if not model.is_default:
+        leads = leads.filter(product_interests__in=model.segment_product_lines.all())
+    return leads.order_by("pk").values_list("pk", flat=True).distinct()
+
+
+def rescore_job_start(*, model: ScoringModel, reason: str, by: User | None = None) -> RescoreJob:
+    """Create a rescore job and queue it on the bulk queue after commit."""
+    from .tasks import rescore_model
+
+    job = RescoreJob.objects.create(model=model, reason=reason[:200], requested_by=by)
+    transaction.on_commit(partial(rescore_model.delay, job.pk))
+    return job
+
+
+def rescore_job_run(*, job_id: int, chunk_size: int = CHUNK_SIZE) -> RescoreJob | None:
+    """Rescore every lead the job's model can touch, chunk by chunk, recording progress.
+
+    Each chunk is one transaction with its leads locked, so real-time scoring that
+    runs meanwhile either waits for the chunk or is applied on top of it; both
+    orders end in the same ledger and scores.
+    """
+    claimed = RescoreJob.objects.filter(pk=job_id, status=RescoreStatus.QUEUED).update(
+        status=RescoreStatus.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return None
+    job = RescoreJob.objects.select_related("model").get(pk=job_id)
+    try:
+        # A model that was archived or turned back into a draft still has entries to reverse.
+        ids = sorted(set(segment_lead_ids(job.model)) | set(_leads_with_entries(job.model)))
+        RescoreJob.objects.filter(pk=job.pk).update(total=len(ids))
+        for chunk in _chunks(ids, chunk_size):
+            results = leads_score(lead_ids=chunk)
+            job.done += len(chunk)
+            job.changed_entries += sum(r.new_entries for r in results)
+            RescoreJob.objects.filter(pk=job.pk).update(
+                done=job.done, changed_entries=job.changed_entries
+            )
+    except Exception as exc:
+        RescoreJob.objects.filter(pk=job.pk).update(
+            status=RescoreStatus.FAILED, error=repr(exc)[:2000], finished_at=timezone.now()
+        )
+        raise
+    RescoreJob.objects.filter(pk=job.pk).update(
+        status=RescoreStatus.DONE, finished_at=timezone.now()
+    )
+    job.refresh_from_db()
+    return job
+
+
+def _leads_with_entries(model: ScoringModel) -> Any:
+    return (
+        ScoreEntry.objects.filter(model=model)
+        .order_by("lead_id")
+        .values_list("lead_id", flat=True)
+        .distinct()
+    )
+
+
+def _chunks(ids: Sequence[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(ids), size):
+        yield list(ids[start : start + size])
+
+
+# --- Manual adjustments ------------------------------------------------------------
+
+
+def leads_adjust_score(
+    *, lead_ids: Sequence[int], points: int, reason: str, by: User | None
+) -> int:
+    """Add (or take off) points by hand on each lead's primary model; returns how many leads."""
+    reason = reason.strip()
+    if not reason:
+        raise ValueError("Say why the score is adjusted.")
+    if not points:
+        raise ValueError("Give a non-zero number of points.")
+    now = timezone.now()
+    ruleset = load_ruleset()
+    adjusted = []
+    with transaction.atomic():
+        for lead in Lead.objects.select_for_update().filter(pk__in=lead_ids).order_by("pk"):
+            slugs = lead.product_interests.values_list("slug", flat=True)
+            models = ruleset.for_lead(slugs)
+            if not models:
+                continue
+            primary = max(models, key=lambda m: (m.priority, m.is_default, -m.id))
+            who = by.get_username() if by else "system"
+            ScoreEntry.objects.create(
+                lead=lead,
+                model_id=primary.id,
+                kind=EntryKind.MANUAL,
+                points=points,
+                reason=f"Adjusted by {who}: {reason}"[:300],
+                at=now,
+                created_at=now,
+                by=by,
+            )
+            adjusted.append(lead.pk)
+        if adjusted:
+            leads_score(lead_ids=adjusted, now=now, ruleset=ruleset)
+    return len(adjusted)
+
+
+# --- Decay ---------------------------------------------------------------------------
+
+
+def scores_decay(*, now: datetime | None = None) -> int:
+    """Bring every lead's materialized score to ``now`` in one set-based UPDATE.
+
+    Only the lead row changes: its primary ``LeadScore`` keeps the engagement at
+    the time it was last scored, and the decay formula carries it forward.
+    """
+    now = now or timezone.now()
+    postgres = connection.vendor == "postgresql"
+    at: Any = now if postgres else now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    with connection.cursor() as cursor:
+        cursor.execute(_DECAY_SQL[postgres], {"now": at, "week": 7 * 86400.0, "day": 86400.0})
+        return cursor.rowcount
+
+
+_ELAPSED = {
+    True: "EXTRACT(EPOCH FROM (%(now)s - {col}))",
+    False: "((julianday(%(now)s) - julianday({col})) * 86400.0)",
+}
+
+
+def _decay_sql(postgres: bool) -> str:
+    elapsed = _ELAPSED[postgres]
+    decayed = (
+        "ls.engagement * CASE WHEN m.decay_half_life_days IS NULL THEN 1.0 "
+        f"ELSE power(0.5, {elapsed.format(col='ls.engagement_at')} "
+        "/ (m.decay_half_life_days * %(day)s)) END"
+    )
+    idle_weeks = (
+        f"CASE WHEN ls.last_engaged_at IS NULL THEN 0 ELSE "
+        f"floor({elapsed.format(col='ls.last_engaged_at')} / %(week)s) END"
+    )
+    penalty = f"(m.idle_week_penalty * {idle_weeks})"
+    effective = (
+        f"(({decayed}) - CASE WHEN ({decayed}) <= 0 THEN 0 "
+        f"WHEN {penalty} > ({decayed}) THEN ({decayed}) ELSE {penalty} END)"
+    )
+    raw = f"round(ls.fit + ls.adjustment + {effective})"
+    score = (
+        f"CASE WHEN m.max_points IS NOT NULL AND {raw} > m.max_points "
+        f"THEN m.max_points ELSE {raw} END"
+    )
+    total_fit = "(ls.fit + ls.adjustment)"
+    return f"""
+        UPDATE leads_lead SET
+            engagement_score = sub.effective,
+            engagement_at = %(now)s,
+            score = sub.score,
+            band = CASE WHEN sub.score >= sub.hot_from THEN 'hot'
+                        WHEN sub.score >= sub.warm_from THEN 'warm' ELSE 'cold' END,
+            quadrant = CASE
+                WHEN sub.total_fit >= sub.grade_b_from
+                     AND sub.effective >= sub.engaged_from THEN 'hot'
+                WHEN sub.total_fit >= sub.grade_b_from THEN 'target'
+                WHEN sub.effective >= sub.engaged_from THEN 'researcher'
+                ELSE 'cold' END
+        FROM (
+            SELECT ls.lead_id, {effective} AS effective, {score} AS score, {total_fit} AS total_fit,
+                   m.hot_from, m.warm_from, m.grade_b_from, m.engaged_from
+            FROM scoring_leadscore ls
+            JOIN scoring_scoringmodel m ON m.id = ls.model_id
+            WHERE ls.is_primary
+        ) AS sub
+        WHERE leads_lead.id = sub.lead_id
+    """
+
+
+_DECAY_SQL = {True: _decay_sql(True), False: _decay_sql(False)}
+
+
+# --- Explanation and history ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuleLine:
+    rule_id: int | None
+    reason: str
+    kind: str
+    times: int
+    points: float
+    value_now: float
+
+
+def lead_explanation(*, lead: Lead, now: datetime | None = None) -> dict[str, Any]:
+    """Why the lead has its score: points by rule, positive and negative, and the decay."""
+    now = now or timezone.now()
+    scores = list(
+        LeadScore.objects.filter(lead=lead).select_related("model").order_by("-model__priority")
+    )
+    models = []
+    for row in scores:
+        models.append(_explain_model(lead, row, now))
+    return {
+        "lead_id": lead.pk,
+        "score": lead.score,
+        "band": lead.band,
+        "grade": lead.grade,
+        "quadrant": lead.quadrant,
+        "models": models,
+    }
+
+
+def _explain_model(lead: Lead, row: LeadScore, now: datetime) -> dict[str, Any]:
+    model = row.model
+    compiled = load_ruleset([model]).models[0]
+    lines: dict[tuple[Any, str], dict[str, Any]] = {}
+    for entry in _active_entries(lead.pk, model.pk):
+        key = (
+            (entry.rule_id, entry.kind)
+            if entry.kind != EntryKind.MANUAL
+            else (entry.pk, entry.kind)
+        )
+        line = lines.setdefault(
+            key,
+            {
+                "rule_id": entry.rule_id,
+                "reason": entry.reason,
+                "kind": entry.kind,
+                "times": 0,
+                "points": 0.0,
+                "value_now": 0.0,
+            },
+        )
+        value = entry.points
+        if entry.kind == EntryKind.ENGAGEMENT:
+            value *= R.decay_factor((now - entry.at).total_seconds(), model.decay_half_life_days)
+        line["times"] += 1
+        line["points"] += entry.points
+        line["value_now"] += value
+    state, effective = state_from(
+        compiled,
+        row.fit,
+        row.adjustment,
+        R.decayed(row.engagement, row.engagement_at, now, model.decay_half_life_days),
+        row.last_engaged_at,
+        now,
+    )
+    ordered = sorted(lines.values(), key=lambda line: -abs(line["value_now"]))
+    earned = sum(line["points"] for line in ordered if line["kind"] == EntryKind.ENGAGEMENT)
+    return {
+        "model": {"id": model.pk, "name": model.name, "primary": row.is_primary},
+        "score": state.score,
+        "fit": round(state.effective_fit, 1),
+        "engagement": round(effective, 1),
+        "band": state.band,
+        "grade": state.grade,
+        "quadrant": state.quadrant,
+        "decay_applied": round(earned - effective, 1),
+        "positive": [_round(line) for line in ordered if line["value_now"] > 0],
+        "negative": [_round(line) for line in ordered if line["value_now"] < 0],
+    }
+
+
+def _round(line: dict[str, Any]) -> dict[str, Any]:
+    return {**line, "points": round(line["points"], 1), "value_now": round(line["value_now"], 1)}
+
+
+def _active_entries(lead_id: int, model_id: int) -> Any:
+    return ScoreEntry.objects.filter(
+        lead_id=lead_id, model_id=model_id, reversal_of__isnull=True, reversal__isnull=True
+    ).order_by("at", "pk")
+
+
+def score_history(
+    *, lead: Lead, model: ScoringModel, points: int = 30, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The score over time, derived from the ledger and the decay formula (no snapshots)."""
+    now = now or timezone.now()
+    entries = list(
+        ScoreEntry.objects.filter(lead=lead, model=model).values_list(
+            "kind", "points", "at", "created_at"
+        )
+    )
+    if not entries:
+        return []
+    start = min(at for _, _, at, _ in entries)
+    step = max((now - start) / max(points - 1, 1), timedelta(seconds=1))
+    thresholds = model.thresholds
+    series = []
+    for i in range(points):
+        when = min(start + step * i, now)
+        fit = sum(p for kind, p, at, _ in entries if kind != EntryKind.ENGAGEMENT and at <= when)
+        engagement = R.engagement_at(
+            ((p, at) for kind, p, at, _ in entries if kind == EntryKind.ENGAGEMENT),
+            when,
+            model.decay_half_life_days,
+        )
+        series.append({"at": when.isoformat(), "score": R.total_score(fit, engagement, thresholds)})
+    return series
+
+
+# --- Verification ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Difference:
+    lead_id: int
+    what: str
+    stored: Any
+    expected: Any
+
+
+def scores_verify(
+    *, now: datetime | None = None, chunk_size: int = CHUNK_SIZE
+) -> Iterator[Difference]:
+    """Recompute every lead from its activities and the active rules; yield what differs.
+
+    Checks that the ledger holds exactly the awards the rules give, that each
+    ``LeadScore`` equals its ledger under the decay formula, and that the lead's
+    materialized primary score equals its ``LeadScore`` carried to the lead's
+    ``engagement_at``.
+    """
+    now = now or timezone.now()
+    ruleset = load_ruleset()
+    ids = list(Lead.objects.order_by("pk").values_list("pk", flat=True))
+    for chunk in _chunks(ids, chunk_size):
+        with transaction.atomic():
+            leads = list(Lead.objects.filter(pk__in=chunk).select_related("company").order_by("pk"))
+            batch = Batch(leads, ruleset, now)
+            for lead in leads:
+                yield from _verify_lead(batch, lead, now)
+            transaction.set_rollback(True)
+
+
+def _verify_lead(batch: Batch, lead: Lead, now: datetime) -> Iterator[Difference]:
+    stored = {(s.model_id): s for s in batch.scores.values() if s.lead_id == lead.pk}
+    snapshot = (lead.score, lead.band, lead.grade, round(lead.engagement_score, 3))
+    expected_primary = None
+    for model in batch.ruleset.for_lead(batch.products.get(lead.pk, [])):
+        pending = list(batch.new_entries)
+        active = batch._sync(lead, model, batch_awards(batch, lead, model, now))
+        if len(batch.new_entries) != len(pending):
+            yield Difference(
+                lead.pk,
+                f"ledger of “{model.name}”",
+                "missing or stale awards",
+                f"{len(batch.new_entries) - len(pending)} entries to write",
+            )
+        result = LeadResult(lead=lead, before=(lead.score, lead.band))
+        state = batch._state(lead, model, active, result)
+        row = stored.get(model.id)
+        if row is None:
+            yield Difference(lead.pk, f"score in “{model.name}”", None, state.score)
+            continue
+        carried = R.decayed(row.engagement, row.engagement_at, now, model.half_life_days)
+        if abs(carried - state.engagement) > 0.01 or abs(row.fit - state.fit) > 0.001:
+            yield Difference(
+                lead.pk,
+                f"fit/engagement in “{model.name}”",
+                (round(row.fit, 2), round(carried, 2)),
+                (round(state.fit, 2), round(state.engagement, 2)),
+            )
+        if row.is_primary:
+            expected_primary = (model, row)
+    if expected_primary is None:
+        if lead.score != 0 and stored:
+            yield Difference(lead.pk, "primary score", lead.score, 0)
+        return
+    model, row = expected_primary
+    at = lead.engagement_at or row.engagement_at
+    state, effective = state_from(
+        model,
+        row.fit,
+        row.adjustment,
+        R.decayed(row.engagement, row.engagement_at, at, model.half_life_days),
+        row.last_engaged_at,
+        at,
+    )
+    expected = (state.score, state.band, state.grade, round(effective, 3))
+    if snapshot[:3] != expected[:3] or abs(snapshot[3] - expected[3]) > 0.01:
+        yield Difference(
+            lead.pk, "materialized score (score, band, grade, engagement)", snapshot, expected
+        )
+
+
+def batch_awards(batch: Batch, lead: Lead, model: CompiledModel, now: datetime) -> list[R.Award]:
+    from .engine import activity_facts, desired_awards, lead_facts
+
+    slugs = batch.products.get(lead.pk, [])
+    return desired_awards(
+        model,
+        lead_facts(lead, slugs),
+        activity_facts(batch.activities.get(lead.pk, [])),
+        batch.ruleset.domain_lists,
+        now,
+    )
+
+
+def unscored_lead_ids(*, older_than_seconds: int = 10, limit: int = 10_000) -> list[int]:
+    """Leads with activities still waiting to be scored: the outbox the sweeper drains."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    return list(
+        Activity.objects.filter(scored_at__isnull=True, received_at__lte=cutoff)
+        .order_by()
+        .values_list("lead_id", flat=True)
+        .distinct()[:limit]
+    )

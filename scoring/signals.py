@@ -1,0 +1,20 @@
+"""Facts the scoring engine announces; ``nurturing`` and the hand-off subscribe to them.
+
+Each is sent once, after the transaction that scored the lead has committed, so
+receivers see the new score in the database.
+
+``lead_qualified(sender=ScoringModel, lead_id, model_id, stage, score)``
+    The score crossed the model's MQL or SQL threshold upward and the lead moved
+    to ``stage``.
+``band_changed(sender=ScoringModel, lead_id, model_id, old_band, new_band, score)``
+    The lead's primary band changed (hot / warm / cold).
+``score_surged(sender=ScoringModel, lead_id, model_id, points, hours)``
+    The lead earned at least the model's surge points within its surge hours;
+    sent at most once per surge window.
+"""
+
+from django.dispatch import Signal
+
+lead_qualified = Signal()
+band_changed = Signal()
+score_surged = Signal()
