@@ -17,10 +17,12 @@ from leads.models import Activity, Lead, Stage
 from . import rules as R
 from .engine import Batch, CompiledModel, LeadResult, Ruleset, load_ruleset, state_from
 from .models import (
+    ChangeLog,
     EntryKind,
     LeadScore,
     RescoreJob,
     RescoreStatus,
+    Rule,
     ScoreEntry,
     ScoringModel,
 )
@@ -522,3 +524,151 @@ def unscored_lead_ids(*, older_than_seconds: int = 10, limit: int = 10_000) -> l
         .values_list("lead_id", flat=True)
         .distinct()[:limit]
     )
+
+
+# --- Marketer tools ----------------------------------------------------------------------
+
+
+def model_duplicate(*, model: ScoringModel, by: User | None = None) -> ScoringModel:
+    """Copy a model and its rules into a new draft that can be edited and previewed safely."""
+    with transaction.atomic():
+        rules = list(model.rules.all())
+        segment = list(model.segment_product_lines.all())
+        copy = ScoringModel.objects.get(pk=model.pk)
+        copy.pk = None
+        copy.name = _free_name(f"{model.name} (draft)")
+        copy.status = "draft"
+        copy.is_default = False
+        copy.version = 1
+        copy.save()
+        copy.segment_product_lines.set(segment)
+        for rule in rules:
+            rule.pk = None
+            rule.model = copy
+        Rule.objects.bulk_create(rules)
+        changelog_record(obj=copy, action="create", before=None, by=by)
+    return copy
+
+
+def _free_name(name: str) -> str:
+    candidate, n = name, 2
+    while ScoringModel.objects.filter(name=candidate).exists():
+        candidate, n = f"{name} {n}", n + 1
+    return candidate
+
+
+def model_activate(*, model: ScoringModel, by: User | None = None) -> RescoreJob:
+    """Make a draft live and rescore its leads on the bulk queue."""
+    with transaction.atomic():
+        before = snapshot(model)
+        model.status = "active"
+        model.save(update_fields=["status", "updated_at"])
+        changelog_record(obj=model, action="activate", before=before, by=by)
+        return rescore_job_start(model=model, reason="Model activated", by=by)
+
+
+def snapshot(obj: ScoringModel | Rule) -> dict[str, Any]:
+    from django.forms.models import model_to_dict
+
+    data = model_to_dict(obj)
+    data.pop("segment_product_lines", None)
+    return {
+        key: (str(value) if not isinstance(value, int | float | bool | str | None) else value)
+        for key, value in data.items()
+    }
+
+
+def changelog_record(
+    *, obj: ScoringModel | Rule, action: str, before: dict[str, Any] | None, by: User | None
+) -> ChangeLog:
+    after = None if action == "delete" else snapshot(obj)
+    return ChangeLog.objects.create(
+        object_type=obj._meta.model_name,
+        object_id=obj.pk,
+        object_repr=str(obj)[:200],
+        action=action,
+        before=before,
+        after=after,
+        by=by,
+    )
+
+
+@dataclass
+class BandOutcome:
+    band: str
+    won: int = 0
+    lost: int = 0
+
+    @property
+    def closed(self) -> int:
+        return self.won + self.lost
+
+    @property
+    def conversion(self) -> float | None:
+        return None if not self.closed else self.won / self.closed
+
+
+def model_preview(*, model: ScoringModel, now: datetime | None = None) -> dict[str, Any]:
+    """Score past won and lost leads, and today's leads, with ``model`` without saving anything.
+
+    Answers what a marketer asks before going live: does a higher band convert
+    better, how many current leads would change band or stage, and the lowest score
+    among converted leads as a hint for the MQL threshold.
+    """
+    now = now or timezone.now()
+    ruleset = load_ruleset([model])
+    compiled = ruleset.models[0]
+    outcomes = _lead_outcomes()
+    bands = {band: BandOutcome(band) for band in ("hot", "warm", "cold")}
+    converted_scores: list[int] = []
+    changes = {"band": 0, "stage": 0, "scored": 0}
+    ids = list(segment_lead_ids(model))
+    with transaction.atomic():
+        for chunk in _chunks(ids, CHUNK_SIZE):
+            leads = list(Lead.objects.filter(pk__in=chunk).select_related("company"))
+            batch = Batch(leads, ruleset, now)
+            for lead in leads:
+                result = LeadResult(lead=lead, before=(lead.score, lead.band))
+                active = batch._sync(lead, compiled, batch_awards(batch, lead, compiled, now))
+                state = batch._state(lead, compiled, active, result)
+                changes["scored"] += 1
+                outcome = outcomes.get(lead.pk)
+                if outcome is not None:
+                    setattr(bands[state.band], outcome, getattr(bands[state.band], outcome) + 1)
+                    if outcome == "won":
+                        converted_scores.append(state.score)
+                elif lead.stage in AUTO_QUALIFIABLE:
+                    changes["band"] += state.band != lead.band
+                    changes["stage"] += _would_move(lead, state.score, compiled)
+        transaction.set_rollback(True)
+    ordered = [bands["hot"], bands["warm"], bands["cold"]]
+    rates = [b.conversion for b in ordered if b.conversion is not None]
+    return {
+        "model": model,
+        "bands": ordered,
+        "closed": sum(b.closed for b in ordered),
+        "lowest_converted_score": min(converted_scores) if converted_scores else None,
+        "would_change_band": changes["band"],
+        "would_change_stage": changes["stage"],
+        "scored": changes["scored"],
+        "backwards": len(rates) >= 2 and rates != sorted(rates, reverse=True),
+    }
+
+
+def _would_move(lead: Lead, score: int, model: CompiledModel) -> bool:
+    if score >= model.sql_threshold:
+        return lead.stage != Stage.SQL
+    if score >= model.mql_threshold:
+        return lead.stage in (Stage.NEW, Stage.RECYCLED)
+    return False
+
+
+def _lead_outcomes() -> dict[int, str]:
+    """Won for leads with a won deal, lost for leads whose deals were all lost."""
+    from leads.models import Deal
+
+    outcomes: dict[int, str] = {}
+    for lead_id, status in Deal.objects.exclude(status="open").values_list("lead_id", "status"):
+        if status == "won" or lead_id not in outcomes:
+            outcomes[lead_id] = status
+    return outcomes

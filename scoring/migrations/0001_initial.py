@@ -7,208 +7,612 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('leads', '0001_initial'),
+        ("leads", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Rule',
+            name="Rule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('kind', models.CharField(choices=[('fit', 'Fit (who they are)'), ('engagement', 'Engagement (what they do)')], default='fit', max_length=12)),
-                ('points', models.IntegerField(help_text='Negative points make a negative rule.')),
-                ('active', models.BooleanField(default=True)),
-                ('field', models.CharField(blank=True, help_text='A lead field, company.<field> or custom.<key>; e.g. job_title, company.employee_count, email_domain.', max_length=100)),
-                ('operator', models.CharField(blank=True, choices=[('equals', 'is'), ('not_equals', 'is not'), ('in', 'is one of'), ('not_in', 'is none of'), ('contains', 'contains'), ('not_contains', 'does not contain'), ('starts_with', 'starts with'), ('ends_with', 'ends with'), ('regex', 'matches'), ('gt', 'is more than'), ('gte', 'is at least'), ('lt', 'is less than'), ('lte', 'is at most'), ('between', 'is between'), ('is_empty', 'is empty'), ('not_empty', 'is not empty'), ('in_domain_list', 'is on the list of'), ('is_true', 'is true'), ('is_false', 'is false')], max_length=20)),
-                ('value', models.CharField(blank=True, help_text='Lists are comma-separated; a domain list is named by its kind.', max_length=500)),
-                ('value_to', models.CharField(blank=True, help_text='Upper end for “between”.', max_length=50)),
-                ('activity_type', models.CharField(blank=True, choices=[('page_view', 'Page view'), ('email_open', 'Email open'), ('email_click', 'Email click'), ('email_reply', 'Email reply'), ('email_bounce', 'Email bounce'), ('form_submission', 'Form submission'), ('content_download', 'Content download'), ('webinar_registration', 'Webinar registration'), ('webinar_attendance', 'Webinar attendance'), ('demo_request', 'Demo request'), ('quote_request', 'Quote request'), ('trial_signup', 'Trial sign-up'), ('social_engagement', 'Social engagement'), ('event_attendance', 'Event attendance'), ('call', 'Call'), ('meeting', 'Meeting'), ('note', 'Note'), ('unsubscribe', 'Unsubscribe'), ('custom', 'Custom')], max_length=30)),
-                ('target', models.CharField(blank=True, choices=[('', 'any'), ('url', 'URL'), ('property', 'a property')], max_length=10)),
-                ('property_name', models.CharField(blank=True, max_length=100)),
-                ('match', models.CharField(blank=True, choices=[('contains', 'contains'), ('equals', 'is'), ('regex', 'matches')], default='contains', max_length=10)),
-                ('pattern', models.CharField(blank=True, max_length=500)),
-                ('min_duration_seconds', models.PositiveIntegerField(blank=True, null=True)),
-                ('max_per_lead', models.PositiveIntegerField(blank=True, help_text='Count at most this many times per lead.', null=True)),
-                ('max_per_day', models.PositiveIntegerField(blank=True, help_text='Count at most this many times per lead per day.', null=True)),
-                ('bonus_count', models.PositiveIntegerField(blank=True, help_text='Repeated behaviour: this many matches in one day…', null=True)),
-                ('bonus_points', models.IntegerField(default=0, help_text='…earn these extra points (once a day).')),
-                ('recency_days', models.PositiveIntegerField(blank=True, help_text='Only activities of the last this many days count.', null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("fit", "Fit (who they are)"),
+                            ("engagement", "Engagement (what they do)"),
+                        ],
+                        default="fit",
+                        max_length=12,
+                    ),
+                ),
+                ("points", models.IntegerField(help_text="Negative points make a negative rule.")),
+                ("active", models.BooleanField(default=True)),
+                (
+                    "field",
+                    models.CharField(
+                        blank=True,
+                        help_text="A lead field, company.<field> or custom.<key>; e.g. job_title, company.employee_count, email_domain.",
+                        max_length=100,
+                    ),
+                ),
+                (
+                    "operator",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("equals", "is"),
+                            ("not_equals", "is not"),
+                            ("in", "is one of"),
+                            ("not_in", "is none of"),
+                            ("contains", "contains"),
+                            ("not_contains", "does not contain"),
+                            ("starts_with", "starts with"),
+                            ("ends_with", "ends with"),
+                            ("regex", "matches"),
+                            ("gt", "is more than"),
+                            ("gte", "is at least"),
+                            ("lt", "is less than"),
+                            ("lte", "is at most"),
+                            ("between", "is between"),
+                            ("is_empty", "is empty"),
+                            ("not_empty", "is not empty"),
+                            ("in_domain_list", "is on the list of"),
+                            ("is_true", "is true"),
+                            ("is_false", "is false"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "value",
+                    models.CharField(
+                        blank=True,
+                        help_text="Lists are comma-separated; a domain list is named by its kind.",
+                        max_length=500,
+                    ),
+                ),
+                (
+                    "value_to",
+                    models.CharField(
+                        blank=True, help_text="Upper end for “between”.", max_length=50
+                    ),
+                ),
+                (
+                    "activity_type",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("page_view", "Page view"),
+                            ("email_open", "Email open"),
+                            ("email_click", "Email click"),
+                            ("email_reply", "Email reply"),
+                            ("email_bounce", "Email bounce"),
+                            ("form_submission", "Form submission"),
+                            ("content_download", "Content download"),
+                            ("webinar_registration", "Webinar registration"),
+                            ("webinar_attendance", "Webinar attendance"),
+                            ("demo_request", "Demo request"),
+                            ("quote_request", "Quote request"),
+                            ("trial_signup", "Trial sign-up"),
+                            ("social_engagement", "Social engagement"),
+                            ("event_attendance", "Event attendance"),
+                            ("call", "Call"),
+                            ("meeting", "Meeting"),
+                            ("note", "Note"),
+                            ("unsubscribe", "Unsubscribe"),
+                            ("custom", "Custom"),
+                        ],
+                        max_length=30,
+                    ),
+                ),
+                (
+                    "target",
+                    models.CharField(
+                        blank=True,
+                        choices=[("", "any"), ("url", "URL"), ("property", "a property")],
+                        max_length=10,
+                    ),
+                ),
+                ("property_name", models.CharField(blank=True, max_length=100)),
+                (
+                    "match",
+                    models.CharField(
+                        blank=True,
+                        choices=[("contains", "contains"), ("equals", "is"), ("regex", "matches")],
+                        default="contains",
+                        max_length=10,
+                    ),
+                ),
+                ("pattern", models.CharField(blank=True, max_length=500)),
+                ("min_duration_seconds", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "max_per_lead",
+                    models.PositiveIntegerField(
+                        blank=True, help_text="Count at most this many times per lead.", null=True
+                    ),
+                ),
+                (
+                    "max_per_day",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Count at most this many times per lead per day.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "bonus_count",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Repeated behaviour: this many matches in one day…",
+                        null=True,
+                    ),
+                ),
+                (
+                    "bonus_points",
+                    models.IntegerField(
+                        default=0, help_text="…earn these extra points (once a day)."
+                    ),
+                ),
+                (
+                    "recency_days",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Only activities of the last this many days count.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['kind', '-points', 'id'],
+                "ordering": ["kind", "-points", "id"],
             },
         ),
         migrations.CreateModel(
-            name='DomainList',
+            name="DomainList",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('free_mail', 'Free-mail domains'), ('competitor', 'Competitor domains'), ('disposable', 'Disposable domains')], max_length=20)),
-                ('domain', models.CharField(max_length=253)),
-                ('note', models.CharField(blank=True, max_length=200)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("free_mail", "Free-mail domains"),
+                            ("competitor", "Competitor domains"),
+                            ("disposable", "Disposable domains"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("domain", models.CharField(max_length=253)),
+                ("note", models.CharField(blank=True, max_length=200)),
             ],
             options={
-                'ordering': ['kind', 'domain'],
-                'constraints': [models.UniqueConstraint(fields=('kind', 'domain'), name='domain_unique_per_list')],
+                "ordering": ["kind", "domain"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("kind", "domain"), name="domain_unique_per_list"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ScoringModel',
+            name="ScoringModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('status', models.CharField(choices=[('draft', 'Draft'), ('active', 'Active'), ('archived', 'Archived')], default='draft', max_length=10)),
-                ('is_default', models.BooleanField(default=False, help_text='The default model scores every lead, whatever its interests.')),
-                ('priority', models.PositiveSmallIntegerField(default=100, help_text='Where models overlap, the highest priority gives the primary score.')),
-                ('mql_threshold', models.PositiveIntegerField(default=50, verbose_name='MQL threshold')),
-                ('sql_threshold', models.PositiveIntegerField(default=90, verbose_name='SQL threshold')),
-                ('hot_from', models.IntegerField(default=80, help_text='Scores from here up are hot.')),
-                ('warm_from', models.IntegerField(default=30, help_text='Scores from here up are warm.')),
-                ('grade_a_from', models.IntegerField(default=60, help_text='Fit scores from here up are grade A.')),
-                ('grade_b_from', models.IntegerField(default=40)),
-                ('grade_c_from', models.IntegerField(default=20)),
-                ('engaged_from', models.IntegerField(default=30, help_text='Engagement from here up counts as engaged (for the quadrant).')),
-                ('decay_half_life_days', models.FloatField(blank=True, help_text='Engagement halves every this many days; empty: no decay.', null=True)),
-                ('idle_week_penalty', models.PositiveIntegerField(default=0, help_text='Points taken off engagement per week without activity.')),
-                ('max_points', models.PositiveIntegerField(blank=True, help_text='The highest score a lead can reach in this model.', null=True)),
-                ('surge_points', models.PositiveIntegerField(default=30, help_text='A rise of this many points…')),
-                ('surge_hours', models.PositiveIntegerField(default=24, help_text='…within this many hours is a surge.')),
-                ('version', models.PositiveIntegerField(default=1, editable=False)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('segment_product_lines', models.ManyToManyField(blank=True, help_text='Scores leads interested in any of these product lines.', related_name='scoring_models', to='leads.productline')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("draft", "Draft"),
+                            ("active", "Active"),
+                            ("archived", "Archived"),
+                        ],
+                        default="draft",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "is_default",
+                    models.BooleanField(
+                        default=False,
+                        help_text="The default model scores every lead, whatever its interests.",
+                    ),
+                ),
+                (
+                    "priority",
+                    models.PositiveSmallIntegerField(
+                        default=100,
+                        help_text="Where models overlap, the highest priority gives the primary score.",
+                    ),
+                ),
+                (
+                    "mql_threshold",
+                    models.PositiveIntegerField(default=50, verbose_name="MQL threshold"),
+                ),
+                (
+                    "sql_threshold",
+                    models.PositiveIntegerField(default=90, verbose_name="SQL threshold"),
+                ),
+                (
+                    "hot_from",
+                    models.IntegerField(default=80, help_text="Scores from here up are hot."),
+                ),
+                (
+                    "warm_from",
+                    models.IntegerField(default=30, help_text="Scores from here up are warm."),
+                ),
+                (
+                    "grade_a_from",
+                    models.IntegerField(
+                        default=60, help_text="Fit scores from here up are grade A."
+                    ),
+                ),
+                ("grade_b_from", models.IntegerField(default=40)),
+                ("grade_c_from", models.IntegerField(default=20)),
+                (
+                    "engaged_from",
+                    models.IntegerField(
+                        default=30,
+                        help_text="Engagement from here up counts as engaged (for the quadrant).",
+                    ),
+                ),
+                (
+                    "decay_half_life_days",
+                    models.FloatField(
+                        blank=True,
+                        help_text="Engagement halves every this many days; empty: no decay.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "idle_week_penalty",
+                    models.PositiveIntegerField(
+                        default=0,
+                        help_text="Points taken off engagement per week without activity.",
+                    ),
+                ),
+                (
+                    "max_points",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="The highest score a lead can reach in this model.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "surge_points",
+                    models.PositiveIntegerField(
+                        default=30, help_text="A rise of this many points…"
+                    ),
+                ),
+                (
+                    "surge_hours",
+                    models.PositiveIntegerField(
+                        default=24, help_text="…within this many hours is a surge."
+                    ),
+                ),
+                ("version", models.PositiveIntegerField(default=1, editable=False)),
+                (
+                    "created_at",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "segment_product_lines",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Scores leads interested in any of these product lines.",
+                        related_name="scoring_models",
+                        to="leads.productline",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-priority', 'name'],
+                "ordering": ["-priority", "name"],
             },
         ),
         migrations.CreateModel(
-            name='ScoreEntry',
+            name="ScoreEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('fit', 'Fit'), ('engagement', 'Engagement'), ('manual', 'Manual adjustment')], max_length=12)),
-                ('bonus', models.BooleanField(default=False)),
-                ('points', models.FloatField()),
-                ('reason', models.CharField(max_length=300)),
-                ('at', models.DateTimeField(help_text='When the points count from.')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('activity', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='leads.activity')),
-                ('by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('lead', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='score_entries', to='leads.lead')),
-                ('reversal_of', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='reversal', to='scoring.scoreentry')),
-                ('rule', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='entries', to='scoring.rule')),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='entries', to='scoring.scoringmodel')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("fit", "Fit"),
+                            ("engagement", "Engagement"),
+                            ("manual", "Manual adjustment"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                ("bonus", models.BooleanField(default=False)),
+                ("points", models.FloatField()),
+                ("reason", models.CharField(max_length=300)),
+                ("at", models.DateTimeField(help_text="When the points count from.")),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "activity",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="leads.activity",
+                    ),
+                ),
+                (
+                    "by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "lead",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="score_entries",
+                        to="leads.lead",
+                    ),
+                ),
+                (
+                    "reversal_of",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="reversal",
+                        to="scoring.scoreentry",
+                    ),
+                ),
+                (
+                    "rule",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="entries",
+                        to="scoring.rule",
+                    ),
+                ),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="entries",
+                        to="scoring.scoringmodel",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'score entries',
-                'ordering': ['at', 'id'],
+                "verbose_name_plural": "score entries",
+                "ordering": ["at", "id"],
             },
         ),
         migrations.AddField(
-            model_name='rule',
-            name='model',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rules', to='scoring.scoringmodel'),
+            model_name="rule",
+            name="model",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="rules",
+                to="scoring.scoringmodel",
+            ),
         ),
         migrations.CreateModel(
-            name='RescoreJob',
+            name="RescoreJob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reason', models.CharField(max_length=200)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('done', 'Done'), ('failed', 'Failed')], default='queued', max_length=10)),
-                ('total', models.PositiveIntegerField(default=0)),
-                ('done', models.PositiveIntegerField(default=0)),
-                ('changed_entries', models.PositiveIntegerField(default=0)),
-                ('error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('requested_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rescores', to='scoring.scoringmodel')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("reason", models.CharField(max_length=200)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                        ],
+                        default="queued",
+                        max_length=10,
+                    ),
+                ),
+                ("total", models.PositiveIntegerField(default=0)),
+                ("done", models.PositiveIntegerField(default=0)),
+                ("changed_entries", models.PositiveIntegerField(default=0)),
+                ("error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="rescores",
+                        to="scoring.scoringmodel",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='LeadScore',
+            name="LeadScore",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('fit', models.FloatField(default=0)),
-                ('adjustment', models.FloatField(default=0)),
-                ('engagement', models.FloatField(default=0)),
-                ('engagement_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_engaged_at', models.DateTimeField(blank=True, null=True)),
-                ('score', models.IntegerField(default=0)),
-                ('band', models.CharField(default='cold', max_length=10)),
-                ('grade', models.CharField(default='D', max_length=1)),
-                ('quadrant', models.CharField(default='cold', max_length=12)),
-                ('surged_at', models.DateTimeField(blank=True, null=True)),
-                ('is_primary', models.BooleanField(default=False, help_text='This model gives the score shown on the lead.')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('lead', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='scores', to='leads.lead')),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='lead_scores', to='scoring.scoringmodel')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("fit", models.FloatField(default=0)),
+                ("adjustment", models.FloatField(default=0)),
+                ("engagement", models.FloatField(default=0)),
+                ("engagement_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_engaged_at", models.DateTimeField(blank=True, null=True)),
+                ("score", models.IntegerField(default=0)),
+                ("band", models.CharField(default="cold", max_length=10)),
+                ("grade", models.CharField(default="D", max_length=1)),
+                ("quadrant", models.CharField(default="cold", max_length=12)),
+                ("surged_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "is_primary",
+                    models.BooleanField(
+                        default=False, help_text="This model gives the score shown on the lead."
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "lead",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="scores",
+                        to="leads.lead",
+                    ),
+                ),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="lead_scores",
+                        to="scoring.scoringmodel",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ChangeLog',
+            name="ChangeLog",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('object_type', models.CharField(max_length=20)),
-                ('object_id', models.PositiveBigIntegerField()),
-                ('object_repr', models.CharField(max_length=200)),
-                ('action', models.CharField(max_length=10)),
-                ('before', models.JSONField(blank=True, null=True)),
-                ('after', models.JSONField(blank=True, null=True)),
-                ('at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("object_type", models.CharField(max_length=20)),
+                ("object_id", models.PositiveBigIntegerField()),
+                ("object_repr", models.CharField(max_length=200)),
+                ("action", models.CharField(max_length=10)),
+                ("before", models.JSONField(blank=True, null=True)),
+                ("after", models.JSONField(blank=True, null=True)),
+                ("at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-at', '-id'],
-                'indexes': [models.Index(fields=['object_type', 'object_id'], name='changelog_object_idx')],
+                "ordering": ["-at", "-id"],
+                "indexes": [
+                    models.Index(fields=["object_type", "object_id"], name="changelog_object_idx")
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='scoringmodel',
-            constraint=models.UniqueConstraint(condition=models.Q(('is_default', True)), fields=('is_default',), name='one_default_model'),
+            model_name="scoringmodel",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("is_default", True)),
+                fields=("is_default",),
+                name="one_default_model",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='scoringmodel',
-            constraint=models.CheckConstraint(condition=models.Q(('sql_threshold__gte', models.F('mql_threshold'))), name='sql_threshold_not_below_mql'),
+            model_name="scoringmodel",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("sql_threshold__gte", models.F("mql_threshold"))),
+                name="sql_threshold_not_below_mql",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='scoringmodel',
-            constraint=models.CheckConstraint(condition=models.Q(('hot_from__gt', models.F('warm_from'))), name='hot_above_warm'),
+            model_name="scoringmodel",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("hot_from__gt", models.F("warm_from"))), name="hot_above_warm"
+            ),
         ),
         migrations.AddIndex(
-            model_name='scoreentry',
-            index=models.Index(fields=['lead', 'model', 'at'], name='entry_lead_model_at_idx'),
+            model_name="scoreentry",
+            index=models.Index(fields=["lead", "model", "at"], name="entry_lead_model_at_idx"),
         ),
         migrations.AddIndex(
-            model_name='scoreentry',
-            index=models.Index(fields=['rule'], name='entry_rule_idx'),
+            model_name="scoreentry",
+            index=models.Index(fields=["rule"], name="entry_rule_idx"),
         ),
         migrations.AddIndex(
-            model_name='rule',
-            index=models.Index(fields=['model', 'kind'], name='rule_model_kind_idx'),
+            model_name="rule",
+            index=models.Index(fields=["model", "kind"], name="rule_model_kind_idx"),
         ),
         migrations.AddIndex(
-            model_name='leadscore',
-            index=models.Index(fields=['model', '-score'], name='leadscore_model_score_idx'),
+            model_name="leadscore",
+            index=models.Index(fields=["model", "-score"], name="leadscore_model_score_idx"),
         ),
         migrations.AddIndex(
-            model_name='leadscore',
-            index=models.Index(condition=models.Q(('is_primary', True)), fields=['lead'], name='leadscore_primary_idx'),
+            model_name="leadscore",
+            index=models.Index(
+                condition=models.Q(("is_primary", True)),
+                fields=["lead"],
+                name="leadscore_primary_idx",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='leadscore',
-            constraint=models.UniqueConstraint(fields=('lead', 'model'), name='one_score_per_lead_and_model'),
+            model_name="leadscore",
+            constraint=models.UniqueConstraint(
+                fields=("lead", "model"), name="one_score_per_lead_and_model"
+            ),
         ),
     ]
