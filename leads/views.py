@@ -2,6 +2,8 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
+from scoring.selectors import lead_explanation
+
 from .models import Lead, Task
 
 
@@ -20,8 +22,10 @@ def lead_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
     activities = lead.activities.all()[:50]
     stage_changes = lead.stage_changes.select_related("by")
-    return render(
-        request,
-        "leads/lead_detail.html",
-        {"lead": lead, "activities": activities, "stage_changes": stage_changes},
-    )
+    context = {
+        "lead": lead,
+        "activities": activities,
+        "stage_changes": stage_changes,
+        "explanation": lead_explanation(lead=lead),
+    }
+    return render(request, "leads/lead_detail.html", context)

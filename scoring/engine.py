@@ -468,7 +468,7 @@ class Batch:
             else (state, 0.0)
         )
         lead.score = state.score
-        lead.fit_score = round(state.effective_fit)
+        lead.fit_score = R.round_half_up(state.effective_fit)
         lead.engagement_score = effective
         lead.engagement_at = self.now
         lead.band = state.band

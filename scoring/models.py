@@ -402,6 +402,14 @@ class RescoreJob(models.Model):
     done = models.PositiveIntegerField(default=0)
     changed_entries = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
+    rule = models.ForeignKey(
+        Rule,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Rescore only what this rule touches; empty: the whole model.",
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

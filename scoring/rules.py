@@ -12,7 +12,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
@@ -407,7 +407,8 @@ def _capped_awards(rule: RuleSpec, matched: Sequence[ActivityFact]) -> list[Awar
     per_day: dict[Any, int] = defaultdict(int)
     total = 0
     for activity in matched:
-        day = activity.occurred_at.date()
+        at = activity.occurred_at
+        day = (at.astimezone(UTC) if at.tzinfo else at).date()  # a UTC day, as documented
         per_day[day] += 1
         if rule.bonus_count and rule.bonus_points and per_day[day] == rule.bonus_count:
             awards.append(
@@ -473,8 +474,13 @@ class Thresholds:
     max_points: int | None = None
 
 
+def round_half_up(value: float) -> int:
+    """Rounding that SQL reproduces exactly: ``floor(x + 0.5)``."""
+    return math.floor(value + 0.5)
+
+
 def total_score(fit: float, engagement: float, thresholds: Thresholds) -> int:
-    score = round(fit + engagement)
+    score = round_half_up(fit + engagement)
     if thresholds.max_points is not None:
         score = min(score, thresholds.max_points)
     return score

@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
+from django.db.models import Max, Min
 from django.utils import timezone
 
 from leads.models import Activity, Lead, Stage
 
 from . import rules as R
+from .decay import decay_params, decay_sql
 from .engine import Batch, CompiledModel, LeadResult, Ruleset, load_ruleset, state_from
 from .models import (
     ChangeLog,
@@ -50,7 +52,7 @@ def leads_score(
     now = now or timezone.now()
     with transaction.atomic():
         leads = list(
-            Lead.objects.select_for_update()
+            Lead.objects.select_for_update(of=("self",))
             .filter(pk__in=lead_ids)
             .select_related("company")
             .order_by("pk")
@@ -150,16 +152,10 @@ def rescore_job_run(*, job_id: int, chunk_size: int = CHUNK_SIZE) -> RescoreJob 
         return None
     job = RescoreJob.objects.select_related("model").get(pk=job_id)
     try:
-        # A model that was archived or turned back into a draft still has entries to reverse.
-        ids = sorted(set(segment_lead_ids(job.model)) | set(_leads_with_entries(job.model)))
-        RescoreJob.objects.filter(pk=job.pk).update(total=len(ids))
-        for chunk in _chunks(ids, chunk_size):
-            results = leads_score(lead_ids=chunk)
-            job.done += len(chunk)
-            job.changed_entries += sum(r.new_entries for r in results)
-            RescoreJob.objects.filter(pk=job.pk).update(
-                done=job.done, changed_entries=job.changed_entries
-            )
+        if connection.vendor == "postgresql" and job.model.status == "active":
+            _rescore_set_based(job)
+        else:
+            _rescore_in_batches(job, chunk_size)
     except Exception as exc:
         RescoreJob.objects.filter(pk=job.pk).update(
             status=RescoreStatus.FAILED, error=repr(exc)[:2000], finished_at=timezone.now()
@@ -170,6 +166,68 @@ def rescore_job_run(*, job_id: int, chunk_size: int = CHUNK_SIZE) -> RescoreJob 
     )
     job.refresh_from_db()
     return job
+
+
+BULK_RANGE = 20_000
+
+
+def _rescore_set_based(job: RescoreJob, id_range: int = BULK_RANGE) -> None:
+    """PostgreSQL: rescore lead-id ranges with set-based statements (``scoring.bulk``)."""
+    from .bulk import rescore_range
+
+    ruleset = load_ruleset()
+    compiled = next(m for m in ruleset.models if m.id == job.model_id)
+    segment_ids = list(job.model.segment_product_lines.values_list("pk", flat=True))
+    rule_ids = {job.rule_id} if job.rule_id else None
+    bounds = Lead.objects.aggregate(lo=Min("pk"), hi=Max("pk"))
+    if bounds["lo"] is None:
+        return
+    job.total = Lead.objects.count()
+    RescoreJob.objects.filter(pk=job.pk).update(total=job.total)
+    now = timezone.now()
+    for lo in range(bounds["lo"], bounds["hi"] + 1, id_range):
+        hi = lo + id_range - 1
+        with transaction.atomic():
+            result = rescore_range(
+                model=compiled, segment_ids=segment_ids, lo=lo, hi=hi, now=now, rule_ids=rule_ids
+            )
+            _react_to_changes(result.changed, ruleset)
+        job.done = Lead.objects.filter(pk__lte=hi).count()
+        job.changed_entries += result.reversed + result.appended
+        RescoreJob.objects.filter(pk=job.pk).update(
+            done=job.done, changed_entries=job.changed_entries
+        )
+
+
+def _react_to_changes(changed: list[tuple[int, int, str]], ruleset: Ruleset) -> None:
+    """Stage moves and hooks for leads whose score or band a set-based rescore changed."""
+    if not changed:
+        return
+    before = {lead_id: (score, band) for lead_id, score, band in changed}
+    models = {m.id: m for m in ruleset.models}
+    primary = dict(
+        LeadScore.objects.filter(lead_id__in=before, is_primary=True).values_list(
+            "lead_id", "model_id"
+        )
+    )
+    for lead in Lead.objects.filter(pk__in=before):
+        result = LeadResult(lead=lead, before=before[lead.pk])
+        result.primary = models.get(primary.get(lead.pk))
+        _react(result)
+
+
+def _rescore_in_batches(job: RescoreJob, chunk_size: int) -> None:
+    """Any database: score chunks of leads through the same path as real-time scoring."""
+    # A model that was archived or turned back into a draft still has entries to reverse.
+    ids = sorted(set(segment_lead_ids(job.model)) | set(_leads_with_entries(job.model)))
+    RescoreJob.objects.filter(pk=job.pk).update(total=len(ids))
+    for chunk in _chunks(ids, chunk_size):
+        results = leads_score(lead_ids=chunk)
+        job.done += len(chunk)
+        job.changed_entries += sum(r.new_entries for r in results)
+        RescoreJob.objects.filter(pk=job.pk).update(
+            done=job.done, changed_entries=job.changed_entries
+        )
 
 
 def _leads_with_entries(model: ScoringModel) -> Any:
@@ -236,65 +294,9 @@ def scores_decay(*, now: datetime | None = None) -> int:
     """
     now = now or timezone.now()
     postgres = connection.vendor == "postgresql"
-    at: Any = now if postgres else now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     with connection.cursor() as cursor:
-        cursor.execute(_DECAY_SQL[postgres], {"now": at, "week": 7 * 86400.0, "day": 86400.0})
+        cursor.execute(decay_sql(postgres=postgres), decay_params(now, postgres=postgres))
         return cursor.rowcount
-
-
-_ELAPSED = {
-    True: "EXTRACT(EPOCH FROM (%(now)s - {col}))",
-    False: "((julianday(%(now)s) - julianday({col})) * 86400.0)",
-}
-
-
-def _decay_sql(postgres: bool) -> str:
-    elapsed = _ELAPSED[postgres]
-    decayed = (
-        "ls.engagement * CASE WHEN m.decay_half_life_days IS NULL THEN 1.0 "
-        f"ELSE power(0.5, {elapsed.format(col='ls.engagement_at')} "
-        "/ (m.decay_half_life_days * %(day)s)) END"
-    )
-    idle_weeks = (
-        f"CASE WHEN ls.last_engaged_at IS NULL THEN 0 ELSE "
-        f"floor({elapsed.format(col='ls.last_engaged_at')} / %(week)s) END"
-    )
-    penalty = f"(m.idle_week_penalty * {idle_weeks})"
-    effective = (
-        f"(({decayed}) - CASE WHEN ({decayed}) <= 0 THEN 0 "
-        f"WHEN {penalty} > ({decayed}) THEN ({decayed}) ELSE {penalty} END)"
-    )
-    raw = f"round(ls.fit + ls.adjustment + {effective})"
-    score = (
-        f"CASE WHEN m.max_points IS NOT NULL AND {raw} > m.max_points "
-        f"THEN m.max_points ELSE {raw} END"
-    )
-    total_fit = "(ls.fit + ls.adjustment)"
-    return f"""
-        UPDATE leads_lead SET
-            engagement_score = sub.effective,
-            engagement_at = %(now)s,
-            score = sub.score,
-            band = CASE WHEN sub.score >= sub.hot_from THEN 'hot'
-                        WHEN sub.score >= sub.warm_from THEN 'warm' ELSE 'cold' END,
-            quadrant = CASE
-                WHEN sub.total_fit >= sub.grade_b_from
-                     AND sub.effective >= sub.engaged_from THEN 'hot'
-                WHEN sub.total_fit >= sub.grade_b_from THEN 'target'
-                WHEN sub.effective >= sub.engaged_from THEN 'researcher'
-                ELSE 'cold' END
-        FROM (
-            SELECT ls.lead_id, {effective} AS effective, {score} AS score, {total_fit} AS total_fit,
-                   m.hot_from, m.warm_from, m.grade_b_from, m.engaged_from
-            FROM scoring_leadscore ls
-            JOIN scoring_scoringmodel m ON m.id = ls.model_id
-            WHERE ls.is_primary
-        ) AS sub
-        WHERE leads_lead.id = sub.lead_id
-    """
-
-
-_DECAY_SQL = {True: _decay_sql(True), False: _decay_sql(False)}
 
 
 # --- Explanation and history ------------------------------------------------------
@@ -407,7 +409,8 @@ def score_history(
     thresholds = model.thresholds
     series = []
     for i in range(points):
-        when = min(start + step * i, now)
+        # The last point is ``now`` itself: timedelta division rounds to microseconds.
+        when = now if i == points - 1 else min(start + step * i, now)
         fit = sum(p for kind, p, at, _ in entries if kind != EntryKind.ENGAGEMENT and at <= when)
         engagement = R.engagement_at(
             ((p, at) for kind, p, at, _ in entries if kind == EntryKind.ENGAGEMENT),

@@ -1,0 +1,77 @@
+"""The set-based statement that carries each lead's primary score to a moment in time.
+
+It reads the primary ``LeadScore`` (engagement stored at ``engagement_at``) and its
+model, applies ``e(now) = e(t) * 0.5 ** ((now - t) / half_life)`` and the idle-week
+penalty, and writes score, engagement, band and quadrant on the lead: one UPDATE
+for every lead, which is what the nightly beat job runs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+_ELAPSED = {
+    True: "EXTRACT(EPOCH FROM (%(now)s::timestamptz - {col}))",
+    False: "((julianday(%(now)s) - julianday({col})) * 86400.0)",
+}
+
+
+def decay_params(now: datetime, *, postgres: bool) -> dict[str, Any]:
+    # SQLite stores UTC text without an offset; compare like with like.
+    at: Any = now if postgres else now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return {"now": at, "week": 7 * 86400.0, "day": 86400.0}
+
+
+@cache
+def decay_sql(*, postgres: bool, touched_only: bool = False) -> str:
+    elapsed = _ELAPSED[postgres]
+    decayed = (
+        "ls.engagement * CASE WHEN m.decay_half_life_days IS NULL THEN 1.0 "
+        f"ELSE power(0.5, {elapsed.format(col='ls.engagement_at')} "
+        "/ (m.decay_half_life_days * %(day)s)) END"
+    )
+    idle_weeks = (
+        "CASE WHEN ls.last_engaged_at IS NULL THEN 0 ELSE "
+        f"floor({elapsed.format(col='ls.last_engaged_at')} / %(week)s) END"
+    )
+    penalty = f"(m.idle_week_penalty * {idle_weeks})"
+    effective = (
+        f"(({decayed}) - CASE WHEN ({decayed}) <= 0 THEN 0 "
+        f"WHEN {penalty} > ({decayed}) THEN ({decayed}) ELSE {penalty} END)"
+    )
+    raw = f"floor(ls.fit + ls.adjustment + {effective} + 0.5)"
+    score = (
+        f"CASE WHEN m.max_points IS NOT NULL AND {raw} > m.max_points "
+        f"THEN m.max_points ELSE {raw} END"
+    )
+    only = " AND ls.lead_id IN (SELECT lead_id FROM scoring_touched)" if touched_only else ""
+    return f"""
+        UPDATE leads_lead SET
+            engagement_score = sub.effective,
+            engagement_at = %(now)s,
+            score = sub.score,
+            fit_score = floor(sub.total_fit + 0.5),
+            band = CASE WHEN sub.score >= sub.hot_from THEN 'hot'
+                        WHEN sub.score >= sub.warm_from THEN 'warm' ELSE 'cold' END,
+            grade = CASE WHEN sub.total_fit >= sub.grade_a_from THEN 'A'
+                         WHEN sub.total_fit >= sub.grade_b_from THEN 'B'
+                         WHEN sub.total_fit >= sub.grade_c_from THEN 'C' ELSE 'D' END,
+            quadrant = CASE
+                WHEN sub.total_fit >= sub.grade_b_from
+                     AND sub.effective >= sub.engaged_from THEN 'hot'
+                WHEN sub.total_fit >= sub.grade_b_from THEN 'target'
+                WHEN sub.effective >= sub.engaged_from THEN 'researcher'
+                ELSE 'cold' END
+        FROM (
+            SELECT ls.lead_id, {effective} AS effective, {score} AS score,
+                   (ls.fit + ls.adjustment) AS total_fit,
+                   m.hot_from, m.warm_from, m.grade_a_from, m.grade_b_from, m.grade_c_from,
+                   m.engaged_from
+            FROM scoring_leadscore ls
+            JOIN scoring_scoringmodel m ON m.id = ls.model_id
+            WHERE ls.is_primary{only}
+        ) AS sub
+        WHERE leads_lead.id = sub.lead_id
+    """

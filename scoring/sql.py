@@ -1,0 +1,187 @@
+"""Rules as PostgreSQL expressions, for the set-based rescore.
+
+Each function returns SQL with ``%s`` placeholders and the parameters for them,
+mirroring ``scoring.rules`` exactly: text compares trimmed and lower-cased,
+a missing number only satisfies "is not", lists compare lower-cased slugs. The
+property test holds the two implementations to the same answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import rules as R
+
+Sql = tuple[str, list[Any]]
+
+LEAD_TEXT_COLUMNS = {
+    name
+    for name, spec in R.FIT_FIELDS.items()
+    if spec.kind == R.TEXT and "." not in name and name != "email_domain"
+}
+COMPANY_TEXT_COLUMNS = {"company.name", "company.domain", "company.industry", "company.country"}
+COMPANY_NUMBER_COLUMNS = {"company.employee_count", "company.annual_revenue"}
+SPAM_NAMES = ["test", "testtest", "asdf", "asdfasdf", "qwerty"]
+
+
+def _text_expr(field: str) -> Sql:
+    if field in LEAD_TEXT_COLUMNS:
+        return f"lower(btrim(l.{field}))", []
+    if field == "email_domain":
+        return "lower(btrim(split_part(l.email, '@', 2)))", []
+    if field in COMPANY_TEXT_COLUMNS:
+        return f"lower(btrim(COALESCE(c.{field.split('.')[1]}, '')))", []
+    if field.startswith(R.CUSTOM_PREFIX):
+        return "lower(btrim(COALESCE(l.custom_fields ->> %s, '')))", [_custom_key(field)]
+    raise R.RuleError(f"There is no text field “{field}”.")
+
+
+def _number_expr(field: str) -> Sql:
+    if field in COMPANY_NUMBER_COLUMNS:
+        return f"c.{field.split('.')[1]}::float8", []
+    if field == "missing_key_fields":
+        checks = [
+            "(l.first_name = '')",
+            "(l.last_name = '')",
+            "(l.job_title = '')",
+            "(l.company_id IS NULL)",
+            "(l.country = '')",
+            "(l.phone = '')",
+        ]
+        return "(" + " + ".join(f"{check}::int" for check in checks) + ")::float8", []
+    if field.startswith(R.CUSTOM_PREFIX):
+        key = _custom_key(field)
+        return (
+            "(CASE WHEN jsonb_typeof(l.custom_fields -> %s) = 'number' "
+            "THEN (l.custom_fields ->> %s)::float8 END)",
+            [key, key],
+        )
+    raise R.RuleError(f"There is no number field “{field}”.")
+
+
+def _bool_expr(field: str) -> Sql:
+    if field == "looks_like_spam":
+        name = "lower(l.first_name || l.last_name)"
+        return (
+            "(length(regexp_replace(split_part(l.email, '@', 1), '[^0-9]', '', 'g')) >= 5"
+            f" OR ({name} <> '' AND {name} ~ '[0-9]')"
+            f" OR ({name} <> '' AND {name} = ANY(%s))"
+            " OR (lower(l.first_name) = lower(l.last_name) AND l.first_name <> ''))",
+            [SPAM_NAMES],
+        )
+    if field.startswith(R.CUSTOM_PREFIX):
+        return "((l.custom_fields -> %s) = 'true'::jsonb)", [_custom_key(field)]
+    raise R.RuleError(f"There is no yes/no field “{field}”.")
+
+
+def _custom_key(field: str) -> str:
+    return field.removeprefix(R.CUSTOM_PREFIX)
+
+
+NUMBER_OPS = {"equals": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def fit_condition(rule: R.RuleSpec) -> Sql:
+    """A boolean SQL expression over ``l`` (lead) and ``c`` (its company, LEFT JOINed)."""
+    op, kind = rule.operator, rule.field_kind
+    if kind == R.BOOL:
+        expr, params = _bool_expr(rule.field)
+        if op == "is_true":
+            return f"({expr} IS TRUE)", params
+        return f"({expr} IS NOT TRUE)", params
+    if kind == R.LIST:
+        return _list_condition(op, rule.value)
+    if kind == R.NUMBER:
+        return _number_condition(rule)
+    expr, params = _text_expr(rule.field)
+    needle = rule.value.strip().lower()
+    if op == "is_empty":
+        return f"({expr} = '')", params
+    if op == "not_empty":
+        return f"({expr} <> '')", params
+    if op == "equals":
+        return f"({expr} = %s)", [*params, needle]
+    if op == "not_equals":
+        return f"({expr} <> %s)", [*params, needle]
+    if op == "in":
+        return f"({expr} = ANY(%s))", [*params, R.split_list(rule.value)]
+    if op == "not_in":
+        return f"(NOT ({expr} = ANY(%s)))", [*params, R.split_list(rule.value)]
+    if op == "contains":
+        return f"(strpos({expr}, %s) > 0)", [*params, needle]
+    if op == "not_contains":
+        return f"(strpos({expr}, %s) = 0)", [*params, needle]
+    if op == "starts_with":
+        return f"starts_with({expr}, %s)", [*params, needle]
+    if op == "ends_with":
+        return f"(right({expr}, %s) = %s)", [*params, len(needle), needle]
+    if op == "regex":
+        return f"({expr} ~* %s)", [*params, rule.value]
+    if op == "in_domain_list":
+        return (
+            f"(regexp_replace({expr}, '^.*@', '') IN "
+            "(SELECT domain FROM scoring_domainlist WHERE kind = %s))",
+            [*params, rule.value],
+        )
+    raise R.RuleError(f"Unknown operator “{op}”.")
+
+
+def _number_condition(rule: R.RuleSpec) -> Sql:
+    expr, params = _number_expr(rule.field)
+    op = rule.operator
+    if op == "is_empty":
+        return f"({expr} IS NULL)", params
+    if op == "not_empty":
+        return f"({expr} IS NOT NULL)", params
+    target = R.to_number(rule.value)
+    if op == "not_equals":
+        return f"({expr} IS NULL OR {expr} <> %s)", [*params, *params, target]
+    if op == "between":
+        upper = R.to_number(rule.value_to)
+        return (
+            f"COALESCE({expr} BETWEEN %s AND %s, false)",
+            [*params, target, upper],
+        )
+    return f"COALESCE({expr} {NUMBER_OPS[op]} %s, false)", [*params, target]
+
+
+def _list_condition(op: str, value: str) -> Sql:
+    exists = (
+        "EXISTS (SELECT 1 FROM leads_lead_product_interests t "
+        "JOIN leads_productline p ON p.id = t.productline_id "
+        "WHERE t.lead_id = l.id{extra})"
+    )
+    if op == "is_empty":
+        return f"(NOT {exists.format(extra='')})", []
+    if op == "not_empty":
+        return exists.format(extra=""), []
+    wanted = R.split_list(value)
+    clause = exists.format(extra=" AND lower(p.slug) = ANY(%s)")
+    if op == "not_contains":
+        return f"(NOT {clause})", [wanted]
+    return clause, [wanted]
+
+
+def activity_condition(rule: R.RuleSpec) -> Sql:
+    """A boolean SQL expression over ``a`` (the activity) for one engagement rule."""
+    parts = ["a.type = %s"]
+    params: list[Any] = [rule.activity_type]
+    if rule.min_duration_seconds:
+        parts.append("COALESCE(a.duration_seconds, 0) >= %s")
+        params.append(rule.min_duration_seconds)
+    if rule.target:
+        if rule.target == "url":
+            subject = "lower(a.url)"
+        else:
+            subject = "lower(COALESCE(a.properties ->> %s, ''))"
+            params.append(rule.target.removeprefix("property:"))
+        if rule.match == "equals":
+            parts.append(f"{subject} = %s")
+            params.append(rule.pattern.lower())
+        elif rule.match == "regex":
+            parts.append(f"{subject} ~* %s")
+            params.append(rule.pattern)
+        else:
+            parts.append(f"strpos({subject}, %s) > 0")
+            params.append(rule.pattern.lower())
+    return " AND ".join(parts), params
