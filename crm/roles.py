@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import AppConfig
+from django.apps import apps as global_apps
+from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import Group, Permission
+from django.db import DEFAULT_DB_ALIAS
 
 from .models import Role
 
@@ -77,8 +81,15 @@ def permissions_for(role: Role) -> list[Permission]:
     return wanted
 
 
-def sync_role_groups(**kwargs: Any) -> None:
+def sync_role_groups(
+    sender: AppConfig | None = None, using: str = DEFAULT_DB_ALIAS, **kwargs: Any
+) -> None:
     """Create the role groups and set their permissions (a ``post_migrate`` receiver)."""
+    if sender is not None:
+        # crm is installed before django.contrib.auth, so for each app this receiver runs
+        # before auth's own create_permissions: without this, the permissions of the app
+        # migrated last would never reach a group on a fresh database.
+        create_permissions(sender, verbosity=0, using=using, apps=kwargs.get("apps", global_apps))
     for role in Role:
         group, _ = Group.objects.get_or_create(name=role.label)
         group.permissions.set(permissions_for(role))

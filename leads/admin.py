@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from .models import (
@@ -35,6 +36,28 @@ class CustomFieldDefinitionAdmin(admin.ModelAdmin):
     search_fields = ("label", "key")
 
 
+class VisibleLeadRowsMixin:
+    """Rows that belong to a lead are listed only when the user may see that lead."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        queryset = super().get_queryset(request)
+        if request.user.sees_all_leads:
+            return queryset
+        return queryset.filter(self.visible_filter(request))
+
+    def visible_filter(self, request: HttpRequest) -> Q:
+        return Q(lead__in=Lead.objects.visible_to(request.user))
+
+
+class NewestActivitiesFormSet(BaseInlineFormSet):
+    """The lead's 50 newest activities; the rep's lead page paginates the rest."""
+
+    def get_queryset(self) -> QuerySet[Activity]:
+        if not hasattr(self, "_newest"):
+            self._newest = super().get_queryset().order_by("-occurred_at", "-id")[:50]
+        return self._newest
+
+
 class ActivityInline(admin.TabularInline):
     model = Activity
     fields = ("occurred_at", "type", "url", "duration_seconds", "source", "scored_at")
@@ -43,13 +66,7 @@ class ActivityInline(admin.TabularInline):
     max_num = 0
     can_delete = False
     show_change_link = True
-    ordering = ("-occurred_at",)
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Activity]:
-        # The 50 newest are enough for the admin; the rep page paginates the rest.
-        queryset = super().get_queryset(request)
-        newest = queryset.order_by("-occurred_at").values("pk")[:50]
-        return queryset.filter(pk__in=newest)
+    formset = NewestActivitiesFormSet
 
 
 class StageChangeInline(admin.TabularInline):
@@ -139,7 +156,7 @@ class LeadAdmin(admin.ModelAdmin):
 
 
 @admin.register(Activity)
-class ActivityAdmin(admin.ModelAdmin):
+class ActivityAdmin(VisibleLeadRowsMixin, admin.ModelAdmin):
     list_display = ("occurred_at", "type", "lead", "url", "source", "scored_at")
     list_filter = ("type", "source")
     list_select_related = ("lead",)
@@ -151,7 +168,7 @@ class ActivityAdmin(admin.ModelAdmin):
 
 
 @admin.register(StageChange)
-class StageChangeAdmin(admin.ModelAdmin):
+class StageChangeAdmin(VisibleLeadRowsMixin, admin.ModelAdmin):
     list_display = ("at", "lead", "from_stage", "to_stage", "by", "reason")
     list_filter = ("to_stage", "from_stage")
     list_select_related = ("lead", "by")
@@ -166,7 +183,7 @@ class StageChangeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Deal)
-class DealAdmin(admin.ModelAdmin):
+class DealAdmin(VisibleLeadRowsMixin, admin.ModelAdmin):
     list_display = ("name", "lead", "amount", "currency", "status", "closed_at")
     list_filter = ("status", "currency")
     list_select_related = ("lead",)
@@ -175,7 +192,7 @@ class DealAdmin(admin.ModelAdmin):
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(VisibleLeadRowsMixin, admin.ModelAdmin):
     list_display = ("title", "lead", "assignee", "kind", "due_at", "done_at")
     list_filter = ("kind", "done_at")
     list_select_related = ("lead", "assignee")
@@ -183,9 +200,12 @@ class TaskAdmin(admin.ModelAdmin):
     raw_id_fields = ("lead",)
     autocomplete_fields = ("assignee",)
 
+    def visible_filter(self, request: HttpRequest) -> Q:
+        return super().visible_filter(request) | Q(lead__isnull=True, assignee=request.user)
+
 
 @admin.register(Note)
-class NoteAdmin(admin.ModelAdmin):
+class NoteAdmin(VisibleLeadRowsMixin, admin.ModelAdmin):
     list_display = ("__str__", "lead", "author", "created_at")
     list_select_related = ("lead", "author")
     search_fields = ("body", "lead__email")

@@ -70,6 +70,11 @@ def _coerce(field_type: str, value: Any) -> Any:
     raise ValueError(f"Unknown field type {field_type!r}.")
 
 
+def _plain(limit: Decimal | float) -> str:
+    """A bound as people write it: 50, not 5E+1 (``Decimal.normalize`` drops trailing zeros)."""
+    return f"{Decimal(str(limit)).normalize():f}"
+
+
 class CustomFieldDefinition(models.Model):
     key = models.SlugField(
         max_length=50,
@@ -96,9 +101,11 @@ class CustomFieldDefinition(models.Model):
         return self.label
 
     def clean(self) -> None:
+        if self.choices is None:  # an emptied JSON box in a form
+            self.choices = []
         if self.field_type == FieldType.CHOICE and not self.choices:
             raise ValidationError({"choices": "List the allowed values."})
-        if self.choices and not all(isinstance(c, str) for c in self.choices):
+        if not isinstance(self.choices, list) or not all(isinstance(c, str) for c in self.choices):
             raise ValidationError({"choices": "Give the choices as a list of strings."})
         if self.pattern:
             try:
@@ -122,9 +129,9 @@ class CustomFieldDefinition(models.Model):
             raise ValidationError(str(exc)) from None
         if self.field_type in (FieldType.INTEGER, FieldType.NUMBER):
             if self.min_value is not None and cleaned < self.min_value:
-                raise ValidationError(f"Must be at least {self.min_value.normalize()}.")
+                raise ValidationError(f"Must be at least {_plain(self.min_value)}.")
             if self.max_value is not None and cleaned > self.max_value:
-                raise ValidationError(f"Must be at most {self.max_value.normalize()}.")
+                raise ValidationError(f"Must be at most {_plain(self.max_value)}.")
         if self.field_type == FieldType.TEXT:
             if self.max_length and len(cleaned) > self.max_length:
                 raise ValidationError(f"Use at most {self.max_length} characters.")

@@ -17,8 +17,11 @@ ensure_venv() {
     echo "==> Creating the virtual environment in $VENV"
     "$PYTHON" -m venv "$VENV"
   fi
-  local stamp="$VENV/.hotlist-installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-${extras:-base}"
-  if [ ! -f "$stamp" ]; then
+  local hash stamp
+  hash="$(sha256sum pyproject.toml | cut -c1-16)"
+  stamp="$VENV/.hotlist-installed-$hash-${extras:-base}"
+  # An install with the dev extra also covers the plain one.
+  if [ ! -f "$stamp" ] && { [ -n "$extras" ] || [ ! -f "$VENV/.hotlist-installed-$hash-dev" ]; }; then
     echo "==> Installing Hotlist${extras:+ with [$extras]}"
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
     "$VENV/bin/python" -m pip install --quiet -e ".${extras:+[$extras]}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+import kombu.pools
 import pytest
 from django.contrib.auth.models import Group
 
@@ -50,6 +51,14 @@ def _service_markers(request: pytest.FixtureRequest) -> None:
 def _fast_settings(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _static_root() -> None:
+    """WhiteNoise warns on every request while STATIC_ROOT is missing (no collectstatic)."""
+    from django.conf import settings
+
+    settings.STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -105,3 +114,58 @@ def admin_user(db) -> User:
 def outsider(db) -> User:
     """Signed in, but holds no role: must see and change nothing."""
     return make_user("outsider", None)
+
+
+def _drop_broker_pools() -> None:
+    # The app caches connection and producer pools for the broker it first used;
+    # Celery drops them the same way after a fork.
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+    # kombu keeps closed pools registered per broker URL; forget them too.
+    kombu.pools.reset()
+
+
+@pytest.fixture
+def celery_worker_live(transactional_db):
+    """A real Celery worker in a thread, consuming every queue from Redis at ``REDIS_URL``.
+
+    While it runs, ``.delay()`` sends through the broker instead of running eagerly, so
+    use it with ``@pytest.mark.django_db(transaction=True)``: the worker has its own
+    database connection and sees committed rows only. The project's queues in that Redis
+    database are emptied first, so runs side by side need one database each
+    (``REDIS_URL=redis://127.0.0.1:6379/N``). Fails under ``CI=true`` when Redis is missing.
+    """
+    from celery.contrib.testing.worker import start_worker
+    from celery.signals import task_postrun
+    from django.db import connections
+
+    require(redis_available(), f"needs Redis at {REDIS_URL}")
+
+    def close_worker_connections(task=None, **kwargs) -> None:
+        # The worker thread's connections would outlive the test and block the
+        # database flush that follows it.
+        if not getattr(task.request, "is_eager", False):
+            connections.close_all()
+
+    overrides = {
+        "broker_url": REDIS_URL,
+        "broker_transport_options": {},
+        "task_always_eager": False,
+        "worker_hijack_root_logger": False,
+    }
+    saved = {name: getattr(celery_app.conf, name) for name in overrides}
+    celery_app.conf.update(overrides)
+    _drop_broker_pools()
+    task_postrun.connect(close_worker_connections, weak=False)
+    try:
+        celery_app.control.purge()
+        with start_worker(
+            celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING"
+        ) as worker:
+            yield worker
+    finally:
+        task_postrun.disconnect(close_worker_connections)
+        celery_app.conf.update(saved)
+        _drop_broker_pools()
