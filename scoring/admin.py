@@ -152,6 +152,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         before = services.snapshot(ScoringModel.objects.get(pk=obj.pk)) if change else None
         super().save_model(request, obj, form, change)
+        request._scoring_changes = {"model": form.has_changed(), "rules": set(), "deleted": False}
         services.changelog_record(
             obj=obj, action="change" if change else "create", before=before, by=request.user
         )
@@ -166,6 +167,8 @@ class ScoringModelAdmin(admin.ModelAdmin):
             if rule.pk
         }
         instances = formset.save(commit=False)
+        changes = request._scoring_changes
+        changes["deleted"] = bool(formset.deleted_objects)
         for rule in formset.deleted_objects:
             services.changelog_record(
                 obj=rule, action="delete", before=befores.get(rule.pk), by=request.user
@@ -174,6 +177,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
         for rule in instances:
             is_new = rule.pk is None
             rule.save()
+            changes["rules"].add(rule.pk)
             services.changelog_record(
                 obj=rule,
                 action="create" if is_new else "change",
@@ -191,14 +195,39 @@ class ScoringModelAdmin(admin.ModelAdmin):
         return super().response_add(request, obj, post_url_continue)
 
     def _rescore_if_live(self, request: HttpRequest, obj: ScoringModel, reason: str) -> None:
-        if obj.status == ModelStatus.ACTIVE or obj.entries.exists():
-            job = services.rescore_job_start(model=obj, reason=reason, by=request.user)
+        """Queue the cheapest rescore that makes the change true for every lead.
+
+        A change to some rules of a live model rescores only what those rules touch; a
+        change to the model itself, a deleted rule or a model going out of service
+        rescores the model's leads in full.
+        """
+        changes = getattr(request, "_scoring_changes", None)
+        if changes is None or not (changes["model"] or changes["rules"] or changes["deleted"]):
+            return
+        if obj.status != ModelStatus.ACTIVE and not obj.entries.exists():
+            return
+        if obj.status == ModelStatus.ACTIVE and not (changes["model"] or changes["deleted"]):
+            rules = Rule.objects.filter(pk__in=changes["rules"])
+            jobs = [
+                services.rescore_job_start(
+                    model=obj, rule=rule, reason=f"Rule “{rule}” changed", by=request.user
+                )
+                for rule in rules
+            ]
             self.message_user(
                 request,
-                f"Rescoring the leads of “{obj}” on the bulk queue (job {job.pk}); "
+                f"Rescoring only what {len(jobs)} changed rule(s) touch, on the bulk queue; "
                 "progress shows below.",
                 messages.INFO,
             )
+            return
+        job = services.rescore_job_start(model=obj, reason=reason, by=request.user)
+        self.message_user(
+            request,
+            f"Rescoring the leads of “{obj}” on the bulk queue (job {job.pk}); "
+            "progress shows below.",
+            messages.INFO,
+        )
 
     @admin.action(description="Duplicate as a draft")
     def duplicate_as_draft(self, request: HttpRequest, queryset: QuerySet[ScoringModel]) -> None:

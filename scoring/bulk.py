@@ -17,15 +17,16 @@ rule change: only that rule's matches and the leads they touch are visited.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
+from django.utils import timezone
 
 from . import rules as R
 from .decay import decay_params, decay_sql
 from .engine import CompiledModel
-from .sql import activity_condition, fit_condition
+from .sql import fit_condition
 
 DESIRED_TABLE = """
 CREATE TEMP TABLE IF NOT EXISTS scoring_desired (
@@ -51,12 +52,14 @@ class RangeResult:
     changed: list[tuple[int, int, str]]  # lead id, old score, old band
 
 
-def _segment_clause(model: CompiledModel, segment_ids: list[int]) -> tuple[str, list[Any]]:
+def _segment_clause(
+    model: CompiledModel, segment_ids: list[int], lead: str = "l.id"
+) -> tuple[str, list[Any]]:
     if model.is_default:
         return "TRUE", []
     return (
         "EXISTS (SELECT 1 FROM leads_lead_product_interests s "
-        "WHERE s.lead_id = l.id AND s.productline_id = ANY(%s))",
+        f"WHERE s.lead_id = {lead} AND s.productline_id = ANY(%s))",
         [segment_ids],
     )
 
@@ -79,6 +82,9 @@ def rescore_range(
     segment, segment_params = _segment_clause(model, segment_ids)
     with connection.cursor() as cursor:
         cursor.execute(DESIRED_TABLE)
+        cursor.execute(
+            "CREATE INDEX IF NOT EXISTS scoring_desired_key ON scoring_desired (lead_id, rule_id)"
+        )
         cursor.execute(TOUCHED_TABLE)
         cursor.execute("TRUNCATE scoring_desired, scoring_touched")
         # Lock the range's leads so real-time scoring waits for this chunk or runs after it.
@@ -88,81 +94,119 @@ def rescore_range(
             [lo, hi],
         )
         before = {lead_id: (score, band) for lead_id, score, band in cursor.fetchall()}
-        for rule in rules:
-            cursor.execute(*_desired_sql(rule, (segment, segment_params), lo, hi, now))
+        # Once locked, not before: scoring that committed while this range waited used a
+        # later "now", and its awards must not look like the future (and be reversed).
+        now = max(now, timezone.now())
+        fit = [r for r in rules if r.kind == R.FIT]
+        engagement = [r for r in rules if r.kind == R.ENGAGEMENT]
+        if fit:
+            sql, params = fit_awards_sql(fit, (segment, segment_params), lo, hi, now)
+            cursor.execute(f"INSERT INTO scoring_desired {sql}", params)
+        if engagement:
+            activity_segment = _segment_clause(model, segment_ids, "a.lead_id")
+            sql, params = engagement_awards_sql(engagement, activity_segment, lo, hi, now)
+            cursor.execute(f"INSERT INTO scoring_desired {sql}", params)
+        # Fresh statistics let the planner hash-join the awards against the ledger.
+        cursor.execute("ANALYZE scoring_desired")
         reversed_, appended = _apply_diff(cursor, model, rules, lo, hi, now, rule_ids)
         leads = _recompute_states(cursor, model, segment, segment_params, lo, hi, now, rule_ids)
         changed = _materialize(cursor, before, now)
     return RangeResult(leads, reversed_, appended, changed)
 
 
-def _desired_sql(
-    rule: R.RuleSpec, segment: tuple[str, list[Any]], lo: int, hi: int, now: datetime
+def fit_awards_sql(
+    rules: list[R.RuleSpec], segment: tuple[str, list[Any]], lo: int, hi: int, now: datetime
 ) -> tuple[str, list[Any]]:
-    """The INSERT of one rule's awards for the leads ``lo..hi`` of the segment."""
+    """One scan of the leads selects the awards of every fit rule."""
+    rows, params = [], []
+    for rule in rules:
+        condition, condition_params = fit_condition(rule)
+        rows.append(f"(%s::bigint, %s::float8, %s::varchar, {condition})")
+        params += [rule.id, float(rule.points), rule.description[:300], *condition_params]
     segment_sql, segment_params = segment
-    if rule.kind == R.FIT:
-        condition, params = fit_condition(rule)
-        return (
-            "INSERT INTO scoring_desired "
-            "SELECT l.id, %s, NULL, false, %s, %s, %s "
-            "FROM leads_lead l LEFT JOIN leads_company c ON c.id = l.company_id "
-            f"WHERE {condition} AND {segment_sql} AND l.id BETWEEN %s AND %s",
-            [
-                rule.id,
-                float(rule.points),
-                now,
-                rule.description[:300],
-                *params,
-                *segment_params,
-                lo,
-                hi,
-            ],
-        )
-    condition, params = activity_condition(rule)
-    window = ""
-    window_params: list[Any] = []
-    if rule.recency_days:
-        window = " AND a.occurred_at >= %s::timestamptz - make_interval(days => %s)"
-        window_params = [now, rule.recency_days]
     sql = f"""
-        WITH matched AS (
-            SELECT a.lead_id, a.id, a.occurred_at,
-                   row_number() OVER (
-                       PARTITION BY a.lead_id, (a.occurred_at AT TIME ZONE 'UTC')::date
-                       ORDER BY a.occurred_at, a.id) AS n_day
-            FROM leads_activity a JOIN leads_lead l ON l.id = a.lead_id
-            WHERE {condition} AND a.occurred_at <= %s{window}
-              AND {segment_sql} AND a.lead_id BETWEEN %s AND %s
-        ), counted AS (
-            SELECT lead_id, id, occurred_at,
-                   row_number() OVER (PARTITION BY lead_id ORDER BY occurred_at, id) AS n_lead
-            FROM matched WHERE n_day <= %s
-        )
-        INSERT INTO scoring_desired
-        SELECT lead_id, %s, id, false, %s, occurred_at, %s FROM counted WHERE n_lead <= %s
-        UNION ALL
-        SELECT lead_id, %s, id, true, %s, occurred_at, %s FROM matched WHERE n_day = %s
+        SELECT l.id AS lead_id, r.rule_id, NULL::bigint AS activity_id, false AS bonus,
+               r.points, %s::timestamptz AS at, r.reason
+        FROM leads_lead l LEFT JOIN leads_company c ON c.id = l.company_id
+        CROSS JOIN LATERAL (VALUES {", ".join(rows)}) AS r(rule_id, points, reason, ok)
+        WHERE r.ok AND {segment_sql} AND l.id BETWEEN %s AND %s
+    """
+    return sql, [now, *params, *segment_params, lo, hi]
+
+
+def engagement_awards_sql(
+    rules: list[R.RuleSpec], segment: tuple[str, list[Any]], lo: int, hi: int, now: datetime
+) -> tuple[str, list[Any]]:
+    """One scan of the activities selects the awards of every engagement rule.
+
+    The rules are a small table hash-joined to the activities on their type, so each
+    activity meets only the rules that read its type. Window functions apply the
+    caps: ``n_day`` numbers a rule's matches within one UTC day, ``n_lead`` the
+    matches that survived the day cap; the match that reaches the bonus count on a day
+    also earns the bonus. ``activity_condition`` states the same test per rule.
     """
     no_cap = 2**31 - 1
-    bonus_count = rule.bonus_count if rule.bonus_count and rule.bonus_points else 0
-    return sql, [
-        *params,
-        now,
-        *window_params,
-        *segment_params,
-        lo,
-        hi,
-        rule.max_per_day or no_cap,
-        rule.id,
-        float(rule.points),
-        rule.description[:300],
-        rule.max_per_lead or no_cap,
-        rule.id,
-        float(rule.bonus_points),
-        f"Bonus: {rule.description}"[:300],
-        bonus_count,
-    ]
+    rows, params = [], []
+    for rule in rules:
+        target, _, prop = rule.target.partition(":")
+        rows.append(
+            "(%s::bigint, %s::varchar, %s::varchar, %s::varchar, %s::varchar, %s::varchar, "
+            "%s::int, %s::timestamptz, %s::int, %s::int, %s::int, %s::float8, %s::float8, "
+            "%s::varchar, %s::varchar)"
+        )
+        params += [
+            rule.id,
+            rule.activity_type,
+            target,
+            prop,
+            rule.match or "contains",
+            rule.pattern if rule.match == "regex" else rule.pattern.lower(),
+            rule.min_duration_seconds or 0,
+            now - timedelta(days=rule.recency_days) if rule.recency_days else None,
+            rule.max_per_day or no_cap,
+            rule.max_per_lead or no_cap,
+            rule.bonus_count if rule.bonus_count and rule.bonus_points else 0,
+            float(rule.points),
+            float(rule.bonus_points),
+            rule.description[:300],
+            f"Bonus: {rule.description}"[:300],
+        ]
+    segment_sql, segment_params = segment
+    subject = (
+        "lower(CASE WHEN r.target = 'url' THEN a.url "
+        "ELSE COALESCE(a.properties ->> r.prop, '') END)"
+    )
+    sql = f"""
+        WITH rules (rule_id, type, target, prop, match, pattern, min_duration, oldest,
+                    day_cap, lead_cap, bonus_count, points, bonus_points, reason,
+                    bonus_reason) AS (VALUES {", ".join(rows)}),
+        matched AS (
+            SELECT a.lead_id, a.id, a.occurred_at, r.rule_id, r.day_cap, r.lead_cap,
+                   r.bonus_count, r.points, r.bonus_points, r.reason, r.bonus_reason,
+                   row_number() OVER (
+                       PARTITION BY a.lead_id, r.rule_id, (a.occurred_at AT TIME ZONE 'UTC')::date
+                       ORDER BY a.occurred_at, a.id) AS n_day
+            FROM leads_activity a JOIN rules r ON r.type = a.type
+            WHERE a.lead_id BETWEEN %s AND %s AND a.occurred_at <= %s AND {segment_sql}
+              AND (r.oldest IS NULL OR a.occurred_at >= r.oldest)
+              AND COALESCE(a.duration_seconds, 0) >= r.min_duration
+              AND (r.target = '' OR CASE r.match
+                    WHEN 'equals' THEN {subject} = r.pattern
+                    WHEN 'regex' THEN {subject} ~* r.pattern
+                    ELSE strpos({subject}, r.pattern) > 0 END)
+        ), counted AS (
+            SELECT *, row_number() OVER (
+                       PARTITION BY lead_id, rule_id ORDER BY occurred_at, id) AS n_lead
+            FROM matched WHERE n_day <= day_cap
+        )
+        SELECT lead_id, rule_id, id AS activity_id, false AS bonus, points,
+               occurred_at AS at, reason
+        FROM counted WHERE n_lead <= lead_cap
+        UNION ALL
+        SELECT lead_id, rule_id, id, true, bonus_points, occurred_at, bonus_reason
+        FROM matched WHERE n_day = bonus_count
+    """
+    return sql, [*params, lo, hi, now, *segment_params]
 
 
 def _active_entries(rule_filter: str) -> str:
@@ -197,7 +241,7 @@ def _apply_diff(
     )
     same_key = (
         "d.lead_id = a.lead_id AND d.rule_id = a.rule_id AND d.bonus = a.bonus "
-        "AND d.activity_id IS NOT DISTINCT FROM a.activity_id"
+        "AND COALESCE(d.activity_id, 0) = COALESCE(a.activity_id, 0)"
     )
     sql = f"""
         WITH active AS ({_active_entries(rule_filter)}),
@@ -342,6 +386,14 @@ def _recompute_states(
     cursor.execute(sql, params)
     count = cursor.rowcount
     if rule_ids is None:
+        # Leads that left the segment keep no score in this model; touching them lets
+        # ``_materialize`` choose their primary score again.
+        cursor.execute(
+            "WITH gone AS (DELETE FROM scoring_leadscore WHERE model_id = %s "
+            f"AND lead_id BETWEEN %s AND %s AND lead_id NOT IN ({leads}) RETURNING lead_id) "
+            "INSERT INTO scoring_touched SELECT lead_id FROM gone ON CONFLICT DO NOTHING",
+            [model.id, lo, hi, *lead_params],
+        )
         cursor.execute(
             "INSERT INTO scoring_touched SELECT lead_id FROM scoring_leadscore "
             "WHERE model_id = %s AND lead_id BETWEEN %s AND %s ON CONFLICT DO NOTHING",
@@ -357,6 +409,7 @@ def _materialize(
 
     Returns (lead id, old score, old band) for every lead whose score or band changed.
     """
+    cursor.execute("ANALYZE scoring_touched")
     cursor.execute(
         """
         UPDATE scoring_leadscore ls SET is_primary = (ls.model_id = best.model_id)
@@ -370,6 +423,18 @@ def _materialize(
         """
     )
     cursor.execute(decay_sql(postgres=True, touched_only=True), decay_params(now, postgres=True))
+    # A lead no active model scores any more has no score, as in the per-lead path.
+    cursor.execute(
+        """
+        UPDATE leads_lead l SET score = 0, fit_score = 0, engagement_score = 0,
+               engagement_at = %s, band = 'cold', grade = 'D', quadrant = 'cold'
+        WHERE l.id IN (SELECT lead_id FROM scoring_touched)
+          AND NOT EXISTS (SELECT 1 FROM scoring_leadscore ls
+                          WHERE ls.lead_id = l.id AND ls.is_primary)
+          AND (l.score, l.band) <> (0, 'cold')
+        """,
+        [now],
+    )
     cursor.execute(
         "SELECT id, score, band FROM leads_lead WHERE id IN (SELECT lead_id FROM scoring_touched)"
     )

@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+# Seconds from {col} to now, never negative (decay never runs backwards in time).
 _ELAPSED = {
-    True: "EXTRACT(EPOCH FROM (%(now)s::timestamptz - {col}))",
-    False: "((julianday(%(now)s) - julianday({col})) * 86400.0)",
+    True: "GREATEST(EXTRACT(EPOCH FROM (%(now)s::timestamptz - {col})), 0)",
+    False: "max((julianday(%(now)s) - julianday({col})) * 86400.0, 0)",
 }
 
 

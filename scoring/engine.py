@@ -8,15 +8,16 @@ the ledger. Running it twice changes nothing.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Max, Sum
+from django.db.models import Count, Max, Sum
 
-from leads.models import Activity, Lead
+from leads.models import Activity, CustomFieldDefinition, Lead
 
 from . import rules as R
 from .models import (
@@ -66,22 +67,30 @@ class Ruleset:
         return [m for m in self.models if m.applies_to(slugs)]
 
 
-_cache: dict[str, Any] = {"version": None, "ruleset": None}
+# Real-time scoring reuses the compiled rules while their fingerprint is unchanged, and
+# never for longer than this: edits the fingerprint cannot see (a domain renamed in
+# place) are picked up within seconds. Rescores and verification always compile afresh.
+CACHE_SECONDS = 5.0
+_cache: dict[str, Any] = {"version": None, "ruleset": None, "at": 0.0}
 
 
 def _version() -> tuple[Any, ...]:
-    models = ScoringModel.objects.aggregate(at=Max("updated_at"), n=Max("id"))
-    rules = Rule.objects.aggregate(at=Max("updated_at"), n=Max("id"))
-    lists = DomainList.objects.aggregate(n=Max("id"))
-    counts = (ScoringModel.objects.count(), Rule.objects.count(), DomainList.objects.count())
-    return (models["at"], models["n"], rules["at"], rules["n"], lists["n"], counts)
+    models = ScoringModel.objects.aggregate(at=Max("updated_at"), n=Max("id"), c=Count("id"))
+    rules = Rule.objects.aggregate(at=Max("updated_at"), n=Max("id"), c=Count("id"))
+    segments = ScoringModel.segment_product_lines.through.objects.aggregate(
+        n=Max("id"), c=Count("id")
+    )
+    lists = DomainList.objects.aggregate(n=Max("id"), c=Count("id"))
+    fields = CustomFieldDefinition.objects.aggregate(n=Max("id"), c=Count("id"))
+    return tuple(tuple(part.values()) for part in (models, rules, segments, lists, fields))
 
 
-def load_ruleset(models: Sequence[ScoringModel] | None = None) -> Ruleset:
+def load_ruleset(models: Sequence[ScoringModel] | None = None, *, fresh: bool = False) -> Ruleset:
     """The active models (or the given ones, e.g. a draft being previewed), compiled."""
     if models is None:
         version = _version()
-        if _cache["version"] == version:
+        age = time.monotonic() - _cache["at"]
+        if not fresh and _cache["version"] == version and age < CACHE_SECONDS:
             return _cache["ruleset"]
         models = list(ScoringModel.objects.active().prefetch_related("segment_product_lines"))
     else:
@@ -93,7 +102,7 @@ def load_ruleset(models: Sequence[ScoringModel] | None = None) -> Ruleset:
         lists[kind].add(domain)
     ruleset = Ruleset(compiled, {k: frozenset(v) for k, v in lists.items()})
     if version is not None:
-        _cache.update(version=version, ruleset=ruleset)
+        _cache.update(version=version, ruleset=ruleset, at=time.monotonic())
     return ruleset
 
 
@@ -312,6 +321,10 @@ class Batch:
         for (lead_id, model_id), entries in list(self.entries.items()):
             if lead_id == lead.pk and model_id not in applicable:
                 self._reverse_all(lead, model_id, entries, "Lead left the model's segment")
+        for key in [k for k in self.scores if k[0] == lead.pk and k[1] not in applicable]:
+            # A score in a model the lead left (with no entries to reverse) must not linger,
+            # let alone stay primary.
+            self.scores.pop(key).delete()
         for model in models:
             awards = desired_awards(model, facts, activities, self.ruleset.domain_lists, self.now)
             active = self._sync(lead, model, awards)
@@ -366,9 +379,7 @@ class Batch:
         return {"kind": kind, "points": award.points, "at": award.at}
 
     def _reverse(self, lead: Lead, model_id: int, entry: dict[str, Any], why: str) -> None:
-        model = next((m for m in self.ruleset.models if m.id == model_id), None)
-        half_life = model.half_life_days if model else None
-        value = entry_value(entry, self.now, half_life)
+        value = entry_value(entry, self.now, self._half_life(model_id))
         self.new_entries.append(
             ScoreEntry(
                 lead_id=lead.pk,
@@ -384,6 +395,12 @@ class Batch:
                 reversal_of_id=entry["id"],
             )
         )
+
+    def _half_life(self, model_id: int) -> float | None:
+        """Half-life of any model, active or not (an inactive one's entries get reversed)."""
+        if not hasattr(self, "_half_lives"):
+            self._half_lives = dict(ScoringModel.objects.values_list("pk", "decay_half_life_days"))
+        return self._half_lives.get(model_id)
 
     def _reverse_all(
         self, lead: Lead, model_id: int, entries: list[dict[str, Any]], why: str

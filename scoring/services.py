@@ -49,7 +49,6 @@ def leads_score(
     updates the materialized scores, moves stages on upward threshold crossings,
     and announces crossings, band changes and surges after commit. Idempotent.
     """
-    now = now or timezone.now()
     with transaction.atomic():
         leads = list(
             Lead.objects.select_for_update(of=("self",))
@@ -59,6 +58,9 @@ def leads_score(
         )
         if not leads:
             return []
+        # Only once the leads are locked: a run that committed while this one waited used a
+        # later "now", and what it applied must not look like the future (and be reversed).
+        now = now or timezone.now()
         ruleset = ruleset or load_ruleset()
         batch = Batch(leads, ruleset, now)
         pending = [
@@ -129,11 +131,13 @@ def segment_lead_ids(model: ScoringModel) -> Any:
     return leads.order_by("pk").values_list("pk", flat=True).distinct()
 
 
-def rescore_job_start(*, model: ScoringModel, reason: str, by: User | None = None) -> RescoreJob:
-    """Create a rescore job and queue it on the bulk queue after commit."""
+def rescore_job_start(
+    *, model: ScoringModel, reason: str, by: User | None = None, rule: Rule | None = None
+) -> RescoreJob:
+    """Queue a rescore of one rule's matches, or of the whole model, after commit."""
     from .tasks import rescore_model
 
-    job = RescoreJob.objects.create(model=model, reason=reason[:200], requested_by=by)
+    job = RescoreJob.objects.create(model=model, rule=rule, reason=reason[:200], requested_by=by)
     transaction.on_commit(partial(rescore_model.delay, job.pk))
     return job
 
@@ -175,7 +179,7 @@ def _rescore_set_based(job: RescoreJob, id_range: int = BULK_RANGE) -> None:
     """PostgreSQL: rescore lead-id ranges with set-based statements (``scoring.bulk``)."""
     from .bulk import rescore_range
 
-    ruleset = load_ruleset()
+    ruleset = load_ruleset(fresh=True)
     compiled = next(m for m in ruleset.models if m.id == job.model_id)
     segment_ids = list(job.model.segment_product_lines.values_list("pk", flat=True))
     rule_ids = {job.rule_id} if job.rule_id else None
@@ -219,10 +223,16 @@ def _react_to_changes(changed: list[tuple[int, int, str]], ruleset: Ruleset) -> 
 def _rescore_in_batches(job: RescoreJob, chunk_size: int) -> None:
     """Any database: score chunks of leads through the same path as real-time scoring."""
     # A model that was archived or turned back into a draft still has entries to reverse.
-    ids = sorted(set(segment_lead_ids(job.model)) | set(_leads_with_entries(job.model)))
+    ids = sorted(
+        set(segment_lead_ids(job.model))
+        | set(_leads_with_entries(job.model))
+        # Leads that left the segment with a score but no entries in the model.
+        | set(LeadScore.objects.filter(model=job.model).values_list("lead_id", flat=True))
+    )
     RescoreJob.objects.filter(pk=job.pk).update(total=len(ids))
+    ruleset = load_ruleset(fresh=True)
     for chunk in _chunks(ids, chunk_size):
-        results = leads_score(lead_ids=chunk)
+        results = leads_score(lead_ids=chunk, ruleset=ruleset)
         job.done += len(chunk)
         job.changed_entries += sum(r.new_entries for r in results)
         RescoreJob.objects.filter(pk=job.pk).update(
@@ -279,7 +289,8 @@ def leads_adjust_score(
             )
             adjusted.append(lead.pk)
         if adjusted:
-            leads_score(lead_ids=adjusted, now=now, ruleset=ruleset)
+            # Scored at its own, post-lock "now" (see leads_score), not the pre-lock one.
+            leads_score(lead_ids=adjusted, ruleset=ruleset)
     return len(adjusted)
 
 
@@ -443,7 +454,7 @@ def scores_verify(
     ``engagement_at``.
     """
     now = now or timezone.now()
-    ruleset = load_ruleset()
+    ruleset = load_ruleset(fresh=True)
     ids = list(Lead.objects.order_by("pk").values_list("pk", flat=True))
     for chunk in _chunks(ids, chunk_size):
         with transaction.atomic():
@@ -474,6 +485,11 @@ def _verify_lead(batch: Batch, lead: Lead, now: datetime) -> Iterator[Difference
         if row is None:
             yield Difference(lead.pk, f"score in “{model.name}”", None, state.score)
             continue
+        adjustment = batch.adjustments.get((lead.pk, model.id), 0.0)
+        if abs(row.adjustment - adjustment) > 0.001:
+            yield Difference(
+                lead.pk, f"manual adjustments in “{model.name}”", row.adjustment, adjustment
+            )
         carried = R.decayed(row.engagement, row.engagement_at, now, model.half_life_days)
         if abs(carried - state.engagement) > 0.01 or abs(row.fit - state.fit) > 0.001:
             yield Difference(

@@ -14,6 +14,14 @@ from . import rules as R
 
 Sql = tuple[str, list[Any]]
 
+# Python's str.strip() drops every kind of white space, PostgreSQL's btrim() only spaces.
+WHITESPACE = "E' \\t\\n\\r\\f' || chr(11)"
+
+
+def btrim_ws(expr: str) -> str:
+    return f"btrim({expr}, {WHITESPACE})"
+
+
 LEAD_TEXT_COLUMNS = {
     name
     for name, spec in R.FIT_FIELDS.items()
@@ -26,13 +34,17 @@ SPAM_NAMES = ["test", "testtest", "asdf", "asdfasdf", "qwerty"]
 
 def _text_expr(field: str) -> Sql:
     if field in LEAD_TEXT_COLUMNS:
-        return f"lower(btrim(l.{field}))", []
+        return f"lower({btrim_ws(f'l.{field}')})", []
     if field == "email_domain":
-        return "lower(btrim(split_part(l.email, '@', 2)))", []
+        expr = btrim_ws("split_part(l.email, '@', 2)")
+        return f"lower({expr})", []
     if field in COMPANY_TEXT_COLUMNS:
-        return f"lower(btrim(COALESCE(c.{field.split('.')[1]}, '')))", []
+        column = field.split(".")[1]
+        expr = btrim_ws(f"COALESCE(c.{column}, '')")
+        return f"lower({expr})", []
     if field.startswith(R.CUSTOM_PREFIX):
-        return "lower(btrim(COALESCE(l.custom_fields ->> %s, '')))", [_custom_key(field)]
+        expr = btrim_ws("COALESCE(l.custom_fields ->> %s, '')")
+        return f"lower({expr})", [_custom_key(field)]
     raise R.RuleError(f"There is no text field “{field}”.")
 
 
