@@ -1,8 +1,9 @@
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 
-from scoring.selectors import lead_explanation
+from scoring.models import ScoringModel
+from scoring.selectors import lead_explanation, score_history
 
 from .models import Lead, Task
 
@@ -13,6 +14,17 @@ def home(request: HttpRequest) -> HttpResponse:
     leads = Lead.objects.visible_to(request.user).select_related("company").hottest()[:10]
     tasks = Task.objects.open().filter(assignee=request.user).select_related("lead")[:10]
     return render(request, "leads/home.html", {"leads": leads, "tasks": tasks})
+
+
+@login_required
+def lead_score_json(request: HttpRequest, pk: int) -> JsonResponse:
+    """Why the lead has its score, and the score over time, as JSON."""
+    lead = get_object_or_404(Lead.objects.visible_to(request.user), pk=pk)
+    explanation = lead_explanation(lead=lead)
+    for part in explanation["models"]:
+        model = ScoringModel.objects.get(pk=part["model"]["id"])
+        part["history"] = score_history(lead=lead, model=model)
+    return JsonResponse(explanation)
 
 
 @login_required

@@ -1,0 +1,110 @@
+"""The score explanation through HTTP: the lead page and its JSON, with access control."""
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from leads.models import Activity, Lead
+from leads.services import activities_record
+from scoring.models import Rule, ScoreEntry, ScoringModel
+from tests.factories import LeadFactory
+
+
+@pytest.fixture
+def scored_lead(db, rep, django_capture_on_commit_callbacks):
+    model = ScoringModel.objects.create(
+        name="Default", status="active", is_default=True, decay_half_life_days=30
+    )
+    Rule.objects.create(
+        model=model,
+        name="Director",
+        kind="fit",
+        points=20,
+        field="seniority",
+        operator="equals",
+        value="director",
+    )
+    Rule.objects.create(
+        model=model,
+        name="Pricing",
+        kind="engagement",
+        points=25,
+        activity_type="page_view",
+        target="url",
+        pattern="/pricing",
+    )
+    Rule.objects.create(
+        model=model,
+        name="Careers",
+        kind="engagement",
+        points=-10,
+        activity_type="page_view",
+        target="url",
+        pattern="/careers",
+    )
+    lead = LeadFactory(owner=rep, seniority="director")
+    now = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        activities_record(
+            lead=lead,
+            activities=[
+                Activity(type="page_view", url="/pricing", occurred_at=now - dt.timedelta(days=30)),
+                Activity(type="page_view", url="/careers", occurred_at=now),
+            ],
+        )
+    lead.refresh_from_db()
+    return lead
+
+
+def test_owner_reads_why_the_lead_is_hot_as_json(client, rep, scored_lead):
+    # Given the lead's owner, signed in
+    client.force_login(rep)
+
+    # When they ask for the score explanation
+    response = client.get(reverse("lead-score-json", args=[scored_lead.pk]))
+
+    # Then the points are grouped by rule, positive and negative, with the decay applied
+    assert response.status_code == 200
+    body = response.json()
+    part = body["models"][0]
+    assert body["score"] == scored_lead.score == 20 + round(25 * 0.5) - 10
+    assert [line["reason"] for line in part["positive"]] == [
+        "+20 when seniority is director",
+        "+25 when a page view URL contains /pricing",
+    ]
+    assert part["negative"][0]["points"] == -10
+    assert part["decay_applied"] == pytest.approx(12.5, abs=0.1)
+    assert part["history"][-1]["score"] == scored_lead.score
+    # 30 days ago only the pricing visit counted; fit points count from when they were scored
+    assert part["history"][0]["score"] == 25
+
+
+def test_lead_page_shows_the_rules_behind_the_score(client, rep, scored_lead):
+    client.force_login(rep)
+
+    response = client.get(reverse("lead-detail", args=[scored_lead.pk]))
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "+25 when a page view URL contains /pricing" in page
+    assert "-10 when a page view URL contains /careers" in page
+
+
+@pytest.mark.parametrize("persona", ["other_team_rep", "outsider"])
+def test_people_who_cannot_see_the_lead_get_404(client, scored_lead, persona, outsider):
+    from crm.models import Role, Team
+    from tests.conftest import make_user
+
+    user = outsider
+    if persona == "other_team_rep":
+        user = make_user("far", Role.REP, team=Team.objects.create(name="South"))
+    client.force_login(user)
+    entries = ScoreEntry.objects.count()
+
+    for name in ("lead-score-json", "lead-detail"):
+        response = client.get(reverse(name, args=[scored_lead.pk]))
+        assert response.status_code == 404
+    assert ScoreEntry.objects.count() == entries
+    assert Lead.objects.get(pk=scored_lead.pk).score == scored_lead.score
