@@ -277,6 +277,8 @@ CELERY_BEAT_SCHEDULE = {
 # --- Hotlist ------------------------------------------------------------------
 
 HOTLIST_HEARTBEAT_STALE_SECONDS = env_int("HEARTBEAT_STALE_SECONDS", 120)
+# PostgreSQL work_mem for one chunk of a set-based rescore (its window sorts).
+SCORING_WORK_MEM = env_str("SCORING_WORK_MEM", "64MB")
 
 LOGGING = {
     "version": 1,

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db import transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -128,12 +128,16 @@ class ScoringModelAdmin(admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = extra_context or {}
-        extra_context["preview_url"] = reverse(
-            "admin:scoring_scoringmodel_preview", args=[object_id]
-        )
-        extra_context["changes"] = ChangeLog.objects.filter(
-            object_type="scoringmodel", object_id=object_id
-        ).select_related("by")[:20]
+        # A non-numeric id must reach the admin's "doesn't exist" redirect, not a 500.
+        if str(object_id).isdigit():
+            pk = int(object_id)
+            extra_context["preview_url"] = reverse("admin:scoring_scoringmodel_preview", args=[pk])
+            # The model's history includes its rules' changes, deleted rules too.
+            extra_context["changes"] = ChangeLog.objects.filter(
+                Q(object_type="scoringmodel", object_id=pk)
+                | Q(object_type="rule", after__model=pk)
+                | Q(object_type="rule", before__model=pk)
+            ).select_related("by")[:20]
         return super().change_view(request, object_id, form_url, extra_context)
 
     def preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -87,6 +88,8 @@ def rescore_range(
         )
         cursor.execute(TOUCHED_TABLE)
         cursor.execute("TRUNCATE scoring_desired, scoring_touched")
+        # The window sorts of a range fit in memory instead of spilling to disk.
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.SCORING_WORK_MEM])
         # Lock the range's leads so real-time scoring waits for this chunk or runs after it.
         cursor.execute(
             "SELECT id, score, band FROM leads_lead WHERE id BETWEEN %s AND %s "

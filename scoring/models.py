@@ -315,8 +315,15 @@ class ScoreEntry(models.Model):
     rule = models.ForeignKey(
         Rule, null=True, blank=True, on_delete=models.SET_NULL, related_name="entries"
     )
+    # No database-level constraint: checking it costs an index probe into the largest
+    # table for every ledger row a rescore writes; Django still applies SET_NULL.
     activity = models.ForeignKey(
-        "leads.Activity", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "leads.Activity",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
     )
     kind = models.CharField(max_length=12, choices=EntryKind.choices)
     bonus = models.BooleanField(default=False)
