@@ -35,3 +35,40 @@ class ActivityFactory(factory.django.DjangoModelFactory):
     type = ActivityType.PAGE_VIEW
     url = "https://hotlist.example/pricing"
     occurred_at = factory.LazyFunction(timezone.now)
+
+
+def active_model(**fields):
+    """An active default scoring model (no rules yet)."""
+    from scoring.models import ScoringModel
+
+    defaults = {"name": "Default", "status": "active", "is_default": True}
+    return ScoringModel.objects.create(**{**defaults, **fields})
+
+
+def fit_rule(model, points: int, field: str, operator: str, value: str = ""):
+    from scoring.models import Rule
+
+    return Rule.objects.create(
+        model=model,
+        name=f"{field} {operator} {value}",
+        kind="fit",
+        points=points,
+        field=field,
+        operator=operator,
+        value=value,
+    )
+
+
+def page_rule(model, points: int, pattern: str, **caps):
+    from scoring.models import Rule
+
+    return Rule.objects.create(
+        model=model,
+        name=f"page {pattern}",
+        kind="engagement",
+        points=points,
+        activity_type="page_view",
+        target="url",
+        pattern=pattern,
+        **caps,
+    )

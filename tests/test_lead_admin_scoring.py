@@ -4,24 +4,16 @@ import pytest
 from django.urls import reverse
 
 from leads.models import Lead
-from scoring.models import EntryKind, Rule, ScoreEntry, ScoringModel
+from scoring.models import EntryKind, ScoreEntry
 from scoring.services import scores_verify
 from tests.admin_forms import changeform_data
-from tests.factories import LeadFactory
+from tests.factories import LeadFactory, active_model, fit_rule
 
 
 @pytest.fixture
 def model(db):
-    model = ScoringModel.objects.create(name="Default", status="active", is_default=True)
-    Rule.objects.create(
-        model=model,
-        name="Director",
-        kind="fit",
-        points=20,
-        field="seniority",
-        operator="equals",
-        value="director",
-    )
+    model = active_model()
+    fit_rule(model, 20, "seniority", "equals", "director")
     return model
 
 

@@ -8,42 +8,16 @@ from django.utils import timezone
 
 from leads.models import Activity, Lead
 from leads.services import activities_record
-from scoring.models import Rule, ScoreEntry, ScoringModel
-from tests.factories import LeadFactory
+from scoring.models import ScoreEntry
+from tests.factories import LeadFactory, active_model, fit_rule, page_rule
 
 
 @pytest.fixture
 def scored_lead(db, rep, django_capture_on_commit_callbacks):
-    model = ScoringModel.objects.create(
-        name="Default", status="active", is_default=True, decay_half_life_days=30
-    )
-    Rule.objects.create(
-        model=model,
-        name="Director",
-        kind="fit",
-        points=20,
-        field="seniority",
-        operator="equals",
-        value="director",
-    )
-    Rule.objects.create(
-        model=model,
-        name="Pricing",
-        kind="engagement",
-        points=25,
-        activity_type="page_view",
-        target="url",
-        pattern="/pricing",
-    )
-    Rule.objects.create(
-        model=model,
-        name="Careers",
-        kind="engagement",
-        points=-10,
-        activity_type="page_view",
-        target="url",
-        pattern="/careers",
-    )
+    model = active_model(decay_half_life_days=30)
+    fit_rule(model, 20, "seniority", "equals", "director")
+    page_rule(model, 25, "/pricing")
+    page_rule(model, -10, "/careers")
     lead = LeadFactory(owner=rep, seniority="director")
     now = timezone.now()
     with django_capture_on_commit_callbacks(execute=True):
