@@ -40,6 +40,17 @@ CREATE TEMP TABLE IF NOT EXISTS scoring_desired (
     reason varchar(300) NOT NULL
 ) ON COMMIT DELETE ROWS
 """
+DELTA_TABLE = """
+CREATE TEMP TABLE IF NOT EXISTS scoring_delta (
+    lead_id bigint PRIMARY KEY,
+    fit float8 NOT NULL,
+    engagement float8 NOT NULL,
+    engagement_reversed boolean NOT NULL,
+    last_appended timestamptz,
+    reversed int NOT NULL,
+    appended int NOT NULL
+) ON COMMIT DELETE ROWS
+"""
 TOUCHED_TABLE = """
 CREATE TEMP TABLE IF NOT EXISTS scoring_touched (lead_id bigint PRIMARY KEY) ON COMMIT DELETE ROWS
 """
@@ -87,7 +98,8 @@ def rescore_range(
             "CREATE INDEX IF NOT EXISTS scoring_desired_key ON scoring_desired (lead_id, rule_id)"
         )
         cursor.execute(TOUCHED_TABLE)
-        cursor.execute("TRUNCATE scoring_desired, scoring_touched")
+        cursor.execute(DELTA_TABLE)
+        cursor.execute("TRUNCATE scoring_desired, scoring_touched, scoring_delta")
         # The window sorts of a range fit in memory instead of spilling to disk.
         cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.SCORING_WORK_MEM])
         # Lock the range's leads so real-time scoring waits for this chunk or runs after it.
@@ -261,7 +273,7 @@ def _apply_diff(
             FROM active a
             WHERE NOT EXISTS (
                 SELECT 1 FROM scoring_desired d WHERE {same_key} AND d.points = a.points)
-            RETURNING lead_id
+            RETURNING lead_id, kind, points, at, true AS is_reversal
         ),
         appended AS (
             INSERT INTO scoring_scoreentry
@@ -273,14 +285,20 @@ def _apply_diff(
             FROM scoring_desired d
             WHERE NOT EXISTS (
                 SELECT 1 FROM active a WHERE {same_key} AND d.points = a.points)
-            RETURNING lead_id
+            RETURNING lead_id, kind, points, at, false AS is_reversal
         ),
-        touched AS (
-            INSERT INTO scoring_touched
-            SELECT lead_id FROM reversals UNION SELECT lead_id FROM appended
-            ON CONFLICT DO NOTHING
-        )
-        SELECT (SELECT count(*) FROM reversals), (SELECT count(*) FROM appended)
+        changes AS (SELECT * FROM reversals UNION ALL SELECT * FROM appended)
+        INSERT INTO scoring_delta
+        SELECT lead_id,
+               COALESCE(sum(points) FILTER (WHERE kind = 'fit'), 0),
+               COALESCE(sum(points * CASE WHEN %s::float8 IS NULL THEN 1.0 ELSE power(0.5,
+                   GREATEST(EXTRACT(EPOCH FROM (%s::timestamptz - at)), 0)
+                   / (%s::float8 * 86400.0)) END) FILTER (WHERE kind = 'engagement'), 0),
+               bool_or(is_reversal AND kind = 'engagement'),
+               max(at) FILTER (WHERE NOT is_reversal AND kind = 'engagement'),
+               count(*) FILTER (WHERE is_reversal),
+               count(*) FILTER (WHERE NOT is_reversal)
+        FROM changes GROUP BY lead_id
     """
     params = [
         *active_params,
@@ -291,10 +309,68 @@ def _apply_diff(
         now,
         model.id,
         now,
+        half_life,
+        now,
+        half_life,
     ]
     cursor.execute(sql, params)
+    cursor.execute(
+        "INSERT INTO scoring_touched SELECT lead_id FROM scoring_delta ON CONFLICT DO NOTHING"
+    )
+    cursor.execute(
+        "SELECT COALESCE(sum(reversed), 0), COALESCE(sum(appended), 0) FROM scoring_delta"
+    )
     reversed_, appended = cursor.fetchone()
+    cursor.execute("ANALYZE scoring_delta")
     return reversed_, appended
+
+
+def _score_columns(model: CompiledModel, now: datetime) -> tuple[str, list[Any]]:
+    """CTEs ``effective`` and ``scored`` over a relation ``sums`` (lead_id, fit,
+    adjustment, engagement at now, last_engaged_at): the same formula as
+    ``scoring.engine.state_from``."""
+    t = model.thresholds
+    sql = """
+        effective AS (
+            SELECT s.*, s.engagement - LEAST(
+                CASE WHEN s.last_engaged_at IS NULL THEN 0 ELSE %s * floor(GREATEST(
+                    EXTRACT(EPOCH FROM (%s::timestamptz - s.last_engaged_at)), 0)
+                    / 604800.0) END,
+                GREATEST(s.engagement, 0)) AS eff
+            FROM sums s
+        ),
+        scored AS (
+            SELECT e.*, LEAST(floor(e.fit + e.adjustment + e.eff + 0.5), %s) AS score,
+                   e.fit + e.adjustment AS total_fit
+            FROM effective e
+        ),
+        banded AS (
+            SELECT s.*,
+                   CASE WHEN score >= %s THEN 'hot' WHEN score >= %s THEN 'warm'
+                        ELSE 'cold' END AS band,
+                   CASE WHEN total_fit >= %s THEN 'A' WHEN total_fit >= %s THEN 'B'
+                        WHEN total_fit >= %s THEN 'C' ELSE 'D' END AS grade,
+                   CASE WHEN total_fit >= %s AND eff >= %s THEN 'hot'
+                        WHEN total_fit >= %s THEN 'target'
+                        WHEN eff >= %s THEN 'researcher' ELSE 'cold' END AS quadrant
+            FROM scored s
+        )
+    """
+    params = [
+        model.idle_week_penalty,
+        now,
+        t.max_points if t.max_points is not None else 2**31 - 1,
+        t.hot,
+        t.warm,
+        t.grade_a,
+        t.grade_b,
+        t.grade_c,
+        t.grade_b,
+        t.engaged,
+        t.grade_b,
+        t.engaged,
+    ]
+    return sql, params
 
 
 def _recompute_states(
@@ -307,23 +383,71 @@ def _recompute_states(
     now: datetime,
     rule_ids: set[int] | None,
 ) -> int:
-    """Upsert ``LeadScore`` for the leads to recompute, from their active entries."""
+    """Bring ``LeadScore`` up to date for the leads the rescore touched.
+
+    Where the stored state is current (same decay settings), the ledger rows just
+    written are its exact delta: ``e(now) = e(t) * decay(now - t) + new``. Leads
+    without a current state, or whose engagement lost an award (the last engagement
+    time may move back), are summed from their active ledger entries instead.
+    """
+    count = _recompute_from_ledger(cursor, model, segment, segment_params, lo, hi, now, rule_ids)
+    count += _apply_deltas(cursor, model, now)
     if rule_ids is None:
         leads = f"SELECT l.id FROM leads_lead l WHERE l.id BETWEEN %s AND %s AND {segment}"
         lead_params = [lo, hi, *segment_params]
+        # Leads that left the segment keep no score in this model; touching them lets
+        # ``_materialize`` choose their primary score again.
+        cursor.execute(
+            "WITH gone AS (DELETE FROM scoring_leadscore WHERE model_id = %s "
+            f"AND lead_id BETWEEN %s AND %s AND lead_id NOT IN ({leads}) RETURNING lead_id) "
+            "INSERT INTO scoring_touched SELECT lead_id FROM gone ON CONFLICT DO NOTHING",
+            [model.id, lo, hi, *lead_params],
+        )
+        # Thresholds or bands may have changed: every lead's materialized score is checked.
+        cursor.execute(
+            "INSERT INTO scoring_touched SELECT lead_id FROM scoring_leadscore "
+            "WHERE model_id = %s AND lead_id BETWEEN %s AND %s ON CONFLICT DO NOTHING",
+            [model.id, lo, hi],
+        )
+    return count
+
+
+def _recompute_from_ledger(
+    cursor: Any,
+    model: CompiledModel,
+    segment: str,
+    segment_params: list[Any],
+    lo: int,
+    hi: int,
+    now: datetime,
+    rule_ids: set[int] | None,
+) -> int:
+    stale = (
+        "SELECT {lead} AS id FROM {source} "
+        "LEFT JOIN scoring_leadscore ls ON ls.lead_id = {lead} AND ls.model_id = %s "
+        "WHERE {where} (ls.id IS NULL OR ls.decay_version <> %s)"
+    )
+    if rule_ids is None:
+        targets = stale.format(
+            lead="l.id",
+            source="leads_lead l",
+            where=f"l.id BETWEEN %s AND %s AND {segment} AND",
+        )
+        target_params = [model.id, lo, hi, *segment_params, model.decay_version]
     else:
-        leads = "SELECT lead_id AS id FROM scoring_touched"
-        lead_params = []
-    t = model.thresholds
+        targets = stale.format(lead="d.lead_id", source="scoring_delta d", where="")
+        target_params = [model.id, model.decay_version]
+    targets += " UNION SELECT lead_id FROM scoring_delta WHERE engagement_reversed"
     hl = model.half_life_days
+    score_sql, score_params = _score_columns(model, now)
     sql = f"""
-        WITH targets AS ({leads}),
+        WITH targets AS ({targets}),
         sums AS (
             SELECT t.id AS lead_id,
                    COALESCE(sum(e.points) FILTER (WHERE e.kind = 'fit'), 0) AS fit,
                    COALESCE(sum(e.points) FILTER (WHERE e.kind = 'manual'), 0) AS adjustment,
                    COALESCE(sum(e.points * CASE WHEN %s::float8 IS NULL THEN 1.0 ELSE
-                       power(0.5, EXTRACT(EPOCH FROM (%s::timestamptz - e.at))
+                       power(0.5, GREATEST(EXTRACT(EPOCH FROM (%s::timestamptz - e.at)), 0)
                              / (%s::float8 * 86400.0)) END)
                        FILTER (WHERE e.kind = 'engagement'), 0) AS engagement,
                    max(e.at) FILTER (WHERE e.kind = 'engagement') AS last_engaged_at
@@ -334,75 +458,65 @@ def _recompute_states(
                   SELECT 1 FROM scoring_scoreentry r WHERE r.reversal_of_id = e.id)))
             GROUP BY t.id
         ),
-        effective AS (
-            SELECT s.*, s.engagement - LEAST(
-                CASE WHEN s.last_engaged_at IS NULL THEN 0 ELSE %s * floor(
-                    EXTRACT(EPOCH FROM (%s::timestamptz - s.last_engaged_at)) / 604800.0) END,
-                GREATEST(s.engagement, 0)) AS eff
-            FROM sums s
-        ),
-        scored AS (
-            SELECT e.*, LEAST(floor(e.fit + e.adjustment + e.eff + 0.5), %s) AS score
-            FROM effective e
-        )
+        {score_sql}
         INSERT INTO scoring_leadscore
             (lead_id, model_id, fit, adjustment, engagement, engagement_at, last_engaged_at,
-             score, band, grade, quadrant, is_primary, surged_at, updated_at)
+             score, band, grade, quadrant, is_primary, surged_at, decay_version, updated_at)
         SELECT lead_id, %s, fit, adjustment, engagement, %s, last_engaged_at, score,
-               CASE WHEN score >= %s THEN 'hot' WHEN score >= %s THEN 'warm' ELSE 'cold' END,
-               CASE WHEN fit + adjustment >= %s THEN 'A' WHEN fit + adjustment >= %s THEN 'B'
-                    WHEN fit + adjustment >= %s THEN 'C' ELSE 'D' END,
-               CASE WHEN fit + adjustment >= %s AND eff >= %s THEN 'hot'
-                    WHEN fit + adjustment >= %s THEN 'target'
-                    WHEN eff >= %s THEN 'researcher' ELSE 'cold' END,
-               false, NULL, %s
-        FROM scored
+               band, grade, quadrant, false, NULL, %s, %s
+        FROM banded
         ON CONFLICT (lead_id, model_id) DO UPDATE SET
             fit = EXCLUDED.fit, adjustment = EXCLUDED.adjustment,
             engagement = EXCLUDED.engagement, engagement_at = EXCLUDED.engagement_at,
             last_engaged_at = EXCLUDED.last_engaged_at, score = EXCLUDED.score,
             band = EXCLUDED.band, grade = EXCLUDED.grade, quadrant = EXCLUDED.quadrant,
-            updated_at = EXCLUDED.updated_at
+            decay_version = EXCLUDED.decay_version, updated_at = EXCLUDED.updated_at
     """
     params = [
-        *lead_params,
+        *target_params,
         hl,
         now,
         hl,
         model.id,
-        model.idle_week_penalty,
-        now,
-        t.max_points if t.max_points is not None else 2**31 - 1,
+        *score_params,
         model.id,
         now,
-        t.hot,
-        t.warm,
-        t.grade_a,
-        t.grade_b,
-        t.grade_c,
-        t.grade_b,
-        t.engaged,
-        t.grade_b,
-        t.engaged,
+        model.decay_version,
         now,
     ]
     cursor.execute(sql, params)
-    count = cursor.rowcount
-    if rule_ids is None:
-        # Leads that left the segment keep no score in this model; touching them lets
-        # ``_materialize`` choose their primary score again.
-        cursor.execute(
-            "WITH gone AS (DELETE FROM scoring_leadscore WHERE model_id = %s "
-            f"AND lead_id BETWEEN %s AND %s AND lead_id NOT IN ({leads}) RETURNING lead_id) "
-            "INSERT INTO scoring_touched SELECT lead_id FROM gone ON CONFLICT DO NOTHING",
-            [model.id, lo, hi, *lead_params],
-        )
-        cursor.execute(
-            "INSERT INTO scoring_touched SELECT lead_id FROM scoring_leadscore "
-            "WHERE model_id = %s AND lead_id BETWEEN %s AND %s ON CONFLICT DO NOTHING",
-            [model.id, lo, hi],
-        )
-    return count
+    return cursor.rowcount
+
+
+def _apply_deltas(cursor: Any, model: CompiledModel, now: datetime) -> int:
+    """``e(now) = e(t) * decay(now - t) + new`` for leads whose state is current."""
+    hl = model.half_life_days
+    score_sql, score_params = _score_columns(model, now)
+    sql = f"""
+        WITH sums AS (
+            SELECT ls.lead_id, ls.fit + d.fit AS fit, ls.adjustment,
+                   ls.engagement * CASE WHEN %s::float8 IS NULL THEN 1.0 ELSE power(0.5,
+                       GREATEST(EXTRACT(EPOCH FROM (%s::timestamptz - ls.engagement_at)), 0)
+                       / (%s::float8 * 86400.0)) END + d.engagement AS engagement,
+                   CASE WHEN d.last_appended IS NULL THEN ls.last_engaged_at
+                        ELSE GREATEST(ls.last_engaged_at, d.last_appended) END
+                       AS last_engaged_at
+            FROM scoring_delta d
+            JOIN scoring_leadscore ls ON ls.lead_id = d.lead_id AND ls.model_id = %s
+            WHERE ls.decay_version = %s AND NOT d.engagement_reversed
+              AND ls.updated_at < %s
+        ),
+        {score_sql}
+        UPDATE scoring_leadscore ls SET
+            fit = b.fit, engagement = b.engagement, engagement_at = %s,
+            last_engaged_at = b.last_engaged_at, score = b.score, band = b.band,
+            grade = b.grade, quadrant = b.quadrant, updated_at = %s
+        FROM banded b
+        WHERE ls.lead_id = b.lead_id AND ls.model_id = %s
+    """
+    params = [hl, now, hl, model.id, model.decay_version, now, *score_params, now, now, model.id]
+    cursor.execute(sql, params)
+    return cursor.rowcount
 
 
 def _materialize(
@@ -415,7 +529,7 @@ def _materialize(
     cursor.execute("ANALYZE scoring_touched")
     cursor.execute(
         """
-        UPDATE scoring_leadscore ls SET is_primary = (ls.model_id = best.model_id)
+        UPDATE scoring_leadscore ls SET is_primary = (ls.model_id = best.model_id), updated_at = %s
         FROM (
             SELECT DISTINCT ON (x.lead_id) x.lead_id, x.model_id
             FROM scoring_leadscore x JOIN scoring_scoringmodel m ON m.id = x.model_id
@@ -423,7 +537,8 @@ def _materialize(
             ORDER BY x.lead_id, m.priority DESC, m.is_default DESC, m.id
         ) best
         WHERE ls.lead_id = best.lead_id AND ls.is_primary <> (ls.model_id = best.model_id)
-        """
+        """,
+        [now],
     )
     cursor.execute(decay_sql(postgres=True, touched_only=True), decay_params(now, postgres=True))
     # A lead no active model scores any more has no score, as in the per-lead path.
@@ -431,10 +546,11 @@ def _materialize(
         """
         UPDATE leads_lead l SET score = 0, fit_score = 0, engagement_score = 0,
                engagement_at = %s, band = 'cold', grade = 'D', quadrant = 'cold'
-        WHERE l.id IN (SELECT lead_id FROM scoring_touched)
+        FROM scoring_touched t
+        WHERE l.id = t.lead_id
           AND NOT EXISTS (SELECT 1 FROM scoring_leadscore ls
-                          WHERE ls.lead_id = l.id AND ls.is_primary)
-          AND (l.score, l.band) <> (0, 'cold')
+                          WHERE ls.lead_id = t.lead_id AND ls.is_primary)
+          AND (l.score <> 0 OR l.band <> 'cold')
         """,
         [now],
     )

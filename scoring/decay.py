@@ -48,31 +48,45 @@ def decay_sql(*, postgres: bool, touched_only: bool = False) -> str:
         f"THEN m.max_points ELSE {raw} END"
     )
     only = " AND ls.lead_id IN (SELECT lead_id FROM scoring_touched)" if touched_only else ""
+    # After a rescore, leave alone a lead whose state did not change and whose score,
+    # band, grade and quadrant come out the same: its (engagement, time) pair stays true.
+    unchanged = (
+        " AND (sub.updated_at >= %(now)s OR (leads_lead.score, leads_lead.band, leads_lead.grade,"
+        " leads_lead.quadrant, leads_lead.fit_score) IS DISTINCT FROM"
+        " (sub.score, sub.band, sub.grade, sub.quadrant, sub.fit_score))"
+        if touched_only
+        else ""
+    )
     return f"""
         UPDATE leads_lead SET
             engagement_score = sub.effective,
             engagement_at = %(now)s,
             score = sub.score,
-            fit_score = floor(sub.total_fit + 0.5),
-            band = CASE WHEN sub.score >= sub.hot_from THEN 'hot'
-                        WHEN sub.score >= sub.warm_from THEN 'warm' ELSE 'cold' END,
-            grade = CASE WHEN sub.total_fit >= sub.grade_a_from THEN 'A'
-                         WHEN sub.total_fit >= sub.grade_b_from THEN 'B'
-                         WHEN sub.total_fit >= sub.grade_c_from THEN 'C' ELSE 'D' END,
-            quadrant = CASE
-                WHEN sub.total_fit >= sub.grade_b_from
-                     AND sub.effective >= sub.engaged_from THEN 'hot'
-                WHEN sub.total_fit >= sub.grade_b_from THEN 'target'
-                WHEN sub.effective >= sub.engaged_from THEN 'researcher'
-                ELSE 'cold' END
+            fit_score = sub.fit_score,
+            band = sub.band,
+            grade = sub.grade,
+            quadrant = sub.quadrant
         FROM (
-            SELECT ls.lead_id, {effective} AS effective, {score} AS score,
-                   (ls.fit + ls.adjustment) AS total_fit,
-                   m.hot_from, m.warm_from, m.grade_a_from, m.grade_b_from, m.grade_c_from,
-                   m.engaged_from
-            FROM scoring_leadscore ls
-            JOIN scoring_scoringmodel m ON m.id = ls.model_id
-            WHERE ls.is_primary{only}
+            SELECT lead_id, effective, score, updated_at,
+                   floor(total_fit + 0.5) AS fit_score,
+                   CASE WHEN score >= hot_from THEN 'hot'
+                        WHEN score >= warm_from THEN 'warm' ELSE 'cold' END AS band,
+                   CASE WHEN total_fit >= grade_a_from THEN 'A'
+                        WHEN total_fit >= grade_b_from THEN 'B'
+                        WHEN total_fit >= grade_c_from THEN 'C' ELSE 'D' END AS grade,
+                   CASE WHEN total_fit >= grade_b_from AND effective >= engaged_from THEN 'hot'
+                        WHEN total_fit >= grade_b_from THEN 'target'
+                        WHEN effective >= engaged_from THEN 'researcher'
+                        ELSE 'cold' END AS quadrant
+            FROM (
+                SELECT ls.lead_id, ls.updated_at, {effective} AS effective, {score} AS score,
+                       (ls.fit + ls.adjustment) AS total_fit,
+                       m.hot_from, m.warm_from, m.grade_a_from, m.grade_b_from,
+                       m.grade_c_from, m.engaged_from
+                FROM scoring_leadscore ls
+                JOIN scoring_scoringmodel m ON m.id = ls.model_id
+                WHERE ls.is_primary{only}
+            ) AS raw
         ) AS sub
-        WHERE leads_lead.id = sub.lead_id
+        WHERE leads_lead.id = sub.lead_id{unchanged}
     """

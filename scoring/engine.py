@@ -47,6 +47,7 @@ class CompiledModel:
     sql_threshold: int
     surge_points: int
     surge_hours: int
+    decay_version: int = 1
     fit_rules: list[R.RuleSpec] = field(default_factory=list)
     engagement_rules: list[R.RuleSpec] = field(default_factory=list)
     points_by_rule: dict[int, int] = field(default_factory=dict)
@@ -120,6 +121,7 @@ def compile_model(model: ScoringModel, kinds: dict[str, str]) -> CompiledModel:
         sql_threshold=model.sql_threshold,
         surge_points=model.surge_points,
         surge_hours=model.surge_hours,
+        decay_version=model.decay_version,
     )
     for rule in model.rules.filter(active=True):
         try:
@@ -396,6 +398,10 @@ class Batch:
             )
         )
 
+    def _decay_version(self, model_id: int) -> int:
+        model = next((m for m in self.ruleset.models if m.id == model_id), None)
+        return model.decay_version if model else 1
+
     def _half_life(self, model_id: int) -> float | None:
         """Half-life of any model, active or not (an inactive one's entries get reversed)."""
         if not hasattr(self, "_half_lives"):
@@ -458,6 +464,7 @@ class Batch:
                 else:
                     updates.append(row)
                 _fill(row, state, self.now)
+                row.decay_version = self._decay_version(model_id)
                 row.is_primary = result.primary is not None and model_id == result.primary.id
                 if (result.lead.pk, model_id) in surged:
                     row.surged_at = self.now
@@ -504,6 +511,7 @@ STATE_FIELDS = [
     "grade",
     "quadrant",
     "is_primary",
+    "decay_version",
 ]
 LEAD_SCORE_FIELDS = [
     "score",

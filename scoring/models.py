@@ -68,7 +68,11 @@ class ScoringModel(models.Model):
     surge_hours = models.PositiveIntegerField(
         default=24, help_text="…within this many hours is a surge."
     )
-    version = models.PositiveIntegerField(default=1, editable=False)
+    decay_version = models.PositiveIntegerField(
+        default=1,
+        editable=False,
+        help_text="Goes up whenever the half-life changes: stored engagement must be resummed.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -91,6 +95,19 @@ class ScoringModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            stored = (
+                ScoringModel.objects.filter(pk=self.pk)
+                .values_list("decay_half_life_days", flat=True)
+                .first()
+            )
+            if stored != self.decay_half_life_days:
+                self.decay_version += 1
+                if kwargs.get("update_fields") is not None:
+                    kwargs["update_fields"] = [*kwargs["update_fields"], "decay_version"]
+        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
@@ -372,6 +389,9 @@ class LeadScore(models.Model):
     surged_at = models.DateTimeField(null=True, blank=True)
     is_primary = models.BooleanField(
         default=False, help_text="This model gives the score shown on the lead."
+    )
+    decay_version = models.PositiveIntegerField(
+        default=1, help_text="The model's decay settings this engagement was summed with."
     )
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -558,7 +558,6 @@ def model_duplicate(*, model: ScoringModel, by: User | None = None) -> ScoringMo
         copy.name = _free_name(f"{model.name} (draft)")
         copy.status = "draft"
         copy.is_default = False
-        copy.version = 1
         copy.save()
         copy.segment_product_lines.set(segment)
         for rule in rules:
