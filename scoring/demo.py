@@ -6,28 +6,17 @@ from typing import Any
 
 from django.db import transaction
 
+from leads import demo
+
 from .models import DomainList, DomainListKind, ModelStatus, Rule, ScoringModel
 
-FREE_MAIL = [
-    "gmail.com",
-    "yahoo.com",
-    "hotmail.com",
-    "outlook.com",
-    "gmx.de",
-    "web.de",
-    "icloud.com",
-    "aol.com",
-    "proton.me",
-    "mail.com",
-]
-DISPOSABLE = [
-    "mailinator.com",
-    "10minutemail.com",
-    "guerrillamail.com",
-    "trashmail.com",
-    "yopmail.com",
-]
-COMPETITORS = ["salesforce.com", "hubspot.com", "pipedrive.com", "zoho.com"]
+# The demo world draws its personal, throw-away and competitor addresses from the same
+# lists, so the starter rules recognise them.
+FREE_MAIL = sorted(
+    {*demo.FREE_MAIL_DOMAINS, "web.de", "aol.com", "proton.me", "mail.com", "yahoo.com"}
+)
+DISPOSABLE = sorted({*demo.DISPOSABLE_DOMAINS, "trashmail.com"})
+COMPETITORS = sorted(demo.COMPETITOR_DOMAINS)
 
 FIT_RULES: list[dict[str, Any]] = [
     {
