@@ -124,8 +124,11 @@ def rescore_range(
         # Fresh statistics let the planner hash-join the awards against the ledger.
         cursor.execute("ANALYZE scoring_desired")
         reversed_, appended = _apply_diff(cursor, model, rules, lo, hi, now, rule_ids)
-        leads = _recompute_states(cursor, model, segment, segment_params, lo, hi, now, rule_ids)
-        changed = _materialize(cursor, before, now)
+        gone: list[int] = []
+        leads = _recompute_states(
+            cursor, model, segment, segment_params, lo, hi, now, rule_ids, gone
+        )
+        changed = _materialize(cursor, before, now, gone)
     return RangeResult(leads, reversed_, appended, changed)
 
 
@@ -382,8 +385,11 @@ def _recompute_states(
     hi: int,
     now: datetime,
     rule_ids: set[int] | None,
+    gone: list[int],
 ) -> int:
     """Bring ``LeadScore`` up to date for the leads the rescore touched.
+
+    Leads that left the model's segment lose their score in it and are added to ``gone``.
 
     Where the stored state is current (same decay settings), the ledger rows just
     written are its exact delta: ``e(now) = e(t) * decay(now - t) + new``. Leads
@@ -398,10 +404,14 @@ def _recompute_states(
         # Leads that left the segment keep no score in this model; touching them lets
         # ``_materialize`` choose their primary score again.
         cursor.execute(
-            "WITH gone AS (DELETE FROM scoring_leadscore WHERE model_id = %s "
-            f"AND lead_id BETWEEN %s AND %s AND lead_id NOT IN ({leads}) RETURNING lead_id) "
-            "INSERT INTO scoring_touched SELECT lead_id FROM gone ON CONFLICT DO NOTHING",
+            "DELETE FROM scoring_leadscore WHERE model_id = %s "
+            f"AND lead_id BETWEEN %s AND %s AND lead_id NOT IN ({leads}) RETURNING lead_id",
             [model.id, lo, hi, *lead_params],
+        )
+        gone.extend(lead_id for (lead_id,) in cursor.fetchall())
+        cursor.execute(
+            "INSERT INTO scoring_touched SELECT unnest(%s::bigint[]) ON CONFLICT DO NOTHING",
+            [gone],
         )
         # Thresholds or bands may have changed: every lead's materialized score is checked.
         cursor.execute(
@@ -520,7 +530,7 @@ def _apply_deltas(cursor: Any, model: CompiledModel, now: datetime) -> int:
 
 
 def _materialize(
-    cursor: Any, before: dict[int, tuple[int, str]], now: datetime
+    cursor: Any, before: dict[int, tuple[int, str]], now: datetime, gone: list[int]
 ) -> list[tuple[int, int, str]]:
     """Mark each touched lead's primary score and copy it onto the lead.
 
@@ -542,18 +552,17 @@ def _materialize(
     )
     cursor.execute(decay_sql(postgres=True, touched_only=True), decay_params(now, postgres=True))
     # A lead no active model scores any more has no score, as in the per-lead path.
-    cursor.execute(
-        """
-        UPDATE leads_lead l SET score = 0, fit_score = 0, engagement_score = 0,
-               engagement_at = %s, band = 'cold', grade = 'D', quadrant = 'cold'
-        FROM scoring_touched t
-        WHERE l.id = t.lead_id
-          AND NOT EXISTS (SELECT 1 FROM scoring_leadscore ls
-                          WHERE ls.lead_id = t.lead_id AND ls.is_primary)
-          AND (l.score <> 0 OR l.band <> 'cold')
-        """,
-        [now],
-    )
+    if gone:
+        cursor.execute(
+            """
+            UPDATE leads_lead l SET score = 0, fit_score = 0, engagement_score = 0,
+                   engagement_at = %s, band = 'cold', grade = 'D', quadrant = 'cold'
+            WHERE l.id = ANY(%s)
+              AND NOT EXISTS (SELECT 1 FROM scoring_leadscore ls
+                              WHERE ls.lead_id = l.id AND ls.is_primary)
+            """,
+            [now, gone],
+        )
     cursor.execute(
         "SELECT id, score, band FROM leads_lead WHERE id IN (SELECT lead_id FROM scoring_touched)"
     )
