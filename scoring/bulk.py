@@ -393,8 +393,8 @@ def _recompute_states(
 
     Where the stored state is current (same decay settings), the ledger rows just
     written are its exact delta: ``e(now) = e(t) * decay(now - t) + new``. Leads
-    without a current state, or whose engagement lost an award (the last engagement
-    time may move back), are summed from their active ledger entries instead.
+    without a current state, or (with an idle penalty) whose engagement lost an award,
+    which may move the last engagement time back, are summed from the ledger instead.
     """
     count = _recompute_from_ledger(cursor, model, segment, segment_params, lo, hi, now, rule_ids)
     count += _apply_deltas(cursor, model, now)
@@ -447,7 +447,9 @@ def _recompute_from_ledger(
     else:
         targets = stale.format(lead="d.lead_id", source="scoring_delta d", where="")
         target_params = [model.id, model.decay_version]
-    targets += " UNION SELECT lead_id FROM scoring_delta WHERE engagement_reversed"
+    if model.idle_week_penalty:
+        # Losing an award may move the last engagement back, which the idle penalty reads.
+        targets += " UNION SELECT lead_id FROM scoring_delta WHERE engagement_reversed"
     hl = model.half_life_days
     score_sql, score_params = _score_columns(model, now)
     sql = f"""
@@ -513,8 +515,7 @@ def _apply_deltas(cursor: Any, model: CompiledModel, now: datetime) -> int:
                        AS last_engaged_at
             FROM scoring_delta d
             JOIN scoring_leadscore ls ON ls.lead_id = d.lead_id AND ls.model_id = %s
-            WHERE ls.decay_version = %s AND NOT d.engagement_reversed
-              AND ls.updated_at < %s
+            WHERE ls.decay_version = %s AND ls.updated_at < %s
         ),
         {score_sql}
         UPDATE scoring_leadscore ls SET

@@ -71,7 +71,7 @@ class ScoringModel(models.Model):
     decay_version = models.PositiveIntegerField(
         default=1,
         editable=False,
-        help_text="Goes up whenever the half-life changes: stored engagement must be resummed.",
+        help_text="Goes up when the decay settings change: stored engagement is resummed.",
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -100,10 +100,13 @@ class ScoringModel(models.Model):
         if self.pk is not None:
             stored = (
                 ScoringModel.objects.filter(pk=self.pk)
-                .values_list("decay_half_life_days", flat=True)
+                .values_list("decay_half_life_days", "idle_week_penalty")
                 .first()
             )
-            if stored != self.decay_half_life_days:
+            if stored is not None and stored != (
+                self.decay_half_life_days,
+                self.idle_week_penalty,
+            ):
                 self.decay_version += 1
                 if kwargs.get("update_fields") is not None:
                     kwargs["update_fields"] = [*kwargs["update_fields"], "decay_version"]
