@@ -11,12 +11,19 @@ class ScoringConfig(AppConfig):
     def ready(self) -> None:
         from leads.signals import activity_recorded, lead_profile_changed
 
-        activity_recorded.connect(queue_scoring, dispatch_uid="scoring.activity_recorded")
-        lead_profile_changed.connect(queue_scoring, dispatch_uid="scoring.lead_profile_changed")
+        activity_recorded.connect(queue_activities, dispatch_uid="scoring.activity_recorded")
+        lead_profile_changed.connect(queue_profile, dispatch_uid="scoring.lead_profile_changed")
 
 
-def queue_scoring(sender, lead_id: int, **kwargs) -> None:
-    """Score the lead once the transaction that changed it has committed."""
+def queue_activities(sender, lead_id: int, **kwargs) -> None:
+    """Score the new activities once the transaction that stored them has committed."""
+    from .tasks import score_lead
+
+    transaction.on_commit(partial(score_lead.delay, lead_id, pending_only=True))
+
+
+def queue_profile(sender, lead_id: int, **kwargs) -> None:
+    """Rescore the lead's fit once the transaction that changed it has committed."""
     from .tasks import score_lead
 
     transaction.on_commit(partial(score_lead.delay, lead_id))

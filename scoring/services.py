@@ -85,6 +85,37 @@ def lead_score(*, lead_id: int, now: datetime | None = None) -> LeadResult | Non
     return results[0] if results else None
 
 
+PENDING_BATCH = 100
+
+
+def leads_score_pending(*, lead_id: int, batch: int = PENDING_BATCH) -> int:
+    """Apply the lead's unscored activities, and those of other waiting leads, in one go.
+
+    A burst of events queues one task per event; the first task to run scores up to
+    ``batch`` leads with pending activities in one transaction (leads another worker
+    holds are skipped), so the tasks queued behind it find nothing left and return
+    after one query. Returns how many leads were scored (0: nothing was pending).
+    """
+    pending = Activity.objects.unscored().order_by()
+    with transaction.atomic():
+        if not pending.filter(lead_id=lead_id).exists():
+            return 0
+        # The lead this task is for is waited on; the others are taken only if free.
+        target = list(
+            Lead.objects.select_for_update(of=("self",))
+            .filter(pk=lead_id)
+            .values_list("pk", flat=True)
+        )
+        waiting = pending.exclude(lead_id=lead_id).values_list("lead_id", flat=True)
+        others = list(
+            Lead.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk__in=list(waiting.distinct()[: batch - 1]))
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        return len(leads_score(lead_ids=[*target, *others]))
+
+
 def _react(result: LeadResult) -> None:
     """Move the stage on an upward crossing and queue the hooks; inside the scoring transaction."""
     lead, model = result.lead, result.primary

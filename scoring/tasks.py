@@ -12,9 +12,16 @@ from . import services
     retry_backoff=True,
     max_retries=5,
 )
-def score_lead(lead_id: int) -> None:
-    """Apply a lead's pending activities and field changes (a missing lead is a no-op)."""
-    services.lead_score(lead_id=lead_id)
+def score_lead(lead_id: int, pending_only: bool = False) -> None:
+    """Rescore a lead (a missing lead is a no-op).
+
+    ``pending_only``: the task was queued for new activities; score them, with other
+    leads' waiting activities, unless an earlier task already has.
+    """
+    if pending_only:
+        services.leads_score_pending(lead_id=lead_id)
+    else:
+        services.lead_score(lead_id=lead_id)
 
 
 @shared_task(ignore_result=True)
@@ -22,7 +29,7 @@ def sweep_unscored() -> int:
     """Re-queue leads whose activities are still unscored, in case a message was lost."""
     ids = services.unscored_lead_ids()
     for lead_id in ids:
-        score_lead.delay(lead_id)
+        score_lead.delay(lead_id, pending_only=True)
     return len(ids)
 
 

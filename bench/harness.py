@@ -1,0 +1,138 @@
+"""Shared pieces of the benchmarks: a PostgreSQL database of their own, timing, reporting.
+
+Every benchmark runs against ``BENCH_DATABASE_URL`` (default: a ``hotlist_bench``
+database on the local PostgreSQL), never the development database, and records
+its figures in ``docs/PERFORMANCE.md`` between markers named after it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PERFORMANCE = ROOT / "docs" / "PERFORMANCE.md"
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/hotlist_bench"
+
+
+def setup_django(url: str | None = None) -> str:
+    """Point Django at the benchmark database (created if missing) and set it up."""
+    url = url or os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("HOTLIST_VAR_DIR", str(ROOT / "var" / "bench"))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm.settings")
+    sys.path.insert(0, str(ROOT))
+    _create_database(url)
+    import django
+
+    django.setup()
+    return url
+
+
+def _create_database(url: str) -> None:
+    import psycopg2
+    from psycopg2 import sql
+
+    name = url.rsplit("/", 1)[1]
+    admin = psycopg2.connect(url.rsplit("/", 1)[0] + "/postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if cursor.fetchone() is None:
+            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    admin.close()
+
+
+def drop_database(url: str) -> None:
+    import psycopg2
+    from psycopg2 import sql
+
+    name = url.rsplit("/", 1)[1]
+    admin = psycopg2.connect(url.rsplit("/", 1)[0] + "/postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+    admin.close()
+
+
+@contextmanager
+def stopwatch() -> Iterator[list[float]]:
+    box: list[float] = []
+    start = time.perf_counter()
+    yield box
+    box.append(time.perf_counter() - start)
+
+
+def median_of(runs: int, action: Callable[[], object]) -> tuple[float, list[float]]:
+    """Run ``action`` ``runs`` times; the median wall time and every time."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kb / 1024 / 1024:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        server = cursor.fetchone()[0].split()[0]
+    return (
+        f"{os.cpu_count()} cores ({cpu}){memory}; {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}; PostgreSQL {server}; "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; commit {_commit()}"
+    )
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def record(section: str, body: str) -> None:
+    """Replace the text between ``<!-- section -->`` markers in docs/PERFORMANCE.md."""
+    start, end = f"<!-- {section} -->", f"<!-- /{section} -->"
+    text = PERFORMANCE.read_text() if PERFORMANCE.exists() else "# Performance\n"
+    block = f"{start}\n{body.strip()}\n{end}"
+    if start in text:
+        text = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    PERFORMANCE.write_text(text)
+
+
+def seconds(value: float) -> str:
+    return f"{value:.2f} s" if value < 100 else f"{value:.0f} s"
