@@ -56,6 +56,19 @@ CREATE TEMP TABLE IF NOT EXISTS scoring_touched (lead_id bigint PRIMARY KEY) ON 
 """
 
 
+@dataclass(frozen=True)
+class Scope:
+    """One id range of one model at one moment: what every statement of a rescore shares."""
+
+    model: CompiledModel
+    segment: str
+    segment_params: list[Any]
+    lo: int
+    hi: int
+    now: datetime
+    rule_ids: set[int] | None
+
+
 @dataclass
 class RangeResult:
     leads: int
@@ -123,11 +136,10 @@ def rescore_range(
             cursor.execute(f"INSERT INTO scoring_desired {sql}", params)
         # Fresh statistics let the planner hash-join the awards against the ledger.
         cursor.execute("ANALYZE scoring_desired")
-        reversed_, appended = _apply_diff(cursor, model, rules, lo, hi, now, rule_ids)
+        scope = Scope(model, segment, segment_params, lo, hi, now, rule_ids)
+        reversed_, appended = _apply_diff(cursor, scope)
         gone: list[int] = []
-        leads = _recompute_states(
-            cursor, model, segment, segment_params, lo, hi, now, rule_ids, gone
-        )
+        leads = _recompute_states(cursor, scope, gone)
         changed = _materialize(cursor, before, now, gone)
     return RangeResult(leads, reversed_, appended, changed)
 
@@ -237,16 +249,9 @@ def _active_entries(rule_filter: str) -> str:
     """
 
 
-def _apply_diff(
-    cursor: Any,
-    model: CompiledModel,
-    rules: list[R.RuleSpec],
-    lo: int,
-    hi: int,
-    now: datetime,
-    rule_ids: set[int] | None,
-) -> tuple[int, int]:
+def _apply_diff(cursor: Any, scope: Scope) -> tuple[int, int]:
     """Append reversals and new entries in one statement (all parts see one snapshot)."""
+    model, lo, hi, now, rule_ids = scope.model, scope.lo, scope.hi, scope.now, scope.rule_ids
     rule_filter = "AND e.rule_id = ANY(%s)" if rule_ids is not None else ""
     active_params: list[Any] = [model.id, lo, hi]
     if rule_ids is not None:
@@ -376,17 +381,7 @@ def _score_columns(model: CompiledModel, now: datetime) -> tuple[str, list[Any]]
     return sql, params
 
 
-def _recompute_states(
-    cursor: Any,
-    model: CompiledModel,
-    segment: str,
-    segment_params: list[Any],
-    lo: int,
-    hi: int,
-    now: datetime,
-    rule_ids: set[int] | None,
-    gone: list[int],
-) -> int:
+def _recompute_states(cursor: Any, scope: Scope, gone: list[int]) -> int:
     """Bring ``LeadScore`` up to date for the leads the rescore touched.
 
     Leads that left the model's segment lose their score in it and are added to ``gone``.
@@ -396,11 +391,12 @@ def _recompute_states(
     without a current state, or (with an idle penalty) whose engagement lost an award,
     which may move the last engagement time back, are summed from the ledger instead.
     """
-    count = _recompute_from_ledger(cursor, model, segment, segment_params, lo, hi, now, rule_ids)
-    count += _apply_deltas(cursor, model, now)
-    if rule_ids is None:
+    count = _recompute_from_ledger(cursor, scope)
+    count += _apply_deltas(cursor, scope.model, scope.now)
+    model, segment, lo, hi = scope.model, scope.segment, scope.lo, scope.hi
+    if scope.rule_ids is None:
         leads = f"SELECT l.id FROM leads_lead l WHERE l.id BETWEEN %s AND %s AND {segment}"
-        lead_params = [lo, hi, *segment_params]
+        lead_params = [lo, hi, *scope.segment_params]
         # Leads that left the segment keep no score in this model; touching them lets
         # ``_materialize`` choose their primary score again.
         cursor.execute(
@@ -422,28 +418,20 @@ def _recompute_states(
     return count
 
 
-def _recompute_from_ledger(
-    cursor: Any,
-    model: CompiledModel,
-    segment: str,
-    segment_params: list[Any],
-    lo: int,
-    hi: int,
-    now: datetime,
-    rule_ids: set[int] | None,
-) -> int:
+def _recompute_from_ledger(cursor: Any, scope: Scope) -> int:
+    model, segment, lo, hi, now = scope.model, scope.segment, scope.lo, scope.hi, scope.now
     stale = (
         "SELECT {lead} AS id FROM {source} "
         "LEFT JOIN scoring_leadscore ls ON ls.lead_id = {lead} AND ls.model_id = %s "
         "WHERE {where} (ls.id IS NULL OR ls.decay_version <> %s)"
     )
-    if rule_ids is None:
+    if scope.rule_ids is None:
         targets = stale.format(
             lead="l.id",
             source="leads_lead l",
             where=f"l.id BETWEEN %s AND %s AND {segment} AND",
         )
-        target_params = [model.id, lo, hi, *segment_params, model.decay_version]
+        target_params = [model.id, lo, hi, *scope.segment_params, model.decay_version]
     else:
         targets = stale.format(lead="d.lead_id", source="scoring_delta d", where="")
         target_params = [model.id, model.decay_version]
