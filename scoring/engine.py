@@ -50,7 +50,7 @@ class CompiledModel:
     decay_version: int = 1
     fit_rules: list[R.RuleSpec] = field(default_factory=list)
     engagement_rules: list[R.RuleSpec] = field(default_factory=list)
-    points_by_rule: dict[int, int] = field(default_factory=dict)
+    rules_by_id: dict[int, R.RuleSpec] = field(default_factory=dict)
 
     def applies_to(self, product_slugs: Iterable[str]) -> bool:
         return self.is_default or bool(self.segment & set(product_slugs))
@@ -129,7 +129,7 @@ def compile_model(model: ScoringModel, kinds: dict[str, str]) -> CompiledModel:
         except R.RuleError:
             # A rule broken by a later change (a deleted custom field) scores nothing.
             continue
-        compiled.points_by_rule[rule.pk] = rule.points
+        compiled.rules_by_id[rule.pk] = spec
         target = compiled.fit_rules if spec.kind == R.FIT else compiled.engagement_rules
         target.append(spec)
     return compiled
@@ -359,7 +359,7 @@ class Batch:
         return active
 
     def _append(self, lead: Lead, model: CompiledModel, award: R.Award) -> dict[str, Any]:
-        spec = next(r for r in (*model.fit_rules, *model.engagement_rules) if r.id == award.rule_id)
+        spec = model.rules_by_id[award.rule_id]
         kind = EntryKind.FIT if spec.kind == R.FIT else EntryKind.ENGAGEMENT
         reason = spec.description
         if award.bonus:
