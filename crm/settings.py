@@ -277,6 +277,23 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Cache --------------------------------------------------------------------
+
+# Shared by the web processes and the workers (scoring keeps at most one drain task
+# queued through it): Redis when the broker is Redis, otherwise files under var/.
+CACHE_URL = env_str("CACHE_URL", CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "")
+if CACHE_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+
 # --- Hotlist ------------------------------------------------------------------
 
 HOTLIST_HEARTBEAT_STALE_SECONDS = env_int("HEARTBEAT_STALE_SECONDS", 120)

@@ -17,9 +17,9 @@ class ScoringConfig(AppConfig):
 
 def queue_activities(sender, lead_id: int, **kwargs) -> None:
     """Score the new activities once the transaction that stored them has committed."""
-    from .tasks import score_lead
+    from .services import pending_scoring_request
 
-    transaction.on_commit(partial(score_lead.delay, lead_id, pending_only=True))
+    transaction.on_commit(partial(pending_scoring_request, lead_id=lead_id))
 
 
 def queue_profile(sender, lead_id: int, **kwargs) -> None:

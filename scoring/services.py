@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
@@ -86,9 +88,48 @@ def lead_score(*, lead_id: int, now: datetime | None = None) -> LeadResult | Non
 
 
 PENDING_BATCH = 100
+DRAIN_KEY = "scoring:drain-queued"
+DRAIN_QUEUED_SECONDS = 30
+DRAIN_SECONDS = 10.0
 
 
-def leads_score_pending(*, lead_id: int, batch: int = PENDING_BATCH) -> int:
+def pending_scoring_request(*, lead_id: int) -> bool:
+    """Queue a drain of waiting activities unless one is queued already.
+
+    Call after commit. A burst of events then costs one task, not one per event: the
+    queued drain deletes the marker when it starts, so an event stored while it runs
+    queues the next one. The marker expires, and the sweeper re-queues, in case a
+    message is lost. Returns whether a task was queued.
+    """
+    from .tasks import score_lead
+
+    if not cache.add(DRAIN_KEY, lead_id, timeout=DRAIN_QUEUED_SECONDS):
+        return False
+    score_lead.delay(lead_id, pending_only=True)
+    return True
+
+
+def pending_drain(*, lead_id: int | None = None, seconds: float = DRAIN_SECONDS) -> int:
+    """Score every lead with waiting activities, a batch at a time; how many were scored.
+
+    Starts with ``lead_id`` when given. Stops when nothing is left (leads another
+    worker holds are left to it) or after ``seconds``, then queues the next drain.
+    """
+    cache.delete(DRAIN_KEY)
+    deadline = time.monotonic() + seconds
+    scored = 0
+    while True:
+        batch = leads_score_pending(lead_id=lead_id)
+        lead_id = None
+        scored += batch
+        if not batch:
+            return scored
+        if time.monotonic() > deadline:
+            pending_scoring_request(lead_id=0)
+            return scored
+
+
+def leads_score_pending(*, lead_id: int | None, batch: int = PENDING_BATCH) -> int:
     """Apply the lead's unscored activities, and those of other waiting leads, in one go.
 
     A burst of events queues one task per event; the first task to run scores up to
@@ -97,8 +138,9 @@ def leads_score_pending(*, lead_id: int, batch: int = PENDING_BATCH) -> int:
     after one query. Returns how many leads were scored (0: nothing was pending).
     """
     pending = Activity.objects.unscored().order_by()
-    # Most tasks of a burst find their lead done already: answer those without a transaction.
-    if not pending.filter(lead_id=lead_id).exists():
+    if lead_id is not None and not pending.filter(lead_id=lead_id).exists():
+        lead_id = None
+    if lead_id is None and not pending.exists():
         return 0
     with transaction.atomic():
         # The lead this task is for is waited on; the others are taken only if free.

@@ -19,7 +19,7 @@ def score_lead(lead_id: int, pending_only: bool = False) -> None:
     leads' waiting activities, unless an earlier task already has.
     """
     if pending_only:
-        services.leads_score_pending(lead_id=lead_id)
+        services.pending_drain(lead_id=lead_id or None)
     else:
         services.lead_score(lead_id=lead_id)
 
@@ -28,8 +28,8 @@ def score_lead(lead_id: int, pending_only: bool = False) -> None:
 def sweep_unscored() -> int:
     """Re-queue leads whose activities are still unscored, in case a message was lost."""
     ids = services.unscored_lead_ids()
-    for lead_id in ids:
-        score_lead.delay(lead_id, pending_only=True)
+    if ids:
+        services.pending_scoring_request(lead_id=ids[0])
     return len(ids)
 
 

@@ -64,3 +64,52 @@ def test_profile_changes_still_rescore_a_lead_without_pending_activities(db):
     score_lead(lead.pk)
     lead.refresh_from_db()
     assert lead.score == 20
+
+
+def test_events_stored_while_a_drain_is_queued_queue_no_more_tasks(
+    db, django_capture_on_commit_callbacks
+):
+    # Given a drain already queued (its marker is set) and a scoring model
+    from django.core.cache import cache
+
+    from leads.services import activities_record
+    from scoring.services import DRAIN_KEY, pending_drain
+
+    page_rule(active_model(), 25, "/pricing")
+    leads = [LeadFactory() for _ in range(3)]
+    cache.add(DRAIN_KEY, leads[0].pk)
+
+    # When three events arrive
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        for lead in leads:
+            activities_record(lead=lead, activities=[Activity(type="page_view", url="/pricing")])
+
+    # Then no task ran for them (they wait for the queued drain) …
+    assert len(callbacks) == 3
+    assert Activity.objects.unscored().count() == 3
+
+    # … and that one drain scores them all and clears the marker
+    assert pending_drain(lead_id=leads[0].pk) == 3
+    assert not Activity.objects.unscored().exists()
+    assert cache.get(DRAIN_KEY) is None
+
+
+def test_an_event_after_the_drain_started_queues_the_next_one(
+    db, django_capture_on_commit_callbacks
+):
+    from django.core.cache import cache
+
+    from leads.services import activities_record
+    from scoring.services import DRAIN_KEY
+
+    page_rule(active_model(), 25, "/pricing")
+    lead = LeadFactory()
+
+    # With no drain queued, an event queues one, which runs (eagerly) and clears its marker
+    with django_capture_on_commit_callbacks(execute=True):
+        activities_record(lead=lead, activities=[Activity(type="page_view", url="/pricing")])
+
+    assert not Activity.objects.unscored().exists()
+    assert cache.get(DRAIN_KEY) is None
+    lead.refresh_from_db()
+    assert lead.score == 25

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from celery.signals import task_postrun
+from django.core.cache import cache
 from django.db import connections
 
 from leads.models import Activity, ActivityType, Lead, Stage, StageChange
@@ -27,7 +28,13 @@ from scoring.models import (
     ScoreEntry,
     ScoringModel,
 )
-from scoring.services import leads_score, rescore_job_run, rescore_job_start, scores_verify
+from scoring.services import (
+    DRAIN_KEY,
+    leads_score,
+    rescore_job_run,
+    rescore_job_start,
+    scores_verify,
+)
 from scoring.signals import lead_qualified
 from tests.factories import LeadFactory
 
@@ -131,13 +138,14 @@ def record_view(lead_id: int) -> Callable[[], object]:
     return record
 
 
-def drain(finished: Counter, score_tasks: int, jobs: list[int] = ()) -> None:
-    """Wait until every activity is scored, the worker has run the scoring tasks, jobs are done."""
+def drain(finished: Counter, jobs: list[int] = ()) -> None:
+    """Wait until every activity is scored, no drain is queued, and the jobs are done."""
     deadline = time.monotonic() + DRAIN_SECONDS
     while time.monotonic() < deadline:
         done = (
             not Activity.objects.unscored().exists()
-            and finished["scoring.tasks.score_lead"] >= score_tasks
+            and finished["scoring.tasks.score_lead"] >= 1
+            and cache.get(DRAIN_KEY) is None
             and not RescoreJob.objects.filter(pk__in=jobs)
             .exclude(status__in=[RescoreStatus.DONE, RescoreStatus.FAILED])
             .exists()
@@ -162,7 +170,7 @@ def test_fifty_concurrent_activities_end_with_the_score_equal_to_the_ledger(
     # When 50 page views are recorded at once, each in its own transaction
     errors = in_threads([record_view(lead.pk) for _ in range(50)])
     assert errors == []
-    drain(finished_tasks, score_tasks=50)
+    drain(finished_tasks)
 
     # Then every view counted exactly once and the stored score is what the ledger says
     lead.refresh_from_db()
@@ -183,7 +191,7 @@ def test_rescore_running_while_activities_arrive_ends_clean(worker, finished_tas
         activities_record(
             lead=lead, activities=[Activity(type=ActivityType.PAGE_VIEW, url=PRICING)]
         )
-    drain(finished_tasks, score_tasks=20)
+    drain(finished_tasks)
     assert set(Lead.objects.values_list("score", flat=True)) == {31}
 
     # When a page view is worth 3, a rescore job is queued on the worker and another runs
@@ -197,7 +205,7 @@ def test_rescore_running_while_activities_arrive_ends_clean(worker, finished_tas
         + [record_view(lead.pk) for lead in leads]
     )
     assert errors == []
-    drain(finished_tasks, score_tasks=40, jobs=[queued.pk, direct.pk])
+    drain(finished_tasks, jobs=[queued.pk, direct.pk])
 
     # Then both jobs finished, every lead has both views at 3, and the ledger agrees
     assert set(RescoreJob.objects.values_list("status", flat=True)) == {RescoreStatus.DONE}
@@ -214,7 +222,7 @@ def test_crossing_mql_under_concurrency_announces_once(worker, finished_tasks, q
     # When each gets 25 page views at once
     errors = in_threads([record_view(lead.pk) for lead in leads for _ in range(25)])
     assert errors == []
-    drain(finished_tasks, score_tasks=50)
+    drain(finished_tasks)
 
     # Then each lead qualified once, moved once by the system, and is scored right
     assert Counter(q["lead_id"] for q in qualified) == {lead.pk: 1 for lead in leads}
