@@ -299,6 +299,10 @@ class Batch:
         self.scores: dict[tuple[int, int], LeadScore] = {
             (s.lead_id, s.model_id): s for s in LeadScore.objects.filter(lead_id__in=ids)
         }
+        # Which models each lead has entries or a score in, to find the ones it left.
+        self.models_of: dict[int, set[int]] = defaultdict(set)
+        for lead_id, model_id in (*self.entries, *self.scores):
+            self.models_of[lead_id].add(model_id)
         self.new_entries: list[ScoreEntry] = []
         self.reversed_ids: set[int] = set()
 
@@ -320,13 +324,11 @@ class Batch:
         facts = lead_facts(lead, slugs)
         activities = activity_facts(self.activities.get(lead.pk, []))
         applicable = {m.id for m in models}
-        for (lead_id, model_id), entries in list(self.entries.items()):
-            if lead_id == lead.pk and model_id not in applicable:
-                self._reverse_all(lead, model_id, entries, "Lead left the model's segment")
-        for key in [k for k in self.scores if k[0] == lead.pk and k[1] not in applicable]:
-            # A score in a model the lead left (with no entries to reverse) must not linger,
-            # let alone stay primary.
-            self.scores.pop(key).delete()
+        # A model the lead left: its awards are reversed and its score row removed (even
+        # with no entries to reverse, the row must not linger, let alone stay primary).
+        for model_id in self.models_of[lead.pk] - applicable:
+            entries = self.entries.get((lead.pk, model_id), [])
+            self._reverse_all(lead, model_id, entries, "Lead left the model's segment")
         for model in models:
             awards = desired_awards(model, facts, activities, self.ruleset.domain_lists, self.now)
             active = self._sync(lead, model, awards)

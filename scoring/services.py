@@ -65,13 +65,12 @@ def leads_score(
         now = now or timezone.now()
         ruleset = ruleset or load_ruleset()
         batch = Batch(leads, ruleset, now)
-        pending = [
-            pk
-            for pk, scored_at in Activity.objects.filter(lead_id__in=[lead.pk for lead in leads])
-            .values_list("pk", "scored_at")
+        pending = list(
+            Activity.objects.unscored()
+            .filter(lead_id__in=[lead.pk for lead in leads])
             .order_by()
-            if scored_at is None
-        ]
+            .values_list("pk", flat=True)
+        )
         results = batch.run()
         for start in range(0, len(pending), CHUNK_SIZE):
             Activity.objects.filter(
@@ -177,8 +176,6 @@ def _react(result: LeadResult) -> None:
     elif lead.score >= model.mql_threshold and old_score < model.mql_threshold:
         target = Stage.MQL
     if target is None or lead.stage not in AUTO_QUALIFIABLE or lead.stage == target:
-        return
-    if target == Stage.MQL and lead.stage == Stage.MQL:
         return
     threshold = model.sql_threshold if target == Stage.SQL else model.mql_threshold
     reason = (
@@ -344,8 +341,14 @@ def leads_adjust_score(
     ruleset = load_ruleset()
     adjusted = []
     with transaction.atomic():
-        for lead in Lead.objects.select_for_update().filter(pk__in=lead_ids).order_by("pk"):
-            slugs = lead.product_interests.values_list("slug", flat=True)
+        leads = (
+            Lead.objects.select_for_update()
+            .filter(pk__in=lead_ids)
+            .prefetch_related("product_interests")
+            .order_by("pk")
+        )
+        for lead in leads:
+            slugs = [product.slug for product in lead.product_interests.all()]
             models = ruleset.for_lead(slugs)
             if not models:
                 continue
