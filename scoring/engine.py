@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db.models import Count, Max, Sum
 
+from crm.db import update_rows
 from leads.models import Activity, CustomFieldDefinition, Lead
 
 from . import rules as R
@@ -472,8 +473,8 @@ class Batch:
                     row.surged_at = self.now
             self._materialize(result)
         LeadScore.objects.bulk_create(creates, batch_size=1000)
-        LeadScore.objects.bulk_update(updates, [*STATE_FIELDS, "surged_at"], batch_size=1000)
-        Lead.objects.bulk_update([r.lead for r in results], LEAD_SCORE_FIELDS, batch_size=1000)
+        update_rows(updates, [*STATE_FIELDS, "surged_at"])
+        update_rows([r.lead for r in results], LEAD_SCORE_FIELDS)
 
     def _materialize(self, result: LeadResult) -> None:
         lead = result.lead

@@ -1,0 +1,67 @@
+"""Database helpers the ORM lacks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.db import connections, router
+from django.db.models import Model
+
+BATCH_SIZE = 1000
+
+
+def update_rows(
+    objs: Sequence[Model], fields: Sequence[str], *, batch_size: int = BATCH_SIZE
+) -> int:
+    """Write ``fields`` of saved ``objs`` in one ``UPDATE … FROM (VALUES …)`` per batch.
+
+    Does what ``QuerySet.bulk_update`` does, without its ``CASE WHEN pk = …`` per field
+    and row: Django builds and compiles an expression for every cell of those, which
+    costs milliseconds per row, longer than the database takes to run the update.
+    Works on PostgreSQL and SQLite (3.33 or later). Returns the number of rows updated.
+    """
+    if not objs:
+        return 0
+    model = type(objs[0])
+    meta = model._meta
+    connection = connections[router.db_for_write(model)]
+    quote = connection.ops.quote_name
+    pk = meta.pk
+    columns = [pk, *(meta.get_field(name) for name in fields)]
+    if any(not field.concrete or field.many_to_many or field.primary_key for field in columns[1:]):
+        raise ValueError("Only concrete, non-key fields can be updated this way.")
+    postgres = connection.vendor == "postgresql"
+    # Both databases name the columns of a VALUES list column1, column2, …; PostgreSQL
+    # types them from their first row, and the casts make them the columns' own
+    # types (a NULL or a timestamp would otherwise be text).
+    first_row = (
+        "("
+        + ", ".join(
+            f"%s::{field.cast_db_type(connection)}" if postgres else "%s" for field in columns
+        )
+        + ")"
+    )
+    other_row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    assignments = ", ".join(
+        f"{quote(field.column)} = v.column{index + 1}"
+        for index, field in enumerate(columns)
+        if index
+    )
+    table = quote(meta.db_table)
+    updated = 0
+    with connection.cursor() as cursor:
+        for start in range(0, len(objs), batch_size):
+            chunk = objs[start : start + batch_size]
+            params = []
+            for obj in chunk:
+                for field in columns:
+                    value = getattr(obj, field.attname)
+                    params.append(field.get_db_prep_save(value, connection))
+            values = ", ".join([first_row, *[other_row] * (len(chunk) - 1)])
+            cursor.execute(
+                f"UPDATE {table} SET {assignments} FROM (VALUES {values}) AS v "
+                f"WHERE {table}.{quote(pk.column)} = v.column1",
+                params,
+            )
+            updated += cursor.rowcount
+    return updated
