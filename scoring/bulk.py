@@ -75,6 +75,7 @@ class RangeResult:
     reversed: int
     appended: int
     changed: list[tuple[int, int, str]]  # lead id, old score, old band
+    surges: list[tuple[int, float]]  # lead id, points earned within the surge window
 
 
 def _segment_clause(
@@ -140,8 +141,9 @@ def rescore_range(
         reversed_, appended = _apply_diff(cursor, scope)
         gone: list[int] = []
         leads = _recompute_states(cursor, scope, gone)
+        surges = _mark_surges(cursor, scope)
         changed = _materialize(cursor, before, now, gone)
-    return RangeResult(leads, reversed_, appended, changed)
+    return RangeResult(leads, reversed_, appended, changed, surges)
 
 
 def fit_awards_sql(
@@ -516,6 +518,40 @@ def _apply_deltas(cursor: Any, model: CompiledModel, now: datetime) -> int:
     params = [hl, now, hl, model.id, model.decay_version, now, *score_params, now, now, model.id]
     cursor.execute(sql, params)
     return cursor.rowcount
+
+
+def _mark_surges(cursor: Any, scope: Scope) -> list[tuple[int, float]]:
+    """Leads that earned new points and now have the model's surge within its window.
+
+    The same test as ``Batch._state``: the positive engagement points of the active
+    entries dated within the last ``surge_hours``, at most once per window.
+    """
+    model, now = scope.model, scope.now
+    if not model.surge_points:
+        return []
+    since = now - timedelta(hours=model.surge_hours)
+    cursor.execute(
+        """
+        WITH recent AS (
+            SELECT e.lead_id, sum(e.points) AS points
+            FROM scoring_scoreentry e
+            WHERE e.model_id = %s
+              AND e.lead_id IN (SELECT lead_id FROM scoring_delta WHERE appended > 0)
+              AND e.kind = 'engagement' AND e.points > 0 AND e.at >= %s
+              AND e.reversal_of_id IS NULL
+              AND NOT EXISTS (SELECT 1 FROM scoring_scoreentry r WHERE r.reversal_of_id = e.id)
+            GROUP BY e.lead_id
+            HAVING sum(e.points) >= %s
+        )
+        UPDATE scoring_leadscore ls SET surged_at = %s
+        FROM recent
+        WHERE ls.lead_id = recent.lead_id AND ls.model_id = %s
+          AND (ls.surged_at IS NULL OR ls.surged_at < %s)
+        RETURNING ls.lead_id, recent.points
+        """,
+        [model.id, since, model.surge_points, now, model.id, since],
+    )
+    return sorted(cursor.fetchall())
 
 
 def _materialize(

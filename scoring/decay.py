@@ -26,7 +26,14 @@ def decay_params(now: datetime, *, postgres: bool) -> dict[str, Any]:
 
 
 @cache
-def decay_sql(*, postgres: bool, touched_only: bool = False) -> str:
+def decay_sql(*, postgres: bool, touched_only: bool = False, returning: bool = False) -> str:
+    """The decay UPDATE, or with ``returning`` what reports the bands it changes.
+
+    ``returning`` on PostgreSQL: the UPDATE in a statement answering one row (NULLs and
+    the number of leads updated), then (lead, model, old band, new band, score) per
+    lead whose band changed. On SQLite: a SELECT of those changes, to run just before
+    the plain UPDATE in the same transaction.
+    """
     elapsed = _ELAPSED[postgres]
     decayed = (
         "ls.engagement * CASE WHEN m.decay_half_life_days IS NULL THEN 1.0 "
@@ -57,7 +64,39 @@ def decay_sql(*, postgres: bool, touched_only: bool = False) -> str:
         if touched_only
         else ""
     )
-    return f"""
+    # The nightly run also reports the leads whose band it changed, for ``band_changed``:
+    # PostgreSQL's RETURNING only sees the new row, so the old band comes from a join.
+    old_band = ", cur.band AS old_band" if returning else ""
+    current = " JOIN leads_lead cur ON cur.id = ls.lead_id" if returning else ""
+    sub = f"""
+        SELECT lead_id, model_id, effective, score, updated_at{", old_band" if returning else ""},
+               floor(total_fit + 0.5) AS fit_score,
+               CASE WHEN score >= hot_from THEN 'hot'
+                    WHEN score >= warm_from THEN 'warm' ELSE 'cold' END AS band,
+               CASE WHEN total_fit >= grade_a_from THEN 'A'
+                    WHEN total_fit >= grade_b_from THEN 'B'
+                    WHEN total_fit >= grade_c_from THEN 'C' ELSE 'D' END AS grade,
+               CASE WHEN total_fit >= grade_b_from AND effective >= engaged_from THEN 'hot'
+                    WHEN total_fit >= grade_b_from THEN 'target'
+                    WHEN effective >= engaged_from THEN 'researcher'
+                    ELSE 'cold' END AS quadrant
+        FROM (
+            SELECT ls.lead_id, ls.model_id, ls.updated_at, {effective} AS effective,
+                   {score} AS score, (ls.fit + ls.adjustment) AS total_fit,
+                   m.hot_from, m.warm_from, m.grade_a_from, m.grade_b_from,
+                   m.grade_c_from, m.engaged_from{old_band}
+            FROM scoring_leadscore ls
+            JOIN scoring_scoringmodel m ON m.id = ls.model_id{current}
+            WHERE ls.is_primary{only}
+        ) AS raw
+    """
+    if returning and not postgres:
+        # SQLite's RETURNING cannot see the FROM clause: the changes are read first.
+        return f"""
+            SELECT sub.lead_id, sub.model_id, sub.old_band, sub.band, sub.score
+            FROM ({sub}) AS sub WHERE sub.old_band <> sub.band
+        """
+    update = f"""
         UPDATE leads_lead SET
             engagement_score = sub.effective,
             engagement_at = %(now)s,
@@ -66,27 +105,18 @@ def decay_sql(*, postgres: bool, touched_only: bool = False) -> str:
             band = sub.band,
             grade = sub.grade,
             quadrant = sub.quadrant
-        FROM (
-            SELECT lead_id, effective, score, updated_at,
-                   floor(total_fit + 0.5) AS fit_score,
-                   CASE WHEN score >= hot_from THEN 'hot'
-                        WHEN score >= warm_from THEN 'warm' ELSE 'cold' END AS band,
-                   CASE WHEN total_fit >= grade_a_from THEN 'A'
-                        WHEN total_fit >= grade_b_from THEN 'B'
-                        WHEN total_fit >= grade_c_from THEN 'C' ELSE 'D' END AS grade,
-                   CASE WHEN total_fit >= grade_b_from AND effective >= engaged_from THEN 'hot'
-                        WHEN total_fit >= grade_b_from THEN 'target'
-                        WHEN effective >= engaged_from THEN 'researcher'
-                        ELSE 'cold' END AS quadrant
-            FROM (
-                SELECT ls.lead_id, ls.updated_at, {effective} AS effective, {score} AS score,
-                       (ls.fit + ls.adjustment) AS total_fit,
-                       m.hot_from, m.warm_from, m.grade_a_from, m.grade_b_from,
-                       m.grade_c_from, m.engaged_from
-                FROM scoring_leadscore ls
-                JOIN scoring_scoringmodel m ON m.id = ls.model_id
-                WHERE ls.is_primary{only}
-            ) AS raw
-        ) AS sub
+        FROM ({sub}) AS sub
         WHERE leads_lead.id = sub.lead_id{unchanged}
+    """
+    if not returning:
+        return update
+    # One row with the number of leads updated, then one per lead whose band changed.
+    return f"""
+        WITH updated AS (
+            {update}
+            RETURNING sub.lead_id, sub.model_id, sub.old_band, sub.band, sub.score
+        )
+        SELECT NULL::bigint, NULL::bigint, NULL, NULL, count(*) FROM updated
+        UNION ALL
+        SELECT * FROM updated WHERE old_band <> band
     """

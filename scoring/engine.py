@@ -332,16 +332,19 @@ class Batch:
             self._reverse_all(lead, model_id, entries, "Lead left the model's segment")
         for model in models:
             awards = desired_awards(model, facts, activities, self.ruleset.domain_lists, self.now)
-            active = self._sync(lead, model, awards)
-            result.states[model.id] = self._state(lead, model, active, result)
+            active, appended = self._sync(lead, model, awards)
+            result.states[model.id] = self._state(lead, model, active, result, surge=appended > 0)
         if models:
             result.primary = max(models, key=lambda m: (m.priority, m.is_default, -m.id))
         return result
 
     def _sync(
         self, lead: Lead, model: CompiledModel, awards: Sequence[R.Award]
-    ) -> list[dict[str, Any]]:
-        """Append what differs between the awards and the ledger; return the active entries."""
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Append what differs between the awards and the ledger.
+
+        Returns the active entries and how many awards were appended.
+        """
         existing = {
             (e["rule_id"], e["activity_id"], e["bonus"]): e
             for e in self.entries[(lead.pk, model.id)]
@@ -354,12 +357,14 @@ class Batch:
                 active.append(entry)
                 continue
             self._reverse(lead, model.id, entry, "Rule changed" if award else "No longer applies")
+        appended = 0
         for key, award in wanted.items():
             entry = existing.get(key)
             if entry is not None and award.points == entry["points"]:
                 continue
             active.append(self._append(lead, model, award))
-        return active
+            appended += 1
+        return active, appended
 
     def _append(self, lead: Lead, model: CompiledModel, award: R.Award) -> dict[str, Any]:
         spec = model.rules_by_id[award.rule_id]
@@ -427,7 +432,11 @@ class Batch:
         model: CompiledModel,
         active: Iterable[dict[str, Any]],
         result: LeadResult,
+        *,
+        surge: bool,
     ) -> State:
+        """The lead's state from its active entries; with ``surge`` (it earned new points),
+        a surge within the model's window is added to ``result``."""
         fit = 0.0
         engagement = 0.0
         last_engaged: datetime | None = None
@@ -446,7 +455,7 @@ class Batch:
         adjustment = self.adjustments.get((lead.pk, model.id), 0.0)
         state, _ = state_from(model, fit, adjustment, engagement, last_engaged, self.now)
         previous = self.scores.get((lead.pk, model.id))
-        if model.surge_points and recent >= model.surge_points:
+        if surge and model.surge_points and recent >= model.surge_points:
             last_surge = previous.surged_at if previous else None
             if (
                 last_surge is None

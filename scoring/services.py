@@ -166,10 +166,10 @@ def _react(result: LeadResult) -> None:
     old_score, old_band = result.before
     if lead.band != old_band:
         _announce(
-            band_changed, model, lead, old_band=old_band, new_band=lead.band, score=lead.score
+            band_changed, model, lead.pk, old_band=old_band, new_band=lead.band, score=lead.score
         )
     for surge_model, points in result.surges:
-        _announce(score_surged, surge_model, lead, points=points, hours=surge_model.surge_hours)
+        _announce(score_surged, surge_model, lead.pk, points=points, hours=surge_model.surge_hours)
     target = None
     if lead.score >= model.sql_threshold and old_score < model.sql_threshold:
         target = Stage.SQL
@@ -183,11 +183,11 @@ def _react(result: LeadResult) -> None:
         f"in “{model.name}”"
     )
     lead.move_to_stage(target, by=None, reason=reason)
-    _announce(lead_qualified, model, lead, stage=target, score=lead.score)
+    _announce(lead_qualified, model, lead.pk, stage=target, score=lead.score)
 
 
-def _announce(signal: Any, model: CompiledModel, lead: Lead, **payload: Any) -> None:
-    send = partial(signal.send, sender=ScoringModel, lead_id=lead.pk, model_id=model.id, **payload)
+def _announce(signal: Any, model: CompiledModel, lead_id: int, **payload: Any) -> None:
+    send = partial(signal.send, sender=ScoringModel, lead_id=lead_id, model_id=model.id, **payload)
     transaction.on_commit(send)
 
 
@@ -267,6 +267,10 @@ def _rescore_set_based(job: RescoreJob, id_range: int = BULK_RANGE) -> None:
                 model=compiled, segment_ids=segment_ids, lo=lo, hi=hi, now=now, rule_ids=rule_ids
             )
             _react_to_changes(result.changed, ruleset)
+            for lead_id, points in result.surges:
+                _announce(
+                    score_surged, compiled, lead_id, points=points, hours=compiled.surge_hours
+                )
         job.done = Lead.objects.filter(pk__lte=hi).count()
         job.changed_entries += result.reversed + result.appended
         RescoreJob.objects.filter(pk=job.pk).update(
@@ -378,13 +382,35 @@ def scores_decay(*, now: datetime | None = None) -> int:
     """Bring every lead's materialized score to ``now`` in one set-based UPDATE.
 
     Only the lead row changes: its primary ``LeadScore`` keeps the engagement at
-    the time it was last scored, and the decay formula carries it forward.
+    the time it was last scored, and the decay formula carries it forward. Leads
+    whose band the decay changed are announced (``band_changed``) after commit.
+    Returns the number of leads updated.
     """
     now = now or timezone.now()
     postgres = connection.vendor == "postgresql"
-    with connection.cursor() as cursor:
-        cursor.execute(decay_sql(postgres=postgres), decay_params(now, postgres=postgres))
-        return cursor.rowcount
+    params = decay_params(now, postgres=postgres)
+    with transaction.atomic(), connection.cursor() as cursor:
+        if postgres:
+            cursor.execute(decay_sql(postgres=True, returning=True), params)
+            (*_, updated), *changes = cursor.fetchall()
+        else:
+            cursor.execute(decay_sql(postgres=False, returning=True), params)
+            changes = cursor.fetchall()
+            cursor.execute(decay_sql(postgres=False), params)
+            updated = cursor.rowcount
+        for lead_id, model_id, old_band, new_band, score in changes:
+            transaction.on_commit(
+                partial(
+                    band_changed.send,
+                    sender=ScoringModel,
+                    lead_id=lead_id,
+                    model_id=model_id,
+                    old_band=old_band,
+                    new_band=new_band,
+                    score=int(score),
+                )
+            )
+    return updated
 
 
 # --- Explanation and history ------------------------------------------------------
@@ -548,7 +574,7 @@ def _verify_lead(batch: Batch, lead: Lead, now: datetime) -> Iterator[Difference
     expected_primary = None
     for model in batch.ruleset.for_lead(batch.products.get(lead.pk, [])):
         pending = list(batch.new_entries)
-        active = batch._sync(lead, model, batch_awards(batch, lead, model, now))
+        active, _ = batch._sync(lead, model, batch_awards(batch, lead, model, now))
         if len(batch.new_entries) != len(pending):
             yield Difference(
                 lead.pk,
@@ -557,7 +583,7 @@ def _verify_lead(batch: Batch, lead: Lead, now: datetime) -> Iterator[Difference
                 f"{len(batch.new_entries) - len(pending)} entries to write",
             )
         result = LeadResult(lead=lead, before=(lead.score, lead.band))
-        state = batch._state(lead, model, active, result)
+        state = batch._state(lead, model, active, result, surge=False)
         row = stored.get(model.id)
         if row is None:
             yield Difference(lead.pk, f"score in “{model.name}”", None, state.score)
@@ -724,8 +750,8 @@ def model_preview(*, model: ScoringModel, now: datetime | None = None) -> dict[s
             batch = Batch(leads, ruleset, now)
             for lead in leads:
                 result = LeadResult(lead=lead, before=(lead.score, lead.band))
-                active = batch._sync(lead, compiled, batch_awards(batch, lead, compiled, now))
-                state = batch._state(lead, compiled, active, result)
+                active, _ = batch._sync(lead, compiled, batch_awards(batch, lead, compiled, now))
+                state = batch._state(lead, compiled, active, result, surge=False)
                 changes["scored"] += 1
                 outcome = outcomes.get(lead.pk)
                 if outcome is not None:

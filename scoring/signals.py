@@ -7,10 +7,11 @@ receivers see the new score in the database.
     The score crossed the model's MQL or SQL threshold upward and the lead moved
     to ``stage``.
 ``band_changed(sender=ScoringModel, lead_id, model_id, old_band, new_band, score)``
-    The lead's primary band changed (hot / warm / cold).
+    The lead's primary band changed (hot / warm / cold), by scoring or by the nightly
+    decay.
 ``score_surged(sender=ScoringModel, lead_id, model_id, points, hours)``
-    The lead earned at least the model's surge points within its surge hours;
-    sent at most once per surge window.
+    The lead earned new points and has at least the model's surge points within its
+    surge hours; sent at most once per surge window, by real-time scoring or a rescore.
 """
 
 from django.dispatch import Signal

@@ -436,6 +436,46 @@ def test_score_surged_fires_once_per_window(db, received, django_capture_on_comm
     assert LeadScore.objects.get(lead=lead).surged_at == later
 
 
+def test_a_rescore_that_lifts_recent_points_over_the_surge_announces_it_once(
+    db, received, django_capture_on_commit_callbacks
+):
+    # Given +10 per pricing page view, where 30 points within 24 hours is a surge, a lead
+    # with two views in the last hours (20 points) and one whose views are days old
+    model = make_model(surge_points=30, surge_hours=24)
+    rule = engagement_rule(model, 10, ActivityType.PAGE_VIEW)
+    now = timezone.now()
+    recent, old = LeadFactory(), LeadFactory()
+    hours = [timedelta(hours=3), timedelta(hours=2)]
+    with django_capture_on_commit_callbacks(execute=True):
+        record(recent, *[(ActivityType.PAGE_VIEW, now - ago) for ago in hours])
+        record(old, *[(ActivityType.PAGE_VIEW, now - ago - timedelta(days=3)) for ago in hours])
+    assert sent(received, "score_surged") == []
+
+    # When the marketer doubles the rule's points and the model is rescored
+    # (set-based on PostgreSQL, in batches elsewhere)
+    rule.points = 20
+    rule.save()
+
+    def rescore():
+        with django_capture_on_commit_callbacks(execute=True):
+            job = rescore_job_start(model=model, reason="points doubled")
+        job.refresh_from_db()
+        assert job.status == RescoreStatus.DONE
+
+    rescore()
+
+    # Then the lead with 40 points in the window surged, once; the other did not
+    assert [(s["lead_id"], s["points"], s["hours"]) for s in sent(received, "score_surged")] == [
+        (recent.pk, 40, 24)
+    ]
+    assert LeadScore.objects.get(lead=recent).surged_at is not None
+    assert LeadScore.objects.get(lead=old).surged_at is None
+
+    # When the model is rescored again with nothing new, nothing more is announced
+    rescore()
+    assert len(sent(received, "score_surged")) == 1
+
+
 # --- Manual adjustments -------------------------------------------------------------------
 
 
@@ -515,6 +555,65 @@ def test_decay_moves_scores_down_as_the_formula_says(db):
         assert list(scores_verify(now=later)) == []
     assert lead.engagement_score == pytest.approx(7.5)
     assert Lead.objects.get(pk=other.pk).score == 0
+
+
+def test_nightly_decay_announces_each_band_it_changes_once(
+    db, received, django_capture_on_commit_callbacks
+):
+    # Given a 7-day half-life, a hot lead (30 fit + 60 engagement) and a lead that
+    # stays cold whatever the decay does
+    model = make_model(decay_half_life_days=7)
+    fit_rule(model, 30, "country", "equals", "DE")
+    engagement_rule(model, 60, ActivityType.DEMO_REQUEST)
+    hot = LeadFactory()
+    cold = LeadFactory(country="FR")
+    record(hot, (ActivityType.DEMO_REQUEST, T0))
+    for lead in (hot, cold):
+        score_with_capture(django_capture_on_commit_callbacks, lead, T0)
+    received.clear()
+
+    # When the decay runs a week later (60 -> 30 engagement: score 60, warm)
+    with django_capture_on_commit_callbacks(execute=True):
+        updated = scores_decay(now=T0 + timedelta(days=7))
+
+    # Then the change from hot to warm is announced, for that lead only
+    assert updated == 2
+    assert [
+        (c["lead_id"], c["model_id"], c["old_band"], c["new_band"], c["score"])
+        for c in sent(received, "band_changed")
+    ] == [(hot.pk, model.pk, "hot", "warm", 60)]
+    assert Lead.objects.get(pk=hot.pk).band == "warm"
+
+    # When it runs again the same night, nothing changes and nothing is announced
+    with django_capture_on_commit_callbacks(execute=True):
+        scores_decay(now=T0 + timedelta(days=7, minutes=5))
+    assert len(sent(received, "band_changed")) == 1
+
+
+def test_decay_announces_nothing_if_its_transaction_rolls_back(
+    db, received, django_capture_on_commit_callbacks
+):
+    model = make_model(decay_half_life_days=1)
+    engagement_rule(model, 90, ActivityType.DEMO_REQUEST)
+    lead = LeadFactory()
+    record(lead, (ActivityType.DEMO_REQUEST, T0))
+    lead_score(lead_id=lead.pk, now=T0)
+    received.clear()
+
+    def decay_then_fail() -> None:
+        with transaction.atomic():
+            scores_decay(now=T0 + timedelta(days=30))
+            raise RuntimeError("the surrounding work failed")
+
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError, match="surrounding work"),
+    ):
+        decay_then_fail()
+
+    assert callbacks == []
+    assert sent(received, "band_changed") == []
+    assert Lead.objects.get(pk=lead.pk).band == "hot"
 
 
 def test_decay_leaves_a_model_without_half_life_alone(rules):
