@@ -192,7 +192,7 @@ def engagement_awards_sql(
             target,
             prop,
             rule.match or "contains",
-            rule.pattern if rule.match == "regex" else rule.pattern.lower(),
+            R.postgres_regex(rule.pattern) if rule.match == "regex" else rule.pattern.lower(),
             rule.min_duration_seconds or 0,
             now - timedelta(days=rule.recency_days) if rule.recency_days else None,
             rule.max_per_day or no_cap,

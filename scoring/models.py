@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import DatabaseError, connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -226,6 +226,8 @@ class Rule(models.Model):
             kind = R.field_kind(self.field, custom_field_kinds())
             lists = DomainList.objects.values_list("kind", flat=True).distinct()
             R.validate_condition(kind, self.operator, self.value, self.value_to, domain_lists=lists)
+            if self.operator == "regex":
+                _check_regex_in_database(self.value)
             return
         if not self.activity_type:
             raise R.RuleError("Choose the activity type this rule scores.")
@@ -235,6 +237,7 @@ class Rule(models.Model):
             raise R.RuleError("Give the text to look for.")
         if self.target and self.match == "regex":
             R.compile_regex(self.pattern)
+            _check_regex_in_database(self.pattern)
         if self.bonus_points and not self.bonus_count:
             raise R.RuleError("Say how many matches in one day earn the bonus.")
 
@@ -368,6 +371,18 @@ class ScoreEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.points:+g} {self.reason}"
+
+
+def _check_regex_in_database(pattern: str) -> None:
+    """On PostgreSQL, let the database compile the pattern too: a rescore runs it there."""
+    if connection.vendor != "postgresql":
+        return
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT '' ~* %s", [R.postgres_regex(pattern)])
+    except DatabaseError as exc:
+        message = str(exc).strip().splitlines()[0]
+        raise R.RuleError(f"The database cannot use “{pattern}”: {message}.") from None
 
 
 class LeadScore(models.Model):

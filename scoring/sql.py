@@ -128,7 +128,7 @@ def fit_condition(rule: R.RuleSpec) -> Sql:
     if op == "ends_with":
         return f"(right({expr}, %s) = %s)", [*params, len(needle), needle]
     if op == "regex":
-        return f"({expr} ~* %s)", [*params, rule.value]
+        return f"({expr} ~* %s)", [*params, R.postgres_regex(rule.value)]
     if op == "in_domain_list":
         return (
             f"(regexp_replace({expr}, '^.*@', '') IN "
@@ -192,7 +192,7 @@ def activity_condition(rule: R.RuleSpec) -> Sql:
             params.append(rule.pattern.lower())
         elif rule.match == "regex":
             parts.append(f"{subject} ~* %s")
-            params.append(rule.pattern)
+            params.append(R.postgres_regex(rule.pattern))
         else:
             parts.append(f"strpos({subject}, %s) > 0")
             params.append(rule.pattern.lower())

@@ -104,6 +104,14 @@ fit_defs = st.one_of(
         points,
     ),
     st.builds(FitDef, st.just("seniority"), st.just("equals"), st.just("Director"), points),
+    # Regular expressions whose spelling differs between Python and PostgreSQL.
+    st.builds(
+        FitDef,
+        st.just("job_title"),
+        st.just("regex"),
+        st.sampled_from([r"\bvp\b", r"^head\b", r"intern$", r"\bit$", r"s\B", r"o.i"]),
+        points,
+    ),
 )
 engagement_defs = st.builds(
     EngagementDef,
