@@ -462,7 +462,10 @@ class Activity(models.Model):
     never loses it.
     """
 
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="activities")
+    # Indexed by the timeline index, which starts with the lead.
+    lead = models.ForeignKey(
+        Lead, on_delete=models.CASCADE, related_name="activities", db_index=False
+    )
     type = models.CharField(max_length=30, choices=ActivityType.choices)
     url = models.CharField(max_length=2000, blank=True)
     duration_seconds = models.PositiveIntegerField(null=True, blank=True)
@@ -474,7 +477,12 @@ class Activity(models.Model):
     )
     idempotency_key = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     scored_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -495,6 +503,12 @@ class Activity(models.Model):
             models.Index(fields=["type", "occurred_at"], name="activity_type_time_idx"),
             models.Index(
                 fields=["lead"], condition=Q(scored_at__isnull=True), name="activity_unscored_idx"
+            ),
+            # Most activities come from tracking, not a person: only the others are indexed.
+            models.Index(
+                fields=["created_by"],
+                condition=Q(created_by__isnull=False),
+                name="activity_created_by_idx",
             ),
         ]
 

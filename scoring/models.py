@@ -333,10 +333,20 @@ class ScoreEntry(models.Model):
     ``sum(points * decay(time - at))`` over the entries written by then.
     """
 
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="score_entries")
+    # The ledger is the largest table and every index is paid on each entry written, so
+    # it has only the indexes its queries use: the lead and rule columns are covered by
+    # the indexes in Meta, and the rarely set columns are indexed where they are set.
+    lead = models.ForeignKey(
+        Lead, on_delete=models.CASCADE, related_name="score_entries", db_index=False
+    )
     model = models.ForeignKey(ScoringModel, on_delete=models.CASCADE, related_name="entries")
     rule = models.ForeignKey(
-        Rule, null=True, blank=True, on_delete=models.SET_NULL, related_name="entries"
+        Rule,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="entries",
+        db_index=False,
     )
     # No database-level constraint: checking it costs an index probe into the largest
     # table for every ledger row a rescore writes; Django still applies SET_NULL.
@@ -347,6 +357,7 @@ class ScoreEntry(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         db_constraint=False,
+        db_index=False,
     )
     kind = models.CharField(max_length=12, choices=EntryKind.choices)
     bonus = models.BooleanField(default=False)
@@ -355,7 +366,12 @@ class ScoreEntry(models.Model):
     at = models.DateTimeField(help_text="When the points count from.")
     created_at = models.DateTimeField(default=timezone.now)
     by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     reversal_of = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="reversal"
@@ -367,6 +383,10 @@ class ScoreEntry(models.Model):
         indexes = [
             models.Index(fields=["lead", "model", "at"], name="entry_lead_model_at_idx"),
             models.Index(fields=["rule"], name="entry_rule_idx"),
+            models.Index(
+                fields=["activity"], condition=Q(activity__isnull=False), name="entry_activity_idx"
+            ),
+            models.Index(fields=["by"], condition=Q(by__isnull=False), name="entry_by_idx"),
         ]
 
     def __str__(self) -> str:
