@@ -11,6 +11,7 @@ docs/PERFORMANCE.md. The benchmark database is ``BENCH_DATABASE_URL`` (default
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,7 +39,7 @@ def parse() -> argparse.Namespace:
 
 def main() -> None:
     args = parse()
-    url = harness.DEFAULT_URL
+    url = os.environ.get("BENCH_DATABASE_URL", harness.DEFAULT_URL)
     if args.fresh:
         harness.drop_database(url)
     harness.setup_django(url)
@@ -160,6 +161,7 @@ def bare_rescore_seconds(model) -> float:
     start = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL work_mem = '256MB'")
+        cursor.execute("SET LOCAL jit = off")
         cursor.execute(sql, params)
         transaction.set_rollback(True)
     return time.perf_counter() - start
