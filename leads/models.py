@@ -500,7 +500,8 @@ class Activity(models.Model):
         ]
         indexes = [
             models.Index(fields=["lead", "-occurred_at"], name="activity_timeline_idx"),
-            models.Index(fields=["type", "occurred_at"], name="activity_type_time_idx"),
+            # Activities of a type, per lead: what one engagement rule can match.
+            models.Index(fields=["type", "lead", "occurred_at"], name="activity_type_lead_idx"),
             models.Index(
                 fields=["lead"], condition=Q(scored_at__isnull=True), name="activity_unscored_idx"
             ),

@@ -67,6 +67,7 @@ class Scope:
     hi: int
     now: datetime
     rule_ids: set[int] | None
+    leads: list[int] | None = None  # only these leads of the range (locked), or all
 
 
 @dataclass
@@ -119,28 +120,52 @@ def rescore_range(
         # JIT-compiling these statements costs about 200 ms each and saves less than that:
         # each range is one pass over a few hundred thousand rows.
         cursor.execute("SELECT set_config('jit', 'off', true)")
-        # Lock the range's leads so real-time scoring waits for this chunk or runs after it.
-        cursor.execute(
-            "SELECT id, score, band FROM leads_lead WHERE id BETWEEN %s AND %s "
-            "ORDER BY id FOR UPDATE",
-            [lo, hi],
-        )
+        fit = [r for r in rules if r.kind == R.FIT]
+        engagement = [r for r in rules if r.kind == R.ENGAGEMENT]
+        types = sorted({r.activity_type for r in engagement})
+        only: list[int] | None = None
+        if rule_ids is not None and not fit:
+            # A change to engagement rules can only touch leads with activities of their
+            # types or entries from them: found through indexes, so the work follows the
+            # rule's matches, not the number of leads or activities.
+            cursor.execute(
+                "SELECT lead_id FROM leads_activity "
+                "WHERE type = ANY(%s) AND lead_id BETWEEN %s AND %s "
+                "UNION SELECT lead_id FROM scoring_scoreentry "
+                "WHERE rule_id = ANY(%s) AND lead_id BETWEEN %s AND %s",
+                [types, lo, hi, sorted(rule_ids), lo, hi],
+            )
+            only = sorted(lead_id for (lead_id,) in cursor.fetchall())
+            if not only:
+                return RangeResult(0, 0, 0, [], [])
+        # Lock the leads so real-time scoring waits for this chunk or runs after it.
+        if only is None:
+            cursor.execute(
+                "SELECT id, score, band FROM leads_lead WHERE id BETWEEN %s AND %s "
+                "ORDER BY id FOR UPDATE",
+                [lo, hi],
+            )
+        else:
+            cursor.execute(
+                "SELECT id, score, band FROM leads_lead WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                [only],
+            )
         before = {lead_id: (score, band) for lead_id, score, band in cursor.fetchall()}
         # Once locked, not before: scoring that committed while this range waited used a
         # later "now", and its awards must not look like the future (and be reversed).
         now = max(now, timezone.now())
-        fit = [r for r in rules if r.kind == R.FIT]
-        engagement = [r for r in rules if r.kind == R.ENGAGEMENT]
         if fit:
             sql, params = fit_awards_sql(fit, (segment, segment_params), lo, hi, now)
             cursor.execute(f"INSERT INTO scoring_desired {sql}", params)
         if engagement:
             activity_segment = _segment_clause(model, segment_ids, "a.lead_id")
-            sql, params = engagement_awards_sql(engagement, activity_segment, lo, hi, now)
+            sql, params = engagement_awards_sql(
+                engagement, activity_segment, lo, hi, now, leads=only
+            )
             cursor.execute(f"INSERT INTO scoring_desired {sql}", params)
         # Fresh statistics let the planner hash-join the awards against the ledger.
         cursor.execute("ANALYZE scoring_desired")
-        scope = Scope(model, segment, segment_params, lo, hi, now, rule_ids)
+        scope = Scope(model, segment, segment_params, lo, hi, now, rule_ids, only)
         reversed_, appended = _apply_diff(cursor, scope)
         gone: list[int] = []
         leads = _recompute_states(cursor, scope, gone)
@@ -170,7 +195,13 @@ def fit_awards_sql(
 
 
 def engagement_awards_sql(
-    rules: list[R.RuleSpec], segment: tuple[str, list[Any]], lo: int, hi: int, now: datetime
+    rules: list[R.RuleSpec],
+    segment: tuple[str, list[Any]],
+    lo: int,
+    hi: int,
+    now: datetime,
+    *,
+    leads: list[int] | None = None,
 ) -> tuple[str, list[Any]]:
     """One scan of the activities selects the awards of every engagement rule.
 
@@ -179,6 +210,7 @@ def engagement_awards_sql(
     caps: ``n_day`` numbers a rule's matches within one UTC day, ``n_lead`` the
     matches that survived the day cap; the match that reaches the bonus count on a day
     also earns the bonus. ``activity_condition`` states the same test per rule.
+    With ``leads``, only those leads' activities of the rules' types are read.
     """
     no_cap = 2**31 - 1
     rows, params = [], []
@@ -207,6 +239,7 @@ def engagement_awards_sql(
             f"Bonus: {rule.description}"[:300],
         ]
     segment_sql, segment_params = segment
+    only = " AND a.lead_id = ANY(%s) AND a.type = ANY(%s)" if leads is not None else ""
     subject = (
         "lower(CASE WHEN r.target = 'url' THEN a.url "
         "ELSE COALESCE(a.properties ->> r.prop, '') END)"
@@ -222,7 +255,7 @@ def engagement_awards_sql(
                        PARTITION BY a.lead_id, r.rule_id, (a.occurred_at AT TIME ZONE 'UTC')::date
                        ORDER BY a.occurred_at, a.id) AS n_day
             FROM leads_activity a JOIN rules r ON r.type = a.type
-            WHERE a.lead_id BETWEEN %s AND %s AND a.occurred_at <= %s AND {segment_sql}
+            WHERE a.lead_id BETWEEN %s AND %s AND a.occurred_at <= %s AND {segment_sql}{only}
               AND (r.oldest IS NULL OR a.occurred_at >= r.oldest)
               AND COALESCE(a.duration_seconds, 0) >= r.min_duration
               AND (r.target = '' OR CASE r.match
@@ -241,7 +274,10 @@ def engagement_awards_sql(
         SELECT lead_id, rule_id, id, true, bonus_points, occurred_at, bonus_reason
         FROM matched WHERE n_day = bonus_count
     """
-    return sql, [*params, lo, hi, now, *segment_params]
+    only_params: list[Any] = []
+    if leads is not None:
+        only_params = [leads, sorted({rule.activity_type for rule in rules})]
+    return sql, [*params, lo, hi, now, *segment_params, *only_params]
 
 
 def _active_entries(rule_filter: str) -> str:
@@ -261,6 +297,10 @@ def _apply_diff(cursor: Any, scope: Scope) -> tuple[int, int]:
     active_params: list[Any] = [model.id, lo, hi]
     if rule_ids is not None:
         active_params.append(sorted(rule_ids))
+    if scope.leads is not None:
+        # Leads outside the locked set are left to whoever holds them.
+        rule_filter += " AND e.lead_id = ANY(%s)"
+        active_params.append(scope.leads)
     half_life = model.half_life_days
     decay = (
         "CASE WHEN a.kind = 'engagement' AND %s::float8 IS NOT NULL THEN "

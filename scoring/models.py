@@ -382,7 +382,7 @@ class ScoreEntry(models.Model):
         ordering = ["at", "id"]
         indexes = [
             models.Index(fields=["lead", "model", "at"], name="entry_lead_model_at_idx"),
-            models.Index(fields=["rule"], name="entry_rule_idx"),
+            models.Index(fields=["rule", "lead"], name="entry_rule_lead_idx"),
             models.Index(
                 fields=["activity"], condition=Q(activity__isnull=False), name="entry_activity_idx"
             ),

@@ -16,6 +16,7 @@ an activity while the test runs.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -178,6 +179,9 @@ BUSY = (
 
 
 def reference_fit(rule: FitDef, lead: LeadDef) -> bool:
+    if rule.field == "job_title" and rule.operator == "regex":
+        # Patterns are written in Python's spelling; titles have no line breaks.
+        return re.search(rule.value, lead.job_title.strip(), re.IGNORECASE) is not None
     if rule.field == "job_title":
         return rule.value in lead.job_title.lower()
     if rule.field == "country":
