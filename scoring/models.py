@@ -333,13 +333,24 @@ class ScoreEntry(models.Model):
     ``sum(points * decay(time - at))`` over the entries written by then.
     """
 
-    # The ledger is the largest table and every index is paid on each entry written, so
-    # it has only the indexes its queries use: the lead and rule columns are covered by
-    # the indexes in Meta, and the rarely set columns are indexed where they are set.
+    # The ledger is the largest table, written a million rows at a time by a rescore, so
+    # it pays for nothing its queries do not use. Indexes: the lead and rule columns are
+    # covered by the ones in Meta, and the rarely set columns are indexed where set.
+    # Database constraints: checking a foreign key costs a lookup and a row lock on the
+    # referenced row for every entry written (at commit, about a third of a first
+    # rescore's time), so the columns only the scoring engine writes have none;
+    # Django still applies CASCADE and SET_NULL when a lead, model, rule or activity
+    # is deleted.
     lead = models.ForeignKey(
-        Lead, on_delete=models.CASCADE, related_name="score_entries", db_index=False
+        Lead,
+        on_delete=models.CASCADE,
+        related_name="score_entries",
+        db_index=False,
+        db_constraint=False,
     )
-    model = models.ForeignKey(ScoringModel, on_delete=models.CASCADE, related_name="entries")
+    model = models.ForeignKey(
+        ScoringModel, on_delete=models.CASCADE, related_name="entries", db_constraint=False
+    )
     rule = models.ForeignKey(
         Rule,
         null=True,
@@ -347,9 +358,8 @@ class ScoreEntry(models.Model):
         on_delete=models.SET_NULL,
         related_name="entries",
         db_index=False,
+        db_constraint=False,
     )
-    # No database-level constraint: checking it costs an index probe into the largest
-    # table for every ledger row a rescore writes; Django still applies SET_NULL.
     activity = models.ForeignKey(
         "leads.Activity",
         null=True,

@@ -174,10 +174,11 @@ def _list_condition(op: str, value: str) -> Sql:
     return clause, [wanted]
 
 
-def activity_condition(rule: R.RuleSpec) -> Sql:
-    """A boolean SQL expression over ``a`` (the activity) for one engagement rule."""
-    parts = ["a.type = %s"]
-    params: list[Any] = [rule.activity_type]
+def activity_test(rule: R.RuleSpec) -> Sql:
+    """A boolean SQL expression over ``a`` (the activity) for one engagement rule, apart
+    from its activity type and recency window (the set-based rescore tests those)."""
+    parts = ["TRUE"]
+    params: list[Any] = []
     if rule.min_duration_seconds:
         parts.append("COALESCE(a.duration_seconds, 0) >= %s")
         params.append(rule.min_duration_seconds)
