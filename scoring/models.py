@@ -214,32 +214,42 @@ class Rule(models.Model):
         try:
             self.validate()
         except R.RuleError as exc:
-            raise ValidationError(str(exc)) from None
+            raise ValidationError({exc.field: str(exc)} if exc.field else str(exc)) from None
 
     def validate(self) -> None:
-        """Raise RuleError when the rule cannot be evaluated."""
+        """Raise RuleError (naming the field at fault) when the rule cannot be evaluated."""
         if self.points == 0 and not self.bonus_points:
-            raise R.RuleError("A rule needs points (negative points make a negative rule).")
+            raise R.RuleError(
+                "A rule needs points (negative points make a negative rule).", field="points"
+            )
         if self.kind == RuleKind.FIT:
             if not self.field:
-                raise R.RuleError("Choose the field this rule tests.")
-            kind = R.field_kind(self.field, custom_field_kinds())
+                raise R.RuleError("Choose the field this rule tests.", field="field")
+            try:
+                kind = R.field_kind(self.field, custom_field_kinds())
+            except R.RuleError as exc:
+                raise R.RuleError(str(exc), field="field") from None
             lists = DomainList.objects.values_list("kind", flat=True).distinct()
             R.validate_condition(kind, self.operator, self.value, self.value_to, domain_lists=lists)
             if self.operator == "regex":
-                _check_regex_in_database(self.value)
+                _check_regex_in_database(self.value, field="value")
             return
         if not self.activity_type:
-            raise R.RuleError("Choose the activity type this rule scores.")
+            raise R.RuleError("Choose the activity type this rule scores.", field="activity_type")
         if self.target == ActivityTarget.PROPERTY and not self.property_name:
-            raise R.RuleError("Name the property to test.")
+            raise R.RuleError("Name the property to test.", field="property_name")
         if self.target and not self.pattern:
-            raise R.RuleError("Give the text to look for.")
+            raise R.RuleError("Give the text to look for.", field="pattern")
         if self.target and self.match == "regex":
-            R.compile_regex(self.pattern)
-            _check_regex_in_database(self.pattern)
+            try:
+                R.compile_regex(self.pattern)
+            except R.RuleError as exc:
+                raise R.RuleError(str(exc), field="pattern") from None
+            _check_regex_in_database(self.pattern, field="pattern")
         if self.bonus_points and not self.bonus_count:
-            raise R.RuleError("Say how many matches in one day earn the bonus.")
+            raise R.RuleError(
+                "Say how many matches in one day earn the bonus.", field="bonus_count"
+            )
 
     def spec(self, custom_kinds: dict[str, str] | None = None) -> R.RuleSpec:
         if self.kind == RuleKind.FIT:
@@ -403,7 +413,7 @@ class ScoreEntry(models.Model):
         return f"{self.points:+g} {self.reason}"
 
 
-def _check_regex_in_database(pattern: str) -> None:
+def _check_regex_in_database(pattern: str, *, field: str) -> None:
     """On PostgreSQL, let the database compile the pattern too: a rescore runs it there."""
     if connection.vendor != "postgresql":
         return
@@ -412,7 +422,7 @@ def _check_regex_in_database(pattern: str) -> None:
             cursor.execute("SELECT '' ~* %s", [R.postgres_regex(pattern)])
     except DatabaseError as exc:
         message = str(exc).strip().splitlines()[0]
-        raise R.RuleError(f"The database cannot use “{pattern}”: {message}.") from None
+        raise R.RuleError(f"The database cannot use “{pattern}”: {message}.", field=field) from None
 
 
 class LeadScore(models.Model):

@@ -113,7 +113,14 @@ ACTIVITY_OPERATORS = ("contains", "equals", "regex")
 
 
 class RuleError(ValueError):
-    """A rule that cannot be evaluated; the message is meant for the marketer."""
+    """A rule that cannot be evaluated; the message is meant for the marketer.
+
+    ``field`` names the rule's field at fault where one is, for forms and the API.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def field_kind(field_name: str, custom_kinds: Mapping[str, str] | None = None) -> str:
@@ -242,23 +249,29 @@ def validate_condition(
 ) -> None:
     """Raise RuleError when the operator does not fit the field or the value is unusable."""
     if operator not in OPERATORS:
-        raise RuleError(f"Unknown operator “{operator}”.")
+        raise RuleError(f"Unknown operator “{operator}”.", field="operator")
     if operator not in OPERATORS_BY_KIND[kind]:
         allowed = ", ".join(OPERATORS[o] for o in sorted(OPERATORS_BY_KIND[kind]))
-        raise RuleError(f"“{OPERATORS[operator]}” does not fit a {kind} field; use {allowed}.")
+        raise RuleError(
+            f"“{OPERATORS[operator]}” does not fit a {kind} field; use {allowed}.",
+            field="operator",
+        )
     if operator in NO_VALUE_OPERATORS:
         return
     if not str(value).strip():
-        raise RuleError("Give a value to compare with.")
+        raise RuleError("Give a value to compare with.", field="value")
     if operator == "regex":
-        compile_regex(value)
+        try:
+            compile_regex(value)
+        except RuleError as exc:
+            raise RuleError(str(exc), field="value") from None
     if kind == NUMBER:
         if to_number(value) is None:
-            raise RuleError(f"“{value}” is not a number.")
+            raise RuleError(f"“{value}” is not a number.", field="value")
         if operator == "between" and to_number(value_to) is None:
-            raise RuleError("Give the upper end of the range as a number.")
+            raise RuleError("Give the upper end of the range as a number.", field="value_to")
     if operator == "in_domain_list" and value not in set(domain_lists):
-        raise RuleError(f"There is no domain list “{value}”.")
+        raise RuleError(f"There is no domain list “{value}”.", field="value")
 
 
 def condition_matches(
