@@ -51,8 +51,16 @@ def activities_record(*, lead: Lead, activities: list[Activity]) -> list[Activit
 
 
 def lead_save_profile(*, lead: Lead, changed_fields: list[str]) -> Lead:
-    """Save a lead whose explicit fields changed and rescore its fit after commit."""
+    """Save a lead whose explicit fields changed and rescore its fit after commit.
+
+    An existing lead writes only the changed columns: the scores on the row belong to
+    the scoring worker, which may have written them since the lead was read.
+    """
     with transaction.atomic():
-        lead.save()
+        if lead.pk is None:
+            lead.save()
+        else:
+            columns = {field.name for field in Lead._meta.concrete_fields}
+            lead.save(update_fields=[*(f for f in changed_fields if f in columns), "updated_at"])
         lead_profile_changed.send(sender=Lead, lead_id=lead.pk, fields=changed_fields)
     return lead

@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
 
-from crm.models import Role, Team, User, WorkerHeartbeat
+from crm.models import ApiToken, Role, Team, User, WorkerHeartbeat
 from leads.models import (
     Activity,
     CustomFieldDefinition,
@@ -63,6 +63,7 @@ def world(admin_user, marketer, manager, rep, other_rep) -> dict:
     Task.objects.create(lead=lead, assignee=rep, title="Call back", due_at=now)
     Note.objects.create(lead=lead, author=rep, body="Wants a demo next week")
     WorkerHeartbeat.objects.create(hostname="worker-1", beat_at=now)
+    ApiToken.objects.issue(user=rep, name="CLI")
     return {
         "lead": lead,
         "other_lead": LeadFactory(owner=other_rep),

@@ -1,0 +1,98 @@
+"""One error shape for the whole API.
+
+Every error answers ``{"error": {"status", "code", "message", "fields"}}``; ``fields``
+maps each invalid field (nested ones as dotted paths such as ``activities.3.type``) to
+its messages and is empty for errors that concern no field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, serializers, status
+from rest_framework.fields import get_error_detail
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+NON_FIELD = "non_field_errors"
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state of the resource."
+    default_code = "conflict"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request is too large."
+    default_code = "too_large"
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, with Django's own exceptions mapped and every body in one shape."""
+    exc = _as_api_exception(exc)
+    response = exception_handler(exc, context)
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response
+    response.data = {"error": error_body(exc, response.status_code)}
+    return response
+
+
+def _as_api_exception(exc: Exception) -> Exception:
+    if isinstance(exc, Http404):
+        return exceptions.NotFound("Not found.")
+    if isinstance(exc, DjangoPermissionDenied):
+        return exceptions.PermissionDenied()
+    if isinstance(exc, DjangoValidationError):
+        return exceptions.ValidationError(get_error_detail(exc))
+    return exc
+
+
+def error_body(exc: exceptions.APIException, status_code: int) -> dict[str, Any]:
+    if isinstance(exc, exceptions.ValidationError):
+        fields = flatten_errors(exc.detail)
+        others = fields.get(NON_FIELD)
+        message = others[0] if others else "Some fields are not valid."
+        code = "invalid"
+    else:
+        fields = {}
+        message = str(exc.detail)
+        code = getattr(exc.detail, "code", None) or exc.default_code
+    return {"status": status_code, "code": code, "message": message, "fields": fields}
+
+
+def flatten_errors(detail: Any, path: str = "") -> dict[str, list[str]]:
+    """Nested serializer errors as ``{"a.0.b": ["message"]}``; top-level lists are non-field."""
+    if isinstance(detail, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            flat.update(flatten_errors(value, f"{path}.{key}" if path else str(key)))
+        return flat
+    if isinstance(detail, list) and any(isinstance(item, dict | list) for item in detail):
+        flat = {}
+        for index, item in enumerate(detail):
+            if item:
+                flat.update(flatten_errors(item, f"{path}.{index}" if path else str(index)))
+        return flat
+    messages = [str(item) for item in detail] if isinstance(detail, list) else [str(detail)]
+    return {path or NON_FIELD: messages}
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    status = serializers.IntegerField(help_text="The HTTP status, repeated.")
+    code = serializers.CharField(help_text="A stable, machine-readable code, e.g. invalid.")
+    message = serializers.CharField(help_text="What went wrong, for people.")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Messages per invalid field; nested fields as dotted paths (items.3.type).",
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every error response."""
+
+    error = ErrorDetailSerializer()

@@ -1,0 +1,36 @@
+"""The routes of ``/api/v1/``."""
+
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from leads.api import (
+    ActivityViewSet,
+    CompanyViewSet,
+    DealViewSet,
+    LeadViewSet,
+    NoteViewSet,
+    TaskViewSet,
+)
+from scoring.api import RuleViewSet, ScoringModelViewSet
+
+from .tokens import ApiTokenViewSet
+
+router = DefaultRouter()
+router.include_root_view = False
+router.register("tokens", ApiTokenViewSet, basename="api-token")
+router.register("leads", LeadViewSet, basename="api-lead")
+router.register("companies", CompanyViewSet, basename="api-company")
+router.register("activities", ActivityViewSet, basename="api-activity")
+router.register("deals", DealViewSet, basename="api-deal")
+router.register("tasks", TaskViewSet, basename="api-task")
+router.register("notes", NoteViewSet, basename="api-note")
+router.register("scoring-models", ScoringModelViewSet, basename="api-scoring-model")
+
+rules = RuleViewSet.as_view({"get": "list", "post": "create"})
+rule = RuleViewSet.as_view({"get": "retrieve", "put": "update", "patch": "partial_update"})
+
+urlpatterns = [
+    path("", include(router.urls)),
+    path("scoring-models/<int:model_pk>/rules/", rules, name="api-rule-list"),
+    path("scoring-models/<int:model_pk>/rules/<int:pk>/", rule, name="api-rule-detail"),
+]

@@ -1,0 +1,828 @@
+"""The REST API for leads, companies, activities, deals, tasks and notes.
+
+Every queryset starts from ``Lead.objects.visible_to(user)``: a lead outside the
+caller's view, and everything hanging off it, answers 404 as if it did not exist.
+Writes go through ``leads.services`` so scoring is queued after commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import django_filters
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from crm.api.errors import Conflict, ErrorSerializer, PayloadTooLarge
+from crm.models import Role, User
+from scoring.models import ScoringModel
+from scoring.selectors import lead_explanation, score_history
+
+from .models import (
+    Activity,
+    ActivityType,
+    Band,
+    Company,
+    CustomFieldDefinition,
+    Deal,
+    DealStatus,
+    Grade,
+    Lead,
+    Note,
+    ProductLine,
+    Quadrant,
+    Source,
+    Stage,
+    StageTransitionError,
+    Task,
+    normalize_email,
+)
+from .services import activities_record, lead_move_to_stage, lead_save_profile
+
+BULK_MAX = 1000
+# Clocks of event sources drift: an event may claim to be this far in the future.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+LEAD_NOT_VISIBLE = "There is no lead {pk_value} that you can see."
+
+
+def _user(serializer: serializers.Serializer) -> User:
+    return serializer.context["request"].user
+
+
+class VisibleLeadField(serializers.PrimaryKeyRelatedField):
+    """A lead id, accepted only when the caller can see that lead."""
+
+    default_error_messages = {"does_not_exist": LEAD_NOT_VISIBLE}
+
+    def get_queryset(self) -> QuerySet[Lead]:
+        return Lead.objects.visible_to(self.context["request"].user)
+
+
+# --- Companies -------------------------------------------------------------------------
+
+
+class CompanySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Company
+        fields = [
+            "id",
+            "name",
+            "domain",
+            "industry",
+            "employee_count",
+            "annual_revenue",
+            "country",
+            "region",
+            "city",
+            "created_at",
+        ]
+        read_only_fields = ["created_at"]
+
+    def validate_domain(self, value: str) -> str:
+        domain = value.strip().lower()
+        others = Company.objects.filter(domain__iexact=domain).exclude(
+            pk=getattr(self.instance, "pk", None)
+        )
+        if domain and others.exists():
+            raise serializers.ValidationError("A company with this domain exists already.")
+        return domain
+
+    def validate_country(self, value: str) -> str:
+        return value.upper()
+
+
+class CompanyFilter(django_filters.FilterSet):
+    class Meta:
+        model = Company
+        fields = ["industry", "country"]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List companies"),
+    retrieve=extend_schema(summary="Show a company"),
+    create=extend_schema(summary="Create a company"),
+    update=extend_schema(summary="Replace a company"),
+    partial_update=extend_schema(summary="Change some fields of a company"),
+)
+class CompanyViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = CompanySerializer
+    filterset_class = CompanyFilter
+    search_fields = ["name", "domain"]
+    ordering_fields = ["name", "created_at"]
+    ordering = ("name", "id")
+
+    def get_queryset(self) -> QuerySet[Company]:
+        return Company.objects.all()
+
+
+# --- Leads -------------------------------------------------------------------------------
+
+
+class LeadSerializer(serializers.ModelSerializer):
+    email = serializers.EmailField(max_length=254)
+    company = serializers.PrimaryKeyRelatedField(
+        queryset=Company.objects.all(), allow_null=True, required=False
+    )
+    company_name = serializers.CharField(
+        source="company.name", read_only=True, allow_null=True, default=None
+    )
+    owner = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.filter(is_active=True),
+        allow_null=True,
+        required=False,
+        help_text="A user id, or null for the unassigned pool. Reps may assign only themselves.",
+    )
+    product_interests = serializers.SlugRelatedField(
+        slug_field="slug", many=True, queryset=ProductLine.objects.all(), required=False
+    )
+    full_name = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Lead
+        fields = [
+            "id",
+            "first_name",
+            "last_name",
+            "full_name",
+            "email",
+            "phone",
+            "job_title",
+            "seniority",
+            "department",
+            "company",
+            "company_name",
+            "country",
+            "region",
+            "city",
+            "source",
+            "campaign",
+            "utm_source",
+            "utm_medium",
+            "utm_campaign",
+            "utm_term",
+            "utm_content",
+            "product_interests",
+            "budget",
+            "authority",
+            "need",
+            "timeline",
+            "owner",
+            "stage",
+            "stage_changed_at",
+            "disqualification_reason",
+            "email_status",
+            "custom_fields",
+            "score",
+            "fit_score",
+            "engagement_score",
+            "band",
+            "grade",
+            "quadrant",
+            "created_at",
+            "updated_at",
+            "first_activity_at",
+            "last_activity_at",
+        ]
+        read_only_fields = [
+            "stage",
+            "stage_changed_at",
+            "disqualification_reason",
+            "email_status",
+            "score",
+            "fit_score",
+            "engagement_score",
+            "band",
+            "grade",
+            "quadrant",
+            "created_at",
+            "updated_at",
+            "first_activity_at",
+            "last_activity_at",
+        ]
+
+    def validate_email(self, value: str) -> str:
+        email = normalize_email(value)
+        others = Lead.objects.filter(email=email).exclude(pk=getattr(self.instance, "pk", None))
+        if others.exists():
+            raise serializers.ValidationError("A lead with this email exists already.")
+        return email
+
+    def validate_owner(self, value: User | None) -> User | None:
+        user = _user(self)
+        if user.role == Role.REP and value not in (None, user):
+            raise serializers.ValidationError("A rep can assign a lead only to themselves.")
+        return value
+
+    def validate_custom_fields(self, value: Any) -> dict[str, Any]:
+        try:
+            return CustomFieldDefinition.clean_values(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
+
+    def validate_country(self, value: str) -> str:
+        return value.upper()
+
+
+class TransitionSerializer(serializers.Serializer):
+    stage = serializers.ChoiceField(choices=Stage.choices)
+    reason = serializers.CharField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Why; required when the lead is disqualified.",
+    )
+
+
+class ScoreLineSerializer(serializers.Serializer):
+    rule_id = serializers.IntegerField(allow_null=True)
+    reason = serializers.CharField()
+    kind = serializers.CharField(help_text="fit, engagement or manual")
+    times = serializers.IntegerField(help_text="How many ledger entries the line sums.")
+    points = serializers.FloatField(help_text="Points as awarded.")
+    value_now = serializers.FloatField(help_text="Points after decay, now.")
+
+
+class ScoreModelRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    primary = serializers.BooleanField(help_text="This model gives the lead's score.")
+
+
+class ScorePointSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    score = serializers.IntegerField()
+
+
+class ModelExplanationSerializer(serializers.Serializer):
+    model = ScoreModelRefSerializer()
+    score = serializers.IntegerField()
+    fit = serializers.FloatField()
+    engagement = serializers.FloatField()
+    band = serializers.CharField()
+    grade = serializers.CharField()
+    quadrant = serializers.CharField()
+    decay_applied = serializers.FloatField(help_text="Engagement points lost to decay so far.")
+    positive = ScoreLineSerializer(many=True)
+    negative = ScoreLineSerializer(many=True)
+    history = ScorePointSerializer(many=True, help_text="The score over time, oldest first.")
+
+
+class ScoreExplanationSerializer(serializers.Serializer):
+    lead_id = serializers.IntegerField()
+    score = serializers.IntegerField()
+    band = serializers.CharField()
+    grade = serializers.CharField()
+    quadrant = serializers.CharField()
+    models = ModelExplanationSerializer(many=True)
+
+
+def _owner_value(value: str) -> None:
+    if value not in ("me", "unassigned") and not value.isdigit():
+        raise DjangoValidationError("Use me, unassigned or a user id.")
+
+
+class LeadFilter(django_filters.FilterSet):
+    stage = django_filters.ChoiceFilter(choices=Stage.choices)
+    owner = django_filters.CharFilter(
+        method="filter_owner",
+        validators=[_owner_value],
+        help_text="`me`, `unassigned`, or a user id.",
+    )
+    band = django_filters.ChoiceFilter(choices=Band.choices)
+    grade = django_filters.ChoiceFilter(choices=Grade.choices)
+    quadrant = django_filters.ChoiceFilter(choices=Quadrant.choices)
+    source = django_filters.ChoiceFilter(choices=Source.choices)
+    score_min = django_filters.NumberFilter(field_name="score", lookup_expr="gte")
+    score_max = django_filters.NumberFilter(field_name="score", lookup_expr="lte")
+    product_interest = django_filters.CharFilter(
+        field_name="product_interests__slug", help_text="A product line's slug."
+    )
+    updated_since = django_filters.IsoDateTimeFilter(
+        field_name="updated_at", lookup_expr="gte", help_text="ISO 8601 date and time."
+    )
+
+    class Meta:
+        model = Lead
+        fields: list[str] = []
+
+    def filter_owner(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
+        if value == "me":
+            return queryset.filter(owner=self.request.user)
+        if value == "unassigned":
+            return queryset.filter(owner__isnull=True)
+        return queryset.filter(owner_id=int(value))
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the leads you can see, hottest first"),
+    retrieve=extend_schema(summary="Show a lead"),
+    create=extend_schema(summary="Create a lead"),
+    update=extend_schema(summary="Replace a lead's profile"),
+    partial_update=extend_schema(summary="Change some fields of a lead's profile"),
+)
+class LeadViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Leads, through ``visible_to``: one outside the caller's view answers 404."""
+
+    serializer_class = LeadSerializer
+    filterset_class = LeadFilter
+    search_fields = ["first_name", "last_name", "email", "company__name"]
+    ordering_fields = ["score", "created_at", "updated_at", "last_name"]
+    ordering = ("-score", "-id")
+    permission_action = {"transition": "change"}
+
+    def get_queryset(self) -> QuerySet[Lead]:
+        return (
+            Lead.objects.visible_to(self.request.user)
+            .select_related("company")
+            .prefetch_related("product_interests")
+        )
+
+    def perform_create(self, serializer: serializers.Serializer) -> None:
+        data = dict(serializer.validated_data)
+        interests = data.pop("product_interests", None)
+        if "owner" not in data and self.request.user.role == Role.REP:
+            data["owner"] = self.request.user
+        with _email_taken_as_field_error(), transaction.atomic():
+            lead = lead_save_profile(lead=Lead(**data), changed_fields=sorted(data))
+            if interests is not None:
+                lead.product_interests.set(interests)
+        serializer.instance = lead
+
+    def perform_update(self, serializer: serializers.Serializer) -> None:
+        lead = serializer.instance
+        data = dict(serializer.validated_data)
+        interests = data.pop("product_interests", None)
+        changed = [name for name, value in data.items() if getattr(lead, name) != value]
+        if interests is not None and set(interests) != set(lead.product_interests.all()):
+            changed.append("product_interests")
+        for name, value in data.items():
+            setattr(lead, name, value)
+        with _email_taken_as_field_error(), transaction.atomic():
+            lead_save_profile(lead=lead, changed_fields=changed)
+            if interests is not None:
+                lead.product_interests.set(interests)
+
+    @extend_schema(
+        summary="Why the lead has its score, and its score over time",
+        responses={200: ScoreExplanationSerializer},
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def score(self, request: Request, pk: str | None = None) -> Response:
+        lead = self.get_object()
+        explanation = lead_explanation(lead=lead)
+        ids = [part["model"]["id"] for part in explanation["models"]]
+        models = ScoringModel.objects.in_bulk(ids)
+        for part in explanation["models"]:
+            part["history"] = score_history(lead=lead, model=models[part["model"]["id"]])
+        return Response(explanation)
+
+    @extend_schema(
+        summary="Move the lead to another stage",
+        request=TransitionSerializer,
+        responses={
+            200: LeadSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The lifecycle refuses the move."),
+        },
+    )
+    @action(detail=True, methods=["post"], pagination_class=None, filter_backends=[])
+    def transition(self, request: Request, pk: str | None = None) -> Response:
+        lead = self.get_object()
+        move = TransitionSerializer(data=request.data)
+        move.is_valid(raise_exception=True)
+        try:
+            lead_move_to_stage(lead_id=lead.pk, by=request.user, **move.validated_data)
+        except Lead.DoesNotExist:
+            raise Conflict("The lead was deleted meanwhile.") from None
+        except StageTransitionError as exc:
+            raise Conflict(exc.messages[0]) from None
+        lead.refresh_from_db()
+        return Response(self.get_serializer(lead).data)
+
+
+@contextmanager
+def _email_taken_as_field_error() -> Iterator[None]:
+    """The unique email constraint, hit by a concurrent request, as a 400 on ``email``."""
+    try:
+        yield
+    except IntegrityError as exc:
+        if "email" not in str(exc).lower():
+            raise
+        raise serializers.ValidationError(
+            {"email": ["A lead with this email exists already."]}
+        ) from exc
+
+
+# --- Activities --------------------------------------------------------------------------
+
+
+class ActivityFieldsMixin(serializers.Serializer):
+    """Checks shared by one activity and the items of a batch."""
+
+    def validate_properties(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Give the properties as an object.")
+        return value
+
+    def validate_occurred_at(self, value: dt.datetime) -> dt.datetime:
+        if value > timezone.now() + CLOCK_SKEW:
+            raise serializers.ValidationError("The activity cannot have happened in the future.")
+        return value
+
+
+ACTIVITY_FIELDS = [
+    "id",
+    "lead",
+    "type",
+    "url",
+    "duration_seconds",
+    "properties",
+    "occurred_at",
+    "received_at",
+    "source",
+    "idempotency_key",
+    "created_by",
+    "scored_at",
+]
+ACTIVITY_READ_ONLY = ["received_at", "created_by", "scored_at"]
+
+
+class ActivitySerializer(ActivityFieldsMixin, serializers.ModelSerializer):
+    lead = VisibleLeadField()
+    source = serializers.CharField(max_length=50, default="api")
+
+    class Meta:
+        model = Activity
+        fields = ACTIVITY_FIELDS
+        read_only_fields = ACTIVITY_READ_ONLY
+        # A key stored before is answered with the stored activity, not refused.
+        validators: list[Any] = []
+
+
+class BatchLeadField(serializers.IntegerField):
+    """A visible lead's id in a batch: the batch's leads are loaded in one query."""
+
+    default_error_messages = {"does_not_exist": LEAD_NOT_VISIBLE}
+
+    def to_internal_value(self, data: Any) -> Lead:
+        pk = super().to_internal_value(data)
+        lead = self._visible_leads().get(pk)
+        if lead is None:
+            self.fail("does_not_exist", pk_value=pk)
+        return lead
+
+    def _visible_leads(self) -> dict[int, Lead]:
+        root = self.root
+        if not hasattr(root, "visible_leads"):
+            items = root.initial_data.get("activities") or []
+            wanted = {
+                int(item["lead"])
+                for item in items
+                if isinstance(item, dict) and str(item.get("lead", "")).isdigit()
+            }
+            user = root.context["request"].user
+            root.visible_leads = Lead.objects.visible_to(user).in_bulk(wanted)
+        return root.visible_leads
+
+
+class BulkActivityItemSerializer(ActivityFieldsMixin, serializers.ModelSerializer):
+    lead = BatchLeadField(help_text="The id of a lead you can see.")
+    source = serializers.CharField(max_length=50, default="api")
+
+    class Meta:
+        model = Activity
+        fields = [f for f in ACTIVITY_FIELDS if f not in ("id", *ACTIVITY_READ_ONLY)]
+        # A key stored before is answered with the stored activity, not refused.
+        validators: list[Any] = []
+
+
+class BulkActivitySerializer(serializers.Serializer):
+    activities = BulkActivityItemSerializer(
+        many=True, allow_empty=False, help_text=f"Up to {BULK_MAX} activities."
+    )
+
+    def validate_activities(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        errors: dict[int, dict[str, list[str]]] = {}
+        first_with_key: dict[tuple[str, str], int] = {}
+        for index, item in enumerate(items):
+            key = (item["source"], item.get("idempotency_key", ""))
+            if key[1] and key in first_with_key:
+                message = f"Repeats the idempotency key of item {first_with_key[key]}."
+                errors[index] = {"idempotency_key": [message]}
+            first_with_key.setdefault(key, index)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return items
+
+
+class BulkActivityResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField(help_text="How many activities were stored.")
+    ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="The activity id of each item, in order; a repeated idempotency key "
+        "gives the id stored the first time.",
+    )
+
+
+class ActivityFilter(django_filters.FilterSet):
+    lead = django_filters.NumberFilter(field_name="lead_id")
+    type = django_filters.ChoiceFilter(choices=ActivityType.choices)
+    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+
+    class Meta:
+        model = Activity
+        fields: list[str] = []
+
+
+def _stored_keys(items: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """Activity ids already stored under the items' (source, idempotency key) pairs."""
+    wanted = {(i["source"], i["idempotency_key"]) for i in items if i.get("idempotency_key")}
+    if not wanted:
+        return {}
+    rows = Activity.objects.filter(
+        idempotency_key__in={key for _, key in wanted}, source__in={src for src, _ in wanted}
+    ).values_list("source", "idempotency_key", "pk")
+    return {(src, key): pk for src, key, pk in rows if (src, key) in wanted}
+
+
+def _record(items: list[dict[str, Any]], by: User) -> tuple[list[int], int]:
+    """Store the activities not stored before, per lead.
+
+    Returns the activity id of each item, in order, and how many were stored now.
+    """
+    stored = _stored_keys(items)
+    new: dict[int, list[tuple[int, Activity]]] = defaultdict(list)
+    for index, item in enumerate(items):
+        if (item["source"], item.get("idempotency_key", "")) not in stored:
+            new[item["lead"].pk].append((index, Activity(created_by=by, **item)))
+    ids = [stored.get((i["source"], i.get("idempotency_key", "")), 0) for i in items]
+    try:
+        with transaction.atomic():
+            for pairs in new.values():
+                created = activities_record(lead=pairs[0][1].lead, activities=[a for _, a in pairs])
+                for (index, _), activity in zip(pairs, created, strict=True):
+                    ids[index] = activity.pk
+    except IntegrityError:
+        raise Conflict("Another request stored one of these activities; send it again.") from None
+    return ids, sum(len(pairs) for pairs in new.values())
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List activities on the leads you can see, newest first"),
+    retrieve=extend_schema(summary="Show an activity"),
+)
+class ActivityViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Activities are append-only: they are listed and recorded, never changed."""
+
+    serializer_class = ActivitySerializer
+    filterset_class = ActivityFilter
+    ordering_fields = ["occurred_at"]
+    ordering = ("-occurred_at", "-id")
+
+    def get_queryset(self) -> QuerySet[Activity]:
+        return Activity.objects.filter(lead__in=Lead.objects.visible_to(self.request.user))
+
+    @extend_schema(
+        summary="Record an activity",
+        responses={
+            201: ActivitySerializer,
+            200: OpenApiResponse(
+                ActivitySerializer, description="The key was used before: the stored activity."
+            ),
+        },
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        (pk,), created = _record([dict(serializer.validated_data)], by=request.user)
+        activity = Activity.objects.get(pk=pk)
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(self.get_serializer(activity).data, status=code)
+
+    @extend_schema(
+        summary=f"Record up to {BULK_MAX} activities at once, all or none",
+        request=BulkActivitySerializer,
+        responses={
+            201: BulkActivityResultSerializer,
+            413: OpenApiResponse(ErrorSerializer, description=f"More than {BULK_MAX} items."),
+        },
+    )
+    @action(detail=False, methods=["post"], pagination_class=None, filter_backends=[])
+    def bulk(self, request: Request) -> Response:
+        items = request.data.get("activities") if isinstance(request.data, dict) else None
+        if isinstance(items, list) and len(items) > BULK_MAX:
+            raise PayloadTooLarge(f"Send at most {BULK_MAX} activities per request.")
+        batch = BulkActivitySerializer(data=request.data, context=self.get_serializer_context())
+        batch.is_valid(raise_exception=True)
+        items = batch.validated_data["activities"]
+        ids, created = _record(items, by=request.user)
+        body = {"created": created, "ids": ids}
+        return Response(BulkActivityResultSerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+# --- Deals, tasks, notes -----------------------------------------------------------------
+
+
+class DealSerializer(serializers.ModelSerializer):
+    lead = VisibleLeadField()
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, default=0)
+
+    class Meta:
+        model = Deal
+        fields = [
+            "id",
+            "lead",
+            "name",
+            "amount",
+            "currency",
+            "status",
+            "created_at",
+            "closed_at",
+            "lost_reason",
+        ]
+        read_only_fields = ["created_at"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        deal = self.instance
+        state = attrs.get("status", deal.status if deal else DealStatus.OPEN)
+        closed_at = attrs.get("closed_at", deal.closed_at if deal else None)
+        if state == DealStatus.OPEN and closed_at is not None:
+            if "closed_at" in attrs:
+                raise serializers.ValidationError({"closed_at": "An open deal has no close date."})
+            attrs["closed_at"] = None
+        elif state != DealStatus.OPEN and closed_at is None:
+            attrs["closed_at"] = timezone.now()
+        return attrs
+
+    def validate_currency(self, value: str) -> str:
+        if len(value) != 3 or not value.isalpha():
+            raise serializers.ValidationError("Use a three-letter currency code, e.g. EUR.")
+        return value.upper()
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    lead = VisibleLeadField(allow_null=True, required=False)
+    assignee = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.filter(is_active=True),
+        default=serializers.CurrentUserDefault(),
+        help_text="A user id; you, when left out.",
+    )
+    is_overdue = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Task
+        fields = [
+            "id",
+            "lead",
+            "assignee",
+            "title",
+            "kind",
+            "due_at",
+            "done_at",
+            "is_overdue",
+            "created_at",
+        ]
+        read_only_fields = ["created_at"]
+
+
+class NoteSerializer(serializers.ModelSerializer):
+    lead = VisibleLeadField()
+    author = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = Note
+        fields = ["id", "lead", "author", "body", "created_at"]
+        read_only_fields = ["created_at"]
+
+
+class DealFilter(django_filters.FilterSet):
+    lead = django_filters.NumberFilter(field_name="lead_id")
+
+    class Meta:
+        model = Deal
+        fields = ["status"]
+
+
+class TaskFilter(django_filters.FilterSet):
+    lead = django_filters.NumberFilter(field_name="lead_id")
+    assignee = django_filters.NumberFilter(field_name="assignee_id")
+    open = django_filters.BooleanFilter(
+        field_name="done_at", lookup_expr="isnull", help_text="true: not done yet."
+    )
+    due_before = django_filters.IsoDateTimeFilter(field_name="due_at", lookup_expr="lt")
+
+    class Meta:
+        model = Task
+        fields = ["kind"]
+
+
+class NoteFilter(django_filters.FilterSet):
+    lead = django_filters.NumberFilter(field_name="lead_id")
+
+    class Meta:
+        model = Note
+        fields: list[str] = []
+
+
+class LeadChildViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Rows that belong to a lead: visible exactly when their lead is."""
+
+    def visible_leads(self) -> QuerySet[Lead]:
+        return Lead.objects.visible_to(self.request.user)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List deals on the leads you can see"),
+    retrieve=extend_schema(summary="Show a deal"),
+    create=extend_schema(summary="Create a deal"),
+    update=extend_schema(summary="Replace a deal"),
+    partial_update=extend_schema(summary="Change some fields of a deal"),
+)
+class DealViewSet(LeadChildViewSet):
+    serializer_class = DealSerializer
+    filterset_class = DealFilter
+    ordering_fields = ["created_at", "amount", "closed_at"]
+    ordering = ("-created_at", "-id")
+
+    def get_queryset(self) -> QuerySet[Deal]:
+        return Deal.objects.filter(lead__in=self.visible_leads())
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List tasks on the leads you can see, and your own"),
+    retrieve=extend_schema(summary="Show a task"),
+    create=extend_schema(summary="Create a task"),
+    update=extend_schema(summary="Replace a task"),
+    partial_update=extend_schema(summary="Change some fields of a task"),
+)
+class TaskViewSet(LeadChildViewSet):
+    serializer_class = TaskSerializer
+    filterset_class = TaskFilter
+    ordering_fields = ["due_at", "created_at"]
+    ordering = ("due_at", "id")
+
+    def get_queryset(self) -> QuerySet[Task]:
+        user = self.request.user
+        if getattr(self, "swagger_fake_view", False):
+            return Task.objects.none()
+        if user.sees_all_leads:
+            return Task.objects.all()
+        # A task without a lead is seen by its assignee only.
+        return Task.objects.filter(
+            Q(lead__in=self.visible_leads()) | Q(lead__isnull=True, assignee=user)
+        )
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List notes on the leads you can see"),
+    retrieve=extend_schema(summary="Show a note"),
+    create=extend_schema(summary="Write a note"),
+    update=extend_schema(summary="Replace a note"),
+    partial_update=extend_schema(summary="Change a note"),
+)
+class NoteViewSet(LeadChildViewSet):
+    serializer_class = NoteSerializer
+    filterset_class = NoteFilter
+    ordering_fields = ["created_at"]
+    ordering = ("-created_at", "-id")
+
+    def get_queryset(self) -> QuerySet[Note]:
+        return Note.objects.filter(lead__in=self.visible_leads())
+
+    def perform_create(self, serializer: serializers.Serializer) -> None:
+        serializer.save(author=self.request.user)

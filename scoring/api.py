@@ -1,0 +1,276 @@
+"""The REST API for scoring models and their rules.
+
+Everyone with a role reads them; writing needs the scoring permissions that the
+marketer and admin roles hold. A write is logged and rescored as in the admin: a
+changed rule of a live model rescores what that rule touches, a changed model all
+of its leads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from django.db.models import Count, QuerySet
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.settings import api_settings
+
+from crm.api.permissions import RoleReadModelWrite
+from leads.models import ProductLine
+
+from . import rules as R
+from . import services
+from .models import ModelStatus, Rule, ScoringModel
+
+MODEL_FIELDS = [
+    "name",
+    "description",
+    "status",
+    "is_default",
+    "priority",
+    "mql_threshold",
+    "sql_threshold",
+    "hot_from",
+    "warm_from",
+    "grade_a_from",
+    "grade_b_from",
+    "grade_c_from",
+    "engaged_from",
+    "decay_half_life_days",
+    "idle_week_penalty",
+    "max_points",
+    "surge_points",
+    "surge_hours",
+]
+
+
+class ScoringModelSerializer(serializers.ModelSerializer):
+    segment_product_lines = serializers.SlugRelatedField(
+        slug_field="slug",
+        many=True,
+        queryset=ProductLine.objects.all(),
+        required=False,
+        help_text="Product line slugs; the model scores leads interested in any of them.",
+    )
+    rule_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = ScoringModel
+        fields = [
+            "id",
+            *MODEL_FIELDS,
+            "segment_product_lines",
+            "rule_count",
+            "decay_version",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["decay_version", "created_at", "updated_at"]
+
+    def validate_is_default(self, value: bool) -> bool:
+        others = ScoringModel.objects.filter(is_default=True)
+        if self.instance is not None:
+            others = others.exclude(pk=self.instance.pk)
+        if value and others.exists():
+            raise serializers.ValidationError("Another model is the default already.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        base = self.instance or ScoringModel()
+        model = ScoringModel(**{f: getattr(base, f) for f in MODEL_FIELDS})
+        for name, value in attrs.items():
+            if name in MODEL_FIELDS:
+                setattr(model, name, value)
+        try:
+            model.clean()
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from None
+        return attrs
+
+
+class RuleSerializer(serializers.ModelSerializer):
+    model = serializers.PrimaryKeyRelatedField(read_only=True)
+    description = serializers.CharField(
+        source="describe", read_only=True, help_text="The rule as a sentence."
+    )
+
+    class Meta:
+        model = Rule
+        fields = [
+            "id",
+            "model",
+            "name",
+            "description",
+            "kind",
+            "points",
+            "active",
+            "field",
+            "operator",
+            "value",
+            "value_to",
+            "activity_type",
+            "target",
+            "property_name",
+            "match",
+            "pattern",
+            "min_duration_seconds",
+            "max_per_lead",
+            "max_per_day",
+            "bonus_count",
+            "bonus_points",
+            "recency_days",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        rule = Rule(model=self.context["scoring_model"])
+        if self.instance is not None:
+            rule.__dict__.update(
+                {f.attname: getattr(self.instance, f.attname) for f in Rule._meta.concrete_fields}
+            )
+        for name, value in attrs.items():
+            setattr(rule, name, value)
+        try:
+            rule.validate()
+        except R.RuleError as exc:
+            raise serializers.ValidationError(
+                {exc.field or api_settings.NON_FIELD_ERRORS_KEY: str(exc)}
+            ) from None
+        return attrs
+
+
+class ScoringModelFilter(django_filters.FilterSet):
+    class Meta:
+        model = ScoringModel
+        fields = ["status", "is_default"]
+
+
+class RuleFilter(django_filters.FilterSet):
+    class Meta:
+        model = Rule
+        fields = ["kind", "active", "activity_type"]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List scoring models"),
+    retrieve=extend_schema(summary="Show a scoring model"),
+    create=extend_schema(summary="Create a scoring model (marketers and admins)"),
+    update=extend_schema(summary="Replace a scoring model (marketers and admins)"),
+    partial_update=extend_schema(summary="Change a scoring model (marketers and admins)"),
+)
+class ScoringModelViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = ScoringModelSerializer
+    permission_classes = [RoleReadModelWrite]
+    filterset_class = ScoringModelFilter
+    search_fields = ["name"]
+    ordering_fields = ["name", "priority", "created_at"]
+    ordering = ("-priority", "id")
+
+    def get_queryset(self) -> QuerySet[ScoringModel]:
+        return ScoringModel.objects.annotate(rule_count=Count("rules")).prefetch_related(
+            "segment_product_lines"
+        )
+
+    def perform_create(self, serializer: serializers.Serializer) -> None:
+        with transaction.atomic():
+            model = serializer.save()
+            services.changelog_record(obj=model, action="create", before=None, by=self.request.user)
+            if model.status == ModelStatus.ACTIVE:
+                services.rescore_job_start(
+                    model=model, reason="Model created through the API", by=self.request.user
+                )
+
+    def perform_update(self, serializer: serializers.Serializer) -> None:
+        model = serializer.instance
+        before = services.snapshot(model)
+        segment = set(model.segment_product_lines.all())
+        with transaction.atomic():
+            model = serializer.save()
+            unchanged = before == services.snapshot(model) and segment == set(
+                model.segment_product_lines.all()
+            )
+            if unchanged:
+                return
+            services.changelog_record(
+                obj=model, action="change", before=before, by=self.request.user
+            )
+            if model.status == ModelStatus.ACTIVE or model.entries.exists():
+                services.rescore_job_start(
+                    model=model, reason="Model changed through the API", by=self.request.user
+                )
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the rules of a scoring model"),
+    retrieve=extend_schema(summary="Show a rule"),
+    create=extend_schema(summary="Add a rule to a scoring model (marketers and admins)"),
+    update=extend_schema(summary="Replace a rule (marketers and admins)"),
+    partial_update=extend_schema(summary="Change a rule (marketers and admins)"),
+)
+class RuleViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """The rules of the scoring model named in the URL; an unknown model answers 404."""
+
+    serializer_class = RuleSerializer
+    permission_classes = [RoleReadModelWrite]
+    filterset_class = RuleFilter
+    ordering_fields = ["points", "name", "created_at"]
+    ordering = ("kind", "-points", "id")
+
+    def scoring_model(self) -> ScoringModel:
+        if not hasattr(self, "_scoring_model"):
+            pk = self.kwargs.get("model_pk")
+            self._scoring_model = get_object_or_404(ScoringModel, pk=pk)
+        return self._scoring_model
+
+    def get_queryset(self) -> QuerySet[Rule]:
+        if getattr(self, "swagger_fake_view", False):
+            return Rule.objects.none()
+        return Rule.objects.filter(model=self.scoring_model())
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        if not getattr(self, "swagger_fake_view", False):
+            context["scoring_model"] = self.scoring_model()
+        return context
+
+    def perform_create(self, serializer: serializers.Serializer) -> None:
+        with transaction.atomic():
+            rule = serializer.save(model=self.scoring_model())
+            services.changelog_record(obj=rule, action="create", before=None, by=self.request.user)
+            self._rescore(rule)
+
+    def perform_update(self, serializer: serializers.Serializer) -> None:
+        before = services.snapshot(serializer.instance)
+        with transaction.atomic():
+            rule = serializer.save()
+            if before == services.snapshot(rule):
+                return
+            services.changelog_record(
+                obj=rule, action="change", before=before, by=self.request.user
+            )
+            self._rescore(rule)
+
+    def _rescore(self, rule: Rule) -> None:
+        model = self.scoring_model()
+        if model.status == ModelStatus.ACTIVE:
+            services.rescore_job_start(
+                model=model, rule=rule, reason=f"Rule “{rule}” changed", by=self.request.user
+            )
