@@ -54,6 +54,7 @@ ROLE_PERMISSIONS: dict[Role, dict[str, dict[str, tuple[str, ...]]]] = {
             "stagechange": ("view",),
             "customfielddefinition": _ALL,
             "productline": _ALL,
+            "webform": _ALL,
         },
         "scoring": {"*": _ALL},
         "nurturing": {"*": _ALL},

@@ -327,6 +327,18 @@ else:
         }
     }
 
+# --- Public form submissions (POST /f/<key>/) ---------------------------------
+
+# Larger bodies answer 413; a form post is a few fields, never a file upload.
+FORM_MAX_BODY_BYTES = env_int("FORM_MAX_BODY_BYTES", 64 * 1024)
+# Posts allowed per window, per address and form and per form; over either answers 429.
+FORM_RATE_PER_IP = env_int("FORM_RATE_PER_IP", 10)
+FORM_RATE_PER_FORM = env_int("FORM_RATE_PER_FORM", 300)
+FORM_RATE_WINDOW_SECONDS = env_int("FORM_RATE_WINDOW_SECONDS", 60)
+# Reverse proxies in front of the web processes: the client address is the one the
+# outermost of them added to X-Forwarded-For. 0 uses REMOTE_ADDR.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
 # --- Hotlist ------------------------------------------------------------------
 
 HOTLIST_HEARTBEAT_STALE_SECONDS = env_int("HEARTBEAT_STALE_SECONDS", 120)

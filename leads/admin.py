@@ -1,9 +1,11 @@
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import Q, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils.html import format_html
 
 from crm.models import Role
 from scoring.services import leads_adjust_score
@@ -18,6 +20,7 @@ from .models import (
     ProductLine,
     StageChange,
     Task,
+    WebForm,
 )
 from .services import lead_save_profile
 
@@ -261,3 +264,36 @@ class NoteAdmin(VisibleLeadRowsMixin, admin.ModelAdmin):
     list_select_related = ("lead", "author")
     search_fields = ("body", "lead__email")
     raw_id_fields = ("lead",)
+
+
+@admin.register(WebForm)
+class WebFormAdmin(admin.ModelAdmin):
+    list_display = ("name", "key", "is_active", "redirect_url", "default_source", "created_at")
+    list_filter = ("is_active", "default_source")
+    search_fields = ("name", "key")
+    readonly_fields = ("key", "endpoint", "created_at")
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    fieldsets = (
+        (None, {"fields": ("name", "is_active", "key", "endpoint", "created_at")}),
+        ("Fields", {"fields": ("field_mapping", "honeypot_field")}),
+        ("After posting", {"fields": ("redirect_url", "allowed_origins")}),
+        ("Attribution", {"fields": ("default_source", "default_campaign")}),
+    )
+    actions = ["regenerate_key"]
+
+    @admin.display(description="Posts go to")
+    def endpoint(self, obj: WebForm) -> str:
+        if obj.pk is None:
+            return "Shown once the form is saved."
+        return format_html("<code>{}</code>", obj.get_absolute_url())
+
+    @admin.action(description="Regenerate the key of the selected forms (old keys stop working)")
+    def regenerate_key(self, request: HttpRequest, queryset: QuerySet[WebForm]) -> None:
+        forms_changed = list(queryset)
+        for form in forms_changed:
+            form.regenerate_key()
+        self.message_user(
+            request,
+            f"New keys for {len(forms_changed)} form(s): update the pages that post to them.",
+            messages.SUCCESS,
+        )

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
 
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.db.models.functions import Coalesce, Greatest, Least
+from django.db.models.functions import Coalesce, Greatest, Least, Lower
 
-from .models import Activity, Lead, StageChange
+from .models import (
+    FORM_RESERVED_NAMES,
+    Activity,
+    ActivityType,
+    Company,
+    Lead,
+    Source,
+    StageChange,
+    WebForm,
+    normalize_email,
+)
 from .signals import activity_recorded, lead_profile_changed
 
 if TYPE_CHECKING:
@@ -64,3 +79,200 @@ def lead_save_profile(*, lead: Lead, changed_fields: list[str]) -> Lead:
             lead.save(update_fields=[*(f for f in changed_fields if f in columns), "updated_at"])
         lead_profile_changed.send(sender=Lead, lead_id=lead.pk, fields=changed_fields)
     return lead
+
+
+# --- Form submissions ---------------------------------------------------------------
+
+UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+# What a submission keeps of the posted fields in its activity's properties.
+PROPERTY_FIELDS_MAX = 50
+PROPERTY_NAME_MAX = 100
+PROPERTY_VALUE_MAX = 1000
+# utm_medium values that name a lead source; any other medium leaves the form's default.
+SOURCE_BY_UTM_MEDIUM = {
+    "cpc": Source.PAID_SEARCH,
+    "ppc": Source.PAID_SEARCH,
+    "paid": Source.PAID_SEARCH,
+    "paid_search": Source.PAID_SEARCH,
+    "paidsearch": Source.PAID_SEARCH,
+    "organic": Source.ORGANIC_SEARCH,
+    "seo": Source.ORGANIC_SEARCH,
+    "social": Source.SOCIAL,
+    "paid_social": Source.SOCIAL,
+    "paidsocial": Source.SOCIAL,
+    "email": Source.EMAIL,
+    "newsletter": Source.EMAIL,
+    "referral": Source.REFERRAL,
+    "event": Source.EVENT,
+    "partner": Source.PARTNER,
+    "affiliate": Source.PARTNER,
+}
+
+PostedFields = Mapping[str, str | list[str]]
+
+
+@dataclass(frozen=True)
+class FormSubmission:
+    lead: Lead
+    created: bool
+    activity: Activity
+
+
+def lead_submit_form(*, form: WebForm, data: PostedFields, page_url: str = "") -> FormSubmission:
+    """Create or update the lead a submission names by email, and record the submission.
+
+    ``data`` holds the posted fields (a list for a field posted more than once) and
+    ``page_url`` the page the form was on. The form's mapping picks the lead fields; on an
+    existing lead only mapped fields posted non-empty are overwritten, and source, campaign
+    and UTM fields are only filled where empty. One FORM_SUBMISSION activity keeps the
+    form's name, the UTM parameters and every posted field (size-limited).
+
+    Raises ``ValidationError`` keyed by posted field names (missing or invalid email, a
+    value too long for its field) and stores nothing then. Racing posts for one new email
+    make one lead: the insert relies on ``lead_unique_email_ci`` and, when another request
+    inserted first, updates that row instead. Scoring is queued after commit.
+    """
+    values = _submitted_lead_values(form, data)
+    utm = _utm_parameters(data, page_url)
+    with transaction.atomic():
+        company = _company_named(values.pop("company")) if "company" in values else None
+        if company is not None:
+            values["company"] = company
+        lead, created = _lead_upsert(values, attribution=_attribution(form, utm))
+        activity = Activity(
+            type=ActivityType.FORM_SUBMISSION,
+            url=page_url[:2000],
+            source="form",
+            properties=_submission_properties(form, data, utm),
+        )
+        activities_record(lead=lead, activities=[activity])
+    return FormSubmission(lead=lead, created=created, activity=activity)
+
+
+def posted_value(data: PostedFields, name: str) -> str:
+    """A posted field as stripped text; the last value of a field posted more than once."""
+    value = data.get(name, "")
+    if isinstance(value, list):
+        value = value[-1] if value else ""
+    return str(value).strip()
+
+
+def _submitted_lead_values(form: WebForm, data: PostedFields) -> dict[str, str]:
+    """The non-empty mapped values by lead field; ``ValidationError`` by posted name."""
+    values: dict[str, str] = {}
+    errors: dict[str, list[str]] = {}
+    for posted, target in form.field_mapping.items():
+        value = posted_value(data, posted)
+        if target == "email":
+            value = normalize_email(value)
+            message = _email_error(value)
+            if message:
+                errors[posted] = [message]
+                continue
+        elif target == "country":
+            value = value.upper()
+        if not value:
+            continue
+        max_length = _max_length(target)
+        if len(value) > max_length:
+            errors[posted] = [f"Use at most {max_length} characters."]
+            continue
+        values[target] = value
+    if errors:
+        raise ValidationError(errors)
+    return values
+
+
+def _email_error(email: str) -> str:
+    if not email:
+        return "Enter an email address."
+    try:
+        validate_email(email)
+    except ValidationError:
+        return "Enter a valid email address."
+    if len(email) > Lead._meta.get_field("email").max_length:
+        return "This email address is too long."
+    return ""
+
+
+def _max_length(target: str) -> int:
+    if target == "company":
+        return Company._meta.get_field("name").max_length
+    return Lead._meta.get_field(target).max_length
+
+
+def _utm_parameters(data: PostedFields, page_url: str) -> dict[str, str]:
+    """UTM parameters from the posted fields, else from the page URL's query string."""
+    query = parse_qs(urlsplit(page_url).query)
+    utm = {}
+    for name in UTM_FIELDS:
+        value = posted_value(data, name) or (query.get(name) or [""])[0].strip()
+        if value:
+            utm[name] = value[:200]
+    return utm
+
+
+def _attribution(form: WebForm, utm: dict[str, str]) -> dict[str, str]:
+    medium = utm.get("utm_medium", "").lower()
+    return {
+        "source": SOURCE_BY_UTM_MEDIUM.get(medium, form.default_source),
+        "campaign": utm.get("utm_campaign") or form.default_campaign,
+        **utm,
+    }
+
+
+def _company_named(name: str) -> Company:
+    """The oldest company of that name (any case), or a new one.
+
+    Company names are not unique: two first posts naming a new company at the same time
+    may create it twice, which a person merges as with any duplicate.
+    """
+    company = Company.objects.filter(name__iexact=name).order_by("pk").first()
+    return company or Company.objects.create(name=name)
+
+
+def _locked_lead(email: str) -> Lead | None:
+    # LOWER(email) = … so the lookup uses the unique index on LOWER(email).
+    leads = Lead.objects.alias(email_lower=Lower("email")).filter(email_lower=email)
+    return leads.select_for_update().first()
+
+
+def _lead_upsert(values: dict, *, attribution: dict[str, str]) -> tuple[Lead, bool]:
+    """The lead with ``values["email"]``, created or updated; call inside ``atomic()``."""
+    lead = _locked_lead(values["email"])
+    if lead is None:
+        try:
+            with transaction.atomic():
+                lead = Lead(**values, **attribution)
+                lead_save_profile(lead=lead, changed_fields=[*values, *attribution])
+            return lead, True
+        except IntegrityError:
+            lead = _locked_lead(values["email"])
+            if lead is None:
+                raise
+    _lead_update_from_form(lead, values, attribution)
+    return lead, False
+
+
+def _lead_update_from_form(lead: Lead, values: dict, attribution: dict[str, str]) -> None:
+    changed = [name for name, value in values.items() if getattr(lead, name) != value]
+    changed += [name for name, value in attribution.items() if not getattr(lead, name) and value]
+    for name in changed:
+        setattr(lead, name, values.get(name) or attribution[name])
+    if changed:
+        lead_save_profile(lead=lead, changed_fields=changed)
+
+
+def _submission_properties(
+    form: WebForm, data: PostedFields, utm: dict[str, str]
+) -> dict[str, object]:
+    skipped = {form.honeypot_field, *FORM_RESERVED_NAMES}
+    names = [name for name in data if name not in skipped][:PROPERTY_FIELDS_MAX]
+    fields: dict[str, str | list[str]] = {}
+    for name in names:
+        value = data[name]
+        if isinstance(value, list):
+            fields[name[:PROPERTY_NAME_MAX]] = [str(v)[:PROPERTY_VALUE_MAX] for v in value]
+        else:
+            fields[name[:PROPERTY_NAME_MAX]] = str(value)[:PROPERTY_VALUE_MAX]
+    return {"form": form.name, "form_id": form.pk, **utm, "fields": fields}

@@ -23,6 +23,7 @@ from leads.models import (
     Stage,
     StageChange,
     Task,
+    WebForm,
 )
 from leads.services import lead_move_to_stage
 from tests.admin_forms import changeform_data
@@ -64,6 +65,7 @@ def world(admin_user, marketer, manager, rep, other_rep) -> dict:
     Note.objects.create(lead=lead, author=rep, body="Wants a demo next week")
     WorkerHeartbeat.objects.create(hostname="worker-1", beat_at=now)
     ApiToken.objects.issue(user=rep, name="CLI")
+    WebForm.objects.create(name="Demo request", allowed_origins="https://www.fleet.example")
     return {
         "lead": lead,
         "other_lead": LeadFactory(owner=other_rep),

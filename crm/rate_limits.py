@@ -1,0 +1,28 @@
+"""Fixed-window request counters in the shared cache (Redis in production, files locally)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from django.core.cache import cache
+
+
+def rate_limit_hit(key: str, *, limit: int, window_seconds: int) -> int | None:
+    """Count one request against ``key``; the seconds to wait when it is over ``limit``.
+
+    Returns None while the current window has room. Every web process shares the
+    counter through the cache, so the limit holds across processes.
+    """
+    now = time.time()
+    window_start = int(now // window_seconds) * window_seconds
+    counter = f"rate:{key}:{window_start}"
+    cache.add(counter, 0, timeout=window_seconds + 1)
+    try:
+        count = cache.incr(counter)
+    except ValueError:  # the counter expired between add() and incr()
+        cache.set(counter, 1, timeout=window_seconds + 1)
+        count = 1
+    if count <= limit:
+        return None
+    return max(1, math.ceil(window_start + window_seconds - now))
