@@ -308,6 +308,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "scoring.tasks.decay_scores",
         "schedule": crontab(hour=env_int("DECAY_HOUR", 2), minute=0),
     },
+    "tracking-pending-purge": {
+        "task": "leads.tasks.purge_pending_events",
+        "schedule": crontab(hour=env_int("PENDING_PURGE_HOUR", 3), minute=30),
+    },
 }
 
 # --- Cache --------------------------------------------------------------------
@@ -338,6 +342,15 @@ FORM_RATE_WINDOW_SECONDS = env_int("FORM_RATE_WINDOW_SECONDS", 60)
 # Reverse proxies in front of the web processes: the client address is the one the
 # outermost of them added to X-Forwarded-For. 0 uses REMOTE_ADDR.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
+# --- Tracking (POST /v1/…, Segment-compatible) --------------------------------
+
+# Segment's own limits: larger messages or batches (decompressed) answer 400.
+TRACKING_MAX_MESSAGE_BYTES = env_int("TRACKING_MAX_MESSAGE_BYTES", 32 * 1024)
+TRACKING_MAX_BATCH_BYTES = env_int("TRACKING_MAX_BATCH_BYTES", 500 * 1024)
+# Requests allowed per window and write key; over it answers 429.
+TRACKING_RATE_PER_KEY = env_int("TRACKING_RATE_PER_KEY", 3000)
+TRACKING_RATE_WINDOW_SECONDS = env_int("TRACKING_RATE_WINDOW_SECONDS", 60)
 
 # --- Hotlist ------------------------------------------------------------------
 

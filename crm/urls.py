@@ -18,5 +18,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("f/", include("leads.submission_urls")),
+    path("v1/", include("leads.tracking_urls")),
     path("", include("leads.urls")),
 ]

@@ -28,12 +28,17 @@ __all__ = [
     "CustomFieldDefinition",
     "Deal",
     "FieldType",
+    "IdentityKind",
     "Lead",
     "Note",
+    "PendingEvent",
     "ProductLine",
     "Stage",
     "StageChange",
     "Task",
+    "TrackedEvent",
+    "TrackingIdentity",
+    "TrackingKey",
     "WebForm",
 ]
 
@@ -784,3 +789,14 @@ def is_origin(value: str) -> bool:
         and bool(parts.hostname)
         and not (parts.path or parts.query or parts.fragment or parts.username)
     )
+
+
+# The tracking endpoint's models live in their own module; importing them here makes
+# them part of this app.
+from .tracking_models import (  # noqa: E402
+    IdentityKind,
+    PendingEvent,
+    TrackedEvent,
+    TrackingIdentity,
+    TrackingKey,
+)

@@ -130,15 +130,16 @@ def lead_submit_form(*, form: WebForm, data: PostedFields, page_url: str = "") -
     Raises ``ValidationError`` keyed by posted field names (missing or invalid email, a
     value too long for its field) and stores nothing then. Racing posts for one new email
     make one lead: the insert relies on ``lead_unique_email_ci`` and, when another request
-    inserted first, updates that row instead. Scoring is queued after commit.
+    inserted first, updates that row instead (``lead_upsert_by_email``). Scoring is queued
+    after commit.
     """
     values = _submitted_lead_values(form, data)
     utm = _utm_parameters(data, page_url)
     with transaction.atomic():
-        company = _company_named(values.pop("company")) if "company" in values else None
+        company = company_named(values.pop("company")) if "company" in values else None
         if company is not None:
             values["company"] = company
-        lead, created = _lead_upsert(values, attribution=_attribution(form, utm))
+        lead, created = lead_upsert_by_email(values=values, fill_empty=_attribution(form, utm))
         activity = Activity(
             type=ActivityType.FORM_SUBMISSION,
             url=page_url[:2000],
@@ -221,7 +222,7 @@ def _attribution(form: WebForm, utm: dict[str, str]) -> dict[str, str]:
     }
 
 
-def _company_named(name: str) -> Company:
+def company_named(name: str) -> Company:
     """The oldest company of that name (any case), or a new one.
 
     Company names are not unique: two first posts naming a new company at the same time
@@ -237,30 +238,50 @@ def _locked_lead(email: str) -> Lead | None:
     return leads.select_for_update().first()
 
 
-def _lead_upsert(values: dict, *, attribution: dict[str, str]) -> tuple[Lead, bool]:
-    """The lead with ``values["email"]``, created or updated; call inside ``atomic()``."""
+def lead_upsert_by_email(
+    *, values: dict[str, object], fill_empty: Mapping[str, object] | None = None
+) -> tuple[Lead, bool]:
+    """The lead with ``values["email"]`` (normalised), created or updated; and whether it is new.
+
+    Call inside ``transaction.atomic()``: the existing lead's row stays locked until the
+    caller commits. ``values`` overwrite the lead's fields; ``fill_empty`` fills only fields
+    that are empty (attribution). Racing calls for one new email make one lead: the insert
+    relies on ``lead_unique_email_ci`` and, when another request inserted first, updates that
+    row instead. Fit is rescored after commit when a field changed.
+    """
+    fill_empty = dict(fill_empty or {})
     lead = _locked_lead(values["email"])
     if lead is None:
         try:
             with transaction.atomic():
-                lead = Lead(**values, **attribution)
-                lead_save_profile(lead=lead, changed_fields=[*values, *attribution])
+                lead = Lead(**values, **fill_empty)
+                lead_save_profile(lead=lead, changed_fields=[*values, *fill_empty])
             return lead, True
         except IntegrityError:
             lead = _locked_lead(values["email"])
             if lead is None:
                 raise
-    _lead_update_from_form(lead, values, attribution)
+    lead_update_fields(lead=lead, values=values, fill_empty=fill_empty)
     return lead, False
 
 
-def _lead_update_from_form(lead: Lead, values: dict, attribution: dict[str, str]) -> None:
+def lead_update_fields(
+    *, lead: Lead, values: Mapping[str, object], fill_empty: Mapping[str, object] | None = None
+) -> list[str]:
+    """Overwrite ``values`` and fill the empty fields of ``fill_empty`` on a lead; the names
+    of the fields that changed. Call inside ``atomic()`` with the lead row locked."""
+    fill_empty = fill_empty or {}
     changed = [name for name, value in values.items() if getattr(lead, name) != value]
-    changed += [name for name, value in attribution.items() if not getattr(lead, name) and value]
+    changed += [
+        name
+        for name, value in fill_empty.items()
+        if name not in values and not getattr(lead, name) and value
+    ]
     for name in changed:
-        setattr(lead, name, values.get(name) or attribution[name])
+        setattr(lead, name, values[name] if name in values else fill_empty[name])
     if changed:
         lead_save_profile(lead=lead, changed_fields=changed)
+    return changed
 
 
 def _submission_properties(

@@ -7,6 +7,7 @@ pass by silently skipping what it was meant to prove.
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import kombu.pools
@@ -122,6 +123,16 @@ def admin_user(db) -> User:
 def outsider(db) -> User:
     """Signed in, but holds no role: must see and change nothing."""
     return make_user("outsider", None)
+
+
+@pytest.fixture
+def default_events(db) -> None:
+    """The tracked-event mapping that a data migration seeds; transactional tests flush
+    the tables, so tests that rely on it seed it again here."""
+    from django.apps import apps
+
+    seed = importlib.import_module("leads.migrations.0006_tracked_event_defaults")
+    seed.add_defaults(apps, None)
 
 
 def _drop_broker_pools() -> None:

@@ -19,10 +19,14 @@ from leads.models import (
     FieldType,
     Lead,
     Note,
+    PendingEvent,
     ProductLine,
     Stage,
     StageChange,
     Task,
+    TrackedEvent,
+    TrackingIdentity,
+    TrackingKey,
     WebForm,
 )
 from leads.services import lead_move_to_stage
@@ -66,6 +70,14 @@ def world(admin_user, marketer, manager, rep, other_rep) -> dict:
     WorkerHeartbeat.objects.create(hostname="worker-1", beat_at=now)
     ApiToken.objects.issue(user=rep, name="CLI")
     WebForm.objects.create(name="Demo request", allowed_origins="https://www.fleet.example")
+    TrackingKey.objects.issue(name="Website")
+    TrackedEvent.objects.get_or_create(
+        name="Demo Requested", defaults={"activity_type": "demo_request"}
+    )
+    TrackingIdentity.objects.create(kind="user_id", value="u-1", lead=lead)
+    PendingEvent.objects.create(
+        anonymous_id="a-1", type="page", message={"type": "page"}, occurred_at=now
+    )
     return {
         "lead": lead,
         "other_lead": LeadFactory(owner=other_rep),

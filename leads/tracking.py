@@ -1,0 +1,453 @@
+"""Segment-compatible tracking calls turned into leads, identities and activities.
+
+A call (``identify``, ``track``, ``page``, ``screen``, ``group``, ``alias``) is first
+parsed into a ``TrackingMessage`` without touching the database, so that a request with
+one bad message stores nothing. ``tracking_messages_ingest`` then applies the messages in
+one transaction. A call from a sender not yet linked to a lead is kept as a
+``PendingEvent`` and replayed, in the order the events happened, once an ``identify`` or
+``alias`` links its ``anonymousId`` or ``userId`` to a lead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from .models import (
+    Activity,
+    ActivityType,
+    Company,
+    IdentityKind,
+    Industry,
+    Lead,
+    PendingEvent,
+    Source,
+    TrackedEvent,
+    TrackingIdentity,
+    normalize_email,
+)
+from .services import (
+    SOURCE_BY_UTM_MEDIUM,
+    UTM_FIELDS,
+    activities_record,
+    company_named,
+    lead_update_fields,
+    lead_upsert_by_email,
+)
+
+logger = logging.getLogger(__name__)
+
+MESSAGE_TYPES = ("identify", "track", "page", "screen", "group", "alias")
+TRACKING_SOURCE = "tracking"
+PENDING_MAX_AGE = dt.timedelta(days=30)
+ID_MAX_LENGTH = 200
+
+# Lead field → the trait names that fill it, first non-empty wins.
+TRAIT_NAMES = {
+    "first_name": ("firstName", "first_name"),
+    "last_name": ("lastName", "last_name"),
+    "phone": ("phone",),
+    "job_title": ("title", "jobTitle", "job_title"),
+    "city": ("city",),
+}
+UTM_BY_CAMPAIGN_KEY = {
+    "utm_source": "source",
+    "utm_medium": "medium",
+    "utm_campaign": "name",
+    "utm_term": "term",
+    "utm_content": "content",
+}
+
+
+class InvalidMessage(ValueError):
+    """A call that cannot be stored; the message says why."""
+
+
+@dataclass(frozen=True)
+class TrackingMessage:
+    type: str
+    raw: dict[str, Any]
+    occurred_at: dt.datetime
+    message_id: str
+    user_id: str
+    anonymous_id: str
+
+
+# --- Parsing (no database) -------------------------------------------------------------
+
+
+def tracking_message_parse(
+    raw: Any, *, received_at: dt.datetime, call_type: str | None = None
+) -> TrackingMessage:
+    """Check one call and work out when it happened; ``InvalidMessage`` says what is wrong.
+
+    ``call_type`` is the type a single-call endpoint (``/v1/track``) implies; in a batch
+    each message names its own ``type``.
+    """
+    if not isinstance(raw, dict):
+        raise InvalidMessage("is not a JSON object")
+    kind = call_type or raw.get("type")
+    if not kind:
+        raise InvalidMessage("has no type")
+    if kind not in MESSAGE_TYPES:
+        raise InvalidMessage(f"has an unknown type “{str(kind)[:50]}”")
+    user_id = _id_text(raw, "userId")
+    anonymous_id = _id_text(raw, "anonymousId")
+    _check_required(kind, raw, user_id=user_id, anonymous_id=anonymous_id)
+    return TrackingMessage(
+        type=kind,
+        raw={**raw, "type": kind},
+        occurred_at=_occurred_at(raw, received_at),
+        message_id=_id_text(raw, "messageId"),
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+    )
+
+
+def _id_text(raw: dict[str, Any], name: str) -> str:
+    value = raw.get(name)
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidMessage(f"has a {name} that is neither text nor a number")
+    text = str(value).strip()
+    if len(text) > ID_MAX_LENGTH:
+        raise InvalidMessage(f"has a {name} longer than {ID_MAX_LENGTH} characters")
+    return text
+
+
+def _check_required(kind: str, raw: dict[str, Any], *, user_id: str, anonymous_id: str) -> None:
+    if kind == "alias":
+        if not user_id or not _id_text(raw, "previousId"):
+            raise InvalidMessage("is an alias without both userId and previousId")
+        return
+    if not user_id and not anonymous_id:
+        raise InvalidMessage("has neither a userId nor an anonymousId")
+    if kind == "track" and not (isinstance(raw.get("event"), str) and raw["event"].strip()):
+        raise InvalidMessage("is a track call without an event name")
+    if kind == "group" and not _id_text(raw, "groupId"):
+        raise InvalidMessage("is a group call without a groupId")
+    for name in ("traits", "properties", "context"):
+        if raw.get(name) is not None and not isinstance(raw[name], dict):
+            raise InvalidMessage(f"has {name} that are not a JSON object")
+
+
+def _occurred_at(raw: dict[str, Any], received_at: dt.datetime) -> dt.datetime:
+    """Segment's clock-skew correction: with ``sentAt``, the client's clock only measures
+    how long ago the event happened, ``receivedAt - (sentAt - timestamp)``."""
+    timestamp = _datetime(raw, "timestamp") or _datetime(raw, "originalTimestamp")
+    sent_at = _datetime(raw, "sentAt")
+    if sent_at is not None:
+        return received_at - (sent_at - timestamp) if timestamp else received_at
+    return timestamp or received_at
+
+
+def _datetime(raw: dict[str, Any], name: str) -> dt.datetime | None:
+    value = raw.get(name)
+    if value is None or value == "":
+        return None
+    parsed = parse_datetime(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise InvalidMessage(f"has a {name} that is not an ISO 8601 date and time")
+    if timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed
+
+
+# --- Storing ---------------------------------------------------------------------------
+
+
+def tracking_messages_ingest(*, messages: list[TrackingMessage]) -> None:
+    """Apply parsed calls in order, all or nothing.
+
+    A ``messageId`` already stored (as an activity or a pending event) is skipped, so a
+    client's retry stores nothing twice. Scoring is queued after commit by
+    ``activities_record``.
+    """
+    with transaction.atomic():
+        for message in messages:
+            _ingest(message)
+
+
+def pending_events_purge(*, now: dt.datetime | None = None) -> int:
+    """Delete pending events received more than 30 days ago; how many were."""
+    cutoff = (now or timezone.now()) - PENDING_MAX_AGE
+    deleted, _ = PendingEvent.objects.filter(received_at__lt=cutoff).delete()
+    return deleted
+
+
+def _ingest(message: TrackingMessage, lead: Lead | None = None) -> None:
+    """Apply one call; ``lead`` is the sender's lead when already known (a replay)."""
+    if message.type == "identify":
+        _identify(message, lead)
+    elif message.type == "alias":
+        _alias(message, lead)
+    else:
+        lead = lead or _lead_of(message.user_id, message.anonymous_id)
+        if lead is None:
+            _keep_pending(message, user_id=message.user_id, anonymous_id=message.anonymous_id)
+        elif message.type == "group":
+            _group(message, lead)
+        else:
+            _record_activity(message, lead)
+
+
+def _lead_of(user_id: str, anonymous_id: str) -> Lead | None:
+    """The lead a sender is linked to, by ``userId`` first, locked for the transaction."""
+    for kind, value in ((IdentityKind.USER_ID, user_id), (IdentityKind.ANONYMOUS_ID, anonymous_id)):
+        if not value:
+            continue
+        identity = TrackingIdentity.objects.filter(kind=kind, value=value).first()
+        if identity is not None:
+            return Lead.objects.select_for_update().get(pk=identity.lead_id)
+    return None
+
+
+def _keep_pending(message: TrackingMessage, *, user_id: str, anonymous_id: str) -> None:
+    # A retried call that is still pending collides on its message id and is ignored.
+    PendingEvent.objects.bulk_create(
+        [
+            PendingEvent(
+                anonymous_id=anonymous_id,
+                user_id=user_id,
+                message_id=message.message_id,
+                type=message.type,
+                message=message.raw,
+                occurred_at=message.occurred_at,
+            )
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def _identify(message: TrackingMessage, lead: Lead | None) -> None:
+    traits = message.raw.get("traits") or {}
+    values = _lead_values(traits)
+    if "email" in values:
+        lead, _ = lead_upsert_by_email(values=values, fill_empty=_attribution(message.raw))
+    else:
+        lead = lead or _lead_of(message.user_id, message.anonymous_id)
+        if lead is None:
+            _keep_pending(message, user_id=message.user_id, anonymous_id=message.anonymous_id)
+            return
+        lead_update_fields(lead=lead, values=values)
+    _link(
+        lead,
+        user_ids=[message.user_id] if message.user_id else [],
+        anonymous_ids=[message.anonymous_id] if message.anonymous_id else [],
+    )
+
+
+def _alias(message: TrackingMessage, lead: Lead | None) -> None:
+    """Link ``previousId`` to the user's lead. Segment clients send it for an earlier
+    anonymousId or an earlier userId, so it is linked as both."""
+    previous_id = _id_text(message.raw, "previousId")
+    lead = lead or _lead_of(message.user_id, "") or _lead_of(previous_id, previous_id)
+    if lead is None:
+        _keep_pending(message, user_id=message.user_id, anonymous_id=previous_id)
+        return
+    _link(lead, user_ids=[message.user_id, previous_id], anonymous_ids=[previous_id])
+
+
+def _link(lead: Lead, *, user_ids: list[str], anonymous_ids: list[str]) -> None:
+    """Link identities to a lead, then replay the events kept for them.
+
+    An identity already linked to another lead stays with it: a device's anonymous id
+    belongs to whoever identified on it first.
+    """
+    pairs = [(IdentityKind.USER_ID, v) for v in user_ids]
+    pairs += [(IdentityKind.ANONYMOUS_ID, v) for v in anonymous_ids]
+    for kind, value in pairs:
+        identity, _ = TrackingIdentity.objects.get_or_create(
+            kind=kind, value=value, defaults={"lead": lead}
+        )
+        if identity.lead_id != lead.pk:
+            logger.info("Tracking: %s %s stays with lead %s", kind, value, identity.lead_id)
+    _replay_pending(lead, user_ids=user_ids, anonymous_ids=anonymous_ids)
+
+
+def _replay_pending(lead: Lead, *, user_ids: list[str], anonymous_ids: list[str]) -> None:
+    """Apply the events kept for these senders to their lead, oldest first, and delete them."""
+    pending = list(
+        PendingEvent.objects.select_for_update()
+        .filter(Q(user_id__in=user_ids) | Q(anonymous_id__in=anonymous_ids))
+        .order_by("occurred_at", "id")
+    )
+    if not pending:
+        return
+    PendingEvent.objects.filter(pk__in=[event.pk for event in pending]).delete()
+    for event in pending:
+        raw = event.message
+        _ingest(
+            TrackingMessage(
+                type=event.type,
+                raw=raw,
+                occurred_at=event.occurred_at,
+                message_id=event.message_id,
+                user_id=_id_text(raw, "userId"),
+                anonymous_id=_id_text(raw, "anonymousId"),
+            ),
+            lead,
+        )
+
+
+def _record_activity(message: TrackingMessage, lead: Lead) -> None:
+    activity = _activity(message)
+    if activity is None:
+        return
+    keyed = Activity.objects.filter(source=TRACKING_SOURCE, idempotency_key=message.message_id)
+    if message.message_id and keyed.exists():
+        return
+    try:
+        with transaction.atomic():
+            activities_record(lead=lead, activities=[activity])
+    except IntegrityError:
+        # Another request stored the same message id since the check above.
+        logger.info("Tracking: message %s already stored", message.message_id)
+
+
+def _activity(message: TrackingMessage) -> Activity | None:
+    raw = message.raw
+    properties = dict(raw.get("properties") or {})
+    page = (raw.get("context") or {}).get("page")
+    page_url = page.get("url") if isinstance(page, dict) else None
+    url = properties.get("url") or page_url or ""
+    if message.type == "track":
+        activity_type = tracked_event_type(raw["event"])
+        if activity_type is None:
+            logger.info("Tracking: event “%s” is switched off; dropped", raw["event"])
+            return None
+        properties["event"] = raw["event"]
+    else:
+        activity_type = ActivityType.PAGE_VIEW
+        if raw.get("name"):
+            properties.setdefault("name", raw["name"])
+        if message.type == "screen":
+            properties["screen"] = True
+    return Activity(
+        type=activity_type,
+        url=str(url)[:2000],
+        properties=properties,
+        occurred_at=message.occurred_at,
+        source=TRACKING_SOURCE,
+        idempotency_key=message.message_id,
+    )
+
+
+def tracked_event_type(event: str) -> str | None:
+    """The activity type a tracked event records: its mapping's, ``custom`` for an event
+    without a mapping, None (dropped) when its mapping is switched off."""
+    mapping = (
+        TrackedEvent.objects.alias(name_lower=Lower("name"))
+        .filter(name_lower=event.strip().lower())
+        .first()
+    )
+    if mapping is None:
+        return ActivityType.CUSTOM
+    return mapping.activity_type if mapping.is_active else None
+
+
+def _group(message: TrackingMessage, lead: Lead) -> None:
+    traits = message.raw.get("traits") or {}
+    company = _company_for_group(_id_text(message.raw, "groupId"), traits)
+    lead_update_fields(lead=lead, values={"company": company})
+
+
+def _company_for_group(group_id: str, traits: dict[str, Any]) -> Company:
+    """The company a group call names, by domain, else by name (else the group id), with
+    the traits it carries written to it."""
+    domain = _domain(_text(traits, "website") or _text(traits, "domain"))
+    name = _text(traits, "name")[:200]
+    if domain:
+        company, _ = Company.objects.get_or_create(
+            domain=domain, defaults={"name": name or group_id[:200]}
+        )
+    else:
+        company = company_named(name or group_id[:200])
+    fields = _company_values(traits, name=name)
+    changed = [field for field, value in fields.items() if getattr(company, field) != value]
+    for field in changed:
+        setattr(company, field, fields[field])
+    if changed:
+        company.save(update_fields=changed)
+    return company
+
+
+def _company_values(traits: dict[str, Any], *, name: str) -> dict[str, Any]:
+    values: dict[str, Any] = {"name": name} if name else {}
+    industry = _text(traits, "industry").lower()
+    for choice in Industry:
+        if industry and industry in (choice.value, str(choice.label).lower()):
+            values["industry"] = choice.value
+    employees = traits.get("employees")
+    if isinstance(employees, int | float | str) and str(employees).strip().isdigit():
+        values["employee_count"] = int(str(employees).strip())
+    return values
+
+
+def _domain(website: str) -> str:
+    if not website:
+        return ""
+    host = urlsplit(website if "//" in website else f"//{website}").hostname or ""
+    return host.removeprefix("www.")[:253]
+
+
+def _text(data: dict[str, Any], name: str) -> str:
+    value = data.get(name)
+    return str(value).strip() if isinstance(value, str | int | float) else ""
+
+
+def _lead_values(traits: dict[str, Any]) -> dict[str, Any]:
+    """Lead fields from identify traits; values that do not fit are left out or cut."""
+    values: dict[str, Any] = {}
+    email = normalize_email(_text(traits, "email"))
+    if email and _is_email(email):
+        values["email"] = email
+    for field, names in TRAIT_NAMES.items():
+        text = next((_text(traits, n) for n in names if _text(traits, n)), "")
+        if text:
+            values[field] = text[: Lead._meta.get_field(field).max_length]
+    first, _, last = _text(traits, "name").partition(" ")
+    if first and "first_name" not in values and "last_name" not in values:
+        values["first_name"], values["last_name"] = first[:100], last.strip()[:100]
+    address = traits.get("address") if isinstance(traits.get("address"), dict) else {}
+    country = (_text(traits, "country") or _text(address, "country")).upper()
+    if len(country) == 2:
+        values["country"] = country
+    if "city" not in values and _text(address, "city"):
+        values["city"] = _text(address, "city")[:100]
+    company = traits.get("company")
+    company_name = _text(company, "name") if isinstance(company, dict) else _text(traits, "company")
+    if company_name:
+        values["company"] = company_named(company_name[:200])
+    return values
+
+
+def _is_email(email: str) -> bool:
+    try:
+        validate_email(email)
+    except ValidationError:
+        return False
+    return len(email) <= Lead._meta.get_field("email").max_length
+
+
+def _attribution(raw: dict[str, Any]) -> dict[str, str]:
+    """Source, campaign and UTM fields from ``context.campaign``, for empty lead fields."""
+    context = raw.get("context") or {}
+    campaign = context.get("campaign") if isinstance(context.get("campaign"), dict) else {}
+    utm = {field: _text(campaign, key)[:200] for field, key in UTM_BY_CAMPAIGN_KEY.items()}
+    utm = {field: value for field, value in utm.items() if value and field in UTM_FIELDS}
+    medium = utm.get("utm_medium", "").lower()
+    source = SOURCE_BY_UTM_MEDIUM.get(medium, Source.WEBSITE)
+    return {"source": source, "campaign": utm.get("utm_campaign", ""), **utm}

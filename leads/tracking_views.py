@@ -1,0 +1,193 @@
+"""``POST /v1/<call>``: the Segment HTTP Tracking API, so Segment and RudderStack client
+libraries send to Hotlist by changing only their host.
+
+No login and no CSRF token: a write key only submits events and reads nothing back. It
+comes as the user name of HTTP Basic auth (empty password) or as ``writeKey`` in the body.
+Answers follow Segment: ``200 {"success": true}``; errors ``{"success": false, "code",
+"message"}`` (the official clients read ``code`` and ``message``). A request with one bad
+message is rejected whole and stores nothing, as Segment does. Any origin may call it
+(CORS ``*``): browsers send with a public write key, and answers reveal nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zlib
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from crm.rate_limits import rate_limit_hit
+
+from .models import TrackingKey
+from .tracking import (
+    InvalidMessage,
+    TrackingMessage,
+    tracking_message_parse,
+    tracking_messages_ingest,
+)
+
+BATCH_CALLS = ("batch", "import")
+CORS_ALLOWED_HEADERS = "Authorization, Content-Type, Content-Encoding"
+PREFLIGHT_MAX_AGE = 86_400
+# Batch-level fields that every message of the batch takes unless it has its own.
+BATCH_DEFAULTS = ("context", "integrations", "sentAt")
+
+
+class Rejected(Exception):
+    """A request answered with an error; nothing was stored."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
+
+
+@csrf_exempt
+def tracking_call(request: HttpRequest, call: str) -> HttpResponse:
+    received_at = timezone.now()
+    try:
+        if request.method == "OPTIONS":
+            response: HttpResponse = HttpResponse(status=204)
+            response["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+            response["Access-Control-Allow-Headers"] = CORS_ALLOWED_HEADERS
+            response["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE)
+        elif request.method != "POST":
+            raise Rejected(405, "method_not_allowed", "Send calls with POST.", {"Allow": "POST"})
+        else:
+            response = _accept(request, call, received_at)
+    except Rejected as rejection:
+        body = {"success": False, "code": rejection.code, "message": rejection.message}
+        response = JsonResponse(body, status=rejection.status)
+        for name, value in rejection.headers.items():
+            response[name] = value
+    # Browsers (analytics.js) call from any site; the answers reveal nothing.
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+def _accept(request: HttpRequest, call: str, received_at: Any) -> JsonResponse:
+    batch = call in BATCH_CALLS
+    header_key = _basic_auth_user(request)
+    key = _authenticated(header_key) if header_key is not None else None
+    limit = settings.TRACKING_MAX_BATCH_BYTES if batch else settings.TRACKING_MAX_MESSAGE_BYTES
+    payload = _json_object(_body(request, limit))
+    if key is None:
+        write_key = payload.get("writeKey")
+        key = _authenticated(write_key if isinstance(write_key, str) else "")
+    _check_rate_limit(key)
+    if batch:
+        messages = _batch_messages(payload, received_at)
+    else:
+        messages = [_parsed(payload, received_at, call_type=call)]
+    tracking_messages_ingest(messages=messages)
+    key.touch()
+    return JsonResponse({"success": True})
+
+
+def _basic_auth_user(request: HttpRequest) -> str | None:
+    """The user name of an HTTP Basic ``Authorization`` header; None without one."""
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+    return decoded.partition(":")[0]
+
+
+def _authenticated(secret: str) -> TrackingKey:
+    key = TrackingKey.objects.for_key(secret)
+    if key is None:
+        raise Rejected(401, "unauthorized", "Send a valid, active write key.")
+    return key
+
+
+def _check_rate_limit(key: TrackingKey) -> None:
+    wait = rate_limit_hit(
+        f"tracking:{key.pk}",
+        limit=settings.TRACKING_RATE_PER_KEY,
+        window_seconds=settings.TRACKING_RATE_WINDOW_SECONDS,
+    )
+    if wait is not None:
+        raise Rejected(
+            429,
+            "throttled",
+            f"Too many calls for this write key. Try again in {wait} seconds.",
+            {"Retry-After": str(wait)},
+        )
+
+
+def _body(request: HttpRequest, limit: int) -> bytes:
+    """The body, gunzipped when sent so; at most ``limit`` bytes once decompressed."""
+    too_large = Rejected(400, "too_large", f"The body is larger than {limit // 1024} KB.")
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit or len(request.body) > limit:
+        raise too_large
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return request.body
+    if encoding != "gzip":
+        raise Rejected(400, "invalid_request", f"The content encoding “{encoding}” is not gzip.")
+    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        body = decompressor.decompress(request.body, limit + 1)
+    except zlib.error:
+        raise Rejected(400, "invalid_request", "The body is not valid gzip.") from None
+    if len(body) > limit:
+        raise too_large
+    if not decompressor.eof:
+        raise Rejected(400, "invalid_request", "The gzip body is cut short.")
+    return body
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise Rejected(400, "invalid_request", "The body is not valid JSON.") from None
+    if not isinstance(payload, dict):
+        raise Rejected(400, "invalid_request", "The body is not a JSON object.")
+    return payload
+
+
+def _batch_messages(payload: dict[str, Any], received_at: Any) -> list[TrackingMessage]:
+    items = payload.get("batch")
+    if not isinstance(items, list):
+        raise Rejected(400, "invalid_request", "The body has no batch list.")
+    defaults = {name: payload[name] for name in BATCH_DEFAULTS if name in payload}
+    messages = []
+    for index, item in enumerate(items):
+        if isinstance(item, dict):
+            _check_message_size(item, f"Message {index} of the batch")
+            item = {**defaults, **item}
+        messages.append(_parsed(item, received_at, index=index))
+    return messages
+
+
+def _check_message_size(item: dict[str, Any], label: str) -> None:
+    limit = settings.TRACKING_MAX_MESSAGE_BYTES
+    size = len(json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > limit:
+        raise Rejected(400, "too_large", f"{label} is larger than {limit // 1024} KB.")
+
+
+def _parsed(
+    raw: Any, received_at: Any, *, call_type: str | None = None, index: int | None = None
+) -> TrackingMessage:
+    try:
+        return tracking_message_parse(raw, received_at=received_at, call_type=call_type)
+    except InvalidMessage as exc:
+        label = "The message" if index is None else f"Message {index} of the batch"
+        raise Rejected(400, "invalid_request", f"{label} {exc}.") from None
