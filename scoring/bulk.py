@@ -69,6 +69,32 @@ CREATE TEMP TABLE IF NOT EXISTS scoring_touched (lead_id bigint PRIMARY KEY) ON 
 """
 
 
+# The plans of a rescore's statements depend on these tables' statistics, which go
+# stale as the rescore itself writes them (a first rescore writes millions of entries).
+STATISTICS_TABLES = ["scoring_scoreentry", "scoring_leadscore"]
+STALE_SHARE = 0.2
+
+
+def refresh_statistics() -> list[str]:
+    """ANALYZE the scoring tables where more than a fifth of the rows changed since the
+    last ANALYZE; returns their names.
+
+    Autovacuum does this on its own schedule, and not at all where it is switched off;
+    with stale statistics the planner takes the ledger for nearly empty and scans the
+    whole of it for every range (seconds each) instead of the range's entries.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(%s) "
+            "AND n_mod_since_analyze > 1000 + %s * n_live_tup",
+            [STATISTICS_TABLES, STALE_SHARE],
+        )
+        stale = [name for (name,) in cursor.fetchall()]
+        for name in stale:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(name)}")
+    return stale
+
+
 @dataclass(frozen=True)
 class Scope:
     """One id range of one model at one moment: what every statement of a rescore shares."""
@@ -309,6 +335,15 @@ def _rule_tests(rules: list[R.RuleSpec], now: datetime) -> tuple[str, list[Any]]
     return f"(CASE r.rule_id {' '.join(cases)} ELSE FALSE END)", params
 
 
+# "Not reversed": a reversal has its entry's lead, so the lookup is bounded to the range's
+# reversals (partial index entry_reversals_idx); unbounded, the planner may hash the
+# whole ledger to find the few reversals.
+NOT_REVERSED = (
+    "NOT EXISTS (SELECT 1 FROM scoring_scoreentry r WHERE r.reversal_of_id = e.id "
+    "AND r.reversal_of_id IS NOT NULL AND r.lead_id BETWEEN {lo} AND {hi})"
+)
+
+
 def _active_entries(rule_filter: str) -> str:
     return f"""
         SELECT e.id, e.lead_id, e.model_id, e.rule_id, e.activity_id, e.kind, e.bonus,
@@ -317,7 +352,7 @@ def _active_entries(rule_filter: str) -> str:
         WHERE e.model_id = %s AND e.lead_id BETWEEN %s AND %s
           AND e.kind IN ('fit', 'engagement') {rule_filter}
           AND e.reversal_of_id IS NULL
-          AND NOT EXISTS (SELECT 1 FROM scoring_scoreentry r WHERE r.reversal_of_id = e.id)
+          AND {NOT_REVERSED.format(lo="%s", hi="%s")}
     """
 
 
@@ -338,6 +373,7 @@ def _apply_diff(cursor: Any, scope: Scope) -> tuple[int, int]:
         # Leads outside the locked set are left to whoever holds them.
         rule_filter += " AND e.lead_id = ANY(%s)"
         active_params.append(scope.leads)
+    active_params += [lo, hi]  # NOT_REVERSED
     half_life = model.half_life_days
     decay = (
         "CASE WHEN a.kind = 'engagement' AND %s::float8 IS NOT NULL THEN "
@@ -536,8 +572,8 @@ def _recompute_from_ledger(cursor: Any, scope: Scope) -> int:
             FROM targets t
             LEFT JOIN scoring_scoreentry e
               ON e.lead_id = t.id AND e.model_id = %s
-             AND (e.kind = 'manual' OR (e.reversal_of_id IS NULL AND NOT EXISTS (
-                  SELECT 1 FROM scoring_scoreentry r WHERE r.reversal_of_id = e.id)))
+             AND (e.kind = 'manual' OR (e.reversal_of_id IS NULL
+                  AND {NOT_REVERSED.format(lo="%s", hi="%s")}))
             GROUP BY t.id
         ),
         {score_sql}
@@ -560,6 +596,8 @@ def _recompute_from_ledger(cursor: Any, scope: Scope) -> int:
         now,
         hl,
         model.id,
+        lo,  # NOT_REVERSED
+        hi,
         *score_params,
         model.id,
         now,
@@ -610,8 +648,9 @@ def _mark_surges(cursor: Any, scope: Scope) -> list[tuple[int, float]]:
     if not model.surge_points:
         return []
     since = now - timedelta(hours=model.surge_hours)
+    not_reversed = NOT_REVERSED.format(lo="%s", hi="%s")
     cursor.execute(
-        """
+        f"""
         WITH recent AS (
             SELECT e.lead_id, sum(e.points) AS points
             FROM scoring_scoreentry e
@@ -619,7 +658,7 @@ def _mark_surges(cursor: Any, scope: Scope) -> list[tuple[int, float]]:
               AND e.lead_id IN (SELECT lead_id FROM scoring_delta WHERE appended > 0)
               AND e.kind = 'engagement' AND e.points > 0 AND e.at >= %s
               AND e.reversal_of_id IS NULL
-              AND NOT EXISTS (SELECT 1 FROM scoring_scoreentry r WHERE r.reversal_of_id = e.id)
+              AND {not_reversed}
             GROUP BY e.lead_id
             HAVING sum(e.points) >= %s
         )
@@ -629,7 +668,7 @@ def _mark_surges(cursor: Any, scope: Scope) -> list[tuple[int, float]]:
           AND (ls.surged_at IS NULL OR ls.surged_at < %s)
         RETURNING ls.lead_id, recent.points
         """,
-        [model.id, since, model.surge_points, now, model.id, since],
+        [model.id, since, scope.lo, scope.hi, model.surge_points, now, model.id, since],
     )
     return sorted(cursor.fetchall())
 

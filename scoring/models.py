@@ -407,6 +407,12 @@ class ScoreEntry(models.Model):
                 fields=["activity"], condition=Q(activity__isnull=False), name="entry_activity_idx"
             ),
             models.Index(fields=["by"], condition=Q(by__isnull=False), name="entry_by_idx"),
+            # The reversals of a range of leads, to tell which entries are still active.
+            models.Index(
+                fields=["lead", "reversal_of"],
+                condition=Q(reversal_of__isnull=False),
+                name="entry_reversals_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -249,7 +249,7 @@ BULK_RANGE = 20_000
 
 def _rescore_set_based(job: RescoreJob, id_range: int = BULK_RANGE) -> None:
     """PostgreSQL: rescore lead-id ranges with set-based statements (``scoring.bulk``)."""
-    from .bulk import rescore_range
+    from .bulk import refresh_statistics, rescore_range
 
     ruleset = load_ruleset(fresh=True)
     compiled = next(m for m in ruleset.models if m.id == job.model_id)
@@ -266,6 +266,7 @@ def _rescore_set_based(job: RescoreJob, id_range: int = BULK_RANGE) -> None:
     now = timezone.now()
     for lo in range(bounds["lo"], bounds["hi"] + 1, id_range):
         hi = lo + id_range - 1
+        refresh_statistics()
         with transaction.atomic():
             result = rescore_range(
                 model=compiled, segment_ids=segment_ids, lo=lo, hi=hi, now=now, rule_ids=rule_ids
