@@ -153,3 +153,40 @@ class ApiToken(models.Model):
         if updated:
             self.last_used_at = now
         return bool(updated)
+
+
+# How long a stored answer to an Idempotency-Key is replayed; older ones are purged.
+IDEMPOTENCY_KEY_TTL = timedelta(hours=24)
+
+
+class IdempotentRequestQuerySet(models.QuerySet["IdempotentRequest"]):
+    def expired(self) -> IdempotentRequestQuerySet:
+        return self.filter(created_at__lt=timezone.now() - IDEMPOTENCY_KEY_TTL)
+
+
+class IdempotentRequest(models.Model):
+    """The first successful answer to a POST sent with an ``Idempotency-Key`` header.
+
+    The row is inserted, answer still empty, inside the request's transaction before
+    the view runs, so a concurrent request with the same key waits on the unique
+    constraint and then replays the answer instead of creating a second time.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_line = models.CharField(max_length=300, help_text="Method and path, e.g. POST /…/.")
+    body_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = IdempotentRequestQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotentrequest_user_key_uniq")
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotentrequest_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.request_line} ({self.key})"

@@ -217,7 +217,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["crm.api.parsers.JSONParser"],
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
@@ -311,6 +311,10 @@ CELERY_BEAT_SCHEDULE = {
     "tracking-pending-purge": {
         "task": "leads.tasks.purge_pending_events",
         "schedule": crontab(hour=env_int("PENDING_PURGE_HOUR", 3), minute=30),
+    },
+    "idempotency-keys-purge": {
+        "task": "crm.tasks.purge_idempotent_requests",
+        "schedule": crontab(minute=env_int("IDEMPOTENCY_PURGE_MINUTE", 15)),
     },
 }
 

@@ -3,7 +3,7 @@ import socket
 from celery import shared_task
 from django.utils import timezone
 
-from .models import WorkerHeartbeat
+from .models import IdempotentRequest, WorkerHeartbeat
 
 
 @shared_task(ignore_result=True)
@@ -12,3 +12,10 @@ def record_heartbeat() -> None:
     WorkerHeartbeat.objects.update_or_create(
         hostname=socket.gethostname(), defaults={"beat_at": timezone.now()}
     )
+
+
+@shared_task(ignore_result=True)
+def purge_idempotent_requests() -> int:
+    """Forget answers to Idempotency-Keys older than a day; how many were."""
+    deleted, _ = IdempotentRequest.objects.expired().delete()
+    return deleted

@@ -25,6 +25,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from crm.api.errors import Conflict, ErrorSerializer, PayloadTooLarge
+from crm.api.idempotency import IdempotentCreateMixin, idempotent
+from crm.api.strict import StrictFieldsMixin, check_json_document
 from crm.models import Role, User
 from scoring.models import ScoringModel
 from scoring.selectors import lead_explanation, score_history
@@ -53,6 +55,11 @@ from .services import activities_record, lead_move_to_stage, lead_save_profile
 BULK_MAX = 1000
 # Clocks of event sources drift: an event may claim to be this far in the future.
 CLOCK_SKEW = dt.timedelta(minutes=5)
+# Older times are clock or unit errors (seconds sent as milliseconds, zero dates).
+EARLIEST_ACTIVITY = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+PROPERTIES_MAX_DEPTH = 10
+PROPERTIES_MAX_BYTES = 16 * 1024
+CUSTOM_FIELDS_MAX_BYTES = 16 * 1024
 LEAD_NOT_VISIBLE = "There is no lead {pk_value} that you can see."
 
 
@@ -72,7 +79,7 @@ class VisibleLeadField(serializers.PrimaryKeyRelatedField):
 # --- Companies -------------------------------------------------------------------------
 
 
-class CompanySerializer(serializers.ModelSerializer):
+class CompanySerializer(StrictFieldsMixin, serializers.ModelSerializer):
     class Meta:
         model = Company
         fields = [
@@ -116,6 +123,7 @@ class CompanyFilter(django_filters.FilterSet):
     partial_update=extend_schema(summary="Change some fields of a company"),
 )
 class CompanyViewSet(
+    IdempotentCreateMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -135,7 +143,7 @@ class CompanyViewSet(
 # --- Leads -------------------------------------------------------------------------------
 
 
-class LeadSerializer(serializers.ModelSerializer):
+class LeadSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     email = serializers.EmailField(max_length=254)
     company = serializers.PrimaryKeyRelatedField(
         queryset=Company.objects.all(), allow_null=True, required=False
@@ -231,6 +239,7 @@ class LeadSerializer(serializers.ModelSerializer):
         return value
 
     def validate_custom_fields(self, value: Any) -> dict[str, Any]:
+        check_json_document(value, max_depth=3, max_bytes=CUSTOM_FIELDS_MAX_BYTES)
         try:
             return CustomFieldDefinition.clean_values(value)
         except DjangoValidationError as exc:
@@ -240,7 +249,7 @@ class LeadSerializer(serializers.ModelSerializer):
         return value.upper()
 
 
-class TransitionSerializer(serializers.Serializer):
+class TransitionSerializer(StrictFieldsMixin, serializers.Serializer):
     stage = serializers.ChoiceField(choices=Stage.choices)
     reason = serializers.CharField(
         max_length=500,
@@ -339,6 +348,7 @@ class LeadFilter(django_filters.FilterSet):
     partial_update=extend_schema(summary="Change some fields of a lead's profile"),
 )
 class LeadViewSet(
+    IdempotentCreateMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -445,11 +455,14 @@ class ActivityFieldsMixin(serializers.Serializer):
     def validate_properties(self, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise serializers.ValidationError("Give the properties as an object.")
+        check_json_document(value, max_depth=PROPERTIES_MAX_DEPTH, max_bytes=PROPERTIES_MAX_BYTES)
         return value
 
     def validate_occurred_at(self, value: dt.datetime) -> dt.datetime:
         if value > timezone.now() + CLOCK_SKEW:
             raise serializers.ValidationError("The activity cannot have happened in the future.")
+        if value < EARLIEST_ACTIVITY:
+            raise serializers.ValidationError("The activity cannot have happened before 2000.")
         return value
 
 
@@ -470,7 +483,7 @@ ACTIVITY_FIELDS = [
 ACTIVITY_READ_ONLY = ["received_at", "created_by", "scored_at"]
 
 
-class ActivitySerializer(ActivityFieldsMixin, serializers.ModelSerializer):
+class ActivitySerializer(StrictFieldsMixin, ActivityFieldsMixin, serializers.ModelSerializer):
     lead = VisibleLeadField()
     source = serializers.CharField(max_length=50, default="api")
 
@@ -508,7 +521,9 @@ class BatchLeadField(serializers.IntegerField):
         return root.visible_leads
 
 
-class BulkActivityItemSerializer(ActivityFieldsMixin, serializers.ModelSerializer):
+class BulkActivityItemSerializer(
+    StrictFieldsMixin, ActivityFieldsMixin, serializers.ModelSerializer
+):
     lead = BatchLeadField(help_text="The id of a lead you can see.")
     source = serializers.CharField(max_length=50, default="api")
 
@@ -519,7 +534,7 @@ class BulkActivityItemSerializer(ActivityFieldsMixin, serializers.ModelSerialize
         validators: list[Any] = []
 
 
-class BulkActivitySerializer(serializers.Serializer):
+class BulkActivitySerializer(StrictFieldsMixin, serializers.Serializer):
     activities = BulkActivityItemSerializer(
         many=True, allow_empty=False, help_text=f"Up to {BULK_MAX} activities."
     )
@@ -620,6 +635,7 @@ class ActivityViewSet(
             ),
         },
     )
+    @idempotent
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -636,6 +652,7 @@ class ActivityViewSet(
             413: OpenApiResponse(ErrorSerializer, description=f"More than {BULK_MAX} items."),
         },
     )
+    @idempotent
     @action(detail=False, methods=["post"], pagination_class=None, filter_backends=[])
     def bulk(self, request: Request) -> Response:
         items = request.data.get("activities") if isinstance(request.data, dict) else None
@@ -652,7 +669,7 @@ class ActivityViewSet(
 # --- Deals, tasks, notes -----------------------------------------------------------------
 
 
-class DealSerializer(serializers.ModelSerializer):
+class DealSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     lead = VisibleLeadField()
     amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, default=0)
 
@@ -689,7 +706,7 @@ class DealSerializer(serializers.ModelSerializer):
         return value.upper()
 
 
-class TaskSerializer(serializers.ModelSerializer):
+class TaskSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     lead = VisibleLeadField(allow_null=True, required=False)
     assignee = serializers.PrimaryKeyRelatedField(
         queryset=User.objects.filter(is_active=True),
@@ -714,7 +731,7 @@ class TaskSerializer(serializers.ModelSerializer):
         read_only_fields = ["created_at"]
 
 
-class NoteSerializer(serializers.ModelSerializer):
+class NoteSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     lead = VisibleLeadField()
     author = serializers.PrimaryKeyRelatedField(read_only=True)
 
@@ -754,6 +771,7 @@ class NoteFilter(django_filters.FilterSet):
 
 
 class LeadChildViewSet(
+    IdempotentCreateMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,

@@ -25,6 +25,7 @@ from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.csrf import csrf_exempt
 
+from crm.api.strict import unstorable_text
 from crm.rate_limits import rate_limit_hit
 
 from .models import WebForm
@@ -142,17 +143,32 @@ def _posted_fields(request: HttpRequest) -> PostedFields:
     if declared > limit or len(request.body) > limit:
         raise too_large
     if request.content_type == JSON:
-        return _json_fields(request.body)
-    try:
-        return {name: v[0] if len(v) == 1 else v for name, v in request.POST.lists()}
-    except (MultiPartParserError, SuspiciousOperation):
-        raise Rejected(400, "parse_error", "The form data cannot be read.") from None
+        fields = _json_fields(request.body)
+    else:
+        try:
+            fields = {name: v[0] if len(v) == 1 else v for name, v in request.POST.lists()}
+        except (MultiPartParserError, SuspiciousOperation):
+            raise Rejected(400, "parse_error", "The form data cannot be read.") from None
+    _check_storable(fields)
+    return fields
+
+
+def _check_storable(fields: PostedFields) -> None:
+    """NUL characters and lone surrogates as a field error: they cannot be stored."""
+    errors = {}
+    for name, value in fields.items():
+        problem = unstorable_text([name, value])
+        if problem:
+            # The name itself may hold what cannot be encoded in the answer.
+            errors[name.encode("utf-8", "backslashreplace").decode()] = [problem]
+    if errors:
+        raise Rejected(400, "invalid", "Some fields are not valid.", errors)
 
 
 def _json_fields(body: bytes) -> dict[str, str | list[str]]:
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise Rejected(400, "parse_error", "The body is not valid JSON.") from None
     if not isinstance(payload, dict):
         raise Rejected(400, "parse_error", 'Post an object of fields: {"email": "…"}.')

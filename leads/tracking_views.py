@@ -22,6 +22,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from crm.api.strict import unstorable_text
 from crm.rate_limits import rate_limit_hit
 
 from .models import TrackingKey
@@ -155,10 +156,13 @@ def _body(request: HttpRequest, limit: int) -> bytes:
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise Rejected(400, "invalid_request", "The body is not valid JSON.") from None
     if not isinstance(payload, dict):
         raise Rejected(400, "invalid_request", "The body is not a JSON object.")
+    problem = unstorable_text(payload)
+    if problem:
+        raise Rejected(400, "invalid_request", problem)
     return payload
 
 

@@ -24,6 +24,6 @@ def queue_activities(sender, lead_id: int, **kwargs) -> None:
 
 def queue_profile(sender, lead_id: int, **kwargs) -> None:
     """Rescore the lead's fit once the transaction that changed it has committed."""
-    from .tasks import score_lead
+    from .services import lead_score_request
 
-    transaction.on_commit(partial(score_lead.delay, lead_id))
+    transaction.on_commit(partial(lead_score_request, lead_id=lead_id))

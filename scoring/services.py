@@ -14,6 +14,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from leads.models import Activity, Lead, Stage
 
@@ -100,12 +101,36 @@ def pending_scoring_request(*, lead_id: int) -> bool:
     queued drain deletes the marker when it starts, so an event stored while it runs
     queues the next one. The marker expires, and the sweeper re-queues, in case a
     message is lost. Returns whether a task was queued.
+
+    The activities are stored already: when the broker cannot be reached the request
+    that stored them still succeeds, and the sweeper scores them once it is back.
     """
     from .tasks import score_lead
 
     if not cache.add(DRAIN_KEY, lead_id, timeout=DRAIN_QUEUED_SECONDS):
         return False
-    score_lead.delay(lead_id, pending_only=True)
+    try:
+        score_lead.delay(lead_id, pending_only=True)
+    except KombuOperationalError:
+        cache.delete(DRAIN_KEY)
+        log.warning("Scoring of lead %s not queued: the broker is unreachable", lead_id)
+        return False
+    return True
+
+
+def lead_score_request(*, lead_id: int) -> bool:
+    """Queue a rescore of the lead (its explicit fields changed); call after commit.
+
+    When the broker cannot be reached the change stays saved and the failure is logged;
+    the lead's fit is rescored with its next activity or the model's next rescore.
+    """
+    from .tasks import score_lead
+
+    try:
+        score_lead.delay(lead_id)
+    except KombuOperationalError:
+        log.warning("Rescore of lead %s not queued: the broker is unreachable", lead_id)
+        return False
     return True
 
 

@@ -70,7 +70,11 @@ def flatten_errors(detail: Any, path: str = "") -> dict[str, list[str]]:
     if isinstance(detail, dict):
         flat: dict[str, list[str]] = {}
         for key, value in detail.items():
-            flat.update(flatten_errors(value, f"{path}.{key}" if path else str(key)))
+            # A nested serializer's own errors belong to the field that holds it.
+            if key == NON_FIELD and path:
+                flat.update(flatten_errors(value, path))
+            else:
+                flat.update(flatten_errors(value, f"{path}.{key}" if path else str(key)))
         return flat
     if isinstance(detail, list) and any(isinstance(item, dict | list) for item in detail):
         flat = {}

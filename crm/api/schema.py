@@ -13,7 +13,7 @@ WRITE_METHODS = ("POST", "PUT", "PATCH")
 
 
 class ApiAutoSchema(AutoSchema):
-    """Adds 400, 401, 403, 404, 415 and 429 where they apply, unless a view declared its own."""
+    """Adds the error answers (400 to 429) that apply, unless a view declared its own."""
 
     def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
@@ -31,7 +31,13 @@ class ApiAutoSchema(AutoSchema):
         codes.append(("403", "The caller's role does not allow this."))
         if "{" in self.path:
             codes.append(("404", "No such object among those the caller can see."))
+        if self._honours_idempotency_key():
+            codes.append(("409", "The Idempotency-Key was used for another request, or is in use."))
         if self.method in WRITE_METHODS:
             codes.append(("415", "The body is not JSON."))
         codes.append(("429", "Too many requests; retry after `Retry-After` seconds."))
         return codes
+
+    def _honours_idempotency_key(self) -> bool:
+        action = getattr(self.view, "action", None)
+        return bool(action) and getattr(getattr(self.view, action, None), "idempotent", False)

@@ -13,9 +13,10 @@ from rest_framework.response import Response
 from crm.models import ApiToken, Role
 
 from .pagination import ApiCursorPagination
+from .strict import StrictFieldsMixin
 
 
-class ApiTokenSerializer(serializers.ModelSerializer):
+class ApiTokenSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     user = serializers.SlugRelatedField(slug_field="username", read_only=True)
     revoked = serializers.BooleanField(source="is_revoked", read_only=True)
 

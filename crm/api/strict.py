@@ -1,0 +1,83 @@
+"""Input the API refuses instead of guessing: unknown fields and unstorable JSON.
+
+DRF ignores fields a serializer does not know, so a misspelt ``frist_name`` would be
+dropped silently; here it answers 400 naming the field. Free-form JSON (activity
+properties, custom fields) is checked for what PostgreSQL cannot store (NUL characters,
+lone surrogates) and for size and depth, so bad input is a field error, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from rest_framework import serializers
+
+UNKNOWN_FIELD = "This field is not known."
+
+
+class StrictFieldsMixin(serializers.Serializer):
+    """Refuses a body with fields the serializer does not declare; read-only ones are known."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = sorted(str(name) for name in data if name not in self.fields)
+            if unknown:
+                raise serializers.ValidationError({name: [UNKNOWN_FIELD] for name in unknown})
+        return super().to_internal_value(data)
+
+
+def check_json_document(value: Any, *, max_depth: int, max_bytes: int) -> None:
+    """Raise ``ValidationError`` unless ``value`` nests at most ``max_depth`` levels, takes
+    at most ``max_bytes`` as compact JSON, and holds no NUL or lone surrogate in any text."""
+    if json_depth(value) > max_depth:
+        raise serializers.ValidationError(f"Nest at most {max_depth} levels deep.")
+    problem = unstorable_text(value)
+    if problem:
+        raise serializers.ValidationError(problem)
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > max_bytes:
+        raise serializers.ValidationError(f"Keep this under {max_bytes // 1024} KB of JSON.")
+
+
+def json_depth(value: Any) -> int:
+    """How many levels of objects and arrays ``value`` nests (0 for a scalar)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def unstorable_text(value: Any) -> str | None:
+    """Why some text in ``value`` (keys included) cannot be stored, or None.
+
+    PostgreSQL refuses NUL in text and JSON, and no encoding can write a lone surrogate
+    (which a JSON escape such as ``"\\ud800"`` can produce).
+    """
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str):
+            if "\x00" in node:
+                return "Text may not contain NUL characters."
+            if _has_surrogate(node):
+                return "Text may not contain lone surrogates."
+    return None
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
