@@ -25,6 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from crm.api.errors import Conflict, ErrorSerializer, PayloadTooLarge
+from crm.api.filters import IntegerFilter
 from crm.api.idempotency import IdempotentCreateMixin, idempotent
 from crm.api.strict import StrictFieldsMixin, check_json_document
 from crm.models import Role, User
@@ -67,6 +68,18 @@ def _user(serializer: serializers.Serializer) -> User:
     return serializer.context["request"].user
 
 
+MAX_ID = 2**63 - 1
+
+
+def _is_id(value: Any) -> bool:
+    """A whole number the database can hold as an id (larger ones overflow its driver)."""
+    try:
+        number = int(str(value))
+    except ValueError:
+        return False
+    return 1 <= number <= MAX_ID
+
+
 class VisibleLeadField(serializers.PrimaryKeyRelatedField):
     """A lead id, accepted only when the caller can see that lead."""
 
@@ -74,6 +87,11 @@ class VisibleLeadField(serializers.PrimaryKeyRelatedField):
 
     def get_queryset(self) -> QuerySet[Lead]:
         return Lead.objects.visible_to(self.context["request"].user)
+
+    def to_internal_value(self, data: Any) -> Lead:
+        if not isinstance(data, bool) and isinstance(data, int | str) and not _is_id(data):
+            self.fail("does_not_exist", pk_value=data)
+        return super().to_internal_value(data)
 
 
 # --- Companies -------------------------------------------------------------------------
@@ -319,8 +337,12 @@ class LeadFilter(django_filters.FilterSet):
     grade = django_filters.ChoiceFilter(choices=Grade.choices)
     quadrant = django_filters.ChoiceFilter(choices=Quadrant.choices)
     source = django_filters.ChoiceFilter(choices=Source.choices)
-    score_min = django_filters.NumberFilter(field_name="score", lookup_expr="gte")
-    score_max = django_filters.NumberFilter(field_name="score", lookup_expr="lte")
+    score_min = IntegerFilter(
+        field_name="score", lookup_expr="gte", min_value=-(10**6), max_value=10**6
+    )
+    score_max = IntegerFilter(
+        field_name="score", lookup_expr="lte", min_value=-(10**6), max_value=10**6
+    )
     product_interest = django_filters.CharFilter(
         field_name="product_interests__slug", help_text="A product line's slug."
     )
@@ -502,7 +524,7 @@ class BatchLeadField(serializers.IntegerField):
 
     def to_internal_value(self, data: Any) -> Lead:
         pk = super().to_internal_value(data)
-        lead = self._visible_leads().get(pk)
+        lead = self._visible_leads().get(pk) if _is_id(pk) else None
         if lead is None:
             self.fail("does_not_exist", pk_value=pk)
         return lead
@@ -514,7 +536,7 @@ class BatchLeadField(serializers.IntegerField):
             wanted = {
                 int(item["lead"])
                 for item in items
-                if isinstance(item, dict) and str(item.get("lead", "")).isdigit()
+                if isinstance(item, dict) and _is_id(item.get("lead", ""))
             }
             user = root.context["request"].user
             root.visible_leads = Lead.objects.visible_to(user).in_bulk(wanted)
@@ -563,7 +585,7 @@ class BulkActivityResultSerializer(serializers.Serializer):
 
 
 class ActivityFilter(django_filters.FilterSet):
-    lead = django_filters.NumberFilter(field_name="lead_id")
+    lead = IntegerFilter(field_name="lead_id")
     type = django_filters.ChoiceFilter(choices=ActivityType.choices)
     occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
     occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
@@ -742,7 +764,7 @@ class NoteSerializer(StrictFieldsMixin, serializers.ModelSerializer):
 
 
 class DealFilter(django_filters.FilterSet):
-    lead = django_filters.NumberFilter(field_name="lead_id")
+    lead = IntegerFilter(field_name="lead_id")
 
     class Meta:
         model = Deal
@@ -750,8 +772,8 @@ class DealFilter(django_filters.FilterSet):
 
 
 class TaskFilter(django_filters.FilterSet):
-    lead = django_filters.NumberFilter(field_name="lead_id")
-    assignee = django_filters.NumberFilter(field_name="assignee_id")
+    lead = IntegerFilter(field_name="lead_id")
+    assignee = IntegerFilter(field_name="assignee_id")
     open = django_filters.BooleanFilter(
         field_name="done_at", lookup_expr="isnull", help_text="true: not done yet."
     )
@@ -763,7 +785,7 @@ class TaskFilter(django_filters.FilterSet):
 
 
 class NoteFilter(django_filters.FilterSet):
-    lead = django_filters.NumberFilter(field_name="lead_id")
+    lead = IntegerFilter(field_name="lead_id")
 
     class Meta:
         model = Note

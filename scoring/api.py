@@ -56,7 +56,7 @@ class ScoringModelSerializer(serializers.ModelSerializer):
         required=False,
         help_text="Product line slugs; the model scores leads interested in any of them.",
     )
-    rule_count = serializers.IntegerField(read_only=True)
+    rule_count = serializers.SerializerMethodField(help_text="How many rules the model has.")
 
     class Meta:
         model = ScoringModel
@@ -70,6 +70,11 @@ class ScoringModelSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["decay_version", "created_at", "updated_at"]
+
+    def get_rule_count(self, model: ScoringModel) -> int:
+        # Annotated on lists; a model just created or changed is counted.
+        count = getattr(model, "rule_count", None)
+        return model.rules.count() if count is None else count
 
     def validate_is_default(self, value: bool) -> bool:
         others = ScoringModel.objects.filter(is_default=True)

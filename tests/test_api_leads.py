@@ -227,11 +227,31 @@ def test_cursor_pages_cover_every_lead_once_in_score_order(api, rep):
     assert seen == sorted(((lead.score, lead.pk) for lead in made), reverse=True)
 
 
-def test_bad_cursor_is_a_404_in_the_error_shape(api):
+def test_bad_cursor_is_a_400_on_the_cursor_parameter(api):
     response = api.get(f"{LEADS}?cursor=garbage")
 
+    assert response.status_code == 400
+    assert error_of(response)["fields"] == {
+        "cursor": ["This cursor is not valid; start from the first page."]
+    }
+
+
+def test_unknown_api_path_is_a_404_in_the_error_shape(api):
+    response = api.put("/api/v1/scoring-models/-3/rules/7/", {}, format="json")
+
     assert response.status_code == 404
-    assert error_of(response)["message"] == "Invalid cursor"
+    assert error_of(response)["code"] == "not_found"
+
+
+def test_ids_too_large_for_the_database_are_refused_not_crashed(api):
+    huge = 2**70
+    listed = api.get(f"/api/v1/activities/?lead={huge}")
+    created = api.post("/api/v1/activities/", {"lead": huge, "type": "note"}, format="json")
+
+    assert listed.status_code == 400
+    assert "lead" in error_of(listed)["fields"]
+    assert created.status_code == 400
+    assert "lead" in error_of(created)["fields"]
 
 
 def _count_list_queries(client, url: str) -> int:

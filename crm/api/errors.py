@@ -11,7 +11,8 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, serializers, status
 from rest_framework.fields import get_error_detail
 from rest_framework.response import Response
@@ -100,3 +101,10 @@ class ErrorSerializer(serializers.Serializer):
     """The body of every error response."""
 
     error = ErrorDetailSerializer()
+
+
+@csrf_exempt
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """Any path under the API that names nothing: a 404 in the API's own shape."""
+    exc = exceptions.NotFound("There is nothing at this address.")
+    return JsonResponse({"error": error_body(exc, 404)}, status=404)

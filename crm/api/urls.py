@@ -1,6 +1,6 @@
 """The routes of ``/api/v1/``."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
 from leads.api import (
@@ -13,6 +13,7 @@ from leads.api import (
 )
 from scoring.api import RuleViewSet, ScoringModelViewSet
 
+from .errors import api_not_found
 from .tokens import ApiTokenViewSet
 
 router = DefaultRouter()
@@ -33,4 +34,5 @@ urlpatterns = [
     path("", include(router.urls)),
     path("scoring-models/<int:model_pk>/rules/", rules, name="api-rule-list"),
     path("scoring-models/<int:model_pk>/rules/<int:pk>/", rule, name="api-rule-detail"),
+    re_path(r"^.*$", api_not_found),
 ]
