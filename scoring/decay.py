@@ -27,12 +27,9 @@ def decay_params(now: datetime, *, postgres: bool) -> dict[str, Any]:
 
 @cache
 def decay_sql(*, postgres: bool, touched_only: bool = False, returning: bool = False) -> str:
-    """The decay UPDATE, or with ``returning`` what reports the bands it changes.
-
-    ``returning`` on PostgreSQL: the UPDATE in a statement answering one row (NULLs and
-    the number of leads updated), then (lead, model, old band, new band, score) per
-    lead whose band changed. On SQLite: a SELECT of those changes, to run just before
-    the plain UPDATE in the same transaction.
+    """The decay UPDATE, or with ``returning`` a SELECT of the bands it will change:
+    (lead, model, old band, new band, score), to run just before the UPDATE in the
+    same transaction.
     """
     elapsed = _ELAPSED[postgres]
     decayed = (
@@ -90,8 +87,10 @@ def decay_sql(*, postgres: bool, touched_only: bool = False, returning: bool = F
             WHERE ls.is_primary{only}
         ) AS raw
     """
-    if returning and not postgres:
-        # SQLite's RETURNING cannot see the FROM clause: the changes are read first.
+    if returning:
+        # The changes are read first, in the same transaction: PostgreSQL's RETURNING
+        # only sees the new row, SQLite's not the FROM clause, and a statement that
+        # carries the old band through the UPDATE costs many times the UPDATE itself.
         return f"""
             SELECT sub.lead_id, sub.model_id, sub.old_band, sub.band, sub.score
             FROM ({sub}) AS sub WHERE sub.old_band <> sub.band
@@ -108,15 +107,4 @@ def decay_sql(*, postgres: bool, touched_only: bool = False, returning: bool = F
         FROM ({sub}) AS sub
         WHERE leads_lead.id = sub.lead_id{unchanged}
     """
-    if not returning:
-        return update
-    # One row with the number of leads updated, then one per lead whose band changed.
-    return f"""
-        WITH updated AS (
-            {update}
-            RETURNING sub.lead_id, sub.model_id, sub.old_band, sub.band, sub.score
-        )
-        SELECT NULL::bigint, NULL::bigint, NULL, NULL, count(*) FROM updated
-        UNION ALL
-        SELECT * FROM updated WHERE old_band <> band
-    """
+    return update

@@ -420,14 +420,10 @@ def scores_decay(*, now: datetime | None = None) -> int:
     postgres = connection.vendor == "postgresql"
     params = decay_params(now, postgres=postgres)
     with transaction.atomic(), connection.cursor() as cursor:
-        if postgres:
-            cursor.execute(decay_sql(postgres=True, returning=True), params)
-            (*_, updated), *changes = cursor.fetchall()
-        else:
-            cursor.execute(decay_sql(postgres=False, returning=True), params)
-            changes = cursor.fetchall()
-            cursor.execute(decay_sql(postgres=False), params)
-            updated = cursor.rowcount
+        cursor.execute(decay_sql(postgres=postgres, returning=True), params)
+        changes = cursor.fetchall()
+        cursor.execute(decay_sql(postgres=postgres), params)
+        updated = cursor.rowcount
         for lead_id, model_id, old_band, new_band, score in changes:
             transaction.on_commit(
                 partial(

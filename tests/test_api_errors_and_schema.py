@@ -42,7 +42,17 @@ def test_404_for_an_unknown_id(rep):
     }
 
 
-def test_429_with_retry_after_when_throttled(rep, monkeypatch):
+@pytest.fixture
+def throttle_history(monkeypatch):
+    """Throttle counts in a cache of this test's own: the shared cache is cleared by the
+    tests other processes run at the same time."""
+    from django.core.cache.backends.locmem import LocMemCache
+    from rest_framework.throttling import SimpleRateThrottle
+
+    monkeypatch.setattr(SimpleRateThrottle, "cache", LocMemCache("throttle-test", {}))
+
+
+def test_429_with_retry_after_when_throttled(rep, monkeypatch, throttle_history):
     monkeypatch.setattr(UserRateThrottle, "THROTTLE_RATES", {"user": "2/minute", "anon": None})
     client = token_client(rep)
 
@@ -54,7 +64,7 @@ def test_429_with_retry_after_when_throttled(rep, monkeypatch):
     assert int(response["Retry-After"]) > 0
 
 
-def test_anonymous_callers_of_public_endpoints_are_throttled(db, monkeypatch):
+def test_anonymous_callers_of_public_endpoints_are_throttled(db, monkeypatch, throttle_history):
     monkeypatch.setattr(AnonRateThrottle, "THROTTLE_RATES", {"anon": "1/minute", "user": None})
     client = token_client(None)
 
