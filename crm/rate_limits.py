@@ -1,4 +1,5 @@
-"""Fixed-window request counters in the shared cache (Redis in production, files locally)."""
+"""Limits on public endpoints: fixed-window request counters in the shared cache (Redis
+in production, files locally) and body sizes."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import math
 import time
 
 from django.core.cache import cache
+from django.http import HttpRequest
 
 
 def rate_limit_hit(key: str, *, limit: int, window_seconds: int) -> int | None:
@@ -26,3 +28,13 @@ def rate_limit_hit(key: str, *, limit: int, window_seconds: int) -> int | None:
     if count <= limit:
         return None
     return max(1, math.ceil(window_start + window_seconds - now))
+
+
+def body_exceeds(request: HttpRequest, limit: int) -> bool:
+    """Whether the request's body is over ``limit`` bytes, by its declared length or
+    what arrived (a missing or garbled Content-Length counts as what arrived)."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    return declared > limit or len(request.body) > limit

@@ -26,8 +26,9 @@ from rest_framework.response import Response
 
 from crm.api.errors import Conflict, ErrorSerializer, PayloadTooLarge
 from crm.api.filters import IntegerFilter
-from crm.api.idempotency import IdempotentCreateMixin, idempotent
+from crm.api.idempotency import idempotent
 from crm.api.strict import StrictFieldsMixin, check_json_document
+from crm.api.viewsets import RecordViewSet
 from crm.models import Role, User
 from scoring.models import ScoringModel
 from scoring.selectors import lead_explanation, score_history
@@ -140,14 +141,7 @@ class CompanyFilter(django_filters.FilterSet):
     update=extend_schema(summary="Replace a company"),
     partial_update=extend_schema(summary="Change some fields of a company"),
 )
-class CompanyViewSet(
-    IdempotentCreateMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,
-):
+class CompanyViewSet(RecordViewSet):
     serializer_class = CompanySerializer
     filterset_class = CompanyFilter
     search_fields = ["name", "domain"]
@@ -369,14 +363,7 @@ class LeadFilter(django_filters.FilterSet):
     update=extend_schema(summary="Replace a lead's profile"),
     partial_update=extend_schema(summary="Change some fields of a lead's profile"),
 )
-class LeadViewSet(
-    IdempotentCreateMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,
-):
+class LeadViewSet(RecordViewSet):
     """Leads, through ``visible_to``: one outside the caller's view answers 404."""
 
     serializer_class = LeadSerializer
@@ -792,14 +779,7 @@ class NoteFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
-class LeadChildViewSet(
-    IdempotentCreateMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,
-):
+class LeadChildViewSet(RecordViewSet):
     """Rows that belong to a lead: visible exactly when their lead is."""
 
     def visible_leads(self) -> QuerySet[Lead]:

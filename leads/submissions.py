@@ -26,7 +26,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.csrf import csrf_exempt
 
 from crm.api.strict import unstorable_text
-from crm.rate_limits import rate_limit_hit
+from crm.rate_limits import body_exceeds, rate_limit_hit
 
 from .models import WebForm
 from .services import PostedFields, lead_submit_form, posted_value
@@ -136,11 +136,7 @@ def _posted_fields(request: HttpRequest) -> PostedFields:
         )
     limit = settings.FORM_MAX_BODY_BYTES
     too_large = Rejected(413, "too_large", f"The submission is larger than {limit // 1024} KB.")
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > limit or len(request.body) > limit:
+    if body_exceeds(request, limit):
         raise too_large
     if request.content_type == JSON:
         fields = _json_fields(request.body)

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from crm.api.strict import unstorable_text
-from crm.rate_limits import rate_limit_hit
+from crm.rate_limits import body_exceeds, rate_limit_hit
 
 from .models import TrackingKey
 from .tracking import (
@@ -130,11 +130,7 @@ def _check_rate_limit(key: TrackingKey) -> None:
 def _body(request: HttpRequest, limit: int) -> bytes:
     """The body, gunzipped when sent so; at most ``limit`` bytes once decompressed."""
     too_large = Rejected(400, "too_large", f"The body is larger than {limit // 1024} KB.")
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > limit or len(request.body) > limit:
+    if body_exceeds(request, limit):
         raise too_large
     encoding = request.headers.get("Content-Encoding", "").strip().lower()
     if encoding in ("", "identity"):

@@ -1,0 +1,17 @@
+"""The shape shared by the API's record endpoints."""
+
+from rest_framework import mixins, viewsets
+
+from .idempotency import IdempotentCreateMixin
+
+
+class RecordViewSet(
+    IdempotentCreateMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """List, show, create (replayable with ``Idempotency-Key``) and change; no delete:
+    CRM records are kept, and their history matters."""
