@@ -564,6 +564,11 @@ class BulkActivitySerializer(StrictFieldsMixin, serializers.Serializer):
 
 class BulkActivityResultSerializer(serializers.Serializer):
     created = serializers.IntegerField(help_text="How many activities were stored.")
+    duplicates = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="The positions of the items whose (source, idempotency key) was stored "
+        "before: they were not stored again.",
+    )
     ids = serializers.ListField(
         child=serializers.IntegerField(),
         help_text="The activity id of each item, in order; a repeated idempotency key "
@@ -593,10 +598,11 @@ def _stored_keys(items: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
     return {(src, key): pk for src, key, pk in rows if (src, key) in wanted}
 
 
-def _record(items: list[dict[str, Any]], by: User) -> tuple[list[int], int]:
+def _record(items: list[dict[str, Any]], by: User) -> tuple[list[int], list[int]]:
     """Store the activities not stored before, per lead.
 
-    Returns the activity id of each item, in order, and how many were stored now.
+    Returns the activity id of each item, in order, and the positions of the items
+    stored before (their id is the one stored then).
     """
     stored = _stored_keys(items)
     new: dict[int, list[tuple[int, Activity]]] = defaultdict(list)
@@ -612,7 +618,8 @@ def _record(items: list[dict[str, Any]], by: User) -> tuple[list[int], int]:
                     ids[index] = activity.pk
     except IntegrityError:
         raise Conflict("Another request stored one of these activities; send it again.") from None
-    return ids, sum(len(pairs) for pairs in new.values())
+    fresh = {index for pairs in new.values() for index, _ in pairs}
+    return ids, [index for index in range(len(items)) if index not in fresh]
 
 
 @extend_schema_view(
@@ -648,7 +655,8 @@ class ActivityViewSet(
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        (pk,), created = _record([dict(serializer.validated_data)], by=request.user)
+        (pk,), duplicates = _record([dict(serializer.validated_data)], by=request.user)
+        created = not duplicates
         activity = Activity.objects.get(pk=pk)
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(self.get_serializer(activity).data, status=code)
@@ -670,8 +678,8 @@ class ActivityViewSet(
         batch = BulkActivitySerializer(data=request.data, context=self.get_serializer_context())
         batch.is_valid(raise_exception=True)
         items = batch.validated_data["activities"]
-        ids, created = _record(items, by=request.user)
-        body = {"created": created, "ids": ids}
+        ids, duplicates = _record(items, by=request.user)
+        body = {"created": len(ids) - len(duplicates), "duplicates": duplicates, "ids": ids}
         return Response(BulkActivityResultSerializer(body).data, status=status.HTTP_201_CREATED)
 
 

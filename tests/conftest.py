@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import uuid
 
 import kombu.pools
 import pytest
@@ -46,6 +47,17 @@ def _service_markers(request: pytest.FixtureRequest) -> None:
         require(connection.vendor == "postgresql", "needs PostgreSQL (set DATABASE_URL)")
     if request.node.get_closest_marker("redis") or request.node.get_closest_marker("worker"):
         require(redis_available(), f"needs Redis at {REDIS_URL}")
+
+
+@pytest.fixture
+def private_rate_limits(monkeypatch):
+    """Rate-limit counters in a cache of this test's own: the shared cache (Redis under
+    CI) is cleared by the tests that other parallel processes start meanwhile."""
+    from django.core.cache.backends.locmem import LocMemCache
+
+    import crm.rate_limits
+
+    monkeypatch.setattr(crm.rate_limits, "cache", LocMemCache(f"rate-limits-{uuid.uuid4()}", {}))
 
 
 @pytest.fixture(autouse=True)

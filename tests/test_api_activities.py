@@ -96,7 +96,7 @@ def test_bulk_stores_every_item_in_order(api, rep, django_capture_on_commit_call
 
     assert response.status_code == 201, response.content
     body = response.json()
-    assert body["created"] == 3
+    assert (body["created"], body["duplicates"]) == (3, [])
     stored = [Activity.objects.get(pk=pk) for pk in body["ids"]]
     assert [(a.lead_id, a.type) for a in stored] == [(i["lead"], i["type"]) for i in items]
     assert Lead.objects.get(pk=second.pk).score == 10
@@ -147,6 +147,7 @@ def test_bulk_skips_items_stored_before(api, lead):
 
     assert response.status_code == 201
     assert response.json()["created"] == 1
+    assert response.json()["duplicates"] == [0]
     assert response.json()["ids"][0] == earlier
     assert Activity.objects.count() == 2
 

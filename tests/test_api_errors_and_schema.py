@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.core.management import call_command
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
@@ -49,7 +51,7 @@ def throttle_history(monkeypatch):
     from django.core.cache.backends.locmem import LocMemCache
     from rest_framework.throttling import SimpleRateThrottle
 
-    monkeypatch.setattr(SimpleRateThrottle, "cache", LocMemCache("throttle-test", {}))
+    monkeypatch.setattr(SimpleRateThrottle, "cache", LocMemCache(f"throttle-{uuid.uuid4()}", {}))
 
 
 def test_429_with_retry_after_when_throttled(rep, monkeypatch, throttle_history):

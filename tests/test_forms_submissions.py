@@ -286,7 +286,9 @@ def test_get_is_not_allowed(client, web_form):
 
 
 @override_settings(FORM_RATE_PER_IP=2, FORM_RATE_PER_FORM=100)
-def test_too_many_posts_from_one_address_answer_429_with_retry_after(client, web_form):
+def test_too_many_posts_from_one_address_answer_429_with_retry_after(
+    client, web_form, private_rate_limits
+):
     for n in range(2):
         assert post_json(client, web_form, {"email": f"p{n}@x.example"}).status_code == 202
 
@@ -301,7 +303,7 @@ def test_too_many_posts_from_one_address_answer_429_with_retry_after(client, web
 
 
 @override_settings(FORM_RATE_PER_IP=100, FORM_RATE_PER_FORM=2)
-def test_too_many_posts_to_one_form_answer_429(client, web_form):
+def test_too_many_posts_to_one_form_answer_429(client, web_form, private_rate_limits):
     for n in range(2):
         post_json(client, web_form, {"email": f"p{n}@x.example"}, REMOTE_ADDR=f"10.0.0.{n}")
 

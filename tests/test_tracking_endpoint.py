@@ -320,7 +320,7 @@ def test_a_batch_over_500_kb_answers_400_and_stores_nothing(client, write_key):
 
 
 @override_settings(TRACKING_RATE_PER_KEY=2)
-def test_over_the_rate_limit_answers_429_with_retry_after(client, write_key):
+def test_over_the_rate_limit_answers_429_with_retry_after(client, write_key, private_rate_limits):
     responses = [send(client, "identify", identify(), key=write_key) for _ in range(3)]
 
     assert [r.status_code for r in responses] == [200, 200, 429]
