@@ -16,3 +16,12 @@ activity_recorded = Signal()
 
 # ``lead_profile_changed(sender=Lead, lead_id, fields)``: explicit fields of a lead changed.
 lead_profile_changed = Signal()
+
+# ``lead_handed_off(sender=HandOff, handoff)``: a lead reached the hand-off stage and its
+# hand-off was assigned (owner chosen, notified, follow-up task created). Sent once per
+# hand-off, after the assigning transaction committed.
+lead_handed_off = Signal()
+
+# ``handoff_escalated(sender=HandOff, handoff)``: a hand-off passed its SLA without being
+# accepted or touched and went to the owner's manager. Sent once, after commit.
+handoff_escalated = Signal()

@@ -1,0 +1,1 @@
+"""The rep workspace: one module per page or group of pages."""
