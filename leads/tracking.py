@@ -168,16 +168,15 @@ def _datetime(raw: dict[str, Any], name: str) -> dt.datetime | None:
 # --- Storing ---------------------------------------------------------------------------
 
 
-def tracking_messages_ingest(*, messages: list[TrackingMessage]) -> None:
-    """Apply parsed calls in order, all or nothing.
+def tracking_messages_ingest(*, messages: list[TrackingMessage]) -> list[int]:
+    """Apply parsed calls in order, all or nothing; the positions of the duplicates.
 
-    A ``messageId`` already stored (as an activity or a pending event) is skipped, so a
-    client's retry stores nothing twice. Scoring is queued after commit by
-    ``activities_record``.
+    An event whose ``messageId`` is already stored (as an activity or a pending event)
+    is skipped and reported as a duplicate, so a client's retry stores nothing twice.
+    Scoring is queued after commit by ``activities_record``.
     """
     with transaction.atomic():
-        for message in messages:
-            _ingest(message)
+        return [index for index, message in enumerate(messages) if _ingest(message)]
 
 
 def pending_events_purge(*, now: dt.datetime | None = None) -> int:
@@ -187,8 +186,12 @@ def pending_events_purge(*, now: dt.datetime | None = None) -> int:
     return deleted
 
 
-def _ingest(message: TrackingMessage, lead: Lead | None = None) -> None:
-    """Apply one call; ``lead`` is the sender's lead when already known (a replay)."""
+def _ingest(message: TrackingMessage, lead: Lead | None = None) -> bool:
+    """Apply one call; ``lead`` is the sender's lead when already known (a replay).
+
+    True when the call is an event already stored under its ``messageId``. identify,
+    alias and group only set values and links, so a repeat of them changes nothing.
+    """
     if message.type == "identify":
         _identify(message, lead)
     elif message.type == "alias":
@@ -196,11 +199,14 @@ def _ingest(message: TrackingMessage, lead: Lead | None = None) -> None:
     else:
         lead = lead or _lead_of(message.user_id, message.anonymous_id)
         if lead is None:
-            _keep_pending(message, user_id=message.user_id, anonymous_id=message.anonymous_id)
-        elif message.type == "group":
+            return _keep_pending(
+                message, user_id=message.user_id, anonymous_id=message.anonymous_id
+            )
+        if message.type == "group":
             _group(message, lead)
         else:
-            _record_activity(message, lead)
+            return _record_activity(message, lead)
+    return False
 
 
 def _lead_of(user_id: str, anonymous_id: str) -> Lead | None:
@@ -214,8 +220,11 @@ def _lead_of(user_id: str, anonymous_id: str) -> Lead | None:
     return None
 
 
-def _keep_pending(message: TrackingMessage, *, user_id: str, anonymous_id: str) -> None:
-    # A retried call that is still pending collides on its message id and is ignored.
+def _keep_pending(message: TrackingMessage, *, user_id: str, anonymous_id: str) -> bool:
+    """Keep a call for a sender not linked to a lead yet; True when it was kept already."""
+    if message.message_id and PendingEvent.objects.filter(message_id=message.message_id).exists():
+        return True
+    # A retry racing the first call collides on its message id and is ignored.
     PendingEvent.objects.bulk_create(
         [
             PendingEvent(
@@ -229,6 +238,7 @@ def _keep_pending(message: TrackingMessage, *, user_id: str, anonymous_id: str) 
         ],
         ignore_conflicts=True,
     )
+    return False
 
 
 def _identify(message: TrackingMessage, lead: Lead | None) -> None:
@@ -302,19 +312,22 @@ def _replay_pending(lead: Lead, *, user_ids: list[str], anonymous_ids: list[str]
         )
 
 
-def _record_activity(message: TrackingMessage, lead: Lead) -> None:
+def _record_activity(message: TrackingMessage, lead: Lead) -> bool:
+    """Store the call as an activity; True when its message id was stored already."""
     activity = _activity(message)
     if activity is None:
-        return
+        return False
     keyed = Activity.objects.filter(source=TRACKING_SOURCE, idempotency_key=message.message_id)
     if message.message_id and keyed.exists():
-        return
+        return True
     try:
         with transaction.atomic():
             activities_record(lead=lead, activities=[activity])
     except IntegrityError:
         # Another request stored the same message id since the check above.
         logger.info("Tracking: message %s already stored", message.message_id)
+        return True
+    return False
 
 
 def _activity(message: TrackingMessage) -> Activity | None:

@@ -88,9 +88,16 @@ def _accept(request: HttpRequest, call: str, received_at: Any) -> JsonResponse:
         messages = _batch_messages(payload, received_at)
     else:
         messages = [_parsed(payload, received_at, call_type=call)]
-    tracking_messages_ingest(messages=messages)
+    duplicates = tracking_messages_ingest(messages=messages)
     key.touch()
-    return JsonResponse({"success": True})
+    # Segment answers {"success": true}; a repeat also says it was one, which clients
+    # that only read "success" ignore.
+    answer: dict[str, Any] = {"success": True}
+    if batch and duplicates:
+        answer["duplicates"] = duplicates
+    elif duplicates:
+        answer["duplicate"] = True
+    return JsonResponse(answer)
 
 
 def _basic_auth_user(request: HttpRequest) -> str | None:

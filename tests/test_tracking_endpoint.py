@@ -165,8 +165,10 @@ def test_batch_stores_every_message_with_batch_level_context(client, write_key):
     response = send(client, "batch", body, key=write_key)
     again = send(client, "import", {**body, "batch": body["batch"][1:]}, key=write_key)
 
-    # Then each message is stored once, the page with the batch's page URL
-    assert (response.status_code, again.status_code) == (200, 200)
+    # Then each message is stored once, the page with the batch's page URL, and the
+    # second batch says both of its messages were repeats
+    assert response.json() == {"success": True}
+    assert again.json() == {"success": True, "duplicates": [0, 1]}
     types = sorted(Activity.objects.values_list("type", "url"))
     assert types == [
         (ActivityType.PAGE_VIEW, "https://x.example/welcome"),
@@ -192,8 +194,11 @@ def test_message_id_is_the_idempotency_key(client, write_key):
     first = send(client, "track", track, key=write_key)
     second = send(client, "track", track, key=write_key)
 
-    # Then both succeed and one activity is stored under the message id
-    assert (first.status_code, second.status_code) == (200, 200)
+    # Then both succeed, the second says it was a repeat, and one activity is stored
+    assert (first.json(), second.json()) == (
+        {"success": True},
+        {"success": True, "duplicate": True},
+    )
     activity = Activity.objects.get()
     assert (activity.source, activity.idempotency_key) == ("tracking", "msg-42")
 
@@ -201,9 +206,13 @@ def test_message_id_is_the_idempotency_key(client, write_key):
 def test_repeated_anonymous_message_is_kept_once(client, write_key):
     track = {"anonymousId": "anon-1", "event": "Demo Requested", "messageId": "msg-7"}
 
-    send(client, "track", track, key=write_key)
-    send(client, "track", track, key=write_key)
+    first = send(client, "track", track, key=write_key)
+    second = send(client, "track", track, key=write_key)
 
+    assert (first.json(), second.json()) == (
+        {"success": True},
+        {"success": True, "duplicate": True},
+    )
     assert PendingEvent.objects.count() == 1
 
 
