@@ -34,7 +34,7 @@ from .tracking import (
 )
 
 BATCH_CALLS = ("batch", "import")
-CORS_ALLOWED_HEADERS = "Authorization, Content-Type, Content-Encoding"
+CORS_ALLOWED_HEADERS = "Authorization, Content-Type, Content-Encoding, X-Retry-Count"
 PREFLIGHT_MAX_AGE = 86_400
 # Batch-level fields that every message of the batch takes unless it has its own.
 BATCH_DEFAULTS = ("context", "integrations", "sentAt")

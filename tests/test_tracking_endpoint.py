@@ -176,6 +176,34 @@ def test_batch_stores_every_message_with_batch_level_context(client, write_key):
     ]
 
 
+def test_analytics_js_one_letter_paths_are_the_same_calls(client, write_key):
+    # When analytics.js sends identify, page and track to /v1/i, /v1/p, /v1/t and a batch
+    # to /v1/b
+    answers = [
+        send(client, "i", identify(), key=write_key),
+        send(client, "p", {"userId": "u-1", "messageId": "m-1"}, key=write_key),
+        send(
+            client,
+            "t",
+            {"userId": "u-1", "event": "Demo Requested", "messageId": "m-2"},
+            key=write_key,
+        ),
+        send(
+            client,
+            "b",
+            {"batch": [{"type": "track", "userId": "u-1", "event": "Signed Up"}]},
+            key=write_key,
+        ),
+    ]
+
+    # Then each is the call it stands for
+    assert [answer.json() for answer in answers] == [{"success": True}] * 4
+    assert sorted(Activity.objects.values_list("type", flat=True)) == sorted(
+        [ActivityType.PAGE_VIEW, ActivityType.DEMO_REQUEST, ActivityType.TRIAL_SIGNUP]
+    )
+    assert Lead.objects.get().email == EMAIL
+
+
 def test_gzipped_batch_is_accepted(client, write_key):
     body = {"batch": [{"type": "identify", **identify()}]}
 
