@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -190,3 +191,146 @@ class IdempotentRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.request_line} ({self.key})"
+
+
+class WebhookEvent(models.TextChoices):
+    """What a team webhook can be told; the value is the ``X-Hotlist-Event`` header."""
+
+    HANDOFF_ASSIGNED = "handoff.assigned", "Hand-off assigned"
+    HANDOFF_ESCALATED = "handoff.escalated", "Hand-off escalated"
+    TEST = "webhook.test", "Test event"
+
+
+# The events a webhook can subscribe to; test events are sent on request only.
+SUBSCRIBABLE_WEBHOOK_EVENTS = [WebhookEvent.HANDOFF_ASSIGNED, WebhookEvent.HANDOFF_ESCALATED]
+
+
+def webhook_secret() -> str:
+    """A fresh signing secret: 32 random bytes, URL-safe, recognisable by its prefix."""
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def default_webhook_events() -> list[str]:
+    return [str(event) for event in SUBSCRIBABLE_WEBHOOK_EVENTS]
+
+
+class TeamWebhookQuerySet(models.QuerySet["TeamWebhook"]):
+    def subscribed(self, *, team: Team, event: str) -> list[TeamWebhook]:
+        """The team's active webhooks that take ``event``.
+
+        The event list is filtered in Python: a team has a handful of webhooks, and
+        SQLite has no JSON containment lookup.
+        """
+        return [hook for hook in self.filter(team=team, active=True) if event in hook.events]
+
+
+class TeamWebhook(models.Model):
+    """An HTTPS endpoint (a chat incoming webhook, an automation) told about a team's hand-offs.
+
+    Every POST is signed with ``secret`` (see ``docs/WEBHOOKS.md``). The URL is checked
+    when saved and again when sent (``crm.webhooks``): private, loopback and link-local
+    addresses are refused unless ``WEBHOOK_ALLOWED_NETWORKS`` names them.
+    """
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="webhooks")
+    name = models.CharField(max_length=100, help_text="What the webhook is for, e.g. “#sales”.")
+    url = models.URLField(
+        "URL", max_length=500, help_text="Where events are posted; must use https://."
+    )
+    secret = models.CharField(
+        max_length=64,
+        default=webhook_secret,
+        help_text="Signs every request (X-Hotlist-Signature); give it to the receiver.",
+    )
+    events = models.JSONField(default=default_webhook_events, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = TeamWebhookQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "team webhook"
+        ordering = ["team__name", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.team})"
+
+    def clean(self) -> None:
+        from .webhooks import WebhookURLError, webhook_url_check
+
+        unknown = set(self.events or []) - set(default_webhook_events())
+        if not isinstance(self.events, list) or unknown:
+            raise ValidationError({"events": "Choose events from the list."})
+        if not self.url:
+            return  # the field's own validation has said what is wrong
+        try:
+            webhook_url_check(self.url)
+        except WebhookURLError as exc:
+            raise ValidationError({"url": str(exc)}) from None
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+class WebhookDeliveryQuerySet(models.QuerySet["WebhookDelivery"]):
+    def unlocked(self, now: datetime) -> WebhookDeliveryQuerySet:
+        """Deliveries no worker is sending right now (or whose sender died)."""
+        return self.filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+
+    def due(self, now: datetime) -> WebhookDeliveryQuerySet:
+        """Pending deliveries whose next attempt is due and that no worker holds."""
+        return self.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now).unlocked(now)
+
+
+class WebhookDelivery(models.Model):
+    """One event for one webhook, and the log of sending it.
+
+    The row is the outbox: it exists before anything is sent, ``key`` (unique per
+    webhook) makes the same event arrive once however often it is announced, and a
+    worker claims the row (``locked_until``) before each attempt so two workers never
+    post it twice.
+    """
+
+    webhook = models.ForeignKey(TeamWebhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=40, choices=WebhookEvent.choices)
+    key = models.CharField(
+        max_length=200, help_text="The event's identity, e.g. handoff.assigned:42"
+    )
+    payload = models.JSONField()
+    status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    locked_until = models.DateTimeField(
+        null=True, blank=True, help_text="A worker is sending it until then."
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    objects = WebhookDeliveryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["webhook", "key"], name="webhookdelivery_webhook_key_uniq"
+            )
+        ]
+        indexes = [
+            # What the retry sweeper reads every half minute: only the pending rows.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="pending"),
+                name="webhookdelivery_due_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} #{self.pk} to {self.webhook.name}"

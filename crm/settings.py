@@ -292,6 +292,7 @@ CELERY_TASK_ROUTES = {
     "leads.tasks.import_*": {"queue": "bulk"},
     "nurturing.tasks.send_*": {"queue": "email"},
     "*.tasks.send_*": {"queue": "email"},
+    "crm.tasks.webhook_deliver": {"queue": "default"},
 }
 
 # The whole periodic schedule, in one place.
@@ -315,6 +316,18 @@ CELERY_BEAT_SCHEDULE = {
     "idempotency-keys-purge": {
         "task": "crm.tasks.purge_idempotent_requests",
         "schedule": crontab(minute=env_int("IDEMPOTENCY_PURGE_MINUTE", 15)),
+    },
+    "webhook-retry-due": {
+        "task": "crm.tasks.webhook_retry_due",
+        "schedule": env_int("WEBHOOK_RETRY_SECONDS", 30),
+    },
+    "handoff-escalate-overdue": {
+        "task": "leads.tasks.handoff_escalate_overdue",
+        "schedule": 120,
+    },
+    "handoff-resume-stalled": {
+        "task": "leads.tasks.handoff_resume_stalled",
+        "schedule": 300,
     },
 }
 
@@ -356,9 +369,38 @@ TRACKING_MAX_BATCH_BYTES = env_int("TRACKING_MAX_BATCH_BYTES", 500 * 1024)
 TRACKING_RATE_PER_KEY = env_int("TRACKING_RATE_PER_KEY", 3000)
 TRACKING_RATE_WINDOW_SECONDS = env_int("TRACKING_RATE_WINDOW_SECONDS", 60)
 
+# --- Team webhooks (crm/webhooks.py, docs/WEBHOOKS.md) -------------------------
+
+# The address people open Hotlist at; links sent outside the app (webhooks) start with it.
+SITE_URL = env_str("SITE_URL", "http://localhost:8000").rstrip("/")
+# Plain-http webhooks to localhost, 127.0.0.1 or [::1], for a receiver on this machine
+# while developing; off by default whenever DEBUG is.
+WEBHOOK_ALLOW_LOCALHOST = env_bool("WEBHOOK_ALLOW_LOCALHOST", DEBUG)
+
+
+def env_networks(name: str) -> list[str]:
+    import ipaddress
+
+    networks = env_list(name, [])
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {network!r} is not a network") from None
+    return networks
+
+
+# Webhooks never reach private, loopback, link-local or reserved addresses (the
+# database, a cloud metadata service) unless they are in one of these networks, e.g.
+# 10.8.0.0/16 for an internal chat server.
+WEBHOOK_ALLOWED_NETWORKS = env_networks("WEBHOOK_ALLOWED_NETWORKS")
+
 # --- Hotlist ------------------------------------------------------------------
 
 HOTLIST_HEARTBEAT_STALE_SECONDS = env_int("HEARTBEAT_STALE_SECONDS", 120)
+# The stage whose reaching hands a lead to sales, and the hours its owner has to act.
+HANDOFF_STAGE = env_str("HANDOFF_STAGE", "sql")
+HANDOFF_SLA_HOURS = env_int("HANDOFF_SLA_HOURS", 24)
 # PostgreSQL work_mem for one chunk of a set-based rescore (its window sorts).
 SCORING_WORK_MEM = env_str("SCORING_WORK_MEM", "64MB")
 

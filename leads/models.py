@@ -791,8 +791,9 @@ def is_origin(value: str) -> bool:
     )
 
 
-# The tracking endpoint's models live in their own module; importing them here makes
-# them part of this app.
+# The hand-off's and the tracking endpoint's models live in modules of their own;
+# importing them here makes them part of this app.
+from .handoff_models import AssignmentRule, HandOff, LeadRating, Notification  # noqa: E402, F401
 from .tracking_models import (  # noqa: E402
     IdentityKind,
     PendingEvent,

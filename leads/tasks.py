@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from smtplib import SMTPException
 
 from celery import shared_task
+from django.db import OperationalError as DatabaseOperationalError
 
 from .tracking import pending_events_purge
 
@@ -18,3 +20,46 @@ def purge_pending_events() -> int:
     if deleted:
         logger.info("Purged %s pending tracking events", deleted)
     return deleted
+
+
+# --- Hand-off -------------------------------------------------------------------------
+
+
+@shared_task(autoretry_for=(DatabaseOperationalError,), retry_backoff=True, max_retries=5)
+def handoff_assign(handoff_id: int) -> bool:
+    """Assign, task and notify one hand-off; repeated runs do nothing more."""
+    from .handoff import handoff_assign as assign
+
+    return assign(handoff_id=handoff_id) is not None
+
+
+@shared_task
+def handoff_escalate_overdue() -> int:
+    """Beat: escalate the hand-offs past their SLA to the owners' managers."""
+    from .handoff import handoffs_escalate_overdue
+
+    escalated = handoffs_escalate_overdue()
+    if escalated:
+        logger.info("Escalated %s overdue hand-offs", escalated)
+    return escalated
+
+
+@shared_task
+def handoff_resume_stalled() -> int:
+    """Beat: queue again the hand-offs whose assignment message was lost."""
+    from .handoff import handoffs_resume_stalled
+
+    return handoffs_resume_stalled()
+
+
+@shared_task(
+    autoretry_for=(SMTPException, OSError),
+    retry_backoff=30,
+    retry_backoff_max=3600,
+    max_retries=8,
+)
+def send_notification_email(notification_id: int) -> bool:
+    """Email one notification, once."""
+    from .notifications import notification_email_send
+
+    return notification_email_send(notification_id=notification_id)

@@ -11,14 +11,17 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
 
-from crm.models import ApiToken, Role, Team, User, WorkerHeartbeat
+from crm.models import ApiToken, Role, Team, TeamWebhook, User, WebhookDelivery, WorkerHeartbeat
 from leads.models import (
     Activity,
+    AssignmentRule,
     CustomFieldDefinition,
     Deal,
     FieldType,
     Lead,
+    LeadRating,
     Note,
+    Notification,
     PendingEvent,
     ProductLine,
     Stage,
@@ -77,6 +80,13 @@ def world(admin_user, marketer, manager, rep, other_rep) -> dict:
     TrackingIdentity.objects.create(kind="user_id", value="u-1", lead=lead)
     PendingEvent.objects.create(
         anonymous_id="a-1", type="page", message={"type": "page"}, occurred_at=now
+    )
+    AssignmentRule.objects.create(name="Germany", kind="territory", countries=["DE"], owner=rep)
+    LeadRating.objects.create(lead=lead, by=rep, rating="good")
+    Notification.objects.create(user=rep, kind="handoff", title="New lead for you", lead=lead)
+    webhook = TeamWebhook.objects.create(team=rep.team, name="#sales", url="https://8.8.8.8/hook")
+    WebhookDelivery.objects.create(
+        webhook=webhook, event="handoff.assigned", key="handoff.assigned:1", payload={"text": "Hi"}
     )
     return {
         "lead": lead,

@@ -1,0 +1,182 @@
+"""Telling people what needs them: in-app notifications, each emailed at most once.
+
+The notification row is written in the caller's transaction; its email is queued on
+the email queue only once that transaction commits, so a rolled-back hand-off never
+mails anyone, and the sending task claims the row first, so a retried or duplicated
+message sends one email.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
+
+from .handoff_models import Notification, NotificationKind
+from .models import Lead
+
+if TYPE_CHECKING:
+    from crm.models import User
+
+log = logging.getLogger(__name__)
+
+RECENT_ACTIVITIES = 5
+# The lead fields a rep reads first, in the order the email lists them.
+EXPLICIT_FIELDS = (
+    "email",
+    "phone",
+    "job_title",
+    "seniority",
+    "department",
+    "country",
+    "region",
+    "city",
+    "source",
+    "campaign",
+    "budget",
+    "authority",
+    "need",
+    "timeline",
+)
+
+
+def notify(
+    *,
+    user: User,
+    kind: str,
+    title: str,
+    body: str,
+    url: str = "",
+    lead: Lead | None = None,
+    email: bool = True,
+) -> Notification:
+    """Record a notification for ``user`` and, with ``email``, mail it after commit.
+
+    ``body`` is plain text; templates escape it. People without an email address get
+    the in-app notification only.
+    """
+    notification = Notification.objects.create(
+        user=user,
+        kind=NotificationKind(kind),
+        title=title[:200],
+        body=body,
+        url=url[:500],
+        lead=lead,
+    )
+    if email and user.email:
+        transaction.on_commit(partial(_queue_email, notification.pk))
+    return notification
+
+
+def _queue_email(notification_id: int) -> None:
+    from .tasks import send_notification_email
+
+    try:
+        send_notification_email.delay(notification_id)
+    except KombuOperationalError:
+        log.warning(
+            "Email of notification %s not queued: the broker is unreachable", notification_id
+        )
+
+
+def notifications_mark_read(*, user: User, ids: Iterable[int] | None = None) -> int:
+    """Mark the user's unread notifications read (only ``ids`` when given); how many were.
+
+    Ids of other people's notifications are ignored, never an error.
+    """
+    unread = Notification.objects.filter(user=user).unread()
+    if ids is not None:
+        unread = unread.filter(pk__in=list(ids))
+    return unread.update(read_at=timezone.now())
+
+
+def notification_email_send(*, notification_id: int) -> bool:
+    """Send a notification's email once; whether this call sent it.
+
+    The row is claimed with a conditional UPDATE before sending, so two deliveries of
+    the same task message send one email. A failed send releases the claim and
+    re-raises, for the task to retry.
+    """
+    claimed = Notification.objects.filter(pk=notification_id, emailed_at__isnull=True).update(
+        emailed_at=timezone.now()
+    )
+    if not claimed:
+        return False
+    notification = Notification.objects.select_related("user", "lead").get(pk=notification_id)
+    try:
+        notification_email(notification).send()
+    except Exception:
+        Notification.objects.filter(pk=notification_id).update(emailed_at=None)
+        raise
+    return True
+
+
+def notification_email(notification: Notification) -> EmailMultiAlternatives:
+    """The email of a notification: subject, plain text and HTML from one context."""
+    context = email_context(notification)
+    subject = render_to_string("leads/email/notification_subject.txt", context)
+    message = EmailMultiAlternatives(
+        subject=" ".join(subject.split())[:200],
+        body=render_to_string("leads/email/notification.txt", context),
+        to=[notification.user.email],
+    )
+    message.attach_alternative(
+        render_to_string("leads/email/notification.html", context), "text/html"
+    )
+    return message
+
+
+def email_context(notification: Notification) -> dict[str, Any]:
+    link = notification.url
+    if link.startswith("/"):
+        link = settings.SITE_URL.rstrip("/") + link
+    context: dict[str, Any] = {"notification": notification, "link": link}
+    if notification.lead_id is not None and notification.kind != NotificationKind.REJECTION:
+        context["lead"] = lead_brief(notification.lead)
+    return context
+
+
+def lead_brief(lead: Lead) -> dict[str, Any]:
+    """What a rep needs to act on a lead without opening it: the explicit data, the score
+    with the rules that produced it, and the latest activity."""
+    fields = []
+    for name in EXPLICIT_FIELDS:
+        if not getattr(lead, name):
+            continue
+        field = lead._meta.get_field(name)
+        value = getattr(lead, f"get_{name}_display")() if field.choices else getattr(lead, name)
+        fields.append((field.verbose_name.capitalize(), value))
+    if lead.company_id is not None:
+        fields.insert(0, ("Company", lead.company.name))
+    products = ", ".join(line.name for line in lead.product_interests.all())
+    if products:
+        fields.append(("Product interest", products))
+    activities = list(lead.activities.order_by("-occurred_at", "-id")[:RECENT_ACTIVITIES])
+    return {
+        "lead": lead,
+        "fields": fields,
+        "explanation": _score_rules(lead),
+        "activities": activities,
+    }
+
+
+def _score_rules(lead: Lead) -> dict[str, Any] | None:
+    """The primary model's explanation: positive and negative rules with their points.
+
+    The email is an edge like the lead page, so it reads scoring's public selector; the
+    import stays local to keep the ``leads`` domain free of a dependency on ``scoring``.
+    """
+    from scoring.selectors import lead_explanation
+
+    explanation = lead_explanation(lead=lead)
+    models = explanation["models"]
+    primary = next((m for m in models if m["model"]["primary"]), models[0] if models else None)
+    return primary
