@@ -338,6 +338,15 @@ class Lead(models.Model):
             models.Index(fields=["stage", "-score"], name="lead_stage_score_idx"),
             models.Index(fields=["band", "-score"], name="lead_band_score_idx"),
             models.Index(fields=["-last_activity_at"], name="lead_last_activity_idx"),
+            # The leads list's other sort orders, each ending in the id its keyset pages use.
+            models.Index(fields=["last_name", "first_name", "id"], name="lead_name_idx"),
+            models.Index(fields=["-stage_changed_at", "-id"], name="lead_stage_changed_idx"),
+            # A rep's list: the unassigned pool, hottest first, beside lead_owner_hottest_idx.
+            models.Index(
+                fields=["-score", "-id"],
+                condition=Q(owner__isnull=True),
+                name="lead_pool_hottest_idx",
+            ),
         ]
 
     def __str__(self) -> str:

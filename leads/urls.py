@@ -1,11 +1,41 @@
 from django.urls import path
 
-from .views import home, lead
+from .views import home, lead, lists, notifications, pipeline, tasks
 
 urlpatterns = [
     # My day and the lead page.
     path("", home.home, name="home"),
     path("leads/<int:pk>/", lead.lead_detail, name="lead-detail"),
     path("leads/<int:pk>/score.json", lead.lead_score_json, name="lead-score-json"),
+    path("leads/<int:pk>/activity/", lead.lead_activity, name="lead-activity"),
+    path("leads/<int:pk>/touches/", lead.lead_log_touch_view, name="lead-log-touch"),
+    path("leads/<int:pk>/notes/", lead.lead_add_note, name="lead-add-note"),
+    path("leads/<int:pk>/tasks/", lead.lead_add_task, name="lead-add-task"),
+    path("leads/<int:pk>/stage/", lead.lead_change_stage, name="lead-change-stage"),
+    path("leads/<int:pk>/take/", lead.lead_take, name="lead-take"),
+    path("leads/<int:pk>/rating/", lead.lead_rate, name="lead-rate"),
+    path("handoffs/<int:handoff_id>/accept/", lead.handoff_accept_view, name="handoff-accept"),
+    path("handoffs/<int:handoff_id>/reject/", lead.handoff_reject_view, name="handoff-reject"),
+    path("my-day/tasks/<int:task_id>/done/", lead.task_complete, name="my-day-task-done"),
     # The leads list, pipeline, tasks and notifications.
+    path("leads/", lists.lead_list, name="lead-list"),
+    path("leads/bulk/", lists.lead_bulk, name="lead-bulk"),
+    path("pipeline/", pipeline.pipeline, name="pipeline"),
+    path("pipeline/move/", pipeline.pipeline_move, name="pipeline-move"),
+    path("tasks/", tasks.task_list, name="tasks"),
+    path("tasks/<int:pk>/complete/", tasks.task_complete_view, name="tasks-complete"),
+    path("tasks/<int:pk>/snooze/", tasks.task_snooze_view, name="tasks-snooze"),
+    path("tasks/<int:pk>/reassign/", tasks.task_reassign_view, name="tasks-reassign"),
+    path("notifications/", notifications.notification_list, name="notifications"),
+    path(
+        "notifications/read/",
+        notifications.notifications_read_all,
+        name="notifications-read-all",
+    ),
+    path(
+        "notifications/<int:pk>/read/",
+        notifications.notification_read,
+        name="notification-read",
+    ),
+    path("reports/", lists.reports_placeholder, name="reports"),
 ]

@@ -468,6 +468,12 @@ class LeadScore(models.Model):
             models.Index(
                 fields=["lead"], condition=Q(is_primary=True), name="leadscore_primary_idx"
             ),
+            # My day's surging leads: the few scores that surged lately, newest first.
+            models.Index(
+                fields=["-surged_at"],
+                condition=Q(surged_at__isnull=False),
+                name="leadscore_surged_idx",
+            ),
         ]
 
     def __str__(self) -> str:

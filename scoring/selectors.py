@@ -1,5 +1,120 @@
-"""Read-only views of scores for the edges (lead page, API)."""
+"""Read-only views of scores for the edges (lead page, My day, API)."""
 
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.db.models import Q
+
+from leads.models import Lead
+
+from .models import EntryKind, LeadScore, ScoreEntry, ScoringModel
+from .rules import decay_factor
 from .services import lead_explanation, score_history
 
-__all__ = ["lead_explanation", "score_history"]
+if TYPE_CHECKING:
+    from crm.models import User
+
+__all__ = ["Surge", "lead_explanation", "lead_reasons", "score_history", "surging_leads"]
+
+REASONS_PER_LEAD = 2
+SURGING_LEADS = 5
+
+
+def lead_reasons(*, leads: list[Lead], now: datetime) -> dict[int, list[str]]:
+    """The rules adding the most points to each lead's primary score now, strongest first:
+    the first lines of the lead page's explanation, for all the leads in two queries.
+
+    Reads each lead's active ledger entries (not reversed, not reversals), weighs
+    engagement by the model's decay as ``lead_explanation`` does, and keeps the reasons
+    of the top positive rules.
+    """
+    ids = [lead.pk for lead in leads]
+    primary = {
+        lead_id: (model_id, half_life)
+        for lead_id, model_id, half_life in LeadScore.objects.filter(
+            lead_id__in=ids, is_primary=True
+        ).values_list("lead_id", "model_id", "model__decay_half_life_days")
+    }
+    if not primary:
+        return {}
+    entries = ScoreEntry.objects.filter(
+        lead_id__in=list(primary),
+        model_id__in={model_id for model_id, _ in primary.values()},
+        reversal_of__isnull=True,
+        reversal__isnull=True,
+    ).values_list("pk", "lead_id", "model_id", "rule_id", "kind", "points", "at", "reason")
+    lines: dict[int, dict[tuple[Any, str], list[Any]]] = defaultdict(dict)
+    for pk, lead_id, model_id, rule_id, kind, points, at, reason in entries:
+        model, half_life = primary[lead_id]
+        if model_id != model:
+            continue
+        if kind == EntryKind.ENGAGEMENT:
+            points *= decay_factor((now - at).total_seconds(), half_life)
+        key = (pk, kind) if kind == EntryKind.MANUAL else (rule_id, kind)
+        line = lines[lead_id].setdefault(key, [0.0, reason])
+        line[0] += points
+    return {
+        lead_id: [
+            reason
+            for value, reason in sorted(by_rule.values(), key=lambda line: -line[0])
+            if value >= 0.5
+        ][:REASONS_PER_LEAD]
+        for lead_id, by_rule in lines.items()
+    }
+
+
+@dataclass(frozen=True)
+class Surge:
+    lead: Lead
+    points: int
+    hours: int
+    at: datetime
+
+
+def surging_leads(*, user: User, now: datetime, limit: int = SURGING_LEADS) -> list[Surge]:
+    """Open leads the person can see whose score surged within their model's window.
+
+    Scoring marks ``LeadScore.surged_at`` when a lead gains at least the model's surge
+    points within its surge hours; the points gained in that window are summed from the
+    ledger as scoring does (positive active entries dated inside it). Three queries.
+    """
+    windows = dict(
+        ScoringModel.objects.active().filter(surge_points__gt=0).values_list("pk", "surge_hours")
+    )
+    if not windows:
+        return []
+    recent = Q()
+    for model_id, hours in windows.items():
+        recent |= Q(model_id=model_id, surged_at__gte=now - timedelta(hours=hours))
+    rows = (
+        LeadScore.objects.filter(recent, lead__in=Lead.objects.visible_to(user).open())
+        .select_related("lead__company")
+        .order_by("-surged_at", "-pk")[: limit * 2]
+    )
+    surges: dict[int, LeadScore] = {}
+    for row in rows:
+        surges.setdefault(row.lead_id, row)
+    chosen = list(surges.values())[:limit]
+    since = {row.lead_id: now - timedelta(hours=windows[row.model_id]) for row in chosen}
+    gained: dict[int, float] = defaultdict(float)
+    if chosen:
+        entries = ScoreEntry.objects.filter(
+            lead_id__in=list(since),
+            model_id__in={row.model_id for row in chosen},
+            points__gt=0,
+            at__gte=min(since.values()),
+            reversal_of__isnull=True,
+            reversal__isnull=True,
+        ).values_list("lead_id", "model_id", "points", "at")
+        models = {row.lead_id: row.model_id for row in chosen}
+        for lead_id, model_id, points, at in entries:
+            if model_id == models[lead_id] and at >= since[lead_id]:
+                gained[lead_id] += points
+    return [
+        Surge(row.lead, round(gained[row.lead_id]), windows[row.model_id], row.surged_at)
+        for row in chosen
+    ]

@@ -60,12 +60,33 @@ def private_rate_limits(monkeypatch):
     monkeypatch.setattr(crm.rate_limits, "cache", LocMemCache(f"rate-limits-{uuid.uuid4()}", {}))
 
 
-@pytest.fixture(autouse=True)
-def _empty_cache() -> None:
-    """The cache lives in files or Redis, beyond one test: start each test without it."""
-    from django.core.cache import cache
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(worker_id: str) -> None:
+    """Each parallel test process keeps its own cache entries: a key prefix of its own in
+    Redis, a folder of its own for the file cache. Set before anything uses the cache."""
+    from django.conf import settings
 
-    cache.clear()
+    cache = settings.CACHES["default"]
+    cache["KEY_PREFIX"] = f"test-{worker_id}"
+    if cache["BACKEND"].endswith("FileBasedCache"):
+        cache["LOCATION"] = f"{cache['LOCATION']}-{worker_id}"
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache(_private_cache) -> None:
+    """The cache lives in files or Redis, beyond one test: start each test without this
+    process's entries (Redis's clear() would empty the whole database, the other
+    processes' entries too)."""
+    from django.core.cache import caches
+
+    default = caches["default"]
+    if default.__class__.__name__ == "RedisCache":
+        client = default._cache.get_client(write=True)
+        keys = list(client.scan_iter(match=f"{default.key_prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    else:
+        default.clear()
 
 
 @pytest.fixture(autouse=True)

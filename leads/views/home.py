@@ -1,13 +1,58 @@
+"""My day: the page a rep opens first, with who to call, why, and what is waiting for them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET
 
-from leads.models import Lead, Task
+from crm.models import Role, User
+from leads.handoff_models import HandOff
+from leads.selectors import my_day_leads, tasks_due, team_numbers
+from scoring.selectors import lead_reasons, surging_leads
 
 
 @login_required
+@require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    """My day: the rep's hottest leads and open tasks."""
-    leads = Lead.objects.visible_to(request.user).select_related("company").hottest()[:10]
-    tasks = Task.objects.open().filter(assignee=request.user).select_related("lead")[:10]
-    return render(request, "leads/home.html", {"leads": leads, "tasks": tasks})
+    """My day. An htmx request (an action on this page, followed by its redirect) gets
+    the page's body only, which replaces the one on screen."""
+    template = "leads/_home_page.html" if request.htmx else "leads/home.html"
+    response = render(request, template, my_day_context(request.user, timezone.now()))
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def my_day_context(user: User, now: datetime) -> dict[str, Any]:
+    """Everything My day shows, in a fixed number of queries."""
+    leads = list(my_day_leads(user=user))
+    reasons = lead_reasons(leads=leads, now=now)
+    for lead in leads:
+        lead.reasons = reasons.get(lead.pk, [])
+    handoffs = list(HandOff.objects.awaiting(user).select_related("lead__company")[:20])
+    numbers = team_numbers(manager=user, now=now) if user.role == Role.MANAGER else []
+    if numbers:
+        awaiting = HandOff.objects.pending().filter(owner__in=[row.member for row in numbers])
+        counts = _count_by(awaiting, "owner")
+        for row in numbers:
+            row.awaiting_handoffs = counts.get(row.member.pk, 0)
+    return {
+        "leads": leads,
+        "handoffs": handoffs,
+        "tasks": tasks_due(user=user, now=now),
+        "surging": surging_leads(user=user, now=now),
+        "team_numbers": numbers,
+        "now": now,
+        "is_manager": user.role == Role.MANAGER,
+    }
+
+
+def _count_by(queryset: Any, column: str) -> dict[int, int]:
+    return dict(queryset.values_list(column).annotate(total=Count("pk")).order_by())

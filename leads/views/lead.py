@@ -1,34 +1,449 @@
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+"""The lead page: who the lead is, why it scores what it does, what happened, and every
+action a rep takes on it.
 
-from leads.models import Lead
+Every URL here reaches the lead through ``Lead.objects.visible_to``: a lead outside
+the person's view answers 404, for reads and posts alike. Acting needs more than seeing
+(``leads.selectors.lead_access``): a visible lead the person may not change answers
+403. Actions post a plain form and redirect with a message (no JavaScript needed);
+htmx posts the same form and swaps in the re-rendered page body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.db.models import Q
+from django.forms import Form
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from leads.forms import (
+    NoteForm,
+    RatingForm,
+    RejectHandOffForm,
+    StageForm,
+    TaskForm,
+    TimelineFilterForm,
+    TouchForm,
+)
+from leads.handoff import handoff_accept, handoff_reject, lead_log_touch, lead_rate_quality
+from leads.models import (
+    CustomFieldDefinition,
+    HandOff,
+    Lead,
+    LeadRating,
+    Note,
+    Task,
+    TaskKind,
+)
+from leads.selectors import (
+    done_tasks,
+    lead_access,
+    open_tasks,
+    task_assignees,
+    timeline_page,
+)
+from leads.services import lead_move_to_stage
 from scoring.models import ScoringModel
 from scoring.selectors import lead_explanation, score_history
 
+# --- Reading ---------------------------------------------------------------------------
+
+
+def visible_lead(request: HttpRequest, pk: int) -> Lead:
+    """The lead, if the person may see it; 404 otherwise (whether or not it exists)."""
+    leads = Lead.objects.visible_to(request.user).select_related("company", "owner__team")
+    return get_object_or_404(leads, pk=pk)
+
+
+def acting_lead(request: HttpRequest, pk: int) -> Lead:
+    """The lead, if the person may act on it: 404 when they cannot see it, 403 when they
+    can see but not change it (a marketer, or a rep on a lead nobody has taken)."""
+    lead = visible_lead(request, pk)
+    if not lead_access(lead=lead, user=request.user).may_act:
+        raise PermissionDenied("Only the lead's owner, their manager or an admin can do this.")
+    return lead
+
 
 @login_required
+@require_GET
 def lead_score_json(request: HttpRequest, pk: int) -> JsonResponse:
     """Why the lead has its score, and the score over time, as JSON."""
-    lead = get_object_or_404(Lead.objects.visible_to(request.user), pk=pk)
+    lead = visible_lead(request, pk)
     explanation = lead_explanation(lead=lead)
+    models = ScoringModel.objects.in_bulk([part["model"]["id"] for part in explanation["models"]])
     for part in explanation["models"]:
-        model = ScoringModel.objects.get(pk=part["model"]["id"])
-        part["history"] = score_history(lead=lead, model=model)
+        part["history"] = score_history(lead=lead, model=models[part["model"]["id"]])
     return JsonResponse(explanation)
 
 
 @login_required
+@require_GET
 def lead_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    lead = get_object_or_404(
-        Lead.objects.visible_to(request.user).select_related("company", "owner"), pk=pk
-    )
-    activities = lead.activities.all()[:50]
-    stage_changes = lead.stage_changes.select_related("by")
+    lead = visible_lead(request, pk)
+    timeline = TimelineFilterForm(request.GET)
+    status = 200 if timeline.is_valid() else 400
+    return render_lead(request, lead, timeline=timeline, status=status)
+
+
+@login_required
+@require_GET
+def lead_activity(request: HttpRequest, pk: int) -> HttpResponse:
+    """More of the timeline (htmx "load more" and the type filter): the rows alone.
+    Without htmx the same query string opens the whole page at that point."""
+    lead = visible_lead(request, pk)
+    if not request.htmx:
+        query = request.GET.urlencode()
+        return redirect(f"{lead.get_absolute_url()}{'?' + query if query else ''}#activity")
+    timeline = TimelineFilterForm(request.GET)
+    status = 200 if timeline.is_valid() else 400
+    context = {"lead": lead, **_timeline_context(lead, timeline)}
+    response = render(request, "leads/_lead_activity_items.html", context, status=status)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def render_lead(
+    request: HttpRequest,
+    lead: Lead,
+    *,
+    forms: dict[str, Form] | None = None,
+    timeline: TimelineFilterForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The lead page; for htmx only its body (``_lead_page.html``), which replaces the one
+    on screen. ``forms`` carries bound forms to show again with their errors."""
+    context = lead_page_context(request, lead, forms=forms or {}, timeline=timeline)
+    template = "leads/_lead_page.html" if request.htmx else "leads/lead_detail.html"
+    response = render(request, template, context, status=status)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def lead_page_context(
+    request: HttpRequest,
+    lead: Lead,
+    *,
+    forms: dict[str, Form],
+    timeline: TimelineFilterForm | None,
+) -> dict[str, Any]:
+    """Everything the lead page shows, in a fixed number of queries."""
+    user = request.user
+    access = lead_access(lead=lead, user=user)
+    explanation = lead_explanation(lead=lead)
+    models = ScoringModel.objects.in_bulk([part["model"]["id"] for part in explanation["models"]])
+    for part in explanation["models"]:
+        model = models[part["model"]["id"]]
+        part["chart"] = score_chart(score_history(lead=lead, model=model), model)
+    handoff = lead.handoffs.select_related("owner", "closed_by").first()
     context = {
         "lead": lead,
-        "activities": activities,
-        "stage_changes": stage_changes,
-        "explanation": lead_explanation(lead=lead),
+        "now": timezone.now(),
+        "access": access,
+        "explanation": explanation,
+        "interests": list(lead.product_interests.all()),
+        "custom_fields": _custom_fields(lead),
+        "deals": list(lead.deals.all()[:20]),
+        "open_tasks": open_tasks(lead=lead),
+        "done_tasks": done_tasks(lead=lead),
+        "notes": list(lead.notes.select_related("author")[:20]),
+        "stage_changes": list(lead.stage_changes.select_related("by")[:20]),
+        "handoff": handoff,
+        "ratings": list(LeadRating.objects.filter(lead=lead).select_related("by")[:10]),
+        **_timeline_context(lead, timeline or TimelineFilterForm()),
     }
-    return render(request, "leads/lead_detail.html", context)
+    if access.may_act:
+        context["forms"] = _action_forms(request, lead, handoff, forms)
+    return context
+
+
+def _timeline_context(lead: Lead, timeline: TimelineFilterForm) -> dict[str, Any]:
+    data = timeline.cleaned_data if timeline.is_bound and timeline.is_valid() else {}
+    kind = data.get("type", "")
+    page = timeline_page(lead=lead, type=kind, before=data.get("before"))
+    return {
+        "timeline_form": timeline,
+        "timeline": page,
+        "timeline_type": kind,
+        "timeline_continued": data.get("before") is not None,
+    }
+
+
+def _action_forms(
+    request: HttpRequest, lead: Lead, handoff: HandOff | None, bound: dict[str, Form]
+) -> dict[str, Form]:
+    user = request.user
+    due = timezone.localtime() + timedelta(days=1)
+    forms: dict[str, Form] = {
+        "touch": TouchForm(prefix="touch"),
+        "note": NoteForm(prefix="note"),
+        "task": TaskForm(
+            prefix="task",
+            assignees=task_assignees(user=user, lead=lead),
+            initial={"assignee": user.pk, "kind": TaskKind.FOLLOW_UP, "due_at": due},
+        ),
+        "stage": StageForm(prefix="stage", lead=lead),
+        "rating": RatingForm(prefix="rating"),
+    }
+    if handoff is not None and not handoff.is_closed:
+        forms["reject"] = RejectHandOffForm(prefix="reject")
+    forms.update(bound)
+    return forms
+
+
+def _custom_fields(lead: Lead) -> list[tuple[str, Any]]:
+    """(label, value) of the lead's custom fields, in the definitions' order; a value
+    whose definition was deleted keeps its key as its label."""
+    values = dict(lead.custom_fields or {})
+    shown = []
+    for definition in CustomFieldDefinition.objects.all():
+        if definition.key in values:
+            shown.append((definition.label, values.pop(definition.key)))
+    shown.extend(sorted(values.items()))
+    return shown
+
+
+# --- The score chart -------------------------------------------------------------------
+
+CHART_WIDTH = 600
+CHART_HEIGHT = 160
+CHART_PAD = 24
+
+
+def score_chart(history: list[dict[str, Any]], model: ScoringModel) -> dict[str, Any] | None:
+    """An inline SVG line of the score over time, with the warm and hot lines, and the
+    rows of its text alternative. None without history."""
+    if not history:
+        return None
+    points = [(datetime.fromisoformat(p["at"]), p["score"]) for p in history]
+    scores = [score for _, score in points]
+    low = min(0, *scores)
+    high = max(model.hot_from, *scores) or 1
+    inner_w = CHART_WIDTH - 2 * CHART_PAD
+    inner_h = CHART_HEIGHT - 2 * CHART_PAD
+
+    def y(score: float) -> float:
+        return round(CHART_PAD + inner_h * (high - score) / (high - low), 1)
+
+    step = inner_w / max(len(points) - 1, 1)
+    line = " ".join(f"{round(CHART_PAD + i * step, 1)},{y(s)}" for i, (_, s) in enumerate(points))
+    return {
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "pad": CHART_PAD,
+        "right": CHART_WIDTH - CHART_PAD,
+        "bottom": CHART_HEIGHT - CHART_PAD,
+        "line": line,
+        "hot_y": y(model.hot_from),
+        "warm_y": y(model.warm_from),
+        "hot_from": model.hot_from,
+        "warm_from": model.warm_from,
+        "first": points[0],
+        "last": points[-1],
+        "high": max(scores),
+        "low": min(scores),
+        "rows": points,
+    }
+
+
+# --- Acting ----------------------------------------------------------------------------
+
+
+def _back(
+    request: HttpRequest, message: str, default: str, level: int = messages.SUCCESS
+) -> HttpResponse:
+    """After an action: the message, and back to ``next`` (My day posts it) or ``default``.
+    htmx follows the redirect and swaps in the page it gets."""
+    messages.add_message(request, level, message)
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = default
+    return HttpResponseRedirect(target)
+
+
+def _done(request: HttpRequest, lead: Lead, message: str, anchor: str = "") -> HttpResponse:
+    return _back(request, message, lead.get_absolute_url() + (f"#{anchor}" if anchor else ""))
+
+
+def _act(
+    request: HttpRequest,
+    lead: Lead,
+    form: Form,
+    name: str,
+    perform: Callable[[dict[str, Any]], str],
+    anchor: str = "",
+) -> HttpResponse:
+    """Validate ``form``, run ``perform`` with its data, and redirect with the message it
+    returns. A form error or a refusal from the service (``ValidationError``) shows the
+    page again with the message beside the inputs, answering 400, with nothing stored."""
+    if form.is_valid():
+        try:
+            message = perform(form.cleaned_data)
+        except ValidationError as error:
+            _add_errors(form, error)
+        else:
+            return _done(request, lead, message, anchor)
+    return render_lead(request, lead, forms={name: form}, status=400)
+
+
+def _add_errors(form: Form, error: ValidationError) -> None:
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error)
+        return
+    for field, errors in error.error_dict.items():
+        form.add_error(field if field in form.fields else NON_FIELD_ERRORS, errors)
+
+
+@login_required
+@require_POST
+def lead_log_touch_view(request: HttpRequest, pk: int) -> HttpResponse:
+    lead = acting_lead(request, pk)
+    form = TouchForm(request.POST, prefix="touch")
+
+    def perform(data: dict[str, Any]) -> str:
+        activity = lead_log_touch(
+            lead=lead,
+            by=request.user,
+            type=data["type"],
+            notes=data["notes"],
+            occurred_at=data["occurred_at"],
+        )
+        return f"{activity.get_type_display()} logged."
+
+    return _act(request, lead, form, "touch", perform, "activity")
+
+
+@login_required
+@require_POST
+def lead_add_note(request: HttpRequest, pk: int) -> HttpResponse:
+    lead = acting_lead(request, pk)
+    form = NoteForm(request.POST, prefix="note")
+
+    def perform(data: dict[str, Any]) -> str:
+        Note.objects.create(lead=lead, author=request.user, body=data["body"])
+        return "Note added."
+
+    return _act(request, lead, form, "note", perform, "notes")
+
+
+@login_required
+@require_POST
+def lead_add_task(request: HttpRequest, pk: int) -> HttpResponse:
+    lead = acting_lead(request, pk)
+    assignees = task_assignees(user=request.user, lead=lead)
+    form = TaskForm(request.POST, prefix="task", assignees=assignees)
+
+    def perform(data: dict[str, Any]) -> str:
+        task = form.save(commit=False)
+        task.lead = lead
+        task.save()
+        return f"Task “{task.title}” created."
+
+    return _act(request, lead, form, "task", perform, "tasks")
+
+
+@login_required
+@require_POST
+def lead_change_stage(request: HttpRequest, pk: int) -> HttpResponse:
+    lead = acting_lead(request, pk)
+    form = StageForm(request.POST, prefix="stage", lead=lead)
+
+    def perform(data: dict[str, Any]) -> str:
+        change = lead_move_to_stage(
+            lead_id=lead.pk, stage=data["stage"], by=request.user, reason=data["reason"]
+        )
+        return f"Moved to {change.get_to_stage_display()}."
+
+    return _act(request, lead, form, "stage", perform, "stage")
+
+
+@login_required
+@require_POST
+def lead_take(request: HttpRequest, pk: int) -> HttpResponse:
+    """Take an unassigned lead. The conditional UPDATE lets only the first of two people
+    taking it at once win; the other is told."""
+    lead = visible_lead(request, pk)
+    if not lead_access(lead=lead, user=request.user).may_take:
+        raise PermissionDenied("Only an unassigned lead can be taken, by a rep or a manager.")
+    taken = Lead.objects.filter(pk=lead.pk, owner__isnull=True).update(
+        owner=request.user, updated_at=timezone.now()
+    )
+    if not taken:
+        return _back(request, "Someone else took this lead first.", reverse("home"), messages.ERROR)
+    return _done(request, lead, "The lead is yours.")
+
+
+@login_required
+@require_POST
+def lead_rate(request: HttpRequest, pk: int) -> HttpResponse:
+    lead = acting_lead(request, pk)
+    form = RatingForm(request.POST, prefix="rating")
+
+    def perform(data: dict[str, Any]) -> str:
+        rating = lead_rate_quality(
+            lead=lead, by=request.user, rating=data["rating"], reason=data["reason"]
+        )
+        return f"Rated: {rating.get_rating_display()}."
+
+    return _act(request, lead, form, "rating", perform, "rating")
+
+
+def _visible_handoff(request: HttpRequest, handoff_id: int) -> HandOff:
+    handoffs = HandOff.objects.filter(lead__in=Lead.objects.visible_to(request.user))
+    related = handoffs.select_related("owner__team", "lead__company", "lead__owner__team")
+    return get_object_or_404(related, pk=handoff_id)
+
+
+@login_required
+@require_POST
+def handoff_accept_view(request: HttpRequest, handoff_id: int) -> HttpResponse:
+    """Accept a hand-off, from the lead page or My day (which posts ``next``)."""
+    handoff = _visible_handoff(request, handoff_id)
+    lead = handoff.lead
+    try:
+        handoff_accept(handoff=handoff, by=request.user)
+    except ValidationError as error:
+        return _back(request, " ".join(error.messages), lead.get_absolute_url(), messages.ERROR)
+    return _done(request, lead, f"Hand-off of {lead} accepted.", "handoff")
+
+
+@login_required
+@require_POST
+def handoff_reject_view(request: HttpRequest, handoff_id: int) -> HttpResponse:
+    handoff = _visible_handoff(request, handoff_id)
+    lead = handoff.lead
+    form = RejectHandOffForm(request.POST, prefix="reject")
+
+    def perform(data: dict[str, Any]) -> str:
+        handoff_reject(handoff=handoff, by=request.user, reason=data["reason"])
+        return f"Hand-off of {lead} rejected: the lead is back with marketing."
+
+    return _act(request, lead, form, "reject", perform, "handoff")
+
+
+@login_required
+@require_POST
+def task_complete(request: HttpRequest, task_id: int) -> HttpResponse:
+    """Mark a task done, from My day or the lead page. The person's own tasks, and tasks on
+    leads they may act on; others answer 404 (or 403 on a lead they only see)."""
+    user = request.user
+    tasks = Task.objects.filter(Q(assignee=user) | Q(lead__in=Lead.objects.visible_to(user)))
+    task = get_object_or_404(tasks.select_related("lead__owner__team"), pk=task_id)
+    if task.assignee_id != user.pk and not lead_access(lead=task.lead, user=user).may_act:
+        raise PermissionDenied("Only the lead's owner, their manager or an admin can do this.")
+    done = Task.objects.filter(pk=task.pk, done_at__isnull=True).update(done_at=timezone.now())
+    message = f"Done: {task.title}." if done else f"“{task.title}” was done already."
+    default = task.lead.get_absolute_url() + "#tasks" if task.lead else reverse("home")
+    return _back(request, message, default, messages.SUCCESS if done else messages.INFO)

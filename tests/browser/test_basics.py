@@ -18,8 +18,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_rep_opens_the_hottest_lead_and_reads_why(page, demo_world):
-    # Given the demo world and a rep who owns or may take the hottest lead
-    lead = Lead.objects.visible_to(User.objects.get(username="rep1")).hottest().first()
+    # Given the demo world and the hottest open lead rep1 owns
+    lead = Lead.objects.filter(owner__username="rep1").open().hottest().first()
 
     # When the rep logs in and opens it from My day
     log_in(page, "rep1")

@@ -1,0 +1,171 @@
+"""Actions on many leads at once, as the leads list offers them.
+
+Each action takes the ids a person selected, keeps those the person can see
+(``Lead.objects.visible_to``), and acts on each through the same path as a single
+change, so one lead that cannot change never stops the others. The outcome names
+what changed and, lead by lead, what did not and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from crm.models import Role, User
+from scoring.services import leads_adjust_score
+
+from .filters import teammates_of
+from .models import Lead, Stage, StageTransitionError
+from .selectors import lead_access
+from .services import lead_move_to_stage
+
+# A page shows 25 leads; a selection is never more than a few pages.
+BULK_MAX = 200
+# The outcome message names this many refused leads, then counts the rest.
+NAMED_REFUSALS = 5
+NOT_VISIBLE = "not found among the leads you can see"
+
+BULK_ASSIGN = "assign"
+BULK_TAKE = "take"
+BULK_STAGE = "stage"
+BULK_SCORE = "score"
+
+
+def bulk_actions_for(user: User) -> list[tuple[str, str]]:
+    """The bulk actions a person may use, as form choices."""
+    role = user.role
+    actions = []
+    if role in (Role.ADMIN, Role.MANAGER):
+        actions.append((BULK_ASSIGN, "Assign to…"))
+    if role == Role.REP:
+        actions.append((BULK_TAKE, "Assign to me"))
+    if role in (Role.ADMIN, Role.MANAGER, Role.REP):
+        actions.append((BULK_STAGE, "Move to stage…"))
+    if role in (Role.ADMIN, Role.MANAGER):
+        actions.append((BULK_SCORE, "Adjust score…"))
+    return actions
+
+
+@dataclass
+class BulkOutcome:
+    """What a bulk action did: the leads it changed and those it left, with the reason."""
+
+    done: list[Lead] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self, did: str) -> str:
+        """``did`` completes "N leads …", e.g. "moved to SQL"."""
+        text = f"{_leads(len(self.done))} {did}"
+        if not self.refused:
+            return f"{text}."
+        named = [f"{who} ({why})" for who, why in self.refused[:NAMED_REFUSALS]]
+        rest = len(self.refused) - len(named)
+        if rest:
+            named.append(f"and {rest} more")
+        return f"{text}; {len(self.refused)} could not: {'; '.join(named)}."
+
+
+def _leads(count: int) -> str:
+    return f"{count} lead" if count == 1 else f"{count} leads"
+
+
+def _visible(*, user: User, lead_ids: Sequence[int], outcome: BulkOutcome) -> list[Lead]:
+    """The selected leads the user can see, in id order; the others count as refused
+    without a name, so that nothing about a lead outside the user's view leaks."""
+    ids = sorted(set(lead_ids))[:BULK_MAX]
+    visible = Lead.objects.visible_to(user).select_related("owner__team")
+    leads = list(visible.filter(pk__in=ids).order_by("pk"))
+    outcome.refused.extend((f"lead #{pk}", NOT_VISIBLE) for pk in _missing(ids, leads))
+    return leads
+
+
+def _missing(ids: Sequence[int], leads: Sequence[Lead]) -> list[int]:
+    found = {lead.pk for lead in leads}
+    return [pk for pk in ids if pk not in found]
+
+
+def leads_assign(*, lead_ids: Sequence[int], owner: User, by: User) -> BulkOutcome:
+    """Give the selected leads to ``owner``.
+
+    Managers and admins assign to themselves or anyone whose leads they see; a rep only
+    takes unassigned leads for themselves. Rows are locked while they are checked and
+    changed, so a lead another rep took a moment earlier is reported, not taken over.
+    """
+    role = by.role
+    if role == Role.REP:
+        if owner.pk != by.pk:
+            raise PermissionDenied("A rep can assign leads only to themselves.")
+    elif role in (Role.ADMIN, Role.MANAGER):
+        if owner.pk != by.pk and not teammates_of(by).filter(pk=owner.pk).exists():
+            raise PermissionDenied("You cannot assign leads to this person.")
+    else:
+        raise PermissionDenied("You cannot assign leads.")
+    outcome = BulkOutcome()
+    with transaction.atomic():
+        ids = [lead.pk for lead in _visible(user=by, lead_ids=lead_ids, outcome=outcome)]
+        locked = Lead.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk")
+        for lead in locked:
+            if role == Role.REP and lead.owner_id is not None:
+                why = "already yours" if lead.owner_id == by.pk else "already has an owner"
+                outcome.refused.append((str(lead), why))
+            else:
+                outcome.done.append(lead)
+        changed = [lead.pk for lead in outcome.done]
+        Lead.objects.filter(pk__in=changed).update(owner=owner, updated_at=timezone.now())
+    return outcome
+
+
+def why_not_act(*, lead: Lead, user: User) -> str:
+    """Why the user may not change this visible lead's stage, or "" when they may."""
+    access = lead_access(lead=lead, user=user)
+    if access.may_act:
+        return ""
+    if access.may_take:
+        return "unassigned: take it first"
+    return "only its owner, their manager or an admin can change it"
+
+
+def leads_move_to_stage(
+    *, lead_ids: Sequence[int], stage: str, reason: str = "", by: User
+) -> BulkOutcome:
+    """Move each selected lead through ``lead_move_to_stage``, one transaction per lead:
+    a move the lifecycle refuses, or on a lead the person may not act on
+    (``lead_access``), is reported for that lead and changes nothing else."""
+    if by.role not in (Role.ADMIN, Role.MANAGER, Role.REP):
+        raise PermissionDenied("You cannot change stages.")
+    stage = Stage(stage)
+    outcome = BulkOutcome()
+    for lead in _visible(user=by, lead_ids=lead_ids, outcome=outcome):
+        refusal = why_not_act(lead=lead, user=by)
+        if refusal:
+            outcome.refused.append((str(lead), refusal))
+            continue
+        try:
+            lead_move_to_stage(lead_id=lead.pk, stage=stage, by=by, reason=reason)
+        except StageTransitionError as exc:
+            outcome.refused.append((str(lead), " ".join(exc.messages)))
+        except Lead.DoesNotExist:
+            outcome.refused.append((str(lead), "deleted meanwhile"))
+        else:
+            outcome.done.append(lead)
+    return outcome
+
+
+def leads_adjust(*, lead_ids: Sequence[int], points: int, reason: str, by: User) -> BulkOutcome:
+    """Add ``points`` (negative to take off) with a reason to each selected lead's score,
+    through ``scoring.services.leads_adjust_score``, one lead at a time so that each
+    outcome is known. Managers and admins only, as in the admin; a lead no scoring model
+    applies to is reported."""
+    if by.role not in (Role.ADMIN, Role.MANAGER):
+        raise PermissionDenied("Only managers and admins adjust scores.")
+    outcome = BulkOutcome()
+    for lead in _visible(user=by, lead_ids=lead_ids, outcome=outcome):
+        if leads_adjust_score(lead_ids=[lead.pk], points=points, reason=reason, by=by):
+            outcome.done.append(lead)
+        else:
+            outcome.refused.append((str(lead), "no scoring model applies"))
+    return outcome

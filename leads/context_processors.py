@@ -1,0 +1,24 @@
+"""What every page of the workspace shows around its content."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
+
+from .handoff_models import Notification
+
+
+def unread_notifications(request: HttpRequest) -> dict[str, object]:
+    """The signed-in user's unread notification count for the bell.
+
+    Lazy, so only pages that show the bell pay for it: one COUNT answered from the
+    ``(user, read_at)`` index.
+    """
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    return {
+        "unread_notifications": SimpleLazyObject(
+            lambda: Notification.objects.filter(user=user).unread().count()
+        )
+    }

@@ -1,0 +1,459 @@
+"""The leads list's filters, sort orders and keyset pages.
+
+Every list starts from ``Lead.objects.visible_to(user)``; the filter form only narrows
+it. Pages are cut by keyset (the sort key and the id of the row a page starts or ends
+at), never by offset: a deep page costs what the first one costs. The cursor that
+carries the key travels in the URL signed, so a changed or stale one is refused and
+gives the first page instead of an error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django import forms
+from django.core import signing
+from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Lower
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from crm.models import Role, User
+
+from .models import Band, Company, Grade, Lead, ProductLine, Quadrant, Source, Stage
+from .selectors import team_members
+
+if TYPE_CHECKING:
+    from django.db.models import OrderBy
+
+PAGE_SIZE = 25
+# Beyond this many matches the list says "more than" instead of counting them all.
+COUNT_CAP = 1000
+# Companies whose names match a search, looked up first; their ids then join the
+# search on leads, so every part of it can use an index.
+SEARCH_COMPANIES_MAX = 500
+CURSOR_SALT = "leads.list.cursor"
+
+OWNER_ME = "me"
+OWNER_UNASSIGNED = "unassigned"
+
+ACTIVITY_CHOICES = [
+    ("", "Any time"),
+    ("1", "Within a day"),
+    ("7", "Within 7 days"),
+    ("30", "Within 30 days"),
+    ("90", "Within 90 days"),
+    ("none", "No activity yet"),
+]
+
+
+@dataclass(frozen=True)
+class SortOrder:
+    """One way to order the list: columns compared in turn, then the id, all one way.
+
+    ``nullable`` says the first column may be empty; such rows always come last, in
+    id order, as a segment of their own so that each part of a page uses an index.
+    """
+
+    label: str
+    fields: tuple[str, ...]
+    descending: bool
+    nullable: bool = False
+
+    def order_by(self, *, reverse: bool = False) -> list[OrderBy]:
+        descending = self.descending != reverse
+        return [F(name).desc() if descending else F(name).asc() for name in (*self.fields, "id")]
+
+
+SORTS: dict[str, SortOrder] = {
+    "-score": SortOrder("Score, hottest first", ("score",), descending=True),
+    "score": SortOrder("Score, coldest first", ("score",), descending=False),
+    "name": SortOrder("Name, A to Z", ("last_name", "first_name"), descending=False),
+    "-name": SortOrder("Name, Z to A", ("last_name", "first_name"), descending=True),
+    "company": SortOrder("Company, A to Z", ("company__name",), False, nullable=True),
+    "-company": SortOrder("Company, Z to A", ("company__name",), True, nullable=True),
+    "-last_activity": SortOrder(
+        "Last activity, latest first", ("last_activity_at",), True, nullable=True
+    ),
+    "last_activity": SortOrder(
+        "Last activity, longest ago first", ("last_activity_at",), False, nullable=True
+    ),
+    "-stage_changed": SortOrder(
+        "Stage changed, latest first", ("stage_changed_at",), descending=True
+    ),
+    "stage_changed": SortOrder(
+        "Stage changed, longest ago first", ("stage_changed_at",), descending=False
+    ),
+}
+DEFAULT_SORT = "-score"
+DATETIME_FIELDS = frozenset({"last_activity_at", "stage_changed_at"})
+
+
+def owner_choices_for(user: User, *, people: Sequence[User] | None = None) -> list[tuple[str, str]]:
+    """Whose leads the user may filter by: their own, the pool, and the people whose
+    leads they see (``teammates_of``, unless the caller loaded them already)."""
+    if people is None:
+        people = list(teammates_of(user))
+    choices = [("", "Anyone I can see"), (OWNER_ME, "Mine"), (OWNER_UNASSIGNED, "Unassigned")]
+    return choices + [(str(person.pk), str(person)) for person in people]
+
+
+def teammates_of(user: User) -> QuerySet[User]:
+    """The active reps and managers besides the user whose leads the user sees and may
+    assign to: a manager's teams (``team_members``), everyone for admins and marketers."""
+    people = User.objects.filter(
+        is_active=True, groups__name__in=[Role.REP.label, Role.MANAGER.label]
+    ).exclude(pk=user.pk)
+    role = user.role
+    if role == Role.MANAGER:
+        people = people.filter(pk__in=team_members(manager=user).values("pk"))
+    elif role not in (Role.ADMIN, Role.MARKETER):
+        return User.objects.none()
+    return people.distinct().order_by("first_name", "last_name", "username")
+
+
+class LeadListForm(forms.Form):
+    """The list's filters and sort, read from the query string.
+
+    Invalid values are reported on their field and left out of the filter; the valid
+    ones still apply.
+    """
+
+    q = forms.CharField(
+        label="Search", required=False, max_length=100, help_text="Name, email or company"
+    )
+    band = forms.ChoiceField(label="Band", required=False, choices=[("", "Any"), *Band.choices])
+    stage = forms.ChoiceField(label="Stage", required=False, choices=[("", "Any"), *Stage.choices])
+    owner = forms.ChoiceField(label="Owner", required=False)
+    source = forms.ChoiceField(
+        label="Source", required=False, choices=[("", "Any"), *Source.choices]
+    )
+    product = forms.ModelChoiceField(
+        label="Product interest",
+        required=False,
+        queryset=ProductLine.objects.all(),
+        to_field_name="slug",
+        empty_label="Any",
+    )
+    grade = forms.ChoiceField(label="Grade", required=False, choices=[("", "Any"), *Grade.choices])
+    quadrant = forms.ChoiceField(
+        label="Quadrant", required=False, choices=[("", "Any"), *Quadrant.choices]
+    )
+    score_min = forms.IntegerField(
+        label="Score from", required=False, min_value=-(10**6), max_value=10**6
+    )
+    score_max = forms.IntegerField(
+        label="Score to", required=False, min_value=-(10**6), max_value=10**6
+    )
+    activity = forms.ChoiceField(label="Last activity", required=False, choices=ACTIVITY_CHOICES)
+    sort = forms.ChoiceField(
+        label="Sort by",
+        required=False,
+        choices=[(key, order.label) for key, order in SORTS.items()],
+    )
+
+    def __init__(
+        self, *args: Any, user: User, people: Sequence[User] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.fields["owner"].choices = owner_choices_for(user, people=people)
+
+    def clean_q(self) -> str:
+        return " ".join(self.cleaned_data["q"].split())
+
+    def clean_sort(self) -> str:
+        return self.cleaned_data["sort"] or DEFAULT_SORT
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        low, high = data.get("score_min"), data.get("score_max")
+        if low is not None and high is not None and low > high:
+            self.add_error("score_max", "Make this at least the lower score.")
+        return data
+
+    def values(self) -> dict[str, Any]:
+        """The valid filters (all of them once ``is_valid()`` ran, errors left out)."""
+        if not hasattr(self, "cleaned_data"):
+            self.is_valid()
+        return {name: value for name, value in self.cleaned_data.items() if value}
+
+    @property
+    def sort_key(self) -> str:
+        return self.values().get("sort", DEFAULT_SORT)
+
+
+def leads_filter(queryset: QuerySet[Lead], *, user: User, values: dict[str, Any]) -> QuerySet[Lead]:
+    """Narrow visible leads by the list's filter values (``LeadListForm.values()``)."""
+    for name in ("band", "stage", "source", "grade", "quadrant"):
+        if values.get(name):
+            queryset = queryset.filter(**{name: values[name]})
+    owner = values.get("owner")
+    if owner == OWNER_ME:
+        queryset = queryset.filter(owner=user)
+    elif owner == OWNER_UNASSIGNED:
+        queryset = queryset.filter(owner__isnull=True)
+    elif owner:
+        queryset = queryset.filter(owner_id=int(owner))
+    if values.get("product"):
+        queryset = queryset.filter(product_interests=values["product"])
+    if values.get("score_min") is not None:
+        queryset = queryset.filter(score__gte=values["score_min"])
+    if values.get("score_max") is not None:
+        queryset = queryset.filter(score__lte=values["score_max"])
+    queryset = _filter_activity(queryset, values.get("activity", ""))
+    if values.get("q"):
+        queryset = leads_search(queryset, values["q"])
+    return queryset
+
+
+def _filter_activity(queryset: QuerySet[Lead], activity: str) -> QuerySet[Lead]:
+    if activity == "none":
+        return queryset.filter(last_activity_at__isnull=True)
+    if activity.isdigit():
+        since = timezone.now() - dt.timedelta(days=int(activity))
+        return queryset.filter(last_activity_at__gte=since)
+    return queryset
+
+
+def leads_search(queryset: QuerySet[Lead], text: str) -> QuerySet[Lead]:
+    """Leads whose first or last name, email or company name contains ``text``, any case.
+
+    Written as ``LOWER(column) LIKE '%text%'`` so that PostgreSQL answers from the
+    trigram indexes on those expressions (migration ``lead_list_indexes``); SQLite runs
+    the same query without them.
+    """
+    term = text.lower()
+    companies = list(
+        Company.objects.alias(name_lower=Lower("name"))
+        .filter(name_lower__contains=term)
+        .order_by()
+        .values_list("pk", flat=True)[:SEARCH_COMPANIES_MAX]
+    )
+    matches = (
+        Q(first_name_lower__contains=term)
+        | Q(last_name_lower__contains=term)
+        | Q(email_lower__contains=term)
+    )
+    if companies:
+        matches |= Q(company_id__in=companies)
+    return queryset.alias(
+        first_name_lower=Lower("first_name"),
+        last_name_lower=Lower("last_name"),
+        email_lower=Lower("email"),
+    ).filter(matches)
+
+
+def leads_count_capped(queryset: QuerySet[Lead], cap: int | None = None) -> tuple[int, bool]:
+    """How many leads match, counting at most ``cap`` (``COUNT_CAP``) + 1; and whether
+    there are more."""
+    cap = COUNT_CAP if cap is None else cap
+    counted = queryset.order_by().values("pk")[: cap + 1].count()
+    return min(counted, cap), counted > cap
+
+
+# --- Keyset pages -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page starts (``forward``: after this row) or ends (before this row)."""
+
+    sort: str
+    values: tuple[Any, ...]
+    pk: int
+    forward: bool
+
+    @property
+    def in_empty_segment(self) -> bool:
+        """The row's first sort column is empty: it sits among the rows listed last."""
+        return self.values[0] is None
+
+
+@dataclass
+class Page:
+    leads: list[Lead]
+    next_cursor: str | None
+    previous_cursor: str | None
+
+
+def cursor_encode(cursor: Cursor) -> str:
+    values = [v.isoformat() if isinstance(v, dt.datetime) else v for v in cursor.values]
+    payload = {"s": cursor.sort, "v": values, "i": cursor.pk, "f": cursor.forward}
+    return signing.dumps(payload, salt=CURSOR_SALT, compress=True)
+
+
+def cursor_decode(token: str, *, sort: str) -> Cursor | None:
+    """The cursor in ``token``, or None when it is missing, forged, or made for another
+    sort order: the caller then shows the first page."""
+    if not token:
+        return None
+    try:
+        payload = signing.loads(token, salt=CURSOR_SALT)
+        order = SORTS[payload["s"]]
+        values = tuple(payload["v"])
+        pk = payload["i"]
+        forward = payload["f"]
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        return None
+    valid = (
+        payload["s"] == sort
+        and len(values) == len(order.fields)
+        and isinstance(pk, int)
+        and not isinstance(pk, bool)
+        and isinstance(forward, bool)
+    )
+    if not valid:
+        return None
+    try:
+        values = tuple(_value_load(name, v) for name, v in zip(order.fields, values, strict=True))
+    except ValueError:
+        return None
+    return Cursor(sort=sort, values=values, pk=pk, forward=forward)
+
+
+def _value_load(field: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if field in DATETIME_FIELDS:
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+        if parsed is None:
+            raise ValueError(field)
+        return parsed
+    if field == "score":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(field)
+        return value
+    if not isinstance(value, str):
+        raise ValueError(field)
+    return value
+
+
+def _row_key(lead: Lead, order: SortOrder) -> tuple[Any, ...]:
+    values = []
+    for name in order.fields:
+        if name == "company__name":
+            values.append(lead.company.name if lead.company_id else None)
+        else:
+            values.append(getattr(lead, name))
+    return tuple(values)
+
+
+def _beyond(order: SortOrder, values: Sequence[Any], pk: int, *, descending: bool) -> Q:
+    """Rows strictly past (``values``, ``pk``) in an order all one way, as a filter.
+
+    The first column is also bounded on its own (``<=`` or ``>=``) so that the database
+    can start its index scan at the cursor instead of filtering from the top.
+    """
+    op = "lt" if descending else "gt"
+    first = order.fields[0]
+    bound = Q(**{f"{first}__{op}e": values[0]})
+    past = Q()
+    equal = Q()
+    for name, value in zip(order.fields, values, strict=True):
+        past |= equal & Q(**{f"{name}__{op}": value})
+        equal &= Q(**{name: value})
+    past |= equal & Q(**{f"pk__{op}": pk})
+    return bound & past
+
+
+def _segments(queryset: QuerySet[Lead], order: SortOrder) -> tuple[QuerySet[Lead], ...]:
+    """The rows with the first column set, then (for a nullable column) those without."""
+    if not order.nullable:
+        return (queryset,)
+    # A lead without a company has no company name: test the key, which needs no join.
+    first = "company" if order.fields[0] == "company__name" else order.fields[0]
+    return (
+        queryset.filter(**{f"{first}__isnull": False}),
+        queryset.filter(**{f"{first}__isnull": True}),
+    )
+
+
+def _rows_after(
+    queryset: QuerySet[Lead], order: SortOrder, cursor: Cursor | None, limit: int
+) -> list[Lead]:
+    """Up to ``limit`` rows following the cursor in the sort order (from the top without)."""
+    filled, empty = (*_segments(queryset, order), None)[:2]
+    parts: list[QuerySet[Lead]] = []
+    if cursor is None:
+        parts = [filled.order_by(*order.order_by())]
+        if empty is not None:
+            parts.append(empty.order_by(*_id_order(order.descending)))
+    elif cursor.in_empty_segment:
+        op = "lt" if order.descending else "gt"
+        parts = [empty.filter(**{f"pk__{op}": cursor.pk}).order_by(*_id_order(order.descending))]
+    else:
+        beyond = _beyond(order, cursor.values, cursor.pk, descending=order.descending)
+        parts = [filled.filter(beyond).order_by(*order.order_by())]
+        if empty is not None:
+            parts.append(empty.order_by(*_id_order(order.descending)))
+    return _take(parts, limit)
+
+
+def _rows_before(
+    queryset: QuerySet[Lead], order: SortOrder, cursor: Cursor, limit: int
+) -> list[Lead]:
+    """Up to ``limit`` rows preceding the cursor, nearest first."""
+    filled, empty = (*_segments(queryset, order), None)[:2]
+    reverse = not order.descending
+    parts: list[QuerySet[Lead]] = []
+    if cursor.in_empty_segment:
+        op = "lt" if reverse else "gt"
+        parts = [empty.filter(**{f"pk__{op}": cursor.pk}).order_by(*_id_order(reverse))]
+    else:
+        beyond = _beyond(order, cursor.values, cursor.pk, descending=reverse)
+        filled = filled.filter(beyond)
+    parts.append(filled.order_by(*order.order_by(reverse=True)))
+    return _take(parts, limit)
+
+
+def _id_order(descending: bool) -> list[OrderBy]:
+    return [F("id").desc() if descending else F("id").asc()]
+
+
+def _take(parts: list[QuerySet[Lead]], limit: int) -> list[Lead]:
+    rows: list[Lead] = []
+    for part in parts:
+        if len(rows) >= limit:
+            break
+        rows.extend(part[: limit - len(rows)])
+    return rows
+
+
+def leads_page(
+    queryset: QuerySet[Lead], *, sort: str, cursor: Cursor | None, size: int = PAGE_SIZE
+) -> Page:
+    """One page of ``queryset`` in the ``sort`` order, starting at the cursor.
+
+    Asks for one row more than it shows, to know whether another page follows. Going
+    back past the start (rows were deleted or moved meanwhile) shows the first page.
+    """
+    order = SORTS[sort]
+    if cursor is not None and not cursor.forward:
+        rows = _rows_before(queryset, order, cursor, size + 1)
+        if len(rows) < size:
+            return leads_page(queryset, sort=sort, cursor=None, size=size)
+        has_previous = len(rows) > size
+        rows = list(reversed(rows[:size]))
+        has_next = True
+    else:
+        rows = _rows_after(queryset, order, cursor, size + 1)
+        has_next = len(rows) > size
+        rows = rows[:size]
+        has_previous = cursor is not None
+    return Page(
+        leads=rows,
+        next_cursor=_edge(rows[-1], order, sort, forward=True) if has_next and rows else None,
+        previous_cursor=_edge(rows[0], order, sort, forward=False)
+        if has_previous and rows
+        else None,
+    )
+
+
+def _edge(lead: Lead, order: SortOrder, sort: str, *, forward: bool) -> str:
+    return cursor_encode(
+        Cursor(sort=sort, values=_row_key(lead, order), pk=lead.pk, forward=forward)
+    )

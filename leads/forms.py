@@ -1,0 +1,169 @@
+"""Forms of the rep workspace: what a person may type on the lead page and My day.
+
+Forms only validate; the views hand the cleaned data to the services, which may
+still refuse (a stage someone else changed meanwhile, a hand-off already
+answered). Their messages land on the form like any other error, beside the inputs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+
+from .handoff_models import Rating
+from .models import ALLOWED_TRANSITIONS, ActivityType, Lead, Stage, Task, TaskKind
+from .selectors import parse_cursor
+
+# What ``<input type="datetime-local">`` sends, with and without seconds.
+LOCAL_DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+# A touch logged "now" from a phone whose clock runs a little ahead is still accepted.
+CLOCK_SKEW = timedelta(minutes=5)
+
+TOUCH_CHOICES = [
+    (ActivityType.CALL.value, "Call"),
+    (ActivityType.MEETING.value, "Meeting"),
+    (ActivityType.EMAIL_REPLY.value, "Email"),
+]
+
+
+class LocalDateTimeInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs, format="%Y-%m-%dT%H:%M")
+
+
+def _stripped(value: str) -> str:
+    return (value or "").strip()
+
+
+class TouchForm(forms.Form):
+    """A call, meeting or email the rep had with the lead."""
+
+    type = forms.ChoiceField(label="What happened", choices=TOUCH_CHOICES)
+    notes = forms.CharField(
+        label="Notes", required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    occurred_at = forms.DateTimeField(
+        label="When",
+        required=False,
+        input_formats=LOCAL_DATETIME_FORMATS,
+        widget=LocalDateTimeInput(),
+        help_text="Leave empty for now.",
+    )
+
+    def clean_occurred_at(self) -> datetime | None:
+        when = self.cleaned_data["occurred_at"]
+        if when is not None and when > timezone.now() + CLOCK_SKEW:
+            raise forms.ValidationError("A touch cannot be logged in the future.")
+        return when
+
+
+class NoteForm(forms.Form):
+    body = forms.CharField(
+        label="Note",
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": "Write the note first."},
+    )
+
+
+class TaskForm(forms.ModelForm):
+    """A task on the lead; reps assign to themselves, managers also to their team's reps."""
+
+    due_at = forms.DateTimeField(
+        label="Due", input_formats=LOCAL_DATETIME_FORMATS, widget=LocalDateTimeInput()
+    )
+
+    class Meta:
+        model = Task
+        fields = ["title", "kind", "due_at", "assignee"]
+        labels = {"title": "Task", "kind": "Kind", "assignee": "For"}
+
+    def __init__(self, *args: Any, assignees: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].queryset = assignees
+        self.fields["assignee"].empty_label = None
+        self.fields["kind"].initial = TaskKind.FOLLOW_UP
+
+    def clean_title(self) -> str:
+        title = _stripped(self.cleaned_data["title"])
+        if not title:
+            raise forms.ValidationError("Say what needs doing.")
+        return title
+
+
+class StageForm(forms.Form):
+    """A move along the lifecycle; only the moves allowed from the current stage are offered."""
+
+    stage = forms.ChoiceField(label="Move to")
+    reason = forms.CharField(
+        label="Reason",
+        required=False,
+        max_length=200,
+        help_text="Required to disqualify.",
+    )
+
+    def __init__(self, *args: Any, lead: Lead, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        allowed = ALLOWED_TRANSITIONS[lead.stage]
+        self.fields["stage"].choices = [(s.value, s.label) for s in Stage if s in allowed]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("stage") == Stage.DISQUALIFIED and not data.get("reason"):
+            self.add_error("reason", "Say why the lead is disqualified.")
+        return data
+
+
+class RejectHandOffForm(forms.Form):
+    reason = forms.CharField(
+        label="Why are you rejecting this lead?",
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="The lead goes back to marketing with this reason.",
+        error_messages={"required": "Say why the lead is not ready for sales."},
+    )
+
+
+class RatingForm(forms.Form):
+    """The rep's verdict on a lead's quality, which the reports compare with its score."""
+
+    rating = forms.ChoiceField(
+        label="This lead is", choices=Rating.choices, widget=forms.RadioSelect
+    )
+    reason = forms.CharField(
+        label="Reason",
+        required=False,
+        max_length=500,
+        help_text="Required for “not a fit”.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("rating") == Rating.NOT_FIT and not data.get("reason"):
+            self.add_error("reason", "Say why the lead is not a fit.")
+        return data
+
+
+class TimelineFilterForm(forms.Form):
+    """Which activities the timeline shows, and from where (keyset cursor)."""
+
+    type = forms.ChoiceField(
+        label="Show",
+        required=False,
+        choices=[("", "All activity"), *ActivityType.choices],
+    )
+    before = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def clean_before(self) -> tuple[datetime, int] | None:
+        value = self.cleaned_data["before"]
+        if not value:
+            return None
+        cursor = parse_cursor(value)
+        if cursor is None:
+            raise forms.ValidationError("This page of the timeline does not exist.")
+        return cursor

@@ -1,0 +1,206 @@
+"""Reads behind the rep pages: who may act on a lead, My day's lists, a lead's timeline.
+
+Every read starts from what the person may see (``Lead.objects.visible_to``) and
+runs a fixed number of queries, whatever the number of leads, activities or tasks:
+My day and the lead page are the pages reps keep open all day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from crm.models import Role, User
+
+from .models import Activity, Band, Lead, Task
+
+MY_DAY_LEADS = 10
+MY_DAY_TASKS = 20
+TIMELINE_PAGE = 20
+
+
+# --- Who may do what -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LeadAccess:
+    """What a person who can see a lead may do with it."""
+
+    may_act: bool
+    may_take: bool
+
+
+def lead_access(*, lead: Lead, user: User) -> LeadAccess:
+    """Acting on a lead (logging, notes, tasks, stage, hand-off, rating) is for its owner,
+    the owner's manager and admins. An unassigned lead is acted on only after taking it,
+    which reps and managers may do; marketers read.
+
+    ``lead`` must come from ``Lead.objects.visible_to(user)`` with ``owner__team`` loaded.
+    """
+    role = user.role
+    if lead.owner_id is None:
+        return LeadAccess(
+            may_act=role == Role.ADMIN, may_take=role in (Role.REP, Role.MANAGER, Role.ADMIN)
+        )
+    if role == Role.ADMIN or lead.owner_id == user.pk:
+        return LeadAccess(may_act=True, may_take=False)
+    team = lead.owner.team
+    manages = (
+        role == Role.MANAGER
+        and team is not None
+        and (team.manager_id == user.pk or (user.team_id is not None and team.pk == user.team_id))
+    )
+    return LeadAccess(may_act=manages, may_take=False)
+
+
+def team_members(*, manager: User) -> QuerySet[User]:
+    """The people whose leads a manager answers for: the teams they manage and their own."""
+    people = Q(pk=manager.pk) | Q(team__manager=manager)
+    if manager.team_id is not None:
+        people |= Q(team_id=manager.team_id)
+    return User.objects.filter(people)
+
+
+def task_assignees(*, user: User, lead: Lead) -> QuerySet[User]:
+    """Who a task on this lead may be for: the person creating it; for a manager also the
+    active members of their teams; for an admin also the lead's owner."""
+    people = Q(pk=user.pk)
+    if user.role == Role.MANAGER:
+        people |= Q(pk__in=team_members(manager=user).filter(is_active=True).values("pk"))
+    elif user.role == Role.ADMIN and lead.owner_id is not None:
+        people |= Q(pk=lead.owner_id)
+    return User.objects.filter(people).order_by("first_name", "last_name", "username")
+
+
+# --- My day ----------------------------------------------------------------------------
+
+
+def my_day_leads(*, user: User, limit: int = MY_DAY_LEADS) -> QuerySet[Lead]:
+    """The hottest open leads a person answers for: a rep's own, a manager's team's,
+    everyone's for admins and marketers. Served by ``lead_owner_hottest_idx`` (reps)
+    and ``lead_hottest_idx`` (the others)."""
+    leads = Lead.objects.open().select_related("company")
+    role = user.role
+    if role == Role.REP:
+        leads = leads.filter(owner=user)
+    elif role == Role.MANAGER:
+        leads = leads.filter(owner__in=team_members(manager=user))
+    else:
+        leads = leads.visible_to(user)
+    return leads.hottest()[:limit]
+
+
+def end_of_today(now: datetime) -> datetime:
+    """Midnight at the end of ``now``'s day in the current time zone."""
+    today = timezone.localtime(now).date()
+    return timezone.make_aware(datetime.combine(today + timedelta(days=1), time.min))
+
+
+def tasks_due(*, user: User, now: datetime, limit: int = MY_DAY_TASKS) -> list[Task]:
+    """The person's open tasks that are overdue or due today, oldest first
+    (``task_open_due_idx``)."""
+    tasks = (
+        Task.objects.open()
+        .filter(assignee=user, due_at__lt=end_of_today(now))
+        .select_related("lead")
+        .order_by("due_at", "pk")
+    )
+    return list(tasks[:limit])
+
+
+@dataclass
+class MemberNumbers:
+    member: User
+    open_leads: int = 0
+    hot_leads: int = 0
+    overdue_tasks: int = 0
+    awaiting_handoffs: int = 0
+
+
+def team_numbers(*, manager: User, now: datetime) -> list[MemberNumbers]:
+    """Open and hot leads and overdue tasks of each member of a manager's teams: three
+    grouped queries, whatever the team's size."""
+    members = list(team_members(manager=manager).filter(is_active=True).order_by("username"))
+    rows = {member.pk: MemberNumbers(member) for member in members}
+    leads = (
+        Lead.objects.open()
+        .filter(owner__in=list(rows))
+        .values("owner")
+        .annotate(total=Count("pk"), hot=Count("pk", filter=Q(band=Band.HOT)))
+    )
+    for row in leads:
+        rows[row["owner"]].open_leads = row["total"]
+        rows[row["owner"]].hot_leads = row["hot"]
+    overdue = (
+        Task.objects.overdue(now)
+        .filter(assignee__in=list(rows))
+        .values("assignee")
+        .annotate(total=Count("pk"))
+    )
+    for row in overdue:
+        rows[row["assignee"]].overdue_tasks = row["total"]
+    return list(rows.values())
+
+
+# --- The lead page ---------------------------------------------------------------------
+
+
+def make_cursor(occurred_at: datetime, pk: int) -> str:
+    """The position after an activity in the timeline: its time and id."""
+    return f"{occurred_at.isoformat()}~{pk}"
+
+
+def parse_cursor(value: str) -> tuple[datetime, int] | None:
+    """The (time, id) a cursor names, or None when it names nothing."""
+    when, _, pk = value.rpartition("~")
+    try:
+        moment = datetime.fromisoformat(when)
+        number = int(pk)
+    except ValueError:
+        return None
+    if timezone.is_naive(moment) or number < 1:
+        return None
+    return moment, number
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    activities: list[Activity]
+    next_cursor: str | None
+
+
+def timeline_page(
+    *,
+    lead: Lead,
+    type: str = "",
+    before: tuple[datetime, int] | None = None,
+    size: int = TIMELINE_PAGE,
+) -> TimelinePage:
+    """One page of the lead's activity, newest first, after the ``before`` cursor.
+
+    Keyset pagination over ``activity_timeline_idx`` (``activity_type_lead_idx`` with a
+    type), so the hundredth page costs what the first does.
+    """
+    activities = Activity.objects.filter(lead=lead).select_related("created_by")
+    if type:
+        activities = activities.filter(type=type)
+    if before is not None:
+        when, pk = before
+        activities = activities.filter(Q(occurred_at__lt=when) | Q(occurred_at=when, pk__lt=pk))
+    rows = list(activities.order_by("-occurred_at", "-pk")[: size + 1])
+    if len(rows) <= size:
+        return TimelinePage(rows, None)
+    last = rows[size - 1]
+    return TimelinePage(rows[:size], make_cursor(last.occurred_at, last.pk))
+
+
+def open_tasks(*, lead: Lead) -> list[Task]:
+    return list(lead.tasks.open().select_related("assignee").order_by("due_at", "pk")[:20])
+
+
+def done_tasks(*, lead: Lead, limit: int = 5) -> list[Task]:
+    done = lead.tasks.filter(done_at__isnull=False).select_related("assignee")
+    return list(done.order_by("-done_at", "-pk")[:limit])

@@ -1,0 +1,242 @@
+"""The leads list: filters, sort, keyset pages and bulk actions; and the reports placeholder.
+
+Full pages for plain requests; the results partial (``leads/_lead_rows.html``) for htmx
+requests, so filtering, sorting and paging swap the table in place and push the URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_POST
+
+from crm.models import User
+from leads import bulk
+from leads.filters import (
+    DEFAULT_SORT,
+    SORTS,
+    LeadListForm,
+    cursor_decode,
+    leads_count_capped,
+    leads_filter,
+    leads_page,
+    teammates_of,
+)
+from leads.models import Lead, Stage
+
+# Column heading, sort key and the direction a first click sorts in.
+SORTABLE_COLUMNS = [
+    ("name", "Name", "name"),
+    ("company", "Company", "company"),
+    ("stage_changed", "Stage changed", "-stage_changed"),
+    ("last_activity", "Last activity", "-last_activity"),
+    ("score", "Score", "-score"),
+]
+
+
+# Filters folded under "More filters" unless one of them is in use.
+SECONDARY_FILTERS = ("source", "product", "grade", "quadrant", "score_min", "score_max", "activity")
+
+
+class LeadBulkForm(forms.Form):
+    """A bulk action on the selected leads; the actions offered depend on the role."""
+
+    action = forms.ChoiceField(label="Action")
+    owner = forms.TypedChoiceField(label="Assign to", required=False, coerce=int)
+    stage = forms.ChoiceField(
+        label="Stage", required=False, choices=[("", "Choose a stage"), *Stage.choices]
+    )
+    points = forms.IntegerField(
+        label="Points",
+        required=False,
+        min_value=-1000,
+        max_value=1000,
+        help_text="Negative points lower the score.",
+    )
+    reason = forms.CharField(label="Reason", required=False, max_length=200)
+
+    def __init__(
+        self, *args: Any, user: User, people: Sequence[User] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        actions = bulk.bulk_actions_for(user)
+        self.fields["action"].choices = [("", "Choose an action"), *actions]
+        choices = [(user.pk, f"Me ({user})")]
+        if any(action == bulk.BULK_ASSIGN for action, _ in actions):
+            people = teammates_of(user) if people is None else people
+            choices += [(person.pk, str(person)) for person in people]
+        self.fields["owner"].choices = [("", "Choose a person"), *choices]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        action = data.get("action")
+        data["lead_ids"] = self._lead_ids()
+        if action == bulk.BULK_ASSIGN and not data.get("owner"):
+            self.add_error("owner", "Choose who gets the leads.")
+        if action == bulk.BULK_STAGE:
+            if not data.get("stage"):
+                self.add_error("stage", "Choose the stage to move the leads to.")
+            elif data["stage"] == Stage.DISQUALIFIED and not data.get("reason", "").strip():
+                self.add_error("reason", "Say why the leads are disqualified.")
+        if action == bulk.BULK_SCORE:
+            if not data.get("points"):
+                self.add_error("points", "Give a non-zero number of points.")
+            if not data.get("reason", "").strip():
+                self.add_error("reason", "Say why the score is adjusted.")
+        return data
+
+    def _lead_ids(self) -> list[int]:
+        raw = self.data.getlist("lead") if hasattr(self.data, "getlist") else []
+        if not raw:
+            raise forms.ValidationError("Select at least one lead.")
+        if len(raw) > bulk.BULK_MAX:
+            raise forms.ValidationError(f"Select at most {bulk.BULK_MAX} leads at a time.")
+        if not all(value.isdigit() and len(value) < 19 for value in raw):
+            raise forms.ValidationError("The selection is not valid; reload the list.")
+        return [int(value) for value in raw]
+
+
+def _list_query(params: QueryDict) -> QueryDict:
+    """The list's filters without the page cursor (which never survives a new filter)."""
+    query = params.copy()
+    query.pop("cursor", None)
+    return query
+
+
+def _url(query: QueryDict, **changes: str) -> str:
+    query = query.copy()
+    for name, value in changes.items():
+        query[name] = value
+    encoded = query.urlencode()
+    return reverse("lead-list") + (f"?{encoded}" if encoded else "")
+
+
+def _columns(query: QueryDict, sort: str) -> dict[str, dict[str, str]]:
+    """Per sortable column: the URL its heading links to, and its ``aria-sort``."""
+    columns = {}
+    for key, label, first in SORTABLE_COLUMNS:
+        active = sort.lstrip("-") == key
+        following = (sort[1:] if sort.startswith("-") else f"-{sort}") if active else first
+        direction = "descending" if sort.startswith("-") else "ascending"
+        columns[key] = {
+            "label": label,
+            "url": _url(query, sort=following),
+            "aria_sort": direction if active else "none",
+        }
+    return columns
+
+
+def list_context(request: HttpRequest, *, bulk_form: LeadBulkForm | None = None) -> dict:
+    """What the list page and its partial show, for the filters in the query string."""
+    user = request.user
+    people = list(teammates_of(user))
+    form = LeadListForm(request.GET, user=user, people=people)
+    values = form.values()
+    sort = values.get("sort", DEFAULT_SORT)
+    leads = leads_filter(Lead.objects.visible_to(user), user=user, values=values)
+    count, more = leads_count_capped(leads)
+    cursor = cursor_decode(request.GET.get("cursor", ""), sort=sort)
+    page = leads_page(leads.select_related("company", "owner"), sort=sort, cursor=cursor)
+    query = _list_query(request.GET)
+    actions = bulk.bulk_actions_for(user)
+    secondary = [form[name] for name in SECONDARY_FILTERS]
+    return {
+        "form": form,
+        "primary_fields": [field for field in form if field.name not in SECONDARY_FILTERS],
+        "secondary_fields": secondary,
+        "more_filters_open": any(field.value() or field.errors for field in secondary),
+        "page": page,
+        "count": count,
+        "more": more,
+        "sort": sort,
+        "sort_label": SORTS[sort].label,
+        "columns": _columns(query, sort),
+        "query": query.urlencode(),
+        "next_url": _url(query, cursor=page.next_cursor) if page.next_cursor else "",
+        "previous_url": _url(query, cursor=page.previous_cursor) if page.previous_cursor else "",
+        "bulk_form": bulk_form or (LeadBulkForm(user=user, people=people) if actions else None),
+    }
+
+
+def _wants_partial(request: HttpRequest) -> bool:
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.history_restore_request and not htmx.boosted
+
+
+def _render(request: HttpRequest, context: dict, *, status: int = 200) -> HttpResponse:
+    partial = _wants_partial(request)
+    template = "leads/_lead_rows.html" if partial else "leads/lead_list.html"
+    response = render(request, template, {**context, "partial": partial}, status=status)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@login_required
+@require_GET
+def lead_list(request: HttpRequest) -> HttpResponse:
+    """The leads the user can see, hottest first unless sorted otherwise."""
+    context = list_context(request)
+    return _render(request, context, status=400 if context["form"].errors else 200)
+
+
+@login_required
+@require_POST
+def lead_bulk(request: HttpRequest) -> HttpResponse:
+    """Run a bulk action on the selected leads, then show the list with its outcome.
+
+    The list's filters ride along in the query string so the person lands back on the
+    same view: redirected after a plain post, re-rendered in place for htmx.
+    """
+    people = list(teammates_of(request.user))
+    form = LeadBulkForm(request.POST, user=request.user, people=people)
+    if not form.is_valid():
+        return _render(request, list_context(request, bulk_form=form), status=400)
+    try:
+        level, text = _run_bulk(form.cleaned_data, user=request.user)
+    except PermissionDenied as exc:
+        level, text = messages.ERROR, str(exc)
+    messages.add_message(request, level, text)
+    if _wants_partial(request):
+        return _render(request, list_context(request))
+    return redirect(_url(_list_query(request.GET)))
+
+
+def _run_bulk(data: dict[str, Any], *, user: User) -> tuple[int, str]:
+    ids = data["lead_ids"]
+    action = data["action"]
+    if action == bulk.BULK_ASSIGN:
+        owner = User.objects.filter(pk=data["owner"], is_active=True).first()
+        if owner is None:
+            raise PermissionDenied("You cannot assign leads to this person.")
+        outcome = bulk.leads_assign(lead_ids=ids, owner=owner, by=user)
+        did = f"assigned to {owner}"
+    elif action == bulk.BULK_TAKE:
+        outcome = bulk.leads_assign(lead_ids=ids, owner=user, by=user)
+        did = "assigned to you"
+    elif action == bulk.BULK_STAGE:
+        stage = Stage(data["stage"])
+        outcome = bulk.leads_move_to_stage(
+            lead_ids=ids, stage=stage, reason=data.get("reason", ""), by=user
+        )
+        did = f"moved to {stage.label}"
+    else:
+        points = data["points"]
+        outcome = bulk.leads_adjust(lead_ids=ids, points=points, reason=data["reason"], by=user)
+        did = f"adjusted by {points:+d} points"
+    level = messages.SUCCESS if not outcome.refused else messages.WARNING
+    return level, outcome.summary(did)
+
+
+@login_required
+def reports_placeholder(request: HttpRequest) -> HttpResponse:
+    return render(request, "reports_placeholder.html")

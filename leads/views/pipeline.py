@@ -1,0 +1,162 @@
+"""The pipeline: a column per stage with its count, open-deal total and hottest cards.
+
+A card moves by drag and drop or by its "Move to…" form (keyboard, no JavaScript);
+both post to ``pipeline_move``, which goes through ``lead_move_to_stage`` like every
+other stage change. A refused move says why and leaves the card where it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, QuerySet, Sum
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_POST
+
+from crm.models import User
+from leads.bulk import why_not_act
+from leads.filters import LeadListForm, leads_filter
+from leads.models import (
+    ALLOWED_TRANSITIONS,
+    FUNNEL,
+    Deal,
+    DealStatus,
+    Lead,
+    Stage,
+    StageTransitionError,
+)
+from leads.services import lead_move_to_stage
+
+CARDS_PER_COLUMN = 8
+# Leads that left the funnel: shown after it, folded.
+FOLDED = [Stage.DISQUALIFIED, Stage.RECYCLED]
+# The list filters the board honours; stage and sort belong to the board itself.
+BOARD_FILTERS = ("owner", "band", "source", "product", "grade", "quadrant", "q")
+
+
+@dataclass
+class Card:
+    lead: Lead
+    targets: list[Stage]
+    may_move: bool
+
+
+@dataclass
+class Column:
+    stage: Stage
+    count: int = 0
+    open_total: Decimal = Decimal(0)
+    cards: list[Card] = field(default_factory=list)
+    more_url: str = ""
+
+    @property
+    def folded(self) -> bool:
+        return self.stage in FOLDED
+
+
+class MoveForm(forms.Form):
+    lead = forms.IntegerField(min_value=1, max_value=2**63 - 1)
+    stage = forms.ChoiceField(choices=Stage.choices)
+    reason = forms.CharField(required=False, max_length=200)
+
+
+def _board_leads(request: HttpRequest) -> tuple[LeadListForm, QuerySet[Lead], str]:
+    form = LeadListForm(request.GET, user=request.user)
+    values = {name: v for name, v in form.values().items() if name in BOARD_FILTERS}
+    leads = leads_filter(Lead.objects.visible_to(request.user), user=request.user, values=values)
+    query = request.GET.copy()
+    for name in list(query):
+        if name not in BOARD_FILTERS:
+            query.pop(name)
+    return form, leads, query.urlencode()
+
+
+def pipeline_columns(*, leads: QuerySet[Lead], user: User, query: str) -> list[Column]:
+    """The board's columns: counts in one grouped query, open-deal totals in another
+    (driven by the open deals, which are few), then each column's hottest cards from the
+    ``(stage, score)`` index; a fixed number of queries whatever the number of leads."""
+    columns = {stage: Column(stage=stage) for stage in [*FUNNEL, *FOLDED]}
+    for row in leads.order_by().values("stage").annotate(n=Count("pk")):
+        columns[Stage(row["stage"])].count = row["n"]
+    deals = Deal.objects.filter(status=DealStatus.OPEN, lead__in=leads.order_by().values("pk"))
+    for row in deals.order_by().values("lead__stage").annotate(total=Sum("amount")):
+        columns[Stage(row["lead__stage"])].open_total = row["total"] or Decimal(0)
+    hottest = leads.select_related("company", "owner__team").order_by("-score", "-id")
+    for column in columns.values():
+        rows = hottest.filter(stage=column.stage)[:CARDS_PER_COLUMN] if column.count else []
+        column.cards = [_card(lead, user) for lead in rows]
+        if column.count > len(column.cards):
+            extra = f"&{query}" if query else ""
+            column.more_url = f"{reverse('lead-list')}?stage={column.stage.value}{extra}"
+    return list(columns.values())
+
+
+def _card(lead: Lead, user: User) -> Card:
+    targets = [stage for stage in Stage if stage in ALLOWED_TRANSITIONS[lead.stage]]
+    return Card(lead=lead, targets=targets, may_move=not why_not_act(lead=lead, user=user))
+
+
+def _render(request: HttpRequest, *, status: int = 200) -> HttpResponse:
+    form, leads, query = _board_leads(request)
+    htmx = getattr(request, "htmx", None)
+    partial = bool(htmx) and not htmx.history_restore_request
+    context = {
+        "form": form,
+        "board_fields": [form[name] for name in ("owner", "band", "source")],
+        "columns": pipeline_columns(leads=leads, user=request.user, query=query),
+        "query": query,
+        "partial": partial,
+    }
+    template = "leads/pipeline_board.html" if partial else "leads/pipeline.html"
+    response = render(request, template, context, status=status)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@login_required
+@require_GET
+def pipeline(request: HttpRequest) -> HttpResponse:
+    """The leads the user can see, by stage."""
+    return _render(request)
+
+
+@login_required
+@require_POST
+def pipeline_move(request: HttpRequest) -> HttpResponse:
+    """Move one card to another stage; a refused move answers 400 with the reason.
+
+    A lead outside the user's view is a 404, whatever its id.
+    """
+    form = MoveForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a lead and a stage to move it to.")
+        return _render(request, status=400)
+    lead = get_object_or_404(
+        Lead.objects.visible_to(request.user).select_related("owner__team"),
+        pk=form.cleaned_data["lead"],
+    )
+    stage = Stage(form.cleaned_data["stage"])
+    refusal = why_not_act(lead=lead, user=request.user)
+    try:
+        if refusal:
+            raise StageTransitionError(f"The lead is {refusal}.")
+        lead_move_to_stage(
+            lead_id=lead.pk, stage=stage, by=request.user, reason=form.cleaned_data["reason"]
+        )
+    except StageTransitionError as exc:
+        why = " ".join(exc.messages)
+        messages.error(request, f"{lead} stays in {lead.get_stage_display()}: {why}")
+        return _render(request, status=400)
+    messages.success(request, f"{lead} moved to {stage.label}.")
+    htmx = getattr(request, "htmx", None)
+    if htmx:
+        return _render(request)
+    query = request.GET.urlencode()
+    return redirect(reverse("pipeline") + (f"?{query}" if query else ""))

@@ -1,0 +1,209 @@
+"""Tasks: the person's open tasks (a manager's team's too), overdue first; complete,
+snooze and, for managers, reassign, each a POST that htmx swaps in place.
+
+A task outside what the person may act on is a 404, whatever its id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_POST
+
+from crm.models import Role, User
+from leads.models import Task
+from leads.selectors import team_members
+
+TASKS_SHOWN = 100
+SNOOZE_CHOICES = [("hour", "1 hour"), ("tomorrow", "Tomorrow"), ("next_week", "Next week")]
+# Snoozed to a day, a task is due at this local hour.
+WORKDAY_START = dt.time(9, 0)
+
+
+def tasks_visible_to(user: User) -> QuerySet[Task]:
+    """The tasks a person may see and act on: their own; a manager's team's as well."""
+    if user.role is None:
+        return Task.objects.none()
+    if user.role == Role.MANAGER:
+        return Task.objects.filter(
+            Q(assignee=user) | Q(assignee__in=team_members(manager=user).values("pk"))
+        )
+    return Task.objects.filter(assignee=user)
+
+
+def reassignable_to(user: User) -> QuerySet[User]:
+    """Who a manager may hand a task to: the active members of their teams."""
+    if user.role != Role.MANAGER:
+        return User.objects.none()
+    return (
+        team_members(manager=user)
+        .filter(is_active=True)
+        .order_by("first_name", "last_name", "username")
+    )
+
+
+def snooze_until(choice: str, *, now: dt.datetime) -> dt.datetime:
+    """When a task snoozed ``choice`` is due: an hour on, or 9:00 tomorrow or next Monday
+    in the current time zone."""
+    if choice == "hour":
+        return now + dt.timedelta(hours=1)
+    today = timezone.localtime(now).date()
+    if choice == "tomorrow":
+        day = today + dt.timedelta(days=1)
+    else:
+        day = today + dt.timedelta(days=7 - today.weekday())
+    return timezone.make_aware(dt.datetime.combine(day, WORKDAY_START))
+
+
+def task_complete(*, task: Task) -> bool:
+    """Mark an open task done; False when it was done already (a conditional UPDATE)."""
+    done = Task.objects.filter(pk=task.pk, done_at__isnull=True).update(done_at=timezone.now())
+    return bool(done)
+
+
+def task_snooze(*, task: Task, until: dt.datetime) -> bool:
+    """Move an open task's due time; False when it was done meanwhile."""
+    return bool(Task.objects.filter(pk=task.pk, done_at__isnull=True).update(due_at=until))
+
+
+def task_reassign(*, task: Task, assignee: User, by: User) -> bool:
+    """Give an open task to a member of the manager's teams; False when it was done."""
+    if not reassignable_to(by).filter(pk=assignee.pk).exists():
+        raise PermissionDenied("You can give tasks only to your team.")
+    return bool(Task.objects.filter(pk=task.pk, done_at__isnull=True).update(assignee=assignee))
+
+
+class AssigneeFilterForm(forms.Form):
+    assignee = forms.ChoiceField(label="Assignee", required=False)
+
+    def __init__(self, *args, user: User, people: list[User], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].choices = [
+            ("", "My team and me"),
+            ("me", "Mine"),
+            *[(str(person.pk), str(person)) for person in people if person.pk != user.pk],
+        ]
+
+
+class SnoozeForm(forms.Form):
+    until = forms.ChoiceField(choices=SNOOZE_CHOICES)
+
+
+class ReassignForm(forms.Form):
+    assignee = forms.IntegerField(min_value=1, max_value=2**63 - 1)
+
+
+def _task_context(request: HttpRequest) -> dict:
+    user = request.user
+    people = list(reassignable_to(user))
+    tasks = tasks_visible_to(user).open()
+    filter_form = None
+    if user.role == Role.MANAGER:
+        filter_form = AssigneeFilterForm(request.GET, user=user, people=people)
+        chosen = filter_form.cleaned_data["assignee"] if filter_form.is_valid() else ""
+        if chosen == "me":
+            tasks = tasks.filter(assignee=user)
+        elif chosen:
+            tasks = tasks.filter(assignee_id=int(chosen))
+    else:
+        tasks = tasks.filter(assignee=user)
+    rows = list(
+        tasks.select_related("lead", "assignee").order_by("due_at", "pk")[: TASKS_SHOWN + 1]
+    )
+    now = timezone.now()
+    soon = now + dt.timedelta(days=1)
+    shown = rows[:TASKS_SHOWN]
+    query = request.GET.urlencode()
+    return {
+        "groups": [
+            ("Overdue", [t for t in shown if t.due_at < now]),
+            ("Due within a day", [t for t in shown if now <= t.due_at < soon]),
+            ("Later", [t for t in shown if t.due_at >= soon]),
+        ],
+        "truncated": len(rows) > TASKS_SHOWN,
+        "filter_form": filter_form,
+        "people": people,
+        "snooze_choices": SNOOZE_CHOICES,
+        "query": f"?{query}" if query else "",
+        "is_manager": user.role == Role.MANAGER,
+        "now": now,
+    }
+
+
+def _render(request: HttpRequest, *, status: int = 200) -> HttpResponse:
+    htmx = getattr(request, "htmx", None)
+    partial = bool(htmx) and not htmx.history_restore_request
+    template = "leads/tasks_list.html" if partial else "leads/tasks.html"
+    context = {**_task_context(request), "partial": partial}
+    response = render(request, template, context, status=status)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _done(request: HttpRequest, level: int, text: str, *, status: int = 200) -> HttpResponse:
+    """After an action: the list again for htmx, a redirect back to it otherwise."""
+    messages.add_message(request, level, text)
+    if getattr(request, "htmx", None) or status != 200:
+        return _render(request, status=status)
+    query = request.GET.urlencode()
+    return redirect(reverse("tasks") + (f"?{query}" if query else ""))
+
+
+def _task_for(request: HttpRequest, pk: int) -> Task:
+    return get_object_or_404(tasks_visible_to(request.user).select_related("lead"), pk=pk)
+
+
+@login_required
+@require_GET
+def task_list(request: HttpRequest) -> HttpResponse:
+    return _render(request)
+
+
+@login_required
+@require_POST
+def task_complete_view(request: HttpRequest, pk: int) -> HttpResponse:
+    task = _task_for(request, pk)
+    if task_complete(task=task):
+        return _done(request, messages.SUCCESS, f"Done: {task.title}.")
+    return _done(request, messages.INFO, f"“{task.title}” was done already.")
+
+
+@login_required
+@require_POST
+def task_snooze_view(request: HttpRequest, pk: int) -> HttpResponse:
+    task = _task_for(request, pk)
+    form = SnoozeForm(request.POST)
+    if not form.is_valid():
+        return _done(request, messages.ERROR, "Choose how long to snooze.", status=400)
+    until = snooze_until(form.cleaned_data["until"], now=timezone.now())
+    if not task_snooze(task=task, until=until):
+        return _done(request, messages.INFO, f"“{task.title}” was done already.")
+    local = timezone.localtime(until)
+    return _done(request, messages.SUCCESS, f"“{task.title}” is due {local:%a %d %b, %H:%M}.")
+
+
+@login_required
+@require_POST
+def task_reassign_view(request: HttpRequest, pk: int) -> HttpResponse:
+    task = _task_for(request, pk)
+    if request.user.role != Role.MANAGER:
+        raise PermissionDenied("Only managers reassign tasks.")
+    form = ReassignForm(request.POST)
+    assignee = None
+    if form.is_valid():
+        assignee = reassignable_to(request.user).filter(pk=form.cleaned_data["assignee"]).first()
+    if assignee is None:
+        return _done(request, messages.ERROR, "Choose someone in your team.", status=400)
+    if not task_reassign(task=task, assignee=assignee, by=request.user):
+        return _done(request, messages.INFO, f"“{task.title}” was done already.")
+    return _done(request, messages.SUCCESS, f"“{task.title}” is now {assignee}'s.")
