@@ -10,7 +10,7 @@ from django.test import Client
 from django.utils import timezone
 
 from leads.models import Task
-from leads.views.tasks import snooze_until
+from leads.workspace import snooze_until
 from tests.conftest import make_user
 from tests.factories import LeadFactory
 

@@ -42,7 +42,6 @@ from leads.models import (
     HandOff,
     Lead,
     LeadRating,
-    Note,
     Task,
     TaskKind,
 )
@@ -54,6 +53,9 @@ from leads.selectors import (
     timeline_page,
 )
 from leads.services import lead_move_to_stage
+from leads.workspace import lead_take as lead_take_service
+from leads.workspace import note_add, task_add
+from leads.workspace import task_complete as task_complete_service
 from scoring.models import ScoringModel
 from scoring.selectors import lead_explanation, score_history
 
@@ -332,7 +334,7 @@ def lead_add_note(request: HttpRequest, pk: int) -> HttpResponse:
     form = NoteForm(request.POST, prefix="note")
 
     def perform(data: dict[str, Any]) -> str:
-        Note.objects.create(lead=lead, author=request.user, body=data["body"])
+        note_add(lead=lead, author=request.user, body=data["body"])
         return "Note added."
 
     return _act(request, lead, form, "note", perform, "notes")
@@ -346,9 +348,7 @@ def lead_add_task(request: HttpRequest, pk: int) -> HttpResponse:
     form = TaskForm(request.POST, prefix="task", assignees=assignees)
 
     def perform(data: dict[str, Any]) -> str:
-        task = form.save(commit=False)
-        task.lead = lead
-        task.save()
+        task = task_add(task=form.save(commit=False), lead=lead)
         return f"Task “{task.title}” created."
 
     return _act(request, lead, form, "task", perform, "tasks")
@@ -377,10 +377,7 @@ def lead_take(request: HttpRequest, pk: int) -> HttpResponse:
     lead = visible_lead(request, pk)
     if not lead_access(lead=lead, user=request.user).may_take:
         raise PermissionDenied("Only an unassigned lead can be taken, by a rep or a manager.")
-    taken = Lead.objects.filter(pk=lead.pk, owner__isnull=True).update(
-        owner=request.user, updated_at=timezone.now()
-    )
-    if not taken:
+    if not lead_take_service(lead=lead, by=request.user):
         return _back(request, "Someone else took this lead first.", reverse("home"), messages.ERROR)
     return _done(request, lead, "The lead is yours.")
 
@@ -443,7 +440,7 @@ def task_complete(request: HttpRequest, task_id: int) -> HttpResponse:
     task = get_object_or_404(tasks.select_related("lead__owner__team"), pk=task_id)
     if task.assignee_id != user.pk and not lead_access(lead=task.lead, user=user).may_act:
         raise PermissionDenied("Only the lead's owner, their manager or an admin can do this.")
-    done = Task.objects.filter(pk=task.pk, done_at__isnull=True).update(done_at=timezone.now())
+    done = task_complete_service(task=task)
     message = f"Done: {task.title}." if done else f"“{task.title}” was done already."
     default = task.lead.get_absolute_url() + "#tasks" if task.lead else reverse("home")
     return _back(request, message, default, messages.SUCCESS if done else messages.INFO)

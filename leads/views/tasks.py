@@ -23,11 +23,16 @@ from django.views.decorators.http import require_GET, require_POST
 from crm.models import Role, User
 from leads.models import Task
 from leads.selectors import team_members
+from leads.workspace import (
+    reassignable_to,
+    snooze_until,
+    task_complete,
+    task_reassign,
+    task_snooze,
+)
 
 TASKS_SHOWN = 100
 SNOOZE_CHOICES = [("hour", "1 hour"), ("tomorrow", "Tomorrow"), ("next_week", "Next week")]
-# Snoozed to a day, a task is due at this local hour.
-WORKDAY_START = dt.time(9, 0)
 
 
 def tasks_visible_to(user: User) -> QuerySet[Task]:
@@ -39,48 +44,6 @@ def tasks_visible_to(user: User) -> QuerySet[Task]:
             Q(assignee=user) | Q(assignee__in=team_members(manager=user).values("pk"))
         )
     return Task.objects.filter(assignee=user)
-
-
-def reassignable_to(user: User) -> QuerySet[User]:
-    """Who a manager may hand a task to: the active members of their teams."""
-    if user.role != Role.MANAGER:
-        return User.objects.none()
-    return (
-        team_members(manager=user)
-        .filter(is_active=True)
-        .order_by("first_name", "last_name", "username")
-    )
-
-
-def snooze_until(choice: str, *, now: dt.datetime) -> dt.datetime:
-    """When a task snoozed ``choice`` is due: an hour on, or 9:00 tomorrow or next Monday
-    in the current time zone."""
-    if choice == "hour":
-        return now + dt.timedelta(hours=1)
-    today = timezone.localtime(now).date()
-    if choice == "tomorrow":
-        day = today + dt.timedelta(days=1)
-    else:
-        day = today + dt.timedelta(days=7 - today.weekday())
-    return timezone.make_aware(dt.datetime.combine(day, WORKDAY_START))
-
-
-def task_complete(*, task: Task) -> bool:
-    """Mark an open task done; False when it was done already (a conditional UPDATE)."""
-    done = Task.objects.filter(pk=task.pk, done_at__isnull=True).update(done_at=timezone.now())
-    return bool(done)
-
-
-def task_snooze(*, task: Task, until: dt.datetime) -> bool:
-    """Move an open task's due time; False when it was done meanwhile."""
-    return bool(Task.objects.filter(pk=task.pk, done_at__isnull=True).update(due_at=until))
-
-
-def task_reassign(*, task: Task, assignee: User, by: User) -> bool:
-    """Give an open task to a member of the manager's teams; False when it was done."""
-    if not reassignable_to(by).filter(pk=assignee.pk).exists():
-        raise PermissionDenied("You can give tasks only to your team.")
-    return bool(Task.objects.filter(pk=task.pk, done_at__isnull=True).update(assignee=assignee))
 
 
 class AssigneeFilterForm(forms.Form):

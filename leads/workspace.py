@@ -1,0 +1,84 @@
+"""What a person does with leads and tasks in the workspace, besides the hand-off and
+stage moves: take a lead, write a note, add, complete, snooze or reassign a task.
+
+Each action that two people could race on is one conditional UPDATE, so only the
+first wins and the other is told (a False return).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from crm.models import Role, User
+from leads.models import Lead, Note, Task
+from leads.selectors import team_members
+
+# Snoozed to a day, a task is due at this local hour.
+WORKDAY_START = dt.time(9, 0)
+
+
+def lead_take(*, lead: Lead, by: User) -> bool:
+    """Make ``by`` the owner of an unassigned lead; False when someone took it first."""
+    taken = Lead.objects.filter(pk=lead.pk, owner__isnull=True).update(
+        owner=by, updated_at=timezone.now()
+    )
+    if taken:
+        lead.owner = by
+    return bool(taken)
+
+
+def note_add(*, lead: Lead, author: User, body: str) -> Note:
+    return Note.objects.create(lead=lead, author=author, body=body)
+
+
+def task_add(*, task: Task, lead: Lead) -> Task:
+    """Store a task (validated by its form) on the lead."""
+    task.lead = lead
+    task.save()
+    return task
+
+
+def reassignable_to(user: User) -> QuerySet[User]:
+    """Who a manager may hand a task to: the active members of their teams."""
+    if user.role != Role.MANAGER:
+        return User.objects.none()
+    return (
+        team_members(manager=user)
+        .filter(is_active=True)
+        .order_by("first_name", "last_name", "username")
+    )
+
+
+def snooze_until(choice: str, *, now: dt.datetime) -> dt.datetime:
+    """When a task snoozed ``choice`` is due: an hour on, or 9:00 tomorrow or next Monday
+    in the current time zone."""
+    if choice == "hour":
+        return now + dt.timedelta(hours=1)
+    today = timezone.localtime(now).date()
+    if choice == "tomorrow":
+        day = today + dt.timedelta(days=1)
+    else:
+        day = today + dt.timedelta(days=7 - today.weekday())
+    return timezone.make_aware(dt.datetime.combine(day, WORKDAY_START))
+
+
+def task_complete(*, task: Task) -> bool:
+    """Mark an open task done; False when it was done already (a conditional UPDATE)."""
+    done = Task.objects.filter(pk=task.pk, done_at__isnull=True).update(done_at=timezone.now())
+    return bool(done)
+
+
+def task_snooze(*, task: Task, until: dt.datetime) -> bool:
+    """Move an open task's due time; False when it was done meanwhile."""
+    return bool(Task.objects.filter(pk=task.pk, done_at__isnull=True).update(due_at=until))
+
+
+def task_reassign(*, task: Task, assignee: User, by: User) -> bool:
+    """Give an open task to a member of the manager's teams; False when it was done."""
+    if not reassignable_to(by).filter(pk=assignee.pk).exists():
+        raise PermissionDenied("You can give tasks only to your team.")
+    return bool(Task.objects.filter(pk=task.pk, done_at__isnull=True).update(assignee=assignee))
