@@ -11,14 +11,12 @@ import datetime as dt
 import email
 import email.policy
 import socket
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 
 import pytest
 from celery.signals import task_postrun
-from django.db import connections
 from django.utils import timezone
 
 from leads.handoff import handoff_assign
@@ -34,6 +32,7 @@ from leads.services import activities_record
 from leads.tasks import handoff_assign as handoff_assign_task
 from leads.tasks import handoff_escalate_overdue
 from tests.factories import LeadFactory, active_model, fit_rule, page_rule
+from tests.test_scoring_worker import in_threads
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -183,28 +182,6 @@ def test_crossing_the_threshold_on_the_worker_hands_off_once_and_escalates_after
     time.sleep(0.5)
     assert len(smtp_inbox.messages) == 2
     assert Notification.objects.filter(kind=NotificationKind.ESCALATION).count() == 1
-
-
-def in_threads(targets: list[Callable[[], object]]) -> list[BaseException]:
-    """Run each target in its own thread and connection, released at once."""
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(targets))
-
-    def run(target: Callable[[], object]) -> None:
-        try:
-            start.wait()
-            target()
-        except BaseException as exc:  # collected and asserted on by the test
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(t,)) for t in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(WAIT_SECONDS)
-    return errors
 
 
 def unassigned_handoff(**lead_fields) -> HandOff:
