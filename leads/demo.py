@@ -45,6 +45,7 @@ from django.utils import timezone
 from crm.models import Role, Team, User
 
 from .custom_fields import CustomFieldDefinition, FieldType
+from .handoff_models import AssignmentKind, AssignmentRule
 from .models import (
     Activity,
     ActivityType,
@@ -1032,6 +1033,7 @@ def demo_cast_ensure() -> DemoCast:
     for username in ("manager", "rep1", "rep2"):
         users[username].team = team
         users[username].save(update_fields=["team"])
+    _assignment_rules_ensure(team, users["manager"])
     reps = tuple(
         DemoRep(users[s.username].pk, s.username, s.countries)
         for s in DEMO_USERS
@@ -1041,6 +1043,34 @@ def demo_cast_ensure() -> DemoCast:
         marketer_id=users["marketer"].pk,
         reps=reps,
         products={slug: p.pk for slug, p in products.items()},
+    )
+
+
+def _assignment_rules_ensure(team: Team, manager: User) -> None:
+    """The hand-off's starter rules: each rep's own territory first, then round robin in
+    the team, then the manager. Left alone when the admin has rules already."""
+    if AssignmentRule.objects.exists():
+        return
+    AssignmentRule.objects.bulk_create(
+        [
+            AssignmentRule(
+                name="Rep whose territory covers the lead's country",
+                kind=AssignmentKind.TERRITORY,
+                position=10,
+            ),
+            AssignmentRule(
+                name=f"Round robin in {team.name}",
+                kind=AssignmentKind.ROUND_ROBIN,
+                team=team,
+                position=20,
+            ),
+            AssignmentRule(
+                name="The sales manager takes the rest",
+                kind=AssignmentKind.FALLBACK,
+                owner=manager,
+                position=30,
+            ),
+        ]
     )
 
 

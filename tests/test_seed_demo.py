@@ -290,3 +290,26 @@ def test_seeding_installs_the_starter_model_and_scores_every_lead(db):
     assert Lead.objects.filter(score__gt=0).exists()
     assert "scored 200 leads" in output
     assert list(scores_verify()) == []
+
+
+def test_demo_hand_offs_go_to_the_rep_whose_territory_covers_the_lead(
+    db, django_capture_on_commit_callbacks
+):
+    # Given the demo world as of today (scores decay: an old world qualifies nobody now),
+    # scored, its hand-off tasks run as they are queued
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", leads=300, stdout=StringIO())
+
+    # Then the starter assignment rules exist, and every hand-off the scores caused went
+    # to a rep: the lead's owner already, or the rep whose territory covers its country
+    from leads.models import AssignmentRule, HandOff
+
+    assert AssignmentRule.objects.count() == 3
+    handoffs = list(HandOff.objects.select_related("owner", "lead"))
+    assert handoffs
+    for handoff in handoffs:
+        assert handoff.owner is not None
+        assert handoff.owner.role == Role.REP
+        if handoff.assigned_by.startswith("territory"):
+            assert handoff.lead.country in handoff.owner.territory_countries
+    assert any(h.assigned_by.startswith("territory") for h in handoffs)
