@@ -330,6 +330,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "leads.tasks.handoff_resume_stalled",
         "schedule": 300,
     },
+    "nurture-process-due": {
+        "task": "nurturing.tasks.process_due",
+        "schedule": env_int("NURTURE_SEND_SECONDS", 60),
+    },
+    "nurture-enroll-matching": {
+        "task": "nurturing.tasks.enroll_matching",
+        "schedule": crontab(minute=env_int("NURTURE_ENROLL_MINUTE", 40)),
+    },
+    "nurture-resume-stalled": {
+        "task": "nurturing.tasks.resume_stalled",
+        "schedule": 300,
+    },
 }
 
 # --- Cache --------------------------------------------------------------------
@@ -404,6 +416,22 @@ HANDOFF_STAGE = env_str("HANDOFF_STAGE", "sql")
 HANDOFF_SLA_HOURS = env_int("HANDOFF_SLA_HOURS", 24)
 # PostgreSQL work_mem for one chunk of a set-based rescore (its window sorts).
 SCORING_WORK_MEM = env_str("SCORING_WORK_MEM", "64MB")
+
+# --- Nurturing (nurturing/, README "Nurture sequences") -------------------------
+
+# Sender of nurture emails to leads without an owner; owned leads get their owner's address.
+NURTURE_DEFAULT_FROM = env_str("NURTURE_DEFAULT_FROM", DEFAULT_FROM_EMAIL)
+# At most one nurture email per lead in this many hours, across all sequences; 0: no cap.
+NURTURE_FREQUENCY_CAP_HOURS = env_int("NURTURE_FREQUENCY_CAP_HOURS", 48)
+# The mail provider's bounce/complaint/reply webhook (POST /n/bounce/) must send this in
+# X-Hotlist-Secret; empty turns the webhook off.
+NURTURE_BOUNCE_SECRET = env_str("NURTURE_BOUNCE_SECRET")
+# Opens and clicks this soon after sending are a scanner's, not the reader's: not scored.
+NURTURE_MACHINE_OPEN_SECONDS = env_int("NURTURE_MACHINE_OPEN_SECONDS", 10)
+if NURTURE_FREQUENCY_CAP_HOURS < 0 or NURTURE_MACHINE_OPEN_SECONDS < 0:
+    raise ImproperlyConfigured(
+        "NURTURE_FREQUENCY_CAP_HOURS and NURTURE_MACHINE_OPEN_SECONDS cannot be negative."
+    )
 
 LOGGING = {
     "version": 1,

@@ -19,5 +19,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("f/", include("leads.submission_urls")),
     path("v1/", include("leads.tracking_urls")),
+    path("n/", include("nurturing.urls")),
     path("", include("leads.urls")),
 ]

@@ -448,8 +448,16 @@ def fit_awards(
     ]
 
 
+# Activities of these types that carry ``properties["scored"] = False`` are kept on the
+# timeline but earn nothing: email opens and clicks made by a link scanner or a mail
+# client's prefetch, not by the reader (nurturing marks them).
+MACHINE_MARKED_TYPES = frozenset({"email_open", "email_click"})
+
+
 def activity_matches(rule: RuleSpec, activity: ActivityFact) -> bool:
     if activity.type != rule.activity_type:
+        return False
+    if activity.type in MACHINE_MARKED_TYPES and activity.properties.get("scored") is False:
         return False
     if rule.min_duration_seconds and (activity.duration_seconds or 0) < rule.min_duration_seconds:
         return False

@@ -179,6 +179,8 @@ def activity_test(rule: R.RuleSpec) -> Sql:
     from its activity type and recency window (the set-based rescore tests those)."""
     parts = ["TRUE"]
     params: list[Any] = []
+    if rule.activity_type in R.MACHINE_MARKED_TYPES:
+        parts.append("COALESCE(a.properties -> 'scored', 'true'::jsonb) <> 'false'::jsonb")
     if rule.min_duration_seconds:
         parts.append("COALESCE(a.duration_seconds, 0) >= %s")
         params.append(rule.min_duration_seconds)

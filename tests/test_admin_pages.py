@@ -33,6 +33,7 @@ from leads.models import (
     WebForm,
 )
 from leads.services import lead_move_to_stage
+from nurturing.models import Enrollment, Message, Sequence, Step, Suppression
 from tests.admin_forms import changeform_data
 from tests.conftest import make_user
 from tests.factories import ActivityFactory, LeadFactory
@@ -84,6 +85,11 @@ def world(admin_user, marketer, manager, rep, other_rep) -> dict:
     AssignmentRule.objects.create(name="Germany", kind="territory", countries=["DE"], owner=rep)
     LeadRating.objects.create(lead=lead, by=rep, rating="good")
     Notification.objects.create(user=rep, kind="handoff", title="New lead for you", lead=lead)
+    sequence = Sequence.objects.create(name="Cold: education", bands=["cold"])
+    step = Step.objects.create(sequence=sequence, subject="Hi {{ first_name }}", body_text="Hello")
+    enrollment = Enrollment.objects.create(lead=lead, sequence=sequence, next_due_at=now)
+    Message.objects.create(enrollment=enrollment, step=step, lead=lead, to_email=lead.email)
+    Suppression.objects.create(email="gone@fleet.example", reason="bounced")
     webhook = TeamWebhook.objects.create(team=rep.team, name="#sales", url="https://8.8.8.8/hook")
     WebhookDelivery.objects.create(
         webhook=webhook, event="handoff.assigned", key="handoff.assigned:1", payload={"text": "Hi"}

@@ -21,6 +21,7 @@ from leads.demo import (
     parse_anchor,
 )
 from leads.models import Activity, Lead
+from nurturing.demo import seed_starter_sequences
 from scoring.demo import seed_starter_model
 from scoring.models import RescoreJob
 from scoring.services import rescore_job_run
@@ -92,6 +93,7 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         self._report(summary, options["seed"])
+        seed_starter_sequences()
         if not options["no_scoring"]:
             self._score()
 
