@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -33,6 +34,7 @@ BULK_ASSIGN = "assign"
 BULK_TAKE = "take"
 BULK_STAGE = "stage"
 BULK_SCORE = "score"
+BULK_NURTURE = "nurture"
 
 
 def bulk_actions_for(user: User) -> list[tuple[str, str]]:
@@ -45,6 +47,7 @@ def bulk_actions_for(user: User) -> list[tuple[str, str]]:
         actions.append((BULK_TAKE, "Assign to me"))
     if role in (Role.ADMIN, Role.MANAGER, Role.REP):
         actions.append((BULK_STAGE, "Move to stage…"))
+        actions.append((BULK_NURTURE, "Enroll in a nurture sequence…"))
     if role in (Role.ADMIN, Role.MANAGER):
         actions.append((BULK_SCORE, "Adjust score…"))
     return actions
@@ -168,4 +171,30 @@ def leads_adjust(*, lead_ids: Sequence[int], points: int, reason: str, by: User)
             outcome.done.append(lead)
         else:
             outcome.refused.append((str(lead), "no scoring model applies"))
+    return outcome
+
+
+def leads_enroll(*, lead_ids: Sequence[int], sequence: Any, by: User) -> BulkOutcome:
+    """Enroll each selected lead in a nurture sequence by hand, through
+    ``nurturing.services.enrollment_start``: a lead the person may not act on, one that
+    may not be emailed, or one already in the sequence is reported, the others go on."""
+    from nurturing.services import EnrollmentError, enrollment_start
+
+    if by.role not in (Role.ADMIN, Role.MANAGER, Role.REP):
+        raise PermissionDenied("You cannot enroll leads.")
+    outcome = BulkOutcome()
+    for lead in _visible(user=by, lead_ids=lead_ids, outcome=outcome):
+        refusal = why_not_act(lead=lead, user=by)
+        if refusal:
+            outcome.refused.append((str(lead), refusal))
+            continue
+        try:
+            _, new = enrollment_start(lead=lead, sequence=sequence, by=by)
+        except EnrollmentError as exc:
+            outcome.refused.append((str(lead), " ".join(exc.messages)))
+        else:
+            if new:
+                outcome.done.append(lead)
+            else:
+                outcome.refused.append((str(lead), "already in this sequence"))
     return outcome

@@ -395,7 +395,7 @@ def test_list_runs_a_fixed_number_of_queries(manager, rep, django_assert_max_num
     client = client_for(manager)
     client.get("/leads/")
 
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(13):
         response = client.get("/leads/?q=a&product=fleet&sort=company")
 
     assert response.status_code == 200
@@ -472,6 +472,40 @@ def test_bulk_stage_move_reports_refused_leads_and_moves_the_rest(rep):
     assert Lead.objects.get(pk=customer.pk).stage == "customer"
     assert Lead.objects.get(pk=pool.pk).stage == "mql"
     assert StageChange.objects.filter(lead=movable, by=rep).count() == 1
+
+
+def test_bulk_nurture_enrollment_reports_refused_leads_and_enrolls_the_rest(rep):
+    from nurturing.models import Enrollment, Sequence, SequenceStatus
+
+    sequence = Sequence.objects.create(name="Warm: case studies", status=SequenceStatus.ACTIVE)
+    mine = LeadFactory(owner=rep, first_name="Mi", last_name="Ne")
+    gone = LeadFactory(owner=rep, first_name="Un", last_name="Sub", email_status="unsubscribed")
+    pool = LeadFactory(owner=None, first_name="Po", last_name="Ol")
+    Enrollment.objects.create(lead=LeadFactory(owner=rep), sequence=sequence)
+
+    response = client_for(rep).post(
+        "/leads/bulk/",
+        {"action": "nurture", "sequence": sequence.pk, "lead": [mine.pk, gone.pk, pool.pk]},
+        follow=True,
+    )
+
+    body = response.content.decode()
+    assert "1 lead enrolled in “Warm: case studies”; 2 could not" in body
+    assert "Po Ol (unassigned: take it first)" in body
+    assert "Un Sub (" in body
+    assert set(
+        Enrollment.objects.filter(lead__in=[mine, gone, pool]).values_list("lead", flat=True)
+    ) == {mine.pk}
+    assert Enrollment.objects.get(lead=mine).source == "manual"
+
+
+def test_bulk_nurture_needs_a_sequence(rep):
+    lead = LeadFactory(owner=rep)
+
+    response = client_for(rep).post("/leads/bulk/", {"action": "nurture", "lead": [lead.pk]})
+
+    assert response.status_code == 400
+    assert "Choose the sequence to enroll the leads in." in response.content.decode()
 
 
 def test_bulk_disqualify_needs_a_reason(rep):

@@ -32,6 +32,7 @@ from leads.filters import (
     teammates_of,
 )
 from leads.models import Lead, Stage
+from nurturing.models import Sequence as NurtureSequence
 
 # Column heading, sort key and the direction a first click sorts in.
 SORTABLE_COLUMNS = [
@@ -63,6 +64,9 @@ class LeadBulkForm(forms.Form):
         help_text="Negative points lower the score.",
     )
     reason = forms.CharField(label="Reason", required=False, max_length=200)
+    sequence = forms.ModelChoiceField(
+        label="Sequence", queryset=NurtureSequence.objects.none(), required=False
+    )
 
     def __init__(
         self, *args: Any, user: User, people: Sequence[User] | None = None, **kwargs: Any
@@ -76,6 +80,11 @@ class LeadBulkForm(forms.Form):
             people = teammates_of(user) if people is None else people
             choices += [(person.pk, str(person)) for person in people]
         self.fields["owner"].choices = [("", "Choose a person"), *choices]
+        if any(action == bulk.BULK_NURTURE for action, _ in actions):
+            self.fields["sequence"].queryset = NurtureSequence.objects.active().order_by("name")
+            self.fields["sequence"].empty_label = "Choose a sequence"
+        else:
+            del self.fields["sequence"]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -88,6 +97,8 @@ class LeadBulkForm(forms.Form):
                 self.add_error("stage", "Choose the stage to move the leads to.")
             elif data["stage"] == Stage.DISQUALIFIED and not data.get("reason", "").strip():
                 self.add_error("reason", "Say why the leads are disqualified.")
+        if action == bulk.BULK_NURTURE and not data.get("sequence"):
+            self.add_error("sequence", "Choose the sequence to enroll the leads in.")
         if action == bulk.BULK_SCORE:
             if not data.get("points"):
                 self.add_error("points", "Give a non-zero number of points.")
@@ -229,6 +240,10 @@ def _run_bulk(data: dict[str, Any], *, user: User) -> tuple[int, str]:
             lead_ids=ids, stage=stage, reason=data.get("reason", ""), by=user
         )
         did = f"moved to {stage.label}"
+    elif action == bulk.BULK_NURTURE:
+        sequence = data["sequence"]
+        outcome = bulk.leads_enroll(lead_ids=ids, sequence=sequence, by=user)
+        did = f"enrolled in “{sequence}”"
     else:
         points = data["points"]
         outcome = bulk.leads_adjust(lead_ids=ids, points=points, reason=data["reason"], by=user)
