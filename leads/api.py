@@ -8,7 +8,6 @@ Writes go through ``leads.services`` so scoring is queued after commit.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,11 +17,13 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import ISO_8601, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from crm.api.errors import Conflict, ErrorSerializer, PayloadTooLarge
 from crm.api.filters import IntegerFilter
@@ -52,7 +53,7 @@ from .models import (
     Task,
     normalize_email,
 )
-from .services import activities_record, lead_move_to_stage, lead_save_profile
+from .services import activities_record_many, lead_move_to_stage, lead_save_profile
 
 BULK_MAX = 1000
 # Clocks of event sources drift: an event may claim to be this far in the future.
@@ -548,18 +549,161 @@ class BulkActivitySerializer(StrictFieldsMixin, serializers.Serializer):
         many=True, allow_empty=False, help_text=f"Up to {BULK_MAX} activities."
     )
 
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        """A batch whose items are all plainly valid is checked in one pass (``PlainBatch``);
+        any other goes through the fields, which name every bad item and convert the
+        values a plain check leaves alone. Both give the same validated items, except
+        that a plain item names its lead by ``lead_id`` rather than a loaded ``lead``."""
+        user = self.context["request"].user
+        items = PlainBatch(self.fields["activities"].child.fields).items(data, user=user)
+        if items is not None:
+            return {"activities": items}
+        return super().to_internal_value(data)
+
     def validate_activities(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        errors: dict[int, dict[str, list[str]]] = {}
-        first_with_key: dict[tuple[str, str], int] = {}
-        for index, item in enumerate(items):
-            key = (item["source"], item.get("idempotency_key", ""))
-            if key[1] and key in first_with_key:
-                message = f"Repeats the idempotency key of item {first_with_key[key]}."
-                errors[index] = {"idempotency_key": [message]}
-            first_with_key.setdefault(key, index)
+        errors = {
+            index: {"idempotency_key": [f"Repeats the idempotency key of item {first}."]}
+            for index, first in _repeated_keys(items).items()
+        }
         if errors:
             raise serializers.ValidationError(errors)
         return items
+
+
+def _repeated_keys(items: list[dict[str, Any]]) -> dict[int, int]:
+    """The positions of items whose (source, idempotency key) an earlier item has, each
+    with the position of that first item."""
+    repeated: dict[int, int] = {}
+    first_with_key: dict[tuple[str, str], int] = {}
+    for index, item in enumerate(items):
+        key = item.get("idempotency_key")
+        if not key:
+            continue
+        first = first_with_key.setdefault((item["source"], key), index)
+        if first != index:
+            repeated[index] = first
+    return repeated
+
+
+PLAIN_TEXT_FIELDS = ("url", "source", "idempotency_key")
+
+
+class PlainBatch:
+    """The check of a bulk body whose every item is plainly valid, without the per-item
+    field machinery: about a tenth of its cost for a batch of 1,000.
+
+    "Plainly valid" is narrower than valid: the lead a visible id as a JSON integer, the
+    type one of the choices, texts as JSON strings, the duration an integer or null,
+    properties an object, the time an ISO 8601 string, no unknown field, no repeated
+    idempotency key. Such an item gives exactly what the fields give (texts stripped,
+    the time in the current time zone, ``source`` defaulting to ``api``). Whatever is
+    not plainly valid, including every error, is left to the fields, so the answers to
+    bad input are theirs alone. Limits are read from the item serializer's fields.
+    """
+
+    def __init__(self, fields: dict[str, serializers.Field]) -> None:
+        self.names = frozenset(fields)
+        self.types = frozenset(fields["type"].choice_strings_to_values)
+        self.text_limits = {name: fields[name].max_length for name in PLAIN_TEXT_FIELDS}
+        self.text_blank = {name: fields[name].allow_blank for name in PLAIN_TEXT_FIELDS}
+        self.source_default = fields["source"].default
+        self.duration_max = fields["duration_seconds"].max_value
+        occurred_at = fields["occurred_at"]
+        # The field reads ISO 8601 alone (the default) and gives times in this zone.
+        formats = getattr(occurred_at, "input_formats", api_settings.DATETIME_INPUT_FORMATS)
+        self.iso_only = formats == [ISO_8601]
+        self.zone = getattr(occurred_at, "timezone", None) or occurred_at.default_timezone()
+
+    def items(self, data: Any, *, user: User) -> list[dict[str, Any]] | None:
+        """The validated items, or None when the batch needs the fields' word."""
+        if type(data) is not dict or data.keys() != {"activities"}:
+            return None
+        raw = data["activities"]
+        if type(raw) is not list or not raw or not all(type(item) is dict for item in raw):
+            return None
+        wanted = {lead for item in raw if type(lead := item.get("lead")) is int and _is_id(lead)}
+        visible = set(
+            Lead.objects.visible_to(user).filter(pk__in=wanted).values_list("pk", flat=True)
+        )
+        latest = timezone.now() + CLOCK_SKEW
+        items = []
+        for item in raw:
+            clean = self._item(item, visible, latest)
+            if clean is None:
+                return None
+            items.append(clean)
+        return None if _repeated_keys(items) else items
+
+    def _item(self, item: dict[str, Any], visible: set[int], latest: dt.datetime) -> Any:
+        lead, kind = item.get("lead"), item.get("type")
+        if not item.keys() <= self.names or type(lead) is not int or lead not in visible:
+            return None
+        if type(kind) is not str or kind not in self.types:
+            return None
+        clean: dict[str, Any] = {"lead_id": lead, "type": kind, "source": self.source_default}
+        for name in PLAIN_TEXT_FIELDS:
+            if name in item:
+                clean[name] = self._text(name, item[name])
+                if clean[name] is None:
+                    return None
+        if "duration_seconds" in item:
+            duration = clean["duration_seconds"] = item["duration_seconds"]
+            if duration is not None and not (
+                type(duration) is int and 0 <= duration <= self.duration_max
+            ):
+                return None
+        if "properties" in item:
+            clean["properties"] = item["properties"]
+            if not _plain_properties(item["properties"]):
+                return None
+        if "occurred_at" in item:
+            clean["occurred_at"] = self._time(item["occurred_at"], latest)
+            if clean["occurred_at"] is None:
+                return None
+        return clean
+
+    def _text(self, name: str, value: Any) -> str | None:
+        if type(value) is not str:
+            return None
+        value = value.strip()
+        if len(value) > self.text_limits[name] or (not value and not self.text_blank[name]):
+            return None
+        if "\x00" in value or not (value.isascii() or _encodable(value)):
+            return None
+        return value
+
+    def _time(self, value: Any, latest: dt.datetime) -> dt.datetime | None:
+        """An ISO 8601 time with its offset, as the field reads it (a time without an
+        offset is left to the field, which places it in the current zone)."""
+        if type(value) is not str or not self.iso_only or self.zone is None:
+            return None
+        try:
+            at = parse_datetime(value)
+            if at is None or at.utcoffset() is None:
+                return None
+            at = at.astimezone(self.zone)
+        except (ValueError, TypeError, OverflowError):
+            return None
+        return at if EARLIEST_ACTIVITY <= at <= latest else None
+
+
+def _plain_properties(value: Any) -> bool:
+    if type(value) is not dict:
+        return False
+    try:
+        check_json_document(value, max_depth=PROPERTIES_MAX_DEPTH, max_bytes=PROPERTIES_MAX_BYTES)
+    except serializers.ValidationError:
+        return False
+    return True
+
+
+def _encodable(text: str) -> bool:
+    """Whether UTF-8 can hold the text (a lone surrogate cannot be stored)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class BulkActivityResultSerializer(serializers.Serializer):
@@ -592,34 +736,41 @@ def _stored_keys(items: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
     wanted = {(i["source"], i["idempotency_key"]) for i in items if i.get("idempotency_key")}
     if not wanted:
         return {}
-    rows = Activity.objects.filter(
-        idempotency_key__in={key for _, key in wanted}, source__in={src for src, _ in wanted}
-    ).values_list("source", "idempotency_key", "pk")
+    # ``exclude(idempotency_key="")`` repeats the unique index's condition, so that the
+    # index serves the lookup however many keys are asked for.
+    rows = (
+        Activity.objects.filter(
+            idempotency_key__in={key for _, key in wanted}, source__in={src for src, _ in wanted}
+        )
+        .exclude(idempotency_key="")
+        .values_list("source", "idempotency_key", "pk")
+    )
     return {(src, key): pk for src, key, pk in rows if (src, key) in wanted}
 
 
 def _record(items: list[dict[str, Any]], by: User) -> tuple[list[int], list[int]]:
-    """Store the activities not stored before, per lead.
+    """Store the activities not stored before, all leads in one go.
 
     Returns the activity id of each item, in order, and the positions of the items
     stored before (their id is the one stored then).
     """
     stored = _stored_keys(items)
-    new: dict[int, list[tuple[int, Activity]]] = defaultdict(list)
-    for index, item in enumerate(items):
-        if (item["source"], item.get("idempotency_key", "")) not in stored:
-            new[item["lead"].pk].append((index, Activity(created_by=by, **item)))
     ids = [stored.get((i["source"], i.get("idempotency_key", "")), 0) for i in items]
+    fresh = [index for index, pk in enumerate(ids) if not pk]
+    # One receipt time for the request, and the creator by id: a thousand calls of
+    # ``timezone.now()`` and of the foreign key's setter cost more than the INSERT.
+    received_at, by_id = timezone.now(), by.pk
+    activities = [
+        Activity(created_by_id=by_id, received_at=received_at, **items[index]) for index in fresh
+    ]
     try:
-        with transaction.atomic():
-            for pairs in new.values():
-                created = activities_record(lead=pairs[0][1].lead, activities=[a for _, a in pairs])
-                for (index, _), activity in zip(pairs, created, strict=True):
-                    ids[index] = activity.pk
+        created = activities_record_many(activities=activities) if activities else []
     except IntegrityError:
         raise Conflict("Another request stored one of these activities; send it again.") from None
-    fresh = {index for pairs in new.values() for index, _ in pairs}
-    return ids, [index for index in range(len(items)) if index not in fresh]
+    for index, activity in zip(fresh, created, strict=True):
+        ids[index] = activity.pk
+    new = set(fresh)
+    return ids, [index for index in range(len(items)) if index not in new]
 
 
 @extend_schema_view(
@@ -679,8 +830,9 @@ class ActivityViewSet(
         batch.is_valid(raise_exception=True)
         items = batch.validated_data["activities"]
         ids, duplicates = _record(items, by=request.user)
+        # Plain numbers already: the answer is rendered as it is, in the documented shape.
         body = {"created": len(ids) - len(duplicates), "duplicates": duplicates, "ids": ids}
-        return Response(BulkActivityResultSerializer(body).data, status=status.HTTP_201_CREATED)
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 # --- Deals, tasks, notes -----------------------------------------------------------------

@@ -465,20 +465,16 @@ def lead_log_touch(
 
 
 def handoff_on_activity_recorded(
-    sender: Any, lead_id: int, activity_ids: Sequence[int], **kwargs: Any
+    sender: Any, lead_id: int, activities: Sequence[Activity], **kwargs: Any
 ) -> None:
     """``activity_recorded`` receiver: a person's call, meeting or email reply is the
-    first touch of the lead's latest open hand-off made before it."""
-    first = (
-        Activity.objects.filter(
-            pk__in=activity_ids, type__in=SALES_TOUCH_TYPES, created_by__isnull=False
-        )
-        .order_by("occurred_at")
-        .values_list("occurred_at", flat=True)
-        .first()
-    )
-    if first is not None:
-        handoff_record_touch(lead_id=lead_id, at=first)
+    first touch of the lead's latest open hand-off made before it.
+
+    Picks the touches from the stored activities in hand, so a batch of page views and
+    email opens costs no query; only a touch looks the hand-off up."""
+    touches = [a.occurred_at for a in activities if a.type in SALES_TOUCH_TYPES and a.created_by_id]
+    if touches:
+        handoff_record_touch(lead_id=lead_id, at=min(touches))
 
 
 def handoff_record_touch(*, lead_id: int, at: dt.datetime) -> int:

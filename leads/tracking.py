@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from contextvars import ContextVar
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,6 +43,7 @@ from .services import (
     SOURCE_BY_UTM_MEDIUM,
     UTM_FIELDS,
     activities_record,
+    activities_record_many,
     company_named,
     lead_update_fields,
     lead_upsert_by_email,
@@ -49,6 +52,8 @@ from .services import (
 logger = logging.getLogger(__name__)
 
 MESSAGE_TYPES = ("identify", "track", "page", "screen", "group", "alias")
+# The calls stored as activities.
+EVENT_TYPES = ("track", "page", "screen")
 TRACKING_SOURCE = "tracking"
 PENDING_MAX_AGE = dt.timedelta(days=30)
 ID_MAX_LENGTH = 200
@@ -173,10 +178,113 @@ def tracking_messages_ingest(*, messages: list[TrackingMessage]) -> list[int]:
 
     An event whose ``messageId`` is already stored (as an activity or a pending event)
     is skipped and reported as a duplicate, so a client's retry stores nothing twice.
-    Scoring is queued after commit by ``activities_record``.
+    The leads the senders are linked to already are locked first, in id order, so that
+    concurrent batches naming the same people wait for each other instead of
+    deadlocking. The events' activities are stored together once every call is applied
+    (one INSERT through ``activities_record_many``, which queues scoring after commit).
     """
     with transaction.atomic():
-        return [index for index, message in enumerate(messages) if _ingest(message)]
+        batch = _Batch()
+        token = _batch.set(batch)
+        try:
+            batch.lock_known_leads(messages)
+            duplicates = [index for index, message in enumerate(messages) if _ingest(message)]
+            taken = batch.store_activities()
+        finally:
+            _batch.reset(token)
+    if taken:
+        late = [
+            i for i, m in enumerate(messages) if m.type in EVENT_TYPES and m.message_id in taken
+        ]
+        duplicates = sorted({*duplicates, *late})
+    return duplicates
+
+
+@dataclass
+class _Batch:
+    """What the messages of one request look up more than once, read once.
+
+    Identities never move to another lead, so those found at the start stay true for the
+    whole transaction; those linked meanwhile are looked up as they come.
+    """
+
+    leads_by_identity: dict[tuple[str, str], Lead] = dataclass_field(default_factory=dict)
+    event_types: dict[str, str | None] = dataclass_field(default_factory=dict)
+    # The batch's own message ids were looked up once; those stored are kept up to date.
+    looked_up_message_ids: set[str] = dataclass_field(default_factory=set)
+    stored_message_ids: set[str] = dataclass_field(default_factory=set)
+    # The events' activities, stored together at the end (their message ids count as
+    # stored from the moment they are kept here).
+    activities: list[Activity] = dataclass_field(default_factory=list)
+
+    def store_activities(self) -> set[str]:
+        """Store the kept activities; the message ids another request stored meanwhile.
+
+        All go in one INSERT. When another request stored one of their message ids
+        since they were looked up, they are stored one by one instead, and those
+        already stored are skipped, as a call on its own would have been.
+        """
+        if not self.activities:
+            return set()
+        try:
+            with transaction.atomic():
+                activities_record_many(activities=self.activities)
+            return set()
+        except IntegrityError:
+            pass
+        taken = set()
+        for activity in self.activities:
+            try:
+                with transaction.atomic():
+                    activities_record(lead=activity.lead, activities=[activity])
+            except IntegrityError:
+                logger.info("Tracking: message %s already stored", activity.idempotency_key)
+                taken.add(activity.idempotency_key)
+        return taken
+
+    def lock_known_leads(self, messages: list[TrackingMessage]) -> None:
+        wanted: set[tuple[str, str]] = set()
+        for message in messages:
+            wanted.update(_identities_named(message))
+        message_ids = {m.message_id for m in messages if m.message_id}
+        self.looked_up_message_ids = message_ids
+        if message_ids:
+            self.stored_message_ids = set(
+                Activity.objects.filter(source=TRACKING_SOURCE, idempotency_key__in=message_ids)
+                .exclude(idempotency_key="")
+                .values_list("idempotency_key", flat=True)
+            )
+        if not wanted:
+            return
+        by_kind = Q()
+        for kind in IdentityKind.values:
+            values = {value for named, value in wanted if named == kind}
+            if values:
+                by_kind |= Q(kind=kind, value__in=values)
+        identities = TrackingIdentity.objects.filter(by_kind).values_list(
+            "kind", "value", "lead_id"
+        )
+        lead_of = {(kind, value): lead_id for kind, value, lead_id in identities}
+        leads = Lead.objects.filter(pk__in=set(lead_of.values())).order_by("pk")
+        locked = {lead.pk: lead for lead in leads.select_for_update(of=("self",))}
+        self.leads_by_identity = {pair: locked[pk] for pair, pk in lead_of.items() if pk in locked}
+
+
+_batch: ContextVar[_Batch | None] = ContextVar("tracking_batch", default=None)
+
+
+def _identities_named(message: TrackingMessage) -> list[tuple[str, str]]:
+    pairs = []
+    if message.user_id:
+        pairs.append((IdentityKind.USER_ID.value, message.user_id))
+    if message.anonymous_id:
+        pairs.append((IdentityKind.ANONYMOUS_ID.value, message.anonymous_id))
+    if message.type == "alias":
+        previous_id = message.raw.get("previousId")
+        if isinstance(previous_id, str | int) and not isinstance(previous_id, bool):
+            text = str(previous_id).strip()
+            pairs += [(IdentityKind.USER_ID.value, text), (IdentityKind.ANONYMOUS_ID.value, text)]
+    return pairs
 
 
 def pending_events_purge(*, now: dt.datetime | None = None) -> int:
@@ -211,9 +319,13 @@ def _ingest(message: TrackingMessage, lead: Lead | None = None) -> bool:
 
 def _lead_of(user_id: str, anonymous_id: str) -> Lead | None:
     """The lead a sender is linked to, by ``userId`` first, locked for the transaction."""
+    batch = _batch.get()
     for kind, value in ((IdentityKind.USER_ID, user_id), (IdentityKind.ANONYMOUS_ID, anonymous_id)):
         if not value:
             continue
+        known = batch.leads_by_identity.get((kind.value, value)) if batch else None
+        if known is not None:
+            return known
         identity = TrackingIdentity.objects.filter(kind=kind, value=value).first()
         if identity is not None:
             return Lead.objects.select_for_update().get(pk=identity.lead_id)
@@ -317,9 +429,15 @@ def _record_activity(message: TrackingMessage, lead: Lead) -> bool:
     activity = _activity(message)
     if activity is None:
         return False
-    keyed = Activity.objects.filter(source=TRACKING_SOURCE, idempotency_key=message.message_id)
-    if message.message_id and keyed.exists():
+    if message.message_id and _message_stored(message.message_id):
         return True
+    batch = _batch.get()
+    if batch is not None:
+        activity.lead = lead
+        batch.activities.append(activity)
+        if message.message_id:
+            batch.stored_message_ids.add(message.message_id)
+        return False
     try:
         with transaction.atomic():
             activities_record(lead=lead, activities=[activity])
@@ -328,6 +446,15 @@ def _record_activity(message: TrackingMessage, lead: Lead) -> bool:
         logger.info("Tracking: message %s already stored", message.message_id)
         return True
     return False
+
+
+def _message_stored(message_id: str) -> bool:
+    """Whether an activity holds this message id."""
+    batch = _batch.get()
+    if batch is not None and message_id in batch.looked_up_message_ids:
+        return message_id in batch.stored_message_ids
+    keyed = Activity.objects.filter(source=TRACKING_SOURCE, idempotency_key=message_id)
+    return keyed.exists()
 
 
 def _activity(message: TrackingMessage) -> Activity | None:
@@ -361,11 +488,18 @@ def _activity(message: TrackingMessage) -> Activity | None:
 def tracked_event_type(event: str) -> str | None:
     """The activity type a tracked event records: its mapping's, ``custom`` for an event
     without a mapping, None (dropped) when its mapping is switched off."""
-    mapping = (
-        TrackedEvent.objects.alias(name_lower=Lower("name"))
-        .filter(name_lower=event.strip().lower())
-        .first()
-    )
+    batch = _batch.get()
+    name = event.strip().lower()
+    if batch is not None and name in batch.event_types:
+        return batch.event_types[name]
+    activity_type = _event_type(name)
+    if batch is not None:
+        batch.event_types[name] = activity_type
+    return activity_type
+
+
+def _event_type(name: str) -> str | None:
+    mapping = TrackedEvent.objects.alias(name_lower=Lower("name")).filter(name_lower=name).first()
     if mapping is None:
         return ActivityType.CUSTOM
     return mapping.activity_type if mapping.is_active else None

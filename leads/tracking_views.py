@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import zlib
 from typing import Any
 
@@ -38,6 +39,10 @@ CORS_ALLOWED_HEADERS = "Authorization, Content-Type, Content-Encoding, X-Retry-C
 PREFLIGHT_MAX_AGE = 86_400
 # Batch-level fields that every message of the batch takes unless it has its own.
 BATCH_DEFAULTS = ("context", "integrations", "sentAt")
+# Strict JSON in UTF-8 can hold a NUL or a lone surrogate only as an escape such as
+# \u0000 or \ud800: a body with neither (and no zero byte, which UTF-16 and UTF-32,
+# also accepted, are full of) needs no walk through every value.
+MAYBE_UNSTORABLE = re.compile(rb"\x00|\\u(?:0000|[dD][89a-fA-F])")
 
 
 class Rejected(Exception):
@@ -163,7 +168,7 @@ def _json_object(body: bytes) -> dict[str, Any]:
         raise Rejected(400, "invalid_request", "The body is not valid JSON.") from None
     if not isinstance(payload, dict):
         raise Rejected(400, "invalid_request", "The body is not a JSON object.")
-    problem = unstorable_text(payload)
+    problem = unstorable_text(payload) if MAYBE_UNSTORABLE.search(body) else None
     if problem:
         raise Rejected(400, "invalid_request", problem)
     return payload

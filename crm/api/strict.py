@@ -30,14 +30,26 @@ class StrictFieldsMixin(serializers.Serializer):
 
 def check_json_document(value: Any, *, max_depth: int, max_bytes: int) -> None:
     """Raise ``ValidationError`` unless ``value`` nests at most ``max_depth`` levels, takes
-    at most ``max_bytes`` as compact JSON, and holds no NUL or lone surrogate in any text."""
-    if json_depth(value) > max_depth:
-        raise serializers.ValidationError(f"Nest at most {max_depth} levels deep.")
-    problem = unstorable_text(value)
-    if problem:
-        raise serializers.ValidationError(problem)
-    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-    if size > max_bytes:
+    at most ``max_bytes`` as compact JSON, and holds no NUL or lone surrogate in any text.
+
+    The compact JSON text answers all three for most documents at once: it has at least
+    as many brackets as the document has levels, shows a NUL as ``\\u0000`` and keeps a
+    lone surrogate, which UTF-8 cannot encode. Only a document it cannot clear is walked.
+    """
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        size: int | None = len(text.encode())
+    except RecursionError:  # nested deeper than the encoder goes, so far too deep
+        text, size = "", None
+    except UnicodeEncodeError:
+        size = None
+    if size is None or text.count("{") + text.count("[") > max_depth or "\\u0000" in text:
+        if json_depth(value) > max_depth:
+            raise serializers.ValidationError(f"Nest at most {max_depth} levels deep.")
+        problem = unstorable_text(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+    if size is not None and size > max_bytes:
         raise serializers.ValidationError(f"Keep this under {max_bytes // 1024} KB of JSON.")
 
 

@@ -87,8 +87,14 @@ def test_rep_reads_why_the_hottest_lead_is_hot_logs_a_call_and_completes_the_tas
 
 
 def test_rep_accepts_one_hand_off_and_rejects_another_with_a_reason(page, demo_world):
-    # Given two hand-offs waiting for rep1
-    first, second = hottest_of(rep1())[1:3]
+    # Given two more hand-offs waiting for rep1, on leads the demo world did not hand off
+    waiting = HandOff.objects.filter(status=HandOffStatus.PENDING).values("lead")
+    fresh = [
+        lead
+        for lead in hottest_of(rep1())
+        if not Lead.objects.filter(pk=lead.pk, pk__in=waiting).exists()
+    ]
+    first, second = fresh[1:3]
     accepted = handoff_for(first, rep1(), hours_left=3)
     rejected = handoff_for(second, rep1(), hours_left=20)
 
