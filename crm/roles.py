@@ -70,6 +70,7 @@ ROLE_PERMISSIONS: dict[Role, dict[str, dict[str, tuple[str, ...]]]] = {
         },
         "scoring": {"*": _ALL},
         "nurturing": {"*": _ALL},
+        "reports": {"campaign": _ALL, "digestpreference": ("view",)},
     },
     Role.ADMIN: {
         "leads": {"*": _ALL},

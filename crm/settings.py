@@ -342,6 +342,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "nurturing.tasks.resume_stalled",
         "schedule": 300,
     },
+    # Reports
+    "reports-weekly-digest": {
+        "task": "reports.tasks.send_weekly_digest",
+        "schedule": crontab(day_of_week="mon", hour=env_int("DIGEST_HOUR", 7), minute=0),
+    },
 }
 
 # --- Cache --------------------------------------------------------------------

@@ -20,5 +20,6 @@ urlpatterns = [
     path("f/", include("leads.submission_urls")),
     path("v1/", include("leads.tracking_urls")),
     path("n/", include("nurturing.urls")),
+    path("reports/", include("reports.urls")),
     path("", include("leads.urls")),
 ]

@@ -37,5 +37,4 @@ urlpatterns = [
         notifications.notification_read,
         name="notification-read",
     ),
-    path("reports/", lists.reports_placeholder, name="reports"),
 ]

@@ -34,6 +34,7 @@ from leads.models import (
 )
 from leads.services import lead_move_to_stage
 from nurturing.models import Enrollment, Message, Sequence, Step, Suppression
+from reports.models import Campaign, DigestPreference
 from tests.admin_forms import changeform_data
 from tests.conftest import make_user
 from tests.factories import ActivityFactory, LeadFactory
@@ -85,6 +86,8 @@ def world(admin_user, marketer, manager, rep, other_rep) -> dict:
     AssignmentRule.objects.create(name="Germany", kind="territory", countries=["DE"], owner=rep)
     LeadRating.objects.create(lead=lead, by=rep, rating="good")
     Notification.objects.create(user=rep, kind="handoff", title="New lead for you", lead=lead)
+    Campaign.objects.create(name="Spring webinar", spend=600)
+    DigestPreference.objects.create(user=manager, weekly_digest=False)
     sequence = Sequence.objects.create(name="Cold: education", bands=["cold"])
     step = Step.objects.create(sequence=sequence, subject="Hi {{ first_name }}", body_text="Hello")
     enrollment = Enrollment.objects.create(lead=lead, sequence=sequence, next_due_at=now)

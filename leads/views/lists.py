@@ -1,4 +1,4 @@
-"""The leads list: filters, sort, keyset pages and bulk actions; and the reports placeholder.
+"""The leads list: filters, sort, keyset pages and bulk actions.
 
 Full pages for plain requests; the results partial (``leads/_lead_rows.html``) for htmx
 requests, so filtering, sorting and paging swap the table in place and push the URL.
@@ -250,8 +250,3 @@ def _run_bulk(data: dict[str, Any], *, user: User) -> tuple[int, str]:
         did = f"adjusted by {points:+d} points"
     level = messages.SUCCESS if not outcome.refused else messages.WARNING
     return level, outcome.summary(did)
-
-
-@login_required
-def reports_placeholder(request: HttpRequest) -> HttpResponse:
-    return render(request, "reports_placeholder.html")

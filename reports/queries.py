@@ -1,0 +1,820 @@
+"""The reports' reads: set-based aggregate queries returning plain rows (dicts).
+
+Each function takes a ``ReportScope`` and runs a fixed number of queries, whatever the
+number of leads: conditional aggregates, correlated ``EXISTS``, window functions
+(``NTILE``, ``LAG``, ``ROW_NUMBER``) and percentiles by group. Pages and CSV exports
+render the same rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    Exists,
+    F,
+    FloatField,
+    IntegerField,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, TruncMonth
+from django.utils import timezone
+
+from crm.models import Team, User
+from leads.handoff_models import HandOffStatus, Rating
+from leads.models import Band, Deal, DealStatus, HandOff, Lead, LeadRating, Stage, StageChange
+from scoring.models import Rule, ScoreEntry, ScoringModel
+
+from . import stats
+from .models import Campaign
+from .scope import ReportScope
+from .sql import EpochSeconds, percentiles_by_group, queryset_sql, seconds_between
+
+# The funnel's steps and how far along it each stage is.
+FUNNEL_STEPS = [Stage.NEW, Stage.MQL, Stage.SQL, Stage.OPPORTUNITY, Stage.CUSTOMER]
+FUNNEL_RANK = {stage: rank for rank, stage in enumerate(FUNNEL_STEPS)}
+BANDS_HIGH_TO_LOW = [Band.HOT, Band.WARM, Band.COLD]
+HOUR = 3600.0
+DAY = 86400.0
+
+
+def _rank(field: str) -> Case:
+    return Case(
+        *[When(**{field: stage}, then=Value(rank)) for stage, rank in FUNNEL_RANK.items()],
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+
+
+def _history_sql() -> str:
+    """Per lead with a stage history: the furthest funnel step it ever moved to."""
+    ranks = " ".join(f"WHEN '{stage}' THEN {rank}" for stage, rank in FUNNEL_RANK.items())
+    return (
+        f"SELECT lead_id, MAX(CASE to_stage {ranks} ELSE 0 END) AS furthest "
+        f"FROM {StageChange._meta.db_table} GROUP BY lead_id"
+    )
+
+
+def _outcome_sql() -> str:
+    """Per lead with deals: 1 when one was won, 1 when one was won or lost."""
+    return (
+        "SELECT lead_id, "
+        f"MAX(CASE WHEN status = '{DealStatus.WON}' THEN 1 ELSE 0 END) AS won, "
+        f"MAX(CASE WHEN status IN ('{DealStatus.WON}', '{DealStatus.LOST}') THEN 1 ELSE 0 END) "
+        f"AS closed FROM {Deal._meta.db_table} GROUP BY lead_id"
+    )
+
+
+def lead_facts(scope: ReportScope, **columns: Any) -> tuple[str, tuple[Any, ...]]:
+    return facts_of(scope.leads, **columns)
+
+
+def facts_of(leads: QuerySet[Lead], **columns: Any) -> tuple[str, tuple[Any, ...]]:
+    """SQL of one row per lead of ``leads``: ``pk``, the given ORM ``columns``, ``reached``
+    (the furthest funnel step, 0 new … 4 customer, by its history or its stage now: a
+    disqualified lead keeps the credit for the steps it passed), ``won`` and ``closed``
+    (0 or 1).
+
+    The stage history and the deals are aggregated once and hash-joined, instead of
+    a correlated subquery per lead: one pass over the leads whatever their number.
+    """
+    inner = leads.order_by().annotate(now_rank=_rank("stage"), **columns)
+    inner_sql, params = queryset_sql(inner.values("pk", "now_rank", *columns))
+    sql = (
+        "SELECT lead.*, CASE WHEN COALESCE(history.furthest, 0) > lead.now_rank "
+        "THEN history.furthest ELSE lead.now_rank END AS reached, "
+        "COALESCE(outcome.won, 0) AS won, COALESCE(outcome.closed, 0) AS closed "
+        f"FROM ({inner_sql}) lead "
+        f"LEFT JOIN ({_history_sql()}) history ON history.lead_id = lead.pk "
+        f"LEFT JOIN ({_outcome_sql()}) outcome ON outcome.lead_id = lead.pk"
+    )
+    return sql, params
+
+
+def _fetch(sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _reached(step: int) -> str:
+    return f"SUM(CASE WHEN reached >= {step} THEN 1 ELSE 0 END)"
+
+
+@dataclass(frozen=True)
+class CubeRow:
+    """How many leads in scope share a band, a score, a furthest step and an outcome."""
+
+    band: str
+    score: float
+    reached: int
+    closed: int
+    won: int
+    leads: int
+
+
+def score_cube(scope: ReportScope) -> list[CubeRow]:
+    """The scope's leads counted by (band, score, furthest step, closed, won): a few
+    thousand rows at most, from which the key figures, the band table, the score
+    distribution and the ROC AUC are all summed in one pass over the leads."""
+    facts, params = lead_facts(scope, grp=F(scope.band), val=F(scope.score))
+    rows = _fetch(
+        f"SELECT grp, val, reached, closed, won, COUNT(*) FROM ({facts}) facts "
+        "GROUP BY grp, val, reached, closed, won",
+        params,
+    )
+    return [
+        CubeRow(band, float(val), int(reached), int(closed), int(won), int(n))
+        for band, val, reached, closed, won, n in rows
+    ]
+
+
+def scope_deals(scope: ReportScope) -> QuerySet[Deal]:
+    """The deals of the scope's leads, their score in the chosen model reachable as
+    ``lead__scores__…`` when a model is chosen."""
+    deals = Deal.objects.filter(lead__in=scope.lead_ids)
+    if scope.model is not None:
+        deals = deals.filter(lead__scores__model=scope.model)
+    return deals
+
+
+# --- Key figures ---------------------------------------------------------------------
+
+
+def key_figures(scope: ReportScope) -> dict[str, Any]:
+    """The headline numbers of the index page and the weekly digest."""
+    cube = score_cube(scope)
+    counts = {
+        "leads": sum(r.leads for r in cube),
+        "mql": sum(r.leads for r in cube if r.reached >= 1),
+        "sql": sum(r.leads for r in cube if r.reached >= 2),
+        "customers": sum(r.leads for r in cube if r.reached >= 4),
+        "closed": sum(r.leads for r in cube if r.closed),
+        "won": sum(r.leads for r in cube if r.won),
+    }
+    won = (
+        scope_deals(scope)
+        .filter(status=DealStatus.WON)
+        .aggregate(
+            deals=Count("pk"), revenue=Coalesce(Sum("amount"), Value(0), output_field=FloatField())
+        )
+    )
+    speed = percentiles_by_group(*_speed_source(scope, None), fractions=[0.5])
+    touched, (median,) = speed.get("all", (0, [None]))
+    return {
+        **counts,
+        "won_deals": won["deals"],
+        "revenue": won["revenue"],
+        "mql_rate": stats.ratio(counts["mql"], counts["leads"]),
+        "win_rate": stats.ratio(counts["won"], counts["closed"]),
+        "touched": touched,
+        "median_speed_hours": None if median is None else median / HOUR,
+        "auc": stats.roc_auc(score_outcome_counts(scope, cube=cube)),
+    }
+
+
+# --- Funnel ---------------------------------------------------------------------------
+
+
+def funnel_by_cohort(scope: ReportScope) -> list[dict[str, Any]]:
+    """Per month of creation: how many leads reached each funnel step."""
+    facts, params = lead_facts(scope, cohort=TruncMonth("created_at"))
+    rows = _fetch(
+        f"SELECT cohort, COUNT(*), {_reached(1)}, {_reached(2)}, {_reached(3)}, {_reached(4)} "
+        f"FROM ({facts}) facts GROUP BY cohort ORDER BY cohort",
+        params,
+    )
+    keys = ("leads", "mql", "sql", "opportunity", "customer")
+    return [
+        {"cohort": _month(row[0]), **dict(zip(keys, (int(v or 0) for v in row[1:]), strict=True))}
+        for row in rows
+    ]
+
+
+def _month(value: dt.datetime | dt.date | str | None) -> str:
+    if value is None:
+        return ""
+    return value[:7] if isinstance(value, str) else value.strftime("%Y-%m")
+
+
+def funnel_totals(cohorts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The funnel over all cohorts: per step its count, the share of the step before it
+    that got there and the share of all leads."""
+    keys = ["leads", "mql", "sql", "opportunity", "customer"]
+    totals = {key: sum(row[key] for row in cohorts) for key in keys}
+    steps = []
+    previous = None
+    for key, stage in zip(keys, FUNNEL_STEPS, strict=True):
+        count = totals[key]
+        steps.append(
+            {
+                "step": "Leads" if stage == Stage.NEW else stage.label,
+                "stage": stage.value,
+                "count": count,
+                "step_rate": None if previous is None else stats.ratio(count, previous),
+                "overall_rate": stats.ratio(count, totals["leads"]),
+            }
+        )
+        previous = count
+    return steps
+
+
+def stage_times(scope: ReportScope) -> dict[str, dict[str, Any]]:
+    """Per stage left: how many stays ended, and their median and p90 length in days.
+
+    A stay runs from the change into the stage (or the lead's creation, for the first
+    one) to the change out of it; ``LAG`` over the lead's history finds its start.
+    """
+    ids_sql, params = queryset_sql(scope.lead_ids)
+    changes = StageChange._meta.db_table
+    leads = Lead._meta.db_table
+    started = (
+        "COALESCE(LAG(sc.at) OVER (PARTITION BY sc.lead_id ORDER BY sc.at, sc.id), l.created_at)"
+    )
+    source = (
+        f"SELECT sc.from_stage AS grp, {seconds_between('sc.at', started)} AS val "
+        f"FROM {changes} sc JOIN {leads} l ON l.id = sc.lead_id WHERE sc.lead_id IN ({ids_sql})"
+    )
+    found = percentiles_by_group(source, params, fractions=[0.5, 0.9])
+    return {
+        stage: {
+            "stays": count,
+            "median_days": None if median is None else median / DAY,
+            "p90_days": None if p90 is None else p90 / DAY,
+        }
+        for stage, (count, (median, p90)) in found.items()
+    }
+
+
+def exit_reasons(scope: ReportScope) -> list[dict[str, Any]]:
+    """Why leads were disqualified or recycled, most frequent first."""
+    rows = (
+        StageChange.objects.filter(
+            lead__in=scope.lead_ids, to_stage__in=[Stage.DISQUALIFIED, Stage.RECYCLED]
+        )
+        .order_by()
+        .values("to_stage", "reason")
+        .annotate(leads=Count("lead", distinct=True))
+        .order_by("-leads", "to_stage", "reason")[:50]
+    )
+    return [
+        {
+            "outcome": Stage(row["to_stage"]).label,
+            "reason": row["reason"] or "(none given)",
+            "leads": row["leads"],
+        }
+        for row in rows
+    ]
+
+
+# --- Score vs outcome -------------------------------------------------------------------
+
+
+def outcome_by_band(
+    scope: ReportScope, *, cube: list[CubeRow] | None = None
+) -> list[dict[str, Any]]:
+    """Per band (highest first): leads, closed, won, conversion, lift over all closed
+    leads, won deals, average deal size and sales cycle in days."""
+    by_band: dict[str, dict[str, int]] = {}
+    for r in score_cube(scope) if cube is None else cube:
+        counts = by_band.setdefault(r.band, {"leads": 0, "closed": 0, "won": 0})
+        counts["leads"] += r.leads
+        counts["closed"] += r.leads * r.closed
+        counts["won"] += r.leads * r.won
+    deals = (
+        scope_deals(scope)
+        .filter(status=DealStatus.WON)
+        .order_by()
+        .values(grp=F(f"lead__{scope.band}"))
+        .annotate(
+            deals=Count("pk"),
+            revenue=Sum("amount"),
+            cycle=Avg(EpochSeconds("closed_at", "lead__created_at")),
+        )
+    )
+    money = {row["grp"]: row for row in deals}
+    closed_all = sum(row["closed"] for row in by_band.values())
+    won_all = sum(row["won"] for row in by_band.values())
+    overall = stats.ratio(won_all, closed_all)
+    rows = []
+    for band in BANDS_HIGH_TO_LOW:
+        row = by_band.get(band, {"leads": 0, "closed": 0, "won": 0})
+        deal = money.get(band, {"deals": 0, "revenue": None, "cycle": None})
+        conversion = stats.ratio(row["won"], row["closed"])
+        rows.append(
+            {
+                "band": band.label,
+                "leads": row["leads"],
+                "closed": row["closed"],
+                "won": row["won"],
+                "conversion": conversion,
+                "lift": stats.ratio(conversion, overall),
+                "won_deals": deal["deals"],
+                "revenue": float(deal["revenue"] or 0),
+                "avg_deal": stats.ratio(float(deal["revenue"] or 0), deal["deals"]),
+                "cycle_days": None if deal["cycle"] is None else deal["cycle"] / DAY,
+            }
+        )
+    return rows
+
+
+def outcome_by_decile(scope: ReportScope) -> list[dict[str, Any]]:
+    """Per score decile today (10 is the highest): the score range, closed, won,
+    conversion and lift."""
+    facts, params = lead_facts(scope, val=F(scope.score))
+    return _deciles(f"SELECT pk, val, won AS w, closed AS c FROM ({facts}) facts", params)
+
+
+def outcome_by_handoff_decile(scope: ReportScope) -> list[dict[str, Any]]:
+    """Per decile of the score a lead had when it was handed off, read from the ledger
+    (points earned by then, before decay): the same columns as today's deciles."""
+    model = scope.effective_model
+    if model is None:
+        return []
+    handoffs = HandOff.objects.filter(lead__in=scope.lead_ids)
+    deals = Deal.objects.filter(lead=OuterRef("lead_id"))
+    source = (
+        handoffs.annotate(
+            val=Coalesce(_ledger_points_until(model, "lead_id", "created_at"), Value(0.0)),
+            w=_flag(Exists(deals.filter(status=DealStatus.WON))),
+            c=_flag(Exists(deals.filter(status__in=[DealStatus.WON, DealStatus.LOST]))),
+        )
+        .order_by()
+        .values("pk", "val", "w", "c")
+    )
+    return _deciles(*queryset_sql(source))
+
+
+def _flag(condition: Exists) -> Case:
+    return Case(When(condition, then=Value(1)), default=Value(0), output_field=IntegerField())
+
+
+def _ledger_points_until(model: ScoringModel, lead_ref: str, at_ref: str) -> Subquery:
+    return Subquery(
+        ScoreEntry.objects.filter(model=model, lead_id=OuterRef(lead_ref), at__lte=OuterRef(at_ref))
+        .order_by()
+        .values("lead_id")
+        .annotate(points=Sum("points"))
+        .values("points")[:1],
+        output_field=FloatField(),
+    )
+
+
+def _deciles(source_sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+    sql = (
+        "SELECT decile, COUNT(*), MIN(val), MAX(val), SUM(c), SUM(w) FROM ("
+        "SELECT NTILE(10) OVER (ORDER BY val, pk) AS decile, val, w, c FROM ("
+        f"{source_sql}) src) ranked GROUP BY decile ORDER BY decile DESC"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchall()
+    closed_all = sum(int(row[4] or 0) for row in found)
+    won_all = sum(int(row[5] or 0) for row in found)
+    overall = stats.ratio(won_all, closed_all)
+    rows = []
+    for decile, leads, low, high, closed, won in found:
+        conversion = stats.ratio(int(won or 0), int(closed or 0))
+        rows.append(
+            {
+                "decile": int(decile),
+                "leads": int(leads),
+                "score_from": round(float(low)),
+                "score_to": round(float(high)),
+                "closed": int(closed or 0),
+                "won": int(won or 0),
+                "conversion": conversion,
+                "lift": stats.ratio(conversion, overall),
+            }
+        )
+    return rows
+
+
+def score_distribution(
+    scope: ReportScope, *, cube: list[CubeRow] | None = None
+) -> list[dict[str, Any]]:
+    """How many leads score in each ten-point bucket, lowest first."""
+    buckets: dict[int, int] = {}
+    for r in score_cube(scope) if cube is None else cube:
+        bucket = math.floor(r.score / 10)
+        buckets[bucket] = buckets.get(bucket, 0) + r.leads
+    return [
+        {"scores": f"{bucket * 10} to {bucket * 10 + 9}", "leads": leads}
+        for bucket, leads in sorted(buckets.items())
+    ]
+
+
+def score_outcome_counts(
+    scope: ReportScope, *, cube: list[CubeRow] | None = None
+) -> list[tuple[float, int, int]]:
+    """(score, won, lost) over the closed leads, one row per distinct score: what the
+    ROC AUC is computed from."""
+    counts: dict[float, list[int]] = {}
+    for r in score_cube(scope) if cube is None else cube:
+        if r.closed:
+            pair = counts.setdefault(r.score, [0, 0])
+            pair[0 if r.won else 1] += r.leads
+    return [(score, won, lost) for score, (won, lost) in counts.items()]
+
+
+def won_before_close(scope: ReportScope) -> dict[str, Any]:
+    """Over won deals: how many had a hot score before they closed (ledger points up to
+    the close, before decay) and the lowest score of a converted lead today."""
+    model = scope.effective_model
+    won = scope_deals(scope).filter(status=DealStatus.WON)
+    result: dict[str, Any] = {"won_deals": 0, "hot_before_close": 0, "hot_share": None}
+    if model is not None:
+        counted = won.annotate(
+            before=_ledger_points_until(model, "lead_id", "closed_at")
+        ).aggregate(
+            won_deals=Count("pk"),
+            hot_before_close=Count("pk", filter=Q(before__gte=model.hot_from)),
+        )
+        result.update(counted)
+        result["hot_share"] = stats.ratio(counted["hot_before_close"], counted["won_deals"])
+    won_deal = Deal.objects.filter(lead=OuterRef("pk"), status=DealStatus.WON)
+    lowest = scope.leads.filter(Exists(won_deal)).aggregate(lowest=Min(F(scope.score)))
+    result["lowest_won_score"] = lowest["lowest"]
+    result["hot_from"] = model.hot_from if model is not None else None
+    return result
+
+
+# --- Sources and campaigns ---------------------------------------------------------------
+
+DIMENSIONS = {"source": "Source", "campaign": "Campaign", "utm_medium": "UTM medium"}
+
+
+def source_rows(scope: ReportScope, dimension: str) -> list[dict[str, Any]]:
+    """Per source, campaign or UTM medium: leads, average score, MQL rate, win rate,
+    revenue, and cost per lead and per customer where the campaign's spend is known."""
+    if dimension not in DIMENSIONS:
+        raise ValueError(dimension)
+    facts, params = lead_facts(scope, grp=F(dimension), val=F(scope.score))
+    keys = ("grp", "leads", "avg_score", "mql", "closed", "won")
+    leads = [
+        dict(zip(keys, row, strict=True))
+        for row in _fetch(
+            f"SELECT grp, COUNT(*), AVG(val), {_reached(1)}, SUM(closed), SUM(won) "
+            f"FROM ({facts}) facts GROUP BY grp ORDER BY COUNT(*) DESC, grp",
+            params,
+        )
+    ]
+    revenue = dict(
+        scope_deals(scope)
+        .filter(status=DealStatus.WON)
+        .order_by()
+        .values(grp=F(f"lead__{dimension}"))
+        .annotate(total=Sum("amount"))
+        .values_list("grp", "total")
+    )
+    spend = _spend() if dimension == "campaign" else {}
+    labels = dict(Lead._meta.get_field("source").choices) if dimension == "source" else {}
+    rows = []
+    for row in leads:
+        cost = spend.get((row["grp"] or "").lower())
+        rows.append(
+            {
+                "name": labels.get(row["grp"], row["grp"]) or "(none)",
+                "leads": row["leads"],
+                "avg_score": None if row["avg_score"] is None else float(row["avg_score"]),
+                "mql_rate": stats.ratio(int(row["mql"] or 0), row["leads"]),
+                "closed": int(row["closed"] or 0),
+                "won": int(row["won"] or 0),
+                "win_rate": stats.ratio(int(row["won"] or 0), int(row["closed"] or 0)),
+                "revenue": float(revenue.get(row["grp"]) or 0),
+                "spend": cost,
+                "cost_per_lead": stats.ratio(cost, row["leads"]),
+                "cost_per_customer": stats.ratio(cost, row["won"]),
+            }
+        )
+    return rows
+
+
+def _spend() -> dict[str, float]:
+    return {
+        name.lower(): float(spend) for name, spend in Campaign.objects.values_list("name", "spend")
+    }
+
+
+# --- Speed to lead and reps ---------------------------------------------------------------
+
+
+def _scope_handoffs(scope: ReportScope) -> QuerySet[HandOff]:
+    return HandOff.objects.filter(lead__in=scope.lead_ids)
+
+
+def _speed_source(scope: ReportScope, group: str | None) -> tuple[str, tuple[Any, ...]]:
+    """SQL of (grp, seconds to first touch) over the scope's touched hand-offs, grouped
+    by the ORM path ``group`` (None: all in one group, "all")."""
+    source = (
+        _scope_handoffs(scope)
+        .filter(first_touch_at__isnull=False)
+        .order_by()
+        .values(
+            grp=F(group) if group else Value("all"),
+            val=EpochSeconds("first_touch_at", "created_at"),
+        )
+    )
+    return queryset_sql(source)
+
+
+def _breach(now: dt.datetime) -> Q:
+    """Past the SLA: escalated, touched after it was due, or untouched and overdue."""
+    return (
+        Q(escalated_at__isnull=False)
+        | Q(first_touch_at__gt=F("sla_due_at"))
+        | Q(first_touch_at__isnull=True, sla_due_at__lt=now)
+    )
+
+
+def speed_rows(scope: ReportScope, *, by_team: bool = False) -> list[dict[str, Any]]:
+    """Per rep (or team): hand-offs, touched, median and p90 hours to the first touch,
+    SLA breaches, accepted, rejected, quality ratings, open pipeline and wins."""
+    now = timezone.now()
+    key = "owner__team_id" if by_team else "owner_id"
+    handoffs = (
+        _scope_handoffs(scope)
+        .order_by()
+        .values(grp=F(key))
+        .annotate(
+            handoffs=Count("pk"),
+            touched=Count("pk", filter=Q(first_touch_at__isnull=False)),
+            breaches=Count("pk", filter=_breach(now)),
+            accepted=Count("pk", filter=Q(status=HandOffStatus.ACCEPTED)),
+            rejected=Count("pk", filter=Q(status=HandOffStatus.REJECTED)),
+        )
+    )
+    speed = percentiles_by_group(*_speed_source(scope, key), fractions=[0.5, 0.9])
+    rating_key = "by__team_id" if by_team else "by_id"
+    ratings = (
+        LeadRating.objects.filter(lead__in=scope.lead_ids)
+        .order_by()
+        .values(grp=F(rating_key))
+        .annotate(
+            good=Count("pk", filter=Q(rating=Rating.GOOD)),
+            not_fit=Count("pk", filter=Q(rating=Rating.NOT_FIT)),
+        )
+    )
+    deal_key = "lead__owner__team_id" if by_team else "lead__owner_id"
+    deals = (
+        Deal.objects.filter(lead__in=scope.lead_ids)
+        .order_by()
+        .values(grp=F(deal_key))
+        .annotate(
+            pipeline=Sum("amount", filter=Q(status=DealStatus.OPEN)),
+            won_deals=Count("pk", filter=Q(status=DealStatus.WON)),
+            won_amount=Sum("amount", filter=Q(status=DealStatus.WON)),
+        )
+    )
+    return _merge_people(handoffs, speed, ratings, deals, by_team=by_team)
+
+
+def _merge_people(
+    handoffs: Any, speed: dict[Any, Any], ratings: Any, deals: Any, *, by_team: bool
+) -> list[dict[str, Any]]:
+    """One row per person or team from the four per-group aggregates."""
+    merged: dict[Any, dict[str, Any]] = {}
+    blank = {
+        "handoffs": 0,
+        "touched": 0,
+        "breaches": 0,
+        "accepted": 0,
+        "rejected": 0,
+        "good": 0,
+        "not_fit": 0,
+        "pipeline": None,
+        "won_deals": 0,
+        "won_amount": None,
+    }
+    for source in (handoffs, ratings, deals):
+        for row in source:
+            merged.setdefault(row["grp"], dict(blank)).update(
+                {k: v for k, v in row.items() if k != "grp"}
+            )
+    for grp, (_, (median, p90)) in speed.items():
+        row = merged.setdefault(grp, dict(blank))
+        row["median_hours"] = None if median is None else median / HOUR
+        row["p90_hours"] = None if p90 is None else p90 / HOUR
+    names = _names(merged.keys(), by_team=by_team)
+    rows = []
+    for grp, row in merged.items():
+        decided = row["accepted"] + row["rejected"]
+        rows.append(
+            {
+                "name": names.get(grp, "(no team)" if by_team else "(unassigned)"),
+                "handoffs": row["handoffs"],
+                "touched": row["touched"],
+                "median_hours": row.get("median_hours"),
+                "p90_hours": row.get("p90_hours"),
+                "breaches": row["breaches"],
+                "accepted": row["accepted"],
+                "rejected": row["rejected"],
+                "acceptance": stats.ratio(row["accepted"], decided),
+                "good": row["good"],
+                "not_fit": row["not_fit"],
+                "pipeline": float(row["pipeline"] or 0),
+                "won_deals": row["won_deals"],
+                "won_amount": float(row["won_amount"] or 0),
+            }
+        )
+    return sorted(rows, key=lambda r: (-r["handoffs"], r["name"]))
+
+
+def _names(ids: Any, *, by_team: bool) -> dict[Any, str]:
+    wanted = [pk for pk in ids if pk is not None]
+    if by_team:
+        return {team.pk: team.name for team in Team.objects.filter(pk__in=wanted)}
+    return {user.pk: str(user) for user in User.objects.filter(pk__in=wanted)}
+
+
+def reject_reasons(scope: ReportScope) -> list[dict[str, Any]]:
+    """Why reps rejected hand-offs, most frequent first."""
+    rows = (
+        _scope_handoffs(scope)
+        .filter(status=HandOffStatus.REJECTED)
+        .order_by()
+        .values("reject_reason")
+        .annotate(handoffs=Count("pk"))
+        .order_by("-handoffs", "reject_reason")[:50]
+    )
+    return [{"reason": row["reject_reason"], "handoffs": row["handoffs"]} for row in rows]
+
+
+# --- Rule effectiveness ---------------------------------------------------------------------
+
+
+def _rule_matches(leads: QuerySet[Lead], model: ScoringModel) -> list[dict[str, Any]]:
+    """Per rule: the leads holding an award of it never reversed, and how many of them
+    closed and won. Awards are first reduced to distinct (rule, lead) pairs, which are
+    then joined to the leads' outcomes once."""
+    ids_sql, ids_params = queryset_sql(leads.order_by().values("pk"))
+    entries = ScoreEntry._meta.db_table
+    pairs = (
+        f"SELECT e.rule_id, e.lead_id FROM {entries} e "
+        f"WHERE e.model_id = %s AND e.rule_id IS NOT NULL AND e.reversal_of_id IS NULL "
+        f"AND NOT EXISTS (SELECT 1 FROM {entries} r WHERE r.reversal_of_id = e.id) "
+        f"AND e.lead_id IN ({ids_sql}) GROUP BY e.rule_id, e.lead_id"
+    )
+    rows = _fetch(
+        "SELECT pairs.rule_id, COUNT(*), SUM(COALESCE(outcome.closed, 0)), "
+        f"SUM(COALESCE(outcome.won, 0)) FROM ({pairs}) pairs "
+        f"LEFT JOIN ({_outcome_sql()}) outcome ON outcome.lead_id = pairs.lead_id "
+        "GROUP BY pairs.rule_id",
+        (model.pk, *ids_params),
+    )
+    return [
+        {"rule_id": rule, "matched": n, "closed_in": int(closed or 0), "won_in": int(won or 0)}
+        for rule, n, closed, won in rows
+    ]
+
+
+def rule_rows(scope: ReportScope, model: ScoringModel) -> dict[str, Any]:
+    """Per rule of ``model``: its points, how many leads it matched, the conversion of
+    matched and unmatched closed leads, the lift with its 95 % interval, and a verdict
+    (prune, re-weight) with the evidence.
+
+    A lead matches a rule when it holds an award of the rule that was never reversed.
+    """
+    leads = scope.leads if scope.model is not None else scope.leads.filter(scores__model=model)
+    facts, params = facts_of(leads)
+    ((count, closed, won),) = _fetch(
+        f"SELECT COUNT(*), SUM(closed), SUM(won) FROM ({facts}) facts", params
+    )
+    totals = {"leads": count, "closed": int(closed or 0), "won": int(won or 0)}
+    matched = _rule_matches(leads, model)
+    by_rule = {row["rule_id"]: row for row in matched}
+    rows = []
+    for rule in Rule.objects.filter(model=model).order_by("kind", "-points", "pk"):
+        found = by_rule.get(rule.pk, {"matched": 0, "closed_in": 0, "won_in": 0})
+        closed_out = totals["closed"] - found["closed_in"]
+        won_out = totals["won"] - found["won_in"]
+        lift = stats.lift_with_interval(found["won_in"], found["closed_in"], won_out, closed_out)
+        verdict = stats.rule_verdict(
+            points=rule.points,
+            matched=found["matched"],
+            leads=totals["leads"],
+            lift=lift,
+            closed_in=found["closed_in"],
+            closed_out=closed_out,
+        )
+        rows.append(
+            {
+                "rule": rule.name,
+                "description": rule.describe(),
+                "active": rule.active,
+                "points": rule.points,
+                "matched": found["matched"],
+                "match_share": stats.ratio(found["matched"], totals["leads"]),
+                "closed_in": found["closed_in"],
+                "conversion_in": stats.ratio(found["won_in"], found["closed_in"]),
+                "closed_out": closed_out,
+                "conversion_out": stats.ratio(won_out, closed_out),
+                "lift": lift.value,
+                "lift_low": lift.low,
+                "lift_high": lift.high,
+                "verdict": verdict.action,
+                "evidence": verdict.evidence,
+            }
+        )
+    return {"totals": totals, "rules": rows}
+
+
+# --- Nurture ----------------------------------------------------------------------------------
+
+
+def nurture_available() -> bool:
+    from django.apps import apps
+
+    return apps.is_installed("nurturing") and _nurture_models() is not None
+
+
+def _nurture_models() -> Any:
+    try:
+        from nurturing.models import Enrollment, Message
+    except ImportError:
+        return None
+    return Enrollment, Message
+
+
+def nurture_steps(scope: ReportScope) -> list[dict[str, Any]]:
+    """Per sequence and step: messages sent, opened, clicked, replied, unsubscribed,
+    bounced, with the rates over sent."""
+    _, message_model = _nurture_models()
+    rows = (
+        message_model.objects.filter(lead__in=scope.lead_ids)
+        .order_by()
+        .values("step__sequence__name", "step__position", "step__subject", "step_id")
+        .annotate(
+            sent=Count("pk", filter=Q(sent_at__isnull=False)),
+            opened=Count("pk", filter=Q(opened_at__isnull=False)),
+            clicked=Count("pk", filter=Q(clicked_at__isnull=False)),
+            replied=Count("pk", filter=Q(replied_at__isnull=False)),
+            unsubscribed=Count("pk", filter=Q(unsubscribed_at__isnull=False)),
+            bounced=Count("pk", filter=Q(bounced_at__isnull=False) | Q(status="bounced")),
+        )
+        .order_by("step__sequence__name", "step__position", "step_id")
+    )
+    return [
+        {
+            "sequence": row["step__sequence__name"],
+            "step": row["step__position"],
+            "subject": row["step__subject"],
+            "sent": row["sent"],
+            "opened": row["opened"],
+            "clicked": row["clicked"],
+            "replied": row["replied"],
+            "unsubscribed": row["unsubscribed"],
+            "bounced": row["bounced"],
+            "open_rate": stats.ratio(row["opened"], row["sent"]),
+            "click_rate": stats.ratio(row["clicked"], row["sent"]),
+        }
+        for row in rows
+    ]
+
+
+def nurture_sequences(scope: ReportScope) -> list[dict[str, Any]]:
+    """Per sequence: leads enrolled and the share that reached MQL and SQL after they
+    were enrolled."""
+    enrollment_model, _ = _nurture_models()
+    later = StageChange.objects.filter(lead=OuterRef("lead_id"), at__gte=OuterRef("started_at"))
+    mql_on = [Stage.MQL, Stage.SQL, Stage.OPPORTUNITY, Stage.CUSTOMER]
+    rows = (
+        enrollment_model.objects.filter(lead__in=scope.lead_ids)
+        .annotate(
+            to_mql=Exists(later.filter(to_stage__in=mql_on)),
+            to_sql=Exists(later.filter(to_stage__in=mql_on[1:])),
+        )
+        .order_by()
+        .values("sequence__name")
+        .annotate(
+            enrolled=Count("lead_id", distinct=True),
+            mql=Count("lead_id", distinct=True, filter=Q(to_mql=True)),
+            sql=Count("lead_id", distinct=True, filter=Q(to_sql=True)),
+        )
+        .order_by("sequence__name")
+    )
+    return [
+        {
+            "sequence": row["sequence__name"],
+            "enrolled": row["enrolled"],
+            "mql": row["mql"],
+            "mql_rate": stats.ratio(row["mql"], row["enrolled"]),
+            "sql": row["sql"],
+            "sql_rate": stats.ratio(row["sql"], row["enrolled"]),
+        }
+        for row in rows
+    ]

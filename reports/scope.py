@@ -1,0 +1,227 @@
+"""What a report counts: the leads a person may report on, narrowed by the report filters.
+
+Reps report on their own leads, managers on their teams' leads, marketers and admins on
+every lead. Every scope starts from ``Lead.objects.visible_to(user)`` and only narrows it,
+so a report can never show a lead its reader could not open.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from crm.models import Role, Team, User
+from leads.filters import teammates_of
+from leads.models import Deal, DealStatus, Lead, ProductLine, Source
+from leads.selectors import team_members
+from scoring.models import ScoringModel
+
+REPORT_ROLES = frozenset({Role.ADMIN, Role.MARKETER, Role.MANAGER, Role.REP})
+DEFAULT_RANGE_DAYS = 180
+MAX_RANGE_DAYS = 5 * 366
+
+BASIS_CREATED = "created"
+BASIS_CLOSED = "closed"
+BASIS_CHOICES = [
+    (BASIS_CREATED, "Leads created in the range"),
+    (BASIS_CLOSED, "Leads with a deal closed in the range"),
+]
+
+
+def may_see_reports(user: User) -> bool:
+    return user.is_authenticated and user.is_active and user.role in REPORT_ROLES
+
+
+def teams_for(user: User) -> QuerySet[Team]:
+    """The teams whose figures a person may filter by: all for admins and marketers, the
+    ones a manager runs or belongs to, none for reps."""
+    role = user.role
+    if role in (Role.ADMIN, Role.MARKETER):
+        return Team.objects.all()
+    if role == Role.MANAGER:
+        return Team.objects.filter(Q(manager=user) | Q(pk=user.team_id or 0))
+    return Team.objects.none()
+
+
+class ReportFilterForm(forms.Form):
+    """The date range and filters every report shares, read from the query string."""
+
+    date_from = forms.DateField(
+        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    basis = forms.ChoiceField(label="Count", required=False, choices=BASIS_CHOICES)
+    model = forms.ModelChoiceField(
+        label="Scoring model",
+        required=False,
+        queryset=ScoringModel.objects.all(),
+        empty_label="Primary score",
+    )
+    source = forms.ChoiceField(
+        label="Source", required=False, choices=[("", "Any"), *Source.choices]
+    )
+    campaign = forms.CharField(label="Campaign", required=False, max_length=200)
+    product = forms.ModelChoiceField(
+        label="Product interest",
+        required=False,
+        queryset=ProductLine.objects.all(),
+        to_field_name="slug",
+        empty_label="Any",
+    )
+    owner = forms.TypedChoiceField(label="Owner", required=False, coerce=int, empty_value=None)
+    team = forms.ModelChoiceField(
+        label="Team", required=False, queryset=Team.objects.none(), empty_label="Any"
+    )
+
+    def __init__(self, data: Any = None, *args: Any, user: User, **kwargs: Any) -> None:
+        if data is not None:
+            # The default range, written into the data so that the page shows it.
+            data = data.copy()
+            today = timezone.localdate()
+            if not data.get("date_to"):
+                data["date_to"] = today.isoformat()
+            if not data.get("date_from"):
+                data["date_from"] = (today - dt.timedelta(days=DEFAULT_RANGE_DAYS)).isoformat()
+        super().__init__(data, *args, **kwargs)
+        self.user = user
+        people = [user, *teammates_of(user)] if user.role != Role.REP else [user]
+        self.fields["owner"].choices = [("", "Anyone")] + [(str(p.pk), str(p)) for p in people]
+        self.fields["team"].queryset = teams_for(user)
+        if user.role == Role.REP:
+            del self.fields["team"]
+            del self.fields["owner"]
+
+    def clean_campaign(self) -> str:
+        return " ".join(self.cleaned_data["campaign"].split())
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            self.add_error("date_to", "Make this on or after the start of the range.")
+        elif start and end and (end - start).days > MAX_RANGE_DAYS:
+            self.add_error("date_from", "Choose a range of five years at most.")
+        data["basis"] = data.get("basis") or BASIS_CREATED
+        return data
+
+
+@dataclass(frozen=True)
+class ReportScope:
+    """The leads one report counts, with the range and the score it reads.
+
+    ``score`` and ``band`` name the lead's primary score, or its score in the chosen
+    model; ``leads`` already carries the join that makes them readable.
+    """
+
+    user: User
+    leads: QuerySet[Lead]
+    start: dt.datetime
+    end: dt.datetime
+    basis: str
+    model: ScoringModel | None
+
+    @property
+    def score(self) -> str:
+        return "scores__score" if self.model else "score"
+
+    @property
+    def band(self) -> str:
+        return "scores__band" if self.model else "band"
+
+    @property
+    def last_day(self) -> dt.date:
+        return timezone.localdate(self.end - dt.timedelta(days=1))
+
+    @property
+    def lead_ids(self) -> QuerySet[Lead]:
+        return self.leads.order_by().values("pk")
+
+    @property
+    def effective_model(self) -> ScoringModel | None:
+        """The chosen model, else the default one, whose thresholds the primary score uses."""
+        if self.model is not None:
+            return self.model
+        return (
+            ScoringModel.objects.filter(is_default=True).first()
+            or ScoringModel.objects.active().first()
+        )
+
+
+def report_leads(user: User) -> QuerySet[Lead]:
+    """The leads whose figures ``user`` sees: their own (reps), their teams' (managers),
+    every lead (marketers, admins), none for anyone else."""
+    leads = Lead.objects.visible_to(user)
+    role = user.role
+    if role == Role.REP:
+        return leads.filter(owner=user)
+    if role == Role.MANAGER:
+        return leads.filter(owner__in=team_members(manager=user).values("pk"))
+    if role in (Role.ADMIN, Role.MARKETER):
+        return leads
+    return leads.none()
+
+
+def day_start(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+def scope_from(form: ReportFilterForm) -> ReportScope:
+    """The scope of a valid filter form (call ``is_valid()`` first)."""
+    data = form.cleaned_data
+    user = form.user
+    start = day_start(data["date_from"])
+    end = day_start(data["date_to"] + dt.timedelta(days=1))
+    leads = report_leads(user)
+    if data["basis"] == BASIS_CLOSED:
+        closed = Deal.objects.filter(
+            lead=OuterRef("pk"),
+            status__in=[DealStatus.WON, DealStatus.LOST],
+            closed_at__gte=start,
+            closed_at__lt=end,
+        )
+        leads = leads.filter(Exists(closed))
+    else:
+        leads = leads.filter(created_at__gte=start, created_at__lt=end)
+    leads = _narrow(leads, data)
+    model = data.get("model")
+    if model is not None:
+        leads = leads.filter(scores__model=model)
+    return ReportScope(
+        user=user,
+        leads=leads,
+        start=start,
+        end=end,
+        basis=data["basis"],
+        model=model,
+    )
+
+
+def _narrow(leads: QuerySet[Lead], data: dict[str, Any]) -> QuerySet[Lead]:
+    if data.get("source"):
+        leads = leads.filter(source=data["source"])
+    if data.get("campaign"):
+        leads = leads.filter(campaign__iexact=data["campaign"])
+    if data.get("product"):
+        leads = leads.filter(product_interests=data["product"])
+    if data.get("owner"):
+        leads = leads.filter(owner_id=data["owner"])
+    if data.get("team"):
+        leads = leads.filter(owner__team=data["team"])
+    return leads
+
+
+def scope_for(user: User, *, date_from: dt.date, date_to: dt.date) -> ReportScope:
+    """The unfiltered scope of ``user`` over a range of days (both included)."""
+    form = ReportFilterForm(
+        {"date_from": date_from.isoformat(), "date_to": date_to.isoformat()}, user=user
+    )
+    if not form.is_valid():
+        raise ValueError(form.errors.as_text())
+    return scope_from(form)

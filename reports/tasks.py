@@ -1,0 +1,13 @@
+"""Celery tasks of the reports app: thin wrappers over its services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from .services import digest_send_weekly
+
+
+@shared_task(ignore_result=True)
+def send_weekly_digest() -> int:
+    """Beat, Monday morning: last week's key figures to each manager and marketer."""
+    return digest_send_weekly()
