@@ -84,6 +84,8 @@ class Company(models.Model):
                 Lower("domain"), condition=~Q(domain=""), name="company_unique_domain"
             )
         ]
+        # The leads list sorted by company walks this, then each company's leads.
+        indexes = [models.Index(fields=["name", "id"], name="company_name_idx")]
 
     def __str__(self) -> str:
         return self.name
@@ -341,6 +343,10 @@ class Lead(models.Model):
             # The leads list's other sort orders, each ending in the id its keyset pages use.
             models.Index(fields=["last_name", "first_name", "id"], name="lead_name_idx"),
             models.Index(fields=["-stage_changed_at", "-id"], name="lead_stage_changed_idx"),
+            # Filters whose values can be rare (grade A, the hot quadrant): their matches
+            # hottest first, without scanning the whole list for them.
+            models.Index(fields=["grade", "-score", "-id"], name="lead_grade_score_idx"),
+            models.Index(fields=["quadrant", "-score", "-id"], name="lead_quadrant_score_idx"),
             # A rep's list: the unassigned pool, hottest first, beside lead_owner_hottest_idx.
             models.Index(
                 fields=["-score", "-id"],
