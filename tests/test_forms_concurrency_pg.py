@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from django.db import connection
 from django.test import Client, override_settings
 
 from leads.models import Activity, ActivityType, Lead, WebForm
+from tests.conftest import free_port
 from tests.test_concurrency_pg import race
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,12 +87,6 @@ def test_a_hundred_simultaneous_http_posts_for_one_new_email_make_one_lead(tmp_p
     lead = Lead.objects.get()
     assert lead.email == "ada@fleet.example"
     assert Activity.objects.filter(lead=lead, type=ActivityType.FORM_SUBMISSION).count() == 100
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.contextmanager
