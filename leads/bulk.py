@@ -8,7 +8,7 @@ what changed and, lead by lead, what did not and why.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,6 +132,16 @@ def why_not_act(*, lead: Lead, user: User) -> str:
     return "only its owner, their manager or an admin can change it"
 
 
+def _actionable(*, user: User, lead_ids: Sequence[int], outcome: BulkOutcome) -> Iterator[Lead]:
+    """The selected leads the user may act on; the others are reported with the reason."""
+    for lead in _visible(user=user, lead_ids=lead_ids, outcome=outcome):
+        refusal = why_not_act(lead=lead, user=user)
+        if refusal:
+            outcome.refused.append((str(lead), refusal))
+        else:
+            yield lead
+
+
 def leads_move_to_stage(
     *, lead_ids: Sequence[int], stage: str, reason: str = "", by: User
 ) -> BulkOutcome:
@@ -142,11 +152,7 @@ def leads_move_to_stage(
         raise PermissionDenied("You cannot change stages.")
     stage = Stage(stage)
     outcome = BulkOutcome()
-    for lead in _visible(user=by, lead_ids=lead_ids, outcome=outcome):
-        refusal = why_not_act(lead=lead, user=by)
-        if refusal:
-            outcome.refused.append((str(lead), refusal))
-            continue
+    for lead in _actionable(user=by, lead_ids=lead_ids, outcome=outcome):
         try:
             lead_move_to_stage(lead_id=lead.pk, stage=stage, by=by, reason=reason)
         except StageTransitionError as exc:
@@ -183,11 +189,7 @@ def leads_enroll(*, lead_ids: Sequence[int], sequence: Any, by: User) -> BulkOut
     if by.role not in (Role.ADMIN, Role.MANAGER, Role.REP):
         raise PermissionDenied("You cannot enroll leads.")
     outcome = BulkOutcome()
-    for lead in _visible(user=by, lead_ids=lead_ids, outcome=outcome):
-        refusal = why_not_act(lead=lead, user=by)
-        if refusal:
-            outcome.refused.append((str(lead), refusal))
-            continue
+    for lead in _actionable(user=by, lead_ids=lead_ids, outcome=outcome):
         try:
             _, new = enrollment_start(lead=lead, sequence=sequence, by=by)
         except EnrollmentError as exc:

@@ -13,6 +13,7 @@ import importlib
 import os
 import socket
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 
 import kombu.pools
@@ -271,3 +272,19 @@ def smtp_inbox(settings) -> Iterator[Inbox]:
         yield inbox
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def finished_tasks() -> Iterator[Counter]:
+    """How many times each task finished in the worker while the test runs."""
+    from celery.signals import task_postrun
+
+    counts: Counter = Counter()
+
+    def count(sender=None, task=None, **kwargs) -> None:
+        if not getattr(task.request, "is_eager", False):
+            counts[task.name] += 1
+
+    task_postrun.connect(count, weak=False)
+    yield counts
+    task_postrun.disconnect(count)

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from celery.signals import task_postrun
 from django.utils import timezone
 
 from leads.handoff import handoff_assign
@@ -36,20 +34,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 WAIT_SECONDS = 60
 PRICING = "https://hotlist.example/pricing"
 CAREERS = "https://hotlist.example/careers"
-
-
-@pytest.fixture
-def finished_tasks() -> Iterator[Counter]:
-    """How many times each task finished in the worker while the test runs."""
-    counts: Counter = Counter()
-
-    def count(sender=None, task=None, **kwargs) -> None:
-        if not getattr(task.request, "is_eager", False):
-            counts[task.name] += 1
-
-    task_postrun.connect(count, weak=False)
-    yield counts
-    task_postrun.disconnect(count)
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:

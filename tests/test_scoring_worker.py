@@ -13,7 +13,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 
 import pytest
-from celery.signals import task_postrun
 from django.core.cache import cache
 from django.db import connections
 
@@ -79,20 +78,6 @@ def make_model() -> tuple[ScoringModel, Rule]:
 @pytest.fixture
 def worker(celery_worker_live):
     return celery_worker_live
-
-
-@pytest.fixture
-def finished_tasks() -> Iterator[Counter]:
-    """How many times each task has finished in the worker while the test runs."""
-    counts: Counter = Counter()
-
-    def count(sender=None, task=None, **kwargs) -> None:
-        if not getattr(task.request, "is_eager", False):
-            counts[task.name] += 1
-
-    task_postrun.connect(count, weak=False)
-    yield counts
-    task_postrun.disconnect(count)
 
 
 @pytest.fixture
