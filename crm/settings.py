@@ -115,6 +115,8 @@ TEMPLATES = [
         },
     },
 ]
+# Built-in form and widget templates through Jinja2 (crm/forms.py).
+FORM_RENDERER = "crm.forms.FormRenderer"
 
 # --- Database -----------------------------------------------------------------
 
