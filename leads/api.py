@@ -31,8 +31,7 @@ from crm.api.idempotency import idempotent
 from crm.api.strict import StrictFieldsMixin, check_json_document
 from crm.api.viewsets import RecordViewSet
 from crm.models import Role, User
-from scoring.models import ScoringModel
-from scoring.selectors import lead_explanation, score_history
+from scoring.selectors import lead_explanation
 
 from .models import (
     Activity,
@@ -286,6 +285,8 @@ class ScoreModelRefSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
     primary = serializers.BooleanField(help_text="This model gives the lead's score.")
+    warm_from = serializers.IntegerField(help_text="Scores from here up are warm.")
+    hot_from = serializers.IntegerField(help_text="Scores from here up are hot.")
 
 
 class ScorePointSerializer(serializers.Serializer):
@@ -413,12 +414,7 @@ class LeadViewSet(RecordViewSet):
     @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def score(self, request: Request, pk: str | None = None) -> Response:
         lead = self.get_object()
-        explanation = lead_explanation(lead=lead)
-        ids = [part["model"]["id"] for part in explanation["models"]]
-        models = ScoringModel.objects.in_bulk(ids)
-        for part in explanation["models"]:
-            part["history"] = score_history(lead=lead, model=models[part["model"]["id"]])
-        return Response(explanation)
+        return Response(lead_explanation(lead=lead, history=True))
 
     @extend_schema(
         summary="Move the lead to another stage",

@@ -108,13 +108,15 @@ def load_ruleset(models: Sequence[ScoringModel] | None = None, *, fresh: bool = 
     return ruleset
 
 
-def compile_model(model: ScoringModel, kinds: dict[str, str]) -> CompiledModel:
-    compiled = CompiledModel(
+def model_settings(model: ScoringModel, segment: frozenset[str] = frozenset()) -> CompiledModel:
+    """The model's thresholds, decay and hooks without its rules: what turns stored
+    fit and engagement into a score, band and grade (the explanation needs no more)."""
+    return CompiledModel(
         id=model.pk,
         name=model.name,
         priority=model.priority,
         is_default=model.is_default,
-        segment=frozenset(p.slug for p in model.segment_product_lines.all()),
+        segment=segment,
         thresholds=model.thresholds,
         half_life_days=model.decay_half_life_days,
         idle_week_penalty=model.idle_week_penalty,
@@ -124,6 +126,11 @@ def compile_model(model: ScoringModel, kinds: dict[str, str]) -> CompiledModel:
         surge_hours=model.surge_hours,
         decay_version=model.decay_version,
     )
+
+
+def compile_model(model: ScoringModel, kinds: dict[str, str]) -> CompiledModel:
+    segment = frozenset(p.slug for p in model.segment_product_lines.all())
+    compiled = model_settings(model, segment)
     for rule in model.rules.filter(active=True):
         try:
             spec = rule.spec(kinds)

@@ -558,6 +558,48 @@ def engagement_at(
     )
 
 
+def score_series(
+    entries: Iterable[tuple[datetime, bool, float]],
+    *,
+    now: datetime,
+    points: int,
+    half_life_days: float | None,
+    thresholds: Thresholds,
+) -> list[tuple[datetime, int]]:
+    """The score at ``points`` evenly spaced times from the first entry to ``now``.
+
+    ``entries`` are ledger entries as (at, is engagement, points). The fit at a time is
+    the sum of the fit entries until then; the engagement is ``engagement_at`` of the
+    engagement entries. Computed in one pass in time order: the engagement at a point
+    is the one at the point before, decayed over the step, plus the entries within the
+    step, each decayed from its own time; a lead with thousands of entries costs one
+    sort, not one sum per point.
+    """
+    ordered = sorted(entries, key=lambda entry: entry[0])
+    if not ordered:
+        return []
+    start = ordered[0][0]
+    step = max((now - start) / max(points - 1, 1), timedelta(seconds=1))
+    fit = engagement = 0.0
+    previous = start
+    taken = 0
+    series = []
+    for i in range(points):
+        # The last point is ``now`` itself: timedelta division rounds to microseconds.
+        when = now if i == points - 1 else min(start + step * i, now)
+        engagement *= decay_factor((when - previous).total_seconds(), half_life_days)
+        while taken < len(ordered) and ordered[taken][0] <= when:
+            at, is_engagement, value = ordered[taken]
+            if is_engagement:
+                engagement += value * decay_factor((when - at).total_seconds(), half_life_days)
+            else:
+                fit += value
+            taken += 1
+        previous = when
+        series.append((when, total_score(fit, engagement, thresholds)))
+    return series
+
+
 def idle_penalty(last_engaged_at: datetime | None, when: datetime, per_week: int) -> float:
     """``per_week`` points for every whole week without engagement."""
     if not per_week or last_engaged_at is None:

@@ -20,7 +20,15 @@ from leads.models import Activity, Lead, Stage
 
 from . import rules as R
 from .decay import decay_params, decay_sql
-from .engine import Batch, CompiledModel, LeadResult, Ruleset, load_ruleset, state_from
+from .engine import (
+    Batch,
+    CompiledModel,
+    LeadResult,
+    Ruleset,
+    load_ruleset,
+    model_settings,
+    state_from,
+)
 from .models import (
     ChangeLog,
     EntryKind,
@@ -452,15 +460,21 @@ class RuleLine:
     value_now: float
 
 
-def lead_explanation(*, lead: Lead, now: datetime | None = None) -> dict[str, Any]:
-    """Why the lead has its score: points by rule, positive and negative, and the decay."""
+def lead_explanation(
+    *, lead: Lead, now: datetime | None = None, history: bool = False
+) -> dict[str, Any]:
+    """Why the lead has its score: points by rule, positive and negative, and the decay;
+    with ``history``, also each model's score over time (``score_history``)."""
     now = now or timezone.now()
     scores = list(
         LeadScore.objects.filter(lead=lead).select_related("model").order_by("-model__priority")
     )
     models = []
     for row in scores:
-        models.append(_explain_model(lead, row, now))
+        part = _explain_model(lead, row, now)
+        if history:
+            part["history"] = score_history(lead=lead, model=row.model, now=now)
+        models.append(part)
     return {
         "lead_id": lead.pk,
         "score": lead.score,
@@ -473,7 +487,7 @@ def lead_explanation(*, lead: Lead, now: datetime | None = None) -> dict[str, An
 
 def _explain_model(lead: Lead, row: LeadScore, now: datetime) -> dict[str, Any]:
     model = row.model
-    compiled = load_ruleset([model]).models[0]
+    settings = model_settings(model)
     lines: dict[tuple[Any, str], dict[str, Any]] = {}
     for entry in _active_entries(lead.pk, model.pk):
         key = (
@@ -499,7 +513,7 @@ def _explain_model(lead: Lead, row: LeadScore, now: datetime) -> dict[str, Any]:
         line["points"] += entry.points
         line["value_now"] += value
     state, effective = state_from(
-        compiled,
+        settings,
         row.fit,
         row.adjustment,
         R.decayed(row.engagement, row.engagement_at, now, model.decay_half_life_days),
@@ -509,7 +523,13 @@ def _explain_model(lead: Lead, row: LeadScore, now: datetime) -> dict[str, Any]:
     ordered = sorted(lines.values(), key=lambda line: -abs(line["value_now"]))
     earned = sum(line["points"] for line in ordered if line["kind"] == EntryKind.ENGAGEMENT)
     return {
-        "model": {"id": model.pk, "name": model.name, "primary": row.is_primary},
+        "model": {
+            "id": model.pk,
+            "name": model.name,
+            "primary": row.is_primary,
+            "warm_from": model.warm_from,
+            "hot_from": model.hot_from,
+        },
         "score": state.score,
         "fit": round(state.effective_fit, 1),
         "engagement": round(effective, 1),
@@ -536,29 +556,15 @@ def score_history(
     *, lead: Lead, model: ScoringModel, points: int = 30, now: datetime | None = None
 ) -> list[dict[str, Any]]:
     """The score over time, derived from the ledger and the decay formula (no snapshots)."""
-    now = now or timezone.now()
-    entries = list(
-        ScoreEntry.objects.filter(lead=lead, model=model).values_list(
-            "kind", "points", "at", "created_at"
-        )
+    entries = ScoreEntry.objects.filter(lead=lead, model=model).values_list("at", "kind", "points")
+    series = R.score_series(
+        [(at, kind == EntryKind.ENGAGEMENT, value) for at, kind, value in entries],
+        now=now or timezone.now(),
+        points=points,
+        half_life_days=model.decay_half_life_days,
+        thresholds=model.thresholds,
     )
-    if not entries:
-        return []
-    start = min(at for _, _, at, _ in entries)
-    step = max((now - start) / max(points - 1, 1), timedelta(seconds=1))
-    thresholds = model.thresholds
-    series = []
-    for i in range(points):
-        # The last point is ``now`` itself: timedelta division rounds to microseconds.
-        when = now if i == points - 1 else min(start + step * i, now)
-        fit = sum(p for kind, p, at, _ in entries if kind != EntryKind.ENGAGEMENT and at <= when)
-        engagement = R.engagement_at(
-            ((p, at) for kind, p, at, _ in entries if kind == EntryKind.ENGAGEMENT),
-            when,
-            model.decay_half_life_days,
-        )
-        series.append({"at": when.isoformat(), "score": R.total_score(fit, engagement, thresholds)})
-    return series
+    return [{"at": when.isoformat(), "score": score} for when, score in series]
 
 
 # --- Verification ---------------------------------------------------------------------

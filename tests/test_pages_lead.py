@@ -17,7 +17,6 @@ from leads.handoff_models import HandOff, HandOffStatus, LeadRating
 from leads.models import Activity, Lead, Note, Stage, StageChange, Task
 from leads.services import activities_record
 from leads.views.lead import score_chart
-from scoring.models import ScoringModel
 from tests.factories import LeadFactory, active_model, fit_rule, page_rule
 
 SCRIPT = "<script>alert(1)</script>"
@@ -699,18 +698,17 @@ def test_the_score_chart_is_an_inline_svg_with_a_table(
 
 
 def test_score_chart_geometry():
-    model = ScoringModel(hot_from=80, warm_from=30)
     start = timezone.now() - dt.timedelta(days=2)
     history = [
         {"at": (start + dt.timedelta(days=i)).isoformat(), "score": s}
         for i, s in enumerate([0, 40, 100])
     ]
 
-    chart = score_chart(history, model)
+    chart = score_chart(history, hot_from=80, warm_from=30)
 
     points = [tuple(map(float, p.split(","))) for p in chart["line"].split()]
     assert [x for x, _ in points] == [24.0, 300.0, 576.0]
     assert [y for _, y in points] == [136.0, 91.2, 24.0]  # 0 at the bottom, 100 at the top
     assert chart["hot_y"] == pytest.approx(136 - 112 * 0.8, abs=0.1)
     assert (chart["high"], chart["low"]) == (100, 0)
-    assert score_chart([], model) is None
+    assert score_chart([], hot_from=80, warm_from=30) is None

@@ -615,6 +615,50 @@ def test_lazy_decay_equals_summing_decayed_entries(entries, half_life, tail):
     assert lazy == pytest.approx(R.engagement_at(timed, now, half_life), abs=1e-6)
 
 
+LEDGER_ENTRY = st.tuples(
+    st.floats(min_value=0, max_value=60 * R.SECONDS_PER_DAY, allow_nan=False),
+    st.booleans(),
+    st.integers(min_value=-50, max_value=50).map(float),
+)
+
+
+@given(
+    entries=st.lists(LEDGER_ENTRY, min_size=1, max_size=40),
+    half_life=st.one_of(st.none(), st.floats(min_value=0.5, max_value=60)),
+    points=st.integers(min_value=1, max_value=40),
+    tail=st.floats(min_value=-R.SECONDS_PER_DAY, max_value=30 * R.SECONDS_PER_DAY),
+)
+@settings(max_examples=150, deadline=None)
+def test_score_series_in_one_pass_equals_summing_at_each_point(entries, half_life, points, tail):
+    # Given ledger entries (seconds after a start, engagement or not, points) in any order
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    timed = [(start + timedelta(seconds=s), is_eng, p) for s, is_eng, p in entries]
+    now = max(at for at, _, _ in timed) + timedelta(seconds=tail)
+    thresholds = R.Thresholds(hot=80, warm=30, grade_a=60, grade_b=40, grade_c=20)
+
+    # When the series is drawn in one pass
+    series = R.score_series(
+        timed, now=now, points=points, half_life_days=half_life, thresholds=thresholds
+    )
+
+    # Then it has the points asked for, from the first entry to now, and each is the sum
+    # of the fit so far and of every engagement entry decayed from its own time (up to
+    # the last bits of a float, which decide the rounding only at exactly .5)
+    assert len(series) == points
+    assert series[-1][0] == now
+    first = min(at for at, _, _ in timed)
+    assert series[0][0] == (now if points == 1 else min(first, now))
+    for when, score in series:
+        fit = sum(p for at, is_eng, p in timed if not is_eng and at <= when)
+        engagement = R.engagement_at(
+            ((p, at) for at, is_eng, p in timed if is_eng), when, half_life
+        )
+        assert score in {
+            R.total_score(fit, engagement - 1e-9, thresholds),
+            R.total_score(fit, engagement + 1e-9, thresholds),
+        }
+
+
 @pytest.mark.parametrize(
     ("idle", "per_week", "expected"),
     [

@@ -56,8 +56,7 @@ from leads.services import lead_move_to_stage
 from leads.workspace import lead_take as lead_take_service
 from leads.workspace import note_add, task_add
 from leads.workspace import task_complete as task_complete_service
-from scoring.models import ScoringModel
-from scoring.selectors import lead_explanation, score_history
+from scoring.selectors import lead_explanation
 
 # --- Reading ---------------------------------------------------------------------------
 
@@ -82,11 +81,7 @@ def acting_lead(request: HttpRequest, pk: int) -> Lead:
 def lead_score_json(request: HttpRequest, pk: int) -> JsonResponse:
     """Why the lead has its score, and the score over time, as JSON."""
     lead = visible_lead(request, pk)
-    explanation = lead_explanation(lead=lead)
-    models = ScoringModel.objects.in_bulk([part["model"]["id"] for part in explanation["models"]])
-    for part in explanation["models"]:
-        part["history"] = score_history(lead=lead, model=models[part["model"]["id"]])
-    return JsonResponse(explanation)
+    return JsonResponse(lead_explanation(lead=lead, history=True))
 
 
 @login_required
@@ -142,11 +137,12 @@ def lead_page_context(
     """Everything the lead page shows, in a fixed number of queries."""
     user = request.user
     access = lead_access(lead=lead, user=user)
-    explanation = lead_explanation(lead=lead)
-    models = ScoringModel.objects.in_bulk([part["model"]["id"] for part in explanation["models"]])
+    explanation = lead_explanation(lead=lead, history=True)
     for part in explanation["models"]:
-        model = models[part["model"]["id"]]
-        part["chart"] = score_chart(score_history(lead=lead, model=model), model)
+        thresholds = part["model"]
+        part["chart"] = score_chart(
+            part["history"], hot_from=thresholds["hot_from"], warm_from=thresholds["warm_from"]
+        )
     handoff = lead.handoffs.select_related("owner", "closed_by").first()
     context = {
         "lead": lead,
@@ -222,7 +218,9 @@ CHART_HEIGHT = 160
 CHART_PAD = 24
 
 
-def score_chart(history: list[dict[str, Any]], model: ScoringModel) -> dict[str, Any] | None:
+def score_chart(
+    history: list[dict[str, Any]], *, hot_from: int, warm_from: int
+) -> dict[str, Any] | None:
     """An inline SVG line of the score over time, with the warm and hot lines, and the
     rows of its text alternative. None without history."""
     if not history:
@@ -230,7 +228,7 @@ def score_chart(history: list[dict[str, Any]], model: ScoringModel) -> dict[str,
     points = [(datetime.fromisoformat(p["at"]), p["score"]) for p in history]
     scores = [score for _, score in points]
     low = min(0, *scores)
-    high = max(model.hot_from, *scores) or 1
+    high = max(hot_from, *scores) or 1
     inner_w = CHART_WIDTH - 2 * CHART_PAD
     inner_h = CHART_HEIGHT - 2 * CHART_PAD
 
@@ -246,10 +244,10 @@ def score_chart(history: list[dict[str, Any]], model: ScoringModel) -> dict[str,
         "right": CHART_WIDTH - CHART_PAD,
         "bottom": CHART_HEIGHT - CHART_PAD,
         "line": line,
-        "hot_y": y(model.hot_from),
-        "warm_y": y(model.warm_from),
-        "hot_from": model.hot_from,
-        "warm_from": model.warm_from,
+        "hot_y": y(hot_from),
+        "warm_y": y(warm_from),
+        "hot_from": hot_from,
+        "warm_from": warm_from,
         "first": points[0],
         "last": points[-1],
         "high": max(scores),
