@@ -86,6 +86,43 @@ def test_a_lead_named_like_a_script_is_escaped(rep):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
 
 
+def test_each_row_shows_the_lead_its_company_owner_stage_activity_and_score(rep):
+    # Given a taken lead with a company and recent activity, and one in the pool with neither
+    changed = dt.datetime(2026, 3, 7, 16, 30, tzinfo=dt.UTC)
+    taken = LeadFactory(
+        owner=rep,
+        first_name="Rita",
+        last_name="Ray",
+        email="rita@acme.example",
+        company=CompanyFactory(name="Acme & Sons"),
+        stage="mql",
+        stage_changed_at=changed,
+        last_activity_at=timezone.now() - dt.timedelta(hours=3),
+        score=85,
+        band="hot",
+        grade="B",
+    )
+    pooled = LeadFactory(owner=None, company=None, last_activity_at=None, score=5, band="cold")
+
+    body = client_for(rep).get("/leads/").content.decode()
+
+    # Then each cell says it in words, escaped, with machine-readable times
+    row = body.split(f'id="select-{taken.pk}"')[1].split("</tr>")[0]
+    assert f'<a href="/leads/{taken.pk}/">Rita Ray</a>' in row
+    assert '<span class="sub">rita@acme.example</span>' in row
+    assert '<td data-label="Company">Acme &amp; Sons</td>' in row
+    assert f'<td data-label="Owner">{rep}</td>' in row
+    assert '<td data-label="Stage">MQL</td>' in row
+    assert '<time datetime="2026-03-07T16:30:00+00:00">7 Mar 2026</time>' in row
+    assert re.search(r'<time datetime="[^"]+">3\xa0hours ago</time>', row)
+    assert '<span class="band band-hot" title="Hot">85</span>' in row
+    assert '<td data-label="Grade">B</td>' in row
+    empty = body.split(f'id="select-{pooled.pk}"')[1].split("</tr>")[0]
+    assert '<td data-label="Company">—</td>' in empty
+    assert '<td data-label="Owner">Unassigned</td>' in empty
+    assert '<td data-label="Last activity">Never</td>' in empty
+
+
 # --- Filters -----------------------------------------------------------------------------
 
 
