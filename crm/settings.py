@@ -352,6 +352,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "reports.tasks.send_weekly_digest",
         "schedule": crontab(day_of_week="mon", hour=env_int("DIGEST_HOUR", 7), minute=0),
     },
+    "reports-refresh-rollups": {
+        "task": "reports.tasks.refresh_rollups",
+        "schedule": crontab(hour=env_int("REPORTS_REFRESH_HOUR", 4), minute=0),
+        "options": {"queue": "bulk"},
+    },
 }
 
 # --- Cache --------------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""The reports' own data: what marketers spent on campaigns and who wants the weekly digest.
+"""The reports' own data: what marketers spent on campaigns, who wants the weekly digest,
+and the nightly rollup of rule matches.
 
 Reports read the domain (leads, scores, deals, hand-offs, messages) and never write it;
-these two small tables are the only rows the app owns.
+these tables are the only rows the app owns.
 """
 
 from __future__ import annotations
@@ -70,3 +71,110 @@ class DigestPreference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}: {'weekly digest' if self.weekly_digest else 'no digest'}"
+
+
+class RuleMatch(models.Model):
+    """One lead holding an award of one rule of one model that was never reversed.
+
+    A rollup of the score ledger, rebuilt whole by ``rollup_refresh`` (nightly and on
+    demand): the ledger holds tens of millions of entries, reduced here to the distinct
+    (model, rule, lead) matches Rule effectiveness counts. No database constraints and
+    no cascade: a deleted lead or rule simply stops matching the pages' joins until the
+    next rebuild drops its rows, and deleting domain rows never writes here.
+    """
+
+    # Lead before rule: the rules page looks up the matches of a few closed leads.
+    pk = models.CompositePrimaryKey("model_id", "lead_id", "rule_id")
+    model = models.ForeignKey(
+        "scoring.ScoringModel",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    rule = models.ForeignKey(
+        "scoring.Rule",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    lead = models.ForeignKey(
+        "leads.Lead",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = "rule match"
+
+    def __str__(self) -> str:
+        return f"rule {self.rule_id} matches lead {self.lead_id} in model {self.model_id}"
+
+
+class RuleMatchCount(models.Model):
+    """How many leads of one owner, created on one day, matched one rule of one model.
+
+    Rebuilt with ``RuleMatch`` from its rows, counting only leads scored by the model.
+    Rule effectiveness sums it over a range of days and the owners in view instead of
+    joining millions of matches to the leads on every request.
+    """
+
+    model = models.ForeignKey(
+        "scoring.ScoringModel",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    rule = models.ForeignKey(
+        "scoring.Rule",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    day = models.DateField(help_text="The day the leads were created, in TIME_ZONE.")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    leads = models.PositiveIntegerField()
+
+    class Meta:
+        verbose_name = "rule match count"
+        indexes = [
+            models.Index(fields=["model", "day"], name="rulematchcount_model_day_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"rule {self.rule_id}: {self.leads} leads created {self.day}"
+
+
+class RollupName(models.TextChoices):
+    RULE_MATCHES = "rule_matches", "Rule matches"
+
+
+class Rollup(models.Model):
+    """When a rollup was last rebuilt, how long it took and how many rows it holds.
+
+    Written in the same transaction as the rollup's rows, so the time a page shows is
+    the time of the rows it reads.
+    """
+
+    name = models.CharField(max_length=40, choices=RollupName.choices, unique=True)
+    built_at = models.DateTimeField()
+    seconds = models.FloatField(help_text="How long the rebuild took.")
+    rows = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = "rollup"
+
+    def __str__(self) -> str:
+        return f"{self.get_name_display()} as of {self.built_at:%Y-%m-%d %H:%M}"

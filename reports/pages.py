@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.http import QueryDict
+from django.utils import timezone
 
 from . import charts, queries
 from .charts import Chart
@@ -68,11 +69,21 @@ def key_facts(figures: dict[str, Any]) -> list[tuple[str, str]]:
 # --- Funnel -----------------------------------------------------------------------------
 
 
+def _exported(params: QueryDict) -> str | None:
+    """The table a CSV export asks for (the first, "steps" or the like, when none is
+    named); None when the whole page is shown."""
+    if params.get("format") != "csv":
+        return None
+    return params.get("table") or ""
+
+
 def funnel_page(scope: ReportScope, params: QueryDict) -> ReportPage:
-    cohorts = queries.funnel_by_cohort(scope)
+    # A CSV export reads only what its table needs: each query is a pass over the leads.
+    export = _exported(params)
+    cohorts = queries.funnel_by_cohort(scope) if export != "reasons" else []
     steps = queries.funnel_totals(cohorts)
-    times = queries.stage_times(scope)
-    reasons = queries.exit_reasons(scope)
+    times = queries.stage_times(scope) if export in (None, "", "steps") else {}
+    reasons = queries.exit_reasons(scope) if export in (None, "reasons") else []
     page = ReportPage()
     if not cohorts:
         page.notices.append("No leads in this range with these filters.")
@@ -171,7 +182,7 @@ def funnel_page(scope: ReportScope, params: QueryDict) -> ReportPage:
 def score_page(scope: ReportScope, params: QueryDict) -> ReportPage:
     cube = queries.score_cube(scope)
     bands = queries.outcome_by_band(scope, cube=cube)
-    deciles = queries.outcome_by_decile(scope)
+    deciles = queries.outcome_by_decile(scope, cube=cube)
     at_handoff = queries.outcome_by_handoff_decile(scope)
     distribution = queries.score_distribution(scope, cube=cube)
     auc = queries.stats.roc_auc(queries.score_outcome_counts(scope, cube=cube))
@@ -321,8 +332,7 @@ def sources_page(scope: ReportScope, params: QueryDict) -> ReportPage:
 
 
 def speed_page(scope: ReportScope, params: QueryDict) -> ReportPage:
-    reps = queries.speed_rows(scope)
-    teams = queries.speed_rows(scope, by_team=True)
+    reps, teams = queries.speed_tables(scope)
     reasons = queries.reject_reasons(scope)
     page = ReportPage()
     if not reps:
@@ -373,6 +383,27 @@ def speed_page(scope: ReportScope, params: QueryDict) -> ReportPage:
 # --- Rule effectiveness ---------------------------------------------------------------------
 
 
+def _matches_notice(source: queries.MatchSource) -> str:
+    """Which matches the rules page counts: the rollup's, with its time, or why not."""
+    if source.built_at is not None:
+        when = timezone.localtime(source.built_at).strftime("%Y-%m-%d %H:%M %Z")
+        return (
+            f"Rule matches as of {when}: they are rebuilt every night, so leads scored "
+            "since then count as unmatched."
+        )
+    if source.live:
+        return (
+            "Rule matches have not been built yet; with a ledger this small they are "
+            "computed from it as you look. They are rebuilt every night, or now with "
+            "“python manage.py reports_refresh”."
+        )
+    return (
+        "Rule matches have not been built yet, and the ledger is too large to count them "
+        "during a page view: the rules are listed with their points only. They are "
+        "rebuilt every night, or now with “python manage.py reports_refresh”."
+    )
+
+
 def rules_page(scope: ReportScope, params: QueryDict) -> ReportPage:
     page = ReportPage()
     model = scope.effective_model
@@ -387,6 +418,8 @@ def rules_page(scope: ReportScope, params: QueryDict) -> ReportPage:
         ("Closed", f"{totals['closed']:,}"),
         ("Won", f"{totals['won']:,}"),
     ]
+    known = found["source"].known
+    page.notices.append(_matches_notice(found["source"]))
     if not totals["leads"]:
         page.notices.append(f"No leads in this range scored by {model.name} with these filters.")
     elif not rows:
@@ -427,14 +460,18 @@ def rules_page(scope: ReportScope, params: QueryDict) -> ReportPage:
             "Candidates for pruning",
             short,
             [r for r in rows if r["verdict"] == "prune"],
-            empty="No rule fires on nearly everyone or lacks a signal.",
+            empty="No rule fires on nearly everyone or lacks a signal."
+            if known
+            else "Not known until the rule matches are built.",
         ),
         Table(
             "reweight",
             "Candidates for re-weighting",
             short,
             [r for r in rows if r["verdict"] == "reweight"],
-            empty="Every judged rule's points agree with its lift.",
+            empty="Every judged rule's points agree with its lift."
+            if known
+            else "Not known until the rule matches are built.",
         ),
     ]
     return page

@@ -40,7 +40,8 @@ from leads.models import Band, Deal, DealStatus, HandOff, Lead, LeadRating, Stag
 from scoring.models import Rule, ScoreEntry, ScoringModel
 
 from . import stats
-from .models import Campaign
+from .models import Campaign, RollupName, RuleMatch, RuleMatchCount
+from .rollups import rollup_built
 from .scope import ReportScope
 from .sql import EpochSeconds, percentiles_by_group, queryset_sql, seconds_between
 
@@ -239,15 +240,15 @@ def stage_times(scope: ReportScope) -> dict[str, dict[str, Any]]:
     A stay runs from the change into the stage (or the lead's creation, for the first
     one) to the change out of it; ``LAG`` over the lead's history finds its start.
     """
-    ids_sql, params = queryset_sql(scope.lead_ids)
+    # The scope's leads are joined once, bringing their creation time along.
+    leads_sql, params = queryset_sql(scope.leads.order_by().values("pk", "created_at"))
     changes = StageChange._meta.db_table
-    leads = Lead._meta.db_table
     started = (
         "COALESCE(LAG(sc.at) OVER (PARTITION BY sc.lead_id ORDER BY sc.at, sc.id), l.created_at)"
     )
     source = (
         f"SELECT sc.from_stage AS grp, {seconds_between('sc.at', started)} AS val "
-        f"FROM {changes} sc JOIN {leads} l ON l.id = sc.lead_id WHERE sc.lead_id IN ({ids_sql})"
+        f"FROM {changes} sc JOIN ({leads_sql}) l ON l.pk = sc.lead_id"
     )
     found = percentiles_by_group(source, params, fractions=[0.5, 0.9])
     return {
@@ -332,11 +333,87 @@ def outcome_by_band(
     return rows
 
 
-def outcome_by_decile(scope: ReportScope) -> list[dict[str, Any]]:
+def outcome_by_decile(
+    scope: ReportScope, *, cube: list[CubeRow] | None = None
+) -> list[dict[str, Any]]:
     """Per score decile today (10 is the highest): the score range, closed, won,
-    conversion and lift."""
+    conversion and lift.
+
+    The tiles are those of ``NTILE(10) OVER (ORDER BY score, id)``, worked out from the
+    cube's counts per score instead of sorting every lead: a score's leads all fall in
+    one tile except at the (at most nine) scores a tile boundary cuts through, where the
+    id decides. Only the closed leads at those scores are then read, with their rank
+    among their score's leads.
+    """
+    per_score: dict[float, list[int]] = {}
+    for r in score_cube(scope) if cube is None else cube:
+        counts = per_score.setdefault(r.score, [0, 0, 0])
+        counts[0] += r.leads
+        counts[1] += r.leads * r.closed
+        counts[2] += r.leads * r.won
+    total = sum(n for n, _, _ in per_score.values())
+    tiles: dict[int, list[Any]] = {}
+    before = 0
+    cut: dict[float, int] = {}
+    for score in sorted(per_score):
+        n, closed, won = per_score[score]
+        first, last = _ntile(before, total), _ntile(before + n - 1, total)
+        for tile in range(first, last + 1):
+            start = max(before, _tile_start(tile, total))
+            end = min(before + n, _tile_start(tile + 1, total))
+            _tile_add(tiles, tile, score, end - start)
+        if first == last:
+            tiles[first][3] += closed
+            tiles[first][4] += won
+        else:
+            cut[score] = before
+        before += n
+    for score, rank, won in _cut_closed(scope, sorted(cut)):
+        tile = tiles[_ntile(cut[score] + rank, total)]
+        tile[3] += 1
+        tile[4] += won
+    found = [(tile, *values) for tile, values in sorted(tiles.items(), reverse=True)]
+    return _decile_rows(found)
+
+
+def _ntile(rank: int, total: int) -> int:
+    """The tile (1 to 10) of the row at 0-based ``rank`` of ``total`` under NTILE(10):
+    the first ``total % 10`` tiles hold one row more than the others."""
+    size, extra = divmod(total, 10)
+    if rank < extra * (size + 1):
+        return 1 + rank // (size + 1)
+    return 1 + extra + (rank - extra * (size + 1)) // size
+
+
+def _tile_start(tile: int, total: int) -> int:
+    """The 0-based rank of the first row of ``tile`` (1 to 11, 11 being the end)."""
+    size, extra = divmod(total, 10)
+    return (tile - 1) * size + min(tile - 1, extra)
+
+
+def _tile_add(tiles: dict[int, list[Any]], tile: int, score: float, leads: int) -> None:
+    if leads <= 0:
+        return
+    found = tiles.setdefault(tile, [0, score, score, 0, 0])
+    found[0] += leads
+    found[1] = min(found[1], score)
+    found[2] = max(found[2], score)
+
+
+def _cut_closed(scope: ReportScope, scores: list[float]) -> list[tuple[float, int, int]]:
+    """(score, rank among the leads with that score by id, won) of the closed leads at
+    ``scores``."""
+    if not scores:
+        return []
     facts, params = lead_facts(scope, val=F(scope.score))
-    return _deciles(f"SELECT pk, val, won AS w, closed AS c FROM ({facts}) facts", params)
+    marks = ", ".join(["%s"] * len(scores))
+    rows = _fetch(
+        "SELECT val, rn, won FROM (SELECT val, closed, won, "
+        "ROW_NUMBER() OVER (PARTITION BY val ORDER BY pk) - 1 AS rn "
+        f"FROM ({facts}) facts WHERE val IN ({marks})) ranked WHERE closed = 1",
+        (*params, *scores),
+    )
+    return [(float(val), int(rn), int(won)) for val, rn, won in rows]
 
 
 def outcome_by_handoff_decile(scope: ReportScope) -> list[dict[str, Any]]:
@@ -383,6 +460,12 @@ def _deciles(source_sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         found = cursor.fetchall()
+    return _decile_rows(found)
+
+
+def _decile_rows(found: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Rows of (decile, leads, lowest, highest, closed, won), highest decile first, as
+    the page shows them."""
     closed_all = sum(int(row[4] or 0) for row in found)
     won_all = sum(int(row[5] or 0) for row in found)
     overall = stats.ratio(won_all, closed_all)
@@ -544,12 +627,19 @@ def _breach(now: dt.datetime) -> Q:
 def speed_rows(scope: ReportScope, *, by_team: bool = False) -> list[dict[str, Any]]:
     """Per rep (or team): hand-offs, touched, median and p90 hours to the first touch,
     SLA breaches, accepted, rejected, quality ratings, open pipeline and wins."""
+    reps, teams = speed_tables(scope)
+    return teams if by_team else reps
+
+
+def speed_tables(scope: ReportScope) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows of ``speed_rows`` per rep and per team, from one pass over each table:
+    the counts and sums per person add up to their team's (the team of a hand-off's or
+    a deal's owner, of a rating's author); only the percentiles are read per team."""
     now = timezone.now()
-    key = "owner__team_id" if by_team else "owner_id"
-    handoffs = (
+    handoffs = list(
         _scope_handoffs(scope)
         .order_by()
-        .values(grp=F(key))
+        .values(grp=F("owner_id"))
         .annotate(
             handoffs=Count("pk"),
             touched=Count("pk", filter=Q(first_touch_at__isnull=False)),
@@ -558,33 +648,61 @@ def speed_rows(scope: ReportScope, *, by_team: bool = False) -> list[dict[str, A
             rejected=Count("pk", filter=Q(status=HandOffStatus.REJECTED)),
         )
     )
-    speed = percentiles_by_group(*_speed_source(scope, key), fractions=[0.5, 0.9])
-    rating_key = "by__team_id" if by_team else "by_id"
-    ratings = (
+    speed = percentiles_by_group(*_speed_source(scope, "owner_id"), fractions=[0.5, 0.9])
+    team_speed = percentiles_by_group(*_speed_source(scope, "owner__team_id"), fractions=[0.5, 0.9])
+    ratings = list(
         LeadRating.objects.filter(lead__in=scope.lead_ids)
         .order_by()
-        .values(grp=F(rating_key))
+        .values(grp=F("by_id"))
         .annotate(
             good=Count("pk", filter=Q(rating=Rating.GOOD)),
             not_fit=Count("pk", filter=Q(rating=Rating.NOT_FIT)),
         )
     )
-    deal_key = "lead__owner__team_id" if by_team else "lead__owner_id"
-    deals = (
+    deals = list(
         Deal.objects.filter(lead__in=scope.lead_ids)
         .order_by()
-        .values(grp=F(deal_key))
+        .values(grp=F("lead__owner_id"))
         .annotate(
             pipeline=Sum("amount", filter=Q(status=DealStatus.OPEN)),
             won_deals=Count("pk", filter=Q(status=DealStatus.WON)),
             won_amount=Sum("amount", filter=Q(status=DealStatus.WON)),
         )
     )
-    return _merge_people(handoffs, speed, ratings, deals, by_team=by_team)
+    people = [row["grp"] for rows in (handoffs, ratings, deals) for row in rows]
+    users = {user.pk: user for user in User.objects.filter(pk__in=[p for p in people if p])}
+    team_of = {pk: user.team_id for pk, user in users.items()}
+    per_team = [_by_team(rows, team_of) for rows in (handoffs, ratings, deals)]
+    wanted = {row["grp"] for rows in per_team for row in rows} | set(team_speed)
+    teams = {team.pk: team.name for team in Team.objects.filter(pk__in=[t for t in wanted if t])}
+    reps = _merge_people(
+        handoffs, speed, ratings, deals, names={pk: str(u) for pk, u in users.items()}
+    )
+    return reps, _merge_people(*per_team[:1], team_speed, *per_team[1:], names=teams, teams=True)
+
+
+def _by_team(rows: list[dict[str, Any]], team_of: dict[Any, Any]) -> list[dict[str, Any]]:
+    """Per-person rows added up per team (None: no owner or no team)."""
+    totals: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        team = team_of.get(row["grp"])
+        found = totals.setdefault(team, {"grp": team})
+        for key, value in row.items():
+            if key != "grp" and value is not None:
+                found[key] = (found.get(key) or 0) + value
+            elif key != "grp":
+                found.setdefault(key, None)
+    return list(totals.values())
 
 
 def _merge_people(
-    handoffs: Any, speed: dict[Any, Any], ratings: Any, deals: Any, *, by_team: bool
+    handoffs: Any,
+    speed: dict[Any, Any],
+    ratings: Any,
+    deals: Any,
+    *,
+    names: dict[Any, str],
+    teams: bool = False,
 ) -> list[dict[str, Any]]:
     """One row per person or team from the four per-group aggregates."""
     merged: dict[Any, dict[str, Any]] = {}
@@ -609,13 +727,12 @@ def _merge_people(
         row = merged.setdefault(grp, dict(blank))
         row["median_hours"] = None if median is None else median / HOUR
         row["p90_hours"] = None if p90 is None else p90 / HOUR
-    names = _names(merged.keys(), by_team=by_team)
     rows = []
     for grp, row in merged.items():
         decided = row["accepted"] + row["rejected"]
         rows.append(
             {
-                "name": names.get(grp, "(no team)" if by_team else "(unassigned)"),
+                "name": names.get(grp, "(no team)" if teams else "(unassigned)"),
                 "handoffs": row["handoffs"],
                 "touched": row["touched"],
                 "median_hours": row.get("median_hours"),
@@ -634,13 +751,6 @@ def _merge_people(
     return sorted(rows, key=lambda r: (-r["handoffs"], r["name"]))
 
 
-def _names(ids: Any, *, by_team: bool) -> dict[Any, str]:
-    wanted = [pk for pk in ids if pk is not None]
-    if by_team:
-        return {team.pk: team.name for team in Team.objects.filter(pk__in=wanted)}
-    return {user.pk: str(user) for user in User.objects.filter(pk__in=wanted)}
-
-
 def reject_reasons(scope: ReportScope) -> list[dict[str, Any]]:
     """Why reps rejected hand-offs, most frequent first."""
     rows = (
@@ -657,23 +767,38 @@ def reject_reasons(scope: ReportScope) -> list[dict[str, Any]]:
 # --- Rule effectiveness ---------------------------------------------------------------------
 
 
-def _rule_matches(leads: QuerySet[Lead], model: ScoringModel) -> list[dict[str, Any]]:
-    """Per rule: the leads holding an award of it never reversed, and how many of them
-    closed and won. Awards are first reduced to distinct (rule, lead) pairs, which are
-    then joined to the leads' outcomes once."""
-    ids_sql, ids_params = queryset_sql(leads.order_by().values("pk"))
+# Below this many ledger entries in a model, Rule effectiveness reduces the ledger
+# itself when the rollup was never built: a few hundred milliseconds at most.
+LIVE_MATCHES_MAX_ENTRIES = 50_000
+
+
+def _active_awards_sql() -> str:
+    """Distinct (rule, lead) pairs of a model's awards never reversed (one ``%s``: the
+    model), straight from the ledger."""
     entries = ScoreEntry._meta.db_table
-    pairs = (
-        f"SELECT e.rule_id, e.lead_id FROM {entries} e "
-        f"WHERE e.model_id = %s AND e.rule_id IS NOT NULL AND e.reversal_of_id IS NULL "
-        f"AND NOT EXISTS (SELECT 1 FROM {entries} r WHERE r.reversal_of_id = e.id) "
-        f"AND e.lead_id IN ({ids_sql}) GROUP BY e.rule_id, e.lead_id"
+    return (
+        f"SELECT DISTINCT e.rule_id, e.lead_id FROM {entries} e "
+        "WHERE e.model_id = %s AND e.rule_id IS NOT NULL AND e.reversal_of_id IS NULL "
+        f"AND NOT EXISTS (SELECT 1 FROM {entries} r WHERE r.reversal_of_id = e.id)"
     )
+
+
+def _rolled_up_sql() -> str:
+    """The same pairs from the nightly rollup (one ``%s``: the model)."""
+    return f"SELECT rule_id, lead_id FROM {RuleMatch._meta.db_table} WHERE model_id = %s"
+
+
+def _rule_matches(
+    leads: QuerySet[Lead], model: ScoringModel, *, pairs_sql: str
+) -> list[dict[str, Any]]:
+    """Per rule: the leads of ``leads`` it matched (``pairs_sql`` gives the pairs), and
+    how many of them closed and won, joined to the leads' outcomes once."""
+    ids_sql, ids_params = queryset_sql(leads.order_by().values("pk"))
     rows = _fetch(
         "SELECT pairs.rule_id, COUNT(*), SUM(COALESCE(outcome.closed, 0)), "
-        f"SUM(COALESCE(outcome.won, 0)) FROM ({pairs}) pairs "
+        f"SUM(COALESCE(outcome.won, 0)) FROM ({pairs_sql}) pairs "
         f"LEFT JOIN ({_outcome_sql()}) outcome ON outcome.lead_id = pairs.lead_id "
-        "GROUP BY pairs.rule_id",
+        f"WHERE pairs.lead_id IN ({ids_sql}) GROUP BY pairs.rule_id",
         (model.pk, *ids_params),
     )
     return [
@@ -682,55 +807,185 @@ def _rule_matches(leads: QuerySet[Lead], model: ScoringModel) -> list[dict[str, 
     ]
 
 
-def rule_rows(scope: ReportScope, model: ScoringModel) -> dict[str, Any]:
-    """Per rule of ``model``: its points, how many leads it matched, the conversion of
-    matched and unmatched closed leads, the lift with its 95 % interval, and a verdict
-    (prune, re-weight) with the evidence.
-
-    A lead matches a rule when it holds an award of the rule that was never reversed.
-    """
-    leads = scope.leads if scope.model is not None else scope.leads.filter(scores__model=model)
+def _totals(leads: QuerySet[Lead]) -> dict[str, int]:
     facts, params = facts_of(leads)
     ((count, closed, won),) = _fetch(
         f"SELECT COUNT(*), SUM(closed), SUM(won) FROM ({facts}) facts", params
     )
-    totals = {"leads": count, "closed": int(closed or 0), "won": int(won or 0)}
-    matched = _rule_matches(leads, model)
-    by_rule = {row["rule_id"]: row for row in matched}
-    rows = []
-    for rule in Rule.objects.filter(model=model).order_by("kind", "-points", "pk"):
-        found = by_rule.get(rule.pk, {"matched": 0, "closed_in": 0, "won_in": 0})
-        closed_out = totals["closed"] - found["closed_in"]
-        won_out = totals["won"] - found["won_in"]
-        lift = stats.lift_with_interval(found["won_in"], found["closed_in"], won_out, closed_out)
-        verdict = stats.rule_verdict(
-            points=rule.points,
-            matched=found["matched"],
-            leads=totals["leads"],
-            lift=lift,
-            closed_in=found["closed_in"],
-            closed_out=closed_out,
+    return {"leads": count, "closed": int(closed or 0), "won": int(won or 0)}
+
+
+def _rolled_up_counts(
+    scope: ReportScope, leads: QuerySet[Lead], model: ScoringModel
+) -> tuple[dict[str, int], dict[int, dict[str, Any]]]:
+    """The totals and the per-rule figures of a scope the rollup's counts answer.
+
+    One pass over the leads counts them per owner: the totals, and the owners in view
+    (every condition of such a scope goes through the owner). ``matched`` sums the
+    rollup's counts over the range's days and those owners. Closed leads are few: their
+    matches are looked up lead by lead, starting from the deals.
+    """
+    facts, params = facts_of(leads, grp=F("owner_id"))
+    per_owner = _fetch(
+        f"SELECT grp, COUNT(*), SUM(closed), SUM(won) FROM ({facts}) facts GROUP BY grp",
+        params,
+    )
+    totals = {
+        "leads": sum(int(n) for _, n, _, _ in per_owner),
+        "closed": sum(int(c or 0) for _, _, c, _ in per_owner),
+        "won": sum(int(w or 0) for _, _, _, w in per_owner),
+    }
+    by_rule: dict[int, dict[str, Any]] = {}
+    for row in _closed_matches(leads, model):
+        by_rule[row["rule_id"]] = {"matched": 0, **row}
+    owners = [owner for owner, *_ in per_owner]
+    for row in _matched_by_owner_and_day(scope, model, owners):
+        found = by_rule.setdefault(row["rule_id"], {"matched": 0, "closed_in": 0, "won_in": 0})
+        found["matched"] = int(row["matched"])
+    return totals, by_rule
+
+
+def _closed_matches(leads: QuerySet[Lead], model: ScoringModel) -> list[dict[str, Any]]:
+    """Per rule: the closed leads in ``leads`` it matched (as of the rollup), and how
+    many of them were won."""
+    ids_sql, ids_params = queryset_sql(leads.order_by().values("pk"))
+    rows = _fetch(
+        "SELECT m.rule_id, COUNT(*), SUM(outcome.won) "
+        f"FROM ({_outcome_sql()}) outcome JOIN {RuleMatch._meta.db_table} m "
+        "ON m.lead_id = outcome.lead_id AND m.model_id = %s "
+        f"WHERE outcome.closed = 1 AND outcome.lead_id IN ({ids_sql}) GROUP BY m.rule_id",
+        (model.pk, *ids_params),
+    )
+    return [
+        {"rule_id": rule, "closed_in": int(n), "won_in": int(won or 0)} for rule, n, won in rows
+    ]
+
+
+def _matched_by_owner_and_day(
+    scope: ReportScope, model: ScoringModel, owners: list[int | None]
+) -> QuerySet[RuleMatchCount]:
+    in_view = Q(owner__in=[owner for owner in owners if owner is not None])
+    if None in owners:
+        in_view |= Q(owner__isnull=True)
+    return (
+        RuleMatchCount.objects.filter(
+            in_view, model=model, day__gte=scope.first_day, day__lte=scope.last_day
         )
-        rows.append(
-            {
-                "rule": rule.name,
-                "description": rule.describe(),
-                "active": rule.active,
-                "points": rule.points,
-                "matched": found["matched"],
-                "match_share": stats.ratio(found["matched"], totals["leads"]),
-                "closed_in": found["closed_in"],
-                "conversion_in": stats.ratio(found["won_in"], found["closed_in"]),
-                "closed_out": closed_out,
-                "conversion_out": stats.ratio(won_out, closed_out),
-                "lift": lift.value,
-                "lift_low": lift.low,
-                "lift_high": lift.high,
-                "verdict": verdict.action,
-                "evidence": verdict.evidence,
-            }
-        )
-    return {"totals": totals, "rules": rows}
+        .order_by()
+        .values("rule_id")
+        .annotate(matched=Sum("leads"))
+    )
+
+
+def _ledger_is_small(model: ScoringModel) -> bool:
+    """Whether the model's ledger is small enough to reduce during a request; reads at
+    most one entry more than the limit."""
+    (count,) = _fetch(
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM {ScoreEntry._meta.db_table} "
+        "WHERE model_id = %s LIMIT %s) entries",
+        (model.pk, LIVE_MATCHES_MAX_ENTRIES + 1),
+    )[0]
+    return count <= LIVE_MATCHES_MAX_ENTRIES
+
+
+@dataclass(frozen=True)
+class MatchSource:
+    """Where a rules page's matches came from: the rollup built at ``built_at``, the
+    ledger itself (``live``), or nowhere yet (neither)."""
+
+    built_at: dt.datetime | None = None
+    live: bool = False
+
+    @property
+    def known(self) -> bool:
+        return self.built_at is not None or self.live
+
+
+def match_source(model: ScoringModel) -> MatchSource:
+    """The rollup when it was built; else the ledger, when it is small."""
+    rollup = rollup_built(RollupName.RULE_MATCHES)
+    if rollup is not None:
+        return MatchSource(built_at=rollup.built_at)
+    return MatchSource(live=_ledger_is_small(model))
+
+
+def rule_rows(
+    scope: ReportScope, model: ScoringModel, *, source: MatchSource | None = None
+) -> dict[str, Any]:
+    """Per rule of ``model``: its points, how many leads it matched, the conversion of
+    matched and unmatched closed leads, the lift with its 95 % interval, and a verdict
+    (prune, re-weight) with the evidence.
+
+    A lead matches a rule when it holds an award of the rule that was never reversed,
+    as of the last rollup (``source``, by default ``match_source(model)``). Without
+    known matches the rules come with their points and no figures.
+    """
+    source = source or match_source(model)
+    leads = scope.leads if scope.model is not None else scope.leads.filter(scores__model=model)
+    if source.built_at is not None and scope.by_owner_and_day:
+        totals, by_rule = _rolled_up_counts(scope, leads, model)
+    else:
+        totals = _totals(leads)
+        by_rule = {}
+        if source.known:
+            pairs = _active_awards_sql() if source.live else _rolled_up_sql()
+            by_rule = {r["rule_id"]: r for r in _rule_matches(leads, model, pairs_sql=pairs)}
+    rules = Rule.objects.filter(model=model).order_by("kind", "-points", "pk")
+    rows = [
+        _rule_row(rule, by_rule, totals) if source.known else _unknown_rule_row(rule)
+        for rule in rules
+    ]
+    return {"totals": totals, "rules": rows, "source": source}
+
+
+def _rule_row(rule: Rule, by_rule: dict[int, Any], totals: dict[str, int]) -> dict[str, Any]:
+    found = by_rule.get(rule.pk, {"matched": 0, "closed_in": 0, "won_in": 0})
+    closed_out = totals["closed"] - found["closed_in"]
+    won_out = totals["won"] - found["won_in"]
+    lift = stats.lift_with_interval(found["won_in"], found["closed_in"], won_out, closed_out)
+    verdict = stats.rule_verdict(
+        points=rule.points,
+        matched=found["matched"],
+        leads=totals["leads"],
+        lift=lift,
+        closed_in=found["closed_in"],
+        closed_out=closed_out,
+    )
+    return {
+        **_unknown_rule_row(rule),
+        "matched": found["matched"],
+        "match_share": stats.ratio(found["matched"], totals["leads"]),
+        "closed_in": found["closed_in"],
+        "conversion_in": stats.ratio(found["won_in"], found["closed_in"]),
+        "closed_out": closed_out,
+        "conversion_out": stats.ratio(won_out, closed_out),
+        "lift": lift.value,
+        "lift_low": lift.low,
+        "lift_high": lift.high,
+        "verdict": verdict.action,
+        "evidence": verdict.evidence,
+    }
+
+
+def _unknown_rule_row(rule: Rule) -> dict[str, Any]:
+    """A rule with its points and no match figures."""
+    return {
+        "rule": rule.name,
+        "description": rule.describe(),
+        "active": rule.active,
+        "points": rule.points,
+        "matched": None,
+        "match_share": None,
+        "closed_in": None,
+        "conversion_in": None,
+        "closed_out": None,
+        "conversion_out": None,
+        "lift": None,
+        "lift_low": None,
+        "lift_high": None,
+        "verdict": "",
+        "evidence": "matches not built yet",
+    }
 
 
 # --- Nurture ----------------------------------------------------------------------------------

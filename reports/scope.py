@@ -126,6 +126,19 @@ class ReportScope:
     end: dt.datetime
     basis: str
     model: ScoringModel | None
+    # The filters on the leads' own fields (source, campaign, product interest) that
+    # narrow ``leads``; the others (role, owner, team) all go through the owner.
+    lead_filters: tuple[str, ...] = ()
+
+    @property
+    def by_owner_and_day(self) -> bool:
+        """Whether the leads are exactly those created in the range whose owner is in
+        view: what counts kept per owner and day of creation can answer."""
+        return self.basis == BASIS_CREATED and not self.lead_filters
+
+    @property
+    def first_day(self) -> dt.date:
+        return timezone.localdate(self.start)
 
     @property
     def score(self) -> str:
@@ -200,7 +213,11 @@ def scope_from(form: ReportFilterForm) -> ReportScope:
         end=end,
         basis=data["basis"],
         model=model,
+        lead_filters=tuple(name for name in LEAD_FILTERS if data.get(name)),
     )
+
+
+LEAD_FILTERS = ("source", "campaign", "product")
 
 
 def _narrow(leads: QuerySet[Lead], data: dict[str, Any]) -> QuerySet[Lead]:

@@ -23,6 +23,7 @@ from .models import DigestPreference
 from .pages import REPORTS, key_facts
 from .queries import key_figures
 from .scope import scope_for
+from .sql import report_reads
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,8 @@ def digest_send_weekly(*, now: dt.datetime | None = None) -> int:
 def digest_context(*, user: User, start: dt.date, end: dt.date) -> dict[str, Any]:
     query = f"?date_from={start.isoformat()}&date_to={end.isoformat()}"
     site = settings.SITE_URL.rstrip("/")
-    figures = key_figures(scope_for(user, date_from=start, date_to=end))
+    with report_reads():
+        figures = key_figures(scope_for(user, date_from=start, date_to=end))
     return {
         "user": user,
         "start": start,

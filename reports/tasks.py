@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from .rollups import rule_matches_refresh
 from .services import digest_send_weekly
 
 
@@ -11,3 +12,9 @@ from .services import digest_send_weekly
 def send_weekly_digest() -> int:
     """Beat, Monday morning: last week's key figures to each manager and marketer."""
     return digest_send_weekly()
+
+
+@shared_task(ignore_result=True)
+def refresh_rollups() -> int:
+    """Beat, nightly: rebuild the rule matches Rule effectiveness reads; their count."""
+    return rule_matches_refresh().rows

@@ -22,6 +22,7 @@ from . import queries, services
 from .forms import DigestPreferenceForm
 from .pages import REPORTS, Report, key_facts
 from .scope import ReportFilterForm, ReportScope, may_see_reports, scope_from
+from .sql import report_reads
 from .tables import csv_response
 
 
@@ -58,7 +59,8 @@ def report_index(request: HttpRequest) -> HttpResponse:
     context = _context(request, form, scope)
     if scope is None:
         return render(request, "reports/index.html", context, status=400)
-    context["figures"] = figures = queries.key_figures(scope)
+    with report_reads():
+        context["figures"] = figures = queries.key_figures(scope)
     context["facts"] = key_facts(figures)
     return render(request, "reports/index.html", context)
 
@@ -76,7 +78,8 @@ def report_page(request: HttpRequest, slug: str) -> HttpResponse:
         if request.GET.get("format") == "csv":
             return HttpResponseBadRequest(_errors_text(form), content_type="text/plain")
         return render(request, "reports/report.html", context, status=400)
-    page = report.build(scope, request.GET)
+    with report_reads():
+        page = report.build(scope, request.GET)
     if request.GET.get("format") == "csv":
         return _export(report, page, request.GET.get("table"), scope)
     context["page"] = page

@@ -75,6 +75,25 @@ def test_funnel_page_and_its_csv(client, world, manager):
     assert ["Disqualified", "Chose a competitor", "2"] in reasons
 
 
+@pytest.mark.parametrize("table", ["steps", "cohorts", "reasons"])
+def test_a_funnel_export_holds_the_rows_of_the_page_table(client, world, manager, table):
+    """An export reads only what its table needs; its rows are still the page's."""
+    from django.http import QueryDict
+
+    from reports.scope import ReportFilterForm, scope_from
+
+    form = ReportFilterForm(MARCH, user=manager)
+    assert form.is_valid()
+    page = REPORTS["funnel"].build(scope_from(form), QueryDict())
+    client.force_login(manager)
+
+    export = client.get(page_url("funnel"), {**MARCH, "format": "csv", "table": table})
+
+    expected = list(page.table(table).csv_rows())
+    assert csv_rows(export) == [[str(cell) for cell in row] for row in expected]
+    assert len(expected) > 1
+
+
 def test_score_page_shows_conversion_by_band_and_auc(client, world, manager):
     client.force_login(manager)
 

@@ -23,6 +23,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.db.models import F
 
 from crm.models import Role, Team
 from leads.handoff_models import HandOff, LeadRating
@@ -449,3 +450,47 @@ def test_percentiles_agree_with_the_portable_fallback(world, manager):
     for key, (count, values) in native.items():
         assert portable[key][0] == count
         assert portable[key][1] == pytest.approx(values)
+
+
+@pytest.mark.parametrize("total", [1, 7, 10, 23, 35])
+def test_tiles_are_those_of_ntile(total):
+    # NTILE(10): the first total % 10 tiles take one row more than the others.
+    size, extra = divmod(total, 10)
+    expected = []
+    for tile in range(1, 11):
+        expected += [tile] * (size + (1 if tile <= extra else 0))
+
+    assert [queries._ntile(rank, total) for rank in range(total)] == expected
+    assert [queries._tile_start(t, total) for t in range(1, 12)] == [
+        expected.index(t) if t in expected else total for t in range(1, 12)
+    ]
+
+
+def test_deciles_split_tied_scores_by_id_as_ntile_does(marketer):
+    """23 leads on four scores, so tile boundaries cut through tied scores; closed and
+    won leads sit on both sides of the cuts. The figures equal PostgreSQL's (or the
+    database's) own NTILE over score and id."""
+    ScoringModel.objects.create(name="Main", status="active", is_default=True)
+    scores = [10] * 7 + [20] * 9 + [30] * 5 + [40] * 2
+    for n, score in enumerate(scores):
+        lead = Lead.objects.create(
+            email=f"t{n}@example.com", score=score, created_at=BASE + dt.timedelta(hours=n)
+        )
+        if n % 3 == 0:
+            Deal.objects.create(
+                lead=lead,
+                name=f"T{n}",
+                amount=10,
+                status="won" if n % 2 == 0 else "lost",
+                closed_at=lead.created_at,
+            )
+    the_scope = scope(marketer)
+    facts, params = queries.lead_facts(the_scope, val=F("score"))
+
+    deciles = queries.outcome_by_decile(the_scope)
+
+    assert deciles == queries._deciles(
+        f"SELECT pk, val, won AS w, closed AS c FROM ({facts}) facts", params
+    )
+    assert [d["leads"] for d in deciles] == [2, 2, 2, 2, 2, 2, 2, 3, 3, 3]
+    assert sum(d["closed"] for d in deciles) == 8

@@ -1,0 +1,103 @@
+"""The nightly rollup of rule matches: the ledger reduced to what Rule effectiveness counts.
+
+Which leads a rule matched is the set of distinct (model, rule, lead) awards that were
+never reversed. On a large ledger (tens of millions of entries) reducing it takes far
+longer than a page may, so beat rebuilds it nightly (``REPORTS_REFRESH_HOUR``) and
+``python manage.py reports_refresh`` on demand; the page reads the rows and says when
+they were built.
+
+Two tables: the matches themselves (``RuleMatch``) and their counts per day of creation
+and owner (``RuleMatchCount``), which answer the page's usual scopes (a range of days,
+the owners a person sees) without touching the matches. The rebuild is set-based
+(``INSERT ... SELECT``) and replaces every old row in one transaction: a page reading
+meanwhile sees the old rows or the new ones, never half.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, OuterRef
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from scoring.models import LeadScore, ScoreEntry
+
+from .models import Rollup, RollupName, RuleMatch, RuleMatchCount
+from .sql import queryset_sql
+
+# Memory for the rebuild's DISTINCT and anti-join, which spill to disk at the default.
+REFRESH_WORK_MEM = "256MB"
+
+
+def _matches_sql() -> str:
+    entries = ScoreEntry._meta.db_table
+    return (
+        f"INSERT INTO {RuleMatch._meta.db_table} (model_id, rule_id, lead_id) "
+        f"SELECT DISTINCT e.model_id, e.rule_id, e.lead_id FROM {entries} e "
+        "WHERE e.rule_id IS NOT NULL AND e.reversal_of_id IS NULL "
+        f"AND NOT EXISTS (SELECT 1 FROM {entries} r WHERE r.reversal_of_id = e.id)"
+    )
+
+
+def _counts_sql() -> tuple[str, tuple[object, ...]]:
+    """Matches counted per model, rule, day of creation and owner, over the leads the
+    model scores (the ones Rule effectiveness counts)."""
+    scored = LeadScore.objects.filter(lead_id=OuterRef("lead_id"), model_id=OuterRef("model_id"))
+    counts = (
+        RuleMatch.objects.filter(Exists(scored))
+        .order_by()
+        .values("model_id", "rule_id", day=TruncDate("lead__created_at"), owner=F("lead__owner_id"))
+        .annotate(leads=Count("*"))
+        .values_list("model_id", "rule_id", "day", "owner", "leads")
+    )
+    sql, params = queryset_sql(counts)
+    table = RuleMatchCount._meta.db_table
+    return f"INSERT INTO {table} (model_id, rule_id, day, owner_id, leads) {sql}", params
+
+
+def rule_matches_refresh() -> Rollup:
+    """Rebuild the rule matches from the ledger and record as of when; returns the record.
+
+    Runs in a transaction of its own. Called outside any transaction on PostgreSQL, it
+    then vacuums the two tables (which a transaction forbids).
+    """
+    started = time.perf_counter()
+    as_of = timezone.now()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("SET LOCAL work_mem = %s", [REFRESH_WORK_MEM])
+                # A second rebuild at the same time waits for this one; readers do not.
+                cursor.execute(f"LOCK TABLE {RuleMatch._meta.db_table} IN EXCLUSIVE MODE")
+            cursor.execute(f"DELETE FROM {RuleMatchCount._meta.db_table}")
+            cursor.execute(f"DELETE FROM {RuleMatch._meta.db_table}")
+            cursor.execute(_matches_sql())
+            rows = cursor.rowcount
+            cursor.execute(*_counts_sql())
+        rollup, _ = Rollup.objects.update_or_create(
+            name=RollupName.RULE_MATCHES,
+            defaults={
+                "built_at": as_of,
+                "seconds": time.perf_counter() - started,
+                "rows": rows,
+            },
+        )
+    _tidy(RuleMatch._meta.db_table)
+    _tidy(RuleMatchCount._meta.db_table)
+    return rollup
+
+
+def _tidy(table: str) -> None:
+    """Clear the replaced rows and refresh the statistics: the pages' index-only scans
+    need the visibility map, and servers may run without autovacuum."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM ANALYZE {table}")
+
+
+def rollup_built(name: str) -> Rollup | None:
+    """The record of a rollup's last rebuild, None when it was never built."""
+    return Rollup.objects.filter(name=name).first()

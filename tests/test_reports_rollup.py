@@ -1,0 +1,350 @@
+"""The nightly rollup of rule matches behind Rule effectiveness: built by the command and
+by the beat task, replaced whole, never counting a reversed award, and giving the page
+the same figures as the ledger itself, within each reader's scope.
+
+The world: twenty leads created in May 2025, L1..L10 won and L11..L20 lost. rep1 owns
+L1..L12, rep2 L13..L16 (both in North, the manager's team), a rep of team South
+L17..L20. "Pricing page" (+20) is held by L9..L18; it was also awarded to L1 and
+reversed. "Newsletter" (+10) is held by L1..L5 and L11..L15, twice by L2. L11..L20 came
+from events, the others from the website.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from crm.models import Role, Team
+from leads.models import Deal, Lead, Source
+from reports import queries
+from reports.models import Rollup, RollupName, RuleMatch, RuleMatchCount
+from reports.scope import ReportFilterForm, scope_from
+from reports.tasks import refresh_rollups
+from scoring.models import LeadScore, Rule, ScoreEntry, ScoringModel
+from tests.conftest import make_user
+
+BASE = dt.datetime(2025, 5, 5, 9, 0, tzinfo=dt.UTC)
+MAY = {"date_from": "2025-05-01", "date_to": "2025-05-31"}
+PRICING = {9, 10, *range(11, 19)}
+NEWSLETTER = {*range(1, 6), *range(11, 16)}
+LIVE = queries.MatchSource(live=True)
+
+
+def scope(user, **data):
+    form = ReportFilterForm({**MAY, **data}, user=user)
+    assert form.is_valid(), form.errors
+    return scope_from(form)
+
+
+def award(lead: Lead, rule: Rule, at: dt.datetime) -> ScoreEntry:
+    return ScoreEntry.objects.create(
+        lead=lead,
+        model=rule.model,
+        rule=rule,
+        kind=rule.kind,
+        points=rule.points,
+        reason=rule.name,
+        at=at,
+    )
+
+
+def add_lead(n: int, owner, model: ScoringModel, created: dt.datetime) -> Lead:
+    lead = Lead.objects.create(
+        email=f"l{n}@example.com",
+        created_at=created,
+        owner=owner,
+        source=Source.WEBSITE if n <= 10 else Source.EVENT,
+    )
+    LeadScore.objects.create(lead=lead, model=model, is_primary=True)
+    Deal.objects.create(
+        lead=lead,
+        name=f"L{n}",
+        amount=100,
+        status="won" if n <= 10 else "lost",
+        created_at=created,
+        closed_at=created + dt.timedelta(days=3),
+    )
+    return lead
+
+
+@pytest.fixture
+def world(rep, other_rep, manager):
+    south = Team.objects.create(name="South")
+    south_rep = make_user("south-rep", Role.REP, team=south)
+    model = ScoringModel.objects.create(name="Quarterly", status="active", is_default=True)
+    rules = {
+        name: Rule.objects.create(
+            model=model,
+            name=name,
+            kind="fit",
+            points=points,
+            field="country",
+            operator="equals",
+            value="DE",
+        )
+        for name, points in [("Pricing page", 20), ("Newsletter", 10)]
+    }
+    leads = {}
+    for n in range(1, 21):
+        owner = rep if n <= 12 else other_rep if n <= 16 else south_rep
+        lead = leads[n] = add_lead(n, owner, model, BASE + dt.timedelta(minutes=n))
+        if n in PRICING:
+            award(lead, rules["Pricing page"], lead.created_at)
+        if n in NEWSLETTER:
+            award(lead, rules["Newsletter"], lead.created_at)
+    award(leads[2], rules["Newsletter"], BASE + dt.timedelta(days=2))
+    reverse_award(award(leads[1], rules["Pricing page"], BASE))
+    return {"model": model, "rules": rules, "leads": leads}
+
+
+def reverse_award(entry: ScoreEntry) -> ScoreEntry:
+    return ScoreEntry.objects.create(
+        lead_id=entry.lead_id,
+        model=entry.model,
+        rule=entry.rule,
+        kind=entry.kind,
+        points=-entry.points,
+        reason=f"No longer: {entry.reason}",
+        at=entry.at + dt.timedelta(days=1),
+        reversal_of=entry,
+    )
+
+
+def figures(user, model, **filters) -> dict[str, tuple]:
+    found = queries.rule_rows(scope(user, **filters), model)
+    return {
+        row["rule"]: (row["matched"], row["closed_in"], row["conversion_in"], row["conversion_out"])
+        for row in found["rules"]
+    }
+
+
+def live_figures(user, model, **filters) -> dict[str, tuple]:
+    found = queries.rule_rows(scope(user, **filters), model, source=LIVE)
+    return {
+        row["rule"]: (row["matched"], row["closed_in"], row["conversion_in"], row["conversion_out"])
+        for row in found["rules"]
+    }
+
+
+def csv_rows(response) -> dict[str, list[str]]:
+    return {row[0]: row for row in csv.reader(io.StringIO(response.content.decode()))}
+
+
+def pairs() -> set[tuple[str, int]]:
+    return {
+        (match.rule.name, int(match.lead.email[1:].split("@")[0]))
+        for match in RuleMatch.objects.select_related("rule", "lead")
+    }
+
+
+def test_refresh_command_builds_the_active_matches_and_records_when(world, capsys):
+    call_command("reports_refresh")
+
+    expected = {("Pricing page", n) for n in PRICING} | {("Newsletter", n) for n in NEWSLETTER}
+    assert pairs() == expected
+    rollup = Rollup.objects.get(name=RollupName.RULE_MATCHES)
+    assert rollup.rows == len(expected) == 20
+    assert "Rule matches rebuilt: 20 rows" in capsys.readouterr().out
+    # Per rule, owner and day of creation: every lead was created on May 5 (UTC).
+    assert {
+        (c.rule.name, c.owner.username, c.day, c.leads)
+        for c in RuleMatchCount.objects.select_related("rule", "owner")
+    } == {
+        ("Pricing page", "rep1", dt.date(2025, 5, 5), 4),
+        ("Pricing page", "rep2", dt.date(2025, 5, 5), 4),
+        ("Pricing page", "south-rep", dt.date(2025, 5, 5), 2),
+        ("Newsletter", "rep1", dt.date(2025, 5, 5), 7),
+        ("Newsletter", "rep2", dt.date(2025, 5, 5), 3),
+    }
+
+
+def test_beat_runs_the_refresh_nightly(world):
+    entry = settings.CELERY_BEAT_SCHEDULE["reports-refresh-rollups"]
+    assert entry["task"] == refresh_rollups.name == "reports.tasks.refresh_rollups"
+
+    rows = refresh_rollups.delay().get()
+
+    assert rows == 20
+    assert RuleMatch.objects.count() == 20
+    assert Rollup.objects.filter(name=RollupName.RULE_MATCHES).exists()
+
+
+def test_a_second_refresh_replaces_the_rows(world):
+    call_command("reports_refresh")
+    first = Rollup.objects.get()
+    reverse_award(
+        ScoreEntry.objects.get(lead=world["leads"][9], rule=world["rules"]["Pricing page"])
+    )
+
+    call_command("reports_refresh")
+
+    assert RuleMatch.objects.count() == 19
+    assert ("Pricing page", 9) not in pairs()
+    second = Rollup.objects.get()
+    assert (second.pk, second.rows) == (first.pk, 19)
+    assert second.built_at >= first.built_at
+    assert sum(RuleMatchCount.objects.values_list("leads", flat=True)) == 19
+
+
+def test_a_failed_refresh_exits_non_zero_and_keeps_the_old_rows(world, monkeypatch):
+    call_command("reports_refresh")
+    built = Rollup.objects.get().built_at
+    # The statement fails in the database (a match without a lead).
+    monkeypatch.setattr(
+        "reports.rollups._matches_sql",
+        lambda: "INSERT INTO reports_rulematch (model_id, rule_id, lead_id) SELECT 1, 1, NULL",
+    )
+
+    with pytest.raises(CommandError, match="Rule matches not rebuilt"):
+        call_command("reports_refresh")
+
+    assert RuleMatch.objects.count() == 20
+    assert Rollup.objects.get().built_at == built
+
+
+def test_rollup_figures_equal_the_ledger_and_hand_counts(world, marketer):
+    model = world["model"]
+    from_ledger = live_figures(marketer, model)
+    call_command("reports_refresh")
+
+    found = figures(marketer, model)
+
+    assert found == from_ledger
+    # Pricing: 10 leads, 2 of them won; without it 8 of 10 won. The reversed award to L1
+    # does not count. Newsletter: 10 leads, L2 once, 5 won; 5 of 10 without it.
+    assert found["Pricing page"] == (10, 10, pytest.approx(0.2), pytest.approx(0.8))
+    assert found["Newsletter"] == (10, 10, pytest.approx(0.5), pytest.approx(0.5))
+
+
+def test_filtered_rollup_figures_equal_the_ledger(world, marketer):
+    """A filter on the leads' own fields reads the matches instead of the counts."""
+    model = world["model"]
+    from_ledger = live_figures(marketer, model, source=Source.WEBSITE)
+    call_command("reports_refresh")
+
+    found = figures(marketer, model, source=Source.WEBSITE)
+
+    assert found == from_ledger
+    # Website leads are L1..L10, all won: Pricing holds L9 and L10, Newsletter L1..L5.
+    assert found["Pricing page"] == (2, 2, pytest.approx(1.0), pytest.approx(1.0))
+    assert found["Newsletter"] == (5, 5, pytest.approx(1.0), pytest.approx(1.0))
+
+
+def test_each_reader_sees_the_matches_of_their_scope_only(world, rep, manager, client, outsider):
+    model = world["model"]
+    expected = {user: live_figures(user, model) for user in (rep, manager)}
+    call_command("reports_refresh")
+
+    # rep1 owns L1..L12: Pricing holds L9..L12 (2 won), Newsletter L1..L5, L11, L12.
+    assert figures(rep, model) == expected[rep]
+    assert figures(rep, model)["Pricing page"] == (4, 4, pytest.approx(0.5), pytest.approx(1.0))
+    assert figures(rep, model)["Newsletter"][:2] == (7, 7)
+    # The manager's team owns L1..L16: Pricing holds L9..L16, Newsletter all ten.
+    assert figures(manager, model) == expected[manager]
+    assert figures(manager, model)["Pricing page"][:2] == (8, 8)
+    assert figures(manager, model)["Newsletter"][:2] == (10, 10)
+    # The owner filter narrows the manager's figures to one rep's.
+    assert figures(manager, model, owner=rep.pk) == expected[rep]
+    client.force_login(outsider)
+    assert client.get(reverse("reports-page", args=["rules"]), MAY).status_code == 403
+
+
+def test_rules_page_says_when_its_matches_were_built(client, world, marketer):
+    call_command("reports_refresh")
+    client.force_login(marketer)
+
+    response = client.get(reverse("reports-page", args=["rules"]), MAY)
+    export = client.get(reverse("reports-page", args=["rules"]), {**MAY, "format": "csv"})
+
+    text = response.content.decode()
+    built = Rollup.objects.get().built_at.strftime("%Y-%m-%d %H:%M")
+    assert f"Rule matches as of {built} UTC" in text
+    rows = csv_rows(export)
+    assert rows["Pricing page"][2:4] == ["10", "50.0"]
+
+
+def test_rules_page_before_any_refresh_counts_a_small_ledger_live(client, world, marketer):
+    client.force_login(marketer)
+
+    response = client.get(reverse("reports-page", args=["rules"]), MAY)
+
+    text = response.content.decode()
+    assert "Rule matches have not been built yet" in text
+    assert "computed from it as you look" in text
+    export = client.get(reverse("reports-page", args=["rules"]), {**MAY, "format": "csv"})
+    rows = csv_rows(export)
+    assert rows["Pricing page"][2] == "10"
+
+
+def test_rules_page_before_any_refresh_on_a_large_ledger_says_so(
+    client, world, marketer, monkeypatch
+):
+    monkeypatch.setattr(queries, "LIVE_MATCHES_MAX_ENTRIES", 10)
+    client.force_login(marketer)
+
+    response = client.get(reverse("reports-page", args=["rules"]), MAY)
+    export = client.get(reverse("reports-page", args=["rules"]), {**MAY, "format": "csv"})
+
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "the ledger is too large to count them during a page view" in text
+    assert "reports_refresh" in text
+    assert "Not known until the rule matches are built." in text
+    rows = csv_rows(export)
+    assert rows["Pricing page"][1:4] == ["20", "", ""]
+    assert "matches not built yet" in rows["Pricing page"][-1]
+
+
+def test_rules_page_runs_the_same_statements_whatever_the_data(client, world, marketer):
+    call_command("reports_refresh")
+    client.force_login(marketer)
+    url = reverse("reports-page", args=["rules"])
+    client.get(url, MAY)
+    with CaptureQueriesContext(connection) as small:
+        client.get(url, MAY)
+    model, rules = world["model"], world["rules"]
+    for n in range(21, 61):
+        lead = add_lead(n, marketer, model, BASE + dt.timedelta(days=1, hours=n))
+        award(lead, rules["Newsletter"], lead.created_at)
+    call_command("reports_refresh")
+
+    with CaptureQueriesContext(connection) as large:
+        response = client.get(url, MAY)
+
+    assert len(large) == len(small)
+    rows = {r["rule"]: r for r in queries.rule_rows(scope(marketer), model)["rules"]}
+    assert rows["Newsletter"]["matched"] == 50
+    assert response.status_code == 200
+
+
+def test_counts_follow_the_local_day(settings, rep, marketer):
+    """A lead created late on May 31 in Berlin (still May 31 there, 21:30 UTC) is in the
+    May range, one created at 23:30 UTC on April 30 (May 1 in Berlin) too; one created
+    at 22:30 UTC on May 31 (June 1 in Berlin) is not."""
+    settings.TIME_ZONE = "Europe/Berlin"
+    model = ScoringModel.objects.create(name="Local", status="active", is_default=True)
+    rule = Rule.objects.create(
+        model=model, name="Any", kind="fit", points=5, field="country", operator="equals"
+    )
+    for n, created in enumerate(
+        [
+            dt.datetime(2025, 5, 31, 21, 30, tzinfo=dt.UTC),
+            dt.datetime(2025, 4, 30, 23, 30, tzinfo=dt.UTC),
+            dt.datetime(2025, 5, 31, 22, 30, tzinfo=dt.UTC),
+        ],
+        start=1,
+    ):
+        award(add_lead(n, rep, model, created), rule, created)
+    live = live_figures(marketer, model)
+    call_command("reports_refresh")
+
+    assert figures(marketer, model) == live
+    assert figures(marketer, model)["Any"][0] == 2
