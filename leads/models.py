@@ -339,6 +339,11 @@ class Lead(models.Model):
             models.Index(fields=["owner", "-score", "-id"], name="lead_owner_hottest_idx"),
             models.Index(fields=["stage", "-score"], name="lead_stage_score_idx"),
             models.Index(fields=["band", "-score"], name="lead_band_score_idx"),
+            # Band and stage together, the list's most used pair of filters: "warm MQLs"
+            # in a rep's view otherwise walk every lead the rep sees.
+            models.Index(
+                fields=["band", "stage", "-score", "-id"], name="lead_band_stage_score_idx"
+            ),
             models.Index(fields=["-last_activity_at"], name="lead_last_activity_idx"),
             # The leads list's other sort orders, each ending in the id its keyset pages use.
             models.Index(fields=["last_name", "first_name", "id"], name="lead_name_idx"),
