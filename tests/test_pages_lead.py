@@ -711,4 +711,7 @@ def test_score_chart_geometry():
     assert [y for _, y in points] == [136.0, 91.2, 24.0]  # 0 at the bottom, 100 at the top
     assert chart["hot_y"] == pytest.approx(136 - 112 * 0.8, abs=0.1)
     assert (chart["high"], chart["low"]) == (100, 0)
+    first = timezone.localtime(start)
+    assert chart["rows"][0] == (first.isoformat(), first.strftime("%Y-%m-%d %H:%M"), 0)
+    assert [score for _, _, score in chart["rows"]] == [0, 40, 100]
     assert score_chart([], hot_from=80, warm_from=30) is None

@@ -252,7 +252,11 @@ def score_chart(
         "last": points[-1],
         "high": max(scores),
         "low": min(scores),
-        "rows": points,
+        # The text alternative's rows, formatted here once: (machine time, shown time, score).
+        "rows": [
+            (local.isoformat(), local.strftime("%Y-%m-%d %H:%M"), score)
+            for local, score in ((timezone.localtime(at), score) for at, score in points)
+        ],
     }
 
 
