@@ -73,6 +73,19 @@ class DigestPreference(models.Model):
         return f"{self.user}: {'weekly digest' if self.weekly_digest else 'no digest'}"
 
 
+def _loose_key(to: str, **options: Any) -> models.ForeignKey:
+    """A reference a rollup keeps without a constraint, an index or a cascade: the
+    rebuild replaces the rows, and deleting domain rows never has to write here."""
+    return models.ForeignKey(
+        to,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+        **options,
+    )
+
+
 class RuleMatch(models.Model):
     """One lead holding an award of one rule of one model that was never reversed.
 
@@ -85,27 +98,9 @@ class RuleMatch(models.Model):
 
     # Lead before rule: the rules page looks up the matches of a few closed leads.
     pk = models.CompositePrimaryKey("model_id", "lead_id", "rule_id")
-    model = models.ForeignKey(
-        "scoring.ScoringModel",
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
-    rule = models.ForeignKey(
-        "scoring.Rule",
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
-    lead = models.ForeignKey(
-        "leads.Lead",
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
+    model = _loose_key("scoring.ScoringModel")
+    rule = _loose_key("scoring.Rule")
+    lead = _loose_key("leads.Lead")
 
     class Meta:
         verbose_name = "rule match"
@@ -122,29 +117,10 @@ class RuleMatchCount(models.Model):
     joining millions of matches to the leads on every request.
     """
 
-    model = models.ForeignKey(
-        "scoring.ScoringModel",
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
-    rule = models.ForeignKey(
-        "scoring.Rule",
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
+    model = _loose_key("scoring.ScoringModel")
+    rule = _loose_key("scoring.Rule")
     day = models.DateField(help_text="The day the leads were created, in TIME_ZONE.")
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
+    owner = _loose_key(settings.AUTH_USER_MODEL, null=True)
     leads = models.PositiveIntegerField()
 
     class Meta:
