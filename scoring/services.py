@@ -489,28 +489,28 @@ def _explain_model(lead: Lead, row: LeadScore, now: datetime) -> dict[str, Any]:
     model = row.model
     settings = model_settings(model)
     lines: dict[tuple[Any, str], dict[str, Any]] = {}
-    for entry in _active_entries(lead.pk, model.pk):
-        key = (
-            (entry.rule_id, entry.kind)
-            if entry.kind != EntryKind.MANUAL
-            else (entry.pk, entry.kind)
-        )
-        line = lines.setdefault(
-            key,
-            {
-                "rule_id": entry.rule_id,
-                "reason": entry.reason,
-                "kind": entry.kind,
+    half_life = model.decay_half_life_days
+    # Plain tuples, not model instances: the busiest leads hold thousands of entries.
+    entries = _active_entries(lead.pk, model.pk).values_list(
+        "pk", "rule_id", "kind", "reason", "points", "at"
+    )
+    for pk, rule_id, kind, reason, points, at in entries:
+        key = (rule_id, kind) if kind != EntryKind.MANUAL else (pk, kind)
+        line = lines.get(key)
+        if line is None:
+            line = lines[key] = {
+                "rule_id": rule_id,
+                "reason": reason,
+                "kind": kind,
                 "times": 0,
                 "points": 0.0,
                 "value_now": 0.0,
-            },
-        )
-        value = entry.points
-        if entry.kind == EntryKind.ENGAGEMENT:
-            value *= R.decay_factor((now - entry.at).total_seconds(), model.decay_half_life_days)
+            }
+        value = points
+        if kind == EntryKind.ENGAGEMENT:
+            value *= R.decay_factor((now - at).total_seconds(), half_life)
         line["times"] += 1
-        line["points"] += entry.points
+        line["points"] += points
         line["value_now"] += value
     state, effective = state_from(
         settings,
