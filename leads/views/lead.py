@@ -139,9 +139,9 @@ def lead_page_context(
     access = lead_access(lead=lead, user=user)
     explanation = lead_explanation(lead=lead, history=True)
     for part in explanation["models"]:
-        thresholds = part["model"]
+        model = part["model"]
         part["chart"] = score_chart(
-            part["history"], hot_from=thresholds["hot_from"], warm_from=thresholds["warm_from"]
+            part["history"], hot_from=model["hot_from"], warm_from=model["warm_from"]
         )
     handoff = lead.handoffs.select_related("owner", "closed_by").first()
     context = {
@@ -236,6 +236,11 @@ def score_chart(
         return round(CHART_PAD + inner_h * (high - score) / (high - low), 1)
 
     step = inner_w / max(len(points) - 1, 1)
+    # The text alternative's rows, formatted here once: (machine time, shown time, score).
+    rows = []
+    for at, score in points:
+        local = timezone.localtime(at)
+        rows.append((local.isoformat(), local.strftime("%Y-%m-%d %H:%M"), score))
     line = " ".join(f"{round(CHART_PAD + i * step, 1)},{y(s)}" for i, (_, s) in enumerate(points))
     return {
         "width": CHART_WIDTH,
@@ -252,11 +257,7 @@ def score_chart(
         "last": points[-1],
         "high": max(scores),
         "low": min(scores),
-        # The text alternative's rows, formatted here once: (machine time, shown time, score).
-        "rows": [
-            (local.isoformat(), local.strftime("%Y-%m-%d %H:%M"), score)
-            for local, score in ((timezone.localtime(at), score) for at, score in points)
-        ],
+        "rows": rows,
     }
 
 
