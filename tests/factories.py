@@ -45,12 +45,12 @@ def active_model(**fields):
     return ScoringModel.objects.create(**{**defaults, **fields})
 
 
-def fit_rule(model, points: int, field: str, operator: str, value: str = ""):
+def fit_rule(model, points: int, field: str, operator: str, value: str = "", *, name: str = ""):
     from scoring.models import Rule
 
     return Rule.objects.create(
         model=model,
-        name=f"{field} {operator} {value}",
+        name=name or f"{field} {operator} {value}",
         kind="fit",
         points=points,
         field=field,

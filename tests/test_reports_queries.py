@@ -31,8 +31,9 @@ from leads.models import Deal, Lead, StageChange
 from reports import queries, stats
 from reports.models import Campaign
 from reports.scope import ReportFilterForm, scope_from
-from scoring.models import LeadScore, Rule, ScoreEntry, ScoringModel
+from scoring.models import LeadScore, ScoreEntry, ScoringModel
 from tests.conftest import make_user
+from tests.factories import fit_rule
 
 BASE = dt.datetime(2025, 3, 3, 9, 0, tzinfo=dt.UTC)
 MARCH = {"date_from": "2025-03-01", "date_to": "2025-03-31"}
@@ -110,24 +111,8 @@ def build_world(rep, other_rep) -> dict:
     main = ScoringModel.objects.create(
         name="Main", status="active", is_default=True, hot_from=80, warm_from=30
     )
-    demo = Rule.objects.create(
-        model=main,
-        name="Demo request",
-        kind="fit",
-        points=30,
-        field="job_title",
-        operator="contains",
-        value="Head",
-    )
-    everyone = Rule.objects.create(
-        model=main,
-        name="Everyone",
-        kind="fit",
-        points=5,
-        field="country",
-        operator="equals",
-        value="DE",
-    )
+    demo = fit_rule(main, 30, "job_title", "contains", "Head", name="Demo request")
+    everyone = fit_rule(main, 5, "country", "equals", "DE", name="Everyone")
     leads = {}
     for i, (name, (owner, score, band, source, campaign, status, amount, closed)) in enumerate(
         LEADS.items()

@@ -30,6 +30,7 @@ from reports.scope import ReportFilterForm, scope_from
 from reports.tasks import refresh_rollups
 from scoring.models import LeadScore, Rule, ScoreEntry, ScoringModel
 from tests.conftest import make_user
+from tests.factories import fit_rule
 
 BASE = dt.datetime(2025, 5, 5, 9, 0, tzinfo=dt.UTC)
 MAY = {"date_from": "2025-05-01", "date_to": "2025-05-31"}
@@ -81,15 +82,7 @@ def world(rep, other_rep, manager):
     south_rep = make_user("south-rep", Role.REP, team=south)
     model = ScoringModel.objects.create(name="Quarterly", status="active", is_default=True)
     rules = {
-        name: Rule.objects.create(
-            model=model,
-            name=name,
-            kind="fit",
-            points=points,
-            field="country",
-            operator="equals",
-            value="DE",
-        )
+        name: fit_rule(model, points, "country", "equals", "DE", name=name)
         for name, points in [("Pricing page", 20), ("Newsletter", 10)]
     }
     leads = {}
@@ -331,9 +324,7 @@ def test_counts_follow_the_local_day(settings, rep, marketer):
     at 22:30 UTC on May 31 (June 1 in Berlin) is not."""
     settings.TIME_ZONE = "Europe/Berlin"
     model = ScoringModel.objects.create(name="Local", status="active", is_default=True)
-    rule = Rule.objects.create(
-        model=model, name="Any", kind="fit", points=5, field="country", operator="equals"
-    )
+    rule = fit_rule(model, 5, "country", "equals", name="Any")
     for n, created in enumerate(
         [
             dt.datetime(2025, 5, 31, 21, 30, tzinfo=dt.UTC),

@@ -12,7 +12,8 @@ from django.urls import reverse
 from leads.models import Deal, Lead, StageChange
 from reports import queries, stats
 from reports.scope import ReportFilterForm, scope_from
-from scoring.models import LeadScore, Rule, ScoreEntry, ScoringModel
+from scoring.models import LeadScore, ScoreEntry, ScoringModel
+from tests.factories import fit_rule
 
 BASE = dt.datetime(2025, 5, 5, 9, 0, tzinfo=dt.UTC)
 MAY = {"date_from": "2025-05-01", "date_to": "2025-05-31"}
@@ -30,24 +31,8 @@ def twenty(db):
     2 of 10 won, against 8 of 10 without it. "Newsletter" (+10) matches L1..L5 and
     L11..L15: 5 of 10 either way."""
     model = ScoringModel.objects.create(name="Quarterly", status="active", is_default=True)
-    pricing = Rule.objects.create(
-        model=model,
-        name="Pricing page",
-        kind="fit",
-        points=20,
-        field="country",
-        operator="equals",
-        value="DE",
-    )
-    newsletter = Rule.objects.create(
-        model=model,
-        name="Newsletter",
-        kind="fit",
-        points=10,
-        field="country",
-        operator="equals",
-        value="DE",
-    )
+    pricing = fit_rule(model, 20, "country", "equals", "DE", name="Pricing page")
+    newsletter = fit_rule(model, 10, "country", "equals", "DE", name="Newsletter")
     matches = {pricing: {9, 10, *range(11, 19)}, newsletter: {*range(1, 6), *range(11, 16)}}
     for n in range(1, 21):
         lead = Lead.objects.create(
