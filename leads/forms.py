@@ -13,6 +13,8 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
+from crm.forms import Select
+
 from .handoff_models import Rating
 from .models import ALLOWED_TRANSITIONS, ActivityType, Lead, Stage, Task, TaskKind
 from .selectors import parse_cursor
@@ -43,7 +45,7 @@ def _stripped(value: str) -> str:
 class TouchForm(forms.Form):
     """A call, meeting or email the rep had with the lead."""
 
-    type = forms.ChoiceField(label="What happened", choices=TOUCH_CHOICES)
+    type = forms.ChoiceField(label="What happened", choices=TOUCH_CHOICES, widget=Select)
     notes = forms.CharField(
         label="Notes", required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 3})
     )
@@ -99,7 +101,7 @@ class TaskForm(forms.ModelForm):
 class StageForm(forms.Form):
     """A move along the lifecycle; only the moves allowed from the current stage are offered."""
 
-    stage = forms.ChoiceField(label="Move to")
+    stage = forms.ChoiceField(label="Move to", widget=Select)
     reason = forms.CharField(
         label="Reason",
         required=False,
@@ -156,6 +158,7 @@ class TimelineFilterForm(forms.Form):
         label="Show",
         required=False,
         choices=[("", "All activity"), *ActivityType.choices],
+        widget=Select,
     )
     before = forms.CharField(required=False, widget=forms.HiddenInput)
 

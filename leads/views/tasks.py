@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
+from crm.forms import Select
 from crm.models import Role, User
 from leads.models import Task
 from leads.selectors import team_members
@@ -47,7 +48,7 @@ def tasks_visible_to(user: User) -> QuerySet[Task]:
 
 
 class AssigneeFilterForm(forms.Form):
-    assignee = forms.ChoiceField(label="Assignee", required=False)
+    assignee = forms.ChoiceField(label="Assignee", required=False, widget=Select)
 
     def __init__(self, *args, user: User, people: list[User], **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -59,7 +60,7 @@ class AssigneeFilterForm(forms.Form):
 
 
 class SnoozeForm(forms.Form):
-    until = forms.ChoiceField(choices=SNOOZE_CHOICES)
+    until = forms.ChoiceField(choices=SNOOZE_CHOICES, widget=Select)
 
 
 class ReassignForm(forms.Form):
