@@ -70,6 +70,33 @@ def test_each_role_lists_exactly_its_leads_hottest_first(request, world, persona
     assert ids_in(response) == [world[name].pk for name in expected]
 
 
+@pytest.mark.parametrize(
+    ("persona", "owner", "expected"),
+    [
+        ("rep", "me", ["rep"]),
+        ("rep", "unassigned", ["pool"]),
+        ("manager", "me", ["manager"]),
+        ("manager", "unassigned", ["pool"]),
+        ("admin_user", "me", []),
+        ("outsider", "me", []),
+        ("outsider", "unassigned", []),
+    ],
+)
+def test_mine_and_unassigned_stay_within_what_the_person_sees(
+    request, world, persona, owner, expected
+):
+    # "Mine" and "Unassigned" start from all leads rather than the visible ones (a
+    # plainer query); someone who sees no lead must still see none through them.
+    user = request.getfixturevalue(persona)
+
+    response = client_for(user).get(f"/leads/?owner={owner}")
+
+    assert ids_in(response) == [world[name].pk for name in expected]
+    pipeline = client_for(user).get(f"/pipeline/?owner={owner}").content.decode()
+    for name, lead in world.items():
+        assert (f"/leads/{lead.pk}/" in pipeline) == (name in expected)
+
+
 def test_anonymous_visitor_is_sent_to_log_in():
     response = Client().get("/leads/?band=hot")
 

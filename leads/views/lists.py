@@ -32,9 +32,10 @@ from leads.filters import (
     leads_count_capped,
     leads_filter,
     leads_page,
+    leads_visible,
     teammates_of,
 )
-from leads.models import Band, Lead, Stage
+from leads.models import Band, Stage
 from nurturing.models import Sequence as NurtureSequence
 
 # Column heading, sort key and the direction a first click sorts in.
@@ -185,7 +186,7 @@ def list_context(request: HttpRequest, *, bulk_form: LeadBulkForm | None = None)
     form = LeadListForm(request.GET, user=user, people=people)
     values = form.values()
     sort = values.get("sort", DEFAULT_SORT)
-    leads = leads_filter(Lead.objects.visible_to(user), user=user, values=values)
+    leads = leads_filter(leads_visible(user, values), user=user, values=values)
     count, more = leads_count_capped(leads)
     cursor = cursor_decode(request.GET.get("cursor", ""), sort=sort)
     page = leads_page(leads.values(*ROW_FIELDS), sort=sort, cursor=cursor)

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from crm.models import User
 from leads.bulk import why_not_act
-from leads.filters import LeadListForm, leads_filter
+from leads.filters import LeadListForm, leads_filter, leads_visible
 from leads.models import (
     ALLOWED_TRANSITIONS,
     FUNNEL,
@@ -70,7 +70,7 @@ class MoveForm(forms.Form):
 def _board_leads(request: HttpRequest) -> tuple[LeadListForm, QuerySet[Lead], str]:
     form = LeadListForm(request.GET, user=request.user)
     values = {name: v for name, v in form.values().items() if name in BOARD_FILTERS}
-    leads = leads_filter(Lead.objects.visible_to(request.user), user=request.user, values=values)
+    leads = leads_filter(leads_visible(request.user, values), user=request.user, values=values)
     query = request.GET.copy()
     for name in list(query):
         if name not in BOARD_FILTERS:
