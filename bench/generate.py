@@ -251,7 +251,8 @@ def workspace(
     none for ``unassigned_share`` of them), a source, a stage that follows the score
     (with its stage change), first and last activity times, product interests; and per
     person hand-offs (a few waiting), tasks (overdue, due today, later, done), notes,
-    deals on opportunities and customers, and notifications."""
+    deals on opportunities and customers, and notifications; then the leads' furthest
+    funnel step and deal outcome."""
     from scoring.models import ScoringModel
 
     model = ScoringModel.objects.get(is_default=True)
@@ -292,6 +293,12 @@ def workspace(
             cursor.execute(sql, params)
             rows = cursor.rowcount
         progress(f"  {what}: {rows:,} rows in {time.perf_counter() - start:.0f} s")
+    # The stages and deals above were written around the models: their leads' report
+    # facts are set from them afterwards, set-based, as the models would have kept them.
+    start = time.perf_counter()
+    with transaction.atomic():
+        rows = Lead.objects.refresh_facts()
+    progress(f"  lead facts: {rows:,} rows in {time.perf_counter() - start:.0f} s")
     analyze(vacuum=True)
 
 

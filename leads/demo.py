@@ -53,6 +53,7 @@ from .models import (
     Budget,
     Company,
     Deal,
+    DealOutcome,
     DealStatus,
     Department,
     EmailStatus,
@@ -68,6 +69,7 @@ from .models import (
     Task,
     TaskKind,
     Timeline,
+    furthest_step_of,
     normalize_email,
 )
 
@@ -902,6 +904,8 @@ class LeadRow:
     custom_fields: dict[str, Any] = field(default_factory=dict)
     first_activity_at: datetime | None = None
     last_activity_at: datetime | None = None
+    furthest_step: int = 0
+    deal_outcome: int = DealOutcome.NONE
     updated_at: datetime | None = None
     products: list[int] = field(default_factory=list)
     activities: list[ActivityRow] = field(default_factory=list)
@@ -2146,6 +2150,9 @@ def _finish(ctx: _Ctx, lead: LeadRow) -> None:
         lead.email_status = EmailStatus.UNSUBSCRIBED
     lead.stage = lead.stage_changes[-1].to_stage if lead.stage_changes else Stage.NEW
     lead.stage_changed_at = lead.stage_changes[-1].at if lead.stage_changes else lead.created_at
+    changes = [(change.from_stage, change.to_stage) for change in lead.stage_changes]
+    lead.furthest_step = furthest_step_of(lead.stage, changes)
+    lead.deal_outcome = DealOutcome.of(deal.status for deal in lead.deals)
     for row in (*lead.stage_changes, *lead.deals, *lead.tasks, *lead.notes):
         row.lead = lead
 

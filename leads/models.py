@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
-from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db import models, transaction
+from django.db.models import (
+    Case,
+    Exists,
+    F,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Greatest, Lower
 from django.urls import reverse
 from django.utils import timezone
 
@@ -27,6 +38,7 @@ __all__ = [
     "Company",
     "CustomFieldDefinition",
     "Deal",
+    "DealOutcome",
     "FieldType",
     "IdentityKind",
     "Lead",
@@ -120,6 +132,14 @@ class Stage(models.TextChoices):
 
 # The funnel order; a lead moves forward along it, possibly skipping steps.
 FUNNEL = [Stage.NEW, Stage.MQL, Stage.SQL, Stage.OPPORTUNITY, Stage.CUSTOMER]
+# How far along the funnel each of its stages is, 0 (new) to 4 (customer).
+FUNNEL_STEP = {stage: step for step, stage in enumerate(FUNNEL)}
+
+
+def funnel_step(stage: str) -> int:
+    """How far along the funnel ``stage`` is; disqualified and recycled are off it (0)."""
+    return FUNNEL_STEP.get(stage, 0)
+
 
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     Stage.NEW: frozenset({Stage.MQL, Stage.SQL, Stage.OPPORTUNITY, Stage.DISQUALIFIED}),
@@ -231,6 +251,29 @@ class Quadrant(models.TextChoices):
     COLD = "cold", "Cold (poor fit, quiet)"
 
 
+class DealOutcome(models.IntegerChoices):
+    """What a lead's deals came to, the best of them: one won deal makes a won lead."""
+
+    NONE = 0, "No closed deal"
+    LOST = 1, "Lost"
+    WON = 2, "Won"
+
+    @classmethod
+    def of(cls, statuses: Iterable[str]) -> DealOutcome:
+        found = set(statuses)
+        if DealStatus.WON in found:
+            return cls.WON
+        if DealStatus.LOST in found:
+            return cls.LOST
+        return cls.NONE
+
+
+def furthest_step_of(stage: str, changes: Iterable[tuple[str, str]]) -> int:
+    """The furthest funnel step of a lead in ``stage`` with the ``(from_stage, to_stage)``
+    history ``changes``: a disqualified or recycled lead keeps the steps it passed."""
+    return max([funnel_step(stage), *(funnel_step(s) for change in changes for s in change)])
+
+
 class LeadQuerySet(models.QuerySet["Lead"]):
     def visible_to(self, user: User) -> LeadQuerySet:
         """The leads a user may see: all for admins and marketers, the team's and the
@@ -258,6 +301,66 @@ class LeadQuerySet(models.QuerySet["Lead"]):
 
     def open(self) -> LeadQuerySet:
         return self.exclude(stage__in=[Stage.CUSTOMER, Stage.DISQUALIFIED])
+
+    def stale_facts(self) -> LeadQuerySet:
+        """The leads whose stored ``furthest_step`` or ``deal_outcome`` differs from what
+        their stage, stage history and deals give (none, while every write keeps them)."""
+        return self.alias(
+            furthest_found=_furthest_step_expression(), outcome_found=_deal_outcome_expression()
+        ).exclude(furthest_step=F("furthest_found"), deal_outcome=F("outcome_found"))
+
+    def refresh_facts(self) -> int:
+        """Set ``furthest_step`` and ``deal_outcome`` from the stage history and the deals,
+        set-based, writing only the rows that differ; returns how many."""
+        return self.model.objects.filter(pk__in=self.stale_facts().values("pk")).update(
+            furthest_step=_furthest_step_expression(), deal_outcome=_deal_outcome_expression()
+        )
+
+    def refresh_furthest_step(self) -> int:
+        """Set ``furthest_step`` from the leads' stages and stage histories."""
+        return self.update(furthest_step=_furthest_step_expression())
+
+    def refresh_deal_outcome(self) -> int:
+        """Set ``deal_outcome`` from the leads' deals; call with the leads' rows locked
+        (``Deal`` does), or a concurrent deal write may be missed."""
+        return self.update(deal_outcome=_deal_outcome_expression())
+
+    def lock(self) -> None:
+        """Lock the leads' rows in id order, as every writer of several leads does, so
+        that two of them wait for each other instead of deadlocking."""
+        list(self.order_by("pk").select_for_update(no_key=True).values_list("pk", flat=True))
+
+
+def _step_expression(field: str) -> Case:
+    """SQL for ``funnel_step`` of a stage column."""
+    return Case(
+        *[When(**{field: stage}, then=Value(step)) for stage, step in FUNNEL_STEP.items() if step],
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+
+
+def _furthest_step_expression() -> Greatest:
+    """SQL for ``furthest_step_of`` a lead's stage and history, one lead at a time."""
+    history = (
+        StageChange.objects.filter(lead=OuterRef("pk"))
+        .order_by()
+        .values("lead")
+        .annotate(step=Max(Greatest(_step_expression("from_stage"), _step_expression("to_stage"))))
+        .values("step")
+    )
+    return Greatest(_step_expression("stage"), Coalesce(Subquery(history), Value(0)))
+
+
+def _deal_outcome_expression() -> Case:
+    """SQL for ``DealOutcome.of`` a lead's deals."""
+    deals = Deal.objects.filter(lead=OuterRef("pk"))
+    return Case(
+        When(Exists(deals.filter(status=DealStatus.WON)), then=Value(DealOutcome.WON.value)),
+        When(Exists(deals.filter(status=DealStatus.LOST)), then=Value(DealOutcome.LOST.value)),
+        default=Value(DealOutcome.NONE.value),
+        output_field=IntegerField(),
+    )
 
 
 class StageTransitionError(ValidationError):
@@ -323,6 +426,19 @@ class Lead(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     first_activity_at = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(null=True, blank=True)
+    # Facts the reports count a million leads by, kept on the row by every stage and deal
+    # write (``save`` here, ``StageChange.save``, ``Deal.save`` and ``delete``) so that a
+    # report reads the leads alone instead of aggregating the whole history per request.
+    furthest_step = models.SmallIntegerField(
+        default=0,
+        db_default=0,
+        editable=False,
+        help_text="The furthest funnel step reached, 0 (new) to 4 (customer), kept after "
+        "a disqualification or a recycle.",
+    )
+    deal_outcome = models.SmallIntegerField(
+        choices=DealOutcome.choices, default=DealOutcome.NONE, db_default=0, editable=False
+    )
 
     objects = LeadQuerySet.as_manager()
 
@@ -365,6 +481,11 @@ class Lead(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.email = normalize_email(self.email)
+        # The stage now counts towards the furthest step, whichever way it was set.
+        self.furthest_step = max(self.furthest_step, funnel_step(self.stage))
+        fields = kwargs.get("update_fields")
+        if fields is not None and "stage" in fields and "furthest_step" not in fields:
+            kwargs["update_fields"] = [*fields, "furthest_step"]
         super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
@@ -424,8 +545,23 @@ class Lead(models.Model):
         return change
 
 
+class StageChangeQuerySet(models.QuerySet["StageChange"]):
+    def delete(self) -> tuple[int, dict[str, int]]:
+        """Delete the changes and work their leads' furthest steps out again."""
+        with transaction.atomic():
+            leads = Lead.objects.filter(pk__in=list(self.values_list("lead_id", flat=True)))
+            leads.lock()
+            deleted = super().delete()
+            leads.refresh_furthest_step()
+        return deleted
+
+
 class StageChange(models.Model):
-    """Append-only history of a lead's stage; ``by`` is empty when the system moved it."""
+    """Append-only history of a lead's stage; ``by`` is empty when the system moved it.
+
+    Writing a change raises its lead's ``furthest_step`` (``save``); deleting one works
+    it out again from the rest (``delete``, ``StageChange.objects...delete()``).
+    """
 
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="stage_changes")
     from_stage = models.CharField(max_length=20, choices=Stage.choices)
@@ -436,6 +572,8 @@ class StageChange(models.Model):
     )
     reason = models.CharField(max_length=500, blank=True)
 
+    objects = StageChangeQuerySet.as_manager()
+
     class Meta:
         ordering = ["-at", "-id"]
         indexes = [
@@ -445,6 +583,25 @@ class StageChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_stage} → {self.to_stage}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        adding = self._state.adding
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            if adding:
+                # Only ever raised, by a conditional UPDATE: nothing to lock or re-read.
+                step = furthest_step_of(Stage.NEW, [(self.from_stage, self.to_stage)])
+                Lead.objects.filter(pk=self.lead_id, furthest_step__lt=step).update(
+                    furthest_step=step
+                )
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        with transaction.atomic():
+            leads = Lead.objects.filter(pk=self.lead_id)
+            leads.lock()
+            deleted = super().delete(*args, **kwargs)
+            leads.refresh_furthest_step()
+        return deleted
 
     @property
     def by_system(self) -> bool:
@@ -552,7 +709,20 @@ class DealStatus(models.TextChoices):
     LOST = "lost", "Lost"
 
 
+class DealQuerySet(models.QuerySet["Deal"]):
+    def delete(self) -> tuple[int, dict[str, int]]:
+        """Delete the deals and work their leads' outcomes out again."""
+        with transaction.atomic():
+            leads = Lead.objects.filter(pk__in=list(self.values_list("lead_id", flat=True)))
+            leads.lock()
+            deleted = super().delete()
+            leads.refresh_deal_outcome()
+        return deleted
+
+
 class Deal(models.Model):
+    """A lead's deal. Writing or deleting one keeps its lead's ``deal_outcome``."""
+
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="deals")
     name = models.CharField(max_length=200)
     amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
@@ -561,6 +731,8 @@ class Deal(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True)
     lost_reason = models.CharField(max_length=200, blank=True)
+
+    objects = DealQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -576,6 +748,29 @@ class Deal(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        with transaction.atomic():
+            leads = Lead.objects.filter(pk__in=self._leads_touched())
+            # Locked first, so that the outcome is read after any concurrent deal write.
+            leads.lock()
+            super().save(*args, **kwargs)
+            leads.refresh_deal_outcome()
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        with transaction.atomic():
+            leads = Lead.objects.filter(pk=self.lead_id)
+            leads.lock()
+            deleted = super().delete(*args, **kwargs)
+            leads.refresh_deal_outcome()
+        return deleted
+
+    def _leads_touched(self) -> set[int]:
+        """The lead the deal is on, and the one it was on when stored, if it moved."""
+        leads = {self.lead_id}
+        if not self._state.adding:
+            leads.update(Deal.objects.filter(pk=self.pk).values_list("lead_id", flat=True))
+        return leads
 
 
 class TaskKind(models.TextChoices):

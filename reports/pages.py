@@ -186,7 +186,7 @@ def score_page(scope: ReportScope, params: QueryDict) -> ReportPage:
     at_handoff = queries.outcome_by_handoff_decile(scope)
     distribution = queries.score_distribution(scope, cube=cube)
     auc = queries.stats.roc_auc(queries.score_outcome_counts(scope, cube=cube))
-    won = queries.won_before_close(scope)
+    won = queries.won_before_close(scope, cube=cube)
     page = ReportPage()
     closed = sum(b["closed"] for b in bands)
     leads = sum(b["leads"] for b in bands)

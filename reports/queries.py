@@ -22,7 +22,6 @@ from django.db.models import (
     F,
     FloatField,
     IntegerField,
-    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -36,7 +35,17 @@ from django.utils import timezone
 
 from crm.models import Team, User
 from leads.handoff_models import HandOffStatus, Rating
-from leads.models import Band, Deal, DealStatus, HandOff, Lead, LeadRating, Stage, StageChange
+from leads.models import (
+    Band,
+    Deal,
+    DealOutcome,
+    DealStatus,
+    HandOff,
+    Lead,
+    LeadRating,
+    Stage,
+    StageChange,
+)
 from scoring.models import Rule, ScoreEntry, ScoringModel
 
 from . import stats
@@ -45,39 +54,14 @@ from .rollups import rollup_built
 from .scope import ReportScope
 from .sql import EpochSeconds, percentiles_by_group, queryset_sql, seconds_between
 
-# The funnel's steps and how far along it each stage is.
+# The funnel's steps, in order.
 FUNNEL_STEPS = [Stage.NEW, Stage.MQL, Stage.SQL, Stage.OPPORTUNITY, Stage.CUSTOMER]
-FUNNEL_RANK = {stage: rank for rank, stage in enumerate(FUNNEL_STEPS)}
 BANDS_HIGH_TO_LOW = [Band.HOT, Band.WARM, Band.COLD]
 HOUR = 3600.0
 DAY = 86400.0
-
-
-def _rank(field: str) -> Case:
-    return Case(
-        *[When(**{field: stage}, then=Value(rank)) for stage, rank in FUNNEL_RANK.items()],
-        default=Value(0),
-        output_field=IntegerField(),
-    )
-
-
-def _history_sql() -> str:
-    """Per lead with a stage history: the furthest funnel step it ever moved to."""
-    ranks = " ".join(f"WHEN '{stage}' THEN {rank}" for stage, rank in FUNNEL_RANK.items())
-    return (
-        f"SELECT lead_id, MAX(CASE to_stage {ranks} ELSE 0 END) AS furthest "
-        f"FROM {StageChange._meta.db_table} GROUP BY lead_id"
-    )
-
-
-def _outcome_sql() -> str:
-    """Per lead with deals: 1 when one was won, 1 when one was won or lost."""
-    return (
-        "SELECT lead_id, "
-        f"MAX(CASE WHEN status = '{DealStatus.WON}' THEN 1 ELSE 0 END) AS won, "
-        f"MAX(CASE WHEN status IN ('{DealStatus.WON}', '{DealStatus.LOST}') THEN 1 ELSE 0 END) "
-        f"AS closed FROM {Deal._meta.db_table} GROUP BY lead_id"
-    )
+# The lead's deal outcome as the two flags the reports sum.
+WON_SQL = f"CASE WHEN deal_outcome = {DealOutcome.WON.value} THEN 1 ELSE 0 END"
+CLOSED_SQL = f"CASE WHEN deal_outcome >= {DealOutcome.LOST.value} THEN 1 ELSE 0 END"
 
 
 def lead_facts(scope: ReportScope, **columns: Any) -> tuple[str, tuple[Any, ...]]:
@@ -90,18 +74,16 @@ def facts_of(leads: QuerySet[Lead], **columns: Any) -> tuple[str, tuple[Any, ...
     disqualified lead keeps the credit for the steps it passed), ``won`` and ``closed``
     (0 or 1).
 
-    The stage history and the deals are aggregated once and hash-joined, instead of
-    a correlated subquery per lead: one pass over the leads whatever their number.
+    The lead carries both facts (``Lead.furthest_step``, ``Lead.deal_outcome``), kept by
+    every stage and deal write: a pass over a million leads reads the report index
+    alone, without aggregating the stage history and the deals on every request.
     """
-    inner = leads.order_by().annotate(now_rank=_rank("stage"), **columns)
-    inner_sql, params = queryset_sql(inner.values("pk", "now_rank", *columns))
+    inner = leads.order_by().annotate(**columns)
+    inner_sql, params = queryset_sql(inner.values("pk", "furthest_step", "deal_outcome", *columns))
+    names = "".join(f"lead.{name}, " for name in columns)
     sql = (
-        "SELECT lead.*, CASE WHEN COALESCE(history.furthest, 0) > lead.now_rank "
-        "THEN history.furthest ELSE lead.now_rank END AS reached, "
-        "COALESCE(outcome.won, 0) AS won, COALESCE(outcome.closed, 0) AS closed "
-        f"FROM ({inner_sql}) lead "
-        f"LEFT JOIN ({_history_sql()}) history ON history.lead_id = lead.pk "
-        f"LEFT JOIN ({_outcome_sql()}) outcome ON outcome.lead_id = lead.pk"
+        f"SELECT lead.pk, {names}lead.furthest_step AS reached, "
+        f"{WON_SQL} AS won, {CLOSED_SQL} AS closed FROM ({inner_sql}) lead"
     )
     return sql, params
 
@@ -192,18 +174,23 @@ def key_figures(scope: ReportScope) -> dict[str, Any]:
 
 
 def funnel_by_cohort(scope: ReportScope) -> list[dict[str, Any]]:
-    """Per month of creation: how many leads reached each funnel step."""
+    """Per month of creation: how many leads reached each funnel step.
+
+    The few months are sorted here: ordered in SQL, the grouping would sort every lead
+    (the planner cannot tell that a million creation times fall in a few months).
+    """
     facts, params = lead_facts(scope, cohort=TruncMonth("created_at"))
     rows = _fetch(
         f"SELECT cohort, COUNT(*), {_reached(1)}, {_reached(2)}, {_reached(3)}, {_reached(4)} "
-        f"FROM ({facts}) facts GROUP BY cohort ORDER BY cohort",
+        f"FROM ({facts}) facts GROUP BY cohort",
         params,
     )
     keys = ("leads", "mql", "sql", "opportunity", "customer")
-    return [
+    cohorts = [
         {"cohort": _month(row[0]), **dict(zip(keys, (int(v or 0) for v in row[1:]), strict=True))}
         for row in rows
     ]
+    return sorted(cohorts, key=lambda row: row["cohort"])
 
 
 def _month(value: dt.datetime | dt.date | str | None) -> str:
@@ -240,8 +227,8 @@ def stage_times(scope: ReportScope) -> dict[str, dict[str, Any]]:
     A stay runs from the change into the stage (or the lead's creation, for the first
     one) to the change out of it; ``LAG`` over the lead's history finds its start.
     """
-    # The scope's leads are joined once, bringing their creation time along.
-    leads_sql, params = queryset_sql(scope.leads.order_by().values("pk", "created_at"))
+    # The scope's leads with a history are joined once, bringing their creation time along.
+    leads_sql, params = queryset_sql(_with_history(scope).order_by().values("pk", "created_at"))
     changes = StageChange._meta.db_table
     started = (
         "COALESCE(LAG(sc.at) OVER (PARTITION BY sc.lead_id ORDER BY sc.at, sc.id), l.created_at)"
@@ -261,11 +248,20 @@ def stage_times(scope: ReportScope) -> dict[str, dict[str, Any]]:
     }
 
 
+def _with_history(scope: ReportScope) -> QuerySet[Lead]:
+    """The scope's leads that may have a stage history (and hand-offs): those that left
+    New, as nothing moves a lead back to New. They have a small index of their own
+    (leads migration 0012), so a history is joined to a few of the leads rather than to
+    all of them."""
+    return scope.leads.exclude(stage=Stage.NEW)
+
+
 def exit_reasons(scope: ReportScope) -> list[dict[str, Any]]:
     """Why leads were disqualified or recycled, most frequent first."""
     rows = (
         StageChange.objects.filter(
-            lead__in=scope.lead_ids, to_stage__in=[Stage.DISQUALIFIED, Stage.RECYCLED]
+            lead__in=_with_history(scope).order_by().values("pk"),
+            to_stage__in=[Stage.DISQUALIFIED, Stage.RECYCLED],
         )
         .order_by()
         .values("to_stage", "reason")
@@ -422,7 +418,7 @@ def outcome_by_handoff_decile(scope: ReportScope) -> list[dict[str, Any]]:
     model = scope.effective_model
     if model is None:
         return []
-    handoffs = HandOff.objects.filter(lead__in=scope.lead_ids)
+    handoffs = _scope_handoffs(scope)
     deals = Deal.objects.filter(lead=OuterRef("lead_id"))
     source = (
         handoffs.annotate(
@@ -514,9 +510,10 @@ def score_outcome_counts(
     return [(score, won, lost) for score, (won, lost) in counts.items()]
 
 
-def won_before_close(scope: ReportScope) -> dict[str, Any]:
+def won_before_close(scope: ReportScope, *, cube: list[CubeRow] | None = None) -> dict[str, Any]:
     """Over won deals: how many had a hot score before they closed (ledger points up to
-    the close, before decay) and the lowest score of a converted lead today."""
+    the close, before decay) and the lowest score of a converted lead today (from the
+    cube: the score index would be walked from the bottom to the few won leads)."""
     model = scope.effective_model
     won = scope_deals(scope).filter(status=DealStatus.WON)
     result: dict[str, Any] = {"won_deals": 0, "hot_before_close": 0, "hot_share": None}
@@ -529,9 +526,9 @@ def won_before_close(scope: ReportScope) -> dict[str, Any]:
         )
         result.update(counted)
         result["hot_share"] = stats.ratio(counted["hot_before_close"], counted["won_deals"])
-    won_deal = Deal.objects.filter(lead=OuterRef("pk"), status=DealStatus.WON)
-    lowest = scope.leads.filter(Exists(won_deal)).aggregate(lowest=Min(F(scope.score)))
-    result["lowest_won_score"] = lowest["lowest"]
+    won_scores = [r.score for r in (score_cube(scope) if cube is None else cube) if r.won]
+    # Whole points, as both the lead's score and a model's score are stored.
+    result["lowest_won_score"] = round(min(won_scores)) if won_scores else None
     result["hot_from"] = model.hot_from if model is not None else None
     return result
 
@@ -597,7 +594,9 @@ def _spend() -> dict[str, float]:
 
 
 def _scope_handoffs(scope: ReportScope) -> QuerySet[HandOff]:
-    return HandOff.objects.filter(lead__in=scope.lead_ids)
+    """The hand-offs of the scope's leads: each came with a stage change, so its lead is
+    among those with a history."""
+    return HandOff.objects.filter(lead__in=_with_history(scope).order_by().values("pk"))
 
 
 def _speed_source(scope: ReportScope, group: str | None) -> tuple[str, tuple[Any, ...]]:
@@ -792,14 +791,13 @@ def _rule_matches(
     leads: QuerySet[Lead], model: ScoringModel, *, pairs_sql: str
 ) -> list[dict[str, Any]]:
     """Per rule: the leads of ``leads`` it matched (``pairs_sql`` gives the pairs), and
-    how many of them closed and won, joined to the leads' outcomes once."""
-    ids_sql, ids_params = queryset_sql(leads.order_by().values("pk"))
+    how many of them closed and won."""
+    facts, params = facts_of(leads)
     rows = _fetch(
-        "SELECT pairs.rule_id, COUNT(*), SUM(COALESCE(outcome.closed, 0)), "
-        f"SUM(COALESCE(outcome.won, 0)) FROM ({pairs_sql}) pairs "
-        f"LEFT JOIN ({_outcome_sql()}) outcome ON outcome.lead_id = pairs.lead_id "
-        f"WHERE pairs.lead_id IN ({ids_sql}) GROUP BY pairs.rule_id",
-        (model.pk, *ids_params),
+        "SELECT pairs.rule_id, COUNT(*), SUM(facts.closed), SUM(facts.won) "
+        f"FROM ({pairs_sql}) pairs JOIN ({facts}) facts ON facts.pk = pairs.lead_id "
+        "GROUP BY pairs.rule_id",
+        (model.pk, *params),
     )
     return [
         {"rule_id": rule, "matched": n, "closed_in": int(closed or 0), "won_in": int(won or 0)}
@@ -848,13 +846,12 @@ def _rolled_up_counts(
 def _closed_matches(leads: QuerySet[Lead], model: ScoringModel) -> list[dict[str, Any]]:
     """Per rule: the closed leads in ``leads`` it matched (as of the rollup), and how
     many of them were won."""
-    ids_sql, ids_params = queryset_sql(leads.order_by().values("pk"))
+    facts, params = facts_of(leads.filter(deal_outcome__gte=DealOutcome.LOST))
     rows = _fetch(
-        "SELECT m.rule_id, COUNT(*), SUM(outcome.won) "
-        f"FROM ({_outcome_sql()}) outcome JOIN {RuleMatch._meta.db_table} m "
-        "ON m.lead_id = outcome.lead_id AND m.model_id = %s "
-        f"WHERE outcome.closed = 1 AND outcome.lead_id IN ({ids_sql}) GROUP BY m.rule_id",
-        (model.pk, *ids_params),
+        f"SELECT m.rule_id, COUNT(*), SUM(facts.won) FROM ({facts}) facts "
+        f"JOIN {RuleMatch._meta.db_table} m ON m.lead_id = facts.pk AND m.model_id = %s "
+        "GROUP BY m.rule_id",
+        (*params, model.pk),
     )
     return [
         {"rule_id": rule, "closed_in": int(n), "won_in": int(won or 0)} for rule, n, won in rows
@@ -921,7 +918,7 @@ def rule_rows(
     known matches the rules come with their points and no figures.
     """
     source = source or match_source(model)
-    leads = scope.leads if scope.model is not None else scope.leads.filter(scores__model=model)
+    leads = _scored_by(scope, model)
     if source.built_at is not None and scope.by_owner_and_day:
         totals, by_rule = _rolled_up_counts(scope, leads, model)
     else:
@@ -936,6 +933,16 @@ def rule_rows(
         for rule in rules
     ]
     return {"totals": totals, "rules": rows, "source": source}
+
+
+def _scored_by(scope: ReportScope, model: ScoringModel) -> QuerySet[Lead]:
+    """The scope's leads ``model`` scores. The default model scores every lead (as
+    ``scoring.services.segment_lead_ids`` says): its leads are the scope's, without a
+    join to the scores of every lead in view, which costs more than the rest of the page
+    at a million leads."""
+    if scope.model is not None or model.is_default:
+        return scope.leads
+    return scope.leads.filter(scores__model=model)
 
 
 def _rule_row(rule: Rule, by_rule: dict[int, Any], totals: dict[str, int]) -> dict[str, Any]:

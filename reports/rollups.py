@@ -22,6 +22,7 @@ from django.db.models import Count, Exists, F, OuterRef
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from leads.models import Lead
 from scoring.models import LeadScore, ScoreEntry
 
 from .models import Rollup, RollupName, RuleMatch, RuleMatchCount
@@ -96,6 +97,14 @@ def _tidy(table: str) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute(f"VACUUM ANALYZE {table}")
+
+
+def stale_lead_facts() -> list[int]:
+    """The ids of the leads whose report facts (``Lead.furthest_step`` and
+    ``Lead.deal_outcome``, which every report counts by) differ from their stage history
+    and deals: none while every write keeps them. Read only; a few index probes per lead,
+    seconds for a million."""
+    return list(Lead.objects.stale_facts().order_by("pk").values_list("pk", flat=True))
 
 
 def rollup_built(name: str) -> Rollup | None:
