@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -331,6 +332,18 @@ class LeadQuerySet(models.QuerySet["Lead"]):
         list(self.order_by("pk").select_for_update(no_key=True).values_list("pk", flat=True))
 
 
+@contextmanager
+def _facts_kept(lead_ids: Iterable[int], refresh: Callable[[LeadQuerySet], int]) -> Iterator[None]:
+    """Around a write of stage changes or deals: lock their leads first (so the facts
+    are read after any concurrent write), then ``refresh`` the leads' stored facts from
+    what the write left, in the same transaction."""
+    with transaction.atomic():
+        leads = Lead.objects.filter(pk__in=list(lead_ids))
+        leads.lock()
+        yield
+        refresh(leads)
+
+
 def _step_expression(field: str) -> Case:
     """SQL for ``funnel_step`` of a stage column."""
     return Case(
@@ -548,12 +561,10 @@ class Lead(models.Model):
 class StageChangeQuerySet(models.QuerySet["StageChange"]):
     def delete(self) -> tuple[int, dict[str, int]]:
         """Delete the changes and work their leads' furthest steps out again."""
-        with transaction.atomic():
-            leads = Lead.objects.filter(pk__in=list(self.values_list("lead_id", flat=True)))
-            leads.lock()
-            deleted = super().delete()
-            leads.refresh_furthest_step()
-        return deleted
+        with _facts_kept(
+            self.values_list("lead_id", flat=True), LeadQuerySet.refresh_furthest_step
+        ):
+            return super().delete()
 
 
 class StageChange(models.Model):
@@ -596,12 +607,8 @@ class StageChange(models.Model):
                 )
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        with transaction.atomic():
-            leads = Lead.objects.filter(pk=self.lead_id)
-            leads.lock()
-            deleted = super().delete(*args, **kwargs)
-            leads.refresh_furthest_step()
-        return deleted
+        with _facts_kept([self.lead_id], LeadQuerySet.refresh_furthest_step):
+            return super().delete(*args, **kwargs)
 
     @property
     def by_system(self) -> bool:
@@ -712,12 +719,8 @@ class DealStatus(models.TextChoices):
 class DealQuerySet(models.QuerySet["Deal"]):
     def delete(self) -> tuple[int, dict[str, int]]:
         """Delete the deals and work their leads' outcomes out again."""
-        with transaction.atomic():
-            leads = Lead.objects.filter(pk__in=list(self.values_list("lead_id", flat=True)))
-            leads.lock()
-            deleted = super().delete()
-            leads.refresh_deal_outcome()
-        return deleted
+        with _facts_kept(self.values_list("lead_id", flat=True), LeadQuerySet.refresh_deal_outcome):
+            return super().delete()
 
 
 class Deal(models.Model):
@@ -750,20 +753,12 @@ class Deal(models.Model):
         return self.name
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        with transaction.atomic():
-            leads = Lead.objects.filter(pk__in=self._leads_touched())
-            # Locked first, so that the outcome is read after any concurrent deal write.
-            leads.lock()
+        with _facts_kept(self._leads_touched(), LeadQuerySet.refresh_deal_outcome):
             super().save(*args, **kwargs)
-            leads.refresh_deal_outcome()
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        with transaction.atomic():
-            leads = Lead.objects.filter(pk=self.lead_id)
-            leads.lock()
-            deleted = super().delete(*args, **kwargs)
-            leads.refresh_deal_outcome()
-        return deleted
+        with _facts_kept([self.lead_id], LeadQuerySet.refresh_deal_outcome):
+            return super().delete(*args, **kwargs)
 
     def _leads_touched(self) -> set[int]:
         """The lead the deal is on, and the one it was on when stored, if it moved."""
