@@ -36,8 +36,17 @@ CREATE TEMP TABLE IF NOT EXISTS scoring_desired (
     activity_id bigint,
     bonus boolean NOT NULL,
     points float8 NOT NULL,
-    at timestamptz NOT NULL,
-    reason varchar(300) NOT NULL
+    at timestamptz NOT NULL
+) ON COMMIT DELETE ROWS
+"""
+# The reason each rule writes, looked up only for the awards a rescore appends: the
+# awards themselves carry none, so the rows a range sorts, hashes and stores stay narrow.
+REASONS_TABLE = """
+CREATE TEMP TABLE IF NOT EXISTS scoring_reasons (
+    rule_id bigint NOT NULL,
+    bonus boolean NOT NULL,
+    reason varchar(300) NOT NULL,
+    PRIMARY KEY (rule_id, bonus)
 ) ON COMMIT DELETE ROWS
 """
 DELTA_TABLE = """
@@ -148,13 +157,15 @@ def rescore_range(
     segment, segment_params = _segment_clause(model, segment_ids)
     with connection.cursor() as cursor:
         cursor.execute(DESIRED_TABLE)
-        cursor.execute(
-            "CREATE INDEX IF NOT EXISTS scoring_desired_key ON scoring_desired (lead_id, rule_id)"
-        )
+        cursor.execute(REASONS_TABLE)
         cursor.execute(TOUCHED_TABLE)
         cursor.execute(DELTA_TABLE)
         cursor.execute(ACTIVE_TABLE)
-        cursor.execute("TRUNCATE scoring_desired, scoring_touched, scoring_delta, scoring_active")
+        cursor.execute(
+            "TRUNCATE scoring_desired, scoring_reasons, scoring_touched, scoring_delta, "
+            "scoring_active"
+        )
+        _store_reasons(cursor, rules)
         # The window sorts of a range fit in memory instead of spilling to disk.
         cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.SCORING_WORK_MEM])
         # JIT-compiling these statements costs about 200 ms each and saves less than that:
@@ -203,15 +214,28 @@ def rescore_range(
                 engagement, activity_segment, lo, hi, now, leads=only
             )
             cursor.execute(f"INSERT INTO scoring_desired {sql}", params)
-        # Fresh statistics let the planner hash-join the awards against the ledger.
-        cursor.execute("ANALYZE scoring_desired")
         scope = Scope(model, segment, segment_params, lo, hi, now, rule_ids, only)
         reversed_, appended = _apply_diff(cursor, scope)
         gone: list[int] = []
         leads = _recompute_states(cursor, scope, gone)
         surges = _mark_surges(cursor, scope)
-        changed = _materialize(cursor, before, now, gone)
+        changed = _materialize(cursor, scope, before, gone)
     return RangeResult(leads, reversed_, appended, changed, surges)
+
+
+def _store_reasons(cursor: Any, rules: list[R.RuleSpec]) -> None:
+    """The frozen reason of each rule's award and bonus, for the entries appended."""
+    rows = [(rule.id, False, rule.description[:300]) for rule in rules]
+    rows += [
+        (rule.id, True, f"Bonus: {rule.description}"[:300])
+        for rule in rules
+        if rule.kind == R.ENGAGEMENT and rule.bonus_count and rule.bonus_points
+    ]
+    cursor.execute(
+        "INSERT INTO scoring_reasons "
+        "SELECT * FROM unnest(%s::bigint[], %s::boolean[], %s::varchar[])",
+        [[row[0] for row in rows], [row[1] for row in rows], [row[2] for row in rows]],
+    )
 
 
 def fit_awards_sql(
@@ -221,14 +245,14 @@ def fit_awards_sql(
     rows, params = [], []
     for rule in rules:
         condition, condition_params = fit_condition(rule)
-        rows.append(f"(%s::bigint, %s::float8, %s::varchar, {condition})")
-        params += [rule.id, float(rule.points), rule.description[:300], *condition_params]
+        rows.append(f"(%s::bigint, %s::float8, {condition})")
+        params += [rule.id, float(rule.points), *condition_params]
     segment_sql, segment_params = segment
     sql = f"""
         SELECT l.id AS lead_id, r.rule_id, NULL::bigint AS activity_id, false AS bonus,
-               r.points, %s::timestamptz AS at, r.reason
+               r.points, %s::timestamptz AS at
         FROM leads_lead l LEFT JOIN leads_company c ON c.id = l.company_id
-        CROSS JOIN LATERAL (VALUES {", ".join(rows)}) AS r(rule_id, points, reason, ok)
+        CROSS JOIN LATERAL (VALUES {", ".join(rows)}) AS r(rule_id, points, ok)
         WHERE r.ok AND {segment_sql} AND l.id BETWEEN %s AND %s
     """
     return sql, [now, *params, *segment_params, lo, hi]
@@ -261,8 +285,7 @@ def engagement_awards_sql(
         target, _, prop = rule.target.partition(":")
         rows.append(
             "(%s::bigint, %s::varchar, %s::varchar, %s::varchar, %s::varchar, %s::varchar, "
-            "%s::int, %s::timestamptz, %s::int, %s::int, %s::int, %s::float8, %s::float8, "
-            "%s::varchar, %s::varchar)"
+            "%s::int, %s::timestamptz, %s::int, %s::int, %s::int, %s::float8, %s::float8)"
         )
         params += [
             rule.id,
@@ -278,8 +301,6 @@ def engagement_awards_sql(
             rule.bonus_count if rule.bonus_count and rule.bonus_points else 0,
             float(rule.points),
             float(rule.bonus_points),
-            rule.description[:300],
-            f"Bonus: {rule.description}"[:300],
         ]
     segment_sql, segment_params = segment
     only = " AND a.lead_id = ANY(%s) AND a.type = ANY(%s)" if leads is not None else ""
@@ -288,12 +309,11 @@ def engagement_awards_sql(
     match_sql, match_params = _rule_tests(rules, now)
     sql = f"""
         WITH rules (rule_id, type, target, prop, match, pattern, min_duration, oldest,
-                    day_cap, lead_cap, bonus_count, points, bonus_points, reason,
-                    bonus_reason) AS (VALUES {", ".join(rows)})
+                    day_cap, lead_cap, bonus_count, points, bonus_points)
+                   AS (VALUES {", ".join(rows)})
         SELECT m.lead_id, m.rule_id, m.id AS activity_id, b.bonus,
                CASE WHEN b.bonus THEN r.bonus_points ELSE r.points END AS points,
-               m.occurred_at AS at,
-               CASE WHEN b.bonus THEN r.bonus_reason ELSE r.reason END AS reason
+               m.occurred_at AS at
         FROM (
             SELECT d.*, count(*) FILTER (WHERE d.n_day <= d.day_cap) OVER (
                        PARTITION BY d.lead_id, d.rule_id ORDER BY d.day, d.occurred_at, d.id
@@ -359,10 +379,12 @@ def _active_entries(rule_filter: str) -> str:
 def _apply_diff(cursor: Any, scope: Scope) -> tuple[int, int]:
     """Append reversals and new entries in one statement.
 
-    The active entries are copied to a temporary table first and analyzed, so the
-    planner knows their number (the ledger's statistics lag behind a rescore's writes)
-    and hash-joins them with the awards. The leads are locked: nobody else writes their
-    entries between the two statements.
+    The active entries are copied to a temporary table first, so the ledger is read
+    once. One hash full join of the active entries with the awards, on the award's key
+    (lead, rule, activity, bonus), pairs them up: an entry without an award, or whose
+    award is now worth other points, is reversed; an award without an entry worth its
+    points is appended. The leads are locked: nobody else writes their entries between
+    the two statements.
     """
     model, lo, hi, now, rule_ids = scope.model, scope.lo, scope.hi, scope.now, scope.rule_ids
     rule_filter = "AND e.rule_id = ANY(%s)" if rule_ids is not None else ""
@@ -376,40 +398,46 @@ def _apply_diff(cursor: Any, scope: Scope) -> tuple[int, int]:
     active_params += [lo, hi]  # NOT_REVERSED
     half_life = model.half_life_days
     decay = (
-        "CASE WHEN a.kind = 'engagement' AND %s::float8 IS NOT NULL THEN "
-        "power(0.5, EXTRACT(EPOCH FROM (%s::timestamptz - a.at)) / (%s::float8 * 86400.0)) "
+        "CASE WHEN p.kind = 'engagement' AND %s::float8 IS NOT NULL THEN "
+        "power(0.5, EXTRACT(EPOCH FROM (%s::timestamptz - p.at)) / (%s::float8 * 86400.0)) "
         "ELSE 1.0 END"
     )
-    same_key = (
-        "d.lead_id = a.lead_id AND d.rule_id = a.rule_id AND d.bonus = a.bonus "
-        "AND COALESCE(d.activity_id, 0) = COALESCE(a.activity_id, 0)"
-    )
     sql = f"""
-        WITH reversals AS (
+        WITH pairs AS MATERIALIZED (
+            SELECT a.id, a.lead_id, a.model_id, a.rule_id, a.activity_id, a.kind, a.bonus,
+                   a.points, a.at,
+                   d.lead_id AS d_lead_id, d.rule_id AS d_rule_id,
+                   d.activity_id AS d_activity_id, d.bonus AS d_bonus,
+                   d.points AS d_points, d.at AS d_at
+            FROM scoring_active a
+            FULL JOIN scoring_desired d
+              ON d.lead_id = a.lead_id AND d.rule_id = a.rule_id AND d.bonus = a.bonus
+             AND COALESCE(d.activity_id, 0) = COALESCE(a.activity_id, 0)
+            WHERE a.id IS NULL OR d.lead_id IS NULL OR d.points <> a.points
+        ),
+        reversals AS (
             INSERT INTO scoring_scoreentry
                 (lead_id, model_id, rule_id, activity_id, kind, bonus, points, reason, at,
                  created_at, by_id, reversal_of_id)
-            SELECT a.lead_id, a.model_id, a.rule_id, a.activity_id, a.kind, a.bonus,
-                   -(a.points * {decay}),
-                   CASE WHEN EXISTS (SELECT 1 FROM scoring_desired d WHERE {same_key})
-                        THEN 'Rule changed' ELSE 'No longer applies' END
-                        || ': reverses entry ' || a.id,
-                   %s, %s, NULL, a.id
-            FROM scoring_active a
-            WHERE NOT EXISTS (
-                SELECT 1 FROM scoring_desired d WHERE {same_key} AND d.points = a.points)
+            SELECT p.lead_id, p.model_id, p.rule_id, p.activity_id, p.kind, p.bonus,
+                   -(p.points * {decay}),
+                   CASE WHEN p.d_lead_id IS NOT NULL THEN 'Rule changed'
+                        ELSE 'No longer applies' END || ': reverses entry ' || p.id,
+                   %s, %s, NULL, p.id
+            FROM pairs p
+            WHERE p.id IS NOT NULL
             RETURNING lead_id, kind, points, at, true AS is_reversal
         ),
         appended AS (
             INSERT INTO scoring_scoreentry
                 (lead_id, model_id, rule_id, activity_id, kind, bonus, points, reason, at,
                  created_at, by_id, reversal_of_id)
-            SELECT d.lead_id, %s, d.rule_id, d.activity_id,
-                   CASE WHEN d.activity_id IS NULL THEN 'fit' ELSE 'engagement' END,
-                   d.bonus, d.points, d.reason, d.at, %s, NULL, NULL
-            FROM scoring_desired d
-            WHERE NOT EXISTS (
-                SELECT 1 FROM scoring_active a WHERE {same_key} AND d.points = a.points)
+            SELECT p.d_lead_id, %s, p.d_rule_id, p.d_activity_id,
+                   CASE WHEN p.d_activity_id IS NULL THEN 'fit' ELSE 'engagement' END,
+                   p.d_bonus, p.d_points, r.reason, p.d_at, %s, NULL, NULL
+            FROM pairs p
+            JOIN scoring_reasons r ON r.rule_id = p.d_rule_id AND r.bonus = p.d_bonus
+            WHERE p.d_lead_id IS NOT NULL
             RETURNING lead_id, kind, points, at, false AS is_reversal
         ),
         changes AS (SELECT * FROM reversals UNION ALL SELECT * FROM appended)
@@ -426,7 +454,6 @@ def _apply_diff(cursor: Any, scope: Scope) -> tuple[int, int]:
         FROM changes GROUP BY lead_id
     """
     cursor.execute(f"INSERT INTO scoring_active {_active_entries(rule_filter)}", active_params)
-    cursor.execute("ANALYZE scoring_active")
     params = [
         half_life,
         now,
@@ -439,7 +466,11 @@ def _apply_diff(cursor: Any, scope: Scope) -> tuple[int, int]:
         now,
         half_life,
     ]
+    # Without statistics on the temporary tables the planner sorts both sides for a
+    # merge join; one hash of the active entries costs about half as much.
+    cursor.execute("SET LOCAL enable_mergejoin = off")
     cursor.execute(sql, params)
+    cursor.execute("RESET enable_mergejoin")
     cursor.execute(
         "INSERT INTO scoring_touched SELECT lead_id FROM scoring_delta ON CONFLICT DO NOTHING"
     )
@@ -510,7 +541,7 @@ def _recompute_states(cursor: Any, scope: Scope, gone: list[int]) -> int:
     which may move the last engagement time back, are summed from the ledger instead.
     """
     count = _recompute_from_ledger(cursor, scope)
-    count += _apply_deltas(cursor, scope.model, scope.now)
+    count += _apply_deltas(cursor, scope)
     model, segment, lo, hi = scope.model, scope.segment, scope.lo, scope.hi
     if scope.rule_ids is None:
         leads = f"SELECT l.id FROM leads_lead l WHERE l.id BETWEEN %s AND %s AND {segment}"
@@ -608,8 +639,9 @@ def _recompute_from_ledger(cursor: Any, scope: Scope) -> int:
     return cursor.rowcount
 
 
-def _apply_deltas(cursor: Any, model: CompiledModel, now: datetime) -> int:
+def _apply_deltas(cursor: Any, scope: Scope) -> int:
     """``e(now) = e(t) * decay(now - t) + new`` for leads whose state is current."""
+    model, now = scope.model, scope.now
     hl = model.half_life_days
     score_sql, score_params = _score_columns(model, now)
     sql = f"""
@@ -624,6 +656,7 @@ def _apply_deltas(cursor: Any, model: CompiledModel, now: datetime) -> int:
             FROM scoring_delta d
             JOIN scoring_leadscore ls ON ls.lead_id = d.lead_id AND ls.model_id = %s
             WHERE ls.decay_version = %s AND ls.updated_at < %s
+              AND ls.lead_id BETWEEN %s AND %s
         ),
         {score_sql}
         UPDATE scoring_leadscore ls SET
@@ -631,9 +664,13 @@ def _apply_deltas(cursor: Any, model: CompiledModel, now: datetime) -> int:
             last_engaged_at = b.last_engaged_at, score = b.score, band = b.band,
             grade = b.grade, quadrant = b.quadrant, updated_at = %s
         FROM banded b
-        WHERE ls.lead_id = b.lead_id AND ls.model_id = %s
+        WHERE ls.lead_id = b.lead_id AND ls.model_id = %s AND ls.lead_id BETWEEN %s AND %s
     """
-    params = [hl, now, hl, model.id, model.decay_version, now, *score_params, now, now, model.id]
+    bounds = [scope.lo, scope.hi]
+    params = [
+        *[hl, now, hl, model.id, model.decay_version, now, *bounds],
+        *[*score_params, now, now, model.id, *bounds],
+    ]
     cursor.execute(sql, params)
     return cursor.rowcount
 
@@ -656,6 +693,7 @@ def _mark_surges(cursor: Any, scope: Scope) -> list[tuple[int, float]]:
             FROM scoring_scoreentry e
             WHERE e.model_id = %s
               AND e.lead_id IN (SELECT lead_id FROM scoring_delta WHERE appended > 0)
+              AND e.lead_id BETWEEN %s AND %s
               AND e.kind = 'engagement' AND e.points > 0 AND e.at >= %s
               AND e.reversal_of_id IS NULL
               AND {not_reversed}
@@ -668,18 +706,24 @@ def _mark_surges(cursor: Any, scope: Scope) -> list[tuple[int, float]]:
           AND (ls.surged_at IS NULL OR ls.surged_at < %s)
         RETURNING ls.lead_id, recent.points
         """,
-        [model.id, since, scope.lo, scope.hi, model.surge_points, now, model.id, since],
+        [
+            *[model.id, scope.lo, scope.hi, since, scope.lo, scope.hi],
+            *[model.surge_points, now, model.id, since],
+        ],
     )
     return sorted(cursor.fetchall())
 
 
 def _materialize(
-    cursor: Any, before: dict[int, tuple[int, str]], now: datetime, gone: list[int]
+    cursor: Any, scope: Scope, before: dict[int, tuple[int, str]], gone: list[int]
 ) -> list[tuple[int, int, str]]:
     """Mark each touched lead's primary score and copy it onto the lead.
 
     Returns (lead id, old score, old band) for every lead whose score or band changed.
+    Every touched lead lies in the scope's id range, which each statement states, so
+    the leads and their scores are read through their indexes, not in full.
     """
+    now, lo, hi = scope.now, scope.lo, scope.hi
     cursor.execute("ANALYZE scoring_touched")
     cursor.execute(
         """
@@ -688,13 +732,18 @@ def _materialize(
             SELECT DISTINCT ON (x.lead_id) x.lead_id, x.model_id
             FROM scoring_leadscore x JOIN scoring_scoringmodel m ON m.id = x.model_id
             WHERE x.lead_id IN (SELECT lead_id FROM scoring_touched) AND m.status = 'active'
+              AND x.lead_id BETWEEN %s AND %s
             ORDER BY x.lead_id, m.priority DESC, m.is_default DESC, m.id
         ) best
         WHERE ls.lead_id = best.lead_id AND ls.is_primary <> (ls.model_id = best.model_id)
+          AND ls.lead_id BETWEEN %s AND %s
         """,
-        [now],
+        [now, lo, hi, lo, hi],
     )
-    cursor.execute(decay_sql(postgres=True, touched_only=True), decay_params(now, postgres=True))
+    cursor.execute(
+        decay_sql(postgres=True, touched_only=True),
+        decay_params(now, postgres=True, lo=lo, hi=hi),
+    )
     # A lead no active model scores any more has no score, as in the per-lead path.
     if gone:
         cursor.execute(
@@ -708,7 +757,9 @@ def _materialize(
             [now, gone],
         )
     cursor.execute(
-        "SELECT id, score, band FROM leads_lead WHERE id IN (SELECT lead_id FROM scoring_touched)"
+        "SELECT id, score, band FROM leads_lead "
+        "WHERE id IN (SELECT lead_id FROM scoring_touched) AND id BETWEEN %s AND %s",
+        [lo, hi],
     )
     return [
         (lead_id, *before[lead_id])

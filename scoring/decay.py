@@ -19,10 +19,13 @@ _ELAPSED = {
 }
 
 
-def decay_params(now: datetime, *, postgres: bool) -> dict[str, Any]:
+def decay_params(
+    now: datetime, *, postgres: bool, lo: int | None = None, hi: int | None = None
+) -> dict[str, Any]:
+    """The parameters of ``decay_sql``; ``lo`` and ``hi`` bound a rescore's lead ids."""
     # SQLite stores UTC text without an offset; compare like with like.
     at: Any = now if postgres else now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return {"now": at, "week": 7 * 86400.0, "day": 86400.0}
+    return {"now": at, "week": 7 * 86400.0, "day": 86400.0, "lo": lo, "hi": hi}
 
 
 @cache
@@ -51,10 +54,18 @@ def decay_sql(*, postgres: bool, touched_only: bool = False, returning: bool = F
         f"CASE WHEN m.max_points IS NOT NULL AND {raw} > m.max_points "
         f"THEN m.max_points ELSE {raw} END"
     )
-    only = " AND ls.lead_id IN (SELECT lead_id FROM scoring_touched)" if touched_only else ""
+    # A rescore's range bounds both tables, so each is read through its index instead
+    # of in full for every range.
+    only = (
+        " AND ls.lead_id IN (SELECT lead_id FROM scoring_touched)"
+        " AND ls.lead_id BETWEEN %(lo)s AND %(hi)s"
+        if touched_only
+        else ""
+    )
     # After a rescore, leave alone a lead whose state did not change and whose score,
     # band, grade and quadrant come out the same: its (engagement, time) pair stays true.
     unchanged = (
+        " AND leads_lead.id BETWEEN %(lo)s AND %(hi)s"
         " AND (sub.updated_at >= %(now)s OR (leads_lead.score, leads_lead.band, leads_lead.grade,"
         " leads_lead.quadrant, leads_lead.fit_score) IS DISTINCT FROM"
         " (sub.score, sub.band, sub.grade, sub.quadrant, sub.fit_score))"

@@ -131,7 +131,7 @@ def fit_condition(rule: R.RuleSpec) -> Sql:
         return f"({expr} ~* %s)", [*params, R.postgres_regex(rule.value)]
     if op == "in_domain_list":
         return (
-            f"(regexp_replace({expr}, '^.*@', '') IN "
+            f"(split_part({expr}, '@', -1) IN "
             "(SELECT domain FROM scoring_domainlist WHERE kind = %s))",
             [*params, rule.value],
         )
