@@ -500,6 +500,11 @@ class RescoreJob(models.Model):
     )
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)
+    # On PostgreSQL a job is split into lead-id ranges, each a task on the bulk queue, so
+    # as many bulk workers as run share it; the range that finishes last ends the job.
+    ranges = models.PositiveIntegerField(default=0)
+    # The first lead id of each range finished: a task delivered twice counts once.
+    finished_ranges = models.JSONField(default=list, blank=True)
     changed_entries = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     rule = models.ForeignKey(

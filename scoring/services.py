@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Max, Min
@@ -247,73 +248,140 @@ def rescore_job_start(
     return job
 
 
-def rescore_job_run(*, job_id: int, chunk_size: int = CHUNK_SIZE) -> RescoreJob | None:
-    """Rescore every lead the job's model can touch, chunk by chunk, recording progress.
+def rescore_job_run(
+    *, job_id: int, chunk_size: int = CHUNK_SIZE, in_process: bool = False
+) -> RescoreJob | None:
+    """Rescore every lead the job's model can touch, recording progress.
 
-    Each chunk is one transaction with its leads locked, so real-time scoring that
-    runs meanwhile either waits for the chunk or is applied on top of it; both
-    orders end in the same ledger and scores.
+    On PostgreSQL, for an active model, the job is split into lead-id ranges, each a
+    ``rescore_range`` task on the bulk queue (``rescore_job_range``): as many bulk
+    workers as run share the job, and the range that finishes last marks it done.
+    With ``in_process`` (commands), the ranges run here, one after another.
+    Elsewhere it scores chunks of leads here, one after another.
+
+    Each range or chunk is one transaction with its leads locked, so real-time scoring
+    that runs meanwhile either waits for it or is applied on top of it; both orders
+    end in the same ledger and scores. Call it outside a transaction (a task or a
+    command): the queued ranges read the job's row.
     """
     claimed = RescoreJob.objects.filter(pk=job_id, status=RescoreStatus.QUEUED).update(
         status=RescoreStatus.RUNNING, started_at=timezone.now()
     )
     if not claimed:
         return None
-    job = RescoreJob.objects.select_related("model").get(pk=job_id)
+    job = RescoreJob.objects.select_related("model", "rule").get(pk=job_id)
     try:
         if connection.vendor == "postgresql" and job.model.status == "active":
-            _rescore_set_based(job)
+            _rescore_ranges_queue(job, in_process)
         else:
             _rescore_in_batches(job, chunk_size)
+            _rescore_job_finished(job.pk)
     except Exception as exc:
-        RescoreJob.objects.filter(pk=job.pk).update(
-            status=RescoreStatus.FAILED, error=repr(exc)[:2000], finished_at=timezone.now()
-        )
+        _rescore_job_failed(job.pk, exc)
         raise
-    RescoreJob.objects.filter(pk=job.pk).update(
-        status=RescoreStatus.DONE, finished_at=timezone.now()
-    )
     job.refresh_from_db()
     return job
 
 
-BULK_RANGE = 20_000
-
-
-def _rescore_set_based(job: RescoreJob, id_range: int = BULK_RANGE) -> None:
-    """PostgreSQL: rescore lead-id ranges with set-based statements (``scoring.bulk``)."""
-    from .bulk import refresh_statistics, rescore_range
-
-    ruleset = load_ruleset(fresh=True)
-    compiled = next(m for m in ruleset.models if m.id == job.model_id)
-    segment_ids = list(job.model.segment_product_lines.values_list("pk", flat=True))
-    rule_ids = {job.rule_id} if job.rule_id else None
-    if rule_ids and job.rule.kind == RuleKind.ENGAGEMENT:
+def rescore_job_ranges(job: RescoreJob) -> list[tuple[int, int]]:
+    """The lead-id ranges a set-based rescore of ``job`` visits, in order."""
+    id_range = settings.SCORING_RESCORE_RANGE
+    if job.rule_id and job.rule.kind == RuleKind.ENGAGEMENT:
         # Such a range only visits the rule's matches (see rescore_range): wider is cheaper.
         id_range *= 5
     bounds = Lead.objects.aggregate(lo=Min("pk"), hi=Max("pk"))
     if bounds["lo"] is None:
+        return []
+    return [(lo, lo + id_range - 1) for lo in range(bounds["lo"], bounds["hi"] + 1, id_range)]
+
+
+def _rescore_ranges_queue(job: RescoreJob, in_process: bool) -> None:
+    from .tasks import rescore_range
+
+    ranges = rescore_job_ranges(job)
+    RescoreJob.objects.filter(pk=job.pk).update(total=Lead.objects.count(), ranges=len(ranges))
+    if not ranges:
+        _rescore_job_finished(job.pk)
         return
-    job.total = Lead.objects.count()
-    RescoreJob.objects.filter(pk=job.pk).update(total=job.total)
-    now = timezone.now()
-    for lo in range(bounds["lo"], bounds["hi"] + 1, id_range):
-        hi = lo + id_range - 1
+    for lo, hi in ranges:
+        if in_process:
+            rescore_job_range(job_id=job.pk, lo=lo, hi=hi)
+        else:
+            rescore_range.delay(job.pk, lo, hi)
+
+
+def rescore_job_range(*, job_id: int, lo: int, hi: int) -> bool:
+    """Rescore the job's leads with ids in ``lo..hi`` with set-based statements
+    (``scoring.bulk``), react to what changed, and count the range done.
+
+    Returns False, doing nothing, when the job is no longer running (it failed, or was
+    deleted). Running a range twice changes nothing the second time.
+    """
+    from .bulk import refresh_statistics, rescore_range
+
+    job = (
+        RescoreJob.objects.select_related("model", "rule")
+        .filter(pk=job_id, status=RescoreStatus.RUNNING)
+        .first()
+    )
+    if job is None:
+        return False
+    try:
+        ruleset = load_ruleset(fresh=True)
+        compiled = next((m for m in ruleset.models if m.id == job.model_id), None)
+        if compiled is None:
+            raise RuntimeError(f"{job.model} is no longer active; rescore it again.")
+        segment_ids = list(job.model.segment_product_lines.values_list("pk", flat=True))
+        rule_ids = {job.rule_id} if job.rule_id else None
         refresh_statistics()
         with transaction.atomic():
             result = rescore_range(
-                model=compiled, segment_ids=segment_ids, lo=lo, hi=hi, now=now, rule_ids=rule_ids
+                model=compiled,
+                segment_ids=segment_ids,
+                lo=lo,
+                hi=hi,
+                now=timezone.now(),
+                rule_ids=rule_ids,
             )
             _react_to_changes(result.changed, ruleset)
             for lead_id, points in result.surges:
                 _announce(
                     score_surged, compiled, lead_id, points=points, hours=compiled.surge_hours
                 )
-        job.done = Lead.objects.filter(pk__lte=hi).count()
-        job.changed_entries += result.reversed + result.appended
-        RescoreJob.objects.filter(pk=job.pk).update(
-            done=job.done, changed_entries=job.changed_entries
-        )
+    except Exception as exc:
+        _rescore_job_failed(job_id, exc)
+        raise
+    _rescore_range_finished(job_id, lo, hi, result.reversed + result.appended)
+    return True
+
+
+def _rescore_range_finished(job_id: int, lo: int, hi: int, entries: int) -> None:
+    """Count a range done, once however often it ran; the last one ends the job."""
+    leads = Lead.objects.filter(pk__range=(lo, hi)).count()
+    with transaction.atomic():
+        job = RescoreJob.objects.select_for_update().get(pk=job_id)
+        if lo in job.finished_ranges:
+            return
+        job.finished_ranges.append(lo)
+        job.done += leads
+        job.changed_entries += entries
+        fields = ["finished_ranges", "done", "changed_entries"]
+        if job.status == RescoreStatus.RUNNING and len(job.finished_ranges) >= job.ranges:
+            job.status, job.finished_at = RescoreStatus.DONE, timezone.now()
+            fields += ["status", "finished_at"]
+        job.save(update_fields=fields)
+
+
+def _rescore_job_finished(job_id: int) -> None:
+    RescoreJob.objects.filter(pk=job_id, status=RescoreStatus.RUNNING).update(
+        status=RescoreStatus.DONE, finished_at=timezone.now()
+    )
+
+
+def _rescore_job_failed(job_id: int, exc: Exception) -> None:
+    RescoreJob.objects.filter(pk=job_id).update(
+        status=RescoreStatus.FAILED, error=repr(exc)[:2000], finished_at=timezone.now()
+    )
 
 
 def _react_to_changes(changed: list[tuple[int, int, str]], ruleset: Ruleset) -> None:

@@ -38,6 +38,12 @@ def rescore_model(job_id: int) -> None:
     services.rescore_job_run(job_id=job_id)
 
 
+@shared_task(ignore_result=True, acks_late=True)
+def rescore_range(job_id: int, lo: int, hi: int) -> None:
+    """One lead-id range of a rescore job (PostgreSQL); running it twice changes nothing."""
+    services.rescore_job_range(job_id=job_id, lo=lo, hi=hi)
+
+
 @shared_task(ignore_result=True)
 def decay_scores() -> int:
     return services.scores_decay()

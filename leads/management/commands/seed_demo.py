@@ -101,7 +101,7 @@ class Command(BaseCommand):
         """Install the starter model and score the new world once, in this process."""
         model = seed_starter_model()
         job = RescoreJob.objects.create(model=model, reason="Demo world seeded")
-        job = rescore_job_run(job_id=job.pk)
+        job = rescore_job_run(job_id=job.pk, in_process=True)
         # The world is being built and nothing else writes yet, so every stored activity
         # has just been applied: close the outbox instead of leaving it to the sweeper.
         Activity.objects.filter(scored_at__isnull=True).update(scored_at=timezone.now())

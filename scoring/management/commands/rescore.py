@@ -21,7 +21,7 @@ class Command(BaseCommand):
                 raise CommandError(f"There is no scoring model named {model!r}.")
         for scoring_model in models:
             job = RescoreJob.objects.create(model=scoring_model, reason="rescore command")
-            job = rescore_job_run(job_id=job.pk, chunk_size=chunk_size)
+            job = rescore_job_run(job_id=job.pk, chunk_size=chunk_size, in_process=True)
             self.stdout.write(
                 f"{scoring_model}: {job.done} leads rescored, {job.changed_entries} ledger entries"
             )

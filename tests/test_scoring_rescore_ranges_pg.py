@@ -1,0 +1,184 @@
+"""A set-based rescore split into lead-id ranges, each a task on the bulk queue (PostgreSQL).
+
+The ranges of one job may run in any order, at the same time in several workers, and
+more than once (a task is acknowledged late, so a lost worker's range is delivered
+again): whatever happens, each lead is scored once per job, each range counts once,
+and only the last range to finish ends the job.
+"""
+
+import threading
+
+import pytest
+from django.db import connections
+
+from leads.models import Activity, Lead
+from scoring.models import RescoreJob, RescoreStatus, ScoreEntry
+from scoring.services import (
+    leads_score,
+    rescore_job_range,
+    rescore_job_ranges,
+    rescore_job_run,
+    rescore_job_start,
+    scores_verify,
+)
+from tests.factories import LeadFactory, active_model, page_rule
+
+pytestmark = pytest.mark.postgres
+
+PRICING = "https://example.com/pricing"
+
+
+def pricing_world(leads: int = 5):
+    """A model giving +10 per pricing-page view and leads with one view each, scored."""
+    model = active_model()
+    rule = page_rule(model, 10, "/pricing")
+    people = [LeadFactory() for _ in range(leads)]
+    for lead in people:
+        Activity.objects.create(lead=lead, type="page_view", url=PRICING)
+    leads_score(lead_ids=[lead.pk for lead in people])
+    assert set(Lead.objects.values_list("score", flat=True)) == {10}
+    return model, rule, people
+
+
+def running_job(model) -> tuple[RescoreJob, list[tuple[int, int]]]:
+    """A claimed job and its ranges, as ``rescore_job_run`` leaves them before queueing."""
+    job = RescoreJob.objects.create(model=model, reason="test", status=RescoreStatus.RUNNING)
+    ranges = rescore_job_ranges(job)
+    RescoreJob.objects.filter(pk=job.pk).update(total=Lead.objects.count(), ranges=len(ranges))
+    return job, ranges
+
+
+def test_a_rescore_runs_as_ranges_that_together_finish_the_job(
+    db, settings, django_capture_on_commit_callbacks
+):
+    # Given five scored leads and ranges of two leads
+    settings.SCORING_RESCORE_RANGE = 2
+    model, rule, people = pricing_world()
+
+    # When the rule's points change and its model is rescored through the queue
+    rule.points = 12
+    rule.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        job = rescore_job_start(model=model, reason="pricing matters more")
+
+    # Then three ranges ran, each counted once, and the job is done with every lead
+    job.refresh_from_db()
+    assert job.status == RescoreStatus.DONE
+    assert job.finished_at is not None
+    assert (job.ranges, len(job.finished_ranges), job.done, job.total) == (3, 3, 5, 5)
+    assert job.percent == 100
+    assert job.changed_entries == 2 * len(people)  # a reversal and a new award each
+    assert set(Lead.objects.values_list("score", flat=True)) == {12}
+    assert list(scores_verify()) == []
+
+
+def test_a_range_delivered_twice_counts_once_and_does_not_end_the_job_early(db, settings):
+    # Given a running job of three ranges
+    settings.SCORING_RESCORE_RANGE = 2
+    model, rule, _ = pricing_world()
+    rule.points = 15
+    rule.save()
+    job, ranges = running_job(model)
+    assert len(ranges) == 3
+
+    # When the first range runs, then runs again, then the second runs
+    assert rescore_job_range(job_id=job.pk, lo=ranges[0][0], hi=ranges[0][1])
+    entries = ScoreEntry.objects.count()
+    assert rescore_job_range(job_id=job.pk, lo=ranges[0][0], hi=ranges[0][1])
+    assert ScoreEntry.objects.count() == entries
+    assert rescore_job_range(job_id=job.pk, lo=ranges[1][0], hi=ranges[1][1])
+
+    # Then the job still waits for the third range, which ends it
+    job.refresh_from_db()
+    assert job.status == RescoreStatus.RUNNING
+    assert (len(job.finished_ranges), job.done) == (2, 4)
+    assert rescore_job_range(job_id=job.pk, lo=ranges[2][0], hi=ranges[2][1])
+    job.refresh_from_db()
+    assert (job.status, job.done, job.changed_entries) == (RescoreStatus.DONE, 5, 10)
+    assert set(Lead.objects.values_list("score", flat=True)) == {15}
+
+    # And a range delivered after the end changes nothing
+    entries = ScoreEntry.objects.count()
+    assert not rescore_job_range(job_id=job.pk, lo=ranges[0][0], hi=ranges[0][1])
+    assert ScoreEntry.objects.count() == entries
+    assert list(scores_verify()) == []
+
+
+def test_a_failing_range_fails_the_job_and_later_ranges_skip(db, settings, monkeypatch):
+    # Given a job of three ranges whose second range fails
+    settings.SCORING_RESCORE_RANGE = 2
+    model, rule, _ = pricing_world()
+    rule.points = 20
+    rule.save()
+    job = RescoreJob.objects.create(model=model, reason="test")
+
+    from scoring import bulk
+
+    real = bulk.rescore_range
+    calls = []
+
+    def second_fails(**kwargs):
+        calls.append(kwargs["lo"])
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real(**kwargs)
+
+    monkeypatch.setattr(bulk, "rescore_range", second_fails)
+
+    # When it runs (the ranges run eagerly, in order)
+    with pytest.raises(RuntimeError, match="disk full"):
+        rescore_job_run(job_id=job.pk)
+
+    # Then the job failed and says why; the first range's leads were rescored, the rest
+    # were left as they were, and a late delivery of the third range does nothing
+    job.refresh_from_db()
+    assert job.status == RescoreStatus.FAILED
+    assert "disk full" in job.error
+    assert job.finished_ranges == [calls[0]]
+    scores = sorted(Lead.objects.values_list("score", flat=True))
+    assert scores == [10, 10, 10, 20, 20]
+    (lo, hi) = rescore_job_ranges(job)[2]
+    assert not rescore_job_range(job_id=job.pk, lo=lo, hi=hi)
+    assert sorted(Lead.objects.values_list("score", flat=True)) == scores
+    # The check names exactly the leads the failed job left behind
+    left = set(Lead.objects.filter(score=10).values_list("pk", flat=True))
+    assert {difference.lead_id for difference in scores_verify()} == left
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ranges_running_at_once_in_several_workers_end_the_job_once(settings):
+    # Given a running job of four ranges over eight scored leads
+    settings.SCORING_RESCORE_RANGE = 2
+    model, rule, _ = pricing_world(leads=8)
+    rule.points = 30
+    rule.save()
+    job, ranges = running_job(model)
+    assert len(ranges) == 4
+
+    # When four workers each take a range at the same moment
+    start, errors, outcomes = threading.Barrier(len(ranges)), [], []
+
+    def worker(lo: int, hi: int) -> None:
+        try:
+            start.wait(timeout=10)
+            outcomes.append(rescore_job_range(job_id=job.pk, lo=lo, hi=hi))
+        except BaseException as exc:  # asserted on below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=bounds) for bounds in ranges]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    # Then every range ran and counted once, and the job ended with all of them
+    assert errors == []
+    assert outcomes == [True] * 4
+    job.refresh_from_db()
+    assert job.status == RescoreStatus.DONE
+    assert sorted(job.finished_ranges) == [lo for lo, _ in ranges]
+    assert (job.done, job.total, job.changed_entries) == (8, 8, 16)
+    assert set(Lead.objects.values_list("score", flat=True)) == {30}
+    assert list(scores_verify()) == []
