@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import platform
 import re
+import signal
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -136,3 +137,53 @@ def record(section: str, body: str) -> None:
 
 def seconds(value: float) -> str:
     return f"{value:.2f} s" if value < 100 else f"{value:.0f} s"
+
+
+class Worker:
+    """A production Celery worker as a subprocess; stopped with SIGTERM, then SIGKILL."""
+
+    def __init__(
+        self,
+        args: list[str],
+        env: Mapping[str, str],
+        logfile: Path,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.args, self.env, self.logfile, self.say = args, dict(env), logfile, log
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        celery = Path(sys.executable).with_name("celery")
+        command = [str(celery) if celery.exists() else "celery", *self.args]
+        self.logfile.parent.mkdir(parents=True, exist_ok=True)
+        self.log = self.logfile.open("w")
+        self.say("worker: " + " ".join(["celery", *self.args]))
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.say("worker did not stop in time: SIGKILL")
+                with suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        # The pool's children are in the same session; make sure none outlives the run.
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.log.close()
+        self.say(f"worker stopped (exit {self.process.returncode})")

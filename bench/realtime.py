@@ -38,7 +38,6 @@ import random
 import secrets
 import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -211,7 +210,7 @@ def prepare(args: argparse.Namespace) -> dict:
         leads_score(lead_ids=sorted(set(stale)))
     with harness.stopwatch() as took:
         job = RescoreJob.objects.create(model=model, reason="bench/realtime.py")
-        rescore_job_run(job_id=job.pk)
+        rescore_job_run(job_id=job.pk, in_process=True)
     log(f"full rescore: {took[0]:.1f} s")
     sql(INSTRUMENTATION)
     sql(SCORED_TRIGGER_OFF)
@@ -247,55 +246,16 @@ def sessions() -> int:
 # --- The worker --------------------------------------------------------------------------
 
 
-class Worker:
-    """One production worker as a subprocess; stopped with SIGTERM, then SIGKILL."""
-
-    def __init__(self) -> None:
-        self.process: subprocess.Popen | None = None
-        self.logfile = VAR_DIR / "worker.log"
-
-    def start(self) -> None:
-        celery = Path(sys.executable).with_name("celery")
-        command = [str(celery) if celery.exists() else "celery", *WORKER_ARGS]
-        env = {**os.environ, **ENVIRONMENT}
-        self.log = self.logfile.open("w")
-        log("worker: " + " ".join(["celery", *WORKER_ARGS]))
-        self.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self, timeout: float = 20) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                log("worker did not stop in time: SIGKILL")
-                with suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        # The pool's child is in the same session; make sure none outlives the run.
-        with suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.log.close()
-        log(f"worker stopped (exit {self.process.returncode})")
+def production_worker() -> harness.Worker:
+    """The one worker this benchmark runs, as in production."""
+    return harness.Worker(WORKER_ARGS, {**os.environ, **ENVIRONMENT}, VAR_DIR / "worker.log", log)
 
 
 def last_beat_id() -> int:
     return sql("SELECT coalesce(max(id), 0) FROM bench_rt_beat")[0][0]
 
 
-def wait_for_beat(after: int, timeout: float, worker: Worker) -> tuple[float, float] | None:
+def wait_for_beat(after: int, timeout: float, worker: harness.Worker) -> tuple[float, float] | None:
     """Wait for a heartbeat logged after id ``after``: its (beat_at, logged_at) epochs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -311,7 +271,7 @@ def wait_for_beat(after: int, timeout: float, worker: Worker) -> tuple[float, fl
     return None
 
 
-def sentinel(worker: Worker, timeout: float) -> tuple[float, float] | None:
+def sentinel(worker: harness.Worker, timeout: float) -> tuple[float, float] | None:
     """A no-op queued behind everything on the realtime queue: when it runs, all before has."""
     from crm.tasks import record_heartbeat
 
@@ -642,7 +602,7 @@ def paced(rate: float, seconds: float, make, producers: int = 0) -> dict:
     }
 
 
-def heartbeat_baseline(rate: float, seconds: float, drain: float, worker: Worker) -> dict:
+def heartbeat_baseline(rate: float, seconds: float, drain: float, worker: harness.Worker) -> dict:
     """A no-op task at ``rate``/s: each send time against the worker's own time of its write."""
     from crm.tasks import record_heartbeat
 
@@ -692,7 +652,7 @@ def heartbeat_baseline(rate: float, seconds: float, drain: float, worker: Worker
 
 
 def latency_run(
-    rate: float, seconds: float, drain: float, worker: Worker, seed: int, producers: int
+    rate: float, seconds: float, drain: float, worker: harness.Worker, seed: int, producers: int
 ) -> dict:
     """``activities_record`` at ``rate``/s, one activity each; scored_at minus commit time."""
     import generate
@@ -793,7 +753,7 @@ def burst(
     per_lead: int,
     per_activity: bool,
     timeout: float,
-    worker: Worker,
+    worker: harness.Worker,
     seed: int,
 ) -> dict:
     """Insert the activities in bulk, then queue score_lead per lead (or per activity)."""
@@ -851,7 +811,7 @@ def burst(
     }
 
 
-def floor_burst(n: int, worker: Worker, timeout: float) -> dict:
+def floor_burst(n: int, worker: harness.Worker, timeout: float) -> dict:
     """The broker and worker alone: ``n`` built-in no-op tasks (no database), then a sentinel."""
     from crm.celery import app
 
@@ -925,7 +885,7 @@ def main() -> None:
     purged = purge()
     if purged:
         log(f"purged {purged} waiting messages")
-    worker = Worker()
+    worker = production_worker()
     results: dict = {}
     try:
         worker.start()

@@ -33,8 +33,22 @@ def parse() -> argparse.Namespace:
     parser.add_argument(
         "--reset-ledger", action="store_true", help="Empty the ledger to time a first rescore."
     )
+    parser.add_argument(
+        "--rows",
+        default="first,full,rule,decay",
+        help="Comma-separated rows to measure: first (only on an empty ledger), full, rule, decay.",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="Bulk worker processes that share a rescore's ranges (0: in this process).",
+    )
     parser.add_argument("--no-record", action="store_true", help="Print only.")
     return parser.parse_args()
+
+
+BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/6")
 
 
 def main() -> None:
@@ -42,6 +56,8 @@ def main() -> None:
     url = os.environ.get("BENCH_DATABASE_URL", harness.DEFAULT_URL)
     if args.fresh:
         harness.drop_database(url)
+    # This process queues the ranges of a rescore on the broker the workers read.
+    os.environ.update(CELERY_BROKER_URL=BROKER, CELERY_TASK_ALWAYS_EAGER="false", DEBUG="false")
     harness.setup_django(url)
     from django.core.management import call_command
 
@@ -61,8 +77,13 @@ def main() -> None:
     model = seed_starter_model()
     if args.reset_ledger:
         reset_ledger()
-    rows = run_all(model, leads, activities, args)
-    table = render(rows, leads, activities)
+    worker = bulk_workers(args.workers, url) if args.workers else None
+    try:
+        rows = run_all(model, leads, activities, args)
+    finally:
+        if worker:
+            worker.stop()
+    table = render(rows, leads, activities, args.workers)
     print(table)
     if not args.no_record:
         harness.record("scoring", table)
@@ -72,51 +93,147 @@ def main() -> None:
 def run_all(model, leads: int, activities: int, args: argparse.Namespace) -> list[tuple]:
     from django.db import connection
 
-    from scoring.models import RescoreJob, Rule, ScoreEntry
+    from scoring.models import RescoreJob, ScoreEntry
     from scoring.services import rescore_job_run
 
-    def rescore(rule=None) -> RescoreJob:
+    def rescore(rule=None, *, in_process: bool = not args.workers) -> RescoreJob:
         job = RescoreJob.objects.create(model=model, rule=rule, reason="benchmark")
-        return rescore_job_run(job_id=job.pk)
+        rescore_job_run(job_id=job.pk, in_process=in_process)
+        return wait_for(job)
 
+    wanted = set(args.rows.split(","))
     rows = []
     bare = bare_rescore_seconds(model)
     print(f"bare SQL rescore: {bare:.1f} s")
     naive = naive_loop_seconds_per_lead(model, args.naive_sample)
     print(f"naive ORM loop: {naive * 1000:.2f} ms per lead")
 
-    if not ScoreEntry.objects.exists():
+    if "first" in wanted and not ScoreEntry.objects.exists():
         with harness.stopwatch() as first:
             job = rescore()
         print(f"first full rescore: {first[0]:.1f} s, {job.changed_entries:,} entries")
         rows.append(
             ("Full rescore, empty ledger (writes every entry)", first[0], bare, naive * leads)
         )
-    with harness.stopwatch() as again:
-        rescore()
-    print(f"full rescore, nothing changed: {again[0]:.1f} s")
-    rows.append(("Full rescore, ledger up to date", again[0], bare, naive * leads))
+    if "full" in wanted:
+        with harness.stopwatch() as again:
+            rescore()
+        print(f"full rescore, nothing changed: {again[0]:.1f} s")
+        rows.append(("Full rescore, ledger up to date", again[0], bare, naive * leads))
+        if args.workers:
+            with harness.stopwatch() as alone:
+                rescore(in_process=True)
+            print(f"full rescore, nothing changed, one process: {alone[0]:.1f} s")
+            what = "… the same, its ranges one after another in one process"
+            rows.append((what, alone[0], bare, naive * leads))
+    if "rule" in wanted:
+        rows.append(one_rule_row(model, activities, rescore, naive * leads))
+    if "decay" in wanted:
+        decay, decay_runs = harness.median_of(args.runs, decay_product)
+        bare_decay, bare_runs = harness.median_of(args.runs, bare_decay_update)
+        print(f"decay: product {decay_runs}, bare {bare_runs}")
+        rows.append(("Nightly decay of every lead", decay, bare_decay, None))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM scoring_scoreentry")
+        print(f"ledger rows: {cursor.fetchone()[0]:,}")
+    return rows
+
+
+def bulk_workers(processes: int, url: str) -> harness.Worker:
+    """A production worker on the bulk queue with ``processes`` pool processes."""
+    import redis
+
+    redis.Redis.from_url(BROKER).flushdb()  # nothing left over from an earlier run
+    args = ["-A", "crm", "worker", "--queues", "bulk", "--concurrency", str(processes)]
+    args += ["--without-gossip", "--without-mingle", "--loglevel", "WARNING"]
+    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-scoring", "LOG_LEVEL": "WARNING"}
+    worker = harness.Worker(args, env, harness.ROOT / "var" / "bench" / "bulk-worker.log")
+    worker.start()
+    return worker
+
+
+def wait_for(job, timeout: float = 4 * 3600):
+    """The job once it ended, done or failed (a failure stops the benchmark)."""
+    from scoring.models import RescoreStatus
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.status == RescoreStatus.DONE:
+            return job
+        if job.status == RescoreStatus.FAILED:
+            raise SystemExit(f"rescore failed: {job.error}")
+        time.sleep(0.1)
+    raise SystemExit(f"rescore still {job.status} after {timeout:.0f} s")
+
+
+def one_rule_row(model, activities: int, rescore, naive_total: float) -> tuple:
+    """A points change to one engagement rule, beside the least the database must do for
+    it: write one entry per match and update the score columns of the leads it touches."""
+    from scoring.models import Rule, ScoreEntry
 
     rule = Rule.objects.get(model=model, name="Webinar attended")
-    matches = ScoreEntry.objects.filter(rule=rule).count()
+    active = ScoreEntry.objects.filter(rule=rule, reversal_of__isnull=True, reversal__isnull=True)
+    matches = active.count()
+    leads = active.values("lead_id").distinct().count()
+    bare = bare_rule_seconds(rule.pk, model.decay_half_life_days or 1e12)
+    print(f"bare SQL, one rule's matches: {bare:.1f} s ({matches:,} matches, {leads:,} leads)")
     rule.points += 1
     rule.save(update_fields=["points", "updated_at"])
     with harness.stopwatch() as delta:
         job = rescore(rule)
     share = 100 * matches / max(activities, 1)
     print(f"one-rule delta: {delta[0]:.1f} s ({job.changed_entries:,} entries)")
-    rows.append(
-        (f"One rule's points changed ({share:.1f} % of activities)", delta[0], bare, naive * leads)
+    what = (
+        f"One rule's points changed: {matches:,} matches ({share:.1f} % of activities) "
+        f"on {leads:,} leads, {job.changed_entries:,} entries written"
     )
+    return (what, delta[0], bare, naive_total)
 
-    decay, decay_runs = harness.median_of(args.runs, decay_product)
-    bare_decay, bare_runs = harness.median_of(args.runs, bare_decay_update)
-    print(f"decay: product {decay_runs}, bare {bare_runs}")
-    rows.append(("Nightly decay of every lead", decay, bare_decay, None))
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM scoring_scoreentry")
-        print(f"ledger rows: {cursor.fetchone()[0]:,}")
-    return rows
+
+def bare_rule_seconds(rule_id: int, half_life_days: float) -> float:
+    """One entry per active match of the rule and one UPDATE of the leads it touches
+    (score and engagement raised by the decayed points), rolled back."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    now = timezone.now()
+    start = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            """
+            CREATE TEMP TABLE bench_matches ON COMMIT DROP AS
+            SELECT e.lead_id, e.model_id, e.rule_id, e.activity_id, e.points, e.at
+            FROM scoring_scoreentry e
+            WHERE e.rule_id = %s AND e.reversal_of_id IS NULL AND NOT e.bonus
+              AND NOT EXISTS (SELECT 1 FROM scoring_scoreentry r WHERE r.reversal_of_id = e.id)
+            """,
+            [rule_id],
+        )
+        cursor.execute(
+            """
+            INSERT INTO scoring_scoreentry
+                (lead_id, model_id, rule_id, activity_id, kind, bonus, points, reason, at,
+                 created_at)
+            SELECT lead_id, model_id, rule_id, activity_id, 'engagement', false, points + 1,
+                   'bench', at, %s
+            FROM bench_matches
+            """,
+            [now],
+        )
+        cursor.execute(
+            """
+            UPDATE leads_lead l SET engagement_score = l.engagement_score + m.w,
+                   score = floor(l.fit_score + l.engagement_score + m.w + 0.5)
+            FROM (SELECT lead_id, sum(power(0.5, EXTRACT(EPOCH FROM (%s - at))
+                                                 / (%s * 86400.0))) AS w
+                  FROM bench_matches GROUP BY lead_id) m
+            WHERE l.id = m.lead_id
+            """,
+            [now, half_life_days],
+        )
+        transaction.set_rollback(True)
+    return time.perf_counter() - start
 
 
 def reset_ledger() -> None:
@@ -217,7 +334,7 @@ def bare_decay_update() -> None:
         transaction.set_rollback(True)
 
 
-def render(rows: list[tuple], leads: int, activities: int) -> str:
+def render(rows: list[tuple], leads: int, activities: int, workers: int) -> str:
     lines = [
         "## Scoring",
         "",
@@ -225,17 +342,27 @@ def render(rows: list[tuple], leads: int, activities: int) -> str:
         f"Data: {leads:,} leads, {activities:,} activities (bench/generate.py), "
         "the starter model (14 fit and 14 engagement rules, 30-day half-life).",
         "",
-        "| what | Hotlist | bare SQL, same work | ratio | naive Django loop (extrapolated) |",
-        "| --- | --- | --- | --- | --- |",
+        "| what | Hotlist | bare SQL, same work | ratio | naive Django loop (extrapolated) "
+        "| naive / Hotlist |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for what, product, bare, naive in rows:
         naive_text = harness.seconds(naive) if naive else "—"
+        speedup = f"{naive / product:.1f}x" if naive else "—"
         lines.append(
             f"| {what} | {harness.seconds(product)} | {harness.seconds(bare)} | "
-            f"{product / bare:.2f}x | {naive_text} |"
+            f"{product / bare:.2f}x | {naive_text} | {speedup} |"
         )
+    where = (
+        f"one production worker on the bulk queue with {workers} processes sharing its "
+        "ranges (the machine's cores)"
+        if workers
+        else "this process, range after range"
+    )
     lines += [
         "",
+        f"A rescore runs as a job: its lead-id ranges run in {where}; the time is from",
+        "queueing the job to its end.",
         "The bare SQL rescore is one statement computing every lead's score from the same",
         "rules (caps, bonus, decay) and writing it, rolled back; it keeps no ledger. The naive",
         "loop loads each lead's activities through the ORM, scores them in Python and saves",
