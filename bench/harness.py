@@ -173,17 +173,24 @@ class Worker:
     def stop(self, timeout: float = 20) -> None:
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.say("worker did not stop in time: SIGKILL")
-                with suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        # The pool's children are in the same session; make sure none outlives the run.
-        with suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+        stop_session(self.process, timeout, self.say)
         self.log.close()
         self.say(f"worker stopped (exit {self.process.returncode})")
+
+
+def stop_session(
+    process: subprocess.Popen, timeout: float = 20, say: Callable[[str], None] = print
+) -> None:
+    """SIGTERM a process started in a session of its own, SIGKILL it if it lingers, and
+    SIGKILL what is left of its session: its children must not outlive the run."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            say(f"process {process.pid} did not stop in time: SIGKILL")
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
