@@ -409,12 +409,15 @@ class Lead(models.Model):
     need = models.CharField(max_length=20, choices=Need.choices, blank=True)
     timeline = models.CharField(max_length=20, choices=Timeline.choices, blank=True)
 
+    # Indexed by lead_owner_hottest_idx, which starts with the owner: a lead row is
+    # rewritten on every score change, and each index costs each rewrite an entry.
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="owned_leads",
+        db_index=False,
     )
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.NEW)
     stage_changed_at = models.DateTimeField(default=timezone.now)

@@ -442,8 +442,13 @@ class LeadScore(models.Model):
     passes. The primary model's values are copied onto the lead for fast lists.
     """
 
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="scores")
-    model = models.ForeignKey(ScoringModel, on_delete=models.CASCADE, related_name="lead_scores")
+    # A rescore rewrites hundreds of thousands of these rows, and each index costs every
+    # one of those writes an entry. Lookups by lead use the unique (lead, model) index and
+    # lookups by model the (model, score) index, so the two columns need none of their own.
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="scores", db_index=False)
+    model = models.ForeignKey(
+        ScoringModel, on_delete=models.CASCADE, related_name="lead_scores", db_index=False
+    )
     fit = models.FloatField(default=0)
     adjustment = models.FloatField(default=0)
     engagement = models.FloatField(default=0)
