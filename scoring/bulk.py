@@ -355,12 +355,24 @@ def _rule_tests(rules: list[R.RuleSpec], now: datetime) -> tuple[str, list[Any]]
     return f"(CASE r.rule_id {' '.join(cases)} ELSE FALSE END)", params
 
 
-# "Not reversed": a reversal has its entry's lead, so the lookup is bounded to the range's
-# reversals (partial index entry_reversals_idx); unbounded, the planner may hash the
-# whole ledger to find the few reversals.
+# "Not reversed", two ways. A reversal has its entry's lead, so both name the lead and
+# read the partial index entry_reversals_idx (lead, reversal_of).
+#
+# The statistics seldom know how many reversals there are: a rescore writes up to a
+# million of them, and a range's own are written after its statements were planned.
+# Believing in none, the planner compares every entry with every reversal (a nested
+# loop over a materialized scan), minutes for one range. So:
+# - NOT_REVERSED, an anti-join with the reversals of the range, runs with nested loops
+#   off: one hash of the range's reversals, for statements reading a whole range;
+# - REVERSAL_PROBE, a scalar subquery, is never turned into a join: one index lookup
+#   of (lead, id) per entry, for statements reading a few leads' entries.
 NOT_REVERSED = (
     "NOT EXISTS (SELECT 1 FROM scoring_scoreentry r WHERE r.reversal_of_id = e.id "
     "AND r.reversal_of_id IS NOT NULL AND r.lead_id BETWEEN {lo} AND {hi})"
+)
+REVERSAL_PROBE = (
+    "(SELECT r.id FROM scoring_scoreentry r "
+    "WHERE r.lead_id = e.lead_id AND r.reversal_of_id = e.id) IS NULL"
 )
 
 
@@ -453,7 +465,9 @@ def _apply_diff(cursor: Any, scope: Scope) -> tuple[int, int]:
                count(*) FILTER (WHERE NOT is_reversal)
         FROM changes GROUP BY lead_id
     """
+    cursor.execute("SET LOCAL enable_nestloop = off")  # see NOT_REVERSED
     cursor.execute(f"INSERT INTO scoring_active {_active_entries(rule_filter)}", active_params)
+    cursor.execute("RESET enable_nestloop")
     params = [
         half_life,
         now,
@@ -603,8 +617,7 @@ def _recompute_from_ledger(cursor: Any, scope: Scope) -> int:
             FROM targets t
             LEFT JOIN scoring_scoreentry e
               ON e.lead_id = t.id AND e.model_id = %s
-             AND (e.kind = 'manual' OR (e.reversal_of_id IS NULL
-                  AND {NOT_REVERSED.format(lo="%s", hi="%s")}))
+             AND (e.kind = 'manual' OR (e.reversal_of_id IS NULL AND {REVERSAL_PROBE}))
             GROUP BY t.id
         ),
         {score_sql}
@@ -627,8 +640,6 @@ def _recompute_from_ledger(cursor: Any, scope: Scope) -> int:
         now,
         hl,
         model.id,
-        lo,  # NOT_REVERSED
-        hi,
         *score_params,
         model.id,
         now,
@@ -676,27 +687,27 @@ def _apply_deltas(cursor: Any, scope: Scope) -> int:
 
 
 def _mark_surges(cursor: Any, scope: Scope) -> list[tuple[int, float]]:
-    """Leads that earned new points and now have the model's surge within its window.
+    """Leads that earned engagement dated within the model's surge window and now have
+    its surge points there: the same test as ``Batch._state``, at most once per window.
 
-    The same test as ``Batch._state``: the positive engagement points of the active
-    entries dated within the last ``surge_hours``, at most once per window.
+    Only the few leads with an entry appended inside the window are read, and whether
+    each of their entries was reversed is one index lookup (``REVERSAL_PROBE``): this
+    runs after the range's own reversals were written.
     """
     model, now = scope.model, scope.now
     if not model.surge_points:
         return []
     since = now - timedelta(hours=model.surge_hours)
-    not_reversed = NOT_REVERSED.format(lo="%s", hi="%s")
     cursor.execute(
         f"""
         WITH recent AS (
             SELECT e.lead_id, sum(e.points) AS points
-            FROM scoring_scoreentry e
-            WHERE e.model_id = %s
-              AND e.lead_id IN (SELECT lead_id FROM scoring_delta WHERE appended > 0)
-              AND e.lead_id BETWEEN %s AND %s
-              AND e.kind = 'engagement' AND e.points > 0 AND e.at >= %s
-              AND e.reversal_of_id IS NULL
-              AND {not_reversed}
+            FROM scoring_delta d
+            JOIN scoring_scoreentry e
+              ON e.lead_id = d.lead_id AND e.model_id = %s AND e.at >= %s
+            WHERE d.last_appended >= %s AND d.lead_id BETWEEN %s AND %s
+              AND e.kind = 'engagement' AND e.points > 0 AND e.reversal_of_id IS NULL
+              AND {REVERSAL_PROBE}
             GROUP BY e.lead_id
             HAVING sum(e.points) >= %s
         )
@@ -707,7 +718,7 @@ def _mark_surges(cursor: Any, scope: Scope) -> list[tuple[int, float]]:
         RETURNING ls.lead_id, recent.points
         """,
         [
-            *[model.id, scope.lo, scope.hi, since, scope.lo, scope.hi],
+            *[model.id, since, since, scope.lo, scope.hi],
             *[model.surge_points, now, model.id, since],
         ],
     )

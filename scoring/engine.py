@@ -340,17 +340,17 @@ class Batch:
         for model in models:
             awards = desired_awards(model, facts, activities, self.ruleset.domain_lists, self.now)
             active, appended = self._sync(lead, model, awards)
-            result.states[model.id] = self._state(lead, model, active, result, surge=appended > 0)
+            result.states[model.id] = self._state(lead, model, active, result, earned=appended)
         if models:
             result.primary = max(models, key=lambda m: (m.priority, m.is_default, -m.id))
         return result
 
     def _sync(
         self, lead: Lead, model: CompiledModel, awards: Sequence[R.Award]
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Append what differs between the awards and the ledger.
 
-        Returns the active entries and how many awards were appended.
+        Returns the active entries and, of those, the ones just appended.
         """
         existing = {
             (e["rule_id"], e["activity_id"], e["bonus"]): e
@@ -364,14 +364,13 @@ class Batch:
                 active.append(entry)
                 continue
             self._reverse(lead, model.id, entry, "Rule changed" if award else "No longer applies")
-        appended = 0
+        appended = []
         for key, award in wanted.items():
             entry = existing.get(key)
             if entry is not None and award.points == entry["points"]:
                 continue
-            active.append(self._append(lead, model, award))
-            appended += 1
-        return active, appended
+            appended.append(self._append(lead, model, award))
+        return active + appended, appended
 
     def _append(self, lead: Lead, model: CompiledModel, award: R.Award) -> dict[str, Any]:
         spec = model.rules_by_id[award.rule_id]
@@ -440,10 +439,14 @@ class Batch:
         active: Iterable[dict[str, Any]],
         result: LeadResult,
         *,
-        surge: bool,
+        earned: Iterable[dict[str, Any]] = (),
     ) -> State:
-        """The lead's state from its active entries; with ``surge`` (it earned new points),
-        a surge within the model's window is added to ``result``."""
+        """The lead's state from its active entries.
+
+        A surge is added to ``result`` when an entry just ``earned`` is engagement dated
+        within the model's surge window and the window's positive points reach the
+        model's surge: only points earned within the window can raise its sum.
+        """
         fit = 0.0
         engagement = 0.0
         last_engaged: datetime | None = None
@@ -462,7 +465,10 @@ class Batch:
         adjustment = self.adjustments.get((lead.pk, model.id), 0.0)
         state, _ = state_from(model, fit, adjustment, engagement, last_engaged, self.now)
         previous = self.scores.get((lead.pk, model.id))
-        if surge and model.surge_points and recent >= model.surge_points:
+        fresh = any(
+            e["kind"] == EntryKind.ENGAGEMENT and e["at"].timestamp() >= surge_since for e in earned
+        )
+        if fresh and model.surge_points and recent >= model.surge_points:
             last_surge = previous.surged_at if previous else None
             if (
                 last_surge is None

@@ -683,7 +683,7 @@ def _verify_lead(batch: Batch, lead: Lead, now: datetime) -> Iterator[Difference
                 f"{len(batch.new_entries) - len(pending)} entries to write",
             )
         result = LeadResult(lead=lead, before=(lead.score, lead.band))
-        state = batch._state(lead, model, active, result, surge=False)
+        state = batch._state(lead, model, active, result)
         row = stored.get(model.id)
         if row is None:
             yield Difference(lead.pk, f"score in “{model.name}”", None, state.score)
@@ -851,7 +851,7 @@ def model_preview(*, model: ScoringModel, now: datetime | None = None) -> dict[s
             for lead in leads:
                 result = LeadResult(lead=lead, before=(lead.score, lead.band))
                 active, _ = batch._sync(lead, compiled, batch_awards(batch, lead, compiled, now))
-                state = batch._state(lead, compiled, active, result, surge=False)
+                state = batch._state(lead, compiled, active, result)
                 changes["scored"] += 1
                 outcome = outcomes.get(lead.pk)
                 if outcome is not None:

@@ -476,6 +476,63 @@ def test_a_rescore_that_lifts_recent_points_over_the_surge_announces_it_once(
     assert len(sent(received, "score_surged")) == 1
 
 
+def surge_switched_on_over_recent_points(capture) -> tuple[ScoringModel, Lead]:
+    """A lead with 40 webinar points of the last hours, scored while the model had no
+    surge, and the model's surge then set to 30 points within 24 hours."""
+    model = make_model()
+    engagement_rule(model, 20, ActivityType.WEBINAR_ATTENDANCE)
+    lead = LeadFactory()
+    now = timezone.now()
+    with capture(execute=True):
+        record(lead, *[(ActivityType.WEBINAR_ATTENDANCE, now - timedelta(hours=h)) for h in (3, 2)])
+    model.surge_points, model.surge_hours = 30, 24
+    model.save()
+    return model, lead
+
+
+def test_points_dated_before_the_window_do_not_make_a_surge(
+    db, received, django_capture_on_commit_callbacks
+):
+    # Given 40 points within the surge window that were never announced (no surge then)
+    model, lead = surge_switched_on_over_recent_points(django_capture_on_commit_callbacks)
+    email_click = engagement_rule(model, 5, ActivityType.EMAIL_CLICK)
+
+    # When an email click of three days ago arrives late and is scored
+    with django_capture_on_commit_callbacks(execute=True):
+        record(lead, (ActivityType.EMAIL_CLICK, timezone.now() - timedelta(days=3)))
+    # Then it earned points, but nothing rose within the window: no surge
+    assert ScoreEntry.objects.filter(lead=lead, rule=email_click).exists()
+    assert sent(received, "score_surged") == []
+
+    # When a click of the last hour arrives
+    with django_capture_on_commit_callbacks(execute=True):
+        record(lead, (ActivityType.EMAIL_CLICK, timezone.now() - timedelta(hours=1)))
+    # Then the window's 45 points are a surge
+    assert [s["points"] for s in sent(received, "score_surged")] == [45]
+
+
+def test_a_rescore_over_old_activities_makes_no_surge(
+    db, received, django_capture_on_commit_callbacks
+):
+    # Given 40 unannounced points within the window, and a click of four days ago that
+    # no rule scored yet
+    model, lead = surge_switched_on_over_recent_points(django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        record(lead, (ActivityType.EMAIL_CLICK, timezone.now() - timedelta(days=4)))
+
+    # When a rule for clicks is added and the model rescored (set-based on PostgreSQL)
+    engagement_rule(model, 5, ActivityType.EMAIL_CLICK)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = rescore_job_start(model=model, reason="clicks count")
+    job.refresh_from_db()
+    assert job.status == RescoreStatus.DONE
+    assert job.changed_entries == 1
+
+    # Then the old click earned points but made no surge
+    assert sent(received, "score_surged") == []
+    assert LeadScore.objects.get(lead=lead).surged_at is None
+
+
 # --- Manual adjustments -------------------------------------------------------------------
 
 
