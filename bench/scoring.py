@@ -129,7 +129,7 @@ def run_all(model, leads: int, activities: int, args: argparse.Namespace) -> lis
             what = "… the same, its ranges one after another in one process"
             rows.append((what, alone[0], bare, naive * leads))
     if "rule" in wanted:
-        rows.append(one_rule_row(model, activities, rescore, naive * leads))
+        rows += one_rule_rows(model, activities, rescore, naive * leads)
     if "decay" in wanted:
         decay, decay_runs = harness.median_of(args.runs, decay_product)
         bare_decay, bare_runs = harness.median_of(args.runs, bare_decay_update)
@@ -169,9 +169,11 @@ def wait_for(job, timeout: float = 4 * 3600):
     raise SystemExit(f"rescore still {job.status} after {timeout:.0f} s")
 
 
-def one_rule_row(model, activities: int, rescore, naive_total: float) -> tuple:
+def one_rule_rows(model, activities: int, rescore, naive_total: float) -> list[tuple]:
     """A points change to one engagement rule, beside the least the database must do for
-    it: write one entry per match and update the score columns of the leads it touches."""
+    it (one entry per match, one UPDATE of the leads it touches) and beside that UPDATE
+    alone, with the lead table's indexes and without them: the floor of any design that
+    keeps the primary score on the lead row."""
     from scoring.models import Rule, ScoreEntry
 
     rule = Rule.objects.get(model=model, name="Webinar attended")
@@ -190,7 +192,44 @@ def one_rule_row(model, activities: int, rescore, naive_total: float) -> tuple:
         f"One rule's points changed: {matches:,} matches ({share:.1f} % of activities) "
         f"on {leads:,} leads, {job.changed_entries:,} entries written"
     )
-    return (what, delta[0], bare, naive_total)
+    indexed = lead_update_seconds(rule.pk, keep_indexes=True)
+    bare_heap = lead_update_seconds(rule.pk, keep_indexes=False)
+    print(f"UPDATE of those leads alone: {indexed:.1f} s, without indexes {bare_heap:.1f} s")
+    return [
+        (what, delta[0], bare, naive_total),
+        ("… beside one UPDATE of those leads' score columns alone", delta[0], indexed, None),
+        ("… beside that UPDATE with no index on the lead table", delta[0], bare_heap, None),
+    ]
+
+
+def lead_update_seconds(rule_id: int, *, keep_indexes: bool) -> float:
+    """One UPDATE of the score columns of the leads with an entry from the rule, rolled
+    back; without ``keep_indexes`` every index of the lead table but its primary key is
+    dropped first, inside the same transaction."""
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE bench_leads ON COMMIT DROP AS "
+            "SELECT DISTINCT lead_id FROM scoring_scoreentry WHERE rule_id = %s",
+            [rule_id],
+        )
+        cursor.execute("ANALYZE bench_leads")
+        if not keep_indexes:
+            cursor.execute(
+                "SELECT indexname FROM pg_indexes "
+                "WHERE tablename = 'leads_lead' AND indexname <> 'leads_lead_pkey'"
+            )
+            for (name,) in cursor.fetchall():
+                cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
+        start = time.perf_counter()
+        cursor.execute(
+            "UPDATE leads_lead l SET engagement_score = l.engagement_score + 1, "
+            "score = l.score + 1 FROM bench_leads b WHERE l.id = b.lead_id"
+        )
+        took = time.perf_counter() - start
+        transaction.set_rollback(True)
+    return took
 
 
 def bare_rule_seconds(rule_id: int, half_life_days: float) -> float:
