@@ -192,8 +192,8 @@ def one_rule_rows(model, activities: int, rescore, naive_total: float) -> list[t
         f"One rule's points changed: {matches:,} matches ({share:.1f} % of activities) "
         f"on {leads:,} leads, {job.changed_entries:,} entries written"
     )
-    indexed = lead_update_seconds(rule.pk, keep_indexes=True)
-    bare_heap = lead_update_seconds(rule.pk, keep_indexes=False)
+    indexed = lead_update_seconds(rule.activity_type, keep_indexes=True)
+    bare_heap = lead_update_seconds(rule.activity_type, keep_indexes=False)
     print(f"UPDATE of those leads alone: {indexed:.1f} s, without indexes {bare_heap:.1f} s")
     return [
         (what, delta[0], bare, naive_total),
@@ -202,17 +202,19 @@ def one_rule_rows(model, activities: int, rescore, naive_total: float) -> list[t
     ]
 
 
-def lead_update_seconds(rule_id: int, *, keep_indexes: bool) -> float:
-    """One UPDATE of the score columns of the leads with an entry from the rule, rolled
-    back; without ``keep_indexes`` every index of the lead table but its primary key is
-    dropped first, inside the same transaction."""
+def lead_update_seconds(activity_type: str, *, keep_indexes: bool) -> float:
+    """One UPDATE of the score columns of the leads with activities of the rule's type
+    (the leads its change touches), rolled back; without ``keep_indexes`` every index of
+    the lead table but its primary key is dropped first, inside the same transaction."""
     from django.db import connection, transaction
 
     with transaction.atomic(), connection.cursor() as cursor:
+        # From the activities' (type, lead) index: the rule's ledger entries, millions
+        # after a few changes, are read from the heap where the visibility map is stale.
         cursor.execute(
             "CREATE TEMP TABLE bench_leads ON COMMIT DROP AS "
-            "SELECT DISTINCT lead_id FROM scoring_scoreentry WHERE rule_id = %s",
-            [rule_id],
+            "SELECT DISTINCT lead_id FROM leads_activity WHERE type = %s",
+            [activity_type],
         )
         cursor.execute("ANALYZE bench_leads")
         if not keep_indexes:
