@@ -15,6 +15,7 @@ import socket
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import kombu.pools
 import pytest
@@ -24,7 +25,32 @@ from crm.celery import app as celery_app
 from crm.models import Role, Team, User
 
 IN_CI = os.environ.get("CI") == "true"
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _worker_id() -> str:
+    """``gw0``, ``gw1``, … in a pytest-xdist process; ``master`` in a serial run."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "master")
+
+
+def _redis_url() -> str:
+    """``REDIS_URL``, with a database of its own for each parallel test process.
+
+    The queues are keys of one Redis database: a worker started by one process would
+    take the tasks another process queued and run them against the wrong test database
+    (a drain there scores whatever is pending), while the tasks' own process waits for
+    them in vain. Under pytest-xdist, process ``gwN`` uses the database N + 1 above the
+    one ``REDIS_URL`` names.
+    """
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    worker = _worker_id()
+    if not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    database = int(parts.path.lstrip("/") or 0) + 1 + int(worker[2:])
+    return urlunsplit(parts._replace(path=f"/{database % 16}"))
+
+
+REDIS_URL = _redis_url()
 
 
 def require(condition: bool, reason: str) -> None:
@@ -65,26 +91,33 @@ def private_rate_limits(monkeypatch):
     monkeypatch.setattr(crm.rate_limits, "cache", LocMemCache(f"rate-limits-{uuid.uuid4()}", {}))
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _private_cache(worker_id: str) -> None:
+def pytest_configure(config: pytest.Config) -> None:
     """Each parallel test process keeps its own cache entries: a key prefix of its own in
-    Redis, a folder of its own for the file cache. Set before anything uses the cache."""
+    Redis, a folder of its own for the file cache.
+
+    Set here, before collection: collecting a module that imports ``cache`` already opens
+    the cache (pytest probes module attributes), and a cache opened with the shared
+    settings would keep them for the whole run.
+    """
     from django.conf import settings
 
     cache = settings.CACHES["default"]
-    cache["KEY_PREFIX"] = f"test-{worker_id}"
+    cache["KEY_PREFIX"] = f"test-{_worker_id()}"
     if cache["BACKEND"].endswith("FileBasedCache"):
-        cache["LOCATION"] = f"{cache['LOCATION']}-{worker_id}"
+        cache["LOCATION"] = f"{cache['LOCATION']}-{_worker_id()}"
 
 
 @pytest.fixture(autouse=True)
-def _empty_cache(_private_cache) -> None:
+def _empty_cache() -> None:
     """The cache lives in files or Redis, beyond one test: start each test without this
     process's entries (Redis's clear() would empty the whole database, the other
     processes' entries too)."""
     from django.core.cache import caches
 
     default = caches["default"]
+    assert default.key_prefix == f"test-{_worker_id()}", (
+        "the cache was opened before it was made private"
+    )
     if default.__class__.__name__ == "RedisCache":
         client = default._cache.get_client(write=True)
         keys = list(client.scan_iter(match=f"{default.key_prefix}:*", count=1000))
@@ -191,8 +224,9 @@ def celery_worker_live(transactional_db):
     While it runs, ``.delay()`` sends through the broker instead of running eagerly, so
     use it with ``@pytest.mark.django_db(transaction=True)``: the worker has its own
     database connection and sees committed rows only. The project's queues in that Redis
-    database are emptied first, so runs side by side need one database each
-    (``REDIS_URL=redis://127.0.0.1:6379/N``). Fails under ``CI=true`` when Redis is missing.
+    database are emptied first: each parallel process of one run has a database of its
+    own (see ``_redis_url``), separate runs side by side need ``REDIS_URL`` to differ by
+    more than their process count. Fails under ``CI=true`` when Redis is missing.
     """
     from celery.contrib.testing.worker import start_worker
     from celery.signals import task_postrun
