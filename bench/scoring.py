@@ -36,7 +36,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument(
         "--rows",
         default="first,full,rule,decay",
-        help="Comma-separated rows to measure: first (only on an empty ledger), full, rule, decay.",
+        help="Comma-separated rows to measure: first (only on an empty ledger), full, rule, "
+        "decay; lead-write prints where a rewrite of the rule's leads spends its time.",
     )
     parser.add_argument(
         "--workers",
@@ -83,6 +84,8 @@ def main() -> None:
     finally:
         if worker:
             worker.stop()
+    if not rows:
+        return
     table = render(rows, leads, activities, args.workers, args.runs)
     print(table)
     if not args.no_record:
@@ -130,6 +133,8 @@ def run_all(model, leads: int, activities: int, args: argparse.Namespace) -> lis
             rows.append((what, alone[0], bare, naive * leads))
     if "rule" in wanted:
         rows += one_rule_rows(model, activities, rescore, naive * leads)
+    if "lead-write" in wanted:
+        lead_write_split(model)
     if "decay" in wanted:
         decay, decay_runs = harness.median_of(args.runs, decay_product)
         bare_decay, bare_runs = harness.median_of(args.runs, bare_decay_update)
@@ -192,8 +197,8 @@ def one_rule_rows(model, activities: int, rescore, naive_total: float) -> list[t
         f"One rule's points changed: {matches:,} matches ({share:.1f} % of activities) "
         f"on {leads:,} leads, {job.changed_entries:,} entries written"
     )
-    indexed = lead_update_seconds(rule.activity_type, keep_indexes=True)
-    bare_heap = lead_update_seconds(rule.activity_type, keep_indexes=False)
+    indexed = lead_update_seconds(rule.activity_type)
+    bare_heap = lead_update_seconds(rule.activity_type, drop="all")
     print(f"UPDATE of those leads alone: {indexed:.1f} s, without indexes {bare_heap:.1f} s")
     return [
         (what, delta[0], bare, naive_total),
@@ -202,10 +207,23 @@ def one_rule_rows(model, activities: int, rescore, naive_total: float) -> list[t
     ]
 
 
-def lead_update_seconds(activity_type: str, *, keep_indexes: bool) -> float:
+# The lead table's indexes a rewrite of its score columns pays for, by what they serve:
+# ``lead_update_seconds`` drops one group inside its rolled-back transaction.
+INDEX_GROUPS = {
+    "none": "^$",
+    "trigram": "_trgm_idx$",
+    "score": (
+        "^lead_(hottest|owner_hottest|stage_score|band_score|pool_hottest|grade_score|"
+        "quadrant_score|band_stage_score|report_scan)_idx$"
+    ),
+    "all": "^(?!leads_lead_pkey$)",
+}
+
+
+def lead_update_seconds(activity_type: str, *, drop: str = "none") -> float:
     """One UPDATE of the score columns of the leads with activities of the rule's type
-    (the leads its change touches), rolled back; without ``keep_indexes`` every index of
-    the lead table but its primary key is dropped first, inside the same transaction."""
+    (the leads its change touches), rolled back, after dropping the ``drop`` group of
+    the lead table's indexes (``INDEX_GROUPS``) inside the same transaction."""
     from django.db import connection, transaction
 
     with transaction.atomic(), connection.cursor() as cursor:
@@ -217,13 +235,12 @@ def lead_update_seconds(activity_type: str, *, keep_indexes: bool) -> float:
             [activity_type],
         )
         cursor.execute("ANALYZE bench_leads")
-        if not keep_indexes:
-            cursor.execute(
-                "SELECT indexname FROM pg_indexes "
-                "WHERE tablename = 'leads_lead' AND indexname <> 'leads_lead_pkey'"
-            )
-            for (name,) in cursor.fetchall():
-                cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'leads_lead' AND indexname ~ %s",
+            [INDEX_GROUPS[drop]],
+        )
+        for (name,) in cursor.fetchall():
+            cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
         start = time.perf_counter()
         cursor.execute(
             "UPDATE leads_lead l SET engagement_score = l.engagement_score + 1, "
@@ -232,6 +249,24 @@ def lead_update_seconds(activity_type: str, *, keep_indexes: bool) -> float:
         took = time.perf_counter() - start
         transaction.set_rollback(True)
     return took
+
+
+def lead_write_split(model) -> None:
+    """Print where a rewrite of the leads a rule change touches spends its time: the same
+    UPDATE with every index of the lead table, without the trigram (search) indexes,
+    without the indexes that hold the score (the lists' and the reports'), and with only
+    the primary key. Printed, not recorded: none of them is a product figure."""
+    from scoring.models import Rule
+
+    rule = Rule.objects.get(model=model, name="Webinar attended")
+    for drop, what in [
+        ("none", "every index"),
+        ("trigram", "without the trigram indexes"),
+        ("score", "without the indexes holding the score"),
+        ("all", "only the primary key"),
+    ]:
+        took = lead_update_seconds(rule.activity_type, drop=drop)
+        print(f"UPDATE of the rule's leads, {what}: {took:.1f} s", flush=True)
 
 
 def bare_rule_seconds(rule_id: int, half_life_days: float) -> float:
