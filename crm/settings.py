@@ -433,6 +433,9 @@ HANDOFF_SLA_HOURS = env_int("HANDOFF_SLA_HOURS", 24)
 SCORING_WORK_MEM = env_str("SCORING_WORK_MEM", "64MB")
 # Leads per range of a set-based rescore: one task on the bulk queue, one transaction.
 SCORING_RESCORE_RANGE = env_int("SCORING_RESCORE_RANGE", 20_000)
+# Leads per transaction of the nightly decay: real-time scoring of a lead waits for at
+# most one such range.
+SCORING_DECAY_RANGE = env_int("SCORING_DECAY_RANGE", 5_000)
 
 # --- Nurturing (nurturing/, README "Nurture sequences") -------------------------
 

@@ -2,8 +2,9 @@
 
 It reads the primary ``LeadScore`` (engagement stored at ``engagement_at``) and its
 model, applies ``e(now) = e(t) * 0.5 ** ((now - t) / half_life)`` and the idle-week
-penalty, and writes score, engagement, band and quadrant on the lead: one UPDATE
-for every lead, which is what the nightly beat job runs.
+penalty, and writes score, engagement, band and quadrant on the lead. Each statement
+covers one range of lead ids: the nightly beat job runs it range after range, each in a
+transaction of its own, and a rescore runs it for the leads of the range it rescored.
 """
 
 from __future__ import annotations
@@ -19,10 +20,8 @@ _ELAPSED = {
 }
 
 
-def decay_params(
-    now: datetime, *, postgres: bool, lo: int | None = None, hi: int | None = None
-) -> dict[str, Any]:
-    """The parameters of ``decay_sql``; ``lo`` and ``hi`` bound a rescore's lead ids."""
+def decay_params(now: datetime, *, postgres: bool, lo: int, hi: int) -> dict[str, Any]:
+    """The parameters of ``decay_sql``: the time to decay to and the lead ids ``lo..hi``."""
     # SQLite stores UTC text without an offset; compare like with like.
     at: Any = now if postgres else now.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     return {"now": at, "week": 7 * 86400.0, "day": 86400.0, "lo": lo, "hi": hi}
@@ -54,18 +53,14 @@ def decay_sql(*, postgres: bool, touched_only: bool = False, returning: bool = F
         f"CASE WHEN m.max_points IS NOT NULL AND {raw} > m.max_points "
         f"THEN m.max_points ELSE {raw} END"
     )
-    # A rescore's range bounds both tables, so each is read through its index instead
-    # of in full for every range.
-    only = (
-        " AND ls.lead_id IN (SELECT lead_id FROM scoring_touched)"
-        " AND ls.lead_id BETWEEN %(lo)s AND %(hi)s"
-        if touched_only
-        else ""
-    )
+    # The range bounds both tables, so each is read through its index instead of in
+    # full for every range.
+    only = " AND ls.lead_id BETWEEN %(lo)s AND %(hi)s"
+    if touched_only:
+        only += " AND ls.lead_id IN (SELECT lead_id FROM scoring_touched)"
     # After a rescore, leave alone a lead whose state did not change and whose score,
     # band, grade and quadrant come out the same: its (engagement, time) pair stays true.
     unchanged = (
-        " AND leads_lead.id BETWEEN %(lo)s AND %(hi)s"
         " AND (sub.updated_at >= %(now)s OR (leads_lead.score, leads_lead.band, leads_lead.grade,"
         " leads_lead.quadrant, leads_lead.fit_score) IS DISTINCT FROM"
         " (sub.score, sub.band, sub.grade, sub.quadrant, sub.fit_score))"
@@ -116,6 +111,6 @@ def decay_sql(*, postgres: bool, touched_only: bool = False, returning: bool = F
             grade = sub.grade,
             quadrant = sub.quadrant
         FROM ({sub}) AS sub
-        WHERE leads_lead.id = sub.lead_id{unchanged}
+        WHERE leads_lead.id = sub.lead_id AND leads_lead.id BETWEEN %(lo)s AND %(hi)s{unchanged}
     """
     return update

@@ -289,10 +289,15 @@ def rescore_job_ranges(job: RescoreJob) -> list[tuple[int, int]]:
     if job.rule_id and job.rule.kind == RuleKind.ENGAGEMENT:
         # Such a range only visits the rule's matches (see rescore_range): wider is cheaper.
         id_range *= 5
+    return lead_id_ranges(id_range)
+
+
+def lead_id_ranges(size: int) -> list[tuple[int, int]]:
+    """Consecutive ranges of ``size`` lead ids that together cover every lead, in order."""
     bounds = Lead.objects.aggregate(lo=Min("pk"), hi=Max("pk"))
     if bounds["lo"] is None:
         return []
-    return [(lo, lo + id_range - 1) for lo in range(bounds["lo"], bounds["hi"] + 1, id_range)]
+    return [(lo, lo + size - 1) for lo in range(bounds["lo"], bounds["hi"] + 1, size)]
 
 
 def _rescore_ranges_queue(job: RescoreJob, in_process: bool) -> None:
@@ -485,17 +490,35 @@ def leads_adjust_score(
 
 
 def scores_decay(*, now: datetime | None = None) -> int:
-    """Bring every lead's materialized score to ``now`` in one set-based UPDATE.
+    """Bring every lead's materialized score to ``now``: one set-based UPDATE per range
+    of ``SCORING_DECAY_RANGE`` lead ids, each range a transaction of its own.
 
     Only the lead row changes: its primary ``LeadScore`` keeps the engagement at
     the time it was last scored, and the decay formula carries it forward. Leads
-    whose band the decay changed are announced (``band_changed``) after commit.
-    Returns the number of leads updated.
+    whose band the decay changed are announced (``band_changed``) after their range
+    commits. Returns the number of leads updated.
     """
     now = now or timezone.now()
     postgres = connection.vendor == "postgresql"
-    params = decay_params(now, postgres=postgres)
+    return sum(
+        _decay_range(now, lo, hi, postgres=postgres)
+        for lo, hi in lead_id_ranges(settings.SCORING_DECAY_RANGE)
+    )
+
+
+def _decay_range(now: datetime, lo: int, hi: int, *, postgres: bool) -> int:
+    params = decay_params(now, postgres=postgres, lo=lo, hi=hi)
     with transaction.atomic(), connection.cursor() as cursor:
+        if postgres:
+            # Lock first, then read: an UPDATE that found a lead locked by real-time
+            # scoring would, once let through, write the engagement it read before that
+            # scoring committed. Real-time scoring of a lead waits for one range at most;
+            # rows that only reference these leads (NO KEY) do not wait at all.
+            cursor.execute(
+                "SELECT id FROM leads_lead WHERE id BETWEEN %s AND %s "
+                "ORDER BY id FOR NO KEY UPDATE",
+                [lo, hi],
+            )
         cursor.execute(decay_sql(postgres=postgres, returning=True), params)
         changes = cursor.fetchall()
         cursor.execute(decay_sql(postgres=postgres), params)

@@ -944,6 +944,55 @@ def test_adjustment_that_waited_for_the_lock_keeps_what_was_scored_meanwhile(rul
     assert list(scores_verify()) == []
 
 
+@pytest.mark.django_db(transaction=True)
+def test_decay_that_waited_for_the_lock_keeps_what_was_scored_meanwhile(rules):
+    # Given a scored lead (30 fit, no engagement yet)
+    lead = LeadFactory()
+    lead_score(lead_id=lead.pk)
+
+    # When the nightly decay waits for the lead while a page view arrives and is scored
+    errors = while_lead_is_locked(lead, scores_decay)
+
+    # Then the decay carries the new engagement forward instead of writing the old one
+    assert errors == []
+    assert Lead.objects.get(pk=lead.pk).score == 45
+    assert list(scores_verify()) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_decay_holds_no_lead_beyond_its_own_range(rules, settings):
+    # Given three scored leads and decay ranges of one lead
+    settings.SCORING_DECAY_RANGE = 1
+    first, second, third = (LeadFactory() for _ in range(3))
+    for lead in (first, second, third):
+        lead_score(lead_id=lead.pk)
+
+    # When the decay waits for the last lead's lock while the first is scored again
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            scores_decay()
+        except BaseException as exc:  # asserted on below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    with transaction.atomic():
+        Lead.objects.select_for_update().get(pk=third.pk)
+        thread = threading.Thread(target=run)
+        thread.start()
+        time.sleep(0.5)  # the decay is through the first two ranges, waiting on the third
+        # Then the waiting decay does not hold the first lead: it is scored at once
+        Activity.objects.create(lead=first, type=ActivityType.PAGE_VIEW, url=PRICING)
+        lead_score(lead_id=first.pk)
+    thread.join(30)
+    assert not thread.is_alive()
+    assert errors == []
+    assert Lead.objects.get(pk=first.pk).score == 45
+    assert list(scores_verify()) == []
+
+
 def test_leads_that_leave_a_models_segment_fall_back_to_the_default_model(
     db, django_capture_on_commit_callbacks
 ):
