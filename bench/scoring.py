@@ -541,8 +541,8 @@ def render(rows: list[tuple], leads: int, activities: int, workers: int, runs: i
             f"after {LOCK_PATIENCE:.0f} s; the row is the share of leads it could not lock in "
             "that time.",
             "A bare statement holds every lead it wrote until it ends; the product holds the",
-            f"leads of one range until it commits: {rescore:,} lead ids for a rescore (five",
-            f"times that for one engagement rule), {decay:,} for the decay.",
+            f"leads of one range until it commits: {rescore:,} lead ids for a rescore,",
+            f"{decay:,} for the decay.",
         ]
     return "\n".join(lines)
 

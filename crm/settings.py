@@ -431,8 +431,9 @@ HANDOFF_STAGE = env_str("HANDOFF_STAGE", "sql")
 HANDOFF_SLA_HOURS = env_int("HANDOFF_SLA_HOURS", 24)
 # PostgreSQL work_mem for one chunk of a set-based rescore (its window sorts).
 SCORING_WORK_MEM = env_str("SCORING_WORK_MEM", "64MB")
-# Leads per range of a set-based rescore: one task on the bulk queue, one transaction.
-SCORING_RESCORE_RANGE = env_int("SCORING_RESCORE_RANGE", 20_000)
+# Lead ids per range of a set-based rescore: one task on the bulk queue, one transaction
+# that holds its leads until it commits (real-time scoring of them waits for it).
+SCORING_RESCORE_RANGE = env_int("SCORING_RESCORE_RANGE", 5_000)
 # Leads per transaction of the nightly decay: real-time scoring of a lead waits for at
 # most one such range.
 SCORING_DECAY_RANGE = env_int("SCORING_DECAY_RANGE", 5_000)

@@ -37,7 +37,6 @@ from .models import (
     RescoreJob,
     RescoreStatus,
     Rule,
-    RuleKind,
     ScoreEntry,
     ScoringModel,
 )
@@ -285,11 +284,9 @@ def rescore_job_run(
 
 def rescore_job_ranges(job: RescoreJob) -> list[tuple[int, int]]:
     """The lead-id ranges a set-based rescore of ``job`` visits, in order."""
-    id_range = settings.SCORING_RESCORE_RANGE
-    if job.rule_id and job.rule.kind == RuleKind.ENGAGEMENT:
-        # Such a range only visits the rule's matches (see rescore_range): wider is cheaper.
-        id_range *= 5
-    return lead_id_ranges(id_range)
+    # The same width for a rule's rescore: a range holds its leads until it commits, and
+    # a wider one saves little (docs/PERFORMANCE.md).
+    return lead_id_ranges(settings.SCORING_RESCORE_RANGE)
 
 
 def lead_id_ranges(size: int) -> list[tuple[int, int]]:
