@@ -414,9 +414,11 @@ def percentile(values: list[float], pct: float) -> float:
 
 # Real-time scoring's target: a score within a second of the event.
 LOCK_PATIENCE = 1.0
+# Time between one lead-lock probe's end and the next one's start.
+PROBE_EVERY = 0.02
 
 
-def lock_waits_during(action, *, every: float = 0.02) -> tuple[object, list[float]]:
+def lock_waits_during(action) -> tuple[object, list[float]]:
     """Run ``action`` while another connection locks one random lead at a time, the way
     real-time scoring does, giving up after ``LOCK_PATIENCE``; the action's result and
     each lock's wait (``LOCK_PATIENCE`` for those given up: the probe never stalls)."""
@@ -448,7 +450,7 @@ def lock_waits_during(action, *, every: float = 0.02) -> tuple[object, list[floa
                 except psycopg2.errors.LockNotAvailable:
                     waits.append(LOCK_PATIENCE)
                 conn.rollback()
-                time.sleep(every)
+                time.sleep(PROBE_EVERY)
         conn.close()
 
     thread = threading.Thread(target=probe)
@@ -462,7 +464,12 @@ def lock_waits_during(action, *, every: float = 0.02) -> tuple[object, list[floa
 
 
 def late_share(waits: list[float]) -> float:
-    return sum(wait >= LOCK_PATIENCE for wait in waits) / max(len(waits), 1)
+    """The share of the run's time during which a random lead could not be locked in
+    time: each probe stands for the time until the next one, so the probes that waited
+    are not outnumbered by those that did not."""
+    spans = [wait + PROBE_EVERY for wait in waits]
+    late = sum(span for wait, span in zip(waits, spans, strict=True) if wait >= LOCK_PATIENCE)
+    return late / max(sum(spans), 1e-9)
 
 
 def wait_rows(name: str, product: list[float], bare: list[float]) -> list[tuple]:
@@ -472,7 +479,8 @@ def wait_rows(name: str, product: list[float], bare: list[float]) -> list[tuple]
         print(
             f"lock waits during the {who} {name}: {len(got)} probes, "
             f"p50 {percentile(got, 50):.3f} s, p95 {percentile(got, 95):.3f} s, "
-            f"{100 * late_share(got):.1f} % of them {LOCK_PATIENCE:.0f} s or more"
+            f"{sum(w >= LOCK_PATIENCE for w in got)} of them {LOCK_PATIENCE:.0f} s or more, "
+            f"{100 * late_share(got):.1f} % of the time"
         )
     what = f"… leads real-time scoring waits {LOCK_PATIENCE:.0f} s or more for during it"
     return [(what, late_share(product), late_share(bare), None, "share")]
@@ -537,9 +545,11 @@ def render(rows: list[tuple], leads: int, activities: int, workers: int, runs: i
         rescore, decay = (settings_value(f"SCORING_{k}_RANGE") for k in ("RESCORE", "DECAY"))
         lines += [
             "Lead locks: during each run (for the decay, one more run of each) another",
-            "connection locks a random lead every 20 ms, as real-time scoring does, giving up",
-            f"after {LOCK_PATIENCE:.0f} s; the row is the share of leads it could not lock in "
-            "that time.",
+            f"connection locks a random lead every {PROBE_EVERY * 1000:.0f} ms, as real-time "
+            "scoring does, giving up",
+            f"after {LOCK_PATIENCE:.0f} s; the row is the share of the run's time in which the "
+            "lead it tried",
+            "could not be locked in that time (each try counting for the time until the next).",
             "A bare statement holds every lead it wrote until it ends; the product holds the",
             f"leads of one range until it commits: {rescore:,} lead ids for a rescore,",
             f"{decay:,} for the decay.",

@@ -866,9 +866,13 @@ def test_scoring_verify_command_fails_on_a_corrupted_score_and_passes_when_clean
 # --- Scoring that waits for a lead's lock -------------------------------------------------
 
 
-def while_lead_is_locked(lead: Lead, contender) -> list[BaseException]:
+def while_lead_is_locked(
+    lead: Lead, contender, *, scored: Lead | None = None
+) -> list[BaseException]:
     """Start ``contender`` in a thread while this thread holds the lead's row lock; while it
-    waits, a page view arrives and is scored here; then let the contender through."""
+    waits, a page view arrives for ``scored`` (the same lead unless given) and is scored
+    here; then let the contender through."""
+    scored = scored or lead
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -884,8 +888,8 @@ def while_lead_is_locked(lead: Lead, contender) -> list[BaseException]:
         thread = threading.Thread(target=run)
         thread.start()
         time.sleep(0.5)  # the contender has taken its "now" and waits for the lock
-        Activity.objects.create(lead=lead, type=ActivityType.PAGE_VIEW, url=PRICING)
-        lead_score(lead_id=lead.pk)
+        Activity.objects.create(lead=scored, type=ActivityType.PAGE_VIEW, url=PRICING)
+        lead_score(lead_id=scored.pk)
     thread.join(30)
     assert not thread.is_alive()
     return errors
@@ -967,27 +971,11 @@ def test_decay_holds_no_lead_beyond_its_own_range(rules, settings):
     for lead in (first, second, third):
         lead_score(lead_id=lead.pk)
 
-    # When the decay waits for the last lead's lock while the first is scored again
-    errors: list[BaseException] = []
+    # When the decay, through the first two ranges, waits for the last lead's lock while
+    # the first lead is scored again (a decay holding it would deadlock with this)
+    errors = while_lead_is_locked(third, scores_decay, scored=first)
 
-    def run() -> None:
-        try:
-            scores_decay()
-        except BaseException as exc:  # asserted on below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    with transaction.atomic():
-        Lead.objects.select_for_update().get(pk=third.pk)
-        thread = threading.Thread(target=run)
-        thread.start()
-        time.sleep(0.5)  # the decay is through the first two ranges, waiting on the third
-        # Then the waiting decay does not hold the first lead: it is scored at once
-        Activity.objects.create(lead=first, type=ActivityType.PAGE_VIEW, url=PRICING)
-        lead_score(lead_id=first.pk)
-    thread.join(30)
-    assert not thread.is_alive()
+    # Then the first lead was free, and its new points stand
     assert errors == []
     assert Lead.objects.get(pk=first.pk).score == 45
     assert list(scores_verify()) == []
