@@ -434,8 +434,8 @@ SCORING_WORK_MEM = env_str("SCORING_WORK_MEM", "64MB")
 # Lead ids per range of a set-based rescore: one task on the bulk queue, one transaction
 # that holds its leads until it commits (real-time scoring of them waits for it).
 SCORING_RESCORE_RANGE = env_int("SCORING_RESCORE_RANGE", 5_000)
-# Leads per transaction of the nightly decay: real-time scoring of a lead waits for at
-# most one such range.
+# Lead ids per transaction of the nightly decay: real-time scoring of a lead waits for
+# at most one such range.
 SCORING_DECAY_RANGE = env_int("SCORING_DECAY_RANGE", 5_000)
 
 # --- Nurturing (nurturing/, README "Nurture sequences") -------------------------
