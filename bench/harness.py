@@ -83,6 +83,15 @@ def median_of(runs: int, action: Callable[[], object]) -> tuple[float, list[floa
     return statistics.median(times), times
 
 
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile of ``values`` (``nan`` when there are none)."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:

@@ -61,6 +61,7 @@ from urllib.parse import urlencode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness
+from harness import pct
 
 ROOT = harness.ROOT
 URL = os.environ.get(
@@ -144,15 +145,6 @@ def parse() -> argparse.Namespace:
 
 def log(message: str) -> None:
     print(f"[{datetime.now().astimezone():%H:%M:%S}] {message}", flush=True)
-
-
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 def loadavg() -> str:

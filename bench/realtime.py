@@ -50,6 +50,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness
+from harness import pct
 
 ROOT = harness.ROOT
 URL = os.environ.get("BENCH_RT_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/hotlist_bench_rt")
@@ -116,15 +117,6 @@ def parse() -> argparse.Namespace:
 
 
 # --- Small helpers ---------------------------------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile; ``inf`` stands for 'not scored before the deadline'."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
 
 
 def ms(value: float, bound: float | None = None) -> str:

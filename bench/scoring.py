@@ -407,11 +407,6 @@ def decay_product() -> None:
     scores_decay()
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
-
-
 # Real-time scoring's target: a score within a second of the event.
 LOCK_PATIENCE = 1.0
 # Time between one lead-lock probe's end and the next one's start.
@@ -464,25 +459,24 @@ def lock_waits_during(action) -> tuple[object, list[float]]:
 
 
 def late_share(waits: list[float]) -> float:
-    """The share of the run's time during which a random lead could not be locked in
-    time: each probe stands for the time until the next one, so the probes that waited
-    are not outnumbered by those that did not."""
+    """The share of the run's time the probe spent on tries it gave up: each try counts
+    for its wait and the pause after it, so one given up counts a full second."""
     spans = [wait + PROBE_EVERY for wait in waits]
     late = sum(span for wait, span in zip(waits, spans, strict=True) if wait >= LOCK_PATIENCE)
     return late / max(sum(spans), 1e-9)
 
 
 def wait_rows(name: str, product: list[float], bare: list[float]) -> list[tuple]:
-    """The row of real-time scoring's lock waits during the product's run and the bare
-    statement's: the share of leads it could not lock within ``LOCK_PATIENCE``."""
+    """The row of the lead-lock probe during the product's run and the bare statement's
+    (``late_share``); the tries themselves are printed."""
     for who, got in (("product", product), ("bare", bare)):
         print(
             f"lock waits during the {who} {name}: {len(got)} probes, "
-            f"p50 {percentile(got, 50):.3f} s, p95 {percentile(got, 95):.3f} s, "
+            f"p50 {harness.pct(got, 50):.3f} s, p95 {harness.pct(got, 95):.3f} s, "
             f"{sum(w >= LOCK_PATIENCE for w in got)} of them {LOCK_PATIENCE:.0f} s or more, "
             f"{100 * late_share(got):.1f} % of the time"
         )
-    what = f"… leads real-time scoring waits {LOCK_PATIENCE:.0f} s or more for during it"
+    what = f"… time a lead-lock probe spent on tries of {LOCK_PATIENCE:.0f} s or more during it"
     return [(what, late_share(product), late_share(bare), None, "share")]
 
 
@@ -496,12 +490,6 @@ def bare_decay_update() -> None:
             "score = floor(fit_score + engagement_score * power(0.5, 1.0 / 30) + 0.5)"
         )
         transaction.set_rollback(True)
-
-
-def settings_value(name: str):
-    from django.conf import settings
-
-    return getattr(settings, name)
 
 
 def render(rows: list[tuple], leads: int, activities: int, workers: int, runs: int) -> str:
@@ -542,14 +530,16 @@ def render(rows: list[tuple], leads: int, activities: int, workers: int, runs: i
     if any(what.startswith("Nightly decay") for what, *_ in rows):
         lines[-1] += f" Decay figures are medians of {runs} runs."
     if any(row[4:] == ("share",) for row in rows):
-        rescore, decay = (settings_value(f"SCORING_{k}_RANGE") for k in ("RESCORE", "DECAY"))
+        from django.conf import settings
+
+        rescore, decay = settings.SCORING_RESCORE_RANGE, settings.SCORING_DECAY_RANGE
         lines += [
             "Lead locks: during each run (for the decay, one more run of each) another",
             f"connection locks a random lead every {PROBE_EVERY * 1000:.0f} ms, as real-time "
             "scoring does, giving up",
-            f"after {LOCK_PATIENCE:.0f} s; the row is the share of the run's time in which the "
-            "lead it tried",
-            "could not be locked in that time (each try counting for the time until the next).",
+            f"after {LOCK_PATIENCE:.0f} s; the row is the share of the run's time it spent on "
+            "tries it gave up",
+            "(each try counting for its wait and the pause after it).",
             "A bare statement holds every lead it wrote until it ends; the product holds the",
             f"leads of one range until it commits: {rescore:,} lead ids for a rescore,",
             f"{decay:,} for the decay.",
