@@ -26,13 +26,14 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from crm.api.errors import Conflict, ErrorSerializer, PayloadTooLarge
-from crm.api.filters import IntegerFilter
+from crm.api.filters import IntegerFilter, IsoDateTimeFilter
 from crm.api.idempotency import idempotent
 from crm.api.strict import StrictFieldsMixin, check_json_document
 from crm.api.viewsets import RecordViewSet
 from crm.models import Role, User
 from scoring.selectors import lead_explanation
 
+from .activity_times import ActivityTimeError, activity_time
 from .models import (
     Activity,
     ActivityType,
@@ -55,10 +56,6 @@ from .models import (
 from .services import activities_record_many, lead_move_to_stage, lead_save_profile
 
 BULK_MAX = 1000
-# Clocks of event sources drift: an event may claim to be this far in the future.
-CLOCK_SKEW = dt.timedelta(minutes=5)
-# Older times are clock or unit errors (seconds sent as milliseconds, zero dates).
-EARLIEST_ACTIVITY = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 PROPERTIES_MAX_DEPTH = 10
 PROPERTIES_MAX_BYTES = 16 * 1024
 CUSTOM_FIELDS_MAX_BYTES = 16 * 1024
@@ -342,7 +339,7 @@ class LeadFilter(django_filters.FilterSet):
     product_interest = django_filters.CharFilter(
         field_name="product_interests__slug", help_text="A product line's slug."
     )
-    updated_since = django_filters.IsoDateTimeFilter(
+    updated_since = IsoDateTimeFilter(
         field_name="updated_at", lookup_expr="gte", help_text="ISO 8601 date and time."
     )
 
@@ -465,11 +462,10 @@ class ActivityFieldsMixin(serializers.Serializer):
         return value
 
     def validate_occurred_at(self, value: dt.datetime) -> dt.datetime:
-        if value > timezone.now() + CLOCK_SKEW:
-            raise serializers.ValidationError("The activity cannot have happened in the future.")
-        if value < EARLIEST_ACTIVITY:
-            raise serializers.ValidationError("The activity cannot have happened before 2000.")
-        return value
+        try:
+            return activity_time(value, received_at=timezone.now())
+        except ActivityTimeError as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
 
 ACTIVITY_FIELDS = [
@@ -621,16 +617,16 @@ class PlainBatch:
         visible = set(
             Lead.objects.visible_to(user).filter(pk__in=wanted).values_list("pk", flat=True)
         )
-        latest = timezone.now() + CLOCK_SKEW
+        received_at = timezone.now()
         items = []
         for item in raw:
-            clean = self._item(item, visible, latest)
+            clean = self._item(item, visible, received_at)
             if clean is None:
                 return None
             items.append(clean)
         return None if _repeated_keys(items) else items
 
-    def _item(self, item: dict[str, Any], visible: set[int], latest: dt.datetime) -> Any:
+    def _item(self, item: dict[str, Any], visible: set[int], received_at: dt.datetime) -> Any:
         lead, kind = item.get("lead"), item.get("type")
         if not item.keys() <= self.names or type(lead) is not int or lead not in visible:
             return None
@@ -653,7 +649,7 @@ class PlainBatch:
             if not _plain_properties(item["properties"]):
                 return None
         if "occurred_at" in item:
-            clean["occurred_at"] = self._time(item["occurred_at"], latest)
+            clean["occurred_at"] = self._time(item["occurred_at"], received_at)
             if clean["occurred_at"] is None:
                 return None
         return clean
@@ -668,9 +664,10 @@ class PlainBatch:
             return None
         return value
 
-    def _time(self, value: Any, latest: dt.datetime) -> dt.datetime | None:
+    def _time(self, value: Any, received_at: dt.datetime) -> dt.datetime | None:
         """An ISO 8601 time with its offset, as the field reads it (a time without an
-        offset is left to the field, which places it in the current zone)."""
+        offset is left to the field, which places it in the current zone), within
+        ``activity_time``'s bounds and moved back as it moves it."""
         if type(value) is not str or not self.iso_only or self.zone is None:
             return None
         try:
@@ -678,9 +675,9 @@ class PlainBatch:
             if at is None or at.utcoffset() is None:
                 return None
             at = at.astimezone(self.zone)
+            return activity_time(at, received_at=received_at)
         except (ValueError, TypeError, OverflowError):
             return None
-        return at if EARLIEST_ACTIVITY <= at <= latest else None
 
 
 def _plain_properties(value: Any) -> bool:
@@ -719,8 +716,8 @@ class BulkActivityResultSerializer(serializers.Serializer):
 class ActivityFilter(django_filters.FilterSet):
     lead = IntegerFilter(field_name="lead_id")
     type = django_filters.ChoiceFilter(choices=ActivityType.choices)
-    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    occurred_after = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
 
     class Meta:
         model = Activity
@@ -920,7 +917,7 @@ class TaskFilter(django_filters.FilterSet):
     open = django_filters.BooleanFilter(
         field_name="done_at", lookup_expr="isnull", help_text="true: not done yet."
     )
-    due_before = django_filters.IsoDateTimeFilter(field_name="due_at", lookup_expr="lt")
+    due_before = IsoDateTimeFilter(field_name="due_at", lookup_expr="lt")
 
     class Meta:
         model = Task

@@ -7,7 +7,7 @@ answered). Their messages land on the form like any other error, beside the inpu
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -15,14 +15,13 @@ from django.utils import timezone
 
 from crm.forms import Select
 
+from .activity_times import TOO_EARLY, ActivityTimeError, activity_time
 from .handoff_models import Rating
 from .models import ALLOWED_TRANSITIONS, ActivityType, Lead, Stage, Task, TaskKind
 from .selectors import parse_cursor
 
 # What ``<input type="datetime-local">`` sends, with and without seconds.
 LOCAL_DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
-# A touch logged "now" from a phone whose clock runs a little ahead is still accepted.
-CLOCK_SKEW = timedelta(minutes=5)
 
 TOUCH_CHOICES = [
     (ActivityType.CALL.value, "Call"),
@@ -59,9 +58,15 @@ class TouchForm(forms.Form):
 
     def clean_occurred_at(self) -> datetime | None:
         when = self.cleaned_data["occurred_at"]
-        if when is not None and when > timezone.now() + CLOCK_SKEW:
-            raise forms.ValidationError("A touch cannot be logged in the future.")
-        return when
+        if when is None:
+            return None
+        # A touch logged "now" from a phone whose clock runs a little ahead is accepted.
+        try:
+            return activity_time(when, received_at=timezone.now())
+        except ActivityTimeError as exc:
+            if str(exc) == TOO_EARLY:
+                raise forms.ValidationError("A touch cannot be logged before 2000.") from None
+            raise forms.ValidationError("A touch cannot be logged in the future.") from None
 
 
 class NoteForm(forms.Form):

@@ -32,6 +32,7 @@ from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
+from .activity_times import TOO_EARLY, ActivityTimeError, activity_time
 from .assignment import owner_for
 from .handoff_models import HandOff, HandOffStatus, LeadRating, NotificationKind, Rating
 from .models import (
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 
 REASON_MAX = 500
 NOTES_MAX = 5000
+TOUCH_IN_FUTURE = "A touch cannot be in the future."
 # A hand-off whose owner was not notified this long after it was made is queued again.
 STALLED_AFTER = dt.timedelta(minutes=2)
 ESCALATION_BATCH = 500
@@ -438,7 +440,8 @@ def lead_log_touch(
     Stored through ``activities_record``, so it is scored after commit and, as the
     first touch after a hand-off, recorded as its speed to lead. Raises
     ``ValidationError`` keyed by field for another type, notes over 5,000 characters or
-    a time in the future, and ``PermissionDenied`` when ``by`` cannot see the lead.
+    a time ``activity_time`` refuses (one up to its clock skew ahead is taken as now),
+    and ``PermissionDenied`` when ``by`` cannot see the lead.
     """
     now = timezone.now()
     notes = (notes or "").strip()
@@ -448,8 +451,13 @@ def lead_log_touch(
         errors["type"] = f"Log one of: {labels}."
     if len(notes) > NOTES_MAX:
         errors["notes"] = f"Use at most {NOTES_MAX} characters."
-    if occurred_at is not None and occurred_at > now + dt.timedelta(minutes=5):
-        errors["occurred_at"] = "A touch cannot be in the future."
+    if occurred_at is not None:
+        try:
+            occurred_at = activity_time(occurred_at, received_at=now)
+        except ActivityTimeError as exc:
+            errors["occurred_at"] = (
+                "A touch cannot be before 2000." if str(exc) == TOO_EARLY else TOUCH_IN_FUTURE
+            )
     if errors:
         raise ValidationError(errors)
     _check_visible(lead, by)

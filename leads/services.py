@@ -312,7 +312,7 @@ def _submitted_lead_values(form: WebForm, data: PostedFields) -> dict[str, str]:
         value = posted_value(data, posted)
         if target == "email":
             value = normalize_email(value)
-            message = _email_error(value)
+            message = email_error(value)
             if message:
                 errors[posted] = [message]
                 continue
@@ -330,12 +330,23 @@ def _submitted_lead_values(form: WebForm, data: PostedFields) -> dict[str, str]:
     return values
 
 
-def _email_error(email: str) -> str:
+def email_error(email: str) -> str:
+    """Why a lead cannot have this (normalized) email address; empty when it can.
+
+    Web forms and tracking calls accept the same addresses. A domain may be
+    internationalized (it is checked in its ASCII form), the mailbox name before the ``@``
+    may not: Django's validator and many mail servers take only ASCII there.
+    """
     if not email:
         return "Enter an email address."
     try:
         validate_email(email)
     except ValidationError:
+        if not email.rpartition("@")[0].isascii():
+            return (
+                "Enter an address whose part before the @ is in ASCII letters, digits and "
+                "punctuation: internationalized mailbox names are not accepted."
+            )
         return "Enter a valid email address."
     if len(email) > Lead._meta.get_field("email").max_length:
         return "This email address is too long."

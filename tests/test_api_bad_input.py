@@ -144,6 +144,40 @@ REST_CASES = [
         "activities.0.properties",
     ),
     (BULK, {"activities": [activity()], "extra": 1}, JSON, 400, "invalid", "extra"),
+    (
+        BULK,
+        '{"activities": [{"lead": "L", "type": "call"}, '
+        '{"lead": "L", "type": "call", "properties": {"p": 1e999}}]}',
+        JSON,
+        400,
+        "invalid",
+        "activities.1.properties",
+    ),
+    (
+        ACTIVITIES,
+        '{"lead": "L", "type": "call", "properties": {"p": [-1e999]}}',
+        JSON,
+        400,
+        "invalid",
+        "properties",
+    ),
+    (
+        LEADS,
+        '{"email": "ada@example.com", "custom_fields": {"n": 1e999}}',
+        JSON,
+        400,
+        "invalid",
+        "custom_fields",
+    ),
+    (ACTIVITIES, activity(occurred_at="9999-12-31T23:59:59Z"), JSON, 400, "invalid", "occurred_at"),
+    (
+        ACTIVITIES,
+        activity(occurred_at="0001-01-01T00:00:00+15:00"),
+        JSON,
+        400,
+        "invalid",
+        "occurred_at",
+    ),
     (BULK, {"activities": [activity()] * 1001}, JSON, 413, "too_large", None),
 ]
 
@@ -238,6 +272,7 @@ FORM_CASES = [
         "fname",
     ),
     ({"email": "ada@example.com", "notes": "x" * 70_000}, JSON, 413, "too_large", None),
+    ({"email": "zoë@example.com"}, JSON, 400, "invalid", "email"),
     ("email=ada@example.com", "text/plain", 415, "unsupported_media_type", None),
 ]
 
@@ -264,6 +299,51 @@ def test_form_endpoint_refuses_bad_input_and_stores_nothing(
     if field is not None:
         assert field in error["fields"], error
     assert counts() == before
+
+
+def test_a_form_key_with_a_nul_answers_404(db):
+    response = Client().post("/f/%00/", {"email": "ada@example.com"}, HTTP_ACCEPT=JSON)
+
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "not_found"
+    assert counts() == (0, 0, 0)
+
+
+def test_a_non_ascii_mailbox_name_is_refused_saying_why(web_form):
+    response = Client().post(f"/f/{web_form.key}/", {"email": "zoë@example.com"}, HTTP_ACCEPT=JSON)
+
+    assert response.status_code == 400
+    (message,) = error_of(response)["fields"]["email"]
+    assert "before the @" in message
+
+
+# --- Filters ---------------------------------------------------------------------------
+
+FILTER_CASES = [
+    ("/api/v1/leads/", "updated_since"),
+    ("/api/v1/activities/", "occurred_after"),
+    ("/api/v1/activities/", "occurred_before"),
+    ("/api/v1/tasks/", "due_before"),
+]
+
+
+@pytest.mark.parametrize(("path", "name"), FILTER_CASES)
+@pytest.mark.parametrize("offset", ["+16:00", "-15:59:30", "+23:59"])
+def test_a_time_filter_with_an_offset_beyond_15_59_answers_400(rep, path, name, offset):
+    response = token_client(rep).get(path, {name: f"2026-01-01T00:00:00{offset}"})
+
+    assert response.status_code == 400, response.content
+    (message,) = error_of(response)["fields"][name]
+    assert "-15:59 and +15:59" in message
+
+
+@pytest.mark.parametrize(("path", "name"), FILTER_CASES)
+def test_a_time_filter_takes_the_largest_offsets_in_use(rep, path, name):
+    api = token_client(rep)
+
+    answers = [api.get(path, {name: f"2026-01-01T00:00:00{o}"}) for o in ("+14:00", "-15:59")]
+
+    assert [a.status_code for a in answers] == [200, 200]
 
 
 def test_form_keeps_emoji_and_right_to_left_text(web_form):
@@ -308,7 +388,7 @@ TRACKING_CASES = [
     ),
     ("track", track(properties={"blob": "x" * 40_000}), JSON, 400, "too_large"),
     ("batch", {"batch": "track"}, JSON, 400, "invalid_request"),
-    ("batch", {"batch": [track(), track(context={"ip": "\u0000"})]}, JSON, 400, "invalid_request"),
+    ("batch", {"batch": [track()], "context": {"ip": "\u0000"}}, JSON, 400, "invalid_request"),
 ]
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+import django_filters.fields
 from django import forms
 from rest_framework.filters import OrderingFilter
 from rest_framework.request import Request
+
+from crm.timestamps import OFFSET_OUT_OF_RANGE, offset_out_of_range
 
 
 class StableOrderingFilter(OrderingFilter):
@@ -33,3 +36,20 @@ class IntegerFilter(django_filters.NumberFilter):
         kwargs.setdefault("min_value", 1)
         kwargs.setdefault("max_value", 2**63 - 1)
         super().__init__(*args, **kwargs)
+
+
+class StorableIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 time whose UTC offset the database can store (see ``crm.timestamps``)."""
+
+    def to_python(self, value: Any) -> Any:
+        at = super().to_python(value)
+        if at is not None and offset_out_of_range(at):
+            raise forms.ValidationError(OFFSET_OUT_OF_RANGE, code="invalid")
+        return at
+
+
+class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """``django_filters.IsoDateTimeFilter`` answering 400 for an offset beyond ±15:59,
+    which would otherwise reach PostgreSQL and fail there."""
+
+    field_class = StorableIsoDateTimeField

@@ -3,7 +3,8 @@
 DRF ignores fields a serializer does not know, so a misspelt ``frist_name`` would be
 dropped silently; here it answers 400 naming the field. Free-form JSON (activity
 properties, custom fields) is checked for what PostgreSQL cannot store (NUL characters,
-lone surrogates) and for size and depth, so bad input is a field error, never a 500.
+lone surrogates, numbers that are not finite) and for size and depth, so bad input is a
+field error, never a 500.
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ from typing import Any
 from rest_framework import serializers
 
 UNKNOWN_FIELD = "This field is not known."
+# Python's JSON parser reads NaN and Infinity, and 1e999 as infinity; JSON has no such
+# numbers, and PostgreSQL's JSONB refuses them.
+NOT_FINITE = (
+    "Numbers must be finite: NaN, Infinity and numbers beyond ±1.8e308 (such as 1e999) "
+    "cannot be stored."
+)
 
 
 class StrictFieldsMixin(serializers.Serializer):
@@ -30,19 +37,22 @@ class StrictFieldsMixin(serializers.Serializer):
 
 def check_json_document(value: Any, *, max_depth: int, max_bytes: int) -> None:
     """Raise ``ValidationError`` unless ``value`` nests at most ``max_depth`` levels, takes
-    at most ``max_bytes`` as compact JSON, and holds no NUL or lone surrogate in any text.
+    at most ``max_bytes`` as compact JSON, holds no NUL or lone surrogate in any text and
+    no number that is not finite.
 
     The compact JSON text answers all three for most documents at once: it has at least
     as many brackets as the document has levels, shows a NUL as ``\\u0000`` and keeps a
     lone surrogate, which UTF-8 cannot encode. Only a document it cannot clear is walked.
     """
     try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         size: int | None = len(text.encode())
     except RecursionError:  # nested deeper than the encoder goes, so far too deep
         text, size = "", None
     except UnicodeEncodeError:
         size = None
+    except ValueError:  # what ``allow_nan=False`` raises
+        raise serializers.ValidationError(NOT_FINITE) from None
     if size is None or text.count("{") + text.count("[") > max_depth or "\\u0000" in text:
         if json_depth(value) > max_depth:
             raise serializers.ValidationError(f"Nest at most {max_depth} levels deep.")
