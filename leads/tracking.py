@@ -18,14 +18,15 @@ from dataclasses import field as dataclass_field
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from crm.timestamps import offset_out_of_range
+
+from .activity_times import TOO_EARLY, ActivityTimeError, activity_time
 from .models import (
     Activity,
     ActivityType,
@@ -45,6 +46,7 @@ from .services import (
     activities_record,
     activities_record_many,
     company_named,
+    email_error,
     lead_update_fields,
     lead_upsert_by_email,
 )
@@ -57,6 +59,8 @@ EVENT_TYPES = ("track", "page", "screen")
 TRACKING_SOURCE = "tracking"
 PENDING_MAX_AGE = dt.timedelta(days=30)
 ID_MAX_LENGTH = 200
+# What ``Company.employee_count`` (a positive integer column) holds at most.
+EMPLOYEES_MAX = 2**31 - 1
 
 # Lead field → the trait names that fill it, first non-empty wins.
 TRAIT_NAMES = {
@@ -110,6 +114,7 @@ def tracking_message_parse(
     user_id = _id_text(raw, "userId")
     anonymous_id = _id_text(raw, "anonymousId")
     _check_required(kind, raw, user_id=user_id, anonymous_id=anonymous_id)
+    _check_traits(kind, raw)
     return TrackingMessage(
         type=kind,
         raw={**raw, "type": kind},
@@ -146,25 +151,65 @@ def _check_required(kind: str, raw: dict[str, Any], *, user_id: str, anonymous_i
     for name in ("traits", "properties", "context"):
         if raw.get(name) is not None and not isinstance(raw[name], dict):
             raise InvalidMessage(f"has {name} that are not a JSON object")
+    context_traits = (raw.get("context") or {}).get("traits")
+    if context_traits is not None and not isinstance(context_traits, dict):
+        raise InvalidMessage("has context.traits that are not a JSON object")
+
+
+def _check_traits(kind: str, raw: dict[str, Any]) -> None:
+    """Refuse the traits a lead or company could not take: an identify's email that no
+    form would accept either, a group's employee count beyond what is stored."""
+    if kind == "identify":
+        email = normalize_email(_text(identify_traits(raw), "email"))
+        problem = email_error(email) if email else ""
+        if problem:
+            raise InvalidMessage(f"has an email trait “{email[:100]}” that is refused: {problem}")
+    elif kind == "group":
+        _employee_count(raw.get("traits") or {})
+
+
+def identify_traits(raw: dict[str, Any]) -> dict[str, Any]:
+    """An identify call's traits: ``traits``, over ``context.traits`` where both name one.
+
+    Segment's libraries send them at the top level; RudderStack's Python SDK sends them
+    in ``context.traits`` only, which Segment's spec also allows.
+    """
+    context = raw.get("context") or {}
+    in_context = context.get("traits") if isinstance(context.get("traits"), dict) else {}
+    return {**in_context, **(raw.get("traits") or {})}
 
 
 def _occurred_at(raw: dict[str, Any], received_at: dt.datetime) -> dt.datetime:
     """Segment's clock-skew correction: with ``sentAt``, the client's clock only measures
-    how long ago the event happened, ``receivedAt - (sentAt - timestamp)``."""
+    how long ago the event happened, ``receivedAt - (sentAt - timestamp)``. The result
+    then follows the rule for every activity's time (``activity_time``)."""
     timestamp = _datetime(raw, "timestamp") or _datetime(raw, "originalTimestamp")
     sent_at = _datetime(raw, "sentAt")
+    at = timestamp or received_at
     if sent_at is not None:
-        return received_at - (sent_at - timestamp) if timestamp else received_at
-    return timestamp or received_at
+        try:
+            at = received_at - (sent_at - timestamp) if timestamp else received_at
+        except OverflowError:
+            raise InvalidMessage("has a timestamp and a sentAt too far apart") from None
+    try:
+        return activity_time(at, received_at=received_at)
+    except ActivityTimeError as exc:
+        when = "before 2000" if str(exc) == TOO_EARLY else "in the future"
+        raise InvalidMessage(f"is dated {when} ({at.isoformat()})") from None
 
 
 def _datetime(raw: dict[str, Any], name: str) -> dt.datetime | None:
     value = raw.get(name)
     if value is None or value == "":
         return None
-    parsed = parse_datetime(value) if isinstance(value, str) else None
+    try:
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:  # an offset of a day or more
+        parsed = None
     if parsed is None:
         raise InvalidMessage(f"has a {name} that is not an ISO 8601 date and time")
+    if offset_out_of_range(parsed):
+        raise InvalidMessage(f"has a {name} with a UTC offset beyond ±15:59")
     if timezone.is_naive(parsed):
         parsed = parsed.replace(tzinfo=dt.UTC)
     return parsed
@@ -354,8 +399,7 @@ def _keep_pending(message: TrackingMessage, *, user_id: str, anonymous_id: str) 
 
 
 def _identify(message: TrackingMessage, lead: Lead | None) -> None:
-    traits = message.raw.get("traits") or {}
-    values = _lead_values(traits)
+    values = _lead_values(identify_traits(message.raw))
     if "email" in values:
         lead, _ = lead_upsert_by_email(values=values, fill_empty=_attribution(message.raw))
     else:
@@ -415,7 +459,9 @@ def _replay_pending(lead: Lead, *, user_ids: list[str], anonymous_ids: list[str]
             TrackingMessage(
                 type=event.type,
                 raw=raw,
-                occurred_at=event.occurred_at,
+                # Kept before future times were refused, an event may be dated after it
+                # was received; it is taken as received then, as it would be now.
+                occurred_at=min(event.occurred_at, event.received_at),
                 message_id=event.message_id,
                 user_id=_id_text(raw, "userId"),
                 anonymous_id=_id_text(raw, "anonymousId"),
@@ -537,10 +583,26 @@ def _company_values(traits: dict[str, Any], *, name: str) -> dict[str, Any]:
     for choice in Industry:
         if industry and industry in (choice.value, str(choice.label).lower()):
             values["industry"] = choice.value
-    employees = traits.get("employees")
-    if isinstance(employees, int | float | str) and str(employees).strip().isdigit():
-        values["employee_count"] = int(str(employees).strip())
+    try:
+        employees = _employee_count(traits)
+    except InvalidMessage:  # kept before such counts were refused
+        employees = None
+    if employees is not None:
+        values["employee_count"] = employees
     return values
+
+
+def _employee_count(traits: dict[str, Any]) -> int | None:
+    """``traits.employees`` when it is a whole number (a JSON number or digits), else
+    None; ``InvalidMessage`` when it is one too large to store."""
+    text = _text(traits, "employees")
+    # Not ``isdigit()``: it takes superscripts such as "²", which ``int()`` refuses.
+    if not text.isdecimal():
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(EMPLOYEES_MAX)) or int(digits) > EMPLOYEES_MAX:
+        raise InvalidMessage(f"has more employees than {EMPLOYEES_MAX:,} in its traits")
+    return int(digits)
 
 
 def _domain(website: str) -> str:
@@ -559,7 +621,7 @@ def _lead_values(traits: dict[str, Any]) -> dict[str, Any]:
     """Lead fields from identify traits; values that do not fit are left out or cut."""
     values: dict[str, Any] = {}
     email = normalize_email(_text(traits, "email"))
-    if email and _is_email(email):
+    if email and not email_error(email):
         values["email"] = email
     for field, names in TRAIT_NAMES.items():
         text = next((_text(traits, n) for n in names if _text(traits, n)), "")
@@ -579,14 +641,6 @@ def _lead_values(traits: dict[str, Any]) -> dict[str, Any]:
     if company_name:
         values["company"] = company_named(company_name[:200])
     return values
-
-
-def _is_email(email: str) -> bool:
-    try:
-        validate_email(email)
-    except ValidationError:
-        return False
-    return len(email) <= Lead._meta.get_field("email").max_length
 
 
 def _attribution(raw: dict[str, Any]) -> dict[str, str]:

@@ -4,9 +4,12 @@ libraries send to Hotlist by changing only their host.
 No login and no CSRF token: a write key only submits events and reads nothing back. It
 comes as the user name of HTTP Basic auth (empty password) or as ``writeKey`` in the body.
 Answers follow Segment: ``200 {"success": true}``; errors ``{"success": false, "code",
-"message"}`` (the official clients read ``code`` and ``message``). A request with one bad
-message is rejected whole and stores nothing, as Segment does. Any origin may call it
-(CORS ``*``): browsers send with a public write key, and answers reveal nothing.
+"message"}`` (the official clients read ``code`` and ``message``). A single call that
+cannot be stored answers 400. A batch is stored but for its messages that cannot be,
+which its 200 answer lists under ``rejected`` with their reasons: the official clients
+drop or retry a whole batch answered with an error, valid messages included. Any origin
+may call it (CORS ``*``): browsers send with a public write key, and answers reveal
+nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import re
 import zlib
 from typing import Any
@@ -23,7 +27,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from crm.api.strict import unstorable_text
+from crm.api.strict import NOT_FINITE, unstorable_text
 from crm.rate_limits import body_exceeds, rate_limit_hit
 
 from .models import TrackingKey
@@ -43,6 +47,7 @@ BATCH_DEFAULTS = ("context", "integrations", "sentAt")
 # \u0000 or \ud800: a body with neither (and no zero byte, which UTF-16 and UTF-32,
 # also accepted, are full of) needs no walk through every value.
 MAYBE_UNSTORABLE = re.compile(rb"\x00|\\u(?:0000|[dD][89a-fA-F])")
+logger = logging.getLogger(__name__)
 
 
 class Rejected(Exception):
@@ -89,19 +94,25 @@ def _accept(request: HttpRequest, call: str, received_at: Any) -> JsonResponse:
         write_key = payload.get("writeKey")
         key = _authenticated(write_key if isinstance(write_key, str) else "")
     _check_rate_limit(key)
+    rejected: list[dict[str, Any]] = []
     if batch:
-        messages = _batch_messages(payload, received_at)
+        positions, messages, rejected = _batch_messages(payload, received_at)
     else:
-        messages = [_parsed(payload, received_at, call_type=call)]
-    duplicates = tracking_messages_ingest(messages=messages)
+        positions, messages = [0], [_parsed(payload, received_at, call_type=call)]
+    duplicates = [positions[i] for i in tracking_messages_ingest(messages=messages)]
     key.touch()
-    # Segment answers {"success": true}; a repeat also says it was one, which clients
-    # that only read "success" ignore.
+    for rejection in rejected:
+        logger.warning("Tracking key %s: %s", key.pk, rejection["message"])
+    # Segment answers {"success": true}; a repeat also says it was one, and a batch
+    # names the messages it could not store, which clients that only read "success"
+    # ignore.
     answer: dict[str, Any] = {"success": True}
     if batch and duplicates:
         answer["duplicates"] = duplicates
     elif duplicates:
         answer["duplicate"] = True
+    if rejected:
+        answer["rejected"] = rejected
     return JsonResponse(answer)
 
 
@@ -168,38 +179,70 @@ def _json_object(body: bytes) -> dict[str, Any]:
         raise Rejected(400, "invalid_request", "The body is not valid JSON.") from None
     if not isinstance(payload, dict):
         raise Rejected(400, "invalid_request", "The body is not a JSON object.")
-    problem = unstorable_text(payload) if MAYBE_UNSTORABLE.search(body) else None
+    # The messages are checked one by one; this is the rest (the write key, a batch's
+    # defaults), which no message can be stored without.
+    envelope = {name: value for name, value in payload.items() if name != "batch"}
+    problem = unstorable_text(envelope) if MAYBE_UNSTORABLE.search(body) else None
     if problem:
         raise Rejected(400, "invalid_request", problem)
     return payload
 
 
-def _batch_messages(payload: dict[str, Any], received_at: Any) -> list[TrackingMessage]:
+def _batch_messages(
+    payload: dict[str, Any], received_at: Any
+) -> tuple[list[int], list[TrackingMessage], list[dict[str, Any]]]:
+    """The batch's messages that can be stored with their positions in it, and the
+    rejections of the others (``index``, ``code``, ``message``)."""
     items = payload.get("batch")
     if not isinstance(items, list):
         raise Rejected(400, "invalid_request", "The body has no batch list.")
     defaults = {name: payload[name] for name in BATCH_DEFAULTS if name in payload}
-    messages = []
+    positions, messages, rejected = [], [], []
     for index, item in enumerate(items):
-        if isinstance(item, dict):
-            _check_message_size(item, f"Message {index} of the batch")
-            item = {**defaults, **item}
-        messages.append(_parsed(item, received_at, index=index))
-    return messages
-
-
-def _check_message_size(item: dict[str, Any], label: str) -> None:
-    limit = settings.TRACKING_MAX_MESSAGE_BYTES
-    size = len(json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode())
-    if size > limit:
-        raise Rejected(400, "too_large", f"{label} is larger than {limit // 1024} KB.")
+        try:
+            message = _parsed(
+                {**defaults, **item} if isinstance(item, dict) else item,
+                received_at,
+                index=index,
+            )
+        except Rejected as rejection:
+            rejected.append({"index": index, "code": rejection.code, "message": rejection.message})
+            continue
+        positions.append(index)
+        messages.append(message)
+    return positions, messages, rejected
 
 
 def _parsed(
     raw: Any, received_at: Any, *, call_type: str | None = None, index: int | None = None
 ) -> TrackingMessage:
+    """One message checked and parsed; ``Rejected`` says why it cannot be stored."""
+    label = "The message" if index is None else f"Message {index} of the batch"
+    if isinstance(raw, dict):
+        _check_storable(raw, label)
     try:
         return tracking_message_parse(raw, received_at=received_at, call_type=call_type)
     except InvalidMessage as exc:
-        label = "The message" if index is None else f"Message {index} of the batch"
         raise Rejected(400, "invalid_request", f"{label} {exc}.") from None
+
+
+def _check_storable(item: dict[str, Any], label: str) -> None:
+    """Refuse a message over the size limit or holding what PostgreSQL cannot store:
+    NUL, a lone surrogate, a number that is not finite (see ``crm.api.strict``)."""
+    try:
+        text = json.dumps(item, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise Rejected(400, "invalid_request", f"{label}: {NOT_FINITE}") from None
+    except RecursionError:
+        raise Rejected(400, "invalid_request", f"{label} is nested too deeply.") from None
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:
+        size = 0
+    if not size or "\\u0000" in text:
+        problem = unstorable_text(item)
+        if problem:
+            raise Rejected(400, "invalid_request", f"{label}: {problem}")
+    limit = settings.TRACKING_MAX_MESSAGE_BYTES
+    if size > limit:
+        raise Rejected(400, "too_large", f"{label} is larger than {limit // 1024} KB.")

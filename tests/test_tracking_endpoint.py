@@ -292,9 +292,6 @@ def test_without_sent_at_the_timestamp_is_taken_as_is(client, write_key):
         ("alias", {"userId": "u-1"}, "without both userId and previousId"),
         ("page", {"userId": "u-1", "timestamp": "yesterday"}, "timestamp"),
         ("batch", {"messages": []}, "no batch list"),
-        ("batch", {"batch": [{"type": "identify", **identify()}, {"userId": "u-1"}]}, "Message 1"),
-        ("batch", {"batch": [{"type": "explode", "userId": "u"}]}, "unknown type"),
-        ("batch", {"batch": [identify(type="identify"), "x"]}, "Message 1 of the batch is not"),
     ],
 )
 def test_malformed_calls_answer_400_naming_the_problem_and_store_nothing(
@@ -306,6 +303,43 @@ def test_malformed_calls_answer_400_naming_the_problem_and_store_nothing(
     assert response.json()["success"] is False
     assert message in response.json()["message"], response.json()
     assert nothing_stored()
+
+
+def test_a_batch_refuses_its_malformed_messages_alone(client, write_key):
+    # Given a batch whose messages 1 to 3 are malformed around a valid identify
+    batch = [
+        identify(type="identify"),
+        {"userId": "u-1"},
+        {"type": "explode", "userId": "u"},
+        "x",
+    ]
+
+    # When it is sent
+    response = send(client, "batch", {"batch": batch}, key=write_key)
+
+    # Then the identify is stored and each bad message is named with its reason
+    assert response.status_code == 200
+    assert response.json() == {
+        "success": True,
+        "rejected": [
+            {
+                "index": 1,
+                "code": "invalid_request",
+                "message": "Message 1 of the batch has no type.",
+            },
+            {
+                "index": 2,
+                "code": "invalid_request",
+                "message": "Message 2 of the batch has an unknown type “explode”.",
+            },
+            {
+                "index": 3,
+                "code": "invalid_request",
+                "message": "Message 3 of the batch is not a JSON object.",
+            },
+        ],
+    }
+    assert Lead.objects.get().email == EMAIL
 
 
 def test_a_bad_gzip_body_answers_400(client, write_key):
@@ -321,21 +355,28 @@ def test_a_bad_gzip_body_answers_400(client, write_key):
     assert "gzip" in response.json()["message"]
 
 
-def test_a_message_over_32_kb_answers_400_and_stores_nothing(client, write_key):
+def test_a_message_over_32_kb_is_refused_alone(client, write_key):
     big = identify(traits={"email": EMAIL, "notes": "x" * (32 * 1024)})
 
     single = send(client, "identify", big, key=write_key)
+    assert single.status_code == 400
+    assert "32 KB" in single.json()["message"]
+    assert nothing_stored()
+
     in_batch = send(
         client,
         "batch",
         {"batch": [identify(type="identify"), {"type": "identify", **big}]},
         key=write_key,
     )
-
-    assert (single.status_code, in_batch.status_code) == (400, 400)
-    assert "32 KB" in single.json()["message"]
-    assert "Message 1 of the batch" in in_batch.json()["message"]
-    assert nothing_stored()
+    assert in_batch.status_code == 200
+    (rejection,) = in_batch.json()["rejected"]
+    assert rejection == {
+        "index": 1,
+        "code": "too_large",
+        "message": "Message 1 of the batch is larger than 32 KB.",
+    }
+    assert Lead.objects.count() == 1
 
 
 def test_a_batch_over_500_kb_answers_400_and_stores_nothing(client, write_key):
