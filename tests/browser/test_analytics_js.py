@@ -28,16 +28,28 @@ SHOP_PAGE = """<!doctype html>
 <script>
   const analytics = AnalyticsNext.AnalyticsBrowser.load(
     {writeKey: WRITE_KEY, cdnURL: "SHOP", cdnSettings: {integrations: {"Segment.io": {
-      apiKey: WRITE_KEY, apiHost: "API_HOST", protocol: "http"}}}},
+      apiKey: WRITE_KEY, apiHost: "API_HOST", protocol: "http", DELIVERY}}}},
   );
   window.done = (async () => {
-    await analytics.page("Pricing");
-    await analytics.identify("u-1", {email: "ada@fleet.example", firstName: "Ada"});
-    await analytics.track("Demo Requested", {plan: "fleet"});
+    CALLS
     return "sent";
   })();
 </script></head><body><h1>Fleet pricing</h1></body></html>
 """
+ONE_BY_ONE_CALLS = """
+    await analytics.page("Pricing");
+    await analytics.identify("u-1", {email: "ada@fleet.example", firstName: "Ada"});
+    await analytics.track("Demo Requested", {plan: "fleet"});
+"""
+# Five calls sent together to /v1/b; the fourth is dated in the year 2999.
+BATCHED_CALLS = """
+    analytics.page("Pricing");
+    analytics.identify("u-1", {email: "ada@fleet.example", firstName: "Ada"});
+    analytics.track("Demo Requested", {plan: "fleet"});
+    analytics.track("Quote Requested", {}, {timestamp: new Date("2999-01-01T00:00:00Z")});
+    await analytics.track("Webinar Registered", {});
+"""
+BATCHING = 'deliveryStrategy: {strategy: "batching", config: {size: 5, timeout: 10000}}'
 
 
 @pytest.fixture
@@ -50,14 +62,17 @@ def library() -> Path:
     return LIBRARY
 
 
-def test_analytics_js_on_a_shop_page_feeds_the_lead(page, live_server, library, default_events):
-    # Given a write key, and a shop page loading analytics.js pointed at Hotlist
+def visit_shop(page, live_server, library, *, calls: str, delivery: str = "") -> list[str]:
+    """Open the shop's pricing page, whose script makes ``calls`` with analytics.js
+    pointed at Hotlist; the addresses the browser tried to reach elsewhere."""
     _, secret = TrackingKey.objects.issue(name="Website")
     api_host = live_server.url.removeprefix("http://") + "/v1"
     html = (
         SHOP_PAGE.replace("WRITE_KEY", json.dumps(secret))
         .replace("SHOP", SHOP)
         .replace("API_HOST", api_host)
+        .replace("CALLS", calls)
+        .replace("DELIVERY", delivery)
     )
     elsewhere: list[str] = []
 
@@ -85,17 +100,27 @@ def test_analytics_js_on_a_shop_page_feeds_the_lead(page, live_server, library, 
         block,
     )
 
-    # When a visitor reads the pricing page, then identifies and requests a demo
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{SHOP}/pricing")
     assert page.evaluate("window.done") == "sent", errors
+    return elsewhere
+
+
+def wait_for_activities(count: int) -> None:
+    deadline = time.monotonic() + 10
+    while Activity.objects.count() < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def test_analytics_js_on_a_shop_page_feeds_the_lead(page, live_server, library, default_events):
+    # When a visitor reads a shop's pricing page, whose analytics.js is pointed at
+    # Hotlist, then identifies and requests a demo
+    elsewhere = visit_shop(page, live_server, library, calls=ONE_BY_ONE_CALLS)
 
     # Then Hotlist has the lead with the page view it saw before identifying and the demo
     # request (both on the page they came from), and the browser talked to nobody else
-    deadline = time.monotonic() + 10
-    while Activity.objects.count() < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for_activities(2)
     lead = Lead.objects.get()
     assert (lead.email, lead.first_name) == ("ada@fleet.example", "Ada")
     stored = set(Activity.objects.filter(lead=lead).values_list("type", "url"))
@@ -103,4 +128,22 @@ def test_analytics_js_on_a_shop_page_feeds_the_lead(page, live_server, library, 
         (ActivityType.PAGE_VIEW, f"{SHOP}/pricing"),
         (ActivityType.DEMO_REQUEST, f"{SHOP}/pricing"),
     }
+    assert elsewhere == []
+
+
+def test_analytics_js_batch_keeps_its_valid_calls_around_a_refused_one(
+    page, live_server, library, default_events
+):
+    # When analytics.js, batching, sends five calls together, one dated in the year 2999
+    elsewhere = visit_shop(page, live_server, library, calls=BATCHED_CALLS, delivery=BATCHING)
+
+    # Then the four others are stored: the lead, its page view, demo and webinar
+    wait_for_activities(3)
+    time.sleep(0.5)  # nothing more arrives
+    lead = Lead.objects.get()
+    assert lead.email == "ada@fleet.example"
+    stored = sorted(Activity.objects.filter(lead=lead).values_list("type", flat=True))
+    assert stored == sorted(
+        [ActivityType.PAGE_VIEW, ActivityType.DEMO_REQUEST, ActivityType.WEBINAR_REGISTRATION]
+    )
     assert elsewhere == []
