@@ -608,7 +608,10 @@ def _employee_count(traits: dict[str, Any]) -> int | None:
 def _domain(website: str) -> str:
     if not website:
         return ""
-    host = urlsplit(website if "//" in website else f"//{website}").hostname or ""
+    try:
+        host = urlsplit(website if "//" in website else f"//{website}").hostname or ""
+    except ValueError:  # such as an unclosed "[" of an IPv6 address
+        return ""
     return host.removeprefix("www.")[:253]
 
 

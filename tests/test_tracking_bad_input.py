@@ -185,3 +185,13 @@ def test_a_non_ascii_mailbox_name_is_refused_saying_why_nothing_pending(client, 
     assert response.status_code == 400
     assert "before the @" in response.json()["message"]
     assert nothing_stored()
+
+
+def test_a_group_whose_website_is_no_url_finds_its_company_by_name(client, write_key):
+    send(client, "identify", {"userId": "u-1", "traits": {"email": EMAIL}}, key=write_key)
+    body = {"userId": "u-1", "groupId": "g-1", "traits": {"name": "Fleet", "website": "http://[x"}}
+
+    response = send(client, "group", body, key=write_key)
+
+    assert response.json() == {"success": True}
+    assert Lead.objects.get().company == Company.objects.get(name="Fleet", domain="")
