@@ -236,13 +236,15 @@ def _check_storable(item: dict[str, Any], label: str) -> None:
     except RecursionError:
         raise Rejected(400, "invalid_request", f"{label} is nested too deeply.") from None
     try:
-        size = len(text.encode())
-    except UnicodeEncodeError:
-        size = 0
-    if not size or "\\u0000" in text:
+        size: int | None = len(text.encode())
+    except UnicodeEncodeError:  # a lone surrogate
+        size = None
+    # The text shows a NUL as \u0000; a literal backslash-u0000 looks the same, hence
+    # the walk to tell.
+    if size is None or "\\u0000" in text:
         problem = unstorable_text(item)
         if problem:
             raise Rejected(400, "invalid_request", f"{label}: {problem}")
     limit = settings.TRACKING_MAX_MESSAGE_BYTES
-    if size > limit:
+    if size is not None and size > limit:
         raise Rejected(400, "too_large", f"{label} is larger than {limit // 1024} KB.")
