@@ -46,7 +46,8 @@ ROLE_PERMISSIONS: dict[Role, dict[str, dict[str, tuple[str, ...]]]] = {
             "assignmentrule": _ALL,
             "leadrating": ("add", "change", "view"),
         },
-        "crm": {"team": ("view", "change"), "user": ("view",)},
+        # Teams and their members are set by admins; a manager reads their own.
+        "crm": {"team": ("view",), "user": ("view",)},
     },
     Role.MARKETER: {
         "leads": {
