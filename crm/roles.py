@@ -43,7 +43,8 @@ ROLE_PERMISSIONS: dict[Role, dict[str, dict[str, tuple[str, ...]]]] = {
             "note": _ALL,
             "stagechange": ("view",),
             "handoff": ("view", "change"),
-            "assignmentrule": _ALL,
+            # Routing rules pick owners for every team's hand-offs: admins set them.
+            "assignmentrule": ("view",),
             "leadrating": ("add", "change", "view"),
         },
         # Teams and their members are set by admins; a manager reads their own.

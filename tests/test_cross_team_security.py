@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import Role, Team, User
+from leads.handoff_models import AssignmentRule
 from leads.models import Company, Lead, Note, Task
 from tests.admin_forms import changeform_data
 from tests.api_client import error_of, token_client
@@ -385,3 +386,30 @@ def test_company_carrying_another_teams_lead_is_read_only_in_the_admin(
     assert row(company) == before
     assert saved.status_code == 302
     assert Company.objects.get(pk=own.pk).city == "Tromsø"
+
+
+# --- Routing rules ---------------------------------------------------------------------------
+
+
+def test_manager_reads_routing_rules_but_cannot_route_hand_offs_to_themselves(
+    client, staff_manager
+):
+    client.force_login(staff_manager)
+
+    listing = client.get(admin_url(AssignmentRule, "changelist"))
+    added = client.post(
+        admin_url(AssignmentRule, "add"),
+        {
+            "name": "All mine",
+            "kind": "fallback",
+            "position": "0",
+            "active": "on",
+            "owner": staff_manager.pk,
+            "countries": "[]",
+            "regions": "[]",
+        },
+    )
+
+    assert listing.status_code == 200
+    assert added.status_code == 403
+    assert not AssignmentRule.objects.exists()
