@@ -85,7 +85,9 @@ LINKABLE_RE = re.compile(r"(:)(//)|\b(www)(\.)", re.IGNORECASE)
 
 
 def as_text(value: str) -> str:
-    """A value from the lead, made so that no mail client turns it into a link."""
+    """A value from the lead, with its URLs and www. addresses made so that mail clients
+    do not link them. (A bare domain such as "example.com" some clients still link;
+    Hotlist never does, and never tracks it.)"""
     return LINKABLE_RE.sub(lambda m: "\u200b".join(part for part in m.groups() if part), value)
 
 
