@@ -74,6 +74,13 @@ CUSTOM_FIELDS_MAX_BYTES = 16 * 1024
 LEAD_NOT_VISIBLE = "There is no lead {pk_value} that you can see."
 # A taken address whose lead the caller cannot see: nothing about that lead is told.
 EMAIL_UNAVAILABLE = "This email address cannot be used for this lead."
+EMAIL_CONFLICT = "The email address belongs to a lead the caller cannot see (nothing more is told)"
+EMAIL_CONFLICT_RESPONSE = OpenApiResponse(ErrorSerializer, description=f"{EMAIL_CONFLICT}.")
+CREATE_CONFLICT_RESPONSE = OpenApiResponse(
+    ErrorSerializer,
+    description=f"{EMAIL_CONFLICT}, or the Idempotency-Key was used for another request "
+    "or is in use.",
+)
 
 
 def _user(serializer: serializers.Serializer) -> User:
@@ -391,9 +398,18 @@ class LeadFilter(django_filters.FilterSet):
 @extend_schema_view(
     list=extend_schema(summary="List the leads you can see, hottest first"),
     retrieve=extend_schema(summary="Show a lead"),
-    create=extend_schema(summary="Create a lead"),
-    update=extend_schema(summary="Replace a lead's profile"),
-    partial_update=extend_schema(summary="Change some fields of a lead's profile"),
+    create=extend_schema(
+        summary="Create a lead",
+        responses={201: LeadSerializer, 409: CREATE_CONFLICT_RESPONSE},
+    ),
+    update=extend_schema(
+        summary="Replace a lead's profile",
+        responses={200: LeadSerializer, 409: EMAIL_CONFLICT_RESPONSE},
+    ),
+    partial_update=extend_schema(
+        summary="Change some fields of a lead's profile",
+        responses={200: LeadSerializer, 409: EMAIL_CONFLICT_RESPONSE},
+    ),
 )
 class LeadViewSet(RecordViewSet):
     """Leads, through ``visible_to``: one outside the caller's view answers 404."""
