@@ -14,9 +14,10 @@ from django.utils import timezone
 from leads.models import Activity, ActivityType
 from nurturing.models import Message, Sequence, Step
 from nurturing.personalize import CLICK_SALT, make_token
-from nurturing.services import enrollment_start
+from nurturing.services import enrollment_start, enrollments_process_due
 from tests.factories import CompanyFactory, LeadFactory
 from tests.test_nurture_sending import MONDAY, run_due
+from tests.test_nurture_worker_pg import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -140,3 +141,33 @@ def test_emails_sent_before_keep_their_template_links_and_lose_the_leads(client,
     assert list(clicks.values_list("url", flat=True)) == [GUIDE]
     message.refresh_from_db()
     assert message.links == [EVIL, GUIDE]  # nothing stored is rewritten
+
+
+@pytest.mark.postgres
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_on_redis_sends_the_leads_url_as_text_and_tracks_the_template_link(
+    celery_worker_live, smtp_inbox, client
+):
+    # Given a lead whose first name is a URL, enrolled in a sequence with one link
+    lead = LeadFactory(first_name=EVIL, company=CompanyFactory(name="www.evil.example"))
+    html = f'<p>Hi {{{{ first_name }}}}</p><a href="{GUIDE.replace("&", "&amp;")}">Guide</a>'
+    sequence = one_step(body_text=f"Hi {{{{ first_name }}}}: {GUIDE}", body_html=html)
+    now = timezone.now()
+    enrollment_start(lead=lead, sequence=sequence, now=now)
+
+    # When the due step is queued and a real worker sends it through SMTP
+    enrollments_process_due(now=now)
+    wait_for(lambda: len(smtp_inbox.messages) >= 1, "the nurture email")
+
+    # Then the lead's URL is text in both bodies and every tracked link is the template's
+    received = smtp_inbox.messages[0]
+    text = received.get_body(preferencelist=("plain",)).get_content()
+    html_body = received.get_body(preferencelist=("html",)).get_content()
+    assert EVIL not in text
+    assert EVIL not in html_body
+    paths = click_paths(text) + click_paths(html_body)
+    assert len(paths) == 2
+    Message.objects.filter(lead=lead).update(sent_at=now - dt.timedelta(hours=1))
+    assert redirects(client, paths) == {GUIDE}
+    assert Message.objects.get(lead=lead).links == [GUIDE]
