@@ -25,10 +25,12 @@ from .models import (
     TrackingIdentity,
     TrackingKey,
     WebForm,
+    normalize_email,
 )
 from .permissions import (
     ASSIGNEE_REFUSED,
     OWNER_REFUSED,
+    email_in_use,
     may_assign_task,
     may_change_company,
     may_own,
@@ -136,6 +138,13 @@ class DealInline(admin.TabularInline):
 
 
 class LeadAdminForm(UserBoundForm):
+    def clean_email(self) -> str:
+        email = normalize_email(self.cleaned_data["email"])
+        why = email_in_use(user=self.user, email=email, lead=self.instance)
+        if why:
+            raise forms.ValidationError(why)
+        return email
+
     def clean_owner(self) -> User | None:
         owner = self.cleaned_data.get("owner")
         current = self.instance.owner if self.instance.owner_id else None

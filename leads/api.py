@@ -55,7 +55,9 @@ from .models import (
 from .permissions import (
     ASSIGNEE_REFUSED,
     COMPANY_REFUSED,
+    EMAIL_UNAVAILABLE,
     OWNER_REFUSED,
+    email_in_use,
     may_assign_task,
     may_change_company,
     may_own,
@@ -72,8 +74,6 @@ PROPERTIES_MAX_DEPTH = 10
 PROPERTIES_MAX_BYTES = 16 * 1024
 CUSTOM_FIELDS_MAX_BYTES = 16 * 1024
 LEAD_NOT_VISIBLE = "There is no lead {pk_value} that you can see."
-# A taken address whose lead the caller cannot see: nothing about that lead is told.
-EMAIL_UNAVAILABLE = "This email address cannot be used for this lead."
 EMAIL_CONFLICT = "The email address belongs to a lead the caller cannot see (nothing more is told)"
 EMAIL_CONFLICT_RESPONSE = OpenApiResponse(ErrorSerializer, description=f"{EMAIL_CONFLICT}.")
 CREATE_CONFLICT_RESPONSE = OpenApiResponse(
@@ -270,16 +270,15 @@ class LeadSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         ]
 
     def validate_email(self, value: str) -> str:
-        """A taken address is named as such only when the caller can see its lead;
-        otherwise the answer is the same bare conflict as a concurrent create's
-        (``EMAIL_UNAVAILABLE``), which tells nothing about the lead."""
+        """An address held by a lead the caller cannot see answers the same bare
+        conflict as a concurrent create's, which tells nothing about that lead."""
         email = normalize_email(value)
-        others = Lead.objects.filter(email=email).exclude(pk=getattr(self.instance, "pk", None))
-        if not others.exists():
-            return email
-        if others.visible_to(_user(self)).exists():
-            raise serializers.ValidationError("A lead with this email exists already.")
-        raise Conflict(EMAIL_UNAVAILABLE)
+        why = email_in_use(user=_user(self), email=email, lead=self.instance)
+        if why == EMAIL_UNAVAILABLE:
+            raise Conflict(why)
+        if why:
+            raise serializers.ValidationError(why)
+        return email
 
     def validate_owner(self, value: User | None) -> User | None:
         current = self.instance.owner if self.instance is not None else None

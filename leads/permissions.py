@@ -10,6 +10,8 @@ with what they see, and whom they may hand it to:
   lead unassigned, or keeping the owner it has, is always allowed.
 - A task is for the person creating it; a manager's also for the members of their
   teams; an admin's for any active user. The same rule holds for tasks without a lead.
+- An email address in use is named as such only to someone who can see the lead that
+  holds it; anyone else learns only that it cannot be used (``email_in_use``).
 - A company is shared by the leads it carries: admins and marketers edit any; a rep or
   a manager edits one only while every lead it carries is one they can see, so that no
   one rewrites the account another team is working.
@@ -123,6 +125,22 @@ def tasks_visible_to(user: User) -> QuerySet[Task]:
 
 OWNER_REFUSED = "You cannot give a lead to this person."
 ASSIGNEE_REFUSED = "You cannot give a task to this person."
+
+
+# --- Email addresses ---------------------------------------------------------------------
+
+EMAIL_TAKEN = "A lead with this email exists already."
+EMAIL_UNAVAILABLE = "This email address cannot be used for this lead."
+
+
+def email_in_use(*, user: User, email: str, lead: Lead | None = None) -> str:
+    """Why ``user`` cannot give ``email`` (normalized) to ``lead`` (None: a new lead), or
+    "" when they can: ``EMAIL_TAKEN`` when they can see the lead that holds it,
+    ``EMAIL_UNAVAILABLE``, which tells nothing about that lead, when they cannot."""
+    others = Lead.objects.filter(email=email).exclude(pk=getattr(lead, "pk", None))
+    if not others.exists():
+        return ""
+    return EMAIL_TAKEN if others.visible_to(user).exists() else EMAIL_UNAVAILABLE
 
 
 # --- Companies ---------------------------------------------------------------------------

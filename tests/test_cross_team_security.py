@@ -304,6 +304,24 @@ def test_a_taken_email_of_a_lead_the_caller_sees_is_named(rep):
     assert "exists already" in error_of(response)["fields"]["email"][0]
 
 
+def test_the_admin_tells_a_manager_no_more_about_a_hidden_leads_email(
+    client, staff_manager, admin_user, south
+):
+    data = {"email": "GRACE@southwind.example", "source": "website", "email_status": "valid"}
+    data["custom_fields"] = "{}"
+    client.force_login(staff_manager)
+
+    hidden = client.post(admin_url(Lead, "add"), data)
+    client.force_login(admin_user)
+    seen = client.post(admin_url(Lead, "add"), data)
+
+    hidden_errors = hidden.context["adminform"].form.errors
+    assert list(hidden_errors) == ["email"]
+    assert "exist" not in str(hidden_errors)
+    assert "exists already" in str(seen.context["adminform"].form.errors["email"])
+    assert Lead.objects.count() == 1
+
+
 # --- Companies -------------------------------------------------------------------------------
 
 
