@@ -307,8 +307,12 @@ def test_a_taken_email_of_a_lead_the_caller_sees_is_named(rep):
 def test_the_admin_tells_a_manager_no_more_about_a_hidden_leads_email(
     client, staff_manager, admin_user, south
 ):
-    data = {"email": "GRACE@southwind.example", "source": "website", "email_status": "valid"}
-    data["custom_fields"] = "{}"
+    data = {
+        "email": "GRACE@southwind.example",
+        "source": "website",
+        "email_status": "valid",
+        "custom_fields": "{}",
+    }
     client.force_login(staff_manager)
 
     hidden = client.post(admin_url(Lead, "add"), data)
