@@ -435,3 +435,19 @@ def test_manager_reads_routing_rules_but_cannot_route_hand_offs_to_themselves(
     assert listing.status_code == 200
     assert added.status_code == 403
     assert not AssignmentRule.objects.exists()
+
+
+def test_bulk_delete_in_the_admin_spares_a_company_carrying_another_teams_lead(
+    client, staff_manager, south
+):
+    company = south["company"]
+    client.force_login(staff_manager)
+
+    response = client.post(
+        admin_url(Company, "changelist"),
+        {"action": "delete_selected", "_selected_action": [company.pk], "post": "yes"},
+    )
+
+    assert response.status_code in (200, 302, 403)
+    assert Company.objects.filter(pk=company.pk).exists()
+    assert Lead.objects.get(pk=south["lead"].pk).company == company
