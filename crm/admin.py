@@ -18,12 +18,16 @@ from .models import (
     WebhookDelivery,
     WorkerHeartbeat,
 )
+from .permissions import teams_visible_to, users_visible_to
 
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    """Admins manage everyone; a manager sees the people of their teams only, here and in
+    every autocomplete that lists users (``users_visible_to``)."""
+
     list_display = ("username", "email", "first_name", "last_name", "team", "is_staff")
-    list_filter = (*DjangoUserAdmin.list_filter, "team")
+    list_filter = (*DjangoUserAdmin.list_filter, ("team", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("team",)
     fieldsets = (
         *DjangoUserAdmin.fieldsets,
@@ -33,6 +37,10 @@ class UserAdmin(DjangoUserAdmin):
         ),
     )
     filter_horizontal = (*DjangoUserAdmin.filter_horizontal, "product_lines")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        visible = users_visible_to(request.user).values("pk")
+        return super().get_queryset(request).filter(pk__in=visible)
 
 
 class MemberInline(admin.TabularInline):
@@ -50,11 +58,17 @@ class MemberInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
+    """Teams are set up by admins; a manager reads their own teams (``teams_visible_to``)."""
+
     list_display = ("name", "manager")
     list_select_related = ("manager",)
     search_fields = ("name",)
     autocomplete_fields = ("manager",)
     inlines = [MemberInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Team]:
+        visible = teams_visible_to(request.user).values("pk")
+        return super().get_queryset(request).filter(pk__in=visible)
 
 
 @admin.register(WorkerHeartbeat)

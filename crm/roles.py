@@ -43,10 +43,12 @@ ROLE_PERMISSIONS: dict[Role, dict[str, dict[str, tuple[str, ...]]]] = {
             "note": _ALL,
             "stagechange": ("view",),
             "handoff": ("view", "change"),
-            "assignmentrule": _ALL,
+            # Routing rules pick owners for every team's hand-offs: admins set them.
+            "assignmentrule": ("view",),
             "leadrating": ("add", "change", "view"),
         },
-        "crm": {"team": ("view", "change"), "user": ("view",)},
+        # Teams and their members are set by admins; a manager reads their own.
+        "crm": {"team": ("view",), "user": ("view",)},
     },
     Role.MARKETER: {
         "leads": {

@@ -7,7 +7,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
-from crm.models import Role
+from crm.models import Role, User
 from scoring.services import leads_adjust_score
 
 from .models import (
@@ -25,15 +25,49 @@ from .models import (
     TrackingIdentity,
     TrackingKey,
     WebForm,
+    normalize_email,
+)
+from .permissions import (
+    ASSIGNEE_REFUSED,
+    OWNER_REFUSED,
+    email_in_use,
+    may_assign_task,
+    may_change_company,
+    may_own,
+    tasks_visible_to,
 )
 from .services import lead_save_profile
 
 
+class UserBoundForm(forms.ModelForm):
+    """A change form that knows who fills it in (set per request by ``UserBoundFormMixin``)."""
+
+    user: User
+
+
+class UserBoundFormMixin:
+    def get_form(self, request: HttpRequest, obj=None, change: bool = False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        # ``get_form`` builds a new class on every call: the user stays with this request.
+        form.user = request.user
+        return form
+
+
 @admin.register(Company)
 class CompanyAdmin(admin.ModelAdmin):
+    """Everyone with a role reads companies; who may change one is ``may_change_company``."""
+
     list_display = ("name", "domain", "industry", "employee_count", "country")
     list_filter = ("industry", "country")
     search_fields = ("name", "domain")
+
+    def has_change_permission(self, request: HttpRequest, obj: Company | None = None) -> bool:
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or may_change_company(user=request.user, company=obj))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Company | None = None) -> bool:
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or may_change_company(user=request.user, company=obj))
 
 
 @admin.register(ProductLine)
@@ -50,13 +84,19 @@ class CustomFieldDefinitionAdmin(admin.ModelAdmin):
 
 
 class VisibleLeadRowsMixin:
-    """Rows that belong to a lead are listed only when the user may see that lead."""
+    """Rows that belong to a lead are listed only when the user may see that lead, and
+    are written only on such a lead."""
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         queryset = super().get_queryset(request)
         if request.user.sees_all_leads:
             return queryset
         return queryset.filter(self.visible_filter(request))
+
+    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
+        if db_field.name == "lead":
+            kwargs["queryset"] = Lead.objects.visible_to(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def visible_filter(self, request: HttpRequest) -> Q:
         return Q(lead__in=Lead.objects.visible_to(request.user))
@@ -97,8 +137,25 @@ class DealInline(admin.TabularInline):
     extra = 0
 
 
+class LeadAdminForm(UserBoundForm):
+    def clean_email(self) -> str:
+        email = normalize_email(self.cleaned_data["email"])
+        why = email_in_use(user=self.user, email=email, lead=self.instance)
+        if why:
+            raise forms.ValidationError(why)
+        return email
+
+    def clean_owner(self) -> User | None:
+        owner = self.cleaned_data.get("owner")
+        current = self.instance.owner if self.instance.owner_id else None
+        if not may_own(user=self.user, owner=owner, current=current):
+            raise forms.ValidationError(OWNER_REFUSED)
+        return owner
+
+
 @admin.register(Lead)
-class LeadAdmin(admin.ModelAdmin):
+class LeadAdmin(UserBoundFormMixin, admin.ModelAdmin):
+    form = LeadAdminForm
     list_display = (
         "__str__",
         "email",
@@ -249,8 +306,18 @@ class DealAdmin(VisibleLeadRowsMixin, admin.ModelAdmin):
     raw_id_fields = ("lead",)
 
 
+class TaskAdminForm(UserBoundForm):
+    def clean_assignee(self) -> User:
+        assignee = self.cleaned_data["assignee"]
+        current = self.instance.assignee if self.instance.assignee_id else None
+        if not may_assign_task(user=self.user, assignee=assignee, current=current):
+            raise forms.ValidationError(ASSIGNEE_REFUSED)
+        return assignee
+
+
 @admin.register(Task)
-class TaskAdmin(VisibleLeadRowsMixin, admin.ModelAdmin):
+class TaskAdmin(UserBoundFormMixin, VisibleLeadRowsMixin, admin.ModelAdmin):
+    form = TaskAdminForm
     list_display = ("title", "lead", "assignee", "kind", "due_at", "done_at")
     list_filter = ("kind", "done_at")
     list_select_related = ("lead", "assignee")
@@ -259,7 +326,7 @@ class TaskAdmin(VisibleLeadRowsMixin, admin.ModelAdmin):
     autocomplete_fields = ("assignee",)
 
     def visible_filter(self, request: HttpRequest) -> Q:
-        return super().visible_filter(request) | Q(lead__isnull=True, assignee=request.user)
+        return Q(pk__in=tasks_visible_to(request.user).values("pk"))
 
 
 @admin.register(Note)

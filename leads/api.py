@@ -15,11 +15,11 @@ from typing import Any
 import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import ISO_8601, mixins, serializers, status, viewsets
+from rest_framework import ISO_8601, mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -53,6 +53,17 @@ from .models import (
     Task,
     normalize_email,
 )
+from .permissions import (
+    ASSIGNEE_REFUSED,
+    COMPANY_REFUSED,
+    EMAIL_UNAVAILABLE,
+    OWNER_REFUSED,
+    email_in_use,
+    may_assign_task,
+    may_change_company,
+    may_own,
+    tasks_visible_to,
+)
 from .services import activities_record_many, lead_move_to_stage, lead_save_profile
 
 BULK_MAX = 1000
@@ -60,6 +71,13 @@ PROPERTIES_MAX_DEPTH = 10
 PROPERTIES_MAX_BYTES = 16 * 1024
 CUSTOM_FIELDS_MAX_BYTES = 16 * 1024
 LEAD_NOT_VISIBLE = "There is no lead {pk_value} that you can see."
+EMAIL_CONFLICT = "The email address belongs to a lead the caller cannot see (nothing more is told)"
+EMAIL_CONFLICT_RESPONSE = OpenApiResponse(ErrorSerializer, description=f"{EMAIL_CONFLICT}.")
+CREATE_CONFLICT_RESPONSE = OpenApiResponse(
+    ErrorSerializer,
+    description=f"{EMAIL_CONFLICT}, or the Idempotency-Key was used for another request "
+    "or is in use.",
+)
 
 
 def _user(serializer: serializers.Serializer) -> User:
@@ -125,6 +143,15 @@ class CompanySerializer(StrictFieldsMixin, serializers.ModelSerializer):
         return value.upper()
 
 
+class CompanyChangePermission(permissions.BasePermission):
+    message = COMPANY_REFUSED
+
+    def has_object_permission(self, request: Request, view: Any, obj: Company) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return may_change_company(user=request.user, company=obj)
+
+
 class CompanyFilter(django_filters.FilterSet):
     class Meta:
         model = Company
@@ -139,6 +166,10 @@ class CompanyFilter(django_filters.FilterSet):
     partial_update=extend_schema(summary="Change some fields of a company"),
 )
 class CompanyViewSet(RecordViewSet):
+    """Companies are read by everyone with a role; a change is refused (403) to a rep or
+    manager while the company carries a lead they cannot see (``may_change_company``)."""
+
+    permission_classes = [*api_settings.DEFAULT_PERMISSION_CLASSES, CompanyChangePermission]
     serializer_class = CompanySerializer
     filterset_class = CompanyFilter
     search_fields = ["name", "domain"]
@@ -164,7 +195,8 @@ class LeadSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         queryset=User.objects.filter(is_active=True),
         allow_null=True,
         required=False,
-        help_text="A user id, or null for the unassigned pool. Reps may assign only themselves.",
+        help_text="A user id, or null for the unassigned pool. Reps may assign only "
+        "themselves, managers the members of their teams.",
     )
     product_interests = serializers.SlugRelatedField(
         slug_field="slug", many=True, queryset=ProductLine.objects.all(), required=False
@@ -235,16 +267,20 @@ class LeadSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         ]
 
     def validate_email(self, value: str) -> str:
+        """An address held by a lead the caller cannot see answers the same bare
+        conflict as a concurrent create's, which tells nothing about that lead."""
         email = normalize_email(value)
-        others = Lead.objects.filter(email=email).exclude(pk=getattr(self.instance, "pk", None))
-        if others.exists():
-            raise serializers.ValidationError("A lead with this email exists already.")
+        why = email_in_use(user=_user(self), email=email, lead=self.instance)
+        if why == EMAIL_UNAVAILABLE:
+            raise Conflict(why)
+        if why:
+            raise serializers.ValidationError(why)
         return email
 
     def validate_owner(self, value: User | None) -> User | None:
-        user = _user(self)
-        if user.role == Role.REP and value not in (None, user):
-            raise serializers.ValidationError("A rep can assign a lead only to themselves.")
+        current = self.instance.owner if self.instance is not None else None
+        if not may_own(user=_user(self), owner=value, current=current):
+            raise serializers.ValidationError(OWNER_REFUSED)
         return value
 
     def validate_custom_fields(self, value: Any) -> dict[str, Any]:
@@ -358,9 +394,18 @@ class LeadFilter(django_filters.FilterSet):
 @extend_schema_view(
     list=extend_schema(summary="List the leads you can see, hottest first"),
     retrieve=extend_schema(summary="Show a lead"),
-    create=extend_schema(summary="Create a lead"),
-    update=extend_schema(summary="Replace a lead's profile"),
-    partial_update=extend_schema(summary="Change some fields of a lead's profile"),
+    create=extend_schema(
+        summary="Create a lead",
+        responses={201: LeadSerializer, 409: CREATE_CONFLICT_RESPONSE},
+    ),
+    update=extend_schema(
+        summary="Replace a lead's profile",
+        responses={200: LeadSerializer, 409: EMAIL_CONFLICT_RESPONSE},
+    ),
+    partial_update=extend_schema(
+        summary="Change some fields of a lead's profile",
+        responses={200: LeadSerializer, 409: EMAIL_CONFLICT_RESPONSE},
+    ),
 )
 class LeadViewSet(RecordViewSet):
     """Leads, through ``visible_to``: one outside the caller's view answers 404."""
@@ -438,15 +483,14 @@ class LeadViewSet(RecordViewSet):
 
 @contextmanager
 def _email_taken_as_field_error() -> Iterator[None]:
-    """The unique email constraint, hit by a concurrent request, as a 400 on ``email``."""
+    """The unique email constraint, hit by a concurrent request: the lead that won may be
+    one the caller cannot see, so the answer says nothing about it."""
     try:
         yield
     except IntegrityError as exc:
         if "email" not in str(exc).lower():
             raise
-        raise serializers.ValidationError(
-            {"email": ["A lead with this email exists already."]}
-        ) from exc
+        raise Conflict(EMAIL_UNAVAILABLE) from exc
 
 
 # --- Activities --------------------------------------------------------------------------
@@ -873,7 +917,8 @@ class TaskSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     assignee = serializers.PrimaryKeyRelatedField(
         queryset=User.objects.filter(is_active=True),
         default=serializers.CurrentUserDefault(),
-        help_text="A user id; you, when left out.",
+        help_text="A user id; you, when left out. Reps give tasks to themselves only, "
+        "managers also to the members of their teams.",
     )
     is_overdue = serializers.BooleanField(read_only=True)
 
@@ -891,6 +936,12 @@ class TaskSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = ["created_at"]
+
+    def validate_assignee(self, value: User) -> User:
+        current = self.instance.assignee if self.instance is not None else None
+        if not may_assign_task(user=_user(self), assignee=value, current=current):
+            raise serializers.ValidationError(ASSIGNEE_REFUSED)
+        return value
 
 
 class NoteSerializer(StrictFieldsMixin, serializers.ModelSerializer):
@@ -970,15 +1021,9 @@ class TaskViewSet(LeadChildViewSet):
     ordering = ("due_at", "id")
 
     def get_queryset(self) -> QuerySet[Task]:
-        user = self.request.user
         if getattr(self, "swagger_fake_view", False):
             return Task.objects.none()
-        if user.sees_all_leads:
-            return Task.objects.all()
-        # A task without a lead is seen by its assignee only.
-        return Task.objects.filter(
-            Q(lead__in=self.visible_leads()) | Q(lead__isnull=True, assignee=user)
-        )
+        return tasks_visible_to(self.request.user)
 
 
 @extend_schema_view(

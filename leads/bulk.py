@@ -19,9 +19,8 @@ from django.utils import timezone
 from crm.models import Role, User
 from scoring.services import leads_adjust_score
 
-from .filters import teammates_of
 from .models import Lead, Stage, StageTransitionError
-from .selectors import lead_access
+from .permissions import OWNER_REFUSED, lead_access, may_own
 from .services import lead_move_to_stage
 
 # A page shows 25 leads; a selection is never more than a few pages.
@@ -98,21 +97,16 @@ def leads_assign(*, lead_ids: Sequence[int], owner: User, by: User) -> BulkOutco
     takes unassigned leads for themselves. Rows are locked while they are checked and
     changed, so a lead another rep took a moment earlier is reported, not taken over.
     """
-    role = by.role
-    if role == Role.REP:
-        if owner.pk != by.pk:
-            raise PermissionDenied("A rep can assign leads only to themselves.")
-    elif role in (Role.ADMIN, Role.MANAGER):
-        if owner.pk != by.pk and not teammates_of(by).filter(pk=owner.pk).exists():
-            raise PermissionDenied("You cannot assign leads to this person.")
-    else:
+    if by.role not in (Role.ADMIN, Role.MANAGER, Role.REP):
         raise PermissionDenied("You cannot assign leads.")
+    if not may_own(user=by, owner=owner):
+        raise PermissionDenied(OWNER_REFUSED)
     outcome = BulkOutcome()
     with transaction.atomic():
         ids = [lead.pk for lead in _visible(user=by, lead_ids=lead_ids, outcome=outcome)]
         locked = Lead.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk")
         for lead in locked:
-            if role == Role.REP and lead.owner_id is not None:
+            if by.role == Role.REP and lead.owner_id is not None:
                 why = "already yours" if lead.owner_id == by.pk else "already has an owner"
                 outcome.refused.append((str(lead), why))
             else:

@@ -25,7 +25,7 @@ from crm.forms import Select
 from crm.models import Role, User
 
 from .models import Band, Company, Grade, Lead, ProductLine, Quadrant, Source, Stage
-from .selectors import team_members
+from .permissions import lead_owners
 
 if TYPE_CHECKING:
     from django.db.models import OrderBy
@@ -103,17 +103,15 @@ def owner_choices_for(user: User, *, people: Sequence[User] | None = None) -> li
 
 
 def teammates_of(user: User) -> QuerySet[User]:
-    """The active reps and managers besides the user whose leads the user sees and may
-    assign to: a manager's teams (``team_members``), everyone for admins and marketers."""
-    people = User.objects.filter(
-        is_active=True, groups__name__in=[Role.REP.label, Role.MANAGER.label]
-    ).exclude(pk=user.pk)
-    role = user.role
-    if role == Role.MANAGER:
-        people = people.filter(pk__in=team_members(manager=user).values("pk"))
-    elif role not in (Role.ADMIN, Role.MARKETER):
-        return User.objects.none()
-    return people.distinct().order_by("first_name", "last_name", "username")
+    """The reps and managers besides the user whom the user may give leads to
+    (``lead_owners``): a manager's teams, everyone for admins and marketers."""
+    sellers = User.objects.filter(groups__name__in=[Role.REP.label, Role.MANAGER.label])
+    return (
+        lead_owners(user)
+        .filter(pk__in=sellers.values("pk"))
+        .exclude(pk=user.pk)
+        .order_by("first_name", "last_name", "username")
+    )
 
 
 class LeadListForm(forms.Form):

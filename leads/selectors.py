@@ -1,4 +1,4 @@
-"""Reads behind the rep pages: who may act on a lead, My day's lists, a lead's timeline.
+"""Reads behind the rep pages: a manager's people, My day's lists, a lead's timeline.
 
 Every read starts from what the person may see (``Lead.objects.visible_to``) and
 runs a fixed number of queries, whatever the number of leads, activities or tasks:
@@ -14,6 +14,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from crm.models import Role, User
+from crm.permissions import managed_people
 
 from .models import Activity, Band, Lead, Task
 
@@ -22,57 +23,12 @@ MY_DAY_TASKS = 20
 TIMELINE_PAGE = 20
 
 
-# --- Who may do what -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LeadAccess:
-    """What a person who can see a lead may do with it."""
-
-    may_act: bool
-    may_take: bool
-
-
-def lead_access(*, lead: Lead, user: User) -> LeadAccess:
-    """Acting on a lead (logging, notes, tasks, stage, hand-off, rating) is for its owner,
-    the owner's manager and admins. An unassigned lead is acted on only after taking it,
-    which reps and managers may do; marketers read.
-
-    ``lead`` must come from ``Lead.objects.visible_to(user)`` with ``owner__team`` loaded.
-    """
-    role = user.role
-    if lead.owner_id is None:
-        return LeadAccess(
-            may_act=role == Role.ADMIN, may_take=role in (Role.REP, Role.MANAGER, Role.ADMIN)
-        )
-    if role == Role.ADMIN or lead.owner_id == user.pk:
-        return LeadAccess(may_act=True, may_take=False)
-    team = lead.owner.team
-    manages = (
-        role == Role.MANAGER
-        and team is not None
-        and (team.manager_id == user.pk or (user.team_id is not None and team.pk == user.team_id))
-    )
-    return LeadAccess(may_act=manages, may_take=False)
+# --- Whose leads -----------------------------------------------------------------------
 
 
 def team_members(*, manager: User) -> QuerySet[User]:
     """The people whose leads a manager answers for: the teams they manage and their own."""
-    people = Q(pk=manager.pk) | Q(team__manager=manager)
-    if manager.team_id is not None:
-        people |= Q(team_id=manager.team_id)
-    return User.objects.filter(people)
-
-
-def task_assignees(*, user: User, lead: Lead) -> QuerySet[User]:
-    """Who a task on this lead may be for: the person creating it; for a manager also the
-    active members of their teams; for an admin also the lead's owner."""
-    people = Q(pk=user.pk)
-    if user.role == Role.MANAGER:
-        people |= Q(pk__in=team_members(manager=user).filter(is_active=True).values("pk"))
-    elif user.role == Role.ADMIN and lead.owner_id is not None:
-        people |= Q(pk=lead.owner_id)
-    return User.objects.filter(people).order_by("first_name", "last_name", "username")
+    return managed_people(manager)
 
 
 # --- My day ----------------------------------------------------------------------------

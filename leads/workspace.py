@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from crm.models import Role, User
 from leads.models import Lead, Note, Task
-from leads.selectors import team_members
+from leads.permissions import ASSIGNEE_REFUSED, may_assign_task, task_assignees
 
 # Snoozed to a day, a task is due at this local hour.
 WORKDAY_START = dt.time(9, 0)
@@ -43,14 +43,11 @@ def task_add(*, task: Task, lead: Lead) -> Task:
 
 
 def reassignable_to(user: User) -> QuerySet[User]:
-    """Who a manager may hand a task to: the active members of their teams."""
+    """Who the task list offers a manager to hand a task to (``task_assignees``);
+    reassigning from the list is a manager's tool."""
     if user.role != Role.MANAGER:
         return User.objects.none()
-    return (
-        team_members(manager=user)
-        .filter(is_active=True)
-        .order_by("first_name", "last_name", "username")
-    )
+    return task_assignees(user)
 
 
 def snooze_until(choice: str, *, now: dt.datetime) -> dt.datetime:
@@ -78,7 +75,7 @@ def task_snooze(*, task: Task, until: dt.datetime) -> bool:
 
 
 def task_reassign(*, task: Task, assignee: User, by: User) -> bool:
-    """Give an open task to a member of the manager's teams; False when it was done."""
-    if not reassignable_to(by).filter(pk=assignee.pk).exists():
-        raise PermissionDenied("You can give tasks only to your team.")
+    """Give an open task to someone ``by`` may give tasks to; False when it was done."""
+    if not may_assign_task(user=by, assignee=assignee, current=task.assignee):
+        raise PermissionDenied(ASSIGNEE_REFUSED)
     return bool(Task.objects.filter(pk=task.pk, done_at__isnull=True).update(assignee=assignee))

@@ -4,17 +4,28 @@ Templates are Django templates rendered by an engine of their own: no loaders (n
 ``include`` or ``extends``), no ``load``, no ``debug``, and a context of a few plain
 values, never a model, so a template can read nothing but what is listed here. The HTML
 body is autoescaped; the subject and text body are not (they are not HTML).
+
+Only links the marketer wrote in the template become tracked links: the ``href`` of
+the HTML body and the URLs of the text body, as written in the template's own text
+(not produced by a variable). What comes from the lead (names, company) is text: it is
+escaped in the HTML body, is never tracked, and has ``://`` and ``www.`` broken by an
+invisible space so that mail clients do not turn it into a link either. A link the
+marketer wrote with a variable inside (``https://example.com/?c={{ company_name }}``)
+is sent as written, untracked, because its address is not fully the marketer's.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
 from django.conf import settings
 from django.core import signing
 from django.template import Context, Engine, TemplateSyntaxError
+from django.template.base import tag_re
 from django.urls import reverse
 
 from leads.models import Lead
@@ -67,13 +78,27 @@ def template_errors(source: str) -> list[str]:
     return []
 
 
+# In a value from the lead, what would make a mail client link it: a scheme's "://" or a
+# leading "www.". A zero-width space after the colon or the "www" keeps the text as it
+# reads and stops the linking.
+LINKABLE_RE = re.compile(r"(:)(//)|\b(www)(\.)", re.IGNORECASE)
+
+
+def as_text(value: str) -> str:
+    """A value from the lead, with its URLs and www. addresses made so that mail clients
+    do not link them. (A bare domain such as "example.com" some clients still link;
+    Hotlist never does, and never tracks it.)"""
+    return LINKABLE_RE.sub(lambda m: "\u200b".join(part for part in m.groups() if part), value)
+
+
 def lead_context(lead: Lead, *, unsubscribe_url: str) -> dict[str, str]:
-    """What a template may read: plain strings about the lead, its company and owner."""
+    """What a template may read: plain strings about the lead, its company and owner.
+    The lead's own values are text (``as_text``), never links."""
     owner = lead.owner
     return {
-        "first_name": lead.first_name,
-        "last_name": lead.last_name,
-        "company_name": lead.company.name if lead.company_id else "",
+        "first_name": as_text(lead.first_name),
+        "last_name": as_text(lead.last_name),
+        "company_name": as_text(lead.company.name) if lead.company_id else "",
         "owner_name": (owner.get_full_name() or owner.username) if owner else "",
         "owner_email": owner.email if owner else "",
         "unsubscribe_url": unsubscribe_url,
@@ -121,7 +146,9 @@ def open_url(message_id: int) -> str:
 
 
 def click_url(message_id: int, index: int) -> str:
-    return _tracking_url("nurture-click", make_token(CLICK_SALT, m=message_id, i=index))
+    """The tracked form of the message's link ``index``. ``t`` marks a message whose
+    links all come from its template; older tokens lack it (``message_click``)."""
+    return _tracking_url("nurture-click", make_token(CLICK_SALT, m=message_id, i=index, t=1))
 
 
 def unsubscribe_url(message_id: int) -> str:
@@ -143,36 +170,90 @@ class RenderedEmail:
 def render_email(
     *, subject: str, body_text: str, body_html: str, lead: Lead, message_id: int
 ) -> RenderedEmail:
-    """Subject, text and HTML of one message, with its links tracked and an unsubscribe
-    link present in each body, and the list of original URLs the click redirect allows."""
+    """Subject, text and HTML of one message, with the template's links tracked and an
+    unsubscribe link present in each body, and the list of the template's URLs, the
+    only ones the click redirect goes to."""
     unsubscribe = unsubscribe_url(message_id)
     context = lead_context(lead, unsubscribe_url=unsubscribe)
-    links: list[str] = []
-    text = render(body_text, context, html=False) if body_text.strip() else ""
-    html = render(body_html, context, html=True) if body_html.strip() else ""
-    html = HREF_RE.sub(lambda m: _tracked_href(m, links, message_id, unsubscribe), html)
-    text = TEXT_URL_RE.sub(lambda m: _tracked(m.group(0), links, message_id, unsubscribe), text)
+    links = TemplateLinks(message_id)
+    text = html = ""
+    if body_html.strip():
+        html = render(links.mark(body_html, html=True), context, html=True)
+        html = links.track(html, html=True)
+    if body_text.strip():
+        text = links.track(render(links.mark(body_text, html=False), context, html=False))
     if text and unsubscribe not in text:
         text = f"{text.rstrip()}\n\n--\nUnsubscribe: {unsubscribe}\n"
     if html:
         html = _with_footer(html, unsubscribe, open_url(message_id))
     rendered_subject = " ".join(render(subject, context, html=False).split())[:200]
-    return RenderedEmail(rendered_subject, text, html, links, unsubscribe)
+    return RenderedEmail(rendered_subject, text, html, links.urls, unsubscribe)
 
 
-def _tracked(url: str, links: list[str], message_id: int, unsubscribe: str) -> str:
-    if url == unsubscribe or url.startswith(absolute("/n/")):
-        return url
-    if url not in links:
-        links.append(url)
-    return click_url(message_id, links.index(url))
+class TemplateLinks:
+    """The links written in a message's template, and their tracked replacements.
+
+    ``mark`` swaps each link of the template's own text for a placeholder before the
+    template is rendered; ``track`` swaps the placeholders, after rendering, for tracked
+    URLs. The placeholders carry a random nonce, so a lead's value cannot forge one.
+    """
+
+    def __init__(self, message_id: int | None = None) -> None:
+        self.message_id = message_id
+        self.urls: list[str] = []
+        self.nonce = secrets.token_hex(8)
+
+    def mark(self, source: str, *, html: bool) -> str:
+        return _in_template_text(source, HREF_RE if html else TEXT_URL_RE, self._placeholder)
+
+    def track(self, rendered: str, *, html: bool = False) -> str:
+        def tracked(match: re.Match[str]) -> str:
+            url = click_url(self.message_id, int(match.group(1)))
+            return url.replace("&", "&amp;") if html else url
+
+        return re.sub(rf"hotlist-link-{self.nonce}-(\d+)", tracked, rendered, flags=re.IGNORECASE)
+
+    def _placeholder(self, match: re.Match[str]) -> str:
+        href = match.re is HREF_RE
+        # The HTML body is escaped: "&amp;" in an href is "&" in the URL the reader follows.
+        url = match.group(3).replace("&amp;", "&") if href else match.group(0)
+        if url.startswith(absolute("/n/")):
+            return match.group(0)  # Hotlist's own tracking and unsubscribe links
+        if url not in self.urls:
+            self.urls.append(url)
+        placeholder = f"hotlist-link-{self.nonce}-{self.urls.index(url)}"
+        return (
+            f"{match.group(1)}{match.group(2)}{placeholder}{match.group(2)}"
+            if href
+            else placeholder
+        )
 
 
-def _tracked_href(match: re.Match[str], links: list[str], message_id: int, unsub: str) -> str:
-    # The HTML body is escaped: "&amp;" in an href is "&" in the URL the reader follows.
-    url = match.group(3).replace("&amp;", "&")
-    tracked = _tracked(url, links, message_id, unsub).replace("&", "&amp;")
-    return f"{match.group(1)}{match.group(2)}{tracked}{match.group(2)}"
+def _in_template_text(
+    source: str, pattern: re.Pattern[str], replace: Callable[[re.Match[str]], str]
+) -> str:
+    """``source`` with ``pattern`` replaced in the template's own text, never inside a
+    tag or variable, nor where a variable continues the match (a personalised URL)."""
+    bits = tag_re.split(source)
+    for index in range(0, len(bits), 2):  # even bits are text, odd ones tags
+        text, continued = bits[index], index + 1 < len(bits)
+
+        def swap(match: re.Match[str], text: str = text, continued: bool = continued) -> str:
+            # An href ends at its closing quote; a bare URL may run on into a variable.
+            if continued and match.re is not HREF_RE and match.end() == len(text):
+                return match.group(0)
+            return replace(match)
+
+        bits[index] = pattern.sub(swap, text)
+    return "".join(bits)
+
+
+def template_links(*, body_text: str, body_html: str) -> list[str]:
+    """The URLs a template itself links to, as ``render_email`` tracks them."""
+    links = TemplateLinks()
+    links.mark(body_html, html=True)
+    links.mark(body_text, html=False)
+    return links.urls
 
 
 def _with_footer(html: str, unsubscribe: str, pixel: str) -> str:

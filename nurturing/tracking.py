@@ -23,6 +23,7 @@ from leads.models import Activity, ActivityType, EmailStatus, Lead, normalize_em
 from leads.services import activities_record
 
 from .models import Enrollment, ExitReason, Message, MessageStatus, Suppression, SuppressionReason
+from .personalize import template_links
 from .services import enrollments_exit_for_lead
 
 SOURCE = "nurture"
@@ -95,14 +96,24 @@ def message_open(*, message_id: int, user_agent: str = "", now=None) -> bool:
     return not machine
 
 
-def message_click(*, message_id: int, index: int, user_agent: str = "", now=None) -> str | None:
+def message_click(
+    *, message_id: int, index: int, from_template: bool, user_agent: str = "", now=None
+) -> str | None:
     """Record a click on link ``index`` of a sent message; the URL to redirect to, or
-    None when the message has no such link (nothing else is ever redirected to)."""
+    None when the message has no such link (nothing else is ever redirected to).
+
+    ``from_template`` says the click's token was issued with a link list built from
+    the template alone. Messages sent before that was so may list URLs that came from
+    the lead's own values: their links are followed only while the step's template
+    still holds them.
+    """
     now = now or timezone.now()
     message = _sent_message(message_id)
     if message is None or not 0 <= index < len(message.links):
         return None
     url = message.links[index]
+    if not from_template and url not in _template_links(message):
+        return None
     machine = is_machine(user_agent, message.sent_at, now)
     with transaction.atomic():
         if not machine:
@@ -120,6 +131,10 @@ def message_click(*, message_id: int, index: int, user_agent: str = "", now=None
             ),
         )
     return url
+
+
+def _template_links(message: Message) -> list[str]:
+    return template_links(body_text=message.step.body_text, body_html=message.step.body_html)
 
 
 def _suppress(*, lead: Lead | None, email: str, reason: str, status: str, detail: str) -> None:

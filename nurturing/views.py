@@ -71,7 +71,10 @@ def click(request: HttpRequest, token: str) -> HttpResponse:
     if not isinstance(index, int):
         raise Http404("Unknown link.")
     url = message_click(
-        message_id=payload["m"], index=index, user_agent=request.headers.get("User-Agent", "")
+        message_id=payload["m"],
+        index=index,
+        from_template=payload.get("t") == 1,
+        user_agent=request.headers.get("User-Agent", ""),
     )
     if url is None or not url.lower().startswith(("http://", "https://")):
         raise Http404("Unknown link.")

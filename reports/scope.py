@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django import forms
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from crm.models import Role, Team, User
+from crm.permissions import teams_visible_to
 from leads.filters import teammates_of
 from leads.models import Deal, DealStatus, Lead, ProductLine, Source
 from leads.selectors import team_members
@@ -40,12 +41,9 @@ def may_see_reports(user: User) -> bool:
 def teams_for(user: User) -> QuerySet[Team]:
     """The teams whose figures a person may filter by: all for admins and marketers, the
     ones a manager runs or belongs to, none for reps."""
-    role = user.role
-    if role in (Role.ADMIN, Role.MARKETER):
+    if user.role == Role.MARKETER:
         return Team.objects.all()
-    if role == Role.MANAGER:
-        return Team.objects.filter(Q(manager=user) | Q(pk=user.team_id or 0))
-    return Team.objects.none()
+    return teams_visible_to(user)
 
 
 class ReportFilterForm(forms.Form):

@@ -3,7 +3,7 @@ action a rep takes on it.
 
 Every URL here reaches the lead through ``Lead.objects.visible_to``: a lead outside
 the person's view answers 404, for reads and posts alike. Acting needs more than seeing
-(``leads.selectors.lead_access``): a visible lead the person may not change answers
+(``leads.permissions.lead_access``): a visible lead the person may not change answers
 403. Actions post a plain form and redirect with a message (no JavaScript needed);
 htmx posts the same form and swaps in the re-rendered page body.
 """
@@ -45,13 +45,8 @@ from leads.models import (
     Task,
     TaskKind,
 )
-from leads.selectors import (
-    done_tasks,
-    lead_access,
-    open_tasks,
-    task_assignees,
-    timeline_page,
-)
+from leads.permissions import lead_access, task_assignees
+from leads.selectors import done_tasks, open_tasks, timeline_page
 from leads.services import lead_move_to_stage
 from leads.workspace import lead_take as lead_take_service
 from leads.workspace import note_add, task_add
@@ -187,7 +182,7 @@ def _action_forms(
         "note": NoteForm(prefix="note"),
         "task": TaskForm(
             prefix="task",
-            assignees=task_assignees(user=user, lead=lead),
+            assignees=task_assignees(user),
             initial={"assignee": user.pk, "kind": TaskKind.FOLLOW_UP, "due_at": due},
         ),
         "stage": StageForm(prefix="stage", lead=lead),
@@ -347,7 +342,7 @@ def lead_add_note(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def lead_add_task(request: HttpRequest, pk: int) -> HttpResponse:
     lead = acting_lead(request, pk)
-    assignees = task_assignees(user=request.user, lead=lead)
+    assignees = task_assignees(request.user)
     form = TaskForm(request.POST, prefix="task", assignees=assignees)
 
     def perform(data: dict[str, Any]) -> str:

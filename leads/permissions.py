@@ -1,0 +1,164 @@
+"""Who may do what to leads, tasks and companies: one answer for every surface.
+
+The REST API, the rep workspace and the admin all ask these functions; none of them
+compares roles on its own. Seeing is decided by ``Lead.objects.visible_to`` (a lead
+outside it does not exist for the person); this module decides what a person may do
+with what they see, and whom they may hand it to:
+
+- A lead is owned by the person creating or assigning it (reps), by a member of the
+  manager's teams (managers), or by any active user (admins and marketers). Leaving a
+  lead unassigned, or keeping the owner it has, is always allowed.
+- A task is for the person creating it; a manager's also for the members of their
+  teams; an admin's for any active user. The same rule holds for tasks without a lead.
+- An email address in use is named as such only to someone who can see the lead that
+  holds it; anyone else learns only that it cannot be used (``email_in_use``).
+- A company is shared by the leads it carries: admins and marketers edit any; a rep or
+  a manager edits one only while every lead it carries is one they can see, so that no
+  one rewrites the account another team is working.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Q, QuerySet
+
+from crm.models import Role, User
+
+from .models import Company, Lead, Task
+from .selectors import team_members
+
+# --- Acting on a lead ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LeadAccess:
+    """What a person who can see a lead may do with it."""
+
+    may_act: bool
+    may_take: bool
+
+
+def lead_access(*, lead: Lead, user: User) -> LeadAccess:
+    """Acting on a lead (logging, notes, tasks, stage, hand-off, rating) is for its owner,
+    the owner's manager and admins. An unassigned lead is acted on only after taking it,
+    which reps and managers may do; marketers read.
+
+    ``lead`` must come from ``Lead.objects.visible_to(user)`` with ``owner__team`` loaded.
+    """
+    role = user.role
+    if lead.owner_id is None:
+        return LeadAccess(
+            may_act=role == Role.ADMIN, may_take=role in (Role.REP, Role.MANAGER, Role.ADMIN)
+        )
+    if role == Role.ADMIN or lead.owner_id == user.pk:
+        return LeadAccess(may_act=True, may_take=False)
+    team = lead.owner.team
+    manages = (
+        role == Role.MANAGER
+        and team is not None
+        and (team.manager_id == user.pk or (user.team_id is not None and team.pk == user.team_id))
+    )
+    return LeadAccess(may_act=manages, may_take=False)
+
+
+# --- Owners and assignees ----------------------------------------------------------------
+
+
+def _people(user: User) -> QuerySet[User]:
+    """The active users a person may hand leads and tasks to (themselves included)."""
+    active = User.objects.filter(is_active=True)
+    role = user.role
+    if role in (Role.ADMIN, Role.MARKETER):
+        return active
+    if role == Role.MANAGER:
+        return active.filter(Q(pk=user.pk) | Q(pk__in=team_members(manager=user).values("pk")))
+    if role == Role.REP:
+        return active.filter(pk=user.pk)
+    return User.objects.none()
+
+
+def lead_owners(user: User) -> QuerySet[User]:
+    """Who may own a lead that ``user`` creates or assigns."""
+    return _people(user).order_by("first_name", "last_name", "username")
+
+
+def may_own(*, user: User, owner: User | None, current: User | None = None) -> bool:
+    """Whether ``user`` may make ``owner`` the owner of a lead now owned by ``current``
+    (None: a new lead). Unassigned, or the owner the lead has, is always allowed."""
+    if owner is None or (current is not None and owner.pk == current.pk):
+        return True
+    return lead_owners(user).filter(pk=owner.pk).exists()
+
+
+def task_assignees(user: User) -> QuerySet[User]:
+    """Who a task created or reassigned by ``user`` may be for. Marketers only read
+    tasks: a marketer may give none."""
+    if user.role == Role.MARKETER:
+        return User.objects.none()
+    return _people(user).order_by("first_name", "last_name", "username")
+
+
+def may_assign_task(*, user: User, assignee: User, current: User | None = None) -> bool:
+    """Whether ``user`` may make ``assignee`` the assignee of a task now assigned to
+    ``current`` (None: a new task). Keeping the assignee is always allowed."""
+    if current is not None and assignee.pk == current.pk:
+        return True
+    return task_assignees(user).filter(pk=assignee.pk).exists()
+
+
+def tasks_visible_to(user: User) -> QuerySet[Task]:
+    """The tasks on the leads a person sees, and the tasks without a lead given to them
+    or, for a manager, to the people of their teams."""
+    if user.role in (Role.ADMIN, Role.MARKETER):
+        return Task.objects.all()
+    if user.role not in (Role.MANAGER, Role.REP):
+        return Task.objects.none()
+    on_visible_leads = Q(lead__in=Lead.objects.visible_to(user))
+    people = (
+        team_members(manager=user) if user.role == Role.MANAGER else User.objects.filter(pk=user.pk)
+    )
+    return Task.objects.filter(
+        on_visible_leads | Q(lead__isnull=True, assignee__in=people.values("pk"))
+    )
+
+
+OWNER_REFUSED = "You cannot give a lead to this person."
+ASSIGNEE_REFUSED = "You cannot give a task to this person."
+
+
+# --- Email addresses ---------------------------------------------------------------------
+
+EMAIL_TAKEN = "A lead with this email exists already."
+EMAIL_UNAVAILABLE = "This email address cannot be used for this lead."
+
+
+def email_in_use(*, user: User, email: str, lead: Lead | None = None) -> str:
+    """Why ``user`` cannot give ``email`` (normalized) to ``lead`` (None: a new lead), or
+    "" when they can: ``EMAIL_TAKEN`` when they can see the lead that holds it,
+    ``EMAIL_UNAVAILABLE``, which tells nothing about that lead, when they cannot."""
+    others = Lead.objects.filter(email=email).exclude(pk=getattr(lead, "pk", None))
+    if not others.exists():
+        return ""
+    return EMAIL_TAKEN if others.visible_to(user).exists() else EMAIL_UNAVAILABLE
+
+
+# --- Companies ---------------------------------------------------------------------------
+
+
+def may_change_company(*, user: User, company: Company) -> bool:
+    """Admins and marketers change any company; reps and managers one whose every lead
+    they can see (a company without leads included). Two counts over the company's
+    leads, by the lead's company index, whatever the size of the table."""
+    role = user.role
+    if role in (Role.ADMIN, Role.MARKETER):
+        return True
+    if role not in (Role.MANAGER, Role.REP):
+        return False
+    carried = Lead.objects.filter(company=company)
+    return carried.count() == carried.visible_to(user).count()
+
+
+COMPANY_REFUSED = (
+    "This company carries leads you cannot see: its owner's team or a marketer can change it."
+)

@@ -1,0 +1,696 @@
+"""The permission matrix: every URL of the project, as each role of the North team,
+against the South team's objects.
+
+The URLs are read from the URL conf. Each one is either probed (reads and writes aimed
+at South's rows, which must be refused with 403, 404 or a form error, leave every table
+as it was, and show none of South's secrets) or exempt with the reason why no user's
+team decides who may call it. A URL the matrix does not know fails
+``test_every_url_is_in_the_matrix``: a new endpoint gets its probes when it is added.
+The admin is walked the same way, from the admin site's registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.db import models
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
+
+from crm.models import ApiToken, Role, Team, TeamWebhook
+from leads.handoff_models import AssignmentKind, AssignmentRule, HandOff, LeadRating, Notification
+from leads.models import Deal, Note, StageChange, Task
+from leads.tracking_models import TrackingIdentity
+from nurturing.models import Enrollment, Message, Sequence, Step
+from reports.models import DigestPreference
+from reports.pages import REPORTS
+from scoring.models import LeadScore, ScoreEntry
+from tests.api_client import token_client
+from tests.conftest import make_user
+from tests.factories import ActivityFactory, CompanyFactory, LeadFactory, active_model, fit_rule
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ("rep", "manager", "marketer")
+REFUSED = (403, 404)
+# What South's rows say, which no page or answer shown to North's rep or manager may hold.
+SECRETS = (
+    "Zebedee",
+    "zebedee@southwind.example",
+    "Southern secret task",
+    "Southern loose task",
+    "Southern secret note",
+    "Southern secret deal",
+    "Southern secret notice",
+    "south.example/secret-page",
+    "Southern token",
+)
+APP_LABELS = ("crm", "leads", "scoring", "nurturing", "reports", "auth")
+
+
+# --- The world: North (the fixtures' team) and South -----------------------------------------
+
+
+@pytest.fixture
+def world(rep, other_rep, manager, marketer) -> SimpleNamespace:
+    now = timezone.now()
+    south = Team.objects.create(name="South")
+    boss = make_user("south_manager", Role.MANAGER, team=south)
+    south.manager = boss
+    south.save(update_fields=["manager"])
+    seller = make_user("south_rep", Role.REP, team=south)
+    company = CompanyFactory(name="Southwind")
+    lead = LeadFactory(
+        owner=seller, company=company, first_name="Zebedee", email="zebedee@southwind.example"
+    )
+    change = StageChange.objects.create(lead=lead, from_stage="mql", to_stage="sql", by=seller)
+    model = active_model()
+    sequence = Sequence.objects.create(name="Welcome")
+    step = Step.objects.create(sequence=sequence, subject="Hi", body_text="Hello")
+    enrollment = Enrollment.objects.create(lead=lead, sequence=sequence, next_due_at=now)
+    _, south_key = ApiToken.objects.issue(user=seller, name="Southern token")
+    return SimpleNamespace(
+        team=south,
+        south_manager=boss,
+        south_rep=seller,
+        company=company,
+        lead=lead,
+        near_lead=LeadFactory(owner=rep, first_name="Nora"),
+        near_task=Task.objects.create(assignee=rep, title="Near task", due_at=now),
+        activity=ActivityFactory(lead=lead, url="https://south.example/secret-page"),
+        deal=Deal.objects.create(lead=lead, name="Southern secret deal", amount=10),
+        task=Task.objects.create(
+            lead=lead, assignee=seller, title="Southern secret task", due_at=now
+        ),
+        loose_task=Task.objects.create(assignee=seller, title="Southern loose task", due_at=now),
+        note=Note.objects.create(lead=lead, author=seller, body="Southern secret note"),
+        stage_change=change,
+        handoff=HandOff.objects.create(lead=lead, stage_change=change, stage="sql", owner=seller),
+        rating=LeadRating.objects.create(lead=lead, by=seller, rating="good"),
+        notification=Notification.objects.create(
+            user=seller, kind="handoff", title="Southern secret notice", lead=lead
+        ),
+        token=ApiToken.objects.get(user=seller),
+        south_key=south_key,
+        rule=AssignmentRule.objects.create(
+            name="South fallback", kind=AssignmentKind.FALLBACK, owner=seller
+        ),
+        identity=TrackingIdentity.objects.create(kind="user_id", value="s-1", lead=lead),
+        webhook=TeamWebhook.objects.create(team=south, name="#south", url="https://8.8.8.8/h"),
+        digest=DigestPreference.objects.create(user=boss, weekly_digest=False),
+        enrollment=enrollment,
+        message=Message.objects.create(
+            enrollment=enrollment, step=step, lead=lead, to_email=lead.email
+        ),
+        scoring_model=model,
+        lead_score=LeadScore.objects.create(lead=lead, model=model, score=40),
+        score_entry=ScoreEntry.objects.create(
+            lead=lead, model=model, kind="manual", points=5, reason="Met at a fair", at=now
+        ),
+        scoring_rule=fit_rule(model, 10, "job_title", "contains", "CTO"),
+        sequence=sequence,
+    )
+
+
+def snapshot() -> dict[str, list[dict[str, Any]]]:
+    """Every row of the project's tables, but the touch time of API tokens (the probes'
+    own tokens are used)."""
+    rows = {}
+    for model in apps.get_models():
+        if model._meta.app_label not in APP_LABELS or model._meta.proxy:
+            continue
+        values = list(model.objects.order_by("pk").values())
+        if model is ApiToken:
+            values = [{k: v for k, v in row.items() if k != "last_used_at"} for row in values]
+        rows[model._meta.label] = values
+    return rows
+
+
+def person(role: str, request: pytest.FixtureRequest):
+    return request.getfixturevalue(role)
+
+
+# --- The URL conf -------------------------------------------------------------------------
+
+
+def url_patterns(
+    patterns: list[Any] | None = None, prefix: str = ""
+) -> Iterator[tuple[str, URLPattern]]:
+    """(route, pattern) for every URL of the project, the admin's included."""
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            yield from url_patterns(pattern.url_patterns, prefix + str(pattern.pattern))
+        else:
+            yield prefix + str(pattern.pattern), pattern
+
+
+def matrix_key(route: str, pattern: URLPattern) -> str:
+    return pattern.name or route
+
+
+# --- Probes -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request aimed at South. ``refused`` are the statuses that count as refusal;
+    a 200 also passes when ``refused`` names it (a list, say) but must hold no secret."""
+
+    method: str
+    path: str
+    data: dict[str, Any] | None = None
+    roles: tuple[str, ...] = ("rep", "manager")
+    refused: tuple[int, ...] = REFUSED
+
+
+@dataclass(frozen=True)
+class Exempt:
+    why: str
+
+
+def api(path: str) -> str:
+    return f"/api/v1/{path}"
+
+
+def _due() -> str:
+    return timezone.now().isoformat()
+
+
+Probe = Callable[[SimpleNamespace], list[Call]]
+ALL = ROLES
+LISTED = (200, 400)  # a list answers with what the caller sees, or refuses the filter
+
+API: dict[str, Probe | Exempt] = {
+    "api-token-list": lambda w: [Call("GET", api("tokens/"), roles=ALL, refused=(200,))],
+    "api-token-detail": lambda w: [Call("GET", api(f"tokens/{w.token.pk}/"), roles=ALL)],
+    "api-token-revoke": lambda w: [
+        Call("POST", api(f"tokens/{w.token.pk}/revoke/"), {}, roles=ALL)
+    ],
+    "api-lead-list": lambda w: [
+        Call("GET", api("leads/?search=zebedee"), refused=(200,)),
+        Call("GET", api(f"leads/?owner={w.south_rep.pk}"), refused=(200,)),
+        Call(
+            "POST",
+            api("leads/"),
+            {"email": "x@example.com", "owner": w.south_rep.pk},
+            refused=(400,),
+        ),
+        Call("POST", api("leads/"), {"email": w.lead.email}, refused=(409,)),
+    ],
+    "api-lead-detail": lambda w: [
+        Call("GET", api(f"leads/{w.lead.pk}/")),
+        Call("PUT", api(f"leads/{w.lead.pk}/"), {"email": "pwned@example.com"}),
+        Call("PATCH", api(f"leads/{w.lead.pk}/"), {"first_name": "Pwned"}),
+        Call("PATCH", api(f"leads/{w.near_lead.pk}/"), {"owner": w.south_rep.pk}, refused=(400,)),
+    ],
+    "api-lead-score": lambda w: [Call("GET", api(f"leads/{w.lead.pk}/score/"))],
+    "api-lead-transition": lambda w: [
+        Call("POST", api(f"leads/{w.lead.pk}/transition/"), {"stage": "customer"})
+    ],
+    "api-company-list": lambda w: [Call("GET", api("companies/"), refused=(200,))],
+    "api-company-detail": lambda w: [
+        Call("PUT", api(f"companies/{w.company.pk}/"), {"name": "Pwned"}),
+        Call("PATCH", api(f"companies/{w.company.pk}/"), {"name": "Pwned"}),
+    ],
+    "api-activity-list": lambda w: [
+        Call("GET", api(f"activities/?lead={w.lead.pk}"), refused=(200,)),
+        Call("POST", api("activities/"), {"lead": w.lead.pk, "type": "call"}, refused=(400,)),
+    ],
+    "api-activity-bulk": lambda w: [
+        Call(
+            "POST",
+            api("activities/bulk/"),
+            {"activities": [{"lead": w.lead.pk, "type": "call"}]},
+            refused=(400,),
+        ),
+    ],
+    "api-activity-detail": lambda w: [Call("GET", api(f"activities/{w.activity.pk}/"))],
+    "api-deal-list": lambda w: [
+        Call("GET", api("deals/"), refused=(200,)),
+        Call("POST", api("deals/"), {"lead": w.lead.pk, "name": "D"}, refused=(400, 403)),
+    ],
+    "api-deal-detail": lambda w: [
+        Call("GET", api(f"deals/{w.deal.pk}/")),
+        Call("PUT", api(f"deals/{w.deal.pk}/"), {"lead": w.lead.pk, "name": "Pwned"}),
+        Call("PATCH", api(f"deals/{w.deal.pk}/"), {"name": "Pwned"}),
+        Call("PATCH", api(f"deals/{w.deal.pk}/"), {"name": "Pwned"}, roles=("marketer",)),
+    ],
+    "api-task-list": lambda w: [
+        Call("GET", api(f"tasks/?assignee={w.south_rep.pk}"), refused=(200,)),
+        Call(
+            "POST",
+            api("tasks/"),
+            {"lead": w.lead.pk, "title": "T", "due_at": _due()},
+            refused=(400,),
+        ),
+        Call(
+            "POST",
+            api("tasks/"),
+            {"assignee": w.south_rep.pk, "title": "T", "due_at": _due()},
+            refused=(400,),
+        ),
+        Call(
+            "POST",
+            api("tasks/"),
+            {"assignee": w.south_rep.pk, "title": "T", "due_at": _due()},
+            roles=("marketer",),
+            refused=(403,),
+        ),
+    ],
+    "api-task-detail": lambda w: [
+        *[
+            call
+            for task in (w.task, w.loose_task)
+            for call in (
+                Call("GET", api(f"tasks/{task.pk}/")),
+                Call("PUT", api(f"tasks/{task.pk}/"), {"title": "Pwned", "due_at": _due()}),
+                Call("PATCH", api(f"tasks/{task.pk}/"), {"title": "Pwned"}),
+                Call("PATCH", api(f"tasks/{task.pk}/"), {"title": "Pwned"}, roles=("marketer",)),
+            )
+        ],
+        Call(
+            "PATCH", api(f"tasks/{w.near_task.pk}/"), {"assignee": w.south_rep.pk}, refused=(400,)
+        ),
+    ],
+    "api-note-list": lambda w: [
+        Call("GET", api("notes/"), refused=(200,)),
+        Call("POST", api("notes/"), {"lead": w.lead.pk, "body": "Hi"}, refused=(400, 403)),
+    ],
+    "api-note-detail": lambda w: [
+        Call("GET", api(f"notes/{w.note.pk}/")),
+        Call("PATCH", api(f"notes/{w.note.pk}/"), {"body": "Pwned"}),
+        Call("PATCH", api(f"notes/{w.note.pk}/"), {"body": "Pwned"}, roles=("marketer",)),
+    ],
+    "api-scoring-model-list": lambda w: [
+        Call("POST", api("scoring-models/"), {"name": "Mine"}, refused=(403,))
+    ],
+    "api-scoring-model-detail": lambda w: [
+        Call("PATCH", api(f"scoring-models/{w.scoring_model.pk}/"), {"name": "X"}, refused=(403,))
+    ],
+    "api-rule-list": lambda w: [
+        Call(
+            "POST",
+            api(f"scoring-models/{w.scoring_model.pk}/rules/"),
+            {"name": "R"},
+            refused=(403,),
+        ),
+    ],
+    "api-rule-detail": lambda w: [
+        Call(
+            "PATCH",
+            api(f"scoring-models/{w.scoring_model.pk}/rules/{w.scoring_rule.pk}/"),
+            {"points": 99},
+            refused=(403,),
+        ),
+    ],
+    "api/v1/^.*$": lambda w: [Call("GET", api(f"leads/{w.lead.pk}/notes/"), roles=ALL)],
+}
+
+WEB: dict[str, Probe | Exempt] = {
+    "home": lambda w: [Call("GET", "/", refused=(200,))],
+    "lead-detail": lambda w: [Call("GET", f"/leads/{w.lead.pk}/")],
+    "lead-score-json": lambda w: [Call("GET", f"/leads/{w.lead.pk}/score.json")],
+    "lead-activity": lambda w: [Call("GET", f"/leads/{w.lead.pk}/activity/")],
+    "lead-log-touch": lambda w: [
+        Call("POST", f"/leads/{w.lead.pk}/touches/", {"touch-kind": "call"}, roles=ALL)
+    ],
+    "lead-add-note": lambda w: [
+        Call("POST", f"/leads/{w.lead.pk}/notes/", {"note-body": "Hi"}, roles=ALL)
+    ],
+    "lead-add-task": lambda w: [
+        Call("POST", f"/leads/{w.lead.pk}/tasks/", task_form(w.south_rep), roles=ALL),
+        Call("POST", f"/leads/{w.near_lead.pk}/tasks/", task_form(w.south_rep), refused=(400,)),
+    ],
+    "lead-change-stage": lambda w: [
+        Call("POST", f"/leads/{w.lead.pk}/stage/", {"stage-stage": "customer"}, roles=ALL)
+    ],
+    "lead-take": lambda w: [Call("POST", f"/leads/{w.lead.pk}/take/", {}, roles=ALL)],
+    "lead-rate": lambda w: [
+        Call("POST", f"/leads/{w.lead.pk}/rating/", {"rating-rating": "bad"}, roles=ALL)
+    ],
+    "handoff-accept": lambda w: [Call("POST", f"/handoffs/{w.handoff.pk}/accept/", {}, roles=ALL)],
+    "handoff-reject": lambda w: [
+        Call("POST", f"/handoffs/{w.handoff.pk}/reject/", {"reject-reason": "No"}, roles=ALL)
+    ],
+    "my-day-task-done": lambda w: [
+        Call("POST", f"/my-day/tasks/{task.pk}/done/", {}, roles=ALL)
+        for task in (w.task, w.loose_task)
+    ],
+    "lead-list": lambda w: [
+        Call("GET", "/leads/?q=zebedee", refused=LISTED),
+        Call("GET", f"/leads/?owner={w.south_rep.pk}", refused=LISTED),
+    ],
+    "lead-bulk": lambda w: [
+        Call(
+            "POST",
+            "/leads/bulk/",
+            {"action": "stage", "stage": "customer", "lead": [w.lead.pk]},
+            roles=ALL,
+            refused=(200, 302, 400),
+        ),
+        Call(
+            "POST",
+            "/leads/bulk/",
+            {"action": "assign", "owner": w.south_rep.pk, "lead": [w.near_lead.pk]},
+            refused=(200, 302, 400),
+        ),
+    ],
+    "pipeline": lambda w: [Call("GET", f"/pipeline/?owner={w.south_rep.pk}", refused=LISTED)],
+    "pipeline-move": lambda w: [
+        Call(
+            "POST",
+            "/pipeline/move/",
+            {"lead": w.lead.pk, "stage": "customer"},
+            roles=ALL,
+            refused=(400, 403, 404),
+        ),
+    ],
+    "tasks": lambda w: [Call("GET", f"/tasks/?assignee={w.south_rep.pk}", refused=LISTED)],
+    "tasks-complete": lambda w: [
+        Call("POST", f"/tasks/{task.pk}/complete/", {}, roles=ALL)
+        for task in (w.task, w.loose_task)
+    ],
+    "tasks-snooze": lambda w: [
+        Call("POST", f"/tasks/{task.pk}/snooze/", {"until": "tomorrow"}, roles=ALL)
+        for task in (w.task, w.loose_task)
+    ],
+    "tasks-reassign": lambda w: [
+        *[
+            Call("POST", f"/tasks/{task.pk}/reassign/", {"assignee": w.south_rep.pk}, roles=ALL)
+            for task in (w.task, w.loose_task)
+        ],
+        Call(
+            "POST",
+            f"/tasks/{w.near_task.pk}/reassign/",
+            {"assignee": w.south_rep.pk},
+            roles=("manager",),
+            refused=(400, 403),
+        ),
+    ],
+    "notifications": lambda w: [Call("GET", "/notifications/", roles=ALL, refused=(200,))],
+    "notifications-read-all": lambda w: [
+        Call("POST", "/notifications/read/", {}, roles=ALL, refused=(200, 302))
+    ],
+    "notification-read": lambda w: [
+        Call("POST", f"/notifications/{w.notification.pk}/read/", {}, roles=ALL)
+    ],
+    "reports": lambda w: [Call("GET", "/reports/", refused=(200,))],
+    # The digest form changes the caller's own preference only: it names no one.
+    "reports-digest": lambda w: [Call("GET", "/reports/digest/", refused=(200,))],
+    "reports-page": lambda w: [
+        Call("GET", f"/reports/{slug}/?{field}={value}", refused=LISTED)
+        for slug in REPORTS
+        for field, value in (("owner", w.south_rep.pk), ("team", w.team.pk))
+    ],
+}
+
+PUBLIC: dict[str, Exempt] = {
+    "healthz": Exempt("liveness of the database and broker; no rows"),
+    "login": Exempt("signing in"),
+    "logout": Exempt("signing out"),
+    "api-schema": Exempt("the published description of the API, the same for everyone"),
+    "api-docs": Exempt("the page that renders the schema"),
+    "form-submit": Exempt(
+        "public web forms, keyed by the form's key: they create or update a lead by email "
+        "and answer the same whatever exists (tests/test_forms_submissions.py)"
+    ),
+    "nurture-open": Exempt("signed per-message token (tests/test_nurture_http.py)"),
+    "nurture-click": Exempt(
+        "signed per-message token; redirects only to the template's links "
+        "(tests/test_nurture_link_injection.py)"
+    ),
+    "nurture-unsubscribe": Exempt("signed per-message token (tests/test_nurture_http.py)"),
+    "nurture-bounce": Exempt("the mail provider's webhook, keyed by NURTURE_BOUNCE_SECRET"),
+}
+TRACKING = Exempt(
+    "the tracking API, authenticated by a site's write key rather than a user; it records "
+    "events and answers nothing about leads (tests/test_tracking_endpoint.py)"
+)
+
+
+def task_form(assignee) -> dict[str, Any]:
+    due = timezone.localtime() + timezone.timedelta(days=1)
+    return {
+        "task-title": "Spy",
+        "task-kind": "call",
+        "task-due_at": f"{due:%Y-%m-%dT%H:%M}",
+        "task-assignee": assignee.pk,
+    }
+
+
+def entry_for(route: str, pattern: URLPattern) -> Probe | Exempt | None:
+    key = matrix_key(route, pattern)
+    if key in API:
+        return API[key]
+    if key in WEB:
+        return WEB[key]
+    if key in PUBLIC:
+        return PUBLIC[key]
+    if route.startswith("v1/"):
+        return TRACKING
+    return None
+
+
+def non_admin_patterns() -> list[tuple[str, URLPattern]]:
+    return [(route, p) for route, p in url_patterns() if not route.startswith("admin/")]
+
+
+def test_every_url_is_in_the_matrix():
+    unknown = sorted(
+        {matrix_key(route, p) for route, p in non_admin_patterns() if entry_for(route, p) is None}
+    )
+    assert not unknown, (
+        f"URLs the permission matrix does not know: {unknown}. Add probes of another team's "
+        "objects to API or WEB in tests/test_permission_matrix.py, or a reason to PUBLIC."
+    )
+
+
+def test_the_matrix_names_no_url_that_is_gone():
+    keys = {matrix_key(route, p) for route, p in non_admin_patterns()}
+
+    assert set(API) | set(WEB) | set(PUBLIC) <= keys
+
+
+PROBED = sorted({*API, *WEB})
+
+
+def _send(client: Any, call: Call, *, is_api: bool) -> Any:
+    method = getattr(client, call.method.lower())
+    if call.method == "GET":
+        return method(call.path)
+    if is_api:
+        return method(call.path, call.data or {}, format="json")
+    return method(call.path, call.data or {})
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("key", PROBED)
+def test_role_is_refused_another_teams_objects(request, world, key, role):
+    user = person(role, request)
+    is_api = key in API
+    calls = [call for call in (API | WEB)[key](world) if role in call.roles]
+    if not calls:
+        pytest.skip(f"{key} has nothing to refuse a {role}, who sees every lead")
+    if is_api:
+        client = token_client(user)
+    else:
+        client = Client()
+        client.force_login(user)
+    before = snapshot()
+
+    for call in calls:
+        response = _send(client, call, is_api=is_api)
+
+        assert response.status_code in call.refused, (call, response.status_code)
+        if role != "marketer":
+            body = response.content.decode(errors="replace")
+            leaked = [secret for secret in SECRETS if secret in body]
+            assert not leaked, (call, leaked)
+    assert snapshot() == before
+
+
+# --- The admin ----------------------------------------------------------------------------
+
+# The admin URLs that are not a registered model's own.
+ADMIN_SITE = {
+    "index",
+    "login",
+    "logout",
+    "password_change",
+    "password_change_done",
+    "autocomplete",
+    "jsi18n",
+    "view_on_site",
+    "app_list",
+    "admin/(?P<url>.*)$",
+}
+ADMIN_VIEWS = ("changelist", "add", "history", "delete", "change")
+# Custom admin views, each with its probe.
+ADMIN_CUSTOM: dict[str, Callable[[SimpleNamespace], str]] = {
+    "auth_user_password_change": lambda w: f"/admin/crm/user/{w.south_rep.pk}/password/",
+    "scoring_scoringmodel_preview": (
+        lambda w: f"/admin/scoring/scoringmodel/{w.scoring_model.pk}/preview/"
+    ),
+    "nurturing_sequence_stats": lambda w: f"/admin/nurturing/sequence/{w.sequence.pk}/stats/",
+    "nurturing_sequence_enroll": lambda w: f"/admin/nurturing/sequence/{w.sequence.pk}/enroll/",
+}
+# Each registered model: South's row of it, or why it belongs to no team.
+ADMIN_OBJECTS: dict[str, Callable[[SimpleNamespace], models.Model] | Exempt] = {
+    "auth.Group": Exempt("roles, the same for every team"),
+    "crm.ApiToken": lambda w: w.token,
+    "crm.Team": lambda w: w.team,
+    "crm.TeamWebhook": lambda w: w.webhook,
+    "crm.User": lambda w: w.south_rep,
+    "crm.WebhookDelivery": Exempt("admins only; the log of team webhooks"),
+    "crm.WorkerHeartbeat": Exempt("worker liveness"),
+    "leads.Activity": lambda w: w.activity,
+    "leads.AssignmentRule": lambda w: w.rule,
+    "leads.Company": lambda w: w.company,
+    "leads.CustomFieldDefinition": Exempt("the lead form's fields, set by marketers"),
+    "leads.Deal": lambda w: w.deal,
+    "leads.HandOff": lambda w: w.handoff,
+    "leads.Lead": lambda w: w.lead,
+    "leads.LeadRating": lambda w: w.rating,
+    "leads.Note": lambda w: w.note,
+    "leads.Notification": lambda w: w.notification,
+    "leads.PendingEvent": Exempt("anonymous tracking events not yet tied to a lead"),
+    "leads.ProductLine": Exempt("the product catalogue"),
+    "leads.StageChange": lambda w: w.stage_change,
+    "leads.Task": lambda w: w.task,
+    "leads.TrackedEvent": Exempt("the event catalogue of the tracking API"),
+    "leads.TrackingIdentity": lambda w: w.identity,
+    "leads.TrackingKey": Exempt("the tracking API's site keys, set by marketers"),
+    "leads.WebForm": Exempt("public web forms, set by marketers"),
+    "nurturing.Enrollment": lambda w: w.enrollment,
+    "nurturing.Message": lambda w: w.message,
+    "nurturing.Sequence": Exempt("nurture sequences, set by marketers"),
+    "nurturing.Suppression": Exempt("addresses no email goes to, for every team"),
+    "reports.Campaign": Exempt("marketing campaigns and their spend"),
+    "reports.DigestPreference": lambda w: w.digest,
+    "scoring.ChangeLog": Exempt("the log of scoring model changes"),
+    "scoring.DomainList": Exempt("scoring's domain lists"),
+    "scoring.LeadScore": lambda w: w.lead_score,
+    "scoring.RescoreJob": Exempt("rescore runs"),
+    "scoring.ScoreEntry": lambda w: w.score_entry,
+    "scoring.ScoringModel": Exempt("scoring models, set by marketers"),
+}
+# Rows North may read in the admin (with the model's view permission) but not change:
+# companies are shared, and routing rules decide every team's hand-offs.
+ADMIN_SHARED = {"leads.AssignmentRule", "leads.Company"}
+ADMIN_ROLES = ("rep", "manager")
+
+
+def registered() -> list[type[models.Model]]:
+    return sorted(admin.site._registry, key=lambda model: model._meta.label)
+
+
+def test_every_admin_url_is_in_the_matrix():
+    known = {*ADMIN_SITE, *ADMIN_CUSTOM}
+    for model in registered():
+        app, name = model._meta.app_label, model._meta.model_name
+        known |= {f"{app}_{name}_{view}" for view in ADMIN_VIEWS}
+        known.add(f"admin/{app}/{name}/<path:object_id>/")  # the old address of "change"
+    admin_routes = [(r, p) for r, p in url_patterns() if r.startswith("admin/")]
+    unknown = sorted({matrix_key(r, p) for r, p in admin_routes} - known)
+    unlisted = sorted(m._meta.label for m in registered() if m._meta.label not in ADMIN_OBJECTS)
+
+    assert not unknown, f"admin URLs the matrix does not know: {unknown} (add to ADMIN_CUSTOM)"
+    assert not unlisted, f"admin models the matrix does not know: {unlisted} (ADMIN_OBJECTS)"
+
+
+def _refused(response: Any) -> bool:
+    """403, or the admin's "does not exist" redirect to its index."""
+    if response.status_code == 403:
+        return True
+    return response.status_code == 302 and response["Location"] == reverse("admin:index")
+
+
+@pytest.fixture
+def staff(request):
+    def make(role: str):
+        user = person(role, request)
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+ADMIN_TEAM_MODELS = sorted(label for label, obj in ADMIN_OBJECTS.items() if callable(obj))
+
+
+@pytest.mark.parametrize("role", ADMIN_ROLES)
+@pytest.mark.parametrize("label", ADMIN_TEAM_MODELS)
+def test_admin_refuses_another_teams_rows(world, staff, label, role):
+    client = staff(role)
+    obj = ADMIN_OBJECTS[label](world)
+    meta = obj._meta
+    name = f"admin:{meta.app_label}_{meta.model_name}"
+    before = snapshot()
+
+    listing = client.get(reverse(f"{name}_changelist"))
+    opened = client.get(reverse(f"{name}_change", args=[obj.pk]))
+    posted = client.post(reverse(f"{name}_change", args=[obj.pk]), {"name": "Pwned"})
+    history = client.get(reverse(f"{name}_history", args=[obj.pk]))
+    deleted = client.post(reverse(f"{name}_delete", args=[obj.pk]), {"post": "yes"})
+
+    assert listing.status_code in (200, 403)
+    leaked = [s for s in SECRETS if s in listing.content.decode()]
+    assert not leaked
+    if label in ADMIN_SHARED:
+        assert opened.status_code in (200, 403)
+        if opened.status_code == 200:
+            assert not opened.context["has_change_permission"]
+        assert posted.status_code == 403
+    else:
+        assert _refused(opened), opened.status_code
+        assert _refused(posted), posted.status_code
+        assert _refused(history), history.status_code
+    assert _refused(deleted), deleted.status_code
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("role", ADMIN_ROLES)
+@pytest.mark.parametrize("key", sorted(ADMIN_CUSTOM))
+def test_admin_custom_views_refuse_sales_roles(world, staff, key, role):
+    client = staff(role)
+    before = snapshot()
+
+    opened = client.get(ADMIN_CUSTOM[key](world))
+    posted = client.post(ADMIN_CUSTOM[key](world), {"lead": world.lead.pk})
+
+    assert _refused(opened), opened.status_code
+    assert _refused(posted), posted.status_code
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("role", ADMIN_ROLES)
+def test_admin_add_forms_refuse_another_teams_leads_and_people(world, staff, role):
+    client = staff(role)
+    before = snapshot()
+    due = timezone.localtime()
+    task = {"title": "Spy", "kind": "call", "due_at_0": f"{due:%Y-%m-%d}", "due_at_1": "09:00"}
+
+    answers = [
+        client.post(reverse("admin:leads_note_add"), {"lead": world.lead.pk, "body": "Hi"}),
+        client.post(reverse("admin:leads_deal_add"), {"lead": world.lead.pk, "name": "D"}),
+        client.post(reverse("admin:leads_task_add"), {**task, "assignee": world.south_rep.pk}),
+        client.post(
+            reverse("admin:leads_lead_add"), {"email": "x@example.com", "owner": world.south_rep.pk}
+        ),
+    ]
+
+    for answer in answers:
+        assert answer.status_code in (200, 403)
+        if answer.status_code == 200:
+            assert answer.context["adminform"].form.errors
+    assert snapshot() == before
