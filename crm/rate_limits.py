@@ -3,31 +3,46 @@ in production, files locally) and body sizes."""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 
 from django.core.cache import cache
 from django.http import HttpRequest
 
+from .resilience import CACHE_ERRORS
+
+log = logging.getLogger(__name__)
+
 
 def rate_limit_hit(key: str, *, limit: int, window_seconds: int) -> int | None:
     """Count one request against ``key``; the seconds to wait when it is over ``limit``.
 
     Returns None while the current window has room. Every web process shares the
-    counter through the cache, so the limit holds across processes.
+    counter through the cache, so the limit holds across processes. While the cache
+    cannot be reached nothing is counted and every request passes (logged): a form post
+    or an event lost to an outage would cost more than a burst let through.
     """
     now = time.time()
     window_start = int(now // window_seconds) * window_seconds
-    counter = f"rate:{key}:{window_start}"
-    cache.add(counter, 0, timeout=window_seconds + 1)
     try:
-        count = cache.incr(counter)
-    except ValueError:  # the counter expired between add() and incr()
-        cache.set(counter, 1, timeout=window_seconds + 1)
-        count = 1
+        count = _count(f"rate:{key}:{window_start}", timeout=window_seconds + 1)
+    except CACHE_ERRORS as exc:
+        log.warning("Rate limit %s not checked: the cache is unreachable (%s)", key, exc)
+        return None
     if count <= limit:
         return None
     return max(1, math.ceil(window_start + window_seconds - now))
+
+
+def _count(counter: str, *, timeout: int) -> int:
+    """Add one to the counter, created for ``timeout`` seconds; its new value."""
+    cache.add(counter, 0, timeout=timeout)
+    try:
+        return cache.incr(counter)
+    except ValueError:  # the counter expired between add() and incr()
+        cache.set(counter, 1, timeout=timeout)
+        return 1
 
 
 def body_exceeds(request: HttpRequest, limit: int) -> bool:

@@ -34,9 +34,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
-from kombu.exceptions import OperationalError as KombuOperationalError
 
 from .models import DeliveryStatus, Team, TeamWebhook, WebhookDelivery, WebhookEvent
+from .resilience import task_enqueue
 
 log = logging.getLogger(__name__)
 
@@ -160,12 +160,7 @@ def webhook_delivery_enqueue(*, delivery_id: int) -> bool:
     """
     from .tasks import webhook_deliver as deliver_task
 
-    try:
-        deliver_task.delay(delivery_id)
-    except KombuOperationalError:
-        log.warning("Webhook delivery %s not queued: the broker is unreachable", delivery_id)
-        return False
-    return True
+    return task_enqueue(deliver_task, delivery_id, what=f"Webhook delivery {delivery_id}")
 
 
 def webhook_retry_due(*, now: datetime | None = None) -> int:

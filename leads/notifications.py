@@ -8,7 +8,6 @@ message sends one email.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,8 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
-from kombu.exceptions import OperationalError as KombuOperationalError
+
+from crm.resilience import task_enqueue
 
 from .handoff_models import Notification, NotificationKind
 from .models import Lead
@@ -26,7 +26,6 @@ from .models import Lead
 if TYPE_CHECKING:
     from crm.models import User
 
-log = logging.getLogger(__name__)
 
 RECENT_ACTIVITIES = 5
 # The lead fields a rep reads first, in the order the email lists them.
@@ -79,12 +78,8 @@ def notify(
 def _queue_email(notification_id: int) -> None:
     from .tasks import send_notification_email
 
-    try:
-        send_notification_email.delay(notification_id)
-    except KombuOperationalError:
-        log.warning(
-            "Email of notification %s not queued: the broker is unreachable", notification_id
-        )
+    what = f"Email of notification {notification_id}"
+    task_enqueue(send_notification_email, notification_id, what=what)
 
 
 def notifications_mark_read(*, user: User, ids: Iterable[int] | None = None) -> int:
