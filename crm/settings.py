@@ -298,6 +298,9 @@ elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_CONNECT_TIMEOUT
+# A worker whose broker went away keeps trying to reconnect (every 30 s at most), however
+# long the outage; by default it would give up, and exit, after 100 tries.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # Sending a task from a request tries twice, at once: the second attempt reconnects
 # after the broker restarted under a pooled connection; a broker that is down fails
 # both at once and the request goes on (the sweepers queue the work later).
