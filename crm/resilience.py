@@ -13,6 +13,8 @@ import logging
 from typing import Any
 
 from celery import Task
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
@@ -24,6 +26,12 @@ BROKER_ERRORS: tuple[type[Exception], ...] = (KombuOperationalError, RedisError,
 # What the cache raises when its server cannot be reached (Redis), or its folder cannot
 # be written (the file cache of a local install).
 CACHE_ERRORS: tuple[type[Exception], ...] = (RedisError, OSError)
+# What the database raises when it cannot take a request now: unreachable, restarting,
+# a lost connection, a deadlock or a cancelled statement. Nothing can be stored then,
+# so a request answers 503 with Retry-After: the client sends it again later.
+STORAGE_ERRORS: tuple[type[Exception], ...] = (DatabaseOperationalError, DatabaseInterfaceError)
+RETRY_AFTER_SECONDS = 30
+UNAVAILABLE_MESSAGE = "Hotlist cannot store this right now. Send it again later."
 
 
 def task_enqueue(task: Task, *args: Any, what: str, **kwargs: Any) -> bool:
