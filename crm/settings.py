@@ -379,6 +379,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "leads.tasks.handoff_resume_stalled",
         "schedule": 300,
     },
+    "notification-email-resume": {
+        "task": "leads.tasks.notification_email_resume",
+        "schedule": 300,
+    },
     "nurture-process-due": {
         "task": "nurturing.tasks.process_due",
         "schedule": env_int("NURTURE_SEND_SECONDS", 60),

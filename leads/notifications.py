@@ -9,6 +9,7 @@ message sends one email.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -69,8 +70,9 @@ def notify(
         body=body,
         url=url[:500],
         lead=lead,
+        email_pending=bool(email and user.email),
     )
-    if email and user.email:
+    if notification.email_pending:
         transaction.on_commit(partial(_queue_email, notification.pk))
     return notification
 
@@ -101,7 +103,7 @@ def notification_email_send(*, notification_id: int) -> bool:
     re-raises, for the task to retry.
     """
     claimed = Notification.objects.filter(pk=notification_id, emailed_at__isnull=True).update(
-        emailed_at=timezone.now()
+        emailed_at=timezone.now(), email_pending=False
     )
     if not claimed:
         return False
@@ -112,6 +114,21 @@ def notification_email_send(*, notification_id: int) -> bool:
         Notification.objects.filter(pk=notification_id).update(emailed_at=None)
         raise
     return True
+
+
+EMAIL_STALLED_AFTER = timedelta(minutes=2)
+
+
+def notifications_email_resume(*, now: datetime | None = None) -> int:
+    """Beat: queue again the emails that no worker has taken a while after they were
+    asked for (their message was lost); how many were. Sending claims the row, so an
+    email queued twice goes out once."""
+    older_than = (now or timezone.now()) - EMAIL_STALLED_AFTER
+    pending = Notification.objects.filter(email_pending=True, created_at__lt=older_than)
+    ids = list(pending.order_by("created_at").values_list("pk", flat=True)[:500])
+    for notification_id in ids:
+        _queue_email(notification_id)
+    return len(ids)
 
 
 def notification_email(notification: Notification) -> EmailMultiAlternatives:
