@@ -350,9 +350,9 @@ def _record(delivery: WebhookDelivery, attempt: Attempt) -> None:
 
 class _Deadline:
     """Cuts a connection off ``seconds`` from now: its socket is shut down, so the read
-    or connect under way fails at once. The per-read timeout alone would let a receiver
-    that sends a byte every few seconds hold the request, and the delivery's claim,
-    indefinitely."""
+    under way fails at once (connecting gives up at the same time by itself). The
+    per-read timeout alone would let a receiver that sends a byte every few seconds hold
+    the request, and the delivery's claim, indefinitely."""
 
     def __init__(
         self, connection: PinnedHTTPConnection | PinnedHTTPSConnection, *, seconds: float
