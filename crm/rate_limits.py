@@ -3,16 +3,13 @@ in production, files locally) and body sizes."""
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 
 from django.core.cache import cache
 from django.http import HttpRequest
 
-from .resilience import CACHE_ERRORS
-
-log = logging.getLogger(__name__)
+from .resilience import cache_call
 
 
 def rate_limit_hit(key: str, *, limit: int, window_seconds: int) -> int | None:
@@ -25,11 +22,10 @@ def rate_limit_hit(key: str, *, limit: int, window_seconds: int) -> int | None:
     """
     now = time.time()
     window_start = int(now // window_seconds) * window_seconds
-    try:
-        count = _count(f"rate:{key}:{window_start}", timeout=window_seconds + 1)
-    except CACHE_ERRORS as exc:
-        log.warning("Rate limit %s not checked: the cache is unreachable (%s)", key, exc)
-        return None
+    counter = f"rate:{key}:{window_start}"
+    count = cache_call(
+        lambda: _count(counter, timeout=window_seconds + 1), default=0, what=f"Rate limit {key}"
+    )
     if count <= limit:
         return None
     return max(1, math.ceil(window_start + window_seconds - now))

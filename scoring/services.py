@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from crm.resilience import CACHE_ERRORS, task_enqueue
+from crm.resilience import cache_call, task_enqueue
 from leads.models import Activity, Lead, Stage
 
 from . import rules as R
@@ -126,20 +126,14 @@ def pending_scoring_request(*, lead_id: int) -> bool:
 
 def _drain_mark(lead_id: int) -> bool:
     """Mark a drain queued; False when one is already. True when the cache is down."""
-    try:
-        return cache.add(DRAIN_KEY, lead_id, timeout=DRAIN_QUEUED_SECONDS)
-    except CACHE_ERRORS as exc:
-        log.warning("Scoring drain marker not kept: the cache is unreachable (%s)", exc)
-        return True
+    mark = partial(cache.add, DRAIN_KEY, lead_id, timeout=DRAIN_QUEUED_SECONDS)
+    return cache_call(mark, default=True, what="Scoring drain marker")
 
 
 def _drain_unmark() -> None:
-    """Forget the marker: the drain it stood for was not queued, or has started."""
-    try:
-        cache.delete(DRAIN_KEY)
-    except CACHE_ERRORS as exc:
-        # It expires after DRAIN_QUEUED_SECONDS; the sweeper queues the next drain then.
-        log.warning("Scoring drain marker not removed: the cache is unreachable (%s)", exc)
+    """Forget the marker: the drain it stood for was not queued, or has started. (When
+    the cache is down it expires by itself; the sweeper queues the next drain then.)"""
+    cache_call(partial(cache.delete, DRAIN_KEY), default=False, what="Scoring drain unmark")
 
 
 def lead_score_request(*, lead_id: int) -> bool:

@@ -12,6 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from crm.celery import app as celery_app
+from crm.resilience import broker, shared_cache
 from leads.models import Activity, Lead, TrackingKey, WebForm
 from scoring.models import RescoreJob, RescoreStatus
 from scoring.services import rescore_job_start, rescore_jobs_resume
@@ -51,6 +52,9 @@ def broker_down(settings):
         settings.CACHES = caches
         celery_app.conf.update(saved)
         _drop_broker_pools()
+        # As once the few seconds this process leaves a failed Redis alone have passed.
+        broker.reset()
+        shared_cache.reset()
 
     yield back
     back()

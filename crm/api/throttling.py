@@ -6,23 +6,17 @@ DRF's throttles, except that a cache that cannot be reached lets the request thr
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from rest_framework import throttling
 
-from crm.resilience import CACHE_ERRORS
-
-log = logging.getLogger(__name__)
+from crm.resilience import cache_call
 
 
 class FailOpenThrottleMixin:
     def allow_request(self, request: Any, view: Any) -> bool:
-        try:
-            return super().allow_request(request, view)  # type: ignore[misc]
-        except CACHE_ERRORS as exc:
-            log.warning("API rate not checked: the cache is unreachable (%s)", exc)
-            return True
+        allow = super().allow_request  # type: ignore[misc]
+        return cache_call(lambda: allow(request, view), default=True, what="API rate limit")
 
 
 class AnonRateThrottle(FailOpenThrottleMixin, throttling.AnonRateThrottle):
