@@ -44,6 +44,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:
@@ -225,8 +235,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PARSER_CLASSES": ["crm.api.parsers.JSONParser"],
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "crm.api.throttling.AnonRateThrottle",
+        "crm.api.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("API_THROTTLE_ANON", "30/minute"),
@@ -252,6 +262,21 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"ActivityTypeEnum": "leads.models.ActivityType"},
 }
 
+# --- Redis (broker and cache) -------------------------------------------------
+
+# A request must not hang on a Redis that is down or unreachable: every connection to
+# it (the broker's and the cache's) gives up after these many seconds, and the request
+# goes on without it (crm/resilience.py); the sweepers catch up once it is back.
+REDIS_CONNECT_TIMEOUT = env_float("REDIS_CONNECT_TIMEOUT", 0.5)
+# Each command; longer than kombu's 1-second blocking read of the queues.
+REDIS_TIMEOUT = env_float("REDIS_TIMEOUT", 5.0)
+if REDIS_CONNECT_TIMEOUT <= 0 or REDIS_TIMEOUT <= 1:
+    raise ImproperlyConfigured("REDIS_CONNECT_TIMEOUT must be above 0, REDIS_TIMEOUT above 1.")
+REDIS_SOCKET_OPTIONS = {
+    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+    "socket_timeout": REDIS_TIMEOUT,
+}
+
 # --- Celery -------------------------------------------------------------------
 
 BROKER_DIR = VAR_DIR / "broker"
@@ -268,8 +293,23 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(BROKER_DIR / "processed"),
         "polling_interval": 0.1,
     }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, **REDIS_SOCKET_OPTIONS}
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_CONNECT_TIMEOUT
+# A worker whose broker went away keeps trying to reconnect (every 30 s at most), however
+# long the outage; by default it would give up, and exit, after 100 tries.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Sending a task from a request tries twice, at once: the second attempt reconnects
+# after the broker restarted under a pooled connection; a broker that is down fails
+# both at once and the request goes on (the sweepers queue the work later).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.1,
+    "interval_max": 0.1,
+}
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "") or None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -311,6 +351,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "scoring.tasks.sweep_unscored",
         "schedule": env_int("SCORE_SWEEP_SECONDS", 60),
     },
+    "rescore-resume": {
+        "task": "scoring.tasks.rescore_resume",
+        "schedule": 300,
+    },
     "nightly-decay": {
         "task": "scoring.tasks.decay_scores",
         "schedule": crontab(hour=env_int("DECAY_HOUR", 2), minute=0),
@@ -333,6 +377,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     "handoff-resume-stalled": {
         "task": "leads.tasks.handoff_resume_stalled",
+        "schedule": 300,
+    },
+    "notification-email-resume": {
+        "task": "leads.tasks.notification_email_resume",
         "schedule": 300,
     },
     "nurture-process-due": {
@@ -366,7 +414,11 @@ CELERY_BEAT_SCHEDULE = {
 CACHE_URL = env_str("CACHE_URL", CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "")
 if CACHE_URL:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "OPTIONS": REDIS_SOCKET_OPTIONS,
+        }
     }
 else:
     CACHES = {

@@ -14,14 +14,17 @@ URL cannot be used to reach the database, the broker or a cloud metadata service
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import http.client
 import ipaddress
 import json
 import logging
+import math
 import socket
 import ssl
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -34,15 +37,18 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
-from kombu.exceptions import OperationalError as KombuOperationalError
 
 from .models import DeliveryStatus, Team, TeamWebhook, WebhookDelivery, WebhookEvent
+from .resilience import task_enqueue
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "Hotlist-Webhooks/1"
 # How long to wait for the receiver to connect and for each read.
 TIMEOUT_SECONDS = 10
+# The whole request, from connecting to the last byte read: a receiver that answers
+# slowly, a byte at a time, is cut off then.
+REQUEST_SECONDS = 20
 # Waits after the 1st, 2nd, … failed attempt; after the last one the delivery fails.
 RETRY_DELAYS = (
     timedelta(minutes=1),
@@ -52,9 +58,11 @@ RETRY_DELAYS = (
     timedelta(hours=12),
 )
 MAX_ATTEMPTS = len(RETRY_DELAYS) + 1
-# A claimed delivery is left alone this long; longer than a task may run (Celery's hard
-# time limit), so only a sender that died loses its claim.
-LOCK_DURATION = timedelta(minutes=15)
+# A claimed delivery is left alone this long: the request's limit and a margin for
+# resolving the host and recording the outcome. So only a sender that died loses its
+# claim, and the delivery it held is retried about half a minute later, not after the
+# task's time limit.
+LOCK_DURATION = timedelta(seconds=REQUEST_SECONDS + 10)
 # Deliveries queued by one run of the retry sweeper; the rest wait for the next run.
 RETRY_BATCH = 500
 # Of the receiver's answer, only this much is read (and kept in the log when it failed).
@@ -160,12 +168,7 @@ def webhook_delivery_enqueue(*, delivery_id: int) -> bool:
     """
     from .tasks import webhook_deliver as deliver_task
 
-    try:
-        deliver_task.delay(delivery_id)
-    except KombuOperationalError:
-        log.warning("Webhook delivery %s not queued: the broker is unreachable", delivery_id)
-        return False
-    return True
+    return task_enqueue(deliver_task, delivery_id, what=f"Webhook delivery {delivery_id}")
 
 
 def webhook_retry_due(*, now: datetime | None = None) -> int:
@@ -296,14 +299,23 @@ def _post(delivery: WebhookDelivery) -> Attempt:
     path = (url.path or "/") + (f"?{url.query}" if url.query else "")
     connection_class = PinnedHTTPSConnection if url.scheme == "https" else PinnedHTTPConnection
     connection = connection_class(url.hostname, url.port, addresses=addresses)
+    deadline = _Deadline(connection, seconds=REQUEST_SECONDS)
     try:
         connection.request("POST", path, body=body, headers=headers)
         response = connection.getresponse()
         snippet = response.read(RESPONSE_SNIPPET_BYTES)
     except (OSError, ValueError, http.client.HTTPException) as exc:
-        return Attempt(error=f"{type(exc).__name__}: {exc}"[:500])
+        error = f"{type(exc).__name__}: {exc}"[:500]
+    else:
+        error = ""
     finally:
+        deadline.cancel()
         connection.close()
+    # Cut off, the answer can look complete (the headers end where the socket did).
+    if deadline.passed:
+        return Attempt(error=f"No complete answer within {REQUEST_SECONDS} seconds.")
+    if error:
+        return Attempt(error=error)
     if 200 <= response.status < 300:
         return Attempt(status_code=response.status)
     text = snippet.decode("utf-8", "replace").strip()
@@ -336,12 +348,44 @@ def _record(delivery: WebhookDelivery, attempt: Attempt) -> None:
         )
 
 
-def _connect(addresses: list[str], port: int, timeout: float) -> socket.socket:
-    """A socket to the first of the checked addresses that answers."""
+class _Deadline:
+    """Cuts a connection off ``seconds`` from now: its socket is shut down, so the read
+    under way fails at once (connecting gives up at the same time by itself). The
+    per-read timeout alone would let a receiver that sends a byte every few seconds hold
+    the request, and the delivery's claim, indefinitely."""
+
+    def __init__(
+        self, connection: PinnedHTTPConnection | PinnedHTTPSConnection, *, seconds: float
+    ) -> None:
+        self.connection = connection
+        # Connecting, which has no socket to shut down yet, stops by itself then.
+        connection.deadline = time.monotonic() + seconds
+        self.passed = False
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def _cut(self) -> None:
+        self.passed = True
+        sock = self.connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def _connect(addresses: list[str], port: int, timeout: float, deadline: float) -> socket.socket:
+    """A socket to the first of the checked addresses that answers before ``deadline``
+    (a ``time.monotonic()`` value)."""
     error: OSError | None = None
     for address in addresses:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("no address answered in time")
         try:
-            return socket.create_connection((address, port), timeout)
+            return socket.create_connection((address, port), min(timeout, remaining))
         except OSError as exc:
             error = exc
     raise error or OSError("no address to connect to")
@@ -354,9 +398,10 @@ class PinnedHTTPConnection(http.client.HTTPConnection):
     def __init__(self, host: str, port: int | None, *, addresses: list[str]) -> None:
         super().__init__(host, port, timeout=TIMEOUT_SECONDS)
         self.addresses = addresses
+        self.deadline = math.inf
 
     def connect(self) -> None:
-        self.sock = _connect(self.addresses, self.port, self.timeout)
+        self.sock = _connect(self.addresses, self.port, self.timeout, self.deadline)
 
 
 class PinnedHTTPSConnection(http.client.HTTPSConnection):
@@ -365,7 +410,8 @@ class PinnedHTTPSConnection(http.client.HTTPSConnection):
     def __init__(self, host: str, port: int | None, *, addresses: list[str]) -> None:
         super().__init__(host, port, timeout=TIMEOUT_SECONDS, context=ssl.create_default_context())
         self.addresses = addresses
+        self.deadline = math.inf
 
     def connect(self) -> None:
-        sock = _connect(self.addresses, self.port, self.timeout)
+        sock = _connect(self.addresses, self.port, self.timeout, self.deadline)
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]

@@ -30,7 +30,8 @@ from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
-from kombu.exceptions import OperationalError as KombuOperationalError
+
+from crm.resilience import task_enqueue
 
 from .activity_times import TOO_EARLY, ActivityTimeError, activity_time
 from .assignment import owner_for
@@ -121,12 +122,7 @@ def handoff_assign_request(*, handoff_id: int) -> bool:
     ``handoff_resume_stalled`` queues the hand-off again later."""
     from .tasks import handoff_assign as assign_task
 
-    try:
-        assign_task.delay(handoff_id)
-    except KombuOperationalError:
-        log.warning("Hand-off %s not queued: the broker is unreachable", handoff_id)
-        return False
-    return True
+    return task_enqueue(assign_task, handoff_id, what=f"Hand-off {handoff_id}")
 
 
 # --- Assigning -----------------------------------------------------------------------

@@ -330,6 +330,9 @@ class Notification(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     read_at = models.DateTimeField(null=True, blank=True)
     emailed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The outbox of the email: asked for, and no worker has taken it yet (its task
+    # message was lost, or never sent while the broker was down).
+    email_pending = models.BooleanField(default=False, editable=False)
 
     objects = NotificationQuerySet.as_manager()
 
@@ -338,6 +341,11 @@ class Notification(models.Model):
         indexes = [
             models.Index(fields=["user", "read_at"], name="notification_user_read_idx"),
             models.Index(fields=["user", "-created_at"], name="notification_user_recent_idx"),
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(email_pending=True),
+                name="notification_email_pending_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -8,8 +8,8 @@ message sends one email.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,8 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
-from kombu.exceptions import OperationalError as KombuOperationalError
+
+from crm.resilience import task_enqueue
 
 from .handoff_models import Notification, NotificationKind
 from .models import Lead
@@ -26,7 +27,6 @@ from .models import Lead
 if TYPE_CHECKING:
     from crm.models import User
 
-log = logging.getLogger(__name__)
 
 RECENT_ACTIVITIES = 5
 # The lead fields a rep reads first, in the order the email lists them.
@@ -70,8 +70,9 @@ def notify(
         body=body,
         url=url[:500],
         lead=lead,
+        email_pending=bool(email and user.email),
     )
-    if email and user.email:
+    if notification.email_pending:
         transaction.on_commit(partial(_queue_email, notification.pk))
     return notification
 
@@ -79,12 +80,8 @@ def notify(
 def _queue_email(notification_id: int) -> None:
     from .tasks import send_notification_email
 
-    try:
-        send_notification_email.delay(notification_id)
-    except KombuOperationalError:
-        log.warning(
-            "Email of notification %s not queued: the broker is unreachable", notification_id
-        )
+    what = f"Email of notification {notification_id}"
+    task_enqueue(send_notification_email, notification_id, what=what)
 
 
 def notifications_mark_read(*, user: User, ids: Iterable[int] | None = None) -> int:
@@ -106,7 +103,7 @@ def notification_email_send(*, notification_id: int) -> bool:
     re-raises, for the task to retry.
     """
     claimed = Notification.objects.filter(pk=notification_id, emailed_at__isnull=True).update(
-        emailed_at=timezone.now()
+        emailed_at=timezone.now(), email_pending=False
     )
     if not claimed:
         return False
@@ -117,6 +114,21 @@ def notification_email_send(*, notification_id: int) -> bool:
         Notification.objects.filter(pk=notification_id).update(emailed_at=None)
         raise
     return True
+
+
+EMAIL_STALLED_AFTER = timedelta(minutes=2)
+
+
+def notifications_email_resume(*, now: datetime | None = None) -> int:
+    """Beat: queue again the emails that no worker has taken a while after they were
+    asked for (their message was lost); how many were. Sending claims the row, so an
+    email queued twice goes out once."""
+    older_than = (now or timezone.now()) - EMAIL_STALLED_AFTER
+    pending = Notification.objects.filter(email_pending=True, created_at__lt=older_than)
+    ids = list(pending.order_by("created_at").values_list("pk", flat=True)[:500])
+    for notification_id in ids:
+        _queue_email(notification_id)
+    return len(ids)
 
 
 def notification_email(notification: Notification) -> EmailMultiAlternatives:

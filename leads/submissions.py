@@ -27,6 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from crm.api.strict import unstorable_text
 from crm.rate_limits import body_exceeds, rate_limit_hit
+from crm.resilience import RETRY_AFTER_SECONDS, STORAGE_ERRORS, UNAVAILABLE_MESSAGE
 
 from .models import WebForm
 from .services import PostedFields, lead_submit_form, posted_value
@@ -61,6 +62,16 @@ class HttpResponseSeeOther(HttpResponseRedirect):
 
 @csrf_exempt
 def form_submit(request: HttpRequest, key: str) -> HttpResponse:
+    try:
+        return _form_submit(request, key)
+    except STORAGE_ERRORS:
+        logger.exception("Form post not stored: the database is unavailable")
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        unavailable = Rejected(503, "unavailable", UNAVAILABLE_MESSAGE, headers=retry)
+        return _rejection_response(request, unavailable)
+
+
+def _form_submit(request: HttpRequest, key: str) -> HttpResponse:
     # PostgreSQL refuses NUL in a query's text; no key holds one.
     form = None if "\x00" in key else WebForm.objects.filter(key=key, is_active=True).first()
     try:

@@ -52,6 +52,14 @@ def handoff_resume_stalled() -> int:
     return handoffs_resume_stalled()
 
 
+@shared_task
+def notification_email_resume() -> int:
+    """Beat: queue again the notification emails whose message was lost."""
+    from .notifications import notifications_email_resume
+
+    return notifications_email_resume()
+
+
 @shared_task(
     autoretry_for=(SMTPException, OSError),
     retry_backoff=30,

@@ -29,6 +29,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from crm.api.strict import NOT_FINITE, unstorable_text
 from crm.rate_limits import body_exceeds, rate_limit_hit
+from crm.resilience import RETRY_AFTER_SECONDS, STORAGE_ERRORS, UNAVAILABLE_MESSAGE
 
 from .models import TrackingKey
 from .tracking import (
@@ -37,6 +38,8 @@ from .tracking import (
     tracking_message_parse,
     tracking_messages_ingest,
 )
+
+logger = logging.getLogger(__name__)
 
 BATCH_CALLS = ("batch", "import")
 CORS_ALLOWED_HEADERS = "Authorization, Content-Type, Content-Encoding, X-Retry-Count"
@@ -73,7 +76,7 @@ def tracking_call(request: HttpRequest, call: str) -> HttpResponse:
         elif request.method != "POST":
             raise Rejected(405, "method_not_allowed", "Send calls with POST.", {"Allow": "POST"})
         else:
-            response = _accept(request, call, received_at)
+            response = _accept_or_unavailable(request, call, received_at)
     except Rejected as rejection:
         body = {"success": False, "code": rejection.code, "message": rejection.message}
         response = JsonResponse(body, status=rejection.status)
@@ -82,6 +85,15 @@ def tracking_call(request: HttpRequest, call: str) -> HttpResponse:
     # Browsers (analytics.js) call from any site; the answers reveal nothing.
     response["Access-Control-Allow-Origin"] = "*"
     return response
+
+
+def _accept_or_unavailable(request: HttpRequest, call: str, received_at: Any) -> JsonResponse:
+    try:
+        return _accept(request, call, received_at)
+    except STORAGE_ERRORS:
+        logger.exception("Tracking call not stored: the database is unavailable")
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        raise Rejected(503, "unavailable", UNAVAILABLE_MESSAGE, retry) from None
 
 
 def _accept(request: HttpRequest, call: str, received_at: Any) -> JsonResponse:

@@ -13,7 +13,6 @@ stops even a step that was already queued.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import smtplib
 from collections import defaultdict
 from collections.abc import Iterable
@@ -28,8 +27,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 from django.utils.html import strip_tags
-from kombu.exceptions import OperationalError as KombuOperationalError
 
+from crm.resilience import task_enqueue
 from leads.models import EmailStatus, Lead, Task, TaskKind
 
 from .models import (
@@ -51,7 +50,6 @@ from .schedule import account_zone, next_in_window, zone_for_country
 if TYPE_CHECKING:
     from crm.models import User
 
-log = logging.getLogger(__name__)
 
 BATCH = 500
 # How long the conditional-UPDATE claim (databases without SKIP LOCKED) holds a row.
@@ -272,10 +270,7 @@ def lead_sync_request(*, lead_id: int) -> None:
     """Queue ``lead_sync``; a broker outage is logged and the hourly sweep catches up."""
     from .tasks import sync_lead
 
-    try:
-        sync_lead.delay(lead_id)
-    except KombuOperationalError:
-        log.warning("Nurture sync of lead %s not queued: the broker is unreachable", lead_id)
+    task_enqueue(sync_lead, lead_id, what=f"Nurture sync of lead {lead_id}")
 
 
 def sequences_enroll_matching(*, now: dt.datetime | None = None) -> int:
@@ -482,10 +477,7 @@ def messages_send_request(*, message_ids: list[int]) -> int:
 
     queued = 0
     for message_id in message_ids:
-        try:
-            send_message.delay(message_id)
-        except KombuOperationalError:
-            log.warning("Nurture messages not queued: the broker is unreachable")
+        if not task_enqueue(send_message, message_id, what=f"Nurture message {message_id}"):
             break
         queued += 1
     return queued

@@ -15,8 +15,8 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
-from kombu.exceptions import OperationalError as KombuOperationalError
 
+from crm.resilience import cache_call, task_enqueue
 from leads.models import Activity, Lead, Stage
 
 from . import rules as R
@@ -110,20 +110,30 @@ def pending_scoring_request(*, lead_id: int) -> bool:
     queues the next one. The marker expires, and the sweeper re-queues, in case a
     message is lost. Returns whether a task was queued.
 
-    The activities are stored already: when the broker cannot be reached the request
-    that stored them still succeeds, and the sweeper scores them once it is back.
+    The activities are stored already: when the broker or the cache cannot be reached
+    the request that stored them still succeeds, and the sweeper scores them once it is
+    back. Without the cache the drain is queued unmarked (a second drain finds nothing).
     """
     from .tasks import score_lead
 
-    if not cache.add(DRAIN_KEY, lead_id, timeout=DRAIN_QUEUED_SECONDS):
+    if not _drain_mark(lead_id):
         return False
-    try:
-        score_lead.delay(lead_id, pending_only=True)
-    except KombuOperationalError:
-        cache.delete(DRAIN_KEY)
-        log.warning("Scoring of lead %s not queued: the broker is unreachable", lead_id)
-        return False
-    return True
+    if task_enqueue(score_lead, lead_id, pending_only=True, what=f"Scoring of lead {lead_id}"):
+        return True
+    _drain_unmark()
+    return False
+
+
+def _drain_mark(lead_id: int) -> bool:
+    """Mark a drain queued; False when one is already. True when the cache is down."""
+    mark = partial(cache.add, DRAIN_KEY, lead_id, timeout=DRAIN_QUEUED_SECONDS)
+    return cache_call(mark, default=True, what="Scoring drain marker")
+
+
+def _drain_unmark() -> None:
+    """Forget the marker: the drain it stood for was not queued, or has started. (When
+    the cache is down it expires by itself; the sweeper queues the next drain then.)"""
+    cache_call(partial(cache.delete, DRAIN_KEY), default=False, what="Scoring drain unmark")
 
 
 def lead_score_request(*, lead_id: int) -> bool:
@@ -134,12 +144,7 @@ def lead_score_request(*, lead_id: int) -> bool:
     """
     from .tasks import score_lead
 
-    try:
-        score_lead.delay(lead_id)
-    except KombuOperationalError:
-        log.warning("Rescore of lead %s not queued: the broker is unreachable", lead_id)
-        return False
-    return True
+    return task_enqueue(score_lead, lead_id, what=f"Rescore of lead {lead_id}")
 
 
 def pending_drain(*, lead_id: int | None = None, seconds: float = DRAIN_SECONDS) -> int:
@@ -148,7 +153,7 @@ def pending_drain(*, lead_id: int | None = None, seconds: float = DRAIN_SECONDS)
     Starts with ``lead_id`` when given. Stops when nothing is left (leads another
     worker holds are left to it) or after ``seconds``, then queues the next drain.
     """
-    cache.delete(DRAIN_KEY)
+    _drain_unmark()
     deadline = time.monotonic() + seconds
     scored = 0
     while True:
@@ -239,12 +244,34 @@ def segment_lead_ids(model: ScoringModel) -> Any:
 def rescore_job_start(
     *, model: ScoringModel, reason: str, by: User | None = None, rule: Rule | None = None
 ) -> RescoreJob:
-    """Queue a rescore of one rule's matches, or of the whole model, after commit."""
+    """Queue a rescore of one rule's matches, or of the whole model, after commit.
+
+    The job row is the outbox: when the broker cannot be reached it stays queued and
+    ``rescore_jobs_resume`` queues it again.
+    """
+    job = RescoreJob.objects.create(model=model, rule=rule, reason=reason[:200], requested_by=by)
+    transaction.on_commit(partial(rescore_job_request, job_id=job.pk))
+    return job
+
+
+def rescore_job_request(*, job_id: int) -> bool:
+    """Queue the job's run; call after commit. Whether it was queued."""
     from .tasks import rescore_model
 
-    job = RescoreJob.objects.create(model=model, rule=rule, reason=reason[:200], requested_by=by)
-    transaction.on_commit(partial(rescore_model.delay, job.pk))
-    return job
+    return task_enqueue(rescore_model, job_id, what=f"Rescore job {job_id}")
+
+
+RESCORE_STALLED_AFTER = timedelta(minutes=5)
+
+
+def rescore_jobs_resume(*, now: datetime | None = None) -> int:
+    """Beat: queue again the jobs still queued a while after they were requested (their
+    message was lost); how many were. A job queued twice runs once: the run claims it."""
+    older_than = (now or timezone.now()) - RESCORE_STALLED_AFTER
+    ids = RescoreJob.objects.filter(
+        status=RescoreStatus.QUEUED, created_at__lt=older_than
+    ).values_list("pk", flat=True)
+    return sum(rescore_job_request(job_id=pk) for pk in ids[:100])
 
 
 def rescore_job_run(

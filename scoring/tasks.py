@@ -38,6 +38,12 @@ def rescore_model(job_id: int) -> None:
     services.rescore_job_run(job_id=job_id)
 
 
+@shared_task(ignore_result=True)
+def rescore_resume() -> int:
+    """Beat's sweeper: queue again the rescore jobs whose message was lost."""
+    return services.rescore_jobs_resume()
+
+
 @shared_task(ignore_result=True, acks_late=True)
 def rescore_range(job_id: int, lo: int, hi: int) -> None:
     """One lead-id range of a rescore job (PostgreSQL); running it twice changes nothing."""

@@ -128,6 +128,16 @@ def _empty_cache() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _redis_not_skipped() -> None:
+    """Each test starts with the broker and the cache trusted again: a failure that an
+    earlier test provoked would otherwise make this process skip them for a few seconds."""
+    from crm.resilience import broker, shared_cache
+
+    broker.reset()
+    shared_cache.reset()
+
+
+@pytest.fixture(autouse=True)
 def _fast_settings(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -325,6 +325,7 @@ def test_a_batch_is_stored_when_the_scoring_request_cannot_reach_redis(marketer,
     # When a batch is posted
     response = post_bulk(marketer, [{"lead": lead.pk, "type": "page_view"}])
 
-    # Then it is answered and kept, unscored, for the sweeper
+    # Then it is answered and stored, and scoring is queued without the cache's marker
     assert response.status_code == 201, response.content
-    assert Activity.objects.unscored().count() == 1
+    assert Activity.objects.filter(lead=lead).count() == 1
+    assert Activity.objects.unscored().count() == 0

@@ -15,7 +15,12 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from leads import tasks
 from leads.handoff_models import HandOff, HandOffStatus, Notification, NotificationKind
 from leads.models import Stage, StageChange
-from leads.notifications import notification_email_send, notifications_mark_read, notify
+from leads.notifications import (
+    notification_email_send,
+    notifications_email_resume,
+    notifications_mark_read,
+    notify,
+)
 from tests.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
@@ -120,6 +125,45 @@ def test_broker_outage_keeps_the_notification(rep, monkeypatch, django_capture_o
 
     assert Notification.objects.get() == notification
     assert mail.outbox == []
+
+
+def test_email_not_queued_while_the_broker_was_down_is_sent_once_by_the_sweeper(
+    rep, monkeypatch, django_capture_on_commit_callbacks
+):
+    # Given a notification whose email could not be queued
+    def broker_down(*args, **kwargs):
+        raise KombuOperationalError("connection refused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tasks.send_notification_email, "delay", broker_down)
+        with django_capture_on_commit_callbacks(execute=True):
+            notification = note(rep)
+    assert mail.outbox == []
+
+    # When the broker is back and beat's sweeper runs, at once and a few minutes later
+    soon = timezone.now() + dt.timedelta(seconds=30)
+    later = timezone.now() + dt.timedelta(minutes=5)
+    assert notifications_email_resume(now=soon) == 0
+    assert notifications_email_resume(now=later) == 1
+
+    # Then the email went out once, and nothing is left for the sweeper
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == [rep.email]
+    assert notifications_email_resume(now=later) == 0
+    notification.refresh_from_db()
+    assert notification.emailed_at is not None
+
+
+def test_sweeper_leaves_sent_emails_and_notifications_without_email_alone(
+    rep, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        note(rep)
+        note(rep, email=False)
+    assert len(mail.outbox) == 1
+
+    assert notifications_email_resume(now=timezone.now() + dt.timedelta(hours=1)) == 0
+    assert len(mail.outbox) == 1
 
 
 def test_user_text_is_escaped_in_the_html_email(rep, django_capture_on_commit_callbacks):

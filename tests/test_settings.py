@@ -37,6 +37,9 @@ SETTINGS_ENV = [
     "EMAIL_HOST",
     "HEARTBEAT_SECONDS",
     "HEARTBEAT_STALE_SECONDS",
+    "CACHE_URL",
+    "REDIS_CONNECT_TIMEOUT",
+    "REDIS_TIMEOUT",
 ]
 
 PRODUCTION = {
@@ -175,6 +178,31 @@ def test_env_list_set_but_empty_means_empty(monkeypatch):
 def test_bad_heartbeat_interval_is_refused(monkeypatch, tmp_path):
     with pytest.raises(ImproperlyConfigured, match="HEARTBEAT_SECONDS"):
         load_settings(monkeypatch, tmp_path, HEARTBEAT_SECONDS="often")
+
+
+def test_a_redis_broker_and_cache_give_up_on_redis_after_the_redis_timeouts(monkeypatch, tmp_path):
+    settings = load_settings(
+        monkeypatch,
+        tmp_path,
+        CELERY_BROKER_URL="redis://redis.internal:6379/0",
+        REDIS_CONNECT_TIMEOUT="0.25",
+        REDIS_TIMEOUT="3",
+    )
+
+    expected = {"socket_connect_timeout": 0.25, "socket_timeout": 3.0}
+    assert settings.CACHES["default"]["LOCATION"] == "redis://redis.internal:6379/0"
+    assert settings.CACHES["default"]["OPTIONS"] == expected
+    assert expected.items() <= settings.CELERY_BROKER_TRANSPORT_OPTIONS.items()
+    assert settings.CELERY_BROKER_CONNECTION_TIMEOUT == 0.25
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"REDIS_CONNECT_TIMEOUT": "soon"}, {"REDIS_CONNECT_TIMEOUT": "0"}, {"REDIS_TIMEOUT": "1"}],
+)
+def test_bad_redis_timeouts_are_refused(monkeypatch, tmp_path, env):
+    with pytest.raises(ImproperlyConfigured, match="REDIS_"):
+        load_settings(monkeypatch, tmp_path, **env)
 
 
 def test_laptop_defaults_use_sqlite_under_var_dir(monkeypatch, tmp_path):

@@ -590,6 +590,91 @@ def test_delivery_of_a_worker_that_died_is_resent_after_its_claim_expires(
     assert (delivery.status, delivery.attempts, len(receiver.requests)) == ("delivered", 2, 1)
 
 
+def test_delivery_of_a_worker_killed_mid_request_is_resent_within_a_minute(
+    db, team, receiver, clock, monkeypatch
+):
+    # Given a delivery whose worker claimed it and died while posting it
+    webhook = make_webhook(team, receiver.url)
+    delivery = WebhookDelivery.objects.create(
+        webhook=webhook, event="handoff.assigned", key="k", payload={}, next_attempt_at=clock.now
+    )
+
+    def killed(delivery: WebhookDelivery) -> webhooks.Attempt:
+        raise SystemExit("worker killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(webhooks, "_post", killed)
+        with pytest.raises(SystemExit):
+            webhooks.webhook_deliver(delivery_id=delivery.pk)
+
+    # When beat's sweeper runs right away, and again a minute later
+    assert tasks.webhook_retry_due.delay().get() == 0
+    clock.advance(dt.timedelta(minutes=1))
+    assert tasks.webhook_retry_due.delay().get() == 1
+
+    # Then the delivery was sent once, as its second attempt
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, len(receiver.requests)) == ("delivered", 2, 1)
+
+
+@contextmanager
+def trickling_receiver() -> Iterator[str]:
+    """A server that starts an answer and then sends one byte of a header every 0.2 s,
+    never finishing; its URL."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"a")
+                except OSError:
+                    return
+                time.sleep(0.2)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+    finally:
+        stop.set()
+        server.close()
+        thread.join(timeout=5)
+
+
+def test_a_receiver_that_answers_a_byte_at_a_time_is_cut_off_at_the_request_limit(
+    db, team, monkeypatch
+):
+    # Given a receiver that never finishes its answer, and a request limit of 1 second
+    monkeypatch.setattr(webhooks, "REQUEST_SECONDS", 1)
+    with trickling_receiver() as url:
+        webhook = make_webhook(team, url)
+        delivery = WebhookDelivery.objects.create(
+            webhook=webhook,
+            event="handoff.assigned",
+            key="k",
+            payload={},
+            next_attempt_at=timezone.now(),
+        )
+
+        # When a worker posts the delivery
+        started = time.monotonic()
+        webhooks.webhook_deliver(delivery_id=delivery.pk)
+        took = time.monotonic() - started
+
+    # Then it gave up after about the limit (each byte came well within the read
+    # timeout), released its claim and will try again
+    assert took < webhooks.TIMEOUT_SECONDS / 2
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.PENDING
+    assert delivery.locked_until is None
+    assert delivery.last_error == "No complete answer within 1 seconds."
+
+
 def test_redirect_is_not_followed(db, team, receiver, django_capture_on_commit_callbacks):
     receiver.statuses = [302]
     make_webhook(team, receiver.url)

@@ -7,6 +7,7 @@ its messages and is empty for errors that concern no field.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -18,6 +19,10 @@ from rest_framework.fields import get_error_detail
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from crm.resilience import RETRY_AFTER_SECONDS, STORAGE_ERRORS, UNAVAILABLE_MESSAGE
+
+log = logging.getLogger(__name__)
+
 NON_FIELD = "non_field_errors"
 
 
@@ -25,6 +30,14 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the current state of the resource."
     default_code = "conflict"
+
+
+class ServiceUnavailable(exceptions.APIException):
+    """The database cannot take the request now; answered with ``Retry-After``."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = UNAVAILABLE_MESSAGE
+    default_code = "unavailable"
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -40,6 +53,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
     response.data = {"error": error_body(exc, response.status_code)}
+    if isinstance(exc, ServiceUnavailable):
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
 
@@ -50,6 +65,9 @@ def _as_api_exception(exc: Exception) -> Exception:
         return exceptions.PermissionDenied()
     if isinstance(exc, DjangoValidationError):
         return exceptions.ValidationError(get_error_detail(exc))
+    if isinstance(exc, STORAGE_ERRORS):
+        log.error("API request not served: the database is unavailable", exc_info=exc)
+        return ServiceUnavailable()
     return exc
 
 
