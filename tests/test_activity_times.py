@@ -4,15 +4,18 @@ receipt, a sender's clock up to five minutes ahead taken as the time of receipt.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.apps import apps
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
 from leads.activity_times import CLOCK_SKEW, ActivityTimeError, activity_time
 from leads.models import Activity, Lead, PendingEvent, TrackingKey
+from scoring.tasks import sweep_unscored
 from tests.api_client import error_of, token_client
 from tests.factories import LeadFactory, active_model, page_rule
 from tests.tracking_client import send
@@ -150,3 +153,40 @@ def test_the_api_refuses_a_time_further_ahead_naming_the_field(rep):
     assert error_of(response)["fields"]["occurred_at"] == [
         "The activity cannot have happened in the future."
     ]
+
+
+def test_an_activity_stored_ahead_of_its_receipt_is_dated_as_received_and_scored(
+    rep, default_events, django_capture_on_commit_callbacks, monkeypatch
+):
+    # Given an activity stored before the rule, dated a day after its receipt and marked
+    # scored without its points (scoring passed over a time still to come)
+    page_rule(active_model(), 25, "/pricing")
+    lead = LeadFactory(owner=rep, email="ada@fleet.example")
+    received = timezone.now()
+    Activity.objects.create(
+        lead=lead,
+        type="page_view",
+        url=PRICING,
+        occurred_at=received + dt.timedelta(days=1),
+        scored_at=received,
+    )
+    Activity.objects.update(received_at=received)
+    monkeypatch.setattr(timezone, "now", lambda: received + dt.timedelta(days=2))
+    out = StringIO()
+    with pytest.raises(CommandError, match="difference"):
+        call_command("scoring_verify", stdout=out)
+
+    # When the migration runs and beat's sweeper queues what is unscored
+    migration = importlib.import_module("leads.migrations.0015_activity_times_at_most_receipt")
+    migration.date_as_received(apps, None)
+    with django_capture_on_commit_callbacks(execute=True):
+        sweep_unscored()
+
+    # Then the activity is dated as received, has its points, and the scores check out
+    activity = Activity.objects.get()
+    assert activity.occurred_at == received
+    lead.refresh_from_db()
+    assert lead.score > 0
+    out = StringIO()
+    call_command("scoring_verify", stdout=out)
+    assert "Every stored score matches" in out.getvalue()
