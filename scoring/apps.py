@@ -66,9 +66,15 @@ def queue_activities(sender: Any, lead_id: int, **kwargs: Any) -> None:
 
 
 def queue_profile(sender: Any, lead_id: int, **kwargs: Any) -> None:
-    """Rescore the lead's fit once the transaction that changed it has committed (robust,
-    as the drain request is: the change is saved whatever the broker does)."""
-    from .services import lead_score_request
+    """Rescore the lead's fit once the transaction that changed it has committed.
+
+    The request is recorded in that transaction (``ProfileRescore``), so it survives a
+    broker that cannot be reached; the message sent after commit is robust, as the drain
+    request is: the change is saved whatever the broker does.
+    """
+    from .services import lead_score_request, profile_rescore_record
+
+    profile_rescore_record(lead_id=lead_id)
 
     def request_rescore() -> None:
         lead_score_request(lead_id=lead_id)

@@ -558,3 +558,19 @@ class ChangeLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.object_repr}"
+
+
+class ProfileRescore(models.Model):
+    """A lead whose explicit fields changed after its last scoring: the outbox of a profile
+    change, as an unscored activity is the outbox of an event.
+
+    Written in the transaction that changes the lead, removed by the scoring that reads
+    the changed fields (with the lead locked), so a change whose rescore message was lost
+    (the broker down) is rescored by beat's sweeper.
+    """
+
+    lead = models.OneToOneField(Lead, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    requested_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Rescore of lead {self.lead_id} requested at {self.requested_at:%Y-%m-%d %H:%M}"

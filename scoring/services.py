@@ -34,6 +34,7 @@ from .models import (
     ChangeLog,
     EntryKind,
     LeadScore,
+    ProfileRescore,
     RescoreJob,
     RescoreStatus,
     Rule,
@@ -82,6 +83,8 @@ def leads_score(
             .values_list("pk", flat=True)
         )
         results = batch.run()
+        # The changed fields were read under the lock: their rescore is done.
+        ProfileRescore.objects.filter(lead_id__in=[lead.pk for lead in leads]).delete()
         for start in range(0, len(pending), CHUNK_SIZE):
             Activity.objects.filter(
                 pk__in=pending[start : start + CHUNK_SIZE], scored_at__isnull=True
@@ -136,11 +139,22 @@ def _drain_unmark() -> None:
     cache_call(partial(cache.delete, DRAIN_KEY), default=False, what="Scoring drain unmark")
 
 
+def profile_rescore_record(*, lead_id: int) -> None:
+    """Record that the lead's explicit fields changed; call in the transaction that
+    changed them. A later change moves the request's time on."""
+    ProfileRescore.objects.bulk_create(
+        [ProfileRescore(lead_id=lead_id, requested_at=timezone.now())],
+        update_conflicts=True,
+        unique_fields=["lead"],
+        update_fields=["requested_at"],
+    )
+
+
 def lead_score_request(*, lead_id: int) -> bool:
     """Queue a rescore of the lead (its explicit fields changed); call after commit.
 
     When the broker cannot be reached the change stays saved and the failure is logged;
-    the lead's fit is rescored with its next activity or the model's next rescore.
+    the recorded ``ProfileRescore`` brings the lead to the sweeper.
     """
     from .tasks import score_lead
 
@@ -781,6 +795,16 @@ def batch_awards(batch: Batch, lead: Lead, model: CompiledModel, now: datetime) 
         activity_facts(batch.activities.get(lead.pk, [])),
         batch.ruleset.domain_lists,
         now,
+    )
+
+
+def profile_rescore_lead_ids(*, older_than_seconds: int = 10, limit: int = 1_000) -> list[int]:
+    """Leads whose changed fields are still waiting for their rescore (the sweeper's)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    return list(
+        ProfileRescore.objects.filter(requested_at__lte=cutoff)
+        .order_by("requested_at")
+        .values_list("lead_id", flat=True)[:limit]
     )
 
 

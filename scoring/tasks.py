@@ -26,11 +26,15 @@ def score_lead(lead_id: int, pending_only: bool = False) -> None:
 
 @shared_task(ignore_result=True)
 def sweep_unscored() -> int:
-    """Re-queue leads whose activities are still unscored, in case a message was lost."""
+    """Re-queue leads whose activities or changed fields are still unscored, in case a
+    message was lost; how many leads."""
     ids = services.unscored_lead_ids()
     if ids:
         services.pending_scoring_request(lead_id=ids[0])
-    return len(ids)
+    changed = services.profile_rescore_lead_ids()
+    for lead_id in changed:
+        services.lead_score_request(lead_id=lead_id)
+    return len(ids) + len(changed)
 
 
 @shared_task(ignore_result=True, acks_late=True)

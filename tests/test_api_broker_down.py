@@ -14,12 +14,12 @@ from django.utils import timezone
 from crm.celery import app as celery_app
 from crm.resilience import broker, shared_cache
 from leads.models import Activity, Lead, TrackingKey, WebForm
-from scoring.models import RescoreJob, RescoreStatus
+from scoring.models import ProfileRescore, RescoreJob, RescoreStatus
 from scoring.services import rescore_job_start, rescore_jobs_resume
 from scoring.tasks import sweep_unscored
 from tests.api_client import token_client
 from tests.conftest import _drop_broker_pools
-from tests.factories import LeadFactory, active_model, page_rule
+from tests.factories import LeadFactory, active_model, fit_rule, page_rule
 
 UNREACHABLE = "redis://127.0.0.1:9/0"
 
@@ -193,3 +193,31 @@ def test_a_rescore_requested_while_the_broker_is_down_runs_once_it_is_back(
     lead.refresh_from_db()
     assert lead.score == 25
     assert rescore_jobs_resume(now=later) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lead_changed_while_the_broker_is_down_is_rescored_by_the_sweeper(
+    rep, default_events, broker_down
+):
+    # Given a fit rule for CTOs and a lead that is none yet
+    fit_rule(active_model(), 20, "job_title", "contains", "CTO")
+    lead = LeadFactory(owner=rep, job_title="Engineer")
+
+    # When the lead becomes a CTO through the API while Redis is down
+    response = token_client(rep).patch(
+        f"/api/v1/leads/{lead.pk}/", {"job_title": "CTO"}, format="json"
+    )
+
+    # Then the change is saved, its rescore waiting for the broker
+    assert response.status_code == 200, response.content
+    lead.refresh_from_db()
+    assert (lead.job_title, lead.score) == ("CTO", 0)
+    assert ProfileRescore.objects.filter(lead=lead).exists()
+
+    # And once Redis is back, beat's sweeper rescores it, once
+    broker_down()
+    ProfileRescore.objects.update(requested_at=timezone.now() - dt.timedelta(minutes=1))
+    sweep_unscored.apply()
+    lead.refresh_from_db()
+    assert lead.score == 20
+    assert not ProfileRescore.objects.exists()
