@@ -95,7 +95,8 @@ def gunicorn(server: str, var_dir: Path) -> Iterator[None]:
 
     Two processes of eight threads: at most sixteen requests run at once, as behind a
     real deployment; the rest wait in the listen queue. The limits are raised so that
-    one client address may post a hundred times.
+    one client address may post a hundred times. The access log (the project's gunicorn
+    settings) and gunicorn's own log go to ``var_dir / "gunicorn.log"``.
     """
     database = connection.settings_dict
     credentials = urllib.parse.quote(database["USER"])
@@ -112,7 +113,8 @@ def gunicorn(server: str, var_dir: Path) -> Iterator[None]:
         "FORM_RATE_PER_FORM": "1000",
     }
     address = server.removeprefix("http://")
-    command = [sys.executable, "-m", "gunicorn", "crm.wsgi:application", "--bind", address]
+    command = [sys.executable, "-m", "gunicorn", "--config", "python:crm.gunicorn_config"]
+    command += ["crm.wsgi:application", "--bind", address]
     command += ["--workers", "2", "--threads", "8", "--backlog", "256", "--log-level", "warning"]
     log_path = var_dir / "gunicorn.log"
     with log_path.open("w") as log:
