@@ -8,17 +8,24 @@ Writes go through ``leads.services`` so scoring is queued after commit.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import ISO_8601, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -26,7 +33,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from crm.api.errors import Conflict, ErrorSerializer, PayloadTooLarge
-from crm.api.filters import IntegerFilter
+from crm.api.filters import IntegerFilter, IsoDateTimeFilter
 from crm.api.idempotency import idempotent
 from crm.api.strict import StrictFieldsMixin, check_json_document
 from crm.api.viewsets import RecordViewSet
@@ -160,9 +167,9 @@ class LeadSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     company = serializers.PrimaryKeyRelatedField(
         queryset=Company.objects.all(), allow_null=True, required=False
     )
-    company_name = serializers.CharField(
-        source="company.name", read_only=True, allow_null=True, default=None
-    )
+    # A method, not ``source="company.name"``: on a partial update DRF skips a dotted
+    # source whose company is null, and the answer would lack the field.
+    company_name = serializers.SerializerMethodField()
     owner = serializers.PrimaryKeyRelatedField(
         queryset=User.objects.filter(is_active=True),
         allow_null=True,
@@ -236,6 +243,9 @@ class LeadSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             "first_activity_at",
             "last_activity_at",
         ]
+
+    def get_company_name(self, lead: Lead) -> str | None:
+        return lead.company.name if lead.company else None
 
     def validate_email(self, value: str) -> str:
         email = normalize_email(value)
@@ -317,8 +327,13 @@ class ScoreExplanationSerializer(serializers.Serializer):
     models = ModelExplanationSerializer(many=True)
 
 
+CURRENCY = r"^[A-Za-z]{3}$"
+# A user id of at most 18 digits fits the id column; a longer one would fail in the query.
+OWNER_FILTER = r"^(me|unassigned|[0-9]{1,18})$"
+
+
 def _owner_value(value: str) -> None:
-    if value not in ("me", "unassigned") and not value.isdigit():
+    if not re.fullmatch(OWNER_FILTER, value):
         raise DjangoValidationError("Use me, unassigned or a user id.")
 
 
@@ -342,7 +357,7 @@ class LeadFilter(django_filters.FilterSet):
     product_interest = django_filters.CharFilter(
         field_name="product_interests__slug", help_text="A product line's slug."
     )
-    updated_since = django_filters.IsoDateTimeFilter(
+    updated_since = IsoDateTimeFilter(
         field_name="updated_at", lookup_expr="gte", help_text="ISO 8601 date and time."
     )
 
@@ -350,6 +365,9 @@ class LeadFilter(django_filters.FilterSet):
         model = Lead
         fields: list[str] = []
 
+    @extend_schema_field(
+        {"type": "string", "pattern": OWNER_FILTER, "description": "me, unassigned or a user id."}
+    )
     def filter_owner(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
         if value == "me":
             return queryset.filter(owner=self.request.user)
@@ -719,8 +737,8 @@ class BulkActivityResultSerializer(serializers.Serializer):
 class ActivityFilter(django_filters.FilterSet):
     lead = IntegerFilter(field_name="lead_id")
     type = django_filters.ChoiceFilter(choices=ActivityType.choices)
-    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    occurred_after = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
 
     class Meta:
         model = Activity
@@ -835,6 +853,11 @@ class ActivityViewSet(
 
 
 class DealSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    currency = serializers.CharField(
+        required=False,
+        validators=[RegexValidator(CURRENCY, "Use a three-letter currency code, e.g. EUR.")],
+        help_text="A three-letter currency code, e.g. EUR.",
+    )
     lead = VisibleLeadField()
     amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, default=0)
 
@@ -866,8 +889,6 @@ class DealSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         return attrs
 
     def validate_currency(self, value: str) -> str:
-        if len(value) != 3 or not value.isalpha():
-            raise serializers.ValidationError("Use a three-letter currency code, e.g. EUR.")
         return value.upper()
 
 
@@ -920,7 +941,7 @@ class TaskFilter(django_filters.FilterSet):
     open = django_filters.BooleanFilter(
         field_name="done_at", lookup_expr="isnull", help_text="true: not done yet."
     )
-    due_before = django_filters.IsoDateTimeFilter(field_name="due_at", lookup_expr="lt")
+    due_before = IsoDateTimeFilter(field_name="due_at", lookup_expr="lt")
 
     class Meta:
         model = Task
