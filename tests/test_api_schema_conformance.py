@@ -112,6 +112,13 @@ def test_a_currency_of_letters_beyond_a_to_z_answers_400(rep):
     }
 
 
+def test_an_api_address_with_a_line_break_answers_404_in_the_error_shape(rep):
+    response = token_client(rep).get("/api/v1/scoring-models/a%0Ab/rules/")
+
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "not_found"
+
+
 def test_schema_describes_the_tracking_calls_and_the_form_endpoint(schema):
     paths = schema["paths"]
     for call in ["identify", "track", "page", "screen", "group", "alias", "batch"]:

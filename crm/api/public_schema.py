@@ -13,12 +13,15 @@ from typing import Any
 from leads.tracking_urls import CALLS
 
 TEXT_OR_NUMBER = {"oneOf": [{"type": "string", "maxLength": 200}, {"type": "integer"}]}
+# A time; empty or null counts as not sent.
 TIME = {
-    "type": "string",
-    "format": "date-time",
+    "anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "enum": [""]}],
+    "nullable": True,
     "description": "ISO 8601; without a UTC offset, UTC.",
 }
 OBJECT = {"type": "object", "additionalProperties": True}
+# traits, properties and context: an object, or null for none.
+NULLABLE_OBJECT = {**OBJECT, "nullable": True}
 # A form field posted as JSON: text, a number, true or false, or null (empty).
 SCALAR = {"anyOf": [{"type": "string", "nullable": True}, {"type": "number"}, {"type": "boolean"}]}
 
@@ -37,27 +40,34 @@ COMMON_FIELDS: dict[str, Any] = {
         "description": "When the client sent the call: the event's time is then "
         "receivedAt - (sentAt - timestamp).",
     },
-    "context": {**OBJECT, "description": "context.page.url, context.campaign, …"},
-    "integrations": OBJECT,
+    "context": {**NULLABLE_OBJECT, "description": "context.page.url, context.campaign, …"},
+    "integrations": {"description": "Passed on by the libraries; not read."},
     "writeKey": {
-        "type": "string",
-        "description": "The write key, when it is not sent as the Basic auth user name.",
+        "description": "The write key (text), read only when no Basic auth header is sent.",
     },
 }
+PAGE_NAME = {"description": "The page's or screen's name (text), kept in the properties."}
 # What each call adds, and which of its fields it needs.
 CALL_FIELDS: dict[str, tuple[dict[str, Any], list[str]]] = {
-    "identify": ({"traits": {**OBJECT, "description": "email, firstName, company, …"}}, []),
+    "identify": (
+        {"traits": {**NULLABLE_OBJECT, "description": "email, firstName, company, …"}},
+        [],
+    ),
     "track": (
         {
             "event": {"type": "string", "minLength": 1, "pattern": r"\S"},
-            "properties": OBJECT,
+            "properties": NULLABLE_OBJECT,
         },
         ["event"],
     ),
-    "page": ({"name": {"type": "string"}, "properties": OBJECT}, []),
-    "screen": ({"name": {"type": "string"}, "properties": OBJECT}, []),
-    "group": ({"groupId": TEXT_OR_NUMBER, "traits": OBJECT}, ["groupId"]),
-    "alias": ({"previousId": TEXT_OR_NUMBER}, ["previousId", "userId"]),
+    "page": ({"name": PAGE_NAME, "properties": NULLABLE_OBJECT}, []),
+    "screen": ({"name": PAGE_NAME, "properties": NULLABLE_OBJECT}, []),
+    "group": ({"groupId": TEXT_OR_NUMBER, "traits": NULLABLE_OBJECT}, ["groupId"]),
+    # An alias only links ids: its context is passed on, not read.
+    "alias": (
+        {"previousId": TEXT_OR_NUMBER, "context": {"description": "Not read."}},
+        ["previousId", "userId"],
+    ),
 }
 SUMMARIES = {
     "identify": "Identify a person: traits create or update their lead",
@@ -125,8 +135,8 @@ def _tracking_components() -> dict[str, Any]:
         "type": "object",
         "properties": {
             "batch": {"type": "array", "items": {"oneOf": typed}},
-            "context": OBJECT,
-            "integrations": OBJECT,
+            "context": COMMON_FIELDS["context"],
+            "integrations": COMMON_FIELDS["integrations"],
             "sentAt": TIME,
             "writeKey": COMMON_FIELDS["writeKey"],
         },
