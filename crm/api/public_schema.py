@@ -13,6 +13,8 @@ from typing import Any
 from leads.tracking_urls import CALLS
 
 TEXT_OR_NUMBER = {"oneOf": [{"type": "string", "maxLength": 200}, {"type": "integer"}]}
+# An id a call needs: blank text counts as none.
+NEEDED_ID = {"oneOf": [{"type": "string", "maxLength": 200, "pattern": r"\S"}, {"type": "integer"}]}
 # A time; empty or null counts as not sent.
 TIME = {
     "anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "enum": [""]}],
@@ -62,10 +64,10 @@ CALL_FIELDS: dict[str, tuple[dict[str, Any], list[str]]] = {
     ),
     "page": ({"name": PAGE_NAME, "properties": NULLABLE_OBJECT}, []),
     "screen": ({"name": PAGE_NAME, "properties": NULLABLE_OBJECT}, []),
-    "group": ({"groupId": TEXT_OR_NUMBER, "traits": NULLABLE_OBJECT}, ["groupId"]),
+    "group": ({"groupId": NEEDED_ID, "traits": NULLABLE_OBJECT}, ["groupId"]),
     # An alias only links ids: its context is passed on, not read.
     "alias": (
-        {"previousId": TEXT_OR_NUMBER, "context": {"description": "Not read."}},
+        {"previousId": NEEDED_ID, "context": {"description": "Not read."}},
         ["previousId", "userId"],
     ),
 }

@@ -34,5 +34,5 @@ urlpatterns = [
     path("", include(router.urls)),
     path("scoring-models/<int:model_pk>/rules/", rules, name="api-rule-list"),
     path("scoring-models/<int:model_pk>/rules/<int:pk>/", rule, name="api-rule-detail"),
-    re_path(r"(?s)^.*$", api_not_found),  # (?s): a path with a line break is an address too
+    re_path(r"^[\s\S]*$", api_not_found),  # [\s\S]: a path with a line break too
 ]
