@@ -25,4 +25,4 @@ RUN DEBUG=false SECRET_KEY=build-only python manage.py collectstatic --no-input 
 
 USER hotlist
 EXPOSE 8000
-CMD ["gunicorn", "crm.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-"]
+CMD ["gunicorn", "--config", "python:crm.gunicorn_config", "crm.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2"]

@@ -224,7 +224,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["crm.api.permissions.RoleModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "crm.api.filters.StrictFilterBackend",
         "rest_framework.filters.SearchFilter",
         "crm.api.filters.StableOrderingFilter",
     ],
@@ -260,6 +260,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {"ActivityTypeEnum": "leads.models.ActivityType"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "crm.api.public_schema.add_public_endpoints",
+    ],
 }
 
 # --- Redis (broker and cache) -------------------------------------------------

@@ -5,6 +5,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from .health import healthz
 
+# Server errors on the API, form and tracking paths answer JSON in their documented shape.
+handler500 = "crm.api.errors.server_error"
+
 admin.site.site_header = "Hotlist administration"
 admin.site.site_title = "Hotlist admin"
 admin.site.index_title = "Leads, scoring rules and nurture sequences"

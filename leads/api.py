@@ -8,17 +8,24 @@ Writes go through ``leads.services`` so scoring is queued after commit.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import ISO_8601, mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -188,9 +195,9 @@ class LeadSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     company = serializers.PrimaryKeyRelatedField(
         queryset=Company.objects.all(), allow_null=True, required=False
     )
-    company_name = serializers.CharField(
-        source="company.name", read_only=True, allow_null=True, default=None
-    )
+    # A method, not ``source="company.name"``: on a partial update DRF skips a dotted
+    # source whose company is null, and the answer would lack the field.
+    company_name = serializers.SerializerMethodField()
     owner = serializers.PrimaryKeyRelatedField(
         queryset=User.objects.filter(is_active=True),
         allow_null=True,
@@ -265,6 +272,9 @@ class LeadSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             "first_activity_at",
             "last_activity_at",
         ]
+
+    def get_company_name(self, lead: Lead) -> str | None:
+        return lead.company.name if lead.company else None
 
     def validate_email(self, value: str) -> str:
         """An address held by a lead the caller cannot see answers the same bare
@@ -350,8 +360,13 @@ class ScoreExplanationSerializer(serializers.Serializer):
     models = ModelExplanationSerializer(many=True)
 
 
+CURRENCY = r"^[A-Za-z]{3}$"
+# A user id of at most 18 digits fits the id column; a longer one would fail in the query.
+OWNER_FILTER = r"^(me|unassigned|[0-9]{1,18})$"
+
+
 def _owner_value(value: str) -> None:
-    if value not in ("me", "unassigned") and not value.isdigit():
+    if not re.fullmatch(OWNER_FILTER, value):
         raise DjangoValidationError("Use me, unassigned or a user id.")
 
 
@@ -383,6 +398,9 @@ class LeadFilter(django_filters.FilterSet):
         model = Lead
         fields: list[str] = []
 
+    @extend_schema_field(
+        {"type": "string", "pattern": OWNER_FILTER, "description": "me, unassigned or a user id."}
+    )
     def filter_owner(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
         if value == "me":
             return queryset.filter(owner=self.request.user)
@@ -876,6 +894,11 @@ class ActivityViewSet(
 
 
 class DealSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    currency = serializers.CharField(
+        required=False,
+        validators=[RegexValidator(CURRENCY, "Use a three-letter currency code, e.g. EUR.")],
+        help_text="A three-letter currency code, e.g. EUR.",
+    )
     lead = VisibleLeadField()
     amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, default=0)
 
@@ -907,8 +930,6 @@ class DealSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         return attrs
 
     def validate_currency(self, value: str) -> str:
-        if len(value) != 3 or not value.isalpha():
-            raise serializers.ValidationError("Use a three-letter currency code, e.g. EUR.")
         return value.upper()
 
 

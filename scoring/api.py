@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.settings import api_settings
 
@@ -48,7 +48,17 @@ MODEL_FIELDS = [
 ]
 
 
+@extend_schema_field({"type": "number", "minimum": 0, "exclusiveMinimum": True, "nullable": True})
+class HalfLifeField(serializers.FloatField):
+    """Days, above 0 (the model refuses 0 and less); null for no decay."""
+
+
 class ScoringModelSerializer(serializers.ModelSerializer):
+    decay_half_life_days = HalfLifeField(
+        allow_null=True,
+        required=False,
+        help_text="Engagement halves every this many days; null: no decay.",
+    )
     segment_product_lines = serializers.SlugRelatedField(
         slug_field="slug",
         many=True,

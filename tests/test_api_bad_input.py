@@ -329,12 +329,27 @@ FILTER_CASES = [
 
 @pytest.mark.parametrize(("path", "name"), FILTER_CASES)
 @pytest.mark.parametrize("offset", ["+16:00", "-15:59:30", "+23:59"])
-def test_a_time_filter_with_an_offset_beyond_15_59_answers_400(rep, path, name, offset):
+def test_a_time_filter_with_an_offset_beyond_the_databases_answers(rep, path, name, offset):
     response = token_client(rep).get(path, {name: f"2026-01-01T00:00:00{offset}"})
 
-    assert response.status_code == 400, response.content
-    (message,) = error_of(response)["fields"][name]
-    assert "-15:59 and +15:59" in message
+    assert response.status_code == 200, response.content
+
+
+def test_a_time_filter_with_an_offset_beyond_15_59_compares_in_utc(rep):
+    # Given an activity at midnight UTC
+    lead = LeadFactory(owner=rep)
+    Activity.objects.create(
+        lead=lead, type="page_view", occurred_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    )
+    api = token_client(rep)
+
+    # When filtered by times a minute either side, written with an offset of +23:59
+    after = api.get("/api/v1/activities/", {"occurred_after": "2026-01-01T23:58:00+23:59"})
+    before = api.get("/api/v1/activities/", {"occurred_after": "2026-01-02T00:00:00+23:59"})
+
+    # Then each is compared as the UTC time it names
+    assert len(after.json()["results"]) == 1
+    assert before.json()["results"] == []
 
 
 @pytest.mark.parametrize(("path", "name"), FILTER_CASES)

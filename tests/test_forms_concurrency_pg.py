@@ -90,12 +90,14 @@ def test_a_hundred_simultaneous_http_posts_for_one_new_email_make_one_lead(tmp_p
 
 
 @contextlib.contextmanager
-def gunicorn(server: str, var_dir: Path) -> Iterator[None]:
+def gunicorn(server: str, var_dir: Path, **settings: str) -> Iterator[None]:
     """gunicorn serving the project on ``server`` from the test database, until the block ends.
 
     Two processes of eight threads: at most sixteen requests run at once, as behind a
     real deployment; the rest wait in the listen queue. The limits are raised so that
-    one client address may post a hundred times.
+    one client address may post a hundred times. The access log (the project's gunicorn
+    settings) and gunicorn's own log go to ``var_dir / "gunicorn.log"``; ``settings`` are
+    more environment variables for the server.
     """
     database = connection.settings_dict
     credentials = urllib.parse.quote(database["USER"])
@@ -110,9 +112,11 @@ def gunicorn(server: str, var_dir: Path) -> Iterator[None]:
         "CACHE_URL": "",
         "FORM_RATE_PER_IP": "1000",
         "FORM_RATE_PER_FORM": "1000",
+        **settings,
     }
     address = server.removeprefix("http://")
-    command = [sys.executable, "-m", "gunicorn", "crm.wsgi:application", "--bind", address]
+    command = [sys.executable, "-m", "gunicorn", "--config", "python:crm.gunicorn_config"]
+    command += ["crm.wsgi:application", "--bind", address]
     command += ["--workers", "2", "--threads", "8", "--backlog", "256", "--log-level", "warning"]
     log_path = var_dir / "gunicorn.log"
     with log_path.open("w") as log:

@@ -310,7 +310,7 @@ API: dict[str, Probe | Exempt] = {
             refused=(403,),
         ),
     ],
-    "api/v1/^.*$": lambda w: [Call("GET", api(f"leads/{w.lead.pk}/notes/"), roles=ALL)],
+    "api-not-found": lambda w: [Call("GET", api(f"leads/{w.lead.pk}/notes/"), roles=ALL)],
 }
 
 WEB: dict[str, Probe | Exempt] = {

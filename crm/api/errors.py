@@ -12,7 +12,8 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, serializers, status
 from rest_framework.fields import get_error_detail
@@ -24,6 +25,10 @@ from crm.resilience import RETRY_AFTER_SECONDS, STORAGE_ERRORS, UNAVAILABLE_MESS
 log = logging.getLogger(__name__)
 
 NON_FIELD = "non_field_errors"
+# Paths whose callers are programs: their server errors answer JSON, never an HTML page.
+API_PATHS = ("/api/", "/f/")
+TRACKING_PATHS = ("/v1/",)
+SERVER_ERROR_MESSAGE = "Something went wrong on the server. Try again later."
 
 
 class Conflict(exceptions.APIException):
@@ -126,3 +131,26 @@ def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonRespon
     """Any path under the API that names nothing: a 404 in the API's own shape."""
     exc = exceptions.NotFound("There is nothing at this address.")
     return JsonResponse({"error": error_body(exc, 404)}, status=404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """``handler500``: a server error in the shape its caller reads.
+
+    The API and the form endpoint answer the one error shape, the tracking endpoint
+    Segment's (``{"success": false, "code", "message"}``), and any other page JSON when
+    the caller asks for JSON rather than HTML; people in a browser get the HTML page.
+    """
+    path = request.path_info
+    if path.startswith(TRACKING_PATHS):
+        body = {"success": False, "code": "server_error", "message": SERVER_ERROR_MESSAGE}
+        response = JsonResponse(body, status=500)
+        response["Access-Control-Allow-Origin"] = "*"
+        return response
+    if path.startswith(API_PATHS) or _prefers_json(request):
+        exc = exceptions.APIException(SERVER_ERROR_MESSAGE, code="server_error")
+        return JsonResponse({"error": error_body(exc, 500)}, status=500)
+    return defaults.server_error(request)
+
+
+def _prefers_json(request: HttpRequest) -> bool:
+    return request.accepts("application/json") and not request.accepts("text/html")

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import django_filters
 import django_filters.fields
 from django import forms
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.drainage import set_override
+from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
 from rest_framework.request import Request
 
-from crm.timestamps import OFFSET_OUT_OF_RANGE, offset_out_of_range
+# What django-filter's boolean filters read as true or false; "" is no filter.
+BOOLEAN_VALUES = {"", "true", "false", "True", "False", "1", "0"}
 
 
 class StableOrderingFilter(OrderingFilter):
@@ -36,20 +41,43 @@ class IntegerFilter(django_filters.NumberFilter):
         kwargs.setdefault("min_value", 1)
         kwargs.setdefault("max_value", 2**63 - 1)
         super().__init__(*args, **kwargs)
+        # The schema states the bounds, so that a client knows 0 is refused.
+        schema = {"type": "integer", "minimum": kwargs["min_value"], "maximum": kwargs["max_value"]}
+        set_override(self, "field", schema)
 
 
-class StorableIsoDateTimeField(django_filters.fields.IsoDateTimeField):
-    """An ISO 8601 time whose UTC offset the database can store (see ``crm.timestamps``)."""
+class UtcDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 date and time, compared in UTC: ISO 8601 allows offsets up to ±23:59,
+    PostgreSQL takes them only up to ±15:59, so the time is converted before the query."""
 
-    def to_python(self, value: Any) -> Any:
-        at = super().to_python(value)
-        if at is not None and offset_out_of_range(at):
-            raise forms.ValidationError(OFFSET_OUT_OF_RANGE, code="invalid")
-        return at
+    def to_python(self, value: Any) -> dt.datetime | None:
+        parsed = super().to_python(value)
+        if parsed is None or parsed.tzinfo is None:
+            return parsed
+        try:
+            return parsed.astimezone(dt.UTC)
+        except OverflowError:
+            raise forms.ValidationError("This date and time is out of range.") from None
 
 
 class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
-    """``django_filters.IsoDateTimeFilter`` answering 400 for an offset beyond ±15:59,
-    which would otherwise reach PostgreSQL and fail there."""
+    field_class = UtcDateTimeField
 
-    field_class = StorableIsoDateTimeField
+
+class StrictFilterBackend(DjangoFilterBackend):
+    """django-filter's backend, refusing a boolean filter that is neither true nor false:
+    django-filter reads ``?open=maybe`` as no filter at all, and the caller would get
+    every row without being told."""
+
+    def filter_queryset(self, request: Request, queryset: Any, view: Any) -> Any:
+        filterset = self.get_filterset(request, queryset, view)
+        if filterset is not None:
+            errors = {
+                name: ["Give true or false."]
+                for name, field in filterset.filters.items()
+                if isinstance(field, django_filters.BooleanFilter)
+                and request.query_params.get(name, "") not in BOOLEAN_VALUES
+            }
+            if errors:
+                raise ValidationError(errors)
+        return super().filter_queryset(request, queryset, view)

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.renderers import JSONRenderer
@@ -32,7 +31,13 @@ KEY_MAX_LENGTH = 255
 
 IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
     name=HEADER,
-    type=OpenApiTypes.STR,
+    # Printable ASCII; HTTP drops spaces around a header value, so none at either end.
+    type={
+        "type": "string",
+        "minLength": 1,
+        "maxLength": KEY_MAX_LENGTH,
+        "pattern": r"^[!-~]([ -~]*[!-~])?$",
+    },
     location=OpenApiParameter.HEADER,
     required=False,
     description=(

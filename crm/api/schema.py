@@ -6,8 +6,10 @@ from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
 
 from .errors import ErrorSerializer
+from .strict import StrictFieldsMixin
 
 WRITE_METHODS = ("POST", "PUT", "PATCH")
 
@@ -22,6 +24,33 @@ class ApiAutoSchema(AutoSchema):
                 error = OpenApiResponse(ErrorSerializer, description=description)
                 responses[code] = self._get_response_for_code(error, code, direction=direction)
         return responses
+
+    def _map_serializer_field(
+        self, field: Any, direction: str, bypass_extensions: bool = False
+    ) -> dict[str, Any]:
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if isinstance(field, serializers.JSONField) and not schema.get("type"):
+            # Free-form JSON on the models (activity properties, custom fields) is an
+            # object, which the serializers check.
+            schema = {**schema, "type": "object", "additionalProperties": {}}
+        if isinstance(field, serializers.ListSerializer) and not field.allow_empty:
+            schema = {**schema, "minItems": 1}
+        if isinstance(field, serializers.DecimalField) and direction == "request":
+            schema = _decimal_request(field, schema)
+        return schema
+
+    def _map_basic_serializer(self, serializer: Any, direction: str) -> dict[str, Any]:
+        schema = super()._map_basic_serializer(serializer, direction)
+        if direction == "request" and isinstance(serializer, StrictFieldsMixin):
+            # Unknown fields answer 400 (crm.api.strict).
+            schema["additionalProperties"] = False
+        return schema
+
+    def _get_filter_parameters(self) -> list[dict[str, Any]]:
+        return _empty_means_absent(super()._get_filter_parameters())
+
+    def _get_pagination_parameters(self) -> list[dict[str, Any]]:
+        return _empty_means_absent(super()._get_pagination_parameters())
 
     def _error_codes(self) -> list[tuple[str, str]]:
         codes = []
@@ -41,3 +70,30 @@ class ApiAutoSchema(AutoSchema):
     def _honours_idempotency_key(self) -> bool:
         action = getattr(self.view, "action", None)
         return bool(action) and getattr(getattr(self.view, action, None), "idempotent", False)
+
+
+def _empty_means_absent(parameters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A list's filters, search, ordering and paging parameters sent empty (``?stage=``,
+    as an HTML form sends an unset field) count as not sent; the schema says so."""
+    return [{**parameter, "allowEmptyValue": True} for parameter in parameters]
+
+
+def _decimal_request(field: serializers.DecimalField, schema: dict[str, Any]) -> dict[str, Any]:
+    """An amount is answered as text ("12.50") and taken as text or as a JSON number,
+    with at most the field's digits before and after the point ("" for none when null)."""
+    whole, places = field.max_digits - field.decimal_places, field.decimal_places
+    sign = "" if field.min_value is not None and field.min_value >= 0 else "-?"
+    digits = rf"(?:\d{{1,{whole}}}(?:\.\d{{0,{places}}})?|\.\d{{1,{places}}})"
+    text = {"type": "string", "pattern": f"^{sign}{digits}$" + ("|^$" if field.allow_null else "")}
+    limit = 10**whole - 10**-places
+    number = {
+        "type": "number",
+        "minimum": float(field.min_value) if field.min_value is not None else -limit,
+        "maximum": float(field.max_value) if field.max_value is not None else limit,
+        "multipleOf": 10**-places,
+    }
+    result: dict[str, Any] = {"anyOf": [text, number]}
+    for key in ("description", "nullable"):
+        if key in schema:
+            result[key] = schema[key]
+    return result

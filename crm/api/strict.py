@@ -22,17 +22,35 @@ NOT_FINITE = (
     "Numbers must be finite: NaN, Infinity and numbers beyond ±1.8e308 (such as 1e999) "
     "cannot be stored."
 )
+NOT_TEXT = "Give text, in quotes."
+NOT_A_LIST = "Give a list."
 
 
 class StrictFieldsMixin(serializers.Serializer):
-    """Refuses a body with fields the serializer does not declare; read-only ones are known."""
+    """Refuses a body with fields the serializer does not declare (read-only ones are
+    known), and a number or boolean for a text field, which DRF would turn into text."""
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
             unknown = sorted(str(name) for name in data if name not in self.fields)
             if unknown:
                 raise serializers.ValidationError({name: [UNKNOWN_FIELD] for name in unknown})
+            wrong = {name: self._wrong_type(name, value) for name, value in data.items()}
+            if any(wrong.values()):
+                raise serializers.ValidationError({k: [v] for k, v in wrong.items() if v})
         return super().to_internal_value(data)
+
+    def _wrong_type(self, name: str, value: Any) -> str | None:
+        """What a value DRF would coerce is instead: text for a number, a list for an object."""
+        field = self.fields[name]
+        if field.read_only:
+            return None
+        if isinstance(field, serializers.CharField) and isinstance(value, int | float | bool):
+            return NOT_TEXT
+        many = (serializers.ManyRelatedField, serializers.ListField, serializers.ListSerializer)
+        if isinstance(field, many) and value is not None and not isinstance(value, list):
+            return NOT_A_LIST
+        return None
 
 
 def check_json_document(value: Any, *, max_depth: int, max_bytes: int) -> None:

@@ -34,5 +34,6 @@ urlpatterns = [
     path("", include(router.urls)),
     path("scoring-models/<int:model_pk>/rules/", rules, name="api-rule-list"),
     path("scoring-models/<int:model_pk>/rules/<int:pk>/", rule, name="api-rule-detail"),
-    re_path(r"^.*$", api_not_found),
+    # Any other path answers 404 in the error shape; [\s\S]: a path with a line break too.
+    re_path(r"^[\s\S]*$", api_not_found, name="api-not-found"),
 ]
