@@ -9,11 +9,11 @@ lead and yields someone decides.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, Max
+from django.db.models import Count, Max, QuerySet
 
 from .handoff_models import AssignmentKind, AssignmentRule, HandOff
 from .models import Lead
@@ -84,7 +84,7 @@ def is_active_rep(user: User) -> bool:
     return receives_round_robin(user)
 
 
-def active_reps() -> Iterable[User]:
+def active_reps() -> QuerySet[User]:
     return round_robin_reps().prefetch_related("product_lines").distinct()
 
 

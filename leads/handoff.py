@@ -538,7 +538,7 @@ def handoff_on_score_surged(
 
 def check_handoff_settings(**kwargs: Any) -> list[checks.CheckMessage]:
     """System check: the hand-off stage is MQL or SQL, and the SLA is at least an hour."""
-    errors = []
+    errors: list[checks.CheckMessage] = []
     allowed = [Stage.MQL, Stage.SQL]
     if settings.HANDOFF_STAGE not in allowed:
         errors.append(

@@ -13,6 +13,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from crm.http import AuthenticatedHttpRequest
+
 from . import changes, services
 from .models import (
     ChangeLog,
@@ -114,7 +116,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
 
     @admin.display(description="Rules", ordering="n_rules")
     def rule_count(self, model: ScoringModel) -> int:
-        return model.n_rules
+        return model.n_rules  # type: ignore[attr-defined]  # annotated by get_queryset
 
     def get_urls(self) -> list[Any]:
         return [
@@ -193,7 +195,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
         self._rescore(request, "Model created in the admin")
         return super().response_add(request, obj, post_url_continue)
 
-    def _rescore(self, request: HttpRequest, reason: str) -> None:
+    def _rescore(self, request: AuthenticatedHttpRequest, reason: str) -> None:
         edit = getattr(request, "_scoring_edit", None)
         if edit is None:
             return
@@ -213,19 +215,21 @@ class ScoringModelAdmin(admin.ModelAdmin):
         self.message_user(request, message, messages.INFO)
 
     @admin.action(description="Duplicate as a draft")
-    def duplicate_as_draft(self, request: HttpRequest, queryset: QuerySet[ScoringModel]) -> None:
+    def duplicate_as_draft(
+        self, request: AuthenticatedHttpRequest, queryset: QuerySet[ScoringModel]
+    ) -> None:
         for model in queryset:
             copy = services.model_duplicate(model=model, by=request.user)
             self.message_user(request, f"Created the draft “{copy}”.", messages.SUCCESS)
 
     @admin.action(description="Activate and rescore")
-    def activate(self, request: HttpRequest, queryset: QuerySet[ScoringModel]) -> None:
+    def activate(self, request: AuthenticatedHttpRequest, queryset: QuerySet[ScoringModel]) -> None:
         for model in queryset.exclude(status=ModelStatus.ACTIVE):
             services.model_activate(model=model, by=request.user)
             self.message_user(request, f"“{model}” is live; its leads are being rescored.")
 
     @admin.action(description="Rescore all leads now")
-    def rescore(self, request: HttpRequest, queryset: QuerySet[ScoringModel]) -> None:
+    def rescore(self, request: AuthenticatedHttpRequest, queryset: QuerySet[ScoringModel]) -> None:
         with transaction.atomic():
             for model in queryset:
                 services.rescore_job_start(
