@@ -56,7 +56,7 @@ def worker_state() -> dict[str, Any]:
 def healthz(request: HttpRequest) -> JsonResponse:
     """200 while the database answers (the app can serve), 503 when it does not."""
     database = database_state()
-    body = {
+    body: dict[str, Any] = {
         "database": database,
         "broker": broker_state(),
         "worker": worker_state() if database["ok"] else {"ok": False},

@@ -1,16 +1,18 @@
-"""Who may see which teams and people: one answer for the admin and for the leads app.
+"""Who may see which teams, people and API tokens: one answer for the admin, the API and
+the leads app.
 
 Admins see and manage every team and user. A sales manager sees the teams they manage
 and the team they belong to, and the people in them, and changes neither: teams, their
 managers and their members are set by admins (``crm.roles`` gives managers ``view``
-only). Nobody else sees teams or users here.
+only). Nobody else sees teams or users here. Admins see every API token, anyone else
+their own.
 """
 
 from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from .models import Role, Team, User
+from .models import ApiToken, Role, Team, User
 
 
 def teams_visible_to(user: User) -> QuerySet[Team]:
@@ -38,3 +40,14 @@ def users_visible_to(user: User) -> QuerySet[User]:
     if role == Role.MANAGER:
         return managed_people(user)
     return User.objects.filter(pk=user.pk)
+
+
+def tokens_visible_to(user: User) -> QuerySet[ApiToken]:
+    if user.role == Role.ADMIN:
+        return ApiToken.objects.all()
+    return ApiToken.objects.filter(user=user)
+
+
+def people_with_role(role: Role) -> QuerySet[User]:
+    """The active holders of ``role`` (by its group; superusers hold none), to notify."""
+    return User.objects.filter(is_active=True, groups__name=role.label).distinct()

@@ -7,7 +7,8 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
-from crm.models import Role, User
+from crm.models import User
+from scoring.permissions import may_adjust_score
 from scoring.services import leads_adjust_score
 
 from .models import (
@@ -254,7 +255,7 @@ class LeadAdmin(UserBoundFormMixin, admin.ModelAdmin):
 
     def has_adjust_permission(self, request: HttpRequest) -> bool:
         """Managers and admins adjust scores by hand; reps and marketers do not."""
-        return request.user.role in (Role.ADMIN, Role.MANAGER)
+        return may_adjust_score(request.user)
 
 
 class ScoreAdjustmentForm(forms.Form):

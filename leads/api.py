@@ -37,7 +37,7 @@ from crm.api.filters import IntegerFilter, IsoDateTimeFilter
 from crm.api.idempotency import idempotent
 from crm.api.strict import StrictFieldsMixin, check_json_document
 from crm.api.viewsets import RecordViewSet
-from crm.models import Role, User
+from crm.models import User
 from scoring.selectors import lead_explanation
 
 from .activity_times import ActivityTimeError, activity_time
@@ -65,6 +65,7 @@ from .permissions import (
     COMPANY_REFUSED,
     EMAIL_UNAVAILABLE,
     OWNER_REFUSED,
+    default_owner,
     email_in_use,
     may_assign_task,
     may_change_company,
@@ -445,8 +446,9 @@ class LeadViewSet(RecordViewSet):
     def perform_create(self, serializer: serializers.Serializer) -> None:
         data = dict(serializer.validated_data)
         interests = data.pop("product_interests", None)
-        if "owner" not in data and self.request.user.role == Role.REP:
-            data["owner"] = self.request.user
+        owner = default_owner(self.request.user)
+        if "owner" not in data and owner is not None:
+            data["owner"] = owner
         with _email_taken_as_field_error(), transaction.atomic():
             lead = lead_save_profile(lead=Lead(**data), changed_fields=sorted(data))
             if interests is not None:

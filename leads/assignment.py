@@ -9,14 +9,15 @@ lead and yields someone decides.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from django.db.models import Count, Max
+from django.db.models import Count, Max, QuerySet
 
 from .handoff_models import AssignmentKind, AssignmentRule, HandOff
 from .models import Lead
+from .permissions import receives_round_robin, round_robin_reps
 
 if TYPE_CHECKING:
     from crm.models import User
@@ -80,19 +81,11 @@ def describe(rule: AssignmentRule, facts: LeadFacts) -> str:
 
 
 def is_active_rep(user: User) -> bool:
-    from crm.models import Role
-
-    return user.is_active and user.role == Role.REP
+    return receives_round_robin(user)
 
 
-def active_reps() -> Iterable[User]:
-    from crm.models import Role, User
-
-    return (
-        User.objects.filter(is_active=True, is_superuser=False, groups__name=Role.REP.label)
-        .prefetch_related("product_lines")
-        .distinct()
-    )
+def active_reps() -> QuerySet[User]:
+    return round_robin_reps().prefetch_related("product_lines").distinct()
 
 
 def _rule_owner(rule: AssignmentRule, facts: LeadFacts) -> User | None:

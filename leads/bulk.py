@@ -16,11 +16,20 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
-from crm.models import Role, User
+from crm.models import User
+from nurturing.permissions import may_enroll_leads
+from scoring.permissions import may_adjust_score
 from scoring.services import leads_adjust_score
 
 from .models import Lead, Stage, StageTransitionError
-from .permissions import OWNER_REFUSED, lead_access, may_own
+from .permissions import (
+    OWNER_REFUSED,
+    assigns_leads,
+    lead_access,
+    may_own,
+    takes_leads,
+    works_leads,
+)
 from .services import lead_move_to_stage
 
 # A page shows 25 leads; a selection is never more than a few pages.
@@ -38,16 +47,16 @@ BULK_NURTURE = "nurture"
 
 def bulk_actions_for(user: User) -> list[tuple[str, str]]:
     """The bulk actions a person may use, as form choices."""
-    role = user.role
     actions = []
-    if role in (Role.ADMIN, Role.MANAGER):
+    if assigns_leads(user):
         actions.append((BULK_ASSIGN, "Assign to…"))
-    if role == Role.REP:
+    if takes_leads(user):
         actions.append((BULK_TAKE, "Assign to me"))
-    if role in (Role.ADMIN, Role.MANAGER, Role.REP):
+    if works_leads(user):
         actions.append((BULK_STAGE, "Move to stage…"))
+    if may_enroll_leads(user):
         actions.append((BULK_NURTURE, "Enroll in a nurture sequence…"))
-    if role in (Role.ADMIN, Role.MANAGER):
+    if may_adjust_score(user):
         actions.append((BULK_SCORE, "Adjust score…"))
     return actions
 
@@ -97,7 +106,7 @@ def leads_assign(*, lead_ids: Sequence[int], owner: User, by: User) -> BulkOutco
     takes unassigned leads for themselves. Rows are locked while they are checked and
     changed, so a lead another rep took a moment earlier is reported, not taken over.
     """
-    if by.role not in (Role.ADMIN, Role.MANAGER, Role.REP):
+    if not works_leads(by):
         raise PermissionDenied("You cannot assign leads.")
     if not may_own(user=by, owner=owner):
         raise PermissionDenied(OWNER_REFUSED)
@@ -106,7 +115,7 @@ def leads_assign(*, lead_ids: Sequence[int], owner: User, by: User) -> BulkOutco
         ids = [lead.pk for lead in _visible(user=by, lead_ids=lead_ids, outcome=outcome)]
         locked = Lead.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk")
         for lead in locked:
-            if by.role == Role.REP and lead.owner_id is not None:
+            if not assigns_leads(by) and lead.owner_id is not None:
                 why = "already yours" if lead.owner_id == by.pk else "already has an owner"
                 outcome.refused.append((str(lead), why))
             else:
@@ -142,7 +151,7 @@ def leads_move_to_stage(
     """Move each selected lead through ``lead_move_to_stage``, one transaction per lead:
     a move the lifecycle refuses, or on a lead the person may not act on
     (``lead_access``), is reported for that lead and changes nothing else."""
-    if by.role not in (Role.ADMIN, Role.MANAGER, Role.REP):
+    if not works_leads(by):
         raise PermissionDenied("You cannot change stages.")
     stage = Stage(stage)
     outcome = BulkOutcome()
@@ -163,7 +172,7 @@ def leads_adjust(*, lead_ids: Sequence[int], points: int, reason: str, by: User)
     through ``scoring.services.leads_adjust_score``, one lead at a time so that each
     outcome is known. Managers and admins only, as in the admin; a lead no scoring model
     applies to is reported."""
-    if by.role not in (Role.ADMIN, Role.MANAGER):
+    if not may_adjust_score(by):
         raise PermissionDenied("Only managers and admins adjust scores.")
     outcome = BulkOutcome()
     for lead in _visible(user=by, lead_ids=lead_ids, outcome=outcome):
@@ -180,7 +189,7 @@ def leads_enroll(*, lead_ids: Sequence[int], sequence: Any, by: User) -> BulkOut
     may not be emailed, or one already in the sequence is reported, the others go on."""
     from nurturing.services import EnrollmentError, enrollment_start
 
-    if by.role not in (Role.ADMIN, Role.MANAGER, Role.REP):
+    if not may_enroll_leads(by):
         raise PermissionDenied("You cannot enroll leads.")
     outcome = BulkOutcome()
     for lead in _actionable(user=by, lead_ids=lead_ids, outcome=outcome):

@@ -31,6 +31,8 @@ from django.db.models import F
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
+from crm.models import Role
+from crm.permissions import people_with_role
 from crm.resilience import task_enqueue
 
 from .activity_times import TOO_EARLY, ActivityTimeError, activity_time
@@ -49,6 +51,7 @@ from .models import (
     TaskKind,
 )
 from .notifications import notify
+from .permissions import may_close_handoff
 from .services import activities_record, lead_move_to_stage
 from .signals import handoff_escalated, lead_handed_off
 
@@ -206,9 +209,7 @@ def _notify_owner(handoff: HandOff, lead: Lead, now: dt.datetime) -> list[str]:
 
 def _announce_unassigned(handoff: HandOff, lead: Lead, now: dt.datetime) -> list[str]:
     """No rule found an owner: the managers hear of it once, and assign by hand."""
-    from crm.models import Role, User
-
-    managers = User.objects.filter(is_active=True, groups__name=Role.MANAGER.label).distinct()
+    managers = people_with_role(Role.MANAGER)
     for manager in managers:
         notify(
             user=manager,
@@ -281,7 +282,6 @@ def handoff_reject(*, handoff: HandOff, by: User, reason: str) -> HandOff:
 
 
 def _return_to_marketing(handoff: HandOff, by: User, reason: str, now: dt.datetime) -> None:
-    from crm.models import Role, User
 
     try:
         lead_move_to_stage(
@@ -297,7 +297,7 @@ def _return_to_marketing(handoff: HandOff, by: User, reason: str, now: dt.dateti
     lead.save(update_fields=["owner", "updated_at"])
     if handoff.task_id is not None:
         Task.objects.filter(pk=handoff.task_id, done_at__isnull=True).update(done_at=now)
-    marketers = User.objects.filter(is_active=True, groups__name=Role.MARKETER.label).distinct()
+    marketers = people_with_role(Role.MARKETER)
     for marketer in marketers:
         notify(
             user=marketer,
@@ -319,25 +319,8 @@ def _locked(handoff: HandOff) -> HandOff:
     )
 
 
-def may_close(handoff: HandOff, user: User) -> bool:
-    """Whether ``user`` may accept or reject: the owner, the owner's team manager, an
-    admin; any manager when nobody owns it."""
-    from crm.models import Role
-
-    if not user.is_authenticated or not user.is_active:
-        return False
-    if user.role == Role.ADMIN or (handoff.owner_id is not None and handoff.owner_id == user.pk):
-        return True
-    if user.role != Role.MANAGER:
-        return False
-    if handoff.owner is None:
-        return True
-    team = handoff.owner.team
-    return team is not None and team.manager_id == user.pk
-
-
 def _check_may_close(handoff: HandOff, user: User) -> None:
-    if not may_close(handoff, user):
+    if not may_close_handoff(handoff=handoff, user=user):
         raise PermissionDenied("Only the owner, their manager or an admin can do this.")
 
 
@@ -555,7 +538,7 @@ def handoff_on_score_surged(
 
 def check_handoff_settings(**kwargs: Any) -> list[checks.CheckMessage]:
     """System check: the hand-off stage is MQL or SQL, and the SLA is at least an hour."""
-    errors = []
+    errors: list[checks.CheckMessage] = []
     allowed = [Stage.MQL, Stage.SQL]
     if settings.HANDOFF_STAGE not in allowed:
         errors.append(

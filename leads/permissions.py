@@ -12,6 +12,13 @@ with what they see, and whom they may hand it to:
   teams; an admin's for any active user. The same rule holds for tasks without a lead.
 - An email address in use is named as such only to someone who can see the lead that
   holds it; anyone else learns only that it cannot be used (``email_in_use``).
+- Working leads in bulk (stage moves, nurture enrollment, assignment) is for reps,
+  managers and admins; managers and admins assign to others and reassign owned leads,
+  a rep takes unassigned leads for themselves, and a lead a rep creates is theirs.
+- A hand-off is accepted or rejected by its owner, the owner's team manager or an
+  admin; by any manager when nobody owns it.
+- A manager's pages show their teams' numbers and tasks, and a manager reassigns tasks.
+- Round-robin assignment hands leads to active reps only.
 - A company is shared by the leads it carries: admins and marketers edit any; a rep or
   a manager edits one only while every lead it carries is one they can see, so that no
   one rewrites the account another team is working.
@@ -20,6 +27,7 @@ with what they see, and whom they may hand it to:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.db.models import Q, QuerySet
 
@@ -27,6 +35,11 @@ from crm.models import Role, User
 
 from .models import Company, Lead, Task
 from .selectors import team_members
+
+if TYPE_CHECKING:
+    from .handoff_models import HandOff
+
+WORKING_ROLES = (Role.ADMIN, Role.MANAGER, Role.REP)
 
 # --- Acting on a lead ----------------------------------------------------------------
 
@@ -60,6 +73,56 @@ def lead_access(*, lead: Lead, user: User) -> LeadAccess:
         and (team.manager_id == user.pk or (user.team_id is not None and team.pk == user.team_id))
     )
     return LeadAccess(may_act=manages, may_take=False)
+
+
+def works_leads(user: User) -> bool:
+    """Whether ``user`` moves stages, enrolls and assigns (or takes) leads in bulk."""
+    return user.role in WORKING_ROLES
+
+
+def assigns_leads(user: User) -> bool:
+    """Whether ``user`` gives leads to others and reassigns leads that have an owner."""
+    return user.role in (Role.ADMIN, Role.MANAGER)
+
+
+def takes_leads(user: User) -> bool:
+    """Whether ``user`` takes unassigned leads for themselves (and only those)."""
+    return user.role == Role.REP
+
+
+def default_owner(user: User) -> User | None:
+    """The owner of a lead ``user`` creates without naming one: a rep's own, else none."""
+    return user if user.role == Role.REP else None
+
+
+def manages_team(user: User) -> bool:
+    """Whether ``user`` sees their teams' numbers and tasks and reassigns tasks."""
+    return user.role == Role.MANAGER
+
+
+def may_close_handoff(*, handoff: HandOff, user: User) -> bool:
+    """Whether ``user`` may accept or reject: the owner, the owner's team manager, an
+    admin; any manager when nobody owns it."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.role == Role.ADMIN or (handoff.owner_id is not None and handoff.owner_id == user.pk):
+        return True
+    if user.role != Role.MANAGER:
+        return False
+    if handoff.owner is None:
+        return True
+    team = handoff.owner.team
+    return team is not None and team.manager_id == user.pk
+
+
+def receives_round_robin(user: User) -> bool:
+    """Whether round-robin assignment may hand ``user`` a lead: active reps."""
+    return user.is_active and user.role == Role.REP
+
+
+def round_robin_reps() -> QuerySet[User]:
+    """The people round-robin assignment chooses among (``receives_round_robin``)."""
+    return User.objects.filter(is_active=True, is_superuser=False, groups__name=Role.REP.label)
 
 
 # --- Owners and assignees ----------------------------------------------------------------

@@ -13,9 +13,9 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from crm.models import Role, User
+from crm.models import User
 from leads.models import Lead, Note, Task
-from leads.permissions import ASSIGNEE_REFUSED, may_assign_task, task_assignees
+from leads.permissions import ASSIGNEE_REFUSED, manages_team, may_assign_task, task_assignees
 
 # Snoozed to a day, a task is due at this local hour.
 WORKDAY_START = dt.time(9, 0)
@@ -45,7 +45,7 @@ def task_add(*, task: Task, lead: Lead) -> Task:
 def reassignable_to(user: User) -> QuerySet[User]:
     """Who the task list offers a manager to hand a task to (``task_assignees``);
     reassigning from the list is a manager's tool."""
-    if user.role != Role.MANAGER:
+    if not manages_team(user):
         return User.objects.none()
     return task_assignees(user)
 

@@ -179,6 +179,21 @@ class SequenceAdmin(admin.ModelAdmin):
             return queryset.with_stats()
         return queryset
 
+    def save_model(self, request, obj, form, change) -> None:
+        # Pausing and resuming have effects of their own (held messages): the services
+        # change the status, the form saves the rest.
+        status = obj.status
+        if change and "status" in form.changed_data:
+            obj.status = form.initial["status"]
+        super().save_model(request, obj, form, change)
+        if obj.status == status:
+            return
+        if status == SequenceStatus.PAUSED:
+            services.sequences_pause(sequence_ids=[obj.pk])
+        else:
+            services.sequences_resume(sequence_ids=[obj.pk])
+        obj.status = status
+
     @admin.display(description="Statistics")
     def stats_link(self, sequence: Sequence) -> str:
         url = reverse("admin:nurturing_sequence_stats", args=[sequence.pk])
@@ -272,12 +287,12 @@ class SequenceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Pause the selected sequences", permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Sequence]) -> None:
-        count = queryset.update(status=SequenceStatus.PAUSED)
+        count = services.sequences_pause(sequence_ids=queryset.values_list("pk", flat=True))
         self.message_user(request, f"Paused {count} sequence(s); their steps wait meanwhile.")
 
     @admin.action(description="Resume the selected sequences", permissions=["change"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Sequence]) -> None:
-        count = queryset.update(status=SequenceStatus.ACTIVE)
+        count = services.sequences_resume(sequence_ids=queryset.values_list("pk", flat=True))
         self.message_user(request, f"Resumed {count} sequence(s).")
 
 

@@ -39,6 +39,7 @@ from .models import (
     Message,
     MessageStatus,
     Sequence,
+    SequenceStatus,
     Step,
     StepKind,
     Suppression,
@@ -301,6 +302,49 @@ def sequences_enroll_matching(*, now: dt.datetime | None = None) -> int:
     return added
 
 
+# --- Pausing -----------------------------------------------------------------------------
+
+
+def sequences_pause(*, sequence_ids: Iterable[int]) -> int:
+    """Pause the active sequences among ``sequence_ids``; how many were paused.
+
+    Their enrollments keep their place and their steps wait: beat claims no step of a
+    paused sequence, and a message already queued stays queued, unsent, until
+    ``sequences_resume``.
+    """
+    return Sequence.objects.filter(pk__in=list(sequence_ids), status=SequenceStatus.ACTIVE).update(
+        status=SequenceStatus.PAUSED
+    )
+
+
+def sequences_resume(*, sequence_ids: Iterable[int]) -> int:
+    """Resume the paused sequences among ``sequence_ids``; how many were resumed.
+
+    Steps that fell due meanwhile run at beat's next pass (the send window and the
+    frequency cap still hold); the messages held back are queued for sending once
+    this commits.
+    """
+    with transaction.atomic():
+        paused = list(
+            Sequence.objects.select_for_update()
+            .filter(pk__in=list(sequence_ids), status=SequenceStatus.PAUSED)
+            .values_list("pk", flat=True)
+        )
+        Sequence.objects.filter(pk__in=paused).update(status=SequenceStatus.ACTIVE)
+        held = list(
+            Message.objects.filter(
+                enrollment__sequence_id__in=paused,
+                status=MessageStatus.QUEUED,
+                claimed_at__isnull=True,
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if held:
+            transaction.on_commit(partial(messages_send_request, message_ids=held))
+    return len(paused)
+
+
 # --- Processing due steps -----------------------------------------------------------
 
 
@@ -550,6 +594,10 @@ def message_send(*, message_id: int, final_attempt: bool = False, now=None) -> s
     message = Message.objects.select_related(
         "lead__owner", "lead__company", "step", "enrollment__sequence"
     ).get(pk=message_id)
+    if message.enrollment.sequence.status == SequenceStatus.PAUSED:
+        # Held back, still queued: resuming the sequence queues it again.
+        Message.objects.filter(pk=message_id).update(claimed_at=None, attempts=F("attempts") - 1)
+        return ""
     reason = _cancel_reason(message)
     if reason:
         return _finish(message, MessageStatus.CANCELLED, error=reason)
@@ -618,6 +666,7 @@ def messages_resume_stalled(*, now: dt.datetime | None = None) -> int:
     )
     stalled = list(
         queued.filter(claimed_at__isnull=True, created_at__lt=now - STALLED_AFTER)
+        .exclude(enrollment__sequence__status=SequenceStatus.PAUSED)
         .order_by("created_at")
         .values_list("pk", flat=True)[:5000]
     )

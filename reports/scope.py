@@ -1,4 +1,5 @@
-"""What a report counts: the leads a person may report on, narrowed by the report filters.
+"""Who sees which reports: the leads a person may report on, narrowed by the report
+filters, and who receives the weekly digest. The reports app's permissions module.
 
 Reps report on their own leads, managers on their teams' leads, marketers and admins on
 every lead. Every scope starts from ``Lead.objects.visible_to(user)`` and only narrows it,
@@ -23,6 +24,7 @@ from leads.selectors import team_members
 from scoring.models import ScoringModel
 
 REPORT_ROLES = frozenset({Role.ADMIN, Role.MARKETER, Role.MANAGER, Role.REP})
+DIGEST_ROLES = (Role.MANAGER, Role.MARKETER)
 DEFAULT_RANGE_DAYS = 180
 MAX_RANGE_DAYS = 5 * 366
 
@@ -36,6 +38,11 @@ BASIS_CHOICES = [
 
 def may_see_reports(user: User) -> bool:
     return user.is_authenticated and user.is_active and user.role in REPORT_ROLES
+
+
+def digest_eligible(*, user: User) -> bool:
+    """Managers and marketers receive the weekly digest (when they have an email address)."""
+    return user.is_active and user.role in DIGEST_ROLES
 
 
 def teams_for(user: User) -> QuerySet[Team]:

@@ -17,22 +17,15 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from crm.models import Role, User
+from crm.models import User
 
 from .models import DigestPreference
 from .pages import REPORTS, key_facts
 from .queries import key_figures
-from .scope import scope_for
+from .scope import DIGEST_ROLES, digest_eligible, scope_for
 from .sql import report_reads
 
 log = logging.getLogger(__name__)
-
-DIGEST_ROLES = (Role.MANAGER, Role.MARKETER)
-
-
-def digest_eligible(*, user: User) -> bool:
-    """Managers and marketers receive the digest (when they have an email address)."""
-    return user.is_active and user.role in DIGEST_ROLES
 
 
 def digest_wanted(*, user: User) -> bool:
@@ -77,7 +70,7 @@ def digest_send_weekly(*, now: dt.datetime | None = None) -> int:
     start, end = digest_week(now)
     sent = 0
     for user in digest_recipients():
-        if user.role not in DIGEST_ROLES:
+        if not digest_eligible(user=user):
             continue
         preference, _ = DigestPreference.objects.get_or_create(user=user)
         claimed = (

@@ -60,7 +60,7 @@ def lift_with_interval(won_in: int, closed_in: int, won_out: int, closed_out: in
     (Haldane's correction) so the interval stays finite."""
     if not closed_in or not closed_out:
         return Lift(None, None, None)
-    a, n1, c, n2 = won_in, closed_in, won_out, closed_out
+    a, n1, c, n2 = float(won_in), float(closed_in), float(won_out), float(closed_out)
     if a == 0 or c == 0 or a == n1 or c == n2:
         a, n1, c, n2 = a + 0.5, n1 + 1, c + 0.5, n2 + 1
     value = (a / n1) / (c / n2)

@@ -13,7 +13,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from . import services
+from crm.http import AuthenticatedHttpRequest
+
+from . import changes, services
 from .models import (
     ChangeLog,
     DomainList,
@@ -114,7 +116,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
 
     @admin.display(description="Rules", ordering="n_rules")
     def rule_count(self, model: ScoringModel) -> int:
-        return model.n_rules
+        return model.n_rules  # type: ignore[attr-defined]  # annotated by get_queryset
 
     def get_urls(self) -> list[Any]:
         return [
@@ -154,11 +156,16 @@ class ScoringModelAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/scoring/scoringmodel/preview.html", context)
 
     def save_model(self, request, obj, form, change) -> None:
-        before = services.snapshot(ScoringModel.objects.get(pk=obj.pk)) if change else None
+        before = changes.model_snapshot(model=obj) if change else None
         super().save_model(request, obj, form, change)
-        request._scoring_changes = {"model": form.has_changed(), "rules": set(), "deleted": False}
-        services.changelog_record(
-            obj=obj, action="change" if change else "create", before=before, by=request.user
+        request._scoring_edit = changes.ModelEdit(model=obj)
+        request._scoring_before = before
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        # Logged once the segment (many-to-many) and the rules are saved too.
+        request._scoring_edit.model_changed = changes.model_change_record(
+            model=form.instance, before=request._scoring_before, by=request.user
         )
 
     def save_formset(self, request, form, formset, change) -> None:
@@ -166,87 +173,63 @@ class ScoringModelAdmin(admin.ModelAdmin):
             super().save_formset(request, form, formset, change)
             return
         befores = {
-            rule.pk: services.snapshot(Rule.objects.get(pk=rule.pk))
-            for rule in formset.queryset
-            if rule.pk
+            rule.pk: changes.rule_snapshot(rule=rule) for rule in formset.queryset if rule.pk
         }
         instances = formset.save(commit=False)
-        changes = request._scoring_changes
-        changes["deleted"] = bool(formset.deleted_objects)
+        edit = request._scoring_edit
         for rule in formset.deleted_objects:
-            services.changelog_record(
-                obj=rule, action="delete", before=befores.get(rule.pk), by=request.user
-            )
-            rule.delete()
+            changes.rule_delete(rule=rule, by=request.user, rescore=False)
+            edit.rules_deleted = True
         for rule in instances:
-            is_new = rule.pk is None
+            before = befores.get(rule.pk)
             rule.save()
-            changes["rules"].add(rule.pk)
-            services.changelog_record(
-                obj=rule,
-                action="create" if is_new else "change",
-                before=befores.get(rule.pk),
-                by=request.user,
-            )
+            if changes.rule_change_record(rule=rule, before=before, by=request.user):
+                edit.rule_ids.add(rule.pk)
         formset.save_m2m()
 
     def response_change(self, request, obj):
-        self._rescore_if_live(request, obj, "Model changed in the admin")
+        self._rescore(request, "Model changed in the admin")
         return super().response_change(request, obj)
 
     def response_add(self, request, obj, post_url_continue=None):
-        self._rescore_if_live(request, obj, "Model created in the admin")
+        self._rescore(request, "Model created in the admin")
         return super().response_add(request, obj, post_url_continue)
 
-    def _rescore_if_live(self, request: HttpRequest, obj: ScoringModel, reason: str) -> None:
-        """Queue the cheapest rescore that makes the change true for every lead.
-
-        A change to some rules of a live model rescores only what those rules touch; a
-        change to the model itself, a deleted rule or a model going out of service
-        rescores the model's leads in full.
-        """
-        changes = getattr(request, "_scoring_changes", None)
-        if changes is None or not (changes["model"] or changes["rules"] or changes["deleted"]):
+    def _rescore(self, request: AuthenticatedHttpRequest, reason: str) -> None:
+        edit = getattr(request, "_scoring_edit", None)
+        if edit is None:
             return
-        if obj.status != ModelStatus.ACTIVE and not obj.entries.exists():
+        jobs = changes.edit_rescore(edit=edit, by=request.user, reason=reason)
+        if not jobs:
             return
-        if obj.status == ModelStatus.ACTIVE and not (changes["model"] or changes["deleted"]):
-            rules = Rule.objects.filter(pk__in=changes["rules"])
-            jobs = [
-                services.rescore_job_start(
-                    model=obj, rule=rule, reason=f"Rule “{rule}” changed", by=request.user
-                )
-                for rule in rules
-            ]
-            self.message_user(
-                request,
+        if jobs[0].rule_id is not None:
+            message = (
                 f"Rescoring only what {len(jobs)} changed rule(s) touch, on the bulk queue; "
-                "progress shows below.",
-                messages.INFO,
+                "progress shows below."
             )
-            return
-        job = services.rescore_job_start(model=obj, reason=reason, by=request.user)
-        self.message_user(
-            request,
-            f"Rescoring the leads of “{obj}” on the bulk queue (job {job.pk}); "
-            "progress shows below.",
-            messages.INFO,
-        )
+        else:
+            message = (
+                f"Rescoring the leads of “{edit.model}” on the bulk queue (job {jobs[0].pk}); "
+                "progress shows below."
+            )
+        self.message_user(request, message, messages.INFO)
 
     @admin.action(description="Duplicate as a draft")
-    def duplicate_as_draft(self, request: HttpRequest, queryset: QuerySet[ScoringModel]) -> None:
+    def duplicate_as_draft(
+        self, request: AuthenticatedHttpRequest, queryset: QuerySet[ScoringModel]
+    ) -> None:
         for model in queryset:
             copy = services.model_duplicate(model=model, by=request.user)
             self.message_user(request, f"Created the draft “{copy}”.", messages.SUCCESS)
 
     @admin.action(description="Activate and rescore")
-    def activate(self, request: HttpRequest, queryset: QuerySet[ScoringModel]) -> None:
+    def activate(self, request: AuthenticatedHttpRequest, queryset: QuerySet[ScoringModel]) -> None:
         for model in queryset.exclude(status=ModelStatus.ACTIVE):
             services.model_activate(model=model, by=request.user)
             self.message_user(request, f"“{model}” is live; its leads are being rescored.")
 
     @admin.action(description="Rescore all leads now")
-    def rescore(self, request: HttpRequest, queryset: QuerySet[ScoringModel]) -> None:
+    def rescore(self, request: AuthenticatedHttpRequest, queryset: QuerySet[ScoringModel]) -> None:
         with transaction.atomic():
             for model in queryset:
                 services.rescore_job_start(

@@ -1,9 +1,8 @@
 """The REST API for scoring models and their rules.
 
 Everyone with a role reads them; writing needs the scoring permissions that the
-marketer and admin roles hold. A write is logged and rescored as in the admin: a
-changed rule of a live model rescores what that rule touches, a changed model all
-of its leads.
+marketer and admin roles hold. A write is logged and rescored by ``scoring.changes``,
+as in the admin.
 """
 
 from __future__ import annotations
@@ -22,9 +21,9 @@ from rest_framework.settings import api_settings
 from crm.api.permissions import RoleReadModelWrite
 from leads.models import ProductLine
 
+from . import changes
 from . import rules as R
-from . import services
-from .models import ModelStatus, Rule, ScoringModel
+from .models import Rule, ScoringModel
 
 MODEL_FIELDS = [
     "name",
@@ -201,30 +200,23 @@ class ScoringModelViewSet(
     def perform_create(self, serializer: serializers.Serializer) -> None:
         with transaction.atomic():
             model = serializer.save()
-            services.changelog_record(obj=model, action="create", before=None, by=self.request.user)
-            if model.status == ModelStatus.ACTIVE:
-                services.rescore_job_start(
-                    model=model, reason="Model created through the API", by=self.request.user
-                )
+            changes.model_save(
+                model=model,
+                before=None,
+                by=self.request.user,
+                reason="Model created through the API",
+            )
 
     def perform_update(self, serializer: serializers.Serializer) -> None:
-        model = serializer.instance
-        before = services.snapshot(model)
-        segment = set(model.segment_product_lines.all())
+        before = changes.model_snapshot(model=serializer.instance)
         with transaction.atomic():
             model = serializer.save()
-            unchanged = before == services.snapshot(model) and segment == set(
-                model.segment_product_lines.all()
+            changes.model_save(
+                model=model,
+                before=before,
+                by=self.request.user,
+                reason="Model changed through the API",
             )
-            if unchanged:
-                return
-            services.changelog_record(
-                obj=model, action="change", before=before, by=self.request.user
-            )
-            if model.status == ModelStatus.ACTIVE or model.entries.exists():
-                services.rescore_job_start(
-                    model=model, reason="Model changed through the API", by=self.request.user
-                )
 
 
 @extend_schema_view(
@@ -269,23 +261,10 @@ class RuleViewSet(
     def perform_create(self, serializer: serializers.Serializer) -> None:
         with transaction.atomic():
             rule = serializer.save(model=self.scoring_model())
-            services.changelog_record(obj=rule, action="create", before=None, by=self.request.user)
-            self._rescore(rule)
+            changes.rule_save(rule=rule, before=None, by=self.request.user)
 
     def perform_update(self, serializer: serializers.Serializer) -> None:
-        before = services.snapshot(serializer.instance)
+        before = changes.rule_snapshot(rule=serializer.instance)
         with transaction.atomic():
             rule = serializer.save()
-            if before == services.snapshot(rule):
-                return
-            services.changelog_record(
-                obj=rule, action="change", before=before, by=self.request.user
-            )
-            self._rescore(rule)
-
-    def _rescore(self, rule: Rule) -> None:
-        model = self.scoring_model()
-        if model.status == ModelStatus.ACTIVE:
-            services.rescore_job_start(
-                model=model, rule=rule, reason=f"Rule “{rule}” changed", by=self.request.user
-            )
+            changes.rule_save(rule=rule, before=before, by=self.request.user)

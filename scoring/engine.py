@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import Count, Max, Sum
 
@@ -297,7 +297,7 @@ class Batch:
         ).values(
             "id", "lead_id", "model_id", "rule_id", "activity_id", "bonus", "kind", "points", "at"
         ):
-            self.entries[(entry["lead_id"], entry["model_id"])].append(entry)
+            self.entries[(entry["lead_id"], entry["model_id"])].append(cast(dict[str, Any], entry))
         self.adjustments: dict[tuple[int, int], float] = {
             (row["lead_id"], row["model_id"]): row["total"]
             for row in ScoreEntry.objects.filter(lead_id__in=ids, kind=EntryKind.MANUAL)
@@ -366,8 +366,8 @@ class Batch:
             self._reverse(lead, model.id, entry, "Rule changed" if award else "No longer applies")
         appended = []
         for key, award in wanted.items():
-            entry = existing.get(key)
-            if entry is not None and award.points == entry["points"]:
+            found = existing.get(key)
+            if found is not None and award.points == found["points"]:
                 continue
             appended.append(self._append(lead, model, award))
         return active + appended, appended

@@ -115,6 +115,7 @@ def surging_leads(*, user: User, now: datetime, limit: int = SURGING_LEADS) -> l
             if model_id == models[lead_id] and at >= since[lead_id]:
                 gained[lead_id] += points
     return [
-        Surge(row.lead, round(gained[row.lead_id]), windows[row.model_id], row.surged_at)
+        # Every chosen row has ``surged_at``: the rows are filtered on it.
+        Surge(row.lead, round(gained[row.lead_id]), windows[row.model_id], row.surged_at)  # type: ignore[arg-type]
         for row in chosen
     ]

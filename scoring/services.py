@@ -196,12 +196,14 @@ def leads_score_pending(*, lead_id: int | None, batch: int = PENDING_BATCH) -> i
         return 0
     with transaction.atomic():
         # The lead this task is for is waited on; the others are taken only if free.
-        target = list(
-            Lead.objects.select_for_update(of=("self",))
-            .filter(pk=lead_id)
-            .values_list("pk", flat=True)
-        )
-        waiting = pending.exclude(lead_id=lead_id).values_list("lead_id", flat=True)
+        target: list[int] = []
+        if lead_id is not None:
+            target = list(
+                Lead.objects.select_for_update(of=("self",))
+                .filter(pk=lead_id)
+                .values_list("pk", flat=True)
+            )
+        waiting = pending.exclude(lead_id__in=target).values_list("lead_id", flat=True)
         others = list(
             Lead.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(pk__in=list(waiting.distinct()[: batch - 1]))
@@ -433,14 +435,15 @@ def _react_to_changes(changed: list[tuple[int, int, str]], ruleset: Ruleset) -> 
         return
     before = {lead_id: (score, band) for lead_id, score, band in changed}
     models = {m.id: m for m in ruleset.models}
-    primary = dict(
+    primary: dict[int, int] = dict(
         LeadScore.objects.filter(lead_id__in=before, is_primary=True).values_list(
             "lead_id", "model_id"
         )
     )
     for lead in Lead.objects.filter(pk__in=before):
         result = LeadResult(lead=lead, before=before[lead.pk])
-        result.primary = models.get(primary.get(lead.pk))
+        model_id = primary.get(lead.pk)
+        result.primary = models.get(model_id) if model_id is not None else None
         _react(result)
 
 
@@ -875,7 +878,7 @@ def changelog_record(
 ) -> ChangeLog:
     after = None if action == "delete" else snapshot(obj)
     return ChangeLog.objects.create(
-        object_type=obj._meta.model_name,
+        object_type=obj._meta.model_name or "",
         object_id=obj.pk,
         object_repr=str(obj)[:200],
         action=action,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
@@ -21,7 +22,8 @@ from nurturing.models import (
     Step,
     Suppression,
 )
-from nurturing.services import enrollment_start
+from nurturing.services import enrollment_start, enrollments_process_due, messages_resume_stalled
+from nurturing.tasks import send_message
 from tests.admin_forms import changeform_data
 from tests.factories import LeadFactory
 from tests.test_nurture_sending import email_sequence
@@ -321,3 +323,86 @@ def test_every_nurturing_change_page_renders(client, admin_user):
         response = client.get(url)
         assert response.status_code == 200, url
         assert response.context["original"] == obj
+
+
+# --- Pausing and resuming ---------------------------------------------------------------------
+
+
+MONDAY = dt.datetime(2025, 6, 2, 9, 0, tzinfo=dt.UTC)
+
+
+def sequence_action(client, action: str, sequence: Sequence, capture) -> None:
+    with capture(execute=True):
+        response = client.post(
+            reverse("admin:nurturing_sequence_changelist"),
+            {"action": action, "_selected_action": [sequence.pk]},
+        )
+    assert response.status_code == 302
+
+
+def sequence_status_form(client, sequence: Sequence, status: str, capture) -> None:
+    url = reverse("admin:nurturing_sequence_change", args=[sequence.pk])
+    data = {**changeform_data(client.get(url)), "status": status}
+    with capture(execute=True):
+        response = client.post(url, data)
+    assert response.status_code == 302
+
+
+def queued_first_step(sequence: Sequence) -> Message:
+    """An enrolled lead whose first email is queued, its task message not delivered yet."""
+    enrollment_start(lead=LeadFactory(first_name="Ada"), sequence=sequence, now=MONDAY)
+    enrollments_process_due(now=MONDAY)  # its on-commit send request is never run
+    return Message.objects.get(status=MessageStatus.QUEUED)
+
+
+@pytest.mark.parametrize("surface", ["action", "change form"])
+def test_a_paused_sequence_holds_its_queued_email_and_steps_until_resumed(
+    client, marketer, surface, django_capture_on_commit_callbacks
+):
+    # Given a sequence with an email queued and a second step due three days later
+    sequence = email_sequence()
+    message = queued_first_step(sequence)
+    client.force_login(marketer)
+
+    # When the marketer pauses it in the admin
+    if surface == "action":
+        sequence_action(client, "pause", sequence, django_capture_on_commit_callbacks)
+    else:
+        sequence_status_form(client, sequence, "paused", django_capture_on_commit_callbacks)
+
+    # Then neither the queued email, nor the stalled-message sweep, nor the next step sends
+    with django_capture_on_commit_callbacks(execute=True):
+        send_message.delay(message.pk)
+        messages_resume_stalled(now=MONDAY + dt.timedelta(days=4))
+        enrollments_process_due(now=MONDAY + dt.timedelta(days=4))
+    assert mail.outbox == []
+    message.refresh_from_db()
+    assert (message.status, message.claimed_at, message.attempts) == (MessageStatus.QUEUED, None, 0)
+    assert Sequence.objects.get(pk=sequence.pk).status == "paused"
+    assert Enrollment.objects.get().next_position == 2
+
+    # When the marketer resumes it
+    if surface == "action":
+        sequence_action(client, "resume", sequence, django_capture_on_commit_callbacks)
+    else:
+        sequence_status_form(client, sequence, "active", django_capture_on_commit_callbacks)
+
+    # Then the held email goes out at once, and the step that fell due at beat's next pass
+    assert [m.subject for m in mail.outbox] == ["Step 1 for Ada"]
+    with django_capture_on_commit_callbacks(execute=True):
+        enrollments_process_due(now=MONDAY + dt.timedelta(days=4))
+    assert [m.subject for m in mail.outbox] == ["Step 1 for Ada", "Step 2 for Ada"]
+
+
+def test_pausing_a_paused_sequence_or_resuming_an_active_one_changes_nothing(
+    client, marketer, django_capture_on_commit_callbacks
+):
+    paused = email_sequence("Paused", status="paused")
+    active = email_sequence("Active")
+    client.force_login(marketer)
+
+    sequence_action(client, "pause", paused, django_capture_on_commit_callbacks)
+    sequence_action(client, "resume", active, django_capture_on_commit_callbacks)
+
+    statuses = dict(Sequence.objects.values_list("name", "status"))
+    assert statuses == {"Paused": "paused", "Active": "active"}

@@ -10,7 +10,8 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from crm.models import ApiToken, Role
+from crm.models import ApiToken
+from crm.permissions import tokens_visible_to
 
 from .pagination import ApiCursorPagination
 from .strict import StrictFieldsMixin
@@ -65,12 +66,10 @@ class ApiTokenViewSet(
     ordering = ("-created_at", "-id")
 
     def get_queryset(self) -> QuerySet[ApiToken]:
-        tokens = ApiToken.objects.select_related("user").order_by("-created_at", "-id")
         if getattr(self, "swagger_fake_view", False):
-            return tokens.none()
-        if self.request.user.role == Role.ADMIN:
-            return tokens
-        return tokens.filter(user=self.request.user)
+            return ApiToken.objects.none()
+        tokens = tokens_visible_to(self.request.user)
+        return tokens.select_related("user").order_by("-created_at", "-id")
 
     def get_serializer_class(self) -> type[serializers.Serializer]:
         return NewApiTokenSerializer if self.action == "create" else ApiTokenSerializer

@@ -13,8 +13,9 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
-from crm.models import Role, User
+from crm.models import User
 from leads.handoff_models import HandOff
+from leads.permissions import manages_team
 from leads.selectors import my_day_leads, tasks_due, team_numbers
 from scoring.selectors import lead_reasons, surging_leads
 
@@ -37,7 +38,7 @@ def my_day_context(user: User, now: datetime) -> dict[str, Any]:
     for lead in leads:
         lead.reasons = reasons.get(lead.pk, [])
     handoffs = list(HandOff.objects.awaiting(user).select_related("lead__company")[:20])
-    numbers = team_numbers(manager=user, now=now) if user.role == Role.MANAGER else []
+    numbers = team_numbers(manager=user, now=now) if manages_team(user) else []
     if numbers:
         awaiting = HandOff.objects.pending().filter(owner__in=[row.member for row in numbers])
         counts = _count_by(awaiting, "owner")
@@ -50,7 +51,7 @@ def my_day_context(user: User, now: datetime) -> dict[str, Any]:
         "surging": surging_leads(user=user, now=now),
         "team_numbers": numbers,
         "now": now,
-        "is_manager": user.role == Role.MANAGER,
+        "is_manager": manages_team(user),
     }
 
 

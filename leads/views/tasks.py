@@ -21,8 +21,9 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
 from crm.forms import Select
-from crm.models import Role, User
+from crm.models import User
 from leads.models import Task
+from leads.permissions import manages_team
 from leads.selectors import team_members
 from leads.workspace import (
     reassignable_to,
@@ -40,7 +41,7 @@ def tasks_visible_to(user: User) -> QuerySet[Task]:
     """The tasks a person may see and act on: their own; a manager's team's as well."""
     if user.role is None:
         return Task.objects.none()
-    if user.role == Role.MANAGER:
+    if manages_team(user):
         return Task.objects.filter(
             Q(assignee=user) | Q(assignee__in=team_members(manager=user).values("pk"))
         )
@@ -72,7 +73,7 @@ def _task_context(request: HttpRequest) -> dict:
     people = list(reassignable_to(user))
     tasks = tasks_visible_to(user).open()
     filter_form = None
-    if user.role == Role.MANAGER:
+    if manages_team(user):
         filter_form = AssigneeFilterForm(request.GET, user=user, people=people)
         chosen = filter_form.cleaned_data["assignee"] if filter_form.is_valid() else ""
         if chosen == "me":
@@ -99,7 +100,7 @@ def _task_context(request: HttpRequest) -> dict:
         "people": people,
         "snooze_choices": SNOOZE_CHOICES,
         "query": f"?{query}" if query else "",
-        "is_manager": user.role == Role.MANAGER,
+        "is_manager": manages_team(user),
         "now": now,
     }
 
@@ -160,7 +161,7 @@ def task_snooze_view(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def task_reassign_view(request: HttpRequest, pk: int) -> HttpResponse:
     task = _task_for(request, pk)
-    if request.user.role != Role.MANAGER:
+    if not manages_team(request.user):
         raise PermissionDenied("Only managers reassign tasks.")
     form = ReassignForm(request.POST)
     assignee = None

@@ -20,8 +20,10 @@ class Command(BaseCommand):
             if not models:
                 raise CommandError(f"There is no scoring model named {model!r}.")
         for scoring_model in models:
-            job = RescoreJob.objects.create(model=scoring_model, reason="rescore command")
-            job = rescore_job_run(job_id=job.pk, chunk_size=chunk_size, in_process=True)
+            queued = RescoreJob.objects.create(model=scoring_model, reason="rescore command")
+            job = rescore_job_run(job_id=queued.pk, chunk_size=chunk_size, in_process=True)
+            if job is None:  # another run claimed it first
+                continue
             self.stdout.write(
                 f"{scoring_model}: {job.done} leads rescored, {job.changed_entries} ledger entries"
             )

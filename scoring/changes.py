@@ -1,0 +1,124 @@
+"""Changes to scoring models and rules: the change log and the rescore each change needs.
+
+Every surface that edits models or rules (the admin's change form, the REST API) calls
+these, so a change is logged and rescored the same way wherever it was made:
+
+- a new or changed rule of a live model rescores only what that rule touches (a points
+  change is a delta over the rule's rows, a condition change rescans the activity types
+  the rule reads: ``scoring.bulk``);
+- a deleted rule of a live model, or a change to the model itself (fields, segment,
+  status), rescores the model's leads in full; so does a change to a model out of
+  service that still has ledger entries (one going out of service reverses its points);
+- a rule created, changed or deleted on a model out of service changes no score, so it
+  queues nothing: the model's own move to draft or archived queued the rescore that
+  reversed its points.
+
+Call them inside ``transaction.atomic()``: the jobs are queued after commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from crm.models import User
+
+from .models import ModelStatus, RescoreJob, Rule, ScoringModel
+from .services import changelog_record, rescore_job_start, snapshot
+
+Snapshot = dict[str, Any]
+
+
+@dataclass
+class ModelEdit:
+    """What one save of a model changed: the model itself, created or changed rules, deletions."""
+
+    model: ScoringModel
+    model_changed: bool = False
+    rule_ids: set[int] = field(default_factory=set)
+    rules_deleted: bool = False
+
+
+def model_snapshot(*, model: ScoringModel) -> Snapshot:
+    """The model as stored, to pass as ``before`` to ``model_save``; its segment included."""
+    stored = ScoringModel.objects.get(pk=model.pk)
+    return {**snapshot(stored), "segment": _segment(stored)}
+
+
+def model_save(
+    *, model: ScoringModel, before: Snapshot | None, by: User | None, reason: str
+) -> list[RescoreJob]:
+    """Log a model just created (``before`` None) or changed, and queue its rescore.
+
+    ``before`` comes from ``model_snapshot`` taken before the save; a save that changed
+    nothing is neither logged nor rescored.
+    """
+    if not model_change_record(model=model, before=before, by=by):
+        return []
+    return edit_rescore(edit=ModelEdit(model=model, model_changed=True), by=by, reason=reason)
+
+
+def model_change_record(*, model: ScoringModel, before: Snapshot | None, by: User | None) -> bool:
+    """Log a created or changed model; whether it changed at all."""
+    after = {**snapshot(model), "segment": _segment(model)}
+    if before == after:
+        return False
+    logged = None if before is None else {k: v for k, v in before.items() if k != "segment"}
+    action = "create" if before is None else "change"
+    changelog_record(obj=model, action=action, before=logged, by=by)
+    return True
+
+
+def rule_snapshot(*, rule: Rule) -> Snapshot | None:
+    """The rule as stored (None for a rule not saved yet), to pass as ``before``."""
+    return snapshot(Rule.objects.get(pk=rule.pk)) if rule.pk else None
+
+
+def rule_save(*, rule: Rule, before: Snapshot | None, by: User | None) -> list[RescoreJob]:
+    """Log a rule just created (``before`` None) or changed, and queue what it needs."""
+    if not rule_change_record(rule=rule, before=before, by=by):
+        return []
+    edit = ModelEdit(model=rule.model, rule_ids={rule.pk})
+    return edit_rescore(edit=edit, by=by, reason="")
+
+
+def rule_change_record(*, rule: Rule, before: Snapshot | None, by: User | None) -> bool:
+    """Log a created or changed rule; whether it changed at all."""
+    if before == snapshot(rule):
+        return False
+    action = "create" if before is None else "change"
+    changelog_record(obj=rule, action=action, before=before, by=by)
+    return True
+
+
+def rule_delete(*, rule: Rule, by: User | None, rescore: bool = True) -> list[RescoreJob]:
+    """Log and delete a rule, then rescore its model in full (unless ``rescore`` is False,
+    for a caller that rescores the whole edit with ``edit_rescore``)."""
+    before = rule_snapshot(rule=rule)
+    model = rule.model
+    changelog_record(obj=rule, action="delete", before=before, by=by)
+    rule.delete()
+    if not rescore:
+        return []
+    edit = ModelEdit(model=model, rules_deleted=True)
+    return edit_rescore(edit=edit, by=by, reason=f"Rule “{rule}” deleted")
+
+
+def edit_rescore(*, edit: ModelEdit, by: User | None, reason: str) -> list[RescoreJob]:
+    """Queue the cheapest rescore that makes ``edit`` true for every lead (module docstring)."""
+    model = edit.model
+    if model.status != ModelStatus.ACTIVE:
+        if edit.model_changed and model.entries.exists():
+            return [rescore_job_start(model=model, reason=reason, by=by)]
+        return []
+    if edit.model_changed or edit.rules_deleted:
+        return [rescore_job_start(model=model, reason=reason, by=by)]
+    rules = Rule.objects.filter(model=model, pk__in=edit.rule_ids).order_by("pk")
+    return [
+        rescore_job_start(model=model, rule=rule, reason=f"Rule “{rule}” changed", by=by)
+        for rule in rules
+    ]
+
+
+def _segment(model: ScoringModel) -> list[int]:
+    return sorted(model.segment_product_lines.values_list("pk", flat=True)) if model.pk else []
