@@ -11,10 +11,10 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from leads import filters
 from leads.models import Lead, ProductLine, StageChange
 from scoring.models import ScoreEntry
 from tests.factories import CompanyFactory, LeadFactory, active_model
+from workspace import filters
 
 pytestmark = pytest.mark.django_db
 

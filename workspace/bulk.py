@@ -17,11 +17,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from crm.models import Role, User
+from leads.models import Lead, Stage, StageTransitionError
+from leads.permissions import OWNER_REFUSED, lead_access, may_own
+from leads.services import lead_move_to_stage
 from scoring.services import leads_adjust_score
-
-from .models import Lead, Stage, StageTransitionError
-from .permissions import OWNER_REFUSED, lead_access, may_own
-from .services import lead_move_to_stage
 
 # A page shows 25 leads; a selection is never more than a few pages.
 BULK_MAX = 200

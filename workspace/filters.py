@@ -23,9 +23,8 @@ from django.utils.dateparse import parse_datetime
 
 from crm.forms import Select
 from crm.models import Role, User
-
-from .models import Band, Company, Grade, Lead, ProductLine, Quadrant, Source, Stage
-from .permissions import lead_owners
+from leads.models import Band, Company, Grade, Lead, ProductLine, Quadrant, Source, Stage
+from leads.permissions import lead_owners
 
 if TYPE_CHECKING:
     from django.db.models import OrderBy

@@ -27,15 +27,6 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from leads.forms import (
-    NoteForm,
-    RatingForm,
-    RejectHandOffForm,
-    StageForm,
-    TaskForm,
-    TimelineFilterForm,
-    TouchForm,
-)
 from leads.handoff import handoff_accept, handoff_reject, lead_log_touch, lead_rate_quality
 from leads.models import (
     CustomFieldDefinition,
@@ -48,10 +39,19 @@ from leads.models import (
 from leads.permissions import lead_access, task_assignees
 from leads.selectors import done_tasks, open_tasks, timeline_page
 from leads.services import lead_move_to_stage
-from leads.workspace import lead_take as lead_take_service
-from leads.workspace import note_add, task_add
-from leads.workspace import task_complete as task_complete_service
 from scoring.selectors import lead_explanation
+from workspace.actions import lead_take as lead_take_service
+from workspace.actions import note_add, task_add
+from workspace.actions import task_complete as task_complete_service
+from workspace.forms import (
+    NoteForm,
+    RatingForm,
+    RejectHandOffForm,
+    StageForm,
+    TaskForm,
+    TimelineFilterForm,
+    TouchForm,
+)
 
 # --- Reading ---------------------------------------------------------------------------
 
@@ -100,7 +100,7 @@ def lead_activity(request: HttpRequest, pk: int) -> HttpResponse:
     timeline = TimelineFilterForm(request.GET)
     status = 200 if timeline.is_valid() else 400
     context = {"lead": lead, **_timeline_context(lead, timeline)}
-    response = render(request, "leads/_lead_activity_items.html", context, status=status)
+    response = render(request, "workspace/_lead_activity_items.html", context, status=status)
     patch_vary_headers(response, ["HX-Request"])
     return response
 
@@ -116,7 +116,7 @@ def render_lead(
     """The lead page; for htmx only its body (``_lead_page.html``), which replaces the one
     on screen. ``forms`` carries bound forms to show again with their errors."""
     context = lead_page_context(request, lead, forms=forms or {}, timeline=timeline)
-    template = "leads/_lead_page.html" if request.htmx else "leads/lead_detail.html"
+    template = "workspace/_lead_page.html" if request.htmx else "workspace/lead_detail.html"
     response = render(request, template, context, status=status)
     patch_vary_headers(response, ["HX-Request"])
     return response

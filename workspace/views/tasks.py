@@ -24,7 +24,7 @@ from crm.forms import Select
 from crm.models import Role, User
 from leads.models import Task
 from leads.selectors import team_members
-from leads.workspace import (
+from workspace.actions import (
     reassignable_to,
     snooze_until,
     task_complete,
@@ -107,7 +107,7 @@ def _task_context(request: HttpRequest) -> dict:
 def _render(request: HttpRequest, *, status: int = 200) -> HttpResponse:
     htmx = getattr(request, "htmx", None)
     partial = bool(htmx) and not htmx.history_restore_request
-    template = "leads/tasks_list.html" if partial else "leads/tasks.html"
+    template = "workspace/tasks_list.html" if partial else "workspace/tasks.html"
     context = {**_task_context(request), "partial": partial}
     response = render(request, template, context, status=status)
     patch_vary_headers(response, ["HX-Request"])
