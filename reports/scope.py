@@ -18,9 +18,9 @@ from django.utils import timezone
 from crm.models import Role, Team, User
 from crm.permissions import teams_visible_to
 from leads.models import Deal, DealStatus, Lead, ProductLine, Source
+from leads.permissions import teammates_of
 from leads.selectors import team_members
 from scoring.models import ScoringModel
-from workspace.filters import teammates_of
 
 REPORT_ROLES = frozenset({Role.ADMIN, Role.MARKETER, Role.MANAGER, Role.REP})
 DEFAULT_RANGE_DAYS = 180

@@ -22,9 +22,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from crm.forms import Select
-from crm.models import Role, User
+from crm.models import User
 from leads.models import Band, Company, Grade, Lead, ProductLine, Quadrant, Source, Stage
-from leads.permissions import lead_owners
+from leads.permissions import teammates_of
 
 if TYPE_CHECKING:
     from django.db.models import OrderBy
@@ -99,18 +99,6 @@ def owner_choices_for(user: User, *, people: Sequence[User] | None = None) -> li
         people = list(teammates_of(user))
     choices = [("", "Anyone I can see"), (OWNER_ME, "Mine"), (OWNER_UNASSIGNED, "Unassigned")]
     return choices + [(str(person.pk), str(person)) for person in people]
-
-
-def teammates_of(user: User) -> QuerySet[User]:
-    """The reps and managers besides the user whom the user may give leads to
-    (``lead_owners``): a manager's teams, everyone for admins and marketers."""
-    sellers = User.objects.filter(groups__name__in=[Role.REP.label, Role.MANAGER.label])
-    return (
-        lead_owners(user)
-        .filter(pk__in=sellers.values("pk"))
-        .exclude(pk=user.pk)
-        .order_by("first_name", "last_name", "username")
-    )
 
 
 class LeadListForm(forms.Form):

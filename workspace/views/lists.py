@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 from crm.forms import Select
 from crm.models import User
 from leads.models import Band, Stage
+from leads.permissions import teammates_of
 from nurturing.models import Sequence as NurtureSequence
 from workspace import bulk
 from workspace.filters import (
@@ -35,7 +36,6 @@ from workspace.filters import (
     leads_filter,
     leads_page,
     leads_visible,
-    teammates_of,
 )
 
 # Column heading, sort key and the direction a first click sorts in.
