@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -20,6 +19,8 @@ from crm.models import Role, User
 from leads.models import Lead, Stage, StageTransitionError
 from leads.permissions import OWNER_REFUSED, lead_access, may_own
 from leads.services import lead_move_to_stage
+from nurturing.models import Sequence as NurtureSequence
+from nurturing.services import EnrollmentError, enrollment_start
 from scoring.services import leads_adjust_score
 
 # A page shows 25 leads; a selection is never more than a few pages.
@@ -173,12 +174,10 @@ def leads_adjust(*, lead_ids: Sequence[int], points: int, reason: str, by: User)
     return outcome
 
 
-def leads_enroll(*, lead_ids: Sequence[int], sequence: Any, by: User) -> BulkOutcome:
+def leads_enroll(*, lead_ids: Sequence[int], sequence: NurtureSequence, by: User) -> BulkOutcome:
     """Enroll each selected lead in a nurture sequence by hand, through
     ``nurturing.services.enrollment_start``: a lead the person may not act on, one that
     may not be emailed, or one already in the sequence is reported, the others go on."""
-    from nurturing.services import EnrollmentError, enrollment_start
-
     if by.role not in (Role.ADMIN, Role.MANAGER, Role.REP):
         raise PermissionDenied("You cannot enroll leads.")
     outcome = BulkOutcome()
