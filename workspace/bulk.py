@@ -1,4 +1,5 @@
-"""Actions on many leads at once, as the leads list offers them.
+"""Actions on many leads at once: the one bulk-action service, which the leads list
+and the lead admin's score adjustment both call.
 
 Each action takes the ids a person selected, keeps those the person can see
 (``Lead.objects.visible_to``), and acts on each through the same path as a single
