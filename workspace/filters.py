@@ -1,41 +1,34 @@
-"""The leads list's filters, sort orders and keyset pages.
+"""The leads list's filters: the form read from the query string and the queries it
+narrows.
 
 Every list starts from the leads the user may see (``leads_visible``); the filter form
-only narrows them. Pages are cut by keyset (the sort key and the id of the row a page starts or ends
-at), never by offset: a deep page costs what the first one costs. The cursor that
-carries the key travels in the URL signed, so a changed or stale one is refused and
-gives the first page instead of an error.
+only narrows them. The pipeline filters its cards with the same form. Sort orders and
+pages are in ``workspace.keyset``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django import forms
-from django.core import signing
-from django.db.models import F, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from crm.forms import Select
 from crm.models import User
 from leads.models import Band, Company, Grade, Lead, ProductLine, Quadrant, Source, Stage
 from leads.permissions import teammates_of
 
-if TYPE_CHECKING:
-    from django.db.models import OrderBy
+from .keyset import DEFAULT_SORT, SORTS
 
-PAGE_SIZE = 25
 # Beyond this many matches the list says "more than" instead of counting them all.
 COUNT_CAP = 1000
 # Companies whose names match a search, looked up first; their ids then join the
 # search on leads, so every part of it can use an index.
 SEARCH_COMPANIES_MAX = 500
-CURSOR_SALT = "leads.list.cursor"
 
 OWNER_ME = "me"
 OWNER_UNASSIGNED = "unassigned"
@@ -48,48 +41,6 @@ ACTIVITY_CHOICES = [
     ("90", "Within 90 days"),
     ("none", "No activity yet"),
 ]
-
-
-@dataclass(frozen=True)
-class SortOrder:
-    """One way to order the list: columns compared in turn, then the id, all one way.
-
-    ``nullable`` says the first column may be empty; such rows always come last, in
-    id order, as a segment of their own so that each part of a page uses an index.
-    """
-
-    label: str
-    fields: tuple[str, ...]
-    descending: bool
-    nullable: bool = False
-
-    def order_by(self, *, reverse: bool = False) -> list[OrderBy]:
-        descending = self.descending != reverse
-        return [F(name).desc() if descending else F(name).asc() for name in (*self.fields, "id")]
-
-
-SORTS: dict[str, SortOrder] = {
-    "-score": SortOrder("Score, hottest first", ("score",), descending=True),
-    "score": SortOrder("Score, coldest first", ("score",), descending=False),
-    "name": SortOrder("Name, A to Z", ("last_name", "first_name"), descending=False),
-    "-name": SortOrder("Name, Z to A", ("last_name", "first_name"), descending=True),
-    "company": SortOrder("Company, A to Z", ("company__name",), False, nullable=True),
-    "-company": SortOrder("Company, Z to A", ("company__name",), True, nullable=True),
-    "-last_activity": SortOrder(
-        "Last activity, latest first", ("last_activity_at",), True, nullable=True
-    ),
-    "last_activity": SortOrder(
-        "Last activity, longest ago first", ("last_activity_at",), False, nullable=True
-    ),
-    "-stage_changed": SortOrder(
-        "Stage changed, latest first", ("stage_changed_at",), descending=True
-    ),
-    "stage_changed": SortOrder(
-        "Stage changed, longest ago first", ("stage_changed_at",), descending=False
-    ),
-}
-DEFAULT_SORT = "-score"
-DATETIME_FIELDS = frozenset({"last_activity_at", "stage_changed_at"})
 
 
 def owner_choices_for(user: User, *, people: Sequence[User] | None = None) -> list[tuple[str, str]]:
@@ -271,218 +222,3 @@ def leads_count_capped(queryset: QuerySet[Lead], cap: int | None = None) -> tupl
     cap = COUNT_CAP if cap is None else cap
     counted = queryset.order_by().values("pk")[: cap + 1].count()
     return min(counted, cap), counted > cap
-
-
-# --- Keyset pages -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """Where a page starts (``forward``: after this row) or ends (before this row)."""
-
-    sort: str
-    values: tuple[Any, ...]
-    pk: int
-    forward: bool
-
-    @property
-    def in_empty_segment(self) -> bool:
-        """The row's first sort column is empty: it sits among the rows listed last."""
-        return self.values[0] is None
-
-
-# A row of the list: a ``values()`` dictionary holding at least the id and the sort
-# columns (``company__name`` for the company orders).
-Row = dict[str, Any]
-
-
-@dataclass
-class Page:
-    rows: list[Row]
-    next_cursor: str | None
-    previous_cursor: str | None
-
-
-def cursor_encode(cursor: Cursor) -> str:
-    values = [v.isoformat() if isinstance(v, dt.datetime) else v for v in cursor.values]
-    payload = {"s": cursor.sort, "v": values, "i": cursor.pk, "f": cursor.forward}
-    return signing.dumps(payload, salt=CURSOR_SALT, compress=True)
-
-
-def cursor_decode(token: str, *, sort: str) -> Cursor | None:
-    """The cursor in ``token``, or None when it is missing, forged, or made for another
-    sort order: the caller then shows the first page."""
-    if not token:
-        return None
-    try:
-        payload = signing.loads(token, salt=CURSOR_SALT)
-        order = SORTS[payload["s"]]
-        values = tuple(payload["v"])
-        pk = payload["i"]
-        forward = payload["f"]
-    except (signing.BadSignature, KeyError, TypeError, ValueError):
-        return None
-    valid = (
-        payload["s"] == sort
-        and len(values) == len(order.fields)
-        and isinstance(pk, int)
-        and not isinstance(pk, bool)
-        and isinstance(forward, bool)
-    )
-    if not valid:
-        return None
-    try:
-        values = tuple(_value_load(name, v) for name, v in zip(order.fields, values, strict=True))
-    except ValueError:
-        return None
-    return Cursor(sort=sort, values=values, pk=pk, forward=forward)
-
-
-def _value_load(field: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if field in DATETIME_FIELDS:
-        parsed = parse_datetime(value) if isinstance(value, str) else None
-        if parsed is None:
-            raise ValueError(field)
-        return parsed
-    if field == "score":
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError(field)
-        return value
-    if not isinstance(value, str):
-        raise ValueError(field)
-    return value
-
-
-def _row_key(row: Row, order: SortOrder) -> tuple[Any, ...]:
-    return tuple(row[name] for name in order.fields)
-
-
-def _beyond(order: SortOrder, values: Sequence[Any], pk: int, *, descending: bool) -> Q:
-    """Rows strictly past (``values``, ``pk``) in an order all one way, as a filter.
-
-    The first column is also bounded on its own (``<=`` or ``>=``) so that the database
-    can start its index scan at the cursor instead of filtering from the top.
-    """
-    op = "lt" if descending else "gt"
-    first = order.fields[0]
-    bound = Q(**{f"{first}__{op}e": values[0]})
-    past = Q()
-    equal = Q()
-    for name, value in zip(order.fields, values, strict=True):
-        past |= equal & Q(**{f"{name}__{op}": value})
-        equal &= Q(**{name: value})
-    past |= equal & Q(**{f"pk__{op}": pk})
-    return bound & past
-
-
-def _segments(queryset: QuerySet[Lead], order: SortOrder) -> tuple[QuerySet[Lead], ...]:
-    """The rows with the first column set, then (for a nullable column) those without."""
-    if not order.nullable:
-        return (queryset,)
-    if order.fields[0] == "company__name":
-        # Every company has a name, so the test joins the company table inner: the
-        # planner can then walk companies by name (``company_name_idx``) and fetch each
-        # one's leads, instead of sorting every visible lead. Without a company, the key
-        # alone says it (no join).
-        return (
-            queryset.filter(company__name__isnull=False),
-            queryset.filter(company__isnull=True),
-        )
-    first = order.fields[0]
-    return (
-        queryset.filter(**{f"{first}__isnull": False}),
-        queryset.filter(**{f"{first}__isnull": True}),
-    )
-
-
-def _rows_after(
-    queryset: QuerySet[Lead], order: SortOrder, cursor: Cursor | None, limit: int
-) -> list[Row]:
-    """Up to ``limit`` rows following the cursor in the sort order (from the top without)."""
-    filled, empty = (*_segments(queryset, order), None)[:2]
-    parts: list[QuerySet[Lead]] = []
-    if cursor is None:
-        parts = [filled.order_by(*order.order_by())]
-        if empty is not None:
-            parts.append(empty.order_by(*_id_order(order.descending)))
-    elif cursor.in_empty_segment:
-        op = "lt" if order.descending else "gt"
-        parts = [empty.filter(**{f"pk__{op}": cursor.pk}).order_by(*_id_order(order.descending))]
-    else:
-        beyond = _beyond(order, cursor.values, cursor.pk, descending=order.descending)
-        parts = [filled.filter(beyond).order_by(*order.order_by())]
-        if empty is not None:
-            parts.append(empty.order_by(*_id_order(order.descending)))
-    return _take(parts, limit)
-
-
-def _rows_before(
-    queryset: QuerySet[Lead], order: SortOrder, cursor: Cursor, limit: int
-) -> list[Row]:
-    """Up to ``limit`` rows preceding the cursor, nearest first."""
-    filled, empty = (*_segments(queryset, order), None)[:2]
-    reverse = not order.descending
-    parts: list[QuerySet[Lead]] = []
-    if cursor.in_empty_segment:
-        op = "lt" if reverse else "gt"
-        parts = [empty.filter(**{f"pk__{op}": cursor.pk}).order_by(*_id_order(reverse))]
-    else:
-        beyond = _beyond(order, cursor.values, cursor.pk, descending=reverse)
-        filled = filled.filter(beyond)
-    parts.append(filled.order_by(*order.order_by(reverse=True)))
-    return _take(parts, limit)
-
-
-def _id_order(descending: bool) -> list[OrderBy]:
-    return [F("id").desc() if descending else F("id").asc()]
-
-
-def _take(parts: list[QuerySet[Lead]], limit: int) -> list[Row]:
-    rows: list[Row] = []
-    for part in parts:
-        if len(rows) >= limit:
-            break
-        rows.extend(part[: limit - len(rows)])
-    return rows
-
-
-def leads_page(
-    queryset: QuerySet[Lead], *, sort: str, cursor: Cursor | None, size: int = PAGE_SIZE
-) -> Page:
-    """One page of ``queryset`` in the ``sort`` order, starting at the cursor.
-
-    ``queryset`` is a ``values()`` query whose rows hold ``id`` and the sort's columns:
-    plain dictionaries, not model instances, as a list page needs a few columns of 26
-    rows and building three model instances for each cost more than running the query.
-
-    Asks for one row more than it shows, to know whether another page follows. Going
-    back past the start (rows were deleted or moved meanwhile) shows the first page.
-    """
-    order = SORTS[sort]
-    if cursor is not None and not cursor.forward:
-        rows = _rows_before(queryset, order, cursor, size + 1)
-        if len(rows) < size:
-            return leads_page(queryset, sort=sort, cursor=None, size=size)
-        has_previous = len(rows) > size
-        rows = list(reversed(rows[:size]))
-        has_next = True
-    else:
-        rows = _rows_after(queryset, order, cursor, size + 1)
-        has_next = len(rows) > size
-        rows = rows[:size]
-        has_previous = cursor is not None
-    return Page(
-        rows=rows,
-        next_cursor=_edge(rows[-1], order, sort, forward=True) if has_next and rows else None,
-        previous_cursor=_edge(rows[0], order, sort, forward=False)
-        if has_previous and rows
-        else None,
-    )
-
-
-def _edge(row: Row, order: SortOrder, sort: str, *, forward: bool) -> str:
-    return cursor_encode(
-        Cursor(sort=sort, values=_row_key(row, order), pk=row["id"], forward=forward)
-    )

@@ -27,16 +27,8 @@ from leads.models import Band, Stage
 from leads.permissions import teammates_of
 from nurturing.models import Sequence as NurtureSequence
 from workspace import bulk
-from workspace.filters import (
-    DEFAULT_SORT,
-    SORTS,
-    LeadListForm,
-    cursor_decode,
-    leads_count_capped,
-    leads_filter,
-    leads_page,
-    leads_visible,
-)
+from workspace.filters import LeadListForm, leads_count_capped, leads_filter, leads_visible
+from workspace.keyset import DEFAULT_SORT, SORTS, cursor_decode, leads_page
 
 # Column heading, sort key and the direction a first click sorts in.
 SORTABLE_COLUMNS = [
