@@ -356,8 +356,9 @@ def naive_list(user, query: str, *, page: int) -> Callable[[int], object]:
     from django.core.paginator import Paginator
     from django.http import QueryDict
 
-    from leads.filters import SORTS, LeadListForm, leads_filter
     from leads.models import Lead
+    from workspace.filters import LeadListForm, leads_filter
+    from workspace.keyset import SORTS
 
     form = LeadListForm(QueryDict(query), user=user)
     values = form.values()

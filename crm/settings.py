@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "scoring",
     "nurturing",
     "reports",
+    "workspace",
 ]
 
 MIDDLEWARE = [
@@ -120,7 +121,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "leads.context_processors.unread_notifications",
+                "workspace.context_processors.unread_notifications",
             ],
         },
     },

@@ -24,5 +24,5 @@ urlpatterns = [
     path("v1/", include("leads.tracking_urls")),
     path("n/", include("nurturing.urls")),
     path("reports/", include("reports.urls")),
-    path("", include("leads.urls")),
+    path("", include("workspace.urls")),
 ]

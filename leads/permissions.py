@@ -146,6 +146,18 @@ def lead_owners(user: User) -> QuerySet[User]:
     return _people(user).order_by("first_name", "last_name", "username")
 
 
+def teammates_of(user: User) -> QuerySet[User]:
+    """The reps and managers besides the user whom the user may give leads to
+    (``lead_owners``): a manager's teams, everyone for admins and marketers."""
+    sellers = User.objects.filter(groups__name__in=[Role.REP.label, Role.MANAGER.label])
+    return (
+        lead_owners(user)
+        .filter(pk__in=sellers.values("pk"))
+        .exclude(pk=user.pk)
+        .order_by("first_name", "last_name", "username")
+    )
+
+
 def may_own(*, user: User, owner: User | None, current: User | None = None) -> bool:
     """Whether ``user`` may make ``owner`` the owner of a lead now owned by ``current``
     (None: a new lead). Unassigned, or the owner the lead has, is always allowed."""

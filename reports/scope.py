@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from crm.models import Role, Team, User
 from crm.permissions import teams_visible_to
-from leads.filters import teammates_of
 from leads.models import Deal, DealStatus, Lead, ProductLine, Source
+from leads.permissions import teammates_of
 from leads.selectors import team_members
 from scoring.models import ScoringModel
 

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crm.forms import FormRenderer, Select
-from leads.filters import LeadListForm
 from leads.models import ProductLine
+from workspace.filters import LeadListForm
 
 # Values and labels with the characters that must be escaped, and blanks.
 text = st.text(alphabet="ab <>&\"'é", max_size=6)

@@ -1,6 +1,7 @@
 """Scoring through the lead admin: field edits rescore fit, managers adjust scores by hand."""
 
 import pytest
+from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from leads.models import Lead
@@ -68,6 +69,23 @@ def test_manager_adjusts_scores_in_bulk_with_a_reason(client, staff_manager, rep
         assert "Met them at the fair" in entry.reason
         assert lead.score == 15
     assert list(scores_verify()) == []
+
+
+def test_admin_adjustment_names_each_lead_it_left_as_the_leads_list_does(
+    client, staff_manager, rep
+):
+    # Given a lead of the manager's team and no scoring model to adjust its score in
+    lead = LeadFactory(owner=rep, first_name="Ada", last_name="Byron")
+    client.force_login(staff_manager)
+
+    # When the manager adjusts it in the admin
+    response = adjust(client, [lead], apply="1", points="15", reason="Met them at the fair")
+
+    # Then the admin names the lead and why, in the words of the list's bulk action
+    assert response.status_code == 302
+    shown = [str(message) for message in get_messages(response.wsgi_request)]
+    assert shown == ["0 leads adjusted; 1 could not: Ada Byron (no scoring model applies)."]
+    assert not ScoreEntry.objects.filter(kind=EntryKind.MANUAL).exists()
 
 
 def test_adjustment_without_a_reason_is_refused_and_changes_nothing(

@@ -16,8 +16,8 @@ from django.utils import timezone
 from leads.handoff_models import HandOff, HandOffStatus, LeadRating
 from leads.models import Activity, Lead, Note, Stage, StageChange, Task
 from leads.services import activities_record
-from leads.views.lead import score_chart
 from tests.factories import LeadFactory, active_model, fit_rule, page_rule
+from workspace.views.lead import score_chart
 
 SCRIPT = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"

@@ -11,10 +11,10 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from leads import filters
 from leads.models import Lead, ProductLine, StageChange
 from scoring.models import ScoreEntry
 from tests.factories import CompanyFactory, LeadFactory, active_model
+from workspace import filters, keyset
 
 pytestmark = pytest.mark.django_db
 
@@ -391,11 +391,11 @@ def test_a_bad_or_foreign_cursor_gives_the_first_page(rep):
     client = client_for(rep)
     first = ids_in(client.get("/leads/"))
     other_sort = signing.dumps(
-        {"s": "name", "v": ["x", "y"], "i": 1, "f": True}, salt=filters.CURSOR_SALT
+        {"s": "name", "v": ["x", "y"], "i": 1, "f": True}, salt=keyset.CURSOR_SALT
     )
     wrong_types = signing.dumps({"s": "-score", "v": ["high"], "i": 1, "f": True}, salt="x")
     bad_values = signing.dumps(
-        {"s": "-score", "v": ["high"], "i": "1", "f": True}, salt=filters.CURSOR_SALT
+        {"s": "-score", "v": ["high"], "i": "1", "f": True}, salt=keyset.CURSOR_SALT
     )
 
     for cursor in ["garbage", "", other_sort, wrong_types, bad_values, "a" * 500]:

@@ -10,8 +10,8 @@ from django.test import Client
 from django.utils import timezone
 
 from leads.models import Deal, Lead, StageChange
-from leads.views import pipeline as pipeline_view
 from tests.factories import LeadFactory
+from workspace.views import pipeline as pipeline_view
 
 pytestmark = pytest.mark.django_db
 

@@ -10,9 +10,9 @@ from django.test import Client
 from django.utils import timezone
 
 from leads.models import Task
-from leads.workspace import snooze_until
 from tests.conftest import make_user
 from tests.factories import LeadFactory
+from workspace.actions import snooze_until
 
 pytestmark = pytest.mark.django_db
 

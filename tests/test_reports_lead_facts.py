@@ -20,7 +20,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import User
-from leads.bulk import leads_move_to_stage
 from leads.models import (
     Activity,
     ActivityType,
@@ -40,6 +39,7 @@ from scoring.models import LeadScore
 from scoring.services import lead_score, rescore_job_run, rescore_job_start
 from tests.api_client import token_client
 from tests.factories import LeadFactory, active_model, fit_rule, page_rule
+from workspace.bulk import leads_move_to_stage
 
 backfill_migration = importlib.import_module("leads.migrations.0012_lead_report_facts")
 

@@ -14,11 +14,10 @@ from django import forms
 from django.utils import timezone
 
 from crm.forms import Select
-
-from .activity_times import TOO_EARLY, ActivityTimeError, activity_time
-from .handoff_models import Rating
-from .models import ALLOWED_TRANSITIONS, ActivityType, Lead, Stage, Task, TaskKind
-from .selectors import parse_cursor
+from leads.activity_times import TOO_EARLY, ActivityTimeError, activity_time
+from leads.handoff_models import Rating
+from leads.models import ALLOWED_TRANSITIONS, ActivityType, Lead, Stage, Task, TaskKind
+from leads.selectors import parse_cursor
 
 # What ``<input type="datetime-local">`` sends, with and without seconds.
 LOCAL_DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]

@@ -1,6 +1,6 @@
 """The leads list: filters, sort, keyset pages and bulk actions.
 
-Full pages for plain requests; the results partial (``leads/_lead_rows.html``) for htmx
+Full pages for plain requests; the results partial (``workspace/_lead_rows.html``) for htmx
 requests, so filtering, sorting and paging swap the table in place and push the URL.
 """
 
@@ -23,20 +23,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from crm.forms import Select
 from crm.models import User
-from leads import bulk
-from leads.filters import (
-    DEFAULT_SORT,
-    SORTS,
-    LeadListForm,
-    cursor_decode,
-    leads_count_capped,
-    leads_filter,
-    leads_page,
-    leads_visible,
-    teammates_of,
-)
 from leads.models import Band, Stage
+from leads.permissions import teammates_of
 from nurturing.models import Sequence as NurtureSequence
+from workspace import bulk
+from workspace.filters import LeadListForm, leads_count_capped, leads_filter, leads_visible
+from workspace.keyset import DEFAULT_SORT, SORTS, cursor_decode, leads_page
 
 # Column heading, sort key and the direction a first click sorts in.
 SORTABLE_COLUMNS = [
@@ -253,7 +245,7 @@ def _wants_partial(request: HttpRequest) -> bool:
 
 def _render(request: HttpRequest, context: dict, *, status: int = 200) -> HttpResponse:
     partial = _wants_partial(request)
-    template = "leads/_lead_rows.html" if partial else "leads/lead_list.html"
+    template = "workspace/_lead_rows.html" if partial else "workspace/lead_list.html"
     response = render(request, template, {**context, "partial": partial}, status=status)
     patch_vary_headers(response, ["HX-Request"])
     return response

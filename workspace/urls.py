@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import home, lead, lists, notifications, pipeline, tasks
+from .views import home, lead, lead_actions, lists, notifications, pipeline, tasks
 
 urlpatterns = [
     # My day and the lead page.
@@ -8,15 +8,19 @@ urlpatterns = [
     path("leads/<int:pk>/", lead.lead_detail, name="lead-detail"),
     path("leads/<int:pk>/score.json", lead.lead_score_json, name="lead-score-json"),
     path("leads/<int:pk>/activity/", lead.lead_activity, name="lead-activity"),
-    path("leads/<int:pk>/touches/", lead.lead_log_touch_view, name="lead-log-touch"),
-    path("leads/<int:pk>/notes/", lead.lead_add_note, name="lead-add-note"),
-    path("leads/<int:pk>/tasks/", lead.lead_add_task, name="lead-add-task"),
-    path("leads/<int:pk>/stage/", lead.lead_change_stage, name="lead-change-stage"),
-    path("leads/<int:pk>/take/", lead.lead_take, name="lead-take"),
-    path("leads/<int:pk>/rating/", lead.lead_rate, name="lead-rate"),
-    path("handoffs/<int:handoff_id>/accept/", lead.handoff_accept_view, name="handoff-accept"),
-    path("handoffs/<int:handoff_id>/reject/", lead.handoff_reject_view, name="handoff-reject"),
-    path("my-day/tasks/<int:task_id>/done/", lead.task_complete, name="my-day-task-done"),
+    path("leads/<int:pk>/touches/", lead_actions.lead_log_touch_view, name="lead-log-touch"),
+    path("leads/<int:pk>/notes/", lead_actions.lead_add_note, name="lead-add-note"),
+    path("leads/<int:pk>/tasks/", lead_actions.lead_add_task, name="lead-add-task"),
+    path("leads/<int:pk>/stage/", lead_actions.lead_change_stage, name="lead-change-stage"),
+    path("leads/<int:pk>/take/", lead_actions.lead_take, name="lead-take"),
+    path("leads/<int:pk>/rating/", lead_actions.lead_rate, name="lead-rate"),
+    path(
+        "handoffs/<int:handoff_id>/accept/", lead_actions.handoff_accept_view, name="handoff-accept"
+    ),
+    path(
+        "handoffs/<int:handoff_id>/reject/", lead_actions.handoff_reject_view, name="handoff-reject"
+    ),
+    path("my-day/tasks/<int:task_id>/done/", lead_actions.task_complete, name="my-day-task-done"),
     # The leads list, pipeline, tasks and notifications.
     path("leads/", lists.lead_list, name="lead-list"),
     path("leads/bulk/", lists.lead_bulk, name="lead-bulk"),

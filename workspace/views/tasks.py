@@ -25,7 +25,7 @@ from crm.models import User
 from leads.models import Task
 from leads.permissions import manages_team
 from leads.selectors import team_members
-from leads.workspace import (
+from workspace.actions import (
     reassignable_to,
     snooze_until,
     task_complete,
@@ -108,7 +108,7 @@ def _task_context(request: HttpRequest) -> dict:
 def _render(request: HttpRequest, *, status: int = 200) -> HttpResponse:
     htmx = getattr(request, "htmx", None)
     partial = bool(htmx) and not htmx.history_restore_request
-    template = "leads/tasks_list.html" if partial else "leads/tasks.html"
+    template = "workspace/tasks_list.html" if partial else "workspace/tasks.html"
     context = {**_task_context(request), "partial": partial}
     response = render(request, template, context, status=status)
     patch_vary_headers(response, ["HX-Request"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from .handoff_models import Notification
+from leads.handoff_models import Notification
 
 
 def unread_notifications(request: HttpRequest) -> dict[str, object]:

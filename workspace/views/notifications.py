@@ -24,7 +24,7 @@ def _render(request: HttpRequest) -> HttpResponse:
         .order_by("-created_at", "-id")[:NOTIFICATIONS_SHOWN]
     )
     context = {"notifications": rows, "partial": partial}
-    template = "leads/notifications_list.html" if partial else "leads/notifications.html"
+    template = "workspace/notifications_list.html" if partial else "workspace/notifications.html"
     response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request"])
     return response

@@ -1,4 +1,5 @@
-"""Actions on many leads at once, as the leads list offers them.
+"""Actions on many leads at once: the one bulk-action service, which the leads list
+and the lead admin's score adjustment both call.
 
 Each action takes the ids a person selected, keeps those the person can see
 (``Lead.objects.visible_to``), and acts on each through the same path as a single
@@ -10,19 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
 from crm.models import User
-from nurturing.permissions import may_enroll_leads
-from scoring.permissions import may_adjust_score
-from scoring.services import leads_adjust_score
-
-from .models import Lead, Stage, StageTransitionError
-from .permissions import (
+from leads.models import Lead, Stage, StageTransitionError
+from leads.permissions import (
     OWNER_REFUSED,
     assigns_leads,
     lead_access,
@@ -30,7 +26,12 @@ from .permissions import (
     takes_leads,
     works_leads,
 )
-from .services import lead_move_to_stage
+from leads.services import lead_move_to_stage
+from nurturing.models import Sequence as NurtureSequence
+from nurturing.permissions import may_enroll_leads
+from nurturing.services import EnrollmentError, enrollment_start
+from scoring.permissions import may_adjust_score
+from scoring.services import leads_adjust_score
 
 # A page shows 25 leads; a selection is never more than a few pages.
 BULK_MAX = 200
@@ -183,12 +184,10 @@ def leads_adjust(*, lead_ids: Sequence[int], points: int, reason: str, by: User)
     return outcome
 
 
-def leads_enroll(*, lead_ids: Sequence[int], sequence: Any, by: User) -> BulkOutcome:
+def leads_enroll(*, lead_ids: Sequence[int], sequence: NurtureSequence, by: User) -> BulkOutcome:
     """Enroll each selected lead in a nurture sequence by hand, through
     ``nurturing.services.enrollment_start``: a lead the person may not act on, one that
     may not be emailed, or one already in the sequence is reported, the others go on."""
-    from nurturing.services import EnrollmentError, enrollment_start
-
     if not may_enroll_leads(by):
         raise PermissionDenied("You cannot enroll leads.")
     outcome = BulkOutcome()

@@ -21,8 +21,6 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
 from crm.models import User
-from leads.bulk import why_not_act
-from leads.filters import LeadListForm, leads_filter, leads_visible
 from leads.models import (
     ALLOWED_TRANSITIONS,
     FUNNEL,
@@ -33,6 +31,8 @@ from leads.models import (
     StageTransitionError,
 )
 from leads.services import lead_move_to_stage
+from workspace.bulk import why_not_act
+from workspace.filters import LeadListForm, leads_filter, leads_visible
 
 CARDS_PER_COLUMN = 8
 # Leads that left the funnel: shown after it, folded.
@@ -114,7 +114,7 @@ def _render(request: HttpRequest, *, status: int = 200) -> HttpResponse:
         "query": query,
         "partial": partial,
     }
-    template = "leads/pipeline_board.html" if partial else "leads/pipeline.html"
+    template = "workspace/pipeline_board.html" if partial else "workspace/pipeline.html"
     response = render(request, template, context, status=status)
     patch_vary_headers(response, ["HX-Request"])
     return response

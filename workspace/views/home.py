@@ -25,7 +25,7 @@ from scoring.selectors import lead_reasons, surging_leads
 def home(request: HttpRequest) -> HttpResponse:
     """My day. An htmx request (an action on this page, followed by its redirect) gets
     the page's body only, which replaces the one on screen."""
-    template = "leads/_home_page.html" if request.htmx else "leads/home.html"
+    template = "workspace/_home_page.html" if request.htmx else "workspace/home.html"
     response = render(request, template, my_day_context(request.user, timezone.now()))
     patch_vary_headers(response, ["HX-Request"])
     return response

@@ -1,0 +1,74 @@
+"""The lead admin's bulk action that reaches beyond ``leads``: adjusting scores by hand.
+
+``leads`` registers its own lead admin and knows nothing of scoring; this edge extends
+it with the action, which goes through the bulk-action service the leads list uses
+(``workspace.bulk.leads_adjust``), so both surfaces adjust, refuse and report alike.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+
+from leads.admin import LeadAdmin as LeadRecordAdmin
+from leads.models import Lead
+from scoring.permissions import may_adjust_score
+
+from . import bulk
+
+
+class ScoreAdjustmentForm(forms.Form):
+    points = forms.IntegerField(
+        min_value=-1000, max_value=1000, help_text="Negative points lower the score."
+    )
+    reason = forms.CharField(max_length=200, help_text="Shown in the lead's score history.")
+
+    def clean_points(self) -> int:
+        points = self.cleaned_data["points"]
+        if points == 0:
+            raise forms.ValidationError("Give a non-zero number of points.")
+        return points
+
+
+admin.site.unregister(Lead)
+
+
+@admin.register(Lead)
+class LeadAdmin(LeadRecordAdmin):
+    actions = ["adjust_score"]
+
+    @admin.action(description="Adjust the score of the selected leads", permissions=["adjust"])
+    def adjust_score(self, request: HttpRequest, queryset: QuerySet[Lead]):
+        """Ask for points and a reason, then add a manual ledger entry to each lead."""
+        form = ScoreAdjustmentForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            outcome = bulk.leads_adjust(
+                lead_ids=list(queryset.values_list("pk", flat=True)),
+                points=form.cleaned_data["points"],
+                reason=form.cleaned_data["reason"],
+                by=request.user,
+            )
+            if outcome.refused:
+                self.message_user(request, outcome.summary("adjusted"), messages.WARNING)
+            else:
+                done = len(outcome.done)
+                self.message_user(
+                    request, f"Adjusted the score of {done} lead(s).", messages.SUCCESS
+                )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Adjust lead scores",
+            "opts": self.model._meta,
+            "form": form,
+            "leads": queryset,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/leads/lead/adjust_score.html", context)
+
+    def has_adjust_permission(self, request: HttpRequest) -> bool:
+        """Managers and admins adjust scores by hand; reps and marketers do not."""
+        return may_adjust_score(request.user)
