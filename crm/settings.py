@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "scoring",
     "nurturing",
     "reports",
+    "demo",
 ]
 
 MIDDLEWARE = [

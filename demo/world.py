@@ -43,10 +43,9 @@ from django.db import connection, models, reset_queries, transaction
 from django.utils import timezone
 
 from crm.models import Role, Team, User
-
-from .custom_fields import CustomFieldDefinition, FieldType
-from .handoff_models import AssignmentKind, AssignmentRule
-from .models import (
+from leads.custom_fields import CustomFieldDefinition, FieldType
+from leads.handoff_models import AssignmentKind, AssignmentRule
+from leads.models import (
     Activity,
     ActivityType,
     Authority,
