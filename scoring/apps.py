@@ -13,8 +13,13 @@ class ScoringConfig(AppConfig):
     def ready(self) -> None:
         from leads.signals import activity_recorded, lead_profile_changed
 
+        from . import alerts
+        from .signals import score_surged
+
         activity_recorded.connect(queue_activities, dispatch_uid="scoring.activity_recorded")
         lead_profile_changed.connect(queue_profile, dispatch_uid="scoring.lead_profile_changed")
+        # The surge alert: scoring announces the fact and alerts the owner through leads.
+        score_surged.connect(alerts.owner_alert_on_surge, dispatch_uid="scoring.surge_alert")
 
 
 class _DrainRequest:
