@@ -4,11 +4,9 @@ from django.db import models
 from django.db.models import Q, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
-from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
-from crm.models import Role, User
-from scoring.services import leads_adjust_score
+from crm.models import User
 
 from .models import (
     Activity,
@@ -220,7 +218,6 @@ class LeadAdmin(UserBoundFormMixin, admin.ModelAdmin):
         ),
     )
     inlines = [StageChangeInline, DealInline, ActivityInline]
-    actions = ["adjust_score"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Lead]:
         return super().get_queryset(request).visible_to(request.user)
@@ -228,46 +225,6 @@ class LeadAdmin(UserBoundFormMixin, admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Lead, form, change: bool) -> None:
         # Through the service, so a change of explicit fields rescores the lead's fit.
         lead_save_profile(lead=obj, changed_fields=list(form.changed_data))
-
-    @admin.action(description="Adjust the score of the selected leads", permissions=["adjust"])
-    def adjust_score(self, request: HttpRequest, queryset: QuerySet[Lead]):
-        """Ask for points and a reason, then add a manual ledger entry to each lead."""
-        form = ScoreAdjustmentForm(request.POST if "apply" in request.POST else None)
-        if form.is_valid():
-            count = leads_adjust_score(
-                lead_ids=list(queryset.values_list("pk", flat=True)),
-                points=form.cleaned_data["points"],
-                reason=form.cleaned_data["reason"],
-                by=request.user,
-            )
-            self.message_user(request, f"Adjusted the score of {count} lead(s).", messages.SUCCESS)
-            return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Adjust lead scores",
-            "opts": self.model._meta,
-            "form": form,
-            "leads": queryset,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-        }
-        return TemplateResponse(request, "admin/leads/lead/adjust_score.html", context)
-
-    def has_adjust_permission(self, request: HttpRequest) -> bool:
-        """Managers and admins adjust scores by hand; reps and marketers do not."""
-        return request.user.role in (Role.ADMIN, Role.MANAGER)
-
-
-class ScoreAdjustmentForm(forms.Form):
-    points = forms.IntegerField(
-        min_value=-1000, max_value=1000, help_text="Negative points lower the score."
-    )
-    reason = forms.CharField(max_length=200, help_text="Shown in the lead's score history.")
-
-    def clean_points(self) -> int:
-        points = self.cleaned_data["points"]
-        if points == 0:
-            raise forms.ValidationError("Give a non-zero number of points.")
-        return points
 
 
 @admin.register(Activity)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
@@ -12,6 +13,10 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+
+from crm.models import Role
+from leads.admin import LeadAdmin
+from leads.models import Lead
 
 from . import services
 from .models import (
@@ -319,3 +324,56 @@ class ChangeLogAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+# --- The lead admin, with scoring's manual adjustment ------------------------------------
+
+
+class ScoreAdjustmentForm(forms.Form):
+    points = forms.IntegerField(
+        min_value=-1000, max_value=1000, help_text="Negative points lower the score."
+    )
+    reason = forms.CharField(max_length=200, help_text="Shown in the lead's score history.")
+
+    def clean_points(self) -> int:
+        points = self.cleaned_data["points"]
+        if points == 0:
+            raise forms.ValidationError("Give a non-zero number of points.")
+        return points
+
+
+# Scoring sits above leads, so it extends the lead admin that leads registered with its
+# own action instead of leads' admin importing scoring.
+admin.site.unregister(Lead)
+
+
+@admin.register(Lead)
+class ScoredLeadAdmin(LeadAdmin):
+    actions = [*(LeadAdmin.actions or ()), "adjust_score"]
+
+    @admin.action(description="Adjust the score of the selected leads", permissions=["adjust"])
+    def adjust_score(self, request: HttpRequest, queryset: QuerySet[Lead]) -> Any:
+        """Ask for points and a reason, then add a manual ledger entry to each lead."""
+        form = ScoreAdjustmentForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            count = services.leads_adjust_score(
+                lead_ids=list(queryset.values_list("pk", flat=True)),
+                points=form.cleaned_data["points"],
+                reason=form.cleaned_data["reason"],
+                by=request.user,
+            )
+            self.message_user(request, f"Adjusted the score of {count} lead(s).", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Adjust lead scores",
+            "opts": self.model._meta,
+            "form": form,
+            "leads": queryset,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/leads/lead/adjust_score.html", context)
+
+    def has_adjust_permission(self, request: HttpRequest) -> bool:
+        """Managers and admins adjust scores by hand; reps and marketers do not."""
+        return request.user.role in (Role.ADMIN, Role.MANAGER)
