@@ -80,8 +80,8 @@ def build(args: argparse.Namespace):
     import generate
     from django.core.management import call_command
 
+    from demo.scoring import seed_starter_model
     from leads.models import HandOff, Lead
-    from scoring.demo import seed_starter_model
 
     call_command("migrate", verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)

@@ -187,8 +187,8 @@ def prepare(args: argparse.Namespace) -> dict:
     import generate
     from django.core.management import call_command
 
+    from demo.scoring import seed_starter_model
     from leads.models import Activity, Lead
-    from scoring.demo import seed_starter_model
     from scoring.models import RescoreJob
     from scoring.services import leads_score, rescore_job_run
 

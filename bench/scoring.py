@@ -66,7 +66,7 @@ def main() -> None:
 
     import generate
 
-    from scoring.demo import seed_starter_model
+    from demo.scoring import seed_starter_model
 
     leads, activities = generate.counts()
     if leads == 0:

@@ -31,12 +31,8 @@ class UserAdmin(DjangoUserAdmin):
     list_select_related = ("team",)
     fieldsets = (
         *DjangoUserAdmin.fieldsets,
-        (
-            "Sales",
-            {"fields": ("team", "territory_countries", "territory_regions", "product_lines")},
-        ),
+        ("Sales", {"fields": ("team", "territory_countries", "territory_regions")}),
     )
-    filter_horizontal = (*DjangoUserAdmin.filter_horizontal, "product_lines")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         visible = users_visible_to(request.user).values("pk")

@@ -41,7 +41,8 @@ class Team(models.Model):
 
 
 class User(AbstractUser):
-    """A person who signs in; reps carry the territory and product lines used to assign leads."""
+    """A person who signs in; reps carry the territory used to assign leads (the product
+    lines they sell are ``leads.ProductLine.reps``, ``user.product_lines`` from here)."""
 
     team = models.ForeignKey(
         Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="members"
@@ -52,7 +53,6 @@ class User(AbstractUser):
     territory_regions = models.JSONField(
         default=list, blank=True, help_text='Regions this rep covers, e.g. ["EMEA"].'
     )
-    product_lines = models.ManyToManyField("leads.ProductLine", blank=True, related_name="reps")
 
     def __str__(self) -> str:
         return self.get_full_name() or self.username

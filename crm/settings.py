@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "nurturing",
     "reports",
     "workspace",
+    "demo",
 ]
 
 MIDDLEWARE = [

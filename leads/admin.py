@@ -8,6 +8,7 @@ from django.utils.html import format_html
 
 from crm.models import User
 
+from . import rep_admin  # noqa: F401  (the user admin, with the product lines reps sell)
 from .models import (
     Activity,
     Company,

@@ -1,4 +1,4 @@
-from django.apps import AppConfig, apps
+from django.apps import AppConfig
 from django.core import checks
 
 
@@ -17,11 +17,4 @@ class LeadsConfig(AppConfig):
             handoff.handoff_on_activity_recorded, dispatch_uid="leads.handoff.activity_recorded"
         )
         checks.register(handoff.check_handoff_settings)
-        if apps.is_installed("scoring"):
-            # The surge alert: scoring announces the fact, the owner hears it from leads.
-            from scoring.signals import score_surged
-
-            score_surged.connect(
-                handoff.handoff_on_score_surged, dispatch_uid="leads.handoff.score_surged"
-            )
         from . import webhooks  # noqa: F401  (hand-offs posted to the teams' webhooks)

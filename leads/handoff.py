@@ -506,7 +506,8 @@ def _check_visible(lead: Lead, user: User) -> None:
 def lead_notify_surge(*, lead_id: int, points: float, hours: int) -> bool:
     """Tell the lead's owner their lead's score jumped; whether anyone was told.
 
-    Call after the scoring transaction committed, once per ``score_surged``.
+    Call after the transaction that scored the lead committed, once per surge (scoring
+    calls it for each ``score_surged``).
     """
     lead = Lead.objects.select_related("owner").filter(pk=lead_id).first()
     if lead is None or lead.owner is None or not lead.owner.is_active:
@@ -524,13 +525,6 @@ def lead_notify_surge(*, lead_id: int, points: float, hours: int) -> bool:
             lead=lead,
         )
     return True
-
-
-def handoff_on_score_surged(
-    sender: Any, lead_id: int, points: float, hours: int, **kwargs: Any
-) -> None:
-    """``scoring.signals.score_surged`` receiver."""
-    lead_notify_surge(lead_id=lead_id, points=round(points, 1), hours=hours)
 
 
 # --- Configuration -----------------------------------------------------------------------

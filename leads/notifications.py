@@ -23,6 +23,7 @@ from crm.resilience import task_enqueue
 
 from .handoff_models import Notification, NotificationKind
 from .models import Lead
+from .score_explanations import lead_score_explanation
 
 if TYPE_CHECKING:
     from crm.models import User
@@ -175,20 +176,6 @@ def lead_brief(lead: Lead) -> dict[str, Any]:
     return {
         "lead": lead,
         "fields": fields,
-        "explanation": _score_rules(lead),
+        "explanation": lead_score_explanation(lead=lead),
         "activities": activities,
     }
-
-
-def _score_rules(lead: Lead) -> dict[str, Any] | None:
-    """The primary model's explanation: positive and negative rules with their points.
-
-    The email is an edge like the lead page, so it reads scoring's public selector; the
-    import stays local to keep the ``leads`` domain free of a dependency on ``scoring``.
-    """
-    from scoring.selectors import lead_explanation
-
-    explanation = lead_explanation(lead=lead)
-    models = explanation["models"]
-    primary = next((m for m in models if m["model"]["primary"]), models[0] if models else None)
-    return primary

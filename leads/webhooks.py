@@ -1,7 +1,8 @@
 """Hand-offs told to the owner's team webhooks (``crm.webhooks``, ``docs/WEBHOOKS.md``).
 
-Connected in ``LeadsConfig.ready``. Like the lead page, this edge reads the score
-explanation through ``scoring``'s public selector; it decides nothing about points.
+Connected in ``LeadsConfig.ready``. The payload lists the rules behind the score from
+the provider scoring registers (``leads.score_explanations``); it decides nothing about
+points.
 Both signals are sent after the hand-off committed, so the deliveries are stored and
 queued at once; the key (``<event>:<hand-off id>``) keeps a repeated signal from
 posting twice.
@@ -19,9 +20,9 @@ from django.utils import timezone
 
 from crm.models import TeamWebhook, User, WebhookEvent
 from crm.webhooks import webhook_event
-from scoring.selectors import lead_explanation
 
 from .models import HandOff, Lead
+from .score_explanations import lead_score_explanation
 from .signals import handoff_escalated, lead_handed_off
 
 log = logging.getLogger(__name__)
@@ -100,9 +101,7 @@ def lead_summary(lead: Lead) -> dict[str, Any]:
 def top_rules(lead: Lead) -> dict[str, list[dict[str, Any]]]:
     """The rules adding and taking away most of the lead's score now (decay applied),
     from its primary scoring model."""
-    models = lead_explanation(lead=lead)["models"]
-    primary = next((part for part in models if part["model"]["primary"]), None)
-    primary = primary or (models[0] if models else {"positive": [], "negative": []})
+    primary = lead_score_explanation(lead=lead) or {"positive": [], "negative": []}
     return {
         sign: [
             {"rule": line["reason"], "points": line["value_now"], "times": line["times"]}

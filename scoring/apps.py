@@ -11,10 +11,19 @@ class ScoringConfig(AppConfig):
     verbose_name = "Lead scoring"
 
     def ready(self) -> None:
+        from leads.score_explanations import score_explanation_provider_set
         from leads.signals import activity_recorded, lead_profile_changed
+
+        from . import alerts
+        from .selectors import lead_primary_explanation
+        from .signals import score_surged
 
         activity_recorded.connect(queue_activities, dispatch_uid="scoring.activity_recorded")
         lead_profile_changed.connect(queue_profile, dispatch_uid="scoring.lead_profile_changed")
+        # The surge alert: scoring announces the fact and alerts the owner through leads.
+        score_surged.connect(alerts.owner_alert_on_surge, dispatch_uid="scoring.surge_alert")
+        # Hand-off emails and webhook payloads list the rules behind the score.
+        score_explanation_provider_set(lead_primary_explanation)
 
 
 class _DrainRequest:

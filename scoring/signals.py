@@ -1,4 +1,5 @@
-"""Facts the scoring engine announces; ``nurturing`` and the hand-off subscribe to them.
+"""Facts the scoring engine announces; ``nurturing`` and scoring's own surge alert
+(``scoring.alerts``) subscribe to them.
 
 Each is sent once, after the transaction that scored the lead has committed, so
 receivers see the new score in the database.

@@ -349,3 +349,35 @@ def test_manager_sees_only_rows_of_visible_leads_in_related_admins(
     # Then no row of the other team's lead is listed
     assert response.status_code == 200
     assert {row.lead_id for row in response.context["cl"].result_list} == {world["lead"].pk}
+
+
+def test_admin_changes_the_product_lines_a_rep_sells_on_the_user_page(client, admin_user, rep):
+    # Given a rep who sells Analytics
+    analytics = ProductLine.objects.create(name="Analytics", slug="analytics")
+    fleet = ProductLine.objects.create(name="Fleet", slug="fleet")
+    rep.product_lines.add(analytics)
+    client.force_login(admin_user)
+    url = reverse("admin:crm_user_change", args=[rep.pk])
+    data = changeform_data(client.get(url))
+    assert data["product_lines"] == [str(analytics.pk)]
+
+    # When the admin saves the user page with Fleet instead
+    response = client.post(url, {**data, "product_lines": [str(fleet.pk)]})
+
+    # Then the rep sells Fleet only, seen from both sides of the relation
+    assert response.status_code == 302
+    assert list(rep.product_lines.all()) == [fleet]
+    assert list(fleet.reps.all()) == [rep]
+    assert not analytics.reps.exists()
+
+
+def test_saving_the_user_page_unchanged_keeps_the_reps_product_lines(client, admin_user, rep):
+    fleet = ProductLine.objects.create(name="Fleet", slug="fleet")
+    rep.product_lines.add(fleet)
+    client.force_login(admin_user)
+    url = reverse("admin:crm_user_change", args=[rep.pk])
+
+    response = client.post(url, changeform_data(client.get(url)))
+
+    assert response.status_code == 302
+    assert list(rep.product_lines.all()) == [fleet]

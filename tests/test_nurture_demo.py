@@ -7,8 +7,8 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
+from demo.nurturing import seed_starter_sequences
 from leads.models import Band, Stage
-from nurturing.demo import seed_starter_sequences
 from nurturing.models import Sequence, Step
 from nurturing.personalize import render_email, template_errors
 from tests.factories import LeadFactory

@@ -14,7 +14,9 @@ from django.db import connection
 from django.db.models import Count
 
 from crm.models import Role, Team, User
-from leads.demo import DEMO_PASSWORD, hidden_behaviour, hidden_fit, parse_anchor
+from demo.config import DEMO_PASSWORD
+from demo.propensity import hidden_behaviour, hidden_fit
+from demo.world import parse_anchor
 from leads.models import (
     ALLOWED_TRANSITIONS,
     Activity,

@@ -6,17 +6,16 @@ from typing import Any
 
 from django.db import transaction
 
-from leads import demo
-
-from .models import DomainList, DomainListKind, ModelStatus, Rule, ScoringModel
+from demo import places
+from scoring.models import DomainList, DomainListKind, ModelStatus, Rule, ScoringModel
 
 # The demo world draws its personal, throw-away and competitor addresses from the same
 # lists, so the starter rules recognise them.
 FREE_MAIL = sorted(
-    {*demo.FREE_MAIL_DOMAINS, "web.de", "aol.com", "proton.me", "mail.com", "yahoo.com"}
+    {*places.FREE_MAIL_DOMAINS, "web.de", "aol.com", "proton.me", "mail.com", "yahoo.com"}
 )
-DISPOSABLE = sorted({*demo.DISPOSABLE_DOMAINS, "trashmail.com"})
-COMPETITORS = sorted(demo.COMPETITOR_DOMAINS)
+DISPOSABLE = sorted({*places.DISPOSABLE_DOMAINS, "trashmail.com"})
+COMPETITORS = sorted(places.COMPETITOR_DOMAINS)
 
 FIT_RULES: list[dict[str, Any]] = [
     {

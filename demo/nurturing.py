@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from leads.models import Band, Stage
-
-from .models import Sequence, Step
+from nurturing.models import Sequence, Step
 
 URL_RE = re.compile(r"https://\S+")
 SIGNATURE = "\n\n{{ owner_name|default:'The Hotlist team' }}"

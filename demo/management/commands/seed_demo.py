@@ -7,22 +7,20 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from leads.demo import (
+from demo.cast import DEMO_USERS
+from demo.config import (
     COPY_THRESHOLD,
     DEFAULT_ACTIVITIES_PER_LEAD,
     DEFAULT_BATCH_SIZE,
     DEFAULT_LEADS,
     DEFAULT_SEED,
     DEMO_PASSWORD,
-    DEMO_USERS,
-    DemoSummary,
     DemoWorldExists,
-    demo_seed,
-    parse_anchor,
 )
+from demo.nurturing import seed_starter_sequences
+from demo.scoring import seed_starter_model
+from demo.world import DemoSummary, demo_seed, parse_anchor
 from leads.models import Activity, Lead
-from nurturing.demo import seed_starter_sequences
-from scoring.demo import seed_starter_model
 from scoring.models import RescoreJob
 from scoring.services import rescore_job_run
 
