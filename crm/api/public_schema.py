@@ -29,14 +29,17 @@ SCALAR = {"anyOf": [{"type": "string", "nullable": True}, {"type": "number"}, {"
 
 # Fields every call may carry (Segment's common fields).
 COMMON_FIELDS: dict[str, Any] = {
-    "userId": {**TEXT_OR_NUMBER, "description": "Your id of the person."},
-    "anonymousId": {**TEXT_OR_NUMBER, "description": "A browser's or device's id."},
+    "userId": {**NEEDED_ID, "description": "Your id of the person."},
+    "anonymousId": {**NEEDED_ID, "description": "A browser's or device's id."},
     "messageId": {
         **TEXT_OR_NUMBER,
         "description": "The call's unique id: a call with a stored messageId is a repeat.",
     },
     "timestamp": {**TIME, "description": "When the event happened (see sentAt)."},
-    "originalTimestamp": {**TIME, "description": "Used when timestamp is not sent."},
+    "originalTimestamp": {
+        "description": "ISO 8601, like timestamp; read (and checked) only when no timestamp "
+        "is sent.",
+    },
     "sentAt": {
         **TIME,
         "description": "When the client sent the call: the event's time is then "
@@ -139,7 +142,10 @@ def _tracking_components() -> dict[str, Any]:
             "batch": {"type": "array", "items": {"oneOf": typed}},
             "context": COMMON_FIELDS["context"],
             "integrations": COMMON_FIELDS["integrations"],
-            "sentAt": TIME,
+            "sentAt": {
+                "description": "ISO 8601; the sentAt of each message that has none of its "
+                "own, read (and checked) only through those messages.",
+            },
             "writeKey": COMMON_FIELDS["writeKey"],
         },
         "required": ["batch"],
