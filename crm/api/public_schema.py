@@ -12,7 +12,10 @@ from typing import Any
 
 from leads.tracking_urls import CALLS
 
-TEXT_OR_NUMBER = {"oneOf": [{"type": "string", "maxLength": 200}, {"type": "integer"}]}
+# An id that may be left out: null or blank text counts as none.
+TEXT_OR_NUMBER = {
+    "oneOf": [{"type": "string", "maxLength": 200, "nullable": True}, {"type": "integer"}]
+}
 # An id a call needs: blank text counts as none.
 NEEDED_ID = {"oneOf": [{"type": "string", "maxLength": 200, "pattern": r"\S"}, {"type": "integer"}]}
 # A time; empty or null counts as not sent.
@@ -140,7 +143,7 @@ def _tracking_components() -> dict[str, Any]:
         "type": "object",
         "properties": {
             "batch": {"type": "array", "items": {"oneOf": typed}},
-            "context": COMMON_FIELDS["context"],
+            "context": {"description": "The context of each message that has none of its own."},
             "integrations": COMMON_FIELDS["integrations"],
             "sentAt": {
                 "description": "ISO 8601; the sentAt of each message that has none of its "
