@@ -32,8 +32,8 @@ SCALAR = {"anyOf": [{"type": "string", "nullable": True}, {"type": "number"}, {"
 
 # Fields every call may carry (Segment's common fields).
 COMMON_FIELDS: dict[str, Any] = {
-    "userId": {**NEEDED_ID, "description": "Your id of the person."},
-    "anonymousId": {**NEEDED_ID, "description": "A browser's or device's id."},
+    "userId": {**TEXT_OR_NUMBER, "description": "Your id of the person."},
+    "anonymousId": {**TEXT_OR_NUMBER, "description": "A browser's or device's id."},
     "messageId": {
         **TEXT_OR_NUMBER,
         "description": "The call's unique id: a call with a stored messageId is a repeat.",
@@ -116,8 +116,14 @@ def _message_schema(call: str) -> dict[str, Any]:
     }
     if required:
         schema["required"] = required
-    if call != "alias":
-        schema["anyOf"] = [{"required": ["userId"]}, {"required": ["anonymousId"]}]
+    if call == "alias":
+        schema["properties"]["userId"] = NEEDED_ID
+    else:
+        # At least one of the two, not blank.
+        schema["anyOf"] = [
+            {"required": [name], "properties": {name: NEEDED_ID}}
+            for name in ("userId", "anonymousId")
+        ]
     return schema
 
 
