@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
@@ -111,6 +112,6 @@ def _needs_text(field: Any, schema: dict[str, Any], direction: str) -> bool:
         and not field.allow_blank
         and field.trim_whitespace
         and schema.get("type") == "string"
-        and "pattern" not in schema
-        and "enum" not in schema
+        and not {"pattern", "enum", "format"} & set(schema)
+        and not any(isinstance(v, RegexValidator) for v in field.validators)
     )
