@@ -59,6 +59,8 @@ def map_case(context: Any, case: Any) -> Any:
         case.path_parameters = {**case.path_parameters, "id": WORLD["spare_token"]}
     if case.meta is None or not case.meta.generation.mode.is_positive:
         return case
+    if path.startswith("/v1/") and isinstance(case.body, dict):
+        case.body = _read_times(case.body)
     case.path_parameters = {**(case.path_parameters or {}), **_path_ids(path)}
     # A cursor is valid only as the API issued it in a `next` link.
     if case.query and "cursor" in case.query:
@@ -173,3 +175,25 @@ def _storable_times(body: dict[str, Any]) -> dict[str, Any]:
 def _storable(moment: dt.datetime) -> bool:
     offset = moment.utcoffset() or dt.timedelta()
     return abs(offset) <= MAX_OFFSET and 1900 <= moment.year <= 2100
+
+
+def _read_times(body: dict[str, Any]) -> dict[str, Any]:
+    """An originalTimestamp is read only without a timestamp, and a batch's sentAt only
+    by messages without their own; where they are read, they must be times."""
+    batch = isinstance(body.get("batch"), list)
+    messages = [m for m in (body["batch"] if batch else [body]) if isinstance(m, dict)]
+    if batch and any("sentAt" not in m for m in messages) and not _is_time(body.get("sentAt")):
+        body["sentAt"] = PAST
+    for message in messages:
+        if not message.get("timestamp") and not _is_time(message.get("originalTimestamp")):
+            message["originalTimestamp"] = PAST
+    return body
+
+
+def _is_time(value: Any) -> bool:
+    if value is None or value == "":
+        return True
+    try:
+        return isinstance(value, str) and parse_datetime(value) is not None
+    except ValueError:
+        return False

@@ -69,14 +69,6 @@ generate-duplicate-query-parameters = false
 [phases.stateful]
 enabled = false
 
-# Left to the tracking endpoint's time rule, which is being reworked: it reads
-# originalTimestamp only when a call has no timestamp, and a batch's sentAt only through
-# its messages, so a malformed one there goes unread and the call is taken. Until that
-# rule is settled, invalid tracking calls are not required to be refused; every other
-# check runs on them.
-[[operations]]
-include-path-regex = "^/v1/"
-checks.negative_data_rejection.enabled = false
 """
 
 

@@ -12,7 +12,10 @@ from typing import Any
 
 from leads.tracking_urls import CALLS
 
-TEXT_OR_NUMBER = {"oneOf": [{"type": "string", "maxLength": 200}, {"type": "integer"}]}
+# An id that may be left out: null or blank text counts as none.
+TEXT_OR_NUMBER = {
+    "oneOf": [{"type": "string", "maxLength": 200, "nullable": True}, {"type": "integer"}]
+}
 # An id a call needs: blank text counts as none.
 NEEDED_ID = {"oneOf": [{"type": "string", "maxLength": 200, "pattern": r"\S"}, {"type": "integer"}]}
 # A time; empty or null counts as not sent.
@@ -36,7 +39,10 @@ COMMON_FIELDS: dict[str, Any] = {
         "description": "The call's unique id: a call with a stored messageId is a repeat.",
     },
     "timestamp": {**TIME, "description": "When the event happened (see sentAt)."},
-    "originalTimestamp": {**TIME, "description": "Used when timestamp is not sent."},
+    "originalTimestamp": {
+        "description": "ISO 8601, like timestamp; read (and checked) only when no timestamp "
+        "is sent.",
+    },
     "sentAt": {
         **TIME,
         "description": "When the client sent the call: the event's time is then "
@@ -110,8 +116,14 @@ def _message_schema(call: str) -> dict[str, Any]:
     }
     if required:
         schema["required"] = required
-    if call != "alias":
-        schema["anyOf"] = [{"required": ["userId"]}, {"required": ["anonymousId"]}]
+    if call == "alias":
+        schema["properties"]["userId"] = NEEDED_ID
+    else:
+        # At least one of the two, not blank.
+        schema["anyOf"] = [
+            {"required": [name], "properties": {name: NEEDED_ID}}
+            for name in ("userId", "anonymousId")
+        ]
     return schema
 
 
@@ -137,9 +149,12 @@ def _tracking_components() -> dict[str, Any]:
         "type": "object",
         "properties": {
             "batch": {"type": "array", "items": {"oneOf": typed}},
-            "context": COMMON_FIELDS["context"],
+            "context": {"description": "The context of each message that has none of its own."},
             "integrations": COMMON_FIELDS["integrations"],
-            "sentAt": TIME,
+            "sentAt": {
+                "description": "ISO 8601; the sentAt of each message that has none of its "
+                "own, read (and checked) only through those messages.",
+            },
             "writeKey": COMMON_FIELDS["writeKey"],
         },
         "required": ["batch"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
@@ -35,6 +36,10 @@ class ApiAutoSchema(AutoSchema):
             schema = {**schema, "type": "object", "additionalProperties": {}}
         if isinstance(field, serializers.ListSerializer) and not field.allow_empty:
             schema = {**schema, "minItems": 1}
+        if _needs_text(field, schema, direction):
+            # DRF strips the text first, so blank-only text is empty text; Python's
+            # whitespace also holds the separators \x1c-\x1f and \x85.
+            schema = {**schema, "pattern": r"[^\s\x1c-\x1f\x85]"}
         if isinstance(field, serializers.DecimalField) and direction == "request":
             schema = _decimal_request(field, schema)
         return schema
@@ -97,3 +102,16 @@ def _decimal_request(field: serializers.DecimalField, schema: dict[str, Any]) ->
         if key in schema:
             result[key] = schema[key]
     return result
+
+
+def _needs_text(field: Any, schema: dict[str, Any], direction: str) -> bool:
+    """A text field that refuses blank text, with no pattern of its own."""
+    return (
+        direction == "request"
+        and isinstance(field, serializers.CharField)
+        and not field.allow_blank
+        and field.trim_whitespace
+        and schema.get("type") == "string"
+        and not {"pattern", "enum", "format"} & set(schema)
+        and not any(isinstance(v, RegexValidator) for v in field.validators)
+    )
