@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
+from unittest.mock import MagicMock
 
 import pytest
 from django.apps import apps
@@ -490,14 +491,24 @@ def _send(client: Any, call: Call, *, is_api: bool) -> Any:
     return method(call.path, call.data or {})
 
 
-@pytest.mark.parametrize("role", ROLES)
-@pytest.mark.parametrize("key", PROBED)
+def _probed_roles() -> list[tuple[str, str]]:
+    """Each URL with each role it has something to refuse (a marketer sees every lead, so
+    a read of South's leads refuses them nothing). The probes only build requests, so a
+    stand-in world tells which roles they name."""
+    stand_in = MagicMock()
+    return [
+        (key, role)
+        for key in PROBED
+        for role in ROLES
+        if any(role in call.roles for call in (API | WEB)[key](stand_in))
+    ]
+
+
+@pytest.mark.parametrize(("key", "role"), _probed_roles())
 def test_role_is_refused_another_teams_objects(request, world, key, role):
     user = person(role, request)
     is_api = key in API
     calls = [call for call in (API | WEB)[key](world) if role in call.roles]
-    if not calls:
-        pytest.skip(f"{key} has nothing to refuse a {role}, who sees every lead")
     if is_api:
         client = token_client(user)
     else:
