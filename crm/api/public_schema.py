@@ -173,6 +173,20 @@ def _tracking_components() -> dict[str, Any]:
                 "items": {"type": "integer"},
                 "description": "A batch: the positions of the calls stored before.",
             },
+            "rejected": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "index": {"type": "integer", "minimum": 0},
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                    },
+                    "required": ["index", "code", "message"],
+                },
+                "description": "A batch: the calls refused, each with its position and "
+                "reason; the batch's other calls are stored.",
+            },
         },
         "required": ["success"],
     }
@@ -201,8 +215,9 @@ def _tracking_operation(call: str) -> dict[str, Any]:
         "summary": SUMMARIES[call],
         "description": (
             "Segment's HTTP Tracking API: JSON whatever the Content-Type, optionally "
-            "gzipped (`Content-Encoding: gzip`). A call with one bad message stores "
-            "nothing. analytics.js's one-letter paths (`/v1/t`, …) are the same calls."
+            "gzipped (`Content-Encoding: gzip`). A bad call answers 400; in a batch, a "
+            "bad message is refused alone (listed under `rejected`) and the others are "
+            "stored. analytics.js's one-letter paths (`/v1/t`, …) are the same calls."
         ),
         "tags": ["tracking"],
         "security": [{"writeKey": []}],
@@ -223,7 +238,7 @@ def _tracking_operation(call: str) -> dict[str, Any]:
 
 
 def _form_operation() -> dict[str, Any]:
-    fields = {
+    fields: dict[str, Any] = {
         "type": "object",
         "properties": {
             "email": {"type": "string", "format": "email", "maxLength": 254},
