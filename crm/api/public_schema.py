@@ -131,24 +131,19 @@ def _tracking_components() -> dict[str, Any]:
     components: dict[str, Any] = {
         f"Tracking{call.title()}": _message_schema(call) for call in CALL_FIELDS
     }
-    typed = []
-    for call in CALL_FIELDS:
-        typed.append(
-            {
-                "allOf": [
-                    {"$ref": f"#/components/schemas/Tracking{call.title()}"},
-                    {
-                        "type": "object",
-                        "properties": {"type": {"type": "string", "enum": [call]}},
-                        "required": ["type"],
-                    },
-                ]
-            }
-        )
     components["TrackingBatch"] = {
         "type": "object",
         "properties": {
-            "batch": {"type": "array", "items": {"oneOf": typed}},
+            "batch": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "description": "A call shaped as the single endpoints take it (see "
+                    "TrackingIdentify, TrackingTrack, …), with its `type`. Each is checked "
+                    "alone: one that is not valid is refused and listed under `rejected` "
+                    "in the answer, and the batch's other calls are stored.",
+                },
+            },
             "context": {"description": "The context of each message that has none of its own."},
             "integrations": COMMON_FIELDS["integrations"],
             "sentAt": {
