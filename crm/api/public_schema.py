@@ -137,11 +137,10 @@ def _tracking_components() -> dict[str, Any]:
             "batch": {
                 "type": "array",
                 "items": {
-                    "type": "object",
                     "description": "A call shaped as the single endpoints take it (see "
                     "TrackingIdentify, TrackingTrack, …), with its `type`. Each is checked "
-                    "alone: one that is not valid is refused and listed under `rejected` "
-                    "in the answer, and the batch's other calls are stored.",
+                    "alone: one that is not valid (not an object, say) is refused and listed "
+                    "under `rejected` in the answer, and the batch's other calls are stored.",
                 },
             },
             "context": {"description": "The context of each message that has none of its own."},
