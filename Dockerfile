@@ -16,6 +16,7 @@ COPY leads leads
 COPY scoring scoring
 COPY nurturing nurturing
 COPY reports reports
+COPY api api
 RUN pip install .
 
 COPY manage.py ./

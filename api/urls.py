@@ -3,7 +3,8 @@
 from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
-from leads.api import (
+from .errors import api_not_found
+from .leads import (
     ActivityViewSet,
     CompanyViewSet,
     DealViewSet,
@@ -11,9 +12,7 @@ from leads.api import (
     NoteViewSet,
     TaskViewSet,
 )
-from scoring.api import RuleViewSet, ScoringModelViewSet
-
-from .errors import api_not_found
+from .scoring import RuleViewSet, ScoringModelViewSet
 from .tokens import ApiTokenViewSet
 
 router = DefaultRouter()

@@ -32,16 +32,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from crm.api.errors import Conflict, ErrorSerializer, PayloadTooLarge
-from crm.api.filters import IntegerFilter, IsoDateTimeFilter
-from crm.api.idempotency import idempotent
-from crm.api.strict import StrictFieldsMixin, check_json_document
-from crm.api.viewsets import RecordViewSet
+from api.errors import Conflict, ErrorSerializer, PayloadTooLarge
+from api.filters import IntegerFilter, IsoDateTimeFilter
+from api.idempotency import idempotent
+from api.strict import StrictFieldsMixin, check_json_document
+from api.viewsets import RecordViewSet
 from crm.models import User
-from scoring.selectors import lead_explanation
-
-from .activity_times import ActivityTimeError, activity_time
-from .models import (
+from leads.activity_times import ActivityTimeError, activity_time
+from leads.models import (
     Activity,
     ActivityType,
     Band,
@@ -60,7 +58,7 @@ from .models import (
     Task,
     normalize_email,
 )
-from .permissions import (
+from leads.permissions import (
     ASSIGNEE_REFUSED,
     COMPANY_REFUSED,
     EMAIL_UNAVAILABLE,
@@ -72,7 +70,8 @@ from .permissions import (
     may_own,
     tasks_visible_to,
 )
-from .services import activities_record_many, lead_move_to_stage, lead_save_profile
+from leads.services import activities_record_many, lead_move_to_stage, lead_save_profile
+from scoring.selectors import lead_explanation
 
 BULK_MAX = 1000
 PROPERTIES_MAX_DEPTH = 10

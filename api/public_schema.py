@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from leads.tracking_urls import CALLS
+from api.tracking_urls import CALLS
 
 TEXT_OR_NUMBER = {"oneOf": [{"type": "string", "maxLength": 200}, {"type": "integer"}]}
 # An id a call needs: blank text counts as none.
