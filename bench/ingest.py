@@ -720,7 +720,7 @@ def in_process_breakdown(world: World, runs: int) -> dict[str, float]:
     from rest_framework.request import Request
     from rest_framework.test import APIRequestFactory
 
-    from api.leads import BulkActivitySerializer
+    from api.activities import BulkActivitySerializer
     from crm.models import User
     from leads.signals import activity_recorded
 
