@@ -49,7 +49,6 @@ BATCH_DEFAULTS = ("context", "integrations", "sentAt")
 # \u0000 or \ud800: a body with neither (and no zero byte, which UTF-16 and UTF-32,
 # also accepted, are full of) needs no walk through every value.
 MAYBE_UNSTORABLE = re.compile(rb"\x00|\\u(?:0000|[dD][89a-fA-F])")
-logger = logging.getLogger(__name__)
 
 
 class Rejected(Exception):
