@@ -16,6 +16,9 @@ COPY leads leads
 COPY scoring scoring
 COPY nurturing nurturing
 COPY reports reports
+COPY workspace workspace
+COPY api api
+COPY demo demo
 RUN pip install .
 
 COPY manage.py ./

@@ -720,8 +720,8 @@ def in_process_breakdown(world: World, runs: int) -> dict[str, float]:
     from rest_framework.request import Request
     from rest_framework.test import APIRequestFactory
 
+    from api.activities import BulkActivitySerializer
     from crm.models import User
-    from leads.api import BulkActivitySerializer
     from leads.signals import activity_recorded
 
     client, make = Client(), bulk_body(world, f"p{secrets.token_hex(3)}")

@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "nurturing",
     "reports",
     "workspace",
+    "api",
     "demo",
 ]
 
@@ -221,31 +222,31 @@ X_FRAME_OPTIONS = "DENY"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # First, so a request without credentials answers 401 with a Bearer challenge.
-        "crm.api.authentication.BearerTokenAuthentication",
+        "api.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["crm.api.permissions.RoleModelPermissions"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.RoleModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": [
-        "crm.api.filters.StrictFilterBackend",
+        "api.filters.StrictFilterBackend",
         "rest_framework.filters.SearchFilter",
-        "crm.api.filters.StableOrderingFilter",
+        "api.filters.StableOrderingFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "crm.api.pagination.ApiCursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.ApiCursorPagination",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["crm.api.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.JSONParser"],
     "DEFAULT_THROTTLE_CLASSES": [
-        "crm.api.throttling.AnonRateThrottle",
-        "crm.api.throttling.UserRateThrottle",
+        "api.throttling.AnonRateThrottle",
+        "api.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("API_THROTTLE_ANON", "30/minute"),
         "user": env_str("API_THROTTLE_USER", "600/minute"),
     },
-    "EXCEPTION_HANDLER": "crm.api.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "crm.api.schema.ApiAutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "api.schema.ApiAutoSchema",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Hotlist API",
@@ -264,7 +265,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"ActivityTypeEnum": "leads.models.ActivityType"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "crm.api.public_schema.add_public_endpoints",
+        "api.public_schema.add_public_endpoints",
     ],
 }
 

@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from .health import healthz
 
 # Server errors on the API, form and tracking paths answer JSON in their documented shape.
-handler500 = "crm.api.errors.server_error"
+handler500 = "api.errors.server_error"
 
 admin.site.site_header = "Hotlist administration"
 admin.site.site_title = "Hotlist admin"
@@ -17,11 +17,11 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
-    path("api/v1/", include("crm.api.urls")),
+    path("api/v1/", include("api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("f/", include("leads.submission_urls")),
-    path("v1/", include("leads.tracking_urls")),
+    path("f/", include("api.form_urls")),
+    path("v1/", include("api.tracking_urls")),
     path("n/", include("nurturing.urls")),
     path("reports/", include("reports.urls")),
     path("", include("workspace.urls")),

@@ -14,7 +14,8 @@ from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 
-from leads.api import BulkActivitySerializer, PlainBatch
+from api.activities import BulkActivitySerializer
+from api.activity_batches import PlainBatch
 from leads.handoff_models import HandOff
 from leads.models import Activity, Lead, Stage, TrackingKey, WebForm
 from leads.services import activities_record, activities_record_many, lead_move_to_stage

@@ -200,7 +200,7 @@ def test_regenerated_key_stops_the_old_one(client, web_form):
 def test_filled_honeypot_looks_accepted_but_stores_nothing(client, web_form, caplog):
     spam = {"email": "bot@spam.example", "website": "http://cheap.example"}
 
-    with caplog.at_level(logging.WARNING, logger="leads.submissions"):
+    with caplog.at_level(logging.WARNING, logger="api.forms"):
         browser = client.post(url_of(web_form), spam, HTTP_ACCEPT=BROWSER_ACCEPT)
         script = post_json(client, web_form, spam)
 

@@ -38,7 +38,7 @@ def test_api_server_error_answers_the_error_shape(rep, failing_lead_queries):
 
 
 def test_form_post_server_error_answers_the_error_shape(db, monkeypatch):
-    monkeypatch.setattr("leads.submissions.lead_submit_form", fail)
+    monkeypatch.setattr("api.forms.lead_submit_form", fail)
     form = WebForm.objects.create(name="Demo request")
 
     response = Client(raise_request_exception=False).post(
@@ -50,7 +50,7 @@ def test_form_post_server_error_answers_the_error_shape(db, monkeypatch):
 
 
 def test_tracking_server_error_answers_segments_error_shape(default_events, monkeypatch):
-    monkeypatch.setattr("leads.tracking_views.tracking_messages_ingest", fail)
+    monkeypatch.setattr("api.tracking.tracking_messages_ingest", fail)
     _, write_key = TrackingKey.objects.issue(name="Website")
 
     response = send(

@@ -3,17 +3,12 @@
 from django.urls import include, path, re_path
 from rest_framework.routers import DefaultRouter
 
-from leads.api import (
-    ActivityViewSet,
-    CompanyViewSet,
-    DealViewSet,
-    LeadViewSet,
-    NoteViewSet,
-    TaskViewSet,
-)
-from scoring.api import RuleViewSet, ScoringModelViewSet
-
+from .activities import ActivityViewSet
+from .companies import CompanyViewSet
 from .errors import api_not_found
+from .leads import LeadViewSet
+from .records import DealViewSet, NoteViewSet, TaskViewSet
+from .scoring import RuleViewSet, ScoringModelViewSet
 from .tokens import ApiTokenViewSet
 
 router = DefaultRouter()

@@ -25,12 +25,11 @@ from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.csrf import csrf_exempt
 
-from crm.api.strict import unstorable_text
+from api.strict import unstorable_text
 from crm.rate_limits import body_exceeds, rate_limit_hit
 from crm.resilience import RETRY_AFTER_SECONDS, STORAGE_ERRORS, UNAVAILABLE_MESSAGE
-
-from .models import WebForm
-from .services import PostedFields, lead_submit_form, posted_value
+from leads.models import WebForm
+from leads.services import PostedFields, lead_submit_form, posted_value
 
 logger = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """The Segment-compatible tracking endpoint, mounted at ``/v1/`` (no login, no CSRF; see
-``tracking_views``)."""
+``tracking``)."""
 
 from django.urls import path
 
-from .tracking_views import tracking_call
+from .tracking import tracking_call
 
 CALLS = ("identify", "track", "page", "screen", "group", "alias", "batch", "import")
 

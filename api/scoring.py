@@ -18,12 +18,12 @@ from drf_spectacular.utils import extend_schema, extend_schema_field, extend_sch
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.settings import api_settings
 
-from crm.api.permissions import RoleReadModelWrite
 from leads.models import ProductLine
+from scoring import changes
+from scoring import rules as R
+from scoring.models import Rule, ScoringModel
 
-from . import changes
-from . import rules as R
-from .models import Rule, ScoringModel
+from .permissions import RoleReadModelWrite
 
 MODEL_FIELDS = [
     "name",

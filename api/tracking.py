@@ -27,12 +27,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from crm.api.strict import NOT_FINITE, unstorable_text
+from api.strict import NOT_FINITE, unstorable_text
 from crm.rate_limits import body_exceeds, rate_limit_hit
 from crm.resilience import RETRY_AFTER_SECONDS, STORAGE_ERRORS, UNAVAILABLE_MESSAGE
-
-from .models import TrackingKey
-from .tracking import (
+from leads.models import TrackingKey
+from leads.tracking import (
     InvalidMessage,
     TrackingMessage,
     tracking_message_parse,
@@ -50,7 +49,6 @@ BATCH_DEFAULTS = ("context", "integrations", "sentAt")
 # \u0000 or \ud800: a body with neither (and no zero byte, which UTF-16 and UTF-32,
 # also accepted, are full of) needs no walk through every value.
 MAYBE_UNSTORABLE = re.compile(rb"\x00|\\u(?:0000|[dD][89a-fA-F])")
-logger = logging.getLogger(__name__)
 
 
 class Rejected(Exception):
@@ -240,7 +238,7 @@ def _parsed(
 
 def _check_storable(item: dict[str, Any], label: str) -> None:
     """Refuse a message over the size limit or holding what PostgreSQL cannot store:
-    NUL, a lone surrogate, a number that is not finite (see ``crm.api.strict``)."""
+    NUL, a lone surrogate, a number that is not finite (see ``api.strict``)."""
     try:
         text = json.dumps(item, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except ValueError:

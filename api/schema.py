@@ -47,7 +47,7 @@ class ApiAutoSchema(AutoSchema):
     def _map_basic_serializer(self, serializer: Any, direction: str) -> dict[str, Any]:
         schema = super()._map_basic_serializer(serializer, direction)
         if direction == "request" and isinstance(serializer, StrictFieldsMixin):
-            # Unknown fields answer 400 (crm.api.strict).
+            # Unknown fields answer 400 (api.strict).
             schema["additionalProperties"] = False
         return schema
 

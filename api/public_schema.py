@@ -3,14 +3,14 @@ Segment-compatible tracking calls (``/v1/<call>``) and the form endpoint (``/f/<
 
 drf-spectacular only describes DRF views, so a postprocessing hook adds these paths to
 the generated schema. The descriptions follow docs/API.md; the behaviour lives in
-``leads.tracking_views`` and ``leads.submissions``.
+``api.tracking`` and ``api.forms``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from leads.tracking_urls import CALLS
+from api.tracking_urls import CALLS
 
 # An id that may be left out: null or blank text counts as none.
 TEXT_OR_NUMBER = {

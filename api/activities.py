@@ -1,0 +1,274 @@
+"""The REST API for activities: listed, recorded one at a time or in batches of up to
+``BULK_MAX``, on the leads the caller can see; never changed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import django_filters
+from django.db import IntegrityError
+from django.db.models import QuerySet
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from api.activity_batches import (
+    PROPERTIES_MAX_BYTES,
+    PROPERTIES_MAX_DEPTH,
+    PlainBatch,
+    repeated_keys,
+)
+from api.errors import Conflict, ErrorSerializer, PayloadTooLarge
+from api.fields import LEAD_NOT_VISIBLE, VisibleLeadField, is_id
+from api.filters import IntegerFilter, IsoDateTimeFilter
+from api.idempotency import idempotent
+from api.strict import StrictFieldsMixin, check_json_document
+from crm.models import User
+from leads.activity_times import ActivityTimeError, activity_time
+from leads.models import Activity, ActivityType, Lead
+from leads.services import activities_record_many
+
+BULK_MAX = 1000
+
+
+class ActivityFieldsMixin(serializers.Serializer):
+    """Checks shared by one activity and the items of a batch."""
+
+    def validate_properties(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Give the properties as an object.")
+        check_json_document(value, max_depth=PROPERTIES_MAX_DEPTH, max_bytes=PROPERTIES_MAX_BYTES)
+        return value
+
+    def validate_occurred_at(self, value: dt.datetime) -> dt.datetime:
+        try:
+            return activity_time(value, received_at=timezone.now())
+        except ActivityTimeError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+
+ACTIVITY_FIELDS = [
+    "id",
+    "lead",
+    "type",
+    "url",
+    "duration_seconds",
+    "properties",
+    "occurred_at",
+    "received_at",
+    "source",
+    "idempotency_key",
+    "created_by",
+    "scored_at",
+]
+ACTIVITY_READ_ONLY = ["received_at", "created_by", "scored_at"]
+
+
+class ActivitySerializer(StrictFieldsMixin, ActivityFieldsMixin, serializers.ModelSerializer):
+    lead = VisibleLeadField()
+    source = serializers.CharField(max_length=50, default="api")
+
+    class Meta:
+        model = Activity
+        fields = ACTIVITY_FIELDS
+        read_only_fields = ACTIVITY_READ_ONLY
+        # A key stored before is answered with the stored activity, not refused.
+        validators: list[Any] = []
+
+
+class BatchLeadField(serializers.IntegerField):
+    """A visible lead's id in a batch: the batch's leads are loaded in one query."""
+
+    default_error_messages = {"does_not_exist": LEAD_NOT_VISIBLE}
+
+    def to_internal_value(self, data: Any) -> Lead:
+        pk = super().to_internal_value(data)
+        lead = self._visible_leads().get(pk) if is_id(pk) else None
+        if lead is None:
+            self.fail("does_not_exist", pk_value=pk)
+        return lead
+
+    def _visible_leads(self) -> dict[int, Lead]:
+        root = self.root
+        if not hasattr(root, "visible_leads"):
+            items = root.initial_data.get("activities") or []
+            wanted = {
+                int(item["lead"])
+                for item in items
+                if isinstance(item, dict) and is_id(item.get("lead", ""))
+            }
+            user = root.context["request"].user
+            root.visible_leads = Lead.objects.visible_to(user).in_bulk(wanted)
+        return root.visible_leads
+
+
+class BulkActivityItemSerializer(
+    StrictFieldsMixin, ActivityFieldsMixin, serializers.ModelSerializer
+):
+    lead = BatchLeadField(help_text="The id of a lead you can see.")
+    source = serializers.CharField(max_length=50, default="api")
+
+    class Meta:
+        model = Activity
+        fields = [f for f in ACTIVITY_FIELDS if f not in ("id", *ACTIVITY_READ_ONLY)]
+        # A key stored before is answered with the stored activity, not refused.
+        validators: list[Any] = []
+
+
+class BulkActivitySerializer(StrictFieldsMixin, serializers.Serializer):
+    activities = BulkActivityItemSerializer(
+        many=True, allow_empty=False, help_text=f"Up to {BULK_MAX} activities."
+    )
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        """A batch whose items are all plainly valid is checked in one pass (``PlainBatch``);
+        any other goes through the fields, which name every bad item and convert the
+        values a plain check leaves alone. Both give the same validated items, except
+        that a plain item names its lead by ``lead_id`` rather than a loaded ``lead``."""
+        user = self.context["request"].user
+        items = PlainBatch(self.fields["activities"].child.fields).items(data, user=user)
+        if items is not None:
+            return {"activities": items}
+        return super().to_internal_value(data)
+
+    def validate_activities(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        errors = {
+            index: {"idempotency_key": [f"Repeats the idempotency key of item {first}."]}
+            for index, first in repeated_keys(items).items()
+        }
+        if errors:
+            raise serializers.ValidationError(errors)
+        return items
+
+
+class BulkActivityResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField(help_text="How many activities were stored.")
+    duplicates = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="The positions of the items whose (source, idempotency key) was stored "
+        "before: they were not stored again.",
+    )
+    ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="The activity id of each item, in order; a repeated idempotency key "
+        "gives the id stored the first time.",
+    )
+
+
+class ActivityFilter(django_filters.FilterSet):
+    lead = IntegerFilter(field_name="lead_id")
+    type = django_filters.ChoiceFilter(choices=ActivityType.choices)
+    occurred_after = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+
+    class Meta:
+        model = Activity
+        fields: list[str] = []
+
+
+def _stored_keys(items: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """Activity ids already stored under the items' (source, idempotency key) pairs."""
+    wanted = {(i["source"], i["idempotency_key"]) for i in items if i.get("idempotency_key")}
+    if not wanted:
+        return {}
+    # ``exclude(idempotency_key="")`` repeats the unique index's condition, so that the
+    # index serves the lookup however many keys are asked for.
+    rows = (
+        Activity.objects.filter(
+            idempotency_key__in={key for _, key in wanted}, source__in={src for src, _ in wanted}
+        )
+        .exclude(idempotency_key="")
+        .values_list("source", "idempotency_key", "pk")
+    )
+    return {(src, key): pk for src, key, pk in rows if (src, key) in wanted}
+
+
+def _record(items: list[dict[str, Any]], by: User) -> tuple[list[int], list[int]]:
+    """Store the activities not stored before, all leads in one go.
+
+    Returns the activity id of each item, in order, and the positions of the items
+    stored before (their id is the one stored then).
+    """
+    stored = _stored_keys(items)
+    ids = [stored.get((i["source"], i.get("idempotency_key", "")), 0) for i in items]
+    fresh = [index for index, pk in enumerate(ids) if not pk]
+    # One receipt time for the request, and the creator by id: a thousand calls of
+    # ``timezone.now()`` and of the foreign key's setter cost more than the INSERT.
+    received_at, by_id = timezone.now(), by.pk
+    activities = [
+        Activity(created_by_id=by_id, received_at=received_at, **items[index]) for index in fresh
+    ]
+    try:
+        created = activities_record_many(activities=activities) if activities else []
+    except IntegrityError:
+        raise Conflict("Another request stored one of these activities; send it again.") from None
+    for index, activity in zip(fresh, created, strict=True):
+        ids[index] = activity.pk
+    new = set(fresh)
+    return ids, [index for index in range(len(items)) if index not in new]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List activities on the leads you can see, newest first"),
+    retrieve=extend_schema(summary="Show an activity"),
+)
+class ActivityViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Activities are append-only: they are listed and recorded, never changed."""
+
+    serializer_class = ActivitySerializer
+    filterset_class = ActivityFilter
+    ordering_fields = ["occurred_at"]
+    ordering = ("-occurred_at", "-id")
+
+    def get_queryset(self) -> QuerySet[Activity]:
+        return Activity.objects.filter(lead__in=Lead.objects.visible_to(self.request.user))
+
+    @extend_schema(
+        summary="Record an activity",
+        responses={
+            201: ActivitySerializer,
+            200: OpenApiResponse(
+                ActivitySerializer, description="The key was used before: the stored activity."
+            ),
+        },
+    )
+    @idempotent
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        (pk,), duplicates = _record([dict(serializer.validated_data)], by=request.user)
+        created = not duplicates
+        activity = Activity.objects.get(pk=pk)
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(self.get_serializer(activity).data, status=code)
+
+    @extend_schema(
+        summary=f"Record up to {BULK_MAX} activities at once, all or none",
+        request=BulkActivitySerializer,
+        responses={
+            201: BulkActivityResultSerializer,
+            413: OpenApiResponse(ErrorSerializer, description=f"More than {BULK_MAX} items."),
+        },
+    )
+    @idempotent
+    @action(detail=False, methods=["post"], pagination_class=None, filter_backends=[])
+    def bulk(self, request: Request) -> Response:
+        items = request.data.get("activities") if isinstance(request.data, dict) else None
+        if isinstance(items, list) and len(items) > BULK_MAX:
+            raise PayloadTooLarge(f"Send at most {BULK_MAX} activities per request.")
+        batch = BulkActivitySerializer(data=request.data, context=self.get_serializer_context())
+        batch.is_valid(raise_exception=True)
+        items = batch.validated_data["activities"]
+        ids, duplicates = _record(items, by=request.user)
+        # Plain numbers already: the answer is rendered as it is, in the documented shape.
+        body = {"created": len(ids) - len(duplicates), "duplicates": duplicates, "ids": ids}
+        return Response(body, status=status.HTTP_201_CREATED)

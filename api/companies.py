@@ -1,0 +1,84 @@
+"""The REST API for companies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import permissions, serializers
+from rest_framework.request import Request
+from rest_framework.settings import api_settings
+
+from api.strict import StrictFieldsMixin
+from api.viewsets import RecordViewSet
+from leads.models import Company
+from leads.permissions import COMPANY_REFUSED, may_change_company
+
+
+class CompanySerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    class Meta:
+        model = Company
+        fields = [
+            "id",
+            "name",
+            "domain",
+            "industry",
+            "employee_count",
+            "annual_revenue",
+            "country",
+            "region",
+            "city",
+            "created_at",
+        ]
+        read_only_fields = ["created_at"]
+
+    def validate_domain(self, value: str) -> str:
+        domain = value.strip().lower()
+        others = Company.objects.filter(domain__iexact=domain).exclude(
+            pk=getattr(self.instance, "pk", None)
+        )
+        if domain and others.exists():
+            raise serializers.ValidationError("A company with this domain exists already.")
+        return domain
+
+    def validate_country(self, value: str) -> str:
+        return value.upper()
+
+
+class CompanyChangePermission(permissions.BasePermission):
+    message = COMPANY_REFUSED
+
+    def has_object_permission(self, request: Request, view: Any, obj: Company) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return may_change_company(user=request.user, company=obj)
+
+
+class CompanyFilter(django_filters.FilterSet):
+    class Meta:
+        model = Company
+        fields = ["industry", "country"]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List companies"),
+    retrieve=extend_schema(summary="Show a company"),
+    create=extend_schema(summary="Create a company"),
+    update=extend_schema(summary="Replace a company"),
+    partial_update=extend_schema(summary="Change some fields of a company"),
+)
+class CompanyViewSet(RecordViewSet):
+    """Companies are read by everyone with a role; a change is refused (403) to a rep or
+    manager while the company carries a lead they cannot see (``may_change_company``)."""
+
+    permission_classes = [*api_settings.DEFAULT_PERMISSION_CLASSES, CompanyChangePermission]
+    serializer_class = CompanySerializer
+    filterset_class = CompanyFilter
+    search_fields = ["name", "domain"]
+    ordering_fields = ["name", "created_at"]
+    ordering = ("name", "id")
+
+    def get_queryset(self) -> QuerySet[Company]:
+        return Company.objects.all()

@@ -1,0 +1,44 @@
+"""Fields and helpers that the record serializers share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from rest_framework import serializers
+
+from crm.models import User
+from leads.models import Lead
+
+LEAD_NOT_VISIBLE = "There is no lead {pk_value} that you can see."
+
+
+def request_user(serializer: serializers.Serializer) -> User:
+    """The user the serializer answers (from its request)."""
+    return serializer.context["request"].user
+
+
+MAX_ID = 2**63 - 1
+
+
+def is_id(value: Any) -> bool:
+    """A whole number the database can hold as an id (larger ones overflow its driver)."""
+    try:
+        number = int(str(value))
+    except ValueError:
+        return False
+    return 1 <= number <= MAX_ID
+
+
+class VisibleLeadField(serializers.PrimaryKeyRelatedField):
+    """A lead id, accepted only when the caller can see that lead."""
+
+    default_error_messages = {"does_not_exist": LEAD_NOT_VISIBLE}
+
+    def get_queryset(self) -> QuerySet[Lead]:
+        return Lead.objects.visible_to(self.context["request"].user)
+
+    def to_internal_value(self, data: Any) -> Lead:
+        if not isinstance(data, bool) and isinstance(data, int | str) and not is_id(data):
+            self.fail("does_not_exist", pk_value=data)
+        return super().to_internal_value(data)

@@ -1,0 +1,381 @@
+"""The REST API for leads: their profiles, stage moves and score explanations.
+
+Every queryset starts from ``Lead.objects.visible_to(user)``: a lead outside the
+caller's view, and everything hanging off it, answers 404 as if it did not exist.
+Writes go through ``leads.services`` so scoring is queued after commit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import django_filters
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
+from rest_framework import serializers
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from api.errors import Conflict, ErrorSerializer
+from api.fields import request_user
+from api.filters import IntegerFilter, IsoDateTimeFilter
+from api.strict import StrictFieldsMixin, check_json_document
+from api.viewsets import RecordViewSet
+from crm.models import User
+from leads.models import (
+    Band,
+    Company,
+    CustomFieldDefinition,
+    Grade,
+    Lead,
+    ProductLine,
+    Quadrant,
+    Source,
+    Stage,
+    StageTransitionError,
+    normalize_email,
+)
+from leads.permissions import EMAIL_UNAVAILABLE, OWNER_REFUSED, default_owner, email_in_use, may_own
+from leads.services import lead_move_to_stage, lead_save_profile
+from scoring.selectors import lead_explanation
+
+CUSTOM_FIELDS_MAX_BYTES = 16 * 1024
+EMAIL_CONFLICT = "The email address belongs to a lead the caller cannot see (nothing more is told)"
+EMAIL_CONFLICT_RESPONSE = OpenApiResponse(ErrorSerializer, description=f"{EMAIL_CONFLICT}.")
+CREATE_CONFLICT_RESPONSE = OpenApiResponse(
+    ErrorSerializer,
+    description=f"{EMAIL_CONFLICT}, or the Idempotency-Key was used for another request "
+    "or is in use.",
+)
+
+
+class LeadSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    email = serializers.EmailField(max_length=254)
+    company = serializers.PrimaryKeyRelatedField(
+        queryset=Company.objects.all(), allow_null=True, required=False
+    )
+    # A method, not ``source="company.name"``: on a partial update DRF skips a dotted
+    # source whose company is null, and the answer would lack the field.
+    company_name = serializers.SerializerMethodField()
+    owner = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.filter(is_active=True),
+        allow_null=True,
+        required=False,
+        help_text="A user id, or null for the unassigned pool. Reps may assign only "
+        "themselves, managers the members of their teams.",
+    )
+    product_interests = serializers.SlugRelatedField(
+        slug_field="slug", many=True, queryset=ProductLine.objects.all(), required=False
+    )
+    full_name = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Lead
+        fields = [
+            "id",
+            "first_name",
+            "last_name",
+            "full_name",
+            "email",
+            "phone",
+            "job_title",
+            "seniority",
+            "department",
+            "company",
+            "company_name",
+            "country",
+            "region",
+            "city",
+            "source",
+            "campaign",
+            "utm_source",
+            "utm_medium",
+            "utm_campaign",
+            "utm_term",
+            "utm_content",
+            "product_interests",
+            "budget",
+            "authority",
+            "need",
+            "timeline",
+            "owner",
+            "stage",
+            "stage_changed_at",
+            "disqualification_reason",
+            "email_status",
+            "custom_fields",
+            "score",
+            "fit_score",
+            "engagement_score",
+            "band",
+            "grade",
+            "quadrant",
+            "created_at",
+            "updated_at",
+            "first_activity_at",
+            "last_activity_at",
+        ]
+        read_only_fields = [
+            "stage",
+            "stage_changed_at",
+            "disqualification_reason",
+            "email_status",
+            "score",
+            "fit_score",
+            "engagement_score",
+            "band",
+            "grade",
+            "quadrant",
+            "created_at",
+            "updated_at",
+            "first_activity_at",
+            "last_activity_at",
+        ]
+
+    def get_company_name(self, lead: Lead) -> str | None:
+        return lead.company.name if lead.company else None
+
+    def validate_email(self, value: str) -> str:
+        """An address held by a lead the caller cannot see answers the same bare
+        conflict as a concurrent create's, which tells nothing about that lead."""
+        email = normalize_email(value)
+        why = email_in_use(user=request_user(self), email=email, lead=self.instance)
+        if why == EMAIL_UNAVAILABLE:
+            raise Conflict(why)
+        if why:
+            raise serializers.ValidationError(why)
+        return email
+
+    def validate_owner(self, value: User | None) -> User | None:
+        current = self.instance.owner if self.instance is not None else None
+        if not may_own(user=request_user(self), owner=value, current=current):
+            raise serializers.ValidationError(OWNER_REFUSED)
+        return value
+
+    def validate_custom_fields(self, value: Any) -> dict[str, Any]:
+        check_json_document(value, max_depth=3, max_bytes=CUSTOM_FIELDS_MAX_BYTES)
+        try:
+            return CustomFieldDefinition.clean_values(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
+
+    def validate_country(self, value: str) -> str:
+        return value.upper()
+
+
+class TransitionSerializer(StrictFieldsMixin, serializers.Serializer):
+    stage = serializers.ChoiceField(choices=Stage.choices)
+    reason = serializers.CharField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Why; required when the lead is disqualified.",
+    )
+
+
+class ScoreLineSerializer(serializers.Serializer):
+    rule_id = serializers.IntegerField(allow_null=True)
+    reason = serializers.CharField()
+    kind = serializers.CharField(help_text="fit, engagement or manual")
+    times = serializers.IntegerField(help_text="How many ledger entries the line sums.")
+    points = serializers.FloatField(help_text="Points as awarded.")
+    value_now = serializers.FloatField(help_text="Points after decay, now.")
+
+
+class ScoreModelRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    primary = serializers.BooleanField(help_text="This model gives the lead's score.")
+    warm_from = serializers.IntegerField(help_text="Scores from here up are warm.")
+    hot_from = serializers.IntegerField(help_text="Scores from here up are hot.")
+
+
+class ScorePointSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    score = serializers.IntegerField()
+
+
+class ModelExplanationSerializer(serializers.Serializer):
+    model = ScoreModelRefSerializer()
+    score = serializers.IntegerField()
+    fit = serializers.FloatField()
+    engagement = serializers.FloatField()
+    band = serializers.CharField()
+    grade = serializers.CharField()
+    quadrant = serializers.CharField()
+    decay_applied = serializers.FloatField(help_text="Engagement points lost to decay so far.")
+    positive = ScoreLineSerializer(many=True)
+    negative = ScoreLineSerializer(many=True)
+    history = ScorePointSerializer(many=True, help_text="The score over time, oldest first.")
+
+
+class ScoreExplanationSerializer(serializers.Serializer):
+    lead_id = serializers.IntegerField()
+    score = serializers.IntegerField()
+    band = serializers.CharField()
+    grade = serializers.CharField()
+    quadrant = serializers.CharField()
+    models = ModelExplanationSerializer(many=True)
+
+
+# A user id of at most 18 digits fits the id column; a longer one would fail in the query.
+OWNER_FILTER = r"^(me|unassigned|[0-9]{1,18})$"
+
+
+def _owner_value(value: str) -> None:
+    if not re.fullmatch(OWNER_FILTER, value):
+        raise DjangoValidationError("Use me, unassigned or a user id.")
+
+
+class LeadFilter(django_filters.FilterSet):
+    stage = django_filters.ChoiceFilter(choices=Stage.choices)
+    owner = django_filters.CharFilter(
+        method="filter_owner",
+        validators=[_owner_value],
+        help_text="`me`, `unassigned`, or a user id.",
+    )
+    band = django_filters.ChoiceFilter(choices=Band.choices)
+    grade = django_filters.ChoiceFilter(choices=Grade.choices)
+    quadrant = django_filters.ChoiceFilter(choices=Quadrant.choices)
+    source = django_filters.ChoiceFilter(choices=Source.choices)
+    score_min = IntegerFilter(
+        field_name="score", lookup_expr="gte", min_value=-(10**6), max_value=10**6
+    )
+    score_max = IntegerFilter(
+        field_name="score", lookup_expr="lte", min_value=-(10**6), max_value=10**6
+    )
+    product_interest = django_filters.CharFilter(
+        field_name="product_interests__slug", help_text="A product line's slug."
+    )
+    updated_since = IsoDateTimeFilter(
+        field_name="updated_at", lookup_expr="gte", help_text="ISO 8601 date and time."
+    )
+
+    class Meta:
+        model = Lead
+        fields: list[str] = []
+
+    @extend_schema_field(
+        {"type": "string", "pattern": OWNER_FILTER, "description": "me, unassigned or a user id."}
+    )
+    def filter_owner(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
+        if value == "me":
+            return queryset.filter(owner=self.request.user)
+        if value == "unassigned":
+            return queryset.filter(owner__isnull=True)
+        return queryset.filter(owner_id=int(value))
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the leads you can see, hottest first"),
+    retrieve=extend_schema(summary="Show a lead"),
+    create=extend_schema(
+        summary="Create a lead",
+        responses={201: LeadSerializer, 409: CREATE_CONFLICT_RESPONSE},
+    ),
+    update=extend_schema(
+        summary="Replace a lead's profile",
+        responses={200: LeadSerializer, 409: EMAIL_CONFLICT_RESPONSE},
+    ),
+    partial_update=extend_schema(
+        summary="Change some fields of a lead's profile",
+        responses={200: LeadSerializer, 409: EMAIL_CONFLICT_RESPONSE},
+    ),
+)
+class LeadViewSet(RecordViewSet):
+    """Leads, through ``visible_to``: one outside the caller's view answers 404."""
+
+    serializer_class = LeadSerializer
+    filterset_class = LeadFilter
+    search_fields = ["first_name", "last_name", "email", "company__name"]
+    ordering_fields = ["score", "created_at", "updated_at", "last_name"]
+    ordering = ("-score", "-id")
+    permission_action = {"transition": "change"}
+
+    def get_queryset(self) -> QuerySet[Lead]:
+        return (
+            Lead.objects.visible_to(self.request.user)
+            .select_related("company")
+            .prefetch_related("product_interests")
+        )
+
+    def perform_create(self, serializer: serializers.Serializer) -> None:
+        data = dict(serializer.validated_data)
+        interests = data.pop("product_interests", None)
+        owner = default_owner(self.request.user)
+        if "owner" not in data and owner is not None:
+            data["owner"] = owner
+        with _email_taken_as_field_error(), transaction.atomic():
+            lead = lead_save_profile(lead=Lead(**data), changed_fields=sorted(data))
+            if interests is not None:
+                lead.product_interests.set(interests)
+        serializer.instance = lead
+
+    def perform_update(self, serializer: serializers.Serializer) -> None:
+        lead = serializer.instance
+        data = dict(serializer.validated_data)
+        interests = data.pop("product_interests", None)
+        changed = [name for name, value in data.items() if getattr(lead, name) != value]
+        if interests is not None and set(interests) != set(lead.product_interests.all()):
+            changed.append("product_interests")
+        for name, value in data.items():
+            setattr(lead, name, value)
+        with _email_taken_as_field_error(), transaction.atomic():
+            lead_save_profile(lead=lead, changed_fields=changed)
+            if interests is not None:
+                lead.product_interests.set(interests)
+
+    @extend_schema(
+        summary="Why the lead has its score, and its score over time",
+        responses={200: ScoreExplanationSerializer},
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def score(self, request: Request, pk: str | None = None) -> Response:
+        lead = self.get_object()
+        return Response(lead_explanation(lead=lead, history=True))
+
+    @extend_schema(
+        summary="Move the lead to another stage",
+        request=TransitionSerializer,
+        responses={
+            200: LeadSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The lifecycle refuses the move."),
+        },
+    )
+    @action(detail=True, methods=["post"], pagination_class=None, filter_backends=[])
+    def transition(self, request: Request, pk: str | None = None) -> Response:
+        lead = self.get_object()
+        move = TransitionSerializer(data=request.data)
+        move.is_valid(raise_exception=True)
+        try:
+            lead_move_to_stage(lead_id=lead.pk, by=request.user, **move.validated_data)
+        except Lead.DoesNotExist:
+            raise Conflict("The lead was deleted meanwhile.") from None
+        except StageTransitionError as exc:
+            raise Conflict(exc.messages[0]) from None
+        lead.refresh_from_db()
+        return Response(self.get_serializer(lead).data)
+
+
+@contextmanager
+def _email_taken_as_field_error() -> Iterator[None]:
+    """The unique email constraint, hit by a concurrent request: the lead that won may be
+    one the caller cannot see, so the answer says nothing about it."""
+    try:
+        yield
+    except IntegrityError as exc:
+        if "email" not in str(exc).lower():
+            raise
+        raise Conflict(EMAIL_UNAVAILABLE) from exc
