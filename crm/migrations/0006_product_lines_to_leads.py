@@ -3,17 +3,16 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     """The reps' product lines are declared on ``leads.ProductLine.reps`` from now on, so
-    ``crm`` holds no relation into a higher app. State only: the join table
-    ``crm_user_product_lines`` and its rows stay where they are, and
-    ``leads.0016_productline_reps`` takes the relation over with the same table."""
+    ``crm`` holds no relation into a higher app.
+
+    Nothing left to do here: ``0001_squashed_0005_without_leads`` never declares
+    ``User.product_lines``. The migration keeps its name for the databases that recorded it
+    and for ``leads.0016_productline_reps``, which takes the relation (and, on a new
+    database, creates its join table ``crm_user_product_lines``).
+    """
 
     dependencies = [
-        ("crm", "0005_team_webhooks"),
+        ("crm", "0001_squashed_0005_without_leads"),
     ]
 
-    operations = [
-        migrations.SeparateDatabaseAndState(
-            state_operations=[migrations.RemoveField(model_name="user", name="product_lines")],
-            database_operations=[],
-        ),
-    ]
+    operations = []

@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("crm", "0004_idempotentrequest"),
+        ("crm", "0001_squashed_0005_without_leads"),
         ("leads", "0006_tracked_event_defaults"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

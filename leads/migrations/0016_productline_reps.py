@@ -2,11 +2,23 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def create_join_table(apps, schema_editor):
+    """Create ``crm_user_product_lines`` on a database that never had it.
+
+    A database migrated through ``crm.0002_initial`` has the table and its rows: they stay
+    as they are. One built from ``crm.0001_squashed_0006_without_leads`` (which holds nothing
+    of ``leads``) gets it here, with the same name and columns.
+    """
+    through = apps.get_model("leads", "ProductLine")._meta.get_field("reps").remote_field.through
+    if through._meta.db_table not in schema_editor.connection.introspection.table_names():
+        schema_editor.create_model(through)
+
+
 class Migration(migrations.Migration):
     """The relation ``crm.User.product_lines`` declared from this side as
-    ``ProductLine.reps``. State only: it uses the existing join table
-    ``crm_user_product_lines`` with its columns ``user_id`` and ``productline_id``, so
-    every rep keeps their product lines."""
+    ``ProductLine.reps``. It uses the existing join table ``crm_user_product_lines`` with
+    its columns ``user_id`` and ``productline_id``, so every rep keeps their product lines;
+    a new database gets the table here."""
 
     dependencies = [
         ("leads", "0015_activity_times_at_most_receipt"),
@@ -30,4 +42,5 @@ class Migration(migrations.Migration):
             ],
             database_operations=[],
         ),
+        migrations.RunPython(create_join_table, migrations.RunPython.noop, elidable=False),
     ]

@@ -1,0 +1,168 @@
+"""Migrations on a database of their own: ``crm`` migrates without any higher app, and a
+database from before the squash of ``crm`` (reps' product lines in ``crm``'s join table)
+upgrades without losing a row.
+
+Each test creates a PostgreSQL database, runs ``manage.py`` against it in a subprocess
+and drops it afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+# The migrations of ``crm`` that ``0001_squashed_0005_without_leads`` replaces: what a
+# database migrated before the squash has recorded.
+CRM_BEFORE_SQUASH = [
+    "0001_initial",
+    "0002_initial",
+    "0003_api_token",
+    "0004_idempotentrequest",
+    "0005_team_webhooks",
+]
+
+
+@pytest.fixture
+def scratch_database(db) -> Iterator[str]:
+    """The URL of an empty database on the test server, dropped after the test."""
+    settings = connection.settings_dict
+    name = f"hotlist_migrations_{uuid.uuid4().hex[:12]}"
+    server = _connect(settings, "postgres")
+    server.autocommit = True
+    with server.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    host = settings["HOST"] or "127.0.0.1"
+    auth = settings["USER"] + (f":{settings['PASSWORD']}" if settings["PASSWORD"] else "")
+    try:
+        yield f"postgres://{auth}@{host}:{settings['PORT'] or 5432}/{name}"
+    finally:
+        with server.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        server.close()
+
+
+def _connect(settings: dict, name: str):
+    return psycopg2.connect(
+        dbname=name,
+        user=settings["USER"],
+        password=settings["PASSWORD"] or None,
+        host=settings["HOST"] or "127.0.0.1",
+        port=settings["PORT"] or 5432,
+    )
+
+
+def manage(url: str, *args: str) -> str:
+    env = {**os.environ, "DATABASE_URL": url}
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def query(url: str, sql: str, params: tuple = ()) -> list[tuple]:
+    with psycopg2.connect(url) as conn, conn.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall() if cursor.description else []
+    conn.close()
+    return rows
+
+
+def row_counts(url: str) -> dict[str, int]:
+    tables = [
+        name
+        for (name,) in query(
+            url,
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+        )
+    ]
+    return {table: query(url, f'SELECT count(*) FROM "{table}"')[0][0] for table in tables}
+
+
+def applied(url: str, app: str) -> list[str]:
+    return [
+        name
+        for (name,) in query(
+            url, "SELECT name FROM django_migrations WHERE app = %s ORDER BY id", (app,)
+        )
+    ]
+
+
+def join_table_columns(url: str) -> set[str]:
+    return {
+        name
+        for (name,) in query(
+            url,
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'crm_user_product_lines'",
+        )
+    }
+
+
+def test_crm_migrates_on_its_own_and_leads_brings_the_reps_product_lines(scratch_database):
+    manage(scratch_database, "migrate", "crm")
+
+    assert {"0001_squashed_0005_without_leads", "0006_product_lines_to_leads"} <= set(
+        applied(scratch_database, "crm")
+    )
+    assert applied(scratch_database, "leads") == []
+    assert not join_table_columns(scratch_database)
+
+    manage(scratch_database, "migrate")
+
+    assert join_table_columns(scratch_database) == {"id", "user_id", "productline_id"}
+
+
+def test_a_database_from_before_the_squash_keeps_every_row(scratch_database):
+    manage(scratch_database, "migrate")
+    manage(scratch_database, "seed_demo", "--leads", "300", "--no-scoring")
+    # The state a database migrated before the squash is in: the same tables (the join
+    # table included, made by crm.0002), crm's five original migrations recorded, and
+    # neither the hand-over of the product lines nor the squash.
+    query(
+        scratch_database,
+        "DELETE FROM django_migrations WHERE (app = 'crm') "
+        "OR (app = 'leads' AND name = '0016_productline_reps')",
+    )
+    for name in CRM_BEFORE_SQUASH:
+        query(
+            scratch_database,
+            "INSERT INTO django_migrations (app, name, applied) VALUES ('crm', %s, now())",
+            (name,),
+        )
+    before = row_counts(scratch_database)
+    assert before["crm_user_product_lines"] > 0
+    assert before["leads_lead"] == 300
+
+    output = manage(scratch_database, "migrate")
+
+    assert "Applying crm.0006_product_lines_to_leads... OK" in output
+    assert "Applying leads.0016_productline_reps... OK" in output
+    assert "squashed" not in output  # recorded as applied: its five originals are
+    after = row_counts(scratch_database)
+    assert after.pop("django_migrations") == before.pop("django_migrations") + 3
+    assert after == before
+    assert "0001_squashed_0005_without_leads" in applied(scratch_database, "crm")
+    reps_lines = query(
+        scratch_database,
+        "SELECT count(*) FROM crm_user_product_lines pl JOIN crm_user u ON u.id = pl.user_id",
+    )
+    assert reps_lines[0][0] == before["crm_user_product_lines"]
