@@ -9,8 +9,8 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import permissions, serializers
 from rest_framework.request import Request
-from rest_framework.settings import api_settings
 
+from api.fields import caller
 from api.strict import StrictFieldsMixin
 from api.viewsets import RecordViewSet
 from leads.models import Company
@@ -36,9 +36,9 @@ class CompanySerializer(StrictFieldsMixin, serializers.ModelSerializer):
 
     def validate_domain(self, value: str) -> str:
         domain = value.strip().lower()
-        others = Company.objects.filter(domain__iexact=domain).exclude(
-            pk=getattr(self.instance, "pk", None)
-        )
+        others = Company.objects.filter(domain__iexact=domain)
+        if self.instance is not None:
+            others = others.exclude(pk=self.instance.pk)
         if domain and others.exists():
             raise serializers.ValidationError("A company with this domain exists already.")
         return domain
@@ -53,7 +53,7 @@ class CompanyChangePermission(permissions.BasePermission):
     def has_object_permission(self, request: Request, view: Any, obj: Company) -> bool:
         if request.method in permissions.SAFE_METHODS:
             return True
-        return may_change_company(user=request.user, company=obj)
+        return may_change_company(user=caller(request), company=obj)
 
 
 class CompanyFilter(django_filters.FilterSet):
@@ -73,7 +73,7 @@ class CompanyViewSet(RecordViewSet):
     """Companies are read by everyone with a role; a change is refused (403) to a rep or
     manager while the company carries a lead they cannot see (``may_change_company``)."""
 
-    permission_classes = [*api_settings.DEFAULT_PERMISSION_CLASSES, CompanyChangePermission]
+    permission_classes = [*RecordViewSet.permission_classes, CompanyChangePermission]
     serializer_class = CompanySerializer
     filterset_class = CompanyFilter
     search_fields = ["name", "domain"]

@@ -6,6 +6,8 @@ from typing import Any
 
 from django.db.models import QuerySet
 from rest_framework import serializers
+from rest_framework.exceptions import NotAuthenticated
+from rest_framework.request import Request
 
 from crm.models import User
 from leads.models import Lead
@@ -13,9 +15,17 @@ from leads.models import Lead
 LEAD_NOT_VISIBLE = "There is no lead {pk_value} that you can see."
 
 
-def request_user(serializer: serializers.Serializer) -> User:
+def caller(request: Request) -> User:
+    """The signed-in user a request of a view behind ``IsAuthenticated`` comes from."""
+    user = request.user
+    if not isinstance(user, User):
+        raise NotAuthenticated()
+    return user
+
+
+def request_user(serializer: serializers.BaseSerializer) -> User:
     """The user the serializer answers (from its request)."""
-    return serializer.context["request"].user
+    return caller(serializer.context["request"])
 
 
 MAX_ID = 2**63 - 1

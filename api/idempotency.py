@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from crm.models import IdempotentRequest
 
 from .errors import Conflict
+from .fields import caller
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -114,10 +115,10 @@ def _claim(request: Request, key: str) -> IdempotentRequest:
     try:
         with transaction.atomic():
             return IdempotentRequest.objects.create(
-                user=request.user, key=key, request_line=line, body_hash=body_hash
+                user=caller(request), key=key, request_line=line, body_hash=body_hash
             )
     except IntegrityError:
-        stored = IdempotentRequest.objects.filter(user=request.user, key=key).first()
+        stored = IdempotentRequest.objects.filter(user=caller(request), key=key).first()
     if stored is None or stored.status_code is None:
         raise KeyInUse()
     if (stored.request_line, stored.body_hash) != (line, body_hash):

@@ -23,6 +23,7 @@ from scoring import changes
 from scoring import rules as R
 from scoring.models import Rule, ScoringModel
 
+from .fields import caller
 from .permissions import RoleReadModelWrite
 
 MODEL_FIELDS = [
@@ -107,7 +108,9 @@ class ScoringModelSerializer(serializers.ModelSerializer):
 
 
 class RuleSerializer(serializers.ModelSerializer):
-    model = serializers.PrimaryKeyRelatedField(read_only=True)
+    model: serializers.PrimaryKeyRelatedField[ScoringModel] = serializers.PrimaryKeyRelatedField(
+        read_only=True
+    )
     description = serializers.CharField(
         source="describe", read_only=True, help_text="The rule as a sentence."
     )
@@ -197,24 +200,25 @@ class ScoringModelViewSet(
             "segment_product_lines"
         )
 
-    def perform_create(self, serializer: serializers.Serializer) -> None:
+    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
         with transaction.atomic():
             model = serializer.save()
             changes.model_save(
                 model=model,
                 before=None,
-                by=self.request.user,
+                by=caller(self.request),
                 reason="Model created through the API",
             )
 
-    def perform_update(self, serializer: serializers.Serializer) -> None:
+    def perform_update(self, serializer: serializers.BaseSerializer) -> None:
+        assert isinstance(serializer.instance, ScoringModel)
         before = changes.model_snapshot(model=serializer.instance)
         with transaction.atomic():
             model = serializer.save()
             changes.model_save(
                 model=model,
                 before=before,
-                by=self.request.user,
+                by=caller(self.request),
                 reason="Model changed through the API",
             )
 
@@ -253,18 +257,19 @@ class RuleViewSet(
         return Rule.objects.filter(model=self.scoring_model())
 
     def get_serializer_context(self) -> dict[str, Any]:
-        context = super().get_serializer_context()
+        context = dict(super().get_serializer_context())
         if not getattr(self, "swagger_fake_view", False):
             context["scoring_model"] = self.scoring_model()
         return context
 
-    def perform_create(self, serializer: serializers.Serializer) -> None:
+    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
         with transaction.atomic():
             rule = serializer.save(model=self.scoring_model())
-            changes.rule_save(rule=rule, before=None, by=self.request.user)
+            changes.rule_save(rule=rule, before=None, by=caller(self.request))
 
-    def perform_update(self, serializer: serializers.Serializer) -> None:
+    def perform_update(self, serializer: serializers.BaseSerializer) -> None:
+        assert isinstance(serializer.instance, Rule)
         before = changes.rule_snapshot(rule=serializer.instance)
         with transaction.atomic():
             rule = serializer.save()
-            changes.rule_save(rule=rule, before=before, by=self.request.user)
+            changes.rule_save(rule=rule, before=before, by=caller(self.request))

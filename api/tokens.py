@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
@@ -10,15 +12,18 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from crm.models import ApiToken
+from crm.models import ApiToken, User
 from crm.permissions import tokens_visible_to
 
+from .fields import caller, request_user
 from .pagination import ApiCursorPagination
 from .strict import StrictFieldsMixin
 
 
 class ApiTokenSerializer(StrictFieldsMixin, serializers.ModelSerializer):
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    user: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
     revoked = serializers.BooleanField(source="is_revoked", read_only=True)
 
     class Meta:
@@ -37,12 +42,22 @@ class ApiTokenSerializer(StrictFieldsMixin, serializers.ModelSerializer):
 
 
 class NewApiTokenSerializer(ApiTokenSerializer):
-    key = serializers.CharField(
-        read_only=True, help_text="The secret key. Shown only in this response: store it now."
+    key = serializers.SerializerMethodField(
+        help_text="The secret key. Shown only in this response: store it now."
     )
 
     class Meta(ApiTokenSerializer.Meta):
         fields = [*ApiTokenSerializer.Meta.fields, "key"]
+
+    def create(self, validated_data: dict[str, Any]) -> ApiToken:
+        token, self.issued_key = ApiToken.objects.issue(
+            user=request_user(self), name=validated_data["name"]
+        )
+        return token
+
+    def get_key(self, token: ApiToken) -> str:
+        """Only the hash is stored: the key is the one just issued (``create``)."""
+        return self.issued_key
 
 
 @extend_schema_view(
@@ -68,18 +83,11 @@ class ApiTokenViewSet(
     def get_queryset(self) -> QuerySet[ApiToken]:
         if getattr(self, "swagger_fake_view", False):
             return ApiToken.objects.none()
-        tokens = tokens_visible_to(self.request.user)
+        tokens = tokens_visible_to(caller(self.request))
         return tokens.select_related("user").order_by("-created_at", "-id")
 
     def get_serializer_class(self) -> type[serializers.Serializer]:
         return NewApiTokenSerializer if self.action == "create" else ApiTokenSerializer
-
-    def perform_create(self, serializer: serializers.Serializer) -> None:
-        token, key = ApiToken.objects.issue(
-            user=self.request.user, name=serializer.validated_data["name"]
-        )
-        token.key = key
-        serializer.instance = token
 
     @extend_schema(summary="Revoke an API token", request=None, responses=ApiTokenSerializer)
     @action(detail=True, methods=["post"])

@@ -8,9 +8,11 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from . import webhooks
+from .http import signed_in
 from .models import (
     SUBSCRIBABLE_WEBHOOK_EVENTS,
     ApiToken,
+    ApiTokenQuerySet,
     DeliveryStatus,
     Team,
     TeamWebhook,
@@ -30,12 +32,12 @@ class UserAdmin(DjangoUserAdmin):
     list_filter = (*DjangoUserAdmin.list_filter, ("team", admin.RelatedOnlyFieldListFilter))
     list_select_related = ("team",)
     fieldsets = (
-        *DjangoUserAdmin.fieldsets,
+        *(DjangoUserAdmin.fieldsets or ()),
         ("Sales", {"fields": ("team", "territory_countries", "territory_regions")}),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
-        visible = users_visible_to(request.user).values("pk")
+        visible = users_visible_to(signed_in(request)).values("pk")
         return super().get_queryset(request).filter(pk__in=visible)
 
 
@@ -63,7 +65,7 @@ class TeamAdmin(admin.ModelAdmin):
     inlines = [MemberInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Team]:
-        visible = teams_visible_to(request.user).values("pk")
+        visible = teams_visible_to(signed_in(request)).values("pk")
         return super().get_queryset(request).filter(pk__in=visible)
 
 
@@ -88,7 +90,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return False
 
     @admin.action(description="Revoke the selected tokens", permissions=["change"])
-    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+    def revoke(self, request: HttpRequest, queryset: ApiTokenQuerySet) -> None:
         count = queryset.revoke()
         self.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)
 

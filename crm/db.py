@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.db import connections, router
-from django.db.models import Model
+from django.db.models import Field, Model
 
 BATCH_SIZE = 1000
 
@@ -27,9 +27,18 @@ def update_rows(
     connection = connections[router.db_for_write(model)]
     quote = connection.ops.quote_name
     pk = meta.pk
-    columns = [pk, *(meta.get_field(name) for name in fields)]
-    if any(not field.concrete or field.many_to_many or field.primary_key for field in columns[1:]):
-        raise ValueError("Only concrete, non-key fields can be updated this way.")
+    assert pk is not None
+    columns: list[Field] = [pk]
+    for name in fields:
+        field = meta.get_field(name)
+        if (
+            not isinstance(field, Field)
+            or not field.concrete
+            or field.many_to_many
+            or field.primary_key
+        ):
+            raise ValueError("Only concrete, non-key fields can be updated this way.")
+        columns.append(field)
     postgres = connection.vendor == "postgresql"
     # Both databases name the columns of a VALUES list column1, column2, …; PostgreSQL
     # types them from their first row, and the casts make them the columns' own
@@ -43,8 +52,8 @@ def update_rows(
     )
     other_row = "(" + ", ".join(["%s"] * len(columns)) + ")"
     assignments = ", ".join(
-        f"{quote(field.column)} = v.column{index + 1}"
-        for index, field in enumerate(columns)
+        f"{quote(column)} = v.column{index + 1}"
+        for index, column in enumerate(_column_names(columns))
         if index
     )
     table = quote(meta.db_table)
@@ -60,8 +69,15 @@ def update_rows(
             values = ", ".join([first_row, *[other_row] * (len(chunk) - 1)])
             cursor.execute(
                 f"UPDATE {table} SET {assignments} FROM (VALUES {values}) AS v "
-                f"WHERE {table}.{quote(pk.column)} = v.column1",
+                f"WHERE {table}.{quote(_column_names([pk])[0])} = v.column1",
                 params,
             )
             updated += cursor.rowcount
     return updated
+
+
+def _column_names(fields: Sequence[Field]) -> list[str]:
+    names = [field.column for field in fields]
+    if None in names:
+        raise ValueError("Only concrete fields have columns.")
+    return [name for name in names if name is not None]

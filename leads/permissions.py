@@ -33,7 +33,7 @@ from django.db.models import Q, QuerySet
 
 from crm.models import Role, User
 
-from .models import Company, Lead, Task
+from .models import Company, Lead, Task, TaskQuerySet
 from .selectors import team_members
 
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ def may_assign_task(*, user: User, assignee: User, current: User | None = None) 
     return task_assignees(user).filter(pk=assignee.pk).exists()
 
 
-def tasks_visible_to(user: User) -> QuerySet[Task]:
+def tasks_visible_to(user: User) -> TaskQuerySet:
     """The tasks on the leads a person sees, and the tasks without a lead given to them
     or, for a manager, to the people of their teams."""
     if user.role in (Role.ADMIN, Role.MARKETER):

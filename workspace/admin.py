@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
+from crm.http import signed_in
 from leads.admin import LeadAdmin as LeadRecordAdmin
 from leads.models import Lead
 from scoring.permissions import may_adjust_score
@@ -49,7 +51,7 @@ class LeadAdmin(LeadRecordAdmin):
                 lead_ids=list(queryset.values_list("pk", flat=True)),
                 points=form.cleaned_data["points"],
                 reason=form.cleaned_data["reason"],
-                by=request.user,
+                by=signed_in(request),
             )
             if outcome.refused:
                 self.message_user(request, outcome.summary("adjusted"), messages.WARNING)
@@ -65,10 +67,10 @@ class LeadAdmin(LeadRecordAdmin):
             "opts": self.model._meta,
             "form": form,
             "leads": queryset,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/leads/lead/adjust_score.html", context)
 
     def has_adjust_permission(self, request: HttpRequest) -> bool:
         """Managers and admins adjust scores by hand; reps and marketers do not."""
-        return may_adjust_score(request.user)
+        return may_adjust_score(signed_in(request))

@@ -91,8 +91,10 @@ class TaskForm(forms.ModelForm):
 
     def __init__(self, *args: Any, assignees: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["assignee"].queryset = assignees
-        self.fields["assignee"].empty_label = None
+        assignee = self.fields["assignee"]
+        assert isinstance(assignee, forms.ModelChoiceField)
+        assignee.queryset = assignees
+        assignee.empty_label = None
         self.fields["kind"].initial = TaskKind.FOLLOW_UP
 
     def clean_title(self) -> str:
@@ -116,10 +118,13 @@ class StageForm(forms.Form):
     def __init__(self, *args: Any, lead: Lead, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         allowed = ALLOWED_TRANSITIONS[lead.stage]
-        self.fields["stage"].choices = [(s.value, s.label) for s in Stage if s in allowed]
+        stage = self.fields["stage"]
+        assert isinstance(stage, forms.ChoiceField)
+        stage.choices = [(s.value, s.label) for s in Stage if s in allowed]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("stage") == Stage.DISQUALIFIED and not data.get("reason"):
             self.add_error("reason", "Say why the lead is disqualified.")
         return data
@@ -149,7 +154,8 @@ class RatingForm(forms.Form):
     )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("rating") == Rating.NOT_FIT and not data.get("reason"):
             self.add_error("reason", "Say why the lead is not a fit.")
         return data

@@ -87,6 +87,8 @@ class Cursor:
 # A row of the list: a ``values()`` dictionary holding at least the id and the sort
 # columns (``company__name`` for the company orders).
 Row = dict[str, Any]
+# A ``values()`` query of leads, as the list pages read them.
+Rows = QuerySet[Lead, Row]
 
 
 @dataclass
@@ -170,10 +172,10 @@ def _beyond(order: SortOrder, values: Sequence[Any], pk: int, *, descending: boo
     return bound & past
 
 
-def _segments(queryset: QuerySet[Lead], order: SortOrder) -> tuple[QuerySet[Lead], ...]:
+def _segments(queryset: Rows, order: SortOrder) -> tuple[Rows, Rows | None]:
     """The rows with the first column set, then (for a nullable column) those without."""
     if not order.nullable:
-        return (queryset,)
+        return queryset, None
     if order.fields[0] == "company__name":
         # Every company has a name, so the test joins the company table inner: the
         # planner can then walk companies by name (``company_name_idx``) and fetch each
@@ -190,17 +192,16 @@ def _segments(queryset: QuerySet[Lead], order: SortOrder) -> tuple[QuerySet[Lead
     )
 
 
-def _rows_after(
-    queryset: QuerySet[Lead], order: SortOrder, cursor: Cursor | None, limit: int
-) -> list[Row]:
+def _rows_after(queryset: Rows, order: SortOrder, cursor: Cursor | None, limit: int) -> list[Row]:
     """Up to ``limit`` rows following the cursor in the sort order (from the top without)."""
-    filled, empty = (*_segments(queryset, order), None)[:2]
-    parts: list[QuerySet[Lead]] = []
+    filled, empty = _segments(queryset, order)
+    parts: list[Rows] = []
     if cursor is None:
         parts = [filled.order_by(*order.order_by())]
         if empty is not None:
             parts.append(empty.order_by(*_id_order(order.descending)))
     elif cursor.in_empty_segment:
+        assert empty is not None, "a cursor in the empty segment of a column without one"
         op = "lt" if order.descending else "gt"
         parts = [empty.filter(**{f"pk__{op}": cursor.pk}).order_by(*_id_order(order.descending))]
     else:
@@ -211,14 +212,13 @@ def _rows_after(
     return _take(parts, limit)
 
 
-def _rows_before(
-    queryset: QuerySet[Lead], order: SortOrder, cursor: Cursor, limit: int
-) -> list[Row]:
+def _rows_before(queryset: Rows, order: SortOrder, cursor: Cursor, limit: int) -> list[Row]:
     """Up to ``limit`` rows preceding the cursor, nearest first."""
-    filled, empty = (*_segments(queryset, order), None)[:2]
+    filled, empty = _segments(queryset, order)
     reverse = not order.descending
-    parts: list[QuerySet[Lead]] = []
+    parts: list[Rows] = []
     if cursor.in_empty_segment:
+        assert empty is not None, "a cursor in the empty segment of a column without one"
         op = "lt" if reverse else "gt"
         parts = [empty.filter(**{f"pk__{op}": cursor.pk}).order_by(*_id_order(reverse))]
     else:
@@ -232,7 +232,7 @@ def _id_order(descending: bool) -> list[OrderBy]:
     return [F("id").desc() if descending else F("id").asc()]
 
 
-def _take(parts: list[QuerySet[Lead]], limit: int) -> list[Row]:
+def _take(parts: list[Rows], limit: int) -> list[Row]:
     rows: list[Row] = []
     for part in parts:
         if len(rows) >= limit:
@@ -241,9 +241,7 @@ def _take(parts: list[QuerySet[Lead]], limit: int) -> list[Row]:
     return rows
 
 
-def leads_page(
-    queryset: QuerySet[Lead], *, sort: str, cursor: Cursor | None, size: int = PAGE_SIZE
-) -> Page:
+def leads_page(queryset: Rows, *, sort: str, cursor: Cursor | None, size: int = PAGE_SIZE) -> Page:
     """One page of ``queryset`` in the ``sort`` order, starting at the cursor.
 
     ``queryset`` is a ``values()`` query whose rows hold ``id`` and the sort's columns:

@@ -7,12 +7,13 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
+from crm.http import AuthenticatedHttpRequest
 from crm.models import User
 from leads.handoff_models import HandOff
 from leads.permissions import manages_team
@@ -22,7 +23,7 @@ from scoring.selectors import lead_reasons, surging_leads
 
 @login_required
 @require_GET
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     """My day. An htmx request (an action on this page, followed by its redirect) gets
     the page's body only, which replaces the one on screen."""
     template = "workspace/_home_page.html" if request.htmx else "workspace/home.html"
@@ -36,7 +37,7 @@ def my_day_context(user: User, now: datetime) -> dict[str, Any]:
     leads = list(my_day_leads(user=user))
     reasons = lead_reasons(leads=leads, now=now)
     for lead in leads:
-        lead.reasons = reasons.get(lead.pk, [])
+        lead.reasons = reasons.get(lead.pk, [])  # type: ignore[attr-defined]  # for the template
     handoffs = list(HandOff.objects.awaiting(user).select_related("lead__company")[:20])
     numbers = team_numbers(manager=user, now=now) if manages_team(user) else []
     if numbers:

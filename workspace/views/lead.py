@@ -12,13 +12,14 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.forms import Form
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.forms import BaseForm
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
+from crm.http import AuthenticatedHttpRequest
 from leads.models import CustomFieldDefinition, HandOff, Lead, LeadRating, TaskKind
 from leads.permissions import lead_access, task_assignees
 from leads.selectors import done_tasks, open_tasks, timeline_page
@@ -36,13 +37,13 @@ from workspace.forms import (
 # --- Reading ---------------------------------------------------------------------------
 
 
-def visible_lead(request: HttpRequest, pk: int) -> Lead:
+def visible_lead(request: AuthenticatedHttpRequest, pk: int) -> Lead:
     """The lead, if the person may see it; 404 otherwise (whether or not it exists)."""
     leads = Lead.objects.visible_to(request.user).select_related("company", "owner__team")
     return get_object_or_404(leads, pk=pk)
 
 
-def acting_lead(request: HttpRequest, pk: int) -> Lead:
+def acting_lead(request: AuthenticatedHttpRequest, pk: int) -> Lead:
     """The lead, if the person may act on it: 404 when they cannot see it, 403 when they
     can see but not change it (a marketer, or a rep on a lead nobody has taken)."""
     lead = visible_lead(request, pk)
@@ -53,7 +54,7 @@ def acting_lead(request: HttpRequest, pk: int) -> Lead:
 
 @login_required
 @require_GET
-def lead_score_json(request: HttpRequest, pk: int) -> JsonResponse:
+def lead_score_json(request: AuthenticatedHttpRequest, pk: int) -> JsonResponse:
     """Why the lead has its score, and the score over time, as JSON."""
     lead = visible_lead(request, pk)
     return JsonResponse(lead_explanation(lead=lead, history=True))
@@ -61,7 +62,7 @@ def lead_score_json(request: HttpRequest, pk: int) -> JsonResponse:
 
 @login_required
 @require_GET
-def lead_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def lead_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     lead = visible_lead(request, pk)
     timeline = TimelineFilterForm(request.GET)
     status = 200 if timeline.is_valid() else 400
@@ -70,7 +71,7 @@ def lead_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def lead_activity(request: HttpRequest, pk: int) -> HttpResponse:
+def lead_activity(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """More of the timeline (htmx "load more" and the type filter): the rows alone.
     Without htmx the same query string opens the whole page at that point."""
     lead = visible_lead(request, pk)
@@ -86,10 +87,10 @@ def lead_activity(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def render_lead(
-    request: HttpRequest,
+    request: AuthenticatedHttpRequest,
     lead: Lead,
     *,
-    forms: dict[str, Form] | None = None,
+    forms: dict[str, BaseForm] | None = None,
     timeline: TimelineFilterForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
@@ -103,10 +104,10 @@ def render_lead(
 
 
 def lead_page_context(
-    request: HttpRequest,
+    request: AuthenticatedHttpRequest,
     lead: Lead,
     *,
-    forms: dict[str, Form],
+    forms: dict[str, BaseForm],
     timeline: TimelineFilterForm | None,
 ) -> dict[str, Any]:
     """Everything the lead page shows, in a fixed number of queries."""
@@ -153,11 +154,14 @@ def _timeline_context(lead: Lead, timeline: TimelineFilterForm) -> dict[str, Any
 
 
 def _action_forms(
-    request: HttpRequest, lead: Lead, handoff: HandOff | None, bound: dict[str, Form]
-) -> dict[str, Form]:
+    request: AuthenticatedHttpRequest,
+    lead: Lead,
+    handoff: HandOff | None,
+    bound: dict[str, BaseForm],
+) -> dict[str, BaseForm]:
     user = request.user
     due = timezone.localtime() + timedelta(days=1)
-    forms: dict[str, Form] = {
+    forms: dict[str, BaseForm] = {
         "touch": TouchForm(prefix="touch"),
         "note": NoteForm(prefix="note"),
         "task": TaskForm(

@@ -16,13 +16,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db.models import Q
-from django.forms import Form
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.forms import BaseForm
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from crm.http import AuthenticatedHttpRequest
 from leads.handoff import handoff_accept, handoff_reject, lead_log_touch, lead_rate_quality
 from leads.models import HandOff, Lead, Task
 from leads.permissions import lead_access, task_assignees
@@ -36,7 +37,7 @@ from .lead import acting_lead, render_lead, visible_lead
 
 
 def _back(
-    request: HttpRequest, message: str, default: str, level: int = messages.SUCCESS
+    request: AuthenticatedHttpRequest, message: str, default: str, level: int = messages.SUCCESS
 ) -> HttpResponse:
     """After an action: the message, and back to ``next`` (My day posts it) or ``default``.
     htmx follows the redirect and swaps in the page it gets."""
@@ -49,14 +50,16 @@ def _back(
     return HttpResponseRedirect(target)
 
 
-def _done(request: HttpRequest, lead: Lead, message: str, anchor: str = "") -> HttpResponse:
+def _done(
+    request: AuthenticatedHttpRequest, lead: Lead, message: str, anchor: str = ""
+) -> HttpResponse:
     return _back(request, message, lead.get_absolute_url() + (f"#{anchor}" if anchor else ""))
 
 
 def _act(
-    request: HttpRequest,
+    request: AuthenticatedHttpRequest,
     lead: Lead,
-    form: Form,
+    form: BaseForm,
     name: str,
     perform: Callable[[dict[str, Any]], str],
     anchor: str = "",
@@ -74,7 +77,7 @@ def _act(
     return render_lead(request, lead, forms={name: form}, status=400)
 
 
-def _add_errors(form: Form, error: ValidationError) -> None:
+def _add_errors(form: BaseForm, error: ValidationError) -> None:
     if not hasattr(error, "error_dict"):
         form.add_error(None, error)
         return
@@ -84,7 +87,7 @@ def _add_errors(form: Form, error: ValidationError) -> None:
 
 @login_required
 @require_POST
-def lead_log_touch_view(request: HttpRequest, pk: int) -> HttpResponse:
+def lead_log_touch_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     lead = acting_lead(request, pk)
     form = TouchForm(request.POST, prefix="touch")
 
@@ -103,7 +106,7 @@ def lead_log_touch_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def lead_add_note(request: HttpRequest, pk: int) -> HttpResponse:
+def lead_add_note(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     lead = acting_lead(request, pk)
     form = NoteForm(request.POST, prefix="note")
 
@@ -116,7 +119,7 @@ def lead_add_note(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def lead_add_task(request: HttpRequest, pk: int) -> HttpResponse:
+def lead_add_task(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     lead = acting_lead(request, pk)
     assignees = task_assignees(request.user)
     form = TaskForm(request.POST, prefix="task", assignees=assignees)
@@ -130,7 +133,7 @@ def lead_add_task(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def lead_change_stage(request: HttpRequest, pk: int) -> HttpResponse:
+def lead_change_stage(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     lead = acting_lead(request, pk)
     form = StageForm(request.POST, prefix="stage", lead=lead)
 
@@ -145,7 +148,7 @@ def lead_change_stage(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def lead_take(request: HttpRequest, pk: int) -> HttpResponse:
+def lead_take(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """Take an unassigned lead. The conditional UPDATE lets only the first of two people
     taking it at once win; the other is told."""
     lead = visible_lead(request, pk)
@@ -158,7 +161,7 @@ def lead_take(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def lead_rate(request: HttpRequest, pk: int) -> HttpResponse:
+def lead_rate(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     lead = acting_lead(request, pk)
     form = RatingForm(request.POST, prefix="rating")
 
@@ -171,7 +174,7 @@ def lead_rate(request: HttpRequest, pk: int) -> HttpResponse:
     return _act(request, lead, form, "rating", perform, "rating")
 
 
-def _visible_handoff(request: HttpRequest, handoff_id: int) -> HandOff:
+def _visible_handoff(request: AuthenticatedHttpRequest, handoff_id: int) -> HandOff:
     handoffs = HandOff.objects.filter(lead__in=Lead.objects.visible_to(request.user))
     related = handoffs.select_related("owner__team", "lead__company", "lead__owner__team")
     return get_object_or_404(related, pk=handoff_id)
@@ -179,7 +182,7 @@ def _visible_handoff(request: HttpRequest, handoff_id: int) -> HandOff:
 
 @login_required
 @require_POST
-def handoff_accept_view(request: HttpRequest, handoff_id: int) -> HttpResponse:
+def handoff_accept_view(request: AuthenticatedHttpRequest, handoff_id: int) -> HttpResponse:
     """Accept a hand-off, from the lead page or My day (which posts ``next``)."""
     handoff = _visible_handoff(request, handoff_id)
     lead = handoff.lead
@@ -192,7 +195,7 @@ def handoff_accept_view(request: HttpRequest, handoff_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def handoff_reject_view(request: HttpRequest, handoff_id: int) -> HttpResponse:
+def handoff_reject_view(request: AuthenticatedHttpRequest, handoff_id: int) -> HttpResponse:
     handoff = _visible_handoff(request, handoff_id)
     lead = handoff.lead
     form = RejectHandOffForm(request.POST, prefix="reject")
@@ -206,13 +209,15 @@ def handoff_reject_view(request: HttpRequest, handoff_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def task_complete(request: HttpRequest, task_id: int) -> HttpResponse:
+def task_complete(request: AuthenticatedHttpRequest, task_id: int) -> HttpResponse:
     """Mark a task done, from My day or the lead page. The person's own tasks, and tasks on
     leads they may act on; others answer 404 (or 403 on a lead they only see)."""
     user = request.user
     tasks = Task.objects.filter(Q(assignee=user) | Q(lead__in=Lead.objects.visible_to(user)))
     task = get_object_or_404(tasks.select_related("lead__owner__team"), pk=task_id)
-    if task.assignee_id != user.pk and not lead_access(lead=task.lead, user=user).may_act:
+    if task.assignee_id != user.pk and (
+        task.lead is None or not lead_access(lead=task.lead, user=user).may_act
+    ):
         raise PermissionDenied("Only the lead's owner, their manager or an admin can do this.")
     done = task_complete_service(task=task)
     message = f"Done: {task.title}." if done else f"“{task.title}” was done already."

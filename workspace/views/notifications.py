@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from crm.http import AuthenticatedHttpRequest
 from leads.handoff_models import Notification
 from leads.notifications import notifications_mark_read
 
 NOTIFICATIONS_SHOWN = 50
 
 
-def _render(request: HttpRequest) -> HttpResponse:
-    htmx = getattr(request, "htmx", None)
-    partial = bool(htmx) and not htmx.history_restore_request
+def _render(request: AuthenticatedHttpRequest) -> HttpResponse:
+    partial = bool(request.htmx) and not request.htmx.history_restore_request
     rows = list(
         Notification.objects.filter(user=request.user)
         .select_related("lead")
@@ -32,13 +32,13 @@ def _render(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def notification_list(request: HttpRequest) -> HttpResponse:
+def notification_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _render(request)
 
 
 @login_required
 @require_POST
-def notification_read(request: HttpRequest, pk: int) -> HttpResponse:
+def notification_read(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """Mark one of the user's notifications read; then follow it when asked to."""
     notification = get_object_or_404(Notification.objects.filter(user=request.user), pk=pk)
     notifications_mark_read(user=request.user, ids=[notification.pk])
@@ -54,7 +54,7 @@ def notification_read(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def notifications_read_all(request: HttpRequest) -> HttpResponse:
+def notifications_read_all(request: AuthenticatedHttpRequest) -> HttpResponse:
     notifications_mark_read(user=request.user)
     if getattr(request, "htmx", None):
         return _render(request)

@@ -12,8 +12,8 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Q
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -21,8 +21,9 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
 from crm.forms import Select
+from crm.http import AuthenticatedHttpRequest
 from crm.models import User
-from leads.models import Task
+from leads.models import Task, TaskQuerySet
 from leads.permissions import manages_team
 from leads.selectors import team_members
 from workspace.actions import (
@@ -37,8 +38,9 @@ TASKS_SHOWN = 100
 SNOOZE_CHOICES = [("hour", "1 hour"), ("tomorrow", "Tomorrow"), ("next_week", "Next week")]
 
 
-def tasks_visible_to(user: User) -> QuerySet[Task]:
-    """The tasks a person may see and act on: their own; a manager's team's as well."""
+def tasks_listed_for(user: User) -> TaskQuerySet:
+    """The tasks the list shows a person: their own; a manager's team's as well. Who may
+    see a task at all is ``leads.permissions.tasks_visible_to``; this is the work list."""
     if user.role is None:
         return Task.objects.none()
     if manages_team(user):
@@ -53,7 +55,9 @@ class AssigneeFilterForm(forms.Form):
 
     def __init__(self, *args, user: User, people: list[User], **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["assignee"].choices = [
+        assignee = self.fields["assignee"]
+        assert isinstance(assignee, forms.ChoiceField)
+        assignee.choices = [
             ("", "My team and me"),
             ("me", "Mine"),
             *[(str(person.pk), str(person)) for person in people if person.pk != user.pk],
@@ -68,10 +72,10 @@ class ReassignForm(forms.Form):
     assignee = forms.IntegerField(min_value=1, max_value=2**63 - 1)
 
 
-def _task_context(request: HttpRequest) -> dict:
+def _task_context(request: AuthenticatedHttpRequest) -> dict:
     user = request.user
     people = list(reassignable_to(user))
-    tasks = tasks_visible_to(user).open()
+    tasks = tasks_listed_for(user).open()
     filter_form = None
     if manages_team(user):
         filter_form = AssigneeFilterForm(request.GET, user=user, people=people)
@@ -105,9 +109,8 @@ def _task_context(request: HttpRequest) -> dict:
     }
 
 
-def _render(request: HttpRequest, *, status: int = 200) -> HttpResponse:
-    htmx = getattr(request, "htmx", None)
-    partial = bool(htmx) and not htmx.history_restore_request
+def _render(request: AuthenticatedHttpRequest, *, status: int = 200) -> HttpResponse:
+    partial = bool(request.htmx) and not request.htmx.history_restore_request
     template = "workspace/tasks_list.html" if partial else "workspace/tasks.html"
     context = {**_task_context(request), "partial": partial}
     response = render(request, template, context, status=status)
@@ -115,7 +118,9 @@ def _render(request: HttpRequest, *, status: int = 200) -> HttpResponse:
     return response
 
 
-def _done(request: HttpRequest, level: int, text: str, *, status: int = 200) -> HttpResponse:
+def _done(
+    request: AuthenticatedHttpRequest, level: int, text: str, *, status: int = 200
+) -> HttpResponse:
     """After an action: the list again for htmx, a redirect back to it otherwise."""
     messages.add_message(request, level, text)
     if getattr(request, "htmx", None) or status != 200:
@@ -124,19 +129,19 @@ def _done(request: HttpRequest, level: int, text: str, *, status: int = 200) -> 
     return redirect(reverse("tasks") + (f"?{query}" if query else ""))
 
 
-def _task_for(request: HttpRequest, pk: int) -> Task:
-    return get_object_or_404(tasks_visible_to(request.user).select_related("lead"), pk=pk)
+def _task_for(request: AuthenticatedHttpRequest, pk: int) -> Task:
+    return get_object_or_404(tasks_listed_for(request.user).select_related("lead"), pk=pk)
 
 
 @login_required
 @require_GET
-def task_list(request: HttpRequest) -> HttpResponse:
+def task_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _render(request)
 
 
 @login_required
 @require_POST
-def task_complete_view(request: HttpRequest, pk: int) -> HttpResponse:
+def task_complete_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     task = _task_for(request, pk)
     if task_complete(task=task):
         return _done(request, messages.SUCCESS, f"Done: {task.title}.")
@@ -145,7 +150,7 @@ def task_complete_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def task_snooze_view(request: HttpRequest, pk: int) -> HttpResponse:
+def task_snooze_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     task = _task_for(request, pk)
     form = SnoozeForm(request.POST)
     if not form.is_valid():
@@ -159,7 +164,7 @@ def task_snooze_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def task_reassign_view(request: HttpRequest, pk: int) -> HttpResponse:
+def task_reassign_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     task = _task_for(request, pk)
     if not manages_team(request.user):
         raise PermissionDenied("Only managers reassign tasks.")
