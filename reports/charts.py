@@ -1,6 +1,10 @@
 """Server-rendered SVG charts: the geometry is worked out here, the markup in
-``templates/reports/chart_*.html``. Every chart carries a title and a description
-that reads its values out, beside the table it draws."""
+``templates/reports/chart_svg.html``. Every chart carries a title and a description
+that reads its values out, beside the table it draws.
+
+The report pages draw bars, funnels and lines; the workspace's lead page draws its
+score over time with the same line chart (the edges may import reports, see
+docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
@@ -45,6 +49,42 @@ class Series:
     tone: str
 
 
+@dataclass(frozen=True)
+class Guide:
+    """A horizontal line across a line chart at a value of note (a threshold), labelled
+    at its right end."""
+
+    y: float
+    label: str
+    tone: str
+
+
+@dataclass(frozen=True)
+class Tick:
+    """A label on the x axis of a line chart."""
+
+    x: float
+    y: float
+    text: str
+    anchor: str = "middle"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A line chart's size and the margins around its plot."""
+
+    width: int
+    height: int
+    left: int
+    right: int
+    top: int
+    bottom: int
+
+
+# The reports' line charts: room on the left for the scale and below for the months.
+REPORT_FRAME = Frame(width=WIDTH, height=240, left=48, right=36, top=16, bottom=40)
+
+
 @dataclass
 class Chart:
     kind: str  # bar, line, funnel
@@ -55,9 +95,11 @@ class Chart:
     height: int = 200
     bars: list[Bar] = field(default_factory=list)
     series: list[Series] = field(default_factory=list)
-    x_labels: list[tuple[float, str]] = field(default_factory=list)
+    x_labels: list[Tick] = field(default_factory=list)
     y_ticks: list[tuple[float, str]] = field(default_factory=list)
+    guides: list[Guide] = field(default_factory=list)
     plot_left: float = 0
+    plot_right: float = 0
     plot_bottom: float = 0
     empty: bool = False
 
@@ -142,49 +184,95 @@ def funnel_chart(
 
 
 def line_chart(
-    *, slug: str, title: str, labels: Sequence[str], series: Sequence[tuple[str, Sequence[float]]]
+    *,
+    slug: str,
+    title: str,
+    labels: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float]]],
+    frame: Frame = REPORT_FRAME,
+    ceiling: float = 0,
+    guides: Sequence[tuple[float, str, str]] = (),
+    desc: str | None = None,
+    ends: tuple[str, str] | None = None,
+    y_ticks: bool = True,
+    dots: bool = True,
 ) -> Chart:
-    """One line per series over the labels (months), on a shared scale from zero."""
-    left, right, top, bottom, height = 48, 36, 16, 40, 240
-    plot_w, plot_h = WIDTH - left - right, height - top - bottom
-    biggest = max((v for _, values in series for v in values), default=0) or 1
-    step = plot_w / max(len(labels) - 1, 1)
+    """One line per series over the labels, on a scale shared by the series from zero
+    (or the lowest value, when below zero) up to the highest value or ``ceiling``.
 
-    def point(i: int, value: float) -> tuple[float, float]:
-        return left + i * step, top + plot_h - value / biggest * plot_h
+    ``guides`` are (value, label, tone) lines across the plot, such as a model's
+    thresholds. The x axis names every label (every nth, past eight) or, with ``ends``,
+    only its first and last ends; without ``y_ticks`` the plot has a baseline instead
+    of a scale. ``desc``, the text alternative, reads every value out by default.
+    """
+    values = [v for _, line in series for v in line]
+    low = min(0, *values) if values else 0
+    high = max(ceiling, *values) if values else ceiling
+    if high <= low:
+        high = low + 1
+    plot_w = frame.width - frame.left - frame.right
+    plot_h = frame.height - frame.top - frame.bottom
+    step = plot_w / max(len(labels) - 1, 1)
+    bottom = frame.top + plot_h
+
+    def y_of(value: float) -> float:
+        return frame.top + plot_h * (high - value) / (high - low)
 
     drawn = []
-    for n, (name, values) in enumerate(series):
-        coords = [point(i, v) for i, v in enumerate(values)]
+    for n, (name, line) in enumerate(series):
+        coords = [(frame.left + i * step, y_of(v)) for i, v in enumerate(line)]
         drawn.append(
             Series(
                 name=name,
                 points=" ".join(f"{x:.1f},{y:.1f}" for x, y in coords),
-                dots=[
-                    (x, y, f"{name} {labels[i]}: {values[i]:g}") for i, (x, y) in enumerate(coords)
-                ],
+                dots=[(x, y, f"{name} {labels[i]}: {line[i]:g}") for i, (x, y) in enumerate(coords)]
+                if dots
+                else [],
                 tone=TONES[n % len(TONES)],
             )
         )
-    every = max(1, len(labels) // 8)
-    x_labels = [(left + i * step, label) for i, label in enumerate(labels) if i % every == 0]
-    y_ticks = [(top + plot_h - f * plot_h, f"{biggest * f:g}") for f in (0, 0.5, 1)]
-    desc = " ".join(
+    return Chart(
+        kind="line",
+        slug=slug,
+        title=title,
+        desc=desc or (_describe_lines(labels, series) if labels else "No data."),
+        width=frame.width,
+        height=frame.height,
+        series=drawn,
+        x_labels=_x_labels(labels, frame, step, bottom, ends),
+        y_ticks=[(y_of(low + (high - low) * f), f"{low + (high - low) * f:g}") for f in (0, 0.5, 1)]
+        if y_ticks
+        else [],
+        guides=[Guide(round(y_of(value), 1), label, tone) for value, label, tone in guides],
+        plot_left=frame.left,
+        plot_right=frame.width - frame.right,
+        plot_bottom=bottom,
+        empty=not labels,
+    )
+
+
+def _describe_lines(labels: Sequence[str], series: Sequence[tuple[str, Sequence[float]]]) -> str:
+    return " ".join(
         f"{name}: "
         + ", ".join(f"{label} {v:g}" for label, v in zip(labels, values, strict=True))
         + "."
         for name, values in series
     )
-    return Chart(
-        kind="line",
-        slug=slug,
-        title=title,
-        desc=desc if labels else "No data.",
-        height=height,
-        series=drawn,
-        x_labels=x_labels,
-        y_ticks=y_ticks,
-        plot_left=left,
-        plot_bottom=top + plot_h,
-        empty=not labels,
-    )
+
+
+def _x_labels(
+    labels: Sequence[str], frame: Frame, step: float, bottom: float, ends: tuple[str, str] | None
+) -> list[Tick]:
+    """The x axis's labels, under the plot: its two ends, or every label (every nth past
+    eight) centred on its point."""
+    y = bottom + 18
+    if ends is not None:
+        first, last = ends
+        return [
+            Tick(frame.left, y, first, "start"),
+            Tick(frame.width - frame.right, y, last, "end"),
+        ]
+    every = max(1, len(labels) // 8)
+    return [
+        Tick(frame.left + i * step, y, label) for i, label in enumerate(labels) if i % every == 0
+    ]

@@ -20,8 +20,8 @@ from django.utils import timezone
 from crm.models import User
 
 from .models import DigestPreference
-from .pages import REPORTS, key_facts
-from .queries import key_figures
+from .pages.catalogue import REPORTS, key_facts
+from .queries.key_figures import key_figures
 from .scope import DIGEST_ROLES, digest_eligible, scope_for
 from .sql import report_reads
 

@@ -18,9 +18,10 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from crm.models import User
 
-from . import queries, services
+from . import services
 from .forms import DigestPreferenceForm
-from .pages import REPORTS, Report, key_facts
+from .pages.catalogue import REPORTS, Report, key_facts
+from .queries.key_figures import key_figures
 from .scope import ReportFilterForm, ReportScope, may_see_reports, scope_from
 from .sql import report_reads
 from .tables import csv_response
@@ -60,7 +61,7 @@ def report_index(request: HttpRequest) -> HttpResponse:
     if scope is None:
         return render(request, "reports/index.html", context, status=400)
     with report_reads():
-        context["figures"] = figures = queries.key_figures(scope)
+        context["figures"] = figures = key_figures(scope)
     context["facts"] = key_facts(figures)
     return render(request, "reports/index.html", context)
 

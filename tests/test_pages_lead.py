@@ -703,15 +703,21 @@ def test_score_chart_geometry():
         {"at": (start + dt.timedelta(days=i)).isoformat(), "score": s}
         for i, s in enumerate([0, 40, 100])
     ]
+    model = {"id": 7, "name": "Default", "hot_from": 80, "warm_from": 30}
 
-    chart = score_chart(history, hot_from=80, warm_from=30)
+    chart = score_chart(history, model=model)
 
-    points = [tuple(map(float, p.split(","))) for p in chart["line"].split()]
+    drawing = chart["drawing"]
+    (line,) = drawing.series
+    points = [tuple(map(float, p.split(","))) for p in line.points.split()]
     assert [x for x, _ in points] == [24.0, 300.0, 576.0]
     assert [y for _, y in points] == [136.0, 91.2, 24.0]  # 0 at the bottom, 100 at the top
-    assert chart["hot_y"] == pytest.approx(136 - 112 * 0.8, abs=0.1)
-    assert (chart["high"], chart["low"]) == (100, 0)
+    hot, warm = drawing.guides
+    assert hot.y == pytest.approx(136 - 112 * 0.8, abs=0.1)
+    assert (hot.label, warm.label) == ("hot 80", "warm 30")
+    assert "highest 100, lowest 0" in drawing.desc
+    assert drawing.title_id == "chart-7-title"
     first = timezone.localtime(start)
     assert chart["rows"][0] == (first.isoformat(), first.strftime("%Y-%m-%d %H:%M"), 0)
     assert [score for _, _, score in chart["rows"]] == [0, 40, 100]
-    assert score_chart([], hot_from=80, warm_from=30) is None
+    assert score_chart([], model=model) is None

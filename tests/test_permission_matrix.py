@@ -31,7 +31,7 @@ from leads.models import Deal, Note, StageChange, Task
 from leads.tracking_models import TrackingIdentity
 from nurturing.models import Enrollment, Message, Sequence, Step
 from reports.models import DigestPreference
-from reports.pages import REPORTS
+from reports.pages.catalogue import REPORTS
 from scoring.models import LeadScore, ScoreEntry
 from tests.api_client import token_client
 from tests.conftest import make_user

@@ -32,7 +32,9 @@ from leads.models import (
     furthest_step_of,
 )
 from leads.services import activities_record, lead_move_to_stage
-from reports.queries import funnel_by_cohort, key_figures, rule_rows
+from reports.queries.funnel import funnel_by_cohort
+from reports.queries.key_figures import key_figures
+from reports.queries.rule_effectiveness import rule_rows
 from reports.rollups import stale_lead_facts
 from reports.scope import scope_for
 from scoring.models import LeadScore

@@ -14,7 +14,7 @@ import pytest
 from django.urls import reverse
 
 from leads.models import Lead
-from reports.pages import REPORTS
+from reports.pages.catalogue import REPORTS
 from scoring.models import LeadScore, ScoringModel
 from tests.test_reports_queries import MARCH, build_world
 

@@ -28,8 +28,17 @@ from django.db.models import F
 from crm.models import Role, Team
 from leads.handoff_models import HandOff, LeadRating
 from leads.models import Deal, Lead, StageChange
-from reports import queries, stats
+from reports import stats
 from reports.models import Campaign
+from reports.queries import (
+    funnel,
+    key_figures,
+    lead_facts,
+    rule_effectiveness,
+    score_outcome,
+    sources,
+    speed_to_lead,
+)
 from reports.scope import ReportFilterForm, scope_from
 from scoring.models import LeadScore, ScoreEntry, ScoringModel
 from tests.conftest import make_user
@@ -247,12 +256,12 @@ def scope(user, **data):
 
 
 def test_funnel_counts_every_step_a_lead_passed(world, manager):
-    cohorts = queries.funnel_by_cohort(scope(manager))
+    cohorts = funnel.funnel_by_cohort(scope(manager))
 
     assert cohorts == [
         {"cohort": "2025-03", "leads": 9, "mql": 7, "sql": 5, "opportunity": 5, "customer": 3}
     ]
-    steps = {s["stage"]: s for s in queries.funnel_totals(cohorts)}
+    steps = {s["stage"]: s for s in funnel.funnel_totals(cohorts)}
     assert steps["mql"]["step_rate"] == pytest.approx(7 / 9)
     assert steps["sql"]["step_rate"] == pytest.approx(5 / 7)
     assert steps["opportunity"]["step_rate"] == pytest.approx(5 / 5)
@@ -261,7 +270,7 @@ def test_funnel_counts_every_step_a_lead_passed(world, manager):
 
 
 def test_median_and_p90_time_in_each_stage(world, manager):
-    times = queries.stage_times(scope(manager))
+    times = funnel.stage_times(scope(manager))
 
     # Stays in "new": 1,1,1,2,2,3,4,5 days -> median (2+2)/2, p90 at rank 6.3: 4 + 0.3.
     assert times["new"]["stays"] == 8
@@ -278,7 +287,7 @@ def test_median_and_p90_time_in_each_stage(world, manager):
 
 
 def test_exit_reasons_are_counted(world, manager):
-    reasons = queries.exit_reasons(scope(manager))
+    reasons = funnel.exit_reasons(scope(manager))
 
     assert reasons == [
         {"outcome": "Disqualified", "reason": "Chose a competitor", "leads": 2},
@@ -289,7 +298,7 @@ def test_exit_reasons_are_counted(world, manager):
 
 
 def test_conversion_and_lift_by_band(world, manager):
-    bands = {row["band"]: row for row in queries.outcome_by_band(scope(manager))}
+    bands = {row["band"]: row for row in score_outcome.outcome_by_band(scope(manager))}
 
     # Closed: 8 leads, 3 won -> 3/8 overall.
     assert (bands["Hot"]["closed"], bands["Hot"]["won"]) == (3, 2)
@@ -305,7 +314,7 @@ def test_conversion_and_lift_by_band(world, manager):
 
 
 def test_roc_auc_counts_pairs_of_won_and_lost(world, manager):
-    counts = queries.score_outcome_counts(scope(manager))
+    counts = score_outcome.score_outcome_counts(scope(manager))
 
     # Won 90, 85, 50 against lost 80, 40, 35, 10, 5: 5 + 5 + 4 of 15 pairs.
     assert stats.roc_auc(counts) == pytest.approx(14 / 15)
@@ -313,8 +322,8 @@ def test_roc_auc_counts_pairs_of_won_and_lost(world, manager):
 
 def test_deciles_hot_share_and_lowest_converted_score(world, manager):
     the_scope = scope(manager)
-    deciles = queries.outcome_by_decile(the_scope)
-    won = queries.won_before_close(the_scope)
+    deciles = score_outcome.outcome_by_decile(the_scope)
+    won = score_outcome.won_before_close(the_scope)
 
     # Nine leads in ten tiles: one lead each in tiles 1 to 9, highest (H1) in tile 9.
     assert [d["leads"] for d in deciles] == [1] * 9
@@ -327,8 +336,8 @@ def test_deciles_hot_share_and_lowest_converted_score(world, manager):
 
 
 def test_sources_with_campaign_costs(world, manager):
-    by_source = {r["name"]: r for r in queries.source_rows(scope(manager), "source")}
-    by_campaign = {r["name"]: r for r in queries.source_rows(scope(manager), "campaign")}
+    by_source = {r["name"]: r for r in sources.source_rows(scope(manager), "source")}
+    by_campaign = {r["name"]: r for r in sources.source_rows(scope(manager), "campaign")}
 
     event = by_source["Event"]
     assert event["leads"] == 3
@@ -345,7 +354,7 @@ def test_sources_with_campaign_costs(world, manager):
 
 
 def test_speed_to_lead_per_rep(world, manager, rep, other_rep):
-    rows = {r["name"]: r for r in queries.speed_rows(scope(manager))}
+    rows = {r["name"]: r for r in speed_to_lead.speed_rows(scope(manager))}
 
     mine = rows[str(rep)]
     # Touches after 2, 10 and 30 hours: median 10, p90 at rank 1.8: 10 + 0.8 * 20.
@@ -361,13 +370,13 @@ def test_speed_to_lead_per_rep(world, manager, rep, other_rep):
     assert theirs["breaches"] == 1
     assert theirs["acceptance"] == pytest.approx(1 / 2)
     assert theirs["not_fit"] == 1
-    teams = queries.speed_rows(scope(manager), by_team=True)
+    teams = speed_to_lead.speed_rows(scope(manager), by_team=True)
     assert [(t["name"], t["handoffs"]) for t in teams] == [("North", 5)]
     assert teams[0]["median_hours"] == pytest.approx(7)
 
 
 def test_rule_lift_with_its_interval(world, manager):
-    found = queries.rule_rows(scope(manager), world["model"])
+    found = rule_effectiveness.rule_rows(scope(manager), world["model"])
     rules = {r["rule"]: r for r in found["rules"]}
 
     demo = rules["Demo request"]
@@ -389,11 +398,11 @@ def test_closed_basis_counts_leads_by_when_their_deal_closed(world, manager):
     april = scope(manager, date_from="2025-04-01", date_to="2025-04-30", basis="closed")
 
     assert list(april.leads.values_list("first_name", flat=True)) == ["H2"]
-    assert queries.key_figures(april)["won"] == 1
+    assert key_figures.key_figures(april)["won"] == 1
 
 
 def test_key_figures(world, manager):
-    figures = queries.key_figures(scope(manager))
+    figures = key_figures.key_figures(scope(manager))
 
     assert (figures["leads"], figures["mql"], figures["sql"], figures["customers"]) == (9, 7, 5, 3)
     assert figures["win_rate"] == pytest.approx(3 / 8)
@@ -413,18 +422,18 @@ def test_each_role_reports_on_its_own_leads(world, rep, manager, marketer, outsi
 def test_queries_run_a_fixed_number_of_statements(world, manager, django_assert_max_num_queries):
     the_scope = scope(manager)
     with django_assert_max_num_queries(12):
-        queries.key_figures(the_scope)
-        queries.funnel_by_cohort(the_scope)
-        queries.stage_times(the_scope)
-        queries.outcome_by_band(the_scope)
-        queries.outcome_by_decile(the_scope)
+        key_figures.key_figures(the_scope)
+        funnel.funnel_by_cohort(the_scope)
+        funnel.stage_times(the_scope)
+        score_outcome.outcome_by_band(the_scope)
+        score_outcome.outcome_by_decile(the_scope)
 
 
 def test_percentiles_agree_with_the_portable_fallback(world, manager):
     from reports import sql
 
     the_scope = scope(manager)
-    source = queries._speed_source(the_scope, "owner_id")
+    source = speed_to_lead.speed_source(the_scope, "owner_id")
     native = sql.percentiles_by_group(*source, fractions=[0.5, 0.9])
     from django.db import connection
 
@@ -445,8 +454,8 @@ def test_tiles_are_those_of_ntile(total):
     for tile in range(1, 11):
         expected += [tile] * (size + (1 if tile <= extra else 0))
 
-    assert [queries._ntile(rank, total) for rank in range(total)] == expected
-    assert [queries._tile_start(t, total) for t in range(1, 12)] == [
+    assert [score_outcome._ntile(rank, total) for rank in range(total)] == expected
+    assert [score_outcome._tile_start(t, total) for t in range(1, 12)] == [
         expected.index(t) if t in expected else total for t in range(1, 12)
     ]
 
@@ -470,11 +479,11 @@ def test_deciles_split_tied_scores_by_id_as_ntile_does(marketer):
                 closed_at=lead.created_at,
             )
     the_scope = scope(marketer)
-    facts, params = queries.lead_facts(the_scope, val=F("score"))
+    facts, params = lead_facts.lead_facts(the_scope, val=F("score"))
 
-    deciles = queries.outcome_by_decile(the_scope)
+    deciles = score_outcome.outcome_by_decile(the_scope)
 
-    assert deciles == queries._deciles(
+    assert deciles == score_outcome._deciles(
         f"SELECT pk, val, won AS w, closed AS c FROM ({facts}) facts", params
     )
     assert [d["leads"] for d in deciles] == [2, 2, 2, 2, 2, 2, 2, 3, 3, 3]

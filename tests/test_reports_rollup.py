@@ -24,8 +24,8 @@ from django.urls import reverse
 
 from crm.models import Role, Team
 from leads.models import Deal, Lead, Source
-from reports import queries
 from reports.models import Rollup, RollupName, RuleMatch, RuleMatchCount
+from reports.queries import rule_effectiveness
 from reports.scope import ReportFilterForm, scope_from
 from reports.tasks import refresh_rollups
 from scoring.models import LeadScore, Rule, ScoreEntry, ScoringModel
@@ -36,7 +36,7 @@ BASE = dt.datetime(2025, 5, 5, 9, 0, tzinfo=dt.UTC)
 MAY = {"date_from": "2025-05-01", "date_to": "2025-05-31"}
 PRICING = {9, 10, *range(11, 19)}
 NEWSLETTER = {*range(1, 6), *range(11, 16)}
-LIVE = queries.MatchSource(live=True)
+LIVE = rule_effectiveness.MatchSource(live=True)
 
 
 def scope(user, **data):
@@ -112,7 +112,7 @@ def reverse_award(entry: ScoreEntry) -> ScoreEntry:
 
 
 def figures(user, model, **filters) -> dict[str, tuple]:
-    found = queries.rule_rows(scope(user, **filters), model)
+    found = rule_effectiveness.rule_rows(scope(user, **filters), model)
     return {
         row["rule"]: (row["matched"], row["closed_in"], row["conversion_in"], row["conversion_out"])
         for row in found["rules"]
@@ -120,7 +120,7 @@ def figures(user, model, **filters) -> dict[str, tuple]:
 
 
 def live_figures(user, model, **filters) -> dict[str, tuple]:
-    found = queries.rule_rows(scope(user, **filters), model, source=LIVE)
+    found = rule_effectiveness.rule_rows(scope(user, **filters), model, source=LIVE)
     return {
         row["rule"]: (row["matched"], row["closed_in"], row["conversion_in"], row["conversion_out"])
         for row in found["rules"]
@@ -280,7 +280,7 @@ def test_rules_page_before_any_refresh_counts_a_small_ledger_live(client, world,
 def test_rules_page_before_any_refresh_on_a_large_ledger_says_so(
     client, world, marketer, monkeypatch
 ):
-    monkeypatch.setattr(queries, "LIVE_MATCHES_MAX_ENTRIES", 10)
+    monkeypatch.setattr(rule_effectiveness, "LIVE_MATCHES_MAX_ENTRIES", 10)
     client.force_login(marketer)
 
     response = client.get(reverse("reports-page", args=["rules"]), MAY)
@@ -313,7 +313,7 @@ def test_rules_page_runs_the_same_statements_whatever_the_data(client, world, ma
         response = client.get(url, MAY)
 
     assert len(large) == len(small)
-    rows = {r["rule"]: r for r in queries.rule_rows(scope(marketer), model)["rules"]}
+    rows = {r["rule"]: r for r in rule_effectiveness.rule_rows(scope(marketer), model)["rules"]}
     assert rows["Newsletter"]["matched"] == 50
     assert response.status_code == 200
 

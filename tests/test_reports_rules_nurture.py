@@ -10,7 +10,8 @@ import pytest
 from django.urls import reverse
 
 from leads.models import Deal, Lead, StageChange
-from reports import queries, stats
+from reports import stats
+from reports.queries import nurture, rule_effectiveness
 from reports.scope import ReportFilterForm, scope_from
 from scoring.models import LeadScore, ScoreEntry, ScoringModel
 from tests.factories import fit_rule
@@ -78,7 +79,7 @@ def test_lift_without_closed_leads_on_a_side_is_unknown():
 
 
 def test_rules_to_prune_and_reweight_come_with_their_evidence(twenty, marketer):
-    rows = {r["rule"]: r for r in queries.rule_rows(scope(marketer), twenty)["rules"]}
+    rows = {r["rule"]: r for r in rule_effectiveness.rule_rows(scope(marketer), twenty)["rules"]}
 
     pricing, newsletter = rows["Pricing page"], rows["Newsletter"]
     assert pricing["conversion_in"] == pytest.approx(0.2)
@@ -150,8 +151,8 @@ def nurture_world(db):
 
 
 def test_nurture_counts_per_step_and_the_share_that_reached_mql(nurture_world, marketer):
-    steps = queries.nurture_steps(scope(marketer))
-    sequences = queries.nurture_sequences(scope(marketer))
+    steps = nurture.nurture_steps(scope(marketer))
+    sequences = nurture.nurture_sequences(scope(marketer))
 
     hello, pricing = steps
     assert (hello["sent"], hello["opened"], hello["clicked"], hello["replied"]) == (4, 3, 2, 1)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from reports.pages import REPORTS
+from reports.pages.catalogue import REPORTS
 from tests.browser.conftest import log_in
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"

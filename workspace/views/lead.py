@@ -17,12 +17,14 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.formats import date_format
 from django.views.decorators.http import require_GET
 
 from crm.http import AuthenticatedHttpRequest
 from leads.models import CustomFieldDefinition, HandOff, Lead, LeadRating, TaskKind
 from leads.permissions import lead_access, task_assignees
 from leads.selectors import done_tasks, open_tasks, timeline_page
+from reports.charts import Frame, line_chart
 from scoring.selectors import lead_explanation
 from workspace.forms import (
     NoteForm,
@@ -116,9 +118,7 @@ def lead_page_context(
     explanation = lead_explanation(lead=lead, history=True)
     for part in explanation["models"]:
         model = part["model"]
-        part["chart"] = score_chart(
-            part["history"], hot_from=model["hot_from"], warm_from=model["warm_from"]
-        )
+        part["chart"] = score_chart(part["history"], model=model)
     handoff = lead.handoffs.select_related("owner", "closed_by").first()
     context = {
         "lead": lead,
@@ -192,49 +192,38 @@ def _custom_fields(lead: Lead) -> list[tuple[str, Any]]:
 
 # --- The score chart -------------------------------------------------------------------
 
-CHART_WIDTH = 600
-CHART_HEIGHT = 160
-CHART_PAD = 24
+# The lead page's chart: narrower than a report's, with an even margin all round.
+SCORE_FRAME = Frame(width=600, height=160, left=24, right=24, top=24, bottom=24)
 
 
-def score_chart(
-    history: list[dict[str, Any]], *, hot_from: int, warm_from: int
-) -> dict[str, Any] | None:
-    """An inline SVG line of the score over time, with the warm and hot lines, and the
-    rows of its text alternative. None without history."""
+def score_chart(history: list[dict[str, Any]], *, model: dict[str, Any]) -> dict[str, Any] | None:
+    """The score over time in ``model`` as a line chart, with its warm and hot lines
+    (``drawing``), and the rows of its text alternative (``rows``: machine time, shown
+    time, score). None without history."""
     if not history:
         return None
-    points = [(datetime.fromisoformat(p["at"]), p["score"]) for p in history]
+    points = [(timezone.localtime(datetime.fromisoformat(p["at"])), p["score"]) for p in history]
     scores = [score for _, score in points]
-    low = min(0, *scores)
-    high = max(hot_from, *scores) or 1
-    inner_w = CHART_WIDTH - 2 * CHART_PAD
-    inner_h = CHART_HEIGHT - 2 * CHART_PAD
-
-    def y(score: float) -> float:
-        return round(CHART_PAD + inner_h * (high - score) / (high - low), 1)
-
-    step = inner_w / max(len(points) - 1, 1)
-    # The text alternative's rows, formatted here once: (machine time, shown time, score).
-    rows = []
-    for at, score in points:
-        local = timezone.localtime(at)
-        rows.append((local.isoformat(), local.strftime("%Y-%m-%d %H:%M"), score))
-    line = " ".join(f"{round(CHART_PAD + i * step, 1)},{y(s)}" for i, (_, s) in enumerate(points))
-    return {
-        "width": CHART_WIDTH,
-        "height": CHART_HEIGHT,
-        "pad": CHART_PAD,
-        "right": CHART_WIDTH - CHART_PAD,
-        "bottom": CHART_HEIGHT - CHART_PAD,
-        "line": line,
-        "hot_y": y(hot_from),
-        "warm_y": y(warm_from),
-        "hot_from": hot_from,
-        "warm_from": warm_from,
-        "first": points[0],
-        "last": points[-1],
-        "high": max(scores),
-        "low": min(scores),
-        "rows": rows,
-    }
+    rows = [(at.isoformat(), at.strftime("%Y-%m-%d %H:%M"), score) for at, score in points]
+    (first_at, first), (_, last) = points[0], points[-1]
+    hot_from, warm_from = model["hot_from"], model["warm_from"]
+    drawing = line_chart(
+        slug=str(model["id"]),
+        title=f"Score over time in {model['name']}",
+        labels=[shown for _, shown, _ in rows],
+        series=[("Score", scores)],
+        frame=SCORE_FRAME,
+        ceiling=hot_from,
+        guides=[
+            (hot_from, f"hot {hot_from}", "tone-hot"),
+            (warm_from, f"warm {warm_from}", "tone-warm"),
+        ],
+        desc=(
+            f"From {first} on {first_at:%Y-%m-%d} to {last} now; highest {max(scores)}, "
+            f"lowest {min(scores)}. Hot from {hot_from}, warm from {warm_from}."
+        ),
+        ends=(date_format(first_at, "M j"), "now"),
+        y_ticks=False,
+        dots=False,
+    )
+    return {"drawing": drawing, "rows": rows}
