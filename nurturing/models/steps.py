@@ -14,6 +14,7 @@ from django.db.models import Exists, OuterRef, Q
 
 from leads.models import Stage, StageChange
 
+from ..personalize import template_errors
 from .sequences import MESSAGE_COUNTERS, Sequence, count_by
 
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -120,8 +121,6 @@ class Step(models.Model):
         return bool(self.window_weekdays) or self.window_start_hour is not None
 
     def clean(self) -> None:
-        from .personalize import template_errors
-
         errors: dict[str, list[str]] = {}
         for field in ("subject", "body_text", "body_html"):
             problems = template_errors(getattr(self, field))
@@ -132,11 +131,10 @@ class Step(models.Model):
         weekdays = self.window_weekdays
         if not isinstance(weekdays, list) or any(d not in range(7) for d in weekdays):
             errors["window_weekdays"] = ["Give weekday numbers from 0 (Monday) to 6 (Sunday)."]
-        if (self.window_start_hour is None) != (self.window_end_hour is None):
+        start, end = self.window_start_hour, self.window_end_hour
+        if (start is None) != (end is None):
             errors["window_end_hour"] = ["Give both hours of the window, or neither."]
-        elif self.window_start_hour is not None and not (
-            0 <= self.window_start_hour < self.window_end_hour <= 24
-        ):
+        elif start is not None and end is not None and not (0 <= start < end <= 24):
             errors["window_end_hour"] = ["The window must end after it starts, by 24 at most."]
         if errors:
             raise ValidationError(errors)
