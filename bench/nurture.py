@@ -165,19 +165,19 @@ def bare_insert(world: dict) -> float:
 def hotlist_run(world: dict) -> dict:
     from django.core import mail
 
-    import nurturing.services as services
+    import nurturing.due_steps as due_steps
     from nurturing.models import Message
     from nurturing.tasks import send_message
 
     queued: list[int] = []
-    real_request = services.messages_send_request
-    services.messages_send_request = lambda *, message_ids: queued.extend(message_ids)
+    real_request = due_steps.messages_send_request
+    due_steps.messages_send_request = lambda *, message_ids: queued.extend(message_ids)
     try:
         start = time.perf_counter()
-        handled = services.enrollments_process_due()
+        handled = due_steps.enrollments_process_due()
         process = time.perf_counter() - start
     finally:
-        services.messages_send_request = real_request
+        due_steps.messages_send_request = real_request
     # This server runs without autovacuum: give the planner the new rows' statistics, as
     # autovacuum would, or it reads a 10,000-row table as empty.
     call_command_analyze()

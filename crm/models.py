@@ -228,7 +228,7 @@ class TeamWebhook(models.Model):
     """An HTTPS endpoint (a chat incoming webhook, an automation) told about a team's hand-offs.
 
     Every POST is signed with ``secret`` (see ``docs/WEBHOOKS.md``). The URL is checked
-    when saved and again when sent (``crm.webhooks``): private, loopback and link-local
+    when saved and again when sent (``crm.webhook_http``): private, loopback and link-local
     addresses are refused unless ``WEBHOOK_ALLOWED_NETWORKS`` names them.
     """
 
@@ -256,7 +256,7 @@ class TeamWebhook(models.Model):
         return f"{self.name} ({self.team})"
 
     def clean(self) -> None:
-        from .webhooks import WebhookURLError, webhook_url_check
+        from .webhook_http import WebhookURLError, webhook_url_check
 
         unknown = set(self.events or []) - set(default_webhook_events())
         if not isinstance(self.events, list) or unknown:

@@ -1,4 +1,4 @@
-"""Hotlist settings: one module, read from the environment.
+"""Hotlist settings: one module, read from the environment (``crm.env``).
 
 Every value has a default that works on a laptop (SQLite under ``var/``, an
 embedded Celery broker on the file system, mail printed to the console).
@@ -15,50 +15,9 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
+from crm.env import env_bool, env_float, env_int, env_list, env_networks, env_str
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def env_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
-
-
-def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name} must be true or false, not {raw!r}")
-
-
-def env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
-
-
-def env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    return [item.strip() for item in raw.split(",") if item.strip()]
 
 
 # The key below is public; the `crm.E001` system check refuses it when DEBUG is off.
@@ -463,18 +422,6 @@ SITE_URL = env_str("SITE_URL", "http://localhost:8000").rstrip("/")
 # Plain-http webhooks to localhost, 127.0.0.1 or [::1], for a receiver on this machine
 # while developing; off by default whenever DEBUG is.
 WEBHOOK_ALLOW_LOCALHOST = env_bool("WEBHOOK_ALLOW_LOCALHOST", DEBUG)
-
-
-def env_networks(name: str) -> list[str]:
-    import ipaddress
-
-    networks = env_list(name, [])
-    for network in networks:
-        try:
-            ipaddress.ip_network(network, strict=False)
-        except ValueError:
-            raise ImproperlyConfigured(f"{name}: {network!r} is not a network") from None
-    return networks
 
 
 # Webhooks never reach private, loopback, link-local or reserved addresses (the

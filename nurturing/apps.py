@@ -20,14 +20,14 @@ class NurturingConfig(AppConfig):
 
 def sync_on_band_change(sender: Any, lead_id: int, **kwargs: Any) -> None:
     """The band moved (scoring or the nightly decay, after commit): switch tracks."""
-    from .services import lead_sync_request
+    from .enrollment import lead_sync_request
 
     lead_sync_request(lead_id=lead_id)
 
 
 def sync_on_stage_change(sender: Any, lead: Any, **kwargs: Any) -> None:
     """The stage moved (inside its transaction): leave or enter tracks once it commits."""
-    from .services import lead_sync_request
+    from .enrollment import lead_sync_request
 
     transaction.on_commit(partial(lead_sync_request, lead_id=lead.pk))
 

@@ -11,8 +11,9 @@ import logging
 from celery import shared_task
 from django.db import OperationalError as DatabaseOperationalError
 
-from . import services
-from .services import TransientSendError
+from .due_steps import enrollments_process_due
+from .enrollment import lead_sync, sequences_enroll_matching
+from .sending import TransientSendError, message_send, messages_resume_stalled
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def send_message(self, message_id: int) -> str:
     and the last attempt records the failure instead."""
     final = self.request.retries >= self.max_retries
     try:
-        return services.message_send(message_id=message_id, final_attempt=final)
+        return message_send(message_id=message_id, final_attempt=final)
     except TransientSendError as exc:
         raise self.retry(exc=exc, countdown=send_backoff(self.request.retries)) from exc
 
@@ -38,7 +39,7 @@ def send_message(self, message_id: int) -> str:
 @shared_task(ignore_result=True)
 def process_due() -> int:
     """Beat: run every due step of every active enrollment."""
-    handled = services.enrollments_process_due()
+    handled = enrollments_process_due()
     if handled:
         logger.info("Handled %s due nurture steps", handled)
     return handled
@@ -47,16 +48,16 @@ def process_due() -> int:
 @shared_task(autoretry_for=(DatabaseOperationalError,), retry_backoff=True, max_retries=5)
 def sync_lead(lead_id: int) -> bool:
     """Move one lead to the nurture track its band and stage call for."""
-    return services.lead_sync(lead_id=lead_id) is not None
+    return lead_sync(lead_id=lead_id) is not None
 
 
 @shared_task(ignore_result=True)
 def enroll_matching() -> int:
     """Beat: enroll matching leads that are on no automatic track yet."""
-    return services.sequences_enroll_matching()
+    return sequences_enroll_matching()
 
 
 @shared_task(ignore_result=True)
 def resume_stalled() -> int:
     """Beat: queue again the messages whose task message was lost."""
-    return services.messages_resume_stalled()
+    return messages_resume_stalled()

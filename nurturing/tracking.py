@@ -22,9 +22,9 @@ from django.utils import timezone
 from leads.models import Activity, ActivityType, EmailStatus, Lead, normalize_email
 from leads.services import activities_record
 
+from .enrollment import enrollments_exit_for_lead
 from .models import Enrollment, ExitReason, Message, MessageStatus, Suppression, SuppressionReason
 from .personalize import template_links
-from .services import enrollments_exit_for_lead
 
 SOURCE = "nurture"
 # Security gateways and link checkers that fetch every link and image of a message.

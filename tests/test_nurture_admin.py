@@ -11,6 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from leads.models import Band, Stage, StageChange
+from nurturing.due_steps import enrollments_process_due
+from nurturing.enrollment import enrollment_start
 from nurturing.models import (
     Enrollment,
     EnrollmentSource,
@@ -22,11 +24,12 @@ from nurturing.models import (
     Step,
     Suppression,
 )
-from nurturing.services import enrollment_start, enrollments_process_due, messages_resume_stalled
+from nurturing.sending import messages_resume_stalled
 from nurturing.tasks import send_message
 from tests.admin_forms import changeform_data
 from tests.factories import LeadFactory
 from tests.test_nurture_sending import email_sequence
+from workspace.bulk import leads_enroll
 
 pytestmark = pytest.mark.django_db
 
@@ -211,6 +214,26 @@ def test_an_unsubscribed_lead_cannot_be_enrolled_by_hand(client, marketer):
 
     assert response.status_code == 200
     assert "unsubscribed" in str(response.context["adminform"].form.errors["lead"])
+    assert not Enrollment.objects.exists()
+
+
+def test_a_paused_sequence_refuses_enrollment_by_hand_as_the_workspace_does(client, marketer, rep):
+    # Given a paused sequence and a lead the rep owns
+    sequence = email_sequence(status="paused")
+    lead = LeadFactory(owner=rep)
+    client.force_login(marketer)
+
+    # When a marketer enrolls the lead in the admin, and the rep from the workspace
+    response = client.post(
+        reverse("admin:nurturing_enrollment_add"), {"lead": lead.pk, "sequence": sequence.pk}
+    )
+    outcome = leads_enroll(lead_ids=[lead.pk], sequence=sequence, by=rep)
+
+    # Then both give the reason of enrollment_check, and nothing was enrolled
+    errors = response.context["adminform"].form.errors["sequence"]
+    assert response.status_code == 200
+    assert errors == [f"“{sequence}” is paused."]
+    assert outcome.refused == [(str(lead), f"“{sequence}” is paused.")]
     assert not Enrollment.objects.exists()
 
 

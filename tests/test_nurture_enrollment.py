@@ -12,6 +12,13 @@ from django.utils import timezone
 
 from leads.models import Activity, ActivityType, Band, EmailStatus, ProductLine, Source, Stage
 from leads.services import activities_record, lead_move_to_stage
+from nurturing.due_steps import enrollments_process_due
+from nurturing.enrollment import (
+    EnrollmentError,
+    enrollment_start,
+    lead_sync,
+    sequences_enroll_matching,
+)
 from nurturing.models import (
     Enrollment,
     EnrollmentSource,
@@ -19,13 +26,6 @@ from nurturing.models import (
     ExitReason,
     Sequence,
     Suppression,
-)
-from nurturing.services import (
-    EnrollmentError,
-    enrollment_start,
-    enrollments_process_due,
-    lead_sync,
-    sequences_enroll_matching,
 )
 from tests.factories import LeadFactory, active_model, fit_rule, page_rule
 from tests.test_nurture_sending import MONDAY, email_sequence

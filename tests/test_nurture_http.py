@@ -12,6 +12,8 @@ from django.core import mail, signing
 from django.utils import timezone
 
 from leads.models import Activity, ActivityType, EmailStatus, Lead
+from nurturing.due_steps import enrollments_process_due
+from nurturing.enrollment import enrollment_start
 from nurturing.models import (
     Enrollment,
     EnrollmentStatus,
@@ -21,7 +23,6 @@ from nurturing.models import (
     Suppression,
 )
 from nurturing.personalize import CLICK_SALT, OPEN_SALT, UNSUBSCRIBE_SALT, make_token
-from nurturing.services import enrollment_start, enrollments_process_due
 from tests.factories import LeadFactory
 from tests.test_nurture_sending import email_sequence
 
@@ -214,7 +215,7 @@ def test_unsubscribe_wins_over_a_send_task_already_in_the_queue(
         enrollments_process_due(now=due)
     queued = Message.objects.get(status=MessageStatus.QUEUED)
     Lead.objects.filter(pk=sent.lead_id).update(email_status=EmailStatus.UNSUBSCRIBED)
-    from nurturing.services import message_send
+    from nurturing.sending import message_send
 
     assert message_send(message_id=queued.pk) == MessageStatus.CANCELLED
     assert len(mail.outbox) == 1

@@ -12,9 +12,10 @@ from django.core import mail
 from django.utils import timezone
 
 from leads.models import Activity, ActivityType
+from nurturing.due_steps import enrollments_process_due
+from nurturing.enrollment import enrollment_start
 from nurturing.models import Message, Sequence, Step
 from nurturing.personalize import CLICK_SALT, make_token
-from nurturing.services import enrollment_start, enrollments_process_due
 from tests.factories import CompanyFactory, LeadFactory
 from tests.test_nurture_sending import MONDAY, run_due
 from tests.test_nurture_worker_pg import wait_for

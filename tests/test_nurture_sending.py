@@ -12,7 +12,9 @@ from django.core.exceptions import ValidationError
 
 from crm.celery import app as celery_app
 from leads.models import Lead, Task
-from nurturing import services
+from nurturing import sending
+from nurturing.due_steps import enrollments_process_due
+from nurturing.enrollment import enrollment_start
 from nurturing.models import (
     Enrollment,
     EnrollmentStatus,
@@ -25,7 +27,6 @@ from nurturing.models import (
     WindowZone,
 )
 from nurturing.personalize import template_errors
-from nurturing.services import enrollment_start, enrollments_process_due
 from nurturing.tasks import send_message
 from tests.factories import LeadFactory
 
@@ -376,13 +377,13 @@ def test_a_transient_error_then_success_sends_once(settings, django_capture_on_c
     message = Message.objects.get()
     settings.EMAIL_BACKEND = f"{__name__}.RefusingBackend"
     RefusingBackend.error = smtplib.SMTPConnectError(421, b"Try later")
-    with pytest.raises(services.TransientSendError):
-        services.message_send(message_id=message.pk)
+    with pytest.raises(sending.TransientSendError):
+        sending.message_send(message_id=message.pk)
     message.refresh_from_db()
     assert (message.status, message.claimed_at, message.attempts) == (MessageStatus.QUEUED, None, 1)
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    assert services.message_send(message_id=message.pk) == MessageStatus.SENT
+    assert sending.message_send(message_id=message.pk) == MessageStatus.SENT
     assert len(mail.outbox) == 1
 
 
@@ -405,8 +406,8 @@ def test_a_message_queued_but_lost_is_queued_again_by_beat(django_capture_on_com
         enrollments_process_due(now=MONDAY)
     assert mail.outbox == []
 
-    assert services.messages_resume_stalled(now=MONDAY + dt.timedelta(minutes=1)) == 0
-    assert services.messages_resume_stalled(now=MONDAY + dt.timedelta(minutes=6)) == 1
+    assert sending.messages_resume_stalled(now=MONDAY + dt.timedelta(minutes=1)) == 0
+    assert sending.messages_resume_stalled(now=MONDAY + dt.timedelta(minutes=6)) == 1
     assert len(mail.outbox) == 1
     assert Lead.objects.count() == 1
     assert Enrollment.objects.get().status == EnrollmentStatus.COMPLETED

@@ -18,8 +18,10 @@ from django.core import mail
 from django.utils import timezone
 
 from leads.models import Activity, ActivityType
+from nurturing.due_steps import enrollments_process_due
+from nurturing.enrollment import enrollment_start
 from nurturing.models import Enrollment, EnrollmentStatus, Message, MessageStatus
-from nurturing.services import enrollment_start, enrollments_process_due, message_send
+from nurturing.sending import message_send
 from tests.conftest import REDIS_URL
 from tests.factories import LeadFactory, active_model, fit_rule
 from tests.test_concurrency_pg import race
@@ -144,7 +146,7 @@ def test_duplicate_sending_tasks_racing_send_one_email():
     _enrollments, now = due_enrollments(1)
     with pytest.MonkeyPatch.context() as patch:
         # The batch commits without queueing: the race below is the sending itself
-        patch.setattr("nurturing.services.messages_send_request", lambda **kwargs: 0)
+        patch.setattr("nurturing.due_steps.messages_send_request", lambda **kwargs: 0)
         enrollments_process_due(now=now)
     message = Message.objects.get()
 

@@ -13,6 +13,7 @@ from types import ModuleType
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from crm import env
 from crm import settings as crm_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,7 +141,7 @@ def test_env_bool_reads_common_spellings(monkeypatch, raw, expected):
 
     for default in (True, False):
         want = default if expected == "default" else expected
-        assert crm_settings.env_bool("HOTLIST_FLAG", default) is want
+        assert env.env_bool("HOTLIST_FLAG", default) is want
 
 
 @pytest.mark.parametrize("raw", ["maybe", "2", "enabled", "tru"])
@@ -148,31 +149,31 @@ def test_env_bool_refuses_anything_else(monkeypatch, raw):
     monkeypatch.setenv("HOTLIST_FLAG", raw)
 
     with pytest.raises(ImproperlyConfigured, match="HOTLIST_FLAG"):
-        crm_settings.env_bool("HOTLIST_FLAG", False)
+        env.env_bool("HOTLIST_FLAG", False)
 
 
 def test_env_int_reads_whole_numbers_and_refuses_others(monkeypatch):
     monkeypatch.setenv("HOTLIST_N", "42")
-    assert crm_settings.env_int("HOTLIST_N", 1) == 42
+    assert env.env_int("HOTLIST_N", 1) == 42
 
     monkeypatch.setenv("HOTLIST_N", "")
-    assert crm_settings.env_int("HOTLIST_N", 1) == 1
+    assert env.env_int("HOTLIST_N", 1) == 1
 
     monkeypatch.setenv("HOTLIST_N", "4.5")
     with pytest.raises(ImproperlyConfigured, match="HOTLIST_N"):
-        crm_settings.env_int("HOTLIST_N", 1)
+        env.env_int("HOTLIST_N", 1)
 
 
 def test_env_list_splits_on_commas_and_drops_blanks(monkeypatch):
     monkeypatch.setenv("HOTLIST_HOSTS", " a.example, b.example,, ")
 
-    assert crm_settings.env_list("HOTLIST_HOSTS", ["x"]) == ["a.example", "b.example"]
+    assert env.env_list("HOTLIST_HOSTS", ["x"]) == ["a.example", "b.example"]
 
 
 def test_env_list_set_but_empty_means_empty(monkeypatch):
     monkeypatch.setenv("HOTLIST_HOSTS", "")
 
-    assert crm_settings.env_list("HOTLIST_HOSTS", ["x"]) == []
+    assert env.env_list("HOTLIST_HOSTS", ["x"]) == []
 
 
 def test_bad_heartbeat_interval_is_refused(monkeypatch, tmp_path):

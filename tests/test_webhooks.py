@@ -27,7 +27,7 @@ from django.urls import reverse
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
-from crm import tasks, webhooks
+from crm import tasks, webhook_http, webhooks
 from crm.models import DeliveryStatus, Role, Team, TeamWebhook, WebhookDelivery
 from leads.models import HandOff, Lead, Stage, StageChange
 from leads.services import lead_move_to_stage
@@ -599,7 +599,7 @@ def test_delivery_of_a_worker_killed_mid_request_is_resent_within_a_minute(
         webhook=webhook, event="handoff.assigned", key="k", payload={}, next_attempt_at=clock.now
     )
 
-    def killed(delivery: WebhookDelivery) -> webhooks.Attempt:
+    def killed(delivery: WebhookDelivery) -> webhook_http.Attempt:
         raise SystemExit("worker killed")
 
     with monkeypatch.context() as patch:
@@ -650,7 +650,7 @@ def test_a_receiver_that_answers_a_byte_at_a_time_is_cut_off_at_the_request_limi
     db, team, monkeypatch
 ):
     # Given a receiver that never finishes its answer, and a request limit of 1 second
-    monkeypatch.setattr(webhooks, "REQUEST_SECONDS", 1)
+    monkeypatch.setattr(webhook_http, "REQUEST_SECONDS", 1)
     with trickling_receiver() as url:
         webhook = make_webhook(team, url)
         delivery = WebhookDelivery.objects.create(
@@ -668,7 +668,7 @@ def test_a_receiver_that_answers_a_byte_at_a_time_is_cut_off_at_the_request_limi
 
     # Then it gave up after about the limit (each byte came well within the read
     # timeout), released its claim and will try again
-    assert took < webhooks.TIMEOUT_SECONDS / 2
+    assert took < webhook_http.TIMEOUT_SECONDS / 2
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.PENDING
     assert delivery.locked_until is None

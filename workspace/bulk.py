@@ -27,9 +27,9 @@ from leads.permissions import (
     works_leads,
 )
 from leads.services import lead_move_to_stage
+from nurturing.enrollment import EnrollmentError, enrollment_start
 from nurturing.models import Sequence as NurtureSequence
 from nurturing.permissions import may_enroll_leads
-from nurturing.services import EnrollmentError, enrollment_start
 from scoring.permissions import may_adjust_score
 from scoring.services import leads_adjust_score
 
@@ -186,7 +186,7 @@ def leads_adjust(*, lead_ids: Sequence[int], points: int, reason: str, by: User)
 
 def leads_enroll(*, lead_ids: Sequence[int], sequence: NurtureSequence, by: User) -> BulkOutcome:
     """Enroll each selected lead in a nurture sequence by hand, through
-    ``nurturing.services.enrollment_start``: a lead the person may not act on, one that
+    ``nurturing.enrollment.enrollment_start``: a lead the person may not act on, one that
     may not be emailed, or one already in the sequence is reported, the others go on."""
     if not may_enroll_leads(by):
         raise PermissionDenied("You cannot enroll leads.")

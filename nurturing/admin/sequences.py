@@ -1,5 +1,5 @@
-"""The marketers' tool for nurturing: sequences with their steps and statistics,
-manual and bulk enrollment, enrollments, messages and suppressed addresses."""
+"""The sequence admin: criteria, steps, statistics by step, bulk enrollment, and
+pausing and resuming (through ``nurturing.pausing``)."""
 
 from __future__ import annotations
 
@@ -16,21 +16,13 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from crm.http import AuthenticatedHttpRequest
+from crm.models import User
 from leads.models import Band, Lead, Source, Stage
 
-from . import services
-from .models import (
-    WEEKDAYS,
-    Enrollment,
-    EnrollmentStatus,
-    ExitReason,
-    Message,
-    Sequence,
-    SequenceStatus,
-    Step,
-    Suppression,
-)
-from .services import EnrollmentError
+from ..enrollment import EnrollmentError, enrollments_start_many
+from ..models import WEEKDAYS, Enrollment, Sequence, SequenceStatus, Step
+from ..pausing import sequences_pause, sequences_resume
 
 
 def _choices_field(choices: list[tuple[str, str]], label: str, help_text: str = "") -> Any:
@@ -175,7 +167,8 @@ class SequenceAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Sequence]:
         queryset = super().get_queryset(request)
-        if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
+        match = request.resolver_match
+        if match and match.url_name and match.url_name.endswith("changelist"):
             return queryset.with_stats()
         return queryset
 
@@ -189,9 +182,9 @@ class SequenceAdmin(admin.ModelAdmin):
         if obj.status == status:
             return
         if status == SequenceStatus.PAUSED:
-            services.sequences_pause(sequence_ids=[obj.pk])
+            sequences_pause(sequence_ids=[obj.pk])
         else:
-            services.sequences_resume(sequence_ids=[obj.pk])
+            sequences_resume(sequence_ids=[obj.pk])
         obj.status = status
 
     @admin.display(description="Statistics")
@@ -239,18 +232,18 @@ class SequenceAdmin(admin.ModelAdmin):
             request,
             sequence,
             f"Statistics of {sequence}",
-            rows=services.sequence_stats_rows(sequence),
+            rows=_stats_rows(sequence),
         )
         return TemplateResponse(request, "admin/nurturing/sequence/stats.html", context)
 
-    def enroll_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def enroll_view(self, request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         sequence = get_object_or_404(Sequence, pk=pk)
         if not self.has_change_permission(request, sequence):
             return redirect("admin:index")
         form = EnrollLeadsForm(request.POST or None, admin_site=self.admin_site, user=request.user)
         if request.method == "POST" and form.is_valid():
             try:
-                added = services.enrollments_start_many(
+                added = enrollments_start_many(
                     lead_ids=[lead.pk for lead in form.cleaned_data["leads"]],
                     sequence=sequence,
                     by=request.user,
@@ -270,11 +263,13 @@ class SequenceAdmin(admin.ModelAdmin):
         )
 
     @admin.action(description="Enroll every lead that matches now", permissions=["change"])
-    def enroll_matching(self, request: HttpRequest, queryset: QuerySet[Sequence]) -> None:
+    def enroll_matching(
+        self, request: AuthenticatedHttpRequest, queryset: QuerySet[Sequence]
+    ) -> None:
         now = timezone.now()
         for sequence in queryset:
             try:
-                added = services.enrollments_start_many(
+                added = enrollments_start_many(
                     lead_ids=list(sequence.entrants(now=now).values_list("pk", flat=True)),
                     sequence=sequence,
                     by=request.user,
@@ -287,131 +282,33 @@ class SequenceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Pause the selected sequences", permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Sequence]) -> None:
-        count = services.sequences_pause(sequence_ids=queryset.values_list("pk", flat=True))
+        count = sequences_pause(sequence_ids=queryset.values_list("pk", flat=True))
         self.message_user(request, f"Paused {count} sequence(s); their steps wait meanwhile.")
 
     @admin.action(description="Resume the selected sequences", permissions=["change"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Sequence]) -> None:
-        count = services.sequences_resume(sequence_ids=queryset.values_list("pk", flat=True))
+        count = sequences_resume(sequence_ids=queryset.values_list("pk", flat=True))
         self.message_user(request, f"Resumed {count} sequence(s).")
 
 
 class EnrollLeadsForm(forms.Form):
-    leads = forms.ModelMultipleChoiceField(queryset=Lead.objects.none())
+    """The leads to enroll, picked among those ``user`` can see."""
 
-    def __init__(self, *args: Any, admin_site: admin.AdminSite, user: Any, **kwargs: Any):
+    def __init__(self, *args: Any, admin_site: admin.AdminSite, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        field = self.fields["leads"]
-        field.widget = AutocompleteSelectMultiple(Enrollment._meta.get_field("lead"), admin_site)
-        field.queryset = Lead.objects.visible_to(user)  # binds the widget's choices too
-        field.help_text = "Type a name, email or company to find leads."
-
-
-class EnrollmentAddForm(forms.ModelForm):
-    class Meta:
-        model = Enrollment
-        fields = ["lead", "sequence"]
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        lead, sequence = data.get("lead"), data.get("sequence")
-        if lead is None or sequence is None:
-            return data
-        if not sequence.is_active:
-            self.add_error("sequence", f"“{sequence}” is paused.")
-        elif services.lead_is_suppressed(lead):
-            self.add_error("lead", "This lead is unsubscribed or bounced: it is never emailed.")
-        elif Enrollment.objects.active().filter(lead=lead, sequence=sequence).exists():
-            self.add_error("lead", "This lead is already in this sequence.")
-        return data
-
-
-@admin.register(Enrollment)
-class EnrollmentAdmin(admin.ModelAdmin):
-    list_display = (
-        "lead",
-        "sequence",
-        "status",
-        "source",
-        "next_position",
-        "next_due_at",
-        "started_at",
-        "ended_at",
-        "exit_reason",
-    )
-    list_filter = ("status", "source", "exit_reason", "sequence")
-    list_select_related = ("lead", "sequence")
-    search_fields = ("lead__email", "lead__last_name", "sequence__name")
-    autocomplete_fields = ("lead",)
-    actions = ["end_selected"]
-    show_full_result_count = False
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Enrollment]:
-        return super().get_queryset(request).filter(lead__in=Lead.objects.visible_to(request.user))
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        if obj is None:
-            kwargs["form"] = EnrollmentAddForm
-        return super().get_form(request, obj, change, **kwargs)
-
-    def get_fields(self, request, obj=None):
-        if obj is None:
-            return ["lead", "sequence"]
-        return [f.name for f in Enrollment._meta.fields if f.name != "id"]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [] if obj is None else self.get_fields(request, obj)
-
-    def save_model(self, request, obj, form, change) -> None:
-        if change:
-            return
-        enrollment, _ = services.enrollment_start(
-            lead=obj.lead, sequence=obj.sequence, by=request.user
+        self.fields["leads"] = forms.ModelMultipleChoiceField(
+            queryset=Lead.objects.visible_to(user),
+            widget=AutocompleteSelectMultiple(Enrollment._meta.get_field("lead"), admin_site),
+            help_text="Type a name, email or company to find leads.",
         )
-        obj.pk = enrollment.pk
-
-    @admin.action(description="End the selected enrollments", permissions=["change"])
-    def end_selected(self, request: HttpRequest, queryset: QuerySet[Enrollment]) -> None:
-        ended = sum(
-            services.enrollment_exit(enrollment=enrollment, reason=ExitReason.MANUAL)
-            for enrollment in queryset.filter(status=EnrollmentStatus.ACTIVE)
-        )
-        self.message_user(request, f"Ended {ended} enrollment(s).")
 
 
-@admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
-    list_display = (
-        "created_at",
-        "lead",
-        "subject",
-        "status",
-        "attempts",
-        "sent_at",
-        "opened_at",
-        "clicked_at",
-        "replied_at",
-    )
-    list_filter = ("status", "enrollment__sequence")
-    list_select_related = ("lead",)
-    search_fields = ("lead__email", "to_email", "subject", "provider_message_id")
-    show_full_result_count = False
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
-        return super().get_queryset(request).filter(lead__in=Lead.objects.visible_to(request.user))
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Message._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
-        return False
-
-
-@admin.register(Suppression)
-class SuppressionAdmin(admin.ModelAdmin):
-    list_display = ("email", "reason", "detail", "created_at")
-    list_filter = ("reason",)
-    search_fields = ("email",)
+def _stats_rows(sequence: Sequence) -> list[dict[str, Any]]:
+    """Per step: the message counters and the leads that qualified after it."""
+    names = ["sent", "delivered", "opened", "clicked", "replied", "bounced", "unsubscribed"]
+    rows = []
+    for step in sequence.steps.with_stats().order_by("position"):
+        row: dict[str, Any] = {"step": step}
+        row.update({name: getattr(step, f"n_{name}") for name in [*names, "mql", "sql"]})
+        rows.append(row)
+    return rows
