@@ -18,6 +18,7 @@ from .models import (
     TeamWebhook,
     User,
     WebhookDelivery,
+    WebhookDeliveryQuerySet,
     WorkerHeartbeat,
 )
 from .permissions import teams_visible_to, users_visible_to
@@ -204,7 +205,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         return request.user.has_perm("crm.change_webhookdelivery")
 
     @admin.action(description="Retry the selected deliveries now", permissions=["retry"])
-    def retry_now(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+    def retry_now(self, request: HttpRequest, queryset: WebhookDeliveryQuerySet) -> None:
         selected = queryset.count()
         count = webhooks.webhook_retry_now(deliveries=queryset)
         text = f"Queued {count} of {selected} selected deliveries for another attempt."

@@ -10,6 +10,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from crm.http import signed_in
 from leads.models import Lead
 
 from ..enrollment import EnrollmentError, enrollment_check, enrollment_exit, enrollment_start
@@ -59,7 +60,11 @@ class EnrollmentAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Enrollment]:
-        return super().get_queryset(request).filter(lead__in=Lead.objects.visible_to(request.user))
+        return (
+            super()
+            .get_queryset(request)
+            .filter(lead__in=Lead.objects.visible_to(signed_in(request)))
+        )
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:

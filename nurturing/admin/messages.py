@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from crm.http import signed_in
 from leads.models import Lead
 
 from ..models import Message
@@ -30,7 +31,11 @@ class MessageAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Message]:
-        return super().get_queryset(request).filter(lead__in=Lead.objects.visible_to(request.user))
+        return (
+            super()
+            .get_queryset(request)
+            .filter(lead__in=Lead.objects.visible_to(signed_in(request)))
+        )
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in Message._meta.fields]

@@ -22,6 +22,7 @@ from leads.models import Band, Lead, Source, Stage
 
 from ..enrollment import EnrollmentError, enrollments_start_many
 from ..models import WEEKDAYS, Enrollment, Sequence, SequenceStatus, Step
+from ..models.sequences import SequenceQuerySet
 from ..pausing import sequences_pause, sequences_resume
 
 
@@ -167,9 +168,10 @@ class SequenceAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Sequence]:
         queryset = super().get_queryset(request)
+        assert isinstance(queryset, SequenceQuerySet)
         match = request.resolver_match
         if match and match.url_name and match.url_name.endswith("changelist"):
-            return queryset.with_stats()
+            queryset = queryset.with_stats()
         return queryset
 
     def save_model(self, request, obj, form, change) -> None:
