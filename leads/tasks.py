@@ -8,7 +8,7 @@ from smtplib import SMTPException
 from celery import shared_task
 from django.db import OperationalError as DatabaseOperationalError
 
-from .tracking import pending_events_purge
+from .tracking_ingest import pending_events_purge
 
 logger = logging.getLogger(__name__)
 
