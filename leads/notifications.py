@@ -85,6 +85,30 @@ def _queue_email(notification_id: int) -> None:
     task_enqueue(send_notification_email, notification_id, what=what)
 
 
+def lead_notify_surge(*, lead_id: int, points: float, hours: int) -> bool:
+    """Tell the lead's owner their lead's score jumped; whether anyone was told.
+
+    Call after the transaction that scored the lead committed, once per surge (scoring
+    calls it for each ``score_surged``).
+    """
+    lead = Lead.objects.select_related("owner").filter(pk=lead_id).first()
+    if lead is None or lead.owner is None or not lead.owner.is_active:
+        return False
+    with transaction.atomic():
+        notify(
+            user=lead.owner,
+            kind=NotificationKind.SURGE,
+            title=f"{lead} is surging",
+            body=(
+                f"{lead} earned {points:g} points in the last {hours} hours "
+                f"and now scores {lead.score} ({lead.get_band_display()})."
+            ),
+            url=lead.get_absolute_url(),
+            lead=lead,
+        )
+    return True
+
+
 def notifications_mark_read(*, user: User, ids: Iterable[int] | None = None) -> int:
     """Mark the user's unread notifications read (only ``ids`` when given); how many were.
 
