@@ -176,8 +176,9 @@ def email_context(notification: Notification) -> dict[str, Any]:
     if link.startswith("/"):
         link = settings.SITE_URL.rstrip("/") + link
     context: dict[str, Any] = {"notification": notification, "link": link}
-    if notification.lead_id is not None and notification.kind != NotificationKind.REJECTION:
-        context["lead"] = lead_brief(notification.lead)
+    lead = notification.lead if notification.kind != NotificationKind.REJECTION else None
+    if lead is not None:
+        context["lead"] = lead_brief(lead)
     return context
 
 
@@ -185,13 +186,14 @@ def lead_brief(lead: Lead) -> dict[str, Any]:
     """What a rep needs to act on a lead without opening it: the explicit data, the score
     with the rules that produced it, and the latest activity."""
     fields = []
+    columns = {field.name: field for field in Lead._meta.concrete_fields}
     for name in EXPLICIT_FIELDS:
         if not getattr(lead, name):
             continue
-        field = lead._meta.get_field(name)
+        field = columns[name]
         value = getattr(lead, f"get_{name}_display")() if field.choices else getattr(lead, name)
         fields.append((field.verbose_name.capitalize(), value))
-    if lead.company_id is not None:
+    if lead.company is not None:
         fields.insert(0, ("Company", lead.company.name))
     products = ", ".join(line.name for line in lead.product_interests.all())
     if products:
