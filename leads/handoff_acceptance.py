@@ -1,7 +1,7 @@
 """A hand-off answered: the owner accepts the lead, or rejects it back to marketing.
 
 ``handoff_accept`` and ``handoff_reject`` are the one service every surface calls (the
-workspace's lead page and My day; the admin and the API only read hand-offs). Accepting
+workspace's lead page and My day; the admin only lists hand-offs). Accepting
 is an acknowledgement, not contact with the lead: it stops the escalation but does not
 count as a touch (``leads.sales_feedback``). A lead that leaves the hand-off stage by
 another way closes its pending hand-offs in the transaction of the move.
