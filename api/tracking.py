@@ -31,12 +31,8 @@ from api.strict import NOT_FINITE, unstorable_text
 from crm.rate_limits import body_exceeds, rate_limit_hit
 from crm.resilience import RETRY_AFTER_SECONDS, STORAGE_ERRORS, UNAVAILABLE_MESSAGE
 from leads.models import TrackingKey
-from leads.tracking import (
-    InvalidMessage,
-    TrackingMessage,
-    tracking_message_parse,
-    tracking_messages_ingest,
-)
+from leads.tracking_ingest import tracking_messages_ingest
+from leads.tracking_messages import InvalidMessage, TrackingMessage, tracking_message_parse
 
 logger = logging.getLogger(__name__)
 

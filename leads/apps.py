@@ -7,14 +7,16 @@ class LeadsConfig(AppConfig):
     verbose_name = "Leads"
 
     def ready(self) -> None:
-        from . import handoff
+        from .checks import check_handoff_settings
+        from .handoff_assignment import handoff_on_stage_changed
+        from .sales_feedback import handoff_on_activity_recorded
         from .signals import activity_recorded, lead_stage_changed
 
         lead_stage_changed.connect(
-            handoff.handoff_on_stage_changed, dispatch_uid="leads.handoff.stage_changed"
+            handoff_on_stage_changed, dispatch_uid="leads.handoff.stage_changed"
         )
         activity_recorded.connect(
-            handoff.handoff_on_activity_recorded, dispatch_uid="leads.handoff.activity_recorded"
+            handoff_on_activity_recorded, dispatch_uid="leads.handoff.activity_recorded"
         )
-        checks.register(handoff.check_handoff_settings)
+        checks.register(check_handoff_settings)
         from . import webhooks  # noqa: F401  (hand-offs posted to the teams' webhooks)

@@ -36,8 +36,10 @@ class LeadFacts:
 
     @classmethod
     def of(cls, lead: Lead) -> LeadFacts:
-        country = lead.country or (lead.company.country if lead.company_id else "")
-        region = lead.region or (lead.company.region if lead.company_id else "")
+        country, region = lead.country, lead.region
+        if not (country and region) and lead.company is not None:
+            country = country or lead.company.country
+            region = region or lead.company.region
         ids = frozenset(lead.product_interests.values_list("pk", flat=True))
         return cls(country=(country or "").upper(), region=region or "", product_line_ids=ids)
 
@@ -50,7 +52,7 @@ def owner_for(*, lead: Lead) -> tuple[User | None, str]:
     choice and do not both give the least-loaded rep a lead. ``(None, "no rule
     matched")`` when nobody fits.
     """
-    if lead.owner_id is not None and is_active_rep(lead.owner):
+    if lead.owner is not None and is_active_rep(lead.owner):
         return lead.owner, KEPT_OWNER
     facts = LeadFacts.of(lead)
     rules = AssignmentRule.objects.active().select_related("owner", "product_line", "team")
@@ -89,7 +91,7 @@ def active_reps() -> QuerySet[User]:
 
 
 def _rule_owner(rule: AssignmentRule, facts: LeadFacts) -> User | None:
-    if rule.owner_id is not None:
+    if rule.owner is not None:
         return rule.owner if rule.owner.is_active else None
     # Serialise the picks of this rule: the loads read below must include the previous
     # pick, which is only visible once its transaction commits.

@@ -85,6 +85,30 @@ def _queue_email(notification_id: int) -> None:
     task_enqueue(send_notification_email, notification_id, what=what)
 
 
+def lead_notify_surge(*, lead_id: int, points: float, hours: int) -> bool:
+    """Tell the lead's owner their lead's score jumped; whether anyone was told.
+
+    Call after the transaction that scored the lead committed, once per surge (scoring
+    calls it for each ``score_surged``).
+    """
+    lead = Lead.objects.select_related("owner").filter(pk=lead_id).first()
+    if lead is None or lead.owner is None or not lead.owner.is_active:
+        return False
+    with transaction.atomic():
+        notify(
+            user=lead.owner,
+            kind=NotificationKind.SURGE,
+            title=f"{lead} is surging",
+            body=(
+                f"{lead} earned {points:g} points in the last {hours} hours "
+                f"and now scores {lead.score} ({lead.get_band_display()})."
+            ),
+            url=lead.get_absolute_url(),
+            lead=lead,
+        )
+    return True
+
+
 def notifications_mark_read(*, user: User, ids: Iterable[int] | None = None) -> int:
     """Mark the user's unread notifications read (only ``ids`` when given); how many were.
 
@@ -152,8 +176,9 @@ def email_context(notification: Notification) -> dict[str, Any]:
     if link.startswith("/"):
         link = settings.SITE_URL.rstrip("/") + link
     context: dict[str, Any] = {"notification": notification, "link": link}
-    if notification.lead_id is not None and notification.kind != NotificationKind.REJECTION:
-        context["lead"] = lead_brief(notification.lead)
+    lead = notification.lead if notification.kind != NotificationKind.REJECTION else None
+    if lead is not None:
+        context["lead"] = lead_brief(lead)
     return context
 
 
@@ -161,13 +186,14 @@ def lead_brief(lead: Lead) -> dict[str, Any]:
     """What a rep needs to act on a lead without opening it: the explicit data, the score
     with the rules that produced it, and the latest activity."""
     fields = []
+    columns = {field.name: field for field in Lead._meta.concrete_fields}
     for name in EXPLICIT_FIELDS:
         if not getattr(lead, name):
             continue
-        field = lead._meta.get_field(name)
+        field = columns[name]
         value = getattr(lead, f"get_{name}_display")() if field.choices else getattr(lead, name)
         fields.append((field.verbose_name.capitalize(), value))
-    if lead.company_id is not None:
+    if lead.company is not None:
         fields.insert(0, ("Company", lead.company.name))
     products = ", ".join(line.name for line in lead.product_interests.all())
     if products:

@@ -8,7 +8,7 @@ from smtplib import SMTPException
 from celery import shared_task
 from django.db import OperationalError as DatabaseOperationalError
 
-from .tracking import pending_events_purge
+from .tracking_ingest import pending_events_purge
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def purge_pending_events() -> int:
 @shared_task(autoretry_for=(DatabaseOperationalError,), retry_backoff=True, max_retries=5)
 def handoff_assign(handoff_id: int) -> bool:
     """Assign, task and notify one hand-off; repeated runs do nothing more."""
-    from .handoff import handoff_assign as assign
+    from .handoff_assignment import handoff_assign as assign
 
     return assign(handoff_id=handoff_id) is not None
 
@@ -36,7 +36,7 @@ def handoff_assign(handoff_id: int) -> bool:
 @shared_task
 def handoff_escalate_overdue() -> int:
     """Beat: escalate the hand-offs past their SLA to the owners' managers."""
-    from .handoff import handoffs_escalate_overdue
+    from .handoff_escalation import handoffs_escalate_overdue
 
     escalated = handoffs_escalate_overdue()
     if escalated:
@@ -47,7 +47,7 @@ def handoff_escalate_overdue() -> int:
 @shared_task
 def handoff_resume_stalled() -> int:
     """Beat: queue again the hand-offs whose assignment message was lost."""
-    from .handoff import handoffs_resume_stalled
+    from .handoff_assignment import handoffs_resume_stalled
 
     return handoffs_resume_stalled()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from leads.handoff import lead_notify_surge
+from leads.notifications import lead_notify_surge
 
 
 def owner_alert_on_surge(

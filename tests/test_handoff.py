@@ -10,16 +10,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
 from crm.models import Role
-from leads.handoff import (
-    HandOffError,
-    handoff_accept,
-    handoff_open,
-    handoff_reject,
-    handoffs_escalate_overdue,
-    handoffs_resume_stalled,
-    lead_log_touch,
-    lead_rate_quality,
-)
+from leads.handoff_acceptance import HandOffError, handoff_accept, handoff_reject
+from leads.handoff_assignment import handoff_open, handoffs_resume_stalled
+from leads.handoff_escalation import handoffs_escalate_overdue
 from leads.handoff_models import (
     AssignmentKind,
     AssignmentRule,
@@ -30,6 +23,7 @@ from leads.handoff_models import (
     NotificationKind,
 )
 from leads.models import Activity, ActivityType, Lead, Stage, StageChange, Task, TaskKind
+from leads.sales_feedback import lead_log_touch, lead_rate_quality
 from leads.services import activities_record, lead_move_to_stage
 from leads.signals import handoff_escalated, lead_handed_off
 from leads.tasks import handoff_assign, handoff_escalate_overdue
@@ -653,7 +647,7 @@ def test_rep_sees_only_their_hand_offs_in_the_admin(client, pending, other_rep):
 
 
 def test_bad_hand_off_settings_fail_the_system_check(settings):
-    from leads.handoff import check_handoff_settings
+    from leads.checks import check_handoff_settings
 
     assert check_handoff_settings() == []
     settings.HANDOFF_STAGE = "opportunity"

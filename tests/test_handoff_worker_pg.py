@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 from django.utils import timezone
 
-from leads.handoff import handoff_assign
+from leads.handoff_assignment import handoff_assign
 from leads.handoff_models import (
     AssignmentKind,
     AssignmentRule,

@@ -24,9 +24,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from crm.http import AuthenticatedHttpRequest
-from leads.handoff import handoff_accept, handoff_reject, lead_log_touch, lead_rate_quality
+from leads.handoff_acceptance import handoff_accept, handoff_reject
 from leads.models import HandOff, Lead, Task
 from leads.permissions import lead_access, task_assignees
+from leads.sales_feedback import lead_log_touch, lead_rate_quality
 from leads.services import lead_move_to_stage
 from workspace.actions import lead_take as lead_take_service
 from workspace.actions import note_add, task_add
