@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING
 from django.db.models import Q, QuerySet
 
 from crm.models import Role, User
+from crm.permissions import managed_people
 
-from .models import Company, Lead, Task, TaskQuerySet
-from .selectors import team_members
+from .models import Company, Lead, LeadQuerySet, Task, TaskQuerySet
 
 if TYPE_CHECKING:
     from .handoff_models import HandOff
@@ -135,7 +135,7 @@ def _people(user: User) -> QuerySet[User]:
     if role in (Role.ADMIN, Role.MARKETER):
         return active
     if role == Role.MANAGER:
-        return active.filter(Q(pk=user.pk) | Q(pk__in=team_members(manager=user).values("pk")))
+        return active.filter(Q(pk=user.pk) | Q(pk__in=managed_people(user).values("pk")))
     if role == Role.REP:
         return active.filter(pk=user.pk)
     return User.objects.none()
@@ -144,6 +144,21 @@ def _people(user: User) -> QuerySet[User]:
 def lead_owners(user: User) -> QuerySet[User]:
     """Who may own a lead that ``user`` creates or assigns."""
     return _people(user).order_by("first_name", "last_name", "username")
+
+
+def leads_answered_for(user: User) -> LeadQuerySet:
+    """The leads a person answers for, which My day and the reports show them: a rep's
+    own, a manager's teams', every lead for marketers and admins, none for anyone else.
+    Always within ``Lead.objects.visible_to(user)``."""
+    leads = Lead.objects.visible_to(user)
+    role = user.role
+    if role == Role.REP:
+        return leads.filter(owner=user)
+    if role == Role.MANAGER:
+        return leads.filter(owner__in=managed_people(user).values("pk"))
+    if role in (Role.ADMIN, Role.MARKETER):
+        return leads
+    return leads.none()
 
 
 def teammates_of(user: User) -> QuerySet[User]:
@@ -190,9 +205,7 @@ def tasks_visible_to(user: User) -> TaskQuerySet:
     if user.role not in (Role.MANAGER, Role.REP):
         return Task.objects.none()
     on_visible_leads = Q(lead__in=Lead.objects.visible_to(user))
-    people = (
-        team_members(manager=user) if user.role == Role.MANAGER else User.objects.filter(pk=user.pk)
-    )
+    people = managed_people(user) if user.role == Role.MANAGER else User.objects.filter(pk=user.pk)
     return Task.objects.filter(
         on_visible_leads | Q(lead__isnull=True, assignee__in=people.values("pk"))
     )

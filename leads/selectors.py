@@ -13,10 +13,11 @@ from datetime import datetime, time, timedelta
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from crm.models import Role, User
+from crm.models import User
 from crm.permissions import managed_people
 
 from .models import Activity, Band, Lead, Task
+from .permissions import leads_answered_for
 
 MY_DAY_LEADS = 10
 MY_DAY_TASKS = 20
@@ -38,14 +39,7 @@ def my_day_leads(*, user: User, limit: int = MY_DAY_LEADS) -> QuerySet[Lead]:
     """The hottest open leads a person answers for: a rep's own, a manager's team's,
     everyone's for admins and marketers. Served by ``lead_owner_hottest_idx`` (reps)
     and ``lead_hottest_idx`` (the others)."""
-    leads = Lead.objects.open().select_related("company")
-    role = user.role
-    if role == Role.REP:
-        leads = leads.filter(owner=user)
-    elif role == Role.MANAGER:
-        leads = leads.filter(owner__in=team_members(manager=user))
-    else:
-        leads = leads.visible_to(user)
+    leads = leads_answered_for(user).open().select_related("company")
     return leads.hottest()[:limit]
 
 

@@ -19,8 +19,7 @@ from django.utils import timezone
 from crm.models import Role, Team, User
 from crm.permissions import teams_visible_to
 from leads.models import Deal, DealStatus, Lead, ProductLine, Source
-from leads.permissions import teammates_of
-from leads.selectors import team_members
+from leads.permissions import leads_answered_for, teammates_of
 from scoring.models import ScoringModel
 
 REPORT_ROLES = frozenset({Role.ADMIN, Role.MARKETER, Role.MANAGER, Role.REP})
@@ -175,15 +174,7 @@ class ReportScope:
 def report_leads(user: User) -> QuerySet[Lead]:
     """The leads whose figures ``user`` sees: their own (reps), their teams' (managers),
     every lead (marketers, admins), none for anyone else."""
-    leads = Lead.objects.visible_to(user)
-    role = user.role
-    if role == Role.REP:
-        return leads.filter(owner=user)
-    if role == Role.MANAGER:
-        return leads.filter(owner__in=team_members(manager=user).values("pk"))
-    if role in (Role.ADMIN, Role.MARKETER):
-        return leads
-    return leads.none()
+    return leads_answered_for(user)
 
 
 def day_start(day: dt.date) -> dt.datetime:
