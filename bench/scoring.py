@@ -375,8 +375,9 @@ def naive_loop_seconds_per_lead(model, sample: int) -> float:
     from django.utils import timezone
 
     from leads.models import Lead
-    from scoring import rules as R
     from scoring.engine import activity_facts, lead_facts, load_ruleset
+    from scoring.rules import engagement_awards, fit_awards
+    from scoring.score_formula import engagement_at, total_score
 
     ruleset = load_ruleset(fresh=True)
     compiled = next(m for m in ruleset.models if m.id == model.id)
@@ -388,14 +389,14 @@ def naive_loop_seconds_per_lead(model, sample: int) -> float:
                 "id", "type", "occurred_at", "url", "duration_seconds", "properties"
             )
             slugs = list(lead.product_interests.values_list("slug", flat=True))
-            awards = R.fit_awards(
+            awards = fit_awards(
                 compiled.fit_rules, lead_facts(lead, slugs), ruleset.domain_lists, now
-            ) + R.engagement_awards(compiled.engagement_rules, activity_facts(rows), now)
-            engagement = R.engagement_at(
+            ) + engagement_awards(compiled.engagement_rules, activity_facts(rows), now)
+            engagement = engagement_at(
                 ((a.points, a.at) for a in awards if a.activity_id), now, compiled.half_life_days
             )
             fit = sum(a.points for a in awards if a.activity_id is None)
-            lead.score = R.total_score(fit, engagement, compiled.thresholds)
+            lead.score = total_score(fit, engagement, compiled.thresholds)
             lead.save(update_fields=["score"])
         transaction.set_rollback(True)
     return (time.perf_counter() - start) / sample

@@ -24,9 +24,10 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from . import rules as R
 from .decay import decay_params, decay_sql
 from .engine import CompiledModel
+from .regex_dialects import postgres_regex
+from .rules import ENGAGEMENT, FIT, RuleSpec
 from .sql import activity_test, fit_condition
 
 DESIRED_TABLE = """
@@ -171,8 +172,8 @@ def rescore_range(
         # JIT-compiling these statements costs about 200 ms each and saves less than that:
         # each range is one pass over a few hundred thousand rows.
         cursor.execute("SELECT set_config('jit', 'off', true)")
-        fit = [r for r in rules if r.kind == R.FIT]
-        engagement = [r for r in rules if r.kind == R.ENGAGEMENT]
+        fit = [r for r in rules if r.kind == FIT]
+        engagement = [r for r in rules if r.kind == ENGAGEMENT]
         types = sorted({r.activity_type for r in engagement})
         only: list[int] | None = None
         if rule_ids is not None and not fit:
@@ -223,13 +224,13 @@ def rescore_range(
     return RangeResult(leads, reversed_, appended, changed, surges)
 
 
-def _store_reasons(cursor: Any, rules: list[R.RuleSpec]) -> None:
+def _store_reasons(cursor: Any, rules: list[RuleSpec]) -> None:
     """The frozen reason of each rule's award and bonus, for the entries appended."""
     rows = [(rule.id, False, rule.description[:300]) for rule in rules]
     rows += [
         (rule.id, True, f"Bonus: {rule.description}"[:300])
         for rule in rules
-        if rule.kind == R.ENGAGEMENT and rule.bonus_count and rule.bonus_points
+        if rule.kind == ENGAGEMENT and rule.bonus_count and rule.bonus_points
     ]
     cursor.execute(
         "INSERT INTO scoring_reasons "
@@ -239,7 +240,7 @@ def _store_reasons(cursor: Any, rules: list[R.RuleSpec]) -> None:
 
 
 def fit_awards_sql(
-    rules: list[R.RuleSpec], segment: tuple[str, list[Any]], lo: int, hi: int, now: datetime
+    rules: list[RuleSpec], segment: tuple[str, list[Any]], lo: int, hi: int, now: datetime
 ) -> tuple[str, list[Any]]:
     """One scan of the leads selects the awards of every fit rule."""
     rows, params = [], []
@@ -259,7 +260,7 @@ def fit_awards_sql(
 
 
 def engagement_awards_sql(
-    rules: list[R.RuleSpec],
+    rules: list[RuleSpec],
     segment: tuple[str, list[Any]],
     lo: int,
     hi: int,
@@ -293,7 +294,7 @@ def engagement_awards_sql(
             target,
             prop,
             rule.match or "contains",
-            R.postgres_regex(rule.pattern) if rule.match == "regex" else rule.pattern.lower(),
+            postgres_regex(rule.pattern) if rule.match == "regex" else rule.pattern.lower(),
             rule.min_duration_seconds or 0,
             now - timedelta(days=rule.recency_days) if rule.recency_days else None,
             rule.max_per_day or no_cap,
@@ -342,7 +343,7 @@ def engagement_awards_sql(
     return sql, [*params, lo, hi, now, *segment_params, *only_params, *match_params]
 
 
-def _rule_tests(rules: list[R.RuleSpec], now: datetime) -> tuple[str, list[Any]]:
+def _rule_tests(rules: list[RuleSpec], now: datetime) -> tuple[str, list[Any]]:
     """``CASE r.rule_id WHEN … THEN <that rule's test on a> … END`` (type aside)."""
     cases, params = [], []
     for rule in rules:

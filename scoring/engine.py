@@ -20,7 +20,6 @@ from django.db.models import Count, Max, Sum
 from crm.db import update_rows
 from leads.models import Activity, CustomFieldDefinition, Lead
 
-from . import rules as R
 from .models import (
     DomainList,
     EntryKind,
@@ -29,6 +28,18 @@ from .models import (
     ScoreEntry,
     ScoringModel,
     custom_field_kinds,
+)
+from .rule_fields import CUSTOM_PREFIX, FIT_FIELDS, RuleError
+from .rules import FIT, ActivityFact, Award, RuleSpec, engagement_awards, fit_awards
+from .score_formula import (
+    Thresholds,
+    band_for,
+    decay_factor,
+    grade_for,
+    idle_penalty,
+    quadrant_for,
+    round_half_up,
+    total_score,
 )
 
 KEY_FIELDS = ("first_name", "last_name", "job_title", "company", "country", "phone")
@@ -41,7 +52,7 @@ class CompiledModel:
     priority: int
     is_default: bool
     segment: frozenset[str]
-    thresholds: R.Thresholds
+    thresholds: Thresholds
     half_life_days: float | None
     idle_week_penalty: int
     mql_threshold: int
@@ -49,9 +60,9 @@ class CompiledModel:
     surge_points: int
     surge_hours: int
     decay_version: int = 1
-    fit_rules: list[R.RuleSpec] = field(default_factory=list)
-    engagement_rules: list[R.RuleSpec] = field(default_factory=list)
-    rules_by_id: dict[int, R.RuleSpec] = field(default_factory=dict)
+    fit_rules: list[RuleSpec] = field(default_factory=list)
+    engagement_rules: list[RuleSpec] = field(default_factory=list)
+    rules_by_id: dict[int, RuleSpec] = field(default_factory=dict)
 
     def applies_to(self, product_slugs: Iterable[str]) -> bool:
         return self.is_default or bool(self.segment & set(product_slugs))
@@ -134,11 +145,11 @@ def compile_model(model: ScoringModel, kinds: dict[str, str]) -> CompiledModel:
     for rule in model.rules.filter(active=True):
         try:
             spec = rule.spec(kinds)
-        except R.RuleError:
+        except RuleError:
             # A rule broken by a later change (a deleted custom field) scores nothing.
             continue
         compiled.rules_by_id[rule.pk] = spec
-        target = compiled.fit_rules if spec.kind == R.FIT else compiled.engagement_rules
+        target = compiled.fit_rules if spec.kind == FIT else compiled.engagement_rules
         target.append(spec)
     return compiled
 
@@ -161,7 +172,7 @@ def lead_facts(lead: Lead, product_slugs: Sequence[str]) -> dict[str, Any]:
     """Everything a fit rule can test, as plain values."""
     facts: dict[str, Any] = {
         name: getattr(lead, name)
-        for name in R.FIT_FIELDS
+        for name in FIT_FIELDS
         if "." not in name and hasattr(lead, name) and name != "product_interests"
     }
     facts["email_domain"] = lead.email_domain
@@ -170,7 +181,7 @@ def lead_facts(lead: Lead, product_slugs: Sequence[str]) -> dict[str, Any]:
     for name in ("name", "domain", "industry", "employee_count", "annual_revenue", "country"):
         facts[f"company.{name}"] = getattr(company, name) if company else None
     for key, value in (lead.custom_fields or {}).items():
-        facts[f"{R.CUSTOM_PREFIX}{key}"] = value
+        facts[f"{CUSTOM_PREFIX}{key}"] = value
     facts["missing_key_fields"] = sum(
         1
         for name in KEY_FIELDS
@@ -180,9 +191,9 @@ def lead_facts(lead: Lead, product_slugs: Sequence[str]) -> dict[str, Any]:
     return facts
 
 
-def activity_facts(rows: Iterable[tuple[Any, ...]]) -> list[R.ActivityFact]:
+def activity_facts(rows: Iterable[tuple[Any, ...]]) -> list[ActivityFact]:
     return [
-        R.ActivityFact(
+        ActivityFact(
             id=pk,
             type=type_,
             occurred_at=occurred_at,
@@ -197,11 +208,11 @@ def activity_facts(rows: Iterable[tuple[Any, ...]]) -> list[R.ActivityFact]:
 def desired_awards(
     model: CompiledModel,
     facts: dict[str, Any],
-    activities: Sequence[R.ActivityFact],
+    activities: Sequence[ActivityFact],
     domain_lists: dict[str, frozenset[str]],
     now: datetime,
-) -> list[R.Award]:
-    return R.fit_awards(model.fit_rules, facts, domain_lists, now) + R.engagement_awards(
+) -> list[Award]:
+    return fit_awards(model.fit_rules, facts, domain_lists, now) + engagement_awards(
         model.engagement_rules, activities, now
     )
 
@@ -234,19 +245,19 @@ def state_from(
     now: datetime,
 ) -> tuple[State, float]:
     """The lead's state in ``model`` at ``now``; also the engagement net of the idle penalty."""
-    penalty = R.idle_penalty(last_engaged_at, now, model.idle_week_penalty)
+    penalty = idle_penalty(last_engaged_at, now, model.idle_week_penalty)
     effective = engagement - min(penalty, max(engagement, 0.0))
     total_fit = fit + adjustment
-    score = R.total_score(total_fit, effective, model.thresholds)
+    score = total_score(total_fit, effective, model.thresholds)
     state = State(
         fit=fit,
         adjustment=adjustment,
         engagement=engagement,
         last_engaged_at=last_engaged_at,
         score=score,
-        band=R.band_for(score, model.thresholds),
-        grade=R.grade_for(total_fit, model.thresholds),
-        quadrant=R.quadrant_for(total_fit, effective, model.thresholds),
+        band=band_for(score, model.thresholds),
+        grade=grade_for(total_fit, model.thresholds),
+        quadrant=quadrant_for(total_fit, effective, model.thresholds),
     )
     return state, effective
 
@@ -254,7 +265,7 @@ def state_from(
 def entry_value(entry: dict[str, Any], now: datetime, half_life: float | None) -> float:
     if entry["kind"] != EntryKind.ENGAGEMENT:
         return entry["points"]
-    return entry["points"] * R.decay_factor((now - entry["at"]).total_seconds(), half_life)
+    return entry["points"] * decay_factor((now - entry["at"]).total_seconds(), half_life)
 
 
 @dataclass
@@ -346,7 +357,7 @@ class Batch:
         return result
 
     def _sync(
-        self, lead: Lead, model: CompiledModel, awards: Sequence[R.Award]
+        self, lead: Lead, model: CompiledModel, awards: Sequence[Award]
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Append what differs between the awards and the ledger.
 
@@ -372,9 +383,9 @@ class Batch:
             appended.append(self._append(lead, model, award))
         return active + appended, appended
 
-    def _append(self, lead: Lead, model: CompiledModel, award: R.Award) -> dict[str, Any]:
+    def _append(self, lead: Lead, model: CompiledModel, award: Award) -> dict[str, Any]:
         spec = model.rules_by_id[award.rule_id]
-        kind = EntryKind.FIT if spec.kind == R.FIT else EntryKind.ENGAGEMENT
+        kind = EntryKind.FIT if spec.kind == FIT else EntryKind.ENGAGEMENT
         reason = spec.description
         if award.bonus:
             reason = f"Bonus: {spec.description}"
@@ -517,7 +528,7 @@ class Batch:
             else (state, 0.0)
         )
         lead.score = state.score
-        lead.fit_score = R.round_half_up(state.effective_fit)
+        lead.fit_score = round_half_up(state.effective_fit)
         lead.engagement_score = effective
         lead.engagement_at = self.now
         lead.band = state.band

@@ -12,7 +12,11 @@ from django.utils import timezone
 
 from leads.models import ActivityType, CustomFieldDefinition, Lead, ProductLine
 
-from . import rules as R
+from .conditions import validate_condition
+from .regex_dialects import compile_regex, postgres_regex
+from .rule_fields import ACTIVITY_OPERATORS, BOOL, NUMBER, OPERATORS, TEXT, RuleError, field_kind
+from .rules import ENGAGEMENT, FIT, RuleSpec
+from .score_formula import Thresholds
 
 
 class ModelStatus(models.TextChoices):
@@ -126,8 +130,8 @@ class ScoringModel(models.Model):
             raise ValidationError(errors)
 
     @property
-    def thresholds(self) -> R.Thresholds:
-        return R.Thresholds(
+    def thresholds(self) -> Thresholds:
+        return Thresholds(
             hot=self.hot_from,
             warm=self.warm_from,
             grade_a=self.grade_a_from,
@@ -139,8 +143,8 @@ class ScoringModel(models.Model):
 
 
 class RuleKind(models.TextChoices):
-    FIT = R.FIT, "Fit (who they are)"
-    ENGAGEMENT = R.ENGAGEMENT, "Engagement (what they do)"
+    FIT = FIT, "Fit (who they are)"
+    ENGAGEMENT = ENGAGEMENT, "Engagement (what they do)"
 
 
 class ActivityTarget(models.TextChoices):
@@ -165,7 +169,7 @@ class Rule(models.Model):
         "company.employee_count, email_domain.",
     )
     operator = models.CharField(
-        max_length=20, blank=True, choices=[(k, v) for k, v in R.OPERATORS.items()]
+        max_length=20, blank=True, choices=[(k, v) for k, v in OPERATORS.items()]
     )
     value = models.CharField(
         max_length=500,
@@ -179,7 +183,7 @@ class Rule(models.Model):
     property_name = models.CharField(max_length=100, blank=True)
     match = models.CharField(
         max_length=10,
-        choices=[(o, R.OPERATORS[o]) for o in R.ACTIVITY_OPERATORS],
+        choices=[(o, OPERATORS[o]) for o in ACTIVITY_OPERATORS],
         default="contains",
         blank=True,
     )
@@ -213,65 +217,63 @@ class Rule(models.Model):
     def clean(self) -> None:
         try:
             self.validate()
-        except R.RuleError as exc:
+        except RuleError as exc:
             raise ValidationError({exc.field: str(exc)} if exc.field else str(exc)) from None
 
     def validate(self) -> None:
         """Raise RuleError (naming the field at fault) when the rule cannot be evaluated."""
         if self.points == 0 and not self.bonus_points:
-            raise R.RuleError(
+            raise RuleError(
                 "A rule needs points (negative points make a negative rule).", field="points"
             )
         if self.kind == RuleKind.FIT:
             if not self.field:
-                raise R.RuleError("Choose the field this rule tests.", field="field")
+                raise RuleError("Choose the field this rule tests.", field="field")
             try:
-                kind = R.field_kind(self.field, custom_field_kinds())
-            except R.RuleError as exc:
-                raise R.RuleError(str(exc), field="field") from None
+                kind = field_kind(self.field, custom_field_kinds())
+            except RuleError as exc:
+                raise RuleError(str(exc), field="field") from None
             lists = DomainList.objects.values_list("kind", flat=True).distinct()
-            R.validate_condition(kind, self.operator, self.value, self.value_to, domain_lists=lists)
+            validate_condition(kind, self.operator, self.value, self.value_to, domain_lists=lists)
             if self.operator == "regex":
                 _check_regex_in_database(self.value, field="value")
             return
         if not self.activity_type:
-            raise R.RuleError("Choose the activity type this rule scores.", field="activity_type")
+            raise RuleError("Choose the activity type this rule scores.", field="activity_type")
         if self.target == ActivityTarget.PROPERTY and not self.property_name:
-            raise R.RuleError("Name the property to test.", field="property_name")
+            raise RuleError("Name the property to test.", field="property_name")
         if self.target and not self.pattern:
-            raise R.RuleError("Give the text to look for.", field="pattern")
+            raise RuleError("Give the text to look for.", field="pattern")
         if self.target and self.match == "regex":
             try:
-                R.compile_regex(self.pattern)
-            except R.RuleError as exc:
-                raise R.RuleError(str(exc), field="pattern") from None
+                compile_regex(self.pattern)
+            except RuleError as exc:
+                raise RuleError(str(exc), field="pattern") from None
             _check_regex_in_database(self.pattern, field="pattern")
         if self.bonus_points and not self.bonus_count:
-            raise R.RuleError(
-                "Say how many matches in one day earn the bonus.", field="bonus_count"
-            )
+            raise RuleError("Say how many matches in one day earn the bonus.", field="bonus_count")
 
-    def spec(self, custom_kinds: dict[str, str] | None = None) -> R.RuleSpec:
+    def spec(self, custom_kinds: dict[str, str] | None = None) -> RuleSpec:
         if self.kind == RuleKind.FIT:
-            return R.RuleSpec(
+            return RuleSpec(
                 id=self.pk,
-                kind=R.FIT,
+                kind=FIT,
                 points=self.points,
                 description=self.describe(),
                 field=self.field,
                 operator=self.operator,
                 value=self.value,
                 value_to=self.value_to,
-                field_kind=R.field_kind(self.field, custom_kinds or custom_field_kinds()),
+                field_kind=field_kind(self.field, custom_kinds or custom_field_kinds()),
             )
         target = ""
         if self.target == ActivityTarget.URL:
             target = "url"
         elif self.target == ActivityTarget.PROPERTY:
             target = f"property:{self.property_name}"
-        return R.RuleSpec(
+        return RuleSpec(
             id=self.pk,
-            kind=R.ENGAGEMENT,
+            kind=ENGAGEMENT,
             points=self.points,
             description=self.describe(),
             activity_type=self.activity_type,
@@ -294,9 +296,9 @@ class Rule(models.Model):
 
 
 def custom_field_kinds() -> dict[str, str]:
-    kinds = {"integer": R.NUMBER, "number": R.NUMBER, "boolean": R.BOOL}
+    kinds = {"integer": NUMBER, "number": NUMBER, "boolean": BOOL}
     return {
-        key: kinds.get(field_type, R.TEXT)
+        key: kinds.get(field_type, TEXT)
         for key, field_type in CustomFieldDefinition.objects.values_list("key", "field_type")
     }
 
@@ -428,10 +430,10 @@ def _check_regex_in_database(pattern: str, *, field: str) -> None:
         return
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SELECT '' ~* %s", [R.postgres_regex(pattern)])
+            cursor.execute("SELECT '' ~* %s", [postgres_regex(pattern)])
     except DatabaseError as exc:
         message = str(exc).strip().splitlines()[0]
-        raise R.RuleError(f"The database cannot use “{pattern}”: {message}.", field=field) from None
+        raise RuleError(f"The database cannot use “{pattern}”: {message}.", field=field) from None
 
 
 class LeadScore(models.Model):

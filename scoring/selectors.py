@@ -12,7 +12,7 @@ from django.db.models import Q
 from leads.models import Lead
 
 from .models import EntryKind, LeadScore, ScoreEntry, ScoringModel
-from .rules import decay_factor
+from .score_formula import decay_factor
 from .services import lead_explanation, score_history
 
 if TYPE_CHECKING:

@@ -19,7 +19,6 @@ from django.utils import timezone
 from crm.resilience import cache_call, task_enqueue
 from leads.models import Activity, Lead, Stage
 
-from . import rules as R
 from .decay import decay_params, decay_sql
 from .engine import (
     Batch,
@@ -41,6 +40,8 @@ from .models import (
     ScoreEntry,
     ScoringModel,
 )
+from .rules import Award
+from .score_formula import decay_factor, decayed, score_series
 from .signals import band_changed, lead_qualified, score_surged
 
 if TYPE_CHECKING:
@@ -640,7 +641,7 @@ def _explain_model(lead: Lead, row: LeadScore, now: datetime) -> dict[str, Any]:
             }
         value = points
         if kind == EntryKind.ENGAGEMENT:
-            value *= R.decay_factor((now - at).total_seconds(), half_life)
+            value *= decay_factor((now - at).total_seconds(), half_life)
         line["times"] += 1
         line["points"] += points
         line["value_now"] += value
@@ -648,7 +649,7 @@ def _explain_model(lead: Lead, row: LeadScore, now: datetime) -> dict[str, Any]:
         settings,
         row.fit,
         row.adjustment,
-        R.decayed(row.engagement, row.engagement_at, now, model.decay_half_life_days),
+        decayed(row.engagement, row.engagement_at, now, model.decay_half_life_days),
         row.last_engaged_at,
         now,
     )
@@ -689,7 +690,7 @@ def score_history(
 ) -> list[dict[str, Any]]:
     """The score over time, derived from the ledger and the decay formula (no snapshots)."""
     entries = ScoreEntry.objects.filter(lead=lead, model=model).values_list("at", "kind", "points")
-    series = R.score_series(
+    series = score_series(
         [(at, kind == EntryKind.ENGAGEMENT, value) for at, kind, value in entries],
         now=now or timezone.now(),
         points=points,
@@ -757,7 +758,7 @@ def _verify_lead(batch: Batch, lead: Lead, now: datetime) -> Iterator[Difference
             yield Difference(
                 lead.pk, f"manual adjustments in “{model.name}”", row.adjustment, adjustment
             )
-        carried = R.decayed(row.engagement, row.engagement_at, now, model.half_life_days)
+        carried = decayed(row.engagement, row.engagement_at, now, model.half_life_days)
         if abs(carried - state.engagement) > 0.01 or abs(row.fit - state.fit) > 0.001:
             yield Difference(
                 lead.pk,
@@ -777,7 +778,7 @@ def _verify_lead(batch: Batch, lead: Lead, now: datetime) -> Iterator[Difference
         model,
         row.fit,
         row.adjustment,
-        R.decayed(row.engagement, row.engagement_at, at, model.half_life_days),
+        decayed(row.engagement, row.engagement_at, at, model.half_life_days),
         row.last_engaged_at,
         at,
     )
@@ -788,7 +789,7 @@ def _verify_lead(batch: Batch, lead: Lead, now: datetime) -> Iterator[Difference
         )
 
 
-def batch_awards(batch: Batch, lead: Lead, model: CompiledModel, now: datetime) -> list[R.Award]:
+def batch_awards(batch: Batch, lead: Lead, model: CompiledModel, now: datetime) -> list[Award]:
     from .engine import activity_facts, desired_awards, lead_facts
 
     slugs = batch.products.get(lead.pk, [])

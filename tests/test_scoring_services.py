@@ -15,7 +15,6 @@ from django.utils import timezone
 
 from leads.models import Activity, ActivityType, Lead, ProductLine, Stage, StageChange
 from leads.services import activities_record, lead_save_profile
-from scoring import rules as R
 from scoring import signals
 from scoring.models import (
     EntryKind,
@@ -28,6 +27,7 @@ from scoring.models import (
     ScoreEntry,
     ScoringModel,
 )
+from scoring.score_formula import band_for, decayed, total_score
 from scoring.services import (
     lead_explanation,
     lead_score,
@@ -603,11 +603,11 @@ def test_decay_moves_scores_down_as_the_formula_says(db):
 
         # Then engagement follows the decay formula and the score and band follow it
         lead.refresh_from_db()
-        engagement = R.decayed(60.0, T0, later, 7)
+        engagement = decayed(60.0, T0, later, 7)
         assert updated == 2
         assert lead.engagement_score == pytest.approx(engagement, abs=1e-6)
-        assert lead.score == R.total_score(30, engagement, model.thresholds)
-        assert lead.band == R.band_for(lead.score, model.thresholds)
+        assert lead.score == total_score(30, engagement, model.thresholds)
+        assert lead.band == band_for(lead.score, model.thresholds)
         assert lead.engagement_at == later
         assert list(scores_verify(now=later)) == []
     assert lead.engagement_score == pytest.approx(7.5)
