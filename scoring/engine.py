@@ -27,8 +27,8 @@ from .models import (
     Rule,
     ScoreEntry,
     ScoringModel,
-    custom_field_kinds,
 )
+from .models.rule import custom_field_kinds
 from .rule_fields import CUSTOM_PREFIX, FIT_FIELDS, RuleError
 from .rules import FIT, ActivityFact, Award, RuleSpec, engagement_awards, fit_awards
 from .score_formula import (
