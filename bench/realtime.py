@@ -305,7 +305,7 @@ def profile_lead_score(n: int) -> dict:
     from django.db import connection, transaction
 
     from leads.models import Activity, Lead
-    from scoring.engine import load_ruleset
+    from scoring.ruleset import load_ruleset
     from scoring.services import lead_score
 
     rng = random.Random(11)
@@ -480,7 +480,7 @@ def batch_score_seconds(rows: list[tuple]) -> float:
     cost); rolled back. The whole burst's time, from the median call."""
     from django.db import transaction
 
-    from scoring.engine import load_ruleset
+    from scoring.ruleset import load_ruleset
     from scoring.services import leads_score
 
     lead_ids = sorted({r[0] for r in rows})

@@ -339,7 +339,7 @@ def bare_rescore_seconds(model) -> float:
     from django.utils import timezone
 
     from scoring.bulk import engagement_awards_sql, fit_awards_sql
-    from scoring.engine import load_ruleset
+    from scoring.ruleset import load_ruleset
 
     compiled = next(m for m in load_ruleset(fresh=True).models if m.id == model.id)
     now = timezone.now()
@@ -375,8 +375,9 @@ def naive_loop_seconds_per_lead(model, sample: int) -> float:
     from django.utils import timezone
 
     from leads.models import Lead
-    from scoring.engine import activity_facts, lead_facts, load_ruleset
+    from scoring.facts import activity_facts, lead_facts
     from scoring.rules import engagement_awards, fit_awards
+    from scoring.ruleset import load_ruleset
     from scoring.score_formula import engagement_at, total_score
 
     ruleset = load_ruleset(fresh=True)

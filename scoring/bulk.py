@@ -25,9 +25,9 @@ from django.db import connection
 from django.utils import timezone
 
 from .decay import decay_params, decay_sql
-from .engine import CompiledModel
 from .regex_dialects import postgres_regex
 from .rules import ENGAGEMENT, FIT, RuleSpec
+from .ruleset import CompiledModel
 from .sql import activity_test, fit_condition
 
 DESIRED_TABLE = """

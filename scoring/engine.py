@@ -1,38 +1,29 @@
 """The scoring engine: turns leads, activities and rules into ledger entries and scores.
 
 One code path serves a single lead scored in real time and a chunk of leads in a
-bulk rescore: load the rows, ask ``scoring.rules`` what each lead should have
+bulk rescore: load the rows, ask ``scoring.facts`` what each lead should have
 earned, append the difference to the ledger, and recompute the lead's state from
-the ledger. Running it twice changes nothing.
+the ledger (``state_from``). Running it twice changes nothing.
 """
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from django.db.models import Count, Max, Sum
+from django.db.models import Sum
 
 from crm.db import update_rows
-from leads.models import Activity, CustomFieldDefinition, Lead
+from leads.models import Activity, Lead
 
-from .models import (
-    DomainList,
-    EntryKind,
-    LeadScore,
-    Rule,
-    ScoreEntry,
-    ScoringModel,
-)
-from .models.rule import custom_field_kinds
-from .rule_fields import CUSTOM_PREFIX, FIT_FIELDS, RuleError
-from .rules import FIT, ActivityFact, Award, RuleSpec, engagement_awards, fit_awards
+from .facts import activity_facts, desired_awards, lead_facts
+from .models import EntryKind, LeadScore, ScoreEntry, ScoringModel
+from .rules import FIT, Award
+from .ruleset import CompiledModel, Ruleset
 from .score_formula import (
-    Thresholds,
     band_for,
     decay_factor,
     grade_for,
@@ -41,183 +32,6 @@ from .score_formula import (
     round_half_up,
     total_score,
 )
-
-KEY_FIELDS = ("first_name", "last_name", "job_title", "company", "country", "phone")
-
-
-@dataclass
-class CompiledModel:
-    id: int
-    name: str
-    priority: int
-    is_default: bool
-    segment: frozenset[str]
-    thresholds: Thresholds
-    half_life_days: float | None
-    idle_week_penalty: int
-    mql_threshold: int
-    sql_threshold: int
-    surge_points: int
-    surge_hours: int
-    decay_version: int = 1
-    fit_rules: list[RuleSpec] = field(default_factory=list)
-    engagement_rules: list[RuleSpec] = field(default_factory=list)
-    rules_by_id: dict[int, RuleSpec] = field(default_factory=dict)
-
-    def applies_to(self, product_slugs: Iterable[str]) -> bool:
-        return self.is_default or bool(self.segment & set(product_slugs))
-
-
-@dataclass
-class Ruleset:
-    """Every active model with its rules, and the domain lists the rules refer to."""
-
-    models: list[CompiledModel]
-    domain_lists: dict[str, frozenset[str]]
-
-    def for_lead(self, product_slugs: Iterable[str]) -> list[CompiledModel]:
-        slugs = set(product_slugs)
-        return [m for m in self.models if m.applies_to(slugs)]
-
-
-# Real-time scoring reuses the compiled rules while their fingerprint is unchanged, and
-# never for longer than this: edits the fingerprint cannot see (a domain renamed in
-# place) are picked up within seconds. Rescores and verification always compile afresh.
-CACHE_SECONDS = 5.0
-_cache: dict[str, Any] = {"version": None, "ruleset": None, "at": 0.0}
-
-
-def _version() -> tuple[Any, ...]:
-    models = ScoringModel.objects.aggregate(at=Max("updated_at"), n=Max("id"), c=Count("id"))
-    rules = Rule.objects.aggregate(at=Max("updated_at"), n=Max("id"), c=Count("id"))
-    segments = ScoringModel.segment_product_lines.through.objects.aggregate(
-        n=Max("id"), c=Count("id")
-    )
-    lists = DomainList.objects.aggregate(n=Max("id"), c=Count("id"))
-    fields = CustomFieldDefinition.objects.aggregate(n=Max("id"), c=Count("id"))
-    return tuple(tuple(part.values()) for part in (models, rules, segments, lists, fields))
-
-
-def load_ruleset(models: Sequence[ScoringModel] | None = None, *, fresh: bool = False) -> Ruleset:
-    """The active models (or the given ones, e.g. a draft being previewed), compiled."""
-    if models is None:
-        version = _version()
-        age = time.monotonic() - _cache["at"]
-        if not fresh and _cache["version"] == version and age < CACHE_SECONDS:
-            return _cache["ruleset"]
-        models = list(ScoringModel.objects.active().prefetch_related("segment_product_lines"))
-    else:
-        version = None
-    kinds = custom_field_kinds()
-    compiled = [compile_model(model, kinds) for model in models]
-    lists: dict[str, set[str]] = defaultdict(set)
-    for kind, domain in DomainList.objects.values_list("kind", "domain"):
-        lists[kind].add(domain)
-    ruleset = Ruleset(compiled, {k: frozenset(v) for k, v in lists.items()})
-    if version is not None:
-        _cache.update(version=version, ruleset=ruleset, at=time.monotonic())
-    return ruleset
-
-
-def model_settings(model: ScoringModel, segment: frozenset[str] = frozenset()) -> CompiledModel:
-    """The model's thresholds, decay and hooks without its rules: what turns stored
-    fit and engagement into a score, band and grade (the explanation needs no more)."""
-    return CompiledModel(
-        id=model.pk,
-        name=model.name,
-        priority=model.priority,
-        is_default=model.is_default,
-        segment=segment,
-        thresholds=model.thresholds,
-        half_life_days=model.decay_half_life_days,
-        idle_week_penalty=model.idle_week_penalty,
-        mql_threshold=model.mql_threshold,
-        sql_threshold=model.sql_threshold,
-        surge_points=model.surge_points,
-        surge_hours=model.surge_hours,
-        decay_version=model.decay_version,
-    )
-
-
-def compile_model(model: ScoringModel, kinds: dict[str, str]) -> CompiledModel:
-    segment = frozenset(p.slug for p in model.segment_product_lines.all())
-    compiled = model_settings(model, segment)
-    for rule in model.rules.filter(active=True):
-        try:
-            spec = rule.spec(kinds)
-        except RuleError:
-            # A rule broken by a later change (a deleted custom field) scores nothing.
-            continue
-        compiled.rules_by_id[rule.pk] = spec
-        target = compiled.fit_rules if spec.kind == FIT else compiled.engagement_rules
-        target.append(spec)
-    return compiled
-
-
-# --- Facts -------------------------------------------------------------------------
-
-
-def looks_like_spam(lead: Lead) -> bool:
-    local = lead.email.partition("@")[0]
-    name = f"{lead.first_name}{lead.last_name}".lower()
-    return (
-        sum(ch.isdigit() for ch in local) >= 5
-        or (bool(name) and any(ch.isdigit() for ch in name))
-        or (bool(name) and name in {"test", "testtest", "asdf", "asdfasdf", "qwerty"})
-        or lead.first_name.lower() == lead.last_name.lower() != ""
-    )
-
-
-def lead_facts(lead: Lead, product_slugs: Sequence[str]) -> dict[str, Any]:
-    """Everything a fit rule can test, as plain values."""
-    facts: dict[str, Any] = {
-        name: getattr(lead, name)
-        for name in FIT_FIELDS
-        if "." not in name and hasattr(lead, name) and name != "product_interests"
-    }
-    facts["email_domain"] = lead.email_domain
-    facts["product_interests"] = list(product_slugs)
-    company = lead.company
-    for name in ("name", "domain", "industry", "employee_count", "annual_revenue", "country"):
-        facts[f"company.{name}"] = getattr(company, name) if company else None
-    for key, value in (lead.custom_fields or {}).items():
-        facts[f"{CUSTOM_PREFIX}{key}"] = value
-    facts["missing_key_fields"] = sum(
-        1
-        for name in KEY_FIELDS
-        if not (lead.company_id if name == "company" else getattr(lead, name))
-    )
-    facts["looks_like_spam"] = looks_like_spam(lead)
-    return facts
-
-
-def activity_facts(rows: Iterable[tuple[Any, ...]]) -> list[ActivityFact]:
-    return [
-        ActivityFact(
-            id=pk,
-            type=type_,
-            occurred_at=occurred_at,
-            url=url or "",
-            duration_seconds=duration,
-            properties=properties or {},
-        )
-        for pk, type_, occurred_at, url, duration, properties in rows
-    ]
-
-
-def desired_awards(
-    model: CompiledModel,
-    facts: dict[str, Any],
-    activities: Sequence[ActivityFact],
-    domain_lists: dict[str, frozenset[str]],
-    now: datetime,
-) -> list[Award]:
-    return fit_awards(model.fit_rules, facts, domain_lists, now) + engagement_awards(
-        model.engagement_rules, activities, now
-    )
-
-
-# --- State ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)

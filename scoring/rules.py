@@ -2,9 +2,9 @@
 and which activities earn engagement points, with the caps, bonus and recency window.
 
 Nothing here touches the database, so every operator, cap, bonus and window is tested
-on plain values. ``scoring.engine`` feeds these functions with rows and writes their
-answers to the ledger; the conditions are ``scoring.conditions``, the score formula
-``scoring.score_formula``.
+on plain values. ``scoring.facts`` feeds these functions with a lead's rows and
+``scoring.engine`` writes their answers to the ledger; the conditions are
+``scoring.conditions``, the score formula ``scoring.score_formula``.
 """
 
 from __future__ import annotations

@@ -20,15 +20,7 @@ from crm.resilience import cache_call, task_enqueue
 from leads.models import Activity, Lead, Stage
 
 from .decay import decay_params, decay_sql
-from .engine import (
-    Batch,
-    CompiledModel,
-    LeadResult,
-    Ruleset,
-    load_ruleset,
-    model_settings,
-    state_from,
-)
+from .engine import Batch, LeadResult, state_from
 from .models import (
     ChangeLog,
     EntryKind,
@@ -41,6 +33,7 @@ from .models import (
     ScoringModel,
 )
 from .rules import Award
+from .ruleset import CompiledModel, Ruleset, load_ruleset, model_settings
 from .score_formula import decay_factor, decayed, score_series
 from .signals import band_changed, lead_qualified, score_surged
 
@@ -790,7 +783,7 @@ def _verify_lead(batch: Batch, lead: Lead, now: datetime) -> Iterator[Difference
 
 
 def batch_awards(batch: Batch, lead: Lead, model: CompiledModel, now: datetime) -> list[Award]:
-    from .engine import activity_facts, desired_awards, lead_facts
+    from .facts import activity_facts, desired_awards, lead_facts
 
     slugs = batch.products.get(lead.pk, [])
     return desired_awards(
