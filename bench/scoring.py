@@ -338,7 +338,7 @@ def bare_rescore_seconds(model) -> float:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from scoring.bulk import engagement_awards_sql, fit_awards_sql
+    from scoring.bulk_awards import engagement_awards_sql, fit_awards_sql
     from scoring.ruleset import load_ruleset
 
     compiled = next(m for m in load_ruleset(fresh=True).models if m.id == model.id)
