@@ -97,7 +97,7 @@ def run_all(model, leads: int, activities: int, args: argparse.Namespace) -> lis
     from django.db import connection
 
     from scoring.models import RescoreJob, ScoreEntry
-    from scoring.services import rescore_job_run
+    from scoring.rescore_jobs import rescore_job_run
 
     def rescore(rule=None, *, in_process: bool = not args.workers) -> RescoreJob:
         job = RescoreJob.objects.create(model=model, rule=rule, reason="benchmark")
@@ -404,7 +404,7 @@ def naive_loop_seconds_per_lead(model, sample: int) -> float:
 
 
 def decay_product() -> None:
-    from scoring.services import scores_decay
+    from scoring.decay import scores_decay
 
     scores_decay()
 

@@ -384,3 +384,15 @@ def _fill(row: LeadScore, state: State, now: datetime) -> None:
     row.band = state.band
     row.grade = state.grade
     row.quadrant = state.quadrant
+
+
+def batch_awards(batch: Batch, lead: Lead, model: CompiledModel, now: datetime) -> list[Award]:
+    """The awards ``model`` gives ``lead`` from the rows ``batch`` loaded (without scoring)."""
+    slugs = batch.products.get(lead.pk, [])
+    return desired_awards(
+        model,
+        lead_facts(lead, slugs),
+        activity_facts(batch.activities.get(lead.pk, [])),
+        batch.ruleset.domain_lists,
+        now,
+    )

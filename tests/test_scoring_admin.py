@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from leads.models import ActivityType, Deal, DealStatus, Lead, ProductLine
+from scoring.lead_scoring import leads_score
 from scoring.models import (
     ChangeLog,
     LeadScore,
@@ -24,7 +25,7 @@ from scoring.models import (
     ScoreEntry,
     ScoringModel,
 )
-from scoring.services import leads_score, scores_verify
+from scoring.verification import scores_verify
 from tests.admin_forms import changeform_data
 from tests.factories import ActivityFactory, LeadFactory
 

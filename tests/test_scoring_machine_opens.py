@@ -9,8 +9,9 @@ from django.utils import timezone
 from leads.models import Activity, ActivityType
 from leads.services import activities_record
 from scoring.models import Rule
+from scoring.rescore_jobs import rescore_job_start
 from scoring.rules import ActivityFact, RuleSpec, activity_matches
-from scoring.services import rescore_job_start, scores_verify
+from scoring.verification import scores_verify
 from tests.factories import LeadFactory, active_model
 
 

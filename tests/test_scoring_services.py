@@ -16,6 +16,10 @@ from django.utils import timezone
 from leads.models import Activity, ActivityType, Lead, ProductLine, Stage, StageChange
 from leads.services import activities_record, lead_save_profile
 from scoring import signals
+from scoring.adjustments import leads_adjust_score
+from scoring.decay import scores_decay
+from scoring.explanation import lead_explanation, score_history
+from scoring.lead_scoring import lead_score
 from scoring.models import (
     EntryKind,
     LeadScore,
@@ -27,18 +31,10 @@ from scoring.models import (
     ScoreEntry,
     ScoringModel,
 )
+from scoring.rescore_jobs import rescore_job_run, rescore_job_start
 from scoring.score_formula import band_for, decayed, total_score
-from scoring.services import (
-    lead_explanation,
-    lead_score,
-    leads_adjust_score,
-    rescore_job_run,
-    rescore_job_start,
-    score_history,
-    scores_decay,
-    scores_verify,
-)
 from scoring.tasks import sweep_unscored
+from scoring.verification import scores_verify
 from tests.factories import LeadFactory
 
 T0 = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)

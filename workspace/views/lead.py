@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET
 from leads.models import CustomFieldDefinition, HandOff, Lead, LeadRating, TaskKind
 from leads.permissions import lead_access, task_assignees
 from leads.selectors import done_tasks, open_tasks, timeline_page
-from scoring.selectors import lead_explanation
+from scoring.explanation import lead_explanation
 from workspace.forms import (
     NoteForm,
     RatingForm,

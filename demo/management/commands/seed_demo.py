@@ -22,7 +22,7 @@ from demo.scoring import seed_starter_model
 from demo.world import DemoSummary, demo_seed, parse_anchor
 from leads.models import Activity, Lead
 from scoring.models import RescoreJob
-from scoring.services import rescore_job_run
+from scoring.rescore_jobs import rescore_job_run
 
 
 class Command(BaseCommand):

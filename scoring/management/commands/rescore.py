@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from scoring.models import RescoreJob, ScoringModel
-from scoring.services import rescore_job_run
+from scoring.rescore_jobs import rescore_job_run
 
 
 class Command(BaseCommand):
