@@ -95,6 +95,16 @@ def rescore_job_run(
     return job
 
 
+def model_rescore_in_process(
+    *, model: ScoringModel, reason: str, chunk_size: int = CHUNK_SIZE
+) -> RescoreJob | None:
+    """Rescore ``model``'s leads here and now (commands), recorded as a job like any
+    rescore; its ranges run one after another in this process. Call it outside a
+    transaction. None when another run claimed the job first."""
+    job = RescoreJob.objects.create(model=model, reason=reason[:200])
+    return rescore_job_run(job_id=job.pk, chunk_size=chunk_size, in_process=True)
+
+
 def rescore_job_ranges(job: RescoreJob) -> list[tuple[int, int]]:
     """The lead-id ranges a set-based rescore of ``job`` visits, in order."""
     # The same width for a rule's rescore: a range holds its leads until it commits, and

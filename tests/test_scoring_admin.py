@@ -415,6 +415,8 @@ def test_duplicate_as_a_draft_copies_the_model_and_its_rules(
     assert len(rule_rows(copy)) == 3
     assert Rule.objects.filter(model=live.model).count() == 3  # the original keeps its rules
     assert not RescoreJob.objects.exists()
+    logged = ChangeLog.objects.get(object_type="scoringmodel", object_id=copy.pk)
+    assert (logged.action, logged.by, logged.before) == ("create", marketer, None)
 
 
 def test_activate_and_rescore_makes_a_draft_live_and_scores_its_leads(

@@ -859,6 +859,26 @@ def test_scoring_verify_command_fails_on_a_corrupted_score_and_passes_when_clean
     assert f"lead {lead.pk}: materialized score" in out.getvalue()
 
 
+def test_rescore_command_rescores_the_model_here_and_records_the_job(rules):
+    # Given a scored lead, and a rule whose points changed behind scoring's back
+    lead = LeadFactory()
+    record(lead, (ActivityType.DEMO_REQUEST, timezone.now() - timedelta(minutes=1)))
+    lead_score(lead_id=lead.pk)
+    before = Lead.objects.get(pk=lead.pk).score
+    Rule.objects.filter(pk=rules.demo.pk).update(points=50)
+
+    # When the command rescores the model
+    out = StringIO()
+    call_command("rescore", "--model", rules.model.name, stdout=out)
+
+    # Then it ran in this process as a recorded job, and the lead has the new points
+    job = RescoreJob.objects.get()
+    assert (job.status, job.reason, job.done) == (RescoreStatus.DONE, "rescore command", 1)
+    assert f"{rules.model}: 1 leads rescored" in out.getvalue()
+    assert Lead.objects.get(pk=lead.pk).score == before + 10
+    assert list(scores_verify()) == []
+
+
 # --- Scoring that waits for a lead's lock -------------------------------------------------
 
 
