@@ -48,7 +48,7 @@ from leads.models import (
 )
 from leads.permissions import EMAIL_UNAVAILABLE, OWNER_REFUSED, default_owner, email_in_use, may_own
 from leads.services import lead_move_to_stage, lead_save_profile
-from scoring.selectors import lead_explanation
+from scoring.explanation import lead_explanation
 
 CUSTOM_FIELDS_MAX_BYTES = 16 * 1024
 EMAIL_CONFLICT = "The email address belongs to a lead the caller cannot see (nothing more is told)"

@@ -20,8 +20,8 @@ from rest_framework.settings import api_settings
 
 from leads.models import ProductLine
 from scoring import changes
-from scoring import rules as R
 from scoring.models import Rule, ScoringModel
+from scoring.rule_fields import RuleError
 
 from .fields import caller
 from .permissions import RoleReadModelWrite
@@ -155,7 +155,7 @@ class RuleSerializer(serializers.ModelSerializer):
             setattr(rule, name, value)
         try:
             rule.validate()
-        except R.RuleError as exc:
+        except RuleError as exc:
             raise serializers.ValidationError(
                 {exc.field or api_settings.NON_FIELD_ERRORS_KEY: str(exc)}
             ) from None

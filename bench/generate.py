@@ -225,8 +225,8 @@ def score_all(*, id_range: int = 20_000, progress: Callable[[str], None] = print
     from django.db.models import Max, Min
 
     from scoring.bulk import refresh_statistics, rescore_range
-    from scoring.engine import load_ruleset
     from scoring.models import ScoringModel
+    from scoring.ruleset import load_ruleset
 
     model = ScoringModel.objects.get(is_default=True)
     compiled = next(m for m in load_ruleset(fresh=True).models if m.id == model.pk)

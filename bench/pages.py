@@ -391,7 +391,7 @@ def naive_lead(ids: list[int]) -> Callable[[int], object]:
 def naive_my_day(user) -> Callable[[int], object]:
     """My day's leads, each explained by its own ``lead_explanation`` call (N+1)."""
     from leads.selectors import my_day_leads
-    from scoring.selectors import lead_explanation
+    from scoring.explanation import lead_explanation
 
     def run(_: int) -> object:
         return [lead_explanation(lead=lead) for lead in my_day_leads(user=user)]

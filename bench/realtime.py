@@ -189,8 +189,9 @@ def prepare(args: argparse.Namespace) -> dict:
 
     from demo.scoring import seed_starter_model
     from leads.models import Activity, Lead
+    from scoring.lead_scoring import leads_score
     from scoring.models import RescoreJob
-    from scoring.services import leads_score, rescore_job_run
+    from scoring.rescore_jobs import rescore_job_run
 
     call_command("migrate", verbosity=0)
     if not Lead.objects.exists():
@@ -305,8 +306,8 @@ def profile_lead_score(n: int) -> dict:
     from django.db import connection, transaction
 
     from leads.models import Activity, Lead
-    from scoring.engine import load_ruleset
-    from scoring.services import lead_score
+    from scoring.lead_scoring import lead_score
+    from scoring.ruleset import load_ruleset
 
     rng = random.Random(11)
     sample = rng.sample(list(Lead.objects.values_list("pk", flat=True)), 2 * n)
@@ -480,8 +481,8 @@ def batch_score_seconds(rows: list[tuple]) -> float:
     cost); rolled back. The whole burst's time, from the median call."""
     from django.db import transaction
 
-    from scoring.engine import load_ruleset
-    from scoring.services import leads_score
+    from scoring.lead_scoring import leads_score
+    from scoring.ruleset import load_ruleset
 
     lead_ids = sorted({r[0] for r in rows})
     times = []

@@ -97,7 +97,7 @@ def run_all(model, leads: int, activities: int, args: argparse.Namespace) -> lis
     from django.db import connection
 
     from scoring.models import RescoreJob, ScoreEntry
-    from scoring.services import rescore_job_run
+    from scoring.rescore_jobs import rescore_job_run
 
     def rescore(rule=None, *, in_process: bool = not args.workers) -> RescoreJob:
         job = RescoreJob.objects.create(model=model, rule=rule, reason="benchmark")
@@ -338,8 +338,8 @@ def bare_rescore_seconds(model) -> float:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from scoring.bulk import engagement_awards_sql, fit_awards_sql
-    from scoring.engine import load_ruleset
+    from scoring.bulk_awards import engagement_awards_sql, fit_awards_sql
+    from scoring.ruleset import load_ruleset
 
     compiled = next(m for m in load_ruleset(fresh=True).models if m.id == model.id)
     now = timezone.now()
@@ -375,8 +375,10 @@ def naive_loop_seconds_per_lead(model, sample: int) -> float:
     from django.utils import timezone
 
     from leads.models import Lead
-    from scoring import rules as R
-    from scoring.engine import activity_facts, lead_facts, load_ruleset
+    from scoring.facts import activity_facts, lead_facts
+    from scoring.rules import engagement_awards, fit_awards
+    from scoring.ruleset import load_ruleset
+    from scoring.score_formula import engagement_at, total_score
 
     ruleset = load_ruleset(fresh=True)
     compiled = next(m for m in ruleset.models if m.id == model.id)
@@ -388,21 +390,21 @@ def naive_loop_seconds_per_lead(model, sample: int) -> float:
                 "id", "type", "occurred_at", "url", "duration_seconds", "properties"
             )
             slugs = list(lead.product_interests.values_list("slug", flat=True))
-            awards = R.fit_awards(
+            awards = fit_awards(
                 compiled.fit_rules, lead_facts(lead, slugs), ruleset.domain_lists, now
-            ) + R.engagement_awards(compiled.engagement_rules, activity_facts(rows), now)
-            engagement = R.engagement_at(
+            ) + engagement_awards(compiled.engagement_rules, activity_facts(rows), now)
+            engagement = engagement_at(
                 ((a.points, a.at) for a in awards if a.activity_id), now, compiled.half_life_days
             )
             fit = sum(a.points for a in awards if a.activity_id is None)
-            lead.score = R.total_score(fit, engagement, compiled.thresholds)
+            lead.score = total_score(fit, engagement, compiled.thresholds)
             lead.save(update_fields=["score"])
         transaction.set_rollback(True)
     return (time.perf_counter() - start) / sample
 
 
 def decay_product() -> None:
-    from scoring.services import scores_decay
+    from scoring.decay import scores_decay
 
     scores_decay()
 

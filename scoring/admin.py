@@ -15,7 +15,7 @@ from django.utils.html import format_html
 
 from crm.http import AuthenticatedHttpRequest
 
-from . import changes, services
+from . import changes
 from .models import (
     ChangeLog,
     DomainList,
@@ -26,6 +26,8 @@ from .models import (
     ScoreEntry,
     ScoringModel,
 )
+from .preview import model_preview
+from .rescore_jobs import rescore_job_start
 
 
 class RuleInline(admin.StackedInline):
@@ -150,7 +152,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": f"Preview of {model}",
-            "preview": services.model_preview(model=model),
+            "preview": model_preview(model=model),
             "original": model,
         }
         return TemplateResponse(request, "admin/scoring/scoringmodel/preview.html", context)
@@ -219,22 +221,20 @@ class ScoringModelAdmin(admin.ModelAdmin):
         self, request: AuthenticatedHttpRequest, queryset: QuerySet[ScoringModel]
     ) -> None:
         for model in queryset:
-            copy = services.model_duplicate(model=model, by=request.user)
+            copy = changes.model_duplicate(model=model, by=request.user)
             self.message_user(request, f"Created the draft “{copy}”.", messages.SUCCESS)
 
     @admin.action(description="Activate and rescore")
     def activate(self, request: AuthenticatedHttpRequest, queryset: QuerySet[ScoringModel]) -> None:
         for model in queryset.exclude(status=ModelStatus.ACTIVE):
-            services.model_activate(model=model, by=request.user)
+            changes.model_activate(model=model, by=request.user)
             self.message_user(request, f"“{model}” is live; its leads are being rescored.")
 
     @admin.action(description="Rescore all leads now")
     def rescore(self, request: AuthenticatedHttpRequest, queryset: QuerySet[ScoringModel]) -> None:
         with transaction.atomic():
             for model in queryset:
-                services.rescore_job_start(
-                    model=model, reason="Requested in the admin", by=request.user
-                )
+                rescore_job_start(model=model, reason="Requested in the admin", by=request.user)
         self.message_user(request, f"Queued {queryset.count()} rescore(s) on the bulk queue.")
 
 

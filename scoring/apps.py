@@ -15,7 +15,7 @@ class ScoringConfig(AppConfig):
         from leads.signals import activity_recorded, lead_profile_changed
 
         from . import alerts
-        from .selectors import lead_primary_explanation
+        from .explanation import lead_primary_explanation
         from .signals import score_surged
 
         activity_recorded.connect(queue_activities, dispatch_uid="scoring.activity_recorded")
@@ -42,7 +42,7 @@ class _DrainRequest:
         self.done = False
 
     def run(self) -> None:
-        from .services import pending_scoring_request
+        from .outbox import pending_scoring_request
 
         self.done = True
         pending_scoring_request(lead_id=self.lead_id)
@@ -81,7 +81,7 @@ def queue_profile(sender: Any, lead_id: int, **kwargs: Any) -> None:
     broker that cannot be reached; the message sent after commit is robust, as the drain
     request is: the change is saved whatever the broker does.
     """
-    from .services import lead_score_request, profile_rescore_record
+    from .outbox import lead_score_request, profile_rescore_record
 
     profile_rescore_record(lead_id=lead_id)
 

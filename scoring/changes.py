@@ -13,7 +13,8 @@ these, so a change is logged and rescored the same way wherever it was made:
   queues nothing: the model's own move to draft or archived queued the rescore that
   reversed its points.
 
-Call them inside ``transaction.atomic()``: the jobs are queued after commit.
+Duplicating a model into a draft and activating a draft go through the same log and
+rescore. Call them inside ``transaction.atomic()``: the jobs are queued after commit.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import transaction
+from django.forms.models import model_to_dict
+
 from crm.models import User
 
-from .models import ModelStatus, RescoreJob, Rule, ScoringModel
-from .services import changelog_record, rescore_job_start, snapshot
+from .models import ChangeLog, ModelStatus, RescoreJob, Rule, ScoringModel
+from .rescore_jobs import rescore_job_start
 
 Snapshot = dict[str, Any]
 
@@ -122,3 +126,69 @@ def edit_rescore(*, edit: ModelEdit, by: User | None, reason: str) -> list[Resco
 
 def _segment(model: ScoringModel) -> list[int]:
     return sorted(model.segment_product_lines.values_list("pk", flat=True)) if model.pk else []
+
+
+def model_duplicate(*, model: ScoringModel, by: User | None = None) -> ScoringModel:
+    """Copy a model and its rules into a new draft that can be edited and previewed safely."""
+    with transaction.atomic():
+        rules = list(model.rules.all())
+        segment = list(model.segment_product_lines.all())
+        copy = ScoringModel.objects.get(pk=model.pk)
+        copy.pk = None
+        copy.name = _free_name(f"{model.name} (draft)")
+        copy.status = ModelStatus.DRAFT
+        copy.is_default = False
+        copy.save()
+        copy.segment_product_lines.set(segment)
+        for rule in rules:
+            rule.pk = None
+            rule.model = copy
+        Rule.objects.bulk_create(rules)
+        # Logged as created; a draft without entries queues no rescore.
+        model_save(model=copy, before=None, by=by, reason="Model duplicated")
+    return copy
+
+
+def _free_name(name: str) -> str:
+    candidate, n = name, 2
+    while ScoringModel.objects.filter(name=candidate).exists():
+        candidate, n = f"{name} {n}", n + 1
+    return candidate
+
+
+def model_activate(*, model: ScoringModel, by: User | None = None) -> RescoreJob:
+    """Make a draft live, log it, and rescore its leads on the bulk queue."""
+    with transaction.atomic():
+        before = snapshot(model)
+        model.status = ModelStatus.ACTIVE
+        model.save(update_fields=["status", "updated_at"])
+        changelog_record(obj=model, action="activate", before=before, by=by)
+        edit = ModelEdit(model=model, model_changed=True)
+        [job] = edit_rescore(edit=edit, by=by, reason="Model activated")
+        return job
+
+
+def snapshot(obj: ScoringModel | Rule) -> Snapshot:
+    """The object's fields as JSON values, as the change log stores them."""
+    data = model_to_dict(obj)
+    data.pop("segment_product_lines", None)
+    return {
+        key: (str(value) if not isinstance(value, int | float | bool | str | None) else value)
+        for key, value in data.items()
+    }
+
+
+def changelog_record(
+    *, obj: ScoringModel | Rule, action: str, before: Snapshot | None, by: User | None
+) -> ChangeLog:
+    """Append one change of a model or rule to the change log (``after`` is read from ``obj``)."""
+    after = None if action == "delete" else snapshot(obj)
+    return ChangeLog.objects.create(
+        object_type=obj._meta.model_name or "",
+        object_id=obj.pk,
+        object_repr=str(obj)[:200],
+        action=action,
+        before=before,
+        after=after,
+        by=by,
+    )

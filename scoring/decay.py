@@ -1,4 +1,5 @@
-"""The set-based statement that carries each lead's primary score to a moment in time.
+"""The decay: the set-based statement that carries each lead's primary score to a moment
+in time, and ``scores_decay``, beat's nightly run of it over every lead.
 
 It reads the primary ``LeadScore`` (engagement stored at ``engagement_at``) and its
 model, applies ``e(now) = e(t) * 0.5 ** ((now - t) / half_life)`` and the idle-week
@@ -10,8 +11,16 @@ transaction of its own, and a rescore runs it for the leads of the range it resc
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, partial
 from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .lead_sets import lead_id_ranges
+from .models import ScoringModel
+from .signals import band_changed
 
 # Seconds from {col} to now, never negative (decay never runs backwards in time).
 _ELAPSED = {
@@ -114,3 +123,52 @@ def decay_sql(*, postgres: bool, touched_only: bool = False, returning: bool = F
         WHERE leads_lead.id = sub.lead_id AND leads_lead.id BETWEEN %(lo)s AND %(hi)s{unchanged}
     """
     return update
+
+
+def scores_decay(*, now: datetime | None = None) -> int:
+    """Bring every lead's materialized score to ``now``: one set-based UPDATE per range
+    of ``SCORING_DECAY_RANGE`` lead ids, each range a transaction of its own.
+
+    Only the lead row changes: its primary ``LeadScore`` keeps the engagement at
+    the time it was last scored, and the decay formula carries it forward. Leads
+    whose band the decay changed are announced (``band_changed``) after their range
+    commits. Returns the number of leads updated.
+    """
+    now = now or timezone.now()
+    postgres = connection.vendor == "postgresql"
+    return sum(
+        _decay_range(now, lo, hi, postgres=postgres)
+        for lo, hi in lead_id_ranges(settings.SCORING_DECAY_RANGE)
+    )
+
+
+def _decay_range(now: datetime, lo: int, hi: int, *, postgres: bool) -> int:
+    params = decay_params(now, postgres=postgres, lo=lo, hi=hi)
+    with transaction.atomic(), connection.cursor() as cursor:
+        if postgres:
+            # Lock first, then read: an UPDATE that found a lead locked by real-time
+            # scoring would, once let through, write the engagement it read before that
+            # scoring committed. Real-time scoring of a lead waits for one range at most;
+            # rows that only reference these leads (NO KEY) do not wait at all.
+            cursor.execute(
+                "SELECT id FROM leads_lead WHERE id BETWEEN %s AND %s "
+                "ORDER BY id FOR NO KEY UPDATE",
+                [lo, hi],
+            )
+        cursor.execute(decay_sql(postgres=postgres, returning=True), params)
+        changes = cursor.fetchall()
+        cursor.execute(decay_sql(postgres=postgres), params)
+        updated = cursor.rowcount
+        for lead_id, model_id, old_band, new_band, score in changes:
+            transaction.on_commit(
+                partial(
+                    band_changed.send,
+                    sender=ScoringModel,
+                    lead_id=lead_id,
+                    model_id=model_id,
+                    old_band=old_band,
+                    new_band=new_band,
+                    score=int(score),
+                )
+            )
+    return updated

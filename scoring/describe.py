@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 
 from leads.models import ActivityType
 
-from . import rules as R
+from .conditions import split_list
+from .rule_fields import NO_VALUE_OPERATORS, OPERATORS, field_label
+from .rules import FIT
 
 if TYPE_CHECKING:
     from .models import Rule
@@ -24,22 +26,22 @@ def _points(points: int) -> str:
 
 
 def describe_rule(rule: Rule) -> str:
-    if rule.kind == R.FIT:
+    if rule.kind == FIT:
         return f"{_points(rule.points)} when {_describe_condition(rule)}"
     return _describe_engagement(rule)
 
 
 def _describe_condition(rule: Rule) -> str:
-    label = R.field_label(rule.field)
-    verb = R.OPERATORS.get(rule.operator, rule.operator)
-    if rule.operator in R.NO_VALUE_OPERATORS:
+    label = field_label(rule.field)
+    verb = OPERATORS.get(rule.operator, rule.operator)
+    if rule.operator in NO_VALUE_OPERATORS:
         return f"{label} {verb}"
     if rule.operator == "between":
         return f"{label} is between {rule.value} and {rule.value_to}"
     if rule.operator == "in_domain_list":
         return f"the {label} is on the {rule.value.replace('_', '-')} list"
     if rule.operator in ("in", "not_in"):
-        return f"{label} {verb} {', '.join(R.split_list(rule.value))}"
+        return f"{label} {verb} {', '.join(split_list(rule.value))}"
     return f"{label} {verb} {rule.value}"
 
 
@@ -52,7 +54,7 @@ def _describe_engagement(rule: Rule) -> str:
     sentence = f"{_points(rule.points)} when {article} {what}"
     if rule.target:
         subject = "URL" if rule.target == "url" else f"property “{rule.property_name}”"
-        sentence += f" {subject} {R.OPERATORS.get(rule.match, rule.match)} {rule.pattern}"
+        sentence += f" {subject} {OPERATORS.get(rule.match, rule.match)} {rule.pattern}"
     if rule.min_duration_seconds:
         sentence += f" lasting at least {rule.min_duration_seconds} s"
     limits = []

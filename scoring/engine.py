@@ -1,212 +1,37 @@
 """The scoring engine: turns leads, activities and rules into ledger entries and scores.
 
 One code path serves a single lead scored in real time and a chunk of leads in a
-bulk rescore: load the rows, ask ``scoring.rules`` what each lead should have
+bulk rescore: load the rows, ask ``scoring.facts`` what each lead should have
 earned, append the difference to the ledger, and recompute the lead's state from
-the ledger. Running it twice changes nothing.
+the ledger (``state_from``). Running it twice changes nothing.
 """
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from django.db.models import Count, Max, Sum
+from django.db.models import Sum
 
 from crm.db import update_rows
-from leads.models import Activity, CustomFieldDefinition, Lead
+from leads.models import Activity, Lead
 
-from . import rules as R
-from .models import (
-    DomainList,
-    EntryKind,
-    LeadScore,
-    Rule,
-    ScoreEntry,
-    ScoringModel,
-    custom_field_kinds,
+from .facts import activity_facts, desired_awards, lead_facts
+from .models import EntryKind, LeadScore, ScoreEntry, ScoringModel
+from .rules import FIT, Award
+from .ruleset import CompiledModel, Ruleset
+from .score_formula import (
+    band_for,
+    decay_factor,
+    grade_for,
+    idle_penalty,
+    quadrant_for,
+    round_half_up,
+    total_score,
 )
-
-KEY_FIELDS = ("first_name", "last_name", "job_title", "company", "country", "phone")
-
-
-@dataclass
-class CompiledModel:
-    id: int
-    name: str
-    priority: int
-    is_default: bool
-    segment: frozenset[str]
-    thresholds: R.Thresholds
-    half_life_days: float | None
-    idle_week_penalty: int
-    mql_threshold: int
-    sql_threshold: int
-    surge_points: int
-    surge_hours: int
-    decay_version: int = 1
-    fit_rules: list[R.RuleSpec] = field(default_factory=list)
-    engagement_rules: list[R.RuleSpec] = field(default_factory=list)
-    rules_by_id: dict[int, R.RuleSpec] = field(default_factory=dict)
-
-    def applies_to(self, product_slugs: Iterable[str]) -> bool:
-        return self.is_default or bool(self.segment & set(product_slugs))
-
-
-@dataclass
-class Ruleset:
-    """Every active model with its rules, and the domain lists the rules refer to."""
-
-    models: list[CompiledModel]
-    domain_lists: dict[str, frozenset[str]]
-
-    def for_lead(self, product_slugs: Iterable[str]) -> list[CompiledModel]:
-        slugs = set(product_slugs)
-        return [m for m in self.models if m.applies_to(slugs)]
-
-
-# Real-time scoring reuses the compiled rules while their fingerprint is unchanged, and
-# never for longer than this: edits the fingerprint cannot see (a domain renamed in
-# place) are picked up within seconds. Rescores and verification always compile afresh.
-CACHE_SECONDS = 5.0
-_cache: dict[str, Any] = {"version": None, "ruleset": None, "at": 0.0}
-
-
-def _version() -> tuple[Any, ...]:
-    models = ScoringModel.objects.aggregate(at=Max("updated_at"), n=Max("id"), c=Count("id"))
-    rules = Rule.objects.aggregate(at=Max("updated_at"), n=Max("id"), c=Count("id"))
-    segments = ScoringModel.segment_product_lines.through.objects.aggregate(
-        n=Max("id"), c=Count("id")
-    )
-    lists = DomainList.objects.aggregate(n=Max("id"), c=Count("id"))
-    fields = CustomFieldDefinition.objects.aggregate(n=Max("id"), c=Count("id"))
-    return tuple(tuple(part.values()) for part in (models, rules, segments, lists, fields))
-
-
-def load_ruleset(models: Sequence[ScoringModel] | None = None, *, fresh: bool = False) -> Ruleset:
-    """The active models (or the given ones, e.g. a draft being previewed), compiled."""
-    if models is None:
-        version = _version()
-        age = time.monotonic() - _cache["at"]
-        if not fresh and _cache["version"] == version and age < CACHE_SECONDS:
-            return _cache["ruleset"]
-        models = list(ScoringModel.objects.active().prefetch_related("segment_product_lines"))
-    else:
-        version = None
-    kinds = custom_field_kinds()
-    compiled = [compile_model(model, kinds) for model in models]
-    lists: dict[str, set[str]] = defaultdict(set)
-    for kind, domain in DomainList.objects.values_list("kind", "domain"):
-        lists[kind].add(domain)
-    ruleset = Ruleset(compiled, {k: frozenset(v) for k, v in lists.items()})
-    if version is not None:
-        _cache.update(version=version, ruleset=ruleset, at=time.monotonic())
-    return ruleset
-
-
-def model_settings(model: ScoringModel, segment: frozenset[str] = frozenset()) -> CompiledModel:
-    """The model's thresholds, decay and hooks without its rules: what turns stored
-    fit and engagement into a score, band and grade (the explanation needs no more)."""
-    return CompiledModel(
-        id=model.pk,
-        name=model.name,
-        priority=model.priority,
-        is_default=model.is_default,
-        segment=segment,
-        thresholds=model.thresholds,
-        half_life_days=model.decay_half_life_days,
-        idle_week_penalty=model.idle_week_penalty,
-        mql_threshold=model.mql_threshold,
-        sql_threshold=model.sql_threshold,
-        surge_points=model.surge_points,
-        surge_hours=model.surge_hours,
-        decay_version=model.decay_version,
-    )
-
-
-def compile_model(model: ScoringModel, kinds: dict[str, str]) -> CompiledModel:
-    segment = frozenset(p.slug for p in model.segment_product_lines.all())
-    compiled = model_settings(model, segment)
-    for rule in model.rules.filter(active=True):
-        try:
-            spec = rule.spec(kinds)
-        except R.RuleError:
-            # A rule broken by a later change (a deleted custom field) scores nothing.
-            continue
-        compiled.rules_by_id[rule.pk] = spec
-        target = compiled.fit_rules if spec.kind == R.FIT else compiled.engagement_rules
-        target.append(spec)
-    return compiled
-
-
-# --- Facts -------------------------------------------------------------------------
-
-
-def looks_like_spam(lead: Lead) -> bool:
-    local = lead.email.partition("@")[0]
-    name = f"{lead.first_name}{lead.last_name}".lower()
-    return (
-        sum(ch.isdigit() for ch in local) >= 5
-        or (bool(name) and any(ch.isdigit() for ch in name))
-        or (bool(name) and name in {"test", "testtest", "asdf", "asdfasdf", "qwerty"})
-        or lead.first_name.lower() == lead.last_name.lower() != ""
-    )
-
-
-def lead_facts(lead: Lead, product_slugs: Sequence[str]) -> dict[str, Any]:
-    """Everything a fit rule can test, as plain values."""
-    facts: dict[str, Any] = {
-        name: getattr(lead, name)
-        for name in R.FIT_FIELDS
-        if "." not in name and hasattr(lead, name) and name != "product_interests"
-    }
-    facts["email_domain"] = lead.email_domain
-    facts["product_interests"] = list(product_slugs)
-    company = lead.company
-    for name in ("name", "domain", "industry", "employee_count", "annual_revenue", "country"):
-        facts[f"company.{name}"] = getattr(company, name) if company else None
-    for key, value in (lead.custom_fields or {}).items():
-        facts[f"{R.CUSTOM_PREFIX}{key}"] = value
-    facts["missing_key_fields"] = sum(
-        1
-        for name in KEY_FIELDS
-        if not (lead.company_id if name == "company" else getattr(lead, name))
-    )
-    facts["looks_like_spam"] = looks_like_spam(lead)
-    return facts
-
-
-def activity_facts(rows: Iterable[tuple[Any, ...]]) -> list[R.ActivityFact]:
-    return [
-        R.ActivityFact(
-            id=pk,
-            type=type_,
-            occurred_at=occurred_at,
-            url=url or "",
-            duration_seconds=duration,
-            properties=properties or {},
-        )
-        for pk, type_, occurred_at, url, duration, properties in rows
-    ]
-
-
-def desired_awards(
-    model: CompiledModel,
-    facts: dict[str, Any],
-    activities: Sequence[R.ActivityFact],
-    domain_lists: dict[str, frozenset[str]],
-    now: datetime,
-) -> list[R.Award]:
-    return R.fit_awards(model.fit_rules, facts, domain_lists, now) + R.engagement_awards(
-        model.engagement_rules, activities, now
-    )
-
-
-# --- State ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -234,19 +59,19 @@ def state_from(
     now: datetime,
 ) -> tuple[State, float]:
     """The lead's state in ``model`` at ``now``; also the engagement net of the idle penalty."""
-    penalty = R.idle_penalty(last_engaged_at, now, model.idle_week_penalty)
+    penalty = idle_penalty(last_engaged_at, now, model.idle_week_penalty)
     effective = engagement - min(penalty, max(engagement, 0.0))
     total_fit = fit + adjustment
-    score = R.total_score(total_fit, effective, model.thresholds)
+    score = total_score(total_fit, effective, model.thresholds)
     state = State(
         fit=fit,
         adjustment=adjustment,
         engagement=engagement,
         last_engaged_at=last_engaged_at,
         score=score,
-        band=R.band_for(score, model.thresholds),
-        grade=R.grade_for(total_fit, model.thresholds),
-        quadrant=R.quadrant_for(total_fit, effective, model.thresholds),
+        band=band_for(score, model.thresholds),
+        grade=grade_for(total_fit, model.thresholds),
+        quadrant=quadrant_for(total_fit, effective, model.thresholds),
     )
     return state, effective
 
@@ -254,7 +79,7 @@ def state_from(
 def entry_value(entry: dict[str, Any], now: datetime, half_life: float | None) -> float:
     if entry["kind"] != EntryKind.ENGAGEMENT:
         return entry["points"]
-    return entry["points"] * R.decay_factor((now - entry["at"]).total_seconds(), half_life)
+    return entry["points"] * decay_factor((now - entry["at"]).total_seconds(), half_life)
 
 
 @dataclass
@@ -346,7 +171,7 @@ class Batch:
         return result
 
     def _sync(
-        self, lead: Lead, model: CompiledModel, awards: Sequence[R.Award]
+        self, lead: Lead, model: CompiledModel, awards: Sequence[Award]
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Append what differs between the awards and the ledger.
 
@@ -372,9 +197,9 @@ class Batch:
             appended.append(self._append(lead, model, award))
         return active + appended, appended
 
-    def _append(self, lead: Lead, model: CompiledModel, award: R.Award) -> dict[str, Any]:
+    def _append(self, lead: Lead, model: CompiledModel, award: Award) -> dict[str, Any]:
         spec = model.rules_by_id[award.rule_id]
-        kind = EntryKind.FIT if spec.kind == R.FIT else EntryKind.ENGAGEMENT
+        kind = EntryKind.FIT if spec.kind == FIT else EntryKind.ENGAGEMENT
         reason = spec.description
         if award.bonus:
             reason = f"Bonus: {spec.description}"
@@ -517,7 +342,7 @@ class Batch:
             else (state, 0.0)
         )
         lead.score = state.score
-        lead.fit_score = R.round_half_up(state.effective_fit)
+        lead.fit_score = round_half_up(state.effective_fit)
         lead.engagement_score = effective
         lead.engagement_at = self.now
         lead.band = state.band
@@ -559,3 +384,15 @@ def _fill(row: LeadScore, state: State, now: datetime) -> None:
     row.band = state.band
     row.grade = state.grade
     row.quadrant = state.quadrant
+
+
+def batch_awards(batch: Batch, lead: Lead, model: CompiledModel, now: datetime) -> list[Award]:
+    """The awards ``model`` gives ``lead`` from the rows ``batch`` loaded (without scoring)."""
+    slugs = batch.products.get(lead.pk, [])
+    return desired_awards(
+        model,
+        lead_facts(lead, slugs),
+        activity_facts(batch.activities.get(lead.pk, [])),
+        batch.ruleset.domain_lists,
+        now,
+    )

@@ -1,4 +1,5 @@
-"""Read-only views of scores for the edges (lead page, My day, API)."""
+"""Read-only views of scores for the rep's lists: the reasons behind each lead's score and
+the leads surging now (My day)."""
 
 from __future__ import annotations
 
@@ -12,31 +13,13 @@ from django.db.models import Q
 from leads.models import Lead
 
 from .models import EntryKind, LeadScore, ScoreEntry, ScoringModel
-from .rules import decay_factor
-from .services import lead_explanation, score_history
+from .score_formula import decay_factor
 
 if TYPE_CHECKING:
     from crm.models import User
 
-__all__ = [
-    "Surge",
-    "lead_explanation",
-    "lead_primary_explanation",
-    "lead_reasons",
-    "score_history",
-    "surging_leads",
-]
-
 REASONS_PER_LEAD = 2
 SURGING_LEADS = 5
-
-
-def lead_primary_explanation(lead: Lead) -> dict[str, Any] | None:
-    """The explanation by the lead's primary model (the first model's when none is
-    primary), ``None`` when no model scores it: the provider behind
-    ``leads.score_explanations`` for hand-off emails and webhook payloads."""
-    models = lead_explanation(lead=lead)["models"]
-    return next((m for m in models if m["model"]["primary"]), models[0] if models else None)
 
 
 def lead_reasons(*, leads: list[Lead], now: datetime) -> dict[int, list[str]]:

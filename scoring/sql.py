@@ -1,16 +1,19 @@
 """Rules as PostgreSQL expressions, for the set-based rescore.
 
 Each function returns SQL with ``%s`` placeholders and the parameters for them,
-mirroring ``scoring.rules`` exactly: text compares trimmed and lower-cased,
-a missing number only satisfies "is not", lists compare lower-cased slugs. The
-property test holds the two implementations to the same answers.
+mirroring ``scoring.conditions`` and ``scoring.rules`` exactly: text compares trimmed
+and lower-cased, a missing number only satisfies "is not", lists compare lower-cased
+slugs. The property test holds the two implementations to the same answers.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import rules as R
+from .conditions import split_list, to_number
+from .regex_dialects import postgres_regex
+from .rule_fields import BOOL, CUSTOM_PREFIX, FIT_FIELDS, LIST, NUMBER, TEXT, RuleError
+from .rules import MACHINE_MARKED_TYPES, RuleSpec
 
 Sql = tuple[str, list[Any]]
 
@@ -24,8 +27,8 @@ def btrim_ws(expr: str) -> str:
 
 LEAD_TEXT_COLUMNS = {
     name
-    for name, spec in R.FIT_FIELDS.items()
-    if spec.kind == R.TEXT and "." not in name and name != "email_domain"
+    for name, spec in FIT_FIELDS.items()
+    if spec.kind == TEXT and "." not in name and name != "email_domain"
 }
 COMPANY_TEXT_COLUMNS = {"company.name", "company.domain", "company.industry", "company.country"}
 COMPANY_NUMBER_COLUMNS = {"company.employee_count", "company.annual_revenue"}
@@ -42,10 +45,10 @@ def _text_expr(field: str) -> Sql:
         column = field.split(".")[1]
         expr = btrim_ws(f"COALESCE(c.{column}, '')")
         return f"lower({expr})", []
-    if field.startswith(R.CUSTOM_PREFIX):
+    if field.startswith(CUSTOM_PREFIX):
         expr = btrim_ws("COALESCE(l.custom_fields ->> %s, '')")
         return f"lower({expr})", [_custom_key(field)]
-    raise R.RuleError(f"There is no text field “{field}”.")
+    raise RuleError(f"There is no text field “{field}”.")
 
 
 def _number_expr(field: str) -> Sql:
@@ -61,14 +64,14 @@ def _number_expr(field: str) -> Sql:
             "(l.phone = '')",
         ]
         return "(" + " + ".join(f"{check}::int" for check in checks) + ")::float8", []
-    if field.startswith(R.CUSTOM_PREFIX):
+    if field.startswith(CUSTOM_PREFIX):
         key = _custom_key(field)
         return (
             "(CASE WHEN jsonb_typeof(l.custom_fields -> %s) = 'number' "
             "THEN (l.custom_fields ->> %s)::float8 END)",
             [key, key],
         )
-    raise R.RuleError(f"There is no number field “{field}”.")
+    raise RuleError(f"There is no number field “{field}”.")
 
 
 def _bool_expr(field: str) -> Sql:
@@ -81,29 +84,29 @@ def _bool_expr(field: str) -> Sql:
             " OR (lower(l.first_name) = lower(l.last_name) AND l.first_name <> ''))",
             [SPAM_NAMES],
         )
-    if field.startswith(R.CUSTOM_PREFIX):
+    if field.startswith(CUSTOM_PREFIX):
         return "((l.custom_fields -> %s) = 'true'::jsonb)", [_custom_key(field)]
-    raise R.RuleError(f"There is no yes/no field “{field}”.")
+    raise RuleError(f"There is no yes/no field “{field}”.")
 
 
 def _custom_key(field: str) -> str:
-    return field.removeprefix(R.CUSTOM_PREFIX)
+    return field.removeprefix(CUSTOM_PREFIX)
 
 
 NUMBER_OPS = {"equals": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
-def fit_condition(rule: R.RuleSpec) -> Sql:
+def fit_condition(rule: RuleSpec) -> Sql:
     """A boolean SQL expression over ``l`` (lead) and ``c`` (its company, LEFT JOINed)."""
     op, kind = rule.operator, rule.field_kind
-    if kind == R.BOOL:
+    if kind == BOOL:
         expr, params = _bool_expr(rule.field)
         if op == "is_true":
             return f"({expr} IS TRUE)", params
         return f"({expr} IS NOT TRUE)", params
-    if kind == R.LIST:
+    if kind == LIST:
         return _list_condition(op, rule.value)
-    if kind == R.NUMBER:
+    if kind == NUMBER:
         return _number_condition(rule)
     expr, params = _text_expr(rule.field)
     needle = rule.value.strip().lower()
@@ -116,9 +119,9 @@ def fit_condition(rule: R.RuleSpec) -> Sql:
     if op == "not_equals":
         return f"({expr} <> %s)", [*params, needle]
     if op == "in":
-        return f"({expr} = ANY(%s))", [*params, R.split_list(rule.value)]
+        return f"({expr} = ANY(%s))", [*params, split_list(rule.value)]
     if op == "not_in":
-        return f"(NOT ({expr} = ANY(%s)))", [*params, R.split_list(rule.value)]
+        return f"(NOT ({expr} = ANY(%s)))", [*params, split_list(rule.value)]
     if op == "contains":
         return f"(strpos({expr}, %s) > 0)", [*params, needle]
     if op == "not_contains":
@@ -128,28 +131,28 @@ def fit_condition(rule: R.RuleSpec) -> Sql:
     if op == "ends_with":
         return f"(right({expr}, %s) = %s)", [*params, len(needle), needle]
     if op == "regex":
-        return f"({expr} ~* %s)", [*params, R.postgres_regex(rule.value)]
+        return f"({expr} ~* %s)", [*params, postgres_regex(rule.value)]
     if op == "in_domain_list":
         return (
             f"(split_part({expr}, '@', -1) IN "
             "(SELECT domain FROM scoring_domainlist WHERE kind = %s))",
             [*params, rule.value],
         )
-    raise R.RuleError(f"Unknown operator “{op}”.")
+    raise RuleError(f"Unknown operator “{op}”.")
 
 
-def _number_condition(rule: R.RuleSpec) -> Sql:
+def _number_condition(rule: RuleSpec) -> Sql:
     expr, params = _number_expr(rule.field)
     op = rule.operator
     if op == "is_empty":
         return f"({expr} IS NULL)", params
     if op == "not_empty":
         return f"({expr} IS NOT NULL)", params
-    target = R.to_number(rule.value)
+    target = to_number(rule.value)
     if op == "not_equals":
         return f"({expr} IS NULL OR {expr} <> %s)", [*params, *params, target]
     if op == "between":
-        upper = R.to_number(rule.value_to)
+        upper = to_number(rule.value_to)
         return (
             f"COALESCE({expr} BETWEEN %s AND %s, false)",
             [*params, target, upper],
@@ -167,19 +170,19 @@ def _list_condition(op: str, value: str) -> Sql:
         return f"(NOT {exists.format(extra='')})", []
     if op == "not_empty":
         return exists.format(extra=""), []
-    wanted = R.split_list(value)
+    wanted = split_list(value)
     clause = exists.format(extra=" AND lower(p.slug) = ANY(%s)")
     if op == "not_contains":
         return f"(NOT {clause})", [wanted]
     return clause, [wanted]
 
 
-def activity_test(rule: R.RuleSpec) -> Sql:
+def activity_test(rule: RuleSpec) -> Sql:
     """A boolean SQL expression over ``a`` (the activity) for one engagement rule, apart
     from its activity type and recency window (the set-based rescore tests those)."""
     parts = ["TRUE"]
     params: list[Any] = []
-    if rule.activity_type in R.MACHINE_MARKED_TYPES:
+    if rule.activity_type in MACHINE_MARKED_TYPES:
         parts.append("COALESCE(a.properties -> 'scored', 'true'::jsonb) <> 'false'::jsonb")
     if rule.min_duration_seconds:
         parts.append("COALESCE(a.duration_seconds, 0) >= %s")
@@ -195,7 +198,7 @@ def activity_test(rule: R.RuleSpec) -> Sql:
             params.append(rule.pattern.lower())
         elif rule.match == "regex":
             parts.append(f"{subject} ~* %s")
-            params.append(R.postgres_regex(rule.pattern))
+            params.append(postgres_regex(rule.pattern))
         else:
             parts.append(f"strpos({subject}, %s) > 0")
             params.append(rule.pattern.lower())

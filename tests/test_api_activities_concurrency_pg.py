@@ -314,12 +314,12 @@ def test_a_batch_is_stored_when_the_scoring_request_cannot_reach_redis(marketer,
     # Given a cache (Redis, beside the broker) that cannot be reached
     import redis
 
-    import scoring.services
+    import scoring.outbox
 
     def unreachable(*args, **kwargs):
         raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379.")
 
-    monkeypatch.setattr(scoring.services.cache, "add", unreachable)
+    monkeypatch.setattr(scoring.outbox.cache, "add", unreachable)
     lead = LeadFactory()
 
     # When a batch is posted

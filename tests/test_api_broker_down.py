@@ -15,7 +15,7 @@ from crm.celery import app as celery_app
 from crm.resilience import broker, shared_cache
 from leads.models import Activity, Lead, TrackingKey, WebForm
 from scoring.models import ProfileRescore, RescoreJob, RescoreStatus
-from scoring.services import rescore_job_start, rescore_jobs_resume
+from scoring.rescore_jobs import rescore_job_start, rescore_jobs_resume
 from scoring.tasks import sweep_unscored
 from tests.api_client import token_client
 from tests.conftest import _drop_broker_pools

@@ -27,7 +27,7 @@ from leads.sales_feedback import lead_log_touch, lead_rate_quality
 from leads.services import activities_record, lead_move_to_stage
 from leads.signals import handoff_escalated, lead_handed_off
 from leads.tasks import handoff_assign, handoff_escalate_overdue
-from scoring.selectors import lead_explanation
+from scoring.explanation import lead_explanation
 from tests.api_client import token_client
 from tests.conftest import make_user
 from tests.factories import LeadFactory, active_model, fit_rule, page_rule

@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from leads.models import Lead
 from scoring.models import EntryKind, ScoreEntry
-from scoring.services import scores_verify
+from scoring.verification import scores_verify
 from tests.admin_forms import changeform_data
 from tests.factories import LeadFactory, active_model, fit_rule
 

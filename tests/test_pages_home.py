@@ -16,8 +16,8 @@ from leads.handoff_models import HandOff, HandOffStatus
 from leads.models import Activity, Lead, Stage, StageChange, Task
 from leads.services import activities_record
 from scoring.models import LeadScore
+from scoring.selectors import lead_reasons
 from tests.factories import LeadFactory, active_model, fit_rule, page_rule
-from workspace.views.home import lead_reasons
 
 SCRIPT = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"

@@ -3,7 +3,8 @@
 import pytest
 from django.db import connection
 
-from scoring import rules as R
+from scoring.regex_dialects import compile_regex, postgres_regex, regex_dialects
+from scoring.rule_fields import RuleError
 
 PATTERNS = [
     r"\bvp\b",
@@ -55,7 +56,7 @@ SUBJECTS = [
     ],
 )
 def test_each_dialect_gets_its_own_spelling(pattern, python, postgres):
-    assert R.regex_dialects(pattern) == (python, postgres)
+    assert regex_dialects(pattern) == (python, postgres)
 
 
 @pytest.mark.parametrize(
@@ -72,13 +73,13 @@ def test_each_dialect_gets_its_own_spelling(pattern, python, postgres):
     ],
 )
 def test_constructs_the_dialects_disagree_on_are_refused_with_a_reason(pattern, says):
-    with pytest.raises(R.RuleError, match=says):
-        R.regex_dialects(pattern)
+    with pytest.raises(RuleError, match=says):
+        regex_dialects(pattern)
 
 
 def test_escaped_look_alikes_are_plain_text():
-    python, postgres = R.regex_dialects(r"\(\?P")
-    assert R.compile_regex(r"\(\?P").search("(?P") is not None
+    python, postgres = regex_dialects(r"\(\?P")
+    assert compile_regex(r"\(\?P").search("(?P") is not None
     assert (python, postgres) == (r"\(\?P", r"\(\?P")
 
 
@@ -89,9 +90,9 @@ def test_python_and_postgresql_agree_on_every_pattern_and_text():
     with connection.cursor() as cursor:
         for pattern in PATTERNS:
             for subject in SUBJECTS:
-                cursor.execute("SELECT %s ~* %s", [subject, R.postgres_regex(pattern)])
+                cursor.execute("SELECT %s ~* %s", [subject, postgres_regex(pattern)])
                 in_sql = cursor.fetchone()[0]
-                in_python = R.compile_regex(pattern).search(subject) is not None
+                in_python = compile_regex(pattern).search(subject) is not None
                 if in_sql != in_python:
                     disagreements.append((pattern, subject, in_python, in_sql))
     assert disagreements == []

@@ -37,8 +37,9 @@ from reports.queries.key_figures import key_figures
 from reports.queries.rule_effectiveness import rule_rows
 from reports.rollups import stale_lead_facts
 from reports.scope import scope_for
+from scoring.lead_scoring import lead_score
 from scoring.models import LeadScore
-from scoring.services import lead_score, rescore_job_run, rescore_job_start
+from scoring.rescore_jobs import rescore_job_run, rescore_job_start
 from tests.api_client import token_client
 from tests.factories import LeadFactory, active_model, fit_rule, page_rule
 from workspace.bulk import leads_move_to_stage

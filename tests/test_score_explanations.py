@@ -9,8 +9,8 @@ import pytest
 from leads import score_explanations
 from leads.score_explanations import lead_score_explanation, score_explanation_provider_set
 from leads.webhooks import top_rules
-from scoring.selectors import lead_explanation
-from scoring.services import lead_score
+from scoring.explanation import lead_explanation
+from scoring.lead_scoring import lead_score
 from tests.factories import LeadFactory, active_model, fit_rule
 
 pytestmark = pytest.mark.django_db

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from leads.models import ActivityType, Deal, DealStatus, Lead, ProductLine
+from scoring.lead_scoring import leads_score
 from scoring.models import (
     ChangeLog,
     LeadScore,
@@ -24,7 +25,7 @@ from scoring.models import (
     ScoreEntry,
     ScoringModel,
 )
-from scoring.services import leads_score, scores_verify
+from scoring.verification import scores_verify
 from tests.admin_forms import changeform_data
 from tests.factories import ActivityFactory, LeadFactory
 
@@ -414,6 +415,8 @@ def test_duplicate_as_a_draft_copies_the_model_and_its_rules(
     assert len(rule_rows(copy)) == 3
     assert Rule.objects.filter(model=live.model).count() == 3  # the original keeps its rules
     assert not RescoreJob.objects.exists()
+    logged = ChangeLog.objects.get(object_type="scoringmodel", object_id=copy.pk)
+    assert (logged.action, logged.by, logged.before) == ("create", marketer, None)
 
 
 def test_activate_and_rescore_makes_a_draft_live_and_scores_its_leads(

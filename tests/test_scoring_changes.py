@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
+from scoring.lead_scoring import leads_score
 from scoring.models import ChangeLog, ModelStatus, RescoreJob, Rule, ScoreEntry, ScoringModel
-from scoring.services import leads_score
 from tests.admin_forms import changeform_data
 from tests.api_client import token_client
 from tests.factories import LeadFactory, active_model, fit_rule

@@ -8,27 +8,28 @@ from django.utils import timezone
 
 from leads.models import Activity, ActivityType
 from leads.services import activities_record
-from scoring import rules as R
 from scoring.models import Rule
-from scoring.services import rescore_job_start, scores_verify
+from scoring.rescore_jobs import rescore_job_start
+from scoring.rules import ActivityFact, RuleSpec, activity_matches
+from scoring.verification import scores_verify
 from tests.factories import LeadFactory, active_model
 
 
-def fact(type_: str, **properties) -> R.ActivityFact:
-    return R.ActivityFact(id=1, type=type_, occurred_at=timezone.now(), properties=properties)
+def fact(type_: str, **properties) -> ActivityFact:
+    return ActivityFact(id=1, type=type_, occurred_at=timezone.now(), properties=properties)
 
 
-def open_rule() -> R.RuleSpec:
-    return R.RuleSpec(id=1, kind="engagement", points=5, description="", activity_type="email_open")
+def open_rule() -> RuleSpec:
+    return RuleSpec(id=1, kind="engagement", points=5, description="", activity_type="email_open")
 
 
 def test_only_opens_and_clicks_marked_unscored_are_passed_over():
     rule = open_rule()
-    assert R.activity_matches(rule, fact("email_open"))
-    assert R.activity_matches(rule, fact("email_open", scored=True))
-    assert not R.activity_matches(rule, fact("email_open", scored=False))
-    page = R.RuleSpec(id=2, kind="engagement", points=5, description="", activity_type="page_view")
-    assert R.activity_matches(page, fact("page_view", scored=False))
+    assert activity_matches(rule, fact("email_open"))
+    assert activity_matches(rule, fact("email_open", scored=True))
+    assert not activity_matches(rule, fact("email_open", scored=False))
+    page = RuleSpec(id=2, kind="engagement", points=5, description="", activity_type="page_view")
+    assert activity_matches(page, fact("page_view", scored=False))
 
 
 @pytest.mark.django_db

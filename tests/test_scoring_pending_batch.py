@@ -4,8 +4,8 @@ from django.utils import timezone
 
 from leads.models import Activity
 from scoring.models import ScoreEntry
-from scoring.services import scores_verify
 from scoring.tasks import score_lead
+from scoring.verification import scores_verify
 from tests.factories import LeadFactory, active_model, fit_rule, page_rule
 
 
@@ -73,7 +73,7 @@ def test_events_stored_while_a_drain_is_queued_queue_no_more_tasks(
     from django.core.cache import cache
 
     from leads.services import activities_record
-    from scoring.services import DRAIN_KEY, pending_drain
+    from scoring.outbox import DRAIN_KEY, pending_drain
 
     page_rule(active_model(), 25, "/pricing")
     leads = [LeadFactory() for _ in range(3)]
@@ -100,7 +100,7 @@ def test_an_event_after_the_drain_started_queues_the_next_one(
     from django.core.cache import cache
 
     from leads.services import activities_record
-    from scoring.services import DRAIN_KEY
+    from scoring.outbox import DRAIN_KEY
 
     page_rule(active_model(), 25, "/pricing")
     lead = LeadFactory()

@@ -38,7 +38,8 @@ from scoring.models import (
     ScoreEntry,
     ScoringModel,
 )
-from scoring.services import rescore_job_start, scores_verify
+from scoring.rescore_jobs import rescore_job_start
+from scoring.verification import scores_verify
 from tests.factories import CompanyFactory, LeadFactory
 
 TYPES = [ActivityType.PAGE_VIEW, ActivityType.EMAIL_OPEN, ActivityType.FORM_SUBMISSION]

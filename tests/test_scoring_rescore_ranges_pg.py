@@ -12,15 +12,15 @@ import pytest
 from django.db import connections
 
 from leads.models import Activity, Lead
+from scoring.lead_scoring import leads_score
 from scoring.models import RescoreJob, RescoreStatus, ScoreEntry
-from scoring.services import (
-    leads_score,
+from scoring.rescore_jobs import (
     rescore_job_range,
     rescore_job_ranges,
     rescore_job_run,
     rescore_job_start,
-    scores_verify,
 )
+from scoring.verification import scores_verify
 from tests.factories import LeadFactory, active_model, page_rule
 
 pytestmark = pytest.mark.postgres

@@ -1,6 +1,7 @@
 """The pure scoring math: operators, rule validation, caps, bonus, windows, decay and bands.
 
-No database: every function in ``scoring.rules`` works on plain values.
+No database: ``scoring.rules``, ``scoring.conditions``, ``scoring.rule_fields`` and
+``scoring.score_formula`` work on plain values.
 """
 
 from __future__ import annotations
@@ -11,7 +12,31 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scoring import rules as R
+from scoring.conditions import condition_matches, validate_condition
+from scoring.rule_fields import BOOL, LIST, NUMBER, OPERATORS_BY_KIND, TEXT, RuleError, field_kind
+from scoring.rules import (
+    ENGAGEMENT,
+    FIT,
+    ActivityFact,
+    Award,
+    RuleSpec,
+    activity_matches,
+    engagement_awards,
+    fit_awards,
+)
+from scoring.score_formula import (
+    SECONDS_PER_DAY,
+    Thresholds,
+    band_for,
+    decay_factor,
+    decayed,
+    engagement_at,
+    grade_for,
+    idle_penalty,
+    quadrant_for,
+    score_series,
+    total_score,
+)
 
 NOW = datetime(2025, 3, 12, 15, 0, tzinfo=UTC)
 DAY1 = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)
@@ -27,34 +52,34 @@ def act(
     url: str = "https://hotlist.example/pricing",
     duration: int | None = None,
     **properties,
-) -> R.ActivityFact:
-    return R.ActivityFact(
+) -> ActivityFact:
+    return ActivityFact(
         id=pk, type=type_, occurred_at=at, url=url, duration_seconds=duration, properties=properties
     )
 
 
-def eng(**fields) -> R.RuleSpec:
+def eng(**fields) -> RuleSpec:
     values = {
         "id": 1,
-        "kind": R.ENGAGEMENT,
+        "kind": ENGAGEMENT,
         "points": 10,
         "description": "page view",
         "activity_type": "page_view",
     }
     values.update(fields)
-    return R.RuleSpec(**values)
+    return RuleSpec(**values)
 
 
-def burst(first_pk: int, day: datetime, count: int) -> list[R.ActivityFact]:
+def burst(first_pk: int, day: datetime, count: int) -> list[ActivityFact]:
     """``count`` page views on one day, a minute apart."""
     return [act(first_pk + i, day + timedelta(minutes=i)) for i in range(count)]
 
 
-def regular(awards: list[R.Award]) -> list[int | None]:
+def regular(awards: list[Award]) -> list[int | None]:
     return [a.activity_id for a in awards if not a.bonus]
 
 
-def bonuses(awards: list[R.Award]) -> list[int | None]:
+def bonuses(awards: list[Award]) -> list[int | None]:
     return [a.activity_id for a in awards if a.bonus]
 
 
@@ -97,7 +122,7 @@ TEXT_CASES = [
 def test_text_operator_compares_ignoring_case_and_blanks(operator, value, actual, expected):
     # Given a text condition and a lead's value
     # When the condition is tested
-    matched = R.condition_matches(R.TEXT, operator, value, "", actual)
+    matched = condition_matches(TEXT, operator, value, "", actual)
 
     # Then it matches exactly when the operator says so, whatever the case
     assert matched is expected
@@ -120,7 +145,7 @@ def test_text_operator_compares_ignoring_case_and_blanks(operator, value, actual
 def test_in_domain_list_tests_the_domain_of_an_email_address(actual, list_name, expected):
     # Given named domain lists and an email (or bare domain)
     # When the email is tested against a list
-    matched = R.condition_matches(R.TEXT, "in_domain_list", list_name, "", actual, LISTS)
+    matched = condition_matches(TEXT, "in_domain_list", list_name, "", actual, LISTS)
 
     # Then only a domain on that very list matches
     assert matched is expected
@@ -164,7 +189,7 @@ NUMBER_CASES = [
 def test_number_operator_compares_numerically(operator, value, value_to, actual, expected):
     # Given a numeric condition and a lead's value (a number, a numeric string or nothing)
     # When the condition is tested
-    matched = R.condition_matches(R.NUMBER, operator, value, value_to, actual)
+    matched = condition_matches(NUMBER, operator, value, value_to, actual)
 
     # Then it compares as numbers; a missing number only satisfies "is not" and "is empty"
     assert matched is expected
@@ -190,7 +215,7 @@ LIST_CASES = [
 def test_list_operator_compares_items_ignoring_case(operator, value, actual, expected):
     # Given a condition on a list field (comma-separated values) and the lead's items
     # When the condition is tested
-    matched = R.condition_matches(R.LIST, operator, value, "", actual)
+    matched = condition_matches(LIST, operator, value, "", actual)
 
     # Then it is about shared items, whatever their case
     assert matched is expected
@@ -211,7 +236,7 @@ def test_list_operator_compares_items_ignoring_case(operator, value, actual, exp
 def test_bool_operator_treats_only_true_as_true(operator, actual, expected):
     # Given a yes/no condition
     # When it is tested on a value
-    matched = R.condition_matches(R.BOOL, operator, "", "", actual)
+    matched = condition_matches(BOOL, operator, "", "", actual)
 
     # Then only a real True is true; missing counts as false
     assert matched is expected
@@ -220,13 +245,13 @@ def test_bool_operator_treats_only_true_as_true(operator, actual, expected):
 def test_every_operator_of_every_kind_has_a_test_case():
     # Given the operators each field kind offers
     covered = {
-        R.TEXT: {c[0] for c in TEXT_CASES} | {"in_domain_list"},
-        R.NUMBER: {c[0] for c in NUMBER_CASES},
-        R.LIST: {c[0] for c in LIST_CASES},
-        R.BOOL: {"is_true", "is_false"},
+        TEXT: {c[0] for c in TEXT_CASES} | {"in_domain_list"},
+        NUMBER: {c[0] for c in NUMBER_CASES},
+        LIST: {c[0] for c in LIST_CASES},
+        BOOL: {"is_true", "is_false"},
     }
     # Then the tables above exercise every one of them
-    assert covered == {kind: set(ops) for kind, ops in R.OPERATORS_BY_KIND.items()}
+    assert covered == {kind: set(ops) for kind, ops in OPERATORS_BY_KIND.items()}
 
 
 # --- validate_condition -------------------------------------------------------------------
@@ -235,29 +260,29 @@ def test_every_operator_of_every_kind_has_a_test_case():
 @pytest.mark.parametrize(
     ("kind", "operator", "value", "value_to", "message"),
     [
-        (R.TEXT, "gt", "5", "", "does not fit a text field"),
-        (R.TEXT, "between", "1", "5", "does not fit a text field"),
-        (R.TEXT, "is_true", "", "", "does not fit a text field"),
-        (R.NUMBER, "contains", "5", "", "does not fit a number field"),
-        (R.NUMBER, "regex", "5", "", "does not fit a number field"),
-        (R.LIST, "equals", "crm", "", "does not fit a list field"),
-        (R.BOOL, "equals", "yes", "", "does not fit a bool field"),
-        (R.TEXT, "sounds_like", "x", "", "Unknown operator"),
-        (R.TEXT, "regex", "(unclosed", "", "not a valid regular expression"),
-        (R.TEXT, "regex", "[a-", "", "not a valid regular expression"),
-        (R.NUMBER, "gt", "lots", "", "“lots” is not a number"),
-        (R.NUMBER, "equals", "1e999", "", "is not a number"),
-        (R.NUMBER, "between", "10", "many", "upper end"),
-        (R.NUMBER, "between", "10", "", "upper end"),
-        (R.TEXT, "equals", "   ", "", "Give a value"),
-        (R.TEXT, "in_domain_list", "partners", "", "no domain list “partners”"),
+        (TEXT, "gt", "5", "", "does not fit a text field"),
+        (TEXT, "between", "1", "5", "does not fit a text field"),
+        (TEXT, "is_true", "", "", "does not fit a text field"),
+        (NUMBER, "contains", "5", "", "does not fit a number field"),
+        (NUMBER, "regex", "5", "", "does not fit a number field"),
+        (LIST, "equals", "crm", "", "does not fit a list field"),
+        (BOOL, "equals", "yes", "", "does not fit a bool field"),
+        (TEXT, "sounds_like", "x", "", "Unknown operator"),
+        (TEXT, "regex", "(unclosed", "", "not a valid regular expression"),
+        (TEXT, "regex", "[a-", "", "not a valid regular expression"),
+        (NUMBER, "gt", "lots", "", "“lots” is not a number"),
+        (NUMBER, "equals", "1e999", "", "is not a number"),
+        (NUMBER, "between", "10", "many", "upper end"),
+        (NUMBER, "between", "10", "", "upper end"),
+        (TEXT, "equals", "   ", "", "Give a value"),
+        (TEXT, "in_domain_list", "partners", "", "no domain list “partners”"),
     ],
 )
 def test_validate_condition_refuses_unusable_conditions(kind, operator, value, value_to, message):
     # Given a condition that cannot be evaluated
     # When it is validated
-    with pytest.raises(R.RuleError) as refused:
-        R.validate_condition(kind, operator, value, value_to, domain_lists=["free_mail"])
+    with pytest.raises(RuleError) as refused:
+        validate_condition(kind, operator, value, value_to, domain_lists=["free_mail"])
 
     # Then the refusal says why, in words a marketer reads
     assert message in str(refused.value)
@@ -266,29 +291,29 @@ def test_validate_condition_refuses_unusable_conditions(kind, operator, value, v
 @pytest.mark.parametrize(
     ("kind", "operator", "value", "value_to"),
     [
-        (R.TEXT, "regex", r"^vp\b", ""),
-        (R.TEXT, "in_domain_list", "free_mail", ""),
-        (R.TEXT, "is_empty", "", ""),
-        (R.NUMBER, "between", "10", "200.5"),
-        (R.NUMBER, "gte", " 42 ", ""),
-        (R.LIST, "in", "crm,billing", ""),
-        (R.BOOL, "is_false", "", ""),
+        (TEXT, "regex", r"^vp\b", ""),
+        (TEXT, "in_domain_list", "free_mail", ""),
+        (TEXT, "is_empty", "", ""),
+        (NUMBER, "between", "10", "200.5"),
+        (NUMBER, "gte", " 42 ", ""),
+        (LIST, "in", "crm,billing", ""),
+        (BOOL, "is_false", "", ""),
     ],
 )
 def test_validate_condition_accepts_usable_conditions(kind, operator, value, value_to):
     # Given a condition that fits its field, when it is validated, then nothing is raised
-    R.validate_condition(kind, operator, value, value_to, domain_lists=["free_mail"])
+    validate_condition(kind, operator, value, value_to, domain_lists=["free_mail"])
 
 
 def test_field_kind_refuses_unknown_fields_and_reads_custom_kinds():
     # Given a built-in field, a custom field and two unknown names
     # Then the kinds come from the field table and the custom definitions
-    assert R.field_kind("company.employee_count") == R.NUMBER
-    assert R.field_kind("custom.seats", {"seats": R.NUMBER}) == R.NUMBER
-    with pytest.raises(R.RuleError, match="no lead field"):
-        R.field_kind("shoe_size")
-    with pytest.raises(R.RuleError, match="no custom field"):
-        R.field_kind("custom.seats", {})
+    assert field_kind("company.employee_count") == NUMBER
+    assert field_kind("custom.seats", {"seats": NUMBER}) == NUMBER
+    with pytest.raises(RuleError, match="no lead field"):
+        field_kind("shoe_size")
+    with pytest.raises(RuleError, match="no custom field"):
+        field_kind("custom.seats", {})
 
 
 # --- activity_matches ---------------------------------------------------------------------
@@ -346,7 +371,7 @@ def test_field_kind_refuses_unknown_fields_and_reads_custom_kinds():
 def test_activity_matches_type_target_and_min_duration(rule, activity, expected):
     # Given an engagement rule and one activity
     # When the rule is tested on it
-    matched = R.activity_matches(rule, activity)
+    matched = activity_matches(rule, activity)
 
     # Then type, target text (any case) and minimum duration all have to fit
     assert matched is expected
@@ -360,7 +385,7 @@ def test_max_per_day_counts_only_the_first_matches_of_each_day():
     activities = burst(1, DAY1, 5) + burst(10, DAY2, 2)
 
     # When the awards are computed
-    awards = R.engagement_awards([eng(max_per_day=2)], activities, NOW)
+    awards = engagement_awards([eng(max_per_day=2)], activities, NOW)
 
     # Then the first two of each day earn the points
     assert regular(awards) == [1, 2, 10, 11]
@@ -372,7 +397,7 @@ def test_max_per_lead_caps_matches_over_all_days():
     activities = burst(1, DAY1, 2) + burst(10, DAY2, 2) + burst(20, DAY3, 2)
 
     # When the awards are computed
-    awards = R.engagement_awards([eng(max_per_lead=3)], activities, NOW)
+    awards = engagement_awards([eng(max_per_lead=3)], activities, NOW)
 
     # Then only the three earliest count
     assert regular(awards) == [1, 2, 10]
@@ -383,7 +408,7 @@ def test_day_and_lead_caps_apply_together():
     activities = burst(1, DAY1, 3) + burst(10, DAY2, 3) + burst(20, DAY3, 3)
 
     # When the awards are computed
-    awards = R.engagement_awards([eng(max_per_day=2, max_per_lead=4)], activities, NOW)
+    awards = engagement_awards([eng(max_per_day=2, max_per_lead=4)], activities, NOW)
 
     # Then two count on each of the first two days and none on the third
     assert regular(awards) == [1, 2, 10, 11]
@@ -395,7 +420,7 @@ def test_bonus_on_the_nth_match_of_a_day_once_a_day_and_beyond_the_caps():
     activities = burst(1, DAY1, 7) + burst(10, DAY2, 2) + burst(20, DAY3, 3)
 
     # When the awards are computed
-    awards = R.engagement_awards([rule], activities, NOW)
+    awards = engagement_awards([rule], activities, NOW)
 
     # Then the capped points count once in all, while the bonus comes once on each day
     # with at least three matches, on the activity that reached the count
@@ -410,7 +435,7 @@ def test_bonus_counts_matches_the_day_cap_dropped():
     rule = eng(max_per_day=1, bonus_count=2, bonus_points=5)
 
     # When two page views happen on one day
-    awards = R.engagement_awards([rule], burst(1, DAY1, 2), NOW)
+    awards = engagement_awards([rule], burst(1, DAY1, 2), NOW)
 
     # Then the second earns the bonus though it earns no regular points
     assert regular(awards) == [1]
@@ -427,7 +452,7 @@ def test_per_day_cap_counts_utc_days_whatever_the_offset_of_the_timestamps():
     ]
 
     # When the awards are computed
-    awards = R.engagement_awards([eng(max_per_day=1)], activities, NOW)
+    awards = engagement_awards([eng(max_per_day=1)], activities, NOW)
 
     # Then both fall on one UTC day, so only the first counts
     assert regular(awards) == [1]
@@ -442,7 +467,7 @@ def test_recency_window_ignores_older_activities():
     ]
 
     # When the awards are computed
-    awards = R.engagement_awards([eng(recency_days=7)], activities, NOW)
+    awards = engagement_awards([eng(recency_days=7)], activities, NOW)
 
     # Then what is older than the window earns nothing; the edge still counts
     assert regular(awards) == [2, 3]
@@ -453,7 +478,7 @@ def test_future_activities_are_ignored():
     activities = [act(1, NOW), act(2, NOW + timedelta(days=1))]
 
     # When the awards are computed at NOW
-    awards = R.engagement_awards([eng()], activities, NOW)
+    awards = engagement_awards([eng()], activities, NOW)
 
     # Then only the one that has happened counts, at the time it happened
     assert regular(awards) == [1]
@@ -465,7 +490,7 @@ def test_ties_in_time_are_broken_by_id():
     activities = [act(9, DAY1), act(4, DAY1)]
 
     # When the awards are computed
-    awards = R.engagement_awards([eng(max_per_lead=1)], activities, NOW)
+    awards = engagement_awards([eng(max_per_lead=1)], activities, NOW)
 
     # Then the lower id counts
     assert regular(awards) == [4]
@@ -474,12 +499,12 @@ def test_ties_in_time_are_broken_by_id():
 def test_non_engagement_rules_and_other_types_earn_nothing():
     # Given a fit rule and an email rule, and only page views
     rules = [
-        R.RuleSpec(id=1, kind=R.FIT, points=10, description="fit"),
+        RuleSpec(id=1, kind=FIT, points=10, description="fit"),
         eng(id=2, activity_type="email_open"),
     ]
 
     # When the awards are computed, then there are none
-    assert R.engagement_awards(rules, burst(1, DAY1, 3), NOW) == []
+    assert engagement_awards(rules, burst(1, DAY1, 3), NOW) == []
 
 
 SHUFFLE_RULES = [
@@ -504,10 +529,10 @@ SHUFFLE_ACTIVITIES = [
 def test_awards_do_not_depend_on_arrival_order(shuffled):
     # Given the same activities in some arrival order
     # When the awards are computed
-    awards = R.engagement_awards(SHUFFLE_RULES, shuffled, NOW)
+    awards = engagement_awards(SHUFFLE_RULES, shuffled, NOW)
 
     # Then they are exactly those of the activities in time order
-    expected = R.engagement_awards(SHUFFLE_RULES, SHUFFLE_ACTIVITIES, NOW)
+    expected = engagement_awards(SHUFFLE_RULES, SHUFFLE_ACTIVITIES, NOW)
     assert sorted(awards, key=lambda a: a.key) == sorted(expected, key=lambda a: a.key)
     assert bonuses(awards), "the example should exercise the bonus"
 
@@ -515,18 +540,18 @@ def test_awards_do_not_depend_on_arrival_order(shuffled):
 def test_fit_awards_give_each_matching_rule_once():
     # Given two fit rules, one matching the lead
     rules = [
-        R.RuleSpec(
+        RuleSpec(
             id=1,
-            kind=R.FIT,
+            kind=FIT,
             points=20,
             description="",
             field="job_title",
             operator="contains",
             value="head",
         ),
-        R.RuleSpec(
+        RuleSpec(
             id=2,
-            kind=R.FIT,
+            kind=FIT,
             points=-30,
             description="",
             field="email",
@@ -536,7 +561,7 @@ def test_fit_awards_give_each_matching_rule_once():
     ]
 
     # When a head of sales with a company address is tested
-    awards = R.fit_awards(rules, {"job_title": "Head of Sales", "email": "a@acme.com"}, LISTS, NOW)
+    awards = fit_awards(rules, {"job_title": "Head of Sales", "email": "a@acme.com"}, LISTS, NOW)
 
     # Then only the job-title rule earns, at the time of scoring
     assert [(a.rule_id, a.points, a.at) for a in awards] == [(1, 20.0, NOW)]
@@ -547,27 +572,27 @@ def test_fit_awards_give_each_matching_rule_once():
 
 def test_half_life_exactly_halves():
     # Given a seven-day half-life
-    week = 7 * R.SECONDS_PER_DAY
+    week = 7 * SECONDS_PER_DAY
 
     # Then one half-life leaves a half, two leave a quarter, and 100 points become 50
-    assert R.decay_factor(week, 7) == 0.5
-    assert R.decay_factor(2 * week, 7) == 0.25
-    assert R.decayed(100.0, NOW - timedelta(days=7), NOW, 7) == 50.0
-    assert R.decayed(100.0, NOW - timedelta(days=3.5), NOW, 7) == pytest.approx(100 / 2**0.5)
+    assert decay_factor(week, 7) == 0.5
+    assert decay_factor(2 * week, 7) == 0.25
+    assert decayed(100.0, NOW - timedelta(days=7), NOW, 7) == 50.0
+    assert decayed(100.0, NOW - timedelta(days=3.5), NOW, 7) == pytest.approx(100 / 2**0.5)
 
 
 @pytest.mark.parametrize("half_life", [None, 0])
 def test_no_half_life_means_no_decay(half_life):
     # Given no half-life, when a year passes, then nothing decays
-    assert R.decay_factor(365 * R.SECONDS_PER_DAY, half_life) == 1.0
-    assert R.decayed(42.0, NOW - timedelta(days=365), NOW, half_life) == 42.0
+    assert decay_factor(365 * SECONDS_PER_DAY, half_life) == 1.0
+    assert decayed(42.0, NOW - timedelta(days=365), NOW, half_life) == 42.0
 
 
 def test_no_time_passed_or_no_start_means_no_decay():
     # Given no elapsed time, time running backwards, or no start, then the value is kept
-    assert R.decay_factor(0, 7) == 1.0
-    assert R.decay_factor(-3600, 7) == 1.0
-    assert R.decayed(42.0, None, NOW, 7) == 42.0
+    assert decay_factor(0, 7) == 1.0
+    assert decay_factor(-3600, 7) == 1.0
+    assert decayed(42.0, None, NOW, 7) == 42.0
 
 
 def test_engagement_at_ignores_entries_written_for_later():
@@ -579,7 +604,7 @@ def test_engagement_at_ignores_entries_written_for_later():
     ]
 
     # When the engagement is read at NOW with a 7-day half-life
-    value = R.engagement_at(entries, NOW, 7)
+    value = engagement_at(entries, NOW, 7)
 
     # Then each decays from its own time and the future one is not there yet
     assert value == pytest.approx(40 / 4 + 20 / 2)
@@ -587,14 +612,14 @@ def test_engagement_at_ignores_entries_written_for_later():
 
 ENTRY = st.tuples(
     st.integers(min_value=-50, max_value=50).map(float),
-    st.floats(min_value=0, max_value=60 * R.SECONDS_PER_DAY, allow_nan=False),
+    st.floats(min_value=0, max_value=60 * SECONDS_PER_DAY, allow_nan=False),
 )
 
 
 @given(
     entries=st.lists(ENTRY, min_size=1, max_size=20),
     half_life=st.one_of(st.none(), st.floats(min_value=0.5, max_value=60)),
-    tail=st.floats(min_value=0, max_value=30 * R.SECONDS_PER_DAY),
+    tail=st.floats(min_value=0, max_value=30 * SECONDS_PER_DAY),
 )
 @settings(max_examples=100, deadline=None)
 def test_lazy_decay_equals_summing_decayed_entries(entries, half_life, tail):
@@ -606,17 +631,17 @@ def test_lazy_decay_equals_summing_decayed_entries(entries, half_life, tail):
     # e(now) = e(t) * 0.5 ** ((now - t) / half_life) + new_points
     value, since = 0.0, None
     for points, at in timed:
-        value = R.decayed(value, since, at, half_life) + points
+        value = decayed(value, since, at, half_life) + points
         since = at
     now = since + timedelta(seconds=tail)
-    lazy = R.decayed(value, since, now, half_life)
+    lazy = decayed(value, since, now, half_life)
 
     # Then it equals summing every entry decayed from its own time
-    assert lazy == pytest.approx(R.engagement_at(timed, now, half_life), abs=1e-6)
+    assert lazy == pytest.approx(engagement_at(timed, now, half_life), abs=1e-6)
 
 
 LEDGER_ENTRY = st.tuples(
-    st.floats(min_value=0, max_value=60 * R.SECONDS_PER_DAY, allow_nan=False),
+    st.floats(min_value=0, max_value=60 * SECONDS_PER_DAY, allow_nan=False),
     st.booleans(),
     st.integers(min_value=-50, max_value=50).map(float),
 )
@@ -626,7 +651,7 @@ LEDGER_ENTRY = st.tuples(
     entries=st.lists(LEDGER_ENTRY, min_size=1, max_size=40),
     half_life=st.one_of(st.none(), st.floats(min_value=0.5, max_value=60)),
     points=st.integers(min_value=1, max_value=40),
-    tail=st.floats(min_value=-R.SECONDS_PER_DAY, max_value=30 * R.SECONDS_PER_DAY),
+    tail=st.floats(min_value=-SECONDS_PER_DAY, max_value=30 * SECONDS_PER_DAY),
 )
 @settings(max_examples=150, deadline=None)
 def test_score_series_in_one_pass_equals_summing_at_each_point(entries, half_life, points, tail):
@@ -634,10 +659,10 @@ def test_score_series_in_one_pass_equals_summing_at_each_point(entries, half_lif
     start = datetime(2025, 1, 1, tzinfo=UTC)
     timed = [(start + timedelta(seconds=s), is_eng, p) for s, is_eng, p in entries]
     now = max(at for at, _, _ in timed) + timedelta(seconds=tail)
-    thresholds = R.Thresholds(hot=80, warm=30, grade_a=60, grade_b=40, grade_c=20)
+    thresholds = Thresholds(hot=80, warm=30, grade_a=60, grade_b=40, grade_c=20)
 
     # When the series is drawn in one pass
-    series = R.score_series(
+    series = score_series(
         timed, now=now, points=points, half_life_days=half_life, thresholds=thresholds
     )
 
@@ -650,12 +675,10 @@ def test_score_series_in_one_pass_equals_summing_at_each_point(entries, half_lif
     assert series[0][0] == (now if points == 1 else min(first, now))
     for when, score in series:
         fit = sum(p for at, is_eng, p in timed if not is_eng and at <= when)
-        engagement = R.engagement_at(
-            ((p, at) for at, is_eng, p in timed if is_eng), when, half_life
-        )
+        engagement = engagement_at(((p, at) for at, is_eng, p in timed if is_eng), when, half_life)
         assert score in {
-            R.total_score(fit, engagement - 1e-9, thresholds),
-            R.total_score(fit, engagement + 1e-9, thresholds),
+            total_score(fit, engagement - 1e-9, thresholds),
+            total_score(fit, engagement + 1e-9, thresholds),
         }
 
 
@@ -672,7 +695,7 @@ def test_score_series_in_one_pass_equals_summing_at_each_point(entries, half_lif
 )
 def test_idle_penalty_takes_points_per_whole_idle_week(idle, per_week, expected):
     # Given the last engagement some time ago, when the penalty is computed at NOW
-    penalty = R.idle_penalty(NOW - idle, NOW, per_week)
+    penalty = idle_penalty(NOW - idle, NOW, per_week)
 
     # Then every whole week counts, and a future engagement costs nothing
     assert penalty == expected
@@ -680,7 +703,7 @@ def test_idle_penalty_takes_points_per_whole_idle_week(idle, per_week, expected)
 
 def test_idle_penalty_needs_an_engagement_to_start_counting():
     # Given a lead that never engaged, then nothing is taken off
-    assert R.idle_penalty(None, NOW, 5) == 0.0
+    assert idle_penalty(None, NOW, 5) == 0.0
 
 
 @pytest.mark.parametrize(
@@ -697,13 +720,13 @@ def test_idle_penalty_needs_an_engagement_to_start_counting():
 )
 def test_total_score_rounds_the_sum_and_stops_at_max_points(fit, engagement, max_points, expected):
     # Given fit and engagement and the model's ceiling (or none)
-    thresholds = R.Thresholds(max_points=max_points)
+    thresholds = Thresholds(max_points=max_points)
 
     # When they are combined, then the score is the rounded sum under the ceiling
-    assert R.total_score(fit, engagement, thresholds) == expected
+    assert total_score(fit, engagement, thresholds) == expected
 
 
-THRESHOLDS = R.Thresholds(hot=80, warm=30, grade_a=60, grade_b=40, grade_c=20, engaged=30)
+THRESHOLDS = Thresholds(hot=80, warm=30, grade_a=60, grade_b=40, grade_c=20, engaged=30)
 
 
 @pytest.mark.parametrize(
@@ -711,7 +734,7 @@ THRESHOLDS = R.Thresholds(hot=80, warm=30, grade_a=60, grade_b=40, grade_c=20, e
     [(200, "hot"), (80, "hot"), (79.99, "warm"), (30, "warm"), (29, "cold"), (-5, "cold")],
 )
 def test_band_starts_at_its_threshold(score, band):
-    assert R.band_for(score, THRESHOLDS) == band
+    assert band_for(score, THRESHOLDS) == band
 
 
 @pytest.mark.parametrize(
@@ -719,7 +742,7 @@ def test_band_starts_at_its_threshold(score, band):
     [(60, "A"), (59.9, "B"), (40, "B"), (39, "C"), (20, "C"), (19.9, "D"), (-10, "D")],
 )
 def test_grade_starts_at_its_threshold(fit, grade):
-    assert R.grade_for(fit, THRESHOLDS) == grade
+    assert grade_for(fit, THRESHOLDS) == grade
 
 
 @pytest.mark.parametrize(
@@ -733,4 +756,4 @@ def test_grade_starts_at_its_threshold(fit, grade):
     ],
 )
 def test_quadrant_splits_on_grade_b_fit_and_engaged_threshold(fit, engagement, quadrant):
-    assert R.quadrant_for(fit, engagement, THRESHOLDS) == quadrant
+    assert quadrant_for(fit, engagement, THRESHOLDS) == quadrant

@@ -5,7 +5,8 @@ import pytest
 from leads.models import Activity, ProductLine
 from leads.services import activities_record
 from scoring.models import LeadScore, RescoreJob
-from scoring.services import rescore_job_run, scores_verify
+from scoring.rescore_jobs import rescore_job_run
+from scoring.verification import scores_verify
 from tests.factories import LeadFactory, active_model, page_rule
 
 pytestmark = pytest.mark.postgres
@@ -45,8 +46,8 @@ def test_a_one_rule_rescore_visits_only_the_leads_the_rule_can_touch():
     from django.db import OperationalError, connection, transaction
 
     from leads.models import Lead
+    from scoring.lead_scoring import leads_score
     from scoring.models import Rule, RuleKind
-    from scoring.services import leads_score
 
     # Given +15 per webinar and +5 per page view, a lead with a webinar and one without
     model = active_model()

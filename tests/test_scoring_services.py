@@ -15,8 +15,11 @@ from django.utils import timezone
 
 from leads.models import Activity, ActivityType, Lead, ProductLine, Stage, StageChange
 from leads.services import activities_record, lead_save_profile
-from scoring import rules as R
 from scoring import signals
+from scoring.adjustments import leads_adjust_score
+from scoring.decay import scores_decay
+from scoring.explanation import lead_explanation, score_history
+from scoring.lead_scoring import lead_score
 from scoring.models import (
     EntryKind,
     LeadScore,
@@ -28,17 +31,10 @@ from scoring.models import (
     ScoreEntry,
     ScoringModel,
 )
-from scoring.services import (
-    lead_explanation,
-    lead_score,
-    leads_adjust_score,
-    rescore_job_run,
-    rescore_job_start,
-    score_history,
-    scores_decay,
-    scores_verify,
-)
+from scoring.rescore_jobs import rescore_job_run, rescore_job_start
+from scoring.score_formula import band_for, decayed, total_score
 from scoring.tasks import sweep_unscored
+from scoring.verification import scores_verify
 from tests.factories import LeadFactory
 
 T0 = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
@@ -603,11 +599,11 @@ def test_decay_moves_scores_down_as_the_formula_says(db):
 
         # Then engagement follows the decay formula and the score and band follow it
         lead.refresh_from_db()
-        engagement = R.decayed(60.0, T0, later, 7)
+        engagement = decayed(60.0, T0, later, 7)
         assert updated == 2
         assert lead.engagement_score == pytest.approx(engagement, abs=1e-6)
-        assert lead.score == R.total_score(30, engagement, model.thresholds)
-        assert lead.band == R.band_for(lead.score, model.thresholds)
+        assert lead.score == total_score(30, engagement, model.thresholds)
+        assert lead.band == band_for(lead.score, model.thresholds)
         assert lead.engagement_at == later
         assert list(scores_verify(now=later)) == []
     assert lead.engagement_score == pytest.approx(7.5)
@@ -861,6 +857,26 @@ def test_scoring_verify_command_fails_on_a_corrupted_score_and_passes_when_clean
         call_command("scoring_verify", stdout=out)
     assert failed.value.returncode == 1
     assert f"lead {lead.pk}: materialized score" in out.getvalue()
+
+
+def test_rescore_command_rescores_the_model_here_and_records_the_job(rules):
+    # Given a scored lead, and a rule whose points changed behind scoring's back
+    lead = LeadFactory()
+    record(lead, (ActivityType.DEMO_REQUEST, timezone.now() - timedelta(minutes=1)))
+    lead_score(lead_id=lead.pk)
+    before = Lead.objects.get(pk=lead.pk).score
+    Rule.objects.filter(pk=rules.demo.pk).update(points=50)
+
+    # When the command rescores the model
+    out = StringIO()
+    call_command("rescore", "--model", rules.model.name, stdout=out)
+
+    # Then it ran in this process as a recorded job, and the lead has the new points
+    job = RescoreJob.objects.get()
+    assert (job.status, job.reason, job.done) == (RescoreStatus.DONE, "rescore command", 1)
+    assert f"{rules.model}: 1 leads rescored" in out.getvalue()
+    assert Lead.objects.get(pk=lead.pk).score == before + 10
+    assert list(scores_verify()) == []
 
 
 # --- Scoring that waits for a lead's lock -------------------------------------------------

@@ -18,6 +18,7 @@ from django.db import connections
 
 from leads.models import Activity, ActivityType, Lead, Stage, StageChange
 from leads.services import activities_record
+from scoring.lead_scoring import leads_score
 from scoring.models import (
     ModelStatus,
     RescoreJob,
@@ -27,14 +28,10 @@ from scoring.models import (
     ScoreEntry,
     ScoringModel,
 )
-from scoring.services import (
-    DRAIN_KEY,
-    leads_score,
-    rescore_job_run,
-    rescore_job_start,
-    scores_verify,
-)
+from scoring.outbox import DRAIN_KEY
+from scoring.rescore_jobs import rescore_job_run, rescore_job_start
 from scoring.signals import lead_qualified
+from scoring.verification import scores_verify
 from tests.factories import LeadFactory
 
 pytestmark = [

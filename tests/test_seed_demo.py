@@ -283,7 +283,7 @@ def test_seeding_installs_the_starter_model_and_scores_every_lead(db):
 
     # Then the starter model scores every lead, the outbox is closed, the ledger agrees
     from scoring.models import LeadScore, ScoringModel
-    from scoring.services import scores_verify
+    from scoring.verification import scores_verify
 
     model = ScoringModel.objects.get(is_default=True)
     assert model.rules.filter(points__lt=0).exists()

@@ -177,7 +177,7 @@ def announce(captured, signal, handoff: HandOff) -> None:
 @pytest.fixture
 def scored_lead(rep):
     """A lead of ``rep`` with a positive and a negative fit rule behind its score."""
-    from scoring.services import lead_score
+    from scoring.lead_scoring import lead_score
 
     model = active_model()
     fit_rule(model, 30, "seniority", "equals", "director")

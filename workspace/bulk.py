@@ -30,8 +30,8 @@ from leads.services import lead_move_to_stage
 from nurturing.enrollment import EnrollmentError, enrollment_start
 from nurturing.models import Sequence as NurtureSequence
 from nurturing.permissions import may_enroll_leads
+from scoring.adjustments import leads_adjust_score
 from scoring.permissions import may_adjust_score
-from scoring.services import leads_adjust_score
 
 # A page shows 25 leads; a selection is never more than a few pages.
 BULK_MAX = 200
@@ -170,7 +170,7 @@ def leads_move_to_stage(
 
 def leads_adjust(*, lead_ids: Sequence[int], points: int, reason: str, by: User) -> BulkOutcome:
     """Add ``points`` (negative to take off) with a reason to each selected lead's score,
-    through ``scoring.services.leads_adjust_score``, one lead at a time so that each
+    through ``scoring.adjustments.leads_adjust_score``, one lead at a time so that each
     outcome is known. Managers and admins only, as in the admin; a lead no scoring model
     applies to is reported."""
     if not may_adjust_score(by):

@@ -190,7 +190,7 @@ def rule_rows(
 
 def _scored_by(scope: ReportScope, model: ScoringModel) -> QuerySet[Lead]:
     """The scope's leads ``model`` scores. The default model scores every lead (as
-    ``scoring.services.segment_lead_ids`` says): its leads are the scope's, without a
+    ``scoring.lead_sets.segment_lead_ids`` says): its leads are the scope's, without a
     join to the scores of every lead in view, which costs more than the rest of the page
     at a million leads."""
     if scope.model is not None or model.is_default:

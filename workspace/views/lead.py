@@ -25,7 +25,7 @@ from leads.models import CustomFieldDefinition, HandOff, Lead, LeadRating, TaskK
 from leads.permissions import lead_access, task_assignees
 from leads.selectors import done_tasks, open_tasks, timeline_page
 from reports.charts import Frame, line_chart
-from scoring.selectors import lead_explanation
+from scoring.explanation import lead_explanation
 from workspace.forms import (
     NoteForm,
     RatingForm,

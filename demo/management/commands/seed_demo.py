@@ -21,8 +21,7 @@ from demo.nurturing import seed_starter_sequences
 from demo.scoring import seed_starter_model
 from demo.world import DemoSummary, demo_seed, parse_anchor
 from leads.models import Activity, Lead
-from scoring.models import RescoreJob
-from scoring.services import rescore_job_run
+from scoring.rescore_jobs import model_rescore_in_process
 
 
 class Command(BaseCommand):
@@ -98,8 +97,7 @@ class Command(BaseCommand):
     def _score(self) -> None:
         """Install the starter model and score the new world once, in this process."""
         model = seed_starter_model()
-        job = RescoreJob.objects.create(model=model, reason="Demo world seeded")
-        job = rescore_job_run(job_id=job.pk, in_process=True)
+        job = model_rescore_in_process(model=model, reason="Demo world seeded")
         # The world is being built and nothing else writes yet, so every stored activity
         # has just been applied: close the outbox instead of leaving it to the sweeper.
         Activity.objects.filter(scored_at__isnull=True).update(scored_at=timezone.now())

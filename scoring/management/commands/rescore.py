@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from scoring.models import RescoreJob, ScoringModel
-from scoring.services import rescore_job_run
+from scoring.models import ScoringModel
+from scoring.rescore_jobs import model_rescore_in_process
 
 
 class Command(BaseCommand):
@@ -20,8 +20,9 @@ class Command(BaseCommand):
             if not models:
                 raise CommandError(f"There is no scoring model named {model!r}.")
         for scoring_model in models:
-            queued = RescoreJob.objects.create(model=scoring_model, reason="rescore command")
-            job = rescore_job_run(job_id=queued.pk, chunk_size=chunk_size, in_process=True)
+            job = model_rescore_in_process(
+                model=scoring_model, reason="rescore command", chunk_size=chunk_size
+            )
             if job is None:  # another run claimed it first
                 continue
             self.stdout.write(

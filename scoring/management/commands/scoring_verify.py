@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from scoring.services import scores_verify
+from scoring.verification import scores_verify
 
 
 class Command(BaseCommand):

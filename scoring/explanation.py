@@ -1,0 +1,131 @@
+"""Why a lead has its score: the points of each rule, positive and negative, the decay,
+and each model's score over time, derived from the ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from leads.models import Lead
+
+from .engine import state_from
+from .models import EntryKind, LeadScore, ScoreEntry, ScoringModel
+from .ruleset import model_settings
+from .score_formula import decay_factor, decayed, score_series
+
+
+def lead_explanation(
+    *, lead: Lead, now: datetime | None = None, history: bool = False
+) -> dict[str, Any]:
+    """Why the lead has its score: points by rule, positive and negative, and the decay;
+    with ``history``, also each model's score over time (``score_history``)."""
+    now = now or timezone.now()
+    scores = list(
+        LeadScore.objects.filter(lead=lead).select_related("model").order_by("-model__priority")
+    )
+    models = []
+    for row in scores:
+        part = _explain_model(lead, row, now)
+        if history:
+            part["history"] = score_history(lead=lead, model=row.model, now=now)
+        models.append(part)
+    return {
+        "lead_id": lead.pk,
+        "score": lead.score,
+        "band": lead.band,
+        "grade": lead.grade,
+        "quadrant": lead.quadrant,
+        "models": models,
+    }
+
+
+def _explain_model(lead: Lead, row: LeadScore, now: datetime) -> dict[str, Any]:
+    model = row.model
+    settings = model_settings(model)
+    lines: dict[tuple[Any, str], dict[str, Any]] = {}
+    half_life = model.decay_half_life_days
+    # Plain tuples, not model instances: the busiest leads hold thousands of entries.
+    entries = _active_entries(lead.pk, model.pk).values_list(
+        "pk", "rule_id", "kind", "reason", "points", "at"
+    )
+    for pk, rule_id, kind, reason, points, at in entries:
+        key = (rule_id, kind) if kind != EntryKind.MANUAL else (pk, kind)
+        line = lines.get(key)
+        if line is None:
+            line = lines[key] = {
+                "rule_id": rule_id,
+                "reason": reason,
+                "kind": kind,
+                "times": 0,
+                "points": 0.0,
+                "value_now": 0.0,
+            }
+        value = points
+        if kind == EntryKind.ENGAGEMENT:
+            value *= decay_factor((now - at).total_seconds(), half_life)
+        line["times"] += 1
+        line["points"] += points
+        line["value_now"] += value
+    state, effective = state_from(
+        settings,
+        row.fit,
+        row.adjustment,
+        decayed(row.engagement, row.engagement_at, now, model.decay_half_life_days),
+        row.last_engaged_at,
+        now,
+    )
+    ordered = sorted(lines.values(), key=lambda line: -abs(line["value_now"]))
+    earned = sum(line["points"] for line in ordered if line["kind"] == EntryKind.ENGAGEMENT)
+    return {
+        "model": {
+            "id": model.pk,
+            "name": model.name,
+            "primary": row.is_primary,
+            "warm_from": model.warm_from,
+            "hot_from": model.hot_from,
+        },
+        "score": state.score,
+        "fit": round(state.effective_fit, 1),
+        "engagement": round(effective, 1),
+        "band": state.band,
+        "grade": state.grade,
+        "quadrant": state.quadrant,
+        "decay_applied": round(earned - effective, 1),
+        "positive": [_round(line) for line in ordered if line["value_now"] > 0],
+        "negative": [_round(line) for line in ordered if line["value_now"] < 0],
+    }
+
+
+def _round(line: dict[str, Any]) -> dict[str, Any]:
+    return {**line, "points": round(line["points"], 1), "value_now": round(line["value_now"], 1)}
+
+
+def _active_entries(lead_id: int, model_id: int) -> Any:
+    return ScoreEntry.objects.filter(
+        lead_id=lead_id, model_id=model_id, reversal_of__isnull=True, reversal__isnull=True
+    ).order_by("at", "pk")
+
+
+def score_history(
+    *, lead: Lead, model: ScoringModel, points: int = 30, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The score over time, derived from the ledger and the decay formula (no snapshots)."""
+    entries = ScoreEntry.objects.filter(lead=lead, model=model).values_list("at", "kind", "points")
+    series = score_series(
+        [(at, kind == EntryKind.ENGAGEMENT, value) for at, kind, value in entries],
+        now=now or timezone.now(),
+        points=points,
+        half_life_days=model.decay_half_life_days,
+        thresholds=model.thresholds,
+    )
+    return [{"at": when.isoformat(), "score": score} for when, score in series]
+
+
+def lead_primary_explanation(lead: Lead) -> dict[str, Any] | None:
+    """The explanation by the lead's primary model (the first model's when none is
+    primary), ``None`` when no model scores it: the provider behind
+    ``leads.score_explanations`` for hand-off emails and webhook payloads."""
+    models = lead_explanation(lead=lead)["models"]
+    return next((m for m in models if m["model"]["primary"]), models[0] if models else None)

@@ -1,0 +1,106 @@
+"""Scoring leads: apply their pending activities and changed fields, append to the
+ledger what changed, and react to the new scores (stage moves on threshold crossings,
+band changes and surges announced after commit).
+
+Real-time scoring, the drain of waiting activities, manual adjustments and a rescore
+without PostgreSQL all score through ``leads_score``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from leads.models import Activity, Lead, Stage
+
+from .engine import Batch, LeadResult
+from .lead_sets import CHUNK_SIZE
+from .models import ProfileRescore, ScoringModel
+from .ruleset import CompiledModel, Ruleset, load_ruleset
+from .signals import band_changed, lead_qualified, score_surged
+
+# Scoring never moves a lead backward, nor past SQL, nor out of these stages.
+AUTO_QUALIFIABLE = {Stage.NEW, Stage.RECYCLED, Stage.MQL}
+
+
+def leads_score(
+    *, lead_ids: Sequence[int], now: datetime | None = None, ruleset: Ruleset | None = None
+) -> list[LeadResult]:
+    """Score the leads against the active models, in one transaction with their rows locked.
+
+    Applies every pending activity, appends ledger entries for what changed,
+    updates the materialized scores, moves stages on upward threshold crossings,
+    and announces crossings, band changes and surges after commit. Idempotent.
+    """
+    with transaction.atomic():
+        leads = list(
+            Lead.objects.select_for_update(of=("self",))
+            .filter(pk__in=lead_ids)
+            .select_related("company")
+            .order_by("pk")
+        )
+        if not leads:
+            return []
+        # Only once the leads are locked: a run that committed while this one waited used a
+        # later "now", and what it applied must not look like the future (and be reversed).
+        now = now or timezone.now()
+        ruleset = ruleset or load_ruleset()
+        batch = Batch(leads, ruleset, now)
+        pending = list(
+            Activity.objects.unscored()
+            .filter(lead_id__in=[lead.pk for lead in leads])
+            .order_by()
+            .values_list("pk", flat=True)
+        )
+        results = batch.run()
+        # The changed fields were read under the lock: their rescore is done.
+        ProfileRescore.objects.filter(lead_id__in=[lead.pk for lead in leads]).delete()
+        for start in range(0, len(pending), CHUNK_SIZE):
+            Activity.objects.filter(
+                pk__in=pending[start : start + CHUNK_SIZE], scored_at__isnull=True
+            ).update(scored_at=now)
+        for result in results:
+            result_react(result)
+    return results
+
+
+def lead_score(*, lead_id: int, now: datetime | None = None) -> LeadResult | None:
+    results = leads_score(lead_ids=[lead_id], now=now)
+    return results[0] if results else None
+
+
+def result_react(result: LeadResult) -> None:
+    """Move the stage on an upward crossing and queue the hooks; inside the scoring transaction."""
+    lead, model = result.lead, result.primary
+    if model is None:
+        return
+    old_score, old_band = result.before
+    if lead.band != old_band:
+        announce(
+            band_changed, model, lead.pk, old_band=old_band, new_band=lead.band, score=lead.score
+        )
+    for surge_model, points in result.surges:
+        announce(score_surged, surge_model, lead.pk, points=points, hours=surge_model.surge_hours)
+    target = None
+    if lead.score >= model.sql_threshold and old_score < model.sql_threshold:
+        target = Stage.SQL
+    elif lead.score >= model.mql_threshold and old_score < model.mql_threshold:
+        target = Stage.MQL
+    if target is None or lead.stage not in AUTO_QUALIFIABLE or lead.stage == target:
+        return
+    threshold = model.sql_threshold if target == Stage.SQL else model.mql_threshold
+    reason = (
+        f"Score {lead.score} crossed the {Stage(target).label} threshold {threshold} "
+        f"in “{model.name}”"
+    )
+    lead.move_to_stage(target, by=None, reason=reason)
+    announce(lead_qualified, model, lead.pk, stage=target, score=lead.score)
+
+
+def announce(signal: Any, model: CompiledModel, lead_id: int, **payload: Any) -> None:
+    send = partial(signal.send, sender=ScoringModel, lead_id=lead_id, model_id=model.id, **payload)
+    transaction.on_commit(send)

@@ -1,0 +1,36 @@
+"""The sets of leads that scoring work walks through: a model's segment, consecutive
+id ranges covering every lead, and chunks of ids."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from django.db.models import Max, Min
+
+from leads.models import Lead
+
+from .models import ScoringModel
+
+CHUNK_SIZE = 500
+
+
+def segment_lead_ids(model: ScoringModel) -> Any:
+    """The ids of the leads a model scores (a queryset, evaluated in chunks)."""
+    leads = Lead.objects.all()
+    if not model.is_default:
+        leads = leads.filter(product_interests__in=model.segment_product_lines.all())
+    return leads.order_by("pk").values_list("pk", flat=True).distinct()
+
+
+def lead_id_ranges(size: int) -> list[tuple[int, int]]:
+    """Consecutive ranges of ``size`` lead ids that together cover every lead, in order."""
+    bounds = Lead.objects.aggregate(lo=Min("pk"), hi=Max("pk"))
+    if bounds["lo"] is None:
+        return []
+    return [(lo, lo + size - 1) for lo in range(bounds["lo"], bounds["hi"] + 1, size)]
+
+
+def chunks(ids: Sequence[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(ids), size):
+        yield list(ids[start : start + size])

@@ -1,0 +1,26 @@
+"""Scoring's models: scoring models and their rules, the score ledger and each lead's
+score per model, rescore jobs and requests, and the change log."""
+
+from .changelog import ChangeLog
+from .ledger import EntryKind, LeadScore, ScoreEntry
+from .rescore import ProfileRescore, RescoreJob, RescoreStatus
+from .rule import ActivityTarget, DomainList, DomainListKind, Rule, RuleKind
+from .scoring_model import ModelStatus, ScoringModel, ScoringModelQuerySet
+
+__all__ = [
+    "ActivityTarget",
+    "ChangeLog",
+    "DomainList",
+    "DomainListKind",
+    "EntryKind",
+    "LeadScore",
+    "ModelStatus",
+    "ProfileRescore",
+    "RescoreJob",
+    "RescoreStatus",
+    "Rule",
+    "RuleKind",
+    "ScoreEntry",
+    "ScoringModel",
+    "ScoringModelQuerySet",
+]

@@ -1,0 +1,29 @@
+"""The change log of scoring models and rules."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class ChangeLog(models.Model):
+    """Who changed which scoring model or rule, when, and what it looked like before and after."""
+
+    object_type = models.CharField(max_length=20)
+    object_id = models.PositiveBigIntegerField()
+    object_repr = models.CharField(max_length=200)
+    action = models.CharField(max_length=10)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="changelog_object_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_repr}"

@@ -1,0 +1,162 @@
+"""The score ledger (every change of points, never edited) and each lead's score per
+model, brought up to date from it."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from leads.models import Lead
+
+from .rule import Rule
+from .scoring_model import ScoringModel
+
+
+class EntryKind(models.TextChoices):
+    FIT = "fit", "Fit"
+    ENGAGEMENT = "engagement", "Engagement"
+    MANUAL = "manual", "Manual adjustment"
+
+
+class ScoreEntry(models.Model):
+    """One change of points: the explanation and the audit of every score.
+
+    Entries are never edited or deleted. An award that no longer holds (a rule
+    changed, a field changed) is cancelled by a reversal entry pointing at it,
+    worth what the award is worth at that moment, so the score at any time is
+    ``sum(points * decay(time - at))`` over the entries written by then.
+    """
+
+    # The ledger is the largest table, written a million rows at a time by a rescore, so
+    # it pays for nothing its queries do not use. Indexes: the lead and rule columns are
+    # covered by the ones in Meta, and the rarely set columns are indexed where set.
+    # Database constraints: checking a foreign key costs a lookup and a row lock on the
+    # referenced row for every entry written (at commit, about a third of a first
+    # rescore's time), so the columns only the scoring engine writes have none;
+    # Django still applies CASCADE and SET_NULL when a lead, model, rule or activity
+    # is deleted.
+    lead = models.ForeignKey(
+        Lead,
+        on_delete=models.CASCADE,
+        related_name="score_entries",
+        db_index=False,
+        db_constraint=False,
+    )
+    model = models.ForeignKey(
+        ScoringModel, on_delete=models.CASCADE, related_name="entries", db_constraint=False
+    )
+    rule = models.ForeignKey(
+        Rule,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="entries",
+        db_index=False,
+        db_constraint=False,
+    )
+    activity = models.ForeignKey(
+        "leads.Activity",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    kind = models.CharField(max_length=12, choices=EntryKind.choices)
+    bonus = models.BooleanField(default=False)
+    points = models.FloatField()
+    reason = models.CharField(max_length=300)
+    at = models.DateTimeField(help_text="When the points count from.")
+    created_at = models.DateTimeField(default=timezone.now)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    reversal_of = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="reversal"
+    )
+
+    class Meta:
+        verbose_name_plural = "score entries"
+        ordering = ["at", "id"]
+        indexes = [
+            # A lead's entries in time order. On PostgreSQL it also holds each entry's
+            # kind and points (INCLUDE, migration 0011; SQLite has no such columns), so
+            # the score history and the reports' points-until-then sums read it alone.
+            models.Index(fields=["lead", "model", "at"], name="entry_lead_model_at_pts_idx"),
+            models.Index(fields=["rule", "lead"], name="entry_rule_lead_idx"),
+            models.Index(
+                fields=["activity"], condition=Q(activity__isnull=False), name="entry_activity_idx"
+            ),
+            models.Index(fields=["by"], condition=Q(by__isnull=False), name="entry_by_idx"),
+            # The reversals of a range of leads, to tell which entries are still active.
+            models.Index(
+                fields=["lead", "reversal_of"],
+                condition=Q(reversal_of__isnull=False),
+                name="entry_reversals_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.points:+g} {self.reason}"
+
+
+class LeadScore(models.Model):
+    """A lead's score in one model, brought up to date at ``engagement_at``.
+
+    ``engagement`` is the decayed engagement at ``engagement_at``; its value at a
+    later time follows from the decay formula, so nothing needs rewriting as time
+    passes. The primary model's values are copied onto the lead for fast lists.
+    """
+
+    # A rescore rewrites hundreds of thousands of these rows, and each index costs every
+    # one of those writes an entry. Lookups by lead use the unique (lead, model) index and
+    # lookups by model the (model, score) index, so the two columns need none of their own.
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="scores", db_index=False)
+    model = models.ForeignKey(
+        ScoringModel, on_delete=models.CASCADE, related_name="lead_scores", db_index=False
+    )
+    fit = models.FloatField(default=0)
+    adjustment = models.FloatField(default=0)
+    engagement = models.FloatField(default=0)
+    engagement_at = models.DateTimeField(default=timezone.now)
+    last_engaged_at = models.DateTimeField(null=True, blank=True)
+    score = models.IntegerField(default=0)
+    band = models.CharField(max_length=10, default="cold")
+    grade = models.CharField(max_length=1, default="D")
+    quadrant = models.CharField(max_length=12, default="cold")
+    surged_at = models.DateTimeField(null=True, blank=True)
+    is_primary = models.BooleanField(
+        default=False, help_text="This model gives the score shown on the lead."
+    )
+    decay_version = models.PositiveIntegerField(
+        default=1, help_text="The model's decay settings this engagement was summed with."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["lead", "model"], name="one_score_per_lead_and_model")
+        ]
+        indexes = [
+            models.Index(fields=["model", "-score"], name="leadscore_model_score_idx"),
+            models.Index(
+                fields=["lead"], condition=Q(is_primary=True), name="leadscore_primary_idx"
+            ),
+            # My day's surging leads: the few scores that surged lately, newest first.
+            models.Index(
+                fields=["-surged_at"],
+                condition=Q(surged_at__isnull=False),
+                name="leadscore_surged_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lead_id} in {self.model_id}: {self.score}"

@@ -1,0 +1,79 @@
+"""What waits to be rescored: bulk rescore jobs with their progress, and leads whose
+changed fields are still to be scored."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from leads.models import Lead
+
+from .rule import Rule
+from .scoring_model import ScoringModel
+
+
+class RescoreStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class RescoreJob(models.Model):
+    """Progress of a bulk rescore, shown in the admin."""
+
+    model = models.ForeignKey(ScoringModel, on_delete=models.CASCADE, related_name="rescores")
+    reason = models.CharField(max_length=200)
+    status = models.CharField(
+        max_length=10, choices=RescoreStatus.choices, default=RescoreStatus.QUEUED
+    )
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    # On PostgreSQL a job is split into lead-id ranges, each a task on the bulk queue, so
+    # as many bulk workers as run share it; the range that finishes last ends the job.
+    ranges = models.PositiveIntegerField(default=0)
+    # The first lead id of each range finished: a task delivered twice counts once.
+    finished_ranges = models.JSONField(default=list, blank=True)
+    changed_entries = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    rule = models.ForeignKey(
+        Rule,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Rescore only what this rule touches; empty: the whole model.",
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Rescore of {self.model} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else min(100, round(100 * self.done / self.total))
+
+
+class ProfileRescore(models.Model):
+    """A lead whose explicit fields changed after its last scoring: the outbox of a profile
+    change, as an unscored activity is the outbox of an event.
+
+    Written in the transaction that changes the lead, removed by the scoring that reads
+    the changed fields (with the lead locked), so a change whose rescore message was lost
+    (the broker down) is rescored by beat's sweeper.
+    """
+
+    lead = models.OneToOneField(Lead, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    requested_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Rescore of lead {self.lead_id} requested at {self.requested_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,138 @@
+"""Scoring models: how one segment's leads are scored, with thresholds, bands, grades and
+decay (their rules are ``scoring.models.rule``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from leads.models import ProductLine
+
+from ..score_formula import Thresholds
+
+
+class ModelStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    ACTIVE = "active", "Active"
+    ARCHIVED = "archived", "Archived"
+
+
+class ScoringModelQuerySet(models.QuerySet["ScoringModel"]):
+    def active(self) -> ScoringModelQuerySet:
+        return self.filter(status=ModelStatus.ACTIVE)
+
+
+class ScoringModel(models.Model):
+    """How one segment's leads are scored: its rules, thresholds, bands, grades and decay."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=ModelStatus.choices, default=ModelStatus.DRAFT)
+    is_default = models.BooleanField(
+        default=False, help_text="The default model scores every lead, whatever its interests."
+    )
+    segment_product_lines = models.ManyToManyField(
+        ProductLine,
+        blank=True,
+        related_name="scoring_models",
+        help_text="Scores leads interested in any of these product lines.",
+    )
+    priority = models.PositiveSmallIntegerField(
+        default=100,
+        help_text="Where models overlap, the highest priority gives the primary score.",
+    )
+    mql_threshold = models.PositiveIntegerField(default=50, verbose_name="MQL threshold")
+    sql_threshold = models.PositiveIntegerField(default=90, verbose_name="SQL threshold")
+    hot_from = models.IntegerField(default=80, help_text="Scores from here up are hot.")
+    warm_from = models.IntegerField(default=30, help_text="Scores from here up are warm.")
+    grade_a_from = models.IntegerField(default=60, help_text="Fit scores from here up are grade A.")
+    grade_b_from = models.IntegerField(default=40)
+    grade_c_from = models.IntegerField(default=20)
+    engaged_from = models.IntegerField(
+        default=30, help_text="Engagement from here up counts as engaged (for the quadrant)."
+    )
+    decay_half_life_days = models.FloatField(
+        null=True, blank=True, help_text="Engagement halves every this many days; empty: no decay."
+    )
+    idle_week_penalty = models.PositiveIntegerField(
+        default=0, help_text="Points taken off engagement per week without activity."
+    )
+    max_points = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The highest score a lead can reach in this model."
+    )
+    surge_points = models.PositiveIntegerField(default=30, help_text="A rise of this many points…")
+    surge_hours = models.PositiveIntegerField(
+        default=24, help_text="…within this many hours is a surge."
+    )
+    decay_version = models.PositiveIntegerField(
+        default=1,
+        editable=False,
+        help_text="Goes up when the decay settings change: stored engagement is resummed.",
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ScoringModelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-priority", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="one_default_model"
+            ),
+            models.CheckConstraint(
+                condition=Q(sql_threshold__gte=models.F("mql_threshold")),
+                name="sql_threshold_not_below_mql",
+            ),
+            models.CheckConstraint(
+                condition=Q(hot_from__gt=models.F("warm_from")), name="hot_above_warm"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            stored = (
+                ScoringModel.objects.filter(pk=self.pk)
+                .values_list("decay_half_life_days", "idle_week_penalty")
+                .first()
+            )
+            if stored is not None and stored != (
+                self.decay_half_life_days,
+                self.idle_week_penalty,
+            ):
+                self.decay_version += 1
+                if kwargs.get("update_fields") is not None:
+                    kwargs["update_fields"] = [*kwargs["update_fields"], "decay_version"]
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.sql_threshold < self.mql_threshold:
+            errors["sql_threshold"] = "The SQL threshold cannot be below the MQL threshold."
+        if self.hot_from <= self.warm_from:
+            errors["hot_from"] = "Hot must start above warm."
+        if not (self.grade_a_from > self.grade_b_from > self.grade_c_from):
+            errors["grade_a_from"] = "Grades must go down: A above B above C."
+        if self.decay_half_life_days is not None and self.decay_half_life_days <= 0:
+            errors["decay_half_life_days"] = "Give a positive number of days, or leave it empty."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(
+            hot=self.hot_from,
+            warm=self.warm_from,
+            grade_a=self.grade_a_from,
+            grade_b=self.grade_b_from,
+            grade_c=self.grade_c_from,
+            engaged=self.engaged_from,
+            max_points=self.max_points,
+        )

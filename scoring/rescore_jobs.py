@@ -1,0 +1,246 @@
+"""Bulk rescore jobs: queue one (its row is the outbox), resume lost ones, and run it,
+split on PostgreSQL into lead-id ranges rescored set-based on the bulk queue
+(``scoring.bulk``), elsewhere in chunks through ``leads_score``; with the job's progress
+and the reactions to the scores it changed."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from crm.resilience import task_enqueue
+from leads.models import Lead
+
+from .engine import LeadResult
+from .lead_scoring import announce, leads_score, result_react
+from .lead_sets import CHUNK_SIZE, chunks, lead_id_ranges, segment_lead_ids
+from .models import LeadScore, RescoreJob, RescoreStatus, Rule, ScoreEntry, ScoringModel
+from .ruleset import Ruleset, load_ruleset
+from .signals import score_surged
+
+if TYPE_CHECKING:
+    from crm.models import User
+
+
+def rescore_job_start(
+    *, model: ScoringModel, reason: str, by: User | None = None, rule: Rule | None = None
+) -> RescoreJob:
+    """Queue a rescore of one rule's matches, or of the whole model, after commit.
+
+    The job row is the outbox: when the broker cannot be reached it stays queued and
+    ``rescore_jobs_resume`` queues it again.
+    """
+    job = RescoreJob.objects.create(model=model, rule=rule, reason=reason[:200], requested_by=by)
+    transaction.on_commit(partial(rescore_job_request, job_id=job.pk))
+    return job
+
+
+def rescore_job_request(*, job_id: int) -> bool:
+    """Queue the job's run; call after commit. Whether it was queued."""
+    from .tasks import rescore_model
+
+    return task_enqueue(rescore_model, job_id, what=f"Rescore job {job_id}")
+
+
+RESCORE_STALLED_AFTER = timedelta(minutes=5)
+
+
+def rescore_jobs_resume(*, now: datetime | None = None) -> int:
+    """Beat: queue again the jobs still queued a while after they were requested (their
+    message was lost); how many were. A job queued twice runs once: the run claims it."""
+    older_than = (now or timezone.now()) - RESCORE_STALLED_AFTER
+    ids = RescoreJob.objects.filter(
+        status=RescoreStatus.QUEUED, created_at__lt=older_than
+    ).values_list("pk", flat=True)
+    return sum(rescore_job_request(job_id=pk) for pk in ids[:100])
+
+
+def rescore_job_run(
+    *, job_id: int, chunk_size: int = CHUNK_SIZE, in_process: bool = False
+) -> RescoreJob | None:
+    """Rescore every lead the job's model can touch, recording progress.
+
+    On PostgreSQL, for an active model, the job is split into lead-id ranges, each a
+    ``rescore_range`` task on the bulk queue (``rescore_job_range``): as many bulk
+    workers as run share the job, and the range that finishes last marks it done.
+    With ``in_process`` (commands), the ranges run here, one after another.
+    Elsewhere it scores chunks of leads here, one after another.
+
+    Each range or chunk is one transaction with its leads locked, so real-time scoring
+    that runs meanwhile either waits for it or is applied on top of it; both orders
+    end in the same ledger and scores. Call it outside a transaction (a task or a
+    command): the queued ranges read the job's row.
+    """
+    claimed = RescoreJob.objects.filter(pk=job_id, status=RescoreStatus.QUEUED).update(
+        status=RescoreStatus.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return None
+    job = RescoreJob.objects.select_related("model", "rule").get(pk=job_id)
+    try:
+        if connection.vendor == "postgresql" and job.model.status == "active":
+            _rescore_ranges_queue(job, in_process)
+        else:
+            _rescore_in_batches(job, chunk_size)
+            _rescore_job_finished(job.pk)
+    except Exception as exc:
+        _rescore_job_failed(job.pk, exc)
+        raise
+    job.refresh_from_db()
+    return job
+
+
+def model_rescore_in_process(
+    *, model: ScoringModel, reason: str, chunk_size: int = CHUNK_SIZE
+) -> RescoreJob | None:
+    """Rescore ``model``'s leads here and now (commands), recorded as a job like any
+    rescore; its ranges run one after another in this process. Call it outside a
+    transaction. None when another run claimed the job first."""
+    job = RescoreJob.objects.create(model=model, reason=reason[:200])
+    return rescore_job_run(job_id=job.pk, chunk_size=chunk_size, in_process=True)
+
+
+def rescore_job_ranges(job: RescoreJob) -> list[tuple[int, int]]:
+    """The lead-id ranges a set-based rescore of ``job`` visits, in order."""
+    # The same width for a rule's rescore: a range holds its leads until it commits, and
+    # a wider one saves little (docs/PERFORMANCE.md).
+    return lead_id_ranges(settings.SCORING_RESCORE_RANGE)
+
+
+def _rescore_ranges_queue(job: RescoreJob, in_process: bool) -> None:
+    from .tasks import rescore_range
+
+    ranges = rescore_job_ranges(job)
+    RescoreJob.objects.filter(pk=job.pk).update(total=Lead.objects.count(), ranges=len(ranges))
+    if not ranges:
+        _rescore_job_finished(job.pk)
+        return
+    for lo, hi in ranges:
+        if in_process:
+            rescore_job_range(job_id=job.pk, lo=lo, hi=hi)
+        else:
+            rescore_range.delay(job.pk, lo, hi)
+
+
+def rescore_job_range(*, job_id: int, lo: int, hi: int) -> bool:
+    """Rescore the job's leads with ids in ``lo..hi`` with set-based statements
+    (``scoring.bulk``), react to what changed, and count the range done.
+
+    Returns False, doing nothing, when the job is no longer running (it failed, or was
+    deleted). Running a range twice changes nothing the second time.
+    """
+    from .bulk import refresh_statistics, rescore_range
+
+    job = (
+        RescoreJob.objects.select_related("model", "rule")
+        .filter(pk=job_id, status=RescoreStatus.RUNNING)
+        .first()
+    )
+    if job is None:
+        return False
+    try:
+        ruleset = load_ruleset(fresh=True)
+        compiled = next((m for m in ruleset.models if m.id == job.model_id), None)
+        if compiled is None:
+            raise RuntimeError(f"{job.model} is no longer active; rescore it again.")
+        segment_ids = list(job.model.segment_product_lines.values_list("pk", flat=True))
+        rule_ids = {job.rule_id} if job.rule_id else None
+        refresh_statistics()
+        with transaction.atomic():
+            result = rescore_range(
+                model=compiled,
+                segment_ids=segment_ids,
+                lo=lo,
+                hi=hi,
+                now=timezone.now(),
+                rule_ids=rule_ids,
+            )
+            _react_to_changes(result.changed, ruleset)
+            for lead_id, points in result.surges:
+                announce(score_surged, compiled, lead_id, points=points, hours=compiled.surge_hours)
+    except Exception as exc:
+        _rescore_job_failed(job_id, exc)
+        raise
+    _rescore_range_finished(job_id, lo, hi, result.reversed + result.appended)
+    return True
+
+
+def _rescore_range_finished(job_id: int, lo: int, hi: int, entries: int) -> None:
+    """Count a range done, once however often it ran; the last one ends the job."""
+    leads = Lead.objects.filter(pk__range=(lo, hi)).count()
+    with transaction.atomic():
+        job = RescoreJob.objects.select_for_update().get(pk=job_id)
+        if lo in job.finished_ranges:
+            return
+        job.finished_ranges.append(lo)
+        job.done += leads
+        job.changed_entries += entries
+        fields = ["finished_ranges", "done", "changed_entries"]
+        if job.status == RescoreStatus.RUNNING and len(job.finished_ranges) >= job.ranges:
+            job.status, job.finished_at = RescoreStatus.DONE, timezone.now()
+            fields += ["status", "finished_at"]
+        job.save(update_fields=fields)
+
+
+def _rescore_job_finished(job_id: int) -> None:
+    RescoreJob.objects.filter(pk=job_id, status=RescoreStatus.RUNNING).update(
+        status=RescoreStatus.DONE, finished_at=timezone.now()
+    )
+
+
+def _rescore_job_failed(job_id: int, exc: Exception) -> None:
+    RescoreJob.objects.filter(pk=job_id).update(
+        status=RescoreStatus.FAILED, error=repr(exc)[:2000], finished_at=timezone.now()
+    )
+
+
+def _react_to_changes(changed: list[tuple[int, int, str]], ruleset: Ruleset) -> None:
+    """Stage moves and hooks for leads whose score or band a set-based rescore changed."""
+    if not changed:
+        return
+    before = {lead_id: (score, band) for lead_id, score, band in changed}
+    models = {m.id: m for m in ruleset.models}
+    primary: dict[int, int] = dict(
+        LeadScore.objects.filter(lead_id__in=before, is_primary=True).values_list(
+            "lead_id", "model_id"
+        )
+    )
+    for lead in Lead.objects.filter(pk__in=before):
+        result = LeadResult(lead=lead, before=before[lead.pk])
+        model_id = primary.get(lead.pk)
+        result.primary = models.get(model_id) if model_id is not None else None
+        result_react(result)
+
+
+def _rescore_in_batches(job: RescoreJob, chunk_size: int) -> None:
+    """Any database: score chunks of leads through the same path as real-time scoring."""
+    # A model that was archived or turned back into a draft still has entries to reverse.
+    ids = sorted(
+        set(segment_lead_ids(job.model))
+        | set(_leads_with_entries(job.model))
+        # Leads that left the segment with a score but no entries in the model.
+        | set(LeadScore.objects.filter(model=job.model).values_list("lead_id", flat=True))
+    )
+    RescoreJob.objects.filter(pk=job.pk).update(total=len(ids))
+    ruleset = load_ruleset(fresh=True)
+    for chunk in chunks(ids, chunk_size):
+        results = leads_score(lead_ids=chunk, ruleset=ruleset)
+        job.done += len(chunk)
+        job.changed_entries += sum(r.new_entries for r in results)
+        RescoreJob.objects.filter(pk=job.pk).update(
+            done=job.done, changed_entries=job.changed_entries
+        )
+
+
+def _leads_with_entries(model: ScoringModel) -> Any:
+    return (
+        ScoreEntry.objects.filter(model=model)
+        .order_by("lead_id")
+        .values_list("lead_id", flat=True)
+        .distinct()
+    )

@@ -1,0 +1,144 @@
+"""The score formula on plain values: decay, the idle penalty, thresholds, and the score,
+band, grade and quadrant they give; also a lead's score over time.
+
+The set-based SQL (``scoring.bulk_states``, ``scoring.decay``) reproduces these exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+SECONDS_PER_DAY = 86_400.0
+
+
+def decay_factor(elapsed_seconds: float, half_life_days: float | None) -> float:
+    """How much of a value is left after ``elapsed_seconds`` with the given half-life."""
+    if not half_life_days or elapsed_seconds <= 0:
+        return 1.0
+    return 0.5 ** (elapsed_seconds / (half_life_days * SECONDS_PER_DAY))
+
+
+def decayed(
+    value: float, since: datetime | None, until: datetime, half_life_days: float | None
+) -> float:
+    """``e(until) = e(since) * 0.5 ** ((until - since) / half_life)``."""
+    if since is None:
+        return value
+    return value * decay_factor((until - since).total_seconds(), half_life_days)
+
+
+def engagement_at(
+    entries: Iterable[tuple[float, datetime]], when: datetime, half_life_days: float | None
+) -> float:
+    """The engagement that ledger entries (points, at) add up to at ``when``."""
+    return sum(
+        points * decay_factor((when - at).total_seconds(), half_life_days)
+        for points, at in entries
+        if at <= when
+    )
+
+
+def score_series(
+    entries: Iterable[tuple[datetime, bool, float]],
+    *,
+    now: datetime,
+    points: int,
+    half_life_days: float | None,
+    thresholds: Thresholds,
+) -> list[tuple[datetime, int]]:
+    """The score at ``points`` evenly spaced times from the first entry to ``now``.
+
+    ``entries`` are ledger entries as (at, is engagement, points). The fit at a time is
+    the sum of the fit entries until then; the engagement is ``engagement_at`` of the
+    engagement entries. Computed in one pass in time order: the engagement at a point
+    is the one at the point before, decayed over the step, plus the entries within the
+    step, each decayed from its own time; a lead with thousands of entries costs one
+    sort, not one sum per point.
+    """
+    ordered = sorted(entries, key=lambda entry: entry[0])
+    if not ordered:
+        return []
+    start = ordered[0][0]
+    step = max((now - start) / max(points - 1, 1), timedelta(seconds=1))
+    fit = engagement = 0.0
+    previous = start
+    taken = 0
+    series = []
+    for i in range(points):
+        # The last point is ``now`` itself: timedelta division rounds to microseconds.
+        when = now if i == points - 1 else min(start + step * i, now)
+        engagement *= decay_factor((when - previous).total_seconds(), half_life_days)
+        while taken < len(ordered) and ordered[taken][0] <= when:
+            at, is_engagement, value = ordered[taken]
+            if is_engagement:
+                engagement += value * decay_factor((when - at).total_seconds(), half_life_days)
+            else:
+                fit += value
+            taken += 1
+        previous = when
+        series.append((when, total_score(fit, engagement, thresholds)))
+    return series
+
+
+def idle_penalty(last_engaged_at: datetime | None, when: datetime, per_week: int) -> float:
+    """``per_week`` points for every whole week without engagement."""
+    if not per_week or last_engaged_at is None:
+        return 0.0
+    weeks = int((when - last_engaged_at).total_seconds() // (7 * SECONDS_PER_DAY))
+    return float(max(weeks, 0) * per_week)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    hot: int = 80
+    warm: int = 30
+    grade_a: int = 60
+    grade_b: int = 40
+    grade_c: int = 20
+    engaged: int = 30
+    max_points: int | None = None
+
+
+def round_half_up(value: float) -> int:
+    """Rounding that SQL reproduces exactly: ``floor(x + 0.5)``."""
+    return math.floor(value + 0.5)
+
+
+def total_score(fit: float, engagement: float, thresholds: Thresholds) -> int:
+    score = round_half_up(fit + engagement)
+    if thresholds.max_points is not None:
+        score = min(score, thresholds.max_points)
+    return score
+
+
+def band_for(score: float, thresholds: Thresholds) -> str:
+    if score >= thresholds.hot:
+        return "hot"
+    if score >= thresholds.warm:
+        return "warm"
+    return "cold"
+
+
+def grade_for(fit: float, thresholds: Thresholds) -> str:
+    if fit >= thresholds.grade_a:
+        return "A"
+    if fit >= thresholds.grade_b:
+        return "B"
+    if fit >= thresholds.grade_c:
+        return "C"
+    return "D"
+
+
+def quadrant_for(fit: float, engagement: float, thresholds: Thresholds) -> str:
+    good_fit = fit >= thresholds.grade_b
+    engaged = engagement >= thresholds.engaged
+    if good_fit and engaged:
+        return "hot"
+    if good_fit:
+        return "target"
+    if engaged:
+        return "researcher"
+    return "cold"
