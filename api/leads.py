@@ -47,7 +47,8 @@ from leads.models import (
     normalize_email,
 )
 from leads.permissions import EMAIL_UNAVAILABLE, OWNER_REFUSED, default_owner, email_in_use, may_own
-from leads.services import lead_move_to_stage, lead_save_profile
+from leads.services import lead_save_profile
+from leads.stages import lead_move_to_stage
 from scoring.selectors import lead_explanation
 
 CUSTOM_FIELDS_MAX_BYTES = 16 * 1024

@@ -9,6 +9,7 @@ from django.utils.html import format_html
 from crm.models import User
 
 from . import rep_admin  # noqa: F401  (the user admin, with the product lines reps sell)
+from .deals import deal_save, deals_delete
 from .models import (
     Activity,
     Company,
@@ -36,6 +37,7 @@ from .permissions import (
     tasks_visible_to,
 )
 from .services import lead_save_profile
+from .stages import stage_changes_delete
 
 
 class UserBoundForm(forms.ModelForm):
@@ -227,6 +229,19 @@ class LeadAdmin(UserBoundFormMixin, admin.ModelAdmin):
         # Through the service, so a change of explicit fields rescores the lead's fit.
         lead_save_profile(lead=obj, changed_fields=list(form.changed_data))
 
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+        if formset.model is not Deal:
+            super().save_formset(request, form, formset, change)
+            return
+        # Deals through their service, so that the lead's deal outcome follows.
+        deals = formset.save(commit=False)
+        removed = [deal.pk for deal in formset.deleted_objects]
+        if removed:
+            deals_delete(deals=Deal.objects.filter(pk__in=removed))
+        for deal in deals:
+            deal_save(deal=deal)
+        formset.save_m2m()
+
 
 @admin.register(Activity)
 class ActivityAdmin(VisibleLeadRowsMixin, admin.ModelAdmin):
@@ -254,6 +269,12 @@ class StageChangeAdmin(VisibleLeadRowsMixin, admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: StageChange | None = None) -> bool:
         return False
 
+    def delete_model(self, request: HttpRequest, obj: StageChange) -> None:
+        stage_changes_delete(changes=StageChange.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[StageChange]) -> None:
+        stage_changes_delete(changes=queryset)
+
 
 @admin.register(Deal)
 class DealAdmin(VisibleLeadRowsMixin, admin.ModelAdmin):
@@ -262,6 +283,15 @@ class DealAdmin(VisibleLeadRowsMixin, admin.ModelAdmin):
     list_select_related = ("lead",)
     search_fields = ("name", "lead__email")
     raw_id_fields = ("lead",)
+
+    def save_model(self, request: HttpRequest, obj: Deal, form, change: bool) -> None:
+        deal_save(deal=obj)
+
+    def delete_model(self, request: HttpRequest, obj: Deal) -> None:
+        deals_delete(deals=Deal.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Deal]) -> None:
+        deals_delete(deals=queryset)
 
 
 class TaskAdminForm(UserBoundForm):

@@ -52,8 +52,9 @@ from .models import (
 )
 from .notifications import notify
 from .permissions import may_close_handoff
-from .services import activities_record, lead_move_to_stage
+from .services import activities_record
 from .signals import handoff_escalated, lead_handed_off
+from .stages import lead_move_to_stage
 
 if TYPE_CHECKING:
     from crm.models import User

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import models
 from django.db.models import (
     Case,
     Exists,
@@ -28,7 +28,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from .custom_fields import CustomFieldDefinition, FieldType
-from .signals import lead_stage_changed
 
 if TYPE_CHECKING:
     from crm.models import User
@@ -332,25 +331,13 @@ class LeadQuerySet(models.QuerySet["Lead"]):
 
     def refresh_deal_outcome(self) -> int:
         """Set ``deal_outcome`` from the leads' deals; call with the leads' rows locked
-        (``Deal`` does), or a concurrent deal write may be missed."""
+        (``leads.deals`` does), or a concurrent deal write may be missed."""
         return self.update(deal_outcome=_deal_outcome_expression())
 
     def lock(self) -> None:
         """Lock the leads' rows in id order, as every writer of several leads does, so
         that two of them wait for each other instead of deadlocking."""
         list(self.order_by("pk").select_for_update(no_key=True).values_list("pk", flat=True))
-
-
-@contextmanager
-def _facts_kept(lead_ids: Iterable[int], refresh: Callable[[LeadQuerySet], int]) -> Iterator[None]:
-    """Around a write of stage changes or deals: lock their leads first (so the facts
-    are read after any concurrent write), then ``refresh`` the leads' stored facts from
-    what the write left, in the same transaction."""
-    with transaction.atomic():
-        leads = Lead.objects.filter(pk__in=list(lead_ids))
-        leads.lock()
-        yield
-        refresh(leads)
 
 
 def _step_expression(field: str) -> Case:
@@ -452,7 +439,7 @@ class Lead(models.Model):
     first_activity_at = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(null=True, blank=True)
     # Facts the reports count a million leads by, kept on the row by every stage and deal
-    # write (``save`` here, ``StageChange.save``, ``Deal.save`` and ``delete``) so that a
+    # write (``save`` here, ``leads.stages`` and ``leads.deals``) so that a
     # report reads the leads alone instead of aggregating the whole history per request.
     furthest_step = models.SmallIntegerField(
         default=0,
@@ -533,13 +520,12 @@ class Lead(models.Model):
     def can_move_to(self, stage: str) -> bool:
         return stage in ALLOWED_TRANSITIONS[self.stage]
 
-    def move_to_stage(self, stage: str, *, by: User | None = None, reason: str = "") -> StageChange:
-        """Move the lead along its lifecycle and record the move.
+    def set_stage(self, stage: str, *, reason: str = "", at: dt.datetime) -> list[str]:
+        """Move this row along the lifecycle in memory, as of ``at``; the fields to save.
 
-        Call inside ``transaction.atomic()`` with the lead row locked
-        (``leads.services.lead_move_to_stage`` does both). ``by`` is the person who
-        made the move, or None when the system did. Raises ``StageTransitionError``
-        for a move the lifecycle does not allow, leaving the lead unchanged.
+        ``leads.stages.lead_move_to_stage`` saves them and records the move. Raises
+        ``StageTransitionError`` for a move the lifecycle does not allow, leaving the
+        lead unchanged.
         """
         stage = Stage(stage)
         reason = reason.strip()
@@ -551,10 +537,8 @@ class Lead(models.Model):
             )
         if stage == Stage.DISQUALIFIED and not reason:
             raise StageTransitionError("Say why the lead is disqualified.")
-        previous = self.stage
-        now = timezone.now()
         self.stage = stage
-        self.stage_changed_at = now
+        self.stage_changed_at = at
         fields = ["stage", "stage_changed_at", "updated_at"]
         if stage == Stage.DISQUALIFIED:
             self.disqualification_reason = reason[:200]
@@ -562,28 +546,13 @@ class Lead(models.Model):
         elif self.disqualification_reason:
             self.disqualification_reason = ""
             fields.append("disqualification_reason")
-        self.save(update_fields=fields)
-        change = StageChange.objects.create(
-            lead=self, from_stage=previous, to_stage=stage, at=now, by=by, reason=reason
-        )
-        lead_stage_changed.send(sender=Lead, lead=self, change=change)
-        return change
-
-
-class StageChangeQuerySet(models.QuerySet["StageChange"]):
-    def delete(self) -> tuple[int, dict[str, int]]:
-        """Delete the changes and work their leads' furthest steps out again."""
-        with _facts_kept(
-            self.values_list("lead_id", flat=True), LeadQuerySet.refresh_furthest_step
-        ):
-            return super().delete()
+        return fields
 
 
 class StageChange(models.Model):
     """Append-only history of a lead's stage; ``by`` is empty when the system moved it.
 
-    Writing a change raises its lead's ``furthest_step`` (``save``); deleting one works
-    it out again from the rest (``delete``, ``StageChange.objects...delete()``).
+    Written and deleted through ``leads.stages``, which keeps the lead's ``furthest_step``.
     """
 
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="stage_changes")
@@ -595,8 +564,6 @@ class StageChange(models.Model):
     )
     reason = models.CharField(max_length=500, blank=True)
 
-    objects = StageChangeQuerySet.as_manager()
-
     class Meta:
         ordering = ["-at", "-id"]
         indexes = [
@@ -606,21 +573,6 @@ class StageChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_stage} → {self.to_stage}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        adding = self._state.adding
-        with transaction.atomic():
-            super().save(*args, **kwargs)
-            if adding:
-                # Only ever raised, by a conditional UPDATE: nothing to lock or re-read.
-                step = furthest_step_of(Stage.NEW, [(self.from_stage, self.to_stage)])
-                Lead.objects.filter(pk=self.lead_id, furthest_step__lt=step).update(
-                    furthest_step=step
-                )
-
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        with _facts_kept([self.lead_id], LeadQuerySet.refresh_furthest_step):
-            return super().delete(*args, **kwargs)
 
     @property
     def by_system(self) -> bool:
@@ -728,15 +680,9 @@ class DealStatus(models.TextChoices):
     LOST = "lost", "Lost"
 
 
-class DealQuerySet(models.QuerySet["Deal"]):
-    def delete(self) -> tuple[int, dict[str, int]]:
-        """Delete the deals and work their leads' outcomes out again."""
-        with _facts_kept(self.values_list("lead_id", flat=True), LeadQuerySet.refresh_deal_outcome):
-            return super().delete()
-
-
 class Deal(models.Model):
-    """A lead's deal. Writing or deleting one keeps its lead's ``deal_outcome``."""
+    """A lead's deal, written and deleted through ``leads.deals``, which keeps its lead's
+    ``deal_outcome``."""
 
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="deals")
     name = models.CharField(max_length=200)
@@ -746,8 +692,6 @@ class Deal(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True)
     lost_reason = models.CharField(max_length=200, blank=True)
-
-    objects = DealQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -763,21 +707,6 @@ class Deal(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        with _facts_kept(self._leads_touched(), LeadQuerySet.refresh_deal_outcome):
-            super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        with _facts_kept([self.lead_id], LeadQuerySet.refresh_deal_outcome):
-            return super().delete(*args, **kwargs)
-
-    def _leads_touched(self) -> set[int]:
-        """The lead the deal is on, and the one it was on when stored, if it moved."""
-        leads = {self.lead_id}
-        if not self._state.adding:
-            leads.update(Deal.objects.filter(pk=self.pk).values_list("lead_id", flat=True))
-        return leads
 
 
 class TaskKind(models.TextChoices):

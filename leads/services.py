@@ -22,27 +22,13 @@ from .models import (
     Company,
     Lead,
     Source,
-    StageChange,
     WebForm,
     normalize_email,
 )
 from .signals import activity_recorded, lead_profile_changed
 
 if TYPE_CHECKING:
-    from crm.models import User
-
-
-def lead_move_to_stage(
-    *, lead_id: int, stage: str, by: User | None = None, reason: str = ""
-) -> StageChange:
-    """Lock the lead, validate and apply the move, and record it.
-
-    Raises ``Lead.DoesNotExist`` for an unknown lead and ``StageTransitionError``
-    for a move the lifecycle refuses; either way nothing is written.
-    """
-    with transaction.atomic():
-        lead = Lead.objects.select_for_update().get(pk=lead_id)
-        return lead.move_to_stage(stage, by=by, reason=reason)
+    pass
 
 
 def activities_record(*, lead: Lead, activities: list[Activity]) -> list[Activity]:

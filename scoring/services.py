@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from crm.resilience import cache_call, task_enqueue
 from leads.models import Activity, Lead, Stage
+from leads.stages import lead_move_to_stage_locked
 
 from . import rules as R
 from .decay import decay_params, decay_sql
@@ -237,7 +238,7 @@ def _react(result: LeadResult) -> None:
         f"Score {lead.score} crossed the {Stage(target).label} threshold {threshold} "
         f"in “{model.name}”"
     )
-    lead.move_to_stage(target, by=None, reason=reason)
+    lead_move_to_stage_locked(lead=lead, stage=target, by=None, reason=reason)
     _announce(lead_qualified, model, lead.pk, stage=target, score=lead.score)
 
 

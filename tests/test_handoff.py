@@ -30,8 +30,9 @@ from leads.handoff_models import (
     NotificationKind,
 )
 from leads.models import Activity, ActivityType, Lead, Stage, StageChange, Task, TaskKind
-from leads.services import activities_record, lead_move_to_stage
+from leads.services import activities_record
 from leads.signals import handoff_escalated, lead_handed_off
+from leads.stages import lead_move_to_stage, lead_move_to_stage_locked
 from leads.tasks import handoff_assign, handoff_escalate_overdue
 from scoring.selectors import lead_explanation
 from tests.api_client import token_client
@@ -243,7 +244,8 @@ def test_lost_assignment_is_queued_again_by_beat(
 ):
     # Given a hand-off whose assignment message never arrived
     lead = LeadFactory(stage=Stage.MQL)
-    change = lead.move_to_stage(Stage.SQL)  # not committed in a way that runs its hooks
+    # Not committed in a way that runs its hooks
+    change = lead_move_to_stage_locked(lead=lead, stage=Stage.SQL)
     handoff = HandOff.objects.get(stage_change=change)
     HandOff.objects.filter(pk=handoff.pk).update(
         created_at=timezone.now() - dt.timedelta(minutes=5)

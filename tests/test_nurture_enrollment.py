@@ -11,7 +11,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from leads.models import Activity, ActivityType, Band, EmailStatus, ProductLine, Source, Stage
-from leads.services import activities_record, lead_move_to_stage
+from leads.services import activities_record
+from leads.stages import lead_move_to_stage
 from nurturing.models import (
     Enrollment,
     EnrollmentSource,
