@@ -36,7 +36,7 @@ from .permissions import (
     may_own,
     tasks_visible_to,
 )
-from .services import lead_save_profile
+from .profiles import lead_save_profile
 from .stages import stage_changes_delete
 
 

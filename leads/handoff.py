@@ -35,6 +35,7 @@ from crm.models import Role
 from crm.permissions import people_with_role
 from crm.resilience import task_enqueue
 
+from .activities import activities_record
 from .activity_times import TOO_EARLY, ActivityTimeError, activity_time
 from .assignment import owner_for
 from .handoff_models import HandOff, HandOffStatus, LeadRating, NotificationKind, Rating
@@ -52,7 +53,6 @@ from .models import (
 )
 from .notifications import notify
 from .permissions import may_close_handoff
-from .services import activities_record
 from .signals import handoff_escalated, lead_handed_off
 from .stages import lead_move_to_stage
 

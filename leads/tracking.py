@@ -26,7 +26,9 @@ from django.utils.dateparse import parse_datetime
 
 from crm.timestamps import offset_out_of_range
 
+from .activities import activities_record, activities_record_many
 from .activity_times import TOO_EARLY, ActivityTimeError, activity_time
+from .attribution import SOURCE_BY_UTM_MEDIUM, UTM_FIELDS
 from .models import (
     Activity,
     ActivityType,
@@ -40,16 +42,7 @@ from .models import (
     TrackingIdentity,
     normalize_email,
 )
-from .services import (
-    SOURCE_BY_UTM_MEDIUM,
-    UTM_FIELDS,
-    activities_record,
-    activities_record_many,
-    company_named,
-    email_error,
-    lead_update_fields,
-    lead_upsert_by_email,
-)
+from .profiles import company_named, email_error, lead_update_fields, lead_upsert_by_email
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from leads.activities import activities_record
 from leads.models import Activity, ActivityType, EmailStatus, Lead, normalize_email
-from leads.services import activities_record
 
 from .models import Enrollment, ExitReason, Message, MessageStatus, Suppression, SuppressionReason
 from .personalize import template_links

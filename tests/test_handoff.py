@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
 from crm.models import Role
+from leads.activities import activities_record
 from leads.handoff import (
     HandOffError,
     handoff_accept,
@@ -30,7 +31,6 @@ from leads.handoff_models import (
     NotificationKind,
 )
 from leads.models import Activity, ActivityType, Lead, Stage, StageChange, Task, TaskKind
-from leads.services import activities_record
 from leads.signals import handoff_escalated, lead_handed_off
 from leads.stages import lead_move_to_stage, lead_move_to_stage_locked
 from leads.tasks import handoff_assign, handoff_escalate_overdue

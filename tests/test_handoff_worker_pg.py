@@ -14,6 +14,7 @@ from collections.abc import Callable
 import pytest
 from django.utils import timezone
 
+from leads.activities import activities_record
 from leads.handoff import handoff_assign
 from leads.handoff_models import (
     AssignmentKind,
@@ -23,7 +24,6 @@ from leads.handoff_models import (
     NotificationKind,
 )
 from leads.models import Activity, ActivityType, Lead, Stage, Task
-from leads.services import activities_record
 from leads.stages import stage_change_record
 from leads.tasks import handoff_assign as handoff_assign_task
 from leads.tasks import handoff_escalate_overdue

@@ -12,9 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from leads.activities import activities_record
 from leads.handoff_models import HandOff, HandOffStatus
 from leads.models import Activity, Lead, Stage, Task
-from leads.services import activities_record
 from leads.stages import stage_change_record
 from scoring.models import LeadScore
 from tests.factories import LeadFactory, active_model, fit_rule, page_rule

@@ -13,10 +13,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from leads.activities import activities_record
 from leads.deals import deal_save
 from leads.handoff_models import HandOff, HandOffStatus, LeadRating
 from leads.models import Activity, Lead, Note, Stage, Task
-from leads.services import activities_record
 from leads.stages import stage_change_record
 from tests.factories import LeadFactory, active_model, fit_rule, page_rule
 from workspace.views.lead import score_chart

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import User
+from leads.activities import activities_record
 from leads.deals import deal_save, deals_delete
 from leads.models import (
     Activity,
@@ -32,7 +33,6 @@ from leads.models import (
     StageChange,
     furthest_step_of,
 )
-from leads.services import activities_record
 from leads.stages import lead_move_to_stage, stage_change_record, stage_changes_delete
 from reports.queries import funnel_by_cohort, key_figures, rule_rows
 from reports.rollups import stale_lead_facts

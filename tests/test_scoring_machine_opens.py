@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
+from leads.activities import activities_record
 from leads.models import Activity, ActivityType
-from leads.services import activities_record
 from scoring import rules as R
 from scoring.models import Rule
 from scoring.services import rescore_job_start, scores_verify

@@ -2,8 +2,8 @@
 
 import pytest
 
+from leads.activities import activities_record
 from leads.models import Activity, ProductLine
-from leads.services import activities_record
 from scoring.models import LeadScore, RescoreJob
 from scoring.services import rescore_job_run, scores_verify
 from tests.factories import LeadFactory, active_model, page_rule
