@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
-from leads.admin import LeadAdmin as LeadRecordAdmin
+from leads.admin.lead import LeadAdmin as LeadRecordAdmin
 from leads.models import Lead
 from scoring.permissions import may_adjust_score
 
