@@ -28,9 +28,9 @@ from api.filters import IntegerFilter, IsoDateTimeFilter
 from api.idempotency import idempotent
 from api.strict import StrictFieldsMixin, check_json_document
 from crm.models import User
+from leads.activities import activities_record_many
 from leads.activity_times import ActivityTimeError, activity_time
 from leads.models import Activity, ActivityType, Lead
-from leads.services import activities_record_many
 
 BULK_MAX = 1000
 

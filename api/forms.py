@@ -28,8 +28,8 @@ from django.views.decorators.csrf import csrf_exempt
 from api.strict import unstorable_text
 from crm.rate_limits import body_exceeds, rate_limit_hit
 from crm.resilience import RETRY_AFTER_SECONDS, STORAGE_ERRORS, UNAVAILABLE_MESSAGE
+from leads.form_submissions import PostedFields, lead_submit_form, posted_value
 from leads.models import WebForm
-from leads.services import PostedFields, lead_submit_form, posted_value
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,8 @@
 
 Every queryset starts from ``Lead.objects.visible_to(user)``: a lead outside the
 caller's view, and everything hanging off it, answers 404 as if it did not exist.
-Writes go through ``leads.services`` so scoring is queued after commit.
+Writes go through the services of ``leads`` (``leads.profiles``, ``leads.stages``) so
+scoring is queued after commit.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ from leads.models import (
     normalize_email,
 )
 from leads.permissions import EMAIL_UNAVAILABLE, OWNER_REFUSED, default_owner, email_in_use, may_own
-from leads.services import lead_move_to_stage, lead_save_profile
+from leads.profiles import lead_save_profile
+from leads.stages import lead_move_to_stage
 from scoring.explanation import lead_explanation
 
 CUSTOM_FIELDS_MAX_BYTES = 16 * 1024

@@ -16,6 +16,7 @@ from api.filters import IntegerFilter, IsoDateTimeFilter
 from api.strict import StrictFieldsMixin
 from api.viewsets import RecordViewSet
 from crm.models import User
+from leads.deals import deal_save
 from leads.models import Deal, DealStatus, Lead, Note, Task
 from leads.permissions import ASSIGNEE_REFUSED, may_assign_task, tasks_visible_to
 
@@ -155,6 +156,16 @@ class DealViewSet(LeadChildViewSet):
 
     def get_queryset(self) -> QuerySet[Deal]:
         return Deal.objects.filter(lead__in=self.visible_leads())
+
+    def perform_create(self, serializer: serializers.BaseSerializer) -> None:
+        # Through the service, so that the lead's deal outcome follows.
+        serializer.instance = deal_save(deal=Deal(**serializer.validated_data))
+
+    def perform_update(self, serializer: serializers.BaseSerializer) -> None:
+        deal = serializer.instance
+        for name, value in serializer.validated_data.items():
+            setattr(deal, name, value)
+        deal_save(deal=deal)
 
 
 @extend_schema_view(

@@ -394,8 +394,8 @@ def record_cost(n: int) -> tuple[float, float]:
 
     The enqueued messages are purged and the activities marked scored before the worker starts.
     """
+    from leads.activities import activities_record
     from leads.models import Activity, Lead
-    from leads.services import activities_record
 
     leads = list(Lead.objects.only("id").order_by("?")[:n])
     walls = []
@@ -650,8 +650,8 @@ def latency_run(
     """``activities_record`` at ``rate``/s, one activity each; scored_at minus commit time."""
     import generate
 
+    from leads.activities import activities_record
     from leads.models import Activity, Lead
-    from leads.services import activities_record
 
     rng = random.Random(seed)
     leads = list(Lead.objects.only("id"))

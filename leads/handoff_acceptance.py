@@ -24,7 +24,7 @@ from .handoff_models import HandOff, HandOffStatus, NotificationKind
 from .models import FUNNEL, Lead, Stage, StageChange, StageTransitionError, Task
 from .notifications import notify
 from .permissions import may_close_handoff
-from .services import lead_move_to_stage
+from .stages import lead_move_to_stage
 
 if TYPE_CHECKING:
     from crm.models import User

@@ -2,7 +2,7 @@
 deadline.
 
 A move into ``settings.HANDOFF_STAGE`` (by scoring or by a person, both through
-``Lead.move_to_stage``) writes a ``HandOff`` row in the transaction of the move and
+``leads.stages``) writes a ``HandOff`` row in the transaction of the move and
 queues ``leads.tasks.handoff_assign`` once it commits. The assigning task picks the
 owner (by the rules of ``leads.assignment``), creates the follow-up task and notifies the
 owner; each step is recorded by a timestamp, so a retried or duplicated task only does

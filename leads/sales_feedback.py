@@ -18,10 +18,10 @@ from django.db.models import F
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
+from .activities import activities_record
 from .activity_times import TOO_EARLY, ActivityTimeError, activity_time
 from .handoff_models import HandOff, LeadRating, Rating
 from .models import SALES_TOUCH_TYPES, Activity, ActivityType, Lead
-from .services import activities_record
 
 if TYPE_CHECKING:
     from crm.models import User

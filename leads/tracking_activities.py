@@ -13,8 +13,8 @@ import logging
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 
+from .activities import activities_record
 from .models import Activity, ActivityType, Lead, TrackedEvent
-from .services import activities_record
 from .tracking_batch import current_batch
 from .tracking_messages import TRACKING_SOURCE, TrackingMessage
 

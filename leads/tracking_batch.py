@@ -16,8 +16,8 @@ from dataclasses import field as dataclass_field
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
+from .activities import activities_record, activities_record_many
 from .models import Activity, IdentityKind, Lead, TrackingIdentity
-from .services import activities_record, activities_record_many
 from .tracking_messages import TRACKING_SOURCE, TrackingMessage, identities_named
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .models import IdentityKind, Lead, PendingEvent, TrackingIdentity
-from .services import lead_update_fields, lead_upsert_by_email
+from .profiles import lead_update_fields, lead_upsert_by_email
 from .tracking_activities import tracking_event_record
 from .tracking_batch import TrackingBatch, current_batch
 from .tracking_messages import EVENT_TYPES, TrackingMessage, id_text, identify_traits

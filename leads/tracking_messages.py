@@ -20,7 +20,7 @@ from crm.timestamps import offset_out_of_range
 
 from .activity_times import TOO_EARLY, ActivityTimeError, activity_time
 from .models import IdentityKind, normalize_email
-from .services import email_error
+from .profiles import email_error
 
 MESSAGE_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 # The calls stored as activities.

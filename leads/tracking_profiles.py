@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from .attribution import SOURCE_BY_UTM_MEDIUM, UTM_FIELDS
 from .models import Company, Industry, Lead, Source, normalize_email
-from .services import SOURCE_BY_UTM_MEDIUM, UTM_FIELDS, company_named, email_error
+from .profiles import company_named, email_error
 from .tracking_messages import InvalidMessage, employee_count, json_object, trait_text
 
 # Lead field → the trait names that fill it, first non-empty wins.

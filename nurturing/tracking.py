@@ -1,6 +1,6 @@
 """What comes back from a sent message: opens, clicks, unsubscribes, bounces, replies.
 
-Each becomes an Activity through ``leads.services.activities_record`` (source
+Each becomes an Activity through ``leads.activities.activities_record`` (source
 ``nurture``), so scoring scores it like any other event. Opens and clicks that a
 machine made (a link scanner, or within ``NURTURE_MACHINE_OPEN_SECONDS`` of sending,
 faster than a person reads) are stored with ``properties["scored"] = False`` and do
@@ -19,8 +19,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from leads.activities import activities_record
 from leads.models import Activity, ActivityType, EmailStatus, Lead, normalize_email
-from leads.services import activities_record
 
 from .enrollment import enrollments_exit_for_lead
 from .models import Enrollment, ExitReason, Message, MessageStatus, Suppression, SuppressionReason

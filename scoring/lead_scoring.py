@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from leads.models import Activity, Lead, Stage
+from leads.stages import lead_move_to_stage_locked
 
 from .engine import Batch, LeadResult
 from .lead_sets import CHUNK_SIZE
@@ -97,7 +98,7 @@ def result_react(result: LeadResult) -> None:
         f"Score {lead.score} crossed the {Stage(target).label} threshold {threshold} "
         f"in “{model.name}”"
     )
-    lead.move_to_stage(target, by=None, reason=reason)
+    lead_move_to_stage_locked(lead=lead, stage=target, by=None, reason=reason)
     announce(lead_qualified, model, lead.pk, stage=target, score=lead.score)
 
 

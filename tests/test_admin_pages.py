@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import ApiToken, Role, Team, TeamWebhook, User, WebhookDelivery, WorkerHeartbeat
+from leads.deals import deal_save
 from leads.models import (
     Activity,
     AssignmentRule,
@@ -32,7 +33,7 @@ from leads.models import (
     TrackingKey,
     WebForm,
 )
-from leads.services import lead_move_to_stage
+from leads.stages import lead_move_to_stage
 from nurturing.models import Enrollment, Message, Sequence, Step, Suppression
 from reports.models import Campaign, DigestPreference
 from tests.admin_forms import changeform_data
@@ -69,7 +70,7 @@ def world(admin_user, marketer, manager, rep, other_rep) -> dict:
     ActivityFactory(lead=lead, url="https://hotlist.example/demo", occurred_at=now)
     lead_move_to_stage(lead_id=lead.pk, stage=Stage.MQL, reason="Downloaded the guide")
     lead_move_to_stage(lead_id=lead.pk, stage=Stage.SQL, by=rep, reason="Qualified on call")
-    Deal.objects.create(lead=lead, name="Fleet rollout", amount=12000)
+    deal_save(deal=Deal(lead=lead, name="Fleet rollout", amount=12000))
     Task.objects.create(lead=lead, assignee=rep, title="Call back", due_at=now)
     Note.objects.create(lead=lead, author=rep, body="Wants a demo next week")
     WorkerHeartbeat.objects.create(hostname="worker-1", beat_at=now)
@@ -337,7 +338,7 @@ def test_manager_sees_only_rows_of_visible_leads_in_related_admins(
     far_rep = make_user("far_rep", Role.REP, team=Team.objects.create(name="South"))
     far_lead = LeadFactory(owner=far_rep)
     ActivityFactory(lead=far_lead)
-    Deal.objects.create(lead=far_lead, name="Secret deal")
+    deal_save(deal=Deal(lead=far_lead, name="Secret deal"))
     Task.objects.create(lead=far_lead, assignee=far_rep, title="Secret", due_at=timezone.now())
     Note.objects.create(lead=far_lead, author=far_rep, body="Secret")
     lead_move_to_stage(lead_id=far_lead.pk, stage=Stage.MQL)

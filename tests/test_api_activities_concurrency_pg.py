@@ -16,9 +16,10 @@ from rest_framework.test import APIRequestFactory
 
 from api.activities import BulkActivitySerializer
 from api.activity_batches import PlainBatch
+from leads.activities import activities_record, activities_record_many
 from leads.handoff_models import HandOff
 from leads.models import Activity, Lead, Stage, TrackingKey, WebForm
-from leads.services import activities_record, activities_record_many, lead_move_to_stage
+from leads.stages import lead_move_to_stage
 from tests.api_client import token_client
 from tests.factories import LeadFactory, active_model, page_rule
 from tests.test_concurrency_pg import race

@@ -9,8 +9,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from leads.activities import activities_record
 from leads.models import Activity, CustomFieldDefinition, Lead, ProductLine, StageChange
-from leads.services import activities_record
 from tests.api_client import error_of, ids, token_client
 from tests.factories import CompanyFactory, LeadFactory, active_model, fit_rule, page_rule
 

@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from crm.models import ApiToken
+from leads.deals import deal_save
 from leads.models import Activity, Deal, Lead, Note, Task
 from tests.api_client import error_of, ids, token_client
 from tests.factories import ActivityFactory, LeadFactory
@@ -27,7 +28,7 @@ def _with_children(lead: Lead, assignee) -> dict:
     return {
         "leads": lead,
         "activities": ActivityFactory(lead=lead),
-        "deals": Deal.objects.create(lead=lead, name=f"Deal {lead.pk}", amount=100),
+        "deals": deal_save(deal=Deal(lead=lead, name=f"Deal {lead.pk}", amount=100)),
         "tasks": Task.objects.create(
             lead=lead, assignee=assignee, title="Call", due_at=timezone.now()
         ),

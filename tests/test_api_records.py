@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from leads.deals import deal_save
 from leads.models import Company, Deal, Note, Task
 from tests.api_client import error_of, ids, token_client
 from tests.factories import CompanyFactory, LeadFactory
@@ -140,7 +141,7 @@ def test_list_queries_do_not_grow_with_rows(
     def add(n: int) -> None:
         for i in range(n):
             if resource == "deals":
-                Deal.objects.create(lead=lead, name=f"D{i}")
+                deal_save(deal=Deal(lead=lead, name=f"D{i}"))
             elif resource == "tasks":
                 Task.objects.create(lead=lead, assignee=rep, title="T", due_at=timezone.now())
             elif resource == "notes":

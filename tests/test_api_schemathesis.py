@@ -26,6 +26,7 @@ import pytest
 from django.utils import timezone
 
 from crm.models import ApiToken, User
+from leads.deals import deal_save
 from leads.models import Deal, Note, Task, TrackingKey, WebForm
 from tests.conftest import free_port
 from tests.factories import ActivityFactory, CompanyFactory, LeadFactory, active_model, page_rule
@@ -88,7 +89,7 @@ def world(transactional_db, rep, default_events):
         "lead": lead.pk,
         "company": lead.company_id,
         "activity": ActivityFactory(lead=lead).pk,
-        "deal": Deal.objects.create(lead=lead, name="Fleet", amount=1000).pk,
+        "deal": deal_save(deal=Deal(lead=lead, name="Fleet", amount=1000)).pk,
         "task": Task.objects.create(lead=lead, assignee=rep, title="Call", due_at=due).pk,
         "note": Note.objects.create(lead=lead, author=rep, body="Met at the fair").pk,
         "write_key": TrackingKey.objects.issue(name="Website")[1],

@@ -11,7 +11,8 @@ from django.utils import timezone
 from crm.models import Role, Team
 from leads.assignment import owner_for
 from leads.handoff_models import AssignmentKind, AssignmentRule, HandOff
-from leads.models import ProductLine, Stage, StageChange
+from leads.models import ProductLine, Stage
+from leads.stages import stage_change_record
 from tests.conftest import make_user
 from tests.factories import LeadFactory
 
@@ -117,7 +118,7 @@ def test_round_robin_tie_goes_to_the_rep_waiting_longest(rep, other_rep, team):
     now = timezone.now()
     for owner, hours_ago in ((rep, 1), (other_rep, 5)):
         lead = LeadFactory(owner=owner, stage=Stage.SQL)
-        change = StageChange.objects.create(lead=lead, from_stage=Stage.MQL, to_stage=Stage.SQL)
+        change = stage_change_record(lead=lead, from_stage=Stage.MQL, to_stage=Stage.SQL)
         HandOff.objects.create(
             lead=lead,
             stage_change=change,

@@ -9,7 +9,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from leads.models import Lead, Stage, StageChange, StageTransitionError
-from leads.services import lead_move_to_stage
+from leads.stages import lead_move_to_stage
 from tests.factories import LeadFactory
 
 

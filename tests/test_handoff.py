@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
 from crm.models import Role
+from leads.activities import activities_record
 from leads.handoff_acceptance import HandOffError, handoff_accept, handoff_reject
 from leads.handoff_assignment import handoff_open, handoffs_resume_stalled
 from leads.handoff_escalation import handoffs_escalate_overdue
@@ -24,8 +25,8 @@ from leads.handoff_models import (
 )
 from leads.models import Activity, ActivityType, Lead, Stage, StageChange, Task, TaskKind
 from leads.sales_feedback import lead_log_touch, lead_rate_quality
-from leads.services import activities_record, lead_move_to_stage
 from leads.signals import handoff_escalated, lead_handed_off
+from leads.stages import lead_move_to_stage, lead_move_to_stage_locked
 from leads.tasks import handoff_assign, handoff_escalate_overdue
 from scoring.explanation import lead_explanation
 from tests.api_client import token_client
@@ -237,7 +238,8 @@ def test_lost_assignment_is_queued_again_by_beat(
 ):
     # Given a hand-off whose assignment message never arrived
     lead = LeadFactory(stage=Stage.MQL)
-    change = lead.move_to_stage(Stage.SQL)  # not committed in a way that runs its hooks
+    # Not committed in a way that runs its hooks
+    change = lead_move_to_stage_locked(lead=lead, stage=Stage.SQL)
     handoff = HandOff.objects.get(stage_change=change)
     HandOff.objects.filter(pk=handoff.pk).update(
         created_at=timezone.now() - dt.timedelta(minutes=5)

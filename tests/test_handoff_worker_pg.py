@@ -14,6 +14,7 @@ from collections.abc import Callable
 import pytest
 from django.utils import timezone
 
+from leads.activities import activities_record
 from leads.handoff_assignment import handoff_assign
 from leads.handoff_models import (
     AssignmentKind,
@@ -22,8 +23,8 @@ from leads.handoff_models import (
     Notification,
     NotificationKind,
 )
-from leads.models import Activity, ActivityType, Lead, Stage, StageChange, Task
-from leads.services import activities_record
+from leads.models import Activity, ActivityType, Lead, Stage, Task
+from leads.stages import stage_change_record
 from leads.tasks import handoff_assign as handoff_assign_task
 from leads.tasks import handoff_escalate_overdue
 from tests.factories import LeadFactory, active_model, fit_rule, page_rule
@@ -125,7 +126,7 @@ def test_crossing_the_threshold_on_the_worker_hands_off_once_and_escalates_after
 def unassigned_handoff(**lead_fields) -> HandOff:
     """A hand-off as the stage move writes it, before any assigning run."""
     lead = LeadFactory(stage=Stage.SQL, **lead_fields)
-    change = StageChange.objects.create(lead=lead, from_stage=Stage.MQL, to_stage=Stage.SQL)
+    change = stage_change_record(lead=lead, from_stage=Stage.MQL, to_stage=Stage.SQL)
     return HandOff.objects.create(lead=lead, stage_change=change, stage=Stage.SQL)
 
 

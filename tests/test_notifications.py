@@ -14,13 +14,14 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 
 from leads import tasks
 from leads.handoff_models import HandOff, HandOffStatus, Notification, NotificationKind
-from leads.models import Stage, StageChange
+from leads.models import Stage
 from leads.notifications import (
     notification_email_send,
     notifications_email_resume,
     notifications_mark_read,
     notify,
 )
+from leads.stages import stage_change_record
 from tests.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
@@ -216,7 +217,7 @@ def test_awaiting_lists_the_users_pending_hand_offs_by_deadline(rep, other_rep):
 
     def handoff(owner, hours: int, status=HandOffStatus.PENDING) -> HandOff:
         lead = LeadFactory(owner=owner, stage=Stage.SQL)
-        change = StageChange.objects.create(lead=lead, from_stage=Stage.MQL, to_stage=Stage.SQL)
+        change = stage_change_record(lead=lead, from_stage=Stage.MQL, to_stage=Stage.SQL)
         return HandOff.objects.create(
             lead=lead,
             stage_change=change,

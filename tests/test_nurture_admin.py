@@ -10,7 +10,8 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from leads.models import Band, Stage, StageChange
+from leads.models import Band, Stage
+from leads.stages import stage_change_record
 from nurturing.due_steps import enrollments_process_due
 from nurturing.enrollment import enrollment_start
 from nurturing.models import (
@@ -157,7 +158,7 @@ def test_statistics_per_sequence_and_step(client, marketer):
             lead=lead,
             **{"status": MessageStatus.SENT, "sent_at": now, **outcome},
         )
-    StageChange.objects.create(
+    stage_change_record(
         lead=leads[0], from_stage=Stage.NEW, to_stage=Stage.MQL, at=now + dt.timedelta(hours=1)
     )
     client.force_login(marketer)

@@ -10,8 +10,9 @@ from django.core import mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from leads.activities import activities_record
 from leads.models import Activity, ActivityType, Band, EmailStatus, ProductLine, Source, Stage
-from leads.services import activities_record, lead_move_to_stage
+from leads.stages import lead_move_to_stage
 from nurturing.due_steps import enrollments_process_due
 from nurturing.enrollment import (
     EnrollmentError,

@@ -12,9 +12,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from leads.activities import activities_record
 from leads.handoff_models import HandOff, HandOffStatus
-from leads.models import Activity, Lead, Stage, StageChange, Task
-from leads.services import activities_record
+from leads.models import Activity, Lead, Stage, Task
+from leads.stages import stage_change_record
 from scoring.models import LeadScore
 from scoring.selectors import lead_reasons
 from tests.factories import LeadFactory, active_model, fit_rule, page_rule
@@ -36,7 +37,7 @@ def section(page: str, heading_id: str) -> str:
 
 
 def handoff_for(lead: Lead, owner, *, hours_left: float = 20) -> HandOff:
-    change = StageChange.objects.create(lead=lead, from_stage="mql", to_stage="sql")
+    change = stage_change_record(lead=lead, from_stage="mql", to_stage="sql")
     return HandOff.objects.create(
         lead=lead,
         stage_change=change,

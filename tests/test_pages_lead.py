@@ -13,9 +13,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from leads.activities import activities_record
+from leads.deals import deal_save
 from leads.handoff_models import HandOff, HandOffStatus, LeadRating
-from leads.models import Activity, Lead, Note, Stage, StageChange, Task
-from leads.services import activities_record
+from leads.models import Activity, Lead, Note, Stage, Task
+from leads.stages import stage_change_record
 from tests.factories import LeadFactory, active_model, fit_rule, page_rule
 from workspace.views.lead import score_chart
 
@@ -135,7 +137,7 @@ def test_lead_page_shows_who_they_are_and_the_records(client, rep, lead):
     lead.budget = "10k_50k"
     lead.custom_fields = {"fleet_size": 42}
     lead.save()
-    Deal.objects.create(lead=lead, name="Fleet pilot", amount=12000)
+    deal_save(deal=Deal(lead=lead, name="Fleet pilot", amount=12000))
     Note.objects.create(lead=lead, author=rep, body="Met at the fair")
     Task.objects.create(lead=lead, assignee=rep, title="Call back", due_at=timezone.now())
     client.force_login(rep)
@@ -371,7 +373,7 @@ def test_a_stage_moved_meanwhile_is_refused_with_the_lifecycles_message(client, 
 
 
 def make_handoff(lead: Lead, owner, **fields) -> HandOff:
-    change = StageChange.objects.create(lead=lead, from_stage="mql", to_stage="sql")
+    change = stage_change_record(lead=lead, from_stage="mql", to_stage="sql")
     Lead.objects.filter(pk=lead.pk).update(stage=Stage.SQL)
     defaults = {"sla_due_at": timezone.now() + dt.timedelta(hours=20), "assigned_by": "territory"}
     return HandOff.objects.create(

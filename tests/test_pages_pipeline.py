@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from leads.deals import deal_save
 from leads.models import Deal, Lead, StageChange
 from tests.factories import LeadFactory
 from workspace.views import pipeline as pipeline_view
@@ -39,10 +40,12 @@ def test_columns_show_counts_open_deal_totals_and_hottest_cards(rep):
     hot_sql = LeadFactory(owner=rep, stage="sql", score=90)
     LeadFactory(owner=rep, stage="mql", score=5)
     lost = LeadFactory(owner=rep, stage="disqualified", disqualification_reason="No budget")
-    Deal.objects.create(lead=hot_sql, name="Big", amount=Decimal("1200"))
-    Deal.objects.create(lead=cold_sql, name="Small", amount=Decimal("300"))
-    Deal.objects.create(
-        lead=cold_sql, name="Won", amount=Decimal("999"), status="won", closed_at=timezone.now()
+    deal_save(deal=Deal(lead=hot_sql, name="Big", amount=Decimal("1200")))
+    deal_save(deal=Deal(lead=cold_sql, name="Small", amount=Decimal("300")))
+    deal_save(
+        deal=Deal(
+            lead=cold_sql, name="Won", amount=Decimal("999"), status="won", closed_at=timezone.now()
+        )
     )
 
     # When the rep opens the pipeline
@@ -230,7 +233,7 @@ def test_board_runs_a_fixed_number_of_queries(
     for stage in ["new", "mql", "sql", "opportunity", "customer", "recycled"]:
         for _ in range(per_stage):
             lead = LeadFactory(owner=rep, stage=stage)
-            Deal.objects.create(lead=lead, name="Deal", amount=100)
+            deal_save(deal=Deal(lead=lead, name="Deal", amount=100))
     client = client_for(manager)
 
     with django_assert_max_num_queries(20):

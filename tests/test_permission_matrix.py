@@ -26,8 +26,10 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from crm.models import ApiToken, Role, Team, TeamWebhook
+from leads.deals import deal_save
 from leads.handoff_models import AssignmentKind, AssignmentRule, HandOff, LeadRating, Notification
-from leads.models import Deal, Note, StageChange, Task
+from leads.models import Deal, Note, Task
+from leads.stages import stage_change_record
 from leads.tracking_models import TrackingIdentity
 from nurturing.models import Enrollment, Message, Sequence, Step
 from reports.models import DigestPreference
@@ -71,7 +73,7 @@ def world(rep, other_rep, manager, marketer) -> SimpleNamespace:
     lead = LeadFactory(
         owner=seller, company=company, first_name="Zebedee", email="zebedee@southwind.example"
     )
-    change = StageChange.objects.create(lead=lead, from_stage="mql", to_stage="sql", by=seller)
+    change = stage_change_record(lead=lead, from_stage="mql", to_stage="sql", by=seller)
     model = active_model()
     sequence = Sequence.objects.create(name="Welcome")
     step = Step.objects.create(sequence=sequence, subject="Hi", body_text="Hello")
@@ -86,7 +88,7 @@ def world(rep, other_rep, manager, marketer) -> SimpleNamespace:
         near_lead=LeadFactory(owner=rep, first_name="Nora"),
         near_task=Task.objects.create(assignee=rep, title="Near task", due_at=now),
         activity=ActivityFactory(lead=lead, url="https://south.example/secret-page"),
-        deal=Deal.objects.create(lead=lead, name="Southern secret deal", amount=10),
+        deal=deal_save(deal=Deal(lead=lead, name="Southern secret deal", amount=10)),
         task=Task.objects.create(
             lead=lead, assignee=seller, title="Southern secret task", due_at=now
         ),

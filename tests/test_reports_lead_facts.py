@@ -20,6 +20,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import User
+from leads.activities import activities_record
+from leads.deals import deal_save, deals_delete
 from leads.models import (
     Activity,
     ActivityType,
@@ -31,7 +33,7 @@ from leads.models import (
     StageChange,
     furthest_step_of,
 )
-from leads.services import activities_record, lead_move_to_stage
+from leads.stages import lead_move_to_stage, stage_change_record, stage_changes_delete
 from reports.queries.funnel import funnel_by_cohort
 from reports.queries.key_figures import key_figures
 from reports.queries.rule_effectiveness import rule_rows
@@ -40,6 +42,7 @@ from reports.scope import scope_for
 from scoring.lead_scoring import lead_score
 from scoring.models import LeadScore
 from scoring.rescore_jobs import rescore_job_run, rescore_job_start
+from tests.admin_forms import changeform_data
 from tests.api_client import token_client
 from tests.factories import LeadFactory, active_model, fit_rule, page_rule
 from workspace.bulk import leads_move_to_stage
@@ -70,7 +73,7 @@ def assert_kept(lead: Lead, expected: tuple[int, int]) -> None:
 
 
 def open_deal(lead: Lead, **fields) -> Deal:
-    return Deal.objects.create(lead=lead, name="Pilot", amount=Decimal("1000"), **fields)
+    return deal_save(deal=Deal(lead=lead, name="Pilot", amount=Decimal("1000"), **fields))
 
 
 def closed(status: str) -> dict:
@@ -188,10 +191,11 @@ def test_deleting_a_stage_change_works_the_step_out_again(db, rep):
     lead_move_to_stage(lead_id=lead.pk, stage=Stage.DISQUALIFIED, by=rep, reason="Spam")
     assert_kept(lead, (1, NONE))
 
-    # When an admin deletes its history, one change, then the rest
-    StageChange.objects.filter(lead=lead, to_stage=Stage.DISQUALIFIED).get().delete()
+    # When its history is deleted, one change, then the rest
+    disqualified = StageChange.objects.filter(lead=lead, to_stage=Stage.DISQUALIFIED)
+    stage_changes_delete(changes=disqualified)
     assert_kept(lead, (1, NONE))
-    StageChange.objects.filter(lead=lead).delete()
+    stage_changes_delete(changes=StageChange.objects.filter(lead=lead))
 
     # Then the step is what is left: its stage now
     assert_kept(lead, (0, NONE))
@@ -208,12 +212,12 @@ def test_deal_writes_keep_the_outcome_and_a_won_deal_outweighs_a_lost_one(db):
 
     # When the deal is lost, another one is won, and the lost one reopened
     first.status, first.closed_at = DealStatus.LOST, timezone.now()
-    first.save()
+    deal_save(deal=first)
     assert_kept(lead, (0, LOST))
     second = open_deal(lead, **closed(DealStatus.WON))
     assert_kept(lead, (0, WON))
     first.status, first.closed_at = DealStatus.OPEN, None
-    first.save(update_fields=["status", "closed_at"])
+    deal_save(deal=first, update_fields=["status", "closed_at"])
 
     # Then the lead counts as won while one deal is won
     assert_kept(lead, (0, WON))
@@ -228,9 +232,9 @@ def test_deleting_deals_works_the_outcome_out_again(db):
     assert_kept(lead, (0, WON))
 
     # When the won deal is deleted, then the rest in one go
-    won.delete()
+    deals_delete(deals=Deal.objects.filter(pk=won.pk))
     assert_kept(lead, (0, LOST))
-    lead.deals.all().delete()
+    deals_delete(deals=lead.deals.all())
 
     # Then the lead has no outcome left
     assert_kept(lead, (0, NONE))
@@ -310,6 +314,71 @@ def test_admin_deal_edits_and_deletions_keep_the_outcome(client, admin_user):
     # Then the lead's outcome followed each step
     assert bulk.status_code == 302
     assert not Deal.objects.exists()
+    assert_kept(lead, (0, NONE))
+
+
+def lead_form_with_deal(client, lead: Lead, **deal: str) -> dict:
+    """The lead's admin change form as rendered, with one more deal filled in inline."""
+    data = changeform_data(client.get(reverse("admin:leads_lead_change", args=[lead.pk])))
+    n = int(data["deals-TOTAL_FORMS"])
+    fields = {"name": "Rollout", "amount": "700", "currency": "EUR", "closed_at_0": ""}
+    fields.update({"closed_at_1": "", "lost_reason": "", "lead": str(lead.pk), **deal})
+    return {
+        **data,
+        "deals-TOTAL_FORMS": str(n + 1),
+        **{f"deals-{n}-{name}": value for name, value in fields.items()},
+    }
+
+
+def test_admin_lead_page_deal_inline_keeps_the_outcome(client, admin_user):
+    # Given a lead and an admin on its change page
+    client.force_login(admin_user)
+    lead = LeadFactory()
+    url = reverse("admin:leads_lead_change", args=[lead.pk])
+
+    # When the admin adds a won deal in the lead's deals inline
+    won = {"status": DealStatus.WON, "closed_at_0": "2026-02-01", "closed_at_1": "09:00:00"}
+    added = client.post(url, lead_form_with_deal(client, lead, **won))
+
+    # Then the lead counts as won
+    assert added.status_code == 302
+    assert Deal.objects.filter(lead=lead).count() == 1
+    assert_kept(lead, (0, WON))
+
+    # And when the admin ticks the deal's delete box and saves
+    data = changeform_data(client.get(url))
+    deleted = client.post(url, {**data, "deals-0-DELETE": "on"})
+
+    # Then the deal is gone and so is the outcome
+    assert deleted.status_code == 302
+    assert not Deal.objects.exists()
+    assert_kept(lead, (0, NONE))
+
+
+def test_admin_stage_change_deletions_work_the_step_out_again(client, admin_user):
+    # Given a new lead with an imported history that reached SQL, and an admin
+    client.force_login(admin_user)
+    lead = LeadFactory()
+    to_mql = stage_change_record(lead=lead, from_stage=Stage.NEW, to_stage=Stage.MQL)
+    to_sql = stage_change_record(lead=lead, from_stage=Stage.MQL, to_stage=Stage.SQL)
+    assert_kept(lead, (2, NONE))
+
+    # When the admin deletes the move to SQL on its page
+    url = reverse("admin:leads_stagechange_delete", args=[to_sql.pk])
+    assert client.post(url, {"post": "yes"}).status_code == 302
+
+    # Then the lead counts as far as the rest of its history goes
+    assert_kept(lead, (1, NONE))
+
+    # And when the admin deletes the rest through the bulk action
+    bulk = client.post(
+        reverse("admin:leads_stagechange_changelist"),
+        {"action": "delete_selected", ACTION_CHECKBOX_NAME: [to_mql.pk], "post": "yes"},
+    )
+
+    # Then only its stage counts
+    assert bulk.status_code == 302
+    assert not StageChange.objects.filter(lead=lead).exists()
     assert_kept(lead, (0, NONE))
 
 

@@ -26,8 +26,10 @@ import pytest
 from django.db.models import F
 
 from crm.models import Role, Team
+from leads.deals import deal_save
 from leads.handoff_models import HandOff, LeadRating
-from leads.models import Deal, Lead, StageChange
+from leads.models import Deal, Lead
+from leads.stages import stage_change_record
 from reports import stats
 from reports.models import Campaign
 from reports.queries import (
@@ -146,7 +148,7 @@ def build_world(rep, other_rep) -> dict:
             lead.save(update_fields=["stage", "disqualification_reason"])
         for from_stage, to_stage, days in history:
             reason = REASONS.get(name, "") if to_stage in ("disqualified", "recycled") else ""
-            StageChange.objects.create(
+            stage_change_record(
                 lead=lead,
                 from_stage=from_stage,
                 to_stage=to_stage,
@@ -154,13 +156,15 @@ def build_world(rep, other_rep) -> dict:
                 reason=reason,
             )
         if status:
-            Deal.objects.create(
-                lead=lead,
-                name=f"{name} deal",
-                amount=Decimal(amount),
-                status=status,
-                created_at=created,
-                closed_at=created + dt.timedelta(days=closed),
+            deal_save(
+                deal=Deal(
+                    lead=lead,
+                    name=f"{name} deal",
+                    amount=Decimal(amount),
+                    status=status,
+                    created_at=created,
+                    closed_at=created + dt.timedelta(days=closed),
+                )
             )
         LeadScore.objects.create(lead=lead, model=main, score=score, band=band, is_primary=True)
         leads[name] = lead
@@ -471,12 +475,14 @@ def test_deciles_split_tied_scores_by_id_as_ntile_does(marketer):
             email=f"t{n}@example.com", score=score, created_at=BASE + dt.timedelta(hours=n)
         )
         if n % 3 == 0:
-            Deal.objects.create(
-                lead=lead,
-                name=f"T{n}",
-                amount=10,
-                status="won" if n % 2 == 0 else "lost",
-                closed_at=lead.created_at,
+            deal_save(
+                deal=Deal(
+                    lead=lead,
+                    name=f"T{n}",
+                    amount=10,
+                    status="won" if n % 2 == 0 else "lost",
+                    closed_at=lead.created_at,
+                )
             )
     the_scope = scope(marketer)
     facts, params = lead_facts.lead_facts(the_scope, val=F("score"))

@@ -23,6 +23,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from crm.models import Role, Team
+from leads.deals import deal_save
 from leads.models import Deal, Lead, Source
 from reports.models import Rollup, RollupName, RuleMatch, RuleMatchCount
 from reports.queries import rule_effectiveness
@@ -65,13 +66,15 @@ def add_lead(n: int, owner, model: ScoringModel, created: dt.datetime) -> Lead:
         source=Source.WEBSITE if n <= 10 else Source.EVENT,
     )
     LeadScore.objects.create(lead=lead, model=model, is_primary=True)
-    Deal.objects.create(
-        lead=lead,
-        name=f"L{n}",
-        amount=100,
-        status="won" if n <= 10 else "lost",
-        created_at=created,
-        closed_at=created + dt.timedelta(days=3),
+    deal_save(
+        deal=Deal(
+            lead=lead,
+            name=f"L{n}",
+            amount=100,
+            status="won" if n <= 10 else "lost",
+            created_at=created,
+            closed_at=created + dt.timedelta(days=3),
+        )
     )
     return lead
 

@@ -9,7 +9,9 @@ import math
 import pytest
 from django.urls import reverse
 
-from leads.models import Deal, Lead, StageChange
+from leads.deals import deal_save
+from leads.models import Deal, Lead
+from leads.stages import stage_change_record
 from reports import stats
 from reports.queries import nurture, rule_effectiveness
 from reports.scope import ReportFilterForm, scope_from
@@ -40,13 +42,15 @@ def twenty(db):
             email=f"l{n}@example.com", created_at=BASE + dt.timedelta(hours=n)
         )
         LeadScore.objects.create(lead=lead, model=model, is_primary=True)
-        Deal.objects.create(
-            lead=lead,
-            name=f"L{n}",
-            amount=100,
-            status="won" if n <= 10 else "lost",
-            created_at=lead.created_at,
-            closed_at=lead.created_at + dt.timedelta(days=3),
+        deal_save(
+            deal=Deal(
+                lead=lead,
+                name=f"L{n}",
+                amount=100,
+                status="won" if n <= 10 else "lost",
+                created_at=lead.created_at,
+                closed_at=lead.created_at + dt.timedelta(days=3),
+            )
         )
         for rule, numbers in matches.items():
             if n in numbers:
@@ -141,10 +145,10 @@ def nurture_world(db):
                 unsubscribed_at=sent if i == 0 else None,
             )
     # Lead 0 reached MQL and SQL after enrolling, lead 1 MQL only; lead 2 was MQL before.
-    StageChange.objects.create(lead=leads[0], from_stage="new", to_stage="mql", at=sent)
-    StageChange.objects.create(lead=leads[0], from_stage="mql", to_stage="sql", at=sent)
-    StageChange.objects.create(lead=leads[1], from_stage="new", to_stage="mql", at=sent)
-    StageChange.objects.create(
+    stage_change_record(lead=leads[0], from_stage="new", to_stage="mql", at=sent)
+    stage_change_record(lead=leads[0], from_stage="mql", to_stage="sql", at=sent)
+    stage_change_record(lead=leads[1], from_stage="new", to_stage="mql", at=sent)
+    stage_change_record(
         lead=leads[2], from_stage="new", to_stage="mql", at=BASE - dt.timedelta(days=1)
     )
     return welcome

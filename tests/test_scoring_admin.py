@@ -12,6 +12,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
+from leads.deals import deal_save
 from leads.models import ActivityType, Deal, DealStatus, Lead, ProductLine
 from scoring.lead_scoring import leads_score
 from scoring.models import (
@@ -478,7 +479,7 @@ def test_rescore_all_leads_now_runs_one_job_per_selected_model(
 
 
 def close(lead: Lead, status: str) -> Lead:
-    Deal.objects.create(lead=lead, name=f"Deal {lead.pk}", status=status, closed_at=DAY2)
+    deal_save(deal=Deal(lead=lead, name=f"Deal {lead.pk}", status=status, closed_at=DAY2))
     return lead
 
 
@@ -519,7 +520,7 @@ def test_preview_shows_outcomes_by_band_the_lowest_converted_score_and_what_woul
 def test_preview_without_closed_leads_says_so(client, marketer, db):
     draft = Rules(make_model("Experiment", status=ModelStatus.DRAFT))
     lead_with(pricing_days=1, demo=True)
-    Deal.objects.create(lead=lead_with(), name="Still open")
+    deal_save(deal=Deal(lead=lead_with(), name="Still open"))
     client.force_login(marketer)
 
     response = client.get(url("preview", draft.model.pk))

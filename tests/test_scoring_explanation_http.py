@@ -6,8 +6,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from leads.activities import activities_record
 from leads.models import Activity, Lead
-from leads.services import activities_record
 from scoring.models import ScoreEntry
 from tests.factories import LeadFactory, active_model, fit_rule, page_rule
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
+from leads.activities import activities_record
 from leads.models import Activity, ActivityType
-from leads.services import activities_record
 from scoring.models import Rule
 from scoring.rescore_jobs import rescore_job_start
 from scoring.rules import ActivityFact, RuleSpec, activity_matches

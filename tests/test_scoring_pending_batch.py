@@ -72,7 +72,7 @@ def test_events_stored_while_a_drain_is_queued_queue_no_more_tasks(
     # Given a drain already queued (its marker is set) and a scoring model
     from django.core.cache import cache
 
-    from leads.services import activities_record
+    from leads.activities import activities_record
     from scoring.outbox import DRAIN_KEY, pending_drain
 
     page_rule(active_model(), 25, "/pricing")
@@ -99,7 +99,7 @@ def test_an_event_after_the_drain_started_queues_the_next_one(
 ):
     from django.core.cache import cache
 
-    from leads.services import activities_record
+    from leads.activities import activities_record
     from scoring.outbox import DRAIN_KEY
 
     page_rule(active_model(), 25, "/pricing")

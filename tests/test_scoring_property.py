@@ -26,8 +26,9 @@ from django.utils import timezone
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
+from leads.activities import activities_record
 from leads.models import Activity, ActivityType, Company, Lead
-from leads.services import activities_record, lead_save_profile
+from leads.profiles import lead_save_profile
 from scoring.models import (
     LeadScore,
     ModelStatus,

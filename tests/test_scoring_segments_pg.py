@@ -2,8 +2,8 @@
 
 import pytest
 
+from leads.activities import activities_record
 from leads.models import Activity, ProductLine
-from leads.services import activities_record
 from scoring.models import LeadScore, RescoreJob
 from scoring.rescore_jobs import rescore_job_run
 from scoring.verification import scores_verify

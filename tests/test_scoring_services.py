@@ -13,8 +13,9 @@ from django.db import connections, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from leads.activities import activities_record
 from leads.models import Activity, ActivityType, Lead, ProductLine, Stage, StageChange
-from leads.services import activities_record, lead_save_profile
+from leads.profiles import lead_save_profile
 from scoring import signals
 from scoring.adjustments import leads_adjust_score
 from scoring.decay import scores_decay

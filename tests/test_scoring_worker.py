@@ -16,8 +16,8 @@ import pytest
 from django.core.cache import cache
 from django.db import connections
 
+from leads.activities import activities_record
 from leads.models import Activity, ActivityType, Lead, Stage, StageChange
-from leads.services import activities_record
 from scoring.lead_scoring import leads_score
 from scoring.models import (
     ModelStatus,

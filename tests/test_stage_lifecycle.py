@@ -7,8 +7,8 @@ import itertools
 import pytest
 
 from leads.models import ALLOWED_TRANSITIONS, Lead, Stage, StageChange, StageTransitionError
-from leads.services import lead_move_to_stage
 from leads.signals import lead_stage_changed
+from leads.stages import lead_move_to_stage, lead_move_to_stage_locked
 from tests.factories import LeadFactory
 
 MATRIX = list(itertools.product(Stage, Stage))
@@ -90,7 +90,7 @@ def test_refused_move_leaves_the_in_memory_lead_unchanged(db):
     lead = lead_in(Stage.CUSTOMER)
 
     with pytest.raises(StageTransitionError):
-        lead.move_to_stage(Stage.NEW)
+        lead_move_to_stage_locked(lead=lead, stage=Stage.NEW)
 
     assert lead.stage == Stage.CUSTOMER
 

@@ -29,9 +29,9 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 
 from crm import tasks, webhook_http, webhooks
 from crm.models import DeliveryStatus, Role, Team, TeamWebhook, WebhookDelivery
-from leads.models import HandOff, Lead, Stage, StageChange
-from leads.services import lead_move_to_stage
+from leads.models import HandOff, Lead, Stage
 from leads.signals import handoff_escalated, lead_handed_off
+from leads.stages import lead_move_to_stage, stage_change_record
 from tests.conftest import make_user
 from tests.factories import CompanyFactory, LeadFactory, active_model, fit_rule
 from tests.test_settings import PRODUCTION, load_settings
@@ -156,7 +156,7 @@ def assigned_event(team: Team, payload: dict[str, Any] | None = None) -> list[We
 
 
 def make_handoff(lead, owner, **fields: Any) -> HandOff:
-    change = StageChange.objects.create(lead=lead, from_stage=Stage.MQL, to_stage=Stage.SQL)
+    change = stage_change_record(lead=lead, from_stage=Stage.MQL, to_stage=Stage.SQL)
     now = timezone.now()
     defaults = {
         "stage": Stage.SQL,

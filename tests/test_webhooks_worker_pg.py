@@ -7,7 +7,7 @@ import pytest
 from crm import webhooks
 from crm.models import DeliveryStatus, TeamWebhook, WebhookDelivery
 from leads.models import HandOff, Stage
-from leads.services import lead_move_to_stage
+from leads.stages import lead_move_to_stage
 from tests.factories import LeadFactory
 from tests.test_concurrency_pg import race
 from tests.test_webhooks import expected_signature, running_receiver

@@ -15,7 +15,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from crm.http import signed_in
-from leads.admin import LeadAdmin as LeadRecordAdmin
+from leads.admin.lead import LeadAdmin as LeadRecordAdmin
 from leads.models import Lead
 from scoring.permissions import may_adjust_score
 

@@ -26,7 +26,7 @@ from leads.permissions import (
     takes_leads,
     works_leads,
 )
-from leads.services import lead_move_to_stage
+from leads.stages import lead_move_to_stage
 from nurturing.enrollment import EnrollmentError, enrollment_start
 from nurturing.models import Sequence as NurtureSequence
 from nurturing.permissions import may_enroll_leads

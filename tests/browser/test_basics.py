@@ -10,8 +10,8 @@ import pytest
 from django.utils import timezone
 
 from crm.models import User
+from leads.activities import activities_record
 from leads.models import Activity, Lead
-from leads.services import activities_record
 from tests.browser.conftest import SCREENSHOTS, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

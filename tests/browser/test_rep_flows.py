@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from crm.models import User
 from leads.handoff_models import HandOff, HandOffStatus
-from leads.models import Lead, Stage, StageChange, Task
+from leads.models import Lead, Stage, Task
+from leads.stages import stage_change_record
 from tests.browser.conftest import SCREENSHOTS, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -28,7 +29,7 @@ def hottest_of(user: User) -> list[Lead]:
 
 
 def handoff_for(lead: Lead, owner: User, hours_left: float) -> HandOff:
-    change = StageChange.objects.create(lead=lead, from_stage=lead.stage, to_stage=Stage.SQL)
+    change = stage_change_record(lead=lead, from_stage=lead.stage, to_stage=Stage.SQL)
     Lead.objects.filter(pk=lead.pk).update(stage=Stage.SQL)
     return HandOff.objects.create(
         lead=lead,

@@ -28,7 +28,7 @@ from leads.handoff_acceptance import handoff_accept, handoff_reject
 from leads.models import HandOff, Lead, Task
 from leads.permissions import lead_access, task_assignees
 from leads.sales_feedback import lead_log_touch, lead_rate_quality
-from leads.services import lead_move_to_stage
+from leads.stages import lead_move_to_stage
 from workspace.actions import lead_take as lead_take_service
 from workspace.actions import note_add, task_add
 from workspace.actions import task_complete as task_complete_service

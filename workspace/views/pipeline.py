@@ -30,7 +30,7 @@ from leads.models import (
     Stage,
     StageTransitionError,
 )
-from leads.services import lead_move_to_stage
+from leads.stages import lead_move_to_stage
 from workspace.bulk import why_not_act
 from workspace.filters import LeadListForm, leads_filter, leads_visible
 

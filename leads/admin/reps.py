@@ -18,7 +18,7 @@ from django.http import HttpRequest
 from crm.admin import UserAdmin
 from crm.models import User
 
-from .models import ProductLine
+from ..models import ProductLine
 
 PRODUCT_LINES = "product_lines"
 

@@ -1,0 +1,162 @@
+"""The lead's admin page, with its stage history, deals and newest activities inline."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from django import forms
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+
+from crm.http import signed_in
+from crm.models import User
+
+from ..deals import deal_save, deals_delete
+from ..models import Activity, Deal, Lead, LeadQuerySet, StageChange, normalize_email
+from ..permissions import OWNER_REFUSED, email_in_use, may_own
+from ..profiles import lead_save_profile
+from .access import UserBoundForm, UserBoundFormMixin
+
+
+class NewestActivitiesFormSet(BaseInlineFormSet):
+    """The lead's 50 newest activities; the rep's lead page paginates the rest."""
+
+    def get_queryset(self) -> QuerySet[Activity]:
+        if not hasattr(self, "_newest"):
+            self._newest = super().get_queryset().order_by("-occurred_at", "-id")[:50]
+        return self._newest
+
+
+class ActivityInline(admin.TabularInline):
+    model = Activity
+    fields = ("occurred_at", "type", "url", "duration_seconds", "source", "scored_at")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+    formset = NewestActivitiesFormSet
+
+
+class StageChangeInline(admin.TabularInline):
+    model = StageChange
+    fields = ("at", "from_stage", "to_stage", "by", "reason")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+
+
+class DealInline(admin.TabularInline):
+    model = Deal
+    fields = ("name", "amount", "currency", "status", "closed_at", "lost_reason")
+    extra = 0
+
+
+class LeadAdminForm(UserBoundForm):
+    def clean_email(self) -> str:
+        email = normalize_email(self.cleaned_data["email"])
+        why = email_in_use(user=self.user, email=email, lead=self.instance)
+        if why:
+            raise forms.ValidationError(why)
+        return email
+
+    def clean_owner(self) -> User | None:
+        owner = self.cleaned_data.get("owner")
+        current = self.instance.owner if self.instance.owner_id else None
+        if not may_own(user=self.user, owner=owner, current=current):
+            raise forms.ValidationError(OWNER_REFUSED)
+        return owner
+
+
+@admin.register(Lead)
+class LeadAdmin(UserBoundFormMixin, admin.ModelAdmin):
+    form = LeadAdminForm
+    list_display = (
+        "__str__",
+        "email",
+        "company",
+        "stage",
+        "score",
+        "band",
+        "grade",
+        "owner",
+        "last_activity_at",
+    )
+    list_filter = ("stage", "band", "grade", "quadrant", "source", "email_status", "seniority")
+    list_select_related = ("company", "owner")
+    search_fields = ("email", "first_name", "last_name", "company__name")
+    autocomplete_fields = ("company", "owner")
+    filter_horizontal = ("product_interests",)
+    show_full_result_count = False
+    ordering = ("-score", "-id")
+    readonly_fields = (
+        "stage",
+        "stage_changed_at",
+        "score",
+        "fit_score",
+        "engagement_score",
+        "band",
+        "grade",
+        "quadrant",
+        "created_at",
+        "updated_at",
+        "first_activity_at",
+        "last_activity_at",
+    )
+    fieldsets = (
+        (None, {"fields": ("first_name", "last_name", "email", "phone", "email_status")}),
+        ("Role", {"fields": ("job_title", "seniority", "department", "company")}),
+        ("Location", {"fields": ("country", "region", "city")}),
+        (
+            "Origin",
+            {
+                "fields": (
+                    "source",
+                    "campaign",
+                    ("utm_source", "utm_medium", "utm_campaign"),
+                    ("utm_term", "utm_content"),
+                    "product_interests",
+                )
+            },
+        ),
+        ("BANT", {"fields": ("budget", "authority", "need", "timeline")}),
+        ("Custom fields", {"fields": ("custom_fields",)}),
+        (
+            "Pipeline",
+            {"fields": ("owner", "stage", "stage_changed_at", "disqualification_reason")},
+        ),
+        (
+            "Score",
+            {"fields": (("score", "band", "grade", "quadrant"), ("fit_score", "engagement_score"))},
+        ),
+        (
+            "Timestamps",
+            {"fields": ("created_at", "updated_at", "first_activity_at", "last_activity_at")},
+        ),
+    )
+    inlines = [StageChangeInline, DealInline, ActivityInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Lead]:
+        # The admin's queryset comes from ``Lead.objects``, a ``LeadQuerySet``.
+        leads = cast(LeadQuerySet, super().get_queryset(request))
+        return leads.visible_to(signed_in(request))
+
+    def save_model(self, request: HttpRequest, obj: Lead, form, change: bool) -> None:
+        # Through the service, so a change of explicit fields rescores the lead's fit.
+        lead_save_profile(lead=obj, changed_fields=list(form.changed_data))
+
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+        if formset.model is not Deal:
+            super().save_formset(request, form, formset, change)
+            return
+        # Deals through their service, so that the lead's deal outcome follows.
+        deals = formset.save(commit=False)
+        removed = [deal.pk for deal in formset.deleted_objects]
+        if removed:
+            deals_delete(deals=Deal.objects.filter(pk__in=removed))
+        for deal in deals:
+            deal_save(deal=deal)
+        formset.save_m2m()

@@ -1,0 +1,115 @@
+"""The CRM's data: companies, leads and their stages, activities, deals, tasks and notes,
+one module per concept; the hand-off's and the tracking endpoint's models live in
+``leads.handoff_models`` and ``leads.tracking_models``, imported here so that they are
+part of this app too."""
+
+from ..custom_fields import CustomFieldDefinition, FieldType
+from .activity import SALES_TOUCH_TYPES, Activity, ActivityQuerySet, ActivityType
+from .company import Company, Industry
+from .deal import Deal, DealOutcome, DealStatus
+from .lead import Lead, LeadQuerySet, normalize_email
+from .lead_choices import (
+    Authority,
+    Band,
+    Budget,
+    Department,
+    EmailStatus,
+    Grade,
+    Need,
+    Quadrant,
+    Seniority,
+    Source,
+    Timeline,
+)
+from .note import Note
+from .product_line import ProductLine
+from .stage import (
+    ALLOWED_TRANSITIONS,
+    FUNNEL,
+    FUNNEL_STEP,
+    Stage,
+    StageChange,
+    StageTransitionError,
+    funnel_step,
+    furthest_step_of,
+)
+from .task import Task, TaskKind, TaskQuerySet
+from .web_form import (
+    FORM_LEAD_FIELDS,
+    FORM_RESERVED_NAMES,
+    WebForm,
+    default_field_mapping,
+    field_mapping_errors,
+    is_origin,
+    new_form_key,
+    normalize_origin,
+)
+
+# After the models above, which these import.
+# isort: split
+from ..handoff_models import AssignmentRule, HandOff, LeadRating, Notification
+from ..tracking_models import (
+    IdentityKind,
+    PendingEvent,
+    TrackedEvent,
+    TrackingIdentity,
+    TrackingKey,
+)
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "FORM_LEAD_FIELDS",
+    "FORM_RESERVED_NAMES",
+    "FUNNEL",
+    "FUNNEL_STEP",
+    "SALES_TOUCH_TYPES",
+    "Activity",
+    "ActivityQuerySet",
+    "ActivityType",
+    "AssignmentRule",
+    "Authority",
+    "Band",
+    "Budget",
+    "Company",
+    "CustomFieldDefinition",
+    "Deal",
+    "DealOutcome",
+    "DealStatus",
+    "Department",
+    "EmailStatus",
+    "FieldType",
+    "Grade",
+    "HandOff",
+    "IdentityKind",
+    "Industry",
+    "Lead",
+    "LeadQuerySet",
+    "LeadRating",
+    "Need",
+    "Note",
+    "Notification",
+    "PendingEvent",
+    "ProductLine",
+    "Quadrant",
+    "Seniority",
+    "Source",
+    "Stage",
+    "StageChange",
+    "StageTransitionError",
+    "Task",
+    "TaskKind",
+    "TaskQuerySet",
+    "Timeline",
+    "TrackedEvent",
+    "TrackingIdentity",
+    "TrackingKey",
+    "WebForm",
+    "default_field_mapping",
+    "field_mapping_errors",
+    "funnel_step",
+    "furthest_step_of",
+    "is_origin",
+    "new_form_key",
+    "normalize_email",
+    "normalize_origin",
+]

@@ -1,0 +1,310 @@
+"""The lead, its visibility to users, and the report facts kept on its row."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Case, Exists, F, IntegerField, Max, OuterRef, Q, Subquery, Value, When
+from django.db.models.functions import Coalesce, Greatest, Lower
+from django.urls import reverse
+from django.utils import timezone
+
+from ..custom_fields import CustomFieldDefinition
+from .company import Company
+from .deal import Deal, DealOutcome, DealStatus
+from .lead_choices import (
+    Authority,
+    Band,
+    Budget,
+    Department,
+    EmailStatus,
+    Grade,
+    Need,
+    Quadrant,
+    Seniority,
+    Source,
+    Timeline,
+)
+from .product_line import ProductLine
+from .stage import (
+    ALLOWED_TRANSITIONS,
+    FUNNEL_STEP,
+    Stage,
+    StageChange,
+    StageTransitionError,
+    funnel_step,
+)
+
+if TYPE_CHECKING:
+    from crm.models import User
+
+
+def normalize_email(email: str) -> str:
+    """One spelling per mailbox: surrounding blanks dropped, the whole address lower-cased."""
+    return (email or "").strip().lower()
+
+
+class LeadQuerySet(models.QuerySet["Lead"]):
+    def visible_to(self, user: User) -> LeadQuerySet:
+        """The leads a user may see: all for admins and marketers, the team's and the
+        unassigned pool for managers, their own and the pool for reps, none for anyone else."""
+        from crm.models import Role
+
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        role = user.role
+        if role in (Role.ADMIN, Role.MARKETER):
+            return self.all()
+        if role == Role.MANAGER:
+            return self.filter(
+                Q(owner__isnull=True)
+                | Q(owner=user)
+                | Q(owner__team__manager=user)
+                | Q(owner__team__isnull=False, owner__team=user.team)
+            )
+        if role == Role.REP:
+            return self.filter(Q(owner=user) | Q(owner__isnull=True))
+        return self.none()
+
+    def hottest(self) -> LeadQuerySet:
+        return self.order_by("-score", "-id")
+
+    def open(self) -> LeadQuerySet:
+        return self.exclude(stage__in=[Stage.CUSTOMER, Stage.DISQUALIFIED])
+
+    def stale_facts(self) -> LeadQuerySet:
+        """The leads whose stored ``furthest_step`` or ``deal_outcome`` differs from what
+        their stage, stage history and deals give (none, while every write keeps them)."""
+        return self.alias(
+            furthest_found=_furthest_step_expression(), outcome_found=_deal_outcome_expression()
+        ).exclude(furthest_step=F("furthest_found"), deal_outcome=F("outcome_found"))
+
+    def refresh_facts(self) -> int:
+        """Set ``furthest_step`` and ``deal_outcome`` from the stage history and the deals,
+        set-based, writing only the rows that differ; returns how many."""
+        return self.model.objects.filter(pk__in=self.stale_facts().values("pk")).update(
+            furthest_step=_furthest_step_expression(), deal_outcome=_deal_outcome_expression()
+        )
+
+    def refresh_furthest_step(self) -> int:
+        """Set ``furthest_step`` from the leads' stages and stage histories."""
+        return self.update(furthest_step=_furthest_step_expression())
+
+    def refresh_deal_outcome(self) -> int:
+        """Set ``deal_outcome`` from the leads' deals; call with the leads' rows locked
+        (``leads.deals`` does), or a concurrent deal write may be missed."""
+        return self.update(deal_outcome=_deal_outcome_expression())
+
+    def lock(self) -> None:
+        """Lock the leads' rows in id order, as every writer of several leads does, so
+        that two of them wait for each other instead of deadlocking."""
+        list(self.order_by("pk").select_for_update(no_key=True).values_list("pk", flat=True))
+
+
+def _step_expression(field: str) -> Case:
+    """SQL for ``funnel_step`` of a stage column."""
+    return Case(
+        *[When(**{field: stage}, then=Value(step)) for stage, step in FUNNEL_STEP.items() if step],
+        default=Value(0),
+        output_field=IntegerField(),
+    )
+
+
+def _furthest_step_expression() -> Greatest:
+    """SQL for ``furthest_step_of`` a lead's stage and history, one lead at a time."""
+    history = (
+        StageChange.objects.filter(lead=OuterRef("pk"))
+        .order_by()
+        .values("lead")
+        .annotate(step=Max(Greatest(_step_expression("from_stage"), _step_expression("to_stage"))))
+        .values("step")
+    )
+    return Greatest(_step_expression("stage"), Coalesce(Subquery(history), Value(0)))
+
+
+def _deal_outcome_expression() -> Case:
+    """SQL for ``DealOutcome.of`` a lead's deals."""
+    deals = Deal.objects.filter(lead=OuterRef("pk"))
+    return Case(
+        When(Exists(deals.filter(status=DealStatus.WON)), then=Value(DealOutcome.WON.value)),
+        When(Exists(deals.filter(status=DealStatus.LOST)), then=Value(DealOutcome.LOST.value)),
+        default=Value(DealOutcome.NONE.value),
+        output_field=IntegerField(),
+    )
+
+
+class Lead(models.Model):
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    email = models.EmailField(max_length=254)
+    phone = models.CharField(max_length=40, blank=True)
+    job_title = models.CharField(max_length=200, blank=True)
+    seniority = models.CharField(max_length=20, choices=Seniority.choices, blank=True)
+    department = models.CharField(max_length=20, choices=Department.choices, blank=True)
+    company = models.ForeignKey(
+        Company, null=True, blank=True, on_delete=models.SET_NULL, related_name="leads"
+    )
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 code, e.g. DE")
+    region = models.CharField(max_length=100, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.WEBSITE)
+    campaign = models.CharField(max_length=200, blank=True)
+    utm_source = models.CharField(max_length=200, blank=True)
+    utm_medium = models.CharField(max_length=200, blank=True)
+    utm_campaign = models.CharField(max_length=200, blank=True)
+    utm_term = models.CharField(max_length=200, blank=True)
+    utm_content = models.CharField(max_length=200, blank=True)
+    product_interests = models.ManyToManyField(ProductLine, blank=True, related_name="leads")
+
+    budget = models.CharField(max_length=20, choices=Budget.choices, blank=True)
+    authority = models.CharField(max_length=20, choices=Authority.choices, blank=True)
+    need = models.CharField(max_length=20, choices=Need.choices, blank=True)
+    timeline = models.CharField(max_length=20, choices=Timeline.choices, blank=True)
+
+    # Indexed by lead_owner_hottest_idx, which starts with the owner: a lead row is
+    # rewritten on every score change, and each index costs each rewrite an entry.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_leads",
+        db_index=False,
+    )
+    stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.NEW)
+    stage_changed_at = models.DateTimeField(default=timezone.now)
+    disqualification_reason = models.CharField(max_length=200, blank=True)
+    email_status = models.CharField(
+        max_length=20, choices=EmailStatus.choices, default=EmailStatus.VALID
+    )
+    custom_fields = models.JSONField(default=dict, blank=True)
+
+    # Materialized by the scoring engine for fast, sorted lists.
+    score = models.IntegerField(default=0)
+    fit_score = models.IntegerField(default=0)
+    engagement_score = models.FloatField(default=0)
+    engagement_at = models.DateTimeField(
+        null=True, blank=True, help_text="When engagement_score was last brought up to date."
+    )
+    band = models.CharField(max_length=10, choices=Band.choices, default=Band.COLD)
+    grade = models.CharField(max_length=1, choices=Grade.choices, default=Grade.D)
+    quadrant = models.CharField(max_length=12, choices=Quadrant.choices, default=Quadrant.COLD)
+
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    first_activity_at = models.DateTimeField(null=True, blank=True)
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+    # Facts the reports count a million leads by, kept on the row by every stage and deal
+    # write (``save`` here, ``leads.stages`` and ``leads.deals``) so that a
+    # report reads the leads alone instead of aggregating the whole history per request.
+    furthest_step = models.SmallIntegerField(
+        default=0,
+        db_default=0,
+        editable=False,
+        help_text="The furthest funnel step reached, 0 (new) to 4 (customer), kept after "
+        "a disqualification or a recycle.",
+    )
+    deal_outcome = models.SmallIntegerField(
+        choices=DealOutcome.choices, default=DealOutcome.NONE, db_default=0, editable=False
+    )
+
+    objects = LeadQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="lead_unique_email_ci"),
+            models.CheckConstraint(
+                condition=~Q(stage="disqualified") | ~Q(disqualification_reason=""),
+                name="lead_disqualified_has_reason",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["-score", "-id"], name="lead_hottest_idx"),
+            models.Index(fields=["owner", "-score", "-id"], name="lead_owner_hottest_idx"),
+            models.Index(fields=["stage", "-score"], name="lead_stage_score_idx"),
+            models.Index(fields=["band", "-score"], name="lead_band_score_idx"),
+            # Band and stage together, the list's most used pair of filters: "warm MQLs"
+            # in a rep's view otherwise walk every lead the rep sees.
+            models.Index(
+                fields=["band", "stage", "-score", "-id"], name="lead_band_stage_score_idx"
+            ),
+            models.Index(fields=["-last_activity_at"], name="lead_last_activity_idx"),
+            # The leads list's other sort orders, each ending in the id its keyset pages use.
+            models.Index(fields=["last_name", "first_name", "id"], name="lead_name_idx"),
+            models.Index(fields=["-stage_changed_at", "-id"], name="lead_stage_changed_idx"),
+            # Filters whose values can be rare (grade A, the hot quadrant): their matches
+            # hottest first, without scanning the whole list for them.
+            models.Index(fields=["grade", "-score", "-id"], name="lead_grade_score_idx"),
+            models.Index(fields=["quadrant", "-score", "-id"], name="lead_quadrant_score_idx"),
+            # A rep's list: the unassigned pool, hottest first, beside lead_owner_hottest_idx.
+            models.Index(
+                fields=["-score", "-id"],
+                condition=Q(owner__isnull=True),
+                name="lead_pool_hottest_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.full_name or self.email
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.email = normalize_email(self.email)
+        # The stage now counts towards the furthest step, whichever way it was set.
+        self.furthest_step = max(self.furthest_step, funnel_step(self.stage))
+        fields = kwargs.get("update_fields")
+        if fields is not None and "stage" in fields and "furthest_step" not in fields:
+            kwargs["update_fields"] = [*fields, "furthest_step"]
+        super().save(*args, **kwargs)
+
+    def get_absolute_url(self) -> str:
+        return reverse("lead-detail", args=[self.pk])
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+    @property
+    def email_domain(self) -> str:
+        return self.email.rpartition("@")[2]
+
+    def clean(self) -> None:
+        self.email = normalize_email(self.email)
+        if self.stage == Stage.DISQUALIFIED and not self.disqualification_reason:
+            raise ValidationError({"disqualification_reason": "Say why the lead is disqualified."})
+        self.custom_fields = CustomFieldDefinition.clean_values(self.custom_fields)
+
+    def can_move_to(self, stage: str) -> bool:
+        return stage in ALLOWED_TRANSITIONS[self.stage]
+
+    def set_stage(self, stage: str, *, reason: str = "", at: dt.datetime) -> list[str]:
+        """Move this row along the lifecycle in memory, as of ``at``; the fields to save.
+
+        ``leads.stages.lead_move_to_stage`` saves them and records the move. Raises
+        ``StageTransitionError`` for a move the lifecycle does not allow, leaving the
+        lead unchanged.
+        """
+        stage = Stage(stage)
+        reason = reason.strip()
+        if stage == self.stage:
+            raise StageTransitionError(f"The lead is already {stage.label}.")
+        if not self.can_move_to(stage):
+            raise StageTransitionError(
+                f"A lead cannot move from {Stage(self.stage).label} to {stage.label}."
+            )
+        if stage == Stage.DISQUALIFIED and not reason:
+            raise StageTransitionError("Say why the lead is disqualified.")
+        self.stage = stage
+        self.stage_changed_at = at
+        fields = ["stage", "stage_changed_at", "updated_at"]
+        if stage == Stage.DISQUALIFIED:
+            self.disqualification_reason = reason[:200]
+            fields.append("disqualification_reason")
+        elif self.disqualification_reason:
+            self.disqualification_reason = ""
+            fields.append("disqualification_reason")
+        return fields
