@@ -65,7 +65,7 @@ def apply_diff(cursor: Any, scope: Scope) -> tuple[int, int]:
     half_life = model.half_life_days
     decay = (
         "CASE WHEN p.kind = 'engagement' AND %s::float8 IS NOT NULL THEN "
-        "power(0.5, EXTRACT(EPOCH FROM (%s::timestamptz - p.at)) / (%s::float8 * 86400.0)) "
+        "power(0.5::float8, date_part('epoch', %s::timestamptz - p.at) / (%s::float8 * 86400.0)) "
         "ELSE 1.0 END"
     )
     sql = f"""
@@ -110,8 +110,8 @@ def apply_diff(cursor: Any, scope: Scope) -> tuple[int, int]:
         INSERT INTO scoring_delta
         SELECT lead_id,
                COALESCE(sum(points) FILTER (WHERE kind = 'fit'), 0),
-               COALESCE(sum(points * CASE WHEN %s::float8 IS NULL THEN 1.0 ELSE power(0.5,
-                   GREATEST(EXTRACT(EPOCH FROM (%s::timestamptz - at)), 0)
+               COALESCE(sum(points * CASE WHEN %s::float8 IS NULL THEN 1.0 ELSE power(0.5::float8,
+                   GREATEST(date_part('epoch', %s::timestamptz - at), 0)
                    / (%s::float8 * 86400.0)) END) FILTER (WHERE kind = 'engagement'), 0),
                bool_or(is_reversal AND kind = 'engagement'),
                max(at) FILTER (WHERE NOT is_reversal AND kind = 'engagement'),

@@ -24,7 +24,7 @@ def _score_columns(model: CompiledModel, now: datetime) -> tuple[str, list[Any]]
         effective AS (
             SELECT s.*, s.engagement - LEAST(
                 CASE WHEN s.last_engaged_at IS NULL THEN 0 ELSE %s * floor(GREATEST(
-                    EXTRACT(EPOCH FROM (%s::timestamptz - s.last_engaged_at)), 0)
+                    date_part('epoch', %s::timestamptz - s.last_engaged_at), 0)
                     / 604800.0) END,
                 GREATEST(s.engagement, 0)) AS eff
             FROM sums s
@@ -129,7 +129,7 @@ def _recompute_from_ledger(cursor: Any, scope: Scope) -> int:
                    COALESCE(sum(e.points) FILTER (WHERE e.kind = 'fit'), 0) AS fit,
                    COALESCE(sum(e.points) FILTER (WHERE e.kind = 'manual'), 0) AS adjustment,
                    COALESCE(sum(e.points * CASE WHEN %s::float8 IS NULL THEN 1.0 ELSE
-                       power(0.5, GREATEST(EXTRACT(EPOCH FROM (%s::timestamptz - e.at)), 0)
+                       power(0.5::float8, GREATEST(date_part('epoch', %s::timestamptz - e.at), 0)
                              / (%s::float8 * 86400.0)) END)
                        FILTER (WHERE e.kind = 'engagement'), 0) AS engagement,
                    max(e.at) FILTER (WHERE e.kind = 'engagement') AS last_engaged_at
@@ -177,8 +177,8 @@ def _apply_deltas(cursor: Any, scope: Scope) -> int:
     sql = f"""
         WITH sums AS (
             SELECT ls.lead_id, ls.fit + d.fit AS fit, ls.adjustment,
-                   ls.engagement * CASE WHEN %s::float8 IS NULL THEN 1.0 ELSE power(0.5,
-                       GREATEST(EXTRACT(EPOCH FROM (%s::timestamptz - ls.engagement_at)), 0)
+                   ls.engagement * CASE WHEN %s::float8 IS NULL THEN 1.0 ELSE power(0.5::float8,
+                       GREATEST(date_part('epoch', %s::timestamptz - ls.engagement_at), 0)
                        / (%s::float8 * 86400.0)) END + d.engagement AS engagement,
                    CASE WHEN d.last_appended IS NULL THEN ls.last_engaged_at
                         ELSE GREATEST(ls.last_engaged_at, d.last_appended) END

