@@ -7,19 +7,16 @@ Writes go through ``leads.services`` so scoring is queued after commit.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
-    extend_schema_field,
     extend_schema_view,
 )
 from rest_framework import serializers
@@ -29,19 +26,15 @@ from rest_framework.response import Response
 
 from api.errors import Conflict, ErrorSerializer
 from api.fields import request_user
-from api.filters import IntegerFilter, IsoDateTimeFilter
 from api.strict import StrictFieldsMixin, check_json_document
 from api.viewsets import RecordViewSet
 from crm.models import User
+from leads.filters import LeadFilter
 from leads.models import (
-    Band,
     Company,
     CustomFieldDefinition,
-    Grade,
     Lead,
     ProductLine,
-    Quadrant,
-    Source,
     Stage,
     StageTransitionError,
     normalize_email,
@@ -228,54 +221,6 @@ class ScoreExplanationSerializer(serializers.Serializer):
     grade = serializers.CharField()
     quadrant = serializers.CharField()
     models = ModelExplanationSerializer(many=True)
-
-
-# A user id of at most 18 digits fits the id column; a longer one would fail in the query.
-OWNER_FILTER = r"^(me|unassigned|[0-9]{1,18})$"
-
-
-def _owner_value(value: str) -> None:
-    if not re.fullmatch(OWNER_FILTER, value):
-        raise DjangoValidationError("Use me, unassigned or a user id.")
-
-
-class LeadFilter(django_filters.FilterSet):
-    stage = django_filters.ChoiceFilter(choices=Stage.choices)
-    owner = django_filters.CharFilter(
-        method="filter_owner",
-        validators=[_owner_value],
-        help_text="`me`, `unassigned`, or a user id.",
-    )
-    band = django_filters.ChoiceFilter(choices=Band.choices)
-    grade = django_filters.ChoiceFilter(choices=Grade.choices)
-    quadrant = django_filters.ChoiceFilter(choices=Quadrant.choices)
-    source = django_filters.ChoiceFilter(choices=Source.choices)
-    score_min = IntegerFilter(
-        field_name="score", lookup_expr="gte", min_value=-(10**6), max_value=10**6
-    )
-    score_max = IntegerFilter(
-        field_name="score", lookup_expr="lte", min_value=-(10**6), max_value=10**6
-    )
-    product_interest = django_filters.CharFilter(
-        field_name="product_interests__slug", help_text="A product line's slug."
-    )
-    updated_since = IsoDateTimeFilter(
-        field_name="updated_at", lookup_expr="gte", help_text="ISO 8601 date and time."
-    )
-
-    class Meta:
-        model = Lead
-        fields: list[str] = []
-
-    @extend_schema_field(
-        {"type": "string", "pattern": OWNER_FILTER, "description": "me, unassigned or a user id."}
-    )
-    def filter_owner(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
-        if value == "me":
-            return queryset.filter(owner=self.request.user)
-        if value == "unassigned":
-            return queryset.filter(owner__isnull=True)
-        return queryset.filter(owner_id=int(value))
 
 
 @extend_schema_view(

@@ -4,13 +4,14 @@ same elements, attributes and text (HTML-equal; entity spellings and blanks may 
 from __future__ import annotations
 
 from django import forms
+from django.test import RequestFactory
 from django.test.html import parse_html
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crm.forms import FormRenderer, Select
 from leads.models import ProductLine
-from workspace.filters import LeadListForm
+from workspace.filters import LeadListFilter
 
 # Values and labels with the characters that must be escaped, and blanks.
 text = st.text(alphabet="ab <>&\"'é", max_size=6)
@@ -61,7 +62,10 @@ def test_only_the_first_of_equal_values_is_selected():
 
 def test_model_choices_and_bound_fields_render_as_django_does(manager, rep):
     ProductLine.objects.create(name="Widgets & <Co>", slug="widgets")
-    form = LeadListForm({"product": "widgets", "band": "hot", "owner": str(rep.pk)}, user=manager)
+    request = RequestFactory().get("/leads/")
+    request.user = manager
+    data = {"product": "widgets", "band": "hot", "owner": str(rep.pk)}
+    form = LeadListFilter(data, request=request).form
     form.is_valid()
     for name in ("product", "band", "owner", "sort"):
         bound = form[name]

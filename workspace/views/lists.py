@@ -27,8 +27,8 @@ from leads.models import Band, Stage
 from leads.permissions import teammates_of
 from nurturing.models import Sequence as NurtureSequence
 from workspace import bulk
-from workspace.filters import LeadListForm, leads_count_capped, leads_filter, leads_visible
-from workspace.keyset import DEFAULT_SORT, SORTS, cursor_decode, leads_page
+from workspace.filters import LeadListFilter, leads_count_capped
+from workspace.keyset import SORTS, cursor_decode, leads_page
 
 # Column heading, sort key and the direction a first click sorts in.
 SORTABLE_COLUMNS = [
@@ -175,10 +175,10 @@ def list_context(request: HttpRequest, *, bulk_form: LeadBulkForm | None = None)
     """What the list page and its partial show, for the filters in the query string."""
     user = request.user
     people = list(teammates_of(user))
-    form = LeadListForm(request.GET, user=user, people=people)
-    values = form.values()
-    sort = values.get("sort", DEFAULT_SORT)
-    leads = leads_filter(leads_visible(user, values), user=user, values=values)
+    filters = LeadListFilter(request.GET, request=request, people=people)
+    form = filters.form
+    sort = filters.sort_key
+    leads = filters.qs
     count, more = leads_count_capped(leads)
     cursor = cursor_decode(request.GET.get("cursor", ""), sort=sort)
     page = leads_page(leads.values(*ROW_FIELDS), sort=sort, cursor=cursor)
