@@ -35,7 +35,7 @@ from .permissions import (
     may_own,
     tasks_visible_to,
 )
-from .services import lead_save_profile
+from .services import email_error, lead_save_profile
 
 
 class UserBoundForm(forms.ModelForm):
@@ -137,8 +137,14 @@ class DealInline(admin.TabularInline):
 
 
 class LeadAdminForm(UserBoundForm):
+    # Checked by ``email_error`` alone, in the words every surface uses.
+    email = forms.CharField(label="Email", widget=forms.EmailInput)
+
     def clean_email(self) -> str:
         email = normalize_email(self.cleaned_data["email"])
+        problem = email_error(email)
+        if problem:
+            raise forms.ValidationError(problem)
         why = email_in_use(user=self.user, email=email, lead=self.instance)
         if why:
             raise forms.ValidationError(why)
