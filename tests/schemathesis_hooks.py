@@ -90,10 +90,18 @@ def _path_ids(path: str) -> dict[str, Any]:
 
 def _ordered_range(query: dict[str, Any]) -> dict[str, Any]:
     """A score range from its lower end to its upper one (a reversed range answers 400)."""
-    low, high = query.get("score_min"), query.get("score_max")
-    if isinstance(low, int | str) and isinstance(high, int | str) and int(low) > int(high):
-        return {**query, "score_min": high, "score_max": low}
+    low, high = _whole(query.get("score_min")), _whole(query.get("score_max"))
+    if low is not None and high is not None and low > high:
+        return {**query, "score_min": query["score_max"], "score_max": query["score_min"]}
     return query
+
+
+def _whole(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]+", value.strip()):
+        return int(value)
+    return None
 
 
 def _fill(body: dict[str, Any], path: str) -> None:
