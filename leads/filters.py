@@ -22,7 +22,6 @@ from django.utils import timezone
 from drf_spectacular.drainage import set_override
 
 from crm.filters import IntegerFilter, IsoDateTimeFilter
-from crm.forms import Select
 from crm.models import User
 from leads.models import Band, Company, Grade, Lead, Quadrant, Source, Stage
 from leads.permissions import teammates_of
@@ -122,31 +121,22 @@ class LeadFilter(django_filters.FilterSet):
         max_length=SEARCH_MAX_LENGTH,
         help_text="Name, email or company",
     )
-    band = django_filters.ChoiceFilter(
-        label="Band", choices=Band.choices, empty_label="Any", widget=Select
-    )
-    stage = django_filters.ChoiceFilter(
-        label="Stage", choices=Stage.choices, empty_label="Any", widget=Select
-    )
+    band = django_filters.ChoiceFilter(label="Band", choices=Band.choices, empty_label="Any")
+    stage = django_filters.ChoiceFilter(label="Stage", choices=Stage.choices, empty_label="Any")
     owner = OwnerFilter(
         label="Owner",
         method="filter_owner",
         empty_label="Anyone I can see",
-        widget=Select,
     )
-    source = django_filters.ChoiceFilter(
-        label="Source", choices=Source.choices, empty_label="Any", widget=Select
-    )
+    source = django_filters.ChoiceFilter(label="Source", choices=Source.choices, empty_label="Any")
     product_interest = django_filters.CharFilter(
         label="Product interest",
         field_name="product_interests__slug",
         help_text="A product line's slug.",
     )
-    grade = django_filters.ChoiceFilter(
-        label="Grade", choices=Grade.choices, empty_label="Any", widget=Select
-    )
+    grade = django_filters.ChoiceFilter(label="Grade", choices=Grade.choices, empty_label="Any")
     quadrant = django_filters.ChoiceFilter(
-        label="Quadrant", choices=Quadrant.choices, empty_label="Any", widget=Select
+        label="Quadrant", choices=Quadrant.choices, empty_label="Any"
     )
     score_min = IntegerFilter(
         label="Score from",
@@ -167,7 +157,6 @@ class LeadFilter(django_filters.FilterSet):
         choices=ACTIVITY_CHOICES,
         empty_label="Any time",
         method="filter_activity",
-        widget=Select,
         help_text="Days since the last activity (1, 7, 30 or 90), or `none` for never.",
     )
     updated_since = IsoDateTimeFilter(

@@ -12,7 +12,6 @@ from typing import Any
 import django_filters
 from django.db.models import QuerySet
 
-from crm.forms import Select
 from leads.filters import LeadFilter, LeadFilterForm
 from leads.models import Lead, ProductLine
 
@@ -52,14 +51,12 @@ class LeadListFilter(LeadFilter):
         queryset=ProductLine.objects.all(),
         to_field_name="slug",
         empty_label="Any",
-        widget=Select,
     )
     sort = django_filters.ChoiceFilter(
         label="Sort by",
         choices=[(key, order.label) for key, order in SORTS.items()],
         empty_label=None,
         method="keep_order",
-        widget=Select,
     )
 
     class Meta(LeadFilter.Meta):

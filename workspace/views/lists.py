@@ -21,7 +21,6 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from crm.forms import Select
 from crm.models import User
 from leads.models import Band, Stage
 from leads.permissions import teammates_of
@@ -67,13 +66,12 @@ SECONDARY_FILTERS = ("source", "product", "grade", "quadrant", "score_min", "sco
 class LeadBulkForm(forms.Form):
     """A bulk action on the selected leads; the actions offered depend on the role."""
 
-    action = forms.ChoiceField(label="Action", widget=Select)
-    owner = forms.TypedChoiceField(label="Assign to", required=False, coerce=int, widget=Select)
+    action = forms.ChoiceField(label="Action")
+    owner = forms.TypedChoiceField(label="Assign to", required=False, coerce=int)
     stage = forms.ChoiceField(
         label="Stage",
         required=False,
         choices=[("", "Choose a stage"), *Stage.choices],
-        widget=Select,
     )
     points = forms.IntegerField(
         label="Points",
@@ -87,7 +85,6 @@ class LeadBulkForm(forms.Form):
         label="Sequence",
         queryset=NurtureSequence.objects.none(),
         required=False,
-        widget=Select,
     )
 
     def __init__(

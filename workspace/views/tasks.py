@@ -20,7 +20,6 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from crm.forms import Select
 from crm.models import User
 from leads.models import Task
 from leads.permissions import manages_team
@@ -49,7 +48,7 @@ def tasks_visible_to(user: User) -> QuerySet[Task]:
 
 
 class AssigneeFilterForm(forms.Form):
-    assignee = forms.ChoiceField(label="Assignee", required=False, widget=Select)
+    assignee = forms.ChoiceField(label="Assignee", required=False)
 
     def __init__(self, *args, user: User, people: list[User], **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -61,7 +60,7 @@ class AssigneeFilterForm(forms.Form):
 
 
 class SnoozeForm(forms.Form):
-    until = forms.ChoiceField(choices=SNOOZE_CHOICES, widget=Select)
+    until = forms.ChoiceField(choices=SNOOZE_CHOICES)
 
 
 class ReassignForm(forms.Form):
