@@ -1,6 +1,9 @@
 """The shape shared by the API's record endpoints."""
 
 from rest_framework import mixins, viewsets
+from rest_framework.exceptions import NotAuthenticated
+
+from crm.models import User
 
 from .idempotency import IdempotentCreateMixin
 
@@ -15,3 +18,11 @@ class RecordViewSet(
 ):
     """List, show, create (replayable with ``Idempotency-Key``) and change; no delete:
     CRM records are kept, and their history matters."""
+
+    @property
+    def caller(self) -> User:
+        """The signed-in user the request acts for (every endpoint requires one)."""
+        user = self.request.user
+        if not isinstance(user, User):
+            raise NotAuthenticated()
+        return user
