@@ -24,9 +24,9 @@ from api.activity_batches import (
 )
 from api.errors import Conflict, ErrorSerializer, PayloadTooLarge
 from api.fields import LEAD_NOT_VISIBLE, VisibleLeadField, is_id
-from api.filters import IntegerFilter, IsoDateTimeFilter
 from api.idempotency import idempotent
 from api.strict import StrictFieldsMixin, check_json_document
+from crm.filters import IntegerFilter, IsoDateTimeFilter
 from crm.models import User
 from leads.activities import activities_record_many
 from leads.activity_times import ActivityTimeError, activity_time

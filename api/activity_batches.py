@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -36,11 +37,14 @@ def repeated_keys(items: list[dict[str, Any]]) -> dict[int, int]:
 
 
 PLAIN_TEXT_FIELDS = ("url", "source", "idempotency_key")
+FieldKind = TypeVar("FieldKind", bound=serializers.Field)
 
 
 class PlainBatch:
     """The check of a bulk body whose every item is plainly valid, without the per-item
-    field machinery: about a tenth of its cost for a batch of 1,000.
+    field machinery. Kept because it is worth it: a batch of 1,000 takes 9.6 ms here
+    against 77 ms through the serializer's fields (medians), some 43 % of the 155 ms a
+    bulk post would take without it.
 
     "Plainly valid" is narrower than valid: the lead a visible id as a JSON integer, the
     type one of the choices, texts as JSON strings, the duration an integer or null,
@@ -51,14 +55,18 @@ class PlainBatch:
     bad input are theirs alone. Limits are read from the item serializer's fields.
     """
 
-    def __init__(self, fields: dict[str, serializers.Field]) -> None:
+    def __init__(self, fields: Mapping[str, serializers.Field]) -> None:
         self.names = frozenset(fields)
-        self.types = frozenset(fields["type"].choice_strings_to_values)
-        self.text_limits = {name: fields[name].max_length for name in PLAIN_TEXT_FIELDS}
-        self.text_blank = {name: fields[name].allow_blank for name in PLAIN_TEXT_FIELDS}
+        self.types = frozenset(
+            _field(fields, "type", serializers.ChoiceField).choice_strings_to_values
+        )
+        texts = {name: _field(fields, name, serializers.CharField) for name in PLAIN_TEXT_FIELDS}
+        self.text_limits = {name: _limit(field.max_length, name) for name, field in texts.items()}
+        self.text_blank = {name: field.allow_blank for name, field in texts.items()}
         self.source_default = fields["source"].default
-        self.duration_max = fields["duration_seconds"].max_value
-        occurred_at = fields["occurred_at"]
+        duration = _field(fields, "duration_seconds", serializers.IntegerField)
+        self.duration_max = _limit(duration.max_value, "duration_seconds")
+        occurred_at = _field(fields, "occurred_at", serializers.DateTimeField)
         # The field reads ISO 8601 alone (the default) and gives times in this zone.
         formats = getattr(occurred_at, "input_formats", api_settings.DATETIME_INPUT_FORMATS)
         self.iso_only = formats == [ISO_8601]
@@ -136,6 +144,20 @@ class PlainBatch:
             return activity_time(at, received_at=received_at)
         except (ValueError, TypeError, OverflowError):
             return None
+
+
+def _field(fields: Mapping[str, serializers.Field], name: str, kind: type[FieldKind]) -> FieldKind:
+    """The item serializer's field of that name, of the kind whose limits are read."""
+    field = fields[name]
+    if not isinstance(field, kind):
+        raise TypeError(f"{name} is a {type(field).__name__}, not a {kind.__name__}")
+    return field
+
+
+def _limit(value: int | None, name: str) -> int:
+    if value is None:
+        raise TypeError(f"{name} has no upper limit")
+    return value
 
 
 def _plain_properties(value: Any) -> bool:

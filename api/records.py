@@ -12,9 +12,9 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers
 
 from api.fields import VisibleLeadField, request_user
-from api.filters import IntegerFilter, IsoDateTimeFilter
 from api.strict import StrictFieldsMixin
 from api.viewsets import RecordViewSet
+from crm.filters import IntegerFilter, IsoDateTimeFilter
 from crm.models import User
 from leads.deals import deal_save
 from leads.models import Deal, DealStatus, Lead, Note, Task

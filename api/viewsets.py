@@ -2,6 +2,9 @@
 
 from rest_framework import mixins, viewsets
 
+from crm.models import User
+
+from .fields import caller
 from .idempotency import IdempotentCreateMixin
 
 
@@ -15,3 +18,8 @@ class RecordViewSet(
 ):
     """List, show, create (replayable with ``Idempotency-Key``) and change; no delete:
     CRM records are kept, and their history matters."""
+
+    @property
+    def caller(self) -> User:
+        """The signed-in user the request acts for (every endpoint requires one)."""
+        return caller(self.request)

@@ -355,16 +355,17 @@ def naive_list(user, query: str, *, page: int) -> Callable[[int], object]:
     """A ListView with Django's Paginator: exact COUNT(*) of the matches, OFFSET page."""
     from django.core.paginator import Paginator
     from django.http import QueryDict
+    from django.test import RequestFactory
 
     from leads.models import Lead
-    from workspace.filters import LeadListForm, leads_filter
+    from workspace.filters import LeadListFilter
     from workspace.keyset import SORTS
 
-    form = LeadListForm(QueryDict(query), user=user)
-    values = form.values()
-    order = SORTS[values.get("sort", "-score")].order_by()
-    leads = leads_filter(Lead.objects.visible_to(user), user=user, values=values)
-    leads = leads.select_related("company", "owner").order_by(*order)
+    request = RequestFactory().get("/leads/")
+    request.user = user
+    filters = LeadListFilter(QueryDict(query), Lead.objects.visible_to(user), request=request)
+    order = SORTS[filters.sort_key].order_by()
+    leads = filters.qs.select_related("company", "owner").order_by(*order)
 
     def run(_: int) -> object:
         paginator = Paginator(leads, 25)

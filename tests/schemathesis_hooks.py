@@ -6,8 +6,9 @@ no schema can say which ids exist, which of them the caller may see, or which em
 taken. Nor can it say what the models check across fields (thresholds in order, a rule's
 parts that belong together, no close date on an open deal). So the requests generated as
 valid (positive mode) name the seeded world's rows, get unique values where values must
-be unique, and keep those cross-field rules; requests generated as invalid are sent as
-generated. ``HOTLIST_SCHEMATHESIS_WORLD`` holds the world as JSON.
+be unique, and keep those cross-field rules (a list's score range in order too);
+requests generated as invalid are sent as generated. ``HOTLIST_SCHEMATHESIS_WORLD`` holds
+the world as JSON.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ def map_case(context: Any, case: Any) -> Any:
     # A cursor is valid only as the API issued it in a `next` link.
     if case.query and "cursor" in case.query:
         case.query = {name: value for name, value in case.query.items() if name != "cursor"}
+    if case.query:
+        case.query = _ordered_range(case.query)
     if isinstance(case.body, dict):
         body = copy.deepcopy(case.body)
         _fill(body, path)
@@ -83,6 +86,22 @@ def _path_ids(path: str) -> dict[str, Any]:
             ids["id"] = WORLD[row]
             break
     return ids
+
+
+def _ordered_range(query: dict[str, Any]) -> dict[str, Any]:
+    """A score range from its lower end to its upper one (a reversed range answers 400)."""
+    low, high = _whole(query.get("score_min")), _whole(query.get("score_max"))
+    if low is not None and high is not None and low > high:
+        return {**query, "score_min": query["score_max"], "score_max": query["score_min"]}
+    return query
+
+
+def _whole(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]+", value.strip()):
+        return int(value)
+    return None
 
 
 def _fill(body: dict[str, Any], path: str) -> None:

@@ -146,6 +146,7 @@ def spread(rep, other_rep):
         source="event",
         last_name="Zed",
         company=CompanyFactory(name="Hotco"),
+        last_activity_at=timezone.now() - dt.timedelta(days=2),
     )
     hot.product_interests.add(fleet)
     warm = LeadFactory(owner=rep, band="warm", grade="B", score=40, last_name="Alpha")
@@ -172,6 +173,10 @@ def spread(rep, other_rep):
         ("search=hotco", ["hot"]),
         ("search=alpha", ["warm"]),
         ("search=pool@unique", ["pool"]),
+        ("q=hotco", ["hot"]),
+        ("q=pool@unique", ["pool"]),
+        ("activity=none", ["warm", "pool"]),
+        ("activity=7", ["hot"]),
         ("ordering=last_name", ["warm", "pool", "hot"]),
         ("ordering=score", ["pool", "warm", "hot"]),
         ("ordering=-score", ["hot", "warm", "pool"]),
@@ -202,12 +207,21 @@ def test_updated_since_filter(api, spread):
     assert spread["hot"].pk in ids(response)
 
 
-@pytest.mark.parametrize("query", ["owner=somebody", "band=boiling", "score_min=lots"])
+@pytest.mark.parametrize(
+    "query",
+    ["owner=somebody", "band=boiling", "score_min=lots", "activity=2", "score_max=5&score_min=9"],
+)
 def test_bad_filter_values_are_field_errors(api, spread, query):
     response = api.get(f"{LEADS}?{query}")
 
     assert response.status_code == 400
     assert query.split("=")[0] in error_of(response)["fields"]
+
+
+def test_a_reversed_score_range_is_refused_on_its_upper_end(api, spread):
+    response = api.get(f"{LEADS}?score_min=50&score_max=10")
+
+    assert error_of(response)["fields"] == {"score_max": ["Make this at least the lower score."]}
 
 
 def test_cursor_pages_cover_every_lead_once_in_score_order(api, rep):

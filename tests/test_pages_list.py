@@ -11,6 +11,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
+from leads.filters import leads_search
 from leads.models import Lead, ProductLine, StageChange
 from scoring.models import ScoreEntry
 from tests.factories import CompanyFactory, LeadFactory, active_model
@@ -697,7 +698,7 @@ def test_search_uses_the_trigram_indexes_on_postgresql(rep):
         cursor.execute("ANALYZE leads_company")
 
     # When the search query is explained
-    queryset = filters.leads_search(Lead.objects.all(), "person2999@")
+    queryset = leads_search(Lead.objects.all(), "person2999@")
     with connection.cursor() as cursor:
         cursor.execute("SET enable_seqscan = off")
         plan = queryset.explain()

@@ -13,7 +13,6 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
-from crm.forms import Select
 from leads.activity_times import TOO_EARLY, ActivityTimeError, activity_time
 from leads.handoff_models import Rating
 from leads.models import ALLOWED_TRANSITIONS, ActivityType, Lead, Stage, Task, TaskKind
@@ -43,7 +42,7 @@ def _stripped(value: str) -> str:
 class TouchForm(forms.Form):
     """A call, meeting or email the rep had with the lead."""
 
-    type = forms.ChoiceField(label="What happened", choices=TOUCH_CHOICES, widget=Select)
+    type = forms.ChoiceField(label="What happened", choices=TOUCH_CHOICES)
     notes = forms.CharField(
         label="Notes", required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 3})
     )
@@ -107,7 +106,7 @@ class TaskForm(forms.ModelForm):
 class StageForm(forms.Form):
     """A move along the lifecycle; only the moves allowed from the current stage are offered."""
 
-    stage = forms.ChoiceField(label="Move to", widget=Select)
+    stage = forms.ChoiceField(label="Move to")
     reason = forms.CharField(
         label="Reason",
         required=False,
@@ -168,7 +167,6 @@ class TimelineFilterForm(forms.Form):
         label="Show",
         required=False,
         choices=[("", "All activity"), *ActivityType.choices],
-        widget=Select,
     )
     before = forms.CharField(required=False, widget=forms.HiddenInput)
 

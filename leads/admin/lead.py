@@ -16,7 +16,7 @@ from crm.models import User
 from ..deals import deal_save, deals_delete
 from ..models import Activity, Deal, Lead, LeadQuerySet, StageChange, normalize_email
 from ..permissions import OWNER_REFUSED, email_in_use, may_own
-from ..profiles import lead_save_profile
+from ..profiles import email_error, lead_save_profile
 from .access import UserBoundForm, UserBoundFormMixin
 
 
@@ -56,8 +56,14 @@ class DealInline(admin.TabularInline):
 
 
 class LeadAdminForm(UserBoundForm):
+    # Checked by ``email_error`` alone, in the words every surface uses.
+    email = forms.CharField(label="Email", widget=forms.EmailInput)
+
     def clean_email(self) -> str:
         email = normalize_email(self.cleaned_data["email"])
+        problem = email_error(email)
+        if problem:
+            raise forms.ValidationError(problem)
         why = email_in_use(user=self.user, email=email, lead=self.instance)
         if why:
             raise forms.ValidationError(why)

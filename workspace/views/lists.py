@@ -21,14 +21,13 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from crm.forms import Select
 from crm.models import User
 from leads.models import Band, Stage
 from leads.permissions import teammates_of
 from nurturing.models import Sequence as NurtureSequence
 from workspace import bulk
-from workspace.filters import LeadListForm, leads_count_capped, leads_filter, leads_visible
-from workspace.keyset import DEFAULT_SORT, SORTS, cursor_decode, leads_page
+from workspace.filters import LeadListFilter, leads_count_capped
+from workspace.keyset import SORTS, cursor_decode, leads_page
 
 # Column heading, sort key and the direction a first click sorts in.
 SORTABLE_COLUMNS = [
@@ -67,13 +66,12 @@ SECONDARY_FILTERS = ("source", "product", "grade", "quadrant", "score_min", "sco
 class LeadBulkForm(forms.Form):
     """A bulk action on the selected leads; the actions offered depend on the role."""
 
-    action = forms.ChoiceField(label="Action", widget=Select)
-    owner = forms.TypedChoiceField(label="Assign to", required=False, coerce=int, widget=Select)
+    action = forms.ChoiceField(label="Action")
+    owner = forms.TypedChoiceField(label="Assign to", required=False, coerce=int)
     stage = forms.ChoiceField(
         label="Stage",
         required=False,
         choices=[("", "Choose a stage"), *Stage.choices],
-        widget=Select,
     )
     points = forms.IntegerField(
         label="Points",
@@ -87,7 +85,6 @@ class LeadBulkForm(forms.Form):
         label="Sequence",
         queryset=NurtureSequence.objects.none(),
         required=False,
-        widget=Select,
     )
 
     def __init__(
@@ -175,10 +172,10 @@ def list_context(request: HttpRequest, *, bulk_form: LeadBulkForm | None = None)
     """What the list page and its partial show, for the filters in the query string."""
     user = request.user
     people = list(teammates_of(user))
-    form = LeadListForm(request.GET, user=user, people=people)
-    values = form.values()
-    sort = values.get("sort", DEFAULT_SORT)
-    leads = leads_filter(leads_visible(user, values), user=user, values=values)
+    filters = LeadListFilter(request.GET, request=request, people=people)
+    form = filters.form
+    sort = filters.sort_key
+    leads = filters.qs
     count, more = leads_count_capped(leads)
     cursor = cursor_decode(request.GET.get("cursor", ""), sort=sort)
     page = leads_page(leads.values(*ROW_FIELDS), sort=sort, cursor=cursor)

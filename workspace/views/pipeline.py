@@ -30,9 +30,10 @@ from leads.models import (
     Stage,
     StageTransitionError,
 )
+from leads.permissions import teammates_of
 from leads.stages import lead_move_to_stage
 from workspace.bulk import why_not_act
-from workspace.filters import LeadListForm, leads_filter, leads_visible
+from workspace.filters import LeadListFilter
 
 CARDS_PER_COLUMN = 8
 # Leads that left the funnel: shown after it, folded.
@@ -67,15 +68,13 @@ class MoveForm(forms.Form):
     reason = forms.CharField(required=False, max_length=200)
 
 
-def _board_leads(request: HttpRequest) -> tuple[LeadListForm, QuerySet[Lead], str]:
-    form = LeadListForm(request.GET, user=request.user)
-    values = {name: v for name, v in form.values().items() if name in BOARD_FILTERS}
-    leads = leads_filter(leads_visible(request.user, values), user=request.user, values=values)
+def _board_leads(request: HttpRequest) -> tuple[forms.Form, QuerySet[Lead], str]:
     query = request.GET.copy()
     for name in list(query):
         if name not in BOARD_FILTERS:
             query.pop(name)
-    return form, leads, query.urlencode()
+    filters = LeadListFilter(query, request=request, people=list(teammates_of(request.user)))
+    return filters.form, filters.qs, query.urlencode()
 
 
 def pipeline_columns(*, leads: QuerySet[Lead], user: User, query: str) -> list[Column]:

@@ -20,7 +20,6 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from crm.forms import Select
 from crm.http import AuthenticatedHttpRequest
 from crm.models import User
 from leads.models import Task, TaskQuerySet
@@ -51,7 +50,7 @@ def tasks_listed_for(user: User) -> TaskQuerySet:
 
 
 class AssigneeFilterForm(forms.Form):
-    assignee = forms.ChoiceField(label="Assignee", required=False, widget=Select)
+    assignee = forms.ChoiceField(label="Assignee", required=False)
 
     def __init__(self, *args, user: User, people: list[User], **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -65,7 +64,7 @@ class AssigneeFilterForm(forms.Form):
 
 
 class SnoozeForm(forms.Form):
-    until = forms.ChoiceField(choices=SNOOZE_CHOICES, widget=Select)
+    until = forms.ChoiceField(choices=SNOOZE_CHOICES)
 
 
 class ReassignForm(forms.Form):

@@ -1,0 +1,256 @@
+"""The leads' filters: one FilterSet that the leads list, the pipeline and the REST API
+narrow leads with, and the search it runs.
+
+Every list starts from the leads the user may see (``Lead.objects.visible_to``); the
+filters only narrow them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from typing import Any, cast
+
+import django_filters
+import django_filters.fields
+from django import forms
+from django.db.models import Q, QuerySet
+from django.db.models.functions import Lower
+from django.http import HttpRequest, QueryDict
+from django.utils import timezone
+from drf_spectacular.drainage import set_override
+
+from crm.filters import IntegerFilter, IsoDateTimeFilter
+from crm.models import User
+from leads.models import Band, Company, Grade, Lead, Quadrant, Source, Stage
+from leads.permissions import teammates_of
+
+# Companies whose names match a search, looked up first; their ids then join the
+# search on leads, so every part of it can use an index.
+SEARCH_COMPANIES_MAX = 500
+SEARCH_MAX_LENGTH = 100
+
+OWNER_ME = "me"
+OWNER_UNASSIGNED = "unassigned"
+# A user id of at most 18 digits fits the id column; a longer one would fail in the query.
+OWNER_PATTERN = r"^(me|unassigned|[0-9]{1,18})$"
+OWNER_INVALID = "Use me, unassigned or a user id."
+OWNER_DESCRIPTION = "me, unassigned or a user id."
+
+ACTIVITY_NONE = "none"
+ACTIVITY_CHOICES = [
+    ("1", "Within a day"),
+    ("7", "Within 7 days"),
+    ("30", "Within 30 days"),
+    ("90", "Within 90 days"),
+    (ACTIVITY_NONE, "No activity yet"),
+]
+SCORE_BOUND = 10**6
+SCORE_ORDER = "Make this at least the lower score."
+
+
+def owner_choices_for(user: User, *, people: Sequence[User] | None = None) -> list[tuple[str, str]]:
+    """Whose leads the user may filter by: their own, the pool, and the people whose
+    leads they see (``teammates_of``, unless the caller loaded them already)."""
+    if people is None:
+        people = list(teammates_of(user))
+    choices = [(OWNER_ME, "Mine"), (OWNER_UNASSIGNED, "Unassigned")]
+    return choices + [(str(person.pk), str(person)) for person in people]
+
+
+class OwnerField(django_filters.fields.ChoiceField):
+    """``me``, ``unassigned`` or a user id. Drawn as a select of the people offered;
+    without ``only_offered`` any well-formed user id is taken too (the leads stay within
+    what the user sees, so a stranger's id finds nothing)."""
+
+    def __init__(self, *args: Any, only_offered: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.only_offered = only_offered
+
+    def valid_value(self, value: Any) -> bool:
+        if self.only_offered:
+            return super().valid_value(value)
+        return re.fullmatch(OWNER_PATTERN, str(value)) is not None
+
+    def validate(self, value: Any) -> None:
+        if value and not self.only_offered and not self.valid_value(value):
+            raise forms.ValidationError(OWNER_INVALID, code="invalid_choice")
+        super().validate(value)
+
+
+class OwnerFilter(django_filters.ChoiceFilter):
+    field_class = OwnerField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The schema states the pattern, so that a client knows what is refused.
+        schema = {"type": "string", "pattern": OWNER_PATTERN, "description": OWNER_DESCRIPTION}
+        set_override(self, "field", schema)
+
+
+class LeadFilterForm(forms.Form):
+    """Checks what no single field can: a score range in order."""
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        low, high = data.get("score_min"), data.get("score_max")
+        if low is not None and high is not None and low > high:
+            self.add_error("score_max", SCORE_ORDER)
+        return data
+
+
+class LeadFilter(django_filters.FilterSet):
+    """The filters of every list of leads: the leads list and the pipeline
+    (``workspace.filters``), the REST API's ``/leads/`` (``api.leads``); an export of
+    the list (CSV) takes the same FilterSet with the same query string.
+
+    Invalid values are reported on their field (``form.errors``) and left out of
+    ``qs``, which the valid ones still narrow; the API answers 400 instead. Built with
+    ``people`` (the leads list's owner select), the owner must be one of them.
+
+    Given no queryset it starts from the leads the request's user sees, or, for "mine"
+    and "unassigned", from all leads (see ``filter_queryset``); given one (the API's,
+    with its related rows), it narrows that.
+    """
+
+    q = django_filters.CharFilter(
+        label="Search",
+        method="filter_search",
+        max_length=SEARCH_MAX_LENGTH,
+        help_text="Name, email or company",
+    )
+    band = django_filters.ChoiceFilter(label="Band", choices=Band.choices, empty_label="Any")
+    stage = django_filters.ChoiceFilter(label="Stage", choices=Stage.choices, empty_label="Any")
+    owner = OwnerFilter(
+        label="Owner",
+        method="filter_owner",
+        empty_label="Anyone I can see",
+    )
+    source = django_filters.ChoiceFilter(label="Source", choices=Source.choices, empty_label="Any")
+    product_interest = django_filters.CharFilter(
+        label="Product interest",
+        field_name="product_interests__slug",
+        help_text="A product line's slug.",
+    )
+    grade = django_filters.ChoiceFilter(label="Grade", choices=Grade.choices, empty_label="Any")
+    quadrant = django_filters.ChoiceFilter(
+        label="Quadrant", choices=Quadrant.choices, empty_label="Any"
+    )
+    score_min = IntegerFilter(
+        label="Score from",
+        field_name="score",
+        lookup_expr="gte",
+        min_value=-SCORE_BOUND,
+        max_value=SCORE_BOUND,
+    )
+    score_max = IntegerFilter(
+        label="Score to",
+        field_name="score",
+        lookup_expr="lte",
+        min_value=-SCORE_BOUND,
+        max_value=SCORE_BOUND,
+    )
+    activity = django_filters.ChoiceFilter(
+        label="Last activity",
+        choices=ACTIVITY_CHOICES,
+        empty_label="Any time",
+        method="filter_activity",
+        help_text="Days since the last activity (1, 7, 30 or 90), or `none` for never.",
+    )
+    updated_since = IsoDateTimeFilter(
+        label="Updated since",
+        field_name="updated_at",
+        lookup_expr="gte",
+        help_text="ISO 8601 date and time.",
+    )
+
+    class Meta:
+        model = Lead
+        fields: list[str] = []
+        form = LeadFilterForm
+
+    def __init__(
+        self,
+        data: QueryDict | dict[str, Any] | None = None,
+        queryset: QuerySet[Lead] | None = None,
+        *,
+        request: HttpRequest,
+        prefix: str | None = None,
+        people: Sequence[User] | None = None,
+    ) -> None:
+        # Behind login: an anonymous user never reaches a list (``visible_to`` would
+        # give them nothing anyway).
+        self.user = cast(User, request.user)
+        self.starts_from_visible = queryset is None
+        if queryset is None:
+            queryset = Lead.objects.visible_to(self.user)
+        super().__init__(data, queryset, request=request, prefix=prefix)
+        owner = self.form.fields["owner"]
+        owner.only_offered = people is not None
+        owner.choices = owner_choices_for(self.user, people=people or [])
+
+    def filter_queryset(self, queryset: QuerySet[Lead]) -> QuerySet[Lead]:
+        """Start from all leads when the owner filter is "mine" or "unassigned", which
+        lie within what everyone who sees any lead sees; the owner filter then narrows
+        them by owner alone.
+
+        ``(owner = me OR owner IS NULL) AND owner = me`` means ``owner = me``, but
+        PostgreSQL does not simplify it: it took the first branch for a small share of
+        the rep's leads and combined bitmaps of 40,000 rows (21 ms) for a rep's warm
+        MQLs, which the owner's hottest-first index answers in under a millisecond.
+        """
+        owner = self.form.cleaned_data.get("owner")
+        if (
+            self.starts_from_visible
+            and owner in (OWNER_ME, OWNER_UNASSIGNED)
+            and not queryset.query.is_empty()
+        ):
+            queryset = Lead.objects.all()
+        return super().filter_queryset(queryset)
+
+    def filter_owner(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
+        if value == OWNER_ME:
+            return queryset.filter(owner=self.user)
+        if value == OWNER_UNASSIGNED:
+            return queryset.filter(owner__isnull=True)
+        return queryset.filter(owner_id=int(value))
+
+    def filter_activity(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
+        if value == ACTIVITY_NONE:
+            return queryset.filter(last_activity_at__isnull=True)
+        since = timezone.now() - dt.timedelta(days=int(value))
+        return queryset.filter(last_activity_at__gte=since)
+
+    def filter_search(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
+        text = " ".join(value.split())
+        return leads_search(queryset, text) if text else queryset
+
+
+def leads_search(queryset: QuerySet[Lead], text: str) -> QuerySet[Lead]:
+    """Leads whose first or last name, email or company name contains ``text``, any case.
+
+    Written as ``LOWER(column) LIKE '%text%'`` so that PostgreSQL answers from the
+    trigram indexes on those expressions (migration ``lead_list_indexes``); SQLite runs
+    the same query without them.
+    """
+    term = text.lower()
+    companies = list(
+        Company.objects.alias(name_lower=Lower("name"))
+        .filter(name_lower__contains=term)
+        .order_by()
+        .values_list("pk", flat=True)[:SEARCH_COMPANIES_MAX]
+    )
+    matches = Q(first_name_lower__contains=term) | Q(last_name_lower__contains=term)
+    if not any(char.isspace() for char in term):
+        # An email address holds no blanks; skipping it spares a trigram scan whose
+        # common trigrams (every address has "com") cost hundreds of ms on a big table.
+        matches |= Q(email_lower__contains=term)
+    if companies:
+        matches |= Q(company_id__in=companies)
+    return queryset.alias(
+        first_name_lower=Lower("first_name"),
+        last_name_lower=Lower("last_name"),
+        email_lower=Lower("email"),
+    ).filter(matches)
