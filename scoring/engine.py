@@ -17,7 +17,7 @@ from typing import Any, cast
 from django.db.models import Sum
 
 from crm.db import update_rows
-from leads.models import Activity, Lead
+from leads.models import SCORE_COLUMNS, Activity, Lead
 
 from .facts import activity_facts, desired_awards, lead_facts
 from .models import EntryKind, LeadScore, ScoreEntry, ScoringModel
@@ -363,15 +363,7 @@ STATE_FIELDS = [
     "is_primary",
     "decay_version",
 ]
-LEAD_SCORE_FIELDS = [
-    "score",
-    "fit_score",
-    "engagement_score",
-    "engagement_at",
-    "band",
-    "grade",
-    "quadrant",
-]
+LEAD_SCORE_FIELDS = [*SCORE_COLUMNS, "engagement_at"]
 
 
 def _fill(row: LeadScore, state: State, now: datetime) -> None:

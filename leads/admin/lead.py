@@ -14,7 +14,15 @@ from crm.http import signed_in
 from crm.models import User
 
 from ..deals import deal_save, deals_delete
-from ..models import Activity, Deal, Lead, LeadQuerySet, StageChange, normalize_email
+from ..models import (
+    SCORE_COLUMNS,
+    Activity,
+    Deal,
+    Lead,
+    LeadQuerySet,
+    StageChange,
+    normalize_email,
+)
 from ..permissions import OWNER_REFUSED, email_in_use, may_own
 from ..profiles import email_error, lead_save_profile
 from .access import UserBoundForm, UserBoundFormMixin
@@ -101,12 +109,7 @@ class LeadAdmin(UserBoundFormMixin, admin.ModelAdmin):
     readonly_fields = (
         "stage",
         "stage_changed_at",
-        "score",
-        "fit_score",
-        "engagement_score",
-        "band",
-        "grade",
-        "quadrant",
+        *SCORE_COLUMNS,
         "created_at",
         "updated_at",
         "first_activity_at",

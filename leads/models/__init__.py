@@ -7,7 +7,7 @@ from ..custom_fields import CustomFieldDefinition, FieldType
 from .activity import SALES_TOUCH_TYPES, Activity, ActivityQuerySet, ActivityType
 from .company import Company, Industry
 from .deal import Deal, DealOutcome, DealStatus
-from .lead import Lead, LeadQuerySet, normalize_email
+from .lead import SCORE_COLUMNS, Lead, LeadQuerySet, normalize_email
 from .lead_choices import (
     Authority,
     Band,
@@ -63,6 +63,7 @@ __all__ = [
     "FUNNEL",
     "FUNNEL_STEP",
     "SALES_TOUCH_TYPES",
+    "SCORE_COLUMNS",
     "Activity",
     "ActivityQuerySet",
     "ActivityType",

@@ -137,6 +137,11 @@ def _deal_outcome_expression() -> Case:
     )
 
 
+# The columns the scoring engine materializes on a lead (from its primary score): read
+# by the lists, never written by a person or an API client.
+SCORE_COLUMNS = ("score", "fit_score", "engagement_score", "band", "grade", "quadrant")
+
+
 class Lead(models.Model):
     first_name = models.CharField(max_length=100, blank=True)
     last_name = models.CharField(max_length=100, blank=True)
