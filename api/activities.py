@@ -22,8 +22,8 @@ from api.activity_batches import (
     PlainBatch,
     repeated_keys,
 )
-from api.errors import Conflict, ErrorSerializer, PayloadTooLarge
-from api.fields import LEAD_NOT_VISIBLE, VisibleLeadField, is_id
+from api.errors import Conflict, ErrorSerializer, PayloadTooLarge, flatten_errors
+from api.fields import LEAD_NOT_VISIBLE, VisibleLeadField, caller, is_id
 from api.idempotency import idempotent
 from api.strict import StrictFieldsMixin, check_json_document
 from crm.filters import IntegerFilter, IsoDateTimeFilter
@@ -145,6 +145,14 @@ class BulkActivitySerializer(StrictFieldsMixin, serializers.Serializer):
         return items
 
 
+class RejectedItemSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="The item's position in the batch.")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="Messages per invalid field of the item (nested ones as dotted paths).",
+    )
+
+
 class BulkActivityResultSerializer(serializers.Serializer):
     created = serializers.IntegerField(help_text="How many activities were stored.")
     duplicates = serializers.ListField(
@@ -153,10 +161,54 @@ class BulkActivityResultSerializer(serializers.Serializer):
         "before: they were not stored again.",
     )
     ids = serializers.ListField(
-        child=serializers.IntegerField(),
+        child=serializers.IntegerField(allow_null=True),
         help_text="The activity id of each item, in order; a repeated idempotency key "
-        "gives the id stored the first time.",
+        "gives the id stored the first time; null for a rejected item.",
     )
+    rejected = RejectedItemSerializer(
+        many=True,
+        help_text="The items refused, each with its reasons; the batch's other items were "
+        "stored. Empty when every item was.",
+    )
+
+
+def _item_errors(errors: Any) -> dict[int, Any] | None:
+    """The errors of a batch's items by position, or None when the body itself is wrong
+    (not an object, no list, an empty list, an unknown top-level field)."""
+    if set(errors) != {"activities"}:
+        return None
+    detail = errors["activities"]
+    if isinstance(detail, dict) and all(isinstance(key, int) for key in detail):
+        return dict(detail)
+    if isinstance(detail, list) and all(isinstance(item, dict) for item in detail):
+        return {index: item for index, item in enumerate(detail) if item}
+    return None
+
+
+def validated_batch(
+    data: Any, context: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[int], dict[int, Any]]:
+    """A batch's valid items, their positions and the errors of the others by position.
+
+    One bad item never sinks its neighbours: the batch is checked again without the items
+    refused (a repeated key is only looked for once every item is valid on its own). A body
+    that is wrong as a whole, or whose every item is refused, raises the 400 naming each.
+    """
+    raw = data.get("activities") if isinstance(data, dict) else None
+    positions = list(range(len(raw))) if isinstance(raw, list) else []
+    rejected: dict[int, Any] = {}
+    while True:
+        body = {**data, "activities": [raw[p] for p in positions]} if rejected else data
+        batch = BulkActivitySerializer(data=body, context=context)
+        if batch.is_valid():
+            return batch.validated_data["activities"], positions, rejected
+        errors = _item_errors(batch.errors)
+        if errors is None:
+            raise serializers.ValidationError(batch.errors)
+        rejected.update({positions[index]: error for index, error in errors.items()})
+        positions = [p for index, p in enumerate(positions) if index not in errors]
+        if not positions:
+            raise serializers.ValidationError({"activities": dict(sorted(rejected.items()))})
 
 
 class ActivityFilter(django_filters.FilterSet):
@@ -252,7 +304,7 @@ class ActivityViewSet(
         return Response(self.get_serializer(activity).data, status=code)
 
     @extend_schema(
-        summary=f"Record up to {BULK_MAX} activities at once, all or none",
+        summary=f"Record up to {BULK_MAX} activities at once; a bad item is refused alone",
         request=BulkActivitySerializer,
         responses={
             201: BulkActivityResultSerializer,
@@ -265,10 +317,19 @@ class ActivityViewSet(
         items = request.data.get("activities") if isinstance(request.data, dict) else None
         if isinstance(items, list) and len(items) > BULK_MAX:
             raise PayloadTooLarge(f"Send at most {BULK_MAX} activities per request.")
-        batch = BulkActivitySerializer(data=request.data, context=self.get_serializer_context())
-        batch.is_valid(raise_exception=True)
-        items = batch.validated_data["activities"]
-        ids, duplicates = _record(items, by=request.user)
+        valid, positions, rejected = validated_batch(request.data, self.get_serializer_context())
+        stored, duplicates = _record(valid, by=caller(request))
+        ids: list[int | None] = [None] * (len(positions) + len(rejected))
+        for position, pk in zip(positions, stored, strict=True):
+            ids[position] = pk
         # Plain numbers already: the answer is rendered as it is, in the documented shape.
-        body = {"created": len(ids) - len(duplicates), "duplicates": duplicates, "ids": ids}
+        body = {
+            "created": len(stored) - len(duplicates),
+            "duplicates": [positions[index] for index in duplicates],
+            "ids": ids,
+            "rejected": [
+                {"index": index, "fields": flatten_errors(error)}
+                for index, error in sorted(rejected.items())
+            ],
+        }
         return Response(body, status=status.HTTP_201_CREATED)

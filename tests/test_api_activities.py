@@ -96,42 +96,79 @@ def test_bulk_stores_every_item_in_order(api, rep, django_capture_on_commit_call
 
     assert response.status_code == 201, response.content
     body = response.json()
-    assert (body["created"], body["duplicates"]) == (3, [])
+    assert (body["created"], body["duplicates"], body["rejected"]) == (3, [], [])
     stored = [Activity.objects.get(pk=pk) for pk in body["ids"]]
     assert [(a.lead_id, a.type) for a in stored] == [(i["lead"], i["type"]) for i in items]
     assert Lead.objects.get(pk=second.pk).score == 10
 
 
-def test_bulk_with_a_bad_item_is_rejected_whole(api, rep, other_rep):
+def test_bulk_refuses_a_bad_item_alone_and_stores_its_neighbours(api, rep, other_rep):
     mine = LeadFactory(owner=rep)
     hidden = LeadFactory(owner=other_rep)
     items = [
-        {"lead": mine.pk, "type": "call"},
+        {"lead": mine.pk, "type": "call", "url": "/first"},
         {"lead": mine.pk, "type": "nonsense"},
         {"lead": hidden.pk, "type": "call"},
-        {"lead": mine.pk, "type": "call"},
+        {"lead": mine.pk, "type": "call", "url": "/last"},
     ]
+
+    response = api.post(BULK, {"activities": items}, format="json")
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["created"] == 2
+    assert body["ids"][1:3] == [None, None]
+    stored = [Activity.objects.get(pk=body["ids"][i]) for i in (0, 3)]
+    assert [a.url for a in stored] == ["/first", "/last"]
+    assert Activity.objects.count() == 2
+    assert [r["index"] for r in body["rejected"]] == [1, 2]
+    assert set(body["rejected"][0]["fields"]) == {"type"}
+    assert body["rejected"][1]["fields"] == {
+        "lead": [f"There is no lead {hidden.pk} that you can see."]
+    }
+    assert not Activity.objects.filter(lead=hidden).exists()
+
+
+def test_bulk_whose_every_item_is_bad_is_a_400_naming_each(api, rep, other_rep):
+    mine = LeadFactory(owner=rep)
+    hidden = LeadFactory(owner=other_rep)
+    items = [{"lead": mine.pk, "type": "nonsense"}, {"lead": hidden.pk, "type": "call"}]
 
     response = api.post(BULK, {"activities": items}, format="json")
 
     assert response.status_code == 400
     fields = error_of(response)["fields"]
-    assert set(fields) == {"activities.1.type", "activities.2.lead"}
-    assert fields["activities.2.lead"] == [f"There is no lead {hidden.pk} that you can see."]
+    assert set(fields) == {"activities.0.type", "activities.1.lead"}
     assert not Activity.objects.exists()
 
 
-def test_bulk_names_a_repeated_key_within_the_batch(api, lead):
+def test_bulk_refuses_a_repeated_key_within_the_batch_and_keeps_the_first(api, lead):
     items = [
         {"lead": lead.pk, "type": "call", "idempotency_key": "k"},
+        {"lead": lead.pk, "type": "nonsense"},
         {"lead": lead.pk, "type": "call", "idempotency_key": "k"},
     ]
 
     response = api.post(BULK, {"activities": items}, format="json")
 
-    assert response.status_code == 400
-    assert "activities.1.idempotency_key" in error_of(response)["fields"]
-    assert not Activity.objects.exists()
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert [r["index"] for r in body["rejected"]] == [1, 2]
+    assert "idempotency_key" in body["rejected"][1]["fields"]
+    assert body["created"] == 1
+    assert Activity.objects.get().idempotency_key == "k"
+
+
+def test_bulk_with_refusals_replays_the_same_answer_under_its_idempotency_key(api, lead):
+    items = [{"lead": lead.pk, "type": "call"}, {"lead": lead.pk, "type": "nonsense"}]
+    headers = {"HTTP_IDEMPOTENCY_KEY": "bulk-with-a-refusal"}
+
+    first = api.post(BULK, {"activities": items}, format="json", **headers)
+    again = api.post(BULK, {"activities": items}, format="json", **headers)
+
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert Activity.objects.count() == 1
 
 
 def test_bulk_skips_items_stored_before(api, lead):
