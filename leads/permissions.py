@@ -8,6 +8,11 @@ with what they see, and whom they may hand it to:
 - A lead is owned by the person creating or assigning it (reps), by a member of the
   manager's teams (managers), or by any active user (admins and marketers). Leaving a
   lead unassigned, or keeping the owner it has, is always allowed.
+- Adding to a lead or changing what is on it (notes, tasks, deals, touches, stage) is
+  acting on it (``lead_access``), with the reason when refused (``LeadAccess.refusal``).
+  A task's done and due times and its assignee (complete, snooze, reassign) are also
+  worked by its assignee and the manager of the assignee's team, whatever its lead
+  (``task_refusal``); a task without a lead is theirs and an admin's.
 - A task is for the person creating it; a manager's also for the members of their
   teams; an admin's for any active user. The same rule holds for tasks without a lead.
 - An email address in use is named as such only to someone who can see the lead that
@@ -26,6 +31,7 @@ with what they see, and whom they may hand it to:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -44,12 +50,24 @@ WORKING_ROLES = (Role.ADMIN, Role.MANAGER, Role.REP)
 # --- Acting on a lead ----------------------------------------------------------------
 
 
+LEAD_UNASSIGNED = "Take this lead before working on it: it is unassigned."
+LEAD_NOT_YOURS = "Only the lead's owner, their manager or an admin can work on it."
+
+
 @dataclass(frozen=True)
 class LeadAccess:
     """What a person who can see a lead may do with it."""
 
     may_act: bool
     may_take: bool
+
+    @property
+    def refusal(self) -> str:
+        """Why the person may not act on the lead, "" when they may: an unassigned lead
+        is taken first; anyone else's lead is its owner's, their manager's and admins'."""
+        if self.may_act:
+            return ""
+        return LEAD_UNASSIGNED if self.may_take else LEAD_NOT_YOURS
 
 
 def lead_access(*, lead: Lead, user: User) -> LeadAccess:
@@ -66,13 +84,44 @@ def lead_access(*, lead: Lead, user: User) -> LeadAccess:
         )
     if role == Role.ADMIN or lead.owner_id == user.pk:
         return LeadAccess(may_act=True, may_take=False)
-    team = lead.owner.team
+    team = lead.owner.team if lead.owner is not None else None
     manages = (
         role == Role.MANAGER
         and team is not None
         and (team.manager_id == user.pk or (user.team_id is not None and team.pk == user.team_id))
     )
     return LeadAccess(may_act=manages, may_take=False)
+
+
+# What the task list does to a task (complete, snooze, reassign): the task's own fields.
+TASK_WORK_FIELDS = frozenset({"done_at", "due_at", "assignee"})
+TASK_NOT_YOURS = "Only the task's assignee, their manager or an admin can change it."
+
+
+def task_refusal(*, task: Task, user: User, changed: Collection[str]) -> str:
+    """Why ``user`` may not change the ``changed`` fields of ``task``, "" when they may.
+
+    Changing a task on a lead is acting on the lead (``lead_access``); its done and due
+    times and its assignee (``TASK_WORK_FIELDS``) are also its assignee's and their
+    manager's, whatever its lead. A task without a lead is its assignee's, their
+    manager's and an admin's. Who the new assignee may be is ``may_assign_task``.
+    ``task`` must be one ``user`` can see (``tasks_visible_to``), its lead with
+    ``owner__team`` loaded.
+    """
+    works_it = _works_task(task=task, user=user)
+    if task.lead is None:
+        return "" if works_it or user.role == Role.ADMIN else TASK_NOT_YOURS
+    refusal = lead_access(lead=task.lead, user=user).refusal
+    if refusal and works_it and set(changed) <= TASK_WORK_FIELDS:
+        return ""
+    return refusal
+
+
+def _works_task(*, task: Task, user: User) -> bool:
+    """Whether the task is ``user``'s or, for a manager, a member's of their teams."""
+    if task.assignee_id == user.pk:
+        return True
+    return manages_team(user) and managed_people(user).filter(pk=task.assignee_id).exists()
 
 
 def works_leads(user: User) -> bool:
@@ -225,7 +274,9 @@ def email_in_use(*, user: User, email: str, lead: Lead | None = None) -> str:
     """Why ``user`` cannot give ``email`` (normalized) to ``lead`` (None: a new lead), or
     "" when they can: ``EMAIL_TAKEN`` when they can see the lead that holds it,
     ``EMAIL_UNAVAILABLE``, which tells nothing about that lead, when they cannot."""
-    others = Lead.objects.filter(email=email).exclude(pk=getattr(lead, "pk", None))
+    others = Lead.objects.filter(email=email)
+    if lead is not None and lead.pk is not None:
+        others = others.exclude(pk=lead.pk)
     if not others.exists():
         return ""
     return EMAIL_TAKEN if others.visible_to(user).exists() else EMAIL_UNAVAILABLE

@@ -136,12 +136,18 @@ def test_rep_cannot_change_another_reps_lead(people, other_reps_rows):
     assert (lead.job_title, lead.stage) == ("Head of Operations", "new")
 
 
-def test_rep_sees_and_works_the_unassigned_pool(people):
+def test_rep_sees_the_unassigned_pool_and_works_a_lead_once_taken(people):
     pool = LeadFactory(owner=None)
     client = client_for("rep", people)
 
     assert client.get(f"/api/v1/leads/{pool.pk}/").status_code == 200
-    response = client.post("/api/v1/notes/", {"lead": pool.pk, "body": "Mine?"}, format="json")
+    note = {"lead": pool.pk, "body": "Mine?"}
+    refused = client.post("/api/v1/notes/", note, format="json")
+    taken = client.patch(f"/api/v1/leads/{pool.pk}/", {"owner": people["rep"].pk}, format="json")
+    response = client.post("/api/v1/notes/", note, format="json")
+
+    assert refused.status_code == 403
+    assert taken.status_code == 200
     assert response.status_code == 201
     assert Note.objects.get().author == people["rep"]
 

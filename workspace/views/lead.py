@@ -49,8 +49,9 @@ def acting_lead(request: AuthenticatedHttpRequest, pk: int) -> Lead:
     """The lead, if the person may act on it: 404 when they cannot see it, 403 when they
     can see but not change it (a marketer, or a rep on a lead nobody has taken)."""
     lead = visible_lead(request, pk)
-    if not lead_access(lead=lead, user=request.user).may_act:
-        raise PermissionDenied("Only the lead's owner, their manager or an admin can do this.")
+    refusal = lead_access(lead=lead, user=request.user).refusal
+    if refusal:
+        raise PermissionDenied(refusal)
     return lead
 
 

@@ -26,7 +26,7 @@ from django.views.decorators.http import require_POST
 from crm.http import AuthenticatedHttpRequest
 from leads.handoff_acceptance import handoff_accept, handoff_reject
 from leads.models import HandOff, Lead, Task
-from leads.permissions import lead_access, task_assignees
+from leads.permissions import lead_access, task_assignees, task_refusal
 from leads.sales_feedback import lead_log_touch, lead_rate_quality
 from leads.stages import lead_move_to_stage
 from workspace.actions import lead_take as lead_take_service
@@ -212,14 +212,14 @@ def handoff_reject_view(request: AuthenticatedHttpRequest, handoff_id: int) -> H
 @require_POST
 def task_complete(request: AuthenticatedHttpRequest, task_id: int) -> HttpResponse:
     """Mark a task done, from My day or the lead page. The person's own tasks, and tasks on
-    leads they may act on; others answer 404 (or 403 on a lead they only see)."""
+    leads they see; among those, one they may not complete (``task_refusal``) answers 403,
+    others 404."""
     user = request.user
     tasks = Task.objects.filter(Q(assignee=user) | Q(lead__in=Lead.objects.visible_to(user)))
     task = get_object_or_404(tasks.select_related("lead__owner__team"), pk=task_id)
-    if task.assignee_id != user.pk and (
-        task.lead is None or not lead_access(lead=task.lead, user=user).may_act
-    ):
-        raise PermissionDenied("Only the lead's owner, their manager or an admin can do this.")
+    refusal = task_refusal(task=task, user=user, changed={"done_at"})
+    if refusal:
+        raise PermissionDenied(refusal)
     done = task_complete_service(task=task)
     message = f"Done: {task.title}." if done else f"“{task.title}” was done already."
     default = task.lead.get_absolute_url() + "#tasks" if task.lead else reverse("home")

@@ -1,7 +1,8 @@
 """Tasks: the person's open tasks (a manager's team's too), overdue first; complete,
 snooze and, for managers, reassign, each a POST that htmx swaps in place.
 
-A task outside what the person may act on is a 404, whatever its id.
+A task outside the list is a 404, whatever its id; what the list does to a task is
+what ``leads.permissions.task_refusal`` allows, the REST API's rule too.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 from crm.http import AuthenticatedHttpRequest
 from crm.models import User
 from leads.models import Task, TaskQuerySet
-from leads.permissions import manages_team
+from leads.permissions import manages_team, task_refusal
 from leads.selectors import team_members
 from workspace.actions import (
     reassignable_to,
@@ -128,8 +129,15 @@ def _done(
     return redirect(reverse("tasks") + (f"?{query}" if query else ""))
 
 
-def _task_for(request: AuthenticatedHttpRequest, pk: int) -> Task:
-    return get_object_or_404(tasks_listed_for(request.user).select_related("lead"), pk=pk)
+def _task_for(request: AuthenticatedHttpRequest, pk: int, *, changing: str) -> Task:
+    """A task of the list, which the person may change ``changing`` of: their own or,
+    for a manager, their teams' (``task_refusal`` agrees, whatever the task's lead)."""
+    tasks = tasks_listed_for(request.user).select_related("lead__owner__team")
+    task = get_object_or_404(tasks, pk=pk)
+    refusal = task_refusal(task=task, user=request.user, changed={changing})
+    if refusal:
+        raise PermissionDenied(refusal)
+    return task
 
 
 @login_required
@@ -141,7 +149,7 @@ def task_list(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def task_complete_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
-    task = _task_for(request, pk)
+    task = _task_for(request, pk, changing="done_at")
     if task_complete(task=task):
         return _done(request, messages.SUCCESS, f"Done: {task.title}.")
     return _done(request, messages.INFO, f"“{task.title}” was done already.")
@@ -150,7 +158,7 @@ def task_complete_view(request: AuthenticatedHttpRequest, pk: int) -> HttpRespon
 @login_required
 @require_POST
 def task_snooze_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
-    task = _task_for(request, pk)
+    task = _task_for(request, pk, changing="due_at")
     form = SnoozeForm(request.POST)
     if not form.is_valid():
         return _done(request, messages.ERROR, "Choose how long to snooze.", status=400)
@@ -164,7 +172,7 @@ def task_snooze_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse
 @login_required
 @require_POST
 def task_reassign_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
-    task = _task_for(request, pk)
+    task = _task_for(request, pk, changing="assignee")
     if not manages_team(request.user):
         raise PermissionDenied("Only managers reassign tasks.")
     form = ReassignForm(request.POST)
