@@ -23,6 +23,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -42,7 +43,14 @@ from leads.models import (
     StageTransitionError,
     normalize_email,
 )
-from leads.permissions import EMAIL_UNAVAILABLE, OWNER_REFUSED, default_owner, email_in_use, may_own
+from leads.permissions import (
+    EMAIL_UNAVAILABLE,
+    OWNER_REFUSED,
+    default_owner,
+    email_in_use,
+    lead_access,
+    may_own,
+)
 from leads.profiles import email_error, lead_save_profile
 from leads.stages import lead_move_to_stage
 from scoring.explanation import lead_explanation
@@ -270,7 +278,7 @@ class LeadViewSet(RecordViewSet):
             return Lead.objects.none()
         return (
             Lead.objects.visible_to(user)
-            .select_related("company")
+            .select_related("company", "owner__team")
             .prefetch_related("product_interests")
         )
 
@@ -316,12 +324,20 @@ class LeadViewSet(RecordViewSet):
         request=TransitionSerializer,
         responses={
             200: LeadSerializer,
+            403: OpenApiResponse(
+                ErrorSerializer,
+                description="Only the lead's owner, their manager or an admin moves it; an "
+                "unassigned lead is taken first (as on the lead page).",
+            ),
             409: OpenApiResponse(ErrorSerializer, description="The lifecycle refuses the move."),
         },
     )
     @action(detail=True, methods=["post"], pagination_class=None, filter_backends=[])
     def transition(self, request: Request, pk: str | None = None) -> Response:
         lead = self.get_object()
+        refusal = lead_access(lead=lead, user=self.caller).refusal
+        if refusal:
+            raise PermissionDenied(refusal)
         move = TransitionSerializer(data=request.data)
         move.is_valid(raise_exception=True)
         try:

@@ -216,3 +216,25 @@ def test_rep_cannot_move_own_task_to_a_lead_nobody_took(rep):
     assert error_of(response)["message"] == LEAD_UNASSIGNED
     task.refresh_from_db()
     assert task.lead_id == own.pk
+
+
+def test_a_pool_lead_is_moved_through_the_api_only_once_taken_as_on_the_lead_page(rep):
+    pool = LeadFactory(owner=None)
+    api = token_client(rep)
+    url = f"/api/v1/leads/{pool.pk}/transition/"
+
+    refused = api.post(url, {"stage": "mql"}, format="json")
+
+    assert refused.status_code == 403
+    assert error_of(refused)["message"] == LEAD_UNASSIGNED
+    assert Lead.objects.get(pk=pool.pk).stage == "new"
+    page = Client()
+    page.force_login(rep)
+    in_browser = page.post(reverse("lead-change-stage", args=[pool.pk]), {"stage-stage": "mql"})
+    assert in_browser.status_code == 403
+
+    api.patch(f"/api/v1/leads/{pool.pk}/", {"owner": rep.pk}, format="json")
+    moved = api.post(url, {"stage": "mql"}, format="json")
+
+    assert moved.status_code == 200, moved.content
+    assert Lead.objects.get(pk=pool.pk).stage == "mql"
