@@ -23,7 +23,7 @@ from . import services
 from .forms import DigestPreferenceForm
 from .pages.catalogue import REPORTS, Report, key_facts
 from .queries.key_figures import key_figures
-from .scope import ReportFilterForm, ReportScope, may_see_reports, scope_from
+from .scope import ReportFilterForm, ReportScope, digest_eligible, may_see_reports, scope_from
 from .sql import report_reads
 from .tables import csv_response
 
@@ -129,4 +129,4 @@ def digest_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
 def _digest_context(
     request: AuthenticatedHttpRequest, form: DigestPreferenceForm
 ) -> dict[str, Any]:
-    return {"form": form, "receives": services.digest_eligible(user=request.user)}
+    return {"form": form, "receives": digest_eligible(user=request.user)}
