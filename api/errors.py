@@ -114,7 +114,8 @@ class ErrorDetailSerializer(serializers.Serializer):
     status = serializers.IntegerField(help_text="The HTTP status, repeated.")
     code = serializers.CharField(help_text="A stable, machine-readable code, e.g. invalid.")
     message = serializers.CharField(help_text="What went wrong, for people.")
-    fields = serializers.DictField(
+    # DRF's metaclass takes declared fields off the class: Serializer.fields stays whole.
+    fields = serializers.DictField(  # type: ignore[assignment]  # see above
         child=serializers.ListField(child=serializers.CharField()),
         help_text="Messages per invalid field; nested fields as dotted paths (items.3.type).",
     )

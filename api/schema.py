@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.validators import RegexValidator
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import Direction, OpenApiResponse
 from rest_framework import serializers
 
 from .errors import ErrorSerializer
@@ -18,7 +18,7 @@ WRITE_METHODS = ("POST", "PUT", "PATCH")
 class ApiAutoSchema(AutoSchema):
     """Adds the error answers (400 to 429) that apply, unless a view declared its own."""
 
-    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+    def _get_response_bodies(self, direction: Direction = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         for code, description in self._error_codes():
             if code not in responses:
@@ -74,7 +74,9 @@ class ApiAutoSchema(AutoSchema):
 
     def _honours_idempotency_key(self) -> bool:
         action = getattr(self.view, "action", None)
-        return bool(action) and getattr(getattr(self.view, action, None), "idempotent", False)
+        if not action:
+            return False
+        return getattr(getattr(self.view, action, None), "idempotent", False)
 
 
 def _empty_means_absent(parameters: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -85,7 +87,10 @@ def _empty_means_absent(parameters: list[dict[str, Any]]) -> list[dict[str, Any]
 
 def _decimal_request(field: serializers.DecimalField, schema: dict[str, Any]) -> dict[str, Any]:
     """An amount is answered as text ("12.50") and taken as text or as a JSON number,
-    with at most the field's digits before and after the point ("" for none when null)."""
+    with at most the field's digits before and after the point ("" for none when null).
+    A field without both bounds keeps drf-spectacular's schema (the models' have both)."""
+    if field.max_digits is None or field.decimal_places is None:
+        return schema
     whole, places = field.max_digits - field.decimal_places, field.decimal_places
     sign = "" if field.min_value is not None and field.min_value >= 0 else "-?"
     digits = rf"(?:\d{{1,{whole}}}(?:\.\d{{0,{places}}})?|\.\d{{1,{places}}})"

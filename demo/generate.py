@@ -29,7 +29,16 @@ from demo.people import (
     _place,
 )
 from demo.places import COUNTRIES, COUNTRY_WEIGHTS, NAMES
-from demo.rows import ActivityRow, CompanyRow, LeadBundle, LeadRow
+from demo.rows import (
+    ActivityRow,
+    CompanyRow,
+    DealRow,
+    LeadBundle,
+    LeadRow,
+    NoteRow,
+    StageChangeRow,
+    TaskRow,
+)
 from demo.sales_work import _follow_up
 from leads.models import (
     ActivityType,
@@ -183,7 +192,13 @@ def _finish(ctx: _Ctx, lead: LeadRow) -> None:
     changes = [(change.from_stage, change.to_stage) for change in lead.stage_changes]
     lead.furthest_step = furthest_step_of(lead.stage, changes)
     lead.deal_outcome = DealOutcome.of(deal.status for deal in lead.deals)
-    for row in (*lead.stage_changes, *lead.deals, *lead.tasks, *lead.notes):
+    children: list[StageChangeRow | DealRow | TaskRow | NoteRow] = [
+        *lead.stage_changes,
+        *lead.deals,
+        *lead.tasks,
+        *lead.notes,
+    ]
+    for row in children:
         row.lead = lead
 
 

@@ -179,7 +179,7 @@ def _person(ctx: _Ctx, lead: LeadRow, fit: float, company: CompanyRow | None) ->
     ]
     lead.seniority = _tilted(rng, seniorities, fit)
     by_department = TITLES[lead.seniority]
-    departments = [
+    departments: list[tuple[str, float, float]] = [
         (d, 8 if d == Department.EXECUTIVE else 3, DEPARTMENT_FIT[d]) for d in by_department
     ]
     if lead.seniority not in (Seniority.C_LEVEL, Seniority.STUDENT, Seniority.UNKNOWN):

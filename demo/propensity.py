@@ -190,8 +190,8 @@ def hidden_behaviour(activities: Iterable[tuple[str, str]]) -> float:
     says more than the tenth. Pricing visits, demo and quote requests, webinars and
     email clicks weigh most; opens barely; careers visits and unsubscribes subtract.
     """
-    counts = Counter(behaviour_signal(kind, url) for kind, url in activities)
-    counts.pop(None, None)
+    signals = (behaviour_signal(kind, url) for kind, url in activities)
+    counts = Counter(signal for signal in signals if signal is not None)
     return sum(BEHAVIOUR_WEIGHTS[signal] * math.log1p(n) for signal, n in counts.items())
 
 

@@ -62,6 +62,7 @@ def _column(f: models.Field[Any, Any], row_type: type) -> Column:
         read = _wall_clock
     else:
         read = _constant(f.get_default())
+    assert f.column is not None  # a concrete field's
     return Column(f.attname, f.column, read, _copy_text_for(f), on_row)
 
 
@@ -114,7 +115,9 @@ class CopyWriter:
         if with_ids:
             for row, pk in zip(rows, self._reserve_ids(model, len(rows)), strict=True):
                 row.id = pk
-            names.insert(0, model._meta.pk.column)
+            pk_column = model._meta.pk.column
+            assert pk_column is not None  # a concrete field's
+            names.insert(0, pk_column)
             prefix = _id_prefix
         buffer = io.StringIO()
         write = buffer.write

@@ -90,8 +90,8 @@ def team_numbers(*, manager: User, now: datetime) -> list[MemberNumbers]:
         .values("assignee")
         .annotate(total=Count("pk"))
     )
-    for row in overdue:
-        rows[row["assignee"]].overdue_tasks = row["total"]
+    for task_row in overdue:
+        rows[task_row["assignee"]].overdue_tasks = task_row["total"]
     return list(rows.values())
 
 

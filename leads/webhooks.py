@@ -83,11 +83,12 @@ def handoff_payload(*, handoff: HandOff, event: str, occurred_at: datetime) -> d
 
 
 def lead_summary(lead: Lead) -> dict[str, Any]:
+    company = lead.company
     return {
         "id": lead.pk,
         "name": lead.full_name,
         "email": lead.email,
-        "company": lead.company.name if lead.company_id else "",
+        "company": company.name if company is not None else "",
         "job_title": lead.job_title,
         "country": lead.country,
         "stage": lead.stage,

@@ -94,11 +94,11 @@ def as_text(value: str) -> str:
 def lead_context(lead: Lead, *, unsubscribe_url: str) -> dict[str, str]:
     """What a template may read: plain strings about the lead, its company and owner.
     The lead's own values are text (``as_text``), never links."""
-    owner = lead.owner
+    owner, company = lead.owner, lead.company
     return {
         "first_name": as_text(lead.first_name),
         "last_name": as_text(lead.last_name),
-        "company_name": as_text(lead.company.name) if lead.company_id else "",
+        "company_name": as_text(company.name) if company is not None else "",
         "owner_name": (owner.get_full_name() or owner.username) if owner else "",
         "owner_email": owner.email if owner else "",
         "unsubscribe_url": unsubscribe_url,
@@ -175,13 +175,14 @@ def render_email(
     only ones the click redirect goes to."""
     unsubscribe = unsubscribe_url(message_id)
     context = lead_context(lead, unsubscribe_url=unsubscribe)
-    links = TemplateLinks(message_id)
+    links = TemplateLinks()
     text = html = ""
     if body_html.strip():
         html = render(links.mark(body_html, html=True), context, html=True)
-        html = links.track(html, html=True)
+        html = links.track(html, message_id=message_id, html=True)
     if body_text.strip():
-        text = links.track(render(links.mark(body_text, html=False), context, html=False))
+        text = render(links.mark(body_text, html=False), context, html=False)
+        text = links.track(text, message_id=message_id)
     if text and unsubscribe not in text:
         text = f"{text.rstrip()}\n\n--\nUnsubscribe: {unsubscribe}\n"
     if html:
@@ -194,21 +195,21 @@ class TemplateLinks:
     """The links written in a message's template, and their tracked replacements.
 
     ``mark`` swaps each link of the template's own text for a placeholder before the
-    template is rendered; ``track`` swaps the placeholders, after rendering, for tracked
-    URLs. The placeholders carry a random nonce, so a lead's value cannot forge one.
+    template is rendered; ``track`` swaps the placeholders, after rendering, for the
+    message's tracked URLs. The placeholders carry a random nonce, so a lead's value
+    cannot forge one.
     """
 
-    def __init__(self, message_id: int | None = None) -> None:
-        self.message_id = message_id
+    def __init__(self) -> None:
         self.urls: list[str] = []
         self.nonce = secrets.token_hex(8)
 
     def mark(self, source: str, *, html: bool) -> str:
         return _in_template_text(source, HREF_RE if html else TEXT_URL_RE, self._placeholder)
 
-    def track(self, rendered: str, *, html: bool = False) -> str:
+    def track(self, rendered: str, *, message_id: int, html: bool = False) -> str:
         def tracked(match: re.Match[str]) -> str:
-            url = click_url(self.message_id, int(match.group(1)))
+            url = click_url(message_id, int(match.group(1)))
             return url.replace("&", "&amp;") if html else url
 
         return re.sub(rf"hotlist-link-{self.nonce}-(\d+)", tracked, rendered, flags=re.IGNORECASE)

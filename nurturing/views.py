@@ -128,6 +128,9 @@ def _event(data: Any) -> MailEvent:
         errors["detail"] = "Text."
     if errors:
         raise ValueError(errors)
+    # Checked above: a kind of BOUNCE_KINDS and an email address.
+    assert isinstance(kind, str)
+    assert isinstance(email, str)
     return MailEvent(kind, email, message_id, permanent, detail[:1000])
 
 

@@ -16,6 +16,7 @@ meanwhile sees the old rows or the new ones, never half.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Count, Exists, F, OuterRef
@@ -42,7 +43,7 @@ def _matches_sql() -> str:
     )
 
 
-def _counts_sql() -> tuple[str, tuple[object, ...]]:
+def _counts_sql() -> tuple[str, tuple[Any, ...]]:
     """Matches counted per model, rule, day of creation and owner, over the leads the
     model scores (the ones Rule effectiveness counts)."""
     scored = LeadScore.objects.filter(lead_id=OuterRef("lead_id"), model_id=OuterRef("model_id"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from django import forms
 from django.db.models import Exists, OuterRef, QuerySet
@@ -96,8 +96,12 @@ class ReportFilterForm(forms.Form):
         super().__init__(data, *args, **kwargs)
         self.user = user
         people = [user, *teammates_of(user)] if user.role != Role.REP else [user]
-        self.fields["owner"].choices = [("", "Anyone")] + [(str(p.pk), str(p)) for p in people]
-        self.fields["team"].queryset = teams_for(user)
+        owner = self.fields["owner"]
+        assert isinstance(owner, forms.ChoiceField)
+        owner.choices = [("", "Anyone")] + [(str(p.pk), str(p)) for p in people]
+        team = self.fields["team"]
+        assert isinstance(team, forms.ModelChoiceField)
+        team.queryset = teams_for(user)
         if user.role == Role.REP:
             del self.fields["team"]
             del self.fields["owner"]
@@ -106,7 +110,8 @@ class ReportFilterForm(forms.Form):
         return " ".join(self.cleaned_data["campaign"].split())
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         start, end = data.get("date_from"), data.get("date_to")
         if start and end and start > end:
             self.add_error("date_to", "Make this on or after the start of the range.")
@@ -114,6 +119,12 @@ class ReportFilterForm(forms.Form):
             self.add_error("date_from", "Choose a range of five years at most.")
         data["basis"] = data.get("basis") or BASIS_CREATED
         return data
+
+
+class LeadPk(TypedDict):
+    """A row of ``values("pk")`` over leads: what a subquery of lead ids yields."""
+
+    pk: int
 
 
 @dataclass(frozen=True)
@@ -157,7 +168,7 @@ class ReportScope:
         return timezone.localdate(self.end - dt.timedelta(days=1))
 
     @property
-    def lead_ids(self) -> QuerySet[Lead]:
+    def lead_ids(self) -> QuerySet[Lead, LeadPk]:
         return self.leads.order_by().values("pk")
 
     @property

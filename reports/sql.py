@@ -9,7 +9,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import FloatField, Func, QuerySet
+from django.db.models.sql.compiler import SQLCompiler
 
 
 def seconds_between(end: str, start: str) -> str:
@@ -103,7 +105,15 @@ class EpochSeconds(Func):
     output_field = FloatField()
     arity = 2
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+    def as_sql(
+        self,
+        compiler: SQLCompiler,
+        connection: BaseDatabaseWrapper,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> tuple[str, tuple[str | int, ...]]:
         end_sql, end_params = compiler.compile(self.source_expressions[0])
         start_sql, start_params = compiler.compile(self.source_expressions[1])
-        return seconds_between(end_sql, start_sql), [*end_params, *start_params]
+        return seconds_between(end_sql, start_sql), (*end_params, *start_params)

@@ -12,17 +12,18 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from crm.http import AuthenticatedHttpRequest
 from crm.models import User
 
 from . import services
 from .forms import DigestPreferenceForm
 from .pages.catalogue import REPORTS, Report, key_facts
 from .queries.key_figures import key_figures
-from .scope import ReportFilterForm, ReportScope, may_see_reports, scope_from
+from .scope import ReportFilterForm, ReportScope, digest_eligible, may_see_reports, scope_from
 from .sql import report_reads
 from .tables import csv_response
 
@@ -32,13 +33,13 @@ def _require_reader(user: User) -> None:
         raise PermissionDenied("Reports are for sales and marketing.")
 
 
-def _filters(request: HttpRequest) -> tuple[ReportFilterForm, ReportScope | None]:
+def _filters(request: AuthenticatedHttpRequest) -> tuple[ReportFilterForm, ReportScope | None]:
     form = ReportFilterForm(request.GET, user=request.user)
     return form, scope_from(form) if form.is_valid() else None
 
 
 def _context(
-    request: HttpRequest, form: ReportFilterForm, scope: ReportScope | None
+    request: AuthenticatedHttpRequest, form: ReportFilterForm, scope: ReportScope | None
 ) -> dict[str, Any]:
     query = request.GET.copy()
     for name in ("format", "table"):
@@ -53,7 +54,7 @@ def _context(
 
 @login_required
 @require_GET
-def report_index(request: HttpRequest) -> HttpResponse:
+def report_index(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The key figures of the range and the links to every report."""
     _require_reader(request.user)
     form, scope = _filters(request)
@@ -68,7 +69,7 @@ def report_index(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def report_page(request: HttpRequest, slug: str) -> HttpResponse:
+def report_page(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     _require_reader(request.user)
     report = REPORTS.get(slug)
     if report is None:
@@ -99,12 +100,15 @@ def _export(report: Report, page: Any, key: str | None, scope: ReportScope) -> H
 
 
 def _errors_text(form: ReportFilterForm) -> str:
-    return "\n".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+    return "\n".join(
+        f"{name}: {' '.join(str(error) for error in errors)}"
+        for name, errors in form.errors.items()
+    )
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def digest_settings(request: HttpRequest) -> HttpResponse:
+def digest_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Whether the signed-in person receives the weekly digest."""
     _require_reader(request.user)
     current = services.digest_wanted(user=request.user)
@@ -122,5 +126,7 @@ def digest_settings(request: HttpRequest) -> HttpResponse:
     return render(request, "reports/digest.html", _digest_context(request, form))
 
 
-def _digest_context(request: HttpRequest, form: DigestPreferenceForm) -> dict[str, Any]:
-    return {"form": form, "receives": services.digest_eligible(user=request.user)}
+def _digest_context(
+    request: AuthenticatedHttpRequest, form: DigestPreferenceForm
+) -> dict[str, Any]:
+    return {"form": form, "receives": digest_eligible(user=request.user)}

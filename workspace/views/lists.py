@@ -14,13 +14,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
+from crm.http import AuthenticatedHttpRequest
 from crm.models import User
 from leads.models import Band, Stage
 from leads.permissions import teammates_of
@@ -93,22 +94,27 @@ class LeadBulkForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.user = user
         actions = bulk.bulk_actions_for(user)
-        self.fields["action"].choices = [("", "Choose an action"), *actions]
+        action_field = self.fields["action"]
+        assert isinstance(action_field, forms.ChoiceField)
+        action_field.choices = [("", "Choose an action"), *actions]
         choices = [(user.pk, f"Me ({user})")]
         if any(action == bulk.BULK_ASSIGN for action, _ in actions):
-            people = teammates_of(user) if people is None else people
-            choices += [(person.pk, str(person)) for person in people]
-        self.fields["owner"].choices = [("", "Choose a person"), *choices]
+            team = teammates_of(user) if people is None else people
+            choices += [(person.pk, str(person)) for person in team]
+        owner = self.fields["owner"]
+        assert isinstance(owner, forms.ChoiceField)
+        owner.choices = [("", "Choose a person"), *choices]
         if any(action == bulk.BULK_NURTURE for action, _ in actions):
-            self.fields["sequence"].queryset = (
-                NurtureSequence.objects.active().order_by("name").only("pk", "name")
-            )
-            self.fields["sequence"].empty_label = "Choose a sequence"
+            sequence = self.fields["sequence"]
+            assert isinstance(sequence, forms.ModelChoiceField)
+            sequence.queryset = NurtureSequence.objects.active().order_by("name").only("pk", "name")
+            sequence.empty_label = "Choose a sequence"
         else:
             del self.fields["sequence"]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         action = data.get("action")
         data["lead_ids"] = self._lead_ids()
         if action == bulk.BULK_ASSIGN and not data.get("owner"):
@@ -168,7 +174,9 @@ def _columns(query: QueryDict, sort: str) -> dict[str, dict[str, str]]:
     return columns
 
 
-def list_context(request: HttpRequest, *, bulk_form: LeadBulkForm | None = None) -> dict:
+def list_context(
+    request: AuthenticatedHttpRequest, *, bulk_form: LeadBulkForm | None = None
+) -> dict:
     """What the list page and its partial show, for the filters in the query string."""
     user = request.user
     people = list(teammates_of(user))
@@ -235,12 +243,12 @@ def lead_row(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _wants_partial(request: HttpRequest) -> bool:
-    htmx = getattr(request, "htmx", None)
+def _wants_partial(request: AuthenticatedHttpRequest) -> bool:
+    htmx = request.htmx
     return bool(htmx) and not htmx.history_restore_request and not htmx.boosted
 
 
-def _render(request: HttpRequest, context: dict, *, status: int = 200) -> HttpResponse:
+def _render(request: AuthenticatedHttpRequest, context: dict, *, status: int = 200) -> HttpResponse:
     partial = _wants_partial(request)
     template = "workspace/_lead_rows.html" if partial else "workspace/lead_list.html"
     response = render(request, template, {**context, "partial": partial}, status=status)
@@ -250,7 +258,7 @@ def _render(request: HttpRequest, context: dict, *, status: int = 200) -> HttpRe
 
 @login_required
 @require_GET
-def lead_list(request: HttpRequest) -> HttpResponse:
+def lead_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The leads the user can see, hottest first unless sorted otherwise."""
     context = list_context(request)
     return _render(request, context, status=400 if context["form"].errors else 200)
@@ -258,7 +266,7 @@ def lead_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def lead_bulk(request: HttpRequest) -> HttpResponse:
+def lead_bulk(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Run a bulk action on the selected leads, then show the list with its outcome.
 
     The list's filters ride along in the query string so the person lands back on the

@@ -14,12 +14,13 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, QuerySet, Sum
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
+from crm.http import AuthenticatedHttpRequest
 from crm.models import User
 from leads.models import (
     ALLOWED_TRANSITIONS,
@@ -68,7 +69,7 @@ class MoveForm(forms.Form):
     reason = forms.CharField(required=False, max_length=200)
 
 
-def _board_leads(request: HttpRequest) -> tuple[forms.Form, QuerySet[Lead], str]:
+def _board_leads(request: AuthenticatedHttpRequest) -> tuple[forms.Form, QuerySet[Lead], str]:
     query = request.GET.copy()
     for name in list(query):
         if name not in BOARD_FILTERS:
@@ -85,8 +86,8 @@ def pipeline_columns(*, leads: QuerySet[Lead], user: User, query: str) -> list[C
     for row in leads.order_by().values("stage").annotate(n=Count("pk")):
         columns[Stage(row["stage"])].count = row["n"]
     deals = Deal.objects.filter(status=DealStatus.OPEN, lead__in=leads.order_by().values("pk"))
-    for row in deals.order_by().values("lead__stage").annotate(total=Sum("amount")):
-        columns[Stage(row["lead__stage"])].open_total = row["total"] or Decimal(0)
+    for deal_row in deals.order_by().values("lead__stage").annotate(total=Sum("amount")):
+        columns[Stage(deal_row["lead__stage"])].open_total = deal_row["total"] or Decimal(0)
     hottest = leads.select_related("company", "owner__team").order_by("-score", "-id")
     for column in columns.values():
         rows = hottest.filter(stage=column.stage)[:CARDS_PER_COLUMN] if column.count else []
@@ -102,10 +103,9 @@ def _card(lead: Lead, user: User) -> Card:
     return Card(lead=lead, targets=targets, may_move=not why_not_act(lead=lead, user=user))
 
 
-def _render(request: HttpRequest, *, status: int = 200) -> HttpResponse:
+def _render(request: AuthenticatedHttpRequest, *, status: int = 200) -> HttpResponse:
     form, leads, query = _board_leads(request)
-    htmx = getattr(request, "htmx", None)
-    partial = bool(htmx) and not htmx.history_restore_request
+    partial = bool(request.htmx) and not request.htmx.history_restore_request
     context = {
         "form": form,
         "board_fields": [form[name] for name in ("owner", "band", "source")],
@@ -121,14 +121,14 @@ def _render(request: HttpRequest, *, status: int = 200) -> HttpResponse:
 
 @login_required
 @require_GET
-def pipeline(request: HttpRequest) -> HttpResponse:
+def pipeline(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The leads the user can see, by stage."""
     return _render(request)
 
 
 @login_required
 @require_POST
-def pipeline_move(request: HttpRequest) -> HttpResponse:
+def pipeline_move(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Move one card to another stage; a refused move answers 400 with the reason.
 
     A lead outside the user's view is a 404, whatever its id.
@@ -154,8 +154,7 @@ def pipeline_move(request: HttpRequest) -> HttpResponse:
         messages.error(request, f"{lead} stays in {lead.get_stage_display()}: {why}")
         return _render(request, status=400)
     messages.success(request, f"{lead} moved to {stage.label}.")
-    htmx = getattr(request, "htmx", None)
-    if htmx:
+    if request.htmx:
         return _render(request)
     query = request.GET.urlencode()
     return redirect(reverse("pipeline") + (f"?{query}" if query else ""))

@@ -98,6 +98,8 @@ class Command(BaseCommand):
         """Install the starter model and score the new world once, in this process."""
         model = seed_starter_model()
         job = model_rescore_in_process(model=model, reason="Demo world seeded")
+        if job is None:
+            raise CommandError("Another rescore of the starter model claimed its job first.")
         # The world is being built and nothing else writes yet, so every stored activity
         # has just been applied: close the outbox instead of leaving it to the sweeper.
         Activity.objects.filter(scored_at__isnull=True).update(scored_at=timezone.now())
