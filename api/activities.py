@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import cached_property
 from typing import Any
 
 import django_filters
@@ -70,7 +71,8 @@ ACTIVITY_READ_ONLY = ["received_at", "created_by", "scored_at"]
 
 class ActivitySerializer(StrictFieldsMixin, ActivityFieldsMixin, serializers.ModelSerializer):
     lead = VisibleLeadField()
-    source = serializers.CharField(max_length=50, default="api")
+    # The field named "source", not ``Field.source``: DRF takes declared fields off the class.
+    source = serializers.CharField(max_length=50, default="api")  # type: ignore[assignment]
 
     class Meta:
         model = Activity
@@ -85,7 +87,8 @@ class BatchLeadField(serializers.IntegerField):
 
     default_error_messages = {"does_not_exist": LEAD_NOT_VISIBLE}
 
-    def to_internal_value(self, data: Any) -> Lead:
+    # It answers the loaded lead, as a PrimaryKeyRelatedField does, not the number.
+    def to_internal_value(self, data: Any) -> Lead:  # type: ignore[override]
         pk = super().to_internal_value(data)
         lead = self._visible_leads().get(pk) if is_id(pk) else None
         if lead is None:
@@ -94,15 +97,7 @@ class BatchLeadField(serializers.IntegerField):
 
     def _visible_leads(self) -> dict[int, Lead]:
         root = self.root
-        if not hasattr(root, "visible_leads"):
-            items = root.initial_data.get("activities") or []
-            wanted = {
-                int(item["lead"])
-                for item in items
-                if isinstance(item, dict) and is_id(item.get("lead", ""))
-            }
-            user = root.context["request"].user
-            root.visible_leads = Lead.objects.visible_to(user).in_bulk(wanted)
+        assert isinstance(root, BulkActivitySerializer)
         return root.visible_leads
 
 
@@ -110,13 +105,25 @@ class BulkActivityItemSerializer(
     StrictFieldsMixin, ActivityFieldsMixin, serializers.ModelSerializer
 ):
     lead = BatchLeadField(help_text="The id of a lead you can see.")
-    source = serializers.CharField(max_length=50, default="api")
+    # The field named "source", not ``Field.source``: DRF takes declared fields off the class.
+    source = serializers.CharField(max_length=50, default="api")  # type: ignore[assignment]
 
     class Meta:
         model = Activity
         fields = [f for f in ACTIVITY_FIELDS if f not in ("id", *ACTIVITY_READ_ONLY)]
         # A key stored before is answered with the stored activity, not refused.
         validators: list[Any] = []
+
+
+def _visible_leads(data: Any, user: User) -> dict[int, Lead]:
+    """The leads a batch names that the user can see, by id, in one query."""
+    items = data.get("activities") if isinstance(data, dict) else None
+    wanted = {
+        int(item["lead"])
+        for item in (items if isinstance(items, list) else [])
+        if isinstance(item, dict) and is_id(item.get("lead", ""))
+    }
+    return Lead.objects.visible_to(user).in_bulk(wanted)
 
 
 class BulkActivitySerializer(StrictFieldsMixin, serializers.Serializer):
@@ -129,15 +136,23 @@ class BulkActivitySerializer(StrictFieldsMixin, serializers.Serializer):
         any other goes through the fields, which name every bad item and convert the
         values a plain check leaves alone. Both give the same validated items, except
         that a plain item names its lead by ``lead_id`` rather than a loaded ``lead``."""
-        user = self.context["request"].user
-        items = PlainBatch(self.fields["activities"].child.fields).items(data, user=user)
+        user = caller(self.context["request"])
+        activities = self.fields["activities"]
+        assert isinstance(activities, serializers.ListSerializer)
+        assert isinstance(activities.child, serializers.Serializer)
+        items = PlainBatch(activities.child.fields).items(data, user=user)
         if items is not None:
             return {"activities": items}
         return super().to_internal_value(data)
 
+    @cached_property
+    def visible_leads(self) -> dict[int, Lead]:
+        """The batch's leads the caller can see, which its items' lead fields read."""
+        return _visible_leads(self.initial_data, caller(self.context["request"]))
+
     def validate_activities(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         errors = {
-            index: {"idempotency_key": [f"Repeats the idempotency key of item {first}."]}
+            str(index): {"idempotency_key": [f"Repeats the idempotency key of item {first}."]}
             for index, first in repeated_keys(items).items()
         }
         if errors:
@@ -147,7 +162,8 @@ class BulkActivitySerializer(StrictFieldsMixin, serializers.Serializer):
 
 class RejectedItemSerializer(serializers.Serializer):
     index = serializers.IntegerField(help_text="The item's position in the batch.")
-    fields = serializers.DictField(
+    # The field named "fields", as in the error shape; DRF takes it off the class.
+    fields = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
         help_text="Messages per invalid field of the item (nested ones as dotted paths).",
     )
@@ -178,8 +194,8 @@ def _item_errors(errors: Any) -> dict[int, Any] | None:
     if set(errors) != {"activities"}:
         return None
     detail = errors["activities"]
-    if isinstance(detail, dict) and all(isinstance(key, int) for key in detail):
-        return dict(detail)
+    if isinstance(detail, dict) and all(str(key).isdigit() for key in detail):
+        return {int(key): error for key, error in detail.items()}
     if isinstance(detail, list) and all(isinstance(item, dict) for item in detail):
         return {index: item for index, item in enumerate(detail) if item}
     return None
@@ -194,9 +210,10 @@ def validated_batch(
     refused (a repeated key is only looked for once every item is valid on its own). A body
     that is wrong as a whole, or whose every item is refused, raises the 400 naming each.
     """
-    raw = data.get("activities") if isinstance(data, dict) else None
-    positions = list(range(len(raw))) if isinstance(raw, list) else []
-    rejected: dict[int, Any] = {}
+    given = data.get("activities") if isinstance(data, dict) else None
+    raw: list[Any] = given if isinstance(given, list) else []
+    positions = list(range(len(raw)))
+    rejected: dict[int, Any] = {}  # by position in the batch
     while True:
         body = {**data, "activities": [raw[p] for p in positions]} if rejected else data
         batch = BulkActivitySerializer(data=body, context=context)
@@ -208,7 +225,8 @@ def validated_batch(
         rejected.update({positions[index]: error for index, error in errors.items()})
         positions = [p for index, p in enumerate(positions) if index not in errors]
         if not positions:
-            raise serializers.ValidationError({"activities": dict(sorted(rejected.items()))})
+            by_position = {str(p): error for p, error in sorted(rejected.items())}
+            raise serializers.ValidationError({"activities": by_position})
 
 
 class ActivityFilter(django_filters.FilterSet):
@@ -282,7 +300,10 @@ class ActivityViewSet(
     ordering = ("-occurred_at", "-id")
 
     def get_queryset(self) -> QuerySet[Activity]:
-        return Activity.objects.filter(lead__in=Lead.objects.visible_to(self.request.user))
+        user = self.request.user
+        if not isinstance(user, User):  # the schema generator looks without a user
+            return Activity.objects.none()
+        return Activity.objects.filter(lead__in=Lead.objects.visible_to(user))
 
     @extend_schema(
         summary="Record an activity",
@@ -297,7 +318,7 @@ class ActivityViewSet(
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        (pk,), duplicates = _record([dict(serializer.validated_data)], by=request.user)
+        (pk,), duplicates = _record([dict(serializer.validated_data)], by=caller(request))
         created = not duplicates
         activity = Activity.objects.get(pk=pk)
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
@@ -317,7 +338,9 @@ class ActivityViewSet(
         items = request.data.get("activities") if isinstance(request.data, dict) else None
         if isinstance(items, list) and len(items) > BULK_MAX:
             raise PayloadTooLarge(f"Send at most {BULK_MAX} activities per request.")
-        valid, positions, rejected = validated_batch(request.data, self.get_serializer_context())
+        valid, positions, rejected = validated_batch(
+            request.data, dict(self.get_serializer_context())
+        )
         stored, duplicates = _record(valid, by=caller(request))
         ids: list[int | None] = [None] * (len(positions) + len(rejected))
         for position, pk in zip(positions, stored, strict=True):
