@@ -13,6 +13,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.functional import cached_property
 
+from .webhook_http import WebhookURLError, webhook_url_check
+
 
 class Role(models.TextChoices):
     """The four kinds of people who use Hotlist; each is a Django group of the same label."""
@@ -256,8 +258,6 @@ class TeamWebhook(models.Model):
         return f"{self.name} ({self.team})"
 
     def clean(self) -> None:
-        from .webhook_http import WebhookURLError, webhook_url_check
-
         unknown = set(self.events or []) - set(default_webhook_events())
         if not isinstance(self.events, list) or unknown:
             raise ValidationError({"events": "Choose events from the list."})

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from celery import Task
+from celery import Task, current_app
 from django.db import InterfaceError as DatabaseInterfaceError
 from django.db import OperationalError as DatabaseOperationalError
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -73,8 +73,11 @@ broker = Breaker("broker")
 shared_cache = Breaker("cache")
 
 
-def task_enqueue(task: Task, *args: Any, what: str, **kwargs: Any) -> bool:
-    """Send ``task`` with the arguments; whether it was sent.
+def task_enqueue(task: Task | str, *args: Any, what: str, **kwargs: Any) -> bool:
+    """Send ``task`` (a task, or its registered name) with the arguments; whether it was sent.
+
+    Services name their tasks ("leads.tasks.handoff_assign"): a tasks module imports the
+    services it wraps, so a service importing it back would make a cycle.
 
     Call after commit, for work whose row a beat sweeper finds again: when the broker
     cannot be reached (or timed out moments ago) the failure is logged (``what`` names the
@@ -84,6 +87,8 @@ def task_enqueue(task: Task, *args: Any, what: str, **kwargs: Any) -> bool:
     if broker.open():
         log.warning("%s not queued: the broker timed out moments ago", what)
         return False
+    if isinstance(task, str):
+        task = current_app.tasks[task]
     started = time.monotonic()
     try:
         task.delay(*args, **kwargs)

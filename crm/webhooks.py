@@ -97,9 +97,9 @@ def webhook_delivery_enqueue(*, delivery_id: int) -> bool:
     When the broker cannot be reached the delivery stays pending and the retry sweeper
     queues it once the broker is back. Returns whether it was queued.
     """
-    from .tasks import webhook_deliver as deliver_task
-
-    return task_enqueue(deliver_task, delivery_id, what=f"Webhook delivery {delivery_id}")
+    return task_enqueue(
+        "crm.tasks.webhook_deliver", delivery_id, what=f"Webhook delivery {delivery_id}"
+    )
 
 
 def webhook_retry_due(*, now: datetime | None = None) -> int:

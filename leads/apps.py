@@ -7,6 +7,7 @@ class LeadsConfig(AppConfig):
     verbose_name = "Leads"
 
     def ready(self) -> None:
+        from . import tasks  # noqa: F401  (registered: services queue them by name)
         from .checks import check_handoff_settings
         from .handoff_assignment import handoff_on_stage_changed
         from .sales_feedback import handoff_on_activity_recorded

@@ -70,9 +70,7 @@ def handoff_open(*, lead: Lead, change: StageChange) -> HandOff:
 def handoff_assign_request(*, handoff_id: int) -> bool:
     """Queue the assignment; call after commit. A broker outage is logged, and beat's
     ``handoff_resume_stalled`` queues the hand-off again later."""
-    from .tasks import handoff_assign as assign_task
-
-    return task_enqueue(assign_task, handoff_id, what=f"Hand-off {handoff_id}")
+    return task_enqueue("leads.tasks.handoff_assign", handoff_id, what=f"Hand-off {handoff_id}")
 
 
 # --- Assigning -----------------------------------------------------------------------

@@ -79,10 +79,8 @@ def notify(
 
 
 def _queue_email(notification_id: int) -> None:
-    from .tasks import send_notification_email
-
     what = f"Email of notification {notification_id}"
-    task_enqueue(send_notification_email, notification_id, what=what)
+    task_enqueue("leads.tasks.send_notification_email", notification_id, what=what)
 
 
 def lead_notify_surge(*, lead_id: int, points: float, hours: int) -> bool:

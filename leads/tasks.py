@@ -8,6 +8,9 @@ from smtplib import SMTPException
 from celery import shared_task
 from django.db import OperationalError as DatabaseOperationalError
 
+from . import handoff_assignment
+from .handoff_escalation import handoffs_escalate_overdue
+from .notifications import notification_email_send, notifications_email_resume
 from .tracking_ingest import pending_events_purge
 
 logger = logging.getLogger(__name__)
@@ -28,16 +31,12 @@ def purge_pending_events() -> int:
 @shared_task(autoretry_for=(DatabaseOperationalError,), retry_backoff=True, max_retries=5)
 def handoff_assign(handoff_id: int) -> bool:
     """Assign, task and notify one hand-off; repeated runs do nothing more."""
-    from .handoff_assignment import handoff_assign as assign
-
-    return assign(handoff_id=handoff_id) is not None
+    return handoff_assignment.handoff_assign(handoff_id=handoff_id) is not None
 
 
 @shared_task
 def handoff_escalate_overdue() -> int:
     """Beat: escalate the hand-offs past their SLA to the owners' managers."""
-    from .handoff_escalation import handoffs_escalate_overdue
-
     escalated = handoffs_escalate_overdue()
     if escalated:
         logger.info("Escalated %s overdue hand-offs", escalated)
@@ -47,16 +46,12 @@ def handoff_escalate_overdue() -> int:
 @shared_task
 def handoff_resume_stalled() -> int:
     """Beat: queue again the hand-offs whose assignment message was lost."""
-    from .handoff_assignment import handoffs_resume_stalled
-
-    return handoffs_resume_stalled()
+    return handoff_assignment.handoffs_resume_stalled()
 
 
 @shared_task
 def notification_email_resume() -> int:
     """Beat: queue again the notification emails whose message was lost."""
-    from .notifications import notifications_email_resume
-
     return notifications_email_resume()
 
 
@@ -68,6 +63,4 @@ def notification_email_resume() -> int:
 )
 def send_notification_email(notification_id: int) -> bool:
     """Email one notification, once."""
-    from .notifications import notification_email_send
-
     return notification_email_send(notification_id=notification_id)

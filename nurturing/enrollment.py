@@ -254,9 +254,7 @@ def lead_sync(*, lead_id: int, now: dt.datetime | None = None) -> Enrollment | N
 
 def lead_sync_request(*, lead_id: int) -> None:
     """Queue ``lead_sync``; a broker outage is logged and the hourly sweep catches up."""
-    from .tasks import sync_lead
-
-    task_enqueue(sync_lead, lead_id, what=f"Nurture sync of lead {lead_id}")
+    task_enqueue("nurturing.tasks.sync_lead", lead_id, what=f"Nurture sync of lead {lead_id}")
 
 
 def sequences_enroll_matching(*, now: dt.datetime | None = None) -> int:

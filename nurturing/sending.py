@@ -39,11 +39,11 @@ class TransientSendError(Exception):
 def messages_send_request(*, message_ids: list[int]) -> int:
     """Queue the messages on the email queue; how many were queued. A broker outage is
     logged: beat's ``messages_resume_stalled`` queues them again."""
-    from .tasks import send_message
-
     queued = 0
     for message_id in message_ids:
-        if not task_enqueue(send_message, message_id, what=f"Nurture message {message_id}"):
+        if not task_enqueue(
+            "nurturing.tasks.send_message", message_id, what=f"Nurture message {message_id}"
+        ):
             break
         queued += 1
     return queued

@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from .bulk_awards import engagement_awards_sql, fit_awards_sql
 from .bulk_ledger import apply_diff
+from .bulk_scope import Scope
 from .bulk_states import mark_surges, materialize, recompute_states
 from .rules import ENGAGEMENT, FIT, RuleSpec
 from .ruleset import CompiledModel
@@ -107,20 +108,6 @@ def refresh_statistics() -> list[str]:
         for name in stale:
             cursor.execute(f"ANALYZE {connection.ops.quote_name(name)}")
     return stale
-
-
-@dataclass(frozen=True)
-class Scope:
-    """One id range of one model at one moment: what every statement of a rescore shares."""
-
-    model: CompiledModel
-    segment: str
-    segment_params: list[Any]
-    lo: int
-    hi: int
-    now: datetime
-    rule_ids: set[int] | None
-    leads: list[int] | None = None  # only these leads of the range (locked), or all
 
 
 @dataclass

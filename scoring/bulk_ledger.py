@@ -4,10 +4,9 @@ lacks, in one statement; and how its statements tell an entry that is still acti
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .bulk import Scope
+from .bulk_scope import Scope
 
 # "Not reversed", two ways. A reversal has its entry's lead, so both name the lead and
 # read the partial index entry_reversals_idx (lead, reversal_of).

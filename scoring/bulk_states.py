@@ -5,14 +5,12 @@ score copied onto the lead, with the formula of ``scoring.engine.state_from``.""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .bulk_ledger import REVERSAL_PROBE
+from .bulk_scope import Scope
 from .decay import decay_params, decay_sql
 from .ruleset import CompiledModel
-
-if TYPE_CHECKING:
-    from .bulk import Scope
 
 
 def _score_columns(model: CompiledModel, now: datetime) -> tuple[str, list[Any]]:

@@ -36,11 +36,11 @@ def pending_scoring_request(*, lead_id: int) -> bool:
     the request that stored them still succeeds, and the sweeper scores them once it is
     back. Without the cache the drain is queued unmarked (a second drain finds nothing).
     """
-    from .tasks import score_lead
-
     if not _drain_mark(lead_id):
         return False
-    if task_enqueue(score_lead, lead_id, pending_only=True, what=f"Scoring of lead {lead_id}"):
+    if task_enqueue(
+        "scoring.tasks.score_lead", lead_id, pending_only=True, what=f"Scoring of lead {lead_id}"
+    ):
         return True
     _drain_unmark()
     return False
@@ -75,9 +75,7 @@ def lead_score_request(*, lead_id: int) -> bool:
     When the broker cannot be reached the change stays saved and the failure is logged;
     the recorded ``ProfileRescore`` brings the lead to the sweeper.
     """
-    from .tasks import score_lead
-
-    return task_enqueue(score_lead, lead_id, what=f"Rescore of lead {lead_id}")
+    return task_enqueue("scoring.tasks.score_lead", lead_id, what=f"Rescore of lead {lead_id}")
 
 
 def pending_drain(*, lead_id: int | None = None, seconds: float = DRAIN_SECONDS) -> int:

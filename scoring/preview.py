@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from leads.models import Lead, Stage
+from leads.models import Deal, Lead, Stage
 
 from .engine import Batch, LeadResult, batch_awards
 from .lead_scoring import AUTO_QUALIFIABLE
@@ -91,8 +91,6 @@ def _would_move(lead: Lead, score: int, model: CompiledModel) -> bool:
 
 def _lead_outcomes() -> dict[int, str]:
     """Won for leads with a won deal, lost for leads whose deals were all lost."""
-    from leads.models import Deal
-
     outcomes: dict[int, str] = {}
     for lead_id, status in Deal.objects.exclude(status="open").values_list("lead_id", "status"):
         if status == "won" or lead_id not in outcomes:

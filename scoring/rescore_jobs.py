@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -16,6 +17,7 @@ from django.utils import timezone
 from crm.resilience import task_enqueue
 from leads.models import Lead
 
+from .bulk import refresh_statistics, rescore_range
 from .engine import LeadResult
 from .lead_scoring import announce, leads_score, result_react
 from .lead_sets import CHUNK_SIZE, chunks, lead_id_ranges, segment_lead_ids
@@ -42,9 +44,7 @@ def rescore_job_start(
 
 def rescore_job_request(*, job_id: int) -> bool:
     """Queue the job's run; call after commit. Whether it was queued."""
-    from .tasks import rescore_model
-
-    return task_enqueue(rescore_model, job_id, what=f"Rescore job {job_id}")
+    return task_enqueue("scoring.tasks.rescore_model", job_id, what=f"Rescore job {job_id}")
 
 
 RESCORE_STALLED_AFTER = timedelta(minutes=5)
@@ -113,8 +113,6 @@ def rescore_job_ranges(job: RescoreJob) -> list[tuple[int, int]]:
 
 
 def _rescore_ranges_queue(job: RescoreJob, in_process: bool) -> None:
-    from .tasks import rescore_range
-
     ranges = rescore_job_ranges(job)
     RescoreJob.objects.filter(pk=job.pk).update(total=Lead.objects.count(), ranges=len(ranges))
     if not ranges:
@@ -124,7 +122,7 @@ def _rescore_ranges_queue(job: RescoreJob, in_process: bool) -> None:
         if in_process:
             rescore_job_range(job_id=job.pk, lo=lo, hi=hi)
         else:
-            rescore_range.delay(job.pk, lo, hi)
+            current_app.tasks["scoring.tasks.rescore_range"].delay(job.pk, lo, hi)
 
 
 def rescore_job_range(*, job_id: int, lo: int, hi: int) -> bool:
@@ -134,8 +132,6 @@ def rescore_job_range(*, job_id: int, lo: int, hi: int) -> bool:
     Returns False, doing nothing, when the job is no longer running (it failed, or was
     deleted). Running a range twice changes nothing the second time.
     """
-    from .bulk import refresh_statistics, rescore_range
-
     job = (
         RescoreJob.objects.select_related("model", "rule")
         .filter(pk=job_id, status=RescoreStatus.RUNNING)

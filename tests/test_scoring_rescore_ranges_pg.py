@@ -12,6 +12,7 @@ import pytest
 from django.db import connections
 
 from leads.models import Activity, Lead
+from scoring import rescore_jobs
 from scoring.lead_scoring import leads_score
 from scoring.models import RescoreJob, RescoreStatus, ScoreEntry
 from scoring.rescore_jobs import (
@@ -112,9 +113,7 @@ def test_a_failing_range_fails_the_job_and_later_ranges_skip(db, settings, monke
     rule.save()
     job = RescoreJob.objects.create(model=model, reason="test")
 
-    from scoring import bulk
-
-    real = bulk.rescore_range
+    real = rescore_jobs.rescore_range
     calls = []
 
     def second_fails(**kwargs):
@@ -123,7 +122,7 @@ def test_a_failing_range_fails_the_job_and_later_ranges_skip(db, settings, monke
             raise RuntimeError("disk full")
         return real(**kwargs)
 
-    monkeypatch.setattr(bulk, "rescore_range", second_fails)
+    monkeypatch.setattr(rescore_jobs, "rescore_range", second_fails)
 
     # When it runs (the ranges run eagerly, in order)
     with pytest.raises(RuntimeError, match="disk full"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -12,6 +12,8 @@ from django.db.models import Case, Exists, F, IntegerField, Max, OuterRef, Q, Su
 from django.db.models.functions import Coalesce, Greatest, Lower
 from django.urls import reverse
 from django.utils import timezone
+
+from crm.models import Role, User
 
 from ..custom_fields import CustomFieldDefinition
 from .company import Company
@@ -39,9 +41,6 @@ from .stage import (
     funnel_step,
 )
 
-if TYPE_CHECKING:
-    from crm.models import User
-
 
 def normalize_email(email: str) -> str:
     """One spelling per mailbox: surrounding blanks dropped, the whole address lower-cased."""
@@ -52,8 +51,6 @@ class LeadQuerySet(models.QuerySet["Lead"]):
     def visible_to(self, user: User) -> LeadQuerySet:
         """The leads a user may see: all for admins and marketers, the team's and the
         unassigned pool for managers, their own and the pool for reps, none for anyone else."""
-        from crm.models import Role
-
         if not user.is_authenticated or not user.is_active:
             return self.none()
         role = user.role

@@ -22,8 +22,8 @@ from leads.models import Band, Lead, Source, Stage
 
 from ..enrollment import EnrollmentError, enrollments_start_many
 from ..models import WEEKDAYS, Enrollment, Sequence, SequenceStatus, Step
-from ..models.sequences import SequenceQuerySet
 from ..pausing import sequences_pause, sequences_resume
+from ..statistics import sequences_with_stats, steps_with_stats
 
 
 def _choices_field(choices: list[tuple[str, str]], label: str, help_text: str = "") -> Any:
@@ -168,10 +168,9 @@ class SequenceAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Sequence]:
         queryset = super().get_queryset(request)
-        assert isinstance(queryset, SequenceQuerySet)
         match = request.resolver_match
         if match and match.url_name and match.url_name.endswith("changelist"):
-            queryset = queryset.with_stats()
+            queryset = sequences_with_stats(queryset)
         return queryset
 
     def save_model(self, request, obj, form, change) -> None:
@@ -227,7 +226,7 @@ class SequenceAdmin(admin.ModelAdmin):
         }
 
     def stats_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        sequence = get_object_or_404(Sequence.objects.with_stats(), pk=pk)
+        sequence = get_object_or_404(sequences_with_stats(Sequence.objects.all()), pk=pk)
         if not self.has_view_permission(request, sequence):
             return redirect("admin:index")
         context = self._page(
@@ -309,7 +308,7 @@ def _stats_rows(sequence: Sequence) -> list[dict[str, Any]]:
     """Per step: the message counters and the leads that qualified after it."""
     names = ["sent", "delivered", "opened", "clicked", "replied", "bounced", "unsubscribed"]
     rows = []
-    for step in sequence.steps.with_stats().order_by("position"):
+    for step in steps_with_stats(sequence.steps.all()).order_by("position"):
         row: dict[str, Any] = {"step": step}
         row.update({name: getattr(step, f"n_{name}") for name in [*names, "mql", "sql"]})
         rows.append(row)

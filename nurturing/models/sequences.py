@@ -3,7 +3,7 @@
 A ``Sequence`` says who enters (band, stage, score range, product interest, source,
 silence for re-engagement) and who leaves (a stage reached, another band's track, a
 reply, the maximum duration; unsubscribes and bounces always end it). Its statistics
-count the enrollments and messages of the sequence, and of each step (``steps``).
+are ``nurturing.statistics``.
 """
 
 from __future__ import annotations
@@ -12,11 +12,10 @@ import datetime as dt
 
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from leads.models import Band, Lead, ProductLine, Source, Stage, StageChange
+from leads.models import Band, Lead, ProductLine, Source, Stage
 
 from .suppressions import Suppression
 
@@ -38,59 +37,12 @@ class SequenceStatus(models.TextChoices):
     PAUSED = "paused", "Paused"
 
 
-def count_by(queryset: models.QuerySet, group: str) -> Coalesce:
-    """A correlated ``COUNT(*)`` of ``queryset`` grouped by ``group``, 0 when empty."""
-    counted = queryset.order_by().values(group).annotate(n=Count("pk")).values("n")
-    return Coalesce(Subquery(counted, output_field=models.IntegerField()), Value(0))
-
-
-def reached_stage(stage: str) -> Exists:
-    """Whether an enrollment's lead moved into ``stage`` after it was enrolled."""
-    return Exists(
-        StageChange.objects.filter(
-            lead=OuterRef("lead"), to_stage=stage, at__gte=OuterRef("started_at")
-        )
-    )
-
-
-# Message counters shared by the sequence and step statistics: name → filter.
-MESSAGE_COUNTERS: dict[str, Q] = {
-    "sent": Q(status__in=["sent", "bounced"]),
-    "delivered": Q(status="sent"),
-    "opened": Q(opened_at__isnull=False),
-    "clicked": Q(clicked_at__isnull=False),
-    "replied": Q(replied_at__isnull=False),
-    "bounced": Q(status="bounced"),
-    "unsubscribed": Q(unsubscribed_at__isnull=False),
-}
-
-
 class SequenceQuerySet(models.QuerySet["Sequence"]):
     def active(self) -> SequenceQuerySet:
         return self.filter(status=SequenceStatus.ACTIVE)
 
     def by_priority(self) -> SequenceQuerySet:
         return self.order_by("-priority", "pk")
-
-    def with_stats(self) -> SequenceQuerySet:
-        """Each sequence with its enrollment and message counters (correlated counts)."""
-        # Enrollments and messages refer to sequences: their modules import this one.
-        from .enrollments import Enrollment, EnrollmentStatus
-        from .messages import Message
-
-        enrollments = Enrollment.objects.filter(sequence=OuterRef("pk"))
-        messages = Message.objects.filter(enrollment__sequence=OuterRef("pk"))
-        counters = {
-            f"n_{name}": count_by(messages.filter(where), "enrollment__sequence")
-            for name, where in MESSAGE_COUNTERS.items()
-        }
-        return self.annotate(
-            n_enrolled=count_by(enrollments, "sequence"),
-            n_active=count_by(enrollments.filter(status=EnrollmentStatus.ACTIVE), "sequence"),
-            n_mql=count_by(enrollments.filter(reached_stage(Stage.MQL)), "sequence"),
-            n_sql=count_by(enrollments.filter(reached_stage(Stage.SQL)), "sequence"),
-            **counters,
-        )
 
 
 class Sequence(models.Model):

@@ -10,12 +10,10 @@ import datetime as dt
 
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Exists, OuterRef, Q
-
-from leads.models import Stage, StageChange
+from django.db.models import Q
 
 from ..personalize import template_errors
-from .sequences import MESSAGE_COUNTERS, Sequence, count_by
+from .sequences import Sequence
 
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
@@ -28,26 +26,6 @@ class StepKind(models.TextChoices):
 class WindowZone(models.TextChoices):
     LEAD = "lead", "The lead's time zone (from its country), else the account's"
     ACCOUNT = "account", "The account's time zone"
-
-
-class StepQuerySet(models.QuerySet["Step"]):
-    def with_stats(self) -> StepQuerySet:
-        """Each step with its message counters and the leads that qualified after it."""
-        # Messages refer to steps: their module imports this one.
-        from .messages import Message
-
-        messages = Message.objects.filter(step=OuterRef("pk"))
-        counters = {
-            f"n_{name}": count_by(messages.filter(where), "step")
-            for name, where in MESSAGE_COUNTERS.items()
-        }
-        sent = messages.filter(sent_at__isnull=False)
-        for stage in (Stage.MQL, Stage.SQL):
-            after = StageChange.objects.filter(
-                lead=OuterRef("lead"), to_stage=stage, at__gte=OuterRef("sent_at")
-            )
-            counters[f"n_{stage}"] = count_by(sent.filter(Exists(after)), "step")
-        return self.annotate(**counters)
 
 
 class Step(models.Model):
@@ -91,8 +69,6 @@ class Step(models.Model):
     window_zone = models.CharField(
         "window time zone", max_length=10, choices=WindowZone.choices, default=WindowZone.LEAD
     )
-
-    objects = StepQuerySet.as_manager()
 
     class Meta:
         ordering = ["sequence", "position"]

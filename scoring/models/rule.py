@@ -12,6 +12,7 @@ from django.utils import timezone
 from leads.models import ActivityType, CustomFieldDefinition
 
 from ..conditions import validate_condition
+from ..describe import describe_rule
 from ..regex_dialects import compile_regex, postgres_regex
 from ..rule_fields import ACTIVITY_OPERATORS, BOOL, NUMBER, OPERATORS, TEXT, RuleError, field_kind
 from ..rules import ENGAGEMENT, FIT, RuleSpec
@@ -166,8 +167,6 @@ class Rule(models.Model):
 
     def describe(self) -> str:
         """The rule as a sentence, e.g. “+25 when a page view URL contains /pricing”."""
-        from ..describe import describe_rule
-
         return describe_rule(self)
 
 
