@@ -1,9 +1,5 @@
-"""Who sees which reports: the leads a person may report on, narrowed by the report
-filters, and who receives the weekly digest. The reports app's permissions module.
-
-Reps report on their own leads, managers on their teams' leads, marketers and admins on
-every lead. Every scope starts from ``Lead.objects.visible_to(user)`` and only narrows it,
-so a report can never show a lead its reader could not open.
+"""A report's scope: the leads its reader may report on (``reports.permissions``),
+narrowed by the filters every report shares (date range, owner, team, source, …).
 """
 
 from __future__ import annotations
@@ -16,14 +12,13 @@ from django import forms
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from crm.models import Role, Team, User
-from crm.permissions import teams_visible_to
+from crm.models import Team, User
 from leads.models import Deal, DealStatus, Lead, ProductLine, Source
-from leads.permissions import leads_answered_for, teammates_of
+from leads.permissions import teammates_of
 from scoring.models import ScoringModel
 
-REPORT_ROLES = frozenset({Role.ADMIN, Role.MARKETER, Role.MANAGER, Role.REP})
-DIGEST_ROLES = (Role.MANAGER, Role.MARKETER)
+from .permissions import picks_people, report_leads, teams_for
+
 DEFAULT_RANGE_DAYS = 180
 MAX_RANGE_DAYS = 5 * 366
 
@@ -33,23 +28,6 @@ BASIS_CHOICES = [
     (BASIS_CREATED, "Leads created in the range"),
     (BASIS_CLOSED, "Leads with a deal closed in the range"),
 ]
-
-
-def may_see_reports(user: User) -> bool:
-    return user.is_authenticated and user.is_active and user.role in REPORT_ROLES
-
-
-def digest_eligible(*, user: User) -> bool:
-    """Managers and marketers receive the weekly digest (when they have an email address)."""
-    return user.is_active and user.role in DIGEST_ROLES
-
-
-def teams_for(user: User) -> QuerySet[Team]:
-    """The teams whose figures a person may filter by: all for admins and marketers, the
-    ones a manager runs or belongs to, none for reps."""
-    if user.role == Role.MARKETER:
-        return Team.objects.all()
-    return teams_visible_to(user)
 
 
 class ReportFilterForm(forms.Form):
@@ -95,14 +73,14 @@ class ReportFilterForm(forms.Form):
                 data["date_from"] = (today - dt.timedelta(days=DEFAULT_RANGE_DAYS)).isoformat()
         super().__init__(data, *args, **kwargs)
         self.user = user
-        people = [user, *teammates_of(user)] if user.role != Role.REP else [user]
+        people = [user, *teammates_of(user)] if picks_people(user) else [user]
         owner = self.fields["owner"]
         assert isinstance(owner, forms.ChoiceField)
         owner.choices = [("", "Anyone")] + [(str(p.pk), str(p)) for p in people]
         team = self.fields["team"]
         assert isinstance(team, forms.ModelChoiceField)
         team.queryset = teams_for(user)
-        if user.role == Role.REP:
+        if not picks_people(user):
             del self.fields["team"]
             del self.fields["owner"]
 
@@ -180,12 +158,6 @@ class ReportScope:
             ScoringModel.objects.filter(is_default=True).first()
             or ScoringModel.objects.active().first()
         )
-
-
-def report_leads(user: User) -> QuerySet[Lead]:
-    """The leads whose figures ``user`` sees: their own (reps), their teams' (managers),
-    every lead (marketers, admins), none for anyone else."""
-    return leads_answered_for(user)
 
 
 def day_start(day: dt.date) -> dt.datetime:

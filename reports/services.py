@@ -21,8 +21,9 @@ from crm.models import User
 
 from .models import DigestPreference
 from .pages.catalogue import REPORTS, key_facts
+from .permissions import DIGEST_ROLES, digest_eligible
 from .queries.key_figures import key_figures
-from .scope import DIGEST_ROLES, digest_eligible, scope_for
+from .scope import scope_for
 from .sql import report_reads
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,9 @@ from crm.models import User
 from . import services
 from .forms import DigestPreferenceForm
 from .pages.catalogue import REPORTS, Report, key_facts
+from .permissions import digest_eligible, may_see_reports
 from .queries.key_figures import key_figures
-from .scope import ReportFilterForm, ReportScope, digest_eligible, may_see_reports, scope_from
+from .scope import ReportFilterForm, ReportScope, scope_from
 from .sql import report_reads
 from .tables import csv_response
 
