@@ -138,6 +138,8 @@ class Batch:
             self.models_of[lead_id].add(model_id)
         self.new_entries: list[ScoreEntry] = []
         self.reversed_ids: set[int] = set()
+        # The (lead, model) pairs whose ledger this batch appends to.
+        self.entries_changed: set[tuple[int, int]] = set()
 
     def run(self) -> list[LeadResult]:
         results = []
@@ -198,6 +200,7 @@ class Batch:
         return active + appended, appended
 
     def _append(self, lead: Lead, model: CompiledModel, award: Award) -> dict[str, Any]:
+        self.entries_changed.add((lead.pk, model.id))
         spec = model.rules_by_id[award.rule_id]
         kind = EntryKind.FIT if spec.kind == FIT else EntryKind.ENGAGEMENT
         reason = spec.description
@@ -220,6 +223,7 @@ class Batch:
         return {"kind": kind, "points": award.points, "at": award.at}
 
     def _reverse(self, lead: Lead, model_id: int, entry: dict[str, Any], why: str) -> None:
+        self.entries_changed.add((lead.pk, model_id))
         value = entry_value(entry, self.now, self._half_life(model_id))
         self.new_entries.append(
             ScoreEntry(
@@ -303,25 +307,47 @@ class Batch:
         return state
 
     def _save_states(self, results: Sequence[LeadResult]) -> None:
+        """Write the states that moved: a score row whose ledger, primary flag, decay
+        settings and visible state are as stored still carries the lead forward by the
+        decay formula, and rewriting it (and the lead row, through its indexes) would
+        change nothing a reader sees."""
         surged = {(r.lead.pk, m.id) for r in results for m, _ in r.surges}
-        creates, updates = [], []
+        creates, updates, leads = [], [], []
         for result in results:
+            primary_moved = result.primary is None
             for model_id, state in result.states.items():
-                row = self.scores.get((result.lead.pk, model_id))
+                key = (result.lead.pk, model_id)
+                is_primary = result.primary is not None and model_id == result.primary.id
+                row = self.scores.get(key)
+                version = self._decay_version(model_id)
+                if (
+                    row is not None
+                    and key not in self.entries_changed
+                    and key not in surged
+                    and row.is_primary == is_primary
+                    and row.decay_version == version
+                    and _same_state(row, state)
+                ):
+                    continue
+                primary_moved |= is_primary
                 if row is None:
                     row = LeadScore(lead_id=result.lead.pk, model_id=model_id)
                     creates.append(row)
                 else:
                     updates.append(row)
                 _fill(row, state, self.now)
-                row.decay_version = self._decay_version(model_id)
-                row.is_primary = result.primary is not None and model_id == result.primary.id
-                if (result.lead.pk, model_id) in surged:
+                row.decay_version = version
+                row.is_primary = is_primary
+                if key in surged:
                     row.surged_at = self.now
+            lead = result.lead
+            shown = _shown(lead)
             self._materialize(result)
+            if primary_moved or _shown(lead) != shown:
+                leads.append(lead)
         LeadScore.objects.bulk_create(creates, batch_size=1000)
         update_rows(updates, [*STATE_FIELDS, "surged_at"])
-        update_rows([r.lead for r in results], LEAD_SCORE_FIELDS)
+        update_rows(leads, LEAD_SCORE_FIELDS)
 
     def _materialize(self, result: LeadResult) -> None:
         lead = result.lead
@@ -364,6 +390,25 @@ STATE_FIELDS = [
     "decay_version",
 ]
 LEAD_SCORE_FIELDS = [*SCORE_COLUMNS, "engagement_at"]
+
+
+def _shown(lead: Lead) -> tuple[Any, ...]:
+    """What the lists show of a lead's score."""
+    return (lead.score, lead.fit_score, lead.band, lead.grade, lead.quadrant)
+
+
+def _same_state(row: LeadScore, state: State) -> bool:
+    """Whether ``state`` is what ``row`` shows: the same score, band, grade and quadrant
+    from the same fit, adjustment and last engagement (its engagement, decayed, too)."""
+    return (
+        row.score == state.score
+        and row.band == state.band
+        and row.grade == state.grade
+        and row.quadrant == state.quadrant
+        and row.fit == state.fit
+        and row.adjustment == state.adjustment
+        and row.last_engaged_at == state.last_engaged_at
+    )
 
 
 def _fill(row: LeadScore, state: State, now: datetime) -> None:

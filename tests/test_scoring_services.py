@@ -9,8 +9,9 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
 from django.db.models import Sum
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from leads.activities import activities_record
@@ -204,6 +205,35 @@ def test_scoring_twice_writes_nothing_new(rules):
     assert list(ScoreEntry.objects.filter(lead=lead).values_list("pk", flat=True)) == entries
     assert Lead.objects.values("score", "fit_score", "band", "grade").get(pk=lead.pk) == before
     assert before["score"] == 30 + 15 - 25
+
+
+def test_scoring_again_rewrites_only_the_rows_whose_score_moved(rules):
+    # Given a lead scored for its activities
+    lead = LeadFactory()
+    record(lead, (ActivityType.PAGE_VIEW, T0 - timedelta(hours=2)))
+    lead_score(lead_id=lead.pk, now=T0)
+    stored = LeadScore.objects.get(lead=lead)
+
+    # When it is scored again with nothing new, a minute later
+    with CaptureQueriesContext(connection) as nothing_new:
+        lead_score(lead_id=lead.pk, now=T0 + timedelta(minutes=1))
+
+    # Then neither its score row nor the lead row (with its many indexes) is rewritten
+    writes = [q["sql"] for q in nothing_new.captured_queries if q["sql"].startswith("UPDATE")]
+    assert writes == []
+    assert LeadScore.objects.get(lead=lead).engagement_at == stored.engagement_at
+
+    # When a new activity scores
+    record(lead, (ActivityType.DEMO_REQUEST, T0 + timedelta(minutes=2)))
+    with CaptureQueriesContext(connection) as scored:
+        lead_score(lead_id=lead.pk, now=T0 + timedelta(minutes=3))
+
+    # Then both are written, and the ledger and the stored scores still agree
+    tables = " ".join(q["sql"] for q in scored.captured_queries if q["sql"].startswith("UPDATE"))
+    assert "scoring_leadscore" in tables
+    assert "leads_lead" in tables
+    assert Lead.objects.get(pk=lead.pk).score == 30 + 15 + 40
+    assert list(scores_verify(now=T0 + timedelta(minutes=3))) == []
 
 
 def test_changed_points_are_reversed_and_reawarded_by_a_rescore(
