@@ -1,6 +1,6 @@
 """Scores from the ledger in SQL (step 3 of ``scoring.bulk``): each touched lead's
 ``LeadScore`` recomputed from its entries or their delta, its surge, and its primary
-score copied onto the lead, with the formula of ``scoring.engine.state_from``."""
+score copied onto the lead, with the formula of ``scoring.state.state_from``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .ruleset import CompiledModel
 def _score_columns(model: CompiledModel, now: datetime) -> tuple[str, list[Any]]:
     """CTEs ``effective`` and ``scored`` over a relation ``sums`` (lead_id, fit,
     adjustment, engagement at now, last_engaged_at): the same formula as
-    ``scoring.engine.state_from``."""
+    ``scoring.state.state_from``."""
     t = model.thresholds
     sql = """
         effective AS (

@@ -3,7 +3,8 @@
 One code path serves a single lead scored in real time and a chunk of leads in a
 bulk rescore: load the rows, ask ``scoring.facts`` what each lead should have
 earned, append the difference to the ledger, and recompute the lead's state from
-the ledger (``state_from``). Running it twice changes nothing.
+the ledger (``scoring.state``). Running it twice changes nothing, and writes only the
+score rows that moved.
 """
 
 from __future__ import annotations
@@ -24,62 +25,9 @@ from .models import EntryKind, LeadScore, ScoreEntry, ScoringModel
 from .rules import FIT, Award
 from .ruleset import CompiledModel, Ruleset
 from .score_formula import (
-    band_for,
-    decay_factor,
-    grade_for,
-    idle_penalty,
-    quadrant_for,
     round_half_up,
-    total_score,
 )
-
-
-@dataclass(frozen=True)
-class State:
-    fit: float
-    adjustment: float
-    engagement: float
-    last_engaged_at: datetime | None
-    score: int
-    band: str
-    grade: str
-    quadrant: str
-
-    @property
-    def effective_fit(self) -> float:
-        return self.fit + self.adjustment
-
-
-def state_from(
-    model: CompiledModel,
-    fit: float,
-    adjustment: float,
-    engagement: float,
-    last_engaged_at: datetime | None,
-    now: datetime,
-) -> tuple[State, float]:
-    """The lead's state in ``model`` at ``now``; also the engagement net of the idle penalty."""
-    penalty = idle_penalty(last_engaged_at, now, model.idle_week_penalty)
-    effective = engagement - min(penalty, max(engagement, 0.0))
-    total_fit = fit + adjustment
-    score = total_score(total_fit, effective, model.thresholds)
-    state = State(
-        fit=fit,
-        adjustment=adjustment,
-        engagement=engagement,
-        last_engaged_at=last_engaged_at,
-        score=score,
-        band=band_for(score, model.thresholds),
-        grade=grade_for(total_fit, model.thresholds),
-        quadrant=quadrant_for(total_fit, effective, model.thresholds),
-    )
-    return state, effective
-
-
-def entry_value(entry: dict[str, Any], now: datetime, half_life: float | None) -> float:
-    if entry["kind"] != EntryKind.ENGAGEMENT:
-        return entry["points"]
-    return entry["points"] * decay_factor((now - entry["at"]).total_seconds(), half_life)
+from .state import State, entry_value, fill_state, same_state, state_from
 
 
 @dataclass
@@ -326,7 +274,7 @@ class Batch:
                     and key not in surged
                     and row.is_primary == is_primary
                     and row.decay_version == version
-                    and _same_state(row, state)
+                    and same_state(row, state)
                 ):
                     continue
                 primary_moved |= is_primary
@@ -335,7 +283,7 @@ class Batch:
                     creates.append(row)
                 else:
                     updates.append(row)
-                _fill(row, state, self.now)
+                fill_state(row, state, self.now)
                 row.decay_version = version
                 row.is_primary = is_primary
                 if key in surged:
@@ -395,32 +343,6 @@ LEAD_SCORE_FIELDS = [*SCORE_COLUMNS, "engagement_at"]
 def _shown(lead: Lead) -> tuple[Any, ...]:
     """What the lists show of a lead's score."""
     return (lead.score, lead.fit_score, lead.band, lead.grade, lead.quadrant)
-
-
-def _same_state(row: LeadScore, state: State) -> bool:
-    """Whether ``state`` is what ``row`` shows: the same score, band, grade and quadrant
-    from the same fit, adjustment and last engagement (its engagement, decayed, too)."""
-    return (
-        row.score == state.score
-        and row.band == state.band
-        and row.grade == state.grade
-        and row.quadrant == state.quadrant
-        and row.fit == state.fit
-        and row.adjustment == state.adjustment
-        and row.last_engaged_at == state.last_engaged_at
-    )
-
-
-def _fill(row: LeadScore, state: State, now: datetime) -> None:
-    row.fit = state.fit
-    row.adjustment = state.adjustment
-    row.engagement = state.engagement
-    row.engagement_at = now
-    row.last_engaged_at = state.last_engaged_at
-    row.score = state.score
-    row.band = state.band
-    row.grade = state.grade
-    row.quadrant = state.quadrant
 
 
 def batch_awards(batch: Batch, lead: Lead, model: CompiledModel, now: datetime) -> list[Award]:

@@ -10,10 +10,10 @@ from django.utils import timezone
 
 from leads.models import Lead
 
-from .engine import state_from
 from .models import EntryKind, LeadScore, ScoreEntry, ScoringModel
 from .ruleset import model_settings
 from .score_formula import decay_factor, decayed, score_series
+from .state import state_from
 
 
 def lead_explanation(

@@ -13,10 +13,11 @@ from django.utils import timezone
 
 from leads.models import Lead
 
-from .engine import Batch, LeadResult, batch_awards, state_from
+from .engine import Batch, LeadResult, batch_awards
 from .lead_sets import CHUNK_SIZE, chunks
 from .ruleset import load_ruleset
 from .score_formula import decayed
+from .state import state_from
 
 
 @dataclass(frozen=True)
