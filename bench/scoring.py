@@ -233,7 +233,12 @@ def run_all(bench: Bench) -> None:
             bench.rows += phase_rows(bench, what, measured, bare_all)
     if "unchanged" in wanted:
         with bench.phase("full rescore, nothing changed"):
-            if not bare_all:
+            if bare_all:
+                bench.notes.append(
+                    "The unchanged rescore stands beside the bare figure of the phase "
+                    "before it: the same statement on the same data."
+                )
+            else:
                 bare_all = bare_phase(bench, "unchanged")
             runs = [product_run(bench, "unchanged rescore", rescore) for _ in range(args.runs)]
             median = statistics.median(r["seconds"] for r in runs)
@@ -708,8 +713,9 @@ def render(bench: Bench) -> str:
         "## Scoring",
         "",
         f"Measured by `python bench/scoring.py --leads {bench.leads} --activities-per-lead "
-        f"{args.activities_per_lead} --workers {args.workers} --runs {args.runs} --bare "
-        f"{args.bare}` on "
+        f"{args.activities_per_lead} --workers {args.workers} --runs {args.runs}"
+        + (f" --decay-runs {args.decay_runs}" if args.decay_runs else "")
+        + f" --bare {args.bare}` on "
         f"{machine}.",
         f"Data: {bench.leads:,} leads, {activities:,} activities (bench/generate.py), the "
         f"starter model ({len(bare_scores.compiled_model(model).fit_rules)} fit and "
