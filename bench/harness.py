@@ -119,6 +119,53 @@ def machine() -> str:
     )
 
 
+# The server settings that shape a bulk benchmark, recorded with its figures.
+SERVER_SETTINGS = [
+    "shared_buffers",
+    "max_wal_size",
+    "work_mem",
+    "maintenance_work_mem",
+    "max_parallel_workers_per_gather",
+    "max_parallel_workers",
+    "max_worker_processes",
+    "autovacuum",
+    "synchronous_commit",
+    "checkpoint_timeout",
+    "effective_cache_size",
+    "jit",
+]
+
+
+def server_settings() -> dict[str, str]:
+    """``SHOW`` of each of ``SERVER_SETTINGS`` on the benchmark database."""
+    from django.db import connection
+
+    shown = {}
+    with connection.cursor() as cursor:
+        for name in SERVER_SETTINGS:
+            cursor.execute(f"SHOW {name}")
+            shown[name] = cursor.fetchone()[0]
+    return shown
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as ``/proc/loadavg`` gives them."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def vacuum_analyze() -> float:
+    """``VACUUM (ANALYZE)`` of the whole benchmark database; its seconds."""
+    from django.db import connection
+
+    start = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE)")
+    return time.perf_counter() - start
+
+
 def _commit() -> str:
     try:
         return subprocess.run(

@@ -1,24 +1,37 @@
-"""Scoring benchmarks: full rescore, a one-rule delta and the nightly decay.
+"""Scoring benchmarks: first and full rescores, a one-rule and a fit-rule change, and the
+nightly decay, each beside the database's limit for the same result.
 
-    python bench/scoring.py --leads 1000000 --activities-per-lead 20
+    python bench/scoring.py --leads 1000000 --activities-per-lead 20 --fresh
 
-Each product figure stands beside the bare SQL of the same work and a naive Django
-loop, measured in the same run on the same data, and the whole table is written to
-docs/PERFORMANCE.md. The benchmark database is ``BENCH_DATABASE_URL`` (default
-``hotlist_bench`` on the local PostgreSQL); ``--fresh`` rebuilds it.
+"Bare" is the limit, not the same steps done by hand: the same scores computed in one
+parallel SELECT and written into a table with only a primary key (``bench/bare_scores.py``),
+measured in the same run and checked against the product's scores. The naive Django
+loop is the other baseline. Every phase starts after a ``VACUUM (ANALYZE)`` and records
+the load average before and after it; the server's settings are recorded with the
+table, which is written to docs/PERFORMANCE.md. The benchmark database is
+``BENCH_DATABASE_URL`` (default ``hotlist_bench`` on the local PostgreSQL);
+``--fresh`` rebuilds it.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bare_scores
 import harness
+
+PHASES = "first,halflife,unchanged,rule,fit,decay"
 
 
 def parse() -> argparse.Namespace:
@@ -28,22 +41,37 @@ def parse() -> argparse.Namespace:
     parser.add_argument(
         "--naive-sample", type=int, default=2000, help="Leads the naive loop times."
     )
-    parser.add_argument("--runs", type=int, default=3, help="Runs of the short measurements.")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=3,
+        help="Runs of each bare statement, the unchanged "
+        "rescore and the decay (medians are quoted).",
+    )
+    parser.add_argument(
+        "--decay-runs", type=int, help="Runs of each decay (default: --runs); minutes each at 1M."
+    )
     parser.add_argument("--fresh", action="store_true", help="Drop and regenerate the data.")
     parser.add_argument(
         "--reset-ledger", action="store_true", help="Empty the ledger to time a first rescore."
     )
     parser.add_argument(
         "--rows",
-        default="first,full,rule,decay",
-        help="Comma-separated rows to measure: first (only on an empty ledger), full, rule, "
-        "decay; lead-write prints where a rewrite of the rule's leads spends its time.",
+        default=PHASES,
+        help=f"Comma-separated phases to measure, of {PHASES} (first only on an empty "
+        "ledger); lead-write prints where a rewrite of a rule's leads spends its time.",
     )
     parser.add_argument(
         "--workers",
         type=int,
         default=2,
         help="Bulk worker processes that share a rescore's ranges (0: in this process).",
+    )
+    parser.add_argument(
+        "--bare",
+        choices=["windows", "per-lead"],
+        default=bare_scores.STYLE,
+        help="How the bare statement is written (bench/bare_scores.py).",
     )
     parser.add_argument("--no-record", action="store_true", help="Print only.")
     return parser.parse_args()
@@ -52,8 +80,51 @@ def parse() -> argparse.Namespace:
 BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/6")
 
 
+@dataclass
+class Row:
+    what: str
+    product: float
+    bare: float | None
+    naive: float | None = None
+    share: bool = False  # a lock-probe share, not seconds
+    written: str = ""  # rows the product wrote / rows the bare statement wrote
+
+
+@dataclass
+class Bench:
+    """What a run measured: its rows, and per phase the load, vacuum and agreement."""
+
+    args: argparse.Namespace
+    model: Any
+    leads: int
+    naive: float = 0.0  # seconds per lead
+    rows: list[Row] = field(default_factory=list)
+    phases: list[tuple[str, str, str, float]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    machine: str = ""
+    settings: dict[str, str] = field(default_factory=dict)
+    activities: int = 0
+
+    def save(self) -> None:
+        """Record the table so far: a run stopped halfway leaves its finished phases."""
+        if self.rows and not self.args.no_record:
+            harness.record("scoring", render(self))
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        vacuum = harness.vacuum_analyze()
+        before = harness.load_average()
+        print(f"\n== {name} (VACUUM (ANALYZE) {vacuum:.1f} s, load {before})", flush=True)
+        yield
+        after = harness.load_average()
+        print(f"   load after: {after}", flush=True)
+        self.phases.append((name, before, after, vacuum))
+        self.save()
+
+
 def main() -> None:
     args = parse()
+    bare_scores.STYLE = args.bare
     url = os.environ.get("BENCH_DATABASE_URL", harness.DEFAULT_URL)
     if args.fresh:
         harness.drop_database(url)
@@ -69,85 +140,296 @@ def main() -> None:
     from demo.scoring import seed_starter_model
 
     leads, activities = generate.counts()
+    generated = ""
     if leads == 0:
         print(f"Generating {args.leads:,} leads x {args.activities_per_lead} activities …")
         with harness.stopwatch() as took:
             generate.generate(leads=args.leads, activities_per_lead=args.activities_per_lead)
         leads, activities = generate.counts()
-        print(f"  {leads:,} leads, {activities:,} activities in {took[0]:.0f} s")
+        generated = f"generated in {took[0]:.0f} s"
+        print(f"  {leads:,} leads, {activities:,} activities, {generated}")
     model = seed_starter_model()
     if args.reset_ledger:
         reset_ledger()
+    settings = harness.server_settings()
+    print("server:", ", ".join(f"{k}={v}" for k, v in settings.items()))
+    machine = harness.machine()
     worker = bulk_workers(args.workers, url) if args.workers else None
+    bench = Bench(
+        args=args,
+        model=model,
+        leads=leads,
+        machine=machine,
+        settings=settings,
+        activities=activities,
+    )
+    if generated:
+        bench.notes.append(f"The data was {generated}.")
     try:
-        rows = run_all(model, leads, activities, args)
+        run_all(bench)
     finally:
         if worker:
             worker.stop()
-    if not rows:
+        drop_bare_table()
+    if not bench.rows:
         return
-    table = render(rows, leads, activities, args.workers, args.runs)
-    print(table)
+    print(render(bench))
     if not args.no_record:
-        harness.record("scoring", table)
         print(f"Recorded in {harness.PERFORMANCE}")
 
 
-def run_all(model, leads: int, activities: int, args: argparse.Namespace) -> list[tuple]:
-    from django.db import connection
-
+def run_all(bench: Bench) -> None:
     from scoring.models import RescoreJob, ScoreEntry
-    from scoring.rescore_jobs import rescore_job_run
+
+    args, model = bench.args, bench.model
+    wanted = set(args.rows.split(","))
+
+    with bench.phase("plan and naive loop"):
+        shown = bare_scores.plan(model)
+        print("\n".join(shown["text"][:12]))
+        bench.notes.append(
+            f"EXPLAIN of the bare statement: {shown['gather'] or 'no Gather'} with "
+            f"{shown['workers']} workers planned (max_parallel_workers_per_gather "
+            f"{shown['max_parallel_workers_per_gather']})."
+        )
+        if not shown["parallel"]:
+            print("WARNING: the bare statement's plan has no Gather: it runs on one core")
+        bench.naive = naive_loop_seconds_per_lead(model, args.naive_sample)
+        print(f"naive ORM loop: {bench.naive * 1000:.2f} ms per lead")
 
     def rescore(rule=None, *, in_process: bool = not args.workers) -> RescoreJob:
         job = RescoreJob.objects.create(model=model, rule=rule, reason="benchmark")
         rescore_job_run(job_id=job.pk, in_process=in_process)
         return wait_for(job)
 
-    wanted = set(args.rows.split(","))
-    rows = []
-    if wanted & {"first", "full"}:
-        # Only the full rescores stand beside it; it takes minutes at a million leads.
-        bare, bare_waits = lock_waits_during(lambda: bare_rescore_seconds(model))
-        print(f"bare SQL rescore: {bare:.1f} s")
-    naive = naive_loop_seconds_per_lead(model, args.naive_sample)
-    print(f"naive ORM loop: {naive * 1000:.2f} ms per lead")
+    from scoring.rescore_jobs import rescore_job_run
 
-    if "first" in wanted and not ScoreEntry.objects.exists():
-        with harness.stopwatch() as first:
-            job = rescore()
-        print(f"first full rescore: {first[0]:.1f} s, {job.changed_entries:,} entries")
-        rows.append(
-            ("Full rescore, empty ledger (writes every entry)", first[0], bare, naive * leads)
-        )
-    if "full" in wanted:
-        with harness.stopwatch() as again:
-            _, waits = lock_waits_during(rescore)
-        print(f"full rescore, nothing changed: {again[0]:.1f} s")
-        rows.append(("Full rescore, ledger up to date", again[0], bare, naive * leads))
-        rows += wait_rows("full rescore", waits, bare_waits)
-        if args.workers:
-            with harness.stopwatch() as alone:
-                rescore(in_process=True)
-            print(f"full rescore, nothing changed, one process: {alone[0]:.1f} s")
-            what = "… the same, its ranges one after another in one process"
-            rows.append((what, alone[0], bare, naive * leads))
+    bare_all: dict[str, Any] = {}
+    if "first" in wanted:
+        if ScoreEntry.objects.exists():
+            print("\nfirst: skipped, the ledger is not empty (--fresh or --reset-ledger)")
+        else:
+            with bench.phase("first rescore"):
+                bare_all = bare_phase(bench, "first")
+                measured = product_run(bench, "first rescore", rescore)
+                bench.rows += phase_rows(
+                    bench,
+                    "First rescore (empty ledger: every entry and score written)",
+                    measured,
+                    bare_all,
+                )
+    if "halflife" in wanted:
+        with bench.phase("full rescore after a half-life change"):
+            before = model.decay_half_life_days
+            model.decay_half_life_days = 21.0 if before != 21.0 else 30.0
+            model.save(update_fields=["decay_half_life_days", "updated_at"])
+            print(f"half-life {before} → {model.decay_half_life_days} days")
+            bare_all = bare_phase(bench, "halflife")
+            measured = product_run(bench, "half-life rescore", rescore)
+            what = (
+                f"Full rescore after the decay half-life changed ({before:g} → "
+                f"{model.decay_half_life_days:g} days: nearly every score moves)"
+            )
+            bench.rows += phase_rows(bench, what, measured, bare_all)
+    if "unchanged" in wanted:
+        with bench.phase("full rescore, nothing changed"):
+            if bare_all:
+                bench.notes.append(
+                    "The unchanged rescore stands beside the bare figure of the phase "
+                    "before it: the same statement on the same data."
+                )
+            else:
+                bare_all = bare_phase(bench, "unchanged")
+            runs = [product_run(bench, "unchanged rescore", rescore) for _ in range(args.runs)]
+            median = statistics.median(r["seconds"] for r in runs)
+            print(f"unchanged rescores: {[round(r['seconds'], 2) for r in runs]}")
+            measured = {**runs[-1], "seconds": median, "runs": [r["seconds"] for r in runs]}
+            bench.rows += phase_rows(
+                bench, "Full rescore, nothing changed (writes next to nothing)", measured, bare_all
+            )
     if "rule" in wanted:
-        rows += one_rule_rows(model, activities, rescore, naive * leads)
+        with bench.phase("one engagement rule's points"):
+            bench.rows += one_rule_rows(bench, bench.activities, rescore)
+    if "fit" in wanted:
+        with bench.phase("one fit rule"):
+            bench.rows += fit_rule_rows(bench, rescore)
     if "lead-write" in wanted:
         lead_write_split(model)
     if "decay" in wanted:
-        decay, decay_runs = harness.median_of(args.runs, decay_product)
-        bare_decay, bare_runs = harness.median_of(args.runs, bare_decay_update)
-        print(f"decay: product {decay_runs}, bare {bare_runs}")
-        rows.append(("Nightly decay of every lead", decay, bare_decay, None))
-        _, product_waits = lock_waits_during(decay_product)
-        _, bare_waits = lock_waits_during(bare_decay_update)
-        rows += wait_rows("decay", product_waits, bare_waits)
+        with bench.phase("nightly decay"):
+            bench.rows += decay_rows(bench)
+
+
+def bare_phase(
+    bench: Bench, name: str, lead_filter: tuple[str, list[Any]] = ("TRUE", [])
+) -> dict[str, Any]:
+    """The bare statement ``--runs`` times (the lock probe running throughout); the
+    median, each run, the rows written and the probe's waits. The last run's table stays
+    for ``agreement``."""
+    results: list[dict[str, Any]] = []
+
+    def runs() -> None:
+        for _ in range(bench.args.runs):
+            results.append(bare_scores.run(bench.model, lead_filter))
+
+    _, waits = lock_waits_during(runs)
+    times = [r["seconds"] for r in results]
+    last = results[-1]
+    print(
+        f"bare {name}: {[round(t, 2) for t in times]} s "
+        f"(SELECT into the table {last['select']:.2f} s, primary key {last['key']:.2f} s), "
+        f"{last['rows']:,} rows"
+    )
+    return {**last, "seconds": statistics.median(times), "runs": times, "waits": waits}
+
+
+def product_run(bench: Bench, name: str, action: Callable[[], Any]) -> dict[str, Any]:
+    """One product rescore with the lock probe; its seconds, waits and rows written."""
+    from django.utils import timezone
+
+    from leads.models import Lead
+    from scoring.models import LeadScore
+
+    since = timezone.now()
+    start = time.perf_counter()
+    job, waits = lock_waits_during(action)
+    took = time.perf_counter() - start
+    entries = job.changed_entries
+    scores = LeadScore.objects.filter(model=bench.model, updated_at__gte=since).count()
+    leads = Lead.objects.filter(engagement_at__gte=since).count()
+    print(
+        f"{name}: {took:.2f} s; wrote {entries:,} ledger entries, {scores:,} score rows, "
+        f"{leads:,} lead rows",
+        flush=True,
+    )
+    return {"seconds": took, "waits": waits, "entries": entries, "scores": scores, "leads": leads}
+
+
+def phase_rows(bench: Bench, what: str, product: dict[str, Any], bare: dict[str, Any]) -> list[Row]:
+    """A product row beside its bare statement, and the lock-probe row; the agreement
+    of the bare table with the product's scores goes into the notes."""
+    agreed = bare_scores.agreement(bench.model, bare)
+    print(
+        f"agreement over {agreed['leads']:,} leads: same score {agreed['same_score']:.3f} %, "
+        f"within one point {agreed['within_one']:.3f} %, same fit {agreed['same_fit']:.3f} %, "
+        f"same engagement {agreed['same_engagement']:.3f} %"
+    )
+    if agreed["same_score"] < 99.9:
+        print("WARNING: the bare statement and the product disagree on over 0.1 % of leads")
+    bench.notes.append(
+        f"{what.split(' (')[0]}: the bare table and the product's scores agree on "
+        f"{agreed['same_score']:.2f} % of {agreed['leads']:,} leads (within one point: "
+        f"{agreed['within_one']:.2f} %; same engagement to 1e-6: "
+        f"{agreed['same_engagement']:.2f} %)."
+    )
+    written = (
+        f"{product['entries']:,} entries, {product['scores']:,} scores, "
+        f"{product['leads']:,} leads / {bare['rows']:,}"
+    )
+    runs = product.get("runs")
+    if runs:
+        what += f", median of {len(runs)}"
+    return [
+        Row(what, product["seconds"], bare["seconds"], bench.naive * bare["rows"], False, written),
+        Row(probe_label(), late_share(product["waits"]), late_share(bare["waits"]), share=True),
+    ]
+
+
+def one_rule_rows(bench: Bench, activities: int, rescore) -> list[Row]:
+    """A points change to one engagement rule (about 5 % of the activities), beside the
+    bare statement over the leads it can move: those with an activity of its type."""
+    from django.db import connection
+
+    from scoring.models import Rule
+
+    rule = Rule.objects.get(model=bench.model, name="Webinar attended")
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM scoring_scoreentry")
-        print(f"ledger rows: {cursor.fetchone()[0]:,}")
-    return rows
+        cursor.execute("SELECT count(*) FROM leads_activity WHERE type = %s", [rule.activity_type])
+        matches = cursor.fetchone()[0]
+    rule.points += 1
+    rule.save(update_fields=["points", "updated_at"])
+    lead_filter = (
+        "EXISTS (SELECT 1 FROM leads_activity x WHERE x.lead_id = l.id AND x.type = %s)",
+        [rule.activity_type],
+    )
+    bare = bare_phase(bench, "one rule", lead_filter)
+    measured = product_run(bench, "one-rule rescore", lambda: rescore(rule))
+    share = 100 * matches / max(activities, 1)
+    what = (
+        f"One engagement rule's points changed ({rule.name}: {matches:,} activities, "
+        f"{share:.1f} % of all, on {bare['rows']:,} leads)"
+    )
+    return phase_rows(bench, what, measured, bare)
+
+
+def fit_rule_rows(bench: Bench, rescore) -> list[Row]:
+    """One fit rule's condition and points changed so that it matches about 60 % of the
+    leads ("Target industry" gains or loses retail, 10 ↔ 12 points), beside the bare
+    statement over the leads it matched before or matches now."""
+    from scoring.models import Rule
+    from scoring.sql import fit_condition
+
+    rule = Rule.objects.get(model=bench.model, name="Target industry")
+    old = fit_condition(bare_scores.rule_spec(bench.model, rule.pk))
+    values = [v for v in rule.value.split(",") if v]
+    if "retail" in values:
+        values.remove("retail")
+        rule.points = 10
+    else:
+        values.append("retail")
+        rule.points = 12
+    rule.value = ",".join(values)
+    rule.save(update_fields=["value", "points", "updated_at"])
+    new = fit_condition(bare_scores.rule_spec(bench.model, rule.pk))
+    lead_filter = (f"(({old[0]}) OR ({new[0]}))", [*old[1], *new[1]])
+    bare = bare_phase(bench, "fit rule", lead_filter)
+    measured = product_run(bench, "fit-rule rescore", lambda: rescore(rule))
+    share = 100 * bare["rows"] / max(bench.leads, 1)
+    what = (
+        f"One fit rule changed ({rule.name}: now {rule.value}, {rule.points} points; "
+        f"{bare['rows']:,} leads, {share:.0f} % of all)"
+    )
+    return phase_rows(bench, what, measured, bare)
+
+
+def decay_rows(bench: Bench) -> list[Row]:
+    """The nightly decay beside one bare UPDATE of the same lead rows and columns; each
+    run with the lock probe, the medians of ``--runs`` runs."""
+    runs = bench.args.decay_runs or bench.args.runs
+    product, product_waits, product_times = [], [], []
+    for _ in range(runs):
+        start = time.perf_counter()
+        updated, waits = lock_waits_during(decay_product)
+        product_times.append(time.perf_counter() - start)
+        product.append(updated)
+        product_waits += waits
+    harness.vacuum_analyze()
+    bare, bare_waits, bare_times = [], [], []
+    for _ in range(runs):
+        start = time.perf_counter()
+        updated, waits = lock_waits_during(lambda: bare_decay_update(bench.model))
+        bare_times.append(time.perf_counter() - start)
+        bare.append(updated)
+        bare_waits += waits
+    print(f"decay: product {product_times} ({product} leads), bare {bare_times} ({bare} rows)")
+    what = f"Nightly decay of every lead, median of {runs}"
+    return [
+        Row(
+            what,
+            statistics.median(product_times),
+            statistics.median(bare_times),
+            written=f"{product[-1]:,} leads / {bare[-1]:,}",
+        ),
+        Row(probe_label(), late_share(product_waits), late_share(bare_waits), share=True),
+    ]
+
+
+def drop_bare_table() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {bare_scores.TABLE}")
+    bare_scores.drop_function()
 
 
 def bulk_workers(processes: int, url: str) -> harness.Worker:
@@ -176,42 +458,6 @@ def wait_for(job, timeout: float = 4 * 3600):
             raise SystemExit(f"rescore failed: {job.error}")
         time.sleep(0.1)
     raise SystemExit(f"rescore still {job.status} after {timeout:.0f} s")
-
-
-def one_rule_rows(model, activities: int, rescore, naive_total: float) -> list[tuple]:
-    """A points change to one engagement rule, beside the least the database must do for
-    it (one entry per match, one UPDATE of the leads it touches) and beside that UPDATE
-    alone, with the lead table's indexes and without them: the floor of any design that
-    keeps the primary score on the lead row."""
-    from scoring.models import Rule, ScoreEntry
-
-    rule = Rule.objects.get(model=model, name="Webinar attended")
-    active = ScoreEntry.objects.filter(rule=rule, reversal_of__isnull=True, reversal__isnull=True)
-    matches = active.count()
-    leads = active.values("lead_id").distinct().count()
-    bare, bare_waits = lock_waits_during(
-        lambda: bare_rule_seconds(rule.pk, model.decay_half_life_days or 1e12)
-    )
-    print(f"bare SQL, one rule's matches: {bare:.1f} s ({matches:,} matches, {leads:,} leads)")
-    rule.points += 1
-    rule.save(update_fields=["points", "updated_at"])
-    with harness.stopwatch() as delta:
-        job, waits = lock_waits_during(lambda: rescore(rule))
-    share = 100 * matches / max(activities, 1)
-    print(f"one-rule delta: {delta[0]:.1f} s ({job.changed_entries:,} entries)")
-    what = (
-        f"One rule's points changed: {matches:,} matches ({share:.1f} % of activities) "
-        f"on {leads:,} leads, {job.changed_entries:,} entries written"
-    )
-    indexed = lead_update_seconds(rule.activity_type)
-    bare_heap = lead_update_seconds(rule.activity_type, drop="all")
-    print(f"UPDATE of those leads alone: {indexed:.1f} s, without indexes {bare_heap:.1f} s")
-    return [
-        (what, delta[0], bare, naive_total),
-        *wait_rows("one-rule rescore", waits, bare_waits),
-        ("… beside one UPDATE of those leads' score columns alone", delta[0], indexed, None),
-        ("… beside that UPDATE with no index on the lead table", delta[0], bare_heap, None),
-    ]
 
 
 # The lead table's indexes a rewrite of its score columns pays for, by what they serve,
@@ -276,51 +522,6 @@ def lead_write_split(model) -> None:
         print(f"UPDATE of the rule's leads, {what}: {took:.1f} s", flush=True)
 
 
-def bare_rule_seconds(rule_id: int, half_life_days: float) -> float:
-    """One entry per active match of the rule and one UPDATE of the leads it touches
-    (score and engagement raised by the decayed points), rolled back."""
-    from django.db import connection, transaction
-    from django.utils import timezone
-
-    now = timezone.now()
-    start = time.perf_counter()
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            """
-            CREATE TEMP TABLE bench_matches ON COMMIT DROP AS
-            SELECT e.lead_id, e.model_id, e.rule_id, e.activity_id, e.points, e.at
-            FROM scoring_scoreentry e
-            WHERE e.rule_id = %s AND e.reversal_of_id IS NULL AND NOT e.bonus
-              AND NOT EXISTS (SELECT 1 FROM scoring_scoreentry r WHERE r.reversal_of_id = e.id)
-            """,
-            [rule_id],
-        )
-        cursor.execute(
-            """
-            INSERT INTO scoring_scoreentry
-                (lead_id, model_id, rule_id, activity_id, kind, bonus, points, reason, at,
-                 created_at)
-            SELECT lead_id, model_id, rule_id, activity_id, 'engagement', false, points + 1,
-                   'bench', at, %s
-            FROM bench_matches
-            """,
-            [now],
-        )
-        cursor.execute(
-            """
-            UPDATE leads_lead l SET engagement_score = l.engagement_score + m.w,
-                   score = floor(l.fit_score + l.engagement_score + m.w + 0.5)
-            FROM (SELECT lead_id, sum(power(0.5, EXTRACT(EPOCH FROM (%s - at))
-                                                 / (%s * 86400.0))) AS w
-                  FROM bench_matches GROUP BY lead_id) m
-            WHERE l.id = m.lead_id
-            """,
-            [now, half_life_days],
-        )
-        transaction.set_rollback(True)
-    return time.perf_counter() - start
-
-
 def reset_ledger() -> None:
     from django.db import connection
 
@@ -331,42 +532,6 @@ def reset_ledger() -> None:
             "band = 'cold', grade = 'D', quadrant = 'cold'"
         )
         cursor.execute("VACUUM ANALYZE leads_lead")
-
-
-def bare_rescore_seconds(model) -> float:
-    """One statement that scores every lead from the same rules, rolled back afterwards."""
-    from django.db import connection, transaction
-    from django.utils import timezone
-
-    from scoring.bulk_awards import engagement_awards_sql, fit_awards_sql
-    from scoring.ruleset import load_ruleset
-
-    compiled = next(m for m in load_ruleset(fresh=True).models if m.id == model.id)
-    now = timezone.now()
-    hi = 2**62
-    fit, fit_params = fit_awards_sql(compiled.fit_rules, ("TRUE", []), 0, hi, now)
-    eng, eng_params = engagement_awards_sql(compiled.engagement_rules, ("TRUE", []), 0, hi, now)
-    half_life = compiled.half_life_days or 1e12
-    sql = f"""
-        WITH fit AS ({fit}), eng AS ({eng}),
-        totals AS (
-            SELECT lead_id, sum(points) AS points FROM (
-                SELECT lead_id, points FROM fit
-                UNION ALL
-                SELECT lead_id, points * power(0.5, EXTRACT(EPOCH FROM (%s - at))
-                                                    / (%s * 86400.0)) FROM eng) x
-            GROUP BY lead_id)
-        UPDATE leads_lead SET score = floor(totals.points + 0.5)
-        FROM totals WHERE leads_lead.id = totals.lead_id
-    """
-    params = [*fit_params, *eng_params, now, half_life]
-    start = time.perf_counter()
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL work_mem = '256MB'")
-        cursor.execute("SET LOCAL jit = off")
-        cursor.execute(sql, params)
-        transaction.set_rollback(True)
-    return time.perf_counter() - start
 
 
 def naive_loop_seconds_per_lead(model, sample: int) -> float:
@@ -403,10 +568,10 @@ def naive_loop_seconds_per_lead(model, sample: int) -> float:
     return (time.perf_counter() - start) / sample
 
 
-def decay_product() -> None:
+def decay_product() -> int:
     from scoring.decay import scores_decay
 
-    scores_decay()
+    return scores_decay()
 
 
 # Real-time scoring's target: a score within a second of the event.
@@ -468,84 +633,156 @@ def late_share(waits: list[float]) -> float:
     return late / max(sum(spans), 1e-9)
 
 
-def wait_rows(name: str, product: list[float], bare: list[float]) -> list[tuple]:
-    """The row of the lead-lock probe during the product's run and the bare statement's
-    (``late_share``); the tries themselves are printed."""
-    for who, got in (("product", product), ("bare", bare)):
-        print(
-            f"lock waits during the {who} {name}: {len(got)} probes, "
-            f"p50 {harness.pct(got, 50):.3f} s, p95 {harness.pct(got, 95):.3f} s, "
-            f"{sum(w >= LOCK_PATIENCE for w in got)} of them {LOCK_PATIENCE:.0f} s or more, "
-            f"{100 * late_share(got):.1f} % of the time"
-        )
-    what = f"… time a lead-lock probe spent on tries of {LOCK_PATIENCE:.0f} s or more during it"
-    return [(what, late_share(product), late_share(bare), None, "share")]
-
-
-def bare_decay_update() -> None:
-    """The least a decay can do: one UPDATE of the score columns, rolled back."""
+def bare_decay_update(model) -> int:
+    """The least a decay can do: one UPDATE of the lead rows the product's decay writes
+    (every lead with a primary score), setting the same columns from the same stored
+    score in ``float8``, rolled back. The rows it updated."""
     from django.db import connection, transaction
+    from django.utils import timezone
 
+    t = model.thresholds
+    half_life = model.decay_half_life_days
+    decayed = (
+        "ls.engagement * power(0.5::float8, greatest(date_part('epoch', %s::timestamptz "
+        "- ls.engagement_at), 0) / %s::float8)"
+        if half_life
+        else "ls.engagement"
+    )
+    now = timezone.now()
+    decay_params = [now, half_life * 86400.0] if half_life else []
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE leads_lead SET engagement_score = engagement_score * power(0.5, 1.0 / 30), "
-            "score = floor(fit_score + engagement_score * power(0.5, 1.0 / 30) + 0.5)"
+            f"""
+            UPDATE leads_lead l SET engagement_score = s.eff, engagement_at = %s,
+                   score = s.score, fit_score = floor(s.fit + 0.5),
+                   band = CASE WHEN s.score >= %s THEN 'hot' WHEN s.score >= %s THEN 'warm'
+                               ELSE 'cold' END,
+                   grade = CASE WHEN s.fit >= %s THEN 'A' WHEN s.fit >= %s THEN 'B'
+                                WHEN s.fit >= %s THEN 'C' ELSE 'D' END,
+                   quadrant = CASE WHEN s.fit >= %s AND s.eff >= %s THEN 'hot'
+                                   WHEN s.fit >= %s THEN 'target'
+                                   WHEN s.eff >= %s THEN 'researcher' ELSE 'cold' END
+            FROM (SELECT ls.lead_id, ls.fit + ls.adjustment AS fit, e.eff,
+                         floor(ls.fit + ls.adjustment + e.eff + 0.5) AS score
+                  FROM scoring_leadscore ls CROSS JOIN LATERAL (SELECT {decayed} AS eff) e
+                  WHERE ls.is_primary) s
+            WHERE l.id = s.lead_id
+            """,
+            [
+                now,
+                t.hot,
+                t.warm,
+                t.grade_a,
+                t.grade_b,
+                t.grade_c,
+                t.grade_b,
+                t.engaged,
+                t.grade_b,
+                t.engaged,
+                *decay_params,
+            ],
         )
+        updated = cursor.rowcount
         transaction.set_rollback(True)
+    return updated
 
 
-def render(rows: list[tuple], leads: int, activities: int, workers: int, runs: int) -> str:
+def probe_label() -> str:
+    return f"… share of a lead-lock probe's time on tries of {LOCK_PATIENCE:.0f} s or more"
+
+
+BARE_STYLES = {
+    "windows": [
+        "Its plan: a parallel scan of the activities joined to the rules and sorted by two",
+        "workers and the leader (Gather Merge), the caps' window functions and the sum by",
+        "lead in the leader alone (PostgreSQL 15 runs no window function in a worker).",
+    ],
+    "per-lead": [
+        "Its plan: a parallel scan of the leads (Gather), each process scoring whole leads",
+        "through a PARALLEL SAFE SQL function over the lead's activities.",
+    ],
+}
+
+
+def render(bench: Bench) -> str:
+    from django.conf import settings as django_settings
+
+    model, args = bench.model, bench.args
+    machine, settings, activities = bench.machine, bench.settings, bench.activities
     lines = [
         "## Scoring",
         "",
-        f"Measured by `python bench/scoring.py` on {harness.machine()}.",
-        f"Data: {leads:,} leads, {activities:,} activities (bench/generate.py), "
-        "the starter model (14 fit and 14 engagement rules, 30-day half-life).",
+        f"Measured by `python bench/scoring.py --leads {bench.leads} --activities-per-lead "
+        f"{args.activities_per_lead} --workers {args.workers} --runs {args.runs}"
+        + (f" --decay-runs {args.decay_runs}" if args.decay_runs else "")
+        + f" --bare {args.bare}` on "
+        f"{machine}.",
+        f"Data: {bench.leads:,} leads, {activities:,} activities (bench/generate.py), the "
+        f"starter model ({len(bare_scores.compiled_model(model).fit_rules)} fit and "
+        f"{len(bare_scores.compiled_model(model).engagement_rules)} engagement rules).",
+        "PostgreSQL settings (the server's, unchanged): "
+        + ", ".join(f"{k} {v}" for k, v in settings.items())
+        + ". The bare statement sets "
+        + ", ".join(f"{k} = {v}" for k, v in bare_scores.SESSION.items())
+        + " for itself.",
         "",
-        "| what | Hotlist | bare SQL, same work | ratio | naive Django loop (extrapolated) "
-        "| naive / Hotlist |",
+        "| what | Hotlist | bare limit | ratio | naive Django loop (extrapolated) "
+        "| rows written: Hotlist / bare |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for what, product, bare, naive, *unit in rows:
-        show = (lambda share: f"{100 * share:.1f} %") if unit == ["share"] else harness.seconds
-        naive_text = harness.seconds(naive) if naive else "—"
-        speedup = f"{naive / product:.1f}x" if naive else "—"
+    for row in bench.rows:
+        show = (lambda v: f"{100 * v:.1f} %") if row.share else harness.seconds
+        ratio = "—" if row.share or not row.bare else f"{row.product / row.bare:.2f}x"
+        naive = harness.seconds(row.naive) if row.naive else "—"
+        bare = show(row.bare) if row.bare is not None else "—"
         lines.append(
-            f"| {what} | {show(product)} | {show(bare)} | "
-            f"{f'{product / bare:.2f}x' if bare else '—'} | {naive_text} | {speedup} |"
+            f"| {row.what} | {show(row.product)} | {bare} | {ratio} | {naive} "
+            f"| {row.written or '—'} |"
         )
     where = (
-        f"one production worker on the bulk queue with {workers} processes sharing its "
-        "ranges (the machine's cores)"
-        if workers
+        f"one production worker on the bulk queue with {args.workers} processes sharing its ranges"
+        if args.workers
         else "this process, range after range"
     )
     lines += [
         "",
+        "Phases (each after a `VACUUM (ANALYZE)` of the database; load average 1/5/15 min):",
+        "",
+        "| phase | VACUUM (ANALYZE) | load before | load after |",
+        "| --- | --- | --- | --- |",
+        *(
+            f"| {name} | {harness.seconds(vacuum)} | {before} | {after} |"
+            for name, before, after, vacuum in bench.phases
+        ),
+        "",
         f"A rescore runs as a job: its lead-id ranges run in {where}; the time is from",
-        "queueing the job to its end.",
-        "The bare SQL rescore is one statement computing every lead's score from the same",
-        "rules (caps, bonus, decay) and writing it, rolled back; it keeps no ledger. The naive",
-        "loop loads each lead's activities through the ORM, scores them in Python and saves",
-        "the lead; it is timed on a sample and multiplied out.",
+        "queueing the job to its end. Hotlist writes its ledger (entries), the per-model",
+        "scores and the lead rows; the bare statement writes one narrow row per lead it scores.",
+        "**Bare limit**: the same scores (fit rules; engagement with recency, per-day and",
+        "per-lead caps and the bonus; exponential decay with the model's half-life) computed",
+        "in one parallel-capable SELECT in `float8` and written with `CREATE TABLE … AS`",
+        "(logged, as the product's tables are; PostgreSQL 15 never runs `INSERT … SELECT`",
+        "in parallel) into a table of (lead id, score, fit, engagement), then `ADD PRIMARY",
+        "KEY`, its only index (`bench/bare_scores.py`). Same rows written: one score row per",
+        "lead the row rescores; the product also writes its ledger and the lead rows.",
+        *BARE_STYLES[bare_scores.STYLE],
+        f"Bare figures are the median of {args.runs} runs; the last is checked against the",
+        "product's scores. A row that rescores part of the leads (a rule change) has the",
+        "bare statement score the leads that change can move. The naive loop loads each",
+        "lead's activities through the ORM, scores them in Python and saves the lead; it is",
+        "timed on a sample and multiplied by the leads the row scores. The nightly decay's",
+        "bare figure is one UPDATE of the same lead rows and columns, rolled back.",
+        *bench.notes,
+        "Lead locks: during each run another connection locks a random lead every "
+        f"{PROBE_EVERY * 1000:.0f} ms, as",
+        f"real-time scoring does, giving up after {LOCK_PATIENCE:.0f} s; the row is the "
+        "share of the run's time it spent on",
+        "tries it gave up (each try counting for its wait and the pause after it). The bare",
+        "rescore locks no lead (it writes its own table); the bare decay holds every lead",
+        "until it ends; the product holds the leads of one range until it commits: "
+        f"{django_settings.SCORING_RESCORE_RANGE:,}",
+        f"lead ids for a rescore, {django_settings.SCORING_DECAY_RANGE:,} for the decay.",
     ]
-    if any(what.startswith("Nightly decay") for what, *_ in rows):
-        lines[-1] += f" Decay figures are medians of {runs} runs."
-    if any(row[4:] == ("share",) for row in rows):
-        from django.conf import settings
-
-        rescore, decay = settings.SCORING_RESCORE_RANGE, settings.SCORING_DECAY_RANGE
-        lines += [
-            "Lead locks: during each run (for the decay, one more run of each) another",
-            f"connection locks a random lead every {PROBE_EVERY * 1000:.0f} ms, as real-time "
-            "scoring does, giving up",
-            f"after {LOCK_PATIENCE:.0f} s; the row is the share of the run's time it spent on "
-            "tries it gave up",
-            "(each try counting for its wait and the pause after it).",
-            "A bare statement holds every lead it wrote until it ends; the product holds the",
-            f"leads of one range until it commits: {rescore:,} lead ids for a rescore,",
-            f"{decay:,} for the decay.",
-        ]
     return "\n".join(lines)
 
 
