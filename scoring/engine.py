@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from django.db.models import Sum
+from django.db.models import Case, F, JSONField, Sum, Value, When
 
 from crm.db import update_rows
 from leads.models import SCORE_COLUMNS, Activity, Lead
@@ -57,8 +57,19 @@ class Batch:
         ):
             self.products[lead_id].append(slug)
         self.activities: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
-        for row in Activity.objects.filter(lead_id__in=ids).values_list(
-            "lead_id", "id", "type", "occurred_at", "url", "duration_seconds", "properties"
+        # Properties are read (and decoded) only for the types a rule reads them of: a
+        # long history is mostly page views, whose JSON no rule looks at.
+        properties = Case(
+            When(type__in=sorted(ruleset.property_types()), then=F("properties")),
+            default=Value(None),
+            output_field=JSONField(),
+        )
+        for row in (
+            Activity.objects.filter(lead_id__in=ids)
+            .annotate(read_properties=properties)
+            .values_list(
+                "lead_id", "id", "type", "occurred_at", "url", "duration_seconds", "read_properties"
+            )
         ):
             self.activities[row[0]].append(row[1:])
         self.entries: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)

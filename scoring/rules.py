@@ -140,7 +140,10 @@ def engagement_awards(
     ``bonus_count`` matches the activity that reaches the count also earns
     ``bonus_points`` (once per day, not subject to the caps).
     """
-    ordered = sorted(activities, key=lambda a: (a.occurred_at, a.id))
+    # In order, and by type: a rule only looks at the activities of its type.
+    by_type: dict[str, list[ActivityFact]] = defaultdict(list)
+    for activity in sorted(activities, key=lambda a: (a.occurred_at, a.id)):
+        by_type[activity.type].append(activity)
     awards: list[Award] = []
     for rule in rules:
         if rule.kind != ENGAGEMENT:
@@ -148,7 +151,7 @@ def engagement_awards(
         oldest = now - timedelta(days=rule.recency_days) if rule.recency_days else None
         matched = [
             a
-            for a in ordered
+            for a in by_type.get(rule.activity_type, ())
             if a.occurred_at <= now
             and (oldest is None or a.occurred_at >= oldest)
             and activity_matches(rule, a)

@@ -16,7 +16,7 @@ from leads.models import CustomFieldDefinition
 from .models import DomainList, Rule, ScoringModel
 from .models.rule import custom_field_kinds
 from .rule_fields import RuleError
-from .rules import FIT, RuleSpec
+from .rules import FIT, MACHINE_MARKED_TYPES, RuleSpec
 from .score_formula import Thresholds
 
 
@@ -53,6 +53,17 @@ class Ruleset:
     def for_lead(self, product_slugs: Iterable[str]) -> list[CompiledModel]:
         slugs = set(product_slugs)
         return [m for m in self.models if m.applies_to(slugs)]
+
+    def property_types(self) -> frozenset[str]:
+        """The activity types whose ``properties`` a rule reads: the ones a rule tests a
+        property of, and opens and clicks (a machine's are marked in their properties)."""
+        tested = {
+            rule.activity_type
+            for model in self.models
+            for rule in model.engagement_rules
+            if rule.target.startswith("property:")
+        }
+        return MACHINE_MARKED_TYPES | tested
 
 
 # Real-time scoring reuses the compiled rules while their fingerprint is unchanged, and
