@@ -115,17 +115,6 @@ class BulkActivityItemSerializer(
         validators: list[Any] = []
 
 
-def _visible_leads(data: Any, user: User) -> dict[int, Lead]:
-    """The leads a batch names that the user can see, by id, in one query."""
-    items = data.get("activities") if isinstance(data, dict) else None
-    wanted = {
-        int(item["lead"])
-        for item in (items if isinstance(items, list) else [])
-        if isinstance(item, dict) and is_id(item.get("lead", ""))
-    }
-    return Lead.objects.visible_to(user).in_bulk(wanted)
-
-
 class BulkActivitySerializer(StrictFieldsMixin, serializers.Serializer):
     activities = BulkActivityItemSerializer(
         many=True, allow_empty=False, help_text=f"Up to {BULK_MAX} activities."
@@ -148,7 +137,13 @@ class BulkActivitySerializer(StrictFieldsMixin, serializers.Serializer):
     @cached_property
     def visible_leads(self) -> dict[int, Lead]:
         """The batch's leads the caller can see, which its items' lead fields read."""
-        return _visible_leads(self.initial_data, caller(self.context["request"]))
+        items = self.initial_data.get("activities")
+        wanted = {
+            int(item["lead"])
+            for item in (items if isinstance(items, list) else [])
+            if isinstance(item, dict) and is_id(item.get("lead", ""))
+        }
+        return Lead.objects.visible_to(caller(self.context["request"])).in_bulk(wanted)
 
     def validate_activities(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         errors = {

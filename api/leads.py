@@ -278,7 +278,7 @@ class LeadViewSet(RecordViewSet):
             return Lead.objects.none()
         return (
             Lead.objects.visible_to(user)
-            .select_related("company", "owner__team")
+            .select_related("company")
             .prefetch_related("product_interests")
         )
 
