@@ -16,10 +16,19 @@ BOOLEAN_VALUES = {"", "true", "false", "True", "False", "1", "0"}
 
 
 class StableOrderingFilter(OrderingFilter):
-    """``?ordering=score`` sorts by score, then by id in the same direction."""
+    """``?ordering=score`` sorts by score, then by id in the same direction.
+
+    A view's ``ordering_columns`` maps an ordering's public name to what the query
+    sorts by, where the two differ (the lead's score is sorted through its rank).
+    """
 
     def get_ordering(self, request: Request, queryset: Any, view: Any) -> list[str]:
         ordering = list(super().get_ordering(request, queryset, view) or ["-id"])
+        columns = getattr(view, "ordering_columns", {})
+        ordering = [
+            field[: len(field) - len(name)] + columns.get(name, name)
+            for field, name in ((field, field.lstrip("-")) for field in ordering)
+        ]
         if not any(field.lstrip("-") in ("id", "pk") for field in ordering):
             ordering.append("-id" if ordering[0].startswith("-") else "id")
         return ordering

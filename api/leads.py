@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
@@ -270,6 +270,9 @@ class LeadViewSet(RecordViewSet):
     search_fields = ["first_name", "last_name", "email", "company__name"]
     ordering_fields = ["score", "created_at", "updated_at", "last_name"]
     ordering = ("-score", "-id")
+    # Sorted by the copy of the score in the lead's rank, which its indexes hold
+    # (``Lead.ranked``); an annotation, as the cursor pages read it from each row.
+    ordering_columns = {"score": "rank_score"}
     permission_action = {"transition": "change"}
 
     def get_queryset(self) -> QuerySet[Lead]:
@@ -277,7 +280,9 @@ class LeadViewSet(RecordViewSet):
         if not isinstance(user, User):  # the schema generator looks without a user
             return Lead.objects.none()
         return (
-            Lead.objects.visible_to(user)
+            Lead.objects.ranked()
+            .visible_to(user)
+            .annotate(rank_score=F("rank__score"))
             .select_related("company")
             .prefetch_related("product_interests")
         )

@@ -121,8 +121,14 @@ class LeadFilter(django_filters.FilterSet):
         max_length=SEARCH_MAX_LENGTH,
         help_text="Name, email or company",
     )
-    band = django_filters.ChoiceFilter(label="Band", choices=Band.choices, empty_label="Any")
-    stage = django_filters.ChoiceFilter(label="Stage", choices=Stage.choices, empty_label="Any")
+    # The columns the lead's rank holds are filtered there, where the lists' indexes are
+    # (``Lead.ranked``); they equal the lead's own.
+    band = django_filters.ChoiceFilter(
+        label="Band", field_name="rank__band", choices=Band.choices, empty_label="Any"
+    )
+    stage = django_filters.ChoiceFilter(
+        label="Stage", field_name="rank__stage", choices=Stage.choices, empty_label="Any"
+    )
     owner = OwnerFilter(
         label="Owner",
         method="filter_owner",
@@ -134,20 +140,22 @@ class LeadFilter(django_filters.FilterSet):
         field_name="product_interests__slug",
         help_text="A product line's slug.",
     )
-    grade = django_filters.ChoiceFilter(label="Grade", choices=Grade.choices, empty_label="Any")
+    grade = django_filters.ChoiceFilter(
+        label="Grade", field_name="rank__grade", choices=Grade.choices, empty_label="Any"
+    )
     quadrant = django_filters.ChoiceFilter(
-        label="Quadrant", choices=Quadrant.choices, empty_label="Any"
+        label="Quadrant", field_name="rank__quadrant", choices=Quadrant.choices, empty_label="Any"
     )
     score_min = IntegerFilter(
         label="Score from",
-        field_name="score",
+        field_name="rank__score",
         lookup_expr="gte",
         min_value=-SCORE_BOUND,
         max_value=SCORE_BOUND,
     )
     score_max = IntegerFilter(
         label="Score to",
-        field_name="score",
+        field_name="rank__score",
         lookup_expr="lte",
         min_value=-SCORE_BOUND,
         max_value=SCORE_BOUND,
@@ -185,7 +193,7 @@ class LeadFilter(django_filters.FilterSet):
         self.user = cast(User, request.user)
         self.starts_from_visible = queryset is None
         if queryset is None:
-            queryset = Lead.objects.visible_to(self.user)
+            queryset = Lead.objects.ranked().visible_to(self.user)
         super().__init__(data, queryset, request=request, prefix=prefix)
         owner = self.form.fields["owner"]
         owner.only_offered = people is not None
@@ -207,15 +215,15 @@ class LeadFilter(django_filters.FilterSet):
             and owner in (OWNER_ME, OWNER_UNASSIGNED)
             and not queryset.query.is_empty()
         ):
-            queryset = Lead.objects.all()
+            queryset = Lead.objects.ranked()
         return super().filter_queryset(queryset)
 
     def filter_owner(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
         if value == OWNER_ME:
-            return queryset.filter(owner=self.user)
+            return queryset.filter(rank__owner=self.user)
         if value == OWNER_UNASSIGNED:
-            return queryset.filter(owner__isnull=True)
-        return queryset.filter(owner_id=int(value))
+            return queryset.filter(rank__owner__isnull=True)
+        return queryset.filter(rank__owner_id=int(value))
 
     def filter_activity(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
         if value == ACTIVITY_NONE:

@@ -13,7 +13,7 @@ from datetime import datetime, time, timedelta
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from crm.models import User
+from crm.models import Role, User
 from crm.permissions import managed_people
 
 from .models import Activity, Band, Lead, Task
@@ -37,10 +37,14 @@ def team_members(*, manager: User) -> QuerySet[User]:
 
 def my_day_leads(*, user: User, limit: int = MY_DAY_LEADS) -> QuerySet[Lead]:
     """The hottest open leads a person answers for: a rep's own, a manager's team's,
-    everyone's for admins and marketers. Served by ``lead_owner_hottest_idx`` (reps)
-    and ``lead_hottest_idx`` (the others)."""
-    leads = leads_answered_for(user).open().select_related("company")
-    return leads.hottest()[:limit]
+    everyone's for admins and marketers. Served by the rank's ``rank_owner_hottest_idx``
+    (reps) and ``rank_hottest_idx`` (the others)."""
+    leads = leads_answered_for(user).open().select_related("company").hottest()
+    if user.role == Role.REP:
+        # The rep's own leads said again of the rank, whose owner index then gives them
+        # hottest first (the lead's owner is in no index with the score).
+        leads = leads.filter(rank__owner=user)
+    return leads[:limit]
 
 
 def end_of_today(now: datetime) -> datetime:

@@ -134,6 +134,7 @@ def test_crm_migrates_on_its_own_and_leads_brings_the_reps_product_lines(scratch
 def test_a_database_from_before_the_squash_keeps_every_row(scratch_database):
     manage(scratch_database, "migrate")
     manage(scratch_database, "seed_demo", "--leads", "300", "--no-scoring")
+    manage(scratch_database, "migrate", "leads", "0016")
     # The state a database migrated before the squash is in: the same tables (the join
     # table included, made by crm.0002), crm's five original migrations recorded, and
     # neither the hand-over of the product lines nor the squash.
@@ -158,7 +159,8 @@ def test_a_database_from_before_the_squash_keeps_every_row(scratch_database):
     assert "Applying leads.0016_productline_reps... OK" in output
     assert "squashed" not in output  # recorded as applied: its five originals are
     after = row_counts(scratch_database)
-    assert after.pop("django_migrations") == before.pop("django_migrations") + 3
+    assert after.pop("leads_leadrank") == 300  # leads.0017, applied after the squash
+    assert after.pop("django_migrations") == before.pop("django_migrations") + 4
     assert after == before
     assert "0001_squashed_0005_without_leads" in applied(scratch_database, "crm")
     reps_lines = query(
@@ -166,3 +168,53 @@ def test_a_database_from_before_the_squash_keeps_every_row(scratch_database):
         "SELECT count(*) FROM crm_user_product_lines pl JOIN crm_user u ON u.id = pl.user_id",
     )
     assert reps_lines[0][0] == before["crm_user_product_lines"]
+
+
+# Each lead's explanation, as the lead page and the API show it, at one fixed moment.
+EXPLAIN_ALL = """
+import json
+from datetime import datetime, UTC
+from leads.models import Lead
+from scoring.explanation import lead_explanation
+now = datetime(2030, 1, 1, tzinfo=UTC)
+print(json.dumps({
+    lead.pk: lead_explanation(lead=lead, now=now)
+    for lead in Lead.objects.select_related("company").order_by("pk")
+}, default=str, sort_keys=True))
+"""
+RANK_COLUMNS = "owner_id, stage, score, band, grade, quadrant"
+
+
+def lead_columns(url: str) -> list[tuple]:
+    return query(url, f"SELECT id, {RANK_COLUMNS} FROM leads_lead ORDER BY id")
+
+
+def test_the_lead_rank_takes_every_scored_lead_with_the_same_score_and_explanation(
+    scratch_database,
+):
+    manage(scratch_database, "migrate")
+    manage(scratch_database, "seed_demo", "--leads", "300")
+    manage(scratch_database, "migrate", "leads", "0016")
+    assert query(scratch_database, "SELECT to_regclass('leads_leadrank')") == [(None,)]
+    assert ("lead_hottest_idx",) in query(
+        scratch_database, "SELECT indexname FROM pg_indexes WHERE tablename = 'leads_lead'"
+    )
+    leads = lead_columns(scratch_database)
+    assert len(leads) == 300
+    assert len({row[3] for row in leads}) > 10  # scored: many different scores
+    explanations = manage(scratch_database, "shell", "-c", EXPLAIN_ALL)
+
+    output = manage(scratch_database, "migrate")
+
+    assert "Applying leads.0017_lead_rank... OK" in output
+    ranks = query(
+        scratch_database, f"SELECT lead_id, {RANK_COLUMNS} FROM leads_leadrank ORDER BY 1"
+    )
+    assert ranks == leads == lead_columns(scratch_database)
+    assert manage(scratch_database, "shell", "-c", EXPLAIN_ALL) == explanations
+    manage(scratch_database, "scoring_verify")  # exits 1 on any difference
+    # The triggers are in place: a write through SQL reaches the rank.
+    query(scratch_database, "UPDATE leads_lead SET score = score + 1, stage = 'mql'")
+    assert query(
+        scratch_database, f"SELECT lead_id, {RANK_COLUMNS} FROM leads_leadrank ORDER BY 1"
+    ) == lead_columns(scratch_database)

@@ -46,8 +46,9 @@ class SortOrder:
 
 
 SORTS: dict[str, SortOrder] = {
-    "-score": SortOrder("Score, hottest first", ("score",), descending=True),
-    "score": SortOrder("Score, coldest first", ("score",), descending=False),
+    # The score is read from the lead's rank, whose indexes hold it (``Lead.ranked``).
+    "-score": SortOrder("Score, hottest first", ("rank__score",), descending=True),
+    "score": SortOrder("Score, coldest first", ("rank__score",), descending=False),
     "name": SortOrder("Name, A to Z", ("last_name", "first_name"), descending=False),
     "-name": SortOrder("Name, Z to A", ("last_name", "first_name"), descending=True),
     "company": SortOrder("Company, A to Z", ("company__name",), False, nullable=True),
@@ -141,7 +142,7 @@ def _value_load(field: str, value: Any) -> Any:
         if parsed is None:
             raise ValueError(field)
         return parsed
-    if field == "score":
+    if field == "rank__score":
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValueError(field)
         return value

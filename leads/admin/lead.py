@@ -105,7 +105,8 @@ class LeadAdmin(UserBoundFormMixin, admin.ModelAdmin):
     autocomplete_fields = ("company", "owner")
     filter_horizontal = ("product_interests",)
     show_full_result_count = False
-    ordering = ("-score", "-id")
+    # Hottest first through the lead's rank, whose index holds the score (``Lead.ranked``).
+    ordering = ("-rank__score", "-id")
     readonly_fields = (
         "stage",
         "stage_changed_at",
@@ -151,7 +152,7 @@ class LeadAdmin(UserBoundFormMixin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Lead]:
         # The admin's queryset comes from ``Lead.objects``, a ``LeadQuerySet``.
         leads = cast(LeadQuerySet, super().get_queryset(request))
-        return leads.visible_to(signed_in(request))
+        return leads.ranked().visible_to(signed_in(request))
 
     def save_model(self, request: HttpRequest, obj: Lead, form, change: bool) -> None:
         # Through the service, so a change of explicit fields rescores the lead's fit.

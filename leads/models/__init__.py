@@ -21,6 +21,7 @@ from .lead_choices import (
     Source,
     Timeline,
 )
+from .lead_rank import LeadRank
 from .note import Note
 from .product_line import ProductLine
 from .stage import (
@@ -85,6 +86,7 @@ __all__ = [
     "Industry",
     "Lead",
     "LeadQuerySet",
+    "LeadRank",
     "LeadRating",
     "Need",
     "Note",

@@ -67,8 +67,15 @@ class LeadQuerySet(models.QuerySet["Lead"]):
             return self.filter(Q(owner=user) | Q(owner__isnull=True))
         return self.none()
 
+    def ranked(self) -> LeadQuerySet:
+        """Join each lead's ``rank`` (``leads.models.lead_rank``) inner, so that filters
+        and sorts on ``rank__…`` columns can start from the rank's indexes: joined outer
+        (what Django does for a sort on a reverse one-to-one) the database must read
+        every lead before it can sort. Every lead has its rank row."""
+        return self.filter(rank__isnull=False)
+
     def hottest(self) -> LeadQuerySet:
-        return self.order_by("-score", "-id")
+        return self.ranked().order_by("-rank__score", "-id")
 
     def open(self) -> LeadQuerySet:
         return self.exclude(stage__in=[Stage.CUSTOMER, Stage.DISQUALIFIED])
@@ -134,8 +141,9 @@ def _deal_outcome_expression() -> Case:
     )
 
 
-# The columns the scoring engine materializes on a lead (from its primary score): read
-# by the lists, never written by a person or an API client.
+# The columns the scoring engine materializes on a lead (from its primary score): shown
+# on the lead, sorted and filtered through its rank, never written by a person or an
+# API client.
 SCORE_COLUMNS = ("score", "fit_score", "engagement_score", "band", "grade", "quadrant")
 
 
@@ -168,8 +176,8 @@ class Lead(models.Model):
     need = models.CharField(max_length=20, choices=Need.choices, blank=True)
     timeline = models.CharField(max_length=20, choices=Timeline.choices, blank=True)
 
-    # Indexed by lead_owner_hottest_idx, which starts with the owner: a lead row is
-    # rewritten on every score change, and each index costs each rewrite an entry.
+    # Indexed on PostgreSQL by lead_report_scan_idx, which starts with the owner, and in
+    # the lists by the lead's rank (``leads.models.lead_rank``).
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -225,30 +233,14 @@ class Lead(models.Model):
                 name="lead_disqualified_has_reason",
             ),
         ]
+        # The score and what follows from it are in no index here: each score write
+        # then updates the row in place (heap-only), and the lists sort by the lead's
+        # rank (``leads.models.lead_rank``), whose narrow row holds those indexes.
         indexes = [
-            models.Index(fields=["-score", "-id"], name="lead_hottest_idx"),
-            models.Index(fields=["owner", "-score", "-id"], name="lead_owner_hottest_idx"),
-            models.Index(fields=["stage", "-score"], name="lead_stage_score_idx"),
-            models.Index(fields=["band", "-score"], name="lead_band_score_idx"),
-            # Band and stage together, the list's most used pair of filters: "warm MQLs"
-            # in a rep's view otherwise walk every lead the rep sees.
-            models.Index(
-                fields=["band", "stage", "-score", "-id"], name="lead_band_stage_score_idx"
-            ),
             models.Index(fields=["-last_activity_at"], name="lead_last_activity_idx"),
             # The leads list's other sort orders, each ending in the id its keyset pages use.
             models.Index(fields=["last_name", "first_name", "id"], name="lead_name_idx"),
             models.Index(fields=["-stage_changed_at", "-id"], name="lead_stage_changed_idx"),
-            # Filters whose values can be rare (grade A, the hot quadrant): their matches
-            # hottest first, without scanning the whole list for them.
-            models.Index(fields=["grade", "-score", "-id"], name="lead_grade_score_idx"),
-            models.Index(fields=["quadrant", "-score", "-id"], name="lead_quadrant_score_idx"),
-            # A rep's list: the unassigned pool, hottest first, beside lead_owner_hottest_idx.
-            models.Index(
-                fields=["-score", "-id"],
-                condition=Q(owner__isnull=True),
-                name="lead_pool_hottest_idx",
-            ),
         ]
 
     def __str__(self) -> str:

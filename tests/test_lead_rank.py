@@ -1,0 +1,185 @@
+"""The lead's rank: the narrow row the lists sort and filter by, kept by the database.
+
+Whatever writes a lead (the ORM, a queryset update, real-time scoring, a set-based
+rescore, the nightly decay, an owner's deletion) leaves its rank equal to its own
+owner, stage and score columns; the lists read through it in the order the scores give.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+
+from crm.models import User
+from leads.models import Activity, Lead, LeadRank, Stage
+from leads.stages import lead_move_to_stage
+from scoring.decay import scores_decay
+from scoring.lead_scoring import leads_score
+from tests.factories import ActivityFactory, LeadFactory, active_model, fit_rule, page_rule
+
+RANK_COLUMNS = ("owner_id", "stage", "score", "band", "grade", "quadrant")
+
+
+def ranks() -> dict[int, tuple]:
+    return {row[0]: row[1:] for row in LeadRank.objects.values_list("lead_id", *RANK_COLUMNS)}
+
+
+def leads() -> dict[int, tuple]:
+    return {row[0]: row[1:] for row in Lead.objects.values_list("id", *RANK_COLUMNS)}
+
+
+def assert_ranks_follow_leads() -> None:
+    assert ranks() == leads()
+
+
+def test_every_way_of_writing_a_lead_keeps_its_rank(db, rep, other_rep):
+    one = LeadFactory()
+    Lead.objects.bulk_create([Lead(email=f"bulk{n}@example.com") for n in range(3)])
+    assert len(ranks()) == 4
+    assert_ranks_follow_leads()
+
+    one.owner = rep
+    one.save()
+    Lead.objects.filter(email__startswith="bulk").update(owner=other_rep, score=42, band="warm")
+    lead_move_to_stage(lead_id=one.pk, stage=Stage.MQL)
+    assert_ranks_follow_leads()
+    assert LeadRank.objects.get(lead=one).stage == Stage.MQL
+    assert set(LeadRank.objects.filter(score=42).values_list("owner_id", flat=True)) == {
+        other_rep.pk
+    }
+
+    User.objects.filter(pk=other_rep.pk).delete()  # the leads' SET_NULL clears the copy
+    assert_ranks_follow_leads()
+    assert LeadRank.objects.filter(owner__isnull=True).count() == 3
+
+    Lead.objects.filter(email__startswith="bulk").delete()
+    one.delete()
+    assert not LeadRank.objects.exists()
+
+
+def test_real_time_scoring_and_the_decay_move_the_rank_with_the_score(db):
+    model = active_model(decay_half_life_days=7, hot_from=40, warm_from=10)
+    page_rule(model, 30, "/pricing")
+    fit_rule(model, 20, "job_title", "contains", "Head")
+    lead = LeadFactory()
+    now = timezone.now()
+    ActivityFactory(lead=lead, occurred_at=now)
+
+    leads_score(lead_ids=[lead.pk], now=now)
+    rank = LeadRank.objects.get(lead=lead)
+    assert (rank.score, rank.band) == (50, "hot")
+    assert_ranks_follow_leads()
+
+    scores_decay(now=now + dt.timedelta(days=14))  # 30 points halved twice: 7.5
+    rank.refresh_from_db()
+    assert (rank.score, rank.band) == (28, "warm")
+    assert_ranks_follow_leads()
+
+
+@pytest.mark.postgres
+def test_a_set_based_rescore_moves_the_rank_with_the_score(db, settings):
+    from scoring.rescore_jobs import rescore_job_run, rescore_job_start
+
+    model = active_model()
+    page_rule(model, 15, "/pricing")
+    hot = LeadFactory.create_batch(3)
+    cold = LeadFactory.create_batch(2)
+    for lead in hot:
+        ActivityFactory(lead=lead)
+    Activity.objects.update(scored_at=timezone.now())
+
+    job = rescore_job_start(model=model, reason="test")
+    rescore_job_run(job_id=job.pk, in_process=True)
+
+    assert {pk: rank[2] for pk, rank in ranks().items()} == {
+        **{lead.pk: 15 for lead in hot},
+        **{lead.pk: 0 for lead in cold},
+    }
+    assert_ranks_follow_leads()
+
+
+@pytest.mark.postgres
+def test_the_lead_table_holds_no_score_in_an_index_so_a_score_write_stays_heap_only(db):
+    with connection.cursor() as cursor:
+        # Every column of every index on the lead table, INCLUDE columns too.
+        cursor.execute(
+            "SELECT i.relname, a.attname FROM pg_index x "
+            "JOIN pg_class i ON i.oid = x.indexrelid "
+            "JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = ANY(x.indkey) "
+            "WHERE x.indrelid = 'leads_lead'::regclass"
+        )
+        indexed = cursor.fetchall()
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'leads_lead'")
+        [options] = cursor.fetchone()
+    written_by_scoring = {"score", "band", "grade", "quadrant", "fit_score", "engagement_score"}
+    assert indexed
+    assert [(index, column) for index, column in indexed if column in written_by_scoring] == []
+    assert any(option.startswith("fillfactor=") for option in options or [])
+
+    model = active_model()
+    page_rule(model, 15, "/pricing")
+    scored = LeadFactory.create_batch(10)
+    for lead in scored:
+        ActivityFactory(lead=lead)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_stat_get_xact_tuples_updated('leads_lead'::regclass), "
+            "pg_stat_get_xact_tuples_hot_updated('leads_lead'::regclass)"
+        )
+        updated_before, hot_before = cursor.fetchone()
+        leads_score(lead_ids=[lead.pk for lead in scored])
+        cursor.execute(
+            "SELECT pg_stat_get_xact_tuples_updated('leads_lead'::regclass), "
+            "pg_stat_get_xact_tuples_hot_updated('leads_lead'::regclass)"
+        )
+        updated, hot = cursor.fetchone()
+    assert LeadRank.objects.filter(score=15).count() == 10
+    written = updated - updated_before
+    assert written >= 10
+    assert hot - hot_before == written
+
+
+def test_the_list_and_the_api_sort_and_filter_through_the_rank(db, rep, admin_user):
+    scores = [5, 90, 40, 40, 70]
+    made = [
+        LeadFactory(
+            score=score, band="hot" if score >= 70 else "cold", owner=rep if n % 2 else None
+        )
+        for n, score in enumerate(scores)
+    ]
+    assert_ranks_follow_leads()
+    hottest_first = [lead.pk for lead in sorted(made, key=lambda lead: (-lead.score, -lead.pk))]
+
+    client = Client()
+    client.force_login(admin_user)
+    page = client.get("/leads/").content.decode()
+    positions = [page.index(f"/leads/{pk}/") for pk in hottest_first]
+    assert positions == sorted(positions)
+    coldest = client.get("/leads/?sort=score").content.decode()
+    positions = [coldest.index(f"/leads/{pk}/") for pk in reversed(hottest_first)]
+    assert positions == sorted(positions)
+
+    client.force_login(rep)
+    mine_hot = client.get("/leads/?owner=me&band=hot").content.decode()
+    assert [pk for pk in hottest_first if f"/leads/{pk}/" in mine_hot] == [
+        lead.pk for lead in made if lead.owner == rep and lead.band == "hot"
+    ]
+
+    api = Client()
+    api.force_login(admin_user)
+    listed = api.get("/api/v1/leads/?page_size=2").json()
+    ids = [row["id"] for row in listed["results"]]
+    following = api.get(listed["next"]).json()
+    ids += [row["id"] for row in following["results"]]
+    ids += [row["id"] for row in api.get(following["next"]).json()["results"]]
+    assert ids == hottest_first
+    ascending = api.get("/api/v1/leads/?ordering=score").json()["results"]
+    assert [row["id"] for row in ascending] == list(reversed(hottest_first))
+    between = api.get("/api/v1/leads/?score_min=40&score_max=70").json()["results"]
+    assert [row["id"] for row in between] == [
+        pk for pk in hottest_first if 40 <= Lead.objects.get(pk=pk).score <= 70
+    ]
