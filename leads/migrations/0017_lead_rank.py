@@ -226,14 +226,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name="leadrank",
-            index=models.Index(
-                condition=models.Q(("owner__isnull", True)),
-                fields=["-score", "-lead"],
-                name="rank_pool_hottest_idx",
-            ),
-        ),
-        migrations.AddIndex(
-            model_name="leadrank",
             index=models.Index(fields=["stage", "-score", "-lead"], name="rank_stage_hottest_idx"),
         ),
         migrations.AddIndex(

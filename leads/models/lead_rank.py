@@ -55,14 +55,9 @@ class LeadRank(models.Model):
         indexes = [
             # Everyone's hottest (admins, marketers, My day).
             models.Index(fields=["-score", "-lead"], name="rank_hottest_idx"),
-            # A rep's own leads and "mine" in any list, hottest first.
+            # A rep's own leads and "mine" in any list, hottest first; the unassigned pool
+            # too (a B-tree finds ``owner IS NULL`` as it finds an owner).
             models.Index(fields=["owner", "-score", "-lead"], name="rank_owner_hottest_idx"),
-            # The unassigned pool, hottest first.
-            models.Index(
-                fields=["-score", "-lead"],
-                condition=Q(owner__isnull=True),
-                name="rank_pool_hottest_idx",
-            ),
             # The pipeline's columns and the stage filter.
             models.Index(fields=["stage", "-score", "-lead"], name="rank_stage_hottest_idx"),
             # The band filter: cold leads sit below most others in score order.
