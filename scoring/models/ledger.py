@@ -116,9 +116,12 @@ class LeadScore(models.Model):
     passes. The primary model's values are copied onto the lead for fast lists.
     """
 
-    # A rescore rewrites hundreds of thousands of these rows, and each index costs every
-    # one of those writes an entry. Lookups by lead use the unique (lead, model) index and
-    # lookups by model the (model, score) index, so the two columns need none of their own.
+    # A rescore rewrites hundreds of thousands of these rows. No index holds the score or
+    # anything else a rescore writes, so that the rewrite stays on the row's page (a
+    # heap-only update, with the free space the table keeps: migration 0015) and adds no
+    # index entry. Lookups by lead use the unique (lead, model) index and lookups by
+    # model the (model, lead) one; nothing sorts these rows by score (the lists sort by
+    # the lead's rank).
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="scores", db_index=False)
     model = models.ForeignKey(
         ScoringModel, on_delete=models.CASCADE, related_name="lead_scores", db_index=False
@@ -146,7 +149,7 @@ class LeadScore(models.Model):
             models.UniqueConstraint(fields=["lead", "model"], name="one_score_per_lead_and_model")
         ]
         indexes = [
-            models.Index(fields=["model", "-score"], name="leadscore_model_score_idx"),
+            models.Index(fields=["model", "lead"], name="leadscore_model_lead_idx"),
             models.Index(
                 fields=["lead"], condition=Q(is_primary=True), name="leadscore_primary_idx"
             ),
