@@ -215,6 +215,11 @@ API: dict[str, Probe | Exempt] = {
         Call("PATCH", api(f"leads/{w.near_lead.pk}/"), {"owner": w.south_rep.pk}, refused=(400,)),
     ],
     "api-lead-score": lambda w: [Call("GET", api(f"leads/{w.lead.pk}/score/"))],
+    # Reps export nothing (403); a manager's file holds only what they see.
+    "api-lead-export": lambda w: [
+        Call("GET", api("leads/export/?format=csv"), refused=EXPORTED),
+        Call("GET", api(f"leads/export/?owner={w.south_rep.pk}"), refused=EXPORTED),
+    ],
     "api-lead-transition": lambda w: [
         Call("POST", api(f"leads/{w.lead.pk}/transition/"), {"stage": "customer"})
     ],
