@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from itertools import islice
+from operator import itemgetter
 from typing import IO, Any
 
 from django.db import connections, transaction
@@ -39,7 +40,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from .custom_fields import CustomFieldDefinition, FieldType
-from .models import Lead
+from .models import Lead, ProductLine
 
 # Rows fetched from the cursor at a time, and looked up together for the columns that
 # read another table (product interests).
@@ -86,16 +87,16 @@ def _owner_name(first: str | None, last: str | None, username: str | None) -> st
 
 
 def _product_interests(lead_ids: list[int]) -> dict[int, Cell]:
-    """Each lead's product lines, by slug, comma-separated."""
-    links = (
-        Lead.product_interests.through.objects.filter(lead_id__in=lead_ids)
-        .order_by("lead_id", "productline__slug")
-        .values_list("lead_id", "productline__slug")
+    """Each lead's product lines, by slug, comma-separated. The lines are a short
+    catalogue, read whole: joining it to each chunk's links would cost more."""
+    slugs = dict(ProductLine.objects.values_list("pk", "slug"))
+    links = Lead.product_interests.through.objects.filter(lead_id__in=lead_ids).values_list(
+        "lead_id", "productline_id"
     )
     found: dict[int, list[str]] = {}
-    for lead_id, slug in links:
-        found.setdefault(lead_id, []).append(slug)
-    return {lead_id: ", ".join(slugs) for lead_id, slugs in found.items()}
+    for lead_id, line_id in links:
+        found.setdefault(lead_id, []).append(slugs[line_id])
+    return {lead_id: ", ".join(sorted(names)) for lead_id, names in found.items()}
 
 
 def _field(name: str) -> ExportColumn:
@@ -206,31 +207,41 @@ def leads_export_rows(*, leads: QuerySet[Lead], columns: Sequence[ExportColumn])
     if not leads.ordered:
         leads = leads.order_by("id")
     query = leads.prefetch_related(None).values_list(*reads)
-    plan = [(column, [position[name] for name in column.reads]) for column in columns]
     with _one_snapshot(leads.db):
         rows = query.iterator(chunk_size=EXPORT_CHUNK)
-        while chunk := list(islice(rows, EXPORT_CHUNK)):
-            yield from _chunk_cells(chunk, plan)
+        try:
+            while chunk := list(islice(rows, EXPORT_CHUNK)):
+                cells = _cell_getters(columns, position, chunk)
+                for row in chunk:
+                    yield [cell(row) for cell in cells]
+        finally:
+            # Within the transaction, which the server-side cursor does not outlive.
+            rows.close()  # type: ignore[attr-defined]  # QuerySet.iterator() is a generator
 
 
-def _chunk_cells(
-    chunk: list[tuple], plan: list[tuple[ExportColumn, list[int]]]
-) -> Iterator[list[Cell]]:
-    looked_up = {
-        column.name: column.per_chunk([row[0] for row in chunk])
-        for column, _ in plan
-        if column.per_chunk is not None
-    }
-    for row in chunk:
-        cells: list[Cell] = []
-        for column, places in plan:
-            if column.per_chunk is not None:
-                cells.append(looked_up[column.name].get(row[0], ""))
-            elif column.value is None:
-                cells.append(row[places[0]])
-            else:
-                cells.append(column.value(*(row[place] for place in places)))
-        yield cells
+def _cell_getters(
+    columns: Sequence[ExportColumn], position: dict[str, int], chunk: list[tuple]
+) -> list[Callable[[tuple], Cell]]:
+    """For each column, what reads its cell from a row of ``chunk`` (whose first value is
+    the lead's id); the columns of another table are looked up for the chunk first."""
+    getters: list[Callable[[tuple], Cell]] = []
+    for column in columns:
+        places = [position[name] for name in column.reads]
+        if column.per_chunk is not None:
+            getters.append(_looked_up(column.per_chunk([row[0] for row in chunk])))
+        elif column.value is None:
+            getters.append(itemgetter(places[0]))
+        else:
+            getters.append(_computed(column.value, places))
+    return getters
+
+
+def _looked_up(found: dict[int, Cell]) -> Callable[[tuple], Cell]:
+    return lambda row: found.get(row[0], "")
+
+
+def _computed(value: Callable[..., Cell], places: list[int]) -> Callable[[tuple], Cell]:
+    return lambda row: value(*[row[place] for place in places])
 
 
 @contextmanager
@@ -249,36 +260,47 @@ def _one_snapshot(using: str) -> Iterator[None]:
 
 
 def csv_text(value: str) -> str:
-    """Text a spreadsheet shows as text: a leading ``'`` when it would start a formula."""
+    """Text a spreadsheet shows as text: a leading ``'`` when it would start a formula
+    (as ``csv_chunks`` writes each text cell)."""
     return f"'{value}" if value.startswith(FORMULA_STARTS) else value
 
 
-def _csv_cell(value: Cell) -> str:
+def _csv_cell(value: Cell, zone: dt.tzinfo) -> str | int | float:
+    """A cell that is not text (``csv_chunks`` writes text itself, the commonest cell)."""
     if value is None:
         return ""
-    if isinstance(value, str):
-        return csv_text(value)
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int | float):
+        return value  # the csv module writes numbers as Python does
     if isinstance(value, dt.datetime):
-        return timezone.localtime(value).replace(microsecond=0).isoformat()
+        return value.astimezone(zone).replace(microsecond=0).isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
     return str(value)
 
 
 def csv_chunks(*, header: Sequence[str], rows: Iterable[Sequence[Cell]]) -> Iterator[bytes]:
-    """The CSV file of ``rows`` under ``header``, as UTF-8 pieces of a few hundred rows.
+    """The CSV file of ``rows`` under ``header``, as UTF-8 pieces of a few hundred rows,
+    times in the current time zone (the site's).
 
     Starts with a byte order mark, by which Excel knows the file is UTF-8 (without it,
     it reads the system's code page and garbles every accent).
     """
+    zone = timezone.get_current_timezone()
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     buffer.write("\ufeff")
     writer.writerow(header)
     for count, row in enumerate(rows, start=1):
-        writer.writerow([_csv_cell(value) for value in row])
+        writer.writerow(
+            [
+                (f"'{value}" if value.startswith(FORMULA_STARTS) else value)
+                if type(value) is str
+                else _csv_cell(value, zone)
+                for value in row
+            ]
+        )
         if count % CSV_ROWS_PER_CHUNK == 0:
             yield buffer.getvalue().encode()
             buffer.seek(0)
@@ -289,7 +311,7 @@ def csv_chunks(*, header: Sequence[str], rows: Iterable[Sequence[Cell]]) -> Iter
 # --- XLSX ------------------------------------------------------------------------------
 
 
-def _xlsx_cell(sheet: WriteOnlyWorksheet, value: Cell) -> Any:
+def _xlsx_cell(sheet: WriteOnlyWorksheet, value: Cell, zone: dt.tzinfo) -> Any:
     if isinstance(value, str):
         # Control characters are not allowed in the file's XML.
         text: str = ILLEGAL_CHARACTERS_RE.sub("", value)
@@ -299,7 +321,7 @@ def _xlsx_cell(sheet: WriteOnlyWorksheet, value: Cell) -> Any:
         cell.data_type = "s"  # text, not the formula openpyxl takes it for
         return cell
     if isinstance(value, dt.datetime):
-        local = timezone.localtime(value).replace(tzinfo=None, microsecond=0)
+        local = value.astimezone(zone).replace(tzinfo=None, microsecond=0)
         cell = WriteOnlyCell(sheet, local)
         cell.number_format = XLSX_DATETIME_FORMAT
         return cell
@@ -311,12 +333,14 @@ def _xlsx_cell(sheet: WriteOnlyWorksheet, value: Cell) -> Any:
 
 
 def xlsx_write(*, header: Sequence[str], rows: Iterable[Sequence[Cell]], file: IO[bytes]) -> None:
-    """Write the XLSX workbook of ``rows`` under ``header`` to ``file``.
+    """Write the XLSX workbook of ``rows`` under ``header`` to ``file``, times in the
+    current time zone (the site's).
 
     openpyxl's write-only mode writes each row out as it comes, with text inline
     rather than in a shared table, so memory stays flat; beyond a sheet's rows the
     rows continue on a new sheet with the header again.
     """
+    zone = timezone.get_current_timezone()
     workbook = Workbook(write_only=True)
     sheets = 0
     used = XLSX_SHEET_ROWS
@@ -328,7 +352,7 @@ def xlsx_write(*, header: Sequence[str], rows: Iterable[Sequence[Cell]], file: I
             sheet.append(list(header))
             used = 1
         assert sheet is not None
-        sheet.append([_xlsx_cell(sheet, value) for value in row])
+        sheet.append([_xlsx_cell(sheet, value, zone) for value in row])
         used += 1
     if sheet is None:
         workbook.create_sheet("Leads").append(list(header))
