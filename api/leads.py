@@ -1,4 +1,4 @@
-"""The REST API for leads: their profiles, stage moves and score explanations.
+"""The REST API for leads: their profiles, stage moves, score explanations and exports.
 
 Every queryset starts from ``Lead.objects.visible_to(user)``: a lead outside the
 caller's view, and everything hanging off it, answers 404 as if it did not exist.
@@ -8,14 +8,18 @@ scoring is queued after commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
+from django.http.response import HttpResponseBase
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
@@ -24,6 +28,8 @@ from drf_spectacular.utils import (
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -32,6 +38,8 @@ from api.fields import request_user
 from api.strict import StrictFieldsMixin, check_json_document
 from api.viewsets import RecordViewSet
 from crm.models import User
+from leads.export_responses import CONTENT_TYPES, CSV, EXPORT_FORMATS, XLSX, leads_export_response
+from leads.exports import CUSTOM_PREFIX, LEAD_COLUMN_NAMES, UnknownColumn, export_columns
 from leads.filters import LeadFilter
 from leads.models import (
     SCORE_COLUMNS,
@@ -45,10 +53,12 @@ from leads.models import (
 )
 from leads.permissions import (
     EMAIL_UNAVAILABLE,
+    EXPORT_REFUSED,
     OWNER_REFUSED,
     default_owner,
     email_in_use,
     lead_access,
+    may_export_leads,
     may_own,
 )
 from leads.profiles import email_error, lead_save_profile
@@ -246,6 +256,67 @@ class ScoreExplanationSerializer(serializers.Serializer):
     models = ModelExplanationSerializer(many=True)
 
 
+COLUMNS_MAX_LENGTH = 4000
+
+
+class ExportQuerySerializer(serializers.Serializer):
+    """What an export asks for besides the list's filters: the file's format and columns."""
+
+    format = serializers.ChoiceField(choices=EXPORT_FORMATS, default=CSV)
+    columns = serializers.CharField(
+        required=False, allow_blank=True, max_length=COLUMNS_MAX_LENGTH, trim_whitespace=True
+    )
+
+    def validate_columns(self, value: str) -> list[str] | None:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        if not names:
+            return None
+        try:
+            export_columns(names)
+        except UnknownColumn as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return names
+
+
+class ExportNegotiation(BaseContentNegotiation):
+    """The export's ``format`` names the file, not a renderer (DRF would answer 404 for a
+    format no renderer has): its errors always answer JSON."""
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
+
+
+EXPORT_PARAMETERS = [
+    OpenApiParameter(
+        "format",
+        OpenApiTypes.STR,
+        enum=list(EXPORT_FORMATS),
+        default=CSV,
+        description="csv (UTF-8 with a byte order mark) or xlsx.",
+    ),
+    OpenApiParameter(
+        "columns",
+        {
+            "type": "array",
+            "items": {
+                "type": "string",
+                "anyOf": [
+                    {"enum": list(LEAD_COLUMN_NAMES)},
+                    {"pattern": rf"^{re.escape(CUSTOM_PREFIX)}[a-z][a-z0-9_]*$"},
+                ],
+            },
+        },
+        style="form",
+        explode=False,
+        description="The columns to write, comma-separated, in this order; every column "
+        "when absent. custom.<key> names a custom field that is defined (400 otherwise).",
+    ),
+]
+
+
 @extend_schema_view(
     list=extend_schema(summary="List the leads you can see, hottest first"),
     retrieve=extend_schema(summary="Show a lead"),
@@ -323,6 +394,54 @@ class LeadViewSet(RecordViewSet):
     def score(self, request: Request, pk: str | None = None) -> Response:
         lead = self.get_object()
         return Response(lead_explanation(lead=lead, history=True))
+
+    @extend_schema(
+        summary="Download the leads you can see as a CSV or XLSX file",
+        operation_id="leads_export",
+        description="Every lead that `GET /leads/` lists for the same filters, search and "
+        "ordering, in that order, streamed without pages. Managers, marketers and admins "
+        "export; reps are refused (403).",
+        parameters=EXPORT_PARAMETERS,
+        filters=True,
+        responses={
+            (200, CONTENT_TYPES[CSV].split(";")[0]): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The CSV file, as an attachment."
+            ),
+            (200, CONTENT_TYPES[XLSX]): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The XLSX workbook, as an attachment."
+            ),
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description="Invalid filters, format or columns; `fields` names each.",
+            ),
+            403: OpenApiResponse(
+                ErrorSerializer,
+                description="The caller's role does not export leads (reps, people "
+                "without a role).",
+            ),
+        },
+    )
+    @action(
+        detail=False,
+        methods=["get"],
+        pagination_class=None,
+        renderer_classes=[JSONRenderer],
+        content_negotiation_class=ExportNegotiation,
+    )
+    def export(self, request: Request, format: str | None = None) -> HttpResponseBase:
+        if not may_export_leads(self.caller):
+            raise PermissionDenied(EXPORT_REFUSED)
+        query = request.query_params.copy()
+        if "format" not in query and self.format_kwarg:  # leads/export.xlsx
+            query["format"] = self.format_kwarg
+        asked = ExportQuerySerializer(data=query)
+        asked.is_valid(raise_exception=True)
+        leads = self.filter_queryset(self.get_queryset())
+        return leads_export_response(
+            leads=leads,
+            columns=export_columns(asked.validated_data.get("columns")),
+            file_format=asked.validated_data["format"],
+        )
 
     @extend_schema(
         summary="Move the lead to another stage",

@@ -23,6 +23,9 @@ with what they see, and whom they may hand it to:
 - A hand-off is accepted or rejected by its owner, the owner's team manager or an
   admin; by any manager when nobody owns it.
 - A manager's pages show their teams' numbers and tasks, and a manager reassigns tasks.
+- Lists of leads are taken out as files (CSV, XLSX) by admins, managers and marketers,
+  each the leads they see; reps work their leads in Hotlist but do not take the book
+  away in bulk (``may_export_leads``).
 - Round-robin assignment hands leads to active reps only.
 - A company is shared by the leads it carries: admins and marketers edit any; a rep or
   a manager edits one only while every lead it carries is one they can see, so that no
@@ -142,6 +145,17 @@ def takes_leads(user: User) -> bool:
 def default_owner(user: User) -> User | None:
     """The owner of a lead ``user`` creates without naming one: a rep's own, else none."""
     return user if user.role == Role.REP else None
+
+
+EXPORTING_ROLES = (Role.ADMIN, Role.MANAGER, Role.MARKETER)
+EXPORT_REFUSED = "Exporting leads is for managers, marketers and admins."
+
+
+def may_export_leads(user: User) -> bool:
+    """Whether ``user`` may download lists of leads as files: admins, managers and
+    marketers, always within what they see (``Lead.objects.visible_to``). A rep's
+    leads are the book a rep would take along when leaving; the list shows them."""
+    return user.is_active and user.role in EXPORTING_ROLES
 
 
 def manages_team(user: User) -> bool:

@@ -189,6 +189,7 @@ def _due() -> str:
 Probe = Callable[[SimpleNamespace], list[Call]]
 ALL = ROLES
 LISTED = (200, 400)  # a list answers with what the caller sees, or refuses the filter
+EXPORTED = (200, 403)  # an export holds what the caller sees, or is not theirs to make
 
 API: dict[str, Probe | Exempt] = {
     "api-token-list": lambda w: [Call("GET", api("tokens/"), roles=ALL, refused=(200,))],
@@ -214,6 +215,11 @@ API: dict[str, Probe | Exempt] = {
         Call("PATCH", api(f"leads/{w.near_lead.pk}/"), {"owner": w.south_rep.pk}, refused=(400,)),
     ],
     "api-lead-score": lambda w: [Call("GET", api(f"leads/{w.lead.pk}/score/"))],
+    # Reps export nothing (403); a manager's file holds only what they see.
+    "api-lead-export": lambda w: [
+        Call("GET", api("leads/export/?format=csv"), refused=EXPORTED),
+        Call("GET", api(f"leads/export/?owner={w.south_rep.pk}"), refused=EXPORTED),
+    ],
     "api-lead-transition": lambda w: [
         Call("POST", api(f"leads/{w.lead.pk}/transition/"), {"stage": "customer"})
     ],
@@ -349,6 +355,11 @@ WEB: dict[str, Probe | Exempt] = {
     "lead-list": lambda w: [
         Call("GET", "/leads/?q=zebedee", refused=LISTED),
         Call("GET", f"/leads/?owner={w.south_rep.pk}", refused=LISTED),
+    ],
+    "lead-export": lambda w: [
+        Call("GET", "/leads/export.csv", refused=EXPORTED),
+        Call("GET", "/leads/export.csv?q=zebedee", refused=EXPORTED),
+        Call("GET", f"/leads/export.csv?owner={w.south_rep.pk}", refused=(400, 403)),
     ],
     "lead-bulk": lambda w: [
         Call(
@@ -523,7 +534,8 @@ def test_role_is_refused_another_teams_objects(request, world, key, role):
 
         assert response.status_code in call.refused, (call, response.status_code)
         if role != "marketer":
-            body = response.content.decode(errors="replace")
+            raw = b"".join(response.streaming_content) if response.streaming else response.content
+            body = raw.decode(errors="replace")
             leaked = [secret for secret in SECRETS if secret in body]
             assert not leaked, (call, leaked)
     assert snapshot() == before

@@ -40,7 +40,7 @@ admin.site.unregister(Lead)
 
 @admin.register(Lead)
 class LeadAdmin(LeadRecordAdmin):
-    actions = ["adjust_score"]
+    actions = [*LeadRecordAdmin.actions, "adjust_score"]
 
     @admin.action(description="Adjust the score of the selected leads", permissions=["adjust"])
     def adjust_score(self, request: HttpRequest, queryset: QuerySet[Lead]):

@@ -67,6 +67,19 @@ SORTS: dict[str, SortOrder] = {
     ),
 }
 DEFAULT_SORT = "-score"
+
+
+def whole_list_order(sort: str) -> list[OrderBy]:
+    """The ``sort`` order of the whole list in one query, as its pages show it: rows
+    with the first column empty last, in id order the sort's way (as ``_segments``
+    pages them). What an export of the list reads through one cursor."""
+    order = SORTS[sort]
+    return [
+        F(name).desc(nulls_last=True) if order.descending else F(name).asc(nulls_last=True)
+        for name in (*order.fields, "id")
+    ]
+
+
 DATETIME_FIELDS = frozenset({"last_activity_at", "stage_changed_at"})
 
 

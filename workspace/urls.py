@@ -24,6 +24,7 @@ urlpatterns = [
     # The leads list, pipeline, tasks and notifications.
     path("leads/", lists.lead_list, name="lead-list"),
     path("leads/bulk/", lists.lead_bulk, name="lead-bulk"),
+    path("leads/export.<slug:file_format>", lists.lead_export, name="lead-export"),
     path("pipeline/", pipeline.pipeline, name="pipeline"),
     path("pipeline/move/", pipeline.pipeline_move, name="pipeline-move"),
     path("tasks/", tasks.task_list, name="tasks"),

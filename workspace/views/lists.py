@@ -1,7 +1,9 @@
-"""The leads list: filters, sort, keyset pages and bulk actions.
+"""The leads list: filters, sort, keyset pages, bulk actions and exports.
 
 Full pages for plain requests; the results partial (``workspace/_lead_rows.html``) for htmx
 requests, so filtering, sorting and paging swap the table in place and push the URL.
+The list's export links carry its query string, so a file holds the leads the list
+shows, in its order.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse, QueryDict
+from django.http import HttpResponse, HttpResponseBadRequest, QueryDict
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -23,12 +26,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from crm.http import AuthenticatedHttpRequest
 from crm.models import User
+from leads.export_responses import EXPORT_FORMATS, FORMAT_UNKNOWN, leads_export_response
+from leads.exports import export_columns
 from leads.models import Band, Stage
-from leads.permissions import teammates_of
+from leads.permissions import EXPORT_REFUSED, may_export_leads, teammates_of
 from nurturing.models import Sequence as NurtureSequence
 from workspace import bulk
 from workspace.filters import LeadListFilter, leads_count_capped
-from workspace.keyset import SORTS, cursor_decode, leads_page
+from workspace.keyset import SORTS, cursor_decode, leads_page, whole_list_order
 
 # Column heading, sort key and the direction a first click sorts in.
 SORTABLE_COLUMNS = [
@@ -59,6 +64,8 @@ ROW_FIELDS = (
 )
 STAGE_LABELS = dict(Stage.choices)
 BAND_LABELS = dict(Band.choices)
+
+EXPORT_FILTERS_INVALID = "Nothing was exported: correct the filters first."
 
 # Filters folded under "More filters" unless one of them is in use.
 SECONDARY_FILTERS = ("source", "product", "grade", "quadrant", "score_min", "score_max", "activity")
@@ -206,6 +213,15 @@ def list_context(
         "next_url": _url(query, cursor=page.next_cursor) if page.next_cursor else "",
         "previous_url": _url(query, cursor=page.previous_cursor) if page.previous_cursor else "",
         "bulk_form": bulk_form or (LeadBulkForm(user=user, people=people) if actions else None),
+        "export_urls": _export_urls(query) if may_export_leads(user) else {},
+    }
+
+
+def _export_urls(query: QueryDict) -> dict[str, str]:
+    encoded = query.urlencode()
+    return {
+        file_format: reverse("lead-export", args=[file_format]) + (f"?{encoded}" if encoded else "")
+        for file_format in EXPORT_FORMATS
     }
 
 
@@ -262,6 +278,28 @@ def lead_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The leads the user can see, hottest first unless sorted otherwise."""
     context = list_context(request)
     return _render(request, context, status=400 if context["form"].errors else 200)
+
+
+@login_required
+@require_GET
+def lead_export(request: AuthenticatedHttpRequest, file_format: str) -> HttpResponseBase:
+    """The leads the list shows for the same query string, every one of them, in its
+    sort order, as a CSV or XLSX download.
+
+    Only with valid filters: a file that silently left one out would hold leads the
+    person did not ask for, so the list answers instead, with its errors.
+    """
+    user = request.user
+    if not may_export_leads(user):
+        raise PermissionDenied(EXPORT_REFUSED)
+    if file_format not in EXPORT_FORMATS:
+        return HttpResponseBadRequest(FORMAT_UNKNOWN, content_type="text/plain; charset=utf-8")
+    filters = LeadListFilter(request.GET, request=request, people=list(teammates_of(user)))
+    if not filters.is_valid():
+        messages.error(request, EXPORT_FILTERS_INVALID)
+        return _render(request, list_context(request), status=400)
+    leads = filters.qs.order_by(*whole_list_order(filters.sort_key))
+    return leads_export_response(leads=leads, columns=export_columns(), file_format=file_format)
 
 
 @login_required
