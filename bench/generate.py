@@ -436,9 +436,9 @@ FROM leads_lead WHERE stage IN ('opportunity', 'customer')
 
 _NOTIFICATIONS_SQL = """
 INSERT INTO leads_notification (user_id, kind, title, body, url, lead_id, created_at, read_at,
-                                emailed_at)
+                                emailed_at, email_pending)
 SELECT h.owner_id, 'handoff', 'Lead handed off to you', '', '/leads/' || h.lead_id || '/',
        h.lead_id, h.created_at, CASE WHEN h.status = 'pending' THEN NULL ELSE h.accepted_at END,
-       h.created_at
+       h.created_at, false
 FROM leads_handoff h WHERE h.owner_id = ANY(%s)
 """
