@@ -307,6 +307,7 @@ def analyze(*, vacuum: bool = False) -> None:
     read: this server runs without autovacuum."""
     tables = [
         "leads_lead",
+        "leads_leadrank",
         "leads_activity",
         "leads_company",
         "leads_stagechange",

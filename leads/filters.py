@@ -193,7 +193,7 @@ class LeadFilter(django_filters.FilterSet):
         self.user = cast(User, request.user)
         self.starts_from_visible = queryset is None
         if queryset is None:
-            queryset = Lead.objects.ranked().visible_to(self.user)
+            queryset = Lead.objects.visible_to(self.user)
         super().__init__(data, queryset, request=request, prefix=prefix)
         owner = self.form.fields["owner"]
         owner.only_offered = people is not None
@@ -215,7 +215,7 @@ class LeadFilter(django_filters.FilterSet):
             and owner in (OWNER_ME, OWNER_UNASSIGNED)
             and not queryset.query.is_empty()
         ):
-            queryset = Lead.objects.ranked()
+            queryset = Lead.objects.all()
         return super().filter_queryset(queryset)
 
     def filter_owner(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:

@@ -188,6 +188,9 @@ def _beyond(order: SortOrder, values: Sequence[Any], pk: int, *, descending: boo
 
 def _segments(queryset: Rows, order: SortOrder) -> tuple[Rows, Rows | None]:
     """The rows with the first column set, then (for a nullable column) those without."""
+    if order.fields[0].startswith("rank__"):
+        # Joined inner, so that the rank's index gives the order (``Lead.ranked``).
+        queryset = queryset.filter(rank__isnull=False)
     if not order.nullable:
         return queryset, None
     if order.fields[0] == "company__name":

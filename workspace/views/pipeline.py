@@ -81,11 +81,11 @@ def _board_leads(request: AuthenticatedHttpRequest) -> tuple[forms.Form, QuerySe
 def pipeline_columns(*, leads: QuerySet[Lead], user: User, query: str) -> list[Column]:
     """The board's columns: counts in one grouped query, open-deal totals in another
     (driven by the open deals, which are few), then each column's hottest cards from the
-    rank's ``(stage, score)`` index; a fixed number of queries whatever the number of
-    leads. ``leads`` is ranked (``Lead.ranked``), as the list's filters give it."""
+    rank's ``(stage, score)`` index (the filter on the rank's stage joins it inner); a
+    fixed number of queries whatever the number of leads."""
     columns = {stage: Column(stage=stage) for stage in [*FUNNEL, *FOLDED]}
-    for row in leads.order_by().values("rank__stage").annotate(n=Count("pk")):
-        columns[Stage(row["rank__stage"])].count = row["n"]
+    for row in leads.order_by().values("stage").annotate(n=Count("pk")):
+        columns[Stage(row["stage"])].count = row["n"]
     deals = Deal.objects.filter(status=DealStatus.OPEN, lead__in=leads.order_by().values("pk"))
     for deal_row in deals.order_by().values("lead__stage").annotate(total=Sum("amount")):
         columns[Stage(deal_row["lead__stage"])].open_total = deal_row["total"] or Decimal(0)
