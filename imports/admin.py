@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, StreamingHttpResponse
-from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
@@ -86,7 +86,9 @@ class ImportJobAdmin(admin.ModelAdmin):
         return [errors, *super().get_urls()]
 
     def errors_view(self, request: HttpRequest, job_id: int) -> StreamingHttpResponse:
-        job = get_object_or_404(jobs_visible_to(request.user), pk=job_id)  # type: ignore[arg-type]
+        job = jobs_visible_to(request.user).filter(pk=job_id).first()  # type: ignore[arg-type]
+        if job is None:
+            raise PermissionDenied
         response = StreamingHttpResponse(import_error_rows(job=job), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
         return response

@@ -109,8 +109,7 @@ def write_lead_rows(
         update_rows([lead], sorted(fields | {"updated_at"}))
     StageChange.objects.bulk_create([change for _, change in history])
     for item, change in history:
-        if change.lead_id in updated:
-            outcome.record(item.row, change, ObjectType.STAGE_CHANGE, lead_id=change.lead_id)
+        outcome.record(item.row, change, ObjectType.STAGE_CHANGE, lead_id=change.lead_id)
 
 
 def _prepare(row: Prepared, context: Context, outcome: ChunkOutcome) -> LeadRow | None:

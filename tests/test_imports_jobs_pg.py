@@ -309,13 +309,14 @@ def test_undo_removes_and_restores_but_leaves_a_lead_changed_since(tmp_path, man
     existing = LeadFactory(email="old@acme.example", job_title="Buyer", country="DE")
     path = tmp_path / "leads.csv"
     path.write_text(
-        "email,job_title,country,stage\n"
-        "old@acme.example,Head of Buying,FR,mql\n"
-        "new1@acme.example,CTO,DE,\n"
-        "new2@acme.example,CFO,DE,\n"
+        "email,job_title,country,stage,company\n"
+        "old@acme.example,Head of Buying,FR,mql,\n"
+        "new1@newco.example,CTO,DE,sql,New Co\n"
+        "new2@acme.example,CFO,DE,,\n"
     )
     job = run(path, by=manager)
     assert counts(job) == (2, 1, 0, 0, 0)
+    assert Company.objects.filter(name="New Co", domain="newco.example").exists()
     existing.refresh_from_db()
     assert (existing.job_title, existing.country, existing.stage) == (
         "Head of Buying",
@@ -330,7 +331,8 @@ def test_undo_removes_and_restores_but_leaves_a_lead_changed_since(tmp_path, man
     # When the import is undone
     undone = import_job_undo(job_id=job.pk, by=manager)
 
-    # Then new1 is gone, new2 (changed since) stays, and the existing lead has its title
+    # Then new1 is gone with its stage history and its company, new2 (changed since)
+    # stays, and the existing lead has its title
     # and stage back while the country edited since is left as it is, and reported
     assert undone.status == ImportStatus.UNDONE
     assert set(Lead.objects.values_list("email", flat=True)) == {
@@ -339,7 +341,8 @@ def test_undo_removes_and_restores_but_leaves_a_lead_changed_since(tmp_path, man
     }
     existing.refresh_from_db()
     assert (existing.job_title, existing.country, existing.stage) == ("Buyer", "AT", Stage.NEW)
-    assert not StageChange.objects.filter(lead=existing).exists()
+    assert not StageChange.objects.exists()
+    assert not Company.objects.filter(name="New Co").exists()
     report = undone.undo_report
     assert report["kept_count"] == 2
     whys = sorted(kept["why"] for kept in report["kept"])
