@@ -456,3 +456,36 @@ def test_a_stage_the_lifecycle_forbids_fails_the_row(tmp_path):
 
     assert counts(job) == (0, 0, 0, 0, 1)
     assert job.row_errors.get().reason == "A lead cannot move from Customer to New."
+
+
+def test_without_postgresql_the_leads_are_scored_in_chunks_just_as_quietly(
+    tmp_path, loud_world, monkeypatch
+):
+    # Given the chunked path SQLite takes (scoring.quiet_rescore falls back on the vendor)
+    from types import SimpleNamespace
+
+    from scoring import quiet_rescore
+
+    monkeypatch.setattr(quiet_rescore, "connection", SimpleNamespace(vendor="sqlite"))
+    path = tmp_path / "leads.csv"
+    path.write_text("email,country,stage\na@acme.example,DE,\nb@acme.example,DE,sql\n")
+    history = tmp_path / "activities.csv"
+    history.write_text(
+        f"email,type,date,url\na@acme.example,page_view,{timezone.now():%Y-%m-%d},/pricing\n"
+    )
+
+    run(path)
+    job = run(
+        history,
+        kind="activities",
+        mapping={"email": "email", "type": "type", "date": "occurred_at", "url": "url"},
+    )
+
+    # Then the lead crossed SQL's threshold and nothing reacted
+    assert counts(job) == (1, 0, 0, 0, 0)
+    a = Lead.objects.get(email="a@acme.example")
+    assert (a.score, a.stage) == (45, Stage.NEW)
+    assert list(scores_verify()) == []
+    assert not HandOff.objects.exists()
+    assert not Enrollment.objects.exists()
+    assert StageChange.objects.count() == 1  # b's, set by the import
