@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "scoring",
     "nurturing",
     "reports",
+    "imports",
     "workspace",
     "api",
     "demo",
@@ -302,6 +303,7 @@ CELERY_TASK_ROUTES = {
     "scoring.tasks.decay_*": {"queue": "bulk"},
     "leads.tasks.handoff_*": {"queue": "realtime"},
     "leads.tasks.import_*": {"queue": "bulk"},
+    "imports.tasks.*": {"queue": "bulk"},
     "nurturing.tasks.send_*": {"queue": "email"},
     "*.tasks.send_*": {"queue": "email"},
     "crm.tasks.webhook_deliver": {"queue": "default"},
@@ -361,6 +363,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "nurturing.tasks.resume_stalled",
         "schedule": 300,
     },
+    "import-sweep": {
+        "task": "imports.tasks.import_sweep",
+        "schedule": 300,
+        "options": {"queue": "bulk"},
+    },
     # Reports
     "reports-weekly-digest": {
         "task": "reports.tasks.send_weekly_digest",
@@ -372,6 +379,23 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"queue": "bulk"},
     },
 }
+
+# --- Imports (imports/, docs/IMPORT.md) ---------------------------------------
+
+# Uploaded files wait here until their import is done (and for its error file and undo).
+IMPORT_DIR = Path(env_str("IMPORT_DIR", str(VAR_DIR / "imports")))
+IMPORT_MAX_FILE_BYTES = env_int("IMPORT_MAX_FILE_BYTES", 512 * 1024 * 1024)
+IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 1_000_000)
+# An XLSX is a ZIP: its parts are checked before anything is unpacked (zip bombs).
+IMPORT_MAX_XLSX_UNPACKED_BYTES = env_int("IMPORT_MAX_XLSX_UNPACKED_BYTES", 1024 * 1024 * 1024)
+IMPORT_MAX_XLSX_RATIO = env_int("IMPORT_MAX_XLSX_RATIO", 100)
+# Rows per transaction: a resumed import starts after the last one committed.
+IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 1000)
+# The region phone numbers written without a country code are read in, when the row
+# has no country (ISO code, e.g. DE); empty: such numbers fail their row.
+IMPORT_PHONE_REGION = env_str("IMPORT_PHONE_REGION", "")
+if IMPORT_CHUNK_ROWS < 1 or IMPORT_MAX_ROWS < 1:
+    raise ImproperlyConfigured("IMPORT_CHUNK_ROWS and IMPORT_MAX_ROWS must be at least 1.")
 
 # --- Cache --------------------------------------------------------------------
 

@@ -54,9 +54,13 @@ def _span_moves(first: dt.datetime, last: dt.datetime) -> Q:
     )
 
 
-def activities_record_many(*, activities: list[Activity]) -> list[Activity]:
+def activities_record_many(*, activities: list[Activity], announce: bool = True) -> list[Activity]:
     """Store activities of many leads (``lead_id`` set on each) with one INSERT, and
     announce each lead's so they are scored after commit.
+
+    With ``announce=False`` nothing hears of them (no real-time scoring, no hand-off
+    touch, no nurture reaction): for history written in bulk (``imports``), whose
+    caller scores the leads itself and marks the activities scored as it stores them.
 
     Keeps every lead's first and last activity times. The leads' rows are locked in id
     order before anything is written, so concurrent batches naming the same leads wait
@@ -77,6 +81,8 @@ def activities_record_many(*, activities: list[Activity]) -> list[Activity]:
         Lead.objects.filter(pk__in=lead_ids).lock()
         _insert_activities(activities)
         _widen_activity_spans(spans)
+        if not announce:
+            return activities
         by_lead: dict[int, list[Activity]] = {lead_id: [] for lead_id in lead_ids}
         for activity in activities:
             by_lead[activity.lead_id].append(activity)

@@ -29,13 +29,19 @@ AUTO_QUALIFIABLE = {Stage.NEW, Stage.RECYCLED, Stage.MQL}
 
 
 def leads_score(
-    *, lead_ids: Sequence[int], now: datetime | None = None, ruleset: Ruleset | None = None
+    *,
+    lead_ids: Sequence[int],
+    now: datetime | None = None,
+    ruleset: Ruleset | None = None,
+    react: bool = True,
 ) -> list[LeadResult]:
     """Score the leads against the active models, in one transaction with their rows locked.
 
     Applies every pending activity, appends ledger entries for what changed,
     updates the materialized scores, moves stages on upward threshold crossings,
     and announces crossings, band changes and surges after commit. Idempotent.
+    With ``react=False`` the scores are written and nothing reacts to them (no stage
+    move, nothing announced): history brought in by an import (``leads_rescore_quietly``).
     """
     with transaction.atomic():
         leads = list(
@@ -64,8 +70,9 @@ def leads_score(
             Activity.objects.filter(
                 pk__in=pending[start : start + CHUNK_SIZE], scored_at__isnull=True
             ).update(scored_at=now)
-        for result in results:
-            result_react(result)
+        if react:
+            for result in results:
+                result_react(result)
     return results
 
 

@@ -26,6 +26,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from crm.models import ApiToken, Role, Team, TeamWebhook
+from imports.models import ImportJob
 from leads.deals import deal_save
 from leads.handoff_models import AssignmentKind, AssignmentRule, HandOff, LeadRating, Notification
 from leads.models import Deal, Note, Task
@@ -55,7 +56,7 @@ SECRETS = (
     "south.example/secret-page",
     "Southern token",
 )
-APP_LABELS = ("crm", "leads", "scoring", "nurturing", "reports", "auth")
+APP_LABELS = ("crm", "leads", "scoring", "nurturing", "reports", "imports", "auth")
 
 
 # --- The world: North (the fixtures' team) and South -----------------------------------------
@@ -119,6 +120,14 @@ def world(rep, other_rep, manager, marketer) -> SimpleNamespace:
         ),
         scoring_rule=fit_rule(model, 10, "job_title", "contains", "CTO"),
         sequence=sequence,
+        import_job=ImportJob.objects.create(
+            kind="leads",
+            file="south.csv",
+            file_name="south.csv",
+            headers=["Email"],
+            failed=1,
+            created_by=boss,
+        ),
     )
 
 
@@ -565,6 +574,7 @@ ADMIN_CUSTOM: dict[str, Callable[[SimpleNamespace], str]] = {
     ),
     "nurturing_sequence_stats": lambda w: f"/admin/nurturing/sequence/{w.sequence.pk}/stats/",
     "nurturing_sequence_enroll": lambda w: f"/admin/nurturing/sequence/{w.sequence.pk}/enroll/",
+    "imports_importjob_errors": lambda w: f"/admin/imports/importjob/{w.import_job.pk}/errors.csv",
 }
 # Each registered model: South's row of it, or why it belongs to no team.
 ADMIN_OBJECTS: dict[str, Callable[[SimpleNamespace], models.Model] | Exempt] = {
@@ -575,6 +585,7 @@ ADMIN_OBJECTS: dict[str, Callable[[SimpleNamespace], models.Model] | Exempt] = {
     "crm.User": lambda w: w.south_rep,
     "crm.WebhookDelivery": Exempt("admins only; the log of team webhooks"),
     "crm.WorkerHeartbeat": Exempt("worker liveness"),
+    "imports.ImportJob": lambda w: w.import_job,
     "leads.Activity": lambda w: w.activity,
     "leads.AssignmentRule": lambda w: w.rule,
     "leads.Company": lambda w: w.company,

@@ -151,6 +151,12 @@ class Lead(models.Model):
     first_name = models.CharField(max_length=100, blank=True)
     last_name = models.CharField(max_length=100, blank=True)
     email = models.EmailField(max_length=254)
+    # The lead's id in the system it came from (an old CRM, a spreadsheet), which imports
+    # match on; unique when set. NULL, not "", when unset: the unique index then holds
+    # only the leads that have one.
+    external_id = models.CharField(  # noqa: DJ001
+        max_length=100, null=True, blank=True, default=None
+    )
     phone = models.CharField(max_length=40, blank=True)
     job_title = models.CharField(max_length=200, blank=True)
     seniority = models.CharField(max_length=20, choices=Seniority.choices, blank=True)
@@ -228,6 +234,11 @@ class Lead(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(Lower("email"), name="lead_unique_email_ci"),
+            models.UniqueConstraint(
+                fields=["external_id"],
+                condition=Q(external_id__isnull=False),
+                name="lead_unique_external_id",
+            ),
             models.CheckConstraint(
                 condition=~Q(stage="disqualified") | ~Q(disqualification_reason=""),
                 name="lead_disqualified_has_reason",
@@ -248,6 +259,7 @@ class Lead(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.email = normalize_email(self.email)
+        self.external_id = (self.external_id or "").strip() or None
         # The stage now counts towards the furthest step, whichever way it was set.
         self.furthest_step = max(self.furthest_step, funnel_step(self.stage))
         fields = kwargs.get("update_fields")

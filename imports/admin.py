@@ -1,0 +1,94 @@
+"""Imports in the admin: the jobs with their progress and counts, read-only, and each
+job's error file to download. Seen by those who may import (``imports.permissions``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, StreamingHttpResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+
+from .models import ImportJob
+from .permissions import jobs_visible_to, may_import
+from .services import import_error_rows
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "file_name",
+        "kind",
+        "status",
+        "progress",
+        "created",
+        "updated",
+        "unchanged",
+        "skipped",
+        "failed",
+        "error_file",
+        "created_by",
+        "created_at",
+    )
+    list_filter = ("status", "kind", "dry_run")
+    search_fields = ("file_name",)
+    list_select_related = ("created_by",)
+    readonly_fields = [
+        field.name for field in ImportJob._meta.fields if field.name not in ("id",)
+    ] + ["progress", "error_file"]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return jobs_visible_to(request.user).select_related("created_by")  # type: ignore[arg-type]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return may_import(request.user)  # type: ignore[arg-type]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return may_import(request.user)  # type: ignore[arg-type]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="progress")
+    def progress(self, job: ImportJob) -> str:
+        total = "?" if job.total_rows is None else f"{job.total_rows:,}"
+        text = f"{job.rows_done:,} / {total} rows ({job.percent}%)"
+        rate = job.rows_per_second
+        if rate:
+            text += f", {rate:,.0f} rows/s"
+        left = job.time_left
+        if left is not None:
+            text += f", {left} left"
+        return text
+
+    @admin.display(description="error file")
+    def error_file(self, job: ImportJob) -> str:
+        if not job.failed:
+            return "—"
+        url = reverse("admin:imports_importjob_errors", args=[job.pk])
+        return format_html('<a href="{}">{} failed rows (CSV)</a>', url, job.failed)
+
+    def get_urls(self) -> list[URLPattern]:
+        errors = path(
+            "<int:job_id>/errors.csv",
+            self.admin_site.admin_view(self.errors_view),
+            name="imports_importjob_errors",
+        )
+        return [errors, *super().get_urls()]
+
+    def errors_view(self, request: HttpRequest, job_id: int) -> StreamingHttpResponse:
+        job = jobs_visible_to(request.user).filter(pk=job_id).first()  # type: ignore[arg-type]
+        if job is None:
+            raise PermissionDenied
+        response = StreamingHttpResponse(import_error_rows(job=job), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
+        return response

@@ -1,0 +1,98 @@
+"""Writing a chunk of company rows: matched by domain, else by name (any case);
+created, updated where a cell differs, or left as they are."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.db.models.functions import Lower
+
+from crm.db import update_rows
+from leads.models import Company
+
+from .chunks import ChunkOutcome, Context, Prepared
+from .models import ImportJob, ObjectType
+
+COLUMNS = (
+    "name",
+    "domain",
+    "industry",
+    "employee_count",
+    "annual_revenue",
+    "country",
+    "region",
+    "city",
+)
+
+
+def write_company_rows(
+    *, job: ImportJob, context: Context, rows: list[Prepared], outcome: ChunkOutcome
+) -> None:
+    by_domain, by_name = _known(rows)
+    new: list[tuple[Prepared, Company]] = []
+    changed: dict[int, tuple[Company, set[str]]] = {}
+    for row in rows:
+        wanted = {name: row.values[name] for name in COLUMNS if name in row.values}
+        if "annual_revenue" in wanted:
+            wanted["annual_revenue"] = wanted["annual_revenue"].quantize(Decimal("0.01"))
+        domain = wanted.get("domain", "")
+        company = by_domain.get(domain) if domain else None
+        company = company or by_name.get(wanted["name"].casefold())
+        if company is None:
+            if not job.create_new:
+                outcome.skipped += 1
+                continue
+            company = Company(**wanted)
+            new.append((row, company))
+            outcome.created += 1
+        elif not job.update_existing:
+            outcome.skipped += 1
+            continue
+        else:
+            _update(row, company, wanted, outcome, changed)
+        if domain:
+            by_domain[domain] = company
+        by_name[company.name.casefold()] = company
+    Company.objects.bulk_create([company for _, company in new], batch_size=1000)
+    for row, company in new:
+        outcome.record(row, company, ObjectType.COMPANY, lead_id=None)
+    for company, fields in changed.values():
+        update_rows([company], sorted(fields))
+
+
+def _known(rows: list[Prepared]) -> tuple[dict[str, Company], dict[str, Company]]:
+    domains = {row.values["domain"] for row in rows if row.values.get("domain")}
+    names = {row.values["name"].casefold() for row in rows}
+    by_domain = {c.domain: c for c in Company.objects.filter(domain__in=domains)}
+    by_name: dict[str, Company] = {}
+    named = Company.objects.alias(key=Lower("name")).filter(key__in=names).order_by("-pk")
+    for company in named:
+        by_name[company.name.casefold()] = company
+    return by_domain, by_name
+
+
+def _update(
+    row: Prepared,
+    company: Company,
+    wanted: dict[str, Any],
+    outcome: ChunkOutcome,
+    changed: dict[int, tuple[Company, set[str]]],
+) -> None:
+    fields = {name for name, value in wanted.items() if getattr(company, name) != value}
+    if not fields:
+        outcome.unchanged += 1
+        return
+    if company.pk is None:
+        for name in fields:
+            setattr(company, name, wanted[name])
+        outcome.updated += 1
+        return
+    before = {name: getattr(company, name) for name in fields}
+    for name in fields:
+        setattr(company, name, wanted[name])
+    after = {name: wanted[name] for name in fields}
+    outcome.record(row, company, ObjectType.COMPANY, lead_id=None, before=before, after=after)
+    outcome.updated += 1
+    stored, already = changed.get(company.pk, (company, set()))
+    changed[company.pk] = (stored, already | fields)

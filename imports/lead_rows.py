@@ -1,0 +1,325 @@
+"""Writing a chunk of lead rows: leads created or updated, their companies found or
+created, their stages set, quietly.
+
+Quiet means what a person's edit or a stage move would set off does not happen: the
+leads are inserted and updated in bulk, a stage is set on the row with its stage
+history appended (``leads.stages.stage_change_record``) instead of through
+``lead_move_to_stage``, whose announcement hands leads off and moves nurture tracks,
+and no profile change is announced (which would queue real-time scoring). The import
+scores its leads once at the end (``scoring.quiet_rescore``).
+
+An empty cell leaves the stored value alone: an import fills and corrects, it never
+blanks a field. A company named by the row (name or website) is linked; otherwise a
+lead without a company is linked to the company of its email's domain, unless that is
+a free-mail provider's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from crm.db import update_rows
+from leads.models import Company, Lead, Source, Stage, StageChange, funnel_step
+
+from .chunks import ChunkOutcome, Context, Prepared
+from .mapping import MatchKey
+from .models import ImportJob, ObjectType
+
+# The lead's own columns a row may fill, as the mapping's targets name them.
+LEAD_COLUMNS = (
+    "email",
+    "external_id",
+    "first_name",
+    "last_name",
+    "phone",
+    "job_title",
+    "seniority",
+    "department",
+    "country",
+    "region",
+    "city",
+    "source",
+    "campaign",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "budget",
+    "authority",
+    "need",
+    "timeline",
+    "disqualification_reason",
+)
+COMPANY_COLUMNS = ("company", "company_domain", "industry", "employee_count")
+DISQUALIFIED_REASON = "Imported as disqualified"
+
+
+@dataclass
+class LeadRow:
+    row: Prepared
+    wanted: dict[str, Any]
+    stage: str | None
+    company: Company | None
+    company_named: bool
+
+
+def write_lead_rows(
+    *, job: ImportJob, context: Context, rows: list[Prepared], outcome: ChunkOutcome
+) -> None:
+    """Create, update or leave each row's lead; count each and record what changed."""
+    prepared = [p for p in (_prepare(row, context, outcome) for row in rows) if p]
+    companies = _companies(prepared, context, outcome)
+    key_name = context.match_key
+    known = context.leads_by_key(p.wanted[key_name] for p in prepared)
+    claims = Claims(prepared)
+    allowed = context.changeable(lead.pk for lead in known.values())
+    now = timezone.now()
+    created: list[tuple[LeadRow, Lead]] = []
+    updated: dict[int, tuple[Lead, set[str]]] = {}
+    history: list[tuple[LeadRow, StageChange]] = []
+    for item in prepared:
+        item.company = companies.get(id(item))
+        key = item.wanted[key_name]
+        lead = known.get(key)
+        if lead is None:
+            lead = _new_lead(item, job, outcome, now, claims)
+            if lead is not None:
+                known[key] = lead
+                created.append((item, lead))
+            continue
+        if lead.pk is not None and lead.pk not in allowed:
+            outcome.fail(item.row, None, "You may not change this lead (another team's).")
+            continue
+        if not job.update_existing:
+            outcome.skipped += 1
+            continue
+        _update_lead(item, lead, outcome, now, claims, context, updated, history)
+    Lead.objects.bulk_create([lead for _, lead in created], batch_size=1000)
+    for item, lead in created:
+        outcome.record(item.row, lead, ObjectType.LEAD, lead_id=lead.pk, after=_snapshot(lead))
+        if lead.stage != Stage.NEW:
+            history.append((item, _stage_change(lead, Stage.NEW, context, now)))
+    for lead, fields in updated.values():
+        lead.updated_at = now
+        update_rows([lead], sorted(fields | {"updated_at"}))
+    StageChange.objects.bulk_create([change for _, change in history])
+    for item, change in history:
+        outcome.record(item.row, change, ObjectType.STAGE_CHANGE, lead_id=change.lead_id)
+
+
+def _prepare(row: Prepared, context: Context, outcome: ChunkOutcome) -> LeadRow | None:
+    """The row's lead columns, owner resolved and full name split, or None (failed)."""
+    values = row.values
+    key = values.get(context.match_key)
+    if not key:
+        label = "email" if context.match_key == MatchKey.EMAIL else "external id"
+        outcome.fail(row, None, f"The row has no {label}, which leads are matched on.")
+        return None
+    wanted = {name: values[name] for name in LEAD_COLUMNS if name in values}
+    if "full_name" in values and not ({"first_name", "last_name"} & set(values)):
+        first, _, last = values["full_name"].rpartition(" ")
+        wanted["first_name"], wanted["last_name"] = (first, last) if first else (last, "")
+        if len(wanted["first_name"]) > 100 or len(wanted["last_name"]) > 100:
+            outcome.fail(row, None, "The name is longer than 100 characters.")
+            return None
+    if "owner" in values:
+        owner_id = context.owner_id(values["owner"])
+        if owner_id is None:
+            outcome.fail(row, None, f"No active user “{values['owner']}” to own the lead.")
+            return None
+        wanted["owner_id"] = owner_id
+    custom = {k.removeprefix("custom:"): v for k, v in values.items() if k.startswith("custom:")}
+    if custom:
+        wanted["custom_fields"] = custom
+    named = "company" in values or "company_domain" in values
+    return LeadRow(row, wanted, values.get("stage"), None, named)
+
+
+def _companies(items: list[LeadRow], context: Context, outcome: ChunkOutcome) -> dict[int, Company]:
+    """The company of each row (by ``id`` of the row), found by domain then by name, or
+    created when the row names one; companies created are recorded for undo."""
+    wanted: dict[int, tuple[str, str, dict[str, Any]]] = {}
+    for item in items:
+        values = item.row.values
+        email = item.wanted.get("email", "")
+        domain = values.get("company_domain") or (context.company_domain_of(email) if email else "")
+        name = values.get("company", "")
+        if domain or name:
+            extra: dict[str, Any] = {
+                k: values[k] for k in ("industry", "employee_count") if k in values
+            }
+            wanted[id(item)] = (domain, name, extra)
+    domains = {d for d, _, _ in wanted.values() if d}
+    names = {n.casefold() for _, n, _ in wanted.values() if n}
+    by_domain = {c.domain: c for c in Company.objects.filter(domain__in=domains)}
+    by_name: dict[str, Company] = {}
+    named = Company.objects.alias(key=Lower("name")).filter(key__in=names).order_by("-pk")
+    for known in named:
+        by_name[known.name.casefold()] = known
+    found: dict[int, Company] = {}
+    new: list[tuple[LeadRow, Company]] = []
+    for item in items:
+        if id(item) not in wanted:
+            continue
+        domain, name, extra = wanted[id(item)]
+        company: Company | None = by_domain.get(domain) if domain else None
+        company = company or (by_name.get(name.casefold()) if name else None)
+        if company is None and (name or item.row.values.get("company_domain")):
+            company = Company(name=name or domain, domain=domain, **extra)
+            new.append((item, company))
+            if domain:
+                by_domain[domain] = company
+            if name:
+                by_name[name.casefold()] = company
+        if company is not None:
+            found[id(item)] = company
+    Company.objects.bulk_create([company for _, company in new], batch_size=1000)
+    for item, company in new:
+        outcome.record(item.row, company, ObjectType.COMPANY, lead_id=None)
+    return found
+
+
+class Claims:
+    """Which lead holds each email and external id the chunk names (both are unique):
+    stored leads looked up at once, new ones as the chunk creates them."""
+
+    def __init__(self, items: list[LeadRow]) -> None:
+        emails = {i.wanted["email"] for i in items if i.wanted.get("email")}
+        externals = {i.wanted["external_id"] for i in items if i.wanted.get("external_id")}
+        self.holder: dict[tuple[str, str], int] = {}
+        by_email = Lead.objects.alias(key=Lower("email")).filter(key__in=emails)
+        for pk, email in by_email.values_list("pk", "email"):
+            self.holder[("email", email)] = pk
+        by_external = Lead.objects.filter(external_id__in=externals)
+        for pk, external_id in by_external.values_list("pk", "external_id"):
+            self.holder[("external_id", external_id or "")] = pk
+
+    @staticmethod
+    def _me(lead: Lead) -> int:
+        return lead.pk if lead.pk is not None else -id(lead)
+
+    def conflict(self, lead: Lead, wanted: dict[str, Any]) -> str:
+        """Why ``lead`` cannot take the row's email or external id: another lead has it."""
+        for name, label in (("email", "email"), ("external_id", "external id")):
+            value = wanted.get(name)
+            holder = self.holder.get((name, value)) if value else None
+            if holder is not None and holder != self._me(lead):
+                return f"Another lead already has the {label} “{value}”."
+        return ""
+
+    def claim(self, lead: Lead) -> None:
+        for name in ("email", "external_id"):
+            value = getattr(lead, name)
+            if value:
+                self.holder[(name, value)] = self._me(lead)
+
+
+def _new_lead(
+    item: LeadRow, job: ImportJob, outcome: ChunkOutcome, now: Any, claims: Claims
+) -> Lead | None:
+    if not job.create_new:
+        outcome.skipped += 1
+        return None
+    wanted = dict(item.wanted)
+    if not wanted.get("email"):
+        outcome.fail(item.row, None, "A new lead needs an email address.")
+        return None
+    wanted.setdefault("source", Source.IMPORT)
+    lead = Lead(**wanted, created_at=now, stage_changed_at=now)
+    reason = claims.conflict(lead, wanted)
+    if reason:
+        outcome.fail(item.row, None, reason)
+        return None
+    claims.claim(lead)
+    if item.company is not None:
+        lead.company = item.company
+    if item.stage:
+        lead.stage = item.stage
+        if item.stage == Stage.DISQUALIFIED and not lead.disqualification_reason:
+            lead.disqualification_reason = DISQUALIFIED_REASON
+    lead.furthest_step = funnel_step(lead.stage)
+    outcome.created += 1
+    return lead
+
+
+def _update_lead(
+    item: LeadRow,
+    lead: Lead,
+    outcome: ChunkOutcome,
+    now: Any,
+    claims: Claims,
+    context: Context,
+    updated: dict[int, tuple[Lead, set[str]]],
+    history: list[tuple[LeadRow, StageChange]],
+) -> None:
+    """Apply the row's values to a stored lead (or one this chunk creates); count it."""
+    wanted = dict(item.wanted)
+    if "custom_fields" in wanted:
+        wanted["custom_fields"] = {**lead.custom_fields, **wanted["custom_fields"]}
+    if item.company is not None and (item.company_named or lead.company_id is None):
+        wanted["company_id"] = item.company.pk
+    changed = {name for name, value in wanted.items() if getattr(lead, name) != value}
+    stage = item.stage if item.stage and item.stage != lead.stage else None
+    if not changed and not stage:
+        outcome.unchanged += 1
+        return
+    reason = claims.conflict(lead, {n: wanted[n] for n in ("email", "external_id") if n in changed})
+    if reason:
+        outcome.fail(item.row, None, reason)
+        return
+    if lead.pk is None:
+        # Created earlier in this chunk: the later row's values go in with it.
+        for name in changed:
+            setattr(lead, name, wanted[name])
+        if stage:
+            lead.stage = stage
+            lead.furthest_step = max(lead.furthest_step, funnel_step(stage))
+        claims.claim(lead)
+        outcome.updated += 1
+        return
+    if stage and not lead.can_move_to(stage):
+        message = f"A lead cannot move from {Stage(lead.stage).label} to {Stage(stage).label}."
+        outcome.fail(item.row, None, message)
+        return
+    fields = set(changed)
+    if stage:
+        fields |= {"stage", "stage_changed_at", "disqualification_reason", "furthest_step"}
+    before = {name: getattr(lead, name) for name in fields}
+    for name in changed:
+        setattr(lead, name, wanted[name])
+    claims.claim(lead)
+    if stage:
+        previous = lead.stage
+        reason = wanted.get("disqualification_reason") or DISQUALIFIED_REASON
+        # The lead's own transition, in memory: saved below, announced to nobody.
+        lead.set_stage(stage, reason=reason, at=now)
+        lead.furthest_step = max(lead.furthest_step, funnel_step(stage))
+        history.append((item, _stage_change(lead, previous, context, now)))
+    after = {name: getattr(lead, name) for name in fields}
+    outcome.record(item.row, lead, ObjectType.LEAD, lead_id=lead.pk, before=before, after=after)
+    outcome.updated += 1
+    stored, already = updated.get(lead.pk, (lead, set()))
+    updated[lead.pk] = (stored, already | fields)
+
+
+def _stage_change(lead: Lead, previous: str, context: Context, now: Any) -> StageChange:
+    """The stage history row of a stage the import set (announced to nobody)."""
+    return StageChange(
+        lead=lead,
+        from_stage=previous,
+        to_stage=lead.stage,
+        at=now,
+        by=context.user,
+        reason="Imported",
+    )
+
+
+def _snapshot(lead: Lead) -> dict[str, Any]:
+    """What undo checks before it deletes a lead the import created."""
+    fields = [*LEAD_COLUMNS, "owner_id", "company_id", "stage", "custom_fields"]
+    return {name: getattr(lead, name) for name in fields}

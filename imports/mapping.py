@@ -1,0 +1,555 @@
+"""What a file's columns can become, per kind of import, and a row's cells cleaned into it.
+
+A kind (leads, companies, activities, deals) has targets: the fields its rows can fill,
+each with a cleaner (``imports.normalize``) and the header names it is suggested for.
+A mapping names a target for each column used; constants give a target the same value
+on every row (a cell of a mapped column wins when it has one); value maps turn a
+column's own words into the stored ones ("Hot prospect" → a pick-list value, "Select"
+→ empty). ``RowCleaner`` applies all of it to one row and reports each cell's error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from leads.models import (
+    ActivityType,
+    Authority,
+    Budget,
+    CustomFieldDefinition,
+    DealStatus,
+    Department,
+    FieldType,
+    Industry,
+    Need,
+    Seniority,
+    Source,
+    Stage,
+    Timeline,
+)
+
+from .normalize import (
+    CellError,
+    clean_bool,
+    clean_choice,
+    clean_country,
+    clean_datetime,
+    clean_decimal,
+    clean_email,
+    clean_integer,
+    clean_name,
+    clean_phone,
+    clean_text,
+    is_placeholder,
+    text_of,
+)
+
+
+class ImportKind:
+    LEADS = "leads"
+    COMPANIES = "companies"
+    ACTIVITIES = "activities"
+    DEALS = "deals"
+    CHOICES = [
+        (LEADS, "Leads (with their company)"),
+        (COMPANIES, "Companies"),
+        (ACTIVITIES, "Activities"),
+        (DEALS, "Deals"),
+    ]
+
+
+class MatchKey:
+    EMAIL = "email"
+    EXTERNAL_ID = "external_id"
+    CHOICES = [(EMAIL, "Email"), (EXTERNAL_ID, "External id")]
+
+
+@dataclass
+class Options:
+    """How the file writes its values: time zone, day or month first, decimal comma,
+    and the region of phone numbers written without a country code."""
+
+    time_zone: str = "UTC"
+    day_first: bool = True
+    decimal_comma: bool = False
+    phone_region: str = ""
+
+
+Cleaner = Callable[[Any, Options, dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    label: str
+    clean: Cleaner
+    synonyms: tuple[str, ...] = ()
+
+
+def _text(max_length: int) -> Cleaner:
+    return lambda value, options, row: clean_text(value, max_length=max_length)
+
+
+def _choice(choices: Any) -> Cleaner:
+    return lambda value, options, row: clean_choice(value, choices=choices.choices)
+
+
+def _date(value: Any, options: Options, row: dict[str, Any]) -> Any:
+    return clean_datetime(value, time_zone=options.time_zone, day_first=options.day_first)
+
+
+def _decimal(value: Any, options: Options, row: dict[str, Any]) -> Any:
+    return clean_decimal(value, decimal_comma=options.decimal_comma)
+
+
+def _count(value: Any, options: Options, row: dict[str, Any]) -> int:
+    number = clean_integer(value, decimal_comma=options.decimal_comma)
+    if number < 0:
+        raise CellError("Cannot be negative.")
+    return number
+
+
+def _phone(value: Any, options: Options, row: dict[str, Any]) -> str:
+    region = row.get("country") or options.phone_region or settings.IMPORT_PHONE_REGION
+    return clean_phone(value, region=region)
+
+
+def _domain(value: Any, options: Options, row: dict[str, Any]) -> str:
+    """A domain from "example.com", "www.example.com" or "https://www.example.com/about"."""
+    text = text_of(value).casefold()
+    host = urlsplit(text if "//" in text else f"//{text}").hostname or ""
+    host = host.removeprefix("www.")
+    if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", host) or len(host) > 253:
+        raise CellError(f"“{text_of(value)}” is not a domain.")
+    return host
+
+
+def _user(value: Any, options: Options, row: dict[str, Any]) -> str:
+    """An owner by username or email, checked against the people in ``RowCleaner``."""
+    return text_of(value).casefold()
+
+
+def _deal_status(value: Any, options: Options, row: dict[str, Any]) -> str:
+    words = {"closed won": "won", "closed lost": "lost", "closedwon": "won", "closedlost": "lost"}
+    text = " ".join(text_of(value).casefold().replace("-", " ").replace("_", " ").split())
+    return clean_choice(words.get(text, text), choices=DealStatus.choices)
+
+
+def _currency(value: Any, options: Options, row: dict[str, Any]) -> str:
+    text = text_of(value).upper()
+    symbols = {"€": "EUR", "$": "USD", "£": "GBP", "¥": "JPY", "CHF": "CHF"}
+    text = symbols.get(text, text)
+    if not re.fullmatch(r"[A-Z]{3}", text):
+        raise CellError(f"“{text_of(value)}” is not a currency code such as EUR.")
+    return text
+
+
+EMAIL = Target(
+    "email",
+    "Email",
+    lambda v, o, r: clean_email(v),
+    ("e-mail", "email address", "e-mail address", "mail", "work email", "business email"),
+)
+EXTERNAL_ID = Target(
+    "external_id",
+    "External id",
+    _text(100),
+    ("id", "record id", "contact id", "lead id", "crm id", "external id", "customer id"),
+)
+LEAD_KEYS = (EMAIL, EXTERNAL_ID)
+
+LEAD_TARGETS = (
+    *LEAD_KEYS,
+    Target(
+        "first_name",
+        "First name",
+        lambda v, o, r: clean_name(v),
+        ("first name", "firstname", "given name", "forename", "vorname", "prénom"),
+    ),
+    Target(
+        "last_name",
+        "Last name",
+        lambda v, o, r: clean_name(v),
+        ("last name", "lastname", "surname", "family name", "nachname"),
+    ),
+    Target(
+        "full_name",
+        "Full name (split into first and last)",
+        lambda v, o, r: clean_name(v, max_length=201),
+        ("name", "full name", "contact name", "contact", "person"),
+    ),
+    Target(
+        "country",
+        "Country",
+        lambda v, o, r: clean_country(v),
+        ("country code", "land", "pays", "nation"),
+    ),
+    Target(
+        "phone",
+        "Phone",
+        _phone,
+        (
+            "phone number",
+            "telephone",
+            "tel",
+            "mobile",
+            "mobile phone",
+            "mobile number",
+            "cell",
+            "cell phone",
+            "work phone",
+            "direct phone",
+        ),
+    ),
+    Target("job_title", "Job title", _text(200), ("title", "position", "role", "job")),
+    Target("seniority", "Seniority", _choice(Seniority), ("level", "job level")),
+    Target("department", "Department", _choice(Department), ("function", "team")),
+    Target(
+        "company",
+        "Company name",
+        _text(200),
+        ("company name", "organization", "organisation", "account", "account name", "employer"),
+    ),
+    Target(
+        "company_domain",
+        "Company website or domain",
+        _domain,
+        ("website", "domain", "company website", "web", "url", "homepage"),
+    ),
+    Target("industry", "Company industry", _choice(Industry), ("sector", "vertical")),
+    Target(
+        "employee_count",
+        "Company employees",
+        _count,
+        ("employees", "company size", "number of employees", "headcount", "size"),
+    ),
+    Target("region", "Region", _text(100), ("state", "province", "county", "bundesland")),
+    Target("city", "City", _text(100), ("town", "ort", "ville")),
+    Target("source", "Source", _choice(Source), ("lead source", "origin", "channel")),
+    Target("campaign", "Campaign", _text(200), ("campaign name",)),
+    Target("utm_source", "UTM source", _text(200)),
+    Target("utm_medium", "UTM medium", _text(200)),
+    Target("utm_campaign", "UTM campaign", _text(200)),
+    Target("utm_term", "UTM term", _text(200)),
+    Target("utm_content", "UTM content", _text(200)),
+    Target("budget", "Budget", _choice(Budget)),
+    Target("authority", "Authority", _choice(Authority)),
+    Target("need", "Need", _choice(Need)),
+    Target("timeline", "Timeline", _choice(Timeline), ("timeframe", "purchase timeline")),
+    Target(
+        "owner",
+        "Owner (username or email)",
+        _user,
+        ("lead owner", "contact owner", "account owner", "assigned to", "sales rep", "rep"),
+    ),
+    Target(
+        "stage",
+        "Stage",
+        _choice(Stage),
+        ("lifecycle stage", "lead status", "status", "lifecycle"),
+    ),
+    Target(
+        "disqualification_reason",
+        "Disqualification reason",
+        _text(200),
+        ("disqualified reason", "reason"),
+    ),
+)
+
+COMPANY_TARGETS = (
+    Target("name", "Name", _text(200), ("company", "company name", "account name", "organization")),
+    Target("domain", "Domain", _domain, ("website", "company domain", "web", "url", "homepage")),
+    Target("industry", "Industry", _choice(Industry), ("sector", "vertical")),
+    Target(
+        "employee_count",
+        "Employees",
+        _count,
+        ("employees", "company size", "number of employees", "headcount", "size"),
+    ),
+    Target(
+        "annual_revenue",
+        "Annual revenue",
+        _decimal,
+        ("revenue", "annual revenue", "turnover", "sales"),
+    ),
+    Target("country", "Country", lambda v, o, r: clean_country(v), ("country code", "land")),
+    Target("region", "Region", _text(100), ("state", "province")),
+    Target("city", "City", _text(100), ("town",)),
+)
+
+ACTIVITY_TARGETS = (
+    *LEAD_KEYS,
+    Target(
+        "type",
+        "Type",
+        _choice(ActivityType),
+        ("activity", "activity type", "event", "event type"),
+    ),
+    Target(
+        "occurred_at",
+        "When",
+        _date,
+        ("date", "time", "timestamp", "occurred at", "datetime", "created", "activity date"),
+    ),
+    Target("url", "URL", _text(2000), ("page", "link", "page url")),
+    Target(
+        "duration_seconds",
+        "Duration (seconds)",
+        _count,
+        ("duration", "seconds", "time on page"),
+    ),
+    Target(
+        "description",
+        "Description",
+        _text(2000),
+        ("subject", "notes", "note", "details", "comment"),
+    ),
+)
+
+DEAL_TARGETS = (
+    *LEAD_KEYS,
+    Target("name", "Deal name", _text(200), ("deal", "deal name", "opportunity", "title")),
+    Target("amount", "Amount", _decimal, ("value", "deal value", "deal amount", "price", "total")),
+    Target("currency", "Currency", _currency, ("currency code",)),
+    Target("status", "Outcome", _deal_status, ("outcome", "deal stage", "stage", "result")),
+    Target(
+        "closed_at",
+        "Close date",
+        _date,
+        ("close date", "closed", "closed at", "closed on", "won date", "date closed"),
+    ),
+    Target(
+        "created_at",
+        "Created",
+        _date,
+        ("created at", "create date", "created date", "created on", "opened"),
+    ),
+    Target("lost_reason", "Lost reason", _text(200), ("reason lost", "loss reason")),
+)
+
+TARGETS: dict[str, tuple[Target, ...]] = {
+    ImportKind.LEADS: LEAD_TARGETS,
+    ImportKind.COMPANIES: COMPANY_TARGETS,
+    ImportKind.ACTIVITIES: ACTIVITY_TARGETS,
+    ImportKind.DEALS: DEAL_TARGETS,
+}
+CUSTOM_PREFIX = "custom:"
+
+
+class MappingError(ValueError):
+    """A mapping, constant or option that cannot be used; ``messages`` lists why."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("; ".join(messages))
+        self.messages = messages
+
+
+def targets_for(kind: str) -> dict[str, Target]:
+    """The kind's targets by name, a lead import's custom fields (``custom:<key>``) too."""
+    if kind not in TARGETS:
+        raise MappingError([f"Unknown kind “{kind}”: choose {', '.join(TARGETS)}."])
+    targets = {target.name: target for target in TARGETS[kind]}
+    if kind == ImportKind.LEADS:
+        for definition in CustomFieldDefinition.objects.all():
+            name = f"{CUSTOM_PREFIX}{definition.key}"
+            targets[name] = Target(
+                name, definition.label, _custom(definition), (definition.key, definition.label)
+            )
+    return targets
+
+
+def _custom(definition: CustomFieldDefinition) -> Cleaner:
+    """A custom field's value, read the way the import reads its type, then checked by
+    the definition's own rules (bounds, pattern, choices)."""
+
+    def clean(value: Any, options: Options, row: dict[str, Any]) -> Any:
+        kind = definition.field_type
+        if kind == FieldType.BOOLEAN:
+            value = clean_bool(value)
+        elif kind == FieldType.INTEGER:
+            value = clean_integer(value, decimal_comma=options.decimal_comma)
+        elif kind == FieldType.NUMBER:
+            value = float(clean_decimal(value, decimal_comma=options.decimal_comma))
+        elif kind == FieldType.DATE:
+            value = _date(value, options, row).date().isoformat()
+        elif kind == FieldType.CHOICE:
+            value = clean_choice(value, choices=[(c, c) for c in definition.choices])
+        else:
+            value = text_of(value)
+        try:
+            return definition.clean_value(value)
+        except ValidationError as exc:
+            raise CellError(exc.messages[0]) from None
+
+    return clean
+
+
+def _header_key(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.casefold())
+
+
+def suggest_mapping(kind: str, headers: Iterable[str]) -> dict[str, str]:
+    """A target for each header whose name says which, each target used once: an exact
+    name or label first, then a synonym ("E-mail", "Company Name", "Mobile")."""
+    targets = targets_for(kind)
+    exact: dict[str, str] = {}
+    loose: dict[str, str] = {}
+    for target in targets.values():
+        for name in (target.name, target.label):
+            exact.setdefault(_header_key(name), target.name)
+        for synonym in target.synonyms:
+            loose.setdefault(_header_key(synonym), target.name)
+    suggested: dict[str, str] = {}
+    used: set[str] = set()
+    for header in headers:
+        # "Email (2)", a repeated header, is left for a person to map.
+        if re.search(r" \(\d+\)$", header):
+            continue
+        key = _header_key(header)
+        chosen = exact.get(key) or loose.get(key)
+        if chosen and chosen not in used:
+            suggested[header] = chosen
+            used.add(chosen)
+    return suggested
+
+
+def parse_pairs(text: str) -> dict[str, str]:
+    """``"Email=email,Company Name=company"`` as a dict (a comma inside a header: quote
+    nothing, use the API's JSON instead)."""
+    pairs: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        left, sep, right = part.partition("=")
+        if not sep or not left.strip():
+            raise MappingError([f"“{part}” is not COLUMN=FIELD."])
+        pairs[left.strip()] = right.strip()
+    return pairs
+
+
+def lead_key_target(match_key: str) -> str:
+    if match_key not in (MatchKey.EMAIL, MatchKey.EXTERNAL_ID):
+        raise MappingError([f"Match on email or external_id, not “{match_key}”."])
+    return match_key
+
+
+@dataclass
+class RowCleaner:
+    """A checked mapping that turns a row's cells into target values."""
+
+    kind: str
+    headers: list[str]
+    mapping: dict[str, str]
+    constants: dict[str, Any] = field(default_factory=dict)
+    value_maps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    options: Options = field(default_factory=Options)
+    match_key: str = MatchKey.EMAIL
+
+    def __post_init__(self) -> None:
+        self.targets = targets_for(self.kind)
+        errors = self._errors()
+        if errors:
+            raise MappingError(errors)
+        self.value_maps = {
+            target: {text_of(k).casefold(): v for k, v in words.items()}
+            for target, words in self.value_maps.items()
+        }
+        # The targets in the order their cleaners run: the country before the phone
+        # number, which is read in the lead's country.
+        names = [n for n in self.targets if n in self.mapping.values() or n in self.constants]
+        self.order = sorted(names, key=lambda n: (n != "country", list(self.targets).index(n)))
+        self.column_of = {target: header for header, target in self.mapping.items() if target}
+        self.constant_values, constant_errors = self._clean_constants()
+        if constant_errors:
+            raise MappingError(constant_errors)
+
+    def _errors(self) -> list[str]:
+        errors = []
+        seen: dict[str, str] = {}
+        for header, target in self.mapping.items():
+            if not target:
+                continue
+            if header not in self.headers:
+                errors.append(f"The file has no column “{header}”.")
+            if target not in self.targets:
+                errors.append(f"“{target}” is not a field of a {self.kind} import.")
+            elif target in seen:
+                errors.append(f"“{seen[target]}” and “{header}” are both mapped to {target}.")
+            seen[target] = header
+        for target in self.constants:
+            if target not in self.targets:
+                errors.append(f"“{target}” is not a field of a {self.kind} import.")
+        for target in self.value_maps:
+            if target not in self.targets:
+                errors.append(f"Values are mapped for “{target}”, no field of this import.")
+        given = set(seen) | set(self.constants)
+        errors += [f"Map a column to {name}." for name in self._required() if name not in given]
+        return errors
+
+    def _required(self) -> list[str]:
+        key = lead_key_target(self.match_key)
+        if self.kind == ImportKind.LEADS:
+            return [key]
+        if self.kind == ImportKind.COMPANIES:
+            return ["name"]
+        if self.kind == ImportKind.ACTIVITIES:
+            return [key, "type", "occurred_at"]
+        return [key, "name"]
+
+    def _clean_constants(self) -> tuple[dict[str, Any], list[str]]:
+        values: dict[str, Any] = {}
+        errors = []
+        for target in self.order:
+            if target not in self.constants:
+                continue
+            try:
+                value = self._clean_one(target, self.constants[target], values)
+            except CellError as exc:
+                errors.append(f"The constant for {target}: {exc}")
+                continue
+            if value is not None:
+                values[target] = value
+        return values, errors
+
+    def _clean_one(self, target: str, raw: Any, done: dict[str, Any]) -> Any:
+        words = self.value_maps.get(target)
+        if words and raw is not None:
+            key = text_of(raw).casefold()
+            if key in words:
+                raw = words[key]
+        if is_placeholder(raw):
+            return None
+        return self.targets[target].clean(raw, self.options, done)
+
+    def clean(self, row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """The row's values by target (cells first, then constants) and each bad cell's
+        message by column (or by target for a constant)."""
+        values: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for target in self.order:
+            header = self.column_of.get(target)
+            raw = row.get(header) if header else None
+            if header is None or (is_placeholder(raw) and not self._maps_placeholder(target, raw)):
+                if target in self.constant_values:
+                    values[target] = self.constant_values[target]
+                continue
+            try:
+                value = self._clean_one(target, raw, values)
+            except CellError as exc:
+                errors[header] = str(exc)
+                continue
+            if value is not None:
+                values[target] = value
+            elif target in self.constant_values:
+                values[target] = self.constant_values[target]
+        return values, errors
+
+    def _maps_placeholder(self, target: str, raw: Any) -> bool:
+        """Whether the value map turns this placeholder into something ("-" → "none")."""
+        words = self.value_maps.get(target) or {}
+        return raw is not None and text_of(raw).casefold() in words

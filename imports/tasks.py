@@ -1,0 +1,32 @@
+"""Celery tasks of imports, on the bulk queue: thin wrappers over ``imports.services``."""
+
+from celery import shared_task
+
+from .services import import_job_resume, import_job_run, import_jobs_resume
+from .undo import import_job_undo
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def import_run(job_id: int) -> None:
+    """Run a queued import (a job already claimed is a no-op)."""
+    import_job_run(job_id=job_id)
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def import_resume(job_id: int) -> None:
+    """Go on with an import whose run stopped, after its last committed chunk."""
+    import_job_resume(job_id=job_id)
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def import_undo(job_id: int, by_id: int | None = None) -> None:
+    from crm.models import User
+
+    by = User.objects.filter(pk=by_id).first() if by_id else None
+    import_job_undo(job_id=job_id, by=by)
+
+
+@shared_task(ignore_result=True)
+def import_sweep() -> int:
+    """Beat: queue again imports whose message was lost or whose run stalled."""
+    return import_jobs_resume()

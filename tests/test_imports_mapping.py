@@ -1,0 +1,177 @@
+"""Cells cleaned into stored values, mappings suggested from header names, and a row's
+errors said per cell."""
+
+import datetime as dt
+import zoneinfo
+from decimal import Decimal
+
+import pytest
+
+from imports.mapping import MappingError, Options, RowCleaner, parse_pairs, suggest_mapping
+from imports.normalize import (
+    CellError,
+    clean_bool,
+    clean_country,
+    clean_datetime,
+    clean_decimal,
+    clean_email,
+    clean_name,
+    clean_phone,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "decimal_comma", "expected"),
+    [
+        ("1,234.50", False, "1234.50"),
+        ("1.234,50", False, "1234.50"),
+        ("1 234,5", False, "1234.5"),
+        ("€ 1.200", True, "1200"),
+        ("1,200", False, "1200"),
+        ("1,200", True, "1.200"),
+        ("12,5", False, "12.5"),
+        ("$1,234,567.89", False, "1234567.89"),
+        ("(300)", False, "-300"),
+        ("1'000", False, "1000"),
+    ],
+)
+def test_numbers_with_thousands_separators_and_decimal_commas(text, decimal_comma, expected):
+    assert clean_decimal(text, decimal_comma=decimal_comma) == Decimal(expected)
+
+
+def test_a_word_is_not_a_number():
+    with pytest.raises(CellError, match="not a number"):
+        clean_decimal("about twelve")
+
+
+def test_dates_in_common_formats_in_the_files_time_zone():
+    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
+    expected = dt.datetime(2024, 3, 4, 0, 0, tzinfo=berlin)
+    for text in ("2024-03-04", "04.03.2024", "04/03/2024", "4 Mar 2024", "March 4, 2024"):
+        assert clean_datetime(text, time_zone="Europe/Berlin") == expected, text
+    assert clean_datetime("03/04/2024", time_zone="Europe/Berlin", day_first=False) == expected
+    assert clean_datetime("2024-03-04T10:00:00Z", time_zone="Europe/Berlin") == dt.datetime(
+        2024, 3, 4, 10, tzinfo=dt.UTC
+    )
+    assert clean_datetime("31/12/2024 14:30", time_zone="UTC").hour == 14
+    with pytest.raises(CellError, match="not a date"):
+        clean_datetime("soon", time_zone="UTC")
+
+
+def test_emails_names_phones_countries_and_booleans():
+    assert clean_email("  Anna.Muller@Example.DE ") == "anna.muller@example.de"
+    assert clean_email("Anna <anna@example.de>") == "anna@example.de"
+    with pytest.raises(CellError):
+        clean_email("anna at example")
+    assert clean_name("JOHN O'NEIL") == "John O'Neil"
+    assert clean_name("McDonald") == "McDonald"
+    assert clean_phone("030 1234567", region="DE") == "+49301234567"
+    assert clean_phone("+1 (415) 555-2671", region="DE") == "+14155552671"
+    with pytest.raises(CellError, match="valid phone number"):
+        clean_phone("12", region="DE")
+    assert [clean_country(c) for c in ("Germany", "deutschland", "USA", "uk", "fr")] == [
+        "DE",
+        "DE",
+        "US",
+        "GB",
+        "FR",
+    ]
+    with pytest.raises(CellError, match="ISO code"):
+        clean_country("Atlantis")
+    assert [clean_bool(v) for v in ("Yes", "n", "TRUE", "0", "ja")] == [
+        True,
+        False,
+        True,
+        False,
+        True,
+    ]
+
+
+@pytest.mark.django_db
+def test_suggestions_from_header_names():
+    headers = ["E-mail", "First Name", "Surname", "Company Name", "Mobile", "Website", "Notes"]
+
+    assert suggest_mapping("leads", headers) == {
+        "E-mail": "email",
+        "First Name": "first_name",
+        "Surname": "last_name",
+        "Company Name": "company",
+        "Mobile": "phone",
+        "Website": "company_domain",
+    }
+    assert suggest_mapping("deals", ["Email Address", "Deal Name", "Close Date", "Amount"]) == {
+        "Email Address": "email",
+        "Deal Name": "name",
+        "Close Date": "closed_at",
+        "Amount": "amount",
+    }
+
+
+@pytest.mark.django_db
+def test_a_row_is_cleaned_with_constants_value_maps_and_per_cell_errors():
+    cleaner = RowCleaner(
+        kind="leads",
+        headers=["Email", "Stage", "Country", "Phone", "Seniority"],
+        mapping={
+            "Email": "email",
+            "Stage": "stage",
+            "Country": "country",
+            "Phone": "phone",
+            "Seniority": "seniority",
+        },
+        constants={"source": "event", "campaign": "Expo 2024"},
+        value_maps={"stage": {"Hot prospect": "sql"}},
+        options=Options(time_zone="UTC"),
+    )
+
+    values, errors = cleaner.clean(
+        {
+            "Email": "A@X.example",
+            "Stage": "hot PROSPECT",
+            "Country": "Germany",
+            "Phone": "0301234567",
+            "Seniority": "Select",
+        }
+    )
+    assert errors == {}
+    assert values == {
+        "email": "a@x.example",
+        "stage": "sql",
+        "country": "DE",
+        "phone": "+49301234567",
+        "source": "event",
+        "campaign": "Expo 2024",
+    }
+
+    values, errors = cleaner.clean(
+        {"Email": "nope", "Stage": "N/A", "Country": "Mars", "Phone": "", "Seniority": "King"}
+    )
+    assert set(errors) == {"Email", "Country", "Seniority"}
+    assert "C-level" in errors["Seniority"]
+
+
+@pytest.mark.django_db
+def test_a_mapping_that_does_not_fit_says_every_reason():
+    with pytest.raises(MappingError) as caught:
+        RowCleaner(
+            kind="leads",
+            headers=["Mail", "Name"],
+            mapping={"Name": "first_name", "Missing": "last_name", "Mail": "shoe_size"},
+            constants={"source": "carrier pigeon"},
+        )
+    assert caught.value.messages == [
+        "The file has no column “Missing”.",
+        "“shoe_size” is not a field of a leads import.",
+        "Map a column to email.",
+    ]
+    with pytest.raises(MappingError, match="constant for source"):
+        RowCleaner(
+            kind="leads",
+            headers=["Mail"],
+            mapping={"Mail": "email"},
+            constants={"source": "carrier pigeon"},
+        )
+    assert parse_pairs("Email=email, Company Name=company") == {
+        "Email": "email",
+        "Company Name": "company",
+    }
