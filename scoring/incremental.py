@@ -36,7 +36,7 @@ from leads.models import Activity, Lead
 
 from .batch_writes import BatchWrites, LeadResult, primary_model
 from .facts import activity_facts, activity_rows, lead_facts, lead_products
-from .lead_history import LeadHistory
+from .lead_history import BatchHistory
 from .lead_sets import CHUNK_SIZE, chunks
 from .models import (
     EntryKind,
@@ -44,8 +44,6 @@ from .models import (
     ProfileRescore,
     RescoreJob,
     RescoreStatus,
-    Rule,
-    RuleKind,
     ScoreEntry,
 )
 from .rules import (
@@ -91,6 +89,17 @@ class Fallback(StrEnum):
 
 
 @dataclass
+class Candidate:
+    """A lead the fast path may score: its models and, per (model, rule), the new
+    activities that count for the rule, in order."""
+
+    lead: Lead
+    models: list[CompiledModel]
+    primary: CompiledModel | None
+    matched: dict[tuple[int, int], list[ActivityFact]]
+
+
+@dataclass
 class ModelPlan:
     """What the new activities earn the lead in one model, the awards that left a
     recency window meanwhile (to reverse), and the state that follows."""
@@ -99,7 +108,7 @@ class ModelPlan:
     departed: list[dict[str, Any]]
     awards: list[Award]
     state: State
-    recent: float
+    recent: float = 0.0
 
 
 @dataclass
@@ -130,6 +139,7 @@ def models_being_rescored() -> set[int]:
     return set(
         RescoreJob.objects.exclude(status=RescoreStatus.DONE)
         .filter(~Exists(superseded))
+        .order_by()
         .values_list("model_id", flat=True)
         .distinct()
     )
@@ -139,7 +149,10 @@ class IncrementalBatch(BatchWrites):
     """Score leads from their stored state and their new activities.
 
     Construct it with the locked leads; ``fallbacks`` then holds the leads it cannot
-    score exactly (with the reason), and ``run`` scores the others.
+    score exactly (with the reason), and ``run`` scores the others. It decides in
+    stages over the whole batch, so that each kind of read is one statement for all the
+    leads: what needs no reading, then what the caps and windows need, then the awards
+    and states, then the surge windows of the leads that earned points in theirs.
     """
 
     def __init__(
@@ -164,16 +177,24 @@ class IncrementalBatch(BatchWrites):
         self.rescoring = models_being_rescored()
         self.awarded = self._leads_with_awarded_activities()
         self.fit_entries = self._fit_entries(ids)
-        accepted = []
-        for lead in leads:
-            plan = self._plan(lead)
+        self.history = BatchHistory(ids, ruleset, now)
+        candidates = [c for c in map(self._candidate, leads) if c is not None]
+        self.history.load()
+        plans = {c.lead.pk: self._plan(c) for c in candidates}
+        self.history.load_recent()
+        for candidate in candidates:
+            plan = plans[candidate.lead.pk]
             if isinstance(plan, Fallback):
-                log.debug("Lead %s scored in full: %s", lead.pk, plan)
-                self.fallbacks.append((lead, plan))
-            else:
-                self.plans[lead.pk] = plan
-                accepted.append(lead)
-        self.leads = accepted
+                self._fall_back(candidate.lead, plan)
+                continue
+            for model_plan in plan.models:
+                model_plan.recent = self._recent(candidate.lead, model_plan)
+            self.plans[candidate.lead.pk] = plan
+        self.leads = [lead for lead in leads if lead.pk in self.plans]
+
+    def _fall_back(self, lead: Lead, why: Fallback) -> None:
+        log.debug("Lead %s scored in full: %s", lead.pk, why)
+        self.fallbacks.append((lead, why))
 
     # --- Loading, for the whole batch ------------------------------------------------------
 
@@ -182,7 +203,9 @@ class IncrementalBatch(BatchWrites):
         found: set[int] = set()
         for chunk in chunks(new_ids, CHUNK_SIZE):
             found.update(
-                ScoreEntry.objects.filter(activity_id__in=chunk).values_list("lead_id", flat=True)
+                ScoreEntry.objects.filter(activity_id__in=chunk)
+                .order_by()
+                .values_list("lead_id", flat=True)
             )
         return found
 
@@ -190,59 +213,45 @@ class IncrementalBatch(BatchWrites):
         """Each (lead, model)'s active fit entries as (rule, activity, bonus, points), read
         through the rules' index: those of every fit rule of the models, active or not (a
         rule a deleted custom field broke still has awards the full path would reverse)."""
-        model_ids = [m.id for m in self.ruleset.models]
-        rule_ids = list(
-            Rule.objects.filter(model_id__in=model_ids, kind=RuleKind.FIT).values_list(
-                "pk", flat=True
-            )
-        )
         entries: dict[tuple[int, int], list[tuple[Any, ...]]] = defaultdict(list)
-        if not rule_ids or not ids:
+        if not self.ruleset.all_fit_rule_ids or not ids:
             return entries
-        for lead_id, model_id, *entry in ScoreEntry.objects.filter(
-            lead_id__in=ids,
-            rule_id__in=rule_ids,
-            reversal_of__isnull=True,
-            reversal__isnull=True,
-        ).values_list("lead_id", "model_id", "rule_id", "activity_id", "bonus", "points"):
+        for lead_id, model_id, *entry in (
+            ScoreEntry.objects.filter(
+                rule_id__in=sorted(self.ruleset.all_fit_rule_ids),
+                lead_id__in=ids,
+                reversal_of__isnull=True,
+                reversal__isnull=True,
+            )
+            .order_by()
+            .values_list("lead_id", "model_id", "rule_id", "activity_id", "bonus", "points")
+        ):
             entries[(lead_id, model_id)].append(tuple(entry))
         return entries
 
-    # --- Deciding, lead by lead ---------------------------------------------------------------
+    # --- Stage 1: what needs no reading; the reads the rest needs are asked for -----------
 
-    def _plan(self, lead: Lead) -> LeadPlan | Fallback:
+    def _candidate(self, lead: Lead) -> Candidate | None:
         slugs = self.products.get(lead.pk, [])
         models = self.ruleset.for_lead(slugs)
         primary = primary_model(models)
+        why = self._check_stored(lead, models, primary) or self._check_new(lead, models, slugs)
+        if why is not None:
+            self._fall_back(lead, why)
+            return None
         new = self.pending.get(lead.pk, [])
-        stored = self._check_stored(lead, models, primary)
-        if stored is not None:
-            return stored
-        if lead.pk in self.awarded:
-            return Fallback.ALREADY_AWARDED
-        if any(activity.occurred_at > self.now for activity in new):
-            return Fallback.FUTURE_ACTIVITY
-        facts = lead_facts(lead, slugs)
+        matched = {}
         for model in models:
-            desired = fit_awards(model.fit_rules, facts, self.ruleset.domain_lists, self.now)
-            if not self._fit_unchanged(lead, model, desired):
-                return Fallback.FIT_CHANGED
-        history = LeadHistory(lead.pk, self.ruleset, self.now)
-        if history.is_due():
-            return Fallback.DUE_ACTIVITY
-        plans = []
-        for model in models:
-            departed = self._departed(model, history)
-            if isinstance(departed, Fallback):
-                return departed
-            awards = self._new_awards(model, new, history)
-            if isinstance(awards, Fallback):
-                return awards
-            plan = self._model_plan(lead, model, departed, awards, history)
-            if isinstance(plan, Fallback):
-                return plan
-            plans.append(plan)
-        return LeadPlan(plans, primary)
+            for rule in model.engagement_rules:
+                found = rule_matches(
+                    rule, [a for a in new if a.type == rule.activity_type], self.now
+                )
+                if found and is_capped(rule) and self.history.is_late(lead.pk, found[0]):
+                    self._fall_back(lead, Fallback.LATE_ACTIVITY)
+                    return None
+                matched[(model.id, rule.id)] = found
+                self._ask_history(lead, model, rule, found)
+        return Candidate(lead, models, primary, matched)
 
     def _check_stored(
         self, lead: Lead, models: Sequence[CompiledModel], primary: CompiledModel | None
@@ -265,6 +274,23 @@ class IncrementalBatch(BatchWrites):
                 return Fallback.SCORE_AHEAD
         return None
 
+    def _check_new(
+        self, lead: Lead, models: Sequence[CompiledModel], slugs: list[str]
+    ) -> Fallback | None:
+        """Whether the new activities, the fit rules and the history allow the fast path."""
+        if lead.pk in self.awarded:
+            return Fallback.ALREADY_AWARDED
+        if any(activity.occurred_at > self.now for activity in self.pending.get(lead.pk, [])):
+            return Fallback.FUTURE_ACTIVITY
+        facts = lead_facts(lead, slugs)
+        for model in models:
+            desired = fit_awards(model.fit_rules, facts, self.ruleset.domain_lists, self.now)
+            if not self._fit_unchanged(lead, model, desired):
+                return Fallback.FIT_CHANGED
+        if self.history.is_due(lead.pk):
+            return Fallback.DUE_ACTIVITY
+        return None
+
     def _fit_unchanged(self, lead: Lead, model: CompiledModel, desired: list[Award]) -> bool:
         """Whether the ledger's active fit entries are the awards the fit rules give now
         (a company, domain list or custom field may change without a profile rescore),
@@ -274,60 +300,53 @@ class IncrementalBatch(BatchWrites):
         row = self.scores[(lead.pk, model.id)]
         return entries == wanted and row.fit == sum(entry[3] for entry in entries)
 
-    def _new_awards(
-        self, model: CompiledModel, new: Sequence[ActivityFact], history: LeadHistory
-    ) -> list[Award] | Fallback:
-        """The awards the new activities earn in ``model``, rule by rule as the full path
-        lists them; a capped rule continues from the lead's history of that rule."""
-        awards: list[Award] = []
-        for rule in model.engagement_rules:
-            of_type = [a for a in new if a.type == rule.activity_type]
-            matched = rule_matches(rule, of_type, self.now)
-            if not matched:
-                continue
-            if not is_capped(rule):
-                awards.extend(capped_awards(rule, matched))
-                continue
-            if history.is_late(matched[0]):
-                return Fallback.LATE_ACTIVITY
-            awards.extend(
-                capped_awards(
+    def _ask_history(
+        self, lead: Lead, model: CompiledModel, rule: RuleSpec, matched: list[ActivityFact]
+    ) -> None:
+        """Ask for what deciding ``rule`` needs: for a capped rule that matched, its
+        awards so far and the days' matches; for a recency rule, what left its window (a
+        capped one's activities, an uncapped one's awards, which the full path reverses)."""
+        if matched and is_capped(rule):
+            self.history.want_count(lead.pk, rule)
+            for day in {utc_day(a.occurred_at) for a in matched}:
+                self.history.want_day(lead.pk, rule, day)
+        if rule.recency_days and is_capped(rule):
+            self.history.want_window(lead.pk, rule)
+        elif rule.recency_days:
+            self.history.want_departed(lead.pk, model.id, rule)
+
+    # --- Stage 2: the awards and states, once the history is read -------------------------
+
+    def _plan(self, candidate: Candidate) -> LeadPlan | Fallback:
+        lead = candidate.lead
+        plans = []
+        for model in candidate.models:
+            awards: list[Award] = []
+            for rule in model.engagement_rules:
+                if rule.recency_days and self.history.window_let_go(lead.pk, rule):
+                    return Fallback.WINDOW_MOVED
+                matched = candidate.matched[(model.id, rule.id)]
+                if not matched:
+                    continue
+                days = {utc_day(a.occurred_at) for a in matched}
+                awards += capped_awards(
                     rule,
                     matched,
-                    counted=history.counted(rule),
-                    per_day=history.per_day(rule, {utc_day(a.occurred_at) for a in matched}),
+                    counted=self.history.counted(lead.pk, rule),
+                    per_day=self.history.per_day(lead.pk, rule, days),
                 )
-            )
-        return awards
-
-    def _departed(
-        self, model: CompiledModel, history: LeadHistory
-    ) -> list[dict[str, Any]] | Fallback:
-        """The awards of the model's recency rules that left their window since the lead
-        was last scored, which the full path reverses. A rule with caps or a bonus whose
-        window let activities go falls back: the matches after them may gain awards."""
-        departed: list[dict[str, Any]] = []
-        for rule in model.engagement_rules:
-            if not rule.recency_days:
-                continue
-            if is_capped(rule):
-                if history.window_let_go(rule):
-                    return Fallback.WINDOW_MOVED
-                continue
-            departed += history.departed_awards(rule, model.id)
-        departed.sort(key=lambda entry: (entry["at"], entry["id"]))
-        return departed
+            plan = self._model_plan(lead, model, awards)
+            if isinstance(plan, Fallback):
+                return plan
+            plans.append(plan)
+        return LeadPlan(plans, candidate.primary)
 
     def _model_plan(
-        self,
-        lead: Lead,
-        model: CompiledModel,
-        departed: list[dict[str, Any]],
-        awards: list[Award],
-        history: LeadHistory,
+        self, lead: Lead, model: CompiledModel, awards: list[Award]
     ) -> ModelPlan | Fallback:
         """The state in ``model``: the stored one carried to now, less the awards that
-        left a window, plus the new awards."""
+        left a recency window, plus the new awards."""
+        departed = self.history.departed_awards(lead.pk, model.id)
         row = self.scores[(lead.pk, model.id)]
         half_life = model.half_life_days
         carried = decayed(row.engagement, row.engagement_at, self.now, half_life)
@@ -362,29 +381,27 @@ class IncrementalBatch(BatchWrites):
         # Without decay every value is a whole number of points, summed exactly.
         if half_life and on_an_edge(state.effective_fit + effective, effective, model, spread):
             return Fallback.ROUNDING_EDGE
-        recent = self._recent(model, departed, awards, history)
-        return ModelPlan(model, departed, awards, state, recent)
-
-    def _recent(
-        self,
-        model: CompiledModel,
-        departed: list[dict[str, Any]],
-        awards: list[Award],
-        history: LeadHistory,
-    ) -> float:
-        """The positive engagement points dated within the model's surge window once the
-        new awards are in and the departed ones out; read only when a new award falls in
-        the window (only then can the lead surge)."""
         since = self.surge_since(model)
-        within = [a for a in awards if a.at.timestamp() >= since]
-        if not (model.surge_points and within):
+        if model.surge_points and any(a.at.timestamp() >= since for a in awards):
+            # A second early: the window's edge is decided on timestamps, as in the full
+            # path. Only points earned within the window can make a surge.
+            start = self.now - timedelta(hours=model.surge_hours, seconds=1)
+            self.history.want_recent(lead.pk, model.id, start)
+        return ModelPlan(model, departed, awards, state)
+
+    # --- Stage 3: the surge windows ---------------------------------------------------------
+
+    def _recent(self, lead: Lead, plan: ModelPlan) -> float:
+        """The positive engagement points dated within the model's surge window once the
+        new awards are in and the departed ones out (0 when none of the new is within)."""
+        since = self.surge_since(plan.model)
+        within = [a for a in plan.awards if a.at.timestamp() >= since]
+        if not (plan.model.surge_points and within):
             return 0.0
-        gone = {entry["id"] for entry in departed}
-        # A second early: the window's edge is decided on timestamps, as in the full path.
-        start = self.now - timedelta(hours=model.surge_hours, seconds=1)
+        gone = {entry["id"] for entry in plan.departed}
         stored = sum(
             points
-            for pk, points, at in history.recent_points(model.id, start)
+            for pk, points, at in self.history.recent_points(lead.pk, plan.model.id)
             if pk not in gone and at.timestamp() >= since
         )
         return stored + sum(a.points for a in within if a.points > 0)
