@@ -76,7 +76,6 @@ class Fallback(StrEnum):
     RESCORE_PENDING = "a rescore of one of its models is queued, running or failed"
     MODELS_CHANGED = "it lacks a score in a model that applies, or has one in a model that does not"
     DECAY_CHANGED = "a model's decay settings changed since its score was summed"
-    PRIMARY_CHANGED = "its primary model changed"
     SCORE_AHEAD = "its stored score is dated after now"
     FIT_CHANGED = "the fit rules give other awards than its ledger holds"
     ALREADY_AWARDED = "a new activity already has ledger entries"
@@ -235,7 +234,7 @@ class IncrementalBatch(BatchWrites):
         slugs = self.products.get(lead.pk, [])
         models = self.ruleset.for_lead(slugs)
         primary = primary_model(models)
-        why = self._check_stored(lead, models, primary) or self._check_new(lead, models, slugs)
+        why = self._check_stored(lead, models) or self._check_new(lead, models, slugs)
         if why is not None:
             self._fall_back(lead, why)
             return None
@@ -253,10 +252,10 @@ class IncrementalBatch(BatchWrites):
                 self._ask_history(lead, model, rule, found)
         return Candidate(lead, models, primary, matched)
 
-    def _check_stored(
-        self, lead: Lead, models: Sequence[CompiledModel], primary: CompiledModel | None
-    ) -> Fallback | None:
-        """Whether the lead's stored scores are the state the fast path builds on."""
+    def _check_stored(self, lead: Lead, models: Sequence[CompiledModel]) -> Fallback | None:
+        """Whether the lead's stored scores are the state the fast path builds on. (A
+        primary flag that changed needs no fallback: the writes set it as the full path
+        does.)"""
         if lead.pk in self.profile_changed:
             return Fallback.PROFILE_CHANGED
         if any(model.id in self.rescoring for model in models):
@@ -268,8 +267,6 @@ class IncrementalBatch(BatchWrites):
             row = self.scores[(lead.pk, model.id)]
             if row.decay_version != model.decay_version:
                 return Fallback.DECAY_CHANGED
-            if row.is_primary != (model is primary):
-                return Fallback.PRIMARY_CHANGED
             if row.engagement_at > self.now:
                 return Fallback.SCORE_AHEAD
         return None
