@@ -1,10 +1,12 @@
-"""The scoring engine: turns leads, activities and rules into ledger entries and scores.
+"""The scoring engine's full path: turns leads, all their activities and the rules into
+ledger entries and scores.
 
-One code path serves a single lead scored in real time and a chunk of leads in a
-bulk rescore: load the rows, ask ``scoring.facts`` what each lead should have
-earned, append the difference to the ledger, and recompute the lead's state from
-the ledger (``scoring.state``). Running it twice changes nothing, and writes only the
-score rows that moved.
+It serves every change a lead can have (fields, adjustments, rules, segments, new
+activities the fast path of ``scoring.incremental`` leaves to it) and a chunk of leads
+in a rescore without PostgreSQL: load the rows, ask ``scoring.facts`` what each lead
+should have earned, append the difference to the ledger, and recompute the lead's state
+from the ledger (``scoring.state``). Running it twice changes nothing; what it writes,
+only where it moved, is written by ``scoring.batch_writes``.
 """
 
 from __future__ import annotations
