@@ -3,15 +3,18 @@ rules give for them."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from leads.models import Lead
+from django.db.models import Case, F, JSONField, QuerySet, Value, When
+
+from leads.models import Activity, Lead
 
 from .rule_fields import CUSTOM_PREFIX, FIT_FIELDS
 from .rules import ActivityFact, Award, engagement_awards, fit_awards
-from .ruleset import CompiledModel
+from .ruleset import CompiledModel, Ruleset
 
 KEY_FIELDS = ("first_name", "last_name", "job_title", "company", "country", "phone")
 
@@ -48,6 +51,33 @@ def lead_facts(lead: Lead, product_slugs: Sequence[str]) -> dict[str, Any]:
     )
     facts["looks_like_spam"] = looks_like_spam(lead)
     return facts
+
+
+def lead_products(lead_ids: Sequence[int]) -> dict[int, list[str]]:
+    """The product lines each lead is interested in, by slug: its segments and a fit fact."""
+    products: dict[int, list[str]] = defaultdict(list)
+    through = Lead.product_interests.through
+    for lead_id, slug in through.objects.filter(lead_id__in=lead_ids).values_list(
+        "lead_id", "productline__slug"
+    ):
+        products[lead_id].append(slug)
+    return products
+
+
+def activity_rows(activities: QuerySet[Activity], ruleset: Ruleset) -> QuerySet[Any]:
+    """The activities as rows (lead id, then what ``activity_facts`` takes).
+
+    Properties are read (and decoded) only for the types a rule reads them of: a long
+    history is mostly page views, whose JSON no rule looks at.
+    """
+    properties = Case(
+        When(type__in=sorted(ruleset.property_types()), then=F("properties")),
+        default=Value(None),
+        output_field=JSONField(),
+    )
+    return activities.annotate(read_properties=properties).values_list(
+        "lead_id", "id", "type", "occurred_at", "url", "duration_seconds", "read_properties"
+    )
 
 
 def activity_facts(rows: Iterable[tuple[Any, ...]]) -> list[ActivityFact]:

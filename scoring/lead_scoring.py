@@ -3,7 +3,9 @@ ledger what changed, and react to the new scores (stage moves on threshold cross
 band changes and surges announced after commit).
 
 Real-time scoring, the drain of waiting activities, manual adjustments and a rescore
-without PostgreSQL all score through ``leads_score``."""
+without PostgreSQL all score through ``leads_score``. The drain asks for the fast path
+(``scoring.incremental``): a lead whose only change is new activities is scored in
+O(new events); every other lead, and every other caller's, in full (``scoring.engine``)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ from django.utils import timezone
 from leads.models import Activity, Lead, Stage
 from leads.stages import lead_move_to_stage_locked
 
-from .engine import Batch, LeadResult
+from .batch_writes import LeadResult
+from .engine import Batch
+from .incremental import IncrementalBatch, pending_activities
 from .lead_sets import CHUNK_SIZE
 from .models import ProfileRescore, ScoringModel
 from .ruleset import CompiledModel, Ruleset, load_ruleset
@@ -34,6 +38,7 @@ def leads_score(
     now: datetime | None = None,
     ruleset: Ruleset | None = None,
     react: bool = True,
+    incremental: bool = False,
 ) -> list[LeadResult]:
     """Score the leads against the active models, in one transaction with their rows locked.
 
@@ -42,6 +47,11 @@ def leads_score(
     and announces crossings, band changes and surges after commit. Idempotent.
     With ``react=False`` the scores are written and nothing reacts to them (no stage
     move, nothing announced): history brought in by an import (``leads_rescore_quietly``).
+
+    ``incremental``: the caller scores new activities (the drain). Leads whose stored
+    scores and ledger are current then take the fast path, which writes what the full
+    path would; the others, and every lead of a caller that changed something else (a
+    manual adjustment, a rule), are scored in full.
     """
     with transaction.atomic():
         leads = list(
@@ -56,16 +66,26 @@ def leads_score(
         # later "now", and what it applied must not look like the future (and be reversed).
         now = now or timezone.now()
         ruleset = ruleset or load_ruleset()
-        batch = Batch(leads, ruleset, now)
-        pending = list(
-            Activity.objects.unscored()
-            .filter(lead_id__in=[lead.pk for lead in leads])
-            .order_by()
-            .values_list("pk", flat=True)
-        )
-        results = batch.run()
+        ids = [lead.pk for lead in leads]
+        results: list[LeadResult] = []
+        if incremental:
+            new = pending_activities(ids, ruleset)
+            pending = [activity.id for activities in new.values() for activity in activities]
+            fast = IncrementalBatch(leads, ruleset, now, new)
+            results += fast.run()
+            leads = [lead for lead, _ in fast.fallbacks]
+        else:
+            pending = list(
+                Activity.objects.unscored()
+                .filter(lead_id__in=ids)
+                .order_by()
+                .values_list("pk", flat=True)
+            )
+        if leads:
+            results += Batch(leads, ruleset, now).run()
+        results.sort(key=lambda result: result.lead.pk)
         # The changed fields were read under the lock: their rescore is done.
-        ProfileRescore.objects.filter(lead_id__in=[lead.pk for lead in leads]).delete()
+        ProfileRescore.objects.filter(lead_id__in=ids).delete()
         for start in range(0, len(pending), CHUNK_SIZE):
             Activity.objects.filter(
                 pk__in=pending[start : start + CHUNK_SIZE], scored_at__isnull=True

@@ -105,6 +105,8 @@ def leads_score_pending(*, lead_id: int | None, batch: int = PENDING_BATCH) -> i
     ``batch`` leads with pending activities in one transaction (leads another worker
     holds are skipped), so the tasks queued behind it find nothing left and return
     after one query. Returns how many leads were scored (0: nothing was pending).
+    Only new activities are known to have changed: leads whose scores are current take
+    the fast path (``scoring.incremental``).
     """
     pending = Activity.objects.unscored().order_by()
     if lead_id is not None and not pending.filter(lead_id=lead_id).exists():
@@ -127,7 +129,7 @@ def leads_score_pending(*, lead_id: int | None, batch: int = PENDING_BATCH) -> i
             .order_by("pk")
             .values_list("pk", flat=True)
         )
-        return len(leads_score(lead_ids=[*target, *others]))
+        return len(leads_score(lead_ids=[*target, *others], incremental=True))
 
 
 def profile_rescore_lead_ids(*, older_than_seconds: int = 10, limit: int = 1_000) -> list[int]:

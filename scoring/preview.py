@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from leads.models import Deal, Lead, Stage
 
-from .engine import Batch, LeadResult, batch_awards
+from .batch_writes import LeadResult
+from .engine import Batch, batch_awards
 from .lead_scoring import AUTO_QUALIFIABLE
 from .lead_sets import CHUNK_SIZE, chunks, segment_lead_ids
 from .models import ScoringModel

@@ -17,8 +17,8 @@ from django.utils import timezone
 from crm.resilience import task_enqueue
 from leads.models import Lead
 
+from .batch_writes import LeadResult
 from .bulk import refresh_statistics, rescore_range
-from .engine import LeadResult
 from .lead_scoring import announce, leads_score, result_react
 from .lead_sets import CHUNK_SIZE, chunks, lead_id_ranges, segment_lead_ids
 from .models import LeadScore, RescoreJob, RescoreStatus, Rule, ScoreEntry, ScoringModel

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from .conditions import condition_matches
@@ -142,37 +142,67 @@ def engagement_awards(
     """
     # In order, and by type: a rule only looks at the activities of its type.
     by_type: dict[str, list[ActivityFact]] = defaultdict(list)
-    for activity in sorted(activities, key=lambda a: (a.occurred_at, a.id)):
+    for activity in in_order(activities):
         by_type[activity.type].append(activity)
     awards: list[Award] = []
     for rule in rules:
         if rule.kind != ENGAGEMENT:
             continue
-        oldest = now - timedelta(days=rule.recency_days) if rule.recency_days else None
-        matched = [
-            a
-            for a in by_type.get(rule.activity_type, ())
-            if a.occurred_at <= now
-            and (oldest is None or a.occurred_at >= oldest)
-            and activity_matches(rule, a)
-        ]
-        awards.extend(_capped_awards(rule, matched))
+        matched = rule_matches(rule, by_type.get(rule.activity_type, ()), now)
+        awards.extend(capped_awards(rule, matched))
     return awards
 
 
-def _capped_awards(rule: RuleSpec, matched: Sequence[ActivityFact]) -> list[Award]:
+def in_order(activities: Iterable[ActivityFact]) -> list[ActivityFact]:
+    """The order activities count in: when they occurred, ties by id."""
+    return sorted(activities, key=lambda a: (a.occurred_at, a.id))
+
+
+def rule_matches(
+    rule: RuleSpec, activities: Iterable[ActivityFact], now: datetime
+) -> list[ActivityFact]:
+    """The activities that count for ``rule`` at ``now``, in the order given: matching,
+    not in the future, and within the rule's recency window."""
+    oldest = now - timedelta(days=rule.recency_days) if rule.recency_days else None
+    return [
+        a
+        for a in activities
+        if a.occurred_at <= now
+        and (oldest is None or a.occurred_at >= oldest)
+        and activity_matches(rule, a)
+    ]
+
+
+def utc_day(at: datetime) -> date:
+    """The UTC day an activity counts on for the per-day cap and the bonus."""
+    return (at.astimezone(UTC) if at.tzinfo else at).date()
+
+
+def capped_awards(
+    rule: RuleSpec,
+    matched: Sequence[ActivityFact],
+    *,
+    counted: int = 0,
+    per_day: Mapping[date, int] | None = None,
+) -> list[Award]:
+    """The awards the ``matched`` activities (in order) earn under the rule's caps and bonus.
+
+    They may follow earlier matches whose awards stand: ``counted`` of those earned
+    the rule's points (bonuses not included) and ``per_day`` tells how many matched
+    on each UTC day. An activity's award depends only on the matches before it, so
+    awards given match by match equal the awards given to all matches at once.
+    """
     awards: list[Award] = []
-    per_day: dict[Any, int] = defaultdict(int)
-    total = 0
+    days: dict[date, int] = defaultdict(int, per_day or {})
+    total = counted
     for activity in matched:
-        at = activity.occurred_at
-        day = (at.astimezone(UTC) if at.tzinfo else at).date()  # a UTC day, as documented
-        per_day[day] += 1
-        if rule.bonus_count and rule.bonus_points and per_day[day] == rule.bonus_count:
+        day = utc_day(activity.occurred_at)
+        days[day] += 1
+        if rule.bonus_count and rule.bonus_points and days[day] == rule.bonus_count:
             awards.append(
                 Award(rule.id, activity.id, float(rule.bonus_points), activity.occurred_at, True)
             )
-        if rule.max_per_day and per_day[day] > rule.max_per_day:
+        if rule.max_per_day and days[day] > rule.max_per_day:
             continue
         if rule.max_per_lead and total >= rule.max_per_lead:
             continue

@@ -49,6 +49,9 @@ class Ruleset:
 
     models: list[CompiledModel]
     domain_lists: dict[str, frozenset[str]]
+    # Every fit rule of the models, active or not: a rule a later change broke or turned
+    # off may still have awards in the ledger (the fast path's fit check reads them).
+    all_fit_rule_ids: frozenset[int] = frozenset()
 
     def for_lead(self, product_slugs: Iterable[str]) -> list[CompiledModel]:
         slugs = set(product_slugs)
@@ -99,7 +102,12 @@ def load_ruleset(models: Sequence[ScoringModel] | None = None, *, fresh: bool = 
     lists: dict[str, set[str]] = defaultdict(set)
     for kind, domain in DomainList.objects.values_list("kind", "domain"):
         lists[kind].add(domain)
-    ruleset = Ruleset(compiled, {k: frozenset(v) for k, v in lists.items()})
+    fit_rule_ids = Rule.objects.filter(
+        model_id__in=[model.id for model in compiled], kind=FIT
+    ).values_list("pk", flat=True)
+    ruleset = Ruleset(
+        compiled, {k: frozenset(v) for k, v in lists.items()}, frozenset(fit_rule_ids)
+    )
     if version is not None:
         _cache.update(version=version, ruleset=ruleset, at=time.monotonic())
     return ruleset

@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from leads.models import Lead
 
-from .engine import Batch, LeadResult, batch_awards
+from .batch_writes import LeadResult
+from .engine import Batch, batch_awards
 from .lead_sets import CHUNK_SIZE, chunks
 from .ruleset import load_ruleset
 from .score_formula import decayed
