@@ -336,6 +336,10 @@ def test_scoring_a_new_activity_reads_as_little_for_2000_activities_of_history_a
     history(long, 2000, start)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE leads_activity; ANALYZE scoring_scoreentry")
+        # On tables this small the planner may scan one whole rather than use an index,
+        # depending on statistics earlier tests left; at scale it takes the index. What
+        # is measured is that the statements can be answered from the index alone.
+        cursor.execute("SET LOCAL enable_seqscan = off")
 
     # When each views the pricing and features pages and the score_lead task drains them
     def score_new_views(lead: Lead):
