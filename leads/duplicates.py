@@ -175,12 +175,15 @@ def _grouped(matches: Iterable[Match]) -> dict[tuple[int, int], dict[str, Any]]:
     """Per pair: its reasons (one per kind) and its score, the surest reason's."""
     pairs: dict[tuple[int, int], dict[str, Any]] = {}
     for match in matches:
-        pair = pairs.setdefault((match.lead_a, match.lead_b), {"reasons": [], "score": 0.0})
+        pair = pairs.setdefault(
+            (match.lead_a, match.lead_b), {"reasons": [], "score": 0.0, "sure": False}
+        )
         if any(r["kind"] == match.kind for r in pair["reasons"]):
             continue
         score = round(float(match.score), 3)
         pair["reasons"].append({"kind": match.kind, "score": score})
         pair["score"] = max(pair["score"], score)
+        pair["sure"] = pair["sure"] or match.kind == "email"
     return pairs
 
 
@@ -244,8 +247,12 @@ def _pairs_store(pairs: dict[tuple[int, int], dict[str, Any]], *, rescanned: lis
     refreshed = [p for key, p in existing.items() if p.status == PairStatus.OPEN]
     for pair in refreshed:
         found_now = pairs[(pair.lead_a_id, pair.lead_b_id)]
-        pair.reasons, pair.score = found_now["reasons"], found_now["score"]
-    DuplicatePair.objects.bulk_update(refreshed, ["reasons", "score"], batch_size=1000)
+        pair.reasons, pair.score, pair.sure = (
+            found_now["reasons"],
+            found_now["score"],
+            found_now["sure"],
+        )
+    DuplicatePair.objects.bulk_update(refreshed, ["reasons", "score", "sure"], batch_size=1000)
     for start in range(0, len(rescanned), CHUNK):
         leads = rescanned[start : start + CHUNK]
         gone = DuplicatePair.objects.open().filter(Q(lead_a__in=leads) | Q(lead_b__in=leads))
@@ -274,12 +281,14 @@ class LikelyDuplicate:
 
 
 def lead_duplicates(*, lead: Lead, user: User, limit: int = 5) -> list[LikelyDuplicate]:
-    """The leads in ``user``'s view that look like ``lead``, surest first; the lead's
-    keys are stored on the way (the scan compares it with everyone later). For the
-    warning on creating a lead; pairs "not a duplicate" are left out."""
+    """The leads in ``user``'s view that look like ``lead``, surest first, for the
+    warning on creating a lead; pairs answered "not a duplicate" are left out. The
+    lead's keys are stored on the way (the nightly scan compares it with the leads its
+    keys did not know yet), and the pairs found join the review queue at once."""
     match_keys_refresh(lead_ids=[lead.pk])
     threshold = DuplicateSettings.load().name_similarity
     pairs = _grouped(_matches("a.lead_id = %s", [lead.pk], threshold))
+    _pairs_store(pairs, rescanned=[])
     answered = {
         (p.lead_a_id, p.lead_b_id)
         for p in DuplicatePair.objects.filter(Q(lead_a=lead.pk) | Q(lead_b=lead.pk)).exclude(

@@ -382,6 +382,42 @@ def _facts_refresh(lead_ids: list[int]) -> None:
     )
 
 
+def duplicate_pairs_merge(*, pairs: Iterable[DuplicatePair], by: User | None) -> list[LeadMerge]:
+    """Merge the leads of these pairs: leads linked through pairs (a ≈ b, b ≈ c) into
+    one survivor each (``lead_survivor_pick``), every field by default, one merge (and
+    transaction) per group. Pairs whose leads are gone are skipped. Permission is the
+    caller's to check for every lead of the pairs."""
+    groups = _linked([(p.lead_a_id, p.lead_b_id) for p in pairs])
+    merges = []
+    for group in groups:
+        leads = list(Lead.objects.filter(pk__in=group).prefetch_related("company"))
+        if len(leads) < 2:
+            continue
+        survivor = lead_survivor_pick(leads)
+        others = [lead.pk for lead in leads if lead.pk != survivor.pk]
+        merges.append(leads_merge(survivor_id=survivor.pk, others=others, by=by))
+    return merges
+
+
+def _linked(edges: Iterable[tuple[int, int]]) -> list[list[int]]:
+    """The groups of ids that the edges connect, each sorted, smallest first."""
+    parent: dict[int, int] = {}
+
+    def root(node: int) -> int:
+        parent.setdefault(node, node)
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for a, b in edges:
+        parent[root(a)] = root(b)
+    groups: dict[int, list[int]] = {}
+    for node in parent:
+        groups.setdefault(root(node), []).append(node)
+    return sorted(sorted(group) for group in groups.values())
+
+
 # --- Undoing ----------------------------------------------------------------------------
 
 

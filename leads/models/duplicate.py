@@ -71,7 +71,7 @@ class DuplicatePairQuerySet(models.QuerySet["DuplicatePair"]):
 
     def sure(self) -> DuplicatePairQuerySet:
         """Pairs with the same mailbox: merged in bulk without a person's look at each."""
-        return self.filter(reasons__contains=[{"kind": "email"}])
+        return self.filter(sure=True)
 
 
 class DuplicatePair(models.Model):
@@ -94,6 +94,9 @@ class DuplicatePair(models.Model):
         help_text='The evidence: [{"kind": "email" | "phone" | "name_company", …}].',
     )
     score = models.FloatField(help_text="How sure, 0 to 1: 1 for the same mailbox.")
+    sure = models.BooleanField(
+        default=False, help_text="The same mailbox: merged in bulk without a look at each."
+    )
     status = models.CharField(max_length=20, choices=PairStatus.choices, default=PairStatus.OPEN)
     found_at = models.DateTimeField(default=timezone.now)
     decided_at = models.DateTimeField(null=True, blank=True)
