@@ -40,6 +40,7 @@ from api.errors import Conflict, ErrorSerializer
 from api.fields import request_user
 from api.idempotency import IDEMPOTENCY_KEY_PARAMETER
 from api.merges import (
+    OTHERS_PATTERN,
     LeadMergeSerializer,
     MergePreviewSerializer,
     MergeRequestSerializer,
@@ -431,10 +432,19 @@ class LeadViewSet(RecordViewSet):
                 OpenApiTypes.STR,
                 OpenApiParameter.QUERY,
                 required=True,
+                pattern=OTHERS_PATTERN,
+                allow_blank=False,
                 description="The ids of the leads to merge into this one, separated by commas.",
             )
         ],
-        responses={200: MergePreviewSerializer, 403: OpenApiResponse(ErrorSerializer)},
+        responses={
+            200: MergePreviewSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="This lead among the others."),
+            403: OpenApiResponse(ErrorSerializer, description="The caller may not merge."),
+            404: OpenApiResponse(
+                ErrorSerializer, description="This lead, or one of the others, is not in view."
+            ),
+        },
     )
     @extend_schema(
         methods=["POST"],
@@ -443,12 +453,17 @@ class LeadViewSet(RecordViewSet):
         responses={
             200: LeadMergeSerializer,
             400: OpenApiResponse(
-                ErrorSerializer, description="A lead named does not exist, or a bad choice."
+                ErrorSerializer,
+                description="This lead among the others, or a field's value from a lead "
+                "outside the merge.",
             ),
             403: OpenApiResponse(
                 ErrorSerializer,
                 description="Managers merge the leads they can change; marketers and admins "
                 "any; reps none.",
+            ),
+            404: OpenApiResponse(
+                ErrorSerializer, description="This lead, or one of the others, is not in view."
             ),
         },
     )
@@ -456,17 +471,17 @@ class LeadViewSet(RecordViewSet):
     def merge(self, request: Request, pk: str | None = None) -> Response:
         survivor = self.get_object()
         if request.method == "GET":
-            others = others_of(request)
-            check_may_merge(self.caller, [survivor.pk, *others])
+            others = list(dict.fromkeys(others_of(request)))
+            check_may_merge(self.caller, survivor, others, self.get_queryset())
+            if survivor.pk in others:
+                raise merge_error(MergeError("A lead cannot be merged into itself."))
             leads = self.get_queryset().in_bulk(others)
-            if len(leads) != len(set(others)) or survivor.pk in others:
-                raise serializers.ValidationError({"others": ["Name other leads you can see."]})
             conflicts = merge_preview(survivor, [leads[pk] for pk in others])
             return Response({"survivor": survivor.pk, "others": others, "conflicts": conflicts})
         body = MergeRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         others = body.validated_data["others"]
-        check_may_merge(self.caller, [survivor.pk, *others])
+        check_may_merge(self.caller, survivor, others, self.get_queryset())
         try:
             merge = leads_merge(
                 survivor_id=survivor.pk,

@@ -11,19 +11,20 @@ view; ``POST /api/v1/lead-merges/<id>/undo/`` undoes one. Who may is
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api.errors import Conflict, ErrorSerializer
-from api.fields import caller
+from api.fields import LEAD_NOT_VISIBLE, caller
 from api.strict import StrictFieldsMixin
 from crm.models import User
 from leads.merging import MERGE_FIELDS, MergeError, lead_merge_undo
@@ -31,6 +32,15 @@ from leads.models import Lead, LeadMerge
 from leads.permissions import merge_refusal, merges_leads
 
 MAX_OTHERS = 50
+
+
+class MergeFieldsSerializer(StrictFieldsMixin, serializers.Serializer):
+    """Per field a merge chooses, the id of the lead whose value wins."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {
+            name: serializers.IntegerField(min_value=1, required=False) for name in MERGE_FIELDS
+        }
 
 
 class MergeRequestSerializer(StrictFieldsMixin, serializers.Serializer):
@@ -43,13 +53,12 @@ class MergeRequestSerializer(StrictFieldsMixin, serializers.Serializer):
     )
     # Declared fields are taken off the class (DRF's metaclass): this does not hide
     # ``Serializer.fields``.
-    fields = serializers.DictField(  # type: ignore[assignment]
-        child=serializers.IntegerField(min_value=1),
+    fields = MergeFieldsSerializer(  # type: ignore[assignment]
         required=False,
         default=dict,
-        help_text="Per field, the id of the lead whose value wins: any of "
-        f"{', '.join(MERGE_FIELDS)}. A field not named keeps this lead's value, or takes "
-        "the first merged lead's where this lead's is empty.",
+        help_text="Per field, the id of the lead (this one or one merged) whose value wins. "
+        "A field not named keeps this lead's value, or takes the first merged lead's where "
+        "this lead's is empty; custom fields not named are combined, this lead's winning.",
     )
 
 
@@ -100,19 +109,29 @@ class LeadMergeSerializer(serializers.ModelSerializer):
         return counts
 
 
+OTHERS_PATTERN = rf"^[1-9][0-9]{{0,17}}(,[1-9][0-9]{{0,17}}){{0,{MAX_OTHERS - 1}}}$"
+
+
 def others_of(request: Request) -> list[int]:
     """The ``others`` query parameter of a preview: ids separated by commas."""
     raw = request.query_params.get("others", "")
-    ids = [part.strip() for part in raw.split(",") if part.strip()]
-    if not ids or not all(part.isdigit() for part in ids) or len(ids) > MAX_OTHERS:
+    if not re.match(OTHERS_PATTERN, raw):
         raise serializers.ValidationError(
             {"others": [f"Give 1 to {MAX_OTHERS} lead ids separated by commas."]}
         )
-    return [int(part) for part in ids]
+    return [int(part) for part in raw.split(",")]
 
 
-def check_may_merge(user: User, lead_ids: list[int]) -> None:
-    refusal = merge_refusal(user=user, lead_ids=lead_ids)
+def check_may_merge(user: User, survivor: Lead, others: list[int], leads: QuerySet[Lead]) -> None:
+    """403 for a person who merges nothing (reps), 404 for another lead they cannot see
+    (as for any lead outside their view), 403 for leads in view they may not merge."""
+    if not merges_leads(user):
+        raise PermissionDenied(merge_refusal(user=user, lead_ids=[survivor.pk]))
+    found = leads.filter(pk__in=others).values_list("pk", flat=True)
+    missing = sorted(set(others) - set(found))
+    if missing:
+        raise NotFound(LEAD_NOT_VISIBLE.format(pk_value=missing[0]))
+    refusal = merge_refusal(user=user, lead_ids=[survivor.pk, *others])
     if refusal:
         raise PermissionDenied(refusal)
 
@@ -163,7 +182,9 @@ class LeadMergeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     @action(detail=True, methods=["post"], pagination_class=None)
     def undo(self, request: Request, pk: str | None = None) -> Response:
         merge = self.get_object()
-        check_may_merge(caller(request), [merge.survivor_ref])
+        refusal = merge_refusal(user=caller(request), lead_ids=[merge.survivor_ref])
+        if refusal:
+            raise PermissionDenied(refusal)
         try:
             merge = lead_merge_undo(merge_id=merge.pk, by=caller(request))
         except MergeError as exc:

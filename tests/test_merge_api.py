@@ -125,7 +125,6 @@ def test_bad_merge_requests_answer_400_and_change_nothing(admin_user, pair):
     before = state(a, b)
     for body in (
         {"others": []},
-        {"others": [999999]},
         {"others": [a.pk]},
         {"others": [b.pk], "fields": {"score": b.pk}},
         {"others": [b.pk], "fields": {"email": 999999}},
@@ -134,6 +133,8 @@ def test_bad_merge_requests_answer_400_and_change_nothing(admin_user, pair):
         response = api.post(merge_url(a), body, format="json")
         assert response.status_code == 400, (body, response.content)
         assert error_of(response)["fields"]
+    missing = api.post(merge_url(a), {"others": [999999]}, format="json")
+    assert missing.status_code == 404
     assert state(a, b) == before
 
 
@@ -170,8 +171,8 @@ def test_a_manager_cannot_merge_in_a_lead_of_another_team(manager, rep, south_re
 
     response = token_client(manager).post(merge_url(own), {"others": [foreign.pk]}, format="json")
 
-    assert response.status_code == 403
-    assert "only leads you can change" in error_of(response)["message"]
+    # Then, as for any lead outside their view, the other lead is not found
+    assert response.status_code == 404
     assert state(own, foreign) == before
 
 
@@ -207,3 +208,39 @@ def test_creating_a_lead_with_a_likely_duplicate_warns_in_a_header(rep):
     unique = api.post(LEADS, {"email": "bob@elsewhere.example"}, format="json")
     assert unique.status_code == 201
     assert "Possible-Duplicates" not in unique
+
+
+def test_records_posted_for_a_merged_leads_id_land_on_the_survivor(marketer, rep, pair):
+    # Given b merged into a, and a rep's client that still knows b's id
+    a, b = pair
+    token_client(marketer).post(merge_url(a), {"others": [b.pk]}, format="json")
+    api = token_client(rep)
+
+    # When it logs a call, a batch of page views and a note by the old id
+    one = api.post("/api/v1/activities/", {"lead": b.pk, "type": "call"}, format="json")
+    batch = api.post(
+        "/api/v1/activities/bulk/",
+        {"activities": [{"lead": b.pk, "type": "page_view", "url": "https://x.example/"}]},
+        format="json",
+    )
+    note = api.post("/api/v1/notes/", {"lead": b.pk, "body": "Called back"}, format="json")
+
+    # Then each is stored on the survivor
+    assert one.status_code == 201, one.content
+    assert one.json()["lead"] == a.pk
+    assert batch.status_code in (200, 201, 207), batch.content
+    assert a.activities.filter(type="page_view").count() == 1
+    assert note.status_code == 201, note.content
+    assert note.json()["lead"] == a.pk
+
+
+def test_a_merged_leads_id_out_of_view_is_refused_like_any_unknown_lead(marketer, south_rep, rep):
+    a, b = LeadFactory(owner=south_rep), LeadFactory(owner=south_rep)
+    token_client(marketer).post(merge_url(a), {"others": [b.pk]}, format="json")
+
+    response = token_client(rep).post(
+        "/api/v1/activities/", {"lead": b.pk, "type": "call"}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert not a.activities.exists()
