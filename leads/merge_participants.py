@@ -44,6 +44,10 @@ def merge_participant_register(participant: MergeParticipant) -> None:
     _participants[participant.name] = participant
 
 
+def merge_participant_unregister(name: str) -> None:
+    _participants.pop(name, None)
+
+
 def merge_participants() -> list[MergeParticipant]:
     return list(_participants.values())
 

@@ -208,7 +208,7 @@ def leads_merge(
     other_ids = _other_ids(survivor_id, others)
     fields = _checked_fields(fields or {}, {survivor_id, *other_ids})
     with transaction.atomic():
-        Lead.objects.filter(pk__in=[survivor_id, *other_ids]).lock()
+        Lead.objects.filter(pk__in=[survivor_id, *other_ids]).lock(for_delete=True)
         leads = Lead.objects.select_related("company").in_bulk([survivor_id, *other_ids])
         missing = sorted({survivor_id, *other_ids} - set(leads))
         if missing:
