@@ -131,7 +131,7 @@ class Match:
     score: float
 
 
-def _matches_sql(restrict: str) -> str:
+def _matches_sql(restrict: str, *, one_lead: bool = False) -> str:
     """SELECT the matches of the keys ``a`` that ``restrict`` picks with every other
     lead's keys ``b``: (lower id, higher id, kind, score), ``restrict``'s parameters
     once per part. On PostgreSQL names match by ``%``, at the session's
@@ -142,10 +142,13 @@ def _matches_sql(restrict: str) -> str:
     table = LeadMatchKey._meta.db_table
     name_score = "similarity(a.name_key, b.name_key)" if postgres else "1.0"
     name_match = "a.name_key %% b.name_key" if postgres else "a.name_key = b.name_key"
-    uncrowded = (
-        "a.{key} NOT IN (SELECT {key} FROM " + table + " WHERE {key} <> '' "
-        f"GROUP BY {{key}} HAVING COUNT(*) > {CROWDED_KEY})"
-    )
+    if one_lead:  # counted for the lead's own keys, by their indexes
+        uncrowded = f"(SELECT COUNT(*) FROM {table} c WHERE c.{{key}} = a.{{key}}) <= {CROWDED_KEY}"
+    else:  # the crowded keys found once, for every lead compared
+        uncrowded = (
+            "a.{key} NOT IN (SELECT {key} FROM " + table + " WHERE {key} <> '' "
+            f"GROUP BY {{key}} HAVING COUNT(*) > {CROWDED_KEY})"
+        )
     parts = [
         f"SELECT {pair}, '{kind}', {REASON_SCORES[kind]} FROM {table} a "
         f"JOIN {table} b ON b.{kind}_key = a.{kind}_key AND b.lead_id <> a.lead_id "
@@ -161,13 +164,15 @@ def _matches_sql(restrict: str) -> str:
     return " UNION ALL ".join(parts)
 
 
-def _matches(restrict: str, params: Sequence[Any], threshold: float) -> list[Match]:
+def _matches(
+    restrict: str, params: Sequence[Any], threshold: float, *, one_lead: bool = False
+) -> list[Match]:
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
                 "SELECT set_config('pg_trgm.similarity_threshold', %s, true)", [str(threshold)]
             )
-        cursor.execute(_matches_sql(restrict), [*params, *params, *params])
+        cursor.execute(_matches_sql(restrict, one_lead=one_lead), [*params, *params, *params])
         return [Match(*row) for row in cursor.fetchall()]
 
 
@@ -287,7 +292,7 @@ def lead_duplicates(*, lead: Lead, user: User, limit: int = 5) -> list[LikelyDup
     keys did not know yet), and the pairs found join the review queue at once."""
     match_keys_refresh(lead_ids=[lead.pk])
     threshold = DuplicateSettings.load().name_similarity
-    pairs = _grouped(_matches("a.lead_id = %s", [lead.pk], threshold))
+    pairs = _grouped(_matches("a.lead_id = %s", [lead.pk], threshold, one_lead=True))
     _pairs_store(pairs, rescanned=[])
     answered = {
         (p.lead_a_id, p.lead_b_id)
@@ -307,6 +312,36 @@ def lead_duplicates(*, lead: Lead, user: User, limit: int = 5) -> list[LikelyDup
         for pk, found in ranked
         if pk in visible
     ][:limit]
+
+
+@dataclass(frozen=True)
+class OpenPair:
+    pair: DuplicatePair
+    other: Lead
+    evidence: str
+
+
+def lead_open_pairs(*, lead: Lead, user: User, limit: int = 5) -> list[OpenPair]:
+    """The review queue's open pairs that hold this lead and another lead ``user`` can
+    see, surest first: what the lead page shows as possible duplicates. Two queries."""
+    pairs = list(
+        DuplicatePair.objects.open()
+        .filter(Q(lead_a=lead.pk) | Q(lead_b=lead.pk))
+        .order_by("-score", "pk")[:limit]
+    )
+    if not pairs:
+        return []
+    other = {p.pk: p.lead_b_id if p.lead_a_id == lead.pk else p.lead_a_id for p in pairs}
+    visible = Lead.objects.visible_to(user).in_bulk(list(other.values()))
+    return [
+        OpenPair(
+            pair=p,
+            other=visible[other[p.pk]],
+            evidence="; ".join(reason_text(r) for r in p.reasons),
+        )
+        for p in pairs
+        if other[p.pk] in visible
+    ]
 
 
 def pair_not_duplicate(*, pair: DuplicatePair, by: User) -> None:

@@ -185,3 +185,11 @@ def test_the_nightly_scan_is_on_beats_schedule_and_its_task_runs_the_scan(db):
 
     assert scan_duplicates.delay().get() == {"leads": 2, "pairs": 1, "new_pairs": 1}
     assert DuplicateSettings.load().last_scan_pairs == 1
+
+
+def test_a_new_lead_with_a_crowded_key_warns_of_nobody(db, admin_user):
+    LeadFactory.create_batch(CROWDED_KEY + 1, phone="+49 30 0000000")
+    duplicates_scan()
+    new = LeadFactory(phone="030 0000000", country="DE")
+
+    assert lead_duplicates(lead=new, user=admin_user) == []
