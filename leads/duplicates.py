@@ -89,21 +89,41 @@ def company_key(name: str) -> str:
 
 def lead_keys(lead: Lead) -> LeadMatchKey:
     """The match keys of a lead (with its company loaded), unsaved."""
+    company = lead.company.name if lead.company else ""
+    names = (lead.first_name, lead.last_name)
+    return _keys((lead.pk, lead.email, lead.phone, lead.country, *names, company, lead.updated_at))
+
+
+# What the keys are computed from, read as plain values (no model instances).
+KEY_SOURCES = (
+    "pk",
+    "email",
+    "phone",
+    "country",
+    "first_name",
+    "last_name",
+    "company__name",
+    "updated_at",
+)
+
+
+def _keys(row: tuple[Any, ...]) -> LeadMatchKey:
+    pk, email, phone, country, first_name, last_name, company, updated_at = row
     return LeadMatchKey(
-        lead_id=lead.pk,
-        email_key=email_key(lead.email)[:254],
-        phone_key=phone_key(lead.phone, lead.country)[:20],
-        name_key=text_key(f"{lead.first_name} {lead.last_name}")[:201],
-        company_key=company_key(lead.company.name if lead.company else "")[:200],
-        lead_updated_at=lead.updated_at,
+        lead_id=pk,
+        email_key=email_key(email)[:254],
+        phone_key=phone_key(phone, country)[:20],
+        name_key=text_key(f"{first_name} {last_name}")[:201],
+        company_key=company_key(company or "")[:200],
+        lead_updated_at=updated_at,
         scanned=False,
     )
 
 
 def match_keys_refresh(*, lead_ids: Iterable[int]) -> int:
     """Compute and store the keys of these leads, marked for the next scan; how many."""
-    leads = Lead.objects.filter(pk__in=list(lead_ids)).select_related("company")
-    keys = [lead_keys(lead) for lead in leads]
+    rows = Lead.objects.filter(pk__in=list(lead_ids)).values_list(*KEY_SOURCES)
+    keys = [_keys(row) for row in rows]
     LeadMatchKey.objects.bulk_create(
         keys,
         update_conflicts=True,

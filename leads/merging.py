@@ -390,7 +390,7 @@ def duplicate_pairs_merge(*, pairs: Iterable[DuplicatePair], by: User | None) ->
     groups = _linked([(p.lead_a_id, p.lead_b_id) for p in pairs])
     merges = []
     for group in groups:
-        leads = list(Lead.objects.filter(pk__in=group).prefetch_related("company"))
+        leads = list(Lead.objects.filter(pk__in=group))
         if len(leads) < 2:
             continue
         survivor = lead_survivor_pick(leads)

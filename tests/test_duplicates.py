@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 
 from leads.duplicates import (
     CROWDED_KEY,
@@ -193,3 +196,15 @@ def test_a_new_lead_with_a_crowded_key_warns_of_nobody(db, admin_user):
     new = LeadFactory(phone="030 0000000", country="DE")
 
     assert lead_duplicates(lead=new, user=admin_user) == []
+
+
+def test_the_scan_command_reports_what_it_found(db):
+    LeadFactory(email="ada@example.com")
+    LeadFactory(email="ada+x@example.com")
+    out = io.StringIO()
+
+    call_command("duplicates_scan", stdout=out)
+
+    assert out.getvalue().strip() == "Compared 2 lead(s): 1 likely duplicate pair(s), 1 new."
+    call_command("duplicates_scan", "--full", stdout=out)
+    assert "Compared 2 lead(s): 1 likely duplicate pair(s), 0 new." in out.getvalue()
