@@ -24,7 +24,7 @@ from api.activity_batches import (
     repeated_keys,
 )
 from api.errors import Conflict, ErrorSerializer, PayloadTooLarge, flatten_errors
-from api.fields import LEAD_NOT_VISIBLE, VisibleLeadField, caller, is_id
+from api.fields import LEAD_NOT_VISIBLE, VisibleLeadField, caller, is_id, merged_lead
 from api.idempotency import idempotent
 from api.strict import StrictFieldsMixin, check_json_document
 from crm.filters import IntegerFilter, IsoDateTimeFilter
@@ -91,6 +91,9 @@ class BatchLeadField(serializers.IntegerField):
     def to_internal_value(self, data: Any) -> Lead:  # type: ignore[override]
         pk = super().to_internal_value(data)
         lead = self._visible_leads().get(pk) if is_id(pk) else None
+        if lead is None:
+            # The id of a merged lead names its survivor (one query, for old ids only).
+            lead = merged_lead(caller(self.root.context["request"]), pk)
         if lead is None:
             self.fail("does_not_exist", pk_value=pk)
         return lead

@@ -1,9 +1,16 @@
-"""The REST API for leads: their profiles, stage moves, score explanations and exports.
+"""The REST API for leads: their profiles, stage moves, score explanations, exports and
+merges.
 
 Every queryset starts from ``Lead.objects.visible_to(user)``: a lead outside the
 caller's view, and everything hanging off it, answers 404 as if it did not exist.
-Writes go through the services of ``leads`` (``leads.profiles``, ``leads.stages``) so
-scoring is queued after commit.
+Writes go through the services of ``leads`` (``leads.profiles``, ``leads.stages``,
+``leads.merging``) so scoring is queued after commit.
+
+The id of a lead merged into another answers with a permanent redirect to the same
+path on the surviving lead (301 for reads, 308, which keeps the method and body, for
+writes), when the caller can see the survivor. A lead created with likely duplicates
+in the caller's view answers with their ids in the ``Possible-Duplicates`` header: a
+warning, never a refusal.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
+from django.http import Http404
 from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -35,12 +43,24 @@ from rest_framework.response import Response
 
 from api.errors import Conflict, ErrorSerializer
 from api.fields import request_user
+from api.idempotency import IDEMPOTENCY_KEY_PARAMETER
+from api.merges import (
+    OTHERS_PATTERN,
+    LeadMergeSerializer,
+    MergePreviewSerializer,
+    MergeRequestSerializer,
+    check_may_merge,
+    merge_error,
+    others_of,
+)
 from api.strict import StrictFieldsMixin, check_json_document
 from api.viewsets import RecordViewSet
 from crm.models import User
+from leads.duplicates import lead_duplicates
 from leads.export_responses import CONTENT_TYPES, CSV, EXPORT_FORMATS, XLSX, leads_export_response
 from leads.exports import CUSTOM_PREFIX, LEAD_COLUMN_NAMES, UnknownColumn, export_columns
 from leads.filters import LeadFilter
+from leads.merging import MergeError, lead_alias_target, leads_merge, merge_preview
 from leads.models import (
     SCORE_COLUMNS,
     Company,
@@ -315,6 +335,23 @@ EXPORT_PARAMETERS = [
         "when absent. custom.<key> names a custom field that is defined (400 otherwise).",
     ),
 ]
+DUPLICATES_HEADER = "Possible-Duplicates"
+DUPLICATES_HEADER_PARAMETER = OpenApiParameter(
+    DUPLICATES_HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    response=[201],
+    description="Ids of likely duplicates of the new lead that the caller can see, "
+    "separated by commas (absent when there are none). A warning: the lead is created.",
+)
+
+
+class LeadMoved(Exception):
+    """The requested id is a lead merged into ``survivor_id``."""
+
+    def __init__(self, survivor_id: int) -> None:
+        super().__init__(survivor_id)
+        self.survivor_id = survivor_id
 
 
 @extend_schema_view(
@@ -322,6 +359,7 @@ EXPORT_PARAMETERS = [
     retrieve=extend_schema(summary="Show a lead"),
     create=extend_schema(
         summary="Create a lead",
+        parameters=[IDEMPOTENCY_KEY_PARAMETER, DUPLICATES_HEADER_PARAMETER],
         responses={201: LeadSerializer, 409: CREATE_CONFLICT_RESPONSE},
     ),
     update=extend_schema(
@@ -344,7 +382,7 @@ class LeadViewSet(RecordViewSet):
     # Sorted by the copy of the score in the lead's rank, which its indexes hold
     # (``Lead.ranked``); an annotation, as the cursor pages read it from each row.
     ordering_columns = {"score": "rank_score"}
-    permission_action = {"transition": "change"}
+    permission_action = {"transition": "change", "merge": "change"}
 
     def get_queryset(self) -> QuerySet[Lead]:
         user = self.request.user
@@ -358,6 +396,34 @@ class LeadViewSet(RecordViewSet):
             .prefetch_related("product_interests")
         )
 
+    def get_object(self) -> Lead:
+        """The lead, or ``LeadMoved`` when the id is an alias of a lead in view."""
+        try:
+            return super().get_object()
+        except Http404:
+            pk = str(self.kwargs.get("pk", ""))
+            survivor = lead_alias_target(int(pk)) if pk.isdigit() else None
+            if survivor is not None and self.get_queryset().filter(pk=survivor).exists():
+                raise LeadMoved(survivor) from None
+            raise
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if not isinstance(exc, LeadMoved):
+            return super().handle_exception(exc)
+        old = f"/leads/{self.kwargs['pk']}/"
+        path = self.request.get_full_path().replace(old, f"/leads/{exc.survivor_id}/", 1)
+        code = 301 if self.request.method in ("GET", "HEAD", "OPTIONS") else 308
+        return Response(status=code, headers={"Location": path})
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response = super().create(request, *args, **kwargs)
+        lead = getattr(self, "created_lead", None)
+        if response.status_code == 201 and lead is not None:
+            found = lead_duplicates(lead=lead, user=self.caller)
+            if found:
+                response[DUPLICATES_HEADER] = ", ".join(str(d.lead.pk) for d in found)
+        return response
+
     def perform_create(self, serializer: serializers.BaseSerializer) -> None:
         data = dict(serializer.validated_data)
         interests = data.pop("product_interests", None)
@@ -368,7 +434,7 @@ class LeadViewSet(RecordViewSet):
             lead = lead_save_profile(lead=Lead(**data), changed_fields=sorted(data))
             if interests is not None:
                 lead.product_interests.set(interests)
-        serializer.instance = lead
+        serializer.instance = self.created_lead = lead
 
     def perform_update(self, serializer: serializers.BaseSerializer) -> None:
         lead = serializer.instance
@@ -472,6 +538,76 @@ class LeadViewSet(RecordViewSet):
             raise Conflict(exc.messages[0]) from None
         lead.refresh_from_db()
         return Response(self.get_serializer(lead).data)
+
+    @extend_schema(
+        methods=["GET"],
+        summary="Preview a merge: the fields on which the leads differ",
+        parameters=[
+            OpenApiParameter(
+                "others",
+                OpenApiTypes.STR,
+                OpenApiParameter.QUERY,
+                required=True,
+                pattern=OTHERS_PATTERN,
+                allow_blank=False,
+                description="The ids of the leads to merge into this one, separated by commas.",
+            )
+        ],
+        responses={
+            200: MergePreviewSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="This lead among the others."),
+            403: OpenApiResponse(ErrorSerializer, description="The caller may not merge."),
+            404: OpenApiResponse(
+                ErrorSerializer, description="This lead, or one of the others, is not in view."
+            ),
+        },
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Merge other leads into this one, which keeps its id",
+        request=MergeRequestSerializer,
+        responses={
+            200: LeadMergeSerializer,
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description="This lead among the others, or a field's value from a lead "
+                "outside the merge.",
+            ),
+            403: OpenApiResponse(
+                ErrorSerializer,
+                description="Managers merge the leads they can change; marketers and admins "
+                "any; reps none.",
+            ),
+            404: OpenApiResponse(
+                ErrorSerializer, description="This lead, or one of the others, is not in view."
+            ),
+        },
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None, filter_backends=[])
+    def merge(self, request: Request, pk: str | None = None) -> Response:
+        survivor = self.get_object()
+        if request.method == "GET":
+            others = list(dict.fromkeys(others_of(request)))
+            check_may_merge(self.caller, survivor, others, self.get_queryset())
+            if survivor.pk in others:
+                raise merge_error(MergeError("A lead cannot be merged into itself."))
+            leads = self.get_queryset().in_bulk(others)
+            conflicts = merge_preview(survivor, [leads[pk] for pk in others])
+            return Response({"survivor": survivor.pk, "others": others, "conflicts": conflicts})
+        body = MergeRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        others = body.validated_data["others"]
+        check_may_merge(self.caller, survivor, others, self.get_queryset())
+        try:
+            merge = leads_merge(
+                survivor_id=survivor.pk,
+                others=others,
+                fields=body.validated_data["fields"],
+                by=self.caller,
+            )
+        except MergeError as exc:
+            raise merge_error(exc) from None
+        return Response(LeadMergeSerializer(merge).data)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ from .activities import ActivityViewSet
 from .companies import CompanyViewSet
 from .errors import api_not_found
 from .leads import LeadViewSet
+from .merges import LeadMergeViewSet
 from .records import DealViewSet, NoteViewSet, TaskViewSet
 from .scoring import RuleViewSet, ScoringModelViewSet
 from .tokens import ApiTokenViewSet
@@ -15,6 +16,7 @@ router = DefaultRouter()
 router.include_root_view = False
 router.register("tokens", ApiTokenViewSet, basename="api-token")
 router.register("leads", LeadViewSet, basename="api-lead")
+router.register("lead-merges", LeadMergeViewSet, basename="api-lead-merge")
 router.register("companies", CompanyViewSet, basename="api-company")
 router.register("activities", ActivityViewSet, basename="api-activity")
 router.register("deals", DealViewSet, basename="api-deal")

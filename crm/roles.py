@@ -46,6 +46,9 @@ ROLE_PERMISSIONS: dict[Role, dict[str, dict[str, tuple[str, ...]]]] = {
             # Routing rules pick owners for every team's hand-offs: admins set them.
             "assignmentrule": ("view",),
             "leadrating": ("add", "change", "view"),
+            # Duplicates: the review queue and the merges of their teams' leads.
+            "duplicatepair": ("view", "change"),
+            "leadmerge": ("view",),
         },
         # Teams and their members are set by admins; a manager reads their own.
         "crm": {"team": ("view",), "user": ("view",)},
@@ -69,6 +72,10 @@ ROLE_PERMISSIONS: dict[Role, dict[str, dict[str, tuple[str, ...]]]] = {
             "handoff": ("view",),
             "assignmentrule": ("view",),
             "leadrating": ("view",),
+            # Keeping the data clean: duplicates, their merges, the detection threshold.
+            "duplicatepair": ("view", "change"),
+            "duplicatesettings": ("view", "change"),
+            "leadmerge": ("view",),
         },
         "scoring": {"*": _ALL},
         "nurturing": {"*": _ALL},

@@ -339,6 +339,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "crm.tasks.webhook_retry_due",
         "schedule": env_int("WEBHOOK_RETRY_SECONDS", 30),
     },
+    "duplicates-scan": {
+        "task": "leads.tasks.scan_duplicates",
+        "schedule": crontab(hour=env_int("DUPLICATE_SCAN_HOUR", 1), minute=30),
+        "options": {"queue": "bulk"},
+    },
     "handoff-escalate-overdue": {
         "task": "leads.tasks.handoff_escalate_overdue",
         "schedule": 120,

@@ -27,6 +27,10 @@ with what they see, and whom they may hand it to:
   each the leads they see; reps work their leads in Hotlist but do not take the book
   away in bulk (``may_export_leads``).
 - Round-robin assignment hands leads to active reps only.
+- Merging duplicate leads (and undoing a merge) is for admins and marketers, who
+  keep the data clean, on any leads, and for managers on leads they can change (their
+  teams' and the unassigned pool, all of them in view); never for reps
+  (``merge_refusal``).
 - A company is shared by the leads it carries: admins and marketers edit any; a rep or
   a manager edits one only while every lead it carries is one they can see, so that no
   one rewrites the account another team is working.
@@ -315,3 +319,27 @@ def may_change_company(*, user: User, company: Company) -> bool:
 COMPANY_REFUSED = (
     "This company carries leads you cannot see: its owner's team or a marketer can change it."
 )
+
+
+# --- Merging duplicates ------------------------------------------------------------------
+
+MERGE_REFUSED = "Only managers, marketers and admins merge duplicate leads."
+MERGE_OUT_OF_VIEW = "You can merge only leads you can change."
+
+
+def merges_leads(user: User) -> bool:
+    """Whether ``user`` merges duplicates at all (the review queue, the merge actions)."""
+    return user.is_active and user.role in (Role.ADMIN, Role.MARKETER, Role.MANAGER)
+
+
+def merge_refusal(*, user: User, lead_ids: Collection[int]) -> str:
+    """Why ``user`` may not merge these leads (or undo their merge), "" when they may:
+    admins and marketers merge any, managers the leads in their view (their teams' and
+    the pool), reps and people without a role none."""
+    if not merges_leads(user):
+        return MERGE_REFUSED
+    if user.role in (Role.ADMIN, Role.MARKETER):
+        return ""
+    ids = set(lead_ids)
+    seen = Lead.objects.visible_to(user).filter(pk__in=ids).count()
+    return "" if seen == len(ids) else MERGE_OUT_OF_VIEW

@@ -9,6 +9,7 @@ from celery import shared_task
 from django.db import OperationalError as DatabaseOperationalError
 
 from . import handoff_assignment
+from .duplicates import duplicates_scan
 from .handoff_escalation import handoffs_escalate_overdue
 from .notifications import notification_email_send, notifications_email_resume
 from .tracking_ingest import pending_events_purge
@@ -23,6 +24,20 @@ def purge_pending_events() -> int:
     if deleted:
         logger.info("Purged %s pending tracking events", deleted)
     return deleted
+
+
+@shared_task
+def scan_duplicates() -> dict[str, int]:
+    """Beat, nightly: compare the leads changed since the last scan with everyone and
+    queue the likely duplicates for review."""
+    result = duplicates_scan()
+    logger.info(
+        "Duplicate scan: %s leads compared, %s pairs (%s new)",
+        result.leads,
+        result.pairs,
+        result.new_pairs,
+    )
+    return {"leads": result.leads, "pairs": result.pairs, "new_pairs": result.new_pairs}
 
 
 # --- Hand-off -------------------------------------------------------------------------

@@ -6,6 +6,7 @@ class ScoringConfig(AppConfig):
     verbose_name = "Lead scoring"
 
     def ready(self) -> None:
+        from leads.merge_participants import merge_participant_register
         from leads.score_explanations import score_explanation_provider_set
         from leads.signals import activity_recorded, lead_profile_changed
 
@@ -14,6 +15,7 @@ class ScoringConfig(AppConfig):
             tasks,  # noqa: F401  (registered: services queue them by name)
         )
         from .explanation import lead_primary_explanation
+        from .lead_merges import LEDGER_PARTICIPANT
         from .receivers import queue_activities, queue_profile
         from .signals import score_surged
 
@@ -23,3 +25,5 @@ class ScoringConfig(AppConfig):
         score_surged.connect(alerts.owner_alert_on_surge, dispatch_uid="scoring.surge_alert")
         # Hand-off emails and webhook payloads list the rules behind the score.
         score_explanation_provider_set(lead_primary_explanation)
+        # A merge of leads moves their ledger and rescores the survivor.
+        merge_participant_register(LEDGER_PARTICIPANT)

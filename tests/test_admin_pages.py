@@ -13,11 +13,14 @@ from django.utils import timezone
 
 from crm.models import ApiToken, Role, Team, TeamWebhook, User, WebhookDelivery, WorkerHeartbeat
 from leads.deals import deal_save
+from leads.merging import leads_merge
 from leads.models import (
     Activity,
     AssignmentRule,
     CustomFieldDefinition,
     Deal,
+    DuplicatePair,
+    DuplicateSettings,
     FieldType,
     Lead,
     LeadRating,
@@ -98,11 +101,13 @@ def world(admin_user, marketer, manager, rep, other_rep) -> dict:
     WebhookDelivery.objects.create(
         webhook=webhook, event="handoff.assigned", key="handoff.assigned:1", payload={"text": "Hi"}
     )
-    return {
-        "lead": lead,
-        "other_lead": LeadFactory(owner=other_rep),
-        "pool_lead": LeadFactory(owner=None),
-    }
+    other_lead, pool_lead = LeadFactory(owner=other_rep), LeadFactory(owner=None)
+    DuplicatePair.objects.create(
+        lead_a=other_lead, lead_b=pool_lead, reasons=[{"kind": "phone", "score": 0.9}], score=0.9
+    )
+    DuplicateSettings.load()
+    leads_merge(survivor_id=pool_lead.pk, others=[LeadFactory(owner=None).pk], by=admin_user)
+    return {"lead": lead, "other_lead": other_lead, "pool_lead": pool_lead}
 
 
 def test_registered_models_include_the_crm(db):

@@ -29,7 +29,8 @@ from crm.models import ApiToken, Role, Team, TeamWebhook
 from imports.models import ImportJob
 from leads.deals import deal_save
 from leads.handoff_models import AssignmentKind, AssignmentRule, HandOff, LeadRating, Notification
-from leads.models import Deal, Note, Task
+from leads.merging import leads_merge
+from leads.models import Deal, DuplicatePair, Note, Task
 from leads.stages import stage_change_record
 from leads.tracking_models import TrackingIdentity
 from nurturing.models import Enrollment, Message, Sequence, Step
@@ -75,6 +76,8 @@ def world(rep, other_rep, manager, marketer) -> SimpleNamespace:
         owner=seller, company=company, first_name="Zebedee", email="zebedee@southwind.example"
     )
     change = stage_change_record(lead=lead, from_stage="mql", to_stage="sql", by=seller)
+    merge = leads_merge(survivor_id=lead.pk, others=[LeadFactory(owner=seller).pk], by=boss)
+    twin = LeadFactory(owner=seller, company=company)
     model = active_model()
     sequence = Sequence.objects.create(name="Welcome")
     step = Step.objects.create(sequence=sequence, subject="Hi", body_text="Hello")
@@ -127,6 +130,10 @@ def world(rep, other_rep, manager, marketer) -> SimpleNamespace:
             headers=["Email"],
             failed=1,
             created_by=boss,
+        ),
+        merge=merge,
+        pair=DuplicatePair.objects.create(
+            lead_a=lead, lead_b=twin, reasons=[{"kind": "phone", "score": 0.9}], score=0.9
         ),
     )
 
@@ -232,6 +239,15 @@ API: dict[str, Probe | Exempt] = {
     "api-lead-transition": lambda w: [
         Call("POST", api(f"leads/{w.lead.pk}/transition/"), {"stage": "customer"})
     ],
+    "api-lead-merge": lambda w: [
+        Call("POST", api(f"leads/{w.near_lead.pk}/merge/"), {"others": [w.lead.pk]}),
+        Call("POST", api(f"leads/{w.lead.pk}/merge/"), {"others": [w.near_lead.pk]}),
+        Call("GET", api(f"leads/{w.lead.pk}/merge/?others={w.near_lead.pk}")),
+        Call("GET", api(f"leads/{w.near_lead.pk}/merge/?others={w.lead.pk}")),
+    ],
+    "api-lead-merge-list": lambda w: [Call("GET", api("lead-merges/"), refused=(200, 403))],
+    "api-lead-merge-detail": lambda w: [Call("GET", api(f"lead-merges/{w.merge.pk}/"))],
+    "api-lead-merge-undo": lambda w: [Call("POST", api(f"lead-merges/{w.merge.pk}/undo/"), {})],
     "api-company-list": lambda w: [Call("GET", api("companies/"), refused=(200,))],
     "api-company-detail": lambda w: [
         Call("PUT", api(f"companies/{w.company.pk}/"), {"name": "Pwned"}),
@@ -575,6 +591,7 @@ ADMIN_CUSTOM: dict[str, Callable[[SimpleNamespace], str]] = {
     "nurturing_sequence_stats": lambda w: f"/admin/nurturing/sequence/{w.sequence.pk}/stats/",
     "nurturing_sequence_enroll": lambda w: f"/admin/nurturing/sequence/{w.sequence.pk}/enroll/",
     "imports_importjob_errors": lambda w: f"/admin/imports/importjob/{w.import_job.pk}/errors.csv",
+    "leads_duplicatepair_merge": lambda w: f"/admin/leads/duplicatepair/{w.pair.pk}/merge/",
 }
 # Each registered model: South's row of it, or why it belongs to no team.
 ADMIN_OBJECTS: dict[str, Callable[[SimpleNamespace], models.Model] | Exempt] = {
@@ -591,8 +608,11 @@ ADMIN_OBJECTS: dict[str, Callable[[SimpleNamespace], models.Model] | Exempt] = {
     "leads.Company": lambda w: w.company,
     "leads.CustomFieldDefinition": Exempt("the lead form's fields, set by marketers"),
     "leads.Deal": lambda w: w.deal,
+    "leads.DuplicatePair": lambda w: w.pair,
+    "leads.DuplicateSettings": Exempt("the detection threshold, one row, set by marketers"),
     "leads.HandOff": lambda w: w.handoff,
     "leads.Lead": lambda w: w.lead,
+    "leads.LeadMerge": lambda w: w.merge,
     "leads.LeadRating": lambda w: w.rating,
     "leads.Note": lambda w: w.note,
     "leads.Notification": lambda w: w.notification,

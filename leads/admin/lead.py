@@ -6,16 +6,19 @@ from __future__ import annotations
 from typing import cast
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from crm.http import signed_in
 from crm.models import User
 
 from ..deals import deal_save, deals_delete
+from ..duplicates import lead_duplicates, reason_text
 from ..export_responses import CSV, leads_export_response
 from ..exports import export_columns
 from ..models import (
@@ -171,6 +174,33 @@ class LeadAdmin(UserBoundFormMixin, admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Lead, form, change: bool) -> None:
         # Through the service, so a change of explicit fields rescores the lead's fit.
         lead_save_profile(lead=obj, changed_fields=list(form.changed_data))
+        if not change:
+            self._warn_of_duplicates(request, obj)
+
+    def _warn_of_duplicates(self, request: HttpRequest, lead: Lead) -> None:
+        """A likely duplicate in the user's view is named, never refused."""
+        found = lead_duplicates(lead=lead, user=signed_in(request))
+        if not found:
+            return
+        links = format_html_join(
+            ", ",
+            '<a href="{}">{}</a> ({})',
+            (
+                (
+                    reverse("admin:leads_lead_change", args=[d.lead.pk]),
+                    d.lead,
+                    "; ".join(reason_text(r) for r in d.reasons),
+                )
+                for d in found
+            ),
+        )
+        self.message_user(
+            request,
+            format_html(
+                "This lead may be a duplicate of {}: merge them from the review queue.", links
+            ),
+            messages.WARNING,
+        )
 
     def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
         if formset.model is not Deal:

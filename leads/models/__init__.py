@@ -7,6 +7,12 @@ from ..custom_fields import CustomFieldDefinition, FieldType
 from .activity import SALES_TOUCH_TYPES, Activity, ActivityQuerySet, ActivityType
 from .company import Company, Industry
 from .deal import Deal, DealOutcome, DealStatus
+from .duplicate import (
+    DuplicatePair,
+    DuplicateSettings,
+    LeadMatchKey,
+    PairStatus,
+)
 from .lead import SCORE_COLUMNS, Lead, LeadQuerySet, normalize_email
 from .lead_choices import (
     Authority,
@@ -22,6 +28,7 @@ from .lead_choices import (
     Timeline,
 )
 from .lead_rank import LeadRank
+from .merge import LeadAlias, LeadMerge
 from .note import Note
 from .product_line import ProductLine
 from .stage import (
@@ -78,6 +85,8 @@ __all__ = [
     "DealOutcome",
     "DealStatus",
     "Department",
+    "DuplicatePair",
+    "DuplicateSettings",
     "EmailStatus",
     "FieldType",
     "Grade",
@@ -85,12 +94,16 @@ __all__ = [
     "IdentityKind",
     "Industry",
     "Lead",
+    "LeadAlias",
+    "LeadMatchKey",
+    "LeadMerge",
     "LeadQuerySet",
     "LeadRank",
     "LeadRating",
     "Need",
     "Note",
     "Notification",
+    "PairStatus",
     "PendingEvent",
     "ProductLine",
     "Quadrant",

@@ -103,10 +103,16 @@ class LeadQuerySet(models.QuerySet["Lead"]):
         (``leads.deals`` does), or a concurrent deal write may be missed."""
         return self.update(deal_outcome=_deal_outcome_expression())
 
-    def lock(self) -> None:
+    def lock(self, *, for_delete: bool = False) -> None:
         """Lock the leads' rows in id order, as every writer of several leads does, so
-        that two of them wait for each other instead of deadlocking."""
-        list(self.order_by("pk").select_for_update(no_key=True).values_list("pk", flat=True))
+        that two of them wait for each other instead of deadlocking.
+
+        ``for_delete`` takes the stronger ``FOR UPDATE``, which also holds off every
+        insert of a row that references one of the leads (its foreign key check waits)
+        until the transaction ends: what a merge takes, so that no activity or note
+        lands on a lead between the move of its rows and its deletion."""
+        rows = self.order_by("pk").select_for_update(no_key=not for_delete)
+        list(rows.values_list("pk", flat=True))
 
 
 def _step_expression(field: str) -> Case:

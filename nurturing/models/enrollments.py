@@ -31,6 +31,7 @@ class ExitReason(models.TextChoices):
     EXPIRED = "expired", "Maximum duration reached"
     FAILED = "failed", "Sending failed"
     MANUAL = "manual", "Ended by hand"
+    MERGED = "merged", "Lead merged into one walking this sequence"
 
 
 class EnrollmentSource(models.TextChoices):

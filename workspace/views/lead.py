@@ -13,7 +13,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.forms import BaseForm
-from django.http import HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -21,8 +21,10 @@ from django.utils.formats import date_format
 from django.views.decorators.http import require_GET
 
 from crm.http import AuthenticatedHttpRequest
+from leads.duplicates import lead_open_pairs
+from leads.merging import lead_alias_target
 from leads.models import CustomFieldDefinition, HandOff, Lead, LeadRating, TaskKind
-from leads.permissions import lead_access, task_assignees
+from leads.permissions import lead_access, merges_leads, task_assignees
 from leads.selectors import done_tasks, open_tasks, timeline_page
 from reports.charts import Frame, line_chart
 from scoring.explanation import lead_explanation
@@ -66,7 +68,17 @@ def lead_score_json(request: AuthenticatedHttpRequest, pk: int) -> JsonResponse:
 @login_required
 @require_GET
 def lead_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
-    lead = visible_lead(request, pk)
+    """The lead page; the id of a lead merged into one in view opens that one."""
+    try:
+        lead = visible_lead(request, pk)
+    except Http404:
+        survivor = lead_alias_target(pk)
+        if (
+            survivor is None
+            or not Lead.objects.visible_to(request.user).filter(pk=survivor).exists()
+        ):
+            raise
+        return redirect("lead-detail", survivor, permanent=True)
     timeline = TimelineFilterForm(request.GET)
     status = 200 if timeline.is_valid() else 400
     return render_lead(request, lead, timeline=timeline, status=status)
@@ -135,6 +147,9 @@ def lead_page_context(
         "stage_changes": list(lead.stage_changes.select_related("by")[:20]),
         "handoff": handoff,
         "ratings": list(LeadRating.objects.filter(lead=lead).select_related("by")[:10]),
+        "duplicates": lead_open_pairs(lead=lead, user=user),
+        # The review queue's merge page is the admin's.
+        "merges_here": user.is_staff and merges_leads(user),
         **_timeline_context(lead, timeline or TimelineFilterForm()),
     }
     if access.may_act:

@@ -1,0 +1,381 @@
+"""Finding leads that are one person: by mailbox, phone, and name at one company.
+
+Each lead's email, phone, name and company are reduced to keys that compare
+(``LeadMatchKey``): the mailbox without its ``+tag`` (and Gmail's dots), the phone in
+E.164 by ``phonenumbers`` (digits alone when it cannot be parsed), the name and the
+company lower-cased, without accents, punctuation or legal suffixes. Two leads are
+likely one person when they share the mailbox (sure: merged in bulk), the phone, or
+the company with names alike: trigram similarity at least the admin's threshold
+(``DuplicateSettings``) on PostgreSQL, equal names on SQLite.
+
+The nightly scan (``duplicates_scan``) is incremental: it recomputes the keys of the
+leads changed since their keys were taken and compares only those with everyone, in one
+SQL statement whose joins run on the keys' indexes, never a loop over pairs. A key
+that more than ``CROWDED_KEY`` leads share (``info@``, a switchboard number) says
+nothing about people and is skipped. Pairs go to the review queue; a pair answered
+"not a duplicate" keeps its answer. Creating a lead through the API or the admin asks
+``lead_duplicates`` for a warning; nothing is ever blocked.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import phonenumbers
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from crm.models import User
+
+from .models import DuplicatePair, DuplicateSettings, Lead, LeadMatchKey, PairStatus
+
+# Leads sharing one key beyond this are not one person: the key is a placeholder.
+CROWDED_KEY = 20
+CHUNK = 2000
+GMAIL_DOMAINS = {"gmail.com", "googlemail.com"}
+LEGAL_SUFFIXES = {
+    "ab", "ag", "as", "bv", "co", "company", "corp", "corporation", "gmbh", "inc",
+    "incorporated", "kg", "limited", "llc", "llp", "ltd", "nv", "oy", "plc", "pty", "sa",
+    "sarl", "sas", "spa", "srl", "the",
+}  # fmt: skip
+# How sure each kind of evidence is, 0 to 1; a name match scores its similarity.
+REASON_SCORES = {"email": 1.0, "phone": 0.9}
+
+
+# --- Keys -----------------------------------------------------------------------------
+
+
+def email_key(email: str) -> str:
+    """The mailbox an address reaches: lower-cased, without a ``+tag``; Gmail ignores
+    dots and answers at googlemail.com too."""
+    local, _, domain = (email or "").strip().lower().rpartition("@")
+    local = local.split("+", 1)[0]
+    if domain in GMAIL_DOMAINS:
+        local, domain = local.replace(".", ""), "gmail.com"
+    return f"{local}@{domain}" if local and domain else ""
+
+
+def phone_key(phone: str, country: str = "") -> str:
+    """The number in E.164, read in the lead's country when it has no ``+``; its digits
+    when it cannot be parsed; "" for fewer than 7 digits."""
+    digits = re.sub(r"\D", "", phone or "")
+    if len(digits) < 7:
+        return ""
+    try:
+        number = phonenumbers.parse(phone, (country or "").upper() or None)
+    except phonenumbers.NumberParseException:
+        return digits
+    if not phonenumbers.is_possible_number(number):
+        return digits
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def text_key(text: str, *, drop: set[str] | None = None) -> str:
+    """Lower-case words without accents or punctuation, single-spaced; ``drop`` words
+    left out."""
+    plain = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode()
+    words = re.sub(r"[^a-z0-9]+", " ", plain.lower()).split()
+    return " ".join(w for w in words if not drop or w not in drop)
+
+
+def company_key(name: str) -> str:
+    return text_key(name, drop=LEGAL_SUFFIXES)
+
+
+def lead_keys(lead: Lead) -> LeadMatchKey:
+    """The match keys of a lead (with its company loaded), unsaved."""
+    company = lead.company.name if lead.company else ""
+    names = (lead.first_name, lead.last_name)
+    return _keys((lead.pk, lead.email, lead.phone, lead.country, *names, company, lead.updated_at))
+
+
+# What the keys are computed from, read as plain values (no model instances).
+KEY_SOURCES = (
+    "pk",
+    "email",
+    "phone",
+    "country",
+    "first_name",
+    "last_name",
+    "company__name",
+    "updated_at",
+)
+
+
+def _keys(row: tuple[Any, ...]) -> LeadMatchKey:
+    pk, email, phone, country, first_name, last_name, company, updated_at = row
+    return LeadMatchKey(
+        lead_id=pk,
+        email_key=email_key(email)[:254],
+        phone_key=phone_key(phone, country)[:20],
+        name_key=text_key(f"{first_name} {last_name}")[:201],
+        company_key=company_key(company or "")[:200],
+        lead_updated_at=updated_at,
+        scanned=False,
+    )
+
+
+def match_keys_refresh(*, lead_ids: Iterable[int]) -> int:
+    """Compute and store the keys of these leads, marked for the next scan; how many."""
+    rows = Lead.objects.filter(pk__in=list(lead_ids)).values_list(*KEY_SOURCES)
+    keys = [_keys(row) for row in rows]
+    LeadMatchKey.objects.bulk_create(
+        keys,
+        update_conflicts=True,
+        unique_fields=["lead"],
+        update_fields=[
+            "email_key",
+            "phone_key",
+            "name_key",
+            "company_key",
+            "lead_updated_at",
+            "scanned",
+        ],
+    )
+    return len(keys)
+
+
+# --- Finding pairs ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Match:
+    lead_a: int
+    lead_b: int
+    kind: str
+    score: float
+
+
+def _matches_sql(restrict: str, *, one_lead: bool = False) -> str:
+    """SELECT the matches of the keys ``a`` that ``restrict`` picks with every other
+    lead's keys ``b``: (lower id, higher id, kind, score), ``restrict``'s parameters
+    once per part. On PostgreSQL names match by ``%``, at the session's
+    ``pg_trgm.similarity_threshold`` (set by ``_matches``)."""
+    postgres = connection.vendor == "postgresql"
+    low, high = ("LEAST", "GREATEST") if postgres else ("MIN", "MAX")
+    pair = f"{low}(a.lead_id, b.lead_id), {high}(a.lead_id, b.lead_id)"
+    table = LeadMatchKey._meta.db_table
+    name_score = "similarity(a.name_key, b.name_key)" if postgres else "1.0"
+    name_match = "a.name_key %% b.name_key" if postgres else "a.name_key = b.name_key"
+    if one_lead:  # counted for the lead's own keys, by their indexes
+        uncrowded = f"(SELECT COUNT(*) FROM {table} c WHERE c.{{key}} = a.{{key}}) <= {CROWDED_KEY}"
+    else:  # the crowded keys found once, for every lead compared
+        uncrowded = (
+            "a.{key} NOT IN (SELECT {key} FROM " + table + " WHERE {key} <> '' "
+            f"GROUP BY {{key}} HAVING COUNT(*) > {CROWDED_KEY})"
+        )
+    parts = [
+        f"SELECT {pair}, '{kind}', {REASON_SCORES[kind]} FROM {table} a "
+        f"JOIN {table} b ON b.{kind}_key = a.{kind}_key AND b.lead_id <> a.lead_id "
+        f"WHERE a.{kind}_key <> '' AND {uncrowded.format(key=f'{kind}_key')} AND {restrict}"
+        for kind in ("email", "phone")
+    ]
+    parts.append(
+        f"SELECT {pair}, 'name_company', {name_score} FROM {table} a "
+        f"JOIN {table} b ON b.company_key = a.company_key AND b.lead_id <> a.lead_id "
+        f"AND {name_match} "
+        f"WHERE a.company_key <> '' AND a.name_key <> '' AND b.name_key <> '' AND {restrict}"
+    )
+    return " UNION ALL ".join(parts)
+
+
+def _matches(
+    restrict: str, params: Sequence[Any], threshold: float, *, one_lead: bool = False
+) -> list[Match]:
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT set_config('pg_trgm.similarity_threshold', %s, true)", [str(threshold)]
+            )
+        cursor.execute(_matches_sql(restrict, one_lead=one_lead), [*params, *params, *params])
+        return [Match(*row) for row in cursor.fetchall()]
+
+
+def _grouped(matches: Iterable[Match]) -> dict[tuple[int, int], dict[str, Any]]:
+    """Per pair: its reasons (one per kind) and its score, the surest reason's."""
+    pairs: dict[tuple[int, int], dict[str, Any]] = {}
+    for match in matches:
+        pair = pairs.setdefault(
+            (match.lead_a, match.lead_b), {"reasons": [], "score": 0.0, "sure": False}
+        )
+        if any(r["kind"] == match.kind for r in pair["reasons"]):
+            continue
+        score = round(float(match.score), 3)
+        pair["reasons"].append({"kind": match.kind, "score": score})
+        pair["score"] = max(pair["score"], score)
+        pair["sure"] = pair["sure"] or match.kind == "email"
+    return pairs
+
+
+# --- The nightly scan -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    leads: int
+    pairs: int
+    new_pairs: int
+
+
+def duplicates_scan(*, full: bool = False) -> ScanResult:
+    """Find the pairs of leads changed since the last scan (every lead with ``full``)
+    and store them in the review queue (module docstring)."""
+    started = timezone.now()
+    settings_row = DuplicateSettings.load()
+    stale = (
+        Lead.objects.all()
+        if full
+        else Lead.objects.filter(
+            Q(match_key__isnull=True) | Q(updated_at__gt=F("match_key__lead_updated_at"))
+        )
+    )
+    ids = list(stale.order_by("pk").values_list("pk", flat=True))
+    for start in range(0, len(ids), CHUNK):
+        match_keys_refresh(lead_ids=ids[start : start + CHUNK])
+    unscanned = list(
+        LeadMatchKey.objects.filter(scanned=False).order_by("pk").values_list("pk", flat=True)
+    )
+    pairs = _grouped(_matches("NOT a.scanned", [], settings_row.name_similarity))
+    new = _pairs_store(pairs, rescanned=unscanned)
+    for start in range(0, len(unscanned), CHUNK):
+        LeadMatchKey.objects.filter(pk__in=unscanned[start : start + CHUNK]).update(scanned=True)
+    _pairs_purge()
+    DuplicateSettings.objects.filter(pk=settings_row.pk).update(
+        last_scan_at=started, last_scan_leads=len(unscanned), last_scan_pairs=len(pairs)
+    )
+    return ScanResult(leads=len(unscanned), pairs=len(pairs), new_pairs=new)
+
+
+def _pairs_store(pairs: dict[tuple[int, int], dict[str, Any]], *, rescanned: list[int]) -> int:
+    """Add new pairs, refresh the evidence of open ones, keep every answer given; drop
+    the open pairs of rescanned leads whose evidence is gone. How many are new."""
+    found = set(pairs)
+    keys = sorted(found)
+    existing: dict[tuple[int, int], DuplicatePair] = {}
+    for start in range(0, len(keys), CHUNK):
+        chunk = keys[start : start + CHUNK]
+        rows = DuplicatePair.objects.filter(lead_a__in={a for a, _ in chunk})
+        existing.update(
+            {(p.lead_a_id, p.lead_b_id): p for p in rows if (p.lead_a_id, p.lead_b_id) in found}
+        )
+    new = [
+        DuplicatePair(lead_a_id=a, lead_b_id=b, **pairs[(a, b)])
+        for a, b in keys
+        if (a, b) not in existing
+    ]
+    DuplicatePair.objects.bulk_create(new, batch_size=1000, ignore_conflicts=True)
+    refreshed = [p for key, p in existing.items() if p.status == PairStatus.OPEN]
+    for pair in refreshed:
+        found_now = pairs[(pair.lead_a_id, pair.lead_b_id)]
+        pair.reasons, pair.score, pair.sure = (
+            found_now["reasons"],
+            found_now["score"],
+            found_now["sure"],
+        )
+    DuplicatePair.objects.bulk_update(refreshed, ["reasons", "score", "sure"], batch_size=1000)
+    for start in range(0, len(rescanned), CHUNK):
+        leads = rescanned[start : start + CHUNK]
+        gone = DuplicatePair.objects.open().filter(Q(lead_a__in=leads) | Q(lead_b__in=leads))
+        gone_ids = [p.pk for p in gone if (p.lead_a_id, p.lead_b_id) not in found]
+        DuplicatePair.objects.filter(pk__in=gone_ids).delete()
+    return len(new)
+
+
+def _pairs_purge() -> int:
+    """Drop open pairs whose lead was deleted (pairs hold loose keys)."""
+    leads = Lead.objects.values("pk")
+    deleted, _ = (
+        DuplicatePair.objects.open().filter(~Q(lead_a__in=leads) | ~Q(lead_b__in=leads)).delete()
+    )
+    return deleted
+
+
+# --- One lead ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LikelyDuplicate:
+    lead: Lead
+    reasons: list[dict[str, Any]]
+    score: float
+
+
+def lead_duplicates(*, lead: Lead, user: User, limit: int = 5) -> list[LikelyDuplicate]:
+    """The leads in ``user``'s view that look like ``lead``, surest first, for the
+    warning on creating a lead; pairs answered "not a duplicate" are left out. The
+    lead's keys are stored on the way (the nightly scan compares it with the leads its
+    keys did not know yet), and the pairs found join the review queue at once."""
+    match_keys_refresh(lead_ids=[lead.pk])
+    threshold = DuplicateSettings.load().name_similarity
+    pairs = _grouped(_matches("a.lead_id = %s", [lead.pk], threshold, one_lead=True))
+    _pairs_store(pairs, rescanned=[])
+    answered = {
+        (p.lead_a_id, p.lead_b_id)
+        for p in DuplicatePair.objects.filter(Q(lead_a=lead.pk) | Q(lead_b=lead.pk)).exclude(
+            status=PairStatus.OPEN
+        )
+    }
+    others = {
+        (b if a == lead.pk else a): found
+        for (a, b), found in pairs.items()
+        if (a, b) not in answered
+    }
+    visible = Lead.objects.visible_to(user).in_bulk(list(others))
+    ranked = sorted(others.items(), key=lambda item: (-item[1]["score"], item[0]))
+    return [
+        LikelyDuplicate(lead=visible[pk], reasons=found["reasons"], score=found["score"])
+        for pk, found in ranked
+        if pk in visible
+    ][:limit]
+
+
+@dataclass(frozen=True)
+class OpenPair:
+    pair: DuplicatePair
+    other: Lead
+    evidence: str
+
+
+def lead_open_pairs(*, lead: Lead, user: User, limit: int = 5) -> list[OpenPair]:
+    """The review queue's open pairs that hold this lead and another lead ``user`` can
+    see, surest first: what the lead page shows as possible duplicates. Two queries."""
+    pairs = list(
+        DuplicatePair.objects.open()
+        .filter(Q(lead_a=lead.pk) | Q(lead_b=lead.pk))
+        .order_by("-score", "pk")[:limit]
+    )
+    if not pairs:
+        return []
+    other = {p.pk: p.lead_b_id if p.lead_a_id == lead.pk else p.lead_a_id for p in pairs}
+    visible = Lead.objects.visible_to(user).in_bulk(list(other.values()))
+    return [
+        OpenPair(
+            pair=p,
+            other=visible[other[p.pk]],
+            evidence="; ".join(reason_text(r) for r in p.reasons),
+        )
+        for p in pairs
+        if other[p.pk] in visible
+    ]
+
+
+def pair_not_duplicate(*, pair: DuplicatePair, by: User) -> None:
+    """Remember that the two leads are different people: never suggested again."""
+    DuplicatePair.objects.filter(pk=pair.pk).update(
+        status=PairStatus.NOT_DUPLICATE, decided_by=by, decided_at=timezone.now()
+    )
+
+
+def reason_text(reason: dict[str, Any]) -> str:
+    """A reason for people: "same mailbox", "same phone", "names 82% alike at one company"."""
+    kind = reason.get("kind")
+    if kind == "email":
+        return "same mailbox"
+    if kind == "phone":
+        return "same phone"
+    return f"names {round(float(reason.get('score', 0)) * 100)}% alike at one company"
