@@ -240,11 +240,11 @@ def long_histories(count: int, history: int) -> list[int]:
                                         occurred_at, received_at, source, idempotency_key,
                                         scored_at, created_by_id)
             SELECT l.id, 'page_view', 'https://hotlist.example/blog/' || (n %% 500), 30,
-                   '{}'::jsonb, now() - (n %% 15552000) * interval '1 second', now(),
+                   '{}'::jsonb, now() - (n * 15552000.0 / %s) * interval '1 second', now(),
                    'bench-history', '', now(), NULL
             FROM unnest(%s::bigint[]) AS l(id), generate_series(1, %s) AS n
             """,
-            [ids, history],
+            [history, ids, history],
         )
         leads_score(lead_ids=ids)
     log(f"  in {took[0]:.1f} s")
