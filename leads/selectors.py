@@ -17,6 +17,7 @@ from crm.models import Role, User
 from crm.permissions import managed_people
 
 from .models import Activity, Band, Lead, Task
+from .models.lead import CLOSED_STAGES
 from .permissions import leads_answered_for
 
 MY_DAY_LEADS = 10
@@ -39,12 +40,16 @@ def my_day_leads(*, user: User, limit: int = MY_DAY_LEADS) -> QuerySet[Lead]:
     """The hottest open leads a person answers for: a rep's own, a manager's team's,
     everyone's for admins and marketers. Served by the rank's ``rank_owner_hottest_idx``
     (reps) and ``rank_hottest_idx`` (the others)."""
-    leads = leads_answered_for(user).open().select_related("company").hottest()
-    if user.role == Role.REP:
-        # The rep's own leads said again of the rank, whose owner index then gives them
-        # hottest first (the lead's owner is in no index with the score).
-        leads = leads.filter(rank__owner=user)
-    return leads[:limit]
+    if user.role == Role.REP and user.is_active:
+        # A rep answers for their own leads (``leads_answered_for``), said here of the
+        # rank alone: its owner index gives them hottest first and its rows tell the
+        # closed ones apart. Said of the lead as well, the planner took the lead's
+        # filters for independent of the rank's and planned a parallel scan (10 ms
+        # instead of under 1).
+        leads = Lead.objects.filter(rank__owner=user).exclude(rank__stage__in=CLOSED_STAGES)
+    else:
+        leads = leads_answered_for(user).open()
+    return leads.select_related("company").hottest()[:limit]
 
 
 def end_of_today(now: datetime) -> datetime:

@@ -47,6 +47,10 @@ def normalize_email(email: str) -> str:
     return (email or "").strip().lower()
 
 
+# The stages a lead's work is over in: won, or ruled out.
+CLOSED_STAGES = (Stage.CUSTOMER, Stage.DISQUALIFIED)
+
+
 class LeadQuerySet(models.QuerySet["Lead"]):
     def visible_to(self, user: User) -> LeadQuerySet:
         """The leads a user may see: all for admins and marketers, the team's and the
@@ -78,7 +82,7 @@ class LeadQuerySet(models.QuerySet["Lead"]):
         return self.ranked().order_by("-rank__score", "-id")
 
     def open(self) -> LeadQuerySet:
-        return self.exclude(stage__in=[Stage.CUSTOMER, Stage.DISQUALIFIED])
+        return self.exclude(stage__in=CLOSED_STAGES)
 
     def stale_facts(self) -> LeadQuerySet:
         """The leads whose stored ``furthest_step`` or ``deal_outcome`` differs from what
