@@ -18,6 +18,7 @@ from typing import Any
 from django.db.models import Model, Q
 from django.db.models.functions import Lower
 
+from crm.db import update_rows
 from crm.models import User
 from leads.models import Lead
 from scoring.models import DomainList, DomainListKind
@@ -86,6 +87,55 @@ class ChunkOutcome:
             name: getattr(self, name)
             for name in ("created", "updated", "unchanged", "skipped", "failed")
         }
+
+
+class Changed:
+    """The stored rows a chunk changed, each with the fields changed in it (over all the
+    chunk's rows that named it), written by ``write`` in one UPDATE per set of fields."""
+
+    def __init__(self) -> None:
+        self._rows: dict[int, tuple[Model, set[str]]] = {}
+
+    def add(self, obj: Model, fields: set[str]) -> None:
+        stored, already = self._rows.get(obj.pk, (obj, set()))
+        self._rows[obj.pk] = (stored, already | fields)
+
+    def write(self, **values: Any) -> None:
+        """Write each row's changed fields, with ``values`` set on every row as well."""
+        groups: dict[tuple[str, ...], list[Model]] = {}
+        for obj, fields in self._rows.values():
+            for name, value in values.items():
+                setattr(obj, name, value)
+            groups.setdefault(tuple(sorted(fields | set(values))), []).append(obj)
+        for names, objs in groups.items():
+            update_rows(objs, names)
+
+
+def row_update(
+    row: Prepared,
+    obj: Model,
+    wanted: dict[str, Any],
+    outcome: ChunkOutcome,
+    changed: Changed,
+    *,
+    object_type: ObjectType,
+    lead_id: int | None,
+) -> None:
+    """Apply a row's values to a stored object (or one this chunk creates), recording
+    the change for undo and counting it; the write is ``changed.write``."""
+    fields = {name for name, value in wanted.items() if getattr(obj, name) != value}
+    if not fields:
+        outcome.unchanged += 1
+        return
+    before = {name: getattr(obj, name) for name in fields}
+    for name in fields:
+        setattr(obj, name, wanted[name])
+    outcome.updated += 1
+    if obj.pk is None:
+        return  # created earlier in this chunk: the later row's values go in with it
+    after = {name: wanted[name] for name in fields}
+    outcome.record(row, obj, object_type, lead_id=lead_id, before=before, after=after)
+    changed.add(obj, fields)
 
 
 def _json(values: dict[str, Any]) -> dict[str, Any]:

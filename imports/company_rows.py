@@ -4,14 +4,12 @@ created, updated where a cell differs, or left as they are."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 from django.db.models.functions import Lower
 
-from crm.db import update_rows
 from leads.models import Company
 
-from .chunks import ChunkOutcome, Context, Prepared
+from .chunks import Changed, ChunkOutcome, Context, Prepared, row_update
 from .models import ImportJob, ObjectType
 
 COLUMNS = (
@@ -31,7 +29,7 @@ def write_company_rows(
 ) -> None:
     by_domain, by_name = _known(rows)
     new: list[tuple[Prepared, Company]] = []
-    changed: dict[int, tuple[Company, set[str]]] = {}
+    changed = Changed()
     for row in rows:
         wanted = {name: row.values[name] for name in COLUMNS if name in row.values}
         if "annual_revenue" in wanted:
@@ -50,15 +48,16 @@ def write_company_rows(
             outcome.skipped += 1
             continue
         else:
-            _update(row, company, wanted, outcome, changed)
+            row_update(
+                row, company, wanted, outcome, changed, object_type=ObjectType.COMPANY, lead_id=None
+            )
         if domain:
             by_domain[domain] = company
         by_name[company.name.casefold()] = company
     Company.objects.bulk_create([company for _, company in new], batch_size=1000)
     for row, company in new:
         outcome.record(row, company, ObjectType.COMPANY, lead_id=None)
-    for company, fields in changed.values():
-        update_rows([company], sorted(fields))
+    changed.write()
 
 
 def _known(rows: list[Prepared]) -> tuple[dict[str, Company], dict[str, Company]]:
@@ -70,29 +69,3 @@ def _known(rows: list[Prepared]) -> tuple[dict[str, Company], dict[str, Company]
     for company in named:
         by_name[company.name.casefold()] = company
     return by_domain, by_name
-
-
-def _update(
-    row: Prepared,
-    company: Company,
-    wanted: dict[str, Any],
-    outcome: ChunkOutcome,
-    changed: dict[int, tuple[Company, set[str]]],
-) -> None:
-    fields = {name for name, value in wanted.items() if getattr(company, name) != value}
-    if not fields:
-        outcome.unchanged += 1
-        return
-    if company.pk is None:
-        for name in fields:
-            setattr(company, name, wanted[name])
-        outcome.updated += 1
-        return
-    before = {name: getattr(company, name) for name in fields}
-    for name in fields:
-        setattr(company, name, wanted[name])
-    after = {name: wanted[name] for name in fields}
-    outcome.record(row, company, ObjectType.COMPANY, lead_id=None, before=before, after=after)
-    outcome.updated += 1
-    stored, already = changed.get(company.pk, (company, set()))
-    changed[company.pk] = (stored, already | fields)

@@ -19,11 +19,10 @@ from typing import Any
 
 from django.utils import timezone
 
-from crm.db import update_rows
 from leads.activities import activities_record_many
 from leads.models import Activity, Deal, DealStatus, Lead
 
-from .chunks import ChunkOutcome, Context, Prepared
+from .chunks import Changed, ChunkOutcome, Context, Prepared, row_update
 from .mapping import MatchKey
 from .models import ImportJob, ObjectType
 
@@ -129,7 +128,7 @@ def write_deal_rows(
         for deal in Deal.objects.filter(lead_id__in=lead_ids)
     }
     new: list[tuple[Prepared, Deal]] = []
-    changed: dict[int, tuple[Deal, set[str]]] = {}
+    changed = Changed()
     now = timezone.now()
     for row, lead in found:
         wanted, reason = _deal_values(row.values, now)
@@ -149,12 +148,13 @@ def write_deal_rows(
         elif not job.update_existing:
             outcome.skipped += 1
         else:
-            _update_deal(row, deal, wanted, outcome, changed)
+            row_update(
+                row, deal, wanted, outcome, changed, object_type=ObjectType.DEAL, lead_id=lead.pk
+            )
     Deal.objects.bulk_create([deal for _, deal in new], batch_size=1000)
     for row, deal in new:
         outcome.record(row, deal, ObjectType.DEAL, lead_id=deal.lead_id)
-    for deal, fields in changed.values():
-        update_rows([deal], sorted(fields))
+    changed.write()
     Lead.objects.filter(pk__in=lead_ids).refresh_deal_outcome()
 
 
@@ -177,29 +177,3 @@ def _deal_values(values: dict[str, Any], now: dt.datetime) -> tuple[dict[str, An
     elif wanted["closed_at"] > now + FUTURE_SLACK:
         return wanted, "A closed deal cannot close in the future."
     return wanted, ""
-
-
-def _update_deal(
-    row: Prepared,
-    deal: Deal,
-    wanted: dict[str, Any],
-    outcome: ChunkOutcome,
-    changed: dict[int, tuple[Deal, set[str]]],
-) -> None:
-    fields = {name for name, value in wanted.items() if getattr(deal, name) != value}
-    if not fields:
-        outcome.unchanged += 1
-        return
-    if deal.pk is None:
-        for name in fields:
-            setattr(deal, name, wanted[name])
-        outcome.updated += 1
-        return
-    before = {name: getattr(deal, name) for name in fields}
-    for name in fields:
-        setattr(deal, name, wanted[name])
-    after = {name: wanted[name] for name in fields}
-    outcome.record(row, deal, ObjectType.DEAL, lead_id=deal.lead_id, before=before, after=after)
-    outcome.updated += 1
-    stored, already = changed.get(deal.pk, (deal, set()))
-    changed[deal.pk] = (stored, already | fields)

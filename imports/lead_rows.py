@@ -22,10 +22,9 @@ from typing import Any
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from crm.db import update_rows
 from leads.models import Company, Lead, Source, Stage, StageChange, funnel_step
 
-from .chunks import ChunkOutcome, Context, Prepared
+from .chunks import Changed, ChunkOutcome, Context, Prepared
 from .mapping import MatchKey
 from .models import ImportJob, ObjectType
 
@@ -80,7 +79,7 @@ def write_lead_rows(
     allowed = context.changeable(lead.pk for lead in known.values())
     now = timezone.now()
     created: list[tuple[LeadRow, Lead]] = []
-    updated: dict[int, tuple[Lead, set[str]]] = {}
+    updated = Changed()
     history: list[tuple[LeadRow, StageChange]] = []
     for item in prepared:
         item.company = companies.get(id(item))
@@ -104,9 +103,7 @@ def write_lead_rows(
         outcome.record(item.row, lead, ObjectType.LEAD, lead_id=lead.pk, after=_snapshot(lead))
         if lead.stage != Stage.NEW:
             history.append((item, _stage_change(lead, Stage.NEW, context, now)))
-    for lead, fields in updated.values():
-        lead.updated_at = now
-        update_rows([lead], sorted(fields | {"updated_at"}))
+    updated.write(updated_at=now)
     StageChange.objects.bulk_create([change for _, change in history])
     for item, change in history:
         outcome.record(item.row, change, ObjectType.STAGE_CHANGE, lead_id=change.lead_id)
@@ -254,7 +251,7 @@ def _update_lead(
     now: Any,
     claims: Claims,
     context: Context,
-    updated: dict[int, tuple[Lead, set[str]]],
+    updated: Changed,
     history: list[tuple[LeadRow, StageChange]],
 ) -> None:
     """Apply the row's values to a stored lead (or one this chunk creates); count it."""
@@ -303,8 +300,7 @@ def _update_lead(
     after = {name: getattr(lead, name) for name in fields}
     outcome.record(item.row, lead, ObjectType.LEAD, lead_id=lead.pk, before=before, after=after)
     outcome.updated += 1
-    stored, already = updated.get(lead.pk, (lead, set()))
-    updated[lead.pk] = (stored, already | fields)
+    updated.add(lead, fields)
 
 
 def _stage_change(lead: Lead, previous: str, context: Context, now: Any) -> StageChange:

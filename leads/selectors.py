@@ -16,8 +16,7 @@ from django.utils import timezone
 from crm.models import Role, User
 from crm.permissions import managed_people
 
-from .models import Activity, Band, Lead, Task
-from .models.lead import CLOSED_STAGES
+from .models import CLOSED_STAGES, Activity, Band, Lead, Task
 from .permissions import leads_answered_for
 
 MY_DAY_LEADS = 10

@@ -24,12 +24,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from .bulk import refresh_statistics, rescore_range
-from .lead_scoring import announce, leads_score
+from .lead_scoring import leads_score
 from .lead_sets import CHUNK_SIZE, chunks
 from .models import ScoringModel
-from .rescore_jobs import _react_to_changes
+from .rescore_jobs import range_react
 from .ruleset import Ruleset, load_ruleset
-from .signals import score_surged
 
 
 def leads_rescore_quietly(*, lead_ids: Iterable[int], chunk_size: int = CHUNK_SIZE) -> int:
@@ -74,10 +73,4 @@ def _rescore_ranges(quiet: list[int], ruleset: Ruleset) -> None:
                     hi=hi,
                     now=timezone.now(),
                 )
-                others = [row for row in result.changed if row[0] not in quiet_set]
-                _react_to_changes(others, ruleset)
-                for lead_id, points in result.surges:
-                    if lead_id not in quiet_set:
-                        announce(
-                            score_surged, model, lead_id, points=points, hours=model.surge_hours
-                        )
+                range_react(result=result, model=model, ruleset=ruleset, quiet=quiet_set)

@@ -5,6 +5,7 @@ and the reactions to the scores it changed."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -18,11 +19,11 @@ from crm.resilience import task_enqueue
 from leads.models import Lead
 
 from .batch_writes import LeadResult
-from .bulk import refresh_statistics, rescore_range
+from .bulk import RangeResult, refresh_statistics, rescore_range
 from .lead_scoring import announce, leads_score, result_react
 from .lead_sets import CHUNK_SIZE, chunks, lead_id_ranges, segment_lead_ids
 from .models import LeadScore, RescoreJob, RescoreStatus, Rule, ScoreEntry, ScoringModel
-from .ruleset import Ruleset, load_ruleset
+from .ruleset import CompiledModel, Ruleset, load_ruleset
 from .signals import score_surged
 
 if TYPE_CHECKING:
@@ -156,9 +157,7 @@ def rescore_job_range(*, job_id: int, lo: int, hi: int) -> bool:
                 now=timezone.now(),
                 rule_ids=rule_ids,
             )
-            _react_to_changes(result.changed, ruleset)
-            for lead_id, points in result.surges:
-                announce(score_surged, compiled, lead_id, points=points, hours=compiled.surge_hours)
+            range_react(result=result, model=compiled, ruleset=ruleset)
     except Exception as exc:
         _rescore_job_failed(job_id, exc)
         raise
@@ -193,6 +192,22 @@ def _rescore_job_failed(job_id: int, exc: Exception) -> None:
     RescoreJob.objects.filter(pk=job_id).update(
         status=RescoreStatus.FAILED, error=repr(exc)[:2000], finished_at=timezone.now()
     )
+
+
+def range_react(
+    *,
+    result: RangeResult,
+    model: CompiledModel,
+    ruleset: Ruleset,
+    quiet: Collection[int] = frozenset(),
+) -> None:
+    """Stage moves, hooks and surge alerts for the leads whose score or band a set-based
+    range rescore changed, but for the ``quiet`` ones (``scoring.quiet_rescore``); in
+    the range's transaction."""
+    _react_to_changes([row for row in result.changed if row[0] not in quiet], ruleset)
+    for lead_id, points in result.surges:
+        if lead_id not in quiet:
+            announce(score_surged, model, lead_id, points=points, hours=model.surge_hours)
 
 
 def _react_to_changes(changed: list[tuple[int, int, str]], ruleset: Ruleset) -> None:

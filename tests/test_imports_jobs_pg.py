@@ -393,6 +393,55 @@ def test_deals_bring_the_won_and_lost_history_and_undo_takes_it_away(tmp_path):
     assert lead.deal_outcome == DealOutcome.NONE
 
 
+def test_stored_companies_and_deals_take_each_rows_changes_and_undo_gives_them_back(tmp_path):
+    # Given two companies and two deals already stored
+    acme = Company.objects.create(name="Acme", domain="acme.example", employee_count=50)
+    globex = Company.objects.create(name="Globex", domain="globex.example", country="US")
+    lead = LeadFactory(email="buyer@acme.example", company=acme)
+    Deal.objects.create(lead=lead, name="Pilot", amount=Decimal("100.00"))
+    Deal.objects.create(lead=lead, name="Expansion", amount=Decimal("900.00"))
+
+    # When one file changes a different field of each company, and another one of each deal
+    companies = tmp_path / "companies.csv"
+    companies.write_text(
+        "Name,Domain,Employees,Country\nAcme,acme.example,75,\nGlobex,globex.example,,DE\n"
+    )
+    deals = tmp_path / "deals.csv"
+    deals.write_text(
+        "Email,Deal Name,Amount,Outcome,Close Date\n"
+        "buyer@acme.example,Pilot,150,,\n"
+        "buyer@acme.example,Expansion,,lost,2024-02-01\n"
+    )
+    company_job = run(companies, kind="companies")
+    deal_job = run(deals, kind="deals")
+
+    # Then each row's field changed, and only that one
+    assert counts(company_job) == (0, 2, 0, 0, 0)
+    assert counts(deal_job) == (0, 2, 0, 0, 0)
+    acme.refresh_from_db()
+    globex.refresh_from_db()
+    assert (acme.employee_count, acme.country, globex.employee_count, globex.country) == (
+        75,
+        "",
+        None,
+        "DE",
+    )
+    pilot, expansion = Deal.objects.get(name="Pilot"), Deal.objects.get(name="Expansion")
+    assert (pilot.amount, pilot.status) == (Decimal("150.00"), "open")
+    assert (expansion.amount, expansion.status) == (Decimal("900.00"), "lost")
+
+    # And undone, each is as it was
+    import_job_undo(job_id=deal_job.pk, by=None)
+    import_job_undo(job_id=company_job.pk, by=None)
+    acme.refresh_from_db()
+    globex.refresh_from_db()
+    assert (acme.employee_count, globex.country) == (50, "US")
+    assert [(d.name, d.amount, d.status) for d in Deal.objects.order_by("name")] == [
+        ("Expansion", Decimal("900.00"), "open"),
+        ("Pilot", Decimal("100.00"), "open"),
+    ]
+
+
 def test_a_dry_run_counts_and_checks_but_stores_nothing(tmp_path):
     job = run(messy_csv(tmp_path), mapping=MAPPING, dry_run=True)
 

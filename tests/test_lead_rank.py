@@ -169,18 +169,16 @@ def test_no_index_holds_a_score_so_a_score_write_stays_heap_only(db):
 
 def _updates(tables: tuple[str, ...]) -> dict[str, tuple[int, int]]:
     """Rows each table updated in this transaction so far, and how many of them in place."""
+    counts = {}
     with connection.cursor() as cursor:
-        return {
-            table: (
-                cursor.execute(
-                    "SELECT pg_stat_get_xact_tuples_updated(%s::regclass), "
-                    "pg_stat_get_xact_tuples_hot_updated(%s::regclass)",
-                    [table, table],
-                )
-                or cursor.fetchone()
+        for table in tables:
+            cursor.execute(
+                "SELECT pg_stat_get_xact_tuples_updated(%s::regclass), "
+                "pg_stat_get_xact_tuples_hot_updated(%s::regclass)",
+                [table, table],
             )
-            for table in tables
-        }
+            counts[table] = cursor.fetchone()
+    return counts
 
 
 def test_the_list_and_the_api_sort_and_filter_through_the_rank(db, rep, admin_user):

@@ -13,7 +13,7 @@ from .duplicate import (
     LeadMatchKey,
     PairStatus,
 )
-from .lead import SCORE_COLUMNS, Lead, LeadQuerySet, normalize_email
+from .lead import CLOSED_STAGES, SCORE_COLUMNS, Lead, LeadQuerySet, normalize_email
 from .lead_choices import (
     Authority,
     Band,
@@ -66,6 +66,7 @@ from ..tracking_models import (
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "CLOSED_STAGES",
     "FORM_LEAD_FIELDS",
     "FORM_RESERVED_NAMES",
     "FUNNEL",
