@@ -1,19 +1,23 @@
-"""Imports in the admin: the jobs with their progress and counts, read-only, and each
-job's error file to download. Seen by those who may import (``imports.permissions``)."""
+"""Imports in the admin: the jobs with their progress and counts, read-only, each job's
+error file to download and an action that undoes finished imports; the mappings saved
+per source. Seen by those who may import (``imports.permissions``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from .models import ImportJob
+from .drafts import import_job_undo_request
+from .models import ImportJob, ImportMapping
 from .permissions import jobs_visible_to, may_import
 from .services import import_error_rows
+from .undo import UndoError
 
 
 @admin.register(ImportJob)
@@ -36,6 +40,7 @@ class ImportJobAdmin(admin.ModelAdmin):
     list_filter = ("status", "kind", "dry_run")
     search_fields = ("file_name",)
     list_select_related = ("created_by",)
+    actions = ["undo_imports"]
     readonly_fields = [
         field.name for field in ImportJob._meta.fields if field.name not in ("id",)
     ] + ["progress", "error_file"]
@@ -58,8 +63,33 @@ class ImportJobAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_undo_permission(self, request: HttpRequest) -> bool:
+        return may_import(request.user)  # type: ignore[arg-type]
+
+    @admin.action(description="Undo the selected imports", permissions=["undo"])
+    def undo_imports(self, request: HttpRequest, queryset: QuerySet[ImportJob]) -> None:
+        """Queue the undo of each selected import; one that cannot be undone is named and
+        leaves the others to go ahead."""
+        queued = []
+        for job in queryset.order_by("pk"):
+            try:
+                import_job_undo_request(job=job, by=request.user)  # type: ignore[arg-type]
+            except UndoError as exc:
+                self.message_user(request, f"Import {job.pk}: {exc}", messages.WARNING)
+            else:
+                queued.append(str(job.pk))
+        if queued:
+            self.message_user(
+                request,
+                f"Undo queued for import {', '.join(queued)}: what they created is removed and "
+                "what they changed restored, except where it changed since.",
+                messages.SUCCESS,
+            )
+
     @admin.display(description="progress")
     def progress(self, job: ImportJob) -> str:
+        if job.undoing:
+            return "Undoing…"
         total = "?" if job.total_rows is None else f"{job.total_rows:,}"
         text = f"{job.rows_done:,} / {total} rows ({job.percent}%)"
         rate = job.rows_per_second
@@ -92,3 +122,46 @@ class ImportJobAdmin(admin.ModelAdmin):
         response = StreamingHttpResponse(import_error_rows(job=job), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
         return response
+
+
+@admin.register(ImportMapping)
+class ImportMappingAdmin(admin.ModelAdmin):
+    """Mappings saved per source: renamed, corrected or deleted here; made on the import
+    page from a file's columns."""
+
+    list_display = ("name", "kind", "columns", "match_key", "created_by", "updated_at")
+    list_filter = ("kind",)
+    search_fields = ("name",)
+    readonly_fields = ("kind", "headers", "created_by", "created_at", "updated_at")
+    fields = (
+        "name",
+        "kind",
+        "mapping",
+        "constants",
+        "value_maps",
+        "match_key",
+        "options",
+        "headers",
+        "created_by",
+        "created_at",
+        "updated_at",
+    )
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return may_import(request.user)  # type: ignore[arg-type]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return may_import(request.user)  # type: ignore[arg-type]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return may_import(request.user)  # type: ignore[arg-type]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return may_import(request.user)  # type: ignore[arg-type]
+
+    @admin.display(description="columns mapped")
+    def columns(self, saved: ImportMapping) -> int:
+        return len(saved.mapping)

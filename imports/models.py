@@ -5,7 +5,9 @@ run got (``last_row``, committed with each chunk's writes) and what it counted, 
 worker that dies mid-way is followed by one that resumes after the last committed chunk.
 ``ImportChange`` records every row the import created or changed, with the fields'
 values before and after, which is what undo needs. ``ImportRowError`` keeps each failed
-row's cells and reason, from which the error file is written.
+row's cells and reason, from which the error file is written. ``ImportMapping`` is a
+mapping saved under a source's name ("Old CRM export", "Trade show list") to be used
+again for the next file from that source.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def upload_to(job: ImportJob, filename: str) -> str:
 
 
 class ImportStatus(models.TextChoices):
+    # Uploaded in the app and waiting for its mapping: nothing runs until it is started.
+    DRAFT = "draft", "Being mapped"
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     DONE = "done", "Done"
@@ -66,6 +70,11 @@ class ImportJob(models.Model):
     create_new = models.BooleanField(default=True, help_text="Create rows that match nothing.")
     update_existing = models.BooleanField(default=True, help_text="Update rows that match.")
     dry_run = models.BooleanField(default=False, help_text="Count and check; store nothing.")
+    nurture = models.BooleanField(
+        default=False,
+        help_text="Let automatic nurture sequences enroll the leads it creates (historical "
+        "records are otherwise held out of the hourly sweep).",
+    )
 
     status = models.CharField(
         max_length=10, choices=ImportStatus.choices, default=ImportStatus.QUEUED
@@ -85,10 +94,12 @@ class ImportJob(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     progress_at = models.DateTimeField(null=True, blank=True)
     scored_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    undo_requested_at = models.DateTimeField(null=True, blank=True)
     undone_at = models.DateTimeField(null=True, blank=True)
     undone_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -129,6 +140,14 @@ class ImportJob(models.Model):
         if rate is None or self.total_rows is None or self.status != ImportStatus.RUNNING:
             return None
         return dt.timedelta(seconds=round(max(self.total_rows - self.rows_done, 0) / rate))
+
+    @property
+    def undoable(self) -> bool:
+        return self.status == ImportStatus.DONE and not self.dry_run
+
+    @property
+    def undoing(self) -> bool:
+        return self.undoable and self.undo_requested_at is not None
 
     def counts(self) -> dict[str, int]:
         return {
@@ -201,3 +220,39 @@ class ImportRowError(models.Model):
 
     def cells(self) -> list[Any]:
         return list(self.values)
+
+
+class ImportMapping(models.Model):
+    """A mapping saved for a source of files: the columns' fields, the constants, the
+    value maps, the match key and how the source writes its values.
+
+    A new file of the same kind whose columns include the saved mapping's is offered
+    it first (``imports.services.import_mappings_for``).
+    """
+
+    name = models.CharField(max_length=100, help_text="The source, e.g. “Old CRM export”.")
+    kind = models.CharField(max_length=20, choices=ImportKind.CHOICES)
+    headers = models.JSONField(default=list, help_text="The columns of the file it was made for.")
+    mapping = models.JSONField(default=dict, help_text="Column header → field.")
+    constants = models.JSONField(default=dict, blank=True)
+    value_maps = models.JSONField(default=dict, blank=True)
+    match_key = models.CharField(max_length=20, choices=MatchKey.CHOICES, default=MatchKey.EMAIL)
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="time_zone, day_first, decimal_comma, phone_region, create_new, update_existing.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["kind", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "name"], name="importmapping_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"

@@ -27,10 +27,12 @@ from django.conf import settings
 from django.core.files import File
 from django.db import transaction
 from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from crm.resilience import task_enqueue
 from leads.models import Lead
+from nurturing.models import AutoEnrollHold
 from scoring.quiet_rescore import leads_rescore_quietly
 
 from .chunks import ChunkOutcome, Context, Prepared
@@ -38,7 +40,14 @@ from .company_rows import write_company_rows
 from .history_rows import write_activity_rows, write_deal_rows
 from .lead_rows import write_lead_rows
 from .mapping import ImportKind, MappingError, MatchKey, Options, RowCleaner, suggest_mapping
-from .models import ImportChange, ImportJob, ImportRowError, ImportStatus, ObjectType
+from .models import (
+    ChangeAction,
+    ImportChange,
+    ImportJob,
+    ImportRowError,
+    ImportStatus,
+    ObjectType,
+)
 from .permissions import import_permission_check
 from .reading import ImportFileError, ReadOptions, Row, Table, count_rows, open_table
 
@@ -69,15 +78,17 @@ def import_job_create(
     match_key: str = MatchKey.EMAIL,
     dry_run: bool = False,
     enqueue: bool = True,
+    draft: bool = False,
     **options: Any,
 ) -> ImportJob:
     """Store the file, check that it reads and that the mapping fits it, and queue the
-    job after commit (``enqueue``) on the bulk queue.
+    job after commit (``enqueue``) on the bulk queue; a ``draft`` waits for its mapping
+    and is started by ``imports.drafts.import_job_start``.
 
     Without a mapping the one suggested from the headers is used. ``options`` are the
     job's read and value options (``encoding``, ``delimiter``, ``sheet``, ``time_zone``,
     ``day_first``, ``decimal_comma``, ``phone_region``, ``create_new``,
-    ``update_existing``). Raises ``PermissionDenied``, ``ImportFileError`` or
+    ``update_existing``, ``nurture``). Raises ``PermissionDenied``, ``ImportFileError`` or
     ``MappingError``; then nothing is stored.
     """
     import_permission_check(by)
@@ -103,9 +114,13 @@ def import_job_create(
     except BaseException:
         job.file.delete(save=False)
         raise
+    if draft:
+        job.status = ImportStatus.DRAFT
+    else:
+        job.queued_at = timezone.now()
     with transaction.atomic():
         job.save()
-        if enqueue:
+        if enqueue and not draft:
             transaction.on_commit(partial(import_job_request, job_id=job.pk))
     return job
 
@@ -159,8 +174,8 @@ def import_jobs_resume(*, now: datetime | None = None) -> int:
     """Beat: queue again jobs whose message was lost (still queued) or whose run stalled
     (running, no chunk committed for a while); how many."""
     now = now or timezone.now()
-    lost = ImportJob.objects.filter(
-        status=ImportStatus.QUEUED, created_at__lt=now - QUEUED_LOST_AFTER
+    lost = ImportJob.objects.alias(queued=Coalesce("queued_at", "created_at")).filter(
+        status=ImportStatus.QUEUED, queued__lt=now - QUEUED_LOST_AFTER
     )
     stalled = ImportJob.objects.filter(
         status=ImportStatus.RUNNING, progress_at__lt=now - STALLED_AFTER
@@ -269,6 +284,8 @@ def _commit_chunk(job: ImportJob, cleaner: RowCleaner, context: Context, rows: l
         else:
             writer(job=job, context=context, rows=prepared, outcome=outcome)
         ImportChange.objects.bulk_create(outcome.changes, batch_size=1000)
+        if not job.nurture:
+            _hold_from_nurture(outcome.changes)
         ImportRowError.objects.bulk_create(outcome.errors, batch_size=1000)
         counts = {name: F(name) + value for name, value in outcome.counts().items()}
         ImportJob.objects.filter(pk=job.pk).update(
@@ -278,6 +295,17 @@ def _commit_chunk(job: ImportJob, cleaner: RowCleaner, context: Context, rows: l
             **counts,
         )
     return True
+
+
+def _hold_from_nurture(changes: list[ImportChange]) -> None:
+    """Keep the leads this chunk created out of the hourly nurture sweep: historical
+    records matching a sequence's criteria are no reason to email them now."""
+    created = [
+        AutoEnrollHold(lead_id=change.object_id, reason="Imported history")
+        for change in changes
+        if change.object_type == ObjectType.LEAD and change.action == ChangeAction.CREATED
+    ]
+    AutoEnrollHold.objects.bulk_create(created, batch_size=1000, ignore_conflicts=True)
 
 
 def _clean(rows: list[Row], cleaner: RowCleaner, outcome: ChunkOutcome) -> list[Prepared]:

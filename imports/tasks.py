@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from .drafts import import_drafts_sweep
 from .services import import_job_resume, import_job_run, import_jobs_resume
 from .undo import import_job_undo
 
@@ -28,5 +29,7 @@ def import_undo(job_id: int, by_id: int | None = None) -> None:
 
 @shared_task(ignore_result=True)
 def import_sweep() -> int:
-    """Beat: queue again imports whose message was lost or whose run stalled."""
-    return import_jobs_resume()
+    """Beat: queue again imports (and undos) whose message was lost or whose run
+    stalled, and delete drafts nobody started."""
+    _purged, requeued = import_drafts_sweep()
+    return import_jobs_resume() + requeued

@@ -128,7 +128,9 @@ def _undo_chunk(job: ImportJob, report: Report) -> bool:
             _restore(by_type.get((object_type, ChangeAction.UPDATED), []), object_type, report)
             _delete(by_type.get((object_type, ChangeAction.CREATED), []), object_type, job, report)
         ImportChange.objects.filter(pk__in=[c.pk for c in changes]).update(undone=True)
-        ImportJob.objects.filter(pk=job.pk).update(undo_report=report.as_dict())
+        ImportJob.objects.filter(pk=job.pk).update(
+            undo_report=report.as_dict(), progress_at=timezone.now()
+        )
     return True
 
 

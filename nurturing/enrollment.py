@@ -22,6 +22,7 @@ from crm.resilience import task_enqueue
 from leads.models import EmailStatus, Lead
 
 from .models import (
+    AutoEnrollHold,
     Enrollment,
     EnrollmentSource,
     EnrollmentStatus,
@@ -262,7 +263,8 @@ def sequences_enroll_matching(*, now: dt.datetime | None = None) -> int:
     track yet, highest priority first; how many were enrolled.
 
     This is how leads whose band never changes (new cold leads, past customers gone
-    quiet) find their track.
+    quiet) find their track. Leads under an ``AutoEnrollHold`` (imported history) are
+    left out.
     """
     now = now or timezone.now()
     added = 0
@@ -275,6 +277,7 @@ def sequences_enroll_matching(*, now: dt.datetime | None = None) -> int:
             sequence.entrants(now=now)
             .exclude(pk__in=on_a_track.values("lead_id"))
             .exclude(pk__in=kept_out.values("lead_id"))
+            .exclude(pk__in=AutoEnrollHold.objects.values("lead_id"))
             .order_by("pk")
             .values_list("pk", flat=True)
             .distinct()

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
-from imports.models import ImportJob, ImportStatus
+from imports.models import ImportJob, ImportMapping, ImportStatus
 from leads.models import Lead
 
 pytestmark = pytest.mark.django_db
@@ -164,3 +164,111 @@ def test_a_manager_sees_only_their_own_imports_in_the_admin(client, manager, lea
 
     assert listing.status_code == 200
     assert "0 import jobs" in listing.content.decode()
+
+
+def test_the_admin_undoes_the_selected_imports_and_names_those_it_cannot(
+    client, marketer, leads_file, django_capture_on_commit_callbacks
+):
+    command(leads_file)
+    command(leads_file, "--dry-run")
+    done, dry = ImportJob.objects.order_by("pk")
+    client.force_login(marketer)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("admin:imports_importjob_changelist"),
+            {"action": "undo_imports", "_selected_action": [done.pk, dry.pk]},
+            follow=True,
+        )
+
+    page = response.content.decode()
+    assert f"Undo queued for import {done.pk}" in page
+    assert f"Import {dry.pk}: Only a finished import can be undone; this one is a dry run" in page
+    done.refresh_from_db()
+    assert done.status == ImportStatus.UNDONE
+    assert not Lead.objects.exists()
+
+
+def test_saved_mappings_are_kept_in_the_admin_for_those_who_import(client, marketer, rep):
+    saved = ImportMapping.objects.create(
+        name="Old CRM export", kind="leads", mapping={"Mail": "email"}, headers=["Mail"]
+    )
+    client.force_login(marketer)
+    listing = client.get(reverse("admin:imports_importmapping_changelist"))
+    assert listing.status_code == 200
+    assert "Old CRM export" in listing.content.decode()
+    assert client.get(reverse("admin:imports_importmapping_add")).status_code == 403
+
+    client.force_login(rep)
+    url = reverse("admin:imports_importmapping_change", args=[saved.pk])
+    assert client.get(url).status_code in (302, 403)
+    assert client.post(
+        reverse("admin:imports_importmapping_delete", args=[saved.pk]), {"post": "yes"}
+    ).status_code in (302, 403)
+    assert ImportMapping.objects.filter(pk=saved.pk).exists()
+
+
+def test_the_command_saves_a_mapping_for_a_source_and_maps_the_next_file_with_it(
+    leads_file, tmp_path
+):
+    command(
+        leads_file,
+        "--map",
+        "Email Address=email,Last Name=last_name,Lead Source=source",
+        "--value-map",
+        '{"source": {"Event": "event", "Select": "partner"}}',
+        "--save-mapping",
+        "Expo scans",
+    )
+    Lead.objects.all().delete()
+    second = tmp_path / "expo-day-2.csv"
+    second.write_text(
+        "Email Address;Last Name;Lead Source;Badge\ncy@acme.example;Wu;Select;B-7\n",
+        encoding="utf-8",
+    )
+
+    output = command(second, "--mapping", "Expo scans", "--const", "campaign=Day 2")
+
+    mapped = output.splitlines()[0].partition("; ")[2].split(", ")
+    assert sorted(mapped) == [
+        "Email Address → email",
+        "Last Name → last_name",
+        "Lead Source → source",
+    ]
+    cy = Lead.objects.get()
+    assert (cy.email, cy.last_name, cy.source, cy.campaign) == (
+        "cy@acme.example",
+        "Wu",
+        "partner",
+        "Day 2",
+    )
+
+
+def test_the_command_refuses_an_unknown_saved_mapping(leads_file):
+    with pytest.raises(CommandError, match="No leads mapping is saved as “Nope”"):
+        command(leads_file, "--mapping", "Nope")
+    assert not ImportJob.objects.exists()
+
+
+def test_imported_leads_are_held_out_of_the_hourly_nurture_sweep_unless_asked(leads_file):
+    from nurturing.enrollment import sequences_enroll_matching
+    from nurturing.models import AutoEnrollHold, Enrollment, Sequence, SequenceStatus, Step
+
+    sequence = Sequence.objects.create(
+        name="Welcome", status=SequenceStatus.ACTIVE, auto_enroll=True, sources=[]
+    )
+    Step.objects.create(sequence=sequence, position=1, subject="Hi", body_text="Hello")
+    command(leads_file)
+
+    assert sequences_enroll_matching() == 0
+    assert not Enrollment.objects.exists()
+
+    second = leads_file.with_name("partners.csv")
+    second.write_text("Email Address;Last Name\ncy@partner.example;Wu\n", encoding="utf-8")
+    command(second, "--nurture")
+
+    assert sequences_enroll_matching() == 1
+    assert Enrollment.objects.get().lead.email == "cy@partner.example"
+    # Released from their hold (the admin deletes it), the first file's leads enter.
+    AutoEnrollHold.objects.all().delete()
+    assert sequences_enroll_matching() == 2

@@ -33,7 +33,7 @@ from leads.merging import leads_merge
 from leads.models import Deal, DuplicatePair, Note, Task
 from leads.stages import stage_change_record
 from leads.tracking_models import TrackingIdentity
-from nurturing.models import Enrollment, Message, Sequence, Step
+from nurturing.models import AutoEnrollHold, Enrollment, Message, Sequence, Step
 from reports.models import DigestPreference
 from reports.pages.catalogue import REPORTS
 from scoring.models import LeadScore, ScoreEntry
@@ -54,6 +54,7 @@ SECRETS = (
     "Southern secret note",
     "Southern secret deal",
     "Southern secret notice",
+    "Southern secret import",
     "south.example/secret-page",
     "Southern token",
 )
@@ -126,11 +127,12 @@ def world(rep, other_rep, manager, marketer) -> SimpleNamespace:
         import_job=ImportJob.objects.create(
             kind="leads",
             file="south.csv",
-            file_name="south.csv",
+            file_name="Southern secret import.csv",
             headers=["Email"],
             failed=1,
             created_by=boss,
         ),
+        hold=AutoEnrollHold.objects.create(lead=lead, reason="Imported history"),
         merge=merge,
         pair=DuplicatePair.objects.create(
             lead_a=lead, lead_b=twin, reasons=[{"kind": "phone", "score": 0.9}], score=0.9
@@ -412,6 +414,18 @@ WEB: dict[str, Probe | Exempt] = {
         ),
     ],
     "tasks": lambda w: [Call("GET", f"/tasks/?assignee={w.south_rep.pk}", refused=LISTED)],
+    "imports": lambda w: [Call("GET", "/imports/", refused=(200, 403))],
+    "import-new": lambda w: [Call("POST", "/imports/new/", {"kind": "leads"}, refused=(400, 403))],
+    "import-detail": lambda w: [Call("GET", f"/imports/{w.import_job.pk}/")],
+    "import-map": lambda w: [
+        Call("GET", f"/imports/{w.import_job.pk}/map/"),
+        Call("POST", f"/imports/{w.import_job.pk}/map/", {"column_0": "email"}),
+    ],
+    "import-progress": lambda w: [Call("GET", f"/imports/{w.import_job.pk}/progress/")],
+    "import-start": lambda w: [Call("POST", f"/imports/{w.import_job.pk}/start/", {})],
+    "import-resume": lambda w: [Call("POST", f"/imports/{w.import_job.pk}/resume/", {})],
+    "import-undo": lambda w: [Call("POST", f"/imports/{w.import_job.pk}/undo/", {})],
+    "import-errors": lambda w: [Call("GET", f"/imports/{w.import_job.pk}/errors.csv")],
     "tasks-complete": lambda w: [
         Call("POST", f"/tasks/{task.pk}/complete/", {}, roles=ALL)
         for task in (w.task, w.loose_task)
@@ -603,6 +617,7 @@ ADMIN_OBJECTS: dict[str, Callable[[SimpleNamespace], models.Model] | Exempt] = {
     "crm.WebhookDelivery": Exempt("admins only; the log of team webhooks"),
     "crm.WorkerHeartbeat": Exempt("worker liveness"),
     "imports.ImportJob": lambda w: w.import_job,
+    "imports.ImportMapping": Exempt("mappings saved per source of files, for all who import"),
     "leads.Activity": lambda w: w.activity,
     "leads.AssignmentRule": lambda w: w.rule,
     "leads.Company": lambda w: w.company,
@@ -624,6 +639,7 @@ ADMIN_OBJECTS: dict[str, Callable[[SimpleNamespace], models.Model] | Exempt] = {
     "leads.TrackingIdentity": lambda w: w.identity,
     "leads.TrackingKey": Exempt("the tracking API's site keys, set by marketers"),
     "leads.WebForm": Exempt("public web forms, set by marketers"),
+    "nurturing.AutoEnrollHold": lambda w: w.hold,
     "nurturing.Enrollment": lambda w: w.enrollment,
     "nurturing.Message": lambda w: w.message,
     "nurturing.Sequence": Exempt("nurture sequences, set by marketers"),

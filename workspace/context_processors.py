@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
+from imports.permissions import may_import
 from leads.handoff_models import Notification
 
 
@@ -22,3 +23,11 @@ def unread_notifications(request: HttpRequest) -> dict[str, object]:
             lambda: Notification.objects.filter(user=user).unread().count()
         )
     }
+
+
+def workspace_permissions(request: HttpRequest) -> dict[str, object]:
+    """What the navigation offers the person, asked of the same checks as the pages."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    return {"may_import": may_import(user)}

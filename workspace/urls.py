@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import home, lead, lead_actions, lists, notifications, pipeline, tasks
+from .views import home, imports, lead, lead_actions, lists, notifications, pipeline, tasks
 
 urlpatterns = [
     # My day and the lead page.
@@ -31,6 +31,16 @@ urlpatterns = [
     path("tasks/<int:pk>/complete/", tasks.task_complete_view, name="tasks-complete"),
     path("tasks/<int:pk>/snooze/", tasks.task_snooze_view, name="tasks-snooze"),
     path("tasks/<int:pk>/reassign/", tasks.task_reassign_view, name="tasks-reassign"),
+    # Imports: upload, map, preview, run, error file, undo.
+    path("imports/", imports.import_list, name="imports"),
+    path("imports/new/", imports.import_new, name="import-new"),
+    path("imports/<int:pk>/", imports.import_detail, name="import-detail"),
+    path("imports/<int:pk>/map/", imports.import_map, name="import-map"),
+    path("imports/<int:pk>/progress/", imports.import_progress, name="import-progress"),
+    path("imports/<int:pk>/start/", imports.import_start, name="import-start"),
+    path("imports/<int:pk>/resume/", imports.import_resume, name="import-resume"),
+    path("imports/<int:pk>/undo/", imports.import_undo, name="import-undo"),
+    path("imports/<int:pk>/errors.csv", imports.import_errors, name="import-errors"),
     path("notifications/", notifications.notification_list, name="notifications"),
     path(
         "notifications/read/",

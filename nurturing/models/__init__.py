@@ -2,7 +2,8 @@
 
 A ``Sequence`` says who enters and who leaves, its ``Step`` rows what is sent, in order.
 An ``Enrollment`` is one lead walking one sequence; each email it sends is one
-``Message``. A ``Suppression`` is an address never emailed again.
+``Message``. A ``Suppression`` is an address never emailed again; an
+``AutoEnrollHold`` a lead the hourly sweep leaves out.
 """
 
 from .enrollments import (
@@ -11,6 +12,7 @@ from .enrollments import (
     EnrollmentStatus,
     ExitReason,
 )
+from .holds import AutoEnrollHold
 from .messages import Message, MessageStatus
 from .sequences import (
     Sequence,
@@ -23,6 +25,7 @@ from .suppressions import Suppression, SuppressionReason
 
 __all__ = [
     "WEEKDAYS",
+    "AutoEnrollHold",
     "Enrollment",
     "EnrollmentSource",
     "EnrollmentStatus",

@@ -10,8 +10,15 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from crm.models import User
+from imports.drafts import (
+    DraftError,
+    import_job_map,
+    import_job_start,
+    import_mapping_apply,
+    import_mapping_save,
+)
 from imports.mapping import TARGETS, MappingError, MatchKey, parse_pairs
-from imports.models import ImportJob
+from imports.models import ImportJob, ImportMapping
 from imports.reading import ImportFileError
 from imports.services import import_error_rows, import_job_create, import_job_resume, import_job_run
 from imports.undo import UndoError, import_job_undo
@@ -53,6 +60,17 @@ class Command(BaseCommand):
         parser.add_argument("--chunk-size", type=int, default=None)
         parser.add_argument("--undo", type=int, metavar="JOB", help="Undo import JOB.")
         parser.add_argument("--resume", type=int, metavar="JOB", help="Go on with import JOB.")
+        parser.add_argument(
+            "--nurture",
+            action="store_true",
+            help="Let automatic nurture sequences enroll the leads it creates.",
+        )
+        parser.add_argument(
+            "--mapping", metavar="NAME", help="Map as the mapping saved for source NAME."
+        )
+        parser.add_argument(
+            "--save-mapping", metavar="NAME", help="Save this import's mapping for source NAME."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         by = self._user(options["user"])
@@ -79,7 +97,7 @@ class Command(BaseCommand):
                 self._finish(resumed, options)
                 return
             self._import(by, options)
-        except (ImportFileError, MappingError, UndoError, ValidationError) as exc:
+        except (ImportFileError, MappingError, UndoError, DraftError, ValidationError) as exc:
             raise CommandError(_message(exc)) from None
         except PermissionDenied as exc:
             raise CommandError(str(exc)) from None
@@ -92,6 +110,9 @@ class Command(BaseCommand):
         path = Path(options["file"])
         if not path.is_file():
             raise CommandError(f"No file {path}.")
+        if options["mapping"]:
+            self._import_as_saved(path, by, options)
+            return
         value_maps = json.loads(options["value_map"]) if options["value_map"] else {}
         mapping = parse_pairs(options["map"]) if options["map"] is not None else None
         default_key = MatchKey.EMAIL
@@ -116,9 +137,48 @@ class Command(BaseCommand):
                 phone_region=options["phone_region"].upper(),
                 create_new=not options["no_create"],
                 update_existing=not options["no_update"],
+                nurture=options["nurture"],
             )
+        self._run(job, by, options)
+
+    def _import_as_saved(self, path: Path, by: User | None, options: dict[str, Any]) -> None:
+        """Map the file as the mapping saved for its source, then run it; ``--const``
+        adds to the saved constants and ``--nurture`` lets nurture have the leads."""
+        if options["map"] is not None or options["value_map"]:
+            raise CommandError("Use --mapping or --map and --value-map, not both.")
+        saved = ImportMapping.objects.filter(kind=options["kind"], name=options["mapping"]).first()
+        if saved is None:
+            raise CommandError(f"No {options['kind']} mapping is saved as “{options['mapping']}”.")
+        with path.open("rb") as handle:
+            job = import_job_create(
+                file=handle,
+                file_name=path.name,
+                kind=options["kind"],
+                by=by,
+                draft=True,
+                encoding=options["encoding"],
+                delimiter=options["delimiter"].replace("\\t", "\t"),
+                sheet=options["sheet"],
+            )
+        job = import_mapping_apply(job=job, saved=saved, by=by)
+        if options["const"] or options["nurture"]:
+            job = import_job_map(
+                job=job,
+                by=by,
+                mapping=job.mapping,
+                constants={**job.constants, **parse_pairs(options["const"])},
+                value_maps=job.value_maps,
+                nurture=options["nurture"] or job.nurture,
+            )
+        job = import_job_start(job=job, by=by, dry_run=options["dry_run"], enqueue=False)
+        self._run(job, by, options)
+
+    def _run(self, job: ImportJob, by: User | None, options: dict[str, Any]) -> None:
         mapped = ", ".join(f"{column} → {field}" for column, field in job.mapping.items())
         self.stdout.write(f"Import {job.pk}: {job.file_name} as {job.kind}; {mapped}")
+        if options["save_mapping"]:
+            import_mapping_save(job=job, name=options["save_mapping"], by=by)
+            self.stdout.write(f"Mapping saved as “{options['save_mapping']}”")
         ran = import_job_run(job_id=job.pk, chunk_size=options["chunk_size"])
         self._finish(ran or job, options)
 
