@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
@@ -148,6 +151,32 @@ def test_undo_from_the_merges_list_brings_the_lead_back(staff, marketer, phone_t
     merge.refresh_from_db()
     assert merge.undone_by == marketer
     assert pair_of(a, b).status == PairStatus.OPEN
+
+
+def test_the_undo_link_after_a_merge_opens_the_merges_list_that_undoes_it(
+    staff, manager, phone_twins
+):
+    # Given a manager who merged a pair of their team
+    a, b = phone_twins
+    client = staff(manager)
+    response = client.post(
+        reverse("admin:leads_duplicatepair_merge", args=[pair_of(a, b).pk]),
+        {"survivor": a.pk},
+        follow=True,
+    )
+    merge = LeadMerge.objects.get()
+
+    # When they follow the message's "Undo it" link
+    undo = re.search(r'<a href="([^"]+)">Undo it</a>', response.content.decode())
+    assert undo is not None
+    page = client.get(html.unescape(undo.group(1)))
+
+    # Then it lists this merge with the undo action, which brings the lead back
+    assert page.status_code == 200
+    assert [m.pk for m in page.context["cl"].result_list] == [merge.pk]
+    assert "undo" in dict(page.context["action_form"].fields["action"].choices)
+    client.post(page.request["PATH_INFO"], {"action": "undo", "_selected_action": [merge.pk]})
+    assert Lead.objects.get(pk=b.pk).notes.count() == 1
 
 
 def test_a_manager_reviews_only_pairs_of_leads_in_view(staff, manager, rep, phone_twins):

@@ -6,20 +6,27 @@ from django.urls import reverse
 
 from crm.models import Role, Team
 from leads.duplicates import duplicates_scan
-from leads.merging import leads_merge
+from leads.merging import lead_merge_undo, leads_merge
 from tests.conftest import make_user
 from tests.factories import LeadFactory
 
 
-def test_a_merged_leads_page_opens_the_survivor(client, rep, marketer):
+def test_a_merged_leads_page_opens_the_survivor_until_the_merge_is_undone(client, rep, marketer):
+    # Given a lead merged into another
     survivor, merged = LeadFactory(owner=rep), LeadFactory(owner=rep)
-    leads_merge(survivor_id=survivor.pk, others=[merged.pk], by=marketer)
+    merge = leads_merge(survivor_id=survivor.pk, others=[merged.pk], by=marketer)
     client.force_login(rep)
 
+    # When the rep opens the merged lead's page, it sends them to the survivor's, with a
+    # temporary redirect: a browser keeps a permanent one even after the merge is undone
     response = client.get(reverse("lead-detail", args=[merged.pk]))
 
-    assert response.status_code == 301
+    assert response.status_code == 302
     assert response["Location"] == reverse("lead-detail", args=[survivor.pk])
+
+    # And once the merge is undone, the page is the lead's own again
+    lead_merge_undo(merge_id=merge.pk, by=marketer)
+    assert client.get(reverse("lead-detail", args=[merged.pk])).status_code == 200
 
 
 def test_a_merged_lead_out_of_view_is_not_found(client, rep, marketer):

@@ -18,6 +18,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 
 from crm.http import signed_in
 from crm.models import Role
@@ -73,6 +74,11 @@ def _pairs_in_view(request: HttpRequest, pairs: QuerySet[DuplicatePair]) -> Quer
         return pairs.none()
     visible = Lead.objects.visible_to(user).values("pk")
     return pairs.filter(lead_a__in=visible, lead_b__in=visible)
+
+
+def _merges_of_url(lead_id: int) -> str:
+    """The list of merges into the lead, where the undo action is (latest first)."""
+    return f"{reverse('admin:leads_leadmerge_changelist')}?{urlencode({'q': lead_id})}"
 
 
 @admin.register(DuplicatePair)
@@ -260,7 +266,7 @@ class DuplicatePairAdmin(admin.ModelAdmin):
                 ", ".join(map(str, merge.merged_ids)),
                 reverse("admin:leads_lead_change", args=[survivor_id]),
                 survivor_id,
-                reverse("admin:leads_leadmerge_change", args=[merge.pk]),
+                _merges_of_url(survivor_id),
             ),
             messages.SUCCESS,
         )

@@ -68,7 +68,8 @@ def lead_score_json(request: AuthenticatedHttpRequest, pk: int) -> JsonResponse:
 @login_required
 @require_GET
 def lead_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
-    """The lead page; the id of a lead merged into one in view opens that one."""
+    """The lead page; the id of a lead merged into one in view opens that one, by a
+    temporary redirect: a merge can be undone, and browsers keep a permanent one."""
     try:
         lead = visible_lead(request, pk)
     except Http404:
@@ -78,7 +79,7 @@ def lead_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
             or not Lead.objects.visible_to(request.user).filter(pk=survivor).exists()
         ):
             raise
-        return redirect("lead-detail", survivor, permanent=True)
+        return redirect("lead-detail", survivor)
     timeline = TimelineFilterForm(request.GET)
     status = 200 if timeline.is_valid() else 400
     return render_lead(request, lead, timeline=timeline, status=status)
