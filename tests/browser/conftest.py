@@ -1,6 +1,8 @@
 """Browser fixtures: Debian's Chromium driven by Playwright against the live test server.
 
-Tests save screenshots to docs/screenshots/ for the README. Every test module here
+Every browser test runs twice, with DEBUG off (as in production) and on (as a newcomer
+first meets the app): the ``page`` fixture is parametrized over both. Tests save
+screenshots to docs/screenshots/ for the README. Every test module here
 sets ``pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]``.
 """
 
@@ -54,8 +56,10 @@ def browser() -> Iterator:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
-@pytest.fixture
-def page(browser, live_server):
+@pytest.fixture(params=[False, True], ids=["debug-off", "debug-on"])
+def page(request, browser, live_server, settings):
+    # The live server runs in a thread of this process: it serves with this setting.
+    settings.DEBUG = request.param
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     viewport = {"width": 1280, "height": 900}
     context = browser.new_context(viewport=viewport, base_url=live_server.url)
