@@ -91,6 +91,8 @@ class Target:
     label: str
     clean: Cleaner
     synonyms: tuple[str, ...] = ()
+    # A pick-list's (stored value, label) pairs: a file's own words are mapped onto them.
+    choices: tuple[tuple[str, str], ...] = ()
 
 
 def _text(max_length: int) -> Cleaner:
@@ -99,6 +101,10 @@ def _text(max_length: int) -> Cleaner:
 
 def _choice(choices: Any) -> Cleaner:
     return lambda value, options, row: clean_choice(value, choices=choices.choices)
+
+
+def _picklist(name: str, label: str, choices: Any, synonyms: tuple[str, ...] = ()) -> Target:
+    return Target(name, label, _choice(choices), synonyms, tuple(choices.choices))
 
 
 def _date(value: Any, options: Options, row: dict[str, Any]) -> Any:
@@ -209,8 +215,8 @@ LEAD_TARGETS = (
         ),
     ),
     Target("job_title", "Job title", _text(200), ("title", "position", "role", "job")),
-    Target("seniority", "Seniority", _choice(Seniority), ("level", "job level")),
-    Target("department", "Department", _choice(Department), ("function", "team")),
+    _picklist("seniority", "Seniority", Seniority, ("level", "job level")),
+    _picklist("department", "Department", Department, ("function", "team")),
     Target(
         "company",
         "Company name",
@@ -223,7 +229,7 @@ LEAD_TARGETS = (
         _domain,
         ("website", "domain", "company website", "web", "url", "homepage"),
     ),
-    Target("industry", "Company industry", _choice(Industry), ("sector", "vertical")),
+    _picklist("industry", "Company industry", Industry, ("sector", "vertical")),
     Target(
         "employee_count",
         "Company employees",
@@ -232,27 +238,27 @@ LEAD_TARGETS = (
     ),
     Target("region", "Region", _text(100), ("state", "province", "county", "bundesland")),
     Target("city", "City", _text(100), ("town", "ort", "ville")),
-    Target("source", "Source", _choice(Source), ("lead source", "origin", "channel")),
+    _picklist("source", "Source", Source, ("lead source", "origin", "channel")),
     Target("campaign", "Campaign", _text(200), ("campaign name",)),
     Target("utm_source", "UTM source", _text(200)),
     Target("utm_medium", "UTM medium", _text(200)),
     Target("utm_campaign", "UTM campaign", _text(200)),
     Target("utm_term", "UTM term", _text(200)),
     Target("utm_content", "UTM content", _text(200)),
-    Target("budget", "Budget", _choice(Budget)),
-    Target("authority", "Authority", _choice(Authority)),
-    Target("need", "Need", _choice(Need)),
-    Target("timeline", "Timeline", _choice(Timeline), ("timeframe", "purchase timeline")),
+    _picklist("budget", "Budget", Budget),
+    _picklist("authority", "Authority", Authority),
+    _picklist("need", "Need", Need),
+    _picklist("timeline", "Timeline", Timeline, ("timeframe", "purchase timeline")),
     Target(
         "owner",
         "Owner (username or email)",
         _user,
         ("lead owner", "contact owner", "account owner", "assigned to", "sales rep", "rep"),
     ),
-    Target(
+    _picklist(
         "stage",
         "Stage",
-        _choice(Stage),
+        Stage,
         ("lifecycle stage", "lead status", "status", "lifecycle"),
     ),
     Target(
@@ -266,7 +272,7 @@ LEAD_TARGETS = (
 COMPANY_TARGETS = (
     Target("name", "Name", _text(200), ("company", "company name", "account name", "organization")),
     Target("domain", "Domain", _domain, ("website", "company domain", "web", "url", "homepage")),
-    Target("industry", "Industry", _choice(Industry), ("sector", "vertical")),
+    _picklist("industry", "Industry", Industry, ("sector", "vertical")),
     Target(
         "employee_count",
         "Employees",
@@ -286,10 +292,10 @@ COMPANY_TARGETS = (
 
 ACTIVITY_TARGETS = (
     *LEAD_KEYS,
-    Target(
+    _picklist(
         "type",
         "Type",
-        _choice(ActivityType),
+        ActivityType,
         ("activity", "activity type", "event", "event type"),
     ),
     Target(
@@ -318,7 +324,13 @@ DEAL_TARGETS = (
     Target("name", "Deal name", _text(200), ("deal", "deal name", "opportunity", "title")),
     Target("amount", "Amount", _decimal, ("value", "deal value", "deal amount", "price", "total")),
     Target("currency", "Currency", _currency, ("currency code",)),
-    Target("status", "Outcome", _deal_status, ("outcome", "deal stage", "stage", "result")),
+    Target(
+        "status",
+        "Outcome",
+        _deal_status,
+        ("outcome", "deal stage", "stage", "result"),
+        tuple(DealStatus.choices),
+    ),
     Target(
         "closed_at",
         "Close date",
@@ -359,8 +371,15 @@ def targets_for(kind: str) -> dict[str, Target]:
     if kind == ImportKind.LEADS:
         for definition in CustomFieldDefinition.objects.all():
             name = f"{CUSTOM_PREFIX}{definition.key}"
+            choices: tuple[tuple[str, str], ...] = ()
+            if definition.field_type == FieldType.CHOICE:
+                choices = tuple((choice, choice) for choice in definition.choices)
             targets[name] = Target(
-                name, definition.label, _custom(definition), (definition.key, definition.label)
+                name,
+                definition.label,
+                _custom(definition),
+                (definition.key, definition.label),
+                choices,
             )
     return targets
 
@@ -548,6 +567,12 @@ class RowCleaner:
             elif target in self.constant_values:
                 values[target] = self.constant_values[target]
         return values, errors
+
+    def clean_cell(self, target: str, raw: Any) -> Any:
+        """One cell of ``target``'s column cleaned on its own (the job's value maps
+        applied); raises ``CellError``. A cleaner that reads other cells of the row
+        (a phone number reads the country) reads none here."""
+        return self._clean_one(target, raw, {})
 
     def _maps_placeholder(self, target: str, raw: Any) -> bool:
         """Whether the value map turns this placeholder into something ("-" → "none")."""

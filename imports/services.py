@@ -17,7 +17,9 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -48,6 +50,7 @@ from .models import (
     ImportStatus,
     ObjectType,
 )
+from .normalize import CellError, is_placeholder, text_of
 from .permissions import import_permission_check
 from .reading import ImportFileError, ReadOptions, Row, Table, count_rows, open_table
 
@@ -139,6 +142,59 @@ def import_preview(
             if len(preview) >= rows:
                 break
     return preview
+
+
+@dataclass
+class UnfitValues:
+    """The words of one pick-list column that fit none of its values, each with how many
+    of the rows read hold it: to map each onto a value (or to empty) before the import."""
+
+    target: str
+    label: str
+    column: str
+    choices: tuple[tuple[str, str], ...]
+    values: list[tuple[str, int]] = field(default_factory=list)
+
+
+def import_unfit_values(
+    *, job: ImportJob, rows: int = 10_000, per_column: int = 25
+) -> list[UnfitValues]:
+    """For each mapped pick-list column (stage, source, industry, a custom choice
+    field…), its distinct words in the first ``rows`` rows that neither a value, a
+    label nor the job's value maps turn into one of its values; the commonest first."""
+    cleaner = cleaner_for(job)
+    columns = {
+        header: cleaner.targets[target]
+        for header, target in job.mapping.items()
+        if target and cleaner.targets[target].choices
+    }
+    if not columns:
+        return []
+    counts: dict[str, Counter[str]] = {header: Counter() for header in columns}
+    with _open(job) as table:
+        for number, row in enumerate(table.rows()):
+            if number >= rows:
+                break
+            cells = row.as_dict(table.headers)
+            for header in columns:
+                raw = cells.get(header)
+                if raw is None or is_placeholder(raw):
+                    continue
+                try:
+                    cleaner.clean_cell(columns[header].name, raw)
+                except CellError:
+                    counts[header][text_of(raw)] += 1
+    return [
+        UnfitValues(
+            target=target.name,
+            label=target.label,
+            column=header,
+            choices=target.choices,
+            values=counts[header].most_common(per_column),
+        )
+        for header, target in columns.items()
+        if counts[header]
+    ]
 
 
 def import_job_request(*, job_id: int) -> bool:

@@ -310,3 +310,81 @@ def test_an_undo_whose_message_was_lost_is_queued_again(marketer):
 
     job.refresh_from_db()
     assert job.status == ImportStatus.UNDONE
+
+
+def test_words_a_pick_list_column_does_not_know_are_mapped_from_the_preview(
+    client, marketer, django_capture_on_commit_callbacks
+):
+    client.force_login(marketer)
+    upload(
+        client,
+        content=(
+            b"Email;Status;Branche\n"
+            b"a@x.example;Hot prospect;Software\n"
+            b"b@x.example;Hot prospect;Maschinenbau\n"
+            b"c@x.example;Kalt;Select\n"
+            b"d@x.example;MQL;Software\n"
+        ),
+    )
+    job = ImportJob.objects.get()
+    client.post(
+        reverse("import-map", args=[job.pk]),
+        mapping_post(job, column_1="stage", column_2="industry", value_maps=""),
+    )
+
+    page = client.get(reverse("import-detail", args=[job.pk])).content.decode()
+
+    assert "Values to map" in page
+    assert "Status → Stage" in page
+    assert "Branche → Company industry" in page
+    # The commonest first, with how many rows hold it; known words and placeholders not.
+    hot = page.index(">Hot prospect<")
+    assert hot < page.index(">Kalt<")
+    words = _form_words(page)
+    assert sorted(words.values()) == ["Hot prospect", "Kalt", "Maschinenbau"]
+
+    chosen = {}
+    for key, word in words.items():
+        target, index = key.removeprefix("word-").rsplit("-", 1)
+        choice = {"Hot prospect": "mql", "Kalt": "__empty__"}.get(word, "")
+        chosen[key] = word
+        chosen[f"value-{target}-{index}"] = choice
+    response = client.post(reverse("import-values", args=[job.pk]), chosen)
+
+    assert response.status_code == 302
+    job.refresh_from_db()
+    assert job.value_maps == {"stage": {"Hot prospect": "mql", "Kalt": ""}}
+    page = client.get(reverse("import-detail", args=[job.pk])).content.decode()
+    assert ">Hot prospect<" not in page
+    assert ">Maschinenbau<" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("import-start", args=[job.pk]))
+    job.refresh_from_db()
+    assert (job.created, job.failed) == (3, 1)  # Maschinenbau was left to fail
+    assert Lead.objects.get(email="c@x.example").stage == "new"
+
+
+def test_a_word_can_only_become_one_of_the_pick_lists_values(client, marketer):
+    client.force_login(marketer)
+    upload(client, content=b"Email;Status\na@x.example;Hot prospect\n")
+    job = ImportJob.objects.get()
+    client.post(
+        reverse("import-map", args=[job.pk]),
+        mapping_post(job, column_1="stage", value_maps="", constant_0_field=""),
+    )
+
+    response = client.post(
+        reverse("import-values", args=[job.pk]),
+        {"word-stage-1": "Hot prospect", "value-stage-1": "emperor"},
+        follow=True,
+    )
+
+    assert "“emperor” is not a value of Stage." in response.content.decode()
+    job.refresh_from_db()
+    assert job.value_maps == {}
+
+
+def _form_words(page: str) -> dict[str, str]:
+    import re
+
+    return dict(re.findall(r'<input type="hidden" name="(word-[^"]+)" value="([^"]*)">', page))

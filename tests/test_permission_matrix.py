@@ -421,6 +421,9 @@ WEB: dict[str, Probe | Exempt] = {
         Call("GET", f"/imports/{w.import_job.pk}/map/"),
         Call("POST", f"/imports/{w.import_job.pk}/map/", {"column_0": "email"}),
     ],
+    "import-values": lambda w: [
+        Call("POST", f"/imports/{w.import_job.pk}/values/", {"word-stage-1": "x"})
+    ],
     "import-progress": lambda w: [Call("GET", f"/imports/{w.import_job.pk}/progress/")],
     "import-start": lambda w: [Call("POST", f"/imports/{w.import_job.pk}/start/", {})],
     "import-resume": lambda w: [Call("POST", f"/imports/{w.import_job.pk}/resume/", {})],

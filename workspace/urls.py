@@ -36,6 +36,7 @@ urlpatterns = [
     path("imports/new/", imports.import_new, name="import-new"),
     path("imports/<int:pk>/", imports.import_detail, name="import-detail"),
     path("imports/<int:pk>/map/", imports.import_map, name="import-map"),
+    path("imports/<int:pk>/values/", imports.import_values, name="import-values"),
     path("imports/<int:pk>/progress/", imports.import_progress, name="import-progress"),
     path("imports/<int:pk>/start/", imports.import_start, name="import-start"),
     path("imports/<int:pk>/resume/", imports.import_resume, name="import-resume"),

@@ -34,7 +34,12 @@ from imports.mapping import MappingError, targets_for
 from imports.models import ImportJob, ImportMapping, ImportStatus
 from imports.permissions import REFUSED, jobs_visible_to, may_import
 from imports.reading import ImportFileError
-from imports.services import import_error_rows, import_job_create, import_preview
+from imports.services import (
+    import_error_rows,
+    import_job_create,
+    import_preview,
+    import_unfit_values,
+)
 from imports.undo import UndoError
 from workspace.import_forms import ImportMappingForm, ImportUploadForm
 
@@ -150,6 +155,7 @@ def import_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     if job.status == ImportStatus.DRAFT:
         try:
             context["preview"] = _preview(job)
+            context["unfit"] = import_unfit_values(job=job)
         except (ImportFileError, MappingError) as exc:
             context["preview_error"] = str(exc)
     return render(request, "workspace/import_detail.html", context)
@@ -173,6 +179,46 @@ def _preview(job: ImportJob) -> dict[str, object]:
         "rows": rows,
         "failing": sum(1 for row in rows if row["failed"]),
     }
+
+
+EMPTY = "__empty__"
+
+
+@login_required
+@require_POST
+def import_values(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """Map the words a pick-list column holds onto its values (or to empty): added to
+    the draft's value maps, then back to the preview."""
+    job = _job(request, pk)
+    targets = targets_for(job.kind)
+    maps = {target: dict(words) for target, words in job.value_maps.items()}
+    refused = []
+    for key, word in request.POST.items():
+        if not key.startswith("word-"):
+            continue
+        target, _, index = key.removeprefix("word-").rpartition("-")
+        chosen = request.POST.get(f"value-{target}-{index}", "")
+        if not chosen or target not in targets:
+            continue
+        allowed = {stored for stored, _ in targets[target].choices}
+        if chosen != EMPTY and chosen not in allowed:
+            refused.append(f"“{chosen}” is not a value of {targets[target].label}.")
+            continue
+        maps.setdefault(target, {})[word] = "" if chosen == EMPTY else chosen
+    if refused:
+        messages.error(request, " ".join(refused))
+        return redirect("import-detail", pk=job.pk)
+    try:
+        import_job_map(
+            job=job,
+            by=request.user,
+            mapping=job.mapping,
+            constants=job.constants,
+            value_maps=maps,
+        )
+    except (MappingError, DraftError) as exc:
+        messages.error(request, str(exc))
+    return redirect("import-detail", pk=job.pk)
 
 
 @login_required
