@@ -10,20 +10,25 @@ of that kind whose columns include the saved ones.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from crm.resilience import task_enqueue
+from leads.models import CustomFieldDefinition, FieldType
 
-from .mapping import MappingError
+from .mapping import CUSTOM_PREFIX, ImportKind, MappingError
 from .models import ImportJob, ImportMapping, ImportStatus
+from .normalize import CellError, clean_bool, clean_datetime, clean_decimal, clean_integer
 from .permissions import import_permission_check
-from .services import cleaner_for, import_job_request
+from .services import cleaner_for, import_column_samples, import_job_request
 from .undo import UndoError
 
 if TYPE_CHECKING:
@@ -235,3 +240,75 @@ def import_mapping_save(*, job: ImportJob, name: str, by: User | None) -> Import
         },
     )
     return saved
+
+
+def unidecode_ascii(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+
+
+def may_add_custom_fields(user: User | None) -> bool:
+    """Whether ``user`` may define custom fields (the admin's permission for them)."""
+    return user is None or user.has_perm("leads.add_customfielddefinition")
+
+
+def import_custom_fields_create(
+    *, job: ImportJob, headers: list[str], by: User | None
+) -> dict[str, str]:
+    """A new custom field for each of a leads import's ``headers``, labelled as the
+    column and typed by its first 1,000 cells (whole numbers, numbers, yes/no, dates,
+    else text); the mapping of each header to its field. Call inside a transaction
+    that also maps the job, so a mapping that fails leaves no field behind."""
+    import_permission_check(by)
+    if not may_add_custom_fields(by):
+        raise PermissionDenied("Only those who manage custom fields may add one.")
+    if job.kind != ImportKind.LEADS:
+        raise MappingError(["Custom fields are added by a leads import."])
+    samples = import_column_samples(job=job, headers=headers)
+    mapped = {}
+    for header in headers:
+        definition = CustomFieldDefinition(
+            key=_free_key(header),
+            label=(header.strip() or "Imported field")[:100],
+            field_type=_inferred_type(samples[header], job),
+            help_text=f"Added by import {job.pk} from the column “{header}”."[:200],
+        )
+        definition.full_clean()
+        definition.save()
+        mapped[header] = f"{CUSTOM_PREFIX}{definition.key}"
+    return mapped
+
+
+def _free_key(header: str) -> str:
+    words = re.sub(r"[^a-z0-9]+", "_", unidecode_ascii(header).casefold()).strip("_")
+    base = (words if words[:1].isalpha() else f"field_{words}")[:40].rstrip("_") or "field"
+    key, n = base, 2
+    while CustomFieldDefinition.objects.filter(key=key).exists():
+        key, n = f"{base}_{n}", n + 1
+    return key
+
+
+def _inferred_type(values: list[Any], job: ImportJob) -> str:
+    """The narrowest type every sampled cell reads as."""
+    if not values:
+        return FieldType.TEXT
+    def date(value: Any) -> Any:
+        # "31.12.2020" reads as a number with thousands separators too: a date first,
+        # but never from digits alone ("2020" is a number).
+        if isinstance(value, str) and value.strip().isdigit():
+            raise CellError("digits only")
+        return clean_datetime(value, time_zone=job.time_zone, day_first=job.day_first)
+
+    tests = [
+        (FieldType.DATE, date),
+        (FieldType.INTEGER, lambda v: clean_integer(v, decimal_comma=job.decimal_comma)),
+        (FieldType.NUMBER, lambda v: clean_decimal(v, decimal_comma=job.decimal_comma)),
+        (FieldType.BOOLEAN, clean_bool),
+    ]
+    for field_type, read in tests:
+        try:
+            for value in values:
+                read(value)
+        except (CellError, ValueError, ArithmeticError):
+            continue
+        return field_type
+    return FieldType.TEXT

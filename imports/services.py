@@ -197,6 +197,23 @@ def import_unfit_values(
     ]
 
 
+def import_column_samples(
+    *, job: ImportJob, headers: list[str], rows: int = 1000
+) -> dict[str, list[Any]]:
+    """The non-empty cells of ``headers`` in the file's first ``rows`` rows."""
+    samples: dict[str, list[Any]] = {header: [] for header in headers}
+    with _open(job) as table:
+        for number, row in enumerate(table.rows()):
+            if number >= rows:
+                break
+            cells = row.as_dict(table.headers)
+            for header in headers:
+                value = cells.get(header)
+                if value is not None and not is_placeholder(value):
+                    samples[header].append(value)
+    return samples
+
+
 def import_job_request(*, job_id: int) -> bool:
     """Queue the job's run; call after commit. The job row is the outbox: a lost message
     is queued again by ``import_jobs_resume``."""

@@ -15,7 +15,7 @@ from django.utils import timezone
 from crm.models import Role
 from imports.drafts import DRAFTS_KEPT, import_drafts_sweep
 from imports.models import ImportJob, ImportMapping, ImportStatus
-from leads.models import Company, Lead
+from leads.models import Company, CustomFieldDefinition, Lead
 from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db
@@ -388,3 +388,78 @@ def _form_words(page: str) -> dict[str, str]:
     import re
 
     return dict(re.findall(r'<input type="hidden" name="(word-[^"]+)" value="([^"]*)">', page))
+
+
+CUSTOM_FILE = (
+    b"Email;Shoe size;Newsletter;Anniversary;Notes\n"
+    b"a@x.example;42;yes;31.12.2020;Met at the fair\n"
+    b"b@x.example;39;no;01.02.2021;\n"
+)
+
+
+def test_columns_become_new_custom_fields_typed_by_their_cells(
+    client, marketer, django_capture_on_commit_callbacks
+):
+    client.force_login(marketer)
+    upload(client, content=CUSTOM_FILE)
+    job = ImportJob.objects.get()
+    new = "__new_custom_field__"
+
+    response = client.post(
+        reverse("import-map", args=[job.pk]),
+        mapping_post(job, column_1=new, column_2=new, column_3=new, column_4=new, value_maps=""),
+    )
+
+    assert response.status_code == 302
+    fields = {d.label: (d.key, d.field_type) for d in CustomFieldDefinition.objects.all()}
+    assert fields == {
+        "Shoe size": ("shoe_size", "integer"),
+        "Newsletter": ("newsletter", "boolean"),
+        "Anniversary": ("anniversary", "date"),
+        "Notes": ("notes", "text"),
+    }
+    job.refresh_from_db()
+    assert job.mapping["Shoe size"] == "custom:shoe_size"
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("import-start", args=[job.pk]))
+    assert Lead.objects.get(email="a@x.example").custom_fields == {
+        "shoe_size": 42,
+        "newsletter": True,
+        "anniversary": "2020-12-31",
+        "notes": "Met at the fair",
+    }
+
+
+def test_a_mapping_that_fails_adds_no_custom_field(client, marketer):
+    client.force_login(marketer)
+    upload(client, content=CUSTOM_FILE)
+    job = ImportJob.objects.get()
+
+    response = client.post(
+        reverse("import-map", args=[job.pk]),
+        mapping_post(job, column_0="", column_1="__new_custom_field__", value_maps=""),
+    )
+
+    assert response.status_code == 400
+    assert "Map a column to email." in response.content.decode()
+    assert not CustomFieldDefinition.objects.exists()
+
+
+def test_only_those_who_manage_custom_fields_are_offered_new_ones(client, manager, marketer):
+    for person, offered in ((manager, False), (marketer, True)):
+        client.force_login(person)
+        upload(client, content=CUSTOM_FILE)
+        job = ImportJob.objects.get(created_by=person)
+        page = client.get(reverse("import-map", args=[job.pk])).content.decode()
+        assert ("A new custom field" in page) is offered
+    client.force_login(manager)
+    job = ImportJob.objects.get(created_by=manager)
+
+    response = client.post(
+        reverse("import-map", args=[job.pk]),
+        mapping_post(job, column_1="__new_custom_field__", value_maps=""),
+    )
+
+    assert response.status_code == 400
+    assert "not one of the available choices" in response.content.decode()
+    assert not CustomFieldDefinition.objects.exists()

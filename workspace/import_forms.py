@@ -20,6 +20,7 @@ from imports.models import ImportJob
 
 CONSTANT_ROWS = 4
 SKIP = ""
+NEW_CUSTOM_FIELD = "__new_custom_field__"
 
 
 class ImportUploadForm(forms.Form):
@@ -90,7 +91,9 @@ class ImportMappingForm(forms.Form):
         help_text="E.g. “Old CRM export”: the next file with these columns is mapped so.",
     )
 
-    def __init__(self, *args: Any, job: ImportJob, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, job: ImportJob, new_custom_fields: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.job = job
         self.targets = targets_for(job.kind)
@@ -98,12 +101,15 @@ class ImportMappingForm(forms.Form):
             (SKIP, "— not imported —"),
             *[(target.name, target.label) for target in self.targets.values()],
         ]
+        column_choices = list(choices)
+        if new_custom_fields and job.kind == ImportKind.LEADS:
+            column_choices.append((NEW_CUSTOM_FIELD, "+ A new custom field named as the column"))
         self.column_fields: list[tuple[str, str]] = []
         for index, header in enumerate(job.headers):
             name = f"column_{index}"
             self.fields[name] = forms.ChoiceField(
                 label=header or f"Column {index + 1}",
-                choices=choices,
+                choices=column_choices,
                 required=False,
                 initial=job.mapping.get(header, SKIP),
             )
@@ -143,9 +149,13 @@ class ImportMappingForm(forms.Form):
         data = super().clean() or {}
         mapping: dict[str, str] = {}
         chosen: dict[str, str] = {}
+        new_fields: list[str] = []
         for name, header in self.column_fields:
             target = data.get(name) or SKIP
             if not target:
+                continue
+            if target == NEW_CUSTOM_FIELD:
+                new_fields.append(header)
                 continue
             if target in chosen:
                 label = self.targets[target].label
@@ -153,7 +163,7 @@ class ImportMappingForm(forms.Form):
                 continue
             chosen[target] = header
             mapping[header] = target
-        if not mapping:
+        if not mapping and not new_fields:
             raise forms.ValidationError("Map at least one column to a field.")
         constants: dict[str, str] = {}
         for index in range(CONSTANT_ROWS):
@@ -166,6 +176,7 @@ class ImportMappingForm(forms.Form):
             elif target:
                 constants[target] = value
         data["mapping"] = mapping
+        data["new_custom_fields"] = new_fields
         data["constants"] = constants
         return data
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -21,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from crm.http import AuthenticatedHttpRequest
 from imports.drafts import (
     DraftError,
+    import_custom_fields_create,
     import_job_again,
     import_job_map,
     import_job_resume_request,
@@ -29,6 +31,7 @@ from imports.drafts import (
     import_mapping_apply,
     import_mapping_save,
     import_mappings_for,
+    may_add_custom_fields,
 )
 from imports.mapping import MappingError, targets_for
 from imports.models import ImportJob, ImportMapping, ImportStatus
@@ -127,15 +130,19 @@ def import_map(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
             except (MappingError, DraftError) as exc:
                 messages.error(request, str(exc))
         return redirect("import-map", pk=job.pk)
-    form = ImportMappingForm(request.POST or None, job=job)
+    form = ImportMappingForm(
+        request.POST or None, job=job, new_custom_fields=may_add_custom_fields(request.user)
+    )
     if request.method == "POST" and form.is_valid():
         try:
-            job = import_job_map(job=job, by=request.user, **form.map_arguments())
+            job = _map(request, job, form)
             if form.cleaned_data["save_as"]:
                 import_mapping_save(job=job, name=form.cleaned_data["save_as"], by=request.user)
                 messages.success(request, f"Mapping saved as “{form.cleaned_data['save_as']}”.")
         except MappingError as exc:
             form.add_error(None, exc.messages)
+        except ValidationError as exc:
+            form.add_error(None, [f"A new custom field: {message}" for message in exc.messages])
         except DraftError as exc:
             messages.error(request, str(exc))
             return redirect("import-detail", pk=job.pk)
@@ -144,6 +151,18 @@ def import_map(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     context = {"job": job, "form": form, "saved": saved}
     status = 400 if request.method == "POST" else 200
     return render(request, "workspace/import_map.html", context, status=status)
+
+
+def _map(request: AuthenticatedHttpRequest, job: ImportJob, form: ImportMappingForm) -> ImportJob:
+    """Map the draft as the form says, first adding the custom fields it asks for: all
+    of it or, when the mapping does not fit, none of it."""
+    arguments = form.map_arguments()
+    with transaction.atomic():
+        new_fields = form.cleaned_data["new_custom_fields"]
+        if new_fields:
+            added = import_custom_fields_create(job=job, headers=new_fields, by=request.user)
+            arguments["mapping"] = {**arguments["mapping"], **added}
+        return import_job_map(job=job, by=request.user, **arguments)
 
 
 @login_required
