@@ -187,3 +187,17 @@ def test_notification_actions_need_the_csrf_token(rep):
     assert client.post("/notifications/read/").status_code == 403
     note.refresh_from_db()
     assert note.read_at is None
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_pages_load_htmx_without_the_script_that_replaces_the_page_on_a_form_error(
+    client, rep, settings, debug
+):
+    settings.DEBUG = debug
+    client.force_login(rep)
+
+    page = client.get("/").content.decode()
+
+    assert "django_htmx/htmx-2.min.js" in page
+    assert "django-htmx.js" not in page
+    assert ("js/debug-errors.js" in page) is debug
