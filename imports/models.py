@@ -13,6 +13,7 @@ again for the next file from that source.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,23 @@ from django.utils import timezone
 from .mapping import ImportKind, MatchKey
 
 
+class ImportStorage(FileSystemStorage):
+    """Uploaded files under ``IMPORT_DIR`` (a setting), never under static or media.
+
+    The directory is read from the settings at each use, not once when the model is
+    loaded, so a changed setting (a test's temporary directory) takes effect."""
+
+    @property
+    def base_location(self) -> str:
+        return str(settings.IMPORT_DIR)
+
+    @property
+    def location(self) -> str:
+        return os.path.abspath(self.base_location)
+
+
 def import_storage() -> FileSystemStorage:
-    """Uploaded files under ``IMPORT_DIR`` (a setting), never under static or media."""
-    return FileSystemStorage(location=settings.IMPORT_DIR)
+    return ImportStorage()
 
 
 def upload_to(job: ImportJob, filename: str) -> str:

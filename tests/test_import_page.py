@@ -244,7 +244,7 @@ def test_a_file_that_cannot_be_read_is_refused_and_nothing_stored(
     assert response.status_code == 400
     assert message.casefold() in response.content.decode().casefold()
     assert not ImportJob.objects.exists()
-    assert not any(p.is_file() for p in uploads.rglob("*")) if uploads.exists() else True
+    assert not [path for path in uploads.rglob("*") if path.is_file()]
 
 
 def test_a_queued_import_cannot_be_remapped_or_started_twice(client, marketer):

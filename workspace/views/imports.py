@@ -191,7 +191,9 @@ def _preview(job: ImportJob) -> dict[str, object]:
         for name in fields:
             error = errors.get(column_of.get(name, name)) or errors.get(name)
             value = values.get(name)
-            cells.append({"value": "" if value is None else value, "error": error})
+            labels = dict(targets[name].choices)
+            shown = labels.get(value, value) if isinstance(value, str) else value
+            cells.append({"value": "" if value is None else shown, "error": error})
         rows.append({"number": number, "cells": cells, "failed": bool(errors)})
     return {
         "columns": [targets[name].label for name in fields],
