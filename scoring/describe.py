@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from leads.models import ActivityType
+from django.core.exceptions import FieldDoesNotExist
+
+from leads.models import ActivityType, Company, Lead
 
 from .conditions import split_list
 from .rule_fields import NO_VALUE_OPERATORS, OPERATORS, field_label
@@ -41,8 +43,25 @@ def _describe_condition(rule: Rule) -> str:
     if rule.operator == "in_domain_list":
         return f"the {label} is on the {rule.value.replace('_', '-')} list"
     if rule.operator in ("in", "not_in"):
-        return f"{label} {verb} {', '.join(split_list(rule.value))}"
+        values = [_value_label(rule.field, value) for value in split_list(rule.value)]
+        return f"{label} {verb} {', '.join(values)}"
+    if rule.operator in ("equals", "not_equals"):
+        return f"{label} {verb} {_value_label(rule.field, rule.value)}"
     return f"{label} {verb} {rule.value}"
+
+
+def _value_label(field: str, value: str) -> str:
+    """A pick-list value as people read it ("C-level", not ``c_level``)."""
+    model: type[Lead] | type[Company] = Lead
+    name = field
+    if field.startswith("company."):
+        model, name = Company, field.removeprefix("company.")
+    try:
+        model_field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return value
+    choices = getattr(model_field, "flatchoices", None)
+    return str(dict(choices).get(value, value)) if choices else value
 
 
 def _describe_engagement(rule: Rule) -> str:

@@ -32,7 +32,7 @@ def test_every_role_reads_models_and_rules(request, model, persona, expected):
     if expected == 200:
         assert ids(models) == [model.pk]
         assert models.json()["results"][0]["rule_count"] == 1
-        assert rules.json()["results"][0]["description"] == "+20 when seniority is director"
+        assert rules.json()["results"][0]["description"] == "+20 when seniority is Director"
 
 
 @pytest.mark.parametrize("persona", ["rep", "manager", "outsider"])

@@ -99,7 +99,7 @@ def test_a_rep_sees_their_open_leads_hottest_first_with_the_reason(client, rep, 
     assert hottest.index("Hannah") < hottest.index("Quentin")
     for other in ("Theo", "Paula", "Cora"):
         assert other not in hottest
-    assert "Why: +40 when a page view URL contains /pricing; +20 when seniority is director" in (
+    assert "Why: +40 when a page view URL contains /pricing; +20 when seniority is Director" in (
         hottest
     )
     assert "Why: +5 when a page view URL contains /blog" in hottest
@@ -125,7 +125,7 @@ def test_the_reason_skips_reversed_points_and_decays_engagement(rep, scored):
 
     # Then the fit rule, worth 20, outranks the visit, now worth 5
     assert reasons[lead.pk] == [
-        "+20 when seniority is director",
+        "+20 when seniority is Director",
         "+40 when a page view URL contains /pricing",
     ]
 

@@ -292,7 +292,8 @@ def test_rules_page_before_any_refresh_on_a_large_ledger_says_so(
     assert response.status_code == 200
     text = response.content.decode()
     assert "the ledger is too large to count them during a page view" in text
-    assert "reports_refresh" in text
+    assert "rebuilt every night; an administrator can rebuild them sooner" in text
+    assert "manage.py" not in text
     assert "Not known until the rule matches are built." in text
     rows = csv_rows(export)
     assert rows["Pricing page"][1:4] == ["20", "", ""]

@@ -45,7 +45,7 @@ def test_owner_reads_why_the_lead_is_hot_as_json(client, rep, scored_lead):
     part = body["models"][0]
     assert body["score"] == scored_lead.score == 20 + round(25 * 0.5) - 10
     assert [line["reason"] for line in part["positive"]] == [
-        "+20 when seniority is director",
+        "+20 when seniority is Director",
         "+25 when a page view URL contains /pricing",
     ]
     assert part["negative"][0]["points"] == -10

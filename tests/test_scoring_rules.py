@@ -757,3 +757,21 @@ def test_grade_starts_at_its_threshold(fit, grade):
 )
 def test_quadrant_splits_on_grade_b_fit_and_engaged_threshold(fit, engagement, quadrant):
     assert quadrant_for(fit, engagement, THRESHOLDS) == quadrant
+
+
+@pytest.mark.parametrize(
+    ("field", "operator", "value", "sentence"),
+    [
+        ("seniority", "in", "c_level,vp", "+10 when seniority is one of C-level, VP"),
+        ("budget", "equals", "50k_250k", "+10 when budget is 50k to 250k"),
+        ("company.industry", "not_equals", "software", "+10 when industry is not Software"),
+        ("job_title", "equals", "cto", "+10 when job title is cto"),
+        ("seniority", "equals", "nonsense", "+10 when seniority is nonsense"),
+    ],
+)
+def test_a_rule_reads_pick_list_values_by_their_labels(field, operator, value, sentence):
+    from scoring.models import Rule
+
+    rule = Rule(kind="fit", points=10, field=field, operator=operator, value=value)
+
+    assert rule.describe() == sentence

@@ -305,7 +305,7 @@ def test_handoff_assigned_payload_describes_lead_owner_sla_and_rules(
     assert body["sla_due_at"] == handoff.sla_due_at.isoformat()
     positive = body["top_rules"]["positive"]
     assert [(rule["rule"], rule["points"]) for rule in positive] == [
-        ("+30 when seniority is director", 30.0),
+        ("+30 when seniority is Director", 30.0),
         ("+15 when country is DE", 15.0),
     ]
     (negative,) = body["top_rules"]["negative"]

@@ -24,13 +24,12 @@ def _matches_notice(source: MatchSource) -> str:
     if source.live:
         return (
             "Rule matches have not been built yet; with a ledger this small they are "
-            "computed from it as you look. They are rebuilt every night, or now with "
-            "“python manage.py reports_refresh”."
+            "computed from it as you look. They are rebuilt every night."
         )
     return (
         "Rule matches have not been built yet, and the ledger is too large to count them "
         "during a page view: the rules are listed with their points only. They are "
-        "rebuilt every night, or now with “python manage.py reports_refresh”."
+        "rebuilt every night; an administrator can rebuild them sooner."
     )
 
 
