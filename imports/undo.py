@@ -21,6 +21,7 @@ from django.db.models import Max, Min, Model, OuterRef, Subquery
 from django.utils import timezone
 
 from crm.db import update_rows
+from crm.resilience import task_enqueue
 from leads.deals import deals_delete
 from leads.models import Activity, Company, Deal, Lead, StageChange
 from leads.stages import stage_changes_delete
@@ -73,14 +74,46 @@ class Report:
         }
 
 
+def undo_refusal(job: ImportJob) -> str:
+    """Why ``job`` cannot be undone now, or "" when it can: only a finished import that
+    was not a dry run, once."""
+    if job.dry_run:
+        return "A dry run stored nothing, so there is nothing to undo."
+    if job.status == ImportStatus.UNDONE:
+        return "This import was undone already."
+    if job.status in (ImportStatus.QUEUED, ImportStatus.RUNNING):
+        return "This import is still running; undo it once it is done."
+    if job.status != ImportStatus.DONE:
+        return f"Only a finished import can be undone; this one is {job.status}."
+    return ""
+
+
+def import_job_undo_request(*, job: ImportJob, by: User | None) -> bool:
+    """Queue the undo of ``job`` on the bulk queue (``imports.tasks.import_undo``);
+    whether it was sent. Raises ``PermissionDenied`` for a person who may not import and
+    ``UndoError`` for a job that cannot be undone.
+
+    Nothing is written first, so the message goes at once; a second request while the
+    first is on its way queues a run that resumes the same undo (each chunk of changes
+    is claimed with its rows locked, and the job is marked undone once).
+    """
+    import_permission_check(by)
+    refusal = undo_refusal(job)
+    if refusal:
+        raise UndoError(refusal)
+    by_id = by.pk if by is not None else None
+    return task_enqueue("imports.tasks.import_undo", job.pk, by_id, what=f"Undo of import {job.pk}")
+
+
 def import_job_undo(*, job_id: int, by: User | None) -> ImportJob:
     """Undo a finished import (see the module); resumes an undo that stopped. Raises
     ``UndoError`` for a job that cannot be undone and ``PermissionDenied`` for a person
     who may not import."""
     import_permission_check(by)
     job = ImportJob.objects.get(pk=job_id)
-    if job.status != ImportStatus.DONE or job.dry_run:
-        raise UndoError(f"Only a finished import can be undone; this one is {job.status}.")
+    refusal = undo_refusal(job)
+    if refusal:
+        raise UndoError(refusal)
     report = Report(job.undo_report)
     touched = {
         lead_id
