@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 from .activities import ActivityViewSet
 from .companies import CompanyViewSet
 from .errors import api_not_found
+from .imports import ImportJobViewSet, error_file_view
 from .leads import LeadViewSet
 from .merges import LeadMergeViewSet
 from .records import DealViewSet, NoteViewSet, TaskViewSet
@@ -23,6 +24,7 @@ router.register("deals", DealViewSet, basename="api-deal")
 router.register("tasks", TaskViewSet, basename="api-task")
 router.register("notes", NoteViewSet, basename="api-note")
 router.register("scoring-models", ScoringModelViewSet, basename="api-scoring-model")
+router.register("imports", ImportJobViewSet, basename="api-import")
 
 rules = RuleViewSet.as_view({"get": "list", "post": "create"})
 rule = RuleViewSet.as_view({"get": "retrieve", "put": "update", "patch": "partial_update"})
@@ -31,6 +33,7 @@ urlpatterns = [
     path("", include(router.urls)),
     path("scoring-models/<int:model_pk>/rules/", rules, name="api-rule-list"),
     path("scoring-models/<int:model_pk>/rules/<int:pk>/", rule, name="api-rule-detail"),
+    path("imports/<int:pk>/errors.csv", error_file_view(), name="api-import-errors"),
     # Any other path answers 404 in the error shape; [\s\S]: a path with a line break too.
     re_path(r"^[\s\S]*$", api_not_found, name="api-not-found"),
 ]

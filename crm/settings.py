@@ -223,7 +223,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"ActivityTypeEnum": "leads.models.ActivityType"},
+    "ENUM_NAME_OVERRIDES": {
+        "ActivityTypeEnum": "leads.models.ActivityType",
+        "ImportKindEnum": "imports.mapping.ImportKind.CHOICES",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "api.public_schema.add_public_endpoints",

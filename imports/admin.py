@@ -13,11 +13,10 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from .drafts import import_job_undo_request
 from .models import ImportJob, ImportMapping
 from .permissions import jobs_visible_to, may_import
 from .services import import_error_rows
-from .undo import UndoError
+from .undo import UndoError, import_job_undo_request
 
 
 @admin.register(ImportJob)

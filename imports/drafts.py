@@ -29,7 +29,7 @@ from .models import ImportJob, ImportMapping, ImportStatus
 from .normalize import CellError, clean_bool, clean_datetime, clean_decimal, clean_integer
 from .permissions import import_permission_check
 from .services import cleaner_for, import_column_samples, import_job_request
-from .undo import UndoError
+from .undo import import_undo_enqueue
 
 if TYPE_CHECKING:
     from crm.models import User
@@ -137,25 +137,6 @@ def import_job_again(*, job: ImportJob, by: User | None) -> ImportJob:
     return copy
 
 
-def import_job_undo_request(*, job: ImportJob, by: User | None) -> ImportJob:
-    """Queue the undo of a finished import on the bulk queue. Raises ``UndoError`` for a
-    job that cannot be undone (a dry run, not finished, undone already)."""
-    import_permission_check(by)
-    with transaction.atomic():
-        locked = ImportJob.objects.select_for_update().get(pk=job.pk)
-        if not locked.undoable:
-            raise UndoError(
-                f"Only a finished import can be undone; this one is "
-                f"{'a dry run' if locked.dry_run else locked.get_status_display().lower()}."
-            )
-        if locked.undo_requested_at is None:
-            locked.undo_requested_at = timezone.now()
-            locked.save(update_fields=["undo_requested_at"])
-        by_id = by.pk if by is not None else None
-        transaction.on_commit(partial(_undo_request, job_id=locked.pk, by_id=by_id))
-    return locked
-
-
 def import_job_resume_request(*, job: ImportJob, by: User | None) -> bool:
     """Queue a failed import to go on after its last committed chunk, once the cause of
     the failure (a database down, a full disk) has passed."""
@@ -163,10 +144,6 @@ def import_job_resume_request(*, job: ImportJob, by: User | None) -> bool:
     if job.status != ImportStatus.FAILED:
         raise DraftError(f"Only a failed import can be resumed; this one is {job.status}.")
     return task_enqueue("imports.tasks.import_resume", job.pk, what=f"Import {job.pk} resume")
-
-
-def _undo_request(*, job_id: int, by_id: int | None) -> bool:
-    return task_enqueue("imports.tasks.import_undo", job_id, by_id, what=f"Import {job_id} undo")
 
 
 def import_drafts_sweep(*, now: datetime | None = None) -> tuple[int, int]:
@@ -187,7 +164,7 @@ def import_drafts_sweep(*, now: datetime | None = None) -> tuple[int, int]:
     ).filter(status=ImportStatus.DONE, dry_run=False, last__lt=now - UNDO_LOST_AFTER)
     requeued = 0
     for job_id, by_id in undos.values_list("pk", "undone_by_id")[:20]:
-        requeued += _undo_request(job_id=job_id, by_id=by_id)
+        requeued += import_undo_enqueue(job_id=job_id, by_id=by_id)
     return purged, requeued
 
 
@@ -291,6 +268,7 @@ def _inferred_type(values: list[Any], job: ImportJob) -> str:
     """The narrowest type every sampled cell reads as."""
     if not values:
         return FieldType.TEXT
+
     def date(value: Any) -> Any:
         # "31.12.2020" reads as a number with thousands separators too: a date first,
         # but never from digits alone ("2020" is a number).

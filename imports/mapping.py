@@ -356,17 +356,32 @@ CUSTOM_PREFIX = "custom:"
 
 
 class MappingError(ValueError):
-    """A mapping, constant or option that cannot be used; ``messages`` lists why."""
+    """A mapping, constant or option that cannot be used; ``messages`` lists why.
 
-    def __init__(self, messages: list[str]) -> None:
+    ``fields`` holds the same messages by what each concerns, so a form or the API can
+    show them beside it: ``mapping.<column>``, ``constants.<field>``,
+    ``value_maps.<field>``, ``kind``, ``match_key``, or ``mapping`` for the mapping as a
+    whole (a field that no column fills).
+    """
+
+    def __init__(self, messages: list[str], *, fields: dict[str, list[str]] | None = None) -> None:
         super().__init__("; ".join(messages))
         self.messages = messages
+        self.fields = fields if fields is not None else {"mapping": list(messages)}
+
+    @classmethod
+    def of(cls, problems: list[tuple[str, str]]) -> MappingError:
+        """The error for (what it concerns, message) pairs, in their order."""
+        fields: dict[str, list[str]] = {}
+        for concerns, message in problems:
+            fields.setdefault(concerns, []).append(message)
+        return cls([message for _, message in problems], fields=fields)
 
 
 def targets_for(kind: str) -> dict[str, Target]:
     """The kind's targets by name, a lead import's custom fields (``custom:<key>``) too."""
     if kind not in TARGETS:
-        raise MappingError([f"Unknown kind “{kind}”: choose {', '.join(TARGETS)}."])
+        raise MappingError.of([("kind", f"Unknown kind “{kind}”: choose {', '.join(TARGETS)}.")])
     targets = {target.name: target for target in TARGETS[kind]}
     if kind == ImportKind.LEADS:
         for definition in CustomFieldDefinition.objects.all():
@@ -453,8 +468,22 @@ def parse_pairs(text: str) -> dict[str, str]:
 
 def lead_key_target(match_key: str) -> str:
     if match_key not in (MatchKey.EMAIL, MatchKey.EXTERNAL_ID):
-        raise MappingError([f"Match on email or external_id, not “{match_key}”."])
+        raise MappingError.of([("match_key", f"Match on email or external_id, not “{match_key}”.")])
     return match_key
+
+
+def required_targets(kind: str, match_key: str) -> list[str]:
+    """The fields an import of ``kind`` needs a column (or a constant) for: the lead's
+    key (``match_key``) for rows that name a lead, the name of a company or a deal, an
+    activity's type and time."""
+    key = lead_key_target(match_key)
+    if kind == ImportKind.LEADS:
+        return [key]
+    if kind == ImportKind.COMPANIES:
+        return ["name"]
+    if kind == ImportKind.ACTIVITIES:
+        return [key, "type", "occurred_at"]
+    return [key, "name"]
 
 
 @dataclass
@@ -473,7 +502,7 @@ class RowCleaner:
         self.targets = targets_for(self.kind)
         errors = self._errors()
         if errors:
-            raise MappingError(errors)
+            raise MappingError.of(errors)
         self.value_maps = {
             target: {text_of(k).casefold(): v for k, v in words.items()}
             for target, words in self.value_maps.items()
@@ -485,42 +514,40 @@ class RowCleaner:
         self.column_of = {target: header for header, target in self.mapping.items() if target}
         self.constant_values, constant_errors = self._clean_constants()
         if constant_errors:
-            raise MappingError(constant_errors)
+            raise MappingError.of(constant_errors)
 
-    def _errors(self) -> list[str]:
+    def _errors(self) -> list[tuple[str, str]]:
+        """What is wrong, each with what it concerns (see ``MappingError.fields``)."""
         errors = []
         seen: dict[str, str] = {}
         for header, target in self.mapping.items():
             if not target:
                 continue
+            column = f"mapping.{header}"
             if header not in self.headers:
-                errors.append(f"The file has no column “{header}”.")
+                errors.append((column, f"The file has no column “{header}”."))
             if target not in self.targets:
-                errors.append(f"“{target}” is not a field of a {self.kind} import.")
+                errors.append((column, f"“{target}” is not a field of a {self.kind} import."))
             elif target in seen:
-                errors.append(f"“{seen[target]}” and “{header}” are both mapped to {target}.")
+                both = f"“{seen[target]}” and “{header}” are both mapped to {target}."
+                errors.append((column, both))
             seen[target] = header
         for target in self.constants:
             if target not in self.targets:
-                errors.append(f"“{target}” is not a field of a {self.kind} import.")
+                message = f"“{target}” is not a field of a {self.kind} import."
+                errors.append((f"constants.{target}", message))
         for target in self.value_maps:
             if target not in self.targets:
-                errors.append(f"Values are mapped for “{target}”, no field of this import.")
+                message = f"Values are mapped for “{target}”, no field of this import."
+                errors.append((f"value_maps.{target}", message))
         given = set(seen) | set(self.constants)
-        errors += [f"Map a column to {name}." for name in self._required() if name not in given]
+        required = required_targets(self.kind, self.match_key)
+        errors += [
+            ("mapping", f"Map a column to {name}.") for name in required if name not in given
+        ]
         return errors
 
-    def _required(self) -> list[str]:
-        key = lead_key_target(self.match_key)
-        if self.kind == ImportKind.LEADS:
-            return [key]
-        if self.kind == ImportKind.COMPANIES:
-            return ["name"]
-        if self.kind == ImportKind.ACTIVITIES:
-            return [key, "type", "occurred_at"]
-        return [key, "name"]
-
-    def _clean_constants(self) -> tuple[dict[str, Any], list[str]]:
+    def _clean_constants(self) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         values: dict[str, Any] = {}
         errors = []
         for target in self.order:
@@ -529,7 +556,7 @@ class RowCleaner:
             try:
                 value = self._clean_one(target, self.constants[target], values)
             except CellError as exc:
-                errors.append(f"The constant for {target}: {exc}")
+                errors.append((f"constants.{target}", f"The constant for {target}: {exc}"))
                 continue
             if value is not None:
                 values[target] = value

@@ -14,6 +14,7 @@ that stops half-way resumes where it stopped.
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
@@ -21,6 +22,7 @@ from django.db.models import Max, Min, Model, OuterRef, Subquery
 from django.utils import timezone
 
 from crm.db import update_rows
+from crm.resilience import task_enqueue
 from leads.deals import deals_delete
 from leads.models import Activity, Company, Deal, Lead, StageChange
 from leads.stages import stage_changes_delete
@@ -73,14 +75,60 @@ class Report:
         }
 
 
+def undo_refusal(job: ImportJob) -> str:
+    """Why ``job`` cannot be undone now, or "" when it can: only a finished import that
+    was not a dry run, once."""
+    if job.dry_run:
+        return "A dry run stored nothing, so there is nothing to undo."
+    if job.status == ImportStatus.UNDONE:
+        return "This import was undone already."
+    if job.status in (ImportStatus.QUEUED, ImportStatus.RUNNING):
+        return "This import is still running; undo it once it is done."
+    if job.status != ImportStatus.DONE:
+        return f"Only a finished import can be undone; this one is {job.status}."
+    return ""
+
+
+def import_job_undo_request(*, job: ImportJob, by: User | None) -> ImportJob:
+    """Ask for the undo of ``job``: recorded on the job (``undo_requested_at``), then
+    queued on the bulk queue after commit (``imports.tasks.import_undo``). Raises
+    ``PermissionDenied`` for a person who may not import and ``UndoError`` for a job
+    that cannot be undone.
+
+    A request whose message cannot be sent (the broker down) is not lost: the beat's
+    import sweep queues it again (``imports.drafts.import_drafts_sweep``). A second
+    request while the first is on its way queues a run that resumes the same undo
+    (each chunk of changes is claimed with its rows locked, the job marked undone
+    once).
+    """
+    import_permission_check(by)
+    with transaction.atomic():
+        locked = ImportJob.objects.select_for_update().get(pk=job.pk)
+        refusal = undo_refusal(locked)
+        if refusal:
+            raise UndoError(refusal)
+        if locked.undo_requested_at is None:
+            locked.undo_requested_at = timezone.now()
+            locked.save(update_fields=["undo_requested_at"])
+        by_id = by.pk if by is not None else None
+        transaction.on_commit(partial(import_undo_enqueue, job_id=locked.pk, by_id=by_id))
+    return locked
+
+
+def import_undo_enqueue(*, job_id: int, by_id: int | None) -> bool:
+    """Send the undo's message; whether it went (the sweep sends it again if not)."""
+    return task_enqueue("imports.tasks.import_undo", job_id, by_id, what=f"Undo of import {job_id}")
+
+
 def import_job_undo(*, job_id: int, by: User | None) -> ImportJob:
     """Undo a finished import (see the module); resumes an undo that stopped. Raises
     ``UndoError`` for a job that cannot be undone and ``PermissionDenied`` for a person
     who may not import."""
     import_permission_check(by)
     job = ImportJob.objects.get(pk=job_id)
-    if job.status != ImportStatus.DONE or job.dry_run:
-        raise UndoError(f"Only a finished import can be undone; this one is {job.status}.")
+    refusal = undo_refusal(job)
+    if refusal:
+        raise UndoError(refusal)
     report = Report(job.undo_report)
     touched = {
         lead_id

@@ -6,8 +6,9 @@ no schema can say which ids exist, which of them the caller may see, or which em
 taken. Nor can it say what the models check across fields (thresholds in order, a rule's
 parts that belong together, no close date on an open deal). So the requests generated as
 valid (positive mode) name the seeded world's rows, get unique values where values must
-be unique, and keep those cross-field rules (a list's score range in order too);
-requests generated as invalid are sent as generated. ``HOTLIST_SCHEMATHESIS_WORLD`` holds
+be unique, and keep those cross-field rules (a list's score range in order too); an
+import's file is a CSV whose columns fit its kind. Requests generated as invalid are
+sent as generated. ``HOTLIST_SCHEMATHESIS_WORLD`` holds
 the world as JSON.
 """
 
@@ -37,6 +38,7 @@ PATH_IDS = [
     (r"^/api/v1/(notes)/\{id\}/", "note"),
     (r"^/api/v1/(activities)/\{id\}/", "activity"),
     (r"^/api/v1/tokens/\{id\}/", "spare_token"),
+    (r"^/api/v1/imports/\{id\}/", "import_job"),
 ]
 # Body fields that name another row, and the seeded row they name.
 REFERENCES = {"lead": "lead", "company": "company", "owner": "user", "assignee": "user"}
@@ -65,6 +67,9 @@ def map_case(context: Any, case: Any) -> Any:
         case.query = {name: value for name, value in case.query.items() if name != "cursor"}
     if case.query:
         case.query = _ordered_range(_defined_columns(case.query))
+    if path == "/api/v1/imports/" and isinstance(case.body, dict):
+        case.body = _importable(case.body)
+        return case
     if isinstance(case.body, dict):
         body = copy.deepcopy(case.body)
         _fill(body, path)
@@ -105,6 +110,37 @@ def _defined_columns(query: dict[str, Any]) -> dict[str, Any]:
     names = columns.split(",") if isinstance(columns, str) else list(columns)
     kept = [name for name in names if not str(name).startswith("custom.")]
     return {**query, "columns": ",".join(kept) if isinstance(columns, str) else kept}
+
+
+# A file of each kind whose headers suggest every field the kind requires, whichever
+# key rows find their lead by.
+IMPORT_FILES = {
+    "leads": "Email,External id,First name\n{tag}@example.com,{tag},Ada\n",
+    "companies": "Name,Domain\nFirm {tag},{tag}.example\n",
+    "activities": "Email,External id,Type,Date\nst@example.com,{tag},page_view,2020-06-01\n",
+    "deals": "Email,External id,Deal name\nst@example.com,{tag},Fleet {tag}\n",
+}
+IMPORT_SWITCHES = (
+    "day_first",
+    "decimal_comma",
+    "create_new",
+    "update_existing",
+    "dry_run",
+)
+
+
+def _importable(body: dict[str, Any]) -> dict[str, Any]:
+    """An upload whose file reads and fits its kind: no schema can say that a file is a
+    CSV with the right columns, nor which encoding, delimiter, sheet, time zone or
+    mapping fits it, so those are left to be detected and suggested; the kind, the
+    match key and the switches are kept as generated."""
+    kind = body.get("kind") if body.get("kind") in IMPORT_FILES else "leads"
+    text = IMPORT_FILES[kind].format(tag=f"st{uuid.uuid4().hex[:10]}")
+    kept = {name: body[name] for name in IMPORT_SWITCHES if isinstance(body.get(name), bool)}
+    if body.get("match_key") in ("email", "external_id"):
+        kept["match_key"] = body["match_key"]
+    # Text, as the schema types a file (bytes would judge the case invalid).
+    return {"file": text, "kind": kind, **kept}
 
 
 def _whole(value: Any) -> int | None:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +28,7 @@ import pytest
 from django.utils import timezone
 
 from crm.models import ApiToken, User
+from imports.services import import_job_create, import_job_run
 from leads.deals import deal_save
 from leads.models import Deal, Note, Task, TrackingKey, WebForm
 from tests.conftest import free_port
@@ -74,10 +77,10 @@ enabled = false
 
 
 @pytest.fixture
-def world(transactional_db, rep, default_events):
+def world(transactional_db, rep, default_events, tmp_path):
     """A small world the rep shares with the admin: a lead of the rep's with a company and
     one without, a deal, a task and a note on it, a scoring model with a rule, a tracking
-    write key and a web form."""
+    write key, a web form, and an import (its file where the server keeps imports)."""
     model = active_model()
     rule = page_rule(model, 10, "/pricing")
     lead = LeadFactory(owner=rep, company=CompanyFactory())
@@ -95,7 +98,23 @@ def world(transactional_db, rep, default_events):
         "write_key": TrackingKey.objects.issue(name="Website")[1],
         "form": WebForm.objects.create(name="Demo request").key,
         "rep": rep.pk,
+        "import_job": _import_job(tmp_path),
     }
+
+
+def _import_job(var_dir: Path) -> int:
+    """A finished import with a failed row, its file copied where the server keeps
+    imports: under ``var_dir``, its var directory (``gunicorn``'s ``HOTLIST_VAR_DIR``)."""
+    text = "Email,First name\nst-import@example.com,Ida\nbroken,Ivo\n"
+    job = import_job_create(
+        file=io.BytesIO(text.encode()), file_name="world.csv", kind="leads", by=None, enqueue=False
+    )
+    import_job_run(job_id=job.pk)
+    served = var_dir / "imports" / job.file.name
+    served.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(job.file.path, served)
+    job.file.delete(save=False)
+    return job.pk
 
 
 @pytest.mark.slow
@@ -153,7 +172,10 @@ def _config(user: User, world: dict) -> tuple[str, dict]:
         "spare_token": spare.pk,
         "form": world["form"],
         "model_pk": world["model"],
-        **{name: world[name] for name in ("lead", "company", "deal", "task", "note", "activity")},
+        **{
+            name: world[name]
+            for name in ("lead", "company", "deal", "task", "note", "activity", "import_job")
+        },
         "rule": world["rule"],
     }
     text = CONFIG

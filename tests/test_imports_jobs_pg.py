@@ -352,7 +352,7 @@ def test_undo_removes_and_restores_but_leaves_a_lead_changed_since(tmp_path, man
     ]
     assert list(scores_verify()) == []
     # And an undone import cannot be undone twice
-    with pytest.raises(ValueError, match="finished import"):
+    with pytest.raises(ValueError, match="undone already"):
         import_job_undo(job_id=job.pk, by=manager)
 
 

@@ -183,7 +183,7 @@ def test_the_admin_undoes_the_selected_imports_and_names_those_it_cannot(
 
     page = response.content.decode()
     assert f"Undo queued for import {done.pk}" in page
-    assert f"Import {dry.pk}: Only a finished import can be undone; this one is a dry run" in page
+    assert f"Import {dry.pk}: A dry run stored nothing, so there is nothing to undo." in page
     done.refresh_from_db()
     assert done.status == ImportStatus.UNDONE
     assert not Lead.objects.exists()

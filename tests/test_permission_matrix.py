@@ -54,9 +54,9 @@ SECRETS = (
     "Southern secret note",
     "Southern secret deal",
     "Southern secret notice",
-    "Southern secret import",
     "south.example/secret-page",
     "Southern token",
+    "southern-secret-list",
 )
 APP_LABELS = ("crm", "leads", "scoring", "nurturing", "reports", "imports", "auth")
 
@@ -126,8 +126,8 @@ def world(rep, other_rep, manager, marketer) -> SimpleNamespace:
         sequence=sequence,
         import_job=ImportJob.objects.create(
             kind="leads",
-            file="south.csv",
-            file_name="Southern secret import.csv",
+            file="southern-secret-list.csv",
+            file_name="southern-secret-list.csv",
             headers=["Email"],
             failed=1,
             created_by=boss,
@@ -345,6 +345,19 @@ API: dict[str, Probe | Exempt] = {
             {"points": 99},
             refused=(403,),
         ),
+    ],
+    # Reps import nothing (403); a manager lists and reaches only their own imports.
+    "api-import-list": lambda w: [
+        Call("GET", api("imports/"), refused=(200, 403)),
+        Call("GET", api("imports/?status=queued&kind=leads"), refused=(200, 403)),
+        Call("POST", api("imports/"), {"kind": "leads"}, refused=(403, 415)),
+    ],
+    "api-import-detail": lambda w: [Call("GET", api(f"imports/{w.import_job.pk}/"))],
+    "api-import-preview": lambda w: [Call("GET", api(f"imports/{w.import_job.pk}/preview/"))],
+    "api-import-errors": lambda w: [Call("GET", api(f"imports/{w.import_job.pk}/errors.csv"))],
+    "api-import-undo": lambda w: [Call("POST", api(f"imports/{w.import_job.pk}/undo/"), {})],
+    "api-import-fields": lambda w: [
+        Call("GET", api("imports/fields/?kind=leads"), refused=(200, 403))
     ],
     "api-not-found": lambda w: [Call("GET", api(f"leads/{w.lead.pk}/notes/"), roles=ALL)],
 }

@@ -27,7 +27,6 @@ from imports.drafts import (
     import_job_map,
     import_job_resume_request,
     import_job_start,
-    import_job_undo_request,
     import_mapping_apply,
     import_mapping_save,
     import_mappings_for,
@@ -43,7 +42,7 @@ from imports.services import (
     import_preview,
     import_unfit_values,
 )
-from imports.undo import UndoError
+from imports.undo import UndoError, import_job_undo_request
 from workspace.import_forms import ImportMappingForm, ImportUploadForm
 
 JOBS_PER_PAGE = 50
