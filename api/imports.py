@@ -612,7 +612,7 @@ class ImportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             404: JOB_NOT_VISIBLE,
             409: OpenApiResponse(
                 ErrorSerializer,
-                description="A dry run, an import undone already, or one still running or failed.",
+                description="A dry run, an import undone already, or one still queued or running.",
             ),
         },
     )

@@ -161,7 +161,12 @@ def import_drafts_sweep(*, now: datetime | None = None) -> tuple[int, int]:
     # An undo still going moves ``progress_at`` with each chunk.
     undos = ImportJob.objects.alias(
         last=Greatest("undo_requested_at", Coalesce("progress_at", "undo_requested_at"))
-    ).filter(status=ImportStatus.DONE, dry_run=False, last__lt=now - UNDO_LOST_AFTER)
+    ).filter(
+        status__in=[ImportStatus.DONE, ImportStatus.FAILED],
+        dry_run=False,
+        undo_requested_at__isnull=False,
+        last__lt=now - UNDO_LOST_AFTER,
+    )
     requeued = 0
     for job_id, by_id in undos.values_list("pk", "undone_by_id")[:20]:
         requeued += import_undo_enqueue(job_id=job_id, by_id=by_id)

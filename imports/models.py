@@ -158,7 +158,7 @@ class ImportJob(models.Model):
 
     @property
     def undoable(self) -> bool:
-        return self.status == ImportStatus.DONE and not self.dry_run
+        return self.status in (ImportStatus.DONE, ImportStatus.FAILED) and not self.dry_run
 
     @property
     def undoing(self) -> bool:

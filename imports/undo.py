@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from crm.models import User
 
 CHUNK = 1000
+# A failed import may have stored its first chunks: it is undone like a finished one.
+UNDOABLE = (ImportStatus.DONE, ImportStatus.FAILED)
 REPORT_LIMIT = 1000
 MODELS: dict[str, type[Model]] = {
     ObjectType.LEAD: Lead,
@@ -84,7 +86,7 @@ def undo_refusal(job: ImportJob) -> str:
         return "This import was undone already."
     if job.status in (ImportStatus.QUEUED, ImportStatus.RUNNING):
         return "This import is still running; undo it once it is done."
-    if job.status != ImportStatus.DONE:
+    if job.status not in UNDOABLE:
         return f"Only a finished import can be undone; this one is {job.status}."
     return ""
 
@@ -142,7 +144,7 @@ def import_job_undo(*, job_id: int, by: User | None) -> ImportJob:
     while _undo_chunk(job, report):
         pass
     leads_rescore_quietly(lead_ids=Lead.objects.filter(pk__in=touched).values_list("pk", flat=True))
-    ImportJob.objects.filter(pk=job.pk, status=ImportStatus.DONE).update(
+    ImportJob.objects.filter(pk=job.pk, status__in=UNDOABLE).update(
         status=ImportStatus.UNDONE,
         undone_at=timezone.now(),
         undone_by=by,

@@ -463,3 +463,24 @@ def test_only_those_who_manage_custom_fields_are_offered_new_ones(client, manage
     assert response.status_code == 400
     assert "not one of the available choices" in response.content.decode()
     assert not CustomFieldDefinition.objects.exists()
+
+
+def test_a_failed_import_that_stored_rows_can_be_undone(
+    client, marketer, django_capture_on_commit_callbacks
+):
+    client.force_login(marketer)
+    upload(client)
+    job = ImportJob.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("import-start", args=[job.pk]))
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.FAILED, error="Disk full.")
+    page = client.get(reverse("import-detail", args=[job.pk])).content.decode()
+    assert "Undo this import" in page
+    assert "Resume from row" in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("import-undo", args=[job.pk]))
+
+    job.refresh_from_db()
+    assert job.status == ImportStatus.UNDONE
+    assert not Lead.objects.exists()
