@@ -150,12 +150,16 @@ STORAGES = {
 
 # --- Email --------------------------------------------------------------------
 
+# Without a mail server, every email is written to a file under EMAIL_FILE_PATH (one
+# file per process run), not printed into the terminal between the logs: the demo
+# world sends hand-off and nurture emails as soon as it starts.
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
-    "django.core.mail.backends.console.EmailBackend"
+    "django.core.mail.backends.filebased.EmailBackend"
     if not os.environ.get("EMAIL_HOST")
     else "django.core.mail.backends.smtp.EmailBackend",
 )
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")

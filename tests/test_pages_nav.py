@@ -201,3 +201,12 @@ def test_pages_load_htmx_without_the_script_that_replaces_the_page_on_a_form_err
     assert "django_htmx/htmx-2.min.js" in page
     assert "django-htmx.js" not in page
     assert ("js/debug-errors.js" in page) is debug
+
+
+def test_the_icon_is_named_by_every_page_and_served_for_favicon_ico(client, rep):
+    client.force_login(rep)
+
+    assert 'rel="icon"' in client.get("/").content.decode()
+    response = client.get("/favicon.ico")
+    assert response.status_code == 302
+    assert response["Location"].endswith(".svg")

@@ -482,6 +482,7 @@ WEB: dict[str, Probe | Exempt] = {
 
 PUBLIC: dict[str, Exempt] = {
     "healthz": Exempt("liveness of the database and broker; no rows"),
+    "favicon": Exempt("the site's icon"),
     "login": Exempt("signing in"),
     "logout": Exempt("signing out"),
     "api-schema": Exempt("the published description of the API, the same for everyone"),
