@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from crm.models import Role, Team, User
-from crm.permissions import teams_visible_to
+from crm.permissions import managed_people, teams_visible_to
 from leads.models import Lead
 from leads.permissions import leads_answered_for
 
@@ -46,3 +46,20 @@ def report_leads(user: User) -> QuerySet[Lead]:
     """The leads whose figures ``user`` sees: their own (reps), their teams' (managers),
     every lead (marketers, admins), none for anyone else."""
     return leads_answered_for(user)
+
+
+def report_people(user: User) -> QuerySet[User] | None:
+    """The people whose hand-offs ``user``'s reports count, whoever owns the lead now:
+    themselves (reps), their teams (managers), everyone (None: marketers, admins).
+
+    A hand-off a rep rejected returns its lead to marketing without an owner, so it
+    leaves the team's leads; it stays the team's hand-off, and speed to lead counts it.
+    """
+    role = user.role
+    if role == Role.REP:
+        return User.objects.filter(pk=user.pk)
+    if role == Role.MANAGER:
+        return managed_people(user)
+    if role in (Role.ADMIN, Role.MARKETER):
+        return None
+    return User.objects.none()

@@ -17,7 +17,7 @@ from leads.models import Deal, DealStatus, Lead, ProductLine, Source
 from leads.permissions import teammates_of
 from scoring.models import ScoringModel
 
-from .permissions import picks_people, report_leads, teams_for
+from .permissions import picks_people, report_leads, report_people, teams_for
 
 DEFAULT_RANGE_DAYS = 180
 MAX_RANGE_DAYS = 5 * 366
@@ -122,6 +122,10 @@ class ReportScope:
     # The filters on the leads' own fields (source, campaign, product interest) that
     # narrow ``leads``; the others (role, owner, team) all go through the owner.
     lead_filters: tuple[str, ...] = ()
+    # The hand-offs counted are those to these people (None: to anyone) of the leads of
+    # ``handed`` (the range and the lead filters, whoever owns the lead now).
+    handoff_people: QuerySet[User] | None = None
+    handed: QuerySet[Lead] | None = None
 
     @property
     def by_owner_and_day(self) -> bool:
@@ -174,21 +178,22 @@ def scope_from(form: ReportFilterForm) -> ReportScope:
     user = form.user
     start = day_start(data["date_from"])
     end = day_start(data["date_to"] + dt.timedelta(days=1))
-    leads = report_leads(user)
-    if data["basis"] == BASIS_CLOSED:
-        closed = Deal.objects.filter(
-            lead=OuterRef("pk"),
-            status__in=[DealStatus.WON, DealStatus.LOST],
-            closed_at__gte=start,
-            closed_at__lt=end,
-        )
-        leads = leads.filter(Exists(closed))
-    else:
-        leads = leads.filter(created_at__gte=start, created_at__lt=end)
-    leads = _narrow(leads, data)
     model = data.get("model")
+    # The leads the person answers for, in the range and the filters; and the same
+    # range and lead filters over every lead, for the hand-offs of the person's people
+    # whose lead has left them since (a rejected hand-off loses its owner).
+    leads = _narrow_owners(
+        _narrow_fields(_ranged(report_leads(user), data, start, end), data), data
+    )
+    ranged = _narrow_fields(_ranged(Lead.objects.all(), data, start, end), data)
     if model is not None:
         leads = leads.filter(scores__model=model)
+        ranged = ranged.filter(scores__model=model)
+    people = report_people(user)
+    if data.get("owner"):
+        people = (people if people is not None else User.objects.all()).filter(pk=data["owner"])
+    if data.get("team"):
+        people = (people if people is not None else User.objects.all()).filter(team=data["team"])
     return ReportScope(
         user=user,
         leads=leads,
@@ -197,19 +202,39 @@ def scope_from(form: ReportFilterForm) -> ReportScope:
         basis=data["basis"],
         model=model,
         lead_filters=tuple(name for name in LEAD_FILTERS if data.get(name)),
+        handoff_people=people,
+        handed=ranged,
     )
 
 
 LEAD_FILTERS = ("source", "campaign", "product")
 
 
-def _narrow(leads: QuerySet[Lead], data: dict[str, Any]) -> QuerySet[Lead]:
+def _ranged(
+    leads: QuerySet[Lead], data: dict[str, Any], start: dt.datetime, end: dt.datetime
+) -> QuerySet[Lead]:
+    if data["basis"] == BASIS_CLOSED:
+        closed = Deal.objects.filter(
+            lead=OuterRef("pk"),
+            status__in=[DealStatus.WON, DealStatus.LOST],
+            closed_at__gte=start,
+            closed_at__lt=end,
+        )
+        return leads.filter(Exists(closed))
+    return leads.filter(created_at__gte=start, created_at__lt=end)
+
+
+def _narrow_fields(leads: QuerySet[Lead], data: dict[str, Any]) -> QuerySet[Lead]:
     if data.get("source"):
         leads = leads.filter(source=data["source"])
     if data.get("campaign"):
         leads = leads.filter(campaign__iexact=data["campaign"])
     if data.get("product"):
         leads = leads.filter(product_interests=data["product"])
+    return leads
+
+
+def _narrow_owners(leads: QuerySet[Lead], data: dict[str, Any]) -> QuerySet[Lead]:
     if data.get("owner"):
         leads = leads.filter(owner_id=data["owner"])
     if data.get("team"):

@@ -24,6 +24,7 @@ from decimal import Decimal
 
 import pytest
 from django.db.models import F
+from django.http import QueryDict
 
 from crm.models import Role, Team
 from leads.deals import deal_save
@@ -494,3 +495,40 @@ def test_deciles_split_tied_scores_by_id_as_ntile_does(marketer):
     )
     assert [d["leads"] for d in deciles] == [2, 2, 2, 2, 2, 2, 2, 3, 3, 3]
     assert sum(d["closed"] for d in deciles) == 8
+
+
+def test_a_rejected_hand_off_still_counts_for_the_rep_and_team_that_rejected_it(
+    world, manager, other_rep, admin_user
+):
+    # Rejecting returns the lead to marketing without an owner: it leaves the team's
+    # leads, but it was the team's hand-off.
+    rejected = HandOff.objects.get(status="rejected")
+    Lead.objects.filter(pk=rejected.lead_id).update(owner=None, stage="recycled")
+
+    rows = {r["name"]: r for r in speed_to_lead.speed_rows(scope(manager))}
+    theirs = rows[str(other_rep)]
+    assert (theirs["handoffs"], theirs["rejected"]) == (2, 1)
+    assert theirs["acceptance"] == pytest.approx(1 / 2)
+    [team] = speed_to_lead.speed_rows(scope(manager), by_team=True)
+    assert (team["handoffs"], team["rejected"]) == (5, 1)
+    assert [r["handoffs"] for r in speed_to_lead.reject_reasons(scope(manager))] == [1]
+    # The rep sees their own rejection, and an admin filtering by the team sees it too.
+    [own] = speed_to_lead.speed_rows(scope(other_rep))
+    assert (own["handoffs"], own["rejected"]) == (2, 1)
+    [filtered] = speed_to_lead.speed_rows(
+        scope(admin_user, team=str(manager.team_id)), by_team=True
+    )
+    assert (filtered["handoffs"], filtered["rejected"]) == (5, 1)
+    # A manager of another team counts none of them.
+    east = world["east_rep"]
+    assert speed_to_lead.speed_rows(scope(east)) == []
+
+
+def test_a_team_funnel_says_what_it_counts(world, manager, marketer):
+    from reports.pages.funnel import funnel_page
+
+    team = funnel_page(scope(manager), QueryDict())
+    everyone = funnel_page(scope(marketer), QueryDict())
+
+    assert any("owned now by your team" in notice for notice in team.notices)
+    assert not any("owned now by" in notice for notice in everyone.notices)

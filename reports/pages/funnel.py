@@ -30,6 +30,13 @@ def funnel_page(scope: ReportScope, params: QueryDict) -> ReportPage:
     page = ReportPage()
     if not cohorts:
         page.notices.append("No leads in this range with these filters.")
+    if scope.handoff_people is not None:
+        page.notices.append(
+            "This funnel counts the leads owned now by "
+            f"{_whose(scope)}. A lead reaches an owner when it is handed off, at MQL or "
+            "later, so the steps up to the hand-off read near 100 %; hand-offs that were "
+            "rejected returned their leads to marketing and are counted in Speed to lead."
+        )
     for step in steps:
         stay = times.get(step["stage"], {})
         step["median_days"] = stay.get("median_days")
@@ -117,3 +124,12 @@ def funnel_page(scope: ReportScope, params: QueryDict) -> ReportPage:
         )
     )
     return page
+
+
+def _whose(scope: ReportScope) -> str:
+    role = scope.user.role
+    if role == "rep":
+        return "you"
+    if role == "manager":
+        return "your team"
+    return "the chosen owner or team"

@@ -102,6 +102,12 @@ def with_history(scope: ReportScope) -> QuerySet[Lead]:
 
 
 def scope_handoffs(scope: ReportScope) -> QuerySet[HandOff]:
-    """The hand-offs of the scope's leads: each came with a stage change, so its lead is
-    among those with a history."""
-    return HandOff.objects.filter(lead__in=with_history(scope).order_by().values("pk"))
+    """The hand-offs of the scope: to the scope's people (``handoff_people``), of the
+    leads in its range and lead filters, whoever owns them now, so that a hand-off a
+    rep rejected (its lead then has no owner) still counts for the rep and the team;
+    without such people, the hand-offs of the scope's leads. Each came with a stage
+    change, so its lead is among those with a history."""
+    if scope.handoff_people is None or scope.handed is None:
+        return HandOff.objects.filter(lead__in=with_history(scope).order_by().values("pk"))
+    leads = scope.handed.exclude(stage=Stage.NEW).order_by().values("pk")
+    return HandOff.objects.filter(owner__in=scope.handoff_people.values("pk"), lead__in=leads)
