@@ -85,6 +85,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "workspace.context_processors.unread_notifications",
                 "workspace.context_processors.workspace_permissions",
+                "workspace.context_processors.currency",
             ],
         },
     },
@@ -125,6 +126,10 @@ LOGOUT_REDIRECT_URL = "login"
 # --- Internationalisation -----------------------------------------------------
 
 LANGUAGE_CODE = "en-us"
+# Dates read "6 Dec 2026" and moments "6 Dec 2026, 14:30" everywhere (crm/formats).
+FORMAT_MODULE_PATH = ["crm.formats"]
+# The currency of the business: money totals and reports are labelled with it.
+HOTLIST_CURRENCY = env_str("HOTLIST_CURRENCY", "EUR").upper()
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 # Hotlist speaks English only. Without the translation machinery every label, date
 # format and "3 hours ago" skips a lookup of the active language, thousands of them on

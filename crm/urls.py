@@ -14,6 +14,7 @@ admin.site.site_header = "Hotlist administration"
 admin.site.site_title = "Hotlist admin"
 admin.site.index_title = "Leads, scoring rules and nurture sequences"
 
+
 def favicon(request: HttpRequest) -> HttpResponseRedirect:
     """The icon, at its static address (hashed once collected), found at request time."""
     return HttpResponseRedirect(static("favicon.svg"))

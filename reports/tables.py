@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpResponse
 
 # Characters that make a spreadsheet read a cell as a formula.
@@ -63,7 +64,7 @@ def show(value: Any, kind: str) -> str:
     if kind == "pct":
         return f"{value * 100:.1f} %"
     if kind == "money":
-        return f"{value:,.2f}"
+        return f"{value:,.2f} {settings.HOTLIST_CURRENCY}"
     if kind == "float":
         return f"{value:,.2f}"
     if kind == "ratio":

@@ -720,6 +720,6 @@ def test_score_chart_geometry():
     assert "highest 100, lowest 0" in drawing.desc
     assert drawing.title_id == "chart-7-title"
     first = timezone.localtime(start)
-    assert chart["rows"][0] == (first.isoformat(), first.strftime("%Y-%m-%d %H:%M"), 0)
+    assert chart["rows"][0] == (first.isoformat(), first.strftime("%-d %b %Y, %H:%M"), 0)
     assert [score for _, _, score in chart["rows"]] == [0, 40, 100]
     assert score_chart([], model=model) is None

@@ -210,3 +210,18 @@ def test_the_icon_is_named_by_every_page_and_served_for_favicon_ico(client, rep)
     response = client.get("/favicon.ico")
     assert response.status_code == 302
     assert response["Location"].endswith(".svg")
+
+
+def test_dates_and_moments_read_one_way_everywhere(settings):
+    import datetime as dt
+
+    from django.template import Context, Template
+
+    from reports.tables import show
+
+    settings.HOTLIST_CURRENCY = "CHF"
+    moment = dt.datetime(2026, 12, 6, 14, 30, tzinfo=dt.UTC)
+    text = Template('{{ d|date }} · {{ d|date:"DATETIME_FORMAT" }}').render(Context({"d": moment}))
+
+    assert text == "6 Dec 2026 · 6 Dec 2026, 14:30"
+    assert show(1234.5, "money") == "1,234.50 CHF"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
@@ -31,3 +32,8 @@ def workspace_permissions(request: HttpRequest) -> dict[str, object]:
     if user is None or not user.is_authenticated:
         return {}
     return {"may_import": may_import(user)}
+
+
+def currency(request: HttpRequest) -> dict[str, object]:
+    """The business's currency, which money totals are labelled with."""
+    return {"currency": settings.HOTLIST_CURRENCY}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.http import QueryDict
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from reports import charts
 from reports.pages.report_page import NO_CLOSED, ReportPage
@@ -16,7 +17,7 @@ from reports.tables import Column, Table, show
 def _matches_notice(source: MatchSource) -> str:
     """Which matches the rules page counts: the rollup's, with its time, or why not."""
     if source.built_at is not None:
-        when = timezone.localtime(source.built_at).strftime("%Y-%m-%d %H:%M %Z")
+        when = date_format(timezone.localtime(source.built_at), "DATETIME_FORMAT")
         return (
             f"Rule matches as of {when}: they are rebuilt every night, so leads scored "
             "since then count as unmatched."

@@ -221,7 +221,7 @@ def score_chart(history: list[dict[str, Any]], *, model: dict[str, Any]) -> dict
         return None
     points = [(timezone.localtime(datetime.fromisoformat(p["at"])), p["score"]) for p in history]
     scores = [score for _, score in points]
-    rows = [(at.isoformat(), at.strftime("%Y-%m-%d %H:%M"), score) for at, score in points]
+    rows = [(at.isoformat(), date_format(at, "DATETIME_FORMAT"), score) for at, score in points]
     (first_at, first), (_, last) = points[0], points[-1]
     hot_from, warm_from = model["hot_from"], model["warm_from"]
     drawing = line_chart(
@@ -239,7 +239,7 @@ def score_chart(history: list[dict[str, Any]], *, model: dict[str, Any]) -> dict
             f"From {first} on {first_at:%Y-%m-%d} to {last} now; highest {max(scores)}, "
             f"lowest {min(scores)}. Hot from {hot_from}, warm from {warm_from}."
         ),
-        ends=(date_format(first_at, "M j"), "now"),
+        ends=(date_format(first_at, "MONTH_DAY_FORMAT"), "now"),
         y_ticks=False,
         dots=False,
     )
