@@ -22,7 +22,7 @@ from crm.permissions import people_with_role
 
 from .handoff_models import HandOff, HandOffStatus, NotificationKind
 from .models import FUNNEL, Lead, Stage, StageChange, StageTransitionError, Task
-from .notifications import notify
+from .notifications import notifications_settle, notify
 from .permissions import may_close_handoff
 from .stages import lead_move_to_stage
 
@@ -72,7 +72,18 @@ def handoff_accept(*, handoff: HandOff, by: User) -> HandOff:
         locked.accepted_at = timezone.now()
         locked.closed_by = by
         locked.save(update_fields=["status", "accepted_at", "closed_by"])
+        _settle(locked, by)
     return locked
+
+
+def _settle(handoff: HandOff, by: User) -> None:
+    """The hand-off's notifications to its owner and whoever closed it are answered."""
+    people = {handoff.owner_id, by.pk} - {None}
+    notifications_settle(
+        lead_id=handoff.lead_id,
+        kinds=[NotificationKind.HANDOFF, NotificationKind.ESCALATION],
+        users=[pk for pk in people if pk is not None],
+    )
 
 
 def handoff_reject(*, handoff: HandOff, by: User, reason: str) -> HandOff:
@@ -99,6 +110,7 @@ def handoff_reject(*, handoff: HandOff, by: User, reason: str) -> HandOff:
         locked.closed_by = by
         locked.save(update_fields=["status", "rejected_at", "reject_reason", "closed_by"])
         _return_to_marketing(locked, by, reason, now)
+        _settle(locked, by)
     return locked
 
 

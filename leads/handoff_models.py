@@ -298,6 +298,18 @@ class AssignmentRule(models.Model):
         )
 
 
+class RejectReason(models.TextChoices):
+    """The usual reasons a rep hands a lead back, offered wherever a hand-off is
+    rejected; the reports group rejections by them."""
+
+    NOT_READY = "not_ready", "Not ready to buy yet"
+    NOT_A_FIT = "not_a_fit", "Not a fit for what we sell"
+    WRONG_CONTACT = "wrong_contact", "Not the person who decides"
+    TERRITORY = "territory", "Not my territory or product"
+    BAD_DATA = "bad_data", "Contact details are wrong"
+    DUPLICATE = "duplicate", "A duplicate of a lead we have"
+
+
 class NotificationKind(models.TextChoices):
     HANDOFF = "handoff", "Hand-off"
     ESCALATION = "escalation", "Escalation"

@@ -118,6 +118,16 @@ def notifications_mark_read(*, user: User, ids: Iterable[int] | None = None) -> 
     return unread.update(read_at=timezone.now())
 
 
+def notifications_settle(*, lead_id: int, kinds: Iterable[str], users: Iterable[int]) -> int:
+    """Mark read the unread notifications of ``kinds`` about the lead sent to ``users``:
+    once the hand-off is accepted or rejected, or the task done, the bell has nothing
+    left to say about it; how many were marked."""
+    unread = Notification.objects.unread().filter(
+        lead_id=lead_id, kind__in=list(kinds), user_id__in=list(users)
+    )
+    return unread.update(read_at=timezone.now())
+
+
 def notification_email_send(*, notification_id: int) -> bool:
     """Send a notification's email once; whether this call sent it.
 

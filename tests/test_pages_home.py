@@ -341,3 +341,80 @@ def test_my_day_runs_the_same_queries_for_2_or_12_leads(
     with django_assert_max_num_queries(baseline):
         page = my_day(client)
     assert section(page, "hottest-h").count("Why: +40 when a page view URL") == 10
+
+
+def test_my_day_counts_every_hand_off_waiting_and_shows_all_on_request(client, rep):
+    from leads.handoff_models import HandOff
+    from leads.stages import stage_change_record
+    from tests.factories import LeadFactory
+
+    for n in range(23):
+        lead = LeadFactory(owner=rep, stage="sql")
+        change = stage_change_record(lead=lead, from_stage="mql", to_stage="sql")
+        HandOff.objects.create(lead=lead, stage_change=change, stage="sql", owner=rep)
+    client.force_login(rep)
+
+    page = client.get("/").content.decode()
+    everything = client.get("/?handoffs=all").content.decode()
+
+    assert 'New hand-offs <span class="count">23</span>' in page
+    assert page.count('class="handoff-item') == 20
+    assert "See all 23 hand-offs" in page
+    assert everything.count('class="handoff-item') == 23
+    assert "See all" not in everything
+
+
+def test_a_hand_off_is_rejected_from_my_day_with_a_reason_and_its_notice_is_read(client, rep):
+    from leads.handoff_models import HandOff, Notification
+    from leads.stages import stage_change_record
+    from tests.factories import LeadFactory
+
+    lead = LeadFactory(owner=rep, stage="sql")
+    change = stage_change_record(lead=lead, from_stage="mql", to_stage="sql")
+    handoff = HandOff.objects.create(lead=lead, stage_change=change, stage="sql", owner=rep)
+    Notification.objects.create(user=rep, kind="handoff", title="New lead", lead=lead)
+    client.force_login(rep)
+
+    refused = client.post(
+        f"/handoffs/{handoff.pk}/reject/", {"next": "/", "reject-reason": ""}, follow=True
+    )
+    assert "Say why the lead is not ready for sales." in refused.content.decode()
+    assert refused.redirect_chain[-1][0] == "/"
+    response = client.post(
+        f"/handoffs/{handoff.pk}/reject/",
+        {"next": "/", "reject-choice": "territory", "reject-reason": "Austria is Kim's"},
+    )
+
+    assert response.status_code == 302
+    handoff.refresh_from_db()
+    assert handoff.status == "rejected"
+    assert handoff.reject_reason == "Not my territory or product: Austria is Kim's"
+    assert not Notification.objects.filter(user=rep).unread().exists()
+
+
+def test_accepting_a_hand_off_or_finishing_a_task_answers_its_notifications(client, rep):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from leads.handoff_models import HandOff, Notification
+    from leads.models import Task
+    from leads.stages import stage_change_record
+    from tests.factories import LeadFactory
+
+    lead = LeadFactory(owner=rep, stage="sql")
+    change = stage_change_record(lead=lead, from_stage="mql", to_stage="sql")
+    handoff = HandOff.objects.create(lead=lead, stage_change=change, stage="sql", owner=rep)
+    task = Task.objects.create(
+        lead=lead, assignee=rep, title="Call back", due_at=timezone.now() + dt.timedelta(hours=1)
+    )
+    for kind in ("handoff", "escalation", "task", "surge"):
+        Notification.objects.create(user=rep, kind=kind, title=kind, lead=lead)
+    client.force_login(rep)
+
+    client.post(f"/handoffs/{handoff.pk}/accept/", {"next": "/"})
+    unread = set(Notification.objects.filter(user=rep).unread().values_list("kind", flat=True))
+    assert unread == {"task", "surge"}
+    client.post(f"/my-day/tasks/{task.pk}/done/", {"next": "/"})
+    unread = set(Notification.objects.filter(user=rep).unread().values_list("kind", flat=True))
+    assert unread == {"surge"}

@@ -14,7 +14,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from crm.models import User
+from leads.handoff_models import NotificationKind
 from leads.models import Lead, Note, Task
+from leads.notifications import notifications_settle
 from leads.permissions import ASSIGNEE_REFUSED, manages_team, may_assign_task, task_assignees
 
 # Snoozed to a day, a task is due at this local hour.
@@ -64,8 +66,13 @@ def snooze_until(choice: str, *, now: dt.datetime) -> dt.datetime:
 
 
 def task_complete(*, task: Task) -> bool:
-    """Mark an open task done; False when it was done already (a conditional UPDATE)."""
+    """Mark an open task done; False when it was done already (a conditional UPDATE).
+    The assignee's task notifications about its lead are answered with it."""
     done = Task.objects.filter(pk=task.pk, done_at__isnull=True).update(done_at=timezone.now())
+    if done and task.lead_id is not None and task.assignee_id is not None:
+        notifications_settle(
+            lead_id=task.lead_id, kinds=[NotificationKind.TASK], users=[task.assignee_id]
+        )
     return bool(done)
 
 

@@ -14,7 +14,7 @@ from django import forms
 from django.utils import timezone
 
 from leads.activity_times import TOO_EARLY, ActivityTimeError, activity_time
-from leads.handoff_models import Rating
+from leads.handoff_models import Rating, RejectReason
 from leads.models import ALLOWED_TRANSITIONS, ActivityType, Lead, Stage, Task, TaskKind
 from leads.selectors import parse_cursor
 
@@ -130,13 +130,30 @@ class StageForm(forms.Form):
 
 
 class RejectHandOffForm(forms.Form):
-    reason = forms.CharField(
+    """Why a hand-off goes back: one of the usual reasons, a note, or both (stored as
+    "reason: note")."""
+
+    choice = forms.ChoiceField(
         label="Why are you rejecting this lead?",
-        max_length=500,
-        widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="The lead goes back to marketing with this reason.",
-        error_messages={"required": "Say why the lead is not ready for sales."},
+        choices=[("", "Choose a reason…"), *RejectReason.choices],
+        required=False,
     )
+    reason = forms.CharField(
+        label="Note for marketing",
+        required=False,
+        max_length=400,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="The lead goes back to marketing with the reason and this note.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        label = dict(RejectReason.choices).get(data.get("choice") or "", "")
+        note = (data.get("reason") or "").strip()
+        if not label and not note:
+            raise forms.ValidationError("Say why the lead is not ready for sales.")
+        data["reason"] = f"{label}: {note}" if label and note else label or note
+        return data
 
 
 class RatingForm(forms.Form):

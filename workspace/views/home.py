@@ -19,6 +19,7 @@ from leads.handoff_models import HandOff
 from leads.permissions import manages_team
 from leads.selectors import my_day_leads, tasks_due, team_numbers
 from scoring.selectors import lead_reasons, surging_leads
+from workspace.forms import RejectHandOffForm
 
 
 @login_required
@@ -27,18 +28,27 @@ def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     """My day. An htmx request (an action on this page, followed by its redirect) gets
     the page's body only, which replaces the one on screen."""
     template = "workspace/_home_page.html" if request.htmx else "workspace/home.html"
-    response = render(request, template, my_day_context(request.user, timezone.now()))
+    all_handoffs = request.GET.get("handoffs") == "all"
+    context = my_day_context(request.user, timezone.now(), all_handoffs=all_handoffs)
+    response = render(request, template, context)
     patch_vary_headers(response, ["HX-Request"])
     return response
 
 
-def my_day_context(user: User, now: datetime) -> dict[str, Any]:
+HANDOFFS_SHOWN = 20
+HANDOFFS_ALL = 500
+
+
+def my_day_context(user: User, now: datetime, *, all_handoffs: bool = False) -> dict[str, Any]:
     """Everything My day shows, in a fixed number of queries."""
     leads = list(my_day_leads(user=user))
     reasons = lead_reasons(leads=leads, now=now)
     for lead in leads:
         lead.reasons = reasons.get(lead.pk, [])  # type: ignore[attr-defined]  # for the template
-    handoffs = list(HandOff.objects.awaiting(user).select_related("lead__company")[:20])
+    awaiting = HandOff.objects.awaiting(user)
+    handoff_count = awaiting.count()
+    shown = HANDOFFS_ALL if all_handoffs else HANDOFFS_SHOWN
+    handoffs = list(awaiting.select_related("lead__company")[:shown])
     numbers = team_numbers(manager=user, now=now) if manages_team(user) else []
     if numbers:
         awaiting = HandOff.objects.pending().filter(owner__in=[row.member for row in numbers])
@@ -48,6 +58,8 @@ def my_day_context(user: User, now: datetime) -> dict[str, Any]:
     return {
         "leads": leads,
         "handoffs": handoffs,
+        "handoff_count": handoff_count,
+        "reject_form": RejectHandOffForm(prefix="reject"),
         "tasks": tasks_due(user=user, now=now),
         "surging": surging_leads(user=user, now=now),
         "team_numbers": numbers,

@@ -205,6 +205,14 @@ def handoff_reject_view(request: AuthenticatedHttpRequest, handoff_id: int) -> H
         handoff_reject(handoff=handoff, by=request.user, reason=data["reason"])
         return f"Hand-off of {lead} rejected: the lead is back with marketing."
 
+    if request.POST.get("next") == reverse("home") and not form.is_valid():
+        # From My day: the day again, with why, rather than the lead's page.
+        return _back(
+            request,
+            " ".join(str(error) for error in form.non_field_errors()),
+            reverse("home"),
+            messages.ERROR,
+        )
     return _act(request, lead, form, "reject", perform, "handoff")
 
 
