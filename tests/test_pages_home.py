@@ -348,7 +348,7 @@ def test_my_day_counts_every_hand_off_waiting_and_shows_all_on_request(client, r
     from leads.stages import stage_change_record
     from tests.factories import LeadFactory
 
-    for n in range(23):
+    for _ in range(23):
         lead = LeadFactory(owner=rep, stage="sql")
         change = stage_change_record(lead=lead, from_stage="mql", to_stage="sql")
         HandOff.objects.create(lead=lead, stage_change=change, stage="sql", owner=rep)
