@@ -1,0 +1,63 @@
+"""Accessibility: axe-core (from the npm registry) on every workspace page, as each role
+meets it; no serious or critical violation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crm.models import User
+from leads.models import Lead
+from tests.browser.conftest import log_in
+from tests.conftest import IN_CI
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+BLOCKING = ("serious", "critical")
+
+
+@pytest.fixture
+def axe():
+    if not AXE.exists():
+        if IN_CI:
+            pytest.fail(f"axe-core is missing at {AXE}: run npm ci (CI=true)")
+        pytest.skip("needs axe-core from npm ci")
+    return AXE.read_text()
+
+
+def violations(page, axe: str) -> list[str]:
+    page.add_script_tag(content=axe)
+    found = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".map(v => ({id: v.id, impact: v.impact, help: v.help,"
+        " nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))"
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {', '.join(v['nodes'])}"
+        for v in found
+        if v["impact"] in BLOCKING
+    ]
+
+
+@pytest.mark.parametrize(
+    ("username", "paths"),
+    [
+        ("rep1", ["/", "/leads/", "{lead}", "/pipeline/", "/tasks/", "/notifications/"]),
+        ("manager", ["/", "/leads/", "{lead}", "/reports/", "/reports/funnel/", "/reports/score/"]),
+        ("marketer", ["/imports/", "/imports/new/", "/reports/speed/", "/reports/rules/"]),
+    ],
+)
+def test_workspace_pages_have_no_serious_accessibility_violation(
+    page, demo_world, axe, username, paths
+):
+    log_in(page, username)
+    lead = Lead.objects.visible_to(User.objects.get(username=username)).order_by("pk").first()
+    found = {}
+    for path in paths:
+        page.goto(path.format(lead=f"/leads/{lead.pk}/"))
+        problems = violations(page, axe)
+        if problems:
+            found[path] = problems
+    assert found == {}
