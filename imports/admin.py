@@ -19,8 +19,22 @@ from .services import import_error_rows
 from .undo import UndoError, import_job_undo_request
 
 
+class ImportPermissions:
+    """Shown to those who may import (``imports.permissions.may_import``); nothing is
+    added here, as jobs and mappings are made on the import page."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return may_import(request.user)  # type: ignore[arg-type]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return may_import(request.user)  # type: ignore[arg-type]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
 @admin.register(ImportJob)
-class ImportJobAdmin(admin.ModelAdmin):
+class ImportJobAdmin(ImportPermissions, admin.ModelAdmin):
     list_display = (
         "id",
         "file_name",
@@ -46,15 +60,6 @@ class ImportJobAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return jobs_visible_to(request.user).select_related("created_by")  # type: ignore[arg-type]
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return may_import(request.user)  # type: ignore[arg-type]
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return may_import(request.user)  # type: ignore[arg-type]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -124,7 +129,7 @@ class ImportJobAdmin(admin.ModelAdmin):
 
 
 @admin.register(ImportMapping)
-class ImportMappingAdmin(admin.ModelAdmin):
+class ImportMappingAdmin(ImportPermissions, admin.ModelAdmin):
     """Mappings saved per source: renamed, corrected or deleted here; made on the import
     page from a file's columns."""
 
@@ -145,15 +150,6 @@ class ImportMappingAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     )
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return may_import(request.user)  # type: ignore[arg-type]
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return may_import(request.user)  # type: ignore[arg-type]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return may_import(request.user)  # type: ignore[arg-type]

@@ -171,19 +171,11 @@ def import_unfit_values(
     if not columns:
         return []
     counts: dict[str, Counter[str]] = {header: Counter() for header in columns}
-    with _open(job) as table:
-        for number, row in enumerate(table.rows()):
-            if number >= rows:
-                break
-            cells = row.as_dict(table.headers)
-            for header in columns:
-                raw = cells.get(header)
-                if raw is None or is_placeholder(raw):
-                    continue
-                try:
-                    cleaner.clean_cell(columns[header].name, raw)
-                except CellError:
-                    counts[header][text_of(raw)] += 1
+    for header, raw in _filled_cells(job, list(columns), rows):
+        try:
+            cleaner.clean_cell(columns[header].name, raw)
+        except CellError:
+            counts[header][text_of(raw)] += 1
     return [
         UnfitValues(
             target=target.name,
@@ -202,6 +194,14 @@ def import_column_samples(
 ) -> dict[str, list[Any]]:
     """The non-empty cells of ``headers`` in the file's first ``rows`` rows."""
     samples: dict[str, list[Any]] = {header: [] for header in headers}
+    for header, value in _filled_cells(job, headers, rows):
+        samples[header].append(value)
+    return samples
+
+
+def _filled_cells(job: ImportJob, headers: list[str], rows: int) -> Iterator[tuple[str, Any]]:
+    """(header, cell) for each cell of ``headers`` in the first ``rows`` rows that holds
+    something (not empty, not a placeholder such as "N/A")."""
     with _open(job) as table:
         for number, row in enumerate(table.rows()):
             if number >= rows:
@@ -210,8 +210,7 @@ def import_column_samples(
             for header in headers:
                 value = cells.get(header)
                 if value is not None and not is_placeholder(value):
-                    samples[header].append(value)
-    return samples
+                    yield header, value
 
 
 def import_job_request(*, job_id: int) -> bool:
