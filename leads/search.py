@@ -161,14 +161,22 @@ def search_findings(*, user: User, text: str, limit: int = FINDINGS_PER_GROUP) -
     ``SEARCH_MIN_LENGTH`` characters, which the caller checks."""
     text = search_text(text)
     visible = Lead.objects.visible_to(user)
-    leads = leads_search(visible, text)
-    counted = leads.order_by().values("pk")[: FINDINGS_COUNT_CAP + 1].count()
-    hottest = leads_search(visible.hottest(), text).select_related("company", "owner")[:limit]
+    found = leads_search(visible, text).order_by().values_list("pk", flat=True)
+    ids = list(found[: FINDINGS_COUNT_CAP + 1])
+    counted = len(ids)
+    # The hottest of few leads are sorted after finding them all (by the search's
+    # indexes); of many, by walking the rank's hottest-first index until some match. The
+    # planner cannot tell which from its estimates: for a full name it walked the
+    # whole rank index for the one lead that matched (600 ms at 1M leads).
+    if counted <= FINDINGS_COUNT_CAP:
+        hottest: QuerySet[Lead] = Lead.objects.filter(pk__in=ids).hottest()
+    else:
+        hottest = leads_search(visible.hottest(), text)
     companies = companies_search(companies_visible_to(user), text).order_by("name", "pk")
     deals = deals_search(Deal.objects.filter(lead__in=visible.order_by().values("pk")), text)
     return SearchFindings(
         text=text,
-        leads=list(hottest),
+        leads=list(hottest.select_related("company", "owner")[:limit]),
         lead_count=min(counted, FINDINGS_COUNT_CAP),
         more_leads=counted > FINDINGS_COUNT_CAP,
         companies=list(companies[:limit]),
