@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -131,6 +132,8 @@ class Scenario:
     main: Callable[[str], bool]
     naive: Callable[[int], object] | None = None
     naive_label: str = ""
+    # Requested as htmx does (``HX-Request``): the header's search asks for its partial.
+    htmx: bool = False
 
 
 @dataclass
@@ -176,6 +179,49 @@ def is_task_rows(sql: str) -> bool:
 
 def is_timeline(sql: str) -> bool:
     return 'FROM "leads_activity"' in sql and "LIMIT 21" in sql
+
+
+def is_search_leads(sql: str) -> bool:
+    return 'FROM "leads_lead"' in sql and sql.rstrip().endswith("LIMIT 8")
+
+
+def search_scenarios(pick: random.Random) -> list[Scenario]:
+    """The header's search as each person types a full name (either order), a phone
+    number written nationally, an email's start, a company's name and a deal's name:
+    each a sample of 20 different texts, so that no answer is the one cached before."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT max(id) FROM leads_lead")
+        top = cursor.fetchone()[0]
+        cursor.execute("SELECT max(id) FROM leads_company")
+        companies = cursor.fetchone()[0]
+        cursor.execute("SELECT array_agg(id) FROM leads_deal")
+        deals = cursor.fetchone()[0] or [0]
+        cursor.execute(
+            "SELECT first_name, last_name, email, phone FROM leads_lead "
+            "WHERE phone <> '' AND id = ANY(%s)",
+            [[pick.randint(1, top) for _ in range(200)]],
+        )
+        people = cursor.fetchall()[:20]
+
+    def national(phone: str) -> str:
+        return "0" + phone.removeprefix("+49 ")
+
+    texts = {
+        "full name": [f"{first} {last}" for first, last, _, _ in people],
+        "full name, last name first": [f"{last} {first}" for first, last, _, _ in people],
+        "phone, written nationally": [national(phone) for *_, phone in people],
+        "email's start": [email.split("@")[0] + "@" for _, _, email, _ in people],
+        "company name": [f"Company {pick.randint(1, companies)}" for _ in range(20)],
+        "deal name": [f"Deal {pick.choice(deals)}" for _ in range(20)],
+    }
+    found = []
+    for who in ("rep", "manager", "admin"):
+        for what, sample in texts.items():
+            urls = ["/search/?" + urlencode({"q": text}) for text in sample]
+            found.append(Scenario("Search", what, who, urls, 50, is_search_leads, htmx=True))
+    return found
 
 
 def scenarios(users: dict, made: dict, pick: random.Random) -> list[Scenario]:
@@ -291,7 +337,7 @@ def scenarios(users: dict, made: dict, pick: random.Random) -> list[Scenario]:
     for who in ("rep", "manager"):
         found.append(Scenario("Pipeline", "", who, ["/pipeline/"], None, is_stage_counts))
         found.append(Scenario("Tasks", "", who, ["/tasks/"], None, is_task_rows))
-    return found
+    return found + search_scenarios(pick)
 
 
 # --- Requests ----------------------------------------------------------------------------
@@ -310,8 +356,9 @@ def clients(users: dict) -> dict:
     return made
 
 
-def get(client, url: str):
-    response = client.get(url, secure=True)
+def get(client, url: str, *, htmx: bool = False):
+    headers = {"HX-Request": "true"} if htmx else {}
+    response = client.get(url, secure=True, headers=headers)
     if response.status_code != 200:
         raise SystemExit(f"{url} answered {response.status_code}")
     return response
@@ -419,18 +466,19 @@ def measure(scenario: Scenario, client, bare, args: argparse.Namespace) -> Resul
     from django.test.utils import CaptureQueriesContext
 
     urls = scenario.urls
+    htmx = scenario.htmx
     for i in range(args.warmup):
-        get(client, urls[i % len(urls)])
+        get(client, urls[i % len(urls)], htmx=htmx)
     server = []
     for i in range(args.runs):
         url = urls[i % len(urls)]
         start = time.perf_counter()
-        get(client, url)
+        get(client, url, htmx=htmx)
         server.append(time.perf_counter() - start)
     captures = []
     for url in urls[: args.captures]:
         with CaptureQueriesContext(connection) as captured:
-            get(client, url)
+            get(client, url, htmx=htmx)
         captures.append([q["sql"] for q in captured.captured_queries])
     with bare.cursor() as cursor:
         mains = [_main_query(cursor, scenario, capture) for capture in captures]

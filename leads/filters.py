@@ -15,20 +15,17 @@ from typing import Any, cast
 import django_filters
 import django_filters.fields
 from django import forms
-from django.db.models import Q, QuerySet
-from django.db.models.functions import Lower
+from django.db.models import QuerySet
 from django.http import HttpRequest, QueryDict
 from django.utils import timezone
 from drf_spectacular.drainage import set_override
 
 from crm.filters import IntegerFilter, IsoDateTimeFilter
 from crm.models import User
-from leads.models import Band, Company, Grade, Lead, Quadrant, Source, Stage
+from leads.models import Band, Grade, Lead, Quadrant, Source, Stage
 from leads.permissions import teammates_of
+from leads.search import leads_search
 
-# Companies whose names match a search, looked up first; their ids then join the
-# search on leads, so every part of it can use an index.
-SEARCH_COMPANIES_MAX = 500
 SEARCH_MAX_LENGTH = 100
 
 OWNER_ME = "me"
@@ -119,7 +116,7 @@ class LeadFilter(django_filters.FilterSet):
         label="Search",
         method="filter_search",
         max_length=SEARCH_MAX_LENGTH,
-        help_text="Name, email or company",
+        help_text="Name, email, phone or company",
     )
     # The columns the lead's rank holds are filtered there, where the lists' indexes are
     # (``Lead.ranked``); they equal the lead's own.
@@ -232,33 +229,4 @@ class LeadFilter(django_filters.FilterSet):
         return queryset.filter(last_activity_at__gte=since)
 
     def filter_search(self, queryset: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
-        text = " ".join(value.split())
-        return leads_search(queryset, text) if text else queryset
-
-
-def leads_search(queryset: QuerySet[Lead], text: str) -> QuerySet[Lead]:
-    """Leads whose first or last name, email or company name contains ``text``, any case.
-
-    Written as ``LOWER(column) LIKE '%text%'`` so that PostgreSQL answers from the
-    trigram indexes on those expressions (migration ``lead_list_indexes``); SQLite runs
-    the same query without them.
-    """
-    term = text.lower()
-    companies = list(
-        Company.objects.alias(name_lower=Lower("name"))
-        .filter(name_lower__contains=term)
-        .order_by()
-        .values_list("pk", flat=True)[:SEARCH_COMPANIES_MAX]
-    )
-    matches = Q(first_name_lower__contains=term) | Q(last_name_lower__contains=term)
-    if not any(char.isspace() for char in term):
-        # An email address holds no blanks; skipping it spares a trigram scan whose
-        # common trigrams (every address has "com") cost hundreds of ms on a big table.
-        matches |= Q(email_lower__contains=term)
-    if companies:
-        matches |= Q(company_id__in=companies)
-    return queryset.alias(
-        first_name_lower=Lower("first_name"),
-        last_name_lower=Lower("last_name"),
-        email_lower=Lower("email"),
-    ).filter(matches)
+        return leads_search(queryset, value)

@@ -31,9 +31,11 @@ with what they see, and whom they may hand it to:
   keep the data clean, on any leads, and for managers on leads they can change (their
   teams' and the unassigned pool, all of them in view); never for reps
   (``merge_refusal``).
-- A company is shared by the leads it carries: admins and marketers edit any; a rep or
-  a manager edits one only while every lead it carries is one they can see, so that no
-  one rewrites the account another team is working.
+- A company is shared by the leads it carries: everyone with a role reads every company
+  (``companies_visible_to``), and of its leads, deals and activity sees what
+  ``visible_to`` gives; admins and marketers edit any; a rep or a manager edits one only
+  while every lead it carries is one they can see, so that no one rewrites the account
+  another team is working.
 """
 
 from __future__ import annotations
@@ -301,6 +303,15 @@ def email_in_use(*, user: User, email: str, lead: Lead | None = None) -> str:
 
 
 # --- Companies ---------------------------------------------------------------------------
+
+
+def companies_visible_to(user: User) -> QuerySet[Company]:
+    """Every company for anyone with a role, as the REST API reads them; none for anyone
+    else. What a person sees of a company's leads, deals and activity is still
+    ``Lead.objects.visible_to``."""
+    if not user.is_authenticated or not user.is_active or user.role is None:
+        return Company.objects.none()
+    return Company.objects.all()
 
 
 def may_change_company(*, user: User, company: Company) -> bool:

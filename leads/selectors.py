@@ -1,4 +1,5 @@
-"""Reads behind the rep pages: a manager's people, My day's lists, a lead's timeline.
+"""Reads behind the rep pages: a manager's people, My day's lists, a lead's timeline,
+a company's people, deals and activity.
 
 Every read starts from what the person may see (``Lead.objects.visible_to``) and
 runs a fixed number of queries, whatever the number of leads, activities or tasks:
@@ -7,21 +8,35 @@ My day and the lead page are the pages reps keep open all day.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from decimal import Decimal
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from crm.models import Role, User
 from crm.permissions import managed_people
 
-from .models import CLOSED_STAGES, Activity, Band, Lead, Task
+from .models import (
+    CLOSED_STAGES,
+    Activity,
+    Band,
+    Company,
+    Deal,
+    DealStatus,
+    Lead,
+    LeadQuerySet,
+    Task,
+)
 from .permissions import leads_answered_for
 
 MY_DAY_LEADS = 10
 MY_DAY_TASKS = 20
 TIMELINE_PAGE = 20
+COMPANY_PEOPLE = 50
+COMPANY_DEALS = 20
+COMPANY_ACTIVITY = 20
 
 
 # --- Whose leads -----------------------------------------------------------------------
@@ -162,3 +177,59 @@ def open_tasks(*, lead: Lead) -> list[Task]:
 def done_tasks(*, lead: Lead, limit: int = 5) -> list[Task]:
     done = lead.tasks.filter(done_at__isnull=False).select_related("assignee")
     return list(done.order_by("-done_at", "-pk")[:limit])
+
+
+# --- A company ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompanyPeople:
+    """The hottest of a company's leads in view, and how many are in view."""
+
+    leads: list[Lead]
+    count: int
+
+
+@dataclass(frozen=True)
+class CompanyDeals:
+    """The newest of the deals on a company's leads in view, with their number and the
+    sum of their amounts per status (``DealStatus`` values, zero when none)."""
+
+    deals: list[Deal]
+    count: int
+    totals: dict[str, Decimal] = field(default_factory=dict)
+
+
+def company_leads(*, company: Company, user: User) -> LeadQuerySet:
+    """The company's leads that ``user`` may see."""
+    return Lead.objects.visible_to(user).filter(company=company)
+
+
+def company_people(*, company: Company, user: User, limit: int = COMPANY_PEOPLE) -> CompanyPeople:
+    """The company's leads in view, hottest first, with their owners."""
+    leads = company_leads(company=company, user=user)
+    hottest = leads.hottest().select_related("owner")[:limit]
+    return CompanyPeople(leads=list(hottest), count=leads.order_by().count())
+
+
+def company_deals(*, company: Company, user: User, limit: int = COMPANY_DEALS) -> CompanyDeals:
+    """The deals on the company's leads in view: the newest, counted and summed by status
+    in one grouped query."""
+    leads = company_leads(company=company, user=user).order_by().values("pk")
+    deals = Deal.objects.filter(lead__in=leads)
+    totals = {status: Decimal(0) for status in DealStatus.values}
+    count = 0
+    for row in deals.order_by().values("status").annotate(total=Sum("amount"), n=Count("pk")):
+        totals[row["status"]] = row["total"] or Decimal(0)
+        count += row["n"]
+    newest = deals.select_related("lead").order_by("-created_at", "-pk")[:limit]
+    return CompanyDeals(deals=list(newest), count=count, totals=totals)
+
+
+def company_activity(
+    *, company: Company, user: User, limit: int = COMPANY_ACTIVITY
+) -> list[Activity]:
+    """The newest activity of the company's leads in view, with each one's lead."""
+    leads = company_leads(company=company, user=user).order_by().values("pk")
+    activities = Activity.objects.filter(lead__in=leads).select_related("lead", "created_by")
+    return list(activities.order_by("-occurred_at", "-pk")[:limit])

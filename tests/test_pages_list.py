@@ -138,7 +138,8 @@ def test_each_row_shows_the_lead_its_company_owner_stage_activity_and_score(rep)
     row = body.split(f'id="select-{taken.pk}"')[1].split("</tr>")[0]
     assert f'<a href="/leads/{taken.pk}/">Rita Ray</a>' in row
     assert '<span class="sub">rita@acme.example</span>' in row
-    assert '<td data-label="Company">Acme &amp; Sons</td>' in row
+    company = f'<a href="/companies/{taken.company.pk}/">Acme &amp; Sons</a>'
+    assert f'<td data-label="Company">{company}</td>' in row
     assert f'<td data-label="Owner">{rep}</td>' in row
     assert '<td data-label="Stage">MQL</td>' in row
     assert '<time datetime="2026-03-07T16:30:00+00:00">7 Mar 2026</time>' in row

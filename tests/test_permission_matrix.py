@@ -416,6 +416,15 @@ WEB: dict[str, Probe | Exempt] = {
             refused=(200, 302, 400),
         ),
     ],
+    "search": lambda w: [
+        Call("GET", "/search/?q=zebedee", refused=(200,)),
+        Call("GET", "/search/?q=zebedee%40southwind", refused=(200,)),
+        Call("GET", "/search/?q=southern+secret+deal", refused=(200,)),
+        Call("GET", "/search/?q=southwind", refused=(200,)),
+    ],
+    # Every company is read by everyone with a role; of its leads, deals and activity
+    # only those in view show, so South's company page holds none of South's secrets.
+    "company-detail": lambda w: [Call("GET", f"/companies/{w.company.pk}/", refused=(200,))],
     "pipeline": lambda w: [Call("GET", f"/pipeline/?owner={w.south_rep.pk}", refused=LISTED)],
     "pipeline-move": lambda w: [
         Call(

@@ -1,6 +1,17 @@
 from django.urls import path
 
-from .views import home, imports, lead, lead_actions, lists, notifications, pipeline, tasks
+from .views import (
+    company,
+    home,
+    imports,
+    lead,
+    lead_actions,
+    lists,
+    notifications,
+    pipeline,
+    search,
+    tasks,
+)
 
 urlpatterns = [
     # My day and the lead page.
@@ -21,6 +32,9 @@ urlpatterns = [
         "handoffs/<int:handoff_id>/reject/", lead_actions.handoff_reject_view, name="handoff-reject"
     ),
     path("my-day/tasks/<int:task_id>/done/", lead_actions.task_complete, name="my-day-task-done"),
+    # The header's search, and a company's page.
+    path("search/", search.search, name="search"),
+    path("companies/<int:pk>/", company.company_detail, name="company-detail"),
     # The leads list, pipeline, tasks and notifications.
     path("leads/", lists.lead_list, name="lead-list"),
     path("leads/bulk/", lists.lead_bulk, name="lead-bulk"),

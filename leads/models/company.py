@@ -7,6 +7,7 @@ from typing import Any
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.urls import reverse
 from django.utils import timezone
 
 
@@ -55,3 +56,6 @@ class Company(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.domain = self.domain.strip().lower()
         super().save(*args, **kwargs)
+
+    def get_absolute_url(self) -> str:
+        return reverse("company-detail", args=[self.pk])

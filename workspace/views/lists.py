@@ -57,6 +57,7 @@ ROW_FIELDS = (
     "rank__score",
     "band",
     "grade",
+    "company_id",
     "company__name",
     "owner__username",
     "owner__first_name",
@@ -236,6 +237,7 @@ def lead_row(row: dict[str, Any]) -> dict[str, Any]:
     changed = timezone.localtime(row["stage_changed_at"])
     last = row["last_activity_at"]
     name = f"{row['first_name']} {row['last_name']}".strip() or row["email"]
+    company_id = row["company_id"]
     owner = row["owner__username"]
     if owner is not None:
         owner = f"{row['owner__first_name']} {row['owner__last_name']}".strip() or owner
@@ -245,6 +247,7 @@ def lead_row(row: dict[str, Any]) -> dict[str, Any]:
         "name": name,
         "email": row["email"],
         "company": row["company__name"] or "—",
+        "company_url": reverse("company-detail", args=[company_id]) if company_id else "",
         "owner": owner or "Unassigned",
         "stage": STAGE_LABELS.get(row["stage"], row["stage"]),
         # Django's "j M Y", English as the whole interface is (USE_I18N is off).
