@@ -261,8 +261,8 @@ def test_rules_page_says_when_its_matches_were_built(client, world, marketer):
     export = client.get(reverse("reports-page", args=["rules"]), {**MAY, "format": "csv"})
 
     text = response.content.decode()
-    built = Rollup.objects.get().built_at.strftime("%Y-%m-%d %H:%M")
-    assert f"Rule matches as of {built} UTC" in text
+    built = Rollup.objects.get().built_at.strftime("%-d %b %Y, %H:%M")
+    assert f"Rule matches as of {built}:" in text
     rows = csv_rows(export)
     assert rows["Pricing page"][2:4] == ["10", "50.0"]
 
