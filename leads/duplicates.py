@@ -13,12 +13,20 @@ leads changed since their keys were taken and compares only those with everyone,
 SQL statement whose joins run on the keys' indexes, never a loop over pairs. A key
 that more than ``CROWDED_KEY`` leads share (``info@``, a switchboard number) says
 nothing about people and is skipped. Pairs go to the review queue; a pair answered
-"not a duplicate" keeps its answer. Creating a lead through the API or the admin asks
-``lead_duplicates`` for a warning; nothing is ever blocked.
+"not a duplicate" keeps its answer.
+
+A lead created or changed through any surface is compared at once, set-based, as the
+night would compare it (``duplicates_note``): every profile write
+(``leads.profiles.lead_save_profile``: the API, the admin, web forms, tracking calls)
+and every chunk of an import. That comparison is advice: an error in it is logged, its
+own writes are undone by a savepoint, and the write it follows goes on; the lead stays
+unscanned, so the night compares it again. The API and the admin then name the likely
+duplicates in the creator's view (``lead_duplicates``); nothing is ever blocked.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -34,6 +42,8 @@ from crm.models import User
 
 from .models import DuplicatePair, DuplicateSettings, Lead, LeadMatchKey, PairStatus
 
+logger = logging.getLogger(__name__)
+
 # Leads sharing one key beyond this are not one person: the key is a placeholder.
 CROWDED_KEY = 20
 CHUNK = 2000
@@ -45,6 +55,10 @@ LEGAL_SUFFIXES = {
 }  # fmt: skip
 # How sure each kind of evidence is, 0 to 1; a name match scores its similarity.
 REASON_SCORES = {"email": 1.0, "phone": 0.9}
+# The lead fields the keys are read from: a change to one of them calls for a comparison.
+KEY_FIELDS = frozenset(
+    {"email", "phone", "country", "first_name", "last_name", "company", "company_id"}
+)
 
 
 # --- Keys -----------------------------------------------------------------------------
@@ -151,18 +165,20 @@ class Match:
     score: float
 
 
-def _matches_sql(restrict: str, *, one_lead: bool = False) -> str:
+def _matches_sql(restrict: str, *, few: bool = False) -> str:
     """SELECT the matches of the keys ``a`` that ``restrict`` picks with every other
     lead's keys ``b``: (lower id, higher id, kind, score), ``restrict``'s parameters
     once per part. On PostgreSQL names match by ``%``, at the session's
-    ``pg_trgm.similarity_threshold`` (set by ``_matches``)."""
+    ``pg_trgm.similarity_threshold`` (set by ``_matches``). With ``few`` (a lead or a
+    chunk of them, not the night's thousands) a key is counted for crowding by its
+    index for each lead picked, instead of grouping every key of the table once."""
     postgres = connection.vendor == "postgresql"
     low, high = ("LEAST", "GREATEST") if postgres else ("MIN", "MAX")
     pair = f"{low}(a.lead_id, b.lead_id), {high}(a.lead_id, b.lead_id)"
     table = LeadMatchKey._meta.db_table
     name_score = "similarity(a.name_key, b.name_key)" if postgres else "1.0"
     name_match = "a.name_key %% b.name_key" if postgres else "a.name_key = b.name_key"
-    if one_lead:  # counted for the lead's own keys, by their indexes
+    if few:  # counted for the picked leads' own keys, by their indexes
         uncrowded = f"(SELECT COUNT(*) FROM {table} c WHERE c.{{key}} = a.{{key}}) <= {CROWDED_KEY}"
     else:  # the crowded keys found once, for every lead compared
         uncrowded = (
@@ -185,14 +201,14 @@ def _matches_sql(restrict: str, *, one_lead: bool = False) -> str:
 
 
 def _matches(
-    restrict: str, params: Sequence[Any], threshold: float, *, one_lead: bool = False
+    restrict: str, params: Sequence[Any], threshold: float, *, few: bool = False
 ) -> list[Match]:
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
                 "SELECT set_config('pg_trgm.similarity_threshold', %s, true)", [str(threshold)]
             )
-        cursor.execute(_matches_sql(restrict, one_lead=one_lead), [*params, *params, *params])
+        cursor.execute(_matches_sql(restrict, few=few), [*params, *params, *params])
         return [Match(*row) for row in cursor.fetchall()]
 
 
@@ -295,6 +311,62 @@ def _pairs_purge() -> int:
     return deleted
 
 
+# --- Leads created or changed now ------------------------------------------------------
+
+
+def duplicates_record(*, lead_ids: Iterable[int]) -> dict[tuple[int, int], dict[str, Any]]:
+    """Compare these leads with every lead now, as the nightly scan compares the leads
+    that changed: their keys stored, their pairs put in the review queue with the
+    evidence (answers kept), their open pairs whose evidence is gone dropped. Per
+    ``CHUNK`` leads: one key write and one statement through the keys' indexes.
+
+    The keys stay unscanned: the night compares these leads again, with the leads whose
+    keys it is the first to take (written quietly, or by a transaction that had not
+    committed yet). The pairs found, by (lower id, higher id)."""
+    ids = sorted(set(lead_ids))
+    if not ids:
+        return {}
+    threshold = DuplicateSettings.load().name_similarity
+    found: dict[tuple[int, int], dict[str, Any]] = {}
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        match_keys_refresh(lead_ids=chunk)
+        restrict, params = _picked(chunk)
+        pairs = _grouped(_matches(restrict, params, threshold, few=True))
+        _pairs_store(pairs, rescanned=chunk)
+        found.update(pairs)
+    return found
+
+
+def _picked(ids: Sequence[int]) -> tuple[str, list[Any]]:
+    """``a.lead_id`` among ``ids``, as SQL and its parameters (once)."""
+    if connection.vendor == "postgresql":
+        return "a.lead_id = ANY(%s)", [list(ids)]
+    return f"a.lead_id IN ({', '.join(['%s'] * len(ids))})", list(ids)
+
+
+def duplicates_note(*, lead_ids: Iterable[int]) -> int:
+    """``duplicates_record`` as advice to the write it follows (a create, an update, a
+    chunk of an import), which it never fails: inside a savepoint, so an error undoes
+    only its own writes and is logged; the leads are then compared by the nightly scan.
+    How many pairs it found."""
+    ids = list(lead_ids)
+    try:
+        with transaction.atomic():
+            return len(duplicates_record(lead_ids=ids))
+    except Exception:
+        # Advice must not cost the write it follows; the night compares these leads.
+        logger.exception("Duplicate detection failed for %d lead(s); left to the night", len(ids))
+        return 0
+
+
+def duplicates_note_profile(*, lead: Lead, created: bool, changed_fields: Iterable[str]) -> None:
+    """After a lead's profile was written: compare it now when it is new or a field its
+    keys are read from changed (``duplicates_note``)."""
+    if created or KEY_FIELDS.intersection(changed_fields):
+        duplicates_note(lead_ids=[lead.pk])
+
+
 # --- One lead ---------------------------------------------------------------------------
 
 
@@ -306,30 +378,33 @@ class LikelyDuplicate:
 
 
 def lead_duplicates(*, lead: Lead, user: User, limit: int = 5) -> list[LikelyDuplicate]:
-    """The leads in ``user``'s view that look like ``lead``, surest first, for the
-    warning on creating a lead; pairs answered "not a duplicate" are left out. The
-    lead's keys are stored on the way (the nightly scan compares it with the leads its
-    keys did not know yet), and the pairs found join the review queue at once."""
-    match_keys_refresh(lead_ids=[lead.pk])
-    threshold = DuplicateSettings.load().name_similarity
-    pairs = _grouped(_matches("a.lead_id = %s", [lead.pk], threshold, one_lead=True))
-    _pairs_store(pairs, rescanned=[])
-    answered = {
-        (p.lead_a_id, p.lead_b_id)
-        for p in DuplicatePair.objects.filter(Q(lead_a=lead.pk) | Q(lead_b=lead.pk)).exclude(
-            status=PairStatus.OPEN
-        )
-    }
+    """The leads in ``user``'s view that the review queue's open pairs put beside
+    ``lead``, surest first: the warning on creating a lead. A lead whose keys are
+    missing or older than the lead is compared first (``duplicates_record``); one
+    written through ``lead_save_profile`` was compared by it. Pairs answered "not a
+    duplicate" are left out. Advice: a failure leaves the list empty, never an error."""
+    try:
+        with transaction.atomic():
+            return _likely_duplicates(lead, user, limit)
+    except Exception:
+        logger.exception("Duplicate warning failed for lead %s", lead.pk)
+        return []
+
+
+def _likely_duplicates(lead: Lead, user: User, limit: int) -> list[LikelyDuplicate]:
+    current = LeadMatchKey.objects.filter(lead=lead.pk, lead_updated_at=lead.updated_at)
+    if not current.exists():
+        duplicates_record(lead_ids=[lead.pk])
+    pairs = DuplicatePair.objects.open().filter(Q(lead_a=lead.pk) | Q(lead_b=lead.pk))
     others = {
-        (b if a == lead.pk else a): found
-        for (a, b), found in pairs.items()
-        if (a, b) not in answered
+        (p.lead_b_id if p.lead_a_id == lead.pk else p.lead_a_id): p
+        for p in pairs.only("lead_a", "lead_b", "reasons", "score")
     }
     visible = Lead.objects.visible_to(user).in_bulk(list(others))
-    ranked = sorted(others.items(), key=lambda item: (-item[1]["score"], item[0]))
+    ranked = sorted(others.items(), key=lambda item: (-item[1].score, item[0]))
     return [
-        LikelyDuplicate(lead=visible[pk], reasons=found["reasons"], score=found["score"])
-        for pk, found in ranked
+        LikelyDuplicate(lead=visible[pk], reasons=pair.reasons, score=pair.score)
+        for pk, pair in ranked
         if pk in visible
     ][:limit]
 
