@@ -31,11 +31,12 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import phonenumbers
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from crm.models import User
@@ -47,6 +48,8 @@ logger = logging.getLogger(__name__)
 # Leads sharing one key beyond this are not one person: the key is a placeholder.
 CROWDED_KEY = 20
 CHUNK = 2000
+# A scan that wrote this many keys analyzes the table before it looks for pairs.
+ANALYZE_AFTER = 10_000
 GMAIL_DOMAINS = {"gmail.com", "googlemail.com"}
 LEGAL_SUFFIXES = {
     "ab", "ag", "as", "bv", "co", "company", "corp", "corporation", "gmbh", "inc",
@@ -121,7 +124,7 @@ KEY_SOURCES = (
 )
 
 
-def _keys(row: tuple[Any, ...]) -> LeadMatchKey:
+def _keys(row: tuple[Any, ...], *, scanned: bool = False) -> LeadMatchKey:
     pk, email, phone, country, first_name, last_name, company, updated_at = row
     return LeadMatchKey(
         lead_id=pk,
@@ -130,28 +133,31 @@ def _keys(row: tuple[Any, ...]) -> LeadMatchKey:
         name_key=text_key(f"{first_name} {last_name}")[:201],
         company_key=company_key(company or "")[:200],
         lead_updated_at=updated_at,
-        scanned=False,
+        scanned=scanned,
     )
+
+
+KEY_COLUMNS = ["email_key", "phone_key", "name_key", "company_key", "lead_updated_at", "scanned"]
+
+
+def _keys_write(rows: Iterable[tuple[Any, ...]], *, scanned: bool = False) -> int:
+    """Compute and store the keys of ``KEY_SOURCES`` rows, ``CHUNK`` at a time; how many."""
+    written = 0
+    iterator = iter(rows)
+    while batch := list(islice(iterator, CHUNK)):
+        LeadMatchKey.objects.bulk_create(
+            [_keys(row, scanned=scanned) for row in batch],
+            update_conflicts=True,
+            unique_fields=["lead"],
+            update_fields=KEY_COLUMNS,
+        )
+        written += len(batch)
+    return written
 
 
 def match_keys_refresh(*, lead_ids: Iterable[int]) -> int:
     """Compute and store the keys of these leads, marked for the next scan; how many."""
-    rows = Lead.objects.filter(pk__in=list(lead_ids)).values_list(*KEY_SOURCES)
-    keys = [_keys(row) for row in rows]
-    LeadMatchKey.objects.bulk_create(
-        keys,
-        update_conflicts=True,
-        unique_fields=["lead"],
-        update_fields=[
-            "email_key",
-            "phone_key",
-            "name_key",
-            "company_key",
-            "lead_updated_at",
-            "scanned",
-        ],
-    )
-    return len(keys)
+    return _keys_write(Lead.objects.filter(pk__in=list(lead_ids)).values_list(*KEY_SOURCES))
 
 
 # --- Finding pairs ----------------------------------------------------------------------
@@ -165,50 +171,86 @@ class Match:
     score: float
 
 
-def _matches_sql(restrict: str, *, few: bool = False) -> str:
-    """SELECT the matches of the keys ``a`` that ``restrict`` picks with every other
-    lead's keys ``b``: (lower id, higher id, kind, score), ``restrict``'s parameters
-    once per part. On PostgreSQL names match by ``%``, at the session's
-    ``pg_trgm.similarity_threshold`` (set by ``_matches``). With ``few`` (a lead or a
-    chunk of them, not the night's thousands) a key is counted for crowding by its
-    index for each lead picked, instead of grouping every key of the table once."""
+@dataclass(frozen=True)
+class Picked:
+    """The leads whose keys are compared with everyone's: a condition on a keys table
+    ``{t}`` with its parameters; ``few`` for a lead or a chunk of them, not a night's
+    thousands (``_matches_sql``)."""
+
+    condition: str
+    params: tuple[Any, ...] = ()
+    few: bool = False
+
+    def on(self, alias: str) -> str:
+        return self.condition.format(t=alias)
+
+
+UNSCANNED = Picked("NOT {t}.scanned")
+EVERYONE = Picked("TRUE")
+
+
+def picked_leads(ids: Sequence[int]) -> Picked:
+    """These leads (at most ``CHUNK``, for the parameters' sake on SQLite)."""
+    if connection.vendor == "postgresql":
+        return Picked("{t}.lead_id = ANY(%s)", (list(ids),), few=True)
+    return Picked(f"{{t}}.lead_id IN ({', '.join(['%s'] * len(ids))})", tuple(ids), few=True)
+
+
+def _matches_sql(picked: Picked) -> tuple[str, list[Any]]:
+    """SELECT the matches of the picked leads' keys ``a`` with every other lead's keys
+    ``b``: (lower id, higher id, kind, score); and its parameters. On PostgreSQL names
+    match by ``%``, at the session's ``pg_trgm.similarity_threshold`` (set by
+    ``_matches``).
+
+    Each side of the joins repeats the condition of its partial index (``<> ''``), so
+    the index serves it. A pair of two picked leads is found once, from its lower id.
+    A crowded key is skipped: for a few leads it is counted from its index, up to one
+    past the limit; for many, the table's crowded keys are grouped once and anti-joined
+    (``NOT EXISTS``, which PostgreSQL hashes; ``NOT IN`` turns into a list searched for
+    every lead once the keys outgrow ``work_mem``)."""
     postgres = connection.vendor == "postgresql"
     low, high = ("LEAST", "GREATEST") if postgres else ("MIN", "MAX")
     pair = f"{low}(a.lead_id, b.lead_id), {high}(a.lead_id, b.lead_id)"
     table = LeadMatchKey._meta.db_table
     name_score = "similarity(a.name_key, b.name_key)" if postgres else "1.0"
     name_match = "a.name_key %% b.name_key" if postgres else "a.name_key = b.name_key"
-    if few:  # counted for the picked leads' own keys, by their indexes
-        uncrowded = f"(SELECT COUNT(*) FROM {table} c WHERE c.{{key}} = a.{{key}}) <= {CROWDED_KEY}"
-    else:  # the crowded keys found once, for every lead compared
+    once = f"{picked.on('a')} AND (b.lead_id > a.lead_id OR NOT ({picked.on('b')}))"
+    if picked.few:
         uncrowded = (
-            "a.{key} NOT IN (SELECT {key} FROM " + table + " WHERE {key} <> '' "
-            f"GROUP BY {{key}} HAVING COUNT(*) > {CROWDED_KEY})"
+            f"(SELECT COUNT(*) FROM (SELECT 1 FROM {table} c WHERE c.{{key}} = a.{{key}} "
+            f"AND c.{{key}} <> '' LIMIT {CROWDED_KEY + 1}) n) <= {CROWDED_KEY}"
+        )
+    else:
+        uncrowded = (
+            f"NOT EXISTS (SELECT 1 FROM (SELECT {{key}} FROM {table} WHERE {{key}} <> '' "
+            f"GROUP BY {{key}} HAVING COUNT(*) > {CROWDED_KEY}) c WHERE c.{{key}} = a.{{key}})"
         )
     parts = [
         f"SELECT {pair}, '{kind}', {REASON_SCORES[kind]} FROM {table} a "
-        f"JOIN {table} b ON b.{kind}_key = a.{kind}_key AND b.lead_id <> a.lead_id "
-        f"WHERE a.{kind}_key <> '' AND {uncrowded.format(key=f'{kind}_key')} AND {restrict}"
+        f"JOIN {table} b ON b.{kind}_key = a.{kind}_key "
+        f"WHERE a.{kind}_key <> '' AND b.{kind}_key <> '' AND b.lead_id <> a.lead_id "
+        f"AND {once} AND {uncrowded.format(key=f'{kind}_key')}"
         for kind in ("email", "phone")
     ]
+    # The cheap conditions first: the similarity is computed for the pairs left.
     parts.append(
         f"SELECT {pair}, 'name_company', {name_score} FROM {table} a "
-        f"JOIN {table} b ON b.company_key = a.company_key AND b.lead_id <> a.lead_id "
-        f"AND {name_match} "
-        f"WHERE a.company_key <> '' AND a.name_key <> '' AND b.name_key <> '' AND {restrict}"
+        f"JOIN {table} b ON b.company_key = a.company_key "
+        f"WHERE a.company_key <> '' AND a.name_key <> '' "
+        f"AND b.company_key <> '' AND b.name_key <> '' AND b.lead_id <> a.lead_id "
+        f"AND {once} AND {name_match}"
     )
-    return " UNION ALL ".join(parts)
+    return " UNION ALL ".join(parts), list(picked.params) * 2 * len(parts)
 
 
-def _matches(
-    restrict: str, params: Sequence[Any], threshold: float, *, few: bool = False
-) -> list[Match]:
+def _matches(picked: Picked, threshold: float) -> list[Match]:
+    sql, params = _matches_sql(picked)
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
                 "SELECT set_config('pg_trgm.similarity_threshold', %s, true)", [str(threshold)]
             )
-        cursor.execute(_matches_sql(restrict, few=few), [*params, *params, *params])
+        cursor.execute(sql, params)
         return [Match(*row) for row in cursor.fetchall()]
 
 
@@ -239,37 +281,59 @@ class ScanResult:
 
 
 def duplicates_scan(*, full: bool = False) -> ScanResult:
-    """Find the pairs of leads changed since the last scan (every lead with ``full``)
-    and store them in the review queue (module docstring)."""
+    """Find the pairs of the leads changed since the last scan and store them in the
+    review queue (module docstring).
+
+    The first scan, and one with ``full``, compares every lead with every other: the
+    keys of all are computed and written as scanned, which spares writing every key
+    row a second time to mark it. The keys are read as they are computed, through one
+    cursor; after writing many the table is analyzed, so the statement that finds the
+    pairs is planned on what the table now holds."""
     started = timezone.now()
     settings_row = DuplicateSettings.load()
-    stale = (
-        Lead.objects.all()
-        if full
-        else Lead.objects.filter(
+    everyone = full or not LeadMatchKey.objects.filter(scanned=True).exists()
+    leads = Lead.objects.all()
+    if not everyone:
+        leads = leads.filter(
             Q(match_key__isnull=True) | Q(updated_at__gt=F("match_key__lead_updated_at"))
         )
-    )
-    ids = list(stale.order_by("pk").values_list("pk", flat=True))
-    for start in range(0, len(ids), CHUNK):
-        match_keys_refresh(lead_ids=ids[start : start + CHUNK])
-    unscanned = list(
-        LeadMatchKey.objects.filter(scanned=False).order_by("pk").values_list("pk", flat=True)
-    )
-    pairs = _grouped(_matches("NOT a.scanned", [], settings_row.name_similarity))
-    new = _pairs_store(pairs, rescanned=unscanned)
-    for start in range(0, len(unscanned), CHUNK):
-        LeadMatchKey.objects.filter(pk__in=unscanned[start : start + CHUNK]).update(scanned=True)
+    sources = leads.order_by("pk").values_list(*KEY_SOURCES).iterator(chunk_size=CHUNK)
+    refreshed = _keys_write(sources, scanned=everyone)
+    if refreshed >= ANALYZE_AFTER:
+        _keys_analyze()
+    if everyone:
+        compared, picked, rescanned = refreshed, EVERYONE, None
+    else:
+        unscanned = list(
+            LeadMatchKey.objects.filter(scanned=False).order_by("pk").values_list("pk", flat=True)
+        )
+        compared, picked, rescanned = len(unscanned), UNSCANNED, unscanned
+    pairs = _grouped(_matches(picked, settings_row.name_similarity))
+    new = _pairs_store(pairs, rescanned=rescanned)
+    for start in range(0, len(rescanned or []), CHUNK):
+        chunk = (rescanned or [])[start : start + CHUNK]
+        LeadMatchKey.objects.filter(pk__in=chunk).update(scanned=True)
     _pairs_purge()
     DuplicateSettings.objects.filter(pk=settings_row.pk).update(
-        last_scan_at=started, last_scan_leads=len(unscanned), last_scan_pairs=len(pairs)
+        last_scan_at=started, last_scan_leads=compared, last_scan_pairs=len(pairs)
     )
-    return ScanResult(leads=len(unscanned), pairs=len(pairs), new_pairs=new)
+    return ScanResult(leads=compared, pairs=len(pairs), new_pairs=new)
 
 
-def _pairs_store(pairs: dict[tuple[int, int], dict[str, Any]], *, rescanned: list[int]) -> int:
+def _keys_analyze() -> None:
+    """Fresh statistics of the keys table (PostgreSQL), after many keys were written."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {LeadMatchKey._meta.db_table}")
+
+
+def _pairs_store(
+    pairs: dict[tuple[int, int], dict[str, Any]], *, rescanned: list[int] | None
+) -> int:
     """Add new pairs, refresh the evidence of open ones, keep every answer given; drop
-    the open pairs of rescanned leads whose evidence is gone. How many are new."""
+    the open pairs of rescanned leads (of every lead for ``None``) whose evidence is
+    gone. How many are new."""
     found = set(pairs)
     keys = sorted(found)
     existing: dict[tuple[int, int], DuplicatePair] = {}
@@ -294,20 +358,36 @@ def _pairs_store(pairs: dict[tuple[int, int], dict[str, Any]], *, rescanned: lis
             found_now["sure"],
         )
     DuplicatePair.objects.bulk_update(refreshed, ["reasons", "score", "sure"], batch_size=1000)
-    for start in range(0, len(rescanned), CHUNK):
-        leads = rescanned[start : start + CHUNK]
-        gone = DuplicatePair.objects.open().filter(Q(lead_a__in=leads) | Q(lead_b__in=leads))
-        gone_ids = [p.pk for p in gone if (p.lead_a_id, p.lead_b_id) not in found]
-        DuplicatePair.objects.filter(pk__in=gone_ids).delete()
+    _pairs_drop_gone(found, rescanned)
     return len(new)
 
 
+def _pairs_drop_gone(found: set[tuple[int, int]], rescanned: list[int] | None) -> None:
+    """Delete the open pairs of the rescanned leads (all, for ``None``) not found now."""
+    if rescanned is None:
+        open_pairs = DuplicatePair.objects.open().values_list("pk", "lead_a", "lead_b")
+        gone = [pk for pk, a, b in open_pairs.iterator(chunk_size=CHUNK) if (a, b) not in found]
+    else:
+        gone = []
+        for start in range(0, len(rescanned), CHUNK):
+            leads = rescanned[start : start + CHUNK]
+            rows = DuplicatePair.objects.open().filter(Q(lead_a__in=leads) | Q(lead_b__in=leads))
+            gone += [
+                pk for pk, a, b in rows.values_list("pk", "lead_a", "lead_b") if (a, b) not in found
+            ]
+    for start in range(0, len(gone), CHUNK):
+        DuplicatePair.objects.filter(pk__in=gone[start : start + CHUNK]).delete()
+
+
 def _pairs_purge() -> int:
-    """Drop open pairs whose lead was deleted (pairs hold loose keys)."""
-    leads = Lead.objects.values("pk")
-    deleted, _ = (
-        DuplicatePair.objects.open().filter(~Q(lead_a__in=leads) | ~Q(lead_b__in=leads)).delete()
+    """Drop open pairs whose lead was deleted (pairs hold loose keys). ``NOT EXISTS``,
+    an anti-join by the leads' primary key: PostgreSQL runs ``NOT IN (SELECT id FROM
+    leads)`` as a list searched per pair once the ids outgrow ``work_mem`` (hours at
+    1,000,000 leads)."""
+    gone = ~Exists(Lead.objects.filter(pk=OuterRef("lead_a_id"))) | ~Exists(
+        Lead.objects.filter(pk=OuterRef("lead_b_id"))
     )
+    deleted, _ = DuplicatePair.objects.open().filter(gone).delete()
     return deleted
 
 
@@ -331,18 +411,10 @@ def duplicates_record(*, lead_ids: Iterable[int]) -> dict[tuple[int, int], dict[
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
         match_keys_refresh(lead_ids=chunk)
-        restrict, params = _picked(chunk)
-        pairs = _grouped(_matches(restrict, params, threshold, few=True))
+        pairs = _grouped(_matches(picked_leads(chunk), threshold))
         _pairs_store(pairs, rescanned=chunk)
         found.update(pairs)
     return found
-
-
-def _picked(ids: Sequence[int]) -> tuple[str, list[Any]]:
-    """``a.lead_id`` among ``ids``, as SQL and its parameters (once)."""
-    if connection.vendor == "postgresql":
-        return "a.lead_id = ANY(%s)", [list(ids)]
-    return f"a.lead_id IN ({', '.join(['%s'] * len(ids))})", list(ids)
 
 
 def duplicates_note(*, lead_ids: Iterable[int]) -> int:
