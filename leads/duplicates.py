@@ -379,6 +379,18 @@ def _pairs_drop_gone(found: set[tuple[int, int]], rescanned: list[int] | None) -
         DuplicatePair.objects.filter(pk__in=gone[start : start + CHUNK]).delete()
 
 
+def duplicate_pairs_forget(*, lead_ids: Sequence[int]) -> int:
+    """Drop the open pairs of leads just deleted, so that the review queue does not
+    offer them until the night's purge; answered pairs stay as the record. How many."""
+    ids = list(lead_ids)
+    deleted = 0
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        pairs = DuplicatePair.objects.open().filter(Q(lead_a__in=chunk) | Q(lead_b__in=chunk))
+        deleted += pairs.delete()[0]
+    return deleted
+
+
 def _pairs_purge() -> int:
     """Drop open pairs whose lead was deleted (pairs hold loose keys). ``NOT EXISTS``,
     an anti-join by the leads' primary key: PostgreSQL runs ``NOT IN (SELECT id FROM
@@ -423,6 +435,8 @@ def duplicates_note(*, lead_ids: Iterable[int]) -> int:
     only its own writes and is logged; the leads are then compared by the nightly scan.
     How many pairs it found."""
     ids = list(lead_ids)
+    if not ids:
+        return 0
     try:
         with transaction.atomic():
             return len(duplicates_record(lead_ids=ids))

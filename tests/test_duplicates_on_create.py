@@ -15,6 +15,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from imports.models import ImportJob
 from leads.duplicates import duplicates_record
 from leads.models import (
     DuplicatePair,
@@ -22,11 +23,13 @@ from leads.models import (
     Lead,
     LeadMatchKey,
     PairStatus,
+    TrackingKey,
     WebForm,
 )
 from tests.admin_forms import changeform_data
 from tests.api_client import token_client
 from tests.factories import LeadFactory
+from tests.tracking_client import send
 
 LEADS = "/api/v1/leads/"
 
@@ -231,6 +234,18 @@ def test_a_form_post_never_fails_because_detection_does(client, web_form, broken
     assert Lead.objects.filter(email="ada@private.example").exists()
 
 
+def test_a_tracking_identify_that_creates_a_lead_queues_its_pair(client, default_events, rep):
+    known = api_create(rep, email="ada@fleet.example", phone="+44 20 7946 0000")
+    _, write_key = TrackingKey.objects.issue(name="Website")
+
+    traits = {"email": "ada.lovelace@home.example", "phone": "020 7946 0000"}
+    body = {"userId": "u-1", "traits": {**traits, "address": {"country": "gb"}}}
+    send(client, "identify", body, key=write_key)
+
+    created = Lead.objects.get(email="ada.lovelace@home.example")
+    assert pair_of(known["id"], created).reasons == [{"kind": "phone", "score": 0.9}]
+
+
 # --- Imports ----------------------------------------------------------------------------
 
 
@@ -310,3 +325,21 @@ def test_a_chunk_is_compared_in_a_fixed_number_of_statements_not_one_per_lead(db
     # Then both take the same number of statements
     assert len(large) == len(small)
     assert len(found) == 20 * 3  # three leads per number, three pairs each
+
+
+def test_undoing_an_import_takes_its_leads_pairs_out_of_the_queue(tmp_path, rep):
+    # Given an import that brought a second Ada by mailbox and moved Bob onto her phone
+    ada = api_create(rep, email="ada@acme.example", phone="+49 30 1234567")
+    bob = api_create(rep, email="bob@other.example", phone="+49 40 7654321")
+    import_file(tmp_path, "email,phone\nada+list@acme.example,\nbob@other.example,+49 30 1234567\n")
+    copy = Lead.objects.get(email="ada+list@acme.example")
+    assert pair_of(ada["id"], copy).sure
+    assert pair_of(ada["id"], bob["id"]).reasons == [{"kind": "phone", "score": 0.9}]
+
+    # When the import is undone
+    call_command("import_leads", "--undo", ImportJob.objects.get().pk, stdout=io.StringIO())
+
+    # Then the deleted lead's pair and the pair of Bob's old phone leave the queue
+    assert not Lead.objects.filter(pk=copy.pk).exists()
+    assert Lead.objects.get(pk=bob["id"]).phone == "+49 40 7654321"
+    assert not DuplicatePair.objects.exists()
