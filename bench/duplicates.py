@@ -475,7 +475,9 @@ def bare_pairs(bare, picked, runs: int, *, unscanned: list[int] | None = None) -
         with bare.cursor() as cursor:
             threshold = str(DuplicateSettings.load().name_similarity)
             cursor.execute(
-                "SELECT set_config('pg_trgm.similarity_threshold', %s, true)", [threshold]
+                "SELECT set_config('pg_trgm.similarity_threshold', %s, true), "
+                "set_config('jit', 'off', true)",
+                [threshold],
             )
             if unscanned:
                 cursor.execute(

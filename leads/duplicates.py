@@ -48,8 +48,9 @@ logger = logging.getLogger(__name__)
 # Leads sharing one key beyond this are not one person: the key is a placeholder.
 CROWDED_KEY = 20
 CHUNK = 2000
-# A scan that wrote this many keys analyzes the table before it looks for pairs.
-ANALYZE_AFTER = 10_000
+# A scan that wrote or compares this many keys analyzes their table before it looks for
+# pairs (a first scan, a night after a large import).
+ANALYZE_AFTER = 50_000
 GMAIL_DOMAINS = {"gmail.com", "googlemail.com"}
 LEGAL_SUFFIXES = {
     "ab", "ag", "as", "bv", "co", "company", "corp", "corporation", "gmbh", "inc",
@@ -174,12 +175,10 @@ class Match:
 @dataclass(frozen=True)
 class Picked:
     """The leads whose keys are compared with everyone's: a condition on a keys table
-    ``{t}`` with its parameters; ``few`` for a lead or a chunk of them, not a night's
-    thousands (``_matches_sql``)."""
+    ``{t}``, with its parameters."""
 
     condition: str
     params: tuple[Any, ...] = ()
-    few: bool = False
 
     def on(self, alias: str) -> str:
         return self.condition.format(t=alias)
@@ -192,8 +191,8 @@ EVERYONE = Picked("TRUE")
 def picked_leads(ids: Sequence[int]) -> Picked:
     """These leads (at most ``CHUNK``, for the parameters' sake on SQLite)."""
     if connection.vendor == "postgresql":
-        return Picked("{t}.lead_id = ANY(%s)", (list(ids),), few=True)
-    return Picked(f"{{t}}.lead_id IN ({', '.join(['%s'] * len(ids))})", tuple(ids), few=True)
+        return Picked("{t}.lead_id = ANY(%s)", (list(ids),))
+    return Picked(f"{{t}}.lead_id IN ({', '.join(['%s'] * len(ids))})", tuple(ids))
 
 
 def _matches_sql(picked: Picked) -> tuple[str, list[Any]]:
@@ -202,12 +201,13 @@ def _matches_sql(picked: Picked) -> tuple[str, list[Any]]:
     match by ``%``, at the session's ``pg_trgm.similarity_threshold`` (set by
     ``_matches``).
 
-    Each side of the joins repeats the condition of its partial index (``<> ''``), so
-    the index serves it. A pair of two picked leads is found once, from its lower id.
-    A crowded key is skipped: for a few leads it is counted from its index, up to one
-    past the limit; for many, the table's crowded keys are grouped once and anti-joined
+    Each side of a join repeats the condition of its partial index (``<> ''``), so the
+    index serves it. A pair of two picked leads is found once, from its lower id. A
+    crowded key is skipped: the keys the picked leads hold are counted over the table,
+    through the index, and those held by more than ``CROWDED_KEY`` leads anti-joined
     (``NOT EXISTS``, which PostgreSQL hashes; ``NOT IN`` turns into a list searched for
-    every lead once the keys outgrow ``work_mem``)."""
+    every lead once the keys outgrow ``work_mem``). So one lead's comparison reads its
+    own keys' index entries, and a night's the index entries of the night's keys."""
     postgres = connection.vendor == "postgresql"
     low, high = ("LEAST", "GREATEST") if postgres else ("MIN", "MAX")
     pair = f"{low}(a.lead_id, b.lead_id), {high}(a.lead_id, b.lead_id)"
@@ -215,21 +215,17 @@ def _matches_sql(picked: Picked) -> tuple[str, list[Any]]:
     name_score = "similarity(a.name_key, b.name_key)" if postgres else "1.0"
     name_match = "a.name_key %% b.name_key" if postgres else "a.name_key = b.name_key"
     once = f"{picked.on('a')} AND (b.lead_id > a.lead_id OR NOT ({picked.on('b')}))"
-    if picked.few:
-        uncrowded = (
-            f"(SELECT COUNT(*) FROM (SELECT 1 FROM {table} c WHERE c.{{key}} = a.{{key}} "
-            f"AND c.{{key}} <> '' LIMIT {CROWDED_KEY + 1}) n) <= {CROWDED_KEY}"
-        )
-    else:
-        uncrowded = (
-            f"NOT EXISTS (SELECT 1 FROM (SELECT {{key}} FROM {table} WHERE {{key}} <> '' "
-            f"GROUP BY {{key}} HAVING COUNT(*) > {CROWDED_KEY}) c WHERE c.{{key}} = a.{{key}})"
-        )
+    crowded = (
+        f"NOT EXISTS (SELECT 1 FROM (SELECT c.{{key}} FROM {table} c WHERE c.{{key}} <> '' "
+        f"AND c.{{key}} IN (SELECT p.{{key}} FROM {table} p WHERE p.{{key}} <> '' "
+        f"AND {picked.on('p')}) GROUP BY c.{{key}} HAVING COUNT(*) > {CROWDED_KEY}) crowded "
+        f"WHERE crowded.{{key}} = a.{{key}})"
+    )
     parts = [
         f"SELECT {pair}, '{kind}', {REASON_SCORES[kind]} FROM {table} a "
         f"JOIN {table} b ON b.{kind}_key = a.{kind}_key "
         f"WHERE a.{kind}_key <> '' AND b.{kind}_key <> '' AND b.lead_id <> a.lead_id "
-        f"AND {once} AND {uncrowded.format(key=f'{kind}_key')}"
+        f"AND {once} AND {crowded.format(key=f'{kind}_key')}"
         for kind in ("email", "phone")
     ]
     # The cheap conditions first: the similarity is computed for the pairs left.
@@ -240,15 +236,21 @@ def _matches_sql(picked: Picked) -> tuple[str, list[Any]]:
         f"AND b.company_key <> '' AND b.name_key <> '' AND b.lead_id <> a.lead_id "
         f"AND {once} AND {name_match}"
     )
-    return " UNION ALL ".join(parts), list(picked.params) * 2 * len(parts)
+    # The picked leads' parameters, in order: a and b in each part, p in the first two.
+    uses = 3 + 3 + 2
+    return " UNION ALL ".join(parts), list(picked.params) * uses
 
 
 def _matches(picked: Picked, threshold: float) -> list[Match]:
     sql, params = _matches_sql(picked)
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # No JIT: the joins' estimates run to millions of rows and PostgreSQL would
+            # spend seconds compiling a statement that returns a few hundred.
             cursor.execute(
-                "SELECT set_config('pg_trgm.similarity_threshold', %s, true)", [str(threshold)]
+                "SELECT set_config('pg_trgm.similarity_threshold', %s, true), "
+                "set_config('jit', 'off', true)",
+                [str(threshold)],
             )
         cursor.execute(sql, params)
         return [Match(*row) for row in cursor.fetchall()]
@@ -287,8 +289,8 @@ def duplicates_scan(*, full: bool = False) -> ScanResult:
     The first scan, and one with ``full``, compares every lead with every other: the
     keys of all are computed and written as scanned, which spares writing every key
     row a second time to mark it. The keys are read as they are computed, through one
-    cursor; after writing many the table is analyzed, so the statement that finds the
-    pairs is planned on what the table now holds."""
+    cursor; when many were written or are compared the table is analyzed, so the
+    statement that finds the pairs is planned on what the table now holds."""
     started = timezone.now()
     settings_row = DuplicateSettings.load()
     everyone = full or not LeadMatchKey.objects.filter(scanned=True).exists()
@@ -299,8 +301,6 @@ def duplicates_scan(*, full: bool = False) -> ScanResult:
         )
     sources = leads.order_by("pk").values_list(*KEY_SOURCES).iterator(chunk_size=CHUNK)
     refreshed = _keys_write(sources, scanned=everyone)
-    if refreshed >= ANALYZE_AFTER:
-        _keys_analyze()
     if everyone:
         compared, picked, rescanned = refreshed, EVERYONE, None
     else:
@@ -308,6 +308,8 @@ def duplicates_scan(*, full: bool = False) -> ScanResult:
             LeadMatchKey.objects.filter(scanned=False).order_by("pk").values_list("pk", flat=True)
         )
         compared, picked, rescanned = len(unscanned), UNSCANNED, unscanned
+    if max(refreshed, compared) >= ANALYZE_AFTER:
+        _keys_analyze()
     pairs = _grouped(_matches(picked, settings_row.name_similarity))
     new = _pairs_store(pairs, rescanned=rescanned)
     for start in range(0, len(rescanned or []), CHUNK):
