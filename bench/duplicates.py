@@ -533,7 +533,8 @@ def report(run: Run, args: argparse.Namespace, took: float) -> str:
         [
             f"## Duplicate detection at {args.leads:,} leads",
             "",
-            f"Measured by `python bench/duplicates.py --leads {args.leads}` on "
+            f"Measured by `python bench/duplicates.py --leads {args.leads}"
+            f"{' --reuse' if args.reuse else ''}` on "
             f"{harness.machine()}; the measurement took {took / 60:.0f} min.",
             f"Data: {args.leads:,} leads (bench/generate.py: a company per 20 leads, 60 % "
             "with a phone), 3 % planted duplicates (a `+tag` mailbox, a phone in national "
@@ -555,7 +556,8 @@ def report(run: Run, args: argparse.Namespace, took: float) -> str:
             *phases,
             "",
             "**Bare limit**: the product's own pair-finding statement replayed on a plain "
-            "psycopg2 connection (median of "
+            "psycopg2 connection with the product's settings (the similarity threshold, "
+            "`jit` off), rows fetched (median of "
             f"{args.bare_runs} runs; one for a first scan above 100,000 leads), plus for "
             "the scans the key rows written by one `INSERT … SELECT … ON CONFLICT` with "
             "keys computed in SQL (lower-cased text and the phone's digits, cheaper than "

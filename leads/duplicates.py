@@ -286,10 +286,11 @@ def duplicates_scan(*, full: bool = False) -> ScanResult:
     The first scan, and one with ``full``, compares every lead with every other: the
     keys of all are computed and written as scanned, which spares writing every key
     row a second time to mark it. The keys are read as they are computed, through one
-    cursor. The table is then analyzed (a second at 1,000,000 leads), so the statement
-    that finds the pairs is planned on what it now holds: planned on the statistics of
-    the night before, which saw no unscanned key, it loops over the night's crowded
-    keys once per lead compared (7 s instead of milliseconds for 10,000 leads)."""
+    cursor. The table is then analyzed (under a second at 1,000,000 leads), so the
+    statement that finds the pairs is planned on what it now holds: planned on the
+    statistics of the night before, which saw no unscanned key, it loops over the
+    night's crowded-key counts once per lead compared (9 s instead of 2 s for 10,000
+    leads at 1,000,000)."""
     started = timezone.now()
     settings_row = DuplicateSettings.load()
     everyone = full or not LeadMatchKey.objects.filter(scanned=True).exists()
