@@ -152,6 +152,22 @@ def test_the_schema_documents_the_warning_in_the_create_answer(client):
     assert set(item["required"]) == {"id", "score", "reasons", "evidence"}
 
 
+def test_the_workspace_lead_page_names_the_duplicate_of_a_lead_just_created(client, rep):
+    # Given a lead created through the API, then a form post with its phone, before any scan
+    known = api_create(rep, email="ada@acme.example", phone="+49 30 1234567")
+    form = WebForm.objects.create(name="Demo", field_mapping={"email": "email", "phone": "phone"})
+    post_form(client, form, {"email": "ada@private.example", "phone": "+49 (30) 1234567"})
+    created = Lead.objects.get(email="ada@private.example")
+
+    # When the rep opens the lead page of the lead she owns
+    client.force_login(rep)
+    page = client.get(reverse("lead-detail", args=[known["id"]])).content.decode()
+
+    # Then it names the new lead as a possible duplicate, with the evidence
+    assert reverse("lead-detail", args=[created.pk]) in page
+    assert "same phone" in page
+
+
 # --- Admin ------------------------------------------------------------------------------
 
 
