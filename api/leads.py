@@ -9,8 +9,8 @@ Writes go through the services of ``leads`` (``leads.profiles``, ``leads.stages`
 The id of a lead merged into another answers with a permanent redirect to the same
 path on the surviving lead (301 for reads, 308, which keeps the method and body, for
 writes), when the caller can see the survivor. A lead created with likely duplicates
-in the caller's view answers with their ids in the ``Possible-Duplicates`` header: a
-warning, never a refusal.
+in the caller's view answers with them in ``possible_duplicates`` (and their ids in the
+``Possible-Duplicates`` header): a warning, never a refusal.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from rest_framework.response import Response
 
 from api.errors import Conflict, ErrorSerializer
 from api.fields import request_user
-from api.idempotency import IDEMPOTENCY_KEY_PARAMETER
+from api.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from api.merges import (
     OTHERS_PATTERN,
     LeadMergeSerializer,
@@ -56,7 +56,7 @@ from api.merges import (
 from api.strict import StrictFieldsMixin, check_json_document
 from api.viewsets import RecordViewSet
 from crm.models import User
-from leads.duplicates import lead_duplicates
+from leads.duplicates import LikelyDuplicate, lead_duplicates, reason_text
 from leads.export_responses import CONTENT_TYPES, CSV, EXPORT_FORMATS, XLSX, leads_export_response
 from leads.exports import CUSTOM_PREFIX, LEAD_COLUMN_NAMES, UnknownColumn, export_columns
 from leads.filters import LeadFilter
@@ -346,6 +346,40 @@ DUPLICATES_HEADER_PARAMETER = OpenApiParameter(
 )
 
 
+class DuplicateReasonSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=["email", "phone", "name_company"],
+        help_text="email: the same mailbox; phone: the same number in E.164; "
+        "name_company: names alike at one company.",
+    )
+    score = serializers.FloatField(help_text="How sure this evidence is, 0 to 1.")
+
+
+class PossibleDuplicateSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="lead.pk", help_text="The likely duplicate's id.")
+    score = serializers.FloatField(help_text="How sure, 0 to 1: the surest reason's.")
+    reasons = DuplicateReasonSerializer(many=True)
+    evidence = serializers.SerializerMethodField(help_text='In words: "same phone".')
+
+    def get_evidence(self, found: LikelyDuplicate) -> str:
+        return "; ".join(reason_text(reason) for reason in found.reasons)
+
+
+class LeadCreatedSerializer(LeadSerializer):
+    """The answer to a create: the lead, and the likely duplicates the caller can see."""
+
+    possible_duplicates = PossibleDuplicateSerializer(
+        many=True,
+        read_only=True,
+        help_text="Leads in your view that look like the new one, surest first (at most "
+        "5; empty when none): a warning, the lead is created. The pairs wait in the "
+        "review queue.",
+    )
+
+    class Meta(LeadSerializer.Meta):
+        fields = [*LeadSerializer.Meta.fields, "possible_duplicates"]
+
+
 class LeadMoved(Exception):
     """The requested id is a lead merged into ``survivor_id``."""
 
@@ -359,8 +393,12 @@ class LeadMoved(Exception):
     retrieve=extend_schema(summary="Show a lead"),
     create=extend_schema(
         summary="Create a lead",
+        description="Likely duplicates of the new lead in your view are named in "
+        "`possible_duplicates` (and the `Possible-Duplicates` header); a create is never "
+        "refused for them.",
         parameters=[IDEMPOTENCY_KEY_PARAMETER, DUPLICATES_HEADER_PARAMETER],
-        responses={201: LeadSerializer, 409: CREATE_CONFLICT_RESPONSE},
+        request=LeadSerializer,
+        responses={201: LeadCreatedSerializer, 409: CREATE_CONFLICT_RESPONSE},
     ),
     update=extend_schema(
         summary="Replace a lead's profile",
@@ -415,14 +453,23 @@ class LeadViewSet(RecordViewSet):
         code = 301 if self.request.method in ("GET", "HEAD", "OPTIONS") else 308
         return Response(status=code, headers={"Location": path})
 
+    @idempotent
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        response = super().create(request, *args, **kwargs)
-        lead = getattr(self, "created_lead", None)
-        if response.status_code == 201 and lead is not None:
-            found = lead_duplicates(lead=lead, user=self.caller)
-            if found:
-                response[DUPLICATES_HEADER] = ", ".join(str(d.lead.pk) for d in found)
-        return response
+        """The created lead with its likely duplicates, inside the ``Idempotency-Key``
+        transaction, so that a replay answers the same warning."""
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        self.perform_create(serializer)
+        lead = serializer.instance
+        if not isinstance(lead, Lead):
+            raise TypeError("A create makes a lead.")
+        found = lead_duplicates(lead=lead, user=self.caller)
+        duplicates = PossibleDuplicateSerializer(found, many=True).data
+        data = {**serializer.data, "possible_duplicates": duplicates}
+        headers = self.get_success_headers(data)
+        if found:
+            headers[DUPLICATES_HEADER] = ", ".join(str(d.lead.pk) for d in found)
+        return Response(data, status=201, headers=headers)
 
     def perform_create(self, serializer: serializers.BaseSerializer) -> None:
         data = dict(serializer.validated_data)
@@ -434,7 +481,7 @@ class LeadViewSet(RecordViewSet):
             lead = lead_save_profile(lead=Lead(**data), changed_fields=sorted(data))
             if interests is not None:
                 lead.product_interests.set(interests)
-        serializer.instance = self.created_lead = lead
+        serializer.instance = lead
 
     def perform_update(self, serializer: serializers.BaseSerializer) -> None:
         lead = serializer.instance

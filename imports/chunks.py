@@ -100,6 +100,11 @@ class Changed:
         stored, already = self._rows.get(obj.pk, (obj, set()))
         self._rows[obj.pk] = (stored, already | fields)
 
+    def ids_changing(self, names: Iterable[str]) -> list[int]:
+        """The ids of the rows with a change to one of ``names``."""
+        wanted = set(names)
+        return [pk for pk, (_, fields) in self._rows.items() if fields & wanted]
+
     def write(self, **values: Any) -> None:
         """Write each row's changed fields, with ``values`` set on every row as well."""
         groups: dict[tuple[str, ...], list[Model]] = {}

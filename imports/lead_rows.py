@@ -6,7 +6,10 @@ leads are inserted and updated in bulk, a stage is set on the row with its stage
 history appended (``leads.stages.stage_change_record``) instead of through
 ``lead_move_to_stage``, whose announcement hands leads off and moves nurture tracks,
 and no profile change is announced (which would queue real-time scoring). The import
-scores its leads once at the end (``scoring.quiet_rescore``).
+scores its leads once at the end (``scoring.quiet_rescore``). The chunk's new leads and
+those whose email, phone, name or company it changed are compared with every lead for
+likely duplicates before the chunk commits, in one pass for the chunk
+(``leads.duplicates.duplicates_note``: pairs for the review queue, never a failed row).
 
 An empty cell leaves the stored value alone: an import fills and corrects, it never
 blanks a field. A company named by the row (name or website) is linked; otherwise a
@@ -22,6 +25,7 @@ from typing import Any
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from leads.duplicates import KEY_FIELDS, duplicates_note
 from leads.models import Company, Lead, Source, Stage, StageChange, funnel_step
 
 from .chunks import Changed, ChunkOutcome, Context, Prepared
@@ -107,6 +111,9 @@ def write_lead_rows(
     StageChange.objects.bulk_create([change for _, change in history])
     for item, change in history:
         outcome.record(item.row, change, ObjectType.STAGE_CHANGE, lead_id=change.lead_id)
+    if not job.dry_run:
+        compared = [lead.pk for _, lead in created] + updated.ids_changing(KEY_FIELDS)
+        duplicates_note(lead_ids=compared)
 
 
 def _prepare(row: Prepared, context: Context, outcome: ChunkOutcome) -> LeadRow | None:

@@ -5,7 +5,9 @@ What the import created is deleted (activities, deals and stage changes through 
 to hang on them since); what it changed is restored field by field, where the field
 still holds what the import wrote. Anything that changed after the import is left as
 it is and reported: undo never clobbers a later edit. The leads that remain are
-scored again, quietly (``scoring.quiet_rescore``), and the job is marked undone.
+scored again, quietly (``scoring.quiet_rescore``), and the job is marked undone. The
+review queue follows: the open duplicate pairs of deleted leads are dropped, and leads
+whose email, phone, name or company came back are compared again (``leads.duplicates``).
 
 Each chunk of change records is one transaction that marks them undone, so an undo
 that stops half-way resumes where it stopped.
@@ -24,6 +26,7 @@ from django.utils import timezone
 from crm.db import update_rows
 from crm.resilience import task_enqueue
 from leads.deals import deals_delete
+from leads.duplicates import KEY_FIELDS, duplicate_pairs_forget, duplicates_note
 from leads.models import Activity, Company, Deal, Lead, StageChange
 from leads.stages import stage_changes_delete
 from scoring.quiet_rescore import leads_rescore_quietly
@@ -190,6 +193,7 @@ def _restore(changes: list[ImportChange], object_type: str, report: Report) -> N
         return
     model = MODELS[object_type]
     objects = model._default_manager.select_for_update().in_bulk([c.object_id for c in changes])
+    compared: list[int] = []  # leads whose keys the restored values change
     for change in changes:
         obj = objects.get(change.object_id)
         if obj is None:
@@ -204,6 +208,9 @@ def _restore(changes: list[ImportChange], object_type: str, report: Report) -> N
         if fields:
             update_rows([obj], fields)
             report.restored += 1
+            if object_type == ObjectType.LEAD and KEY_FIELDS.intersection(fields):
+                compared.append(obj.pk)
+    duplicates_note(lead_ids=compared)
     if object_type == ObjectType.DEAL:
         lead_ids = {c.lead_id for c in changes if c.lead_id}
         Lead.objects.filter(pk__in=lead_ids).refresh_deal_outcome()
@@ -245,6 +252,7 @@ def _delete_leads(changes: list[ImportChange], job: ImportJob, report: Report) -
             doomed.append(lead.pk)
     if doomed:
         Lead.objects.filter(pk__in=doomed).delete()
+        duplicate_pairs_forget(lead_ids=doomed)
         report.deleted += len(doomed)
 
 

@@ -11,6 +11,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Lower
 
+from .duplicates import duplicates_note_profile
 from .models import Company, Lead
 from .signals import lead_profile_changed
 
@@ -19,15 +20,19 @@ def lead_save_profile(*, lead: Lead, changed_fields: list[str]) -> Lead:
     """Save a lead whose explicit fields changed and rescore its fit after commit.
 
     An existing lead writes only the changed columns: the scores on the row belong to
-    the scoring worker, which may have written them since the lead was read.
+    the scoring worker, which may have written them since the lead was read. A new lead,
+    or one whose email, phone, name or company changed, is compared with every lead for
+    likely duplicates (``leads.duplicates.duplicates_note``: advice, never a failure).
     """
     with transaction.atomic():
-        if lead.pk is None:
+        created = lead.pk is None
+        if created:
             lead.save()
         else:
             columns = {field.name for field in Lead._meta.concrete_fields}
             lead.save(update_fields=[*(f for f in changed_fields if f in columns), "updated_at"])
         lead_profile_changed.send(sender=Lead, lead_id=lead.pk, fields=changed_fields)
+        duplicates_note_profile(lead=lead, created=created, changed_fields=changed_fields)
     return lead
 
 
