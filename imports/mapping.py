@@ -37,6 +37,7 @@ from leads.models import (
 
 from .normalize import (
     CellError,
+    ChoiceReader,
     clean_bool,
     clean_choice,
     clean_country,
@@ -98,7 +99,8 @@ def _text(max_length: int) -> Cleaner:
 
 
 def _choice(choices: Any) -> Cleaner:
-    return lambda value, options, row: clean_choice(value, choices=choices.choices)
+    read = ChoiceReader(choices.choices)
+    return lambda value, options, row: read(value)
 
 
 def _date(value: Any, options: Options, row: dict[str, Any]) -> Any:
@@ -516,13 +518,18 @@ class RowCleaner:
                 values[target] = value
         return values, errors
 
-    def _clean_one(self, target: str, raw: Any, done: dict[str, Any]) -> Any:
+    def _clean_one(
+        self, target: str, raw: Any, done: dict[str, Any], *, placeholder_checked: bool = False
+    ) -> Any:
+        """The target's value of ``raw``, None for no value; ``placeholder_checked`` when
+        the caller knows ``raw`` is not a placeholder (a mapped word may still be one)."""
         words = self.value_maps.get(target)
         if words and raw is not None:
             key = text_of(raw).casefold()
             if key in words:
                 raw = words[key]
-        if is_placeholder(raw):
+                placeholder_checked = False
+        if not placeholder_checked and is_placeholder(raw):
             return None
         return self.targets[target].clean(raw, self.options, done)
 
@@ -534,12 +541,13 @@ class RowCleaner:
         for target in self.order:
             header = self.column_of.get(target)
             raw = row.get(header) if header else None
-            if header is None or (is_placeholder(raw) and not self._maps_placeholder(target, raw)):
+            placeholder = header is None or is_placeholder(raw)
+            if header is None or (placeholder and not self._maps_placeholder(target, raw)):
                 if target in self.constant_values:
                     values[target] = self.constant_values[target]
                 continue
             try:
-                value = self._clean_one(target, raw, values)
+                value = self._clean_one(target, raw, values, placeholder_checked=not placeholder)
             except CellError as exc:
                 errors[header] = str(exc)
                 continue

@@ -6,18 +6,24 @@ import zoneinfo
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 
 from imports.mapping import MappingError, Options, RowCleaner, parse_pairs, suggest_mapping
 from imports.normalize import (
     CellError,
+    ChoiceReader,
     clean_bool,
+    clean_choice,
     clean_country,
     clean_datetime,
     clean_decimal,
     clean_email,
     clean_name,
     clean_phone,
+    email_valid,
 )
+from leads.models import ActivityType, Authority, Industry, Seniority, Stage, Timeline
 
 
 @pytest.mark.parametrize(
@@ -175,3 +181,50 @@ def test_a_mapping_that_does_not_fit_says_every_reason():
         "Email": "email",
         "Company Name": "company",
     }
+
+
+CHOICE_WORDS = [
+    "C-Level", "c level", "c_level", "VP", "vp", " Director ", "MANAGER", "Individual contributor",
+    "individual", "Student", "Unknown", "!!!", "Pope", "", "Financial services", "finance",
+    "Within 3 months", "quarter", "Later or never", "Decision maker", "Page View", "page_view",
+    "PAGE VIEW", "Trial sign-up", "trial signup", "Email bounce", "Zoë", "Ré-sumé",
+]  # fmt: skip
+
+
+def _answer(read, word: str) -> tuple[str, str]:
+    try:
+        return ("value", read(word))
+    except CellError as exc:
+        return ("error", str(exc))
+
+
+@pytest.mark.parametrize("choices", [Seniority, Industry, Timeline, Authority, ActivityType, Stage])
+def test_a_choice_read_with_its_keys_worked_out_once_reads_as_clean_choice_does(choices):
+    read = ChoiceReader(choices.choices)
+    for _ in range(2):  # the second time from what it remembered
+        for word in CHOICE_WORDS:
+            expected = _answer(lambda w: clean_choice(w, choices=choices.choices), word)
+            assert _answer(read, word) == expected
+
+
+ADDRESSES = [
+    "anna.mueller@acme.example", "a+tag@acme.example", "o'neil@acme.example",
+    "first.last123@sub.domain.example", "x@localhost", "x@[192.168.0.1]", "x@[ipv6:::1]",
+    '"quoted name"@acme.example', '"a\\"b"@acme.example', "ünïcode@acme.example",
+    "user@ünïcode.example", "a..b@acme.example", ".a@acme.example", "a.@acme.example",
+    "a@acme", "a@-acme.example", "a@acme.example.", "a@acme..example", "@acme.example", "a@",
+    "no-at-sign", "", "a b@acme.example", "a@acme.example\n", "\u017f@acme.example",
+    "x" * 65 + "@acme.example", "a@" + "d" * 64 + ".example", "a@" + "d.example" * 40,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("address", ADDRESSES)
+def test_an_address_is_valid_exactly_when_djangos_validator_says_so(address):
+    try:
+        validate_email(address)
+    except ValidationError:
+        django_says = False
+    else:
+        django_says = True
+    assert email_valid(address) is django_says
+    assert email_valid(address) is django_says  # and again, its domain's verdict remembered
