@@ -24,7 +24,8 @@ from django.utils import timezone
 
 from leads.models import Company, Lead, Source, Stage, StageChange, funnel_step
 
-from .chunks import Changed, ChunkOutcome, Context, Prepared
+from .bulk_insert import objects_insert
+from .chunks import Changed, ChunkOutcome, Context, Prepared, ids_by_key, statistics_refresh
 from .mapping import MatchKey
 from .models import ImportJob, ObjectType
 
@@ -71,6 +72,7 @@ def write_lead_rows(
     *, job: ImportJob, context: Context, rows: list[Prepared], outcome: ChunkOutcome
 ) -> None:
     """Create, update or leave each row's lead; count each and record what changed."""
+    statistics_refresh(Lead, Company, StageChange)
     prepared = [p for p in (_prepare(row, context, outcome) for row in rows) if p]
     companies = _companies(prepared, context, outcome)
     key_name = context.match_key
@@ -98,13 +100,13 @@ def write_lead_rows(
             outcome.skipped += 1
             continue
         _update_lead(item, lead, outcome, now, claims, context, updated, history)
-    Lead.objects.bulk_create([lead for _, lead in created], batch_size=1000)
+    objects_insert([lead for _, lead in created])
     for item, lead in created:
         outcome.record(item.row, lead, ObjectType.LEAD, lead_id=lead.pk, after=_snapshot(lead))
         if lead.stage != Stage.NEW:
             history.append((item, _stage_change(lead, Stage.NEW, context, now)))
     updated.write(updated_at=now)
-    StageChange.objects.bulk_create([change for _, change in history])
+    objects_insert([change for _, change in history])
     for item, change in history:
         outcome.record(item.row, change, ObjectType.STAGE_CHANGE, lead_id=change.lead_id)
 
@@ -153,7 +155,9 @@ def _companies(items: list[LeadRow], context: Context, outcome: ChunkOutcome) ->
             wanted[id(item)] = (domain, name, extra)
     domains = {d for d, _, _ in wanted.values() if d}
     names = {n.casefold() for _, n, _ in wanted.values() if n}
-    by_domain = {c.domain: c for c in Company.objects.filter(domain__in=domains)}
+    ids = ids_by_key(Company, "domain", domains, lower=True)
+    stored = Company.objects.in_bulk(list(ids.values()))
+    by_domain = {domain: stored[pk] for domain, pk in ids.items() if pk in stored}
     by_name: dict[str, Company] = {}
     named = Company.objects.alias(key=Lower("name")).filter(key__in=names).order_by("-pk")
     for known in named:
@@ -175,7 +179,7 @@ def _companies(items: list[LeadRow], context: Context, outcome: ChunkOutcome) ->
                 by_name[name.casefold()] = company
         if company is not None:
             found[id(item)] = company
-    Company.objects.bulk_create([company for _, company in new], batch_size=1000)
+    objects_insert([company for _, company in new])
     for item, company in new:
         outcome.record(item.row, company, ObjectType.COMPANY, lead_id=None)
     return found
@@ -189,12 +193,10 @@ class Claims:
         emails = {i.wanted["email"] for i in items if i.wanted.get("email")}
         externals = {i.wanted["external_id"] for i in items if i.wanted.get("external_id")}
         self.holder: dict[tuple[str, str], int] = {}
-        by_email = Lead.objects.alias(key=Lower("email")).filter(key__in=emails)
-        for pk, email in by_email.values_list("pk", "email"):
+        for email, pk in ids_by_key(Lead, "email", emails, lower=True).items():
             self.holder[("email", email)] = pk
-        by_external = Lead.objects.filter(external_id__in=externals)
-        for pk, external_id in by_external.values_list("pk", "external_id"):
-            self.holder[("external_id", external_id or "")] = pk
+        for external_id, pk in ids_by_key(Lead, "external_id", externals).items():
+            self.holder[("external_id", external_id)] = pk
 
     @staticmethod
     def _me(lead: Lead) -> int:

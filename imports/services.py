@@ -35,10 +35,10 @@ from scoring.quiet_rescore import leads_rescore_quietly
 
 from .chunks import ChunkOutcome, Context, Prepared
 from .company_rows import write_company_rows
-from .history_rows import write_activity_rows, write_deal_rows
+from .history_rows import activity_spans_widen, write_activity_rows, write_deal_rows
 from .lead_rows import write_lead_rows
 from .mapping import ImportKind, MappingError, MatchKey, Options, RowCleaner, suggest_mapping
-from .models import ImportChange, ImportJob, ImportRowError, ImportStatus, ObjectType
+from .models import ImportChange, ImportJob, ImportStatus, ObjectType
 from .permissions import import_permission_check
 from .reading import ImportFileError, ReadOptions, Row, Table, count_rows, open_table
 
@@ -211,7 +211,10 @@ def _run(job: ImportJob, chunk_size: int | None) -> ImportJob:
                     return job
                 job.last_row = rows[-1].number
         if not job.dry_run:
-            leads_rescore_quietly(lead_ids=_leads_to_score(job))
+            lead_ids = _leads_to_score(job)
+            if job.kind == ImportKind.ACTIVITIES:
+                activity_spans_widen(lead_ids=lead_ids)
+            leads_rescore_quietly(lead_ids=lead_ids)
         now = timezone.now()
         ImportJob.objects.filter(pk=job.pk, status=ImportStatus.RUNNING).update(
             status=ImportStatus.DONE, scored_at=now, finished_at=now, progress_at=now
@@ -268,8 +271,7 @@ def _commit_chunk(job: ImportJob, cleaner: RowCleaner, context: Context, rows: l
                 outcome.changes = []
         else:
             writer(job=job, context=context, rows=prepared, outcome=outcome)
-        ImportChange.objects.bulk_create(outcome.changes, batch_size=1000)
-        ImportRowError.objects.bulk_create(outcome.errors, batch_size=1000)
+        outcome.write()
         counts = {name: F(name) + value for name, value in outcome.counts().items()}
         ImportJob.objects.filter(pk=job.pk).update(
             last_row=rows[-1].number,
