@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models.functions import Lower
+from django.db import connection
+from django.db.models.functions import Collate, Lower
 from django.utils import timezone
 
 from leads.models import Company, Lead, Source, Stage, StageChange, funnel_step
@@ -159,7 +160,11 @@ def _companies(items: list[LeadRow], context: Context, outcome: ChunkOutcome) ->
     stored = Company.objects.in_bulk(list(ids.values()))
     by_domain = {domain: stored[pk] for domain, pk in ids.items() if pk in stored}
     by_name: dict[str, Company] = {}
-    named = Company.objects.alias(key=Lower("name")).filter(key__in=names).order_by("-pk")
+    # In the C collation (the same equality) rather than through the trigram index on
+    # the lower-cased name, which PostgreSQL picks for equality too once the table is
+    # analyzed: a chunk's thousand names took it half a minute among 5,000 companies.
+    key = Collate(Lower("name"), "C") if connection.vendor == "postgresql" else Lower("name")
+    named = Company.objects.alias(key=key).filter(key__in=names).order_by("-pk")
     for known in named:
         by_name[known.name.casefold()] = known
     found: dict[int, Company] = {}
