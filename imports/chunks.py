@@ -153,13 +153,14 @@ class Changed:
             update_rows(objs, names)
 
 
-# A table whose rows changed by more than this share since its last ANALYZE is analyzed.
-STALE_SHARE = 0.2
+# A table is analyzed again when more rows changed since its last ANALYZE than it had
+# then: at most twenty times as an import grows it from a thousand rows to a billion.
+STALE_SHARE = 1.0
 
 
 def statistics_refresh(*models: type[Model]) -> list[str]:
-    """ANALYZE the models' tables where more than a fifth of the rows changed since the
-    last ANALYZE (PostgreSQL); their names.
+    """ANALYZE the models' tables where more rows changed since the last ANALYZE than
+    they had (PostgreSQL); their names.
 
     An import grows its tables many times over. Until autovacuum analyzes them (never,
     where it is switched off) the planner takes a table that was empty for empty and

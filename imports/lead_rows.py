@@ -16,6 +16,8 @@ a free-mail provider's.
 
 from __future__ import annotations
 
+import copy
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +83,7 @@ def write_lead_rows(
     claims = Claims(prepared)
     allowed = context.changeable(lead.pk for lead in known.values())
     now = timezone.now()
+    make = LeadMaker(now)
     created: list[tuple[LeadRow, Lead]] = []
     updated = Changed()
     history: list[tuple[LeadRow, StageChange]] = []
@@ -89,7 +92,7 @@ def write_lead_rows(
         key = item.wanted[key_name]
         lead = known.get(key)
         if lead is None:
-            lead = _new_lead(item, job, outcome, now, claims)
+            lead = _new_lead(item, job, outcome, make, claims)
             if lead is not None:
                 known[key] = lead
                 created.append((item, lead))
@@ -223,8 +226,30 @@ class Claims:
                 self.holder[(name, value)] = self._me(lead)
 
 
+class LeadMaker:
+    """New leads made from their values positionally, the way Django makes the leads it
+    reads: made with keyword arguments, a lead costs about as much as cleaning its row.
+    Every field not given keeps the default a lead made at ``now`` has."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        template = Lead(created_at=now, stage_changed_at=now)
+        names = [field.attname for field in Lead._meta.concrete_fields]
+        self.position = {name: index for index, name in enumerate(names)}
+        self.defaults = [getattr(template, name) for name in names]
+        # Values a lead may change in place (JSON) are made anew for each lead.
+        self.fresh = [i for i, value in enumerate(self.defaults) if isinstance(value, dict | list)]
+
+    def __call__(self, values: dict[str, Any]) -> Lead:
+        row = list(self.defaults)
+        for index in self.fresh:
+            row[index] = copy.copy(row[index])
+        for name, value in values.items():
+            row[self.position[name]] = value
+        return Lead(*row)
+
+
 def _new_lead(
-    item: LeadRow, job: ImportJob, outcome: ChunkOutcome, now: Any, claims: Claims
+    item: LeadRow, job: ImportJob, outcome: ChunkOutcome, make: LeadMaker, claims: Claims
 ) -> Lead | None:
     if not job.create_new:
         outcome.skipped += 1
@@ -234,7 +259,7 @@ def _new_lead(
         outcome.fail(item.row, None, "A new lead needs an email address.")
         return None
     wanted.setdefault("source", Source.IMPORT)
-    lead = Lead(**wanted, created_at=now, stage_changed_at=now)
+    lead = make(wanted)
     reason = claims.conflict(lead, wanted)
     if reason:
         outcome.fail(item.row, None, reason)

@@ -10,6 +10,7 @@ column's own words into the stored ones ("Hot prospect" → a pick-list value, "
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -125,11 +126,24 @@ def _phone(value: Any, options: Options, row: dict[str, Any]) -> str:
 
 def _domain(value: Any, options: Options, row: dict[str, Any]) -> str:
     """A domain from "example.com", "www.example.com" or "https://www.example.com/about"."""
-    text = text_of(value).casefold()
-    host = urlsplit(text if "//" in text else f"//{text}").hostname or ""
+    host = _host(text_of(value))
+    if not host:
+        raise CellError(f"“{text_of(value)}” is not a domain.")
+    return host
+
+
+@functools.lru_cache(maxsize=65_536)
+def _host(text: str) -> str:
+    """The domain a website names, or "" for none; remembered, as a file names each
+    company's website on every row of its people."""
+    text = text.casefold()
+    try:
+        host = urlsplit(text if "//" in text else f"//{text}").hostname or ""
+    except ValueError:  # "http://[" and other text no URL parser takes
+        return ""
     host = host.removeprefix("www.")
     if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", host) or len(host) > 253:
-        raise CellError(f"“{text_of(value)}” is not a domain.")
+        return ""
     return host
 
 
@@ -469,6 +483,11 @@ class RowCleaner:
         self.constant_values, constant_errors = self._clean_constants()
         if constant_errors:
             raise MappingError(constant_errors)
+        # What ``clean`` needs of each target, looked up once rather than for every cell.
+        self.plan = [
+            (target, self.column_of.get(target), self.targets[target].clean)
+            for target in self.order
+        ]
 
     def _errors(self) -> list[str]:
         errors = []
@@ -518,18 +537,13 @@ class RowCleaner:
                 values[target] = value
         return values, errors
 
-    def _clean_one(
-        self, target: str, raw: Any, done: dict[str, Any], *, placeholder_checked: bool = False
-    ) -> Any:
-        """The target's value of ``raw``, None for no value; ``placeholder_checked`` when
-        the caller knows ``raw`` is not a placeholder (a mapped word may still be one)."""
+    def _clean_one(self, target: str, raw: Any, done: dict[str, Any]) -> Any:
         words = self.value_maps.get(target)
         if words and raw is not None:
             key = text_of(raw).casefold()
             if key in words:
                 raw = words[key]
-                placeholder_checked = False
-        if not placeholder_checked and is_placeholder(raw):
+        if is_placeholder(raw):
             return None
         return self.targets[target].clean(raw, self.options, done)
 
@@ -538,26 +552,24 @@ class RowCleaner:
         message by column (or by target for a constant)."""
         values: dict[str, Any] = {}
         errors: dict[str, str] = {}
-        for target in self.order:
-            header = self.column_of.get(target)
+        value_maps, constants, options = self.value_maps, self.constant_values, self.options
+        for target, header, clean in self.plan:
             raw = row.get(header) if header else None
-            placeholder = header is None or is_placeholder(raw)
-            if header is None or (placeholder and not self._maps_placeholder(target, raw)):
-                if target in self.constant_values:
-                    values[target] = self.constant_values[target]
+            words = value_maps.get(target)
+            if words and raw is not None:
+                # A column's own word for a value, or for none ("Select" → "").
+                raw = words.get(text_of(raw).casefold(), raw)
+            if header is None or is_placeholder(raw):
+                if target in constants:
+                    values[target] = constants[target]
                 continue
             try:
-                value = self._clean_one(target, raw, values, placeholder_checked=not placeholder)
+                value = clean(raw, options, values)
             except CellError as exc:
                 errors[header] = str(exc)
                 continue
             if value is not None:
                 values[target] = value
-            elif target in self.constant_values:
-                values[target] = self.constant_values[target]
+            elif target in constants:
+                values[target] = constants[target]
         return values, errors
-
-    def _maps_placeholder(self, target: str, raw: Any) -> bool:
-        """Whether the value map turns this placeholder into something ("-" → "none")."""
-        words = self.value_maps.get(target) or {}
-        return raw is not None and text_of(raw).casefold() in words

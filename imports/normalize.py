@@ -170,6 +170,8 @@ def clean_decimal(value: Any, *, decimal_comma: bool = False) -> Decimal:
     if isinstance(value, int | float | Decimal):
         return Decimal(str(value))
     original = text_of(value)
+    if original.isascii() and original.isdigit():
+        return Decimal(original)  # the commonest number, a plain one, the shortest way
     text = CURRENCY_MARKS.sub("", original)
     text = re.sub(r"[\s'\u202f]", "", text)
     negative = text.startswith("(") and text.endswith(")")

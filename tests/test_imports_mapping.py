@@ -228,3 +228,60 @@ def test_an_address_is_valid_exactly_when_djangos_validator_says_so(address):
         django_says = True
     assert email_valid(address) is django_says
     assert email_valid(address) is django_says  # and again, its domain's verdict remembered
+
+
+@pytest.mark.django_db
+def test_value_maps_turn_placeholders_into_values_and_words_into_nothing():
+    cleaner = RowCleaner(
+        kind="leads",
+        headers=["Email", "Budget", "Stage", "Source"],
+        mapping={"Email": "email", "Budget": "budget", "Stage": "stage", "Source": "source"},
+        constants={"source": "event"},
+        value_maps={"budget": {"-": "No budget"}, "stage": {"Pick one": ""}, "source": {"?": ""}},
+    )
+
+    def clean(budget, stage, source):
+        return cleaner.clean(
+            {"Email": "a@x.example", "Budget": budget, "Stage": stage, "Source": source}
+        )
+
+    # A placeholder the map names becomes its value; one it does not name stays empty
+    assert clean("-", None, None)[0] == {
+        "email": "a@x.example",
+        "budget": "none",
+        "source": "event",
+    }
+    assert clean("N/A", "MQL", "Referral")[0] == {
+        "email": "a@x.example",
+        "stage": "mql",
+        "source": "referral",
+    }
+    # A word mapped to nothing is no value, and the constant fills in where there is one
+    assert clean(None, "pick ONE", "?") == ({"email": "a@x.example", "source": "event"}, {})
+
+
+@pytest.mark.parametrize(
+    ("cell", "domain"),
+    [
+        ("Acme.example", "acme.example"),
+        ("https://www.acme.example/about", "acme.example"),
+        ("www.acme.example", "acme.example"),
+        ("//shop.acme.example:8080/x", "shop.acme.example"),
+        ("http://[broken", None),
+        ("not a domain", None),
+        ("localhost", None),
+    ],
+)
+@pytest.mark.django_db
+def test_a_website_becomes_its_domain_and_anything_else_fails_its_cell(cell, domain):
+    cleaner = RowCleaner(
+        kind="leads",
+        headers=["Email", "Website"],
+        mapping={"Email": "email", "Website": "company_domain"},
+    )
+    for _ in range(2):  # the second time from what the cleaner remembered
+        values, errors = cleaner.clean({"Email": "a@x.example", "Website": cell})
+        if domain is None:
+            assert errors == {"Website": f"“{cell}” is not a domain."}
+        else:
+            assert (values["company_domain"], errors) == (domain, {})

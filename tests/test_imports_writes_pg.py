@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from imports import bulk_insert, history_rows
 from imports.bulk_insert import copy_lines, copy_text, objects_insert, rows_copy, rows_insert
+from imports.lead_rows import LeadMaker
 from imports.models import ImportChange, ImportJob, ImportStatus
 from imports.services import WRITERS, import_job_create, import_job_resume, import_job_run
 from imports.undo import import_job_undo
@@ -76,6 +77,34 @@ def test_copied_leads_are_stored_as_bulk_create_stores_them():
     assert stored(copied) == stored(created)
     assert Lead.objects.get(pk=copied.pk).custom_fields["note"] == AWKWARD
     assert LeadRank.objects.get(lead_id=copied.pk).stage == Stage.MQL
+
+
+def test_a_lead_made_positionally_equals_one_made_with_keywords(rep):
+    # Given the values a lead row brings, an owner among them
+    owner = rep.pk
+    now = timezone.now()
+    values = {
+        "email": "anna@acme.example",
+        "external_id": "CRM-1",
+        "first_name": "Anna",
+        "owner_id": owner,
+        "country": "DE",
+        "custom_fields": {"fleet_size": 12},
+        "source": "event",
+    }
+
+    # When the import's maker makes it, and Django makes it from keywords
+    make = LeadMaker(now)
+    made, expected = make(dict(values)), Lead(**values, created_at=now, stage_changed_at=now)
+
+    # Then every field holds the same, and a lead without custom fields gets its own dict
+    for field in Lead._meta.concrete_fields:
+        if field.attname != "updated_at":
+            assert getattr(made, field.attname) == getattr(expected, field.attname), field
+    assert made._state.adding
+    other = make({"email": "bo@acme.example"})
+    other.custom_fields["x"] = 1
+    assert make({"email": "cy@acme.example"}).custom_fields == {}
 
 
 def test_rows_insert_answers_each_rows_new_id_in_order():
