@@ -4,7 +4,9 @@ change which lead).
 
 A chunk is written in one transaction by one of ``imports.lead_rows``,
 ``imports.company_rows`` or ``imports.history_rows``; each reads what its rows name
-with a query per kind of object, not one per row, and writes in bulk.
+with a query per kind of object, not one per row (each key through its index:
+``ids_by_key``), and writes in bulk, new rows and change records with ``COPY``
+(``imports.bulk_insert``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Model, Q
+from django.db import connection
+from django.db.models import F, Field, Model, Q
 from django.db.models.functions import Lower
 
 from crm.db import update_rows
@@ -23,6 +26,7 @@ from crm.models import User
 from leads.models import Lead
 from scoring.models import DomainList, DomainListKind
 
+from .bulk_insert import rows_copy
 from .mapping import MatchKey
 from .models import ChangeAction, ImportChange, ImportRowError, ObjectType
 
@@ -36,9 +40,25 @@ class Prepared:
     values: dict[str, Any]
 
 
+# The columns of a change record and of a failed row, as ``ChunkOutcome`` keeps them.
+CHANGE_COLUMNS = (
+    "job_id",
+    "row",
+    "object_type",
+    "object_id",
+    "lead_id",
+    "action",
+    "before",
+    "after",
+    "undone",
+)
+ERROR_COLUMNS = ("job_id", "row", "values", "reason")
+
+
 @dataclass
 class ChunkOutcome:
-    """What a chunk did, counted, with its change records and failed rows."""
+    """What a chunk did, counted, with its change records and failed rows (kept as rows
+    of ``CHANGE_COLUMNS`` and ``ERROR_COLUMNS``, stored by ``write``)."""
 
     job_id: int
     created: int = 0
@@ -46,17 +66,15 @@ class ChunkOutcome:
     unchanged: int = 0
     skipped: int = 0
     failed: int = 0
-    changes: list[ImportChange] = field(default_factory=list)
-    errors: list[ImportRowError] = field(default_factory=list)
+    changes: list[tuple[Any, ...]] = field(default_factory=list)
+    errors: list[tuple[Any, ...]] = field(default_factory=list)
 
     def fail(self, row: Prepared | int, cells: list[Any] | None, reason: str) -> None:
         number = row.number if isinstance(row, Prepared) else row
         if isinstance(row, Prepared):
             cells = row.cells
         self.failed += 1
-        self.errors.append(
-            ImportRowError(job_id=self.job_id, row=number, values=cells or [], reason=reason)
-        )
+        self.errors.append((self.job_id, number, cells or [], reason))
 
     def record(
         self,
@@ -70,17 +88,41 @@ class ChunkOutcome:
     ) -> None:
         action = ChangeAction.UPDATED if before is not None else ChangeAction.CREATED
         self.changes.append(
-            ImportChange(
-                job_id=self.job_id,
-                row=row.number,
-                object_type=object_type,
-                object_id=obj.pk,
-                lead_id=lead_id,
-                action=action,
-                before=_json(before or {}),
-                after=_json(after or {}),
+            (
+                self.job_id,
+                row.number,
+                object_type.value,
+                obj.pk,
+                lead_id,
+                action.value,
+                _json(before or {}),
+                _json(after or {}),
+                False,
             )
         )
+
+    def record_created(
+        self, row: Prepared, object_type: ObjectType, object_id: int, *, lead_id: int | None
+    ) -> None:
+        """Record a row created with nothing to check before undo deletes it."""
+        self.changes.append(
+            (
+                self.job_id,
+                row.number,
+                object_type.value,
+                object_id,
+                lead_id,
+                ChangeAction.CREATED.value,
+                {},
+                {},
+                False,
+            )
+        )
+
+    def write(self) -> None:
+        """Store the change records and the failed rows; call in the chunk's transaction."""
+        rows_copy(ImportChange, CHANGE_COLUMNS, self.changes)
+        rows_copy(ImportRowError, ERROR_COLUMNS, self.errors)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -114,6 +156,35 @@ class Changed:
             groups.setdefault(tuple(sorted(fields | set(values))), []).append(obj)
         for names, objs in groups.items():
             update_rows(objs, names)
+
+
+# A table is analyzed again when more rows changed since its last ANALYZE than it had
+# then: at most twenty times as an import grows it from a thousand rows to a billion.
+STALE_SHARE = 1.0
+
+
+def statistics_refresh(*models: type[Model]) -> list[str]:
+    """ANALYZE the models' tables where more rows changed since the last ANALYZE than
+    they had (PostgreSQL); their names.
+
+    An import grows its tables many times over. Until autovacuum analyzes them (never,
+    where it is switched off) the planner takes a table that was empty for empty and
+    answers each chunk's lookups by reading the whole of it, which grows with every
+    chunk.
+    """
+    if connection.vendor != "postgresql":
+        return []
+    tables = [model._meta.db_table for model in models]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(%s) "
+            "AND n_mod_since_analyze > 1000 + %s * n_live_tup",
+            [tables, STALE_SHARE],
+        )
+        stale = [name for (name,) in cursor.fetchall()]
+        for name in stale:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(name)}")
+    return stale
 
 
 def row_update(
@@ -165,6 +236,50 @@ def stored_form(model: type[Model], name: str, value: Any) -> Any:
 
 def same(model: type[Model], name: str, current: Any, recorded: Any) -> bool:
     return current == stored_form(model, name, recorded)
+
+
+def ids_by_key(
+    model: type[Model], column: str, keys: Iterable[str | None], *, lower: bool = False
+) -> dict[str, int]:
+    """The id of the row whose ``column`` (in lower case with ``lower``, as its unique
+    index reads it) is each of ``keys``, by key; keys no row has are left out.
+
+    On PostgreSQL each key is looked up through the index on its own (a lateral
+    subquery). Asked as one ``IN`` list of a chunk's thousand keys, PostgreSQL may
+    estimate a thousand index lookups dearer than reading the whole table, and read it:
+    a table the import grows, for every chunk. For a column indexed only where it is
+    not empty (a company's domain), empty keys are never looked up.
+    """
+    wanted = sorted({key for key in keys if key})
+    if not wanted:
+        return {}
+    key_field = Lower(column) if lower else F(column)
+    if connection.vendor != "postgresql":
+        rows = model._default_manager.annotate(key=key_field).filter(key__in=wanted)
+        return dict(rows.values_list("key", "pk"))
+    quote = connection.ops.quote_name
+    meta = model._meta
+    field, pk = meta.get_field(column), meta.pk
+    if not isinstance(field, Field) or not field.column or pk is None or not pk.column:
+        raise TypeError(f"{model.__name__}.{column} is no column to look rows up by.")
+    column_sql = quote(field.column)
+    key_sql = f"lower({column_sql})" if lower else column_sql
+    # A text column's partial index leaves out empty values, as this predicate does.
+    where = "TRUE" if field.null else f"NOT ({column_sql} = '')"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT given.key, found.id
+            FROM unnest(%s::text[]) AS given (key)
+            CROSS JOIN LATERAL (
+                SELECT {quote(pk.column)} AS id FROM {quote(meta.db_table)}
+                WHERE {key_sql} = given.key AND {where}
+                LIMIT 1
+            ) AS found
+            """,
+            [wanted],
+        )
+        return dict(cursor.fetchall())
 
 
 # Mailbox providers whose domain says nothing of the lead's company; the marketers' own
@@ -239,13 +354,16 @@ class Context:
 
     def leads_by_key(self, keys: Iterable[str]) -> dict[str, Lead]:
         """The leads the rows name by the match key, by that key."""
-        keys = sorted(set(keys))
-        if not keys:
-            return {}
+        ids = self.lead_ids_by_key(keys)
+        leads = Lead.objects.in_bulk(list(ids.values()))
+        return {key: leads[pk] for key, pk in ids.items() if pk in leads}
+
+    def lead_ids_by_key(self, keys: Iterable[str | None]) -> dict[str, int]:
+        """The ids of the leads the rows name by the match key, by that key (the rows of
+        a lead's history need no more of the lead than its id)."""
         if self.match_key == MatchKey.EMAIL:
-            leads = Lead.objects.alias(key=Lower("email")).filter(key__in=keys)
-            return {lead.email: lead for lead in leads}
-        return {lead.external_id or "": lead for lead in Lead.objects.filter(external_id__in=keys)}
+            return ids_by_key(Lead, "email", keys, lower=True)
+        return ids_by_key(Lead, "external_id", keys)
 
     def changeable(self, lead_ids: Iterable[int]) -> set[int]:
         """Of these leads, the ones the person running the import may change (all of

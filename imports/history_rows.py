@@ -1,10 +1,12 @@
 """Writing a chunk of a lead's history: activities (one row per event) and deals.
 
-Activities are stored as the API's batches are (``leads.activities``), without the
-announcement that would score them in real time, hand leads off or end nurture
-enrollments, and marked scored: the import scores their leads once at the end, each
-activity at its own time with decay. Each carries an idempotency key made from its
-lead and content, so the same file imported again finds them stored ("unchanged").
+Activities are stored without the announcement that would score them in real time,
+hand leads off or end nurture enrollments, and marked scored: the import scores their
+leads once at the end, each activity at its own time with decay. They go in with
+``COPY`` (``imports.bulk_insert``), and their leads' first and last activity times are
+widened once the job's rows are in, lead by lead in batches, rather than with every
+chunk. Each carries an idempotency key made from its lead and content, so the same
+file imported again finds them stored ("unchanged").
 
 Deals are matched by lead and name (any case); each lead's ``deal_outcome`` is worked
 out again from its deals in the same transaction.
@@ -14,40 +16,49 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection, transaction
+from django.db.models import F, Max, Min
+from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
-from leads.activities import activities_record_many
 from leads.models import Activity, Deal, DealStatus, Lead
 
-from .chunks import Changed, ChunkOutcome, Context, Prepared, row_update
+from .bulk_insert import objects_insert, rows_insert, rows_insert_absent
+from .chunks import Changed, ChunkOutcome, Context, Prepared, row_update, statistics_refresh
 from .mapping import MatchKey
 from .models import ImportJob, ObjectType
 
 ACTIVITY_SOURCE = "import"
 # Clocks differ: an event a few minutes "in the future" is taken as now-ish, not refused.
 FUTURE_SLACK = dt.timedelta(hours=1)
+# Leads whose activity times are widened in one transaction at the end of a job.
+SPAN_BATCH = 5000
 
 
 def _leads_of(
     rows: list[Prepared], context: Context, outcome: ChunkOutcome
-) -> list[tuple[Prepared, Lead]]:
-    """Each row's lead by the match key, the person's visibility applied."""
-    known = context.leads_by_key(row.values[context.match_key] for row in rows)
-    allowed = context.changeable(lead.pk for lead in known.values())
-    label = "email" if context.match_key == MatchKey.EMAIL else "external id"
+) -> list[tuple[Prepared, int]]:
+    """Each row with its lead's id by the match key, the person's visibility applied."""
+    key_name = context.match_key
+    known = context.lead_ids_by_key(row.values.get(key_name) for row in rows)
+    allowed = context.changeable(known.values())
+    label = "email" if key_name == MatchKey.EMAIL else "external id"
     found = []
     for row in rows:
-        key = row.values.get(context.match_key)
-        lead = known.get(key) if key else None
-        if lead is None:
-            outcome.fail(row, None, f"No lead with the {label} “{key or ''}”.")
-        elif lead.pk not in allowed:
+        key = row.values.get(key_name)
+        lead_id = known.get(key) if key else None
+        if not key:
+            outcome.fail(row, None, f"The row has no {label}, which leads are matched on.")
+        elif lead_id is None:
+            outcome.fail(row, None, f"No lead with the {label} “{key}”.")
+        elif lead_id not in allowed:
             outcome.fail(row, None, "You may not change this lead (another team's).")
         else:
-            found.append((row, lead))
+            found.append((row, lead_id))
     return found
 
 
@@ -65,51 +76,150 @@ def activity_key(lead_id: int, values: dict[str, Any]) -> str:
     return "import-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:48]
 
 
+# The columns an imported activity fills, as ``write_activity_rows`` gives them.
+ACTIVITY_COLUMNS = (
+    "lead_id",
+    "type",
+    "occurred_at",
+    "url",
+    "duration_seconds",
+    "properties",
+    "source",
+    "idempotency_key",
+    "received_at",
+    "scored_at",
+)
+
+
 def write_activity_rows(
     *, job: ImportJob, context: Context, rows: list[Prepared], outcome: ChunkOutcome
 ) -> None:
+    """Store each row's event unless it is stored already (by its key) or dated in the
+    future. The leads' first and last activity times are brought up to date once, when
+    the job's rows are in (``activity_spans_widen``): written per chunk, they would
+    write each lead's row again for every chunk that names it."""
+    statistics_refresh(Activity)
     now = timezone.now()
-    pending: dict[str, tuple[Prepared, Activity]] = {}
-    for row, lead in _leads_of(rows, context, outcome):
+    pending: dict[str, tuple[Prepared, int]] = {}
+    for row, lead_id in _leads_of(rows, context, outcome):
         values = row.values
         if values["occurred_at"] > now + FUTURE_SLACK:
             outcome.fail(row, None, "The event is dated in the future.")
             continue
-        key = activity_key(lead.pk, values)
+        key = activity_key(lead_id, values)
         if key in pending:
             outcome.unchanged += 1
             continue
-        properties = {"description": values["description"]} if "description" in values else {}
-        pending[key] = (
-            row,
-            Activity(
-                lead_id=lead.pk,
-                type=values["type"],
-                occurred_at=values["occurred_at"],
-                url=values.get("url", ""),
-                duration_seconds=values.get("duration_seconds"),
-                properties=properties,
-                source=ACTIVITY_SOURCE,
-                idempotency_key=key,
-                received_at=now,
-                # Scored by the import at its end, never by the real-time sweeper.
-                scored_at=now,
-            ),
-        )
-    stored = set(
-        Activity.objects.filter(
-            source=ACTIVITY_SOURCE, idempotency_key__in=list(pending)
-        ).values_list("idempotency_key", flat=True)
-    )
-    outcome.unchanged += len(stored)
-    new = [(row, activity) for key, (row, activity) in pending.items() if key not in stored]
+        pending[key] = (row, lead_id)
     if not job.create_new:
-        outcome.skipped += len(new)
+        stored = _stored_keys(list(pending))
+        outcome.unchanged += len(stored)
+        outcome.skipped += len(pending) - len(stored)
         return
-    activities_record_many(activities=[activity for _, activity in new], announce=False)
-    for row, activity in new:
-        outcome.record(row, activity, ObjectType.ACTIVITY, lead_id=activity.lead_id)
+    if connection.vendor != "postgresql":
+        _store_looked_up(pending, now, outcome)
+        return
+    ids = rows_insert_absent(
+        Activity,
+        ACTIVITY_COLUMNS,
+        [_activity(row.values, lead_id, key, now) for key, (row, lead_id) in pending.items()],
+        key=("source", "idempotency_key"),
+        key_where="NOT (idempotency_key = '')",
+    )
+    for key, (row, lead_id) in pending.items():
+        activity_id = ids.get((ACTIVITY_SOURCE, key))
+        if activity_id is None:
+            outcome.unchanged += 1  # stored by an import before
+        else:
+            outcome.record_created(row, ObjectType.ACTIVITY, activity_id, lead_id=lead_id)
+            outcome.created += 1
+
+
+def _stored_keys(keys: list[str]) -> set[str]:
+    stored = Activity.objects.filter(source=ACTIVITY_SOURCE, idempotency_key__in=keys)
+    return set(stored.values_list("idempotency_key", flat=True))
+
+
+def _store_looked_up(
+    pending: dict[str, tuple[Prepared, int]], now: dt.datetime, outcome: ChunkOutcome
+) -> None:
+    """Store the activities whose keys are not stored yet, looked up first (SQLite)."""
+    stored = _stored_keys(list(pending))
+    outcome.unchanged += len(stored)
+    new = [(key, row, lead_id) for key, (row, lead_id) in pending.items() if key not in stored]
+    rows = [_activity(row.values, lead_id, key, now) for key, row, lead_id in new]
+    ids = rows_insert(Activity, ACTIVITY_COLUMNS, rows)
+    for (_, row, lead_id), activity_id in zip(new, ids, strict=True):
+        outcome.record_created(row, ObjectType.ACTIVITY, activity_id, lead_id=lead_id)
     outcome.created += len(new)
+
+
+def _activity(values: dict[str, Any], lead_id: int, key: str, now: dt.datetime) -> tuple[Any, ...]:
+    """An activity's row in the order of ``ACTIVITY_COLUMNS``."""
+    description = values.get("description")
+    return (
+        lead_id,
+        values["type"],
+        values["occurred_at"],
+        values.get("url", ""),
+        values.get("duration_seconds"),
+        {"description": description} if description is not None else {},
+        ACTIVITY_SOURCE,
+        key,
+        now,
+        now,
+    )
+
+
+def activity_spans_widen(*, lead_ids: Sequence[int], batch: int = SPAN_BATCH) -> None:
+    """Widen the leads' first and last activity times to cover their stored activities,
+    ``batch`` leads a transaction; call outside a transaction when an import's activity
+    rows are in. Only rows whose times move are written; times only ever widen, so an
+    activity stored meanwhile through the API keeps its lead's span as it set it."""
+    ids = sorted(set(lead_ids))
+    for start in range(0, len(ids), batch):
+        with transaction.atomic():
+            _spans_widen(ids[start : start + batch])
+
+
+def _spans_widen(lead_ids: list[int]) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(WIDEN_SPANS, [lead_ids])
+        return
+    spans = (
+        Activity.objects.filter(lead_id__in=lead_ids)
+        .values("lead_id")
+        .annotate(first=Min("occurred_at"), last=Max("occurred_at"))
+        .order_by()
+    )
+    for span in spans:
+        first, last = span["first"], span["last"]
+        Lead.objects.filter(pk=span["lead_id"]).update(
+            first_activity_at=Coalesce(Least(F("first_activity_at"), first), first),
+            last_activity_at=Coalesce(Greatest(F("last_activity_at"), last), last),
+        )
+
+
+# LEAST and GREATEST pass over NULL: a lead without times takes its activities' span.
+WIDEN_SPANS = """
+UPDATE leads_lead AS lead
+SET first_activity_at = LEAST(lead.first_activity_at, span.first_at),
+    last_activity_at = GREATEST(lead.last_activity_at, span.last_at)
+FROM (
+    SELECT lead_id, min(occurred_at) AS first_at, max(occurred_at) AS last_at
+    FROM leads_activity
+    WHERE lead_id = ANY(%s::bigint[])
+    GROUP BY lead_id
+) AS span
+WHERE lead.id = span.lead_id
+    AND (
+        lead.first_activity_at IS NULL
+        OR lead.first_activity_at > span.first_at
+        OR lead.last_activity_at IS NULL
+        OR lead.last_activity_at < span.last_at
+    )
+"""
 
 
 CENTS = Decimal("0.01")
@@ -121,7 +231,7 @@ def write_deal_rows(
     *, job: ImportJob, context: Context, rows: list[Prepared], outcome: ChunkOutcome
 ) -> None:
     found = _leads_of(rows, context, outcome)
-    lead_ids = sorted({lead.pk for _, lead in found})
+    lead_ids = sorted({lead_id for _, lead_id in found})
     Lead.objects.filter(pk__in=lead_ids).lock()
     known = {
         (deal.lead_id, deal.name.casefold()): deal
@@ -130,28 +240,28 @@ def write_deal_rows(
     new: list[tuple[Prepared, Deal]] = []
     changed = Changed()
     now = timezone.now()
-    for row, lead in found:
+    for row, lead_id in found:
         wanted, reason = _deal_values(row.values, now)
         if reason:
             outcome.fail(row, None, reason)
             continue
-        deal = known.get((lead.pk, wanted["name"].casefold()))
+        deal = known.get((lead_id, wanted["name"].casefold()))
         if deal is None:
             if not job.create_new:
                 outcome.skipped += 1
                 continue
             wanted.setdefault("created_at", wanted.get("closed_at") or now)
-            deal = Deal(lead_id=lead.pk, **wanted)
-            known[(lead.pk, wanted["name"].casefold())] = deal
+            deal = Deal(lead_id=lead_id, **wanted)
+            known[(lead_id, wanted["name"].casefold())] = deal
             new.append((row, deal))
             outcome.created += 1
         elif not job.update_existing:
             outcome.skipped += 1
         else:
             row_update(
-                row, deal, wanted, outcome, changed, object_type=ObjectType.DEAL, lead_id=lead.pk
+                row, deal, wanted, outcome, changed, object_type=ObjectType.DEAL, lead_id=lead_id
             )
-    Deal.objects.bulk_create([deal for _, deal in new], batch_size=1000)
+    objects_insert([deal for _, deal in new])
     for row, deal in new:
         outcome.record(row, deal, ObjectType.DEAL, lead_id=deal.lead_id)
     changed.write()

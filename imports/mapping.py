@@ -10,6 +10,7 @@ column's own words into the stored ones ("Hot prospect" → a pick-list value, "
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from leads.models import (
 
 from .normalize import (
     CellError,
+    ChoiceReader,
     clean_bool,
     clean_choice,
     clean_country,
@@ -100,7 +102,8 @@ def _text(max_length: int) -> Cleaner:
 
 
 def _choice(choices: Any) -> Cleaner:
-    return lambda value, options, row: clean_choice(value, choices=choices.choices)
+    read = ChoiceReader(choices.choices)
+    return lambda value, options, row: read(value)
 
 
 def _picklist(name: str, label: str, choices: Any, synonyms: tuple[str, ...] = ()) -> Target:
@@ -129,11 +132,24 @@ def _phone(value: Any, options: Options, row: dict[str, Any]) -> str:
 
 def _domain(value: Any, options: Options, row: dict[str, Any]) -> str:
     """A domain from "example.com", "www.example.com" or "https://www.example.com/about"."""
-    text = text_of(value).casefold()
-    host = urlsplit(text if "//" in text else f"//{text}").hostname or ""
+    host = _host(text_of(value))
+    if not host:
+        raise CellError(f"“{text_of(value)}” is not a domain.")
+    return host
+
+
+@functools.lru_cache(maxsize=65_536)
+def _host(text: str) -> str:
+    """The domain a website names, or "" for none; remembered, as a file names each
+    company's website on every row of its people."""
+    text = text.casefold()
+    try:
+        host = urlsplit(text if "//" in text else f"//{text}").hostname or ""
+    except ValueError:  # "http://[" and other text no URL parser takes
+        return ""
     host = host.removeprefix("www.")
     if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", host) or len(host) > 253:
-        raise CellError(f"“{text_of(value)}” is not a domain.")
+        return ""
     return host
 
 
@@ -515,6 +531,11 @@ class RowCleaner:
         self.constant_values, constant_errors = self._clean_constants()
         if constant_errors:
             raise MappingError.of(constant_errors)
+        # What ``clean`` needs of each target, looked up once rather than for every cell.
+        self.plan = [
+            (target, self.column_of.get(target), self.targets[target].clean)
+            for target in self.order
+        ]
 
     def _errors(self) -> list[tuple[str, str]]:
         """What is wrong, each with what it concerns (see ``MappingError.fields``)."""
@@ -577,22 +598,26 @@ class RowCleaner:
         message by column (or by target for a constant)."""
         values: dict[str, Any] = {}
         errors: dict[str, str] = {}
-        for target in self.order:
-            header = self.column_of.get(target)
+        value_maps, constants, options = self.value_maps, self.constant_values, self.options
+        for target, header, clean in self.plan:
             raw = row.get(header) if header else None
-            if header is None or (is_placeholder(raw) and not self._maps_placeholder(target, raw)):
-                if target in self.constant_values:
-                    values[target] = self.constant_values[target]
+            words = value_maps.get(target)
+            if words and raw is not None:
+                # A column's own word for a value, or for none ("Select" → "").
+                raw = words.get(text_of(raw).casefold(), raw)
+            if header is None or is_placeholder(raw):
+                if target in constants:
+                    values[target] = constants[target]
                 continue
             try:
-                value = self._clean_one(target, raw, values)
+                value = clean(raw, options, values)
             except CellError as exc:
                 errors[header] = str(exc)
                 continue
             if value is not None:
                 values[target] = value
-            elif target in self.constant_values:
-                values[target] = self.constant_values[target]
+            elif target in constants:
+                values[target] = constants[target]
         return values, errors
 
     def clean_cell(self, target: str, raw: Any) -> Any:
@@ -600,8 +625,3 @@ class RowCleaner:
         applied); raises ``CellError``. A cleaner that reads other cells of the row
         (a phone number reads the country) reads none here."""
         return self._clean_one(target, raw, {})
-
-    def _maps_placeholder(self, target: str, raw: Any) -> bool:
-        """Whether the value map turns this placeholder into something ("-" → "none")."""
-        words = self.value_maps.get(target) or {}
-        return raw is not None and text_of(raw).casefold() in words

@@ -369,11 +369,14 @@ def unique_headers(cells: list[str]) -> list[str]:
 
 def _rows(records: Iterator[tuple[int, list[Any]]], width: int) -> Iterator[Row]:
     for number, record in records:
-        if all(_blank(cell) for cell in record):
-            continue
-        values = [None if _blank(c) else c for c in record[:width]]
+        # ``_blank`` written out: this runs for every cell of every row.
+        values = [
+            None if c is None or (isinstance(c, str) and (not c or c.isspace())) else c
+            for c in record[:width]
+        ]
         values += [None] * (width - len(values))
-        overflow = sum(1 for cell in record[width:] if not _blank(cell))
-        if all(value is None for value in values) and not overflow:
-            continue
-        yield Row(number, values, overflow)
+        overflow = (
+            sum(1 for cell in record[width:] if not _blank(cell)) if len(record) > width else 0
+        )
+        if overflow or any(value is not None for value in values):
+            yield Row(number, values, overflow)

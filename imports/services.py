@@ -37,19 +37,12 @@ from leads.models import Lead
 from nurturing.models import AutoEnrollHold
 from scoring.quiet_rescore import leads_rescore_quietly
 
-from .chunks import ChunkOutcome, Context, Prepared
+from .chunks import CHANGE_COLUMNS, ChunkOutcome, Context, Prepared
 from .company_rows import write_company_rows
-from .history_rows import write_activity_rows, write_deal_rows
+from .history_rows import activity_spans_widen, write_activity_rows, write_deal_rows
 from .lead_rows import write_lead_rows
 from .mapping import ImportKind, MappingError, MatchKey, Options, RowCleaner, suggest_mapping
-from .models import (
-    ChangeAction,
-    ImportChange,
-    ImportJob,
-    ImportRowError,
-    ImportStatus,
-    ObjectType,
-)
+from .models import ChangeAction, ImportChange, ImportJob, ImportStatus, ObjectType
 from .normalize import CellError, is_placeholder, text_of
 from .permissions import import_permission_check
 from .reading import ImportFileError, ReadOptions, Row, Table, count_rows, open_table
@@ -298,7 +291,10 @@ def _run(job: ImportJob, chunk_size: int | None) -> ImportJob:
                     return job
                 job.last_row = rows[-1].number
         if not job.dry_run:
-            leads_rescore_quietly(lead_ids=_leads_to_score(job))
+            lead_ids = _leads_to_score(job)
+            if job.kind == ImportKind.ACTIVITIES:
+                activity_spans_widen(lead_ids=lead_ids)
+            leads_rescore_quietly(lead_ids=lead_ids)
         now = timezone.now()
         ImportJob.objects.filter(pk=job.pk, status=ImportStatus.RUNNING).update(
             status=ImportStatus.DONE, scored_at=now, finished_at=now, progress_at=now
@@ -355,10 +351,9 @@ def _commit_chunk(job: ImportJob, cleaner: RowCleaner, context: Context, rows: l
                 outcome.changes = []
         else:
             writer(job=job, context=context, rows=prepared, outcome=outcome)
-        ImportChange.objects.bulk_create(outcome.changes, batch_size=1000)
+        outcome.write()
         if not job.nurture:
             _hold_from_nurture(outcome.changes)
-        ImportRowError.objects.bulk_create(outcome.errors, batch_size=1000)
         counts = {name: F(name) + value for name, value in outcome.counts().items()}
         ImportJob.objects.filter(pk=job.pk).update(
             last_row=rows[-1].number,
@@ -369,13 +364,16 @@ def _commit_chunk(job: ImportJob, cleaner: RowCleaner, context: Context, rows: l
     return True
 
 
-def _hold_from_nurture(changes: list[ImportChange]) -> None:
+def _hold_from_nurture(changes: list[tuple[Any, ...]]) -> None:
     """Keep the leads this chunk created out of the hourly nurture sweep: historical
-    records matching a sequence's criteria are no reason to email them now."""
+    records matching a sequence's criteria are no reason to email them now. ``changes``
+    are the chunk's change records, as ``imports.chunks.CHANGE_COLUMNS``."""
+    record = {name: index for index, name in enumerate(CHANGE_COLUMNS)}
     created = [
-        AutoEnrollHold(lead_id=change.object_id, reason="Imported history")
+        AutoEnrollHold(lead_id=change[record["object_id"]], reason="Imported history")
         for change in changes
-        if change.object_type == ObjectType.LEAD and change.action == ChangeAction.CREATED
+        if change[record["object_type"]] == ObjectType.LEAD
+        and change[record["action"]] == ChangeAction.CREATED
     ]
     AutoEnrollHold.objects.bulk_create(created, batch_size=1000, ignore_conflicts=True)
 

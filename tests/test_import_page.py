@@ -126,7 +126,7 @@ def test_upload_map_preview_dry_run_import_error_file_and_undo(
     assert not Lead.objects.exists()
     done = client.get(reverse("import-detail", args=[job.pk])).content.decode()
     assert "Import for real" in done
-    assert "hx-trigger" not in done
+    assert "every 1s" not in done
 
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("import-start", args=[job.pk]))

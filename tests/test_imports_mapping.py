@@ -6,18 +6,24 @@ import zoneinfo
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 
 from imports.mapping import MappingError, Options, RowCleaner, parse_pairs, suggest_mapping
 from imports.normalize import (
     CellError,
+    ChoiceReader,
     clean_bool,
+    clean_choice,
     clean_country,
     clean_datetime,
     clean_decimal,
     clean_email,
     clean_name,
     clean_phone,
+    email_valid,
 )
+from leads.models import ActivityType, Authority, Industry, Seniority, Stage, Timeline
 
 
 @pytest.mark.parametrize(
@@ -175,3 +181,107 @@ def test_a_mapping_that_does_not_fit_says_every_reason():
         "Email": "email",
         "Company Name": "company",
     }
+
+
+CHOICE_WORDS = [
+    "C-Level", "c level", "c_level", "VP", "vp", " Director ", "MANAGER", "Individual contributor",
+    "individual", "Student", "Unknown", "!!!", "Pope", "", "Financial services", "finance",
+    "Within 3 months", "quarter", "Later or never", "Decision maker", "Page View", "page_view",
+    "PAGE VIEW", "Trial sign-up", "trial signup", "Email bounce", "Zoë", "Ré-sumé",
+]  # fmt: skip
+
+
+def _answer(read, word: str) -> tuple[str, str]:
+    try:
+        return ("value", read(word))
+    except CellError as exc:
+        return ("error", str(exc))
+
+
+@pytest.mark.parametrize("choices", [Seniority, Industry, Timeline, Authority, ActivityType, Stage])
+def test_a_choice_read_with_its_keys_worked_out_once_reads_as_clean_choice_does(choices):
+    read = ChoiceReader(choices.choices)
+    for _ in range(2):  # the second time from what it remembered
+        for word in CHOICE_WORDS:
+            expected = _answer(lambda w: clean_choice(w, choices=choices.choices), word)
+            assert _answer(read, word) == expected
+
+
+ADDRESSES = [
+    "anna.mueller@acme.example", "a+tag@acme.example", "o'neil@acme.example",
+    "first.last123@sub.domain.example", "x@localhost", "x@[192.168.0.1]", "x@[ipv6:::1]",
+    '"quoted name"@acme.example', '"a\\"b"@acme.example', "ünïcode@acme.example",
+    "user@ünïcode.example", "a..b@acme.example", ".a@acme.example", "a.@acme.example",
+    "a@acme", "a@-acme.example", "a@acme.example.", "a@acme..example", "@acme.example", "a@",
+    "no-at-sign", "", "a b@acme.example", "a@acme.example\n", "\u017f@acme.example",
+    "x" * 65 + "@acme.example", "a@" + "d" * 64 + ".example", "a@" + "d.example" * 40,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("address", ADDRESSES)
+def test_an_address_is_valid_exactly_when_djangos_validator_says_so(address):
+    try:
+        validate_email(address)
+    except ValidationError:
+        django_says = False
+    else:
+        django_says = True
+    assert email_valid(address) is django_says
+    assert email_valid(address) is django_says  # and again, its domain's verdict remembered
+
+
+@pytest.mark.django_db
+def test_value_maps_turn_placeholders_into_values_and_words_into_nothing():
+    cleaner = RowCleaner(
+        kind="leads",
+        headers=["Email", "Budget", "Stage", "Source"],
+        mapping={"Email": "email", "Budget": "budget", "Stage": "stage", "Source": "source"},
+        constants={"source": "event"},
+        value_maps={"budget": {"-": "No budget"}, "stage": {"Pick one": ""}, "source": {"?": ""}},
+    )
+
+    def clean(budget, stage, source):
+        return cleaner.clean(
+            {"Email": "a@x.example", "Budget": budget, "Stage": stage, "Source": source}
+        )
+
+    # A placeholder the map names becomes its value; one it does not name stays empty
+    assert clean("-", None, None)[0] == {
+        "email": "a@x.example",
+        "budget": "none",
+        "source": "event",
+    }
+    assert clean("N/A", "MQL", "Referral")[0] == {
+        "email": "a@x.example",
+        "stage": "mql",
+        "source": "referral",
+    }
+    # A word mapped to nothing is no value, and the constant fills in where there is one
+    assert clean(None, "pick ONE", "?") == ({"email": "a@x.example", "source": "event"}, {})
+
+
+@pytest.mark.parametrize(
+    ("cell", "domain"),
+    [
+        ("Acme.example", "acme.example"),
+        ("https://www.acme.example/about", "acme.example"),
+        ("www.acme.example", "acme.example"),
+        ("//shop.acme.example:8080/x", "shop.acme.example"),
+        ("http://[broken", None),
+        ("not a domain", None),
+        ("localhost", None),
+    ],
+)
+@pytest.mark.django_db
+def test_a_website_becomes_its_domain_and_anything_else_fails_its_cell(cell, domain):
+    cleaner = RowCleaner(
+        kind="leads",
+        headers=["Email", "Website"],
+        mapping={"Email": "email", "Website": "company_domain"},
+    )
+    for _ in range(2):  # the second time from what the cleaner remembered
+        values, errors = cleaner.clean({"Email": "a@x.example", "Website": cell})
+        if domain is None:
+            assert errors == {"Website": f"“{cell}” is not a domain."}
+        else:
+            assert (values["company_domain"], errors) == (domain, {})

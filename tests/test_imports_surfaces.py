@@ -58,6 +58,40 @@ def test_the_command_imports_with_suggested_columns_and_prints_the_counts(leads_
     assert errors.read_text().splitlines()[1].startswith("broken,Cy,,,,4,")
 
 
+def test_the_command_imports_a_history_twice_and_the_second_time_finds_it_stored(
+    leads_file, tmp_path
+):
+    # Given the leads, then their history with a repeated event and an unknown person
+    command(leads_file)
+    history = tmp_path / "history.csv"
+    history.write_text(
+        "Email,Activity Type,Date\n"
+        "ANN@acme.example,Page View,2024-03-01T10:00:00Z\n"
+        "ann@acme.example,Email open,05.03.2024 09:30\n"
+        "ann@acme.example,Email open,05.03.2024 09:30\n"
+        "bo@acme.example,Demo request,2024-02-10 08:00\n"
+        "nobody@acme.example,Call,2024-02-11 08:00\n",
+        encoding="utf-8",
+    )
+
+    # When the history is imported, and then again
+    first = command(history, "--kind", "activities").splitlines()[-1]
+    again = command(history, "--kind", "activities").splitlines()[-1]
+
+    # Then the events are stored once, the repeat and the unknown person counted, and
+    # each lead's first and last activity times cover its events
+    assert first.endswith("done: 3 created, 0 updated, 1 unchanged, 0 skipped, 1 failed")
+    assert again.endswith("done: 0 created, 0 updated, 4 unchanged, 0 skipped, 1 failed")
+    ann = Lead.objects.get(email="ann@acme.example")
+    assert ann.activities.count() == 2
+    assert (ann.first_activity_at.isoformat(), ann.last_activity_at.isoformat()) == (
+        "2024-03-01T10:00:00+00:00",
+        "2024-03-05T09:30:00+00:00",
+    )
+    bo = Lead.objects.get(email="bo@acme.example")
+    assert bo.first_activity_at == bo.last_activity_at == bo.activities.get().occurred_at
+
+
 def test_the_command_maps_columns_and_takes_constants_and_a_dry_run(leads_file):
     output = command(
         leads_file,
