@@ -6,7 +6,7 @@ part of this app too."""
 from ..custom_fields import CustomFieldDefinition, FieldType
 from .activity import SALES_TOUCH_TYPES, Activity, ActivityQuerySet, ActivityType
 from .company import Company, Industry
-from .deal import Deal, DealOutcome, DealStatus
+from .deal import DEFAULT_CURRENCY, Deal, DealOutcome, DealStage, DealStatus, LostReason
 from .duplicate import (
     DuplicatePair,
     DuplicateSettings,
@@ -67,6 +67,7 @@ from ..tracking_models import (
 __all__ = [
     "ALLOWED_TRANSITIONS",
     "CLOSED_STAGES",
+    "DEFAULT_CURRENCY",
     "FORM_LEAD_FIELDS",
     "FORM_RESERVED_NAMES",
     "FUNNEL",
@@ -84,6 +85,7 @@ __all__ = [
     "CustomFieldDefinition",
     "Deal",
     "DealOutcome",
+    "DealStage",
     "DealStatus",
     "Department",
     "DuplicatePair",
@@ -101,6 +103,7 @@ __all__ = [
     "LeadQuerySet",
     "LeadRank",
     "LeadRating",
+    "LostReason",
     "Need",
     "Note",
     "Notification",
