@@ -56,6 +56,15 @@ CURRENCY = r"^[A-Za-z]{3}$"
 CLOSING = ("status", "closed_at", "lost_reason")
 
 
+class NullableSlugField(serializers.SlugRelatedField):
+    """A slug or null; DRF would read "" as null, which the schema's slug does not admit."""
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        if data == "":
+            raise serializers.ValidationError("Give a slug, or null for none.")
+        return super().run_validation(data)
+
+
 class DealSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     currency = serializers.CharField(
         required=False,
@@ -82,7 +91,7 @@ class DealSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     win_probability = serializers.IntegerField(
         read_only=True, help_text="The deal's probability, else its stage's."
     )
-    product_line = serializers.SlugRelatedField(
+    product_line = NullableSlugField(
         slug_field="slug",
         queryset=ProductLine.objects.all(),
         required=False,

@@ -26,8 +26,8 @@ import pytest
 from django.utils import timezone
 
 from crm.models import ApiToken, User
-from leads.deals import deal_save
-from leads.models import Deal, Note, Task, TrackingKey, WebForm
+from leads.deals import deal_pipeline_ensure, deal_save
+from leads.models import Deal, LostReason, Note, Task, TrackingKey, WebForm
 from tests.conftest import free_port
 from tests.factories import ActivityFactory, CompanyFactory, LeadFactory, active_model, page_rule
 from tests.test_forms_concurrency_pg import gunicorn
@@ -76,13 +76,15 @@ enabled = false
 @pytest.fixture
 def world(transactional_db, rep, default_events):
     """A small world the rep shares with the admin: a lead of the rep's with a company and
-    one without, a deal, a task and a note on it, a scoring model with a rule, a tracking
-    write key and a web form."""
+    one without, a deal, a task and a note on it, the deal pipeline's stages and lost
+    reasons, a scoring model with a rule, a tracking write key and a web form."""
     model = active_model()
     rule = page_rule(model, 10, "/pricing")
     lead = LeadFactory(owner=rep, company=CompanyFactory())
     LeadFactory(owner=rep, company=None)
     due = timezone.now() + dt.timedelta(days=1)
+    stage = deal_pipeline_ensure()[0]
+    reason = LostReason.objects.first()
     return {
         "model": model.pk,
         "rule": rule.pk,
@@ -95,6 +97,9 @@ def world(transactional_db, rep, default_events):
         "write_key": TrackingKey.objects.issue(name="Website")[1],
         "form": WebForm.objects.create(name="Demo request").key,
         "rep": rep.pk,
+        "deal_stage": stage.pk,
+        "lost_reason": reason.pk,
+        "lost_reason_name": reason.name,
     }
 
 
@@ -155,6 +160,7 @@ def _config(user: User, world: dict) -> tuple[str, dict]:
         "model_pk": world["model"],
         **{name: world[name] for name in ("lead", "company", "deal", "task", "note", "activity")},
         "rule": world["rule"],
+        **{name: world[name] for name in ("deal_stage", "lost_reason", "lost_reason_name")},
     }
     text = CONFIG
     text += _operations("^/api/", headers={"Authorization": f"Bearer {key}"})
