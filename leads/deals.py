@@ -311,7 +311,11 @@ def deal_pipeline_ensure(
         )
     known = {name.casefold() for name in LostReason.objects.values_list("name", flat=True)}
     start = LostReason.objects.count() + 1
-    missing = [name for name in lost_reasons if name.casefold() not in known]
+    missing = []
+    for name in lost_reasons:
+        if name.casefold() not in known:
+            known.add(name.casefold())
+            missing.append(name)
     LostReason.objects.bulk_create(
         LostReason(name=name, position=n) for n, name in enumerate(missing, start=start)
     )
