@@ -52,7 +52,7 @@ from django.db.models import Q, QuerySet
 from crm.models import Role, User
 from crm.permissions import managed_people
 
-from .models import Company, Deal, Lead, LeadQuerySet, Task, TaskQuerySet
+from .models import Company, Deal, Lead, LeadQuerySet, Task, TaskQuerySet, owner_visibility
 
 if TYPE_CHECKING:
     from .handoff_models import HandOff
@@ -291,9 +291,10 @@ ASSIGNEE_REFUSED = "You cannot give a task to this person."
 
 
 def deals_visible_to(user: User) -> QuerySet[Deal]:
-    """The deals on the leads a person sees (``Lead.objects.visible_to``): the workspace,
-    the API and the admin list exactly these."""
-    return Deal.objects.filter(lead__in=Lead.objects.visible_to(user))
+    """The deals on the leads a person sees (``Lead.objects.visible_to``, said of the
+    deal's lead by ``owner_visibility``): the workspace, the API and the admin list
+    exactly these."""
+    return Deal.objects.filter(owner_visibility(user, lead="lead__"))
 
 
 CUSTOMER_NEEDS_WON_DEAL = (

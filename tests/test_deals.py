@@ -451,4 +451,4 @@ def test_the_board_reads_in_a_fixed_number_of_queries(rep, stages):
         names = [(card.lead.owner, card.stage, card.owner) for c in columns for card in c.cards]
 
     assert len(names) == 15
-    assert len(queries) == 2 + len(stages)
+    assert len(queries) == 3 + len(stages)

@@ -81,6 +81,7 @@ def test_the_lead_page_offers_a_new_deal_up_front_for_an_opportunity_without_one
     body = client_for(rep).get(f"/leads/{opportunity.pk}/").content.decode()
 
     assert "is an opportunity without an open deal" in body
+    assert '<a href="#deals">create its deal</a>' in body
     assert re.search(r'<details class="deal-new" open>', body)
     assert 'aria-label="Create a deal"' in body
 
@@ -91,6 +92,7 @@ def test_a_lead_with_an_open_deal_is_not_prodded(rep, opportunity, stages):
     body = client_for(rep).get(f"/leads/{opportunity.pk}/").content.decode()
 
     assert "without an open deal" not in body
+    assert "create its deal" not in body
     assert '<details class="deal-new">' in body
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -27,7 +27,7 @@ from ..deals import (
     deals_delete,
     lost_reason_clean,
 )
-from ..models import Deal, DealStage, DealStatus, LostReason, Stage
+from ..models import Deal, DealStage, DealStatus, LostReason, Stage, owner_visibility
 from ..permissions import OWNER_REFUSED, may_own
 from .access import UserBoundForm, UserBoundFormMixin, VisibleLeadRowsMixin
 
@@ -126,6 +126,9 @@ class DealAdmin(UserBoundFormMixin, VisibleLeadRowsMixin, admin.ModelAdmin):
     raw_id_fields = ("lead",)
     autocomplete_fields = ("owner",)
     readonly_fields = ("stage_changed_at",)
+
+    def visible_filter(self, request: HttpRequest) -> Q:
+        return owner_visibility(signed_in(request), lead="lead__")
 
     def save_model(self, request: HttpRequest, obj: Deal, form, change: bool) -> None:
         deal_write_from_form(form=form, by=signed_in(request))

@@ -13,7 +13,14 @@ from .duplicate import (
     LeadMatchKey,
     PairStatus,
 )
-from .lead import CLOSED_STAGES, SCORE_COLUMNS, Lead, LeadQuerySet, normalize_email
+from .lead import (
+    CLOSED_STAGES,
+    SCORE_COLUMNS,
+    Lead,
+    LeadQuerySet,
+    normalize_email,
+    owner_visibility,
+)
 from .lead_choices import (
     Authority,
     Band,
@@ -132,4 +139,5 @@ __all__ = [
     "new_form_key",
     "normalize_email",
     "normalize_origin",
+    "owner_visibility",
 ]

@@ -248,7 +248,17 @@ class BoardCard:
     deal: Deal
     may_act: bool
     rotting: int | None
-    lose: LoseDealForm | None
+    lead_url: str
+    won_url: str
+    lost_url: str
+
+
+def _paths(name: str) -> Callable[[int], str]:
+    """``reverse(name, args=[pk])`` for any pk at the cost of one ``reverse``: a board
+    links every card three times."""
+    marker = str(2**63 - 1)
+    head, _, tail = reverse(name, args=[marker]).partition(marker)
+    return lambda pk: f"{head}{pk}{tail}"
 
 
 def _board_query(request: AuthenticatedHttpRequest) -> QueryDict:
@@ -273,21 +283,32 @@ def _render_board(request: AuthenticatedHttpRequest, *, status: int = 200) -> Ht
         status = 400
     now = timezone.now()
     columns = deal_board(deals=deals, now=now)
-    names = lost_reason_names()
+    suffix = f"?{query.urlencode()}" if query else ""
+    lead, won, lost = _paths("lead-detail"), _paths("deal-win"), _paths("deal-lose")
     boards = []
     for column in columns:
-        cards = []
-        for deal in column.cards:
-            may_act = lead_access(lead=deal.lead, user=user).may_act
-            lose = LoseDealForm(prefix=f"lost-{deal.pk}", names=names) if may_act else None
-            cards.append(BoardCard(deal, may_act, deal.rotting_days(now), lose))
+        cards = [
+            BoardCard(
+                deal=deal,
+                may_act=lead_access(lead=deal.lead, user=user).may_act,
+                rotting=deal.rotting_days(now),
+                lead_url=f"{lead(deal.lead_id)}#deals",
+                won_url=won(deal.pk) + suffix,
+                lost_url=lost(deal.pk) + suffix,
+            )
+            for deal in column.cards
+        ]
         boards.append((column, cards))
     partial = bool(request.htmx) and not request.htmx.history_restore_request
     context = {
         "filters": filters,
         "columns": boards,
         "stages": [column.stage for column in columns if column.stage is not None],
+        # The lost form of every card offers these, written out in the template: a form
+        # object per card would cost more than the rest of the board.
+        "reasons": lost_reason_names(),
         "query": query.urlencode(),
+        "move_url": reverse("deals-move") + suffix,
         "partial": partial,
     }
     template = "workspace/deal_board_columns.html" if partial else "workspace/deal_board.html"
