@@ -227,7 +227,8 @@ class TransitionSerializer(StrictFieldsMixin, serializers.Serializer):
         required=False,
         allow_blank=True,
         default="",
-        help_text="Why; required when the lead is disqualified.",
+        help_text="Why; required when the lead is disqualified, and when a manager makes "
+        "a lead a customer without a won deal (anyone else wins one of its deals).",
     )
 
 

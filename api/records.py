@@ -8,34 +8,61 @@ with the reason, a lead they cannot see 400 on ``lead`` (the row: 404), as befor
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
 import django_filters
 from django.core.validators import RegexValidator
+from django.db import transaction
 from django.db.models import QuerySet
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import serializers
+from rest_framework import serializers, viewsets
 from rest_framework.exceptions import PermissionDenied
 
-from api.errors import ErrorSerializer
+from api.errors import Conflict, ErrorSerializer
 from api.fields import VisibleLeadField, request_user
+from api.permissions import RoleReadModelWrite
 from api.strict import StrictFieldsMixin
 from api.viewsets import RecordViewSet
 from crm.filters import IntegerFilter, IsoDateTimeFilter
 from crm.models import User
-from leads.deals import deal_save
-from leads.models import Deal, DealStatus, Lead, Note, Task
+from leads.deals import deal_create, deal_update, lost_reason_clean
+from leads.models import (
+    Deal,
+    DealStage,
+    DealStatus,
+    Lead,
+    LostReason,
+    Note,
+    ProductLine,
+    StageTransitionError,
+    Task,
+)
 from leads.permissions import (
     ASSIGNEE_REFUSED,
+    OWNER_REFUSED,
+    deals_visible_to,
     lead_access,
     may_assign_task,
+    may_own,
     task_refusal,
     tasks_visible_to,
 )
 
 CURRENCY = r"^[A-Za-z]{3}$"
+# What a deal's closing is written with; the rest are its fields (``leads.deals``).
+CLOSING = ("status", "closed_at", "lost_reason")
+
+
+class NullableSlugField(serializers.SlugRelatedField):
+    """A slug or null; DRF would read "" as null, which the schema's slug does not admit."""
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        if data == "":
+            raise serializers.ValidationError("Give a slug, or null for none.")
+        return super().run_validation(data)
 
 
 class DealSerializer(StrictFieldsMixin, serializers.ModelSerializer):
@@ -48,6 +75,42 @@ class DealSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     amount = serializers.DecimalField(
         max_digits=14, decimal_places=2, min_value=Decimal(0), default=Decimal(0)
     )
+    stage = serializers.PrimaryKeyRelatedField(
+        queryset=DealStage.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="A deal stage id (`/deal-stages/`); the pipeline's first when left out.",
+    )
+    probability = serializers.IntegerField(
+        min_value=0,
+        max_value=100,
+        required=False,
+        allow_null=True,
+        help_text="Per cent chance of winning; null: the stage's.",
+    )
+    win_probability = serializers.IntegerField(
+        read_only=True, help_text="The deal's probability, else its stage's."
+    )
+    product_line = NullableSlugField(
+        slug_field="slug",
+        queryset=ProductLine.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="A product line's slug.",
+    )
+    owner = serializers.PrimaryKeyRelatedField(
+        queryset=User.objects.filter(is_active=True),
+        required=False,
+        allow_null=True,
+        help_text="A user id; the lead's owner when left out. Reps give deals to themselves, "
+        "managers also to the members of their teams.",
+    )
+    lost_reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        help_text="Why a lost deal was lost: one of the reasons of `/lost-reasons/`.",
+    )
 
     class Meta:
         model = Deal
@@ -58,26 +121,46 @@ class DealSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             "amount",
             "currency",
             "status",
+            "stage",
+            "stage_changed_at",
+            "probability",
+            "win_probability",
+            "expected_close",
+            "product_line",
+            "owner",
             "created_at",
             "closed_at",
             "lost_reason",
         ]
-        read_only_fields = ["created_at"]
+        read_only_fields = ["created_at", "stage_changed_at"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """An open deal has no close date; only a lost deal has a reason, one from the
+        pick-list (``lost_reason_clean``), asked for when it is lost or its reason
+        changed."""
         deal = self.instance
         state = attrs.get("status", deal.status if deal else DealStatus.OPEN)
-        closed_at = attrs.get("closed_at", deal.closed_at if deal else None)
-        if state == DealStatus.OPEN and closed_at is not None:
-            if "closed_at" in attrs:
-                raise serializers.ValidationError({"closed_at": "An open deal has no close date."})
-            attrs["closed_at"] = None
-        elif state != DealStatus.OPEN and closed_at is None:
-            attrs["closed_at"] = timezone.now()
+        if state == DealStatus.OPEN and attrs.get("closed_at") is not None:
+            raise serializers.ValidationError({"closed_at": "An open deal has no close date."})
+        if state != DealStatus.LOST:
+            if attrs.get("lost_reason"):
+                raise serializers.ValidationError(
+                    {"lost_reason": "Only a lost deal has a lost reason."}
+                )
+            attrs.pop("lost_reason", None)
+        elif "lost_reason" in attrs or deal is None or deal.status != DealStatus.LOST:
+            reason = attrs.get("lost_reason", deal.lost_reason if deal else "")
+            attrs["lost_reason"] = lost_reason_clean(reason)
         return attrs
 
     def validate_currency(self, value: str) -> str:
         return value.upper()
+
+    def validate_owner(self, value: User | None) -> User | None:
+        current = self.instance.owner if self.instance is not None else None
+        if not may_own(user=request_user(self), owner=value, current=current):
+            raise serializers.ValidationError(OWNER_REFUSED)
+        return value
 
 
 class TaskSerializer(StrictFieldsMixin, serializers.ModelSerializer):
@@ -126,6 +209,8 @@ class NoteSerializer(StrictFieldsMixin, serializers.ModelSerializer):
 
 class DealFilter(django_filters.FilterSet):
     lead = IntegerFilter(field_name="lead_id")
+    stage = IntegerFilter(field_name="stage_id")
+    owner = IntegerFilter(field_name="owner_id")
 
     class Meta:
         model = Deal
@@ -165,10 +250,25 @@ REFUSED_ON_TASK = (
 )
 
 
-def _writes(summary: str, serializer: type[serializers.Serializer], code: int, refused: str) -> Any:
-    """A write's schema: its answer, and the 403 of a lead the caller may not work on."""
-    forbidden = OpenApiResponse(ErrorSerializer, description=refused)
-    return extend_schema(summary=summary, responses={code: serializer, 403: forbidden})
+REFUSED_WIN = (
+    "Winning the deal makes its lead a customer, and the lead cannot become one: it is "
+    "disqualified (recycle it first)."
+)
+
+
+def _writes(
+    summary: str,
+    serializer: type[serializers.Serializer],
+    code: int,
+    refused: str,
+    conflict: str = "",
+) -> Any:
+    """A write's schema: its answer, and the 403 of a lead the caller may not work on
+    (and the 409 of a ``conflict``, when it has one)."""
+    responses: dict[int, Any] = {code: serializer, 403: OpenApiResponse(ErrorSerializer, refused)}
+    if conflict:
+        responses[409] = OpenApiResponse(ErrorSerializer, conflict)
+    return extend_schema(summary=summary, responses=responses)
 
 
 class LeadChildViewSet(RecordViewSet):
@@ -201,32 +301,93 @@ class LeadChildViewSet(RecordViewSet):
 @extend_schema_view(
     list=extend_schema(summary="List deals on the leads you can see"),
     retrieve=extend_schema(summary="Show a deal"),
-    create=_writes("Create a deal", DealSerializer, 201, REFUSED_ON_LEAD),
-    update=_writes("Replace a deal", DealSerializer, 200, REFUSED_ON_LEAD),
-    partial_update=_writes("Change some fields of a deal", DealSerializer, 200, REFUSED_ON_LEAD),
+    create=_writes("Create a deal", DealSerializer, 201, REFUSED_ON_LEAD, REFUSED_WIN),
+    update=_writes("Replace a deal", DealSerializer, 200, REFUSED_ON_LEAD, REFUSED_WIN),
+    partial_update=_writes(
+        "Change some fields of a deal", DealSerializer, 200, REFUSED_ON_LEAD, REFUSED_WIN
+    ),
 )
 class DealViewSet(LeadChildViewSet):
+    """Deals go through ``leads.deals``: a deal won makes its lead a customer, a deal
+    lost needs a reason from the pick-list, and the lead's deal outcome follows."""
+
     serializer_class = DealSerializer
     filterset_class = DealFilter
-    ordering_fields = ["created_at", "amount", "closed_at"]
+    ordering_fields = ["created_at", "amount", "closed_at", "expected_close"]
     ordering = ("-created_at", "-id")
 
     def get_queryset(self) -> QuerySet[Deal]:
-        return Deal.objects.filter(lead__in=self.visible_leads())
+        if getattr(self, "swagger_fake_view", False):
+            return Deal.objects.none()
+        return deals_visible_to(self.caller).select_related("stage")
 
     def perform_create(self, serializer: serializers.BaseSerializer) -> None:
-        # Through the service, so that the lead's deal outcome follows.
-        self.check_lead(serializer.validated_data["lead"])
-        serializer.instance = deal_save(deal=Deal(**serializer.validated_data))
+        data = dict(serializer.validated_data)
+        lead = data.pop("lead")
+        self.check_lead(lead)
+        closing = {name: data.pop(name) for name in CLOSING if name in data}
+        with _conflicts(), transaction.atomic():
+            deal = deal_create(lead=lead, by=self.caller, **data)
+            if closing.get("status", DealStatus.OPEN) != DealStatus.OPEN:
+                deal = deal_update(deal=deal, by=self.caller, changes=closing)
+        serializer.instance = deal
 
     def perform_update(self, serializer: serializers.BaseSerializer) -> None:
         deal = serializer.instance
         if not isinstance(deal, Deal):
             raise TypeError("An update changes a deal.")
         self.check_change(deal, serializer.validated_data)
-        for name, value in serializer.validated_data.items():
-            setattr(deal, name, value)
-        deal_save(deal=deal)
+        with _conflicts():
+            deal_update(deal=deal, by=self.caller, changes=serializer.validated_data)
+
+
+@contextmanager
+def _conflicts() -> Iterator[None]:
+    """A lead that cannot become a customer answers 409, as a refused stage move does."""
+    try:
+        yield
+    except StageTransitionError as exc:
+        raise Conflict(" ".join(exc.messages)) from None
+
+
+class DealStageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DealStage
+        fields = ["id", "name", "position", "probability", "rot_days"]
+
+
+class LostReasonSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LostReason
+        fields = ["id", "name", "position", "active"]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the deal pipeline's stages, in order"),
+    retrieve=extend_schema(summary="Show a deal stage"),
+)
+class DealStageViewSet(viewsets.ReadOnlyModelViewSet):
+    """The stages admins and marketers set up in the admin; read by everyone with a role."""
+
+    queryset = DealStage.objects.all()
+    serializer_class = DealStageSerializer
+    permission_classes = [RoleReadModelWrite]
+    filter_backends: list[Any] = []
+    pagination_class = None
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the reasons a deal can be lost for"),
+    retrieve=extend_schema(summary="Show a lost reason"),
+)
+class LostReasonViewSet(viewsets.ReadOnlyModelViewSet):
+    """The pick-list of lost reasons (``active``: offered for new losses)."""
+
+    queryset = LostReason.objects.all()
+    serializer_class = LostReasonSerializer
+    permission_classes = [RoleReadModelWrite]
+    filter_backends: list[Any] = []
+    pagination_class = None
 
 
 @extend_schema_view(

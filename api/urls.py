@@ -9,7 +9,7 @@ from .errors import api_not_found
 from .imports import ImportJobViewSet, error_file_view
 from .leads import LeadViewSet
 from .merges import LeadMergeViewSet
-from .records import DealViewSet, NoteViewSet, TaskViewSet
+from .records import DealStageViewSet, DealViewSet, LostReasonViewSet, NoteViewSet, TaskViewSet
 from .scoring import RuleViewSet, ScoringModelViewSet
 from .tokens import ApiTokenViewSet
 
@@ -21,6 +21,8 @@ router.register("lead-merges", LeadMergeViewSet, basename="api-lead-merge")
 router.register("companies", CompanyViewSet, basename="api-company")
 router.register("activities", ActivityViewSet, basename="api-activity")
 router.register("deals", DealViewSet, basename="api-deal")
+router.register("deal-stages", DealStageViewSet, basename="api-deal-stage")
+router.register("lost-reasons", LostReasonViewSet, basename="api-lost-reason")
 router.register("tasks", TaskViewSet, basename="api-task")
 router.register("notes", NoteViewSet, basename="api-note")
 router.register("scoring-models", ScoringModelViewSet, basename="api-scoring-model")

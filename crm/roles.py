@@ -49,6 +49,9 @@ ROLE_PERMISSIONS: dict[Role, dict[str, dict[str, tuple[str, ...]]]] = {
             # Duplicates: the review queue and the merges of their teams' leads.
             "duplicatepair": ("view", "change"),
             "leadmerge": ("view",),
+            # The deal pipeline's stages and lost reasons: admins and marketers set them.
+            "dealstage": ("view",),
+            "lostreason": ("view",),
         },
         # Teams and their members are set by admins; a manager reads their own.
         "crm": {"team": ("view",), "user": ("view",)},
@@ -64,6 +67,9 @@ ROLE_PERMISSIONS: dict[Role, dict[str, dict[str, tuple[str, ...]]]] = {
             "stagechange": ("view",),
             "customfielddefinition": _ALL,
             "productline": _ALL,
+            # The deal pipeline: its stages (probability, rotting) and lost reasons.
+            "dealstage": _ALL,
+            "lostreason": _ALL,
             "webform": _ALL,
             "trackingkey": _ALL,
             "trackedevent": _ALL,

@@ -11,9 +11,10 @@ from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 
 from crm.models import Role, Team, User
-from demo.catalogue import CRM_IN_USE, PRODUCT_LINES
+from demo.catalogue import CRM_IN_USE, LOST_REASONS, PRODUCT_LINES
 from demo.config import DEMO_PASSWORD
 from leads.custom_fields import CustomFieldDefinition, FieldType
+from leads.deals import DEFAULT_LOST_REASONS, deal_pipeline_ensure
 from leads.handoff_models import AssignmentKind, AssignmentRule
 from leads.models import (
     ProductLine,
@@ -34,6 +35,7 @@ class DemoCast:
     marketer_id: int
     reps: tuple[DemoRep, ...]
     products: dict[str, int]  # slug -> id
+    deal_stages: tuple[int, ...] = ()  # ids, in the pipeline's order
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,8 @@ CUSTOM_FIELDS = (
 
 
 def demo_cast_ensure() -> DemoCast:
-    """Create (or find) the demo users, their team, the product lines and custom fields.
+    """Create (or find) the demo users, their team, the product lines, custom fields and
+    the deal pipeline (the default stages when there are none, the demo's lost reasons).
 
     Idempotent: users are found by username and keep an existing password; new
     ones get ``DEMO_PASSWORD``.
@@ -111,6 +114,7 @@ def demo_cast_ensure() -> DemoCast:
         users[username].team = team
         users[username].save(update_fields=["team"])
     _assignment_rules_ensure(team, users["manager"])
+    stages = deal_pipeline_ensure(lost_reasons=(*DEFAULT_LOST_REASONS, *LOST_REASONS))
     reps = tuple(
         DemoRep(users[s.username].pk, s.username, s.countries)
         for s in DEMO_USERS
@@ -120,6 +124,7 @@ def demo_cast_ensure() -> DemoCast:
         marketer_id=users["marketer"].pk,
         reps=reps,
         products={slug: p.pk for slug, p in products.items()},
+        deal_stages=tuple(stage.pk for stage in stages),
     )
 
 

@@ -4,7 +4,7 @@ who owns it and what its deal is worth."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from demo.catalogue import LOST_REASONS, PRODUCT_LINES, SQL_EXIT_REASONS
@@ -26,6 +26,10 @@ from leads.models import (
     Seniority,
     Stage,
 )
+
+# A deal is expected to close this long after it opens, and moves a stage on this often.
+DEAL_CYCLE = timedelta(days=45)
+STAGE_STEP = timedelta(days=12)
 
 
 @dataclass(slots=True)
@@ -194,6 +198,9 @@ def _close(ctx: _Ctx, lead: LeadRow, path: _Path, owner: int) -> None:
         status=DealStatus.OPEN,
         created_at=opened,
         closed_at=None,
+        expected_close=(opened + DEAL_CYCLE).date(),
+        product_line_id=ctx.cast.products[_product_slug(ctx, lead)],
+        owner_id=owner,
     )
     lead.deals.append(deal)
     noise = rng.gauss(0, WIN_NOISE)
@@ -215,6 +222,20 @@ def _close(ctx: _Ctx, lead: LeadRow, path: _Path, owner: int) -> None:
         deal.status = DealStatus.WON if won else DealStatus.LOST
         deal.closed_at = path.at
         deal.lost_reason = "" if won else reason
+    _stage(ctx, deal, until=deal.closed_at or ctx.now)
+
+
+def _stage(ctx: _Ctx, deal: DealRow, *, until: datetime) -> None:
+    """The pipeline stage the deal had reached by ``until`` (its close, or the anchor):
+    one more every ``STAGE_STEP`` as it ages, the last one held until it closes, so
+    that the longest-open deals idle in it."""
+    stages = ctx.cast.deal_stages
+    if not stages:
+        return
+    steps = int((until - deal.created_at) / STAGE_STEP)
+    reached = min(steps, len(stages) - 1)
+    deal.stage_id = stages[reached]
+    deal.stage_changed_at = deal.created_at + reached * STAGE_STEP
 
 
 def _owner(ctx: _Ctx, lead: LeadRow) -> int:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -75,6 +75,15 @@ class DealRow:
     lost_reason: str = ""
     currency: str = "EUR"
     lead: LeadRow | None = None
+    stage_id: int | None = None
+    stage_changed_at: datetime | None = None
+    expected_close: date | None = None
+    product_line_id: int | None = None
+    owner_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.stage_changed_at is None:
+            self.stage_changed_at = self.created_at
 
     @property
     def lead_id(self) -> int | None:

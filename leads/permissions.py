@@ -31,6 +31,11 @@ with what they see, and whom they may hand it to:
   keep the data clean, on any leads, and for managers on leads they can change (their
   teams' and the unassigned pool, all of them in view); never for reps
   (``merge_refusal``).
+- A deal is seen exactly when its lead is (``deals_visible_to``) and created, changed,
+  moved, won or lost by whoever may act on its lead (``lead_access``); its owner is
+  someone the person may give leads to (``may_own``).
+- A lead becomes a customer by winning one of its deals; managers and admins may make
+  a lead a customer without a won deal, saying why (``customer_override_refusal``).
 - A company is shared by the leads it carries: everyone with a role reads every company
   (``companies_visible_to``), and of its leads, deals and activity sees what
   ``visible_to`` gives; admins and marketers edit any; a rep or a manager edits one only
@@ -49,7 +54,7 @@ from django.db.models import Q, QuerySet
 from crm.models import Role, User
 from crm.permissions import managed_people
 
-from .models import Company, Lead, LeadQuerySet, Task, TaskQuerySet
+from .models import Company, Deal, Lead, LeadQuerySet, Task, TaskQuerySet, owner_visibility
 
 if TYPE_CHECKING:
     from .handoff_models import HandOff
@@ -282,6 +287,31 @@ def tasks_visible_to(user: User) -> TaskQuerySet:
 
 OWNER_REFUSED = "You cannot give a lead to this person."
 ASSIGNEE_REFUSED = "You cannot give a task to this person."
+
+
+# --- Deals and customers ------------------------------------------------------------------
+
+
+def deals_visible_to(user: User) -> QuerySet[Deal]:
+    """The deals on the leads a person sees (``Lead.objects.visible_to``, said of the
+    deal's lead by ``owner_visibility``): the workspace, the API and the admin list
+    exactly these."""
+    return Deal.objects.filter(owner_visibility(user, lead="lead__"))
+
+
+CUSTOMER_NEEDS_WON_DEAL = (
+    "A lead becomes a customer when one of its deals is won: win its deal, or ask a "
+    "manager to override with a reason."
+)
+CUSTOMER_OVERRIDE_NEEDS_REASON = "Say why this lead is a customer without a won deal."
+
+
+def customer_override_refusal(*, user: User | None, reason: str) -> str:
+    """Why ``user`` may not make a lead without a won deal a customer, "" when they may:
+    a manager or an admin, saying why. Nobody else, the system included."""
+    if user is None or user.role not in (Role.ADMIN, Role.MANAGER):
+        return CUSTOMER_NEEDS_WON_DEAL
+    return "" if reason.strip() else CUSTOMER_OVERRIDE_NEEDS_REASON
 
 
 # --- Email addresses ---------------------------------------------------------------------

@@ -11,7 +11,16 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from .facts import lead_facts_kept
-from .models import Lead, LeadQuerySet, Stage, StageChange, furthest_step_of
+from .models import (
+    DealStatus,
+    Lead,
+    LeadQuerySet,
+    Stage,
+    StageChange,
+    StageTransitionError,
+    furthest_step_of,
+)
+from .permissions import customer_override_refusal
 from .signals import lead_stage_changed
 
 if TYPE_CHECKING:
@@ -39,16 +48,31 @@ def lead_move_to_stage_locked(
     Call inside ``transaction.atomic()`` with the lead row locked (``lead_move_to_stage``
     does both). ``by`` is the person who made the move, or None when the system did.
     Raises ``StageTransitionError`` for a move the lifecycle does not allow, leaving
-    the lead unchanged.
+    the lead unchanged: among them a move to customer without a won deal, unless a
+    manager or an admin overrides it with a reason (recorded on the stage change).
     """
     previous = lead.stage
+    reason = reason.strip()
+    if stage == Stage.CUSTOMER and lead.can_move_to(stage) and not _has_won_deal(lead):
+        refusal = customer_override_refusal(user=by, reason=reason)
+        if refusal:
+            raise StageTransitionError(refusal)
+        reason = f"{WITHOUT_WON_DEAL}{reason}"[:500]
     now = timezone.now()
     lead.save(update_fields=lead.set_stage(stage, reason=reason, at=now))
     change = stage_change_record(
-        lead=lead, from_stage=previous, to_stage=lead.stage, at=now, by=by, reason=reason.strip()
+        lead=lead, from_stage=previous, to_stage=lead.stage, at=now, by=by, reason=reason
     )
     lead_stage_changed.send(sender=Lead, lead=lead, change=change)
     return change
+
+
+# How the history tells a customer made without a won deal from one that won its deal.
+WITHOUT_WON_DEAL = "Customer without a won deal: "
+
+
+def _has_won_deal(lead: Lead) -> bool:
+    return lead.deals.filter(status=DealStatus.WON).exists()
 
 
 def stage_change_record(

@@ -4,7 +4,8 @@ A schema types a reference to another row (an id in the path or the body, a prod
 line's slug) as an integer or a string, and a unique field (a lead's email) as any email:
 no schema can say which ids exist, which of them the caller may see, or which emails are
 taken. Nor can it say what the models check across fields (thresholds in order, a rule's
-parts that belong together, no close date on an open deal). So the requests generated as
+parts that belong together, no close date on an open deal, a lost deal's reason from
+the pick-list). So the requests generated as
 valid (positive mode) name the seeded world's rows, get unique values where values must
 be unique, and keep those cross-field rules (a list's score range in order too); an
 import's file is a CSV whose columns fit its kind. Requests generated as invalid are
@@ -34,6 +35,8 @@ PATH_IDS = [
     (r"^/api/v1/(leads)/\{id\}/", "lead"),
     (r"^/api/v1/(companies)/\{id\}/", "company"),
     (r"^/api/v1/(deals)/\{id\}/", "deal"),
+    (r"^/api/v1/deal-stages/\{id\}/", "deal_stage"),
+    (r"^/api/v1/lost-reasons/\{id\}/", "lost_reason"),
     (r"^/api/v1/(tasks)/\{id\}/", "task"),
     (r"^/api/v1/(notes)/\{id\}/", "note"),
     (r"^/api/v1/(activities)/\{id\}/", "activity"),
@@ -168,12 +171,27 @@ def _fill(body: dict[str, Any], path: str) -> None:
                     body[field] = _unique(field, body[field])
     if body.get("occurred_at"):
         body["occurred_at"] = PAST
-    if path.startswith("/api/v1/deals/") and body.get("status", "open") == "open":
-        body.pop("closed_at", None)
+    if path.startswith("/api/v1/deals/"):
+        _deal_closing(body)
     if path.startswith("/api/v1/scoring-models/{model_pk}/"):
         _rule_parts(body)
     elif path.startswith("/api/v1/scoring-models/"):
         _thresholds(body)
+
+
+def _deal_closing(body: dict[str, Any]) -> None:
+    """A stage of the world's pipeline; no close date on an open deal; a lost reason from
+    the pick-list on a lost one and on no other; no product line (the world has none)."""
+    if body.get("stage") is not None:
+        body["stage"] = WORLD["deal_stage"]
+    if body.get("status", "open") == "open":
+        body.pop("closed_at", None)
+    if body.get("status") == "lost":
+        body["lost_reason"] = WORLD["lost_reason_name"]
+    else:
+        body.pop("lost_reason", None)
+    if "product_line" in body:
+        body["product_line"] = None
 
 
 def _unique(field: str, value: str) -> str:

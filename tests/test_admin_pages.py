@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import ApiToken, Role, Team, TeamWebhook, User, WebhookDelivery, WorkerHeartbeat
-from leads.deals import deal_save
+from leads.deals import deal_pipeline_ensure, deal_save
 from leads.merging import leads_merge
 from leads.models import (
     Activity,
@@ -73,6 +73,7 @@ def world(admin_user, marketer, manager, rep, other_rep) -> dict:
     ActivityFactory(lead=lead, url="https://hotlist.example/demo", occurred_at=now)
     lead_move_to_stage(lead_id=lead.pk, stage=Stage.MQL, reason="Downloaded the guide")
     lead_move_to_stage(lead_id=lead.pk, stage=Stage.SQL, by=rep, reason="Qualified on call")
+    deal_pipeline_ensure()
     deal_save(deal=Deal(lead=lead, name="Fleet rollout", amount=12000))
     Task.objects.create(lead=lead, assignee=rep, title="Call back", due_at=now)
     Note.objects.create(lead=lead, author=rep, body="Wants a demo next week")

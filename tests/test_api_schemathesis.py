@@ -29,8 +29,8 @@ from django.utils import timezone
 
 from crm.models import ApiToken, User
 from imports.services import import_job_create, import_job_run
-from leads.deals import deal_save
-from leads.models import Deal, Note, Task, TrackingKey, WebForm
+from leads.deals import deal_pipeline_ensure, deal_save
+from leads.models import Deal, LostReason, Note, Task, TrackingKey, WebForm
 from tests.conftest import free_port
 from tests.factories import ActivityFactory, CompanyFactory, LeadFactory, active_model, page_rule
 from tests.test_forms_concurrency_pg import gunicorn
@@ -79,13 +79,16 @@ enabled = false
 @pytest.fixture
 def world(transactional_db, rep, default_events, tmp_path):
     """A small world the rep shares with the admin: a lead of the rep's with a company and
-    one without, a deal, a task and a note on it, a scoring model with a rule, a tracking
-    write key, a web form, and an import (its file where the server keeps imports)."""
+    one without, a deal, a task and a note on it, the deal pipeline's stages and lost
+    reasons, a scoring model with a rule, a tracking write key, a web form, and an import
+    (its file where the server keeps imports)."""
     model = active_model()
     rule = page_rule(model, 10, "/pricing")
     lead = LeadFactory(owner=rep, company=CompanyFactory())
     LeadFactory(owner=rep, company=None)
     due = timezone.now() + dt.timedelta(days=1)
+    stage = deal_pipeline_ensure()[0]
+    reason = LostReason.objects.first()
     return {
         "model": model.pk,
         "rule": rule.pk,
@@ -99,6 +102,9 @@ def world(transactional_db, rep, default_events, tmp_path):
         "form": WebForm.objects.create(name="Demo request").key,
         "rep": rep.pk,
         "import_job": _import_job(tmp_path),
+        "deal_stage": stage.pk,
+        "lost_reason": reason.pk,
+        "lost_reason_name": reason.name,
     }
 
 
@@ -177,6 +183,7 @@ def _config(user: User, world: dict) -> tuple[str, dict]:
             for name in ("lead", "company", "deal", "task", "note", "activity", "import_job")
         },
         "rule": world["rule"],
+        **{name: world[name] for name in ("deal_stage", "lost_reason", "lost_reason_name")},
     }
     text = CONFIG
     text += _operations("^/api/", headers={"Authorization": f"Bearer {key}"})

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from crm.models import ApiToken, Role, Team, TeamWebhook
 from imports.models import ImportJob
-from leads.deals import deal_save
+from leads.deals import deal_pipeline_ensure, deal_save
 from leads.handoff_models import AssignmentKind, AssignmentRule, HandOff, LeadRating, Notification
 from leads.merging import leads_merge
 from leads.models import Deal, DuplicatePair, Note, Task
@@ -94,6 +94,7 @@ def world(rep, other_rep, manager, marketer) -> SimpleNamespace:
         near_task=Task.objects.create(assignee=rep, title="Near task", due_at=now),
         activity=ActivityFactory(lead=lead, url="https://south.example/secret-page"),
         deal=deal_save(deal=Deal(lead=lead, name="Southern secret deal", amount=10)),
+        deal_stage=deal_pipeline_ensure()[-1],
         task=Task.objects.create(
             lead=lead, assignee=seller, title="Southern secret task", due_at=now
         ),
@@ -435,6 +436,45 @@ WEB: dict[str, Probe | Exempt] = {
             refused=(400, 403, 404),
         ),
     ],
+    "lead-add-deal": lambda w: [
+        Call("POST", f"/leads/{w.lead.pk}/deals/", deal_form(w), roles=ALL),
+        Call(
+            "POST",
+            f"/leads/{w.near_lead.pk}/deals/",
+            {**deal_form(w), "deal-owner": w.south_rep.pk},
+            refused=(400,),
+        ),
+    ],
+    "deal-change": lambda w: [
+        Call(
+            "POST",
+            f"/deals/{w.deal.pk}/change/",
+            {f"deal-{w.deal.pk}-{name}": value for name, value in deal_form(w, prefix="").items()},
+            roles=ALL,
+        )
+    ],
+    "deal-win": lambda w: [Call("POST", f"/deals/{w.deal.pk}/won/", {}, roles=ALL)],
+    "deal-lose": lambda w: [
+        Call(
+            "POST",
+            f"/deals/{w.deal.pk}/lost/",
+            {f"lost-{w.deal.pk}-reason": "No decision"},
+            roles=ALL,
+        )
+    ],
+    "deals": lambda w: [
+        Call("GET", "/deals/", refused=(200,)),
+        Call("GET", f"/deals/?owner={w.south_rep.pk}", refused=LISTED),
+    ],
+    "deals-move": lambda w: [
+        Call(
+            "POST",
+            "/deals/move/",
+            {"deal": w.deal.pk, "stage": w.deal_stage.pk},
+            roles=ALL,
+            refused=(403, 404),
+        ),
+    ],
     "tasks": lambda w: [Call("GET", f"/tasks/?assignee={w.south_rep.pk}", refused=LISTED)],
     "imports": lambda w: [Call("GET", "/imports/", refused=(200, 403))],
     "import-new": lambda w: [Call("POST", "/imports/new/", {"kind": "leads"}, refused=(400, 403))],
@@ -507,11 +547,20 @@ PUBLIC: dict[str, Exempt] = {
     ),
     "nurture-unsubscribe": Exempt("signed per-message token (tests/test_nurture_http.py)"),
     "nurture-bounce": Exempt("the mail provider's webhook, keyed by NURTURE_BOUNCE_SECRET"),
+    "api-deal-stage-list": Exempt("the deal pipeline's stages, the same for every team"),
+    "api-deal-stage-detail": Exempt("the deal pipeline's stages, the same for every team"),
+    "api-lost-reason-list": Exempt("the pick-list of lost reasons, the same for every team"),
+    "api-lost-reason-detail": Exempt("the pick-list of lost reasons, the same for every team"),
 }
 TRACKING = Exempt(
     "the tracking API, authenticated by a site's write key rather than a user; it records "
     "events and answers nothing about leads (tests/test_tracking_endpoint.py)"
 )
+
+
+def deal_form(w: SimpleNamespace, prefix: str = "deal-") -> dict[str, Any]:
+    fields = {"name": "Spy", "amount": "1", "currency": "EUR", "stage": w.deal_stage.pk}
+    return {f"{prefix}{name}": value for name, value in fields.items()}
 
 
 def task_form(assignee) -> dict[str, Any]:
@@ -649,12 +698,14 @@ ADMIN_OBJECTS: dict[str, Callable[[SimpleNamespace], models.Model] | Exempt] = {
     "leads.Company": lambda w: w.company,
     "leads.CustomFieldDefinition": Exempt("the lead form's fields, set by marketers"),
     "leads.Deal": lambda w: w.deal,
+    "leads.DealStage": Exempt("the deal pipeline's stages, set by admins and marketers"),
     "leads.DuplicatePair": lambda w: w.pair,
     "leads.DuplicateSettings": Exempt("the detection threshold, one row, set by marketers"),
     "leads.HandOff": lambda w: w.handoff,
     "leads.Lead": lambda w: w.lead,
     "leads.LeadMerge": lambda w: w.merge,
     "leads.LeadRating": lambda w: w.rating,
+    "leads.LostReason": Exempt("the pick-list of lost reasons, set by admins and marketers"),
     "leads.Note": lambda w: w.note,
     "leads.Notification": lambda w: w.notification,
     "leads.PendingEvent": Exempt("anonymous tracking events not yet tied to a lead"),

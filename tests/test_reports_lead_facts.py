@@ -253,16 +253,17 @@ def test_api_moves_and_deal_writes_keep_both_facts(db, admin_user):
     deal_url = f"/api/v1/deals/{created.json()['id']}/"
     won = api.patch(deal_url, {"status": "won"}, format="json")
 
-    # Then the lead counts as an SQL with a won deal
+    # Then the won deal made the lead a customer
     assert (moved.status_code, created.status_code, won.status_code) == (200, 201, 200)
-    assert_kept(lead, (2, WON))
+    assert_kept(lead, (4, WON))
 
     # And when the deal is moved to the other lead and marked lost
-    changed = api.patch(deal_url, {"lead": other.pk, "status": "lost"}, format="json")
+    lost = {"lead": other.pk, "status": "lost", "lost_reason": "No decision"}
+    changed = api.patch(deal_url, lost, format="json")
 
-    # Then both leads' outcomes follow: the first has none left
+    # Then both leads' outcomes follow: the first has none left, and stays a customer
     assert changed.status_code == 200
-    assert_kept(lead, (2, NONE))
+    assert_kept(lead, (4, NONE))
     assert_kept(other, (0, LOST))
 
 
@@ -292,29 +293,29 @@ def test_admin_deal_edits_and_deletions_keep_the_outcome(client, admin_user):
     added = client.post(reverse("admin:leads_deal_add"), deal_form(lead, **won_at))
     assert added.status_code == 302, added.context["adminform"].form.errors
     deal = Deal.objects.get(lead=lead)
-    assert_kept(lead, (0, WON))
-    lost = {**won_at, "status": DealStatus.LOST, "lost_reason": "Price"}
+    assert_kept(lead, (4, WON))
+    lost = {**won_at, "status": DealStatus.LOST, "lost_reason": "Price too high"}
     changed = client.post(
         reverse("admin:leads_deal_change", args=[deal.pk]), deal_form(lead, **lost)
     )
     assert changed.status_code == 302
-    assert_kept(lead, (0, LOST))
+    assert_kept(lead, (4, LOST))
 
     # And deletes it on its page, then another through the bulk action
     deleted = client.post(reverse("admin:leads_deal_delete", args=[deal.pk]), {"post": "yes"})
     assert deleted.status_code == 302
-    assert_kept(lead, (0, NONE))
+    assert_kept(lead, (4, NONE))
     another = open_deal(lead, **closed(DealStatus.WON))
-    assert_kept(lead, (0, WON))
+    assert_kept(lead, (4, WON))
     bulk = client.post(
         reverse("admin:leads_deal_changelist"),
         {"action": "delete_selected", ACTION_CHECKBOX_NAME: [another.pk], "post": "yes"},
     )
 
-    # Then the lead's outcome followed each step
+    # Then the lead's outcome followed each step; the won deal made it a customer for good
     assert bulk.status_code == 302
     assert not Deal.objects.exists()
-    assert_kept(lead, (0, NONE))
+    assert_kept(lead, (4, NONE))
 
 
 def lead_form_with_deal(client, lead: Lead, **deal: str) -> dict:
@@ -340,10 +341,10 @@ def test_admin_lead_page_deal_inline_keeps_the_outcome(client, admin_user):
     won = {"status": DealStatus.WON, "closed_at_0": "2026-02-01", "closed_at_1": "09:00:00"}
     added = client.post(url, lead_form_with_deal(client, lead, **won))
 
-    # Then the lead counts as won
+    # Then the lead counts as won, and is a customer
     assert added.status_code == 302
     assert Deal.objects.filter(lead=lead).count() == 1
-    assert_kept(lead, (0, WON))
+    assert_kept(lead, (4, WON))
 
     # And when the admin ticks the deal's delete box and saves
     data = changeform_data(client.get(url))
@@ -352,7 +353,7 @@ def test_admin_lead_page_deal_inline_keeps_the_outcome(client, admin_user):
     # Then the deal is gone and so is the outcome
     assert deleted.status_code == 302
     assert not Deal.objects.exists()
-    assert_kept(lead, (0, NONE))
+    assert_kept(lead, (4, NONE))
 
 
 def test_admin_stage_change_deletions_work_the_step_out_again(client, admin_user):
@@ -431,9 +432,9 @@ def test_concurrent_deal_writes_on_one_lead_both_count():
 def history_world(rep: User) -> dict[str, tuple[Lead, tuple[int, int]]]:
     """Leads in every kind of state, written through the models, with their facts."""
     customer = LeadFactory(owner=rep)
+    open_deal(customer, **closed(DealStatus.WON))
     for stage in (Stage.MQL, Stage.SQL, Stage.OPPORTUNITY, Stage.CUSTOMER):
         lead_move_to_stage(lead_id=customer.pk, stage=stage, by=rep)
-    open_deal(customer, **closed(DealStatus.WON))
     dropped = LeadFactory(owner=rep)
     for stage in (Stage.SQL, Stage.OPPORTUNITY, Stage.RECYCLED):
         lead_move_to_stage(lead_id=dropped.pk, stage=stage, by=rep)

@@ -5,8 +5,17 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from django.utils import timezone
 
-from leads.models import ALLOWED_TRANSITIONS, Lead, Stage, StageChange, StageTransitionError
+from leads.deals import deal_save
+from leads.models import (
+    ALLOWED_TRANSITIONS,
+    Deal,
+    Lead,
+    Stage,
+    StageChange,
+    StageTransitionError,
+)
 from leads.signals import lead_stage_changed
 from leads.stages import lead_move_to_stage, lead_move_to_stage_locked
 from tests.factories import LeadFactory
@@ -23,6 +32,11 @@ def _ids(pairs: list[tuple[Stage, Stage]]) -> list[str]:
 def lead_in(stage: Stage) -> Lead:
     reason = "No budget this year" if stage == Stage.DISQUALIFIED else ""
     return LeadFactory(stage=stage, disqualification_reason=reason)
+
+
+def won_deal(lead: Lead) -> Deal:
+    """What lets a lead become a customer (``leads.deals.deal_win`` moves it itself)."""
+    return deal_save(deal=Deal(lead=lead, name="Won", status="won", closed_at=timezone.now()))
 
 
 @pytest.fixture
@@ -48,8 +62,10 @@ def test_matrix_covers_every_stage_pair():
 def test_allowed_move_updates_lead_and_records_one_stage_change(
     db, rep, stage_signals, from_stage, to_stage
 ):
-    # Given a lead in from_stage
+    # Given a lead in from_stage (with a won deal, which a customer needs)
     lead = lead_in(from_stage)
+    if to_stage == Stage.CUSTOMER:
+        won_deal(lead)
 
     # When a rep moves it along the lifecycle
     change = lead_move_to_stage(lead_id=lead.pk, stage=to_stage, by=rep, reason="Spoke on phone")
@@ -158,8 +174,9 @@ def test_moving_an_unknown_lead_raises_does_not_exist(db):
 
 
 def test_stage_changed_signal_fires_once_per_move_with_lead_and_change(db, rep, stage_signals):
-    # Given a new lead
+    # Given a new lead with a won deal
     lead = lead_in(Stage.NEW)
+    won_deal(lead)
 
     # When it walks the whole funnel
     changes = [

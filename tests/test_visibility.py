@@ -12,7 +12,9 @@ from django.contrib.auth.models import AnonymousUser, Group
 
 from crm.models import Role, Team, User
 from crm.roles import permissions_for
-from leads.models import Lead
+from leads.deals import deal_save
+from leads.models import Deal, Lead
+from leads.permissions import deals_visible_to
 from tests.conftest import make_user
 from tests.factories import LeadFactory
 
@@ -188,3 +190,17 @@ def test_role_groups_get_permissions_of_the_app_migrated_last(tmp_path):
     )
     assert "view_lead" in codenames
     assert "delete_lead" not in codenames
+
+
+@pytest.mark.parametrize("persona", EXPECTED)
+def test_deals_are_seen_exactly_with_their_leads(people, leads, persona):
+    """``deals_visible_to`` says the rule of ``visible_to`` of the deal's lead's owner
+    (``owner_visibility``), for the deal board's sake: the same deals, for everyone."""
+    for lead in leads.values():
+        deal_save(deal=Deal(lead=lead, name=f"Deal of {lead.pk}"))
+    user = people[persona]
+
+    seen = set(deals_visible_to(user).values_list("lead_id", flat=True))
+
+    assert seen == set(Lead.objects.visible_to(user).values_list("pk", flat=True))
+    assert {name for name, lead in leads.items() if lead.pk in seen} == EXPECTED[persona]

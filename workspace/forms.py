@@ -111,7 +111,8 @@ class StageForm(forms.Form):
         label="Reason",
         required=False,
         max_length=200,
-        help_text="Required to disqualify.",
+        help_text="Required to disqualify, and for a manager to make a customer without a "
+        "won deal.",
     )
 
     def __init__(self, *args: Any, lead: Lead, **kwargs: Any) -> None:

@@ -2,6 +2,7 @@ from django.urls import path
 
 from .views import (
     company,
+    deals,
     home,
     imports,
     lead,
@@ -25,6 +26,10 @@ urlpatterns = [
     path("leads/<int:pk>/stage/", lead_actions.lead_change_stage, name="lead-change-stage"),
     path("leads/<int:pk>/take/", lead_actions.lead_take, name="lead-take"),
     path("leads/<int:pk>/rating/", lead_actions.lead_rate, name="lead-rate"),
+    path("leads/<int:pk>/deals/", deals.lead_add_deal, name="lead-add-deal"),
+    path("deals/<int:deal_id>/change/", deals.deal_change, name="deal-change"),
+    path("deals/<int:deal_id>/won/", deals.deal_win_view, name="deal-win"),
+    path("deals/<int:deal_id>/lost/", deals.deal_lose_view, name="deal-lose"),
     path(
         "handoffs/<int:handoff_id>/accept/", lead_actions.handoff_accept_view, name="handoff-accept"
     ),
@@ -41,6 +46,8 @@ urlpatterns = [
     path("leads/export.<slug:file_format>", lists.lead_export, name="lead-export"),
     path("pipeline/", pipeline.pipeline, name="pipeline"),
     path("pipeline/move/", pipeline.pipeline_move, name="pipeline-move"),
+    path("deals/", deals.deal_board_view, name="deals"),
+    path("deals/move/", deals.deal_board_move, name="deals-move"),
     path("tasks/", tasks.task_list, name="tasks"),
     path("tasks/<int:pk>/complete/", tasks.task_complete_view, name="tasks-complete"),
     path("tasks/<int:pk>/snooze/", tasks.task_snooze_view, name="tasks-snooze"),

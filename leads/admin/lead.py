@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from crm.http import signed_in
 from crm.models import User
 
-from ..deals import deal_save, deals_delete
+from ..deals import deals_delete
 from ..duplicates import lead_duplicates, reason_text
 from ..export_responses import CSV, leads_export_response
 from ..exports import export_columns
@@ -33,6 +33,7 @@ from ..models import (
 from ..permissions import OWNER_REFUSED, email_in_use, may_export_leads, may_own
 from ..profiles import email_error, lead_save_profile
 from .access import UserBoundForm, UserBoundFormMixin
+from .deals import DealClosingForm, deal_write_from_form
 
 
 class NewestActivitiesFormSet(BaseInlineFormSet):
@@ -66,7 +67,17 @@ class StageChangeInline(admin.TabularInline):
 
 class DealInline(admin.TabularInline):
     model = Deal
-    fields = ("name", "amount", "currency", "status", "closed_at", "lost_reason")
+    form = DealClosingForm
+    fields = (
+        "name",
+        "amount",
+        "currency",
+        "stage",
+        "expected_close",
+        "status",
+        "closed_at",
+        "lost_reason",
+    )
     extra = 0
 
 
@@ -206,11 +217,12 @@ class LeadAdmin(UserBoundFormMixin, admin.ModelAdmin):
         if formset.model is not Deal:
             super().save_formset(request, form, formset, change)
             return
-        # Deals through their service, so that the lead's deal outcome follows.
-        deals = formset.save(commit=False)
+        # Deals through their services, so that the lead's deal outcome and its stage
+        # (a deal won makes a customer) follow.
+        formset.save(commit=False)
         removed = [deal.pk for deal in formset.deleted_objects]
         if removed:
             deals_delete(deals=Deal.objects.filter(pk__in=removed))
-        for deal in deals:
-            deal_save(deal=deal)
-        formset.save_m2m()
+        for deal_form in formset.forms:
+            if deal_form.has_changed() and deal_form not in formset.deleted_forms:
+                deal_write_from_form(form=deal_form, by=signed_in(request))

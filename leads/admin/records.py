@@ -1,5 +1,5 @@
 """The admin of the CRM records around leads: companies, product lines, custom fields,
-and the activities, stage changes, deals, tasks and notes on leads."""
+and the activities, stage changes, tasks and notes on leads (deals: ``deals``)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,10 @@ from django.http import HttpRequest
 from crm.http import signed_in
 from crm.models import User
 
-from ..deals import deal_save, deals_delete
 from ..models import (
     Activity,
     Company,
     CustomFieldDefinition,
-    Deal,
     Note,
     ProductLine,
     StageChange,
@@ -88,24 +86,6 @@ class StageChangeAdmin(VisibleLeadRowsMixin, admin.ModelAdmin):
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[StageChange]) -> None:
         stage_changes_delete(changes=queryset)
-
-
-@admin.register(Deal)
-class DealAdmin(VisibleLeadRowsMixin, admin.ModelAdmin):
-    list_display = ("name", "lead", "amount", "currency", "status", "closed_at")
-    list_filter = ("status", "currency")
-    list_select_related = ("lead",)
-    search_fields = ("name", "lead__email")
-    raw_id_fields = ("lead",)
-
-    def save_model(self, request: HttpRequest, obj: Deal, form, change: bool) -> None:
-        deal_save(deal=obj)
-
-    def delete_model(self, request: HttpRequest, obj: Deal) -> None:
-        deals_delete(deals=Deal.objects.filter(pk=obj.pk))
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Deal]) -> None:
-        deals_delete(deals=queryset)
 
 
 class TaskAdminForm(UserBoundForm):

@@ -6,14 +6,21 @@ part of this app too."""
 from ..custom_fields import CustomFieldDefinition, FieldType
 from .activity import SALES_TOUCH_TYPES, Activity, ActivityQuerySet, ActivityType
 from .company import Company, Industry
-from .deal import Deal, DealOutcome, DealStatus
+from .deal import DEFAULT_CURRENCY, Deal, DealOutcome, DealStage, DealStatus, LostReason
 from .duplicate import (
     DuplicatePair,
     DuplicateSettings,
     LeadMatchKey,
     PairStatus,
 )
-from .lead import CLOSED_STAGES, SCORE_COLUMNS, Lead, LeadQuerySet, normalize_email
+from .lead import (
+    CLOSED_STAGES,
+    SCORE_COLUMNS,
+    Lead,
+    LeadQuerySet,
+    normalize_email,
+    owner_visibility,
+)
 from .lead_choices import (
     Authority,
     Band,
@@ -67,6 +74,7 @@ from ..tracking_models import (
 __all__ = [
     "ALLOWED_TRANSITIONS",
     "CLOSED_STAGES",
+    "DEFAULT_CURRENCY",
     "FORM_LEAD_FIELDS",
     "FORM_RESERVED_NAMES",
     "FUNNEL",
@@ -84,6 +92,7 @@ __all__ = [
     "CustomFieldDefinition",
     "Deal",
     "DealOutcome",
+    "DealStage",
     "DealStatus",
     "Department",
     "DuplicatePair",
@@ -101,6 +110,7 @@ __all__ = [
     "LeadQuerySet",
     "LeadRank",
     "LeadRating",
+    "LostReason",
     "Need",
     "Note",
     "Notification",
@@ -129,4 +139,5 @@ __all__ = [
     "new_form_key",
     "normalize_email",
     "normalize_origin",
+    "owner_visibility",
 ]

@@ -28,6 +28,7 @@ from leads.permissions import lead_access, merges_leads, task_assignees
 from leads.selectors import done_tasks, open_tasks, timeline_page
 from reports.charts import Frame, line_chart
 from scoring.explanation import lead_explanation
+from workspace.deal_card import deal_card
 from workspace.forms import (
     NoteForm,
     RatingForm,
@@ -134,14 +135,15 @@ def lead_page_context(
         model = part["model"]
         part["chart"] = score_chart(part["history"], model=model)
     handoff = lead.handoffs.select_related("owner", "closed_by").first()
+    now = timezone.now()
     context = {
         "lead": lead,
-        "now": timezone.now(),
+        "now": now,
         "access": access,
         "explanation": explanation,
         "interests": list(lead.product_interests.all()),
         "custom_fields": _custom_fields(lead),
-        "deals": list(lead.deals.all()[:20]),
+        "deal_card": deal_card(lead=lead, user=user, access=access, now=now, bound=forms),
         "open_tasks": open_tasks(lead=lead),
         "done_tasks": done_tasks(lead=lead),
         "notes": list(lead.notes.select_related("author")[:20]),
