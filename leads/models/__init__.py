@@ -6,6 +6,12 @@ part of this app too."""
 from ..custom_fields import CustomFieldDefinition, FieldType
 from .activity import SALES_TOUCH_TYPES, Activity, ActivityQuerySet, ActivityType
 from .company import Company, Industry
+from .company_duplicate import (
+    CompanyDomainKey,
+    CompanyDuplicatePair,
+    CompanyMatchKey,
+)
+from .company_merge import CompanyAlias, CompanyMerge
 from .deal import Deal, DealOutcome, DealStatus
 from .duplicate import (
     DuplicatePair,
@@ -81,6 +87,11 @@ __all__ = [
     "Band",
     "Budget",
     "Company",
+    "CompanyAlias",
+    "CompanyDomainKey",
+    "CompanyDuplicatePair",
+    "CompanyMatchKey",
+    "CompanyMerge",
     "CustomFieldDefinition",
     "Deal",
     "DealOutcome",
