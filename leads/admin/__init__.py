@@ -1,3 +1,3 @@
 """The admin of ``leads``, one module per concept; importing them registers their pages."""
 
-from . import duplicates, handoff, intake, lead, records, reps  # noqa: F401
+from . import company_duplicates, duplicates, handoff, intake, lead, records, reps  # noqa: F401
