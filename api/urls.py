@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from .activities import ActivityViewSet
 from .companies import CompanyViewSet
+from .company_merges import CompanyMergeViewSet
 from .errors import api_not_found
 from .leads import LeadViewSet
 from .merges import LeadMergeViewSet
@@ -18,6 +19,7 @@ router.register("tokens", ApiTokenViewSet, basename="api-token")
 router.register("leads", LeadViewSet, basename="api-lead")
 router.register("lead-merges", LeadMergeViewSet, basename="api-lead-merge")
 router.register("companies", CompanyViewSet, basename="api-company")
+router.register("company-merges", CompanyMergeViewSet, basename="api-company-merge")
 router.register("activities", ActivityViewSet, basename="api-activity")
 router.register("deals", DealViewSet, basename="api-deal")
 router.register("tasks", TaskViewSet, basename="api-task")
