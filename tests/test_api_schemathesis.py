@@ -88,6 +88,7 @@ def world(transactional_db, rep, default_events):
         "rule": rule.pk,
         "lead": lead.pk,
         "company": lead.company_id,
+        "spare_company": CompanyFactory(name="Spare twin", domain="").pk,
         "activity": ActivityFactory(lead=lead).pk,
         "deal": deal_save(deal=Deal(lead=lead, name="Fleet", amount=1000)).pk,
         "task": Task.objects.create(lead=lead, assignee=rep, title="Call", due_at=due).pk,
@@ -154,6 +155,7 @@ def _config(user: User, world: dict) -> tuple[str, dict]:
         "form": world["form"],
         "model_pk": world["model"],
         **{name: world[name] for name in ("lead", "company", "deal", "task", "note", "activity")},
+        "spare_company": world["spare_company"],
         "rule": world["rule"],
     }
     text = CONFIG
