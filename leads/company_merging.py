@@ -47,6 +47,7 @@ from .models import (
     CompanyDuplicatePair,
     CompanyMatchKey,
     CompanyMerge,
+    CompanyNameWord,
     Lead,
     PairStatus,
 )
@@ -70,6 +71,7 @@ BOOKKEEPING: tuple[type[models.Model], ...] = (
     CompanyDuplicatePair,
     CompanyMatchKey,
     CompanyMerge,
+    CompanyNameWord,
 )
 LEADS_MOVED = "leads.lead"
 

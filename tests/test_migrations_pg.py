@@ -100,6 +100,7 @@ COMPANY_MERGE_TABLES = (
     "leads_companyduplicatepair",
     "leads_companymatchkey",
     "leads_companydomainkey",
+    "leads_companynameword",
 )
 
 

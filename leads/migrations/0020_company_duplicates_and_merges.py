@@ -1,9 +1,10 @@
 # Finding duplicate companies (leads.company_duplicates) and merging them
-# (leads.company_merging): each company's match keys in narrow tables with the indexes the
-# nightly scan joins on (a trigram index on the name key on PostgreSQL, whose pg_trgm
-# extension leads.0008 created), the review queue of company pairs, the record of each
-# company merge that undoes it, the merged companies' ids kept as aliases, and the
-# company name threshold beside the lead one in the detection settings.
+# (leads.company_merging): each company's match keys (its name, the words of its name,
+# the domains that name it) in narrow tables with the indexes the nightly scan joins on,
+# the review queue of company pairs, the record of each company merge that undoes it, the
+# merged companies' ids kept as aliases, and the company name threshold beside the lead
+# one in the detection settings. Name similarity uses pg_trgm, whose extension
+# leads.0008 created.
 
 import django.db.models.deletion
 import django.utils.timezone
@@ -11,23 +12,6 @@ from django.conf import settings
 from django.db import migrations, models
 
 import leads.models.merge
-
-NAME_TRIGRAM_INDEX = "companykey_name_trgm_idx"
-
-
-def create_name_trigram_index(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    schema_editor.execute(
-        f'CREATE INDEX IF NOT EXISTS "{NAME_TRIGRAM_INDEX}" ON "leads_companymatchkey" '
-        "USING gin (name_key gin_trgm_ops) WHERE name_key <> ''"
-    )
-
-
-def drop_name_trigram_index(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    schema_editor.execute(f'DROP INDEX IF EXISTS "{NAME_TRIGRAM_INDEX}"')
 
 
 class Migration(migrations.Migration):
@@ -190,6 +174,21 @@ class Migration(migrations.Migration):
                 "ordering": ["-at", "-id"],
             },
         ),
+        migrations.CreateModel(
+            name="CompanyNameWord",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("word", models.CharField(max_length=200)),
+            ],
+            options={
+                "verbose_name": "company name word",
+            },
+        ),
         migrations.AddField(
             model_name="duplicatesettings",
             name="company_name_similarity",
@@ -338,6 +337,15 @@ class Migration(migrations.Migration):
                 to="leads.companymerge",
             ),
         ),
+        migrations.AddField(
+            model_name="companynameword",
+            name="company",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="name_words",
+                to="leads.company",
+            ),
+        ),
         migrations.AddIndex(
             model_name="companydomainkey",
             index=models.Index(fields=["domain"], name="companydomainkey_domain_idx"),
@@ -373,5 +381,14 @@ class Migration(migrations.Migration):
                 name="companyduplicatepair_ordered",
             ),
         ),
-        migrations.RunPython(create_name_trigram_index, drop_name_trigram_index, elidable=False),
+        migrations.AddIndex(
+            model_name="companynameword",
+            index=models.Index(fields=["word", "company"], name="companynameword_word_idx"),
+        ),
+        migrations.AddConstraint(
+            model_name="companynameword",
+            constraint=models.UniqueConstraint(
+                fields=("company", "word"), name="companynameword_unique"
+            ),
+        ),
     ]

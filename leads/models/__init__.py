@@ -10,6 +10,7 @@ from .company_duplicate import (
     CompanyDomainKey,
     CompanyDuplicatePair,
     CompanyMatchKey,
+    CompanyNameWord,
 )
 from .company_merge import CompanyAlias, CompanyMerge
 from .deal import Deal, DealOutcome, DealStatus
@@ -92,6 +93,7 @@ __all__ = [
     "CompanyDuplicatePair",
     "CompanyMatchKey",
     "CompanyMerge",
+    "CompanyNameWord",
     "CustomFieldDefinition",
     "Deal",
     "DealOutcome",

@@ -1,12 +1,12 @@
 """Likely duplicate companies: each company's match keys and the pairs found for review.
 
 The nightly scan (``leads.company_duplicates``) keeps one ``CompanyMatchKey`` row per
-company (its name lower-cased without punctuation or legal suffixes) and one
-``CompanyDomainKey`` row per domain that names it: its website's, and its leads' email
-domains that are not a free-mail provider's. The keys sit in narrow tables of their
-own, indexed for the joins that find pairs (a trigram index on the name on PostgreSQL,
-created by the migration). Pairs go to the review queue (``CompanyDuplicatePair``); a
-pair answered "not a duplicate" keeps that answer and is never suggested again.
+company (its name lower-cased without punctuation or legal suffixes), one
+``CompanyNameWord`` row per word of that name, and one ``CompanyDomainKey`` row per
+domain that names it: its website's, and its leads' email domains that are not a
+free-mail provider's. The keys sit in narrow tables of their own, indexed for the joins
+that find pairs. Pairs go to the review queue (``CompanyDuplicatePair``); a pair
+answered "not a duplicate" keeps that answer and is never suggested again.
 """
 
 from __future__ import annotations
@@ -44,6 +44,24 @@ class CompanyMatchKey(models.Model):
 
     def __str__(self) -> str:
         return f"keys of company {self.company_id}"
+
+
+class CompanyNameWord(models.Model):
+    """A word of a company's name key: companies are compared by name only with the
+    companies that share a word of it (module docstring of ``leads.company_duplicates``)."""
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="name_words")
+    word = models.CharField(max_length=200)
+
+    class Meta:
+        verbose_name = "company name word"
+        constraints = [
+            models.UniqueConstraint(fields=["company", "word"], name="companynameword_unique")
+        ]
+        indexes = [models.Index(fields=["word", "company"], name="companynameword_word_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.word} of company {self.company_id}"
 
 
 class CompanyDomainKey(models.Model):
