@@ -168,6 +168,17 @@ def test_a_domain_shared_by_a_crowd_is_a_host_not_a_company(db):
     assert "mail_domain" not in kinds
 
 
+def test_names_equal_but_for_their_legal_form_are_a_pair_on_any_database(db):
+    gmbh = CompanyFactory(name="Müller GmbH & Co. KG", domain="")
+    inc = CompanyFactory(name="MULLER, Inc.", domain="")
+    CompanyFactory(name="Müller Bau", domain="")
+
+    company_duplicates_scan()
+
+    assert pair_of(gmbh, inc).reasons == [{"kind": "name", "score": 1.0}]
+    assert CompanyDuplicatePair.objects.count() == 1
+
+
 @pytest.mark.postgres
 def test_similar_names_are_found_by_trigram_similarity_without_legal_forms(db):
     # Given one company under two legal forms, one misspelt, and a company merely alike

@@ -25,7 +25,7 @@ from leads.merge_participants import (
     merge_participant_register,
     merge_participant_unregister,
 )
-from leads.merging import MergeError
+from leads.merging import MergeError, lead_merge_undo, leads_merge
 from leads.models import (
     Company,
     CompanyAlias,
@@ -319,3 +319,19 @@ def test_every_row_naming_a_company_is_moved_by_a_merge_or_kept_by_its_books():
         assert related is Lead or related in BOOKKEEPING or rel.one_to_many, related
     moved = {model for model, _ in company_references()}
     assert not moved & {Lead, *BOOKKEEPING}
+
+
+def test_a_lead_merge_undone_after_its_leads_company_was_merged_lands_at_the_survivor(
+    model, manager
+):
+    # Given a lead merged into another, then its company merged into a twin
+    kept, merged = LeadFactory(), LeadFactory()
+    company, twin = merged.company, CompanyFactory(name="Twin")
+    lead_merge = leads_merge(survivor_id=kept.pk, others=[merged.pk], by=manager)
+    companies_merge(survivor_id=twin.pk, others=[company.pk], by=manager)
+
+    # When the lead merge is undone
+    lead_merge_undo(merge_id=lead_merge.pk, by=manager)
+
+    # Then the lead is back at the company its own was merged into
+    assert Lead.objects.get(pk=merged.pk).company_id == twin.pk
