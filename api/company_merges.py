@@ -119,11 +119,21 @@ class CompanyMergePreviewSerializer(serializers.Serializer):
 
 class CompanyMergeSerializer(serializers.ModelSerializer):
     survivor = serializers.IntegerField(source="survivor_ref", read_only=True)
+    merged_ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        read_only=True,
+        help_text="The ids of the companies merged in; they answer with the survivor.",
+    )
+    fields = serializers.DictField(  # type: ignore[assignment]
+        read_only=True,
+        help_text='Per field the survivor took: {"from": company id, "before", "after"}, '
+        'and "kept": true for a field an undo left as changed since.',
+    )
     by: serializers.PrimaryKeyRelatedField[User] = serializers.PrimaryKeyRelatedField(
-        read_only=True
+        read_only=True, allow_null=True
     )
     undone_by: serializers.PrimaryKeyRelatedField[User] = serializers.PrimaryKeyRelatedField(
-        read_only=True
+        read_only=True, allow_null=True
     )
     moved = serializers.SerializerMethodField(
         help_text="How many rows of each kind moved to the survivor (``leads.lead``: leads)."

@@ -233,3 +233,20 @@ def test_the_schema_describes_the_company_merges(client):
     assert {"201", "400", "403", "409"} <= set(create["responses"])
     assert "/api/v1/company-merges/preview/" in paths
     assert "409" in paths["/api/v1/company-merges/{id}/undo/"]["post"]["responses"]
+
+
+def test_the_schema_types_a_merge_as_the_api_answers_it(client, marketer, twins):
+    a, b = twins
+    answer = (
+        token_client(marketer)
+        .post(MERGES, {"survivor": a.pk, "others": [b.pk]}, format="json")
+        .json()
+    )
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    properties = schema["components"]["schemas"]["CompanyMerge"]["properties"]
+
+    assert answer["merged_ids"] == [b.pk]
+    assert properties["merged_ids"]["type"] == "array"
+    assert answer["undone_by"] is None
+    assert properties["undone_by"]["nullable"] is True
+    assert properties["fields"]["type"] == "object"
