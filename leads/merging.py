@@ -491,7 +491,7 @@ def _leads_restore(merge: LeadMerge) -> None:
         interests = row.pop("product_interests", [])
         lead = Lead(**{f.attname: f.to_python(row[f.attname]) for f in Lead._meta.concrete_fields})
         lead.owner_id = lead.owner_id if lead.owner_id in users else None
-        if lead.company_id not in companies:
+        if lead.company_id is not None and lead.company_id not in companies:
             lead.company_id = merged_companies.get(lead.company_id)
         try:
             with transaction.atomic():
