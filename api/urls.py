@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from .activities import ActivityViewSet
 from .companies import CompanyViewSet
+from .company_merges import CompanyMergeViewSet
 from .errors import api_not_found
 from .imports import ImportJobViewSet, error_file_view
 from .leads import LeadViewSet
@@ -19,6 +20,7 @@ router.register("tokens", ApiTokenViewSet, basename="api-token")
 router.register("leads", LeadViewSet, basename="api-lead")
 router.register("lead-merges", LeadMergeViewSet, basename="api-lead-merge")
 router.register("companies", CompanyViewSet, basename="api-company")
+router.register("company-merges", CompanyMergeViewSet, basename="api-company-merge")
 router.register("activities", ActivityViewSet, basename="api-activity")
 router.register("deals", DealViewSet, basename="api-deal")
 router.register("deal-stages", DealStageViewSet, basename="api-deal-stage")

@@ -46,12 +46,15 @@ ROLE_PERMISSIONS: dict[Role, dict[str, dict[str, tuple[str, ...]]]] = {
             # Routing rules pick owners for every team's hand-offs: admins set them.
             "assignmentrule": ("view",),
             "leadrating": ("add", "change", "view"),
-            # Duplicates: the review queue and the merges of their teams' leads.
+            # Duplicates: the review queue and the merges of their teams' leads, and of
+            # the companies that carry only leads in their view.
             "duplicatepair": ("view", "change"),
             "leadmerge": ("view",),
             # The deal pipeline's stages and lost reasons: admins and marketers set them.
             "dealstage": ("view",),
             "lostreason": ("view",),
+            "companyduplicatepair": ("view", "change"),
+            "companymerge": ("view",),
         },
         # Teams and their members are set by admins; a manager reads their own.
         "crm": {"team": ("view",), "user": ("view",)},
@@ -82,6 +85,8 @@ ROLE_PERMISSIONS: dict[Role, dict[str, dict[str, tuple[str, ...]]]] = {
             "duplicatepair": ("view", "change"),
             "duplicatesettings": ("view", "change"),
             "leadmerge": ("view",),
+            "companyduplicatepair": ("view", "change"),
+            "companymerge": ("view",),
         },
         "scoring": {"*": _ALL},
         "nurturing": {"*": _ALL},

@@ -38,6 +38,7 @@ from .merge_participants import participants_move, participants_restore, partici
 from .models import (
     Activity,
     Company,
+    CompanyAlias,
     Deal,
     DuplicatePair,
     Lead,
@@ -479,12 +480,19 @@ def _leads_restore(merge: LeadMerge) -> None:
     companies = set(
         Company.objects.values_list("pk", flat=True).filter(pk__in=_refs(merge, "company_id"))
     )
+    # A company merged into another since: the lead comes back at the surviving company.
+    merged_companies = dict(
+        CompanyAlias.objects.filter(alias_id__in=_refs(merge, "company_id")).values_list(
+            "alias_id", "company_id"
+        )
+    )
     for snapshot in merge.snapshots.values():
         row = dict(snapshot)
         interests = row.pop("product_interests", [])
         lead = Lead(**{f.attname: f.to_python(row[f.attname]) for f in Lead._meta.concrete_fields})
         lead.owner_id = lead.owner_id if lead.owner_id in users else None
-        lead.company_id = lead.company_id if lead.company_id in companies else None
+        if lead.company_id is not None and lead.company_id not in companies:
+            lead.company_id = merged_companies.get(lead.company_id)
         try:
             with transaction.atomic():
                 lead.save(force_insert=True)

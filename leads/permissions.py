@@ -41,6 +41,9 @@ with what they see, and whom they may hand it to:
   ``visible_to`` gives; admins and marketers edit any; a rep or a manager edits one only
   while every lead it carries is one they can see, so that no one rewrites the account
   another team is working.
+- Merging duplicate companies (and undoing it) is for those who merge leads: admins and
+  marketers any companies, managers companies whose every lead is in their view; never
+  reps (``company_merge_refusal``).
 """
 
 from __future__ import annotations
@@ -384,3 +387,34 @@ def merge_refusal(*, user: User, lead_ids: Collection[int]) -> str:
     ids = set(lead_ids)
     seen = Lead.objects.visible_to(user).filter(pk__in=ids).count()
     return "" if seen == len(ids) else MERGE_OUT_OF_VIEW
+
+
+COMPANY_MERGE_REFUSED = "Only managers, marketers and admins merge duplicate companies."
+COMPANY_MERGE_OUT_OF_VIEW = "You can merge only companies whose every lead you can see."
+
+
+def company_merge_refusal(*, user: User, company_ids: Collection[int]) -> str:
+    """Why ``user`` may not merge these companies (or undo their merge), "" when they
+    may: who merges leads (``merges_leads``) merges companies; admins and marketers any,
+    a manager those whose every lead they can see (``may_change_company`` for all of
+    them at once: two counts over the companies' leads)."""
+    if not merges_leads(user):
+        return COMPANY_MERGE_REFUSED
+    if user.role in (Role.ADMIN, Role.MARKETER):
+        return ""
+    carried = Lead.objects.filter(company__in=set(company_ids))
+    return "" if carried.count() == carried.visible_to(user).count() else COMPANY_MERGE_OUT_OF_VIEW
+
+
+def companies_merged_by(user: User) -> QuerySet[Company]:
+    """The companies ``user`` may merge (``company_merge_refusal``), for the lists of
+    pairs and merges: none for who merges nothing, every one for admins and marketers,
+    for a manager those that carry no lead out of their view."""
+    if not merges_leads(user):
+        return Company.objects.none()
+    if user.role in (Role.ADMIN, Role.MARKETER):
+        return Company.objects.all()
+    out_of_view = Lead.objects.filter(company__isnull=False).exclude(
+        pk__in=Lead.objects.visible_to(user).values("pk")
+    )
+    return Company.objects.exclude(pk__in=out_of_view.values("company_id"))

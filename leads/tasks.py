@@ -9,6 +9,7 @@ from celery import shared_task
 from django.db import OperationalError as DatabaseOperationalError
 
 from . import handoff_assignment
+from .company_duplicates import company_duplicates_scan
 from .duplicates import duplicates_scan
 from .handoff_escalation import handoffs_escalate_overdue
 from .notifications import notification_email_send, notifications_email_resume
@@ -28,16 +29,28 @@ def purge_pending_events() -> int:
 
 @shared_task
 def scan_duplicates() -> dict[str, int]:
-    """Beat, nightly: compare the leads changed since the last scan with everyone and
-    queue the likely duplicates for review."""
+    """Beat, nightly: compare the leads, then the companies, changed since the last scan
+    with everyone and queue the likely duplicates for review."""
     result = duplicates_scan()
+    companies = company_duplicates_scan()
     logger.info(
-        "Duplicate scan: %s leads compared, %s pairs (%s new)",
+        "Duplicate scan: %s leads compared, %s pairs (%s new); %s companies compared, "
+        "%s pairs (%s new)",
         result.leads,
         result.pairs,
         result.new_pairs,
+        companies.companies,
+        companies.pairs,
+        companies.new_pairs,
     )
-    return {"leads": result.leads, "pairs": result.pairs, "new_pairs": result.new_pairs}
+    return {
+        "leads": result.leads,
+        "pairs": result.pairs,
+        "new_pairs": result.new_pairs,
+        "companies": companies.companies,
+        "company_pairs": companies.pairs,
+        "new_company_pairs": companies.new_pairs,
+    }
 
 
 # --- Hand-off -------------------------------------------------------------------------

@@ -6,6 +6,7 @@ class ScoringConfig(AppConfig):
     verbose_name = "Lead scoring"
 
     def ready(self) -> None:
+        from leads.company_domains import free_mail_provider_set
         from leads.merge_participants import merge_participant_register
         from leads.score_explanations import score_explanation_provider_set
         from leads.signals import activity_recorded, lead_profile_changed
@@ -17,6 +18,7 @@ class ScoringConfig(AppConfig):
         from .explanation import lead_primary_explanation
         from .lead_merges import LEDGER_PARTICIPANT
         from .receivers import queue_activities, queue_profile
+        from .ruleset import free_mail_listed
         from .signals import score_surged
 
         activity_recorded.connect(queue_activities, dispatch_uid="scoring.activity_recorded")
@@ -27,3 +29,5 @@ class ScoringConfig(AppConfig):
         score_explanation_provider_set(lead_primary_explanation)
         # A merge of leads moves their ledger and rescores the survivor.
         merge_participant_register(LEDGER_PARTICIPANT)
+        # Duplicate companies never match by a domain on the marketers' free-mail list.
+        free_mail_provider_set(free_mail_listed)

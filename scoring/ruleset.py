@@ -13,7 +13,7 @@ from django.db.models import Count, Max
 
 from leads.models import CustomFieldDefinition
 
-from .models import DomainList, Rule, ScoringModel
+from .models import DomainList, DomainListKind, Rule, ScoringModel
 from .models.rule import custom_field_kinds
 from .rule_fields import RuleError
 from .rules import FIT, MACHINE_MARKED_TYPES, RuleSpec
@@ -146,3 +146,10 @@ def compile_model(model: ScoringModel, kinds: dict[str, str]) -> CompiledModel:
         target = compiled.fit_rules if spec.kind == FIT else compiled.engagement_rules
         target.append(spec)
     return compiled
+
+
+def free_mail_listed() -> list[str]:
+    """The domains on the marketers' free-mail list, which ``leads`` asks for to tell a
+    company's domain from a mailbox provider's (``leads.company_domains``)."""
+    listed = DomainList.objects.filter(kind=DomainListKind.FREE_MAIL)
+    return list(listed.values_list("domain", flat=True))

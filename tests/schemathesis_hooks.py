@@ -72,6 +72,8 @@ def map_case(context: Any, case: Any) -> Any:
         case.query = _ordered_range(_defined_columns(case.query))
     if path == "/api/v1/imports/" and isinstance(case.body, dict):
         case.body = _importable(case.body)
+    if path.startswith("/api/v1/company-merges/"):
+        _company_merge(case, path)
         return case
     if isinstance(case.body, dict):
         body = copy.deepcopy(case.body)
@@ -81,6 +83,21 @@ def map_case(context: Any, case: Any) -> Any:
                 _fill(item, path)
         case.body = body
     return case
+
+
+def _company_merge(case: Any, path: str) -> None:
+    """A company merge names the world's company and its spare twin: the first merge
+    succeeds, the later ones find the twin merged already (409), and the world's company
+    stays. Every field keeps the survivor's value."""
+    survivor, spare = WORLD["company"], WORLD["spare_company"]
+    if path == "/api/v1/company-merges/" and isinstance(case.body, dict):
+        body = copy.deepcopy(case.body)
+        body.update(survivor=survivor, others=[spare])
+        if isinstance(body.get("fields"), dict):
+            body["fields"] = dict.fromkeys(body["fields"], survivor)
+        case.body = body
+    elif path == "/api/v1/company-merges/preview/":
+        case.query = {**(case.query or {}), "survivor": survivor, "others": str(spare)}
 
 
 def _path_ids(path: str) -> dict[str, Any]:

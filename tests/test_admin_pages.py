@@ -12,11 +12,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import ApiToken, Role, Team, TeamWebhook, User, WebhookDelivery, WorkerHeartbeat
+from leads.company_merging import companies_merge
 from leads.deals import deal_pipeline_ensure, deal_save
 from leads.merging import leads_merge
 from leads.models import (
     Activity,
     AssignmentRule,
+    CompanyDuplicatePair,
     CustomFieldDefinition,
     Deal,
     DuplicatePair,
@@ -41,7 +43,7 @@ from nurturing.models import Enrollment, Message, Sequence, Step, Suppression
 from reports.models import Campaign, DigestPreference
 from tests.admin_forms import changeform_data
 from tests.conftest import make_user
-from tests.factories import ActivityFactory, LeadFactory
+from tests.factories import ActivityFactory, CompanyFactory, LeadFactory
 
 REGISTERED = sorted(
     (model for model in apps.get_models() if admin.site.is_registered(model)),
@@ -108,6 +110,14 @@ def world(admin_user, marketer, manager, rep, other_rep) -> dict:
     )
     DuplicateSettings.load()
     leads_merge(survivor_id=pool_lead.pk, others=[LeadFactory(owner=None).pk], by=admin_user)
+    CompanyDuplicatePair.objects.create(
+        company_a=other_lead.company,
+        company_b=pool_lead.company,
+        reasons=[{"kind": "domain", "score": 1.0, "value": "fleet.example"}],
+        score=1.0,
+        sure=True,
+    )
+    companies_merge(survivor_id=lead.company_id, others=[CompanyFactory().pk], by=admin_user)
     return {"lead": lead, "other_lead": other_lead, "pool_lead": pool_lead}
 
 

@@ -94,6 +94,7 @@ def world(transactional_db, rep, default_events, tmp_path):
         "rule": rule.pk,
         "lead": lead.pk,
         "company": lead.company_id,
+        "spare_company": CompanyFactory(name="Spare twin", domain="").pk,
         "activity": ActivityFactory(lead=lead).pk,
         "deal": deal_save(deal=Deal(lead=lead, name="Fleet", amount=1000)).pk,
         "task": Task.objects.create(lead=lead, assignee=rep, title="Call", due_at=due).pk,
@@ -182,6 +183,7 @@ def _config(user: User, world: dict) -> tuple[str, dict]:
             name: world[name]
             for name in ("lead", "company", "deal", "task", "note", "activity", "import_job")
         },
+        "spare_company": world["spare_company"],
         "rule": world["rule"],
         **{name: world[name] for name in ("deal_stage", "lost_reason", "lost_reason_name")},
     }

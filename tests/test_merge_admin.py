@@ -230,7 +230,7 @@ def test_the_admin_sets_the_name_similarity_threshold(staff, marketer):
     assert client.get(reverse("admin:leads_duplicatesettings_changelist")).status_code == 200
     url = reverse("admin:leads_duplicatesettings_change", args=[1])
 
-    response = client.post(url, {"name_similarity": "0.8"})
+    response = client.post(url, {"name_similarity": "0.8", "company_name_similarity": "0.7"})
 
     assert response.status_code == 302
     assert DuplicateSettings.load().name_similarity == 0.8

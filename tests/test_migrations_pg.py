@@ -93,6 +93,15 @@ MERGE_TABLES = (
     "leads_duplicatesettings",
     "leads_leadmatchkey",
 )
+# The tables of leads.0020 (duplicate companies and their merges), empty as well.
+COMPANY_MERGE_TABLES = (
+    "leads_companymerge",
+    "leads_companyalias",
+    "leads_companyduplicatepair",
+    "leads_companymatchkey",
+    "leads_companydomainkey",
+    "leads_companynameword",
+)
 
 
 def row_counts(url: str) -> dict[str, int]:
@@ -170,11 +179,14 @@ def test_a_database_from_before_the_squash_keeps_every_row(scratch_database):
     assert "squashed" not in output  # recorded as applied: its five originals are
     after = row_counts(scratch_database)
     assert after.pop("leads_leadrank") == 300  # leads.0017, applied after the squash
-    for table in MERGE_TABLES:  # leads.0019, as well
+    for table in (*MERGE_TABLES, *COMPANY_MERGE_TABLES):  # leads.0019 and 0022, as well
         assert after.pop(table) == 0
     assert after.pop("nurturing_autoenrollhold") == 0  # nurturing.0003, as well
-    # crm.0006, leads.0016 to 0019 and nurturing.0003 (which depends on leads.0019)
-    assert after.pop("django_migrations") == before.pop("django_migrations") + 7
+    # leads.0021: the deal pipeline's stages and lost reasons, with their defaults
+    assert after.pop("leads_dealstage") > 0
+    assert after.pop("leads_lostreason") > 0
+    # crm.0006, leads.0016 to 0022 and nurturing.0003 (which depends on leads.0019)
+    assert after.pop("django_migrations") == before.pop("django_migrations") + 9
     assert after == before
     assert "0001_squashed_0005_without_leads" in applied(scratch_database, "crm")
     reps_lines = query(

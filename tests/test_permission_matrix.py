@@ -27,10 +27,11 @@ from django.utils import timezone
 
 from crm.models import ApiToken, Role, Team, TeamWebhook
 from imports.models import ImportJob
+from leads.company_merging import companies_merge
 from leads.deals import deal_pipeline_ensure, deal_save
 from leads.handoff_models import AssignmentKind, AssignmentRule, HandOff, LeadRating, Notification
 from leads.merging import leads_merge
-from leads.models import Deal, DuplicatePair, Note, Task
+from leads.models import CompanyDuplicatePair, Deal, DuplicatePair, Note, Task
 from leads.stages import stage_change_record
 from leads.tracking_models import TrackingIdentity
 from nurturing.models import AutoEnrollHold, Enrollment, Message, Sequence, Step
@@ -79,6 +80,10 @@ def world(rep, other_rep, manager, marketer) -> SimpleNamespace:
     change = stage_change_record(lead=lead, from_stage="mql", to_stage="sql", by=seller)
     merge = leads_merge(survivor_id=lead.pk, others=[LeadFactory(owner=seller).pk], by=boss)
     twin = LeadFactory(owner=seller, company=company)
+    company_merge = companies_merge(
+        survivor_id=company.pk, others=[CompanyFactory(name="Southwind Ltd").pk], by=boss
+    )
+    company_twin = LeadFactory(owner=seller, company=CompanyFactory(name="Southwind GmbH")).company
     model = active_model()
     sequence = Sequence.objects.create(name="Welcome")
     step = Step.objects.create(sequence=sequence, subject="Hi", body_text="Hello")
@@ -137,6 +142,13 @@ def world(rep, other_rep, manager, marketer) -> SimpleNamespace:
         merge=merge,
         pair=DuplicatePair.objects.create(
             lead_a=lead, lead_b=twin, reasons=[{"kind": "phone", "score": 0.9}], score=0.9
+        ),
+        company_merge=company_merge,
+        company_pair=CompanyDuplicatePair.objects.create(
+            company_a=company,
+            company_b=company_twin,
+            reasons=[{"kind": "name", "score": 1.0}],
+            score=1.0,
         ),
     )
 
@@ -252,6 +264,35 @@ API: dict[str, Probe | Exempt] = {
     "api-lead-merge-detail": lambda w: [Call("GET", api(f"lead-merges/{w.merge.pk}/"))],
     "api-lead-merge-undo": lambda w: [Call("POST", api(f"lead-merges/{w.merge.pk}/undo/"), {})],
     "api-company-list": lambda w: [Call("GET", api("companies/"), refused=(200,))],
+    # A company carrying South's lead is merged by South's manager, marketers and admins.
+    "api-company-merge-list": lambda w: [
+        Call("GET", api("company-merges/"), refused=(200, 403)),
+        Call(
+            "POST",
+            api("company-merges/"),
+            {"survivor": w.near_lead.company_id, "others": [w.company.pk]},
+            refused=(403,),
+        ),
+        Call(
+            "POST",
+            api("company-merges/"),
+            {"survivor": w.company.pk, "others": [w.near_lead.company_id]},
+            refused=(403,),
+        ),
+    ],
+    "api-company-merge-preview": lambda w: [
+        Call(
+            "GET",
+            api(f"company-merges/preview/?survivor={w.near_lead.company_id}&others={w.company.pk}"),
+            refused=(403,),
+        )
+    ],
+    "api-company-merge-detail": lambda w: [
+        Call("GET", api(f"company-merges/{w.company_merge.pk}/"))
+    ],
+    "api-company-merge-undo": lambda w: [
+        Call("POST", api(f"company-merges/{w.company_merge.pk}/undo/"), {})
+    ],
     "api-company-detail": lambda w: [
         Call("PUT", api(f"companies/{w.company.pk}/"), {"name": "Pwned"}),
         Call("PATCH", api(f"companies/{w.company.pk}/"), {"name": "Pwned"}),
@@ -681,6 +722,12 @@ ADMIN_CUSTOM: dict[str, Callable[[SimpleNamespace], str]] = {
     "nurturing_sequence_enroll": lambda w: f"/admin/nurturing/sequence/{w.sequence.pk}/enroll/",
     "imports_importjob_errors": lambda w: f"/admin/imports/importjob/{w.import_job.pk}/errors.csv",
     "leads_duplicatepair_merge": lambda w: f"/admin/leads/duplicatepair/{w.pair.pk}/merge/",
+    "leads_company_merge": (
+        lambda w: f"/admin/leads/company/merge/?ids={w.company.pk},{w.near_lead.company_id}"
+    ),
+    "leads_companyduplicatepair_merge": (
+        lambda w: f"/admin/leads/companyduplicatepair/{w.company_pair.pk}/merge/"
+    ),
 }
 # Each registered model: South's row of it, or why it belongs to no team.
 ADMIN_OBJECTS: dict[str, Callable[[SimpleNamespace], models.Model] | Exempt] = {
@@ -696,6 +743,8 @@ ADMIN_OBJECTS: dict[str, Callable[[SimpleNamespace], models.Model] | Exempt] = {
     "leads.Activity": lambda w: w.activity,
     "leads.AssignmentRule": lambda w: w.rule,
     "leads.Company": lambda w: w.company,
+    "leads.CompanyDuplicatePair": lambda w: w.company_pair,
+    "leads.CompanyMerge": lambda w: w.company_merge,
     "leads.CustomFieldDefinition": Exempt("the lead form's fields, set by marketers"),
     "leads.Deal": lambda w: w.deal,
     "leads.DealStage": Exempt("the deal pipeline's stages, set by admins and marketers"),

@@ -1,3 +1,3 @@
 """The admin of ``leads``, one module per concept; importing them registers their pages."""
 
-from . import deals, duplicates, handoff, intake, lead, records, reps  # noqa: F401
+from . import company_duplicates, deals, duplicates, handoff, intake, lead, records, reps  # noqa: F401

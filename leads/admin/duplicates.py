@@ -367,11 +367,20 @@ class DuplicateSettingsAdmin(admin.ModelAdmin):
     list_display = (
         "__str__",
         "name_similarity",
+        "company_name_similarity",
         "last_scan_at",
         "last_scan_leads",
         "last_scan_pairs",
+        "last_scan_companies",
+        "last_scan_company_pairs",
     )
-    readonly_fields = ("last_scan_at", "last_scan_leads", "last_scan_pairs")
+    readonly_fields = (
+        "last_scan_at",
+        "last_scan_leads",
+        "last_scan_pairs",
+        "last_scan_companies",
+        "last_scan_company_pairs",
+    )
     actions = ["scan_now"]
 
     def has_module_permission(self, request: HttpRequest) -> bool:

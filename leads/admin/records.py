@@ -23,15 +23,18 @@ from ..models import (
 from ..permissions import ASSIGNEE_REFUSED, may_assign_task, may_change_company, tasks_visible_to
 from ..stages import stage_changes_delete
 from .access import UserBoundForm, UserBoundFormMixin, VisibleLeadRowsMixin
+from .company_duplicates import CompanyMergeActionMixin
 
 
 @admin.register(Company)
-class CompanyAdmin(admin.ModelAdmin):
-    """Everyone with a role reads companies; who may change one is ``may_change_company``."""
+class CompanyAdmin(CompanyMergeActionMixin, admin.ModelAdmin):
+    """Everyone with a role reads companies; who may change one is ``may_change_company``,
+    who may merge them ``company_merge_refusal`` (the action "merge selected companies")."""
 
     list_display = ("name", "domain", "industry", "employee_count", "country")
     list_filter = ("industry", "country")
     search_fields = ("name", "domain")
+    actions = ["merge_companies"]
 
     def has_change_permission(self, request: HttpRequest, obj: Company | None = None) -> bool:
         allowed = super().has_change_permission(request, obj)

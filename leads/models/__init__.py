@@ -6,6 +6,13 @@ part of this app too."""
 from ..custom_fields import CustomFieldDefinition, FieldType
 from .activity import SALES_TOUCH_TYPES, Activity, ActivityQuerySet, ActivityType
 from .company import Company, Industry
+from .company_duplicate import (
+    CompanyDomainKey,
+    CompanyDuplicatePair,
+    CompanyMatchKey,
+    CompanyNameWord,
+)
+from .company_merge import CompanyAlias, CompanyMerge
 from .deal import DEFAULT_CURRENCY, Deal, DealOutcome, DealStage, DealStatus, LostReason
 from .duplicate import (
     DuplicatePair,
@@ -89,6 +96,12 @@ __all__ = [
     "Band",
     "Budget",
     "Company",
+    "CompanyAlias",
+    "CompanyDomainKey",
+    "CompanyDuplicatePair",
+    "CompanyMatchKey",
+    "CompanyMerge",
+    "CompanyNameWord",
     "CustomFieldDefinition",
     "Deal",
     "DealOutcome",

@@ -140,9 +140,17 @@ class DuplicateSettings(models.Model):
         help_text="How alike two names at one company must be to be suggested, 0.1 to 1 "
         "(trigram similarity on PostgreSQL; SQLite suggests equal names only).",
     )
+    company_name_similarity = models.FloatField(
+        default=0.7,
+        help_text="How alike two company names must be to be suggested, 0.1 to 1, legal "
+        "forms (Inc, GmbH, …) left out (trigram similarity on PostgreSQL; SQLite suggests "
+        "equal names only).",
+    )
     last_scan_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_scan_leads = models.PositiveIntegerField(default=0, editable=False)
     last_scan_pairs = models.PositiveIntegerField(default=0, editable=False)
+    last_scan_companies = models.PositiveIntegerField(default=0, editable=False)
+    last_scan_company_pairs = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         verbose_name = verbose_name_plural = "duplicate settings"
@@ -151,6 +159,10 @@ class DuplicateSettings(models.Model):
             models.CheckConstraint(
                 condition=Q(name_similarity__gte=0.1, name_similarity__lte=1),
                 name="duplicatesettings_similarity_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(company_name_similarity__gte=0.1, company_name_similarity__lte=1),
+                name="duplicatesettings_company_similarity_range",
             ),
         ]
 
