@@ -40,6 +40,11 @@ def add_defaults(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+    # Each step commits on its own: on a database with deals, the new foreign keys'
+    # deferred checks would otherwise still be pending when the board's index is made
+    # ("cannot CREATE INDEX … because it has pending trigger events"). The defaults are
+    # written in one transaction of their own.
+    atomic = False
     dependencies = [
         ("leads", "0020_search_indexes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
@@ -216,5 +221,5 @@ class Migration(migrations.Migration):
                 name="deal_probability_at_most_100",
             ),
         ),
-        migrations.RunPython(add_defaults, migrations.RunPython.noop, elidable=True),
+        migrations.RunPython(add_defaults, migrations.RunPython.noop, elidable=True, atomic=True),
     ]
