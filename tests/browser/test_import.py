@@ -167,7 +167,7 @@ def test_marketer_maps_previews_dry_runs_imports_downloads_errors_and_undoes(
     assert rows["2"]["Email"] == NEW_EMAILS[0]
     assert (rows["2"]["First name"], rows["2"]["Last name"]) == ("Renée", "Lefèvre")
     assert rows["2"]["Phone"] == "+49301234567"
-    assert rows["2"]["Stage"] == "mql"
+    assert rows["2"]["Stage"] == "MQL"
     assert rows["2"]["Campaign"] == CAMPAIGN
     assert rows["3"]["Phone"] == ""
     assert rows["5"]["Phone"] == "+49897654321"

@@ -96,7 +96,7 @@ def test_the_list_reads_well_on_a_phone(browser, live_server, demo_world):
 
         assert overflow <= 375
         assert page.get_by_role("link", name="Pipeline").is_visible()
-        assert page.get_by_label("Search").is_visible()
+        assert page.locator("main").get_by_label("Search").is_visible()
     finally:
         context.close()
 

@@ -115,14 +115,16 @@ def test_rep_accepts_one_hand_off_and_rejects_another_with_a_reason(page, demo_w
 
     # When the rep opens the second lead and rejects its hand-off with a reason
     region.get_by_role("link", name=str(second)).click()
-    page.get_by_label("Why are you rejecting this lead?").fill("Student project, no budget")
+    why = page.get_by_label("Why are you rejecting this lead?")
+    why.select_option(label="Not a fit for what we sell")
+    page.get_by_label("Note for marketing").fill("Student project, no budget")
     page.get_by_role("button", name="Reject and return to marketing").click()
 
     # Then the lead goes back to marketing
     page.get_by_role("status").get_by_text("back with marketing").wait_for()
     handoff = HandOff.objects.get(pk=rejected.pk)
     assert handoff.status == HandOffStatus.REJECTED
-    assert handoff.reject_reason == "Student project, no budget"
+    assert handoff.reject_reason == "Not a fit for what we sell: Student project, no budget"
     assert Lead.objects.get(pk=second.pk).stage == Stage.RECYCLED
 
 
