@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from crm.models import User
 
-from .handoff_models import HandOff, LeadRating, Notification
+from .handoff_models import HandOff, HandOffStatus, LeadRating, Notification
 from .merge_participants import participants_move, participants_restore, participants_settle
 from .models import (
     Activity,
@@ -51,6 +51,7 @@ from .models import (
 )
 from .models.merge import ExactJSONEncoder
 from .profiles import lead_save_profile
+from .stages import stage_changes_delete
 from .tracking_models import TrackingIdentity
 
 # The profile fields a merge chooses between, by name. ``email_status`` follows the
@@ -234,11 +235,43 @@ def leads_merge(
             [LeadAlias(alias_id=pk, lead=survivor, merge=merge) for pk in other_ids]
         )
         _fields_apply(survivor, merge.fields)
+        _facts_refresh([survivor_id])
+        last_change = _last_stage_change(survivor_id)
+        participants_settle(lead_ids=[survivor_id], now=now)
+        moved["stage_moves"] = _stage_moves_since(
+            survivor_id, after=last_change, changed_at=survivor.stage_changed_at
+        )
         merge.moved = moved
         merge.save(update_fields=["moved"])
-        _facts_refresh([survivor_id])
-        participants_settle(lead_ids=[survivor_id], now=now)
     return merge
+
+
+def _last_stage_change(lead_id: int) -> int:
+    return (
+        StageChange.objects.filter(lead_id=lead_id)
+        .order_by("-pk")
+        .values_list("pk", flat=True)
+        .first()
+        or 0
+    )
+
+
+def _stage_moves_since(lead_id: int, *, after: int, changed_at: dt.datetime) -> dict[str, Any]:
+    """The moves the system made of the survivor while the merge settled it (its rescore
+    crossing a threshold): the stage it had before and since when, and the changes, for
+    the undo."""
+    changes = list(
+        StageChange.objects.filter(lead_id=lead_id, pk__gt=after, by__isnull=True)
+        .order_by("pk")
+        .values_list("pk", "from_stage")
+    )
+    if not changes:
+        return {}
+    return {
+        "from": changes[0][1],
+        "since": changed_at.isoformat(),
+        "changes": [pk for pk, _ in changes],
+    }
 
 
 def _other_ids(survivor_id: int, others: Iterable[int]) -> list[int]:
@@ -449,6 +482,7 @@ def lead_merge_undo(*, merge_id: int, by: User | None = None) -> LeadMerge:
         now = timezone.now()
         survivor = Lead.objects.get(pk=survivor_id)
         _fields_restore(merge, survivor)
+        _stage_restore(merge, survivor)
         _leads_restore(merge)
         _rows_restore(merge, survivor)
         participants_restore(survivor_id=survivor_id, records=merge.moved, now=now)
@@ -456,7 +490,7 @@ def lead_merge_undo(*, merge_id: int, by: User | None = None) -> LeadMerge:
             status=PairStatus.OPEN, merge=None, decided_by=None, decided_at=None
         )
         merge.undone_at, merge.undone_by = now, by
-        merge.save(update_fields=["fields", "undone_at", "undone_by"])
+        merge.save(update_fields=["fields", "moved", "undone_at", "undone_by"])
         _facts_refresh(lead_ids)
         participants_settle(lead_ids=lead_ids, now=now)
     return merge
@@ -472,6 +506,31 @@ def _fields_restore(merge: LeadMerge, survivor: Lead) -> None:
         else:
             change["kept"] = True
     _fields_apply(survivor, restore, key="before")
+
+
+def _stage_restore(merge: LeadMerge, survivor: Lead) -> None:
+    """Take back the stage moves the merge's rescore made, with their hand-offs, when
+    nothing happened since: the survivor's last stage change is the merge's and its
+    hand-off, if any, is still waiting. Otherwise the survivor keeps its stage and the
+    record says so (``kept``); the undo's rescore then decides afresh, as for any lead."""
+    moves = merge.moved.get("stage_moves") or {}
+    if not moves or moves.get("kept") or moves.get("undone"):
+        return
+    ids = moves["changes"]
+    untouched = (
+        _last_stage_change(survivor.pk) == ids[-1]
+        and not HandOff.objects.filter(stage_change_id__in=ids)
+        .exclude(status=HandOffStatus.PENDING)
+        .exists()
+    )
+    if not untouched:
+        moves["kept"] = True
+        return
+    stage_changes_delete(changes=StageChange.objects.filter(pk__in=ids, lead_id=survivor.pk))
+    survivor.stage = moves["from"]
+    survivor.stage_changed_at = dt.datetime.fromisoformat(moves["since"])
+    survivor.save(update_fields=["stage", "stage_changed_at", "updated_at"])
+    moves["undone"] = True
 
 
 def _leads_restore(merge: LeadMerge) -> None:

@@ -332,3 +332,38 @@ def finished_tasks() -> Iterator[Counter]:
     task_postrun.connect(count, weak=False)
     yield counts
     task_postrun.disconnect(count)
+
+
+@pytest.fixture
+def threshold_pair(db, settings, django_capture_on_commit_callbacks):
+    """Two new records of one person, each under the MQL threshold of 40 alone and over
+    it together: a /demo visit (30) on one, two /pricing visits (5 each) on the other.
+    Marketing hands leads to sales at MQL. For merges that move a stage."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from leads.activities import activities_record
+    from leads.models import Activity, ActivityType, Stage
+    from scoring.lead_scoring import lead_score
+    from tests.factories import LeadFactory, active_model, page_rule
+
+    settings.HANDOFF_STAGE = Stage.MQL
+    model = active_model(mql_threshold=40, sql_threshold=90)
+    page_rule(model, 30, "/demo", max_per_lead=1)
+    page_rule(model, 5, "/pricing")
+    a, b = LeadFactory(stage=Stage.NEW), LeadFactory(stage=Stage.NEW)
+    visits = [(a, "/demo", 0), (b, "/pricing", 0), (b, "/pricing", 1)]
+    with django_capture_on_commit_callbacks(execute=True):
+        for lead, path, days_ago in visits:
+            at = timezone.now() - dt.timedelta(days=days_ago)
+            page = Activity(
+                type=ActivityType.PAGE_VIEW, url=f"https://x.example{path}", occurred_at=at
+            )
+            activities_record(lead=lead, activities=[page])
+    for lead in (a, b):
+        lead_score(lead_id=lead.pk)
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert (a.stage, b.stage) == (Stage.NEW, Stage.NEW)
+    return a, b

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from leads.activities import activities_record
-from leads.handoff_models import LeadRating, Notification
+from leads.handoff_models import HandOff, LeadRating, Notification
 from leads.merging import (
     MOVED_MODELS,
     MergeError,
@@ -427,3 +427,64 @@ def test_merged_company_reference_survives_a_deleted_company_on_undo(model, mana
     lead_merge_undo(merge_id=merge.pk, by=manager)
 
     assert Lead.objects.get(pk=b.pk).company_id is None
+
+
+def test_undo_takes_back_the_stage_move_and_hand_off_of_the_merges_rescore(threshold_pair, manager):
+    # Given two records that are an MQL only together
+    a, b = threshold_pair
+    before = snapshot([a.pk, b.pk])
+    history_before = sorted(StageChange.objects.values_list("pk", "lead_id"))
+
+    # When they are merged, the rescore moves the survivor to MQL and opens a hand-off
+    merge = leads_merge(survivor_id=a.pk, others=[b.pk], fields={}, by=manager)
+    survivor = Lead.objects.get(pk=a.pk)
+    assert (survivor.stage, survivor.score) == (Stage.MQL, 40)
+    change = StageChange.objects.filter(lead=survivor).latest("pk")
+    assert (change.to_stage, change.by_id) == (Stage.MQL, None)
+    assert HandOff.objects.filter(stage_change=change, status="pending").exists()
+    assert merge.moved["stage_moves"]["from"] == Stage.NEW
+    assert merge.moved["stage_moves"]["changes"] == [change.pk]
+
+    # And the merge is undone with nothing done to the lead since
+    merge = lead_merge_undo(merge_id=merge.pk, by=manager)
+
+    # Then the move the merge caused is gone with its hand-off: both leads are as before
+    assert snapshot([a.pk, b.pk]) == before
+    assert sorted(StageChange.objects.values_list("pk", "lead_id")) == history_before
+    assert not HandOff.objects.filter(lead_id__in=[a.pk, b.pk]).exists()
+    assert merge.moved["stage_moves"]["undone"] is True
+    assert list(scores_verify()) == []
+
+
+def test_undo_keeps_a_stage_someone_moved_since_the_merge_and_says_so(threshold_pair, manager):
+    # Given a merge that made the survivor an MQL, then a manager moved it on to SQL
+    a, b = threshold_pair
+    merge = leads_merge(survivor_id=a.pk, others=[b.pk], fields={}, by=manager)
+    lead_move_to_stage(lead_id=a.pk, stage=Stage.SQL, by=manager, reason="Qualified by phone")
+
+    # When the merge is undone
+    merge = lead_merge_undo(merge_id=merge.pk, by=manager)
+
+    # Then the person's move stands, with the history that led to it, and the record
+    # says the stage was kept
+    survivor = Lead.objects.get(pk=a.pk)
+    assert survivor.stage == Stage.SQL
+    assert list(
+        StageChange.objects.filter(lead=survivor).order_by("pk").values_list("to_stage", flat=True)
+    ) == [Stage.MQL, Stage.SQL]
+    assert merge.moved["stage_moves"]["kept"] is True
+    assert Lead.objects.get(pk=b.pk).stage == Stage.NEW
+
+
+def test_undo_keeps_a_stage_whose_hand_off_was_answered(threshold_pair, manager, rep):
+    a, b = threshold_pair
+    merge = leads_merge(survivor_id=a.pk, others=[b.pk], fields={}, by=manager)
+    HandOff.objects.filter(lead_id=a.pk).update(
+        status="accepted", owner=rep, accepted_at=timezone.now()
+    )
+
+    merge = lead_merge_undo(merge_id=merge.pk, by=manager)
+
+    assert Lead.objects.get(pk=a.pk).stage == Stage.MQL
+    assert HandOff.objects.filter(lead_id=a.pk, status="accepted").exists()
+    assert merge.moved["stage_moves"]["kept"] is True

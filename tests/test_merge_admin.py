@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from crm.models import Role, Team
 from leads.duplicates import duplicates_scan
+from leads.merging import leads_merge
 from leads.models import DuplicatePair, DuplicateSettings, Lead, LeadMerge, Note, PairStatus
 from tests.admin_forms import changeform_data
 from tests.conftest import make_user
@@ -234,3 +235,23 @@ def test_the_admin_sets_the_name_similarity_threshold(staff, marketer):
 
     assert response.status_code == 302
     assert DuplicateSettings.load().name_similarity == 0.8
+
+
+def test_the_merge_record_says_what_became_of_the_stage_its_rescore_moved(
+    staff, marketer, threshold_pair
+):
+    # Given a merge whose rescore made the survivor an MQL, undone from the admin
+    a, b = threshold_pair
+    client = staff(marketer)
+    merge = leads_merge(survivor_id=a.pk, others=[b.pk], fields={}, by=marketer)
+    page = reverse("admin:leads_leadmerge_change", args=[merge.pk])
+    assert "stage: New → moved by the merge's rescore</div>" in client.get(page).text
+
+    client.post(
+        reverse("admin:leads_leadmerge_changelist"),
+        {"action": "undo", "_selected_action": [merge.pk]},
+    )
+
+    # Then the record shows the move taken back, and the lead is new again
+    assert "moved by the merge's rescore — taken back on undo" in client.get(page).text
+    assert Lead.objects.get(pk=a.pk).stage == "new"

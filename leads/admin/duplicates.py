@@ -35,7 +35,7 @@ from ..merging import (
     merge_defaults,
     merge_preview,
 )
-from ..models import DuplicatePair, DuplicateSettings, Lead, LeadMerge, PairStatus
+from ..models import DuplicatePair, DuplicateSettings, Lead, LeadMerge, PairStatus, Stage
 from ..permissions import merge_refusal, merges_leads
 
 
@@ -332,6 +332,24 @@ class LeadMergeAdmin(admin.ModelAdmin):
                 )
                 for name, change in merge.fields.items()
             ),
+        ) + self._stage_moves(merge)
+
+    def _stage_moves(self, merge: LeadMerge) -> str:
+        """The stage the merge's rescore moved the survivor from, and what the undo did."""
+        moves = merge.moved.get("stage_moves") or {}
+        if not moves:
+            return ""
+        outcome = (
+            " — taken back on undo"
+            if moves.get("undone")
+            else " — kept on undo: moved since"
+            if moves.get("kept")
+            else ""
+        )
+        return format_html(
+            "<div>stage: {} → moved by the merge's rescore{}</div>",
+            Stage(moves["from"]).label,
+            outcome,
         )
 
     @admin.display(description="Rows moved")
