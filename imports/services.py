@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from crm.resilience import task_enqueue
 from leads.models import Lead
-from nurturing.models import AutoEnrollHold
+from nurturing.enrollment import auto_enroll_holds_add
 from scoring.quiet_rescore import leads_rescore_quietly
 
 from .chunks import CHANGE_COLUMNS, ChunkOutcome, Context, Prepared
@@ -369,13 +369,13 @@ def _hold_from_nurture(changes: list[tuple[Any, ...]]) -> None:
     records matching a sequence's criteria are no reason to email them now. ``changes``
     are the chunk's change records, as ``imports.chunks.CHANGE_COLUMNS``."""
     record = {name: index for index, name in enumerate(CHANGE_COLUMNS)}
-    created = [
-        AutoEnrollHold(lead_id=change[record["object_id"]], reason="Imported history")
+    lead_ids = [
+        change[record["object_id"]]
         for change in changes
         if change[record["object_type"]] == ObjectType.LEAD
         and change[record["action"]] == ChangeAction.CREATED
     ]
-    AutoEnrollHold.objects.bulk_create(created, batch_size=1000, ignore_conflicts=True)
+    auto_enroll_holds_add(lead_ids=lead_ids, reason="Imported history")
 
 
 def _clean(rows: list[Row], cleaner: RowCleaner, outcome: ChunkOutcome) -> list[Prepared]:

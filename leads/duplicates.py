@@ -143,14 +143,33 @@ def _keys_write(rows: Iterable[tuple[Any, ...]], *, scanned: bool = False) -> in
     written = 0
     iterator = iter(rows)
     while batch := list(islice(iterator, CHUNK)):
-        LeadMatchKey.objects.bulk_create(
-            [_keys(row, scanned=scanned) for row in batch],
-            update_conflicts=True,
-            unique_fields=["lead"],
-            update_fields=KEY_COLUMNS,
-        )
+        keys = [_keys(row, scanned=scanned) for row in batch]
+        if connection.vendor == "postgresql":
+            _keys_upsert(keys)
+        else:
+            LeadMatchKey.objects.bulk_create(
+                keys, update_conflicts=True, unique_fields=["lead"], update_fields=KEY_COLUMNS
+            )
         written += len(batch)
     return written
+
+
+def _keys_upsert(keys: list[LeadMatchKey]) -> None:
+    """Insert or replace these keys in one statement of one array per column (PostgreSQL):
+    the same rows as ``bulk_create(update_conflicts=True)`` without building a statement of
+    seven parameters a row."""
+    columns = ["lead_id", *KEY_COLUMNS]
+    types = ["bigint", "text", "text", "text", "text", "timestamptz", "boolean"]
+    arrays = [[getattr(key, name) for key in keys] for name in columns]
+    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in KEY_COLUMNS)
+    unnest = ", ".join(f"%s::{kind}[]" for kind in types)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {LeadMatchKey._meta.db_table} ({', '.join(columns)}) "
+            f"SELECT * FROM unnest({unnest}) "
+            f"ON CONFLICT (lead_id) DO UPDATE SET {updates}",
+            arrays,
+        )
 
 
 def match_keys_refresh(*, lead_ids: Iterable[int]) -> int:

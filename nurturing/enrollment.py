@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -256,6 +256,27 @@ def lead_sync(*, lead_id: int, now: dt.datetime | None = None) -> Enrollment | N
 def lead_sync_request(*, lead_id: int) -> None:
     """Queue ``lead_sync``; a broker outage is logged and the hourly sweep catches up."""
     task_enqueue("nurturing.tasks.sync_lead", lead_id, what=f"Nurture sync of lead {lead_id}")
+
+
+def auto_enroll_holds_add(*, lead_ids: Iterable[int], reason: str) -> None:
+    """Hold these leads out of the hourly sweep (``AutoEnrollHold``); leads held already
+    keep their hold. On PostgreSQL one statement for any number of leads."""
+    lead_ids = list(lead_ids)
+    if not lead_ids:
+        return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {AutoEnrollHold._meta.db_table} (lead_id, reason, created_at) "
+                "SELECT unnest(%s::bigint[]), %s, %s ON CONFLICT (lead_id) DO NOTHING",
+                [lead_ids, reason, timezone.now()],
+            )
+        return
+    AutoEnrollHold.objects.bulk_create(
+        [AutoEnrollHold(lead_id=pk, reason=reason) for pk in lead_ids],
+        batch_size=500,
+        ignore_conflicts=True,
+    )
 
 
 def sequences_enroll_matching(*, now: dt.datetime | None = None) -> int:
