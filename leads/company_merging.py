@@ -11,8 +11,10 @@ answers with the survivor.
 
 A company's fields feed the fit rules of its leads, and ``leads`` cannot import
 scoring: the leads whose company changed (those moved, and the survivor's own when it
-took another's value) are settled once through ``leads.merge_participants``, whose
-scoring participant rescores them in the merge's transaction, as a lead merge does.
+took another's value) are settled once through ``leads.merge_participants``. Scoring's
+participant rescores a few in the merge's transaction, as for a lead merge; a company's
+many people it records as changed there and rescores after commit on the bulk queue, so
+the merge holds its locks for the move alone.
 
 A ``CompanyMerge`` records it all: the merged companies' rows, which rows moved from
 which company, the survivor's fields before and after. ``company_merge_undo`` puts the

@@ -18,8 +18,10 @@ history again.
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Q
 
 from leads.merge_participants import MergeParticipant, MergeRecord
@@ -27,6 +29,7 @@ from leads.models import Activity
 
 from .lead_scoring import leads_score
 from .models import EntryKind, ScoreEntry, ScoringModel
+from .outbox import leads_rescore_request, profile_rescores_record
 from .state import entry_value
 
 ENTRY_FIELDS = (
@@ -126,10 +129,23 @@ def ledger_unmerge(*, survivor_id: int, record: MergeRecord, now: dt.datetime) -
         ).update(lead_id=other)
 
 
+# Up to this many leads a merge rescores in its own transaction; more (a company's
+# people) are recorded as changed and rescored after commit on the bulk queue.
+INLINE_RESCORE = 50
+
+
 def leads_rescore(*, lead_ids: list[int], now: dt.datetime) -> None:
-    """Rescore the leads of a merge or an undo once, in its transaction (at the time
-    ``leads_score`` takes under the locks, as every scoring run does)."""
-    leads_score(lead_ids=lead_ids)
+    """Rescore the leads of a merge or an undo once: a few in its transaction (at the
+    time ``leads_score`` takes under the locks, as every scoring run does), so the
+    survivor's score is right when the merge returns; many (a company merge moving its
+    people) after commit, in chunks on the bulk queue, so that the merge holds its locks
+    for the move alone. Their ``ProfileRescore`` rows are written in the merge's
+    transaction: a broker that cannot be reached delays the rescore, the sweeper does it."""
+    if len(lead_ids) <= INLINE_RESCORE:
+        leads_score(lead_ids=lead_ids)
+        return
+    profile_rescores_record(lead_ids=lead_ids)
+    transaction.on_commit(partial(leads_rescore_request, lead_ids=list(lead_ids)), robust=True)
 
 
 LEDGER_PARTICIPANT = MergeParticipant(

@@ -101,6 +101,15 @@ def lead_score(*, lead_id: int, now: datetime | None = None) -> LeadResult | Non
     return results[0] if results else None
 
 
+def leads_score_chunked(*, lead_ids: list[int], chunk: int = 200) -> int:
+    """Score these leads, ``chunk`` to a transaction (a company merge's people, rescored
+    after it commits); how many were scored."""
+    scored = 0
+    for start in range(0, len(lead_ids), chunk):
+        scored += len(leads_score(lead_ids=lead_ids[start : start + chunk]))
+    return scored
+
+
 def result_react(result: LeadResult) -> None:
     """Move the stage on an upward crossing and queue the hooks; inside the scoring transaction."""
     lead, model = result.lead, result.primary

@@ -69,6 +69,30 @@ def profile_rescore_record(*, lead_id: int) -> None:
     )
 
 
+def profile_rescores_record(*, lead_ids: list[int]) -> None:
+    """``profile_rescore_record`` for many leads, one statement a thousand."""
+    now = timezone.now()
+    for start in range(0, len(lead_ids), 1_000):
+        ProfileRescore.objects.bulk_create(
+            [
+                ProfileRescore(lead_id=pk, requested_at=now)
+                for pk in lead_ids[start : start + 1_000]
+            ],
+            update_conflicts=True,
+            unique_fields=["lead"],
+            update_fields=["requested_at"],
+        )
+
+
+def leads_rescore_request(*, lead_ids: list[int]) -> bool:
+    """Queue a rescore of these leads on the bulk queue; call after commit. Their
+    ``ProfileRescore`` rows, recorded with the change, bring them to the sweeper when the
+    broker cannot be reached."""
+    return task_enqueue(
+        "scoring.tasks.rescore_leads", lead_ids, what=f"Rescore of {len(lead_ids)} leads"
+    )
+
+
 def lead_score_request(*, lead_id: int) -> bool:
     """Queue a rescore of the lead (its explicit fields changed); call after commit.
 

@@ -4,7 +4,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from .decay import scores_decay
-from .lead_scoring import lead_score
+from .lead_scoring import lead_score, leads_score_chunked
 from .outbox import (
     lead_score_request,
     pending_drain,
@@ -44,6 +44,11 @@ def sweep_unscored() -> int:
     for lead_id in changed:
         lead_score_request(lead_id=lead_id)
     return len(ids) + len(changed)
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def rescore_leads(lead_ids: list[int]) -> int:
+    return leads_score_chunked(lead_ids=lead_ids)
 
 
 @shared_task(ignore_result=True, acks_late=True)

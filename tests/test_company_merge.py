@@ -35,7 +35,10 @@ from leads.models import (
     Lead,
     PairStatus,
 )
+from scoring import lead_merges, outbox
 from scoring.lead_scoring import lead_score
+from scoring.models import ProfileRescore
+from scoring.tasks import sweep_unscored
 from scoring.verification import scores_verify
 from tests.factories import CompanyFactory, LeadFactory, active_model, fit_rule
 
@@ -335,3 +338,57 @@ def test_a_lead_merge_undone_after_its_leads_company_was_merged_lands_at_the_sur
 
     # Then the lead is back at the company its own was merged into
     assert Lead.objects.get(pk=merged.pk).company_id == twin.pk
+
+
+def test_a_company_with_many_people_is_rescored_after_the_merge_commits(
+    model, manager, monkeypatch, django_capture_on_commit_callbacks
+):
+    # Given a company whose people the merge moves, more than a merge rescores inline
+    monkeypatch.setattr(lead_merges, "INLINE_RESCORE", 2)
+    bank = CompanyFactory(name="Big Bank", domain="bigbank.example", industry="finance")
+    twin = CompanyFactory(name="Big Bank Ltd", domain="", industry="")
+    people = [LeadFactory(company=twin) for _ in range(5)]
+    for lead in people:
+        lead_score(lead_id=lead.pk)
+    assert {lead.fit_score for lead in Lead.objects.filter(company=twin)} == {0}
+
+    # When the twin is merged into the bank
+    with django_capture_on_commit_callbacks() as callbacks:
+        companies_merge(survivor_id=bank.pk, others=[twin.pk], by=manager)
+
+        # Then inside the merge nobody was rescored yet, but each waits in the outbox
+        assert {lead.fit_score for lead in Lead.objects.filter(pk__in=[p.pk for p in people])} == {
+            0
+        }
+        assert set(ProfileRescore.objects.values_list("lead_id", flat=True)) == {
+            p.pk for p in people
+        }
+
+    # And after commit one bulk rescore scores them all: the bank is in finance
+    for callback in callbacks:
+        callback()
+    assert {lead.fit_score for lead in Lead.objects.filter(pk__in=[p.pk for p in people])} == {20}
+    assert not ProfileRescore.objects.exists()
+    assert list(scores_verify()) == []
+
+
+def test_a_company_merge_whose_rescore_message_is_lost_is_rescored_by_the_sweeper(
+    model, manager, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(lead_merges, "INLINE_RESCORE", 2)
+    sent = []
+    monkeypatch.setattr(outbox, "task_enqueue", lambda *args, **kwargs: sent.append(args) and False)
+    bank = CompanyFactory(name="Big Bank", domain="bigbank.example", industry="finance")
+    twin = CompanyFactory(name="Big Bank Ltd", domain="", industry="")
+    people = [LeadFactory(company=twin) for _ in range(3)]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        companies_merge(survivor_id=bank.pk, others=[twin.pk], by=manager)
+    assert [args[0] for args in sent] == ["scoring.tasks.rescore_leads"]
+    assert Lead.objects.filter(pk__in=[p.pk for p in people], fit_score=0).count() == 3
+
+    # The broker is back; a minute later beat's sweeper finds the waiting leads
+    monkeypatch.undo()
+    ProfileRescore.objects.update(requested_at=timezone.now() - dt.timedelta(minutes=1))
+    sweep_unscored.apply()
+    assert Lead.objects.filter(pk__in=[p.pk for p in people], fit_score=20).count() == 3
