@@ -31,13 +31,11 @@ from itertools import islice
 from operator import itemgetter
 from typing import IO, Any
 
+import xlsxwriter
 from django.db import connections, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from .custom_fields import CustomFieldDefinition, FieldType
 from .models import Lead, ProductLine
@@ -311,49 +309,68 @@ def csv_chunks(*, header: Sequence[str], rows: Iterable[Sequence[Cell]]) -> Iter
 # --- XLSX ------------------------------------------------------------------------------
 
 
-def _xlsx_cell(sheet: WriteOnlyWorksheet, value: Cell, zone: dt.tzinfo) -> Any:
-    if isinstance(value, str):
-        # Control characters are not allowed in the file's XML.
-        text: str = ILLEGAL_CHARACTERS_RE.sub("", value)
-        if not text.startswith("="):
-            return text
-        cell = WriteOnlyCell(sheet, text)
-        cell.data_type = "s"  # text, not the formula openpyxl takes it for
-        return cell
-    if isinstance(value, dt.datetime):
-        local = value.astimezone(zone).replace(tzinfo=None, microsecond=0)
-        cell = WriteOnlyCell(sheet, local)
-        cell.number_format = XLSX_DATETIME_FORMAT
-        return cell
-    if isinstance(value, dt.date):
-        cell = WriteOnlyCell(sheet, value)
-        cell.number_format = XLSX_DATE_FORMAT
-        return cell
-    return value
+class _XlsxSheets:
+    """Rows of one workbook across as many sheets as they need, each with the header."""
+
+    def __init__(self, workbook: xlsxwriter.Workbook, header: Sequence[str]) -> None:
+        self.workbook, self.header = workbook, list(header)
+        self.sheet: Any = None
+        self.sheets = 0
+        self.row = XLSX_SHEET_ROWS
+        self.datetime = workbook.add_format({"num_format": XLSX_DATETIME_FORMAT})
+        self.date = workbook.add_format({"num_format": XLSX_DATE_FORMAT})
+
+    def next_row(self) -> int:
+        if self.row == XLSX_SHEET_ROWS:
+            self.sheets += 1
+            self.sheet = self.workbook.add_worksheet(
+                "Leads" if self.sheets == 1 else f"Leads {self.sheets}"
+            )
+            self.sheet.write_row(0, 0, self.header)
+            self.row = 1
+        self.row += 1
+        return self.row - 1
 
 
 def xlsx_write(*, header: Sequence[str], rows: Iterable[Sequence[Cell]], file: IO[bytes]) -> None:
     """Write the XLSX workbook of ``rows`` under ``header`` to ``file``, times in the
     current time zone (the site's).
 
-    openpyxl's write-only mode writes each row out as it comes, with text inline
-    rather than in a shared table, so memory stays flat; beyond a sheet's rows the
-    rows continue on a new sheet with the header again.
+    XlsxWriter's constant-memory mode writes each row out as it comes, with text inline
+    rather than in a shared table, so memory stays flat; beyond a sheet's rows the rows
+    continue on a new sheet with the header again. Text is always text (never a formula,
+    a number or a link), without the control characters the file's XML cannot hold.
     """
     zone = timezone.get_current_timezone()
-    workbook = Workbook(write_only=True)
-    sheets = 0
-    used = XLSX_SHEET_ROWS
-    sheet: WriteOnlyWorksheet | None = None
-    for row in rows:
-        if used == XLSX_SHEET_ROWS:
-            sheets += 1
-            sheet = workbook.create_sheet("Leads" if sheets == 1 else f"Leads {sheets}")
-            sheet.append(list(header))
-            used = 1
-        assert sheet is not None
-        sheet.append([_xlsx_cell(sheet, value, zone) for value in row])
-        used += 1
-    if sheet is None:
-        workbook.create_sheet("Leads").append(list(header))
-    workbook.save(file)
+    workbook = xlsxwriter.Workbook(
+        file,
+        {
+            "constant_memory": True,
+            "strings_to_formulas": False,
+            "strings_to_numbers": False,
+            "strings_to_urls": False,
+        },
+    )
+    sheets = _XlsxSheets(workbook, header)
+    for values in rows:
+        row = sheets.next_row()
+        sheet = sheets.sheet
+        for column, value in enumerate(values):
+            if value is None or value == "":
+                continue
+            if isinstance(value, str):
+                sheet.write_string(row, column, ILLEGAL_CHARACTERS_RE.sub("", value))
+            elif isinstance(value, bool):
+                sheet.write_boolean(row, column, value)
+            elif isinstance(value, int | float | Decimal):
+                sheet.write_number(row, column, float(value))
+            elif isinstance(value, dt.datetime):
+                local = value.astimezone(zone).replace(tzinfo=None, microsecond=0)
+                sheet.write_datetime(row, column, local, sheets.datetime)
+            elif isinstance(value, dt.date):
+                sheet.write_datetime(row, column, value, sheets.date)
+            else:
+                sheet.write_string(row, column, str(value))
+    if sheets.sheet is None:
+        sheets.next_row()
+    workbook.close()
