@@ -176,9 +176,11 @@ def statistics_refresh(*models: type[Model]) -> list[str]:
         return []
     tables = [model._meta.db_table for model in models]
     with connection.cursor() as cursor:
+        # ``reltuples``: the rows the table had at its last ANALYZE (or VACUUM); -1 never.
         cursor.execute(
-            "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(%s) "
-            "AND n_mod_since_analyze > 1000 + %s * n_live_tup",
+            "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
+            "WHERE s.relname = ANY(%s) "
+            "AND s.n_mod_since_analyze > 1000 + %s * greatest(c.reltuples, 0)",
             [tables, STALE_SHARE],
         )
         stale = [name for (name,) in cursor.fetchall()]

@@ -9,7 +9,7 @@ from django.db.models.functions import Lower
 
 from leads.models import Company
 
-from .chunks import Changed, ChunkOutcome, Context, Prepared, row_update
+from .chunks import Changed, ChunkOutcome, Context, Prepared, row_update, statistics_refresh
 from .models import ImportJob, ObjectType
 
 COLUMNS = (
@@ -27,6 +27,7 @@ COLUMNS = (
 def write_company_rows(
     *, job: ImportJob, context: Context, rows: list[Prepared], outcome: ChunkOutcome
 ) -> None:
+    statistics_refresh(Company)
     by_domain, by_name = _known(rows)
     new: list[tuple[Prepared, Company]] = []
     changed = Changed()

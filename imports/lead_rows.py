@@ -29,7 +29,16 @@ from django.db.models.functions import Collate, Lower
 from django.utils import timezone
 
 from leads.duplicates import KEY_FIELDS, duplicates_note
-from leads.models import Company, Lead, Source, Stage, StageChange, funnel_step
+from leads.models import (
+    Company,
+    DuplicatePair,
+    Lead,
+    LeadMatchKey,
+    Source,
+    Stage,
+    StageChange,
+    funnel_step,
+)
 
 from .bulk_insert import objects_insert
 from .chunks import Changed, ChunkOutcome, Context, Prepared, ids_by_key, statistics_refresh
@@ -79,7 +88,7 @@ def write_lead_rows(
     *, job: ImportJob, context: Context, rows: list[Prepared], outcome: ChunkOutcome
 ) -> None:
     """Create, update or leave each row's lead; count each and record what changed."""
-    statistics_refresh(Lead, Company, StageChange)
+    statistics_refresh(Lead, Company, StageChange, LeadMatchKey, DuplicatePair)
     prepared = [p for p in (_prepare(row, context, outcome) for row in rows) if p]
     companies = _companies(prepared, context, outcome)
     key_name = context.match_key

@@ -358,3 +358,51 @@ def test_without_postgresql_activities_are_looked_up_stored_and_widened_the_port
         dt.datetime(2024, 3, 1, 10, tzinfo=dt.UTC),
         dt.datetime(2024, 3, 5, 10, tzinfo=dt.UTC),
     )
+
+
+def _flushed_statistics() -> None:
+    """Make this backend's pending table statistics visible (PostgreSQL 15 flushes them
+    at a transaction's end at most once a second unless told)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _rows_at_last_analyze(table: str) -> float:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [table])
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_table_an_import_grows_from_empty_is_analyzed_as_it_doubles():
+    # Given the leads table analyzed while it held no lead
+    from django.db import connection
+
+    from imports.chunks import statistics_refresh
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE leads_lead")
+    assert _rows_at_last_analyze("leads_lead") <= 0
+
+    # When an import adds a few hundred rows, the statistics are still good enough
+    Lead.objects.bulk_create([Lead(email=f"a{n}@x.example") for n in range(500)])
+    _flushed_statistics()
+    assert statistics_refresh(Lead) == []
+
+    # But once it has added more than a thousand, the table is analyzed: the planner
+    # learns it is no longer empty, and the next chunk finds its rows through the indexes
+    Lead.objects.bulk_create([Lead(email=f"b{n}@x.example") for n in range(1_000)])
+    _flushed_statistics()
+    assert statistics_refresh(Lead) == ["leads_lead"]
+    assert _rows_at_last_analyze("leads_lead") == 1_500
+
+    # And not again until more rows changed than it had then
+    Lead.objects.bulk_create([Lead(email=f"c{n}@x.example") for n in range(1_000)])
+    _flushed_statistics()
+    assert statistics_refresh(Lead) == []
