@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import F, Q
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -25,11 +29,64 @@ class ApiCursorPagination(CursorPagination):
 
     def decode_cursor(self, request: Request) -> Any:
         try:
-            return super().decode_cursor(request)
-        except NotFound:
+            cursor = super().decode_cursor(request)
+            if cursor is not None and cursor.position is not None:
+                values = json.loads(str(cursor.position))
+                if not isinstance(values, list) or len(values) != len(self.ordering):
+                    raise ValueError
+            return cursor
+        except (NotFound, ValueError):
             raise ValidationError(
                 {self.cursor_query_param: ["This cursor is not valid; start from the first page."]}
             ) from None
+
+    # DRF keeps the position of the first ordering field only and steps over rows that
+    # share it with an offset, which it caps (``offset_cutoff``, 1,000): past a thousand
+    # leads of one score the same ``next`` link came back forever. The position here is
+    # every ordering field's value, the last of them the id (``StableOrderingFilter``),
+    # so it names one row and the next page starts right after it, however many share
+    # its score.
+
+    def _get_position_from_instance(self, instance: Any, ordering: Any) -> str:
+        names = [field.lstrip("-") for field in ordering]
+        if isinstance(instance, dict):
+            values = [instance[name] for name in names]
+        else:
+            values = [getattr(instance, name) for name in names]
+        return json.dumps(values, cls=_PositionEncoder)
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
+        """A page after (or, going back, before) the cursor's row: DRF's own steps, with
+        the keyset condition of every ordering field in place of its first field's."""
+        self.request = request
+        self.page_size = self.get_page_size(request)
+        self.base_url = request.build_absolute_uri()
+        fields: list[str] = list(self.get_ordering(request, queryset, view))
+        self.ordering = fields  # type: ignore[assignment]  # DRF keeps a list here
+        self.cursor = self.decode_cursor(request)
+        offset = self.cursor.offset if self.cursor else 0
+        reverse = bool(self.cursor.reverse) if self.cursor else False
+        position = str(self.cursor.position) if self.cursor and self.cursor.position else None
+        ordering = _reversed(fields) if reverse else fields
+        queryset = queryset.order_by(*_nulls_low(ordering))
+        if position is not None:
+            queryset = queryset.filter(_after(ordering, json.loads(position)))
+        results = list(queryset[offset : offset + self.page_size + 1])
+        self.page = results[: self.page_size]
+        following = None
+        if len(results) > len(self.page):
+            following = self._get_position_from_instance(results[-1], self.ordering)
+        if reverse:
+            self.page.reverse()
+            self.has_next = position is not None or offset > 0
+            self.has_previous = following is not None
+            self.next_position, self.previous_position = position, following
+        else:
+            self.has_next = following is not None
+            self.has_previous = position is not None or offset > 0
+            self.next_position, self.previous_position = following, position
+        self.display_page_controls = (self.has_previous or self.has_next) and bool(self.template)
+        return self.page
 
     def get_page_size(self, request: Request) -> int:
         value = request.query_params.get(self.page_size_query_param, "")
@@ -54,3 +111,48 @@ class ApiCursorPagination(CursorPagination):
                     "The `next` or `previous` link's cursor, for the same filters and ordering."
                 )
         return parameters
+
+
+class _PositionEncoder(DjangoJSONEncoder):
+    """Times to the microsecond: Django's encoder keeps milliseconds, and two rows a
+    microsecond apart would compare equal in a cursor."""
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, dt.datetime | dt.time):
+            return o.isoformat()
+        return super().default(o)
+
+
+def _reversed(ordering: list[str]) -> list[str]:
+    return [field[1:] if field.startswith("-") else f"-{field}" for field in ordering]
+
+
+def _nulls_low(ordering: list[str]) -> list[Any]:
+    return [
+        F(field[1:]).desc(nulls_last=True)
+        if field.startswith("-")
+        else F(field).asc(nulls_first=True)
+        for field in ordering
+    ]
+
+
+def _after(ordering: list[str], values: list[Any]) -> Q:
+    """The rows that ``ordering`` puts after the row with these values: ``(a, b, id) >
+    (x, y, z)`` spelled out field by field, so that each field keeps its own direction,
+    with nulls as the smallest values."""
+    condition = Q(pk__in=[])
+    equal = Q()
+    for field, value in zip(ordering, values, strict=True):
+        name = field.lstrip("-")
+        greater = not field.startswith("-")
+        condition |= equal & _beyond(name, value, greater=greater)
+        equal &= Q(**{f"{name}__isnull": True}) if value is None else Q(**{name: value})
+    return condition
+
+
+def _beyond(name: str, value: Any, *, greater: bool) -> Q:
+    if value is None:
+        return Q(**{f"{name}__isnull": False}) if greater else Q(pk__in=[])
+    if greater:
+        return Q(**{f"{name}__gt": value})
+    return Q(**{f"{name}__lt": value}) | Q(**{f"{name}__isnull": True})

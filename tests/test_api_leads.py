@@ -241,9 +241,65 @@ def test_cursor_pages_cover_every_lead_once_in_score_order(api, rep):
     assert seen == sorted(((lead.score, lead.pk) for lead in made), reverse=True)
 
 
+def follow(api, url: str, link: str = "next") -> list[dict]:
+    """Every row of every page from ``url``, following ``link`` to the end."""
+    rows: list[dict] = []
+    for _ in range(100):  # a cursor that never ends fails here instead of hanging
+        page = api.get(url)
+        assert page.status_code == 200, page.content
+        rows += page.json()["results"]
+        url = page.json()[link]
+        if not url:
+            return rows
+    raise AssertionError(f"The {link} links did not end.")
+
+
+def test_pages_go_to_the_end_when_more_than_a_thousand_leads_share_a_score(api, rep):
+    # Given 1,201 leads of one score, the most a cursor could step over before
+    # (the same next link came back forever), and two others around them
+    Lead.objects.bulk_create(
+        [Lead(email=f"same{n}@x.example", owner=rep, score=40) for n in range(1_201)]
+    )
+    hot, cold = LeadFactory(owner=rep, score=90), LeadFactory(owner=rep, score=3)
+
+    # When the pages of 500 are followed
+    rows = follow(api, f"{LEADS}?page_size=500")
+
+    # Then they end, and every lead came once, hottest first, newest first among equals
+    expected = sorted(Lead.objects.values_list("score", "pk"), reverse=True)
+    assert [(row["score"], row["id"]) for row in rows] == expected
+    assert (rows[0]["id"], rows[-1]["id"]) == (hot.pk, cold.pk)
+
+
+def test_previous_links_walk_back_over_ties_to_the_first_page(api, rep):
+    # Given leads sorted by last name, many sharing one, changed a microsecond apart
+    at = timezone.now()
+    for n in range(9):
+        lead = LeadFactory(owner=rep, last_name="Meier" if n % 3 else f"Name{n}")
+        Lead.objects.filter(pk=lead.pk).update(updated_at=at + dt.timedelta(microseconds=n % 4))
+    for ordering in ("last_name", "-updated_at"):
+        forward = follow(api, f"{LEADS}?page_size=2&ordering={ordering}")
+        assert len({row["id"] for row in forward}) == 9
+
+        # When the last page's previous links are followed back to the first page
+        page = api.get(f"{LEADS}?page_size=2&ordering={ordering}")
+        while page.json()["next"]:
+            page = api.get(page.json()["next"])
+        walked = page.json()["results"]
+        while page.json()["previous"]:
+            page = api.get(page.json()["previous"])
+            walked = page.json()["results"] + walked
+
+        # Then they give the same rows in the same order, none twice
+        assert [row["id"] for row in walked] == [row["id"] for row in forward]
+
+
 def test_bad_cursor_is_a_400_on_the_cursor_parameter(api):
     response = api.get(f"{LEADS}?cursor=garbage")
+    # A cursor of another shape (DRF's own, of one field's position) is refused too
+    old = api.get(f"{LEADS}?cursor=cD01Nw%3D%3D")
 
+    assert old.status_code == 400
     assert response.status_code == 400
     assert error_of(response)["fields"] == {
         "cursor": ["This cursor is not valid; start from the first page."]
