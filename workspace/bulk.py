@@ -33,8 +33,10 @@ from nurturing.permissions import may_enroll_leads
 from scoring.adjustments import leads_adjust_score
 from scoring.permissions import may_adjust_score
 
-# A page shows 25 leads; a selection is never more than a few pages.
+# A page shows 25 leads; a selection picked by hand is never more than a few pages.
 BULK_MAX = 200
+# "Select all leads matching these filters" acts on at most this many at once.
+SELECT_ALL_MAX = 2000
 # The outcome message names this many refused leads, then counts the rest.
 NAMED_REFUSALS = 5
 NOT_VISIBLE = "not found among the leads you can see"
@@ -88,7 +90,7 @@ def _leads(count: int) -> str:
 def _visible(*, user: User, lead_ids: Sequence[int], outcome: BulkOutcome) -> list[Lead]:
     """The selected leads the user can see, in id order; the others count as refused
     without a name, so that nothing about a lead outside the user's view leaks."""
-    ids = sorted(set(lead_ids))[:BULK_MAX]
+    ids = sorted(set(lead_ids))[:SELECT_ALL_MAX]
     visible = Lead.objects.visible_to(user).select_related("owner__team")
     leads = list(visible.filter(pk__in=ids).order_by("pk"))
     outcome.refused.extend((f"lead #{pk}", NOT_VISIBLE) for pk in _missing(ids, leads))
