@@ -140,6 +140,8 @@ class LeadBulkForm(forms.Form):
     def __init__(
         self, *args: Any, user: User, people: Sequence[User] | None = None, **kwargs: Any
     ) -> None:
+        # The filters above the list have an owner and a stage too: ids of their own.
+        kwargs.setdefault("auto_id", "bulk_%s")
         super().__init__(*args, **kwargs)
         self.user = user
         actions = bulk.bulk_actions_for(user)
