@@ -305,6 +305,8 @@ def test_bulk_bar_marks_each_field_with_the_actions_that_need_it(manager):
     assert 'class="field field-stage" data-actions="stage"' in body
     assert 'class="field field-reason" data-actions="stage score"' in body
     assert 'class="field field-points" data-actions="score"' in body
+    assert 'class="field field-task_title" data-actions="task"' in body
+    assert 'class="field field-task_due" data-actions="task"' in body
 
 
 @pytest.mark.parametrize(
@@ -315,6 +317,16 @@ def test_bulk_bar_marks_each_field_with_the_actions_that_need_it(manager):
             {"action": "stage"},
             "Choose the stage to move the leads to.",
             ["Choose who gets", "non-zero"],
+        ),
+        (
+            {"action": "task", "task_due": "2030-01-02T09:00"},
+            "Say what needs doing.",
+            ["Say when the task is due.", "Choose who gets"],
+        ),
+        (
+            {"action": "task", "task_title": "Call", "task_due": "soon"},
+            "Enter a valid date/time.",
+            ["Say what needs doing.", "Say when the task is due."],
         ),
         (
             {"action": "score"},
@@ -335,6 +347,27 @@ def test_bulk_bar_checks_only_the_fields_the_action_needs(manager, rep, data, er
         assert other not in body
     lead.refresh_from_db()
     assert lead.owner == rep
+
+
+def test_add_a_task_to_every_selected_lead_the_person_may_act_on(manager, rep, other_rep):
+    team_lead = LeadFactory(owner=rep)
+    pool = LeadFactory(owner=None)  # to be taken before it is worked
+
+    response = client_for(manager).post(
+        "/leads/bulk/",
+        {
+            "action": "task",
+            "task_title": "Send the offer",
+            "task_due": "2030-01-02T09:00",
+            "lead": [team_lead.pk, pool.pk],
+        },
+        follow=True,
+    )
+
+    assert "1 lead given the task “Send the offer”; 1 could not" in response.content.decode()
+    task = Task.objects.get()
+    assert (task.lead, task.assignee, task.title) == (team_lead, manager, "Send the offer")
+    assert timezone.localtime(task.due_at).strftime("%Y-%m-%d %H:%M") == "2030-01-02 09:00"
 
 
 # --- Name sort by the displayed name ------------------------------------------------------------

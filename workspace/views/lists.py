@@ -46,6 +46,7 @@ from workspace.columns import (
     rows_with_columns,
 )
 from workspace.filters import LeadListFilter, leads_count
+from workspace.forms import LOCAL_DATETIME_FORMATS, LocalDateTimeInput
 from workspace.keyset import SORTS, cursor_decode, leads_page, whole_list_order
 from workspace.saved_views import (
     VIEW_PARAM,
@@ -106,6 +107,8 @@ FIELD_ACTIONS = {
     "points": (bulk.BULK_SCORE,),
     "reason": (bulk.BULK_STAGE, bulk.BULK_SCORE),
     "sequence": (bulk.BULK_NURTURE,),
+    "task_title": (bulk.BULK_TASK,),
+    "task_due": (bulk.BULK_TASK,),
 }
 
 
@@ -132,6 +135,13 @@ class LeadBulkForm(forms.Form):
         label="Sequence",
         queryset=NurtureSequence.objects.none(),
         required=False,
+    )
+    task_title = forms.CharField(label="Task", required=False, max_length=200)
+    task_due = forms.DateTimeField(
+        label="Due",
+        required=False,
+        input_formats=LOCAL_DATETIME_FORMATS,
+        widget=LocalDateTimeInput(),
     )
     select_all = forms.BooleanField(label="Every lead matching these filters", required=False)
     # The count the person saw, compared with the count acted on.
@@ -175,6 +185,11 @@ class LeadBulkForm(forms.Form):
                 self.add_error("stage", "Choose the stage to move the leads to.")
             elif data["stage"] == Stage.DISQUALIFIED and not data.get("reason", "").strip():
                 self.add_error("reason", "Say why the leads are disqualified.")
+        if action == bulk.BULK_TASK:
+            if not data.get("task_title", "").strip():
+                self.add_error("task_title", "Say what needs doing.")
+            if not data.get("task_due") and "task_due" not in self.errors:
+                self.add_error("task_due", "Say when the task is due.")
         if action == bulk.BULK_NURTURE and not data.get("sequence"):
             self.add_error("sequence", "Choose the sequence to enroll the leads in.")
         if action == bulk.BULK_SCORE:
@@ -497,6 +512,10 @@ def _run_bulk(data: dict[str, Any], *, user: User) -> tuple[int, str]:
             lead_ids=ids, stage=stage, reason=data.get("reason", ""), by=user
         )
         did = f"moved to {stage.label}"
+    elif action == bulk.BULK_TASK:
+        title = data["task_title"].strip()
+        outcome = bulk.leads_add_task(lead_ids=ids, title=title, due_at=data["task_due"], by=user)
+        did = f"given the task “{title}”"
     elif action == bulk.BULK_NURTURE:
         sequence = data["sequence"]
         outcome = bulk.leads_enroll(lead_ids=ids, sequence=sequence, by=user)
