@@ -156,6 +156,7 @@ def test_export_links_carry_the_chosen_columns(manager):
 
     assert 'href="/leads/export.csv?band=hot&amp;cols=phone&amp;cols=next_task"' in body
     assert 'href="/leads/export.xlsx?band=hot&amp;cols=phone&amp;cols=next_task"' in body
+    assert 'href="/leads/export.csv?band=hot" download>Every field (CSV)</a>' in body
 
 
 def test_export_writes_exactly_the_chosen_columns(manager, rep):

@@ -104,6 +104,14 @@ def test_a_missing_or_taken_name_is_refused_beside_the_field(rep, name, error):
     assert SavedView.objects.count() == 1
 
 
+def test_a_list_too_long_to_keep_is_refused_beside_the_name(rep):
+    response = client_for(rep).post(f"/leads/views/?q={'x' * 90}&{'a=b&' * 600}", {"name": "Long"})
+
+    assert response.status_code == 400
+    assert "This list&#x27;s filters are too long to save as a view." in response.content.decode()
+    assert not SavedView.objects.exists()
+
+
 def test_two_people_may_use_the_same_name(rep, other_rep):
     SavedView.objects.create(owner=other_rep, name="Hot")
 

@@ -31,6 +31,7 @@ from .models import SavedView
 
 NAME_TAKEN = "You already have a view of this name."
 NAME_MISSING = "Give the view a name."
+QUERY_TOO_LONG = "This list's filters are too long to save as a view."
 SHARE_REFUSED = "Only managers and admins share views with their team."
 VIEW_NOT_YOURS = "Only the view's owner can change it."
 DELETE_REFUSED = "Only the view's owner, or a manager or admin for a shared view, can delete it."
@@ -94,6 +95,8 @@ def saved_view_create(
         raise ValidationError({"name": NAME_MISSING})
     if shared and not may_share_views(owner):
         raise ValidationError({"shared": SHARE_REFUSED})
+    if len(query) > SavedView._meta.get_field("query").max_length:  # type: ignore[operator]
+        raise ValidationError({"name": QUERY_TOO_LONG})
     view = SavedView(owner=owner, name=name, shared=shared, query=query)
     view.columns = None if columns is None else [key for key in COLUMNS if key in columns]
     try:

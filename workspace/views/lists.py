@@ -31,7 +31,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from crm.http import AuthenticatedHttpRequest
 from crm.models import User
-from leads.export_responses import EXPORT_FORMATS, FORMAT_UNKNOWN, leads_export_response
+from leads.export_responses import CSV, EXPORT_FORMATS, FORMAT_UNKNOWN, leads_export_response
 from leads.exports import export_columns
 from leads.models import Band, Stage
 from leads.permissions import EXPORT_REFUSED, may_export_leads, teammates_of
@@ -345,17 +345,21 @@ def _view_save_query(query: QueryDict) -> str:
 
 def _export_urls(query: QueryDict, keys: list[str] | None) -> dict[str, str]:
     """The export links: the list's query string; with chosen columns, exactly those
-    (``cols`` as the list has it), else the whole file."""
+    (``cols`` as the list has it) and, as ``all``, the whole file of the same leads."""
     query = query.copy()
     query.pop(VIEW_PARAM, None)
     query.pop(COLUMNS_PARAM, None)
+    whole = query.urlencode()
     if keys is not None:
         query.setlist(COLUMNS_PARAM, list(keys) or [""])
     encoded = query.urlencode()
-    return {
+    urls = {
         file_format: reverse("lead-export", args=[file_format]) + (f"?{encoded}" if encoded else "")
         for file_format in EXPORT_FORMATS
     }
+    if keys is not None:
+        urls["all"] = reverse("lead-export", args=[CSV]) + (f"?{whole}" if whole else "")
+    return urls
 
 
 def lead_row(row: dict[str, Any]) -> dict[str, Any]:
