@@ -32,6 +32,8 @@ ROLE_PERMISSIONS: dict[Role, dict[str, dict[str, tuple[str, ...]]]] = {
             "handoff": ("view", "change"),
             "leadrating": ("add", "change", "view"),
         },
+        # Saved views of the leads list: each person's own (``workspace.saved_views``).
+        "workspace": {"savedview": ("change", "delete", "view")},
     },
     Role.MANAGER: {
         "leads": {
@@ -58,6 +60,7 @@ ROLE_PERMISSIONS: dict[Role, dict[str, dict[str, tuple[str, ...]]]] = {
         },
         # Teams and their members are set by admins; a manager reads their own.
         "crm": {"team": ("view",), "user": ("view",)},
+        "workspace": {"savedview": ("change", "delete", "view")},
     },
     Role.MARKETER: {
         "leads": {
@@ -91,6 +94,7 @@ ROLE_PERMISSIONS: dict[Role, dict[str, dict[str, tuple[str, ...]]]] = {
         "scoring": {"*": _ALL},
         "nurturing": {"*": _ALL},
         "reports": {"campaign": _ALL, "digestpreference": ("view",)},
+        "workspace": {"savedview": ("change", "delete", "view")},
     },
     Role.ADMIN: {
         "leads": {"*": _ALL},
@@ -98,6 +102,7 @@ ROLE_PERMISSIONS: dict[Role, dict[str, dict[str, tuple[str, ...]]]] = {
         "nurturing": {"*": _ALL},
         "reports": {"*": _ALL},
         "crm": {"*": _ALL},
+        "workspace": {"*": _ALL},
         "auth": {"group": _ALL},
     },
 }

@@ -33,12 +33,12 @@ from typing import IO, Any
 
 import xlsxwriter
 from django.db import connections, transaction
-from django.db.models import QuerySet
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from .custom_fields import CustomFieldDefinition, FieldType
-from .models import Lead, ProductLine
+from .models import SALES_TOUCH_TYPES, Activity, Lead, ProductLine, Task
 
 # Rows fetched from the cursor at a time, and looked up together for the columns that
 # read another table (product interests).
@@ -147,6 +147,44 @@ LEAD_COLUMNS: tuple[ExportColumn, ...] = (
 LEAD_COLUMN_NAMES = tuple(column.name for column in LEAD_COLUMNS)
 
 
+def _next_tasks(lead_ids: list[int]) -> dict[int, Task]:
+    """Each lead's earliest open task (by due time, then id)."""
+    tasks = Task.objects.open().filter(lead_id__in=lead_ids).order_by("lead_id", "due_at", "pk")
+    found: dict[int, Task] = {}
+    for task in tasks.only("lead_id", "title", "due_at"):
+        assert task.lead_id is not None
+        found.setdefault(task.lead_id, task)
+    return found
+
+
+def _next_task_titles(lead_ids: list[int]) -> dict[int, Cell]:
+    return {lead_id: task.title for lead_id, task in _next_tasks(lead_ids).items()}
+
+
+def _next_task_due(lead_ids: list[int]) -> dict[int, Cell]:
+    return {lead_id: task.due_at for lead_id, task in _next_tasks(lead_ids).items()}
+
+
+def _last_touches(lead_ids: list[int]) -> dict[int, Cell]:
+    """When a rep last called, met or got a reply from each lead."""
+    touches = (
+        Activity.objects.filter(lead_id__in=lead_ids, type__in=sorted(SALES_TOUCH_TYPES))
+        .values("lead_id")
+        .annotate(last=Max("occurred_at"))
+        .order_by()
+    )
+    return {row["lead_id"]: row["last"] for row in touches}
+
+
+# Columns the leads list can show (``workspace.columns``) that are not the lead's own
+# fields: written when asked for by name, not in the whole file.
+WORK_COLUMNS: tuple[ExportColumn, ...] = (
+    ExportColumn("next_task", per_chunk=_next_task_titles),
+    ExportColumn("next_task_due_at", per_chunk=_next_task_due),
+    ExportColumn("last_touch_at", per_chunk=_last_touches),
+)
+
+
 def _custom_value(key: str, field_type: str) -> Callable[[Any], Cell]:
     """A custom field's stored JSON value as a cell: dates as dates, the rest as stored."""
 
@@ -182,6 +220,7 @@ def export_columns(names: Sequence[str] | None = None) -> list[ExportColumn]:
     available = {column.name: column for column in (*LEAD_COLUMNS, *custom_columns())}
     if names is None:
         return list(available.values())
+    available.update({column.name: column for column in WORK_COLUMNS})
     unknown = [name for name in names if name not in available]
     if unknown:
         raise UnknownColumn(f"Unknown column: {unknown[0]}.")

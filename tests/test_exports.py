@@ -69,11 +69,25 @@ def world(rep, other_rep, manager):
     south = Team.objects.create(name="South")
     seller = make_user("south_rep", Role.REP, team=south)
     return SimpleNamespace(
-        rep=LeadFactory(owner=rep, score=50, email="rita@north.example", last_name="Rowe"),
-        other=LeadFactory(owner=other_rep, score=70, email="otto@north.example", last_name="Ott"),
-        manager=LeadFactory(owner=manager, score=60, email="mia@north.example", last_name="Moe"),
-        pool=LeadFactory(owner=None, score=40, email="paul@pool.example", last_name="Pike"),
-        south=LeadFactory(owner=seller, score=90, email="zeb@south.example", last_name="Zed"),
+        rep=LeadFactory(
+            owner=rep, score=50, email="rita@north.example", first_name="Rita", last_name="Rowe"
+        ),
+        other=LeadFactory(
+            owner=other_rep,
+            score=70,
+            email="otto@north.example",
+            first_name="Otto",
+            last_name="Ott",
+        ),
+        manager=LeadFactory(
+            owner=manager, score=60, email="mia@north.example", first_name="Mia", last_name="Moe"
+        ),
+        pool=LeadFactory(
+            owner=None, score=40, email="paul@pool.example", first_name="Paul", last_name="Pike"
+        ),
+        south=LeadFactory(
+            owner=seller, score=90, email="zeb@south.example", first_name="Zeb", last_name="Zed"
+        ),
     )
 
 

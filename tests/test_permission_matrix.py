@@ -41,6 +41,7 @@ from scoring.models import LeadScore, ScoreEntry
 from tests.api_client import token_client
 from tests.conftest import make_user
 from tests.factories import ActivityFactory, CompanyFactory, LeadFactory, active_model, fit_rule
+from workspace.models import SavedView
 
 pytestmark = pytest.mark.django_db
 
@@ -58,8 +59,9 @@ SECRETS = (
     "south.example/secret-page",
     "Southern token",
     "southern-secret-list",
+    "Southern secret view",
 )
-APP_LABELS = ("crm", "leads", "scoring", "nurturing", "reports", "imports", "auth")
+APP_LABELS = ("crm", "leads", "scoring", "nurturing", "reports", "imports", "workspace", "auth")
 
 
 # --- The world: North (the fixtures' team) and South -----------------------------------------
@@ -119,6 +121,10 @@ def world(rep, other_rep, manager, marketer) -> SimpleNamespace:
         identity=TrackingIdentity.objects.create(kind="user_id", value="s-1", lead=lead),
         webhook=TeamWebhook.objects.create(team=south, name="#south", url="https://8.8.8.8/h"),
         digest=DigestPreference.objects.create(user=boss, weekly_digest=False),
+        # South's manager shares a view with South: no one in North sees or changes it.
+        saved_view=SavedView.objects.create(
+            owner=boss, name="Southern secret view", query="q=zebedee", shared=True
+        ),
         enrollment=enrollment,
         message=Message.objects.create(
             enrollment=enrollment, step=step, lead=lead, to_email=lead.email
@@ -458,6 +464,23 @@ WEB: dict[str, Probe | Exempt] = {
             refused=(200, 302, 400),
         ),
     ],
+    # A view shared in South is not found in North; saving one saves the caller's own.
+    "saved-view-create": lambda w: [
+        Call(
+            "POST",
+            "/leads/views/",
+            {"name": "North list", "shared": "on"},
+            roles=("rep",),
+            refused=(400,),
+        ),
+    ],
+    "saved-view-open": lambda w: [Call("GET", f"/leads/views/{w.saved_view.pk}/", roles=ALL)],
+    "saved-view-rename": lambda w: [
+        Call("POST", f"/leads/views/{w.saved_view.pk}/rename/", {"name": "Mine now"}, roles=ALL)
+    ],
+    "saved-view-delete": lambda w: [
+        Call("POST", f"/leads/views/{w.saved_view.pk}/delete/", roles=ALL)
+    ],
     "search": lambda w: [
         Call("GET", "/search/?q=zebedee", refused=(200,)),
         Call("GET", "/search/?q=zebedee%40southwind", refused=(200,)),
@@ -778,6 +801,7 @@ ADMIN_OBJECTS: dict[str, Callable[[SimpleNamespace], models.Model] | Exempt] = {
     "scoring.RescoreJob": Exempt("rescore runs"),
     "scoring.ScoreEntry": lambda w: w.score_entry,
     "scoring.ScoringModel": Exempt("scoring models, set by marketers"),
+    "workspace.SavedView": lambda w: w.saved_view,
 }
 # Rows North may read in the admin (with the model's view permission) but not change:
 # companies are shared, and routing rules decide every team's hand-offs.

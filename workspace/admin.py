@@ -1,4 +1,5 @@
-"""The lead admin's bulk action that reaches beyond ``leads``: adjusting scores by hand.
+"""The workspace's admin: saved views, and the lead admin's bulk action that reaches
+beyond ``leads``, adjusting scores by hand.
 
 ``leads`` registers its own lead admin and knows nothing of scoring; this edge extends
 it with the action, which goes through the bulk-action service the leads list uses
@@ -6,6 +7,8 @@ it with the action, which goes through the bulk-action service the leads list us
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -20,6 +23,8 @@ from leads.models import Lead
 from scoring.permissions import may_adjust_score
 
 from . import bulk
+from .models import SavedView
+from .saved_views import may_delete_view, may_share_views, saved_views_for
 
 
 class ScoreAdjustmentForm(forms.Form):
@@ -74,3 +79,40 @@ class LeadAdmin(LeadRecordAdmin):
     def has_adjust_permission(self, request: HttpRequest) -> bool:
         """Managers and admins adjust scores by hand; reps and marketers do not."""
         return may_adjust_score(signed_in(request))
+
+
+@admin.register(SavedView)
+class SavedViewAdmin(admin.ModelAdmin):
+    """The saved views a person sees (``workspace.saved_views``): their own, changed by
+    them; shared ones, deleted by managers and admins. Views are saved from the list."""
+
+    # Deleting goes through each view's own page, which asks `has_delete_permission`.
+    actions = None
+    list_display = ("name", "owner", "shared", "updated_at")
+    list_filter = ("shared",)
+    list_select_related = ("owner",)
+    search_fields = ("name",)
+    fields = ("name", "owner", "shared", "query", "columns", "created_at", "updated_at")
+    readonly_fields = ("owner", "created_at", "updated_at")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SavedView]:
+        return saved_views_for(signed_in(request))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        readonly = tuple(self.readonly_fields)
+        if not may_share_views(signed_in(request)):
+            readonly += ("shared",)
+        return readonly
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if not super().has_change_permission(request, obj):
+            return False
+        return obj is None or obj.owner_id == signed_in(request).pk
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if not super().has_delete_permission(request, obj):
+            return False
+        return obj is None or may_delete_view(view=obj, user=signed_in(request))

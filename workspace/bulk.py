@@ -9,6 +9,7 @@ what changed and, lead by lead, what did not and why.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -17,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from crm.models import User
-from leads.models import Lead, Stage, StageTransitionError
+from leads.models import Lead, Stage, StageTransitionError, Task, TaskKind
 from leads.permissions import (
     OWNER_REFUSED,
     assigns_leads,
@@ -33,8 +34,10 @@ from nurturing.permissions import may_enroll_leads
 from scoring.adjustments import leads_adjust_score
 from scoring.permissions import may_adjust_score
 
-# A page shows 25 leads; a selection is never more than a few pages.
+# A page shows 25 leads; a selection picked by hand is never more than a few pages.
 BULK_MAX = 200
+# "Select all leads matching these filters" acts on at most this many at once.
+SELECT_ALL_MAX = 2000
 # The outcome message names this many refused leads, then counts the rest.
 NAMED_REFUSALS = 5
 NOT_VISIBLE = "not found among the leads you can see"
@@ -44,6 +47,7 @@ BULK_TAKE = "take"
 BULK_STAGE = "stage"
 BULK_SCORE = "score"
 BULK_NURTURE = "nurture"
+BULK_TASK = "task"
 
 
 def bulk_actions_for(user: User) -> list[tuple[str, str]]:
@@ -55,6 +59,7 @@ def bulk_actions_for(user: User) -> list[tuple[str, str]]:
         actions.append((BULK_TAKE, "Assign to me"))
     if works_leads(user):
         actions.append((BULK_STAGE, "Move to stage…"))
+        actions.append((BULK_TASK, "Add a task…"))
     if may_enroll_leads(user):
         actions.append((BULK_NURTURE, "Enroll in a nurture sequence…"))
     if may_adjust_score(user):
@@ -88,7 +93,7 @@ def _leads(count: int) -> str:
 def _visible(*, user: User, lead_ids: Sequence[int], outcome: BulkOutcome) -> list[Lead]:
     """The selected leads the user can see, in id order; the others count as refused
     without a name, so that nothing about a lead outside the user's view leaks."""
-    ids = sorted(set(lead_ids))[:BULK_MAX]
+    ids = sorted(set(lead_ids))[:SELECT_ALL_MAX]
     visible = Lead.objects.visible_to(user).select_related("owner__team")
     leads = list(visible.filter(pk__in=ids).order_by("pk"))
     outcome.refused.extend((f"lead #{pk}", NOT_VISIBLE) for pk in _missing(ids, leads))
@@ -165,6 +170,24 @@ def leads_move_to_stage(
             outcome.refused.append((str(lead), "deleted meanwhile"))
         else:
             outcome.done.append(lead)
+    return outcome
+
+
+def leads_add_task(
+    *, lead_ids: Sequence[int], title: str, due_at: dt.datetime, by: User
+) -> BulkOutcome:
+    """Give each selected lead a follow-up task for ``by``, due at ``due_at``: on the
+    leads the person may act on (``lead_access``), as the lead page's task form does;
+    the others are reported."""
+    if not works_leads(by):
+        raise PermissionDenied("You cannot add tasks to leads.")
+    outcome = BulkOutcome()
+    leads = list(_actionable(user=by, lead_ids=lead_ids, outcome=outcome))
+    Task.objects.bulk_create(
+        Task(lead=lead, assignee=by, title=title, kind=TaskKind.FOLLOW_UP, due_at=due_at)
+        for lead in leads
+    )
+    outcome.done.extend(leads)
     return outcome
 
 

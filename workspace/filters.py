@@ -1,5 +1,5 @@
 """The leads list's filters: ``leads.filters.LeadFilter`` under the list's names, with
-its sort, and the capped count of what matches.
+its sort, and the exact count of what matches.
 
 The pipeline filters its cards with the same FilterSet. Sort orders and pages are in
 ``workspace.keyset``.
@@ -16,9 +16,6 @@ from leads.filters import LeadFilter, LeadFilterForm
 from leads.models import Lead, ProductLine
 
 from .keyset import DEFAULT_SORT, SORTS
-
-# Beyond this many matches the list says "more than" instead of counting them all.
-COUNT_CAP = 1000
 
 
 class LeadListForm(LeadFilterForm):
@@ -73,9 +70,7 @@ class LeadListFilter(LeadFilter):
         return queryset
 
 
-def leads_count_capped(queryset: QuerySet[Lead], cap: int | None = None) -> tuple[int, bool]:
-    """How many leads match, counting at most ``cap`` (``COUNT_CAP``) + 1; and whether
-    there are more."""
-    cap = COUNT_CAP if cap is None else cap
-    counted = queryset.order_by().values("pk")[: cap + 1].count()
-    return min(counted, cap), counted > cap
+def leads_count(queryset: QuerySet[Lead]) -> int:
+    """How many leads match, exactly: one ``COUNT`` without the sort. The filters on the
+    rank (band, stage, owner, grade, quadrant, score) are answered from its indexes."""
+    return queryset.order_by().count()

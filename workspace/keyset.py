@@ -17,7 +17,7 @@ from django.core import signing
 from django.db.models import F, Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
-from leads.models import Lead
+from leads.models import Lead, NameSortKey
 
 if TYPE_CHECKING:
     from django.db.models import OrderBy
@@ -42,15 +42,32 @@ class SortOrder:
 
     def order_by(self, *, reverse: bool = False) -> list[OrderBy]:
         descending = self.descending != reverse
-        return [F(name).desc() if descending else F(name).asc() for name in (*self.fields, "id")]
+        return [
+            sort_key(name).desc() if descending else sort_key(name).asc()
+            for name in (*self.fields, "id")
+        ]
+
+
+# Sort keys that are expressions rather than columns, annotated under these names.
+NAME_KEY = "name_key"
+COMPUTED_KEYS = {NAME_KEY: NameSortKey}
+
+
+def sort_key(name: str) -> F | NameSortKey:
+    """The expression a sort column names: a column, or a computed key such as the
+    displayed name (which a query need not annotate to order by it)."""
+    computed = COMPUTED_KEYS.get(name)
+    return computed() if computed is not None else F(name)
 
 
 SORTS: dict[str, SortOrder] = {
     # The score is read from the lead's rank, whose indexes hold it (``Lead.ranked``).
     "-score": SortOrder("Score, hottest first", ("rank__score",), descending=True),
     "score": SortOrder("Score, coldest first", ("rank__score",), descending=False),
-    "name": SortOrder("Name, A to Z", ("last_name", "first_name"), descending=False),
-    "-name": SortOrder("Name, Z to A", ("last_name", "first_name"), descending=True),
+    # The name as shown ("first last", else the email), accents and case aside
+    # (``NameSortKey``, served by ``lead_display_name_idx``).
+    "name": SortOrder("Name, A to Z", (NAME_KEY,), descending=False),
+    "-name": SortOrder("Name, Z to A", (NAME_KEY,), descending=True),
     "company": SortOrder("Company, A to Z", ("company__name",), False, nullable=True),
     "-company": SortOrder("Company, Z to A", ("company__name",), True, nullable=True),
     "-last_activity": SortOrder(
@@ -75,7 +92,9 @@ def whole_list_order(sort: str) -> list[OrderBy]:
     pages them). What an export of the list reads through one cursor."""
     order = SORTS[sort]
     return [
-        F(name).desc(nulls_last=True) if order.descending else F(name).asc(nulls_last=True)
+        sort_key(name).desc(nulls_last=True)
+        if order.descending
+        else sort_key(name).asc(nulls_last=True)
         for name in (*order.fields, "id")
     ]
 
@@ -188,6 +207,10 @@ def _beyond(order: SortOrder, values: Sequence[Any], pk: int, *, descending: boo
 
 def _segments(queryset: Rows, order: SortOrder) -> tuple[Rows, Rows | None]:
     """The rows with the first column set, then (for a nullable column) those without."""
+    for name in order.fields:
+        if name in COMPUTED_KEYS:
+            # Named, so that cursors compare with it and rows carry it.
+            queryset = queryset.annotate(**{name: COMPUTED_KEYS[name]()})
     if order.fields[0].startswith("rank__"):
         # Joined inner, so that the rank's index gives the order (``Lead.ranked``).
         queryset = queryset.filter(rank__isnull=False)

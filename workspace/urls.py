@@ -10,6 +10,7 @@ from .views import (
     lists,
     notifications,
     pipeline,
+    saved_views,
     search,
     tasks,
 )
@@ -44,6 +45,18 @@ urlpatterns = [
     path("leads/", lists.lead_list, name="lead-list"),
     path("leads/bulk/", lists.lead_bulk, name="lead-bulk"),
     path("leads/export.<slug:file_format>", lists.lead_export, name="lead-export"),
+    path("leads/views/", saved_views.saved_view_create_view, name="saved-view-create"),
+    path("leads/views/<int:pk>/", saved_views.saved_view_open, name="saved-view-open"),
+    path(
+        "leads/views/<int:pk>/rename/",
+        saved_views.saved_view_rename_view,
+        name="saved-view-rename",
+    ),
+    path(
+        "leads/views/<int:pk>/delete/",
+        saved_views.saved_view_delete_view,
+        name="saved-view-delete",
+    ),
     path("pipeline/", pipeline.pipeline, name="pipeline"),
     path("pipeline/move/", pipeline.pipeline_move, name="pipeline-move"),
     path("deals/", deals.deal_board_view, name="deals"),

@@ -25,6 +25,7 @@ from .lead import (
     SCORE_COLUMNS,
     Lead,
     LeadQuerySet,
+    NameSortKey,
     normalize_email,
     owner_visibility,
 )
@@ -124,6 +125,7 @@ __all__ = [
     "LeadRank",
     "LeadRating",
     "LostReason",
+    "NameSortKey",
     "Need",
     "Note",
     "Notification",

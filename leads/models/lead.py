@@ -8,8 +8,21 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Case, Exists, F, IntegerField, Max, OuterRef, Q, Subquery, Value, When
-from django.db.models.functions import Coalesce, Greatest, Lower
+from django.db.models import (
+    Case,
+    CharField,
+    Exists,
+    F,
+    Func,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, Concat, Greatest, Lower, NullIf, Trim
 from django.urls import reverse
 from django.utils import timezone
 
@@ -181,6 +194,33 @@ def _deal_outcome_expression() -> Case:
 SCORE_COLUMNS = ("score", "fit_score", "engagement_score", "band", "grade", "quadrant")
 
 
+# The collation the name sort compares in on PostgreSQL: ICU's root locale, which orders
+# "Émile" among the E's and "ada" before "Bob" (accents and case count only to break a tie).
+NAME_COLLATION = "und-x-icu"
+
+
+class NameSortKey(Func):
+    """The name the lists show for a lead (``Lead.__str__``: "first last", else the
+    email), as the key the name sort orders by.
+
+    On PostgreSQL compared in ``NAME_COLLATION`` (accent- and case-aware, and
+    deterministic, so equal keys and keyset comparisons agree with the order); the
+    expression index ``lead_display_name_idx`` holds it, ending in the id the pages
+    use. Elsewhere (SQLite) the lower-cased name, which ignores ASCII case only.
+    """
+
+    output_field = CharField()
+    template = "LOWER(%(expressions)s)"
+
+    def __init__(self) -> None:
+        shown = NullIf(Trim(Concat("first_name", Value(" "), "last_name")), Value(""))
+        super().__init__(Coalesce(shown, F("email"), output_field=CharField()))
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        template = f'(%(expressions)s) COLLATE "{NAME_COLLATION}"'
+        return super().as_sql(compiler, connection, template=template)
+
+
 class Lead(models.Model):
     first_name = models.CharField(max_length=100, blank=True)
     last_name = models.CharField(max_length=100, blank=True)
@@ -284,7 +324,7 @@ class Lead(models.Model):
         indexes = [
             models.Index(fields=["-last_activity_at"], name="lead_last_activity_idx"),
             # The leads list's other sort orders, each ending in the id its keyset pages use.
-            models.Index(fields=["last_name", "first_name", "id"], name="lead_name_idx"),
+            models.Index(NameSortKey(), F("id"), name="lead_display_name_idx"),
             models.Index(fields=["-stage_changed_at", "-id"], name="lead_stage_changed_idx"),
         ]
 

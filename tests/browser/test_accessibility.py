@@ -11,6 +11,7 @@ from crm.models import User
 from leads.models import Lead
 from tests.browser.conftest import log_in
 from tests.conftest import IN_CI
+from workspace.models import SavedView
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -45,7 +46,18 @@ def violations(page, axe: str) -> list[str]:
     ("username", "paths"),
     [
         ("rep1", ["/", "/leads/", "{lead}", "/pipeline/", "/tasks/", "/notifications/"]),
-        ("manager", ["/", "/leads/", "{lead}", "/reports/", "/reports/funnel/", "/reports/score/"]),
+        (
+            "manager",
+            [
+                "/",
+                "/leads/",
+                "{view}",
+                "{lead}",
+                "/reports/",
+                "/reports/funnel/",
+                "/reports/score/",
+            ],
+        ),
         ("marketer", ["/imports/", "/imports/new/", "/reports/speed/", "/reports/rules/"]),
     ],
 )
@@ -53,10 +65,19 @@ def test_workspace_pages_have_no_serious_accessibility_violation(
     page, demo_world, axe, username, paths
 ):
     log_in(page, username)
-    lead = Lead.objects.visible_to(User.objects.get(username=username)).order_by("pk").first()
+    user = User.objects.get(username=username)
+    lead = Lead.objects.visible_to(user).order_by("pk").first()
+    # A saved view with extra columns: the list with its views bar, chooser and columns.
+    view = SavedView.objects.create(
+        owner=user,
+        name="Hot callers",
+        query="band=hot",
+        columns=["phone", "next_task", "last_touch", "source"],
+        shared=True,
+    )
     found = {}
     for path in paths:
-        page.goto(path.format(lead=f"/leads/{lead.pk}/"))
+        page.goto(path.format(lead=f"/leads/{lead.pk}/", view=f"/leads/views/{view.pk}/"))
         problems = violations(page, axe)
         if problems:
             found[path] = problems

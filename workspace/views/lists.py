@@ -3,7 +3,12 @@
 Full pages for plain requests; the results partial (``workspace/_lead_rows.html``) for htmx
 requests, so filtering, sorting and paging swap the table in place and push the URL.
 The list's export links carry its query string, so a file holds the leads the list
-shows, in its order.
+shows, in its order; with chosen columns (``cols``), exactly those columns.
+
+Saved views (``workspace.saved_views``) keep a list's query string and columns; the
+list opened with ``view=<id>`` names the view it shows. "Select all leads matching
+these filters" sends the bulk action the list's query string instead of ids: the
+server runs the filters again for the person, within what they may see.
 """
 
 from __future__ import annotations
@@ -26,14 +31,30 @@ from django.views.decorators.http import require_GET, require_POST
 
 from crm.http import AuthenticatedHttpRequest
 from crm.models import User
-from leads.export_responses import EXPORT_FORMATS, FORMAT_UNKNOWN, leads_export_response
+from leads.export_responses import CSV, EXPORT_FORMATS, FORMAT_UNKNOWN, leads_export_response
 from leads.exports import export_columns
 from leads.models import Band, Stage
 from leads.permissions import EXPORT_REFUSED, may_export_leads, teammates_of
 from nurturing.models import Sequence as NurtureSequence
 from workspace import bulk
-from workspace.filters import LeadListFilter, leads_count_capped
+from workspace.columns import (
+    COLUMNS,
+    COLUMNS_PARAM,
+    chosen_columns,
+    column_cells,
+    export_names,
+    rows_with_columns,
+)
+from workspace.filters import LeadListFilter, leads_count
+from workspace.forms import LOCAL_DATETIME_FORMATS, LocalDateTimeInput
 from workspace.keyset import SORTS, cursor_decode, leads_page, whole_list_order
+from workspace.saved_views import (
+    VIEW_PARAM,
+    may_delete_view,
+    may_share_views,
+    saved_views_for,
+    view_url_query,
+)
 
 # Column heading, sort key and the direction a first click sorts in.
 SORTABLE_COLUMNS = [
@@ -43,6 +64,7 @@ SORTABLE_COLUMNS = [
     ("last_activity", "Last activity", "-last_activity"),
     ("score", "Score", "-score"),
 ]
+SORTABLE = {key for key, _, _ in SORTABLE_COLUMNS}
 
 
 # The columns a row shows, and those its sort orders and cursors read.
@@ -72,8 +94,27 @@ EXPORT_FILTERS_INVALID = "Nothing was exported: correct the filters first."
 SECONDARY_FILTERS = ("source", "product", "grade", "quadrant", "score_min", "score_max", "activity")
 
 
+SELECT_ALL_INVALID = "Correct the filters before acting on every lead they match."
+SELECT_ALL_TOO_MANY = (
+    f"Act on at most {bulk.SELECT_ALL_MAX:,} leads at a time: narrow the filters first."
+)
+
+# The bulk bar's fields and the actions that use each; with JavaScript the bar shows
+# only the chosen action's fields (all of them without, the form checks per action).
+FIELD_ACTIONS = {
+    "owner": (bulk.BULK_ASSIGN,),
+    "stage": (bulk.BULK_STAGE,),
+    "points": (bulk.BULK_SCORE,),
+    "reason": (bulk.BULK_STAGE, bulk.BULK_SCORE),
+    "sequence": (bulk.BULK_NURTURE,),
+    "task_title": (bulk.BULK_TASK,),
+    "task_due": (bulk.BULK_TASK,),
+}
+
+
 class LeadBulkForm(forms.Form):
-    """A bulk action on the selected leads; the actions offered depend on the role."""
+    """A bulk action on the selected leads, or on every lead the list's filters match
+    (``select_all``); the actions offered depend on the role."""
 
     action = forms.ChoiceField(label="Action")
     owner = forms.TypedChoiceField(label="Assign to", required=False, coerce=int)
@@ -95,10 +136,22 @@ class LeadBulkForm(forms.Form):
         queryset=NurtureSequence.objects.none(),
         required=False,
     )
+    task_title = forms.CharField(label="Task", required=False, max_length=200)
+    task_due = forms.DateTimeField(
+        label="Due",
+        required=False,
+        input_formats=LOCAL_DATETIME_FORMATS,
+        widget=LocalDateTimeInput(),
+    )
+    select_all = forms.BooleanField(label="Every lead matching these filters", required=False)
+    # The count the person saw, compared with the count acted on.
+    expected = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
 
     def __init__(
         self, *args: Any, user: User, people: Sequence[User] | None = None, **kwargs: Any
     ) -> None:
+        # The filters above the list have an owner and a stage too: ids of their own.
+        kwargs.setdefault("auto_id", "bulk_%s")
         super().__init__(*args, **kwargs)
         self.user = user
         actions = bulk.bulk_actions_for(user)
@@ -124,7 +177,7 @@ class LeadBulkForm(forms.Form):
         super().clean()
         data = self.cleaned_data
         action = data.get("action")
-        data["lead_ids"] = self._lead_ids()
+        data["lead_ids"] = None if data.get("select_all") else self._lead_ids()
         if action == bulk.BULK_ASSIGN and not data.get("owner"):
             self.add_error("owner", "Choose who gets the leads.")
         if action == bulk.BULK_STAGE:
@@ -132,6 +185,11 @@ class LeadBulkForm(forms.Form):
                 self.add_error("stage", "Choose the stage to move the leads to.")
             elif data["stage"] == Stage.DISQUALIFIED and not data.get("reason", "").strip():
                 self.add_error("reason", "Say why the leads are disqualified.")
+        if action == bulk.BULK_TASK:
+            if not data.get("task_title", "").strip():
+                self.add_error("task_title", "Say what needs doing.")
+            if not data.get("task_due") and "task_due" not in self.errors:
+                self.add_error("task_due", "Say when the task is due.")
         if action == bulk.BULK_NURTURE and not data.get("sequence"):
             self.add_error("sequence", "Choose the sequence to enroll the leads in.")
         if action == bulk.BULK_SCORE:
@@ -150,6 +208,14 @@ class LeadBulkForm(forms.Form):
         if not all(value.isdigit() and len(value) < 19 for value in raw):
             raise forms.ValidationError("The selection is not valid; reload the list.")
         return [int(value) for value in raw]
+
+    def action_fields(self) -> list[tuple[forms.BoundField, str]]:
+        """The fields an action needs, each with the actions that use it (space-separated)."""
+        return [
+            (self[name], " ".join(FIELD_ACTIONS[name]))
+            for name in FIELD_ACTIONS
+            if name in self.fields
+        ]
 
 
 def _list_query(params: QueryDict) -> QueryDict:
@@ -182,6 +248,44 @@ def _columns(query: QueryDict, sort: str) -> dict[str, dict[str, str]]:
     return columns
 
 
+def _shown_columns(keys: list[str], headings: dict[str, dict[str, str]]) -> list[dict]:
+    """The chosen optional columns as the table heads them: label, and sort link if any."""
+    return [
+        {"key": key, "label": COLUMNS[key].label, **headings.get(key, {})}
+        for key in keys
+        if key in COLUMNS
+    ]
+
+
+def _column_choices(keys: list[str]) -> list[dict[str, Any]]:
+    return [
+        {"key": key, "label": column.label, "checked": key in keys}
+        for key, column in COLUMNS.items()
+    ]
+
+
+def _saved_views(request: AuthenticatedHttpRequest) -> tuple[list[dict[str, Any]], dict | None]:
+    """The views the person sees, for the menu, and the one the list shows (``view=``)."""
+    user = request.user
+    active_pk = request.GET.get(VIEW_PARAM, "")
+    views, active = [], None
+    for view in saved_views_for(user):
+        entry = {
+            "pk": view.pk,
+            "name": view.name,
+            "shared": view.shared,
+            "mine": view.owner_id == user.pk,
+            "owner": str(view.owner),
+            "url": _url(view_url_query(view)),
+            "may_delete": may_delete_view(view=view, user=user),
+            "active": str(view.pk) == active_pk,
+        }
+        views.append(entry)
+        if entry["active"]:
+            active = entry
+    return views, active
+
+
 def list_context(
     request: AuthenticatedHttpRequest, *, bulk_form: LeadBulkForm | None = None
 ) -> dict:
@@ -192,12 +296,16 @@ def list_context(
     form = filters.form
     sort = filters.sort_key
     leads = filters.qs
-    count, more = leads_count_capped(leads)
+    count = leads_count(leads)
+    keys, chosen = chosen_columns(request.GET)
     cursor = cursor_decode(request.GET.get("cursor", ""), sort=sort)
-    page = leads_page(leads.values(*ROW_FIELDS), sort=sort, cursor=cursor)
+    rows = rows_with_columns(leads, fields=ROW_FIELDS, keys=keys)
+    page = leads_page(rows, sort=sort, cursor=cursor)
     query = _list_query(request.GET)
     actions = bulk.bulk_actions_for(user)
     secondary = [form[name] for name in SECONDARY_FILTERS]
+    headings = _columns(query, sort)
+    views, active_view = _saved_views(request)
     return {
         "form": form,
         "primary_fields": [field for field in form if field.name not in SECONDARY_FILTERS],
@@ -206,24 +314,52 @@ def list_context(
         "page": page,
         "rows": [lead_row(row) for row in page.rows],
         "count": count,
-        "more": more,
         "sort": sort,
         "sort_label": SORTS[sort].label,
-        "columns": _columns(query, sort),
+        "columns": headings,
+        "shown_columns": _shown_columns(keys, headings),
+        "column_choices": _column_choices(keys),
         "query": query.urlencode(),
         "next_url": _url(query, cursor=page.next_cursor) if page.next_cursor else "",
         "previous_url": _url(query, cursor=page.previous_cursor) if page.previous_cursor else "",
-        "bulk_form": bulk_form or (LeadBulkForm(user=user, people=people) if actions else None),
-        "export_urls": _export_urls(query) if may_export_leads(user) else {},
+        "bulk_form": bulk_form
+        or (
+            LeadBulkForm(user=user, people=people, initial={"expected": count}) if actions else None
+        ),
+        "export_urls": _export_urls(query, keys if chosen else None)
+        if may_export_leads(user)
+        else {},
+        "saved_views": views,
+        "active_view": active_view,
+        "may_share_views": may_share_views(user),
+        "view_query": _view_save_query(query),
     }
 
 
-def _export_urls(query: QueryDict) -> dict[str, str]:
+def _view_save_query(query: QueryDict) -> str:
+    """What the "Save view" form posts with: the list's query string, without the view."""
+    query = query.copy()
+    query.pop(VIEW_PARAM, None)
+    return query.urlencode()
+
+
+def _export_urls(query: QueryDict, keys: list[str] | None) -> dict[str, str]:
+    """The export links: the list's query string; with chosen columns, exactly those
+    (``cols`` as the list has it) and, as ``all``, the whole file of the same leads."""
+    query = query.copy()
+    query.pop(VIEW_PARAM, None)
+    query.pop(COLUMNS_PARAM, None)
+    whole = query.urlencode()
+    if keys is not None:
+        query.setlist(COLUMNS_PARAM, list(keys) or [""])
     encoded = query.urlencode()
-    return {
+    urls = {
         file_format: reverse("lead-export", args=[file_format]) + (f"?{encoded}" if encoded else "")
         for file_format in EXPORT_FORMATS
     }
+    if keys is not None:
+        urls["all"] = reverse("lead-export", args=[CSV]) + (f"?{whole}" if whole else "")
+    return urls
 
 
 def lead_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -259,6 +395,7 @@ def lead_row(row: dict[str, Any]) -> dict[str, Any]:
         "band": row["band"],
         "band_label": BAND_LABELS.get(row["band"], row["band"]),
         "grade": row["grade"],
+        **column_cells(row),
     }
 
 
@@ -302,7 +439,9 @@ def lead_export(request: AuthenticatedHttpRequest, file_format: str) -> HttpResp
         messages.error(request, EXPORT_FILTERS_INVALID)
         return _render(request, list_context(request), status=400)
     leads = filters.qs.order_by(*whole_list_order(filters.sort_key))
-    return leads_export_response(leads=leads, columns=export_columns(), file_format=file_format)
+    keys, chosen = chosen_columns(request.GET)
+    columns = export_columns(export_names(keys)) if chosen else export_columns()
+    return leads_export_response(leads=leads, columns=columns, file_format=file_format)
 
 
 @login_required
@@ -315,16 +454,48 @@ def lead_bulk(request: AuthenticatedHttpRequest) -> HttpResponse:
     """
     people = list(teammates_of(request.user))
     form = LeadBulkForm(request.POST, user=request.user, people=people)
+    if form.is_valid() and form.cleaned_data["select_all"]:
+        _select_all(request, form, people=people)
     if not form.is_valid():
         return _render(request, list_context(request, bulk_form=form), status=400)
     try:
         level, text = _run_bulk(form.cleaned_data, user=request.user)
     except PermissionDenied as exc:
         level, text = messages.ERROR, str(exc)
+    if form.cleaned_data["select_all"]:
+        text = _select_all_summary(form.cleaned_data, text)
     messages.add_message(request, level, text)
     if _wants_partial(request):
         return _render(request, list_context(request))
     return redirect(_url(_list_query(request.GET)))
+
+
+def _select_all(
+    request: AuthenticatedHttpRequest, form: LeadBulkForm, *, people: list[User]
+) -> None:
+    """The ids of every lead the list's filters (the query string) match for the person,
+    as the list finds them (within ``visible_to``); an error on the form when the
+    filters are not valid or match more than ``bulk.SELECT_ALL_MAX``."""
+    filters = LeadListFilter(request.GET, request=request, people=people)
+    if not filters.is_valid():
+        form.add_error("select_all", SELECT_ALL_INVALID)
+        return
+    ids = list(filters.qs.order_by().values_list("pk", flat=True)[: bulk.SELECT_ALL_MAX + 1])
+    if len(ids) > bulk.SELECT_ALL_MAX:
+        form.add_error("select_all", SELECT_ALL_TOO_MANY)
+        return
+    form.cleaned_data["lead_ids"] = ids
+
+
+def _select_all_summary(data: dict[str, Any], text: str) -> str:
+    """The outcome, prefixed with how many leads the filters matched (and, when that
+    changed since the list was shown, the count the person saw)."""
+    matched = len(data["lead_ids"])
+    said = f"All {matched:,} lead{'s' if matched != 1 else ''} matching the filters"
+    expected = data.get("expected")
+    if expected is not None and expected != matched:
+        said += f" (the list showed {expected:,}; leads changed meanwhile)"
+    return f"{said}: {text}"
 
 
 def _run_bulk(data: dict[str, Any], *, user: User) -> tuple[int, str]:
@@ -345,6 +516,10 @@ def _run_bulk(data: dict[str, Any], *, user: User) -> tuple[int, str]:
             lead_ids=ids, stage=stage, reason=data.get("reason", ""), by=user
         )
         did = f"moved to {stage.label}"
+    elif action == bulk.BULK_TASK:
+        title = data["task_title"].strip()
+        outcome = bulk.leads_add_task(lead_ids=ids, title=title, due_at=data["task_due"], by=user)
+        did = f"given the task “{title}”"
     elif action == bulk.BULK_NURTURE:
         sequence = data["sequence"]
         outcome = bulk.leads_enroll(lead_ids=ids, sequence=sequence, by=user)
