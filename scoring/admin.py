@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
@@ -28,6 +29,7 @@ from .models import (
 )
 from .preview import model_preview
 from .rescore_jobs import rescore_job_start
+from .thresholds import ThresholdMoves, threshold_moves_count
 
 
 class RuleInline(admin.StackedInline):
@@ -55,9 +57,75 @@ class RuleInline(admin.StackedInline):
         return rule.describe() if rule.pk else "—"
 
 
+class ScoringModelForm(forms.ModelForm):
+    """The model's form, which says how many leads a lowered threshold moves forward
+    (``scoring.thresholds``) and saves only once that is confirmed."""
+
+    move_leads = forms.BooleanField(
+        required=False,
+        label="Move the leads past a lowered threshold",
+        help_text="Asked when a change lowers a threshold of a live model: the leads it "
+        "puts past the new threshold move forward once, and are handed off as usual.",
+    )
+
+    class Meta:
+        model = ScoringModel
+        # The admin's fieldsets choose what shows; these are the fields it may save.
+        fields = (
+            "name",
+            "description",
+            "status",
+            "is_default",
+            "priority",
+            "segment_product_lines",
+            "mql_threshold",
+            "sql_threshold",
+            "hot_from",
+            "warm_from",
+            "grade_a_from",
+            "grade_b_from",
+            "grade_c_from",
+            "engaged_from",
+            "decay_half_life_days",
+            "idle_week_penalty",
+            "max_points",
+            "surge_points",
+            "surge_hours",
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        mql, sql = cleaned.get("mql_threshold"), cleaned.get("sql_threshold")
+        if (
+            self.instance.pk is None
+            or mql is None
+            or sql is None
+            or cleaned.get("status") != ModelStatus.ACTIVE
+            or cleaned.get("move_leads")
+        ):
+            return cleaned
+        moves = threshold_moves_count(model=self.instance, mql=mql, sql=sql)
+        if moves.total:
+            field = "sql_threshold" if moves.to_sql else "mql_threshold"
+            self.add_error(
+                field,
+                f"These thresholds move {moves.describe()} forward now, with their "
+                "hand-offs. Tick “Move the leads past a lowered threshold” to save.",
+            )
+        return cleaned
+
+
 class RescoreJobInline(admin.TabularInline):
     model = RescoreJob
-    fields = ("created_at", "reason", "status", "progress", "changed_entries", "finished_at")
+    fields = (
+        "created_at",
+        "reason",
+        "status",
+        "progress",
+        "changed_entries",
+        "threshold_moves",
+        "finished_at",
+    )
     readonly_fields = fields
     extra = 0
     max_num = 0
@@ -75,9 +143,16 @@ class RescoreJobInline(admin.TabularInline):
             job.total,
         )
 
+    @admin.display(description="Moved past a lowered threshold")
+    def threshold_moves(self, job: RescoreJob) -> str:
+        if job.mql_threshold_before is None and job.sql_threshold_before is None:
+            return "—"
+        return ThresholdMoves(to_mql=job.moved_to_mql, to_sql=job.moved_to_sql).describe()
+
 
 @admin.register(ScoringModel)
 class ScoringModelAdmin(admin.ModelAdmin):
+    form = ScoringModelForm
     list_display = (
         "name",
         "status",
@@ -98,7 +173,16 @@ class ScoringModelAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("name", "description", "status", "is_default", "priority")}),
         ("Segment", {"fields": ("segment_product_lines",)}),
-        ("Thresholds", {"fields": (("mql_threshold", "sql_threshold"), ("hot_from", "warm_from"))}),
+        (
+            "Thresholds",
+            {
+                "fields": (
+                    ("mql_threshold", "sql_threshold"),
+                    ("hot_from", "warm_from"),
+                    "move_leads",
+                )
+            },
+        ),
         ("Fit grades", {"fields": (("grade_a_from", "grade_b_from", "grade_c_from"),)}),
         (
             "Engagement",
@@ -169,6 +253,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
         request._scoring_edit.model_changed = changes.model_change_record(
             model=form.instance, before=request._scoring_before, by=request.user
         )
+        request._scoring_edit.before = request._scoring_before
 
     def save_formset(self, request, form, formset, change) -> None:
         if formset.model is not Rule:

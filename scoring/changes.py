@@ -41,6 +41,8 @@ class ModelEdit:
     model_changed: bool = False
     rule_ids: set[int] = field(default_factory=set)
     rules_deleted: bool = False
+    # The model as it was (``model_snapshot``), when its own fields may have changed.
+    before: Snapshot | None = None
 
 
 def model_snapshot(*, model: ScoringModel) -> Snapshot:
@@ -59,7 +61,8 @@ def model_save(
     """
     if not model_change_record(model=model, before=before, by=by):
         return []
-    return edit_rescore(edit=ModelEdit(model=model, model_changed=True), by=by, reason=reason)
+    edit = ModelEdit(model=model, model_changed=True, before=before)
+    return edit_rescore(edit=edit, by=by, reason=reason)
 
 
 def model_change_record(*, model: ScoringModel, before: Snapshot | None, by: User | None) -> bool:
@@ -116,12 +119,23 @@ def edit_rescore(*, edit: ModelEdit, by: User | None, reason: str) -> list[Resco
             return [rescore_job_start(model=model, reason=reason, by=by)]
         return []
     if edit.model_changed or edit.rules_deleted:
-        return [rescore_job_start(model=model, reason=reason, by=by)]
+        lowered = _thresholds_lowered(model, edit.before)
+        return [rescore_job_start(model=model, reason=reason, by=by, thresholds_before=lowered)]
     rules = Rule.objects.filter(model=model, pk__in=edit.rule_ids).order_by("pk")
     return [
         rescore_job_start(model=model, rule=rule, reason=f"Rule “{rule}” changed", by=by)
         for rule in rules
     ]
+
+
+def _thresholds_lowered(model: ScoringModel, before: Snapshot | None) -> tuple[int, int] | None:
+    """The (MQL, SQL) thresholds before the change, when it lowered one of them."""
+    if before is None or "mql_threshold" not in before:
+        return None
+    old = (before["mql_threshold"], before["sql_threshold"])
+    if model.mql_threshold < old[0] or model.sql_threshold < old[1]:
+        return old
+    return None
 
 
 def _segment(model: ScoringModel) -> list[int]:

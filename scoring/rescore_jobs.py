@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from crm.resilience import task_enqueue
@@ -25,20 +26,36 @@ from .lead_sets import CHUNK_SIZE, chunks, lead_id_ranges, segment_lead_ids
 from .models import LeadScore, RescoreJob, RescoreStatus, Rule, ScoreEntry, ScoringModel
 from .ruleset import CompiledModel, Ruleset, load_ruleset
 from .signals import score_surged
+from .thresholds import ThresholdMoves, thresholds_catch_up
 
 if TYPE_CHECKING:
     from crm.models import User
 
 
 def rescore_job_start(
-    *, model: ScoringModel, reason: str, by: User | None = None, rule: Rule | None = None
+    *,
+    model: ScoringModel,
+    reason: str,
+    by: User | None = None,
+    rule: Rule | None = None,
+    thresholds_before: tuple[int, int] | None = None,
 ) -> RescoreJob:
     """Queue a rescore of one rule's matches, or of the whole model, after commit.
 
+    ``thresholds_before``: the model's (MQL, SQL) thresholds before a change that lowered
+    one; the job then moves the leads already past the new one (``scoring.thresholds``).
     The job row is the outbox: when the broker cannot be reached it stays queued and
     ``rescore_jobs_resume`` queues it again.
     """
-    job = RescoreJob.objects.create(model=model, rule=rule, reason=reason[:200], requested_by=by)
+    mql_before, sql_before = thresholds_before or (None, None)
+    job = RescoreJob.objects.create(
+        model=model,
+        rule=rule,
+        reason=reason[:200],
+        requested_by=by,
+        mql_threshold_before=mql_before,
+        sql_threshold_before=sql_before,
+    )
     transaction.on_commit(partial(rescore_job_request, job_id=job.pk))
     return job
 
@@ -158,14 +175,30 @@ def rescore_job_range(*, job_id: int, lo: int, hi: int) -> bool:
                 rule_ids=rule_ids,
             )
             range_react(result=result, model=compiled, ruleset=ruleset)
+            moves = _thresholds_catch_up(job, lo, hi)
     except Exception as exc:
         _rescore_job_failed(job_id, exc)
         raise
-    _rescore_range_finished(job_id, lo, hi, result.reversed + result.appended)
+    _rescore_range_finished(job_id, lo, hi, result.reversed + result.appended, moves)
     return True
 
 
-def _rescore_range_finished(job_id: int, lo: int, hi: int, entries: int) -> None:
+def _thresholds_catch_up(job: RescoreJob, lo: int, hi: int) -> ThresholdMoves:
+    """The moves of a job whose change lowered a threshold, for leads ``lo..hi``."""
+    if job.mql_threshold_before is None and job.sql_threshold_before is None:
+        return ThresholdMoves()
+    return thresholds_catch_up(
+        model=ScoringModel.objects.get(pk=job.model_id),
+        old_mql=job.mql_threshold_before,
+        old_sql=job.sql_threshold_before,
+        lo=lo,
+        hi=hi,
+    )
+
+
+def _rescore_range_finished(
+    job_id: int, lo: int, hi: int, entries: int, moves: ThresholdMoves
+) -> None:
     """Count a range done, once however often it ran; the last one ends the job."""
     leads = Lead.objects.filter(pk__range=(lo, hi)).count()
     with transaction.atomic():
@@ -175,7 +208,9 @@ def _rescore_range_finished(job_id: int, lo: int, hi: int, entries: int) -> None
         job.finished_ranges.append(lo)
         job.done += leads
         job.changed_entries += entries
-        fields = ["finished_ranges", "done", "changed_entries"]
+        job.moved_to_mql += moves.to_mql
+        job.moved_to_sql += moves.to_sql
+        fields = ["finished_ranges", "done", "changed_entries", "moved_to_mql", "moved_to_sql"]
         if job.status == RescoreStatus.RUNNING and len(job.finished_ranges) >= job.ranges:
             job.status, job.finished_at = RescoreStatus.DONE, timezone.now()
             fields += ["status", "finished_at"]
@@ -245,6 +280,12 @@ def _rescore_in_batches(job: RescoreJob, chunk_size: int) -> None:
         job.changed_entries += sum(r.new_entries for r in results)
         RescoreJob.objects.filter(pk=job.pk).update(
             done=job.done, changed_entries=job.changed_entries
+        )
+    if job.model.status == "active":
+        with transaction.atomic():
+            moves = _thresholds_catch_up(job, 0, Lead.objects.aggregate(top=Max("pk"))["top"] or 0)
+        RescoreJob.objects.filter(pk=job.pk).update(
+            moved_to_mql=moves.to_mql, moved_to_sql=moves.to_sql
         )
 
 

@@ -680,3 +680,111 @@ def test_marketer_holds_every_scoring_permission_and_can_view_and_change_models(
     assert list(listing.context["cl"].result_list) == [live.model]
     assert saved.status_code == 302
     assert ScoringModel.objects.get(pk=live.model.pk).description == "Tuned by marketing"
+
+
+# --- Lowering a threshold moves the leads already past it -------------------------------------
+
+
+@pytest.fixture
+def staged(live):
+    """Leads of the live model (MQL 50, SQL 90), scored: 40 (new), 60 (MQL), 75 (MQL),
+    100 (SQL), and a 60 a rep recycled."""
+    leads = {
+        "forty": lead_with(country="FR", demo=True),
+        "sixty": lead_with(pricing_days=2),
+        "seventy_five": lead_with(pricing_days=1, demo=True),
+        "hundred": lead_with(pricing_days=2, demo=True),
+        "recycled": lead_with(pricing_days=2),
+    }
+    leads_score(lead_ids=[lead.pk for lead in leads.values()])
+    Lead.objects.filter(pk=leads["recycled"].pk).update(stage="recycled")
+    assert scores(*leads.values()) == [40, 60, 75, 100, 60]
+    assert stages(leads) == {
+        "forty": "new",
+        "sixty": "mql",
+        "seventy_five": "mql",
+        "hundred": "sql",
+        "recycled": "recycled",
+    }
+    return leads
+
+
+def stages(leads: dict[str, Lead]) -> dict[str, str]:
+    return {name: Lead.objects.get(pk=lead.pk).stage for name, lead in leads.items()}
+
+
+def test_lowering_thresholds_says_how_many_move_and_saves_nothing_until_confirmed(
+    client, marketer, live, staged, django_capture_on_commit_callbacks
+):
+    # Given a marketer lowering MQL 50 → 40 and SQL 90 → 70 on the live model
+    client.force_login(marketer)
+    data = change_form(client, live.model)
+    data.update(mql_threshold="40", sql_threshold="70")
+    before = counts()
+
+    # When they save without confirming
+    response = post_change(client, live.model, data, django_capture_on_commit_callbacks)
+
+    # Then the form says who would move, and nothing is saved, queued or moved
+    assert response.status_code == 200
+    assert "These thresholds move 1 lead to MQL and 1 lead to SQL forward now" in page_text(
+        response
+    )
+    assert ScoringModel.objects.get(pk=live.model.pk).mql_threshold == 50
+    assert counts() == before
+    assert stages(staged)["forty"] == "new"
+
+
+def test_a_confirmed_lowering_moves_exactly_the_leads_past_the_new_thresholds_once(
+    client, marketer, live, staged, django_capture_on_commit_callbacks
+):
+    client.force_login(marketer)
+    data = change_form(client, live.model)
+    data.update(mql_threshold="40", sql_threshold="70", move_leads="on")
+
+    # When the lowering is confirmed and saved (its rescore runs)
+    response = post_change(client, live.model, data, django_capture_on_commit_callbacks)
+
+    # Then the 40 is an MQL and the 75 an SQL; the 60 stays an MQL, the 100 an SQL, and
+    # the lead a rep recycled (past the old threshold already) stays recycled
+    assert response.status_code == 302
+    assert stages(staged) == {
+        "forty": "mql",
+        "sixty": "mql",
+        "seventy_five": "sql",
+        "hundred": "sql",
+        "recycled": "recycled",
+    }
+    job = RescoreJob.objects.get(model=live.model)
+    assert (job.status, job.moved_to_mql, job.moved_to_sql) == (RescoreStatus.DONE, 1, 1)
+    change = staged["seventy_five"].stage_changes.latest("pk")
+    assert change.by is None
+    assert change.reason == "Score 75 is past the SQL threshold 70 of “Standard”, lowered from 90"
+    assert "1 lead to MQL and 1 lead to SQL" in page_text(client.get(url("change", live.model.pk)))
+
+    # And a later save of the model moves nobody again; raising them moves nobody back
+    moves = sum(lead.stage_changes.count() for lead in staged.values())
+    for mql, sql in (("40", "70"), ("55", "95")):
+        data = change_form(client, live.model)
+        data.update(mql_threshold=mql, sql_threshold=sql, hot_from="81")
+        post_change(client, live.model, data, django_capture_on_commit_callbacks)
+    assert sum(lead.stage_changes.count() for lead in staged.values()) == moves
+    assert stages(staged)["forty"] == "mql"
+    assert list(scores_verify()) == []
+
+
+def test_lowering_a_threshold_through_the_api_moves_the_leads_past_it(
+    marketer, live, staged, django_capture_on_commit_callbacks
+):
+    from tests.api_client import token_client
+
+    api = token_client(marketer)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.patch(
+            f"/api/v1/scoring-models/{live.model.pk}/", {"mql_threshold": 40}, format="json"
+        )
+
+    assert response.status_code == 200, response.content
+    assert stages(staged)["forty"] == "mql"
+    assert stages(staged)["seventy_five"] == "mql"
+    assert RescoreJob.objects.get(model=live.model).moved_to_mql == 1

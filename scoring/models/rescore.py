@@ -48,6 +48,12 @@ class RescoreJob(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Set when the change lowered a threshold: the job then also moves the leads already
+    # past the new one (``scoring.thresholds``).
+    mql_threshold_before = models.PositiveIntegerField(null=True, blank=True)
+    sql_threshold_before = models.PositiveIntegerField(null=True, blank=True)
+    moved_to_mql = models.PositiveIntegerField(default=0)
+    moved_to_sql = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

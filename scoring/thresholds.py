@@ -1,0 +1,137 @@
+"""A lowered threshold applies to the leads already past it, forward only and once.
+
+Scoring moves a lead to MQL or SQL when its score *crosses* a threshold of its primary
+model (``scoring.lead_scoring.result_react``). A threshold lowered from 90 to 80 crosses
+nobody: a lead scoring 85 stays an MQL and is never handed to sales. So a change that
+lowers a threshold of an active model also moves the model's leads whose score lies
+from the new threshold up to (not including) the old one, in a stage scoring qualifies
+from, to that stage, as the crossing would have, and announces each move once
+(``lead_qualified``). Leads at or above the old threshold are left alone: their crossing
+happened, or a person moved them since. Raising a threshold moves nobody back.
+
+The moves run in the model's rescore job that the change queues, range by range in the
+range's transaction (``scoring.rescore_jobs``), after the range's new scores, so they
+read the scores the change made; ``threshold_moves_count`` says beforehand how many.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+
+from leads.models import Lead, Stage, funnel_step
+from leads.stages import lead_move_to_stage_locked
+
+from .lead_scoring import AUTO_QUALIFIABLE
+from .models import LeadScore, ScoringModel
+from .signals import lead_qualified
+
+
+@dataclass(frozen=True)
+class ThresholdMoves:
+    """How many leads a threshold change moves forward, to each stage."""
+
+    to_mql: int = 0
+    to_sql: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.to_mql + self.to_sql
+
+    def describe(self) -> str:
+        parts = [
+            f"{count:,} lead{'s' if count != 1 else ''} to {label}"
+            for count, label in ((self.to_mql, "MQL"), (self.to_sql, "SQL"))
+            if count
+        ]
+        return " and ".join(parts) or "no lead"
+
+
+def _targets(model: ScoringModel, *, mql: int, sql: int, old_mql: int, old_sql: int) -> tuple[Q, Q]:
+    """Conditions on ``LeadScore`` rows (primary, of ``model``) of the leads that move to
+    SQL and of those that move to MQL when the thresholds go from old to new."""
+    nothing = Q(pk__in=[])
+    to_sql = (
+        Q(score__gte=sql, score__lt=old_sql, lead__stage__in=AUTO_QUALIFIABLE)
+        & ~Q(lead__stage=Stage.SQL)
+        if sql < old_sql
+        else nothing
+    )
+    below_sql = Q(score__lt=sql)
+    to_mql = (
+        Q(score__gte=mql, score__lt=old_mql, lead__stage__in=[Stage.NEW, Stage.RECYCLED])
+        & below_sql
+        if mql < old_mql
+        else nothing
+    )
+    return to_sql, to_mql
+
+
+def _scores(model: ScoringModel) -> QuerySet[LeadScore]:
+    return LeadScore.objects.filter(model=model, is_primary=True)
+
+
+def threshold_moves_count(*, model: ScoringModel, mql: int, sql: int) -> ThresholdMoves:
+    """How many leads setting ``model``'s thresholds to ``mql`` and ``sql`` would move
+    now (their stored scores; none unless the model is active and a threshold drops)."""
+    if model.pk is None or model.status != "active":
+        return ThresholdMoves()
+    stored = ScoringModel.objects.get(pk=model.pk)
+    to_sql, to_mql = _targets(
+        stored, mql=mql, sql=sql, old_mql=stored.mql_threshold, old_sql=stored.sql_threshold
+    )
+    scores = _scores(stored)
+    return ThresholdMoves(
+        to_mql=scores.filter(to_mql).count(), to_sql=scores.filter(to_sql).count()
+    )
+
+
+def thresholds_catch_up(
+    *, model: ScoringModel, old_mql: int | None, old_sql: int | None, lo: int, hi: int
+) -> ThresholdMoves:
+    """Move the leads with ids in ``lo..hi`` that ``model``'s lowered thresholds put past
+    a threshold (module docstring). Call inside the range's transaction."""
+    to_sql, to_mql = _targets(
+        model,
+        mql=model.mql_threshold,
+        sql=model.sql_threshold,
+        old_mql=old_mql if old_mql is not None else model.mql_threshold,
+        old_sql=old_sql if old_sql is not None else model.sql_threshold,
+    )
+    scores = _scores(model).filter(lead_id__gte=lo, lead_id__lte=hi)
+    moving = {
+        lead_id: (Stage.SQL, score)
+        for lead_id, score in scores.filter(to_sql).values_list("lead_id", "score")
+    } | {
+        lead_id: (Stage.MQL, score)
+        for lead_id, score in scores.filter(to_mql).values_list("lead_id", "score")
+    }
+    moved = {Stage.MQL: 0, Stage.SQL: 0}
+    for lead in Lead.objects.filter(pk__in=moving).order_by("pk").select_for_update(of=("self",)):
+        target, score = moving[lead.pk]
+        if lead.stage not in AUTO_QUALIFIABLE or funnel_step(lead.stage) >= funnel_step(target):
+            continue
+        threshold, old = (
+            (model.sql_threshold, old_sql)
+            if target == Stage.SQL
+            else (model.mql_threshold, old_mql)
+        )
+        reason = (
+            f"Score {score} is past the {Stage(target).label} threshold {threshold} "
+            f"of “{model.name}”, lowered from {old}"
+        )
+        lead_move_to_stage_locked(lead=lead, stage=target, by=None, reason=reason)
+        send = partial(
+            lead_qualified.send,
+            sender=ScoringModel,
+            lead_id=lead.pk,
+            model_id=model.pk,
+            stage=target,
+            score=score,
+        )
+        transaction.on_commit(send)
+        moved[target] += 1
+    return ThresholdMoves(to_mql=moved[Stage.MQL], to_sql=moved[Stage.SQL])
