@@ -229,12 +229,19 @@ class ScoringModelViewSet(
     create=extend_schema(summary="Add a rule to a scoring model (marketers and admins)"),
     update=extend_schema(summary="Replace a rule (marketers and admins)"),
     partial_update=extend_schema(summary="Change a rule (marketers and admins)"),
+    destroy=extend_schema(
+        summary="Delete a rule (marketers and admins)",
+        description="The deletion is logged with the rule as it was, and a live model's "
+        "leads are rescored without it on the bulk queue. To keep a rule's history and "
+        "stop it scoring, set `active` to false instead.",
+    ),
 )
 class RuleViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
     mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
     """The rules of the scoring model named in the URL; an unknown model answers 404."""
@@ -273,3 +280,7 @@ class RuleViewSet(
         with transaction.atomic():
             rule = serializer.save()
             changes.rule_save(rule=rule, before=before, by=caller(self.request))
+
+    def perform_destroy(self, instance: Rule) -> None:
+        with transaction.atomic():
+            changes.rule_delete(rule=instance, by=caller(self.request))

@@ -31,7 +31,9 @@ router.register("scoring-models", ScoringModelViewSet, basename="api-scoring-mod
 router.register("imports", ImportJobViewSet, basename="api-import")
 
 rules = RuleViewSet.as_view({"get": "list", "post": "create"})
-rule = RuleViewSet.as_view({"get": "retrieve", "put": "update", "patch": "partial_update"})
+rule = RuleViewSet.as_view(
+    {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}
+)
 
 urlpatterns = [
     path("", include(router.urls)),

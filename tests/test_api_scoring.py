@@ -166,6 +166,45 @@ def test_rule_update_is_validated_against_the_stored_rule(marketer, model):
     assert (rule.operator, rule.points) == ("equals", 30)
 
 
+def test_a_marketer_deletes_a_rule_and_the_live_model_is_rescored_without_it(
+    marketer, model, django_capture_on_commit_callbacks
+):
+    # Given a director scored 20 by the live model's one rule
+    from scoring.lead_scoring import lead_score
+    from tests.factories import LeadFactory
+
+    lead = LeadFactory(seniority="director")
+    lead_score(lead_id=lead.pk)
+    lead.refresh_from_db()
+    assert lead.score == 20
+    rule = model.rules.get()
+
+    # When a marketer deletes the rule (its rescore runs after commit)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = token_client(marketer).delete(f"{MODELS}{model.pk}/rules/{rule.pk}/")
+
+    # Then it is gone, logged as it was, and the lead's score lost its points
+    assert response.status_code == 204
+    assert not Rule.objects.filter(pk=rule.pk).exists()
+    logged = ChangeLog.objects.get(object_type="rule", action="delete")
+    assert (logged.object_id, logged.before["points"], logged.by) == (rule.pk, 20, marketer)
+    assert RescoreJob.objects.get(model=model).reason == f"Rule “{rule}” deleted"
+    lead.refresh_from_db()
+    assert lead.score == 0
+
+
+@pytest.mark.parametrize("persona", ["rep", "manager"])
+def test_only_marketers_and_admins_delete_rules(request, model, persona):
+    rule = model.rules.get()
+
+    response = token_client(request.getfixturevalue(persona)).delete(
+        f"{MODELS}{model.pk}/rules/{rule.pk}/"
+    )
+
+    assert response.status_code == 403
+    assert Rule.objects.filter(pk=rule.pk).exists()
+
+
 def test_rules_of_an_unknown_model_are_404(marketer):
     assert token_client(marketer).get(f"{MODELS}999/rules/").status_code == 404
 

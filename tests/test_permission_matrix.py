@@ -393,6 +393,11 @@ API: dict[str, Probe | Exempt] = {
             {"points": 99},
             refused=(403,),
         ),
+        Call(
+            "DELETE",
+            api(f"scoring-models/{w.scoring_model.pk}/rules/{w.scoring_rule.pk}/"),
+            refused=(403,),
+        ),
     ],
     # Reps import nothing (403); a manager lists and reaches only their own imports.
     "api-import-list": lambda w: [
