@@ -4,7 +4,7 @@ one module per concept; the hand-off's and the tracking endpoint's models live i
 part of this app too."""
 
 from ..custom_fields import CustomFieldDefinition, FieldType
-from .activity import SALES_TOUCH_TYPES, Activity, ActivityQuerySet, ActivityType
+from .activity import INBOUND_TYPES, SALES_TOUCH_TYPES, Activity, ActivityQuerySet, ActivityType
 from .company import Company, Industry
 from .company_duplicate import (
     CompanyDomainKey,
@@ -45,6 +45,7 @@ from .lead_rank import LeadRank
 from .merge import LeadAlias, LeadMerge
 from .note import Note
 from .product_line import ProductLine
+from .queue_deferral import DeferralReason, QueueDeferral
 from .stage import (
     ALLOWED_TRANSITIONS,
     FUNNEL,
@@ -86,6 +87,7 @@ __all__ = [
     "FORM_RESERVED_NAMES",
     "FUNNEL",
     "FUNNEL_STEP",
+    "INBOUND_TYPES",
     "SALES_TOUCH_TYPES",
     "SCORE_COLUMNS",
     "Activity",
@@ -107,6 +109,7 @@ __all__ = [
     "DealOutcome",
     "DealStage",
     "DealStatus",
+    "DeferralReason",
     "Department",
     "DuplicatePair",
     "DuplicateSettings",
@@ -131,6 +134,7 @@ __all__ = [
     "PendingEvent",
     "ProductLine",
     "Quadrant",
+    "QueueDeferral",
     "Seniority",
     "Source",
     "Stage",
