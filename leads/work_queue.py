@@ -11,11 +11,12 @@ The order is by urgency first, then score:
 6. the person's leads whose score surged (the caller says which: surges are scoring's
    facts) and 7. their hot leads, both untouched for ``TOUCH_WINDOW``.
 
-A lead appears once, with its most urgent reason; leads the person snoozed or skipped
-(``QueueDeferral``) stay out until then, and only leads the person may act on
+A lead appears once, with its most urgent reason; leads the person worked, snoozed or
+skipped (``QueueDeferral``) stay out until then, and only leads the person may act on
 (``leads.permissions.lead_access``) are in. Working an item is logging its outcome (a
 call through ``lead_log_touch``: scored like any call, the first touch of an open
-hand-off), snoozing it or skipping it with a reason; each makes it leave the queue. The
+hand-off; the lead is back tomorrow if anything still calls for it), snoozing it or
+skipping it with a reason; each makes it leave the queue. The
 queue is read in a fixed number of queries, whatever the number of leads or items.
 """
 
@@ -317,17 +318,25 @@ NOTE_MAX = 200
 
 
 def queue_outcome_log(
-    *, lead: Lead, by: User, outcome: str, task: Task | None = None, notes: str = ""
+    *,
+    lead: Lead,
+    by: User,
+    outcome: str,
+    task: Task | None = None,
+    notes: str = "",
+    now: dt.datetime | None = None,
 ) -> Activity:
     """Log the outcome of a call from the queue: a call activity through
     ``lead_log_touch`` (scored after commit like any call; the first touch of the lead's
     open hand-off, its speed to lead) with the outcome in its properties.
 
-    The queue's task on the lead, when the item was one and is ``by``'s, is done with
-    it, and ``by``'s task and surge notifications about the lead are settled: the call
-    answers them. A "not interested" changes nothing else: the stage is the rep's call.
-    Raises ``ValidationError`` keyed by field (``outcome``, ``notes``) and
-    ``PermissionDenied`` when ``by`` cannot see the lead; nothing is stored then.
+    The worked lead leaves ``by``'s queue until tomorrow morning (its other reasons, an
+    open task say, bring it back then). The item's task, when it was one and is
+    ``by``'s, is done with the call, and ``by``'s task and surge notifications about the
+    lead are settled: the call answers them. A "not interested" changes nothing else:
+    the stage is the rep's call. Raises ``ValidationError`` keyed by field (``outcome``,
+    ``notes``) and ``PermissionDenied`` when ``by`` cannot see the lead; nothing is
+    stored then.
     """
     if outcome not in OUTCOME_LABELS:
         raise ValidationError({"outcome": f"Log one of: {', '.join(OUTCOME_LABELS.values())}."})
@@ -335,17 +344,17 @@ def queue_outcome_log(
         activity = lead_log_touch(
             lead=lead, by=by, type=ActivityType.CALL, notes=notes, outcome=outcome
         )
+        now = now or activity.occurred_at
         kinds = [NotificationKind.SURGE]
         if (
             task is not None
             and task.lead_id == lead.pk
             and task.assignee_id == by.pk
-            and Task.objects.filter(pk=task.pk, done_at__isnull=True).update(
-                done_at=activity.occurred_at
-            )
+            and Task.objects.filter(pk=task.pk, done_at__isnull=True).update(done_at=now)
         ):
             kinds.append(NotificationKind.TASK)
         notifications_settle(lead_id=lead.pk, kinds=kinds, users=[by.pk])
+        _defer(lead, by, snooze_until("tomorrow", now=now), DeferralReason.WORKED, "", now)
     return activity
 
 

@@ -177,12 +177,16 @@ def test_a_lead_appears_once_with_its_most_urgent_reason(world, rep):
 
 
 def test_a_touch_answers_inbound_and_hot_leads_but_an_older_touch_does_not(world, rep):
-    activity(world["reply"], ActivityType.CALL, dt.timedelta(hours=1), by=rep)
+    activity(world["reply"], ActivityType.CALL, dt.timedelta(minutes=1), by=rep)
     activity(world["hot_high"], ActivityType.MEETING, dt.timedelta(days=2), by=rep)
     activity(world["hot_low"], ActivityType.CALL, dt.timedelta(days=8), by=rep)
     # An email reply nobody logged is the lead's own: it asks for an answer.
     quiet = LeadFactory(owner=rep, score=1)
     activity(quiet, ActivityType.EMAIL_REPLY, dt.timedelta(hours=2))
+    # A touch before the inbound activity does not answer it.
+    early = LeadFactory(owner=rep, score=2)
+    activity(early, ActivityType.CALL, dt.timedelta(hours=3), by=rep)
+    activity(early, ActivityType.TRIAL_SIGNUP, dt.timedelta(hours=1))
 
     leads = {item.lead for item in queue(rep)}
 
@@ -190,6 +194,7 @@ def test_a_touch_answers_inbound_and_hot_leads_but_an_older_touch_does_not(world
     assert world["hot_high"] not in leads
     assert world["hot_low"] in leads
     assert quiet in leads
+    assert early in leads
 
 
 def test_snoozed_and_skipped_leads_stay_out_until_their_time(world, rep):
@@ -305,6 +310,19 @@ def test_an_outcome_is_a_call_and_the_first_touch_of_the_hand_off(
     unread = set(Notification.objects.filter(read_at__isnull=True).values_list("kind", flat=True))
     assert unread == {"handoff"}
     assert lead not in {item.lead for item in queue(rep)}
+
+
+def test_a_worked_lead_is_back_tomorrow_when_something_still_calls_for_it(world, rep):
+    lead = world["late"]
+    Task.objects.create(lead=lead, assignee=rep, title="Send the deck", due_at=timezone.now())
+
+    queue_outcome_log(lead=lead, by=rep, outcome="no_answer")
+
+    assert lead not in {item.lead for item in queue(rep)}
+    tomorrow = timezone.now() + dt.timedelta(days=1, hours=10)
+    items = {item.lead: item for item in work_queue_for(rep, now=tomorrow)}
+    assert items[lead].urgency == Urgency.TASK_OVERDUE  # the hand-off was touched
+    assert Task.objects.get(lead=lead).done_at is None  # not the item's task: left open
 
 
 def test_an_outcome_on_a_task_item_completes_that_task_only(world, rep, other_rep):

@@ -30,6 +30,7 @@ class Migration(migrations.Migration):
                     models.CharField(
                         choices=[
                             ("snoozed", "Snoozed"),
+                            ("worked", "Worked"),
                             ("wrong_person", "Wrong person"),
                             ("already_talking", "Already talking"),
                             ("not_now", "Not now"),

@@ -1,5 +1,6 @@
-"""A rep setting a lead aside in their work queue ("Next up"): snoozed for a while, or
-skipped with a reason; the queue leaves it out until ``until``."""
+"""A rep setting a lead aside in their work queue ("Next up"): snoozed for a while,
+skipped with a reason, or worked (an outcome logged) for today; the queue leaves it out
+until ``until``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from .lead import Lead
 
 class DeferralReason(models.TextChoices):
     SNOOZED = "snoozed", "Snoozed"
+    WORKED = "worked", "Worked"
     WRONG_PERSON = "wrong_person", "Wrong person"
     ALREADY_TALKING = "already_talking", "Already talking"
     NOT_NOW = "not_now", "Not now"
