@@ -45,6 +45,7 @@ from .models import (
     Lead,
     QueueDeferral,
     Task,
+    owner_visibility,
 )
 from .notifications import notifications_settle
 from .permissions import lead_access
@@ -159,10 +160,9 @@ def _keep_most_urgent(items: dict[int, QueueItem], item: QueueItem) -> None:
 
 
 def _open_leads(user: User) -> Q:
-    """Leads the person sees, not closed: said of a row's ``lead``."""
-    return Q(lead__in=Lead.objects.visible_to(user).values("pk")) & ~Q(
-        lead__stage__in=CLOSED_STAGES
-    )
+    """Leads the person sees, not closed, said of a row's ``lead`` through its owner
+    (``owner_visibility``): the rows drive the query, no lead is read beyond theirs."""
+    return owner_visibility(user, lead="lead__") & ~Q(lead__stage__in=CLOSED_STAGES)
 
 
 def _handoff_items(user: User, now: dt.datetime, deferred: list[int]) -> list[QueueItem]:
