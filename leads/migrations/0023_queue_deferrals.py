@@ -62,6 +62,7 @@ class Migration(migrations.Migration):
                     )
                 ),
                 fields=["-occurred_at"],
+                include=("lead", "type", "created_by"),
                 name="activity_inbound_idx",
             ),
         ),

@@ -104,9 +104,11 @@ class Activity(models.Model):
                 fields=["lead"], condition=Q(scored_at__isnull=True), name="activity_unscored_idx"
             ),
             # The work queue's recent inbound activity: a few percent of the rows, newest
-            # first, whoever's lead (``leads.work_queue``).
+            # first, whoever's lead (``leads.work_queue``); with what the queue reads of
+            # them, so that the rows are read from the index alone.
             models.Index(
                 fields=["-occurred_at"],
+                include=["lead", "type", "created_by"],
                 condition=Q(type__in=[t.value for t in INBOUND_TYPES]),
                 name="activity_inbound_idx",
             ),
