@@ -428,10 +428,11 @@ CROSS JOIN LATERAL (SELECT id FROM leads_lead WHERE owner_id = u.person
 
 _DEALS_SQL = """
 INSERT INTO leads_deal (lead_id, name, amount, currency, status, created_at, closed_at,
-                        lost_reason)
+                        lost_reason, stage_changed_at)
 SELECT id, 'Deal ' || id, 1000 + (id %% 50) * 500, 'EUR',
        CASE WHEN stage = 'customer' THEN 'won' ELSE 'open' END, stage_changed_at,
-       CASE WHEN stage = 'customer' THEN stage_changed_at + interval '20 days' END, ''
+       CASE WHEN stage = 'customer' THEN stage_changed_at + interval '20 days' END, '',
+       stage_changed_at
 FROM leads_lead WHERE stage IN ('opportunity', 'customer')
 """
 

@@ -169,6 +169,11 @@ def is_my_day_leads(sql: str) -> bool:
     return 'FROM "leads_lead"' in sql and sql.rstrip().endswith("LIMIT 10")
 
 
+def is_queue_inbound(sql: str) -> bool:
+    """Next up's inbound activity on the person's leads (``activity_inbound_idx``)."""
+    return 'FROM "leads_activity"' in sql and '"leads_lead"."owner_id"' in sql
+
+
 def is_stage_counts(sql: str) -> bool:
     return 'FROM "leads_lead"' in sql and 'GROUP BY "leads_lead"."stage"' in sql
 
@@ -335,6 +340,19 @@ def scenarios(users: dict, made: dict, pick: random.Random) -> list[Scenario]:
             )
         )
     for who in ("rep", "manager"):
+        found.append(
+            Scenario(
+                "Next up",
+                "the work queue",
+                who,
+                ["/next/"],
+                50 if who == "rep" else None,
+                is_queue_inbound,
+                naive_next_up(users[who]),
+                "each candidate lead's activity in a query of its own",
+            )
+        )
+    for who in ("rep", "manager"):
         found.append(Scenario("Pipeline", "", who, ["/pipeline/"], None, is_stage_counts))
         found.append(Scenario("Tasks", "", who, ["/tasks/"], None, is_task_rows))
     return found + search_scenarios(pick)
@@ -443,6 +461,34 @@ def naive_my_day(user) -> Callable[[int], object]:
 
     def run(_: int) -> object:
         return [lead_explanation(lead=lead) for lead in my_day_leads(user=user)]
+
+    return run
+
+
+def naive_next_up(user) -> Callable[[int], object]:
+    """The queue the obvious way: the person's hand-offs, due tasks and hottest leads,
+    then each one's last week of activity read lead by lead (N+1)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from leads.models import Activity, HandOff, Lead, Task
+    from leads.selectors import end_of_today
+
+    def run(_: int) -> object:
+        now = timezone.now()
+        ids = [
+            *HandOff.objects.awaiting(user).values_list("lead_id", flat=True)[:100],
+            *Task.objects.open()
+            .filter(assignee=user, due_at__lt=end_of_today(now), lead__isnull=False)
+            .values_list("lead_id", flat=True)[:100],
+            *Lead.objects.filter(owner=user).open().hottest().values_list("pk", flat=True)[:100],
+        ]
+        week = now - timedelta(days=7)
+        return [
+            list(Activity.objects.filter(lead_id=lead_id, occurred_at__gte=week))
+            for lead_id in dict.fromkeys(ids)
+        ]
 
     return run
 

@@ -39,8 +39,11 @@ def lead_log_touch(
     type: str,
     notes: str = "",
     occurred_at: dt.datetime | None = None,
+    outcome: str = "",
 ) -> Activity:
-    """Log a call, meeting or email reply a person had with the lead.
+    """Log a call, meeting or email reply a person had with the lead, with its
+    ``outcome`` when given (the work queue's "connected", "voicemail"…, kept in the
+    activity's properties; the caller says which outcomes there are).
 
     Stored through ``activities_record``, so it is scored after commit and, as the
     first touch after a hand-off, recorded as its speed to lead. Raises
@@ -71,10 +74,17 @@ def lead_log_touch(
         occurred_at=occurred_at or now,
         source="crm",
         created_by=by,
-        properties={"notes": notes} if notes else {},
+        properties=_touch_properties(notes=notes, outcome=outcome),
     )
     activities_record(lead=lead, activities=[activity])
     return activity
+
+
+def _touch_properties(*, notes: str, outcome: str) -> dict[str, str]:
+    properties = {"notes": notes} if notes else {}
+    if outcome:
+        properties["outcome"] = outcome
+    return properties
 
 
 def handoff_on_activity_recorded(

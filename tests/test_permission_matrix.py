@@ -445,6 +445,21 @@ WEB: dict[str, Probe | Exempt] = {
         Call("POST", f"/my-day/tasks/{task.pk}/done/", {}, roles=ALL)
         for task in (w.task, w.loose_task)
     ],
+    # The queue holds only the person's own work; marketers have none (403).
+    "next-up": lambda w: [
+        Call("GET", "/next/", refused=(200,)),
+        Call("GET", f"/next/?lead={w.lead.pk}", refused=(200,)),
+        Call("GET", "/next/", roles=("marketer",)),
+    ],
+    "next-up-outcome": lambda w: [
+        Call("POST", f"/next/{w.lead.pk}/outcome/", {"outcome": "connected"}, roles=ALL)
+    ],
+    "next-up-snooze": lambda w: [
+        Call("POST", f"/next/{w.lead.pk}/snooze/", {"until": "hour"}, roles=ALL)
+    ],
+    "next-up-skip": lambda w: [
+        Call("POST", f"/next/{w.lead.pk}/skip/", {"reason": "not_now"}, roles=ALL)
+    ],
     "lead-list": lambda w: [
         Call("GET", "/leads/?q=zebedee", refused=LISTED),
         Call("GET", f"/leads/?owner={w.south_rep.pk}", refused=LISTED),

@@ -19,8 +19,8 @@ from leads.models import Lead, Note, Task
 from leads.notifications import notifications_settle
 from leads.permissions import ASSIGNEE_REFUSED, manages_team, may_assign_task, task_assignees
 
-# Snoozed to a day, a task is due at this local hour.
-WORKDAY_START = dt.time(9, 0)
+# The task list's snooze times, shared with the work queue.
+from leads.snooze_times import snooze_until as snooze_until
 
 
 def lead_take(*, lead: Lead, by: User) -> bool:
@@ -50,19 +50,6 @@ def reassignable_to(user: User) -> QuerySet[User]:
     if not manages_team(user):
         return User.objects.none()
     return task_assignees(user)
-
-
-def snooze_until(choice: str, *, now: dt.datetime) -> dt.datetime:
-    """When a task snoozed ``choice`` is due: an hour on, or 9:00 tomorrow or next Monday
-    in the current time zone."""
-    if choice == "hour":
-        return now + dt.timedelta(hours=1)
-    today = timezone.localtime(now).date()
-    if choice == "tomorrow":
-        day = today + dt.timedelta(days=1)
-    else:
-        day = today + dt.timedelta(days=7 - today.weekday())
-    return timezone.make_aware(dt.datetime.combine(day, WORKDAY_START))
 
 
 def task_complete(*, task: Task) -> bool:

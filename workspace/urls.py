@@ -8,6 +8,7 @@ from .views import (
     lead,
     lead_actions,
     lists,
+    next_up,
     notifications,
     pipeline,
     saved_views,
@@ -38,6 +39,11 @@ urlpatterns = [
         "handoffs/<int:handoff_id>/reject/", lead_actions.handoff_reject_view, name="handoff-reject"
     ),
     path("my-day/tasks/<int:task_id>/done/", lead_actions.task_complete, name="my-day-task-done"),
+    # Next up: the work queue, and working its items.
+    path("next/", next_up.next_up, name="next-up"),
+    path("next/<int:lead_id>/outcome/", next_up.next_up_outcome, name="next-up-outcome"),
+    path("next/<int:lead_id>/snooze/", next_up.next_up_snooze, name="next-up-snooze"),
+    path("next/<int:lead_id>/skip/", next_up.next_up_skip, name="next-up-skip"),
     # The header's search, and a company's page.
     path("search/", search.search, name="search"),
     path("companies/<int:pk>/", company.company_detail, name="company-detail"),

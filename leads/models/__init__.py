@@ -4,7 +4,7 @@ one module per concept; the hand-off's and the tracking endpoint's models live i
 part of this app too."""
 
 from ..custom_fields import CustomFieldDefinition, FieldType
-from .activity import SALES_TOUCH_TYPES, Activity, ActivityQuerySet, ActivityType
+from .activity import INBOUND_TYPES, SALES_TOUCH_TYPES, Activity, ActivityQuerySet, ActivityType
 from .company import Company, Industry
 from .company_duplicate import (
     CompanyDomainKey,
@@ -46,6 +46,7 @@ from .lead_rank import LeadRank
 from .merge import LeadAlias, LeadMerge
 from .note import Note
 from .product_line import ProductLine
+from .queue_deferral import DeferralReason, QueueDeferral
 from .stage import (
     ALLOWED_TRANSITIONS,
     FUNNEL,
@@ -87,6 +88,7 @@ __all__ = [
     "FORM_RESERVED_NAMES",
     "FUNNEL",
     "FUNNEL_STEP",
+    "INBOUND_TYPES",
     "SALES_TOUCH_TYPES",
     "SCORE_COLUMNS",
     "Activity",
@@ -108,6 +110,7 @@ __all__ = [
     "DealOutcome",
     "DealStage",
     "DealStatus",
+    "DeferralReason",
     "Department",
     "DuplicatePair",
     "DuplicateSettings",
@@ -133,6 +136,7 @@ __all__ = [
     "PendingEvent",
     "ProductLine",
     "Quadrant",
+    "QueueDeferral",
     "Seniority",
     "Source",
     "Stage",

@@ -36,6 +36,16 @@ class ActivityType(models.TextChoices):
 # that speed-to-lead measures.
 SALES_TOUCH_TYPES = frozenset({ActivityType.CALL, ActivityType.MEETING, ActivityType.EMAIL_REPLY})
 
+# What a lead sends in on its own, waiting for an answer (the work queue's "replies"): an
+# email reply counts only when no person logged it (then it is a rep's touch).
+INBOUND_TYPES = (
+    ActivityType.DEMO_REQUEST,
+    ActivityType.QUOTE_REQUEST,
+    ActivityType.TRIAL_SIGNUP,
+    ActivityType.EMAIL_REPLY,
+    ActivityType.FORM_SUBMISSION,
+)
+
 
 class ActivityQuerySet(models.QuerySet["Activity"]):
     def unscored(self) -> ActivityQuerySet:
@@ -92,6 +102,15 @@ class Activity(models.Model):
             models.Index(fields=["type", "lead", "occurred_at"], name="activity_type_lead_idx"),
             models.Index(
                 fields=["lead"], condition=Q(scored_at__isnull=True), name="activity_unscored_idx"
+            ),
+            # The work queue's recent inbound activity: a few percent of the rows, newest
+            # first, whoever's lead (``leads.work_queue``); with what the queue reads of
+            # them, so that the rows are read from the index alone.
+            models.Index(
+                fields=["-occurred_at"],
+                include=["lead", "type", "created_by"],
+                condition=Q(type__in=[t.value for t in INBOUND_TYPES]),
+                name="activity_inbound_idx",
             ),
             # Most activities come from tracking, not a person: only the others are indexed.
             models.Index(

@@ -45,11 +45,12 @@ def violations(page, axe: str) -> list[str]:
 @pytest.mark.parametrize(
     ("username", "paths"),
     [
-        ("rep1", ["/", "/leads/", "{lead}", "/pipeline/", "/tasks/", "/notifications/"]),
+        ("rep1", ["/", "/next/", "/leads/", "{lead}", "/pipeline/", "/tasks/", "/notifications/"]),
         (
             "manager",
             [
                 "/",
+                "/next/",
                 "/leads/",
                 "{view}",
                 "{lead}",
@@ -82,3 +83,20 @@ def test_workspace_pages_have_no_serious_accessibility_violation(
         if problems:
             found[path] = problems
     assert found == {}
+
+
+def test_the_queue_with_its_panels_open_and_a_form_error_has_no_serious_violation(
+    page, demo_world, axe
+):
+    log_in(page, "rep1")
+    page.goto("/next/")
+    page.keyboard.press("x")
+    for _ in range(3):
+        page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")  # "Other" without a note: the error shows in place
+    page.get_by_text("Say why you skip this lead.").first.wait_for()
+    page.keyboard.press("s")
+    assert violations(page, axe) == []
+    page.keyboard.press("?")
+    page.get_by_role("dialog", name="Keyboard shortcuts").wait_for()
+    assert violations(page, axe) == []

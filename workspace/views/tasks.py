@@ -26,6 +26,7 @@ from crm.models import User
 from leads.models import Task, TaskQuerySet
 from leads.permissions import manages_team, task_refusal
 from leads.selectors import team_members
+from leads.snooze_times import SNOOZE_CHOICES
 from workspace.actions import (
     reassignable_to,
     snooze_until,
@@ -35,7 +36,6 @@ from workspace.actions import (
 )
 
 TASKS_SHOWN = 100
-SNOOZE_CHOICES = [("hour", "1 hour"), ("tomorrow", "Tomorrow"), ("next_week", "Next week")]
 
 
 def tasks_listed_for(user: User) -> TaskQuerySet:

@@ -1,0 +1,400 @@
+"""Next up: one person's work queue, the leads to work now in order, each once, with why.
+
+The order is by urgency first, then score:
+
+1. hand-offs to the person past their SLA with no touch yet, hottest first;
+2. hand-offs to the person still within their SLA with no touch yet, by the SLA clock;
+3. the person's overdue tasks on leads, then 4. those due later today;
+5. inbound activity on the person's leads in the last ``INBOUND_WINDOW`` (a demo or
+   quote request, a trial sign-up, an email reply, a form submission) nobody answered
+   with a call, meeting or email reply since;
+6. the person's leads whose score surged (the caller says which: surges are scoring's
+   facts) and 7. their hot leads, both untouched for ``TOUCH_WINDOW``.
+
+A lead appears once, with its most urgent reason; leads the person worked, snoozed or
+skipped (``QueueDeferral``) stay out until then, and only leads the person may act on
+(``leads.permissions.lead_access``) are in. Working an item is logging its outcome (a
+call through ``lead_log_touch``: scored like any call, the first touch of an open
+hand-off; the lead is back tomorrow if anything still calls for it), snoozing it or
+skipping it with a reason; each makes it leave the queue. The
+queue is read in a fixed number of queries, whatever the number of leads or items.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Collection
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Q
+
+from .handoff_models import HandOff, NotificationKind
+from .models import (
+    CLOSED_STAGES,
+    INBOUND_TYPES,
+    SALES_TOUCH_TYPES,
+    Activity,
+    ActivityType,
+    Band,
+    DeferralReason,
+    Lead,
+    QueueDeferral,
+    Task,
+    owner_visibility,
+)
+from .notifications import notifications_settle
+from .permissions import lead_access
+from .queue_reasons import Event, duration_words, reason_sentence
+from .sales_feedback import lead_log_touch
+from .selectors import end_of_today
+from .snooze_times import SNOOZE_CHOICES, snooze_until
+
+if TYPE_CHECKING:
+    from crm.models import User
+
+QUEUE_LENGTH = 25
+# Rows read per source: enough to fill the queue after leads already taken by a more
+# urgent source, set aside or touched are dropped.
+CANDIDATES = 100
+INBOUND_WINDOW = dt.timedelta(days=3)
+TOUCH_WINDOW = dt.timedelta(days=7)
+EVENT_WINDOW = dt.timedelta(days=7)
+
+
+class Urgency(IntEnum):
+    HANDOFF_LATE = 1
+    HANDOFF = 2
+    TASK_OVERDUE = 3
+    TASK_DUE = 4
+    INBOUND = 5
+    SURGING = 6
+    HOT = 7
+
+
+URGENCY_LABELS = {
+    Urgency.HANDOFF_LATE: "Hand-off past its SLA",
+    Urgency.HANDOFF: "New hand-off",
+    Urgency.TASK_OVERDUE: "Overdue task",
+    Urgency.TASK_DUE: "Task due today",
+    Urgency.INBOUND: "Waiting for an answer",
+    Urgency.SURGING: "Score surging",
+    Urgency.HOT: "Hot lead",
+}
+
+
+@dataclass
+class QueueItem:
+    """One lead to work: why now (``urgency``, ``label``), why it matters (``reason``,
+    from its own events) and, for hand-offs and tasks, the clock it runs against."""
+
+    urgency: Urgency
+    lead: Lead
+    due_at: dt.datetime | None = None
+    reason: str = ""
+    label: str = ""
+    task: Task | None = None
+    handoff: HandOff | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.urgency.name.lower()
+
+    @property
+    def sort_key(self) -> tuple:
+        if self.urgency == Urgency.HANDOFF:
+            return (self.urgency, self.due_at, -self.lead.score, -self.lead.pk)
+        return (self.urgency, -self.lead.score, -self.lead.pk)
+
+
+# --- Reading the queue ---------------------------------------------------------------------
+
+
+def work_queue_for(
+    user: User,
+    *,
+    now: dt.datetime,
+    limit: int = QUEUE_LENGTH,
+    surging: Collection[int] = (),
+) -> list[QueueItem]:
+    """The person's queue, most urgent first (module docstring), at most ``limit`` items.
+
+    ``surging`` are ids of leads whose score surged lately (``scoring.selectors``);
+    those the person owns count as surging. Seven queries at most.
+    """
+    deferred = list(
+        QueueDeferral.objects.filter(user=user, until__gt=now).values_list("lead_id", flat=True)
+    )
+    items: dict[int, QueueItem] = {}
+    for item in [*_handoff_items(user, now, deferred), *_task_items(user, now, deferred)]:
+        _keep_most_urgent(items, item)
+    inbound = _inbound_times(user, now, deferred)
+    hot = _hot_leads(user, deferred)
+    others = _leads(user, {*inbound, *surging} - {*items, *(lead.pk for lead in hot)}, deferred)
+    leads = {lead.pk: lead for lead in [*hot, *others]}
+    events = _recent_activity([*items, *leads], now)
+    for lead_id, lead in leads.items():
+        touched = _last_touch(events.get(lead_id, []))
+        if lead_id in inbound and (touched is None or touched < inbound[lead_id]):
+            _keep_most_urgent(items, QueueItem(Urgency.INBOUND, lead, due_at=inbound[lead_id]))
+        elif touched is None or touched < now - TOUCH_WINDOW:
+            if lead_id in surging and lead.owner_id == user.pk:
+                _keep_most_urgent(items, QueueItem(Urgency.SURGING, lead))
+            elif lead.band == Band.HOT:
+                _keep_most_urgent(items, QueueItem(Urgency.HOT, lead))
+    chosen = [item for item in items.values() if lead_access(lead=item.lead, user=user).may_act]
+    chosen.sort(key=lambda item: item.sort_key)
+    for item in chosen[:limit]:
+        _explain(item, events.get(item.lead.pk, []), now)
+    return chosen[:limit]
+
+
+def _keep_most_urgent(items: dict[int, QueueItem], item: QueueItem) -> None:
+    known = items.get(item.lead.pk)
+    if known is None or item.sort_key < known.sort_key:
+        items[item.lead.pk] = item
+
+
+def _open_leads(user: User) -> Q:
+    """Leads the person sees, not closed, said of a row's ``lead`` through its owner
+    (``owner_visibility``): the rows drive the query, no lead is read beyond theirs."""
+    return owner_visibility(user, lead="lead__") & ~Q(lead__stage__in=CLOSED_STAGES)
+
+
+def _handoff_items(user: User, now: dt.datetime, deferred: list[int]) -> list[QueueItem]:
+    """Pending hand-offs to the person nobody touched yet, by SLA (``handoff_awaiting_idx``)."""
+    handoffs = (
+        HandOff.objects.awaiting(user)
+        .filter(_open_leads(user), first_touch_at__isnull=True)
+        .exclude(lead_id__in=deferred)
+        .select_related("lead__company", "lead__owner__team")[:CANDIDATES]
+    )
+    return [
+        QueueItem(
+            Urgency.HANDOFF_LATE
+            if handoff.sla_due_at is not None and handoff.sla_due_at < now
+            else Urgency.HANDOFF,
+            handoff.lead,
+            # Without an SLA, last among the hand-offs.
+            due_at=handoff.sla_due_at or dt.datetime.max.replace(tzinfo=dt.UTC),
+            handoff=handoff,
+        )
+        for handoff in handoffs
+    ]
+
+
+def _task_items(user: User, now: dt.datetime, deferred: list[int]) -> list[QueueItem]:
+    """The person's open tasks on leads, overdue or due today (``task_open_due_idx``)."""
+    tasks = (
+        Task.objects.open()
+        .filter(_open_leads(user), assignee=user, due_at__lt=end_of_today(now))
+        .exclude(lead_id__in=deferred)
+        .select_related("lead__company", "lead__owner__team")
+        .order_by("due_at", "pk")[:CANDIDATES]
+    )
+    return [
+        QueueItem(
+            Urgency.TASK_OVERDUE if task.due_at < now else Urgency.TASK_DUE,
+            task.lead,
+            due_at=task.due_at,
+            task=task,
+        )
+        for task in tasks
+        if task.lead is not None
+    ]
+
+
+def _inbound_times(user: User, now: dt.datetime, deferred: list[int]) -> dict[int, dt.datetime]:
+    """The person's leads with inbound activity lately, and its latest time, newest first
+    (``activity_inbound_idx``, then each row's lead by its key)."""
+    rows = (
+        Activity.objects.filter(
+            type__in=INBOUND_TYPES,
+            occurred_at__gte=now - INBOUND_WINDOW,
+            occurred_at__lte=now,
+            lead__owner=user,
+        )
+        .exclude(lead__stage__in=CLOSED_STAGES)
+        .exclude(lead_id__in=deferred)
+        # An email reply a person logged is their touch, not the lead's message.
+        .exclude(type=ActivityType.EMAIL_REPLY, created_by__isnull=False)
+        .order_by("-occurred_at")
+        .values_list("lead_id", "occurred_at")[: CANDIDATES * 2]
+    )
+    latest: dict[int, dt.datetime] = {}
+    for lead_id, at in rows:
+        latest.setdefault(lead_id, at)
+    return dict(list(latest.items())[:CANDIDATES])
+
+
+def _hot_leads(user: User, deferred: list[int]) -> list[Lead]:
+    """The person's open hot leads, hottest first (``rank_owner_hottest_idx``)."""
+    leads = (
+        Lead.objects.filter(rank__owner=user, rank__band=Band.HOT)
+        .exclude(rank__stage__in=CLOSED_STAGES)
+        .exclude(pk__in=deferred)
+    )
+    return list(leads.select_related("company", "owner__team").hottest()[:CANDIDATES])
+
+
+def _leads(user: User, ids: Collection[int], deferred: list[int]) -> list[Lead]:
+    if not ids:
+        return []
+    leads = Lead.objects.filter(pk__in=list(ids), owner=user).open().exclude(pk__in=deferred)
+    return list(leads.select_related("company", "owner__team"))
+
+
+def _recent_activity(lead_ids: list[int], now: dt.datetime) -> dict[int, list[Activity]]:
+    """The leads' activities of the last ``EVENT_WINDOW``, in one query
+    (``activity_timeline_idx``); only the columns the queue reads."""
+    if not lead_ids:
+        return {}
+    rows = Activity.objects.filter(lead_id__in=lead_ids, occurred_at__gte=now - EVENT_WINDOW).only(
+        "lead_id", "type", "url", "occurred_at", "created_by_id"
+    )
+    by_lead: dict[int, list[Activity]] = defaultdict(list)
+    for activity in rows.order_by():
+        by_lead[activity.lead_id].append(activity)
+    return by_lead
+
+
+def _is_touch(activity: Activity) -> bool:
+    """A call, meeting or email reply a person logged (as speed to lead counts them)."""
+    return activity.type in SALES_TOUCH_TYPES and activity.created_by_id is not None
+
+
+def _last_touch(activities: list[Activity]) -> dt.datetime | None:
+    return max((a.occurred_at for a in activities if _is_touch(a)), default=None)
+
+
+def _explain(item: QueueItem, activities: list[Activity], now: dt.datetime) -> None:
+    """Fill in the item's label (why now) and reason (what the lead did lately)."""
+    events = [Event(a.type, a.occurred_at, a.url) for a in activities if not _is_touch(a)]
+    item.reason = reason_sentence(events, now=now) or "No activity of its own this week."
+    label = URGENCY_LABELS[item.urgency]
+    if item.handoff is not None and item.handoff.sla_due_at is not None:
+        left = item.handoff.sla_due_at - now
+        clock = duration_words(left)
+        due = f"in {clock}" if left.total_seconds() >= 0 else f"{clock} ago"
+        label += f": first touch due {due}"
+    elif item.task is not None:
+        late = now - item.task.due_at
+        clock = f"overdue by {duration_words(late)}" if late.total_seconds() > 0 else "due today"
+        label += f": {item.task.title} ({clock})"
+    elif item.urgency == Urgency.HOT:
+        label += ", no call this week"
+    item.label = label
+
+
+# --- Working an item -------------------------------------------------------------------------
+
+
+# The outcomes a rep logs from the queue, each a call, in the order of their keys 1 to 5.
+OUTCOMES = [
+    ("connected", "Connected"),
+    ("voicemail", "Left voicemail"),
+    ("no_answer", "No answer"),
+    ("meeting_booked", "Meeting booked"),
+    ("not_interested", "Not interested"),
+]
+OUTCOME_LABELS = dict(OUTCOMES)
+SKIP_REASONS = [
+    (DeferralReason.WRONG_PERSON, DeferralReason.WRONG_PERSON.label),
+    (DeferralReason.ALREADY_TALKING, DeferralReason.ALREADY_TALKING.label),
+    (DeferralReason.NOT_NOW, DeferralReason.NOT_NOW.label),
+    (DeferralReason.OTHER, DeferralReason.OTHER.label),
+]
+# How long a skipped lead stays out of the skipper's queue.
+SKIPPED_FOR = {
+    DeferralReason.WRONG_PERSON: dt.timedelta(days=30),
+    DeferralReason.ALREADY_TALKING: dt.timedelta(days=7),
+    DeferralReason.OTHER: dt.timedelta(days=7),
+}
+NOTE_MAX = 200
+
+
+def queue_outcome_log(
+    *,
+    lead: Lead,
+    by: User,
+    outcome: str,
+    task: Task | None = None,
+    notes: str = "",
+    now: dt.datetime | None = None,
+) -> Activity:
+    """Log the outcome of a call from the queue: a call activity through
+    ``lead_log_touch`` (scored after commit like any call; the first touch of the lead's
+    open hand-off, its speed to lead) with the outcome in its properties.
+
+    The worked lead leaves ``by``'s queue until tomorrow morning (its other reasons, an
+    open task say, bring it back then). The item's task, when it was one and is
+    ``by``'s, is done with the call, and ``by``'s task and surge notifications about the
+    lead are settled: the call answers them. A "not interested" changes nothing else:
+    the stage is the rep's call. Raises ``ValidationError`` keyed by field (``outcome``,
+    ``notes``) and ``PermissionDenied`` when ``by`` cannot see the lead; nothing is
+    stored then.
+    """
+    if outcome not in OUTCOME_LABELS:
+        raise ValidationError({"outcome": f"Log one of: {', '.join(OUTCOME_LABELS.values())}."})
+    with transaction.atomic():
+        activity = lead_log_touch(
+            lead=lead, by=by, type=ActivityType.CALL, notes=notes, outcome=outcome
+        )
+        now = now or activity.occurred_at
+        kinds = [NotificationKind.SURGE]
+        if (
+            task is not None
+            and task.lead_id == lead.pk
+            and task.assignee_id == by.pk
+            and Task.objects.filter(pk=task.pk, done_at__isnull=True).update(done_at=now)
+        ):
+            kinds.append(NotificationKind.TASK)
+        notifications_settle(lead_id=lead.pk, kinds=kinds, users=[by.pk])
+        _defer(lead, by, snooze_until("tomorrow", now=now), DeferralReason.WORKED, "", now)
+    return activity
+
+
+def queue_snooze(*, lead: Lead, by: User, choice: str, now: dt.datetime) -> QueueDeferral:
+    """Keep the lead out of ``by``'s queue for an hour, until tomorrow morning or next
+    week (``leads.snooze_times``). Raises ``ValidationError`` keyed ``until``."""
+    if choice not in dict(SNOOZE_CHOICES):
+        raise ValidationError({"until": "Snooze for 1 hour, until tomorrow or next week."})
+    return _defer(lead, by, snooze_until(choice, now=now), DeferralReason.SNOOZED, "", now)
+
+
+def queue_skip(
+    *, lead: Lead, by: User, reason: str, note: str = "", now: dt.datetime
+) -> QueueDeferral:
+    """Skip the lead in ``by``'s queue, saying why: "not now" brings it back tomorrow
+    morning, "already talking" and "other" in a week, "wrong person" in 30 days. "Other"
+    needs a note. Raises ``ValidationError`` keyed ``reason`` or ``note``."""
+    note = (note or "").strip()
+    if reason not in dict(SKIP_REASONS):
+        raise ValidationError({"reason": "Choose why you skip this lead."})
+    if reason == DeferralReason.OTHER and not note:
+        raise ValidationError({"note": "Say why you skip this lead."})
+    if len(note) > NOTE_MAX:
+        raise ValidationError({"note": f"Use at most {NOTE_MAX} characters."})
+    if reason == DeferralReason.NOT_NOW:
+        until = snooze_until("tomorrow", now=now)
+    else:
+        until = now + SKIPPED_FOR[DeferralReason(reason)]
+    return _defer(lead, by, until, reason, note, now)
+
+
+def _defer(
+    lead: Lead, by: User, until: dt.datetime, reason: str, note: str, now: dt.datetime
+) -> QueueDeferral:
+    """Replace ``by``'s deferral of the lead (one per person and lead, its constraint)."""
+    if not Lead.objects.visible_to(by).filter(pk=lead.pk).exists():
+        raise PermissionDenied("You cannot change this lead.")
+    deferral, _ = QueueDeferral.objects.update_or_create(
+        user=by,
+        lead=lead,
+        defaults={"until": until, "reason": reason, "note": note, "created_at": now},
+    )
+    return deferral
