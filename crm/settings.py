@@ -317,6 +317,7 @@ CELERY_TASK_ROUTES = {
     "leads.tasks.handoff_*": {"queue": "realtime"},
     "leads.tasks.import_*": {"queue": "bulk"},
     "imports.tasks.*": {"queue": "bulk"},
+    "reports.tasks.refresh_*": {"queue": "bulk"},
     "nurturing.tasks.send_*": {"queue": "email"},
     "*.tasks.send_*": {"queue": "email"},
     "crm.tasks.webhook_deliver": {"queue": "default"},

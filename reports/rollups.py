@@ -2,9 +2,10 @@
 
 Which leads a rule matched is the set of distinct (model, rule, lead) awards that were
 never reversed. On a large ledger (tens of millions of entries) reducing it takes far
-longer than a page may, so beat rebuilds it nightly (``REPORTS_REFRESH_HOUR``) and
-``python manage.py reports_refresh`` on demand; the page reads the rows and says when
-they were built.
+longer than a page may, so it is rebuilt on the bulk queue after every rescore job
+(``scoring.signals.rescore_finished``), when the page finds it never built on a large
+ledger, nightly by beat (``REPORTS_REFRESH_HOUR``) and by ``python manage.py
+reports_refresh``; the page reads the rows and says when they were built.
 
 Two tables: the matches themselves (``RuleMatch``) and their counts per day of creation
 and owner (``RuleMatchCount``), which answer the page's usual scopes (a range of days,
@@ -16,13 +17,16 @@ meanwhile sees the old rows or the new ones, never half.
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Count, Exists, F, OuterRef
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from crm.resilience import cache_call, task_enqueue
 from leads.models import Lead
 from scoring.models import LeadScore, ScoreEntry
 
@@ -106,6 +110,28 @@ def stale_lead_facts() -> list[int]:
     and deals: none while every write keeps them. Read only; a few index probes per lead,
     seconds for a million."""
     return list(Lead.objects.stale_facts().order_by("pk").values_list("pk", flat=True))
+
+
+# At most one rebuild of the rule matches is queued per this many seconds.
+REFRESH_QUEUED_SECONDS = 60
+REFRESH_QUEUED_KEY = "reports:rule-matches-refresh-queued"
+
+
+def rule_matches_refresh_request() -> bool:
+    """Queue a rebuild of the rule matches on the bulk queue, unless one was queued in
+    the last minute; call after commit. Whether one was queued. When the cache cannot
+    be reached the rebuild is queued unmarked; when the broker cannot, the night's
+    rebuild catches up."""
+    mark = partial(cache.add, REFRESH_QUEUED_KEY, 1, timeout=REFRESH_QUEUED_SECONDS)
+    if not cache_call(mark, default=True, what="Rule matches refresh marker"):
+        return False
+    return task_enqueue("reports.tasks.refresh_rollups", what="Rebuild of the rule matches")
+
+
+def rule_matches_on_rescore(sender: Any, **kwargs: Any) -> None:
+    """``scoring.signals.rescore_finished`` receiver: a rescore changed the ledger, so
+    Rule effectiveness counts again from it within a minute or two."""
+    rule_matches_refresh_request()
 
 
 def rollup_built(name: str) -> Rollup | None:

@@ -25,7 +25,7 @@ from .lead_scoring import announce, leads_score, result_react
 from .lead_sets import CHUNK_SIZE, chunks, lead_id_ranges, segment_lead_ids
 from .models import LeadScore, RescoreJob, RescoreStatus, Rule, ScoreEntry, ScoringModel
 from .ruleset import CompiledModel, Ruleset, load_ruleset
-from .signals import score_surged
+from .signals import rescore_finished, score_surged
 from .thresholds import ThresholdMoves, thresholds_catch_up
 
 if TYPE_CHECKING:
@@ -214,13 +214,23 @@ def _rescore_range_finished(
         if job.status == RescoreStatus.RUNNING and len(job.finished_ranges) >= job.ranges:
             job.status, job.finished_at = RescoreStatus.DONE, timezone.now()
             fields += ["status", "finished_at"]
+            _announce_finished(job)
         job.save(update_fields=fields)
 
 
 def _rescore_job_finished(job_id: int) -> None:
-    RescoreJob.objects.filter(pk=job_id, status=RescoreStatus.RUNNING).update(
-        status=RescoreStatus.DONE, finished_at=timezone.now()
-    )
+    with transaction.atomic():
+        finished = RescoreJob.objects.filter(pk=job_id, status=RescoreStatus.RUNNING).update(
+            status=RescoreStatus.DONE, finished_at=timezone.now()
+        )
+        if finished:
+            _announce_finished(RescoreJob.objects.get(pk=job_id))
+
+
+def _announce_finished(job: RescoreJob) -> None:
+    """Send ``rescore_finished`` once the job's end is committed."""
+    send = partial(rescore_finished.send, sender=ScoringModel, job_id=job.pk, model_id=job.model_id)
+    transaction.on_commit(send, robust=True)
 
 
 def _rescore_job_failed(job_id: int, exc: Exception) -> None:

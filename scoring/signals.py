@@ -13,6 +13,9 @@ receivers see the new score in the database.
 ``score_surged(sender=ScoringModel, lead_id, model_id, points, hours)``
     The lead earned new points and has at least the model's surge points within its
     surge hours; sent at most once per surge window, by real-time scoring or a rescore.
+``rescore_finished(sender=ScoringModel, job_id, model_id)``
+    A rescore job of the model finished: what it changed is in the ledger (the reports
+    rebuild their rule matches).
 """
 
 from django.dispatch import Signal
@@ -20,3 +23,4 @@ from django.dispatch import Signal
 lead_qualified = Signal()
 band_changed = Signal()
 score_surged = Signal()
+rescore_finished = Signal()

@@ -273,31 +273,72 @@ def test_rules_page_before_any_refresh_counts_a_small_ledger_live(client, world,
     response = client.get(reverse("reports-page", args=["rules"]), MAY)
 
     text = response.content.decode()
-    assert "Rule matches have not been built yet" in text
+    assert "Rule matches have not been counted yet" in text
     assert "computed from it as you look" in text
     export = client.get(reverse("reports-page", args=["rules"]), {**MAY, "format": "csv"})
     rows = csv_rows(export)
     assert rows["Pricing page"][2] == "10"
 
 
-def test_rules_page_before_any_refresh_on_a_large_ledger_says_so(
+def test_rules_page_before_any_refresh_on_a_large_ledger_has_them_counted(
     client, world, marketer, monkeypatch
 ):
+    # Given a ledger too large to count during a page view, never rolled up
     monkeypatch.setattr(rule_effectiveness, "LIVE_MATCHES_MAX_ENTRIES", 10)
     client.force_login(marketer)
 
+    # When a marketer opens the rules page
     response = client.get(reverse("reports-page", args=["rules"]), MAY)
-    export = client.get(reverse("reports-page", args=["rules"]), {**MAY, "format": "csv"})
 
+    # Then it lists the rules with their points and says they are being counted
     assert response.status_code == 200
     text = response.content.decode()
-    assert "the ledger is too large to count them during a page view" in text
-    assert "rebuilt every night; an administrator can rebuild them sooner" in text
+    assert "Rule matches are being counted from the ledger" in text
+    assert "Reload this page in a minute or two." in text
     assert "manage.py" not in text
     assert "Not known until the rule matches are built." in text
-    rows = csv_rows(export)
-    assert rows["Pricing page"][1:4] == ["20", "", ""]
-    assert "matches not built yet" in rows["Pricing page"][-1]
+
+    # And the count was queued on the bulk queue (run here at once): the next look has
+    # the figures, without a shell or a night
+    assert Rollup.objects.filter(name=RollupName.RULE_MATCHES).exists()
+    export = client.get(reverse("reports-page", args=["rules"]), {**MAY, "format": "csv"})
+    assert csv_rows(export)["Pricing page"][2] == "10"
+
+
+def test_a_finished_rescore_has_the_rule_matches_counted_again(
+    world, django_capture_on_commit_callbacks
+):
+    # Given matches counted once, then a live model's rescore
+    from scoring.rescore_jobs import model_rescore_in_process
+
+    call_command("reports_refresh")
+    first = Rollup.objects.get().built_at
+
+    with django_capture_on_commit_callbacks(execute=True):
+        job = model_rescore_in_process(model=world["model"], reason="Rules changed")
+
+    # Then the matches were counted again after it, from the ledger it left
+    assert job.status == "done"
+    assert Rollup.objects.get().built_at > first
+    assert Rollup.objects.get().built_at >= job.finished_at
+    live = {
+        (rule_id, lead_id)
+        for rule_id, lead_id in ScoreEntry.objects.filter(
+            rule__isnull=False, reversal_of__isnull=True, reversal__isnull=True
+        ).values_list("rule_id", "lead_id")
+    }
+    assert set(RuleMatch.objects.values_list("rule_id", "lead_id")) == live
+
+
+def test_refreshes_are_queued_at_most_once_a_minute(db, monkeypatch):
+    from reports import rollups
+
+    sent = []
+    monkeypatch.setattr(rollups, "task_enqueue", lambda task, **kw: sent.append(task) or True)
+
+    assert rollups.rule_matches_refresh_request() is True
+    assert rollups.rule_matches_refresh_request() is False
+    assert sent == ["reports.tasks.refresh_rollups"]
 
 
 def test_rules_page_runs_the_same_statements_whatever_the_data(client, world, marketer):

@@ -10,6 +10,7 @@ from django.utils.formats import date_format
 from reports import charts
 from reports.pages.report_page import NO_CLOSED, ReportPage
 from reports.queries.rule_effectiveness import MatchSource, rule_rows
+from reports.rollups import rule_matches_refresh_request
 from reports.scope import ReportScope
 from reports.tables import Column, Table, show
 
@@ -19,18 +20,18 @@ def _matches_notice(source: MatchSource) -> str:
     if source.built_at is not None:
         when = date_format(timezone.localtime(source.built_at), "DATETIME_FORMAT")
         return (
-            f"Rule matches as of {when}: they are rebuilt every night, so leads scored "
-            "since then count as unmatched."
+            f"Rule matches as of {when}: they are counted again after every rescore and "
+            "every night, so leads scored since then count as unmatched."
         )
     if source.live:
         return (
-            "Rule matches have not been built yet; with a ledger this small they are "
-            "computed from it as you look. They are rebuilt every night."
+            "Rule matches have not been counted yet; with a ledger this small they are "
+            "computed from it as you look."
         )
     return (
-        "Rule matches have not been built yet, and the ledger is too large to count them "
-        "during a page view: the rules are listed with their points only. They are "
-        "rebuilt every night; an administrator can rebuild them sooner."
+        "Rule matches are being counted from the ledger, which is too large to count "
+        "during a page view: the rules are listed with their points only until then. "
+        "Reload this page in a minute or two."
     )
 
 
@@ -41,6 +42,8 @@ def rules_page(scope: ReportScope, params: QueryDict) -> ReportPage:
         page.notices.append("There is no scoring model yet.")
         return page
     found = rule_rows(scope, model)
+    if not found["source"].known:
+        rule_matches_refresh_request()
     rows, totals = found["rules"], found["totals"]
     page.facts = [
         ("Model", model.name),
