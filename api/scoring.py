@@ -14,8 +14,16 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from leads.models import ProductLine
@@ -23,6 +31,7 @@ from scoring import changes
 from scoring.models import Rule, ScoringModel
 from scoring.rule_fields import RuleError
 
+from .errors import Conflict, ErrorSerializer
 from .fields import caller
 from .permissions import RoleReadModelWrite
 
@@ -75,11 +84,12 @@ class ScoringModelSerializer(serializers.ModelSerializer):
             *MODEL_FIELDS,
             "segment_product_lines",
             "rule_count",
+            "version_of",
             "decay_version",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["decay_version", "created_at", "updated_at"]
+        read_only_fields = ["version_of", "decay_version", "created_at", "updated_at"]
 
     def get_rule_count(self, model: ScoringModel) -> int:
         # Annotated on lists; a model just created or changed is counted.
@@ -221,6 +231,61 @@ class ScoringModelViewSet(
                 by=caller(self.request),
                 reason="Model changed through the API",
             )
+
+    @extend_schema(
+        summary="Make a draft version of a model (marketers and admins)",
+        description="A copy of the model and its rules as a draft (`version_of` names the "
+        "model): edit and preview it without touching any lead, then publish it.",
+        request=None,
+        responses={201: ScoringModelSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="draft")
+    def draft(self, request: Request, pk: str | None = None) -> Response:
+        copy = changes.model_duplicate(model=self.get_object(), by=caller(request))
+        return Response(self.get_serializer(copy).data, status=201)
+
+    @extend_schema(
+        summary="Publish a draft version in place of its model (marketers and admins)",
+        description="The draft takes the live model's segment, default role and priority "
+        "and goes live; the live one is archived, kept to roll back to. Both are rescored "
+        "on the bulk queue.",
+        request=None,
+        responses={
+            200: ScoringModelSerializer,
+            409: OpenApiResponse(
+                ErrorSerializer, description="The model is not a draft version of a live model."
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"], url_path="publish")
+    def publish(self, request: Request, pk: str | None = None) -> Response:
+        model = self.get_object()
+        try:
+            changes.model_publish(model=model, by=caller(request))
+        except changes.PublishError as exc:
+            raise Conflict(str(exc)) from None
+        return Response(self.get_serializer(self.get_queryset().get(pk=model.pk)).data)
+
+    @extend_schema(
+        summary="Put back the version a live model replaced (marketers and admins)",
+        request=None,
+        responses={
+            200: ScoringModelSerializer,
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="The model is not live, or replaced no version that is kept.",
+            ),
+        },
+    )
+    @action(detail=True, methods=["post"], url_path="roll-back")
+    def roll_back(self, request: Request, pk: str | None = None) -> Response:
+        model = self.get_object()
+        try:
+            changes.model_rollback(model=model, by=caller(request))
+        except changes.PublishError as exc:
+            raise Conflict(str(exc)) from None
+        assert model.version_of_id is not None
+        return Response(self.get_serializer(self.get_queryset().get(pk=model.version_of_id)).data)
 
 
 @extend_schema_view(

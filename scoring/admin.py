@@ -153,9 +153,12 @@ class RescoreJobInline(admin.TabularInline):
 @admin.register(ScoringModel)
 class ScoringModelAdmin(admin.ModelAdmin):
     form = ScoringModelForm
+    readonly_fields = ("version_of",)
+    list_select_related = ("version_of",)
     list_display = (
         "name",
         "status",
+        "version_of",
         "is_default",
         "priority",
         "mql_threshold",
@@ -169,9 +172,12 @@ class ScoringModelAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     filter_horizontal = ("segment_product_lines",)
     inlines = [RuleInline, RescoreJobInline]
-    actions = ["duplicate_as_draft", "activate", "rescore"]
+    actions = ["duplicate_as_draft", "activate", "roll_back", "rescore"]
     fieldsets = (
-        (None, {"fields": ("name", "description", "status", "is_default", "priority")}),
+        (
+            None,
+            {"fields": ("name", "description", "status", "is_default", "priority", "version_of")},
+        ),
         ("Segment", {"fields": ("segment_product_lines",)}),
         (
             "Thresholds",
@@ -309,11 +315,41 @@ class ScoringModelAdmin(admin.ModelAdmin):
             copy = changes.model_duplicate(model=model, by=request.user)
             self.message_user(request, f"Created the draft “{copy}”.", messages.SUCCESS)
 
-    @admin.action(description="Activate and rescore")
+    @admin.action(description="Activate and rescore (a draft version: publish it in place)")
     def activate(self, request: AuthenticatedHttpRequest, queryset: QuerySet[ScoringModel]) -> None:
-        for model in queryset.exclude(status=ModelStatus.ACTIVE):
-            changes.model_activate(model=model, by=request.user)
-            self.message_user(request, f"“{model}” is live; its leads are being rescored.")
+        for model in queryset.exclude(status=ModelStatus.ACTIVE).select_related("version_of"):
+            if not model.is_candidate:
+                changes.model_activate(model=model, by=request.user)
+                self.message_user(request, f"“{model}” is live; its leads are being rescored.")
+                continue
+            try:
+                changes.model_publish(model=model, by=request.user)
+            except changes.PublishError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
+            self.message_user(
+                request,
+                f"“{model}” is live in place of “{model.version_of}”, which is archived and "
+                "can be put back; the leads are being rescored.",
+                messages.SUCCESS,
+            )
+
+    @admin.action(description="Roll back to the version it replaced")
+    def roll_back(
+        self, request: AuthenticatedHttpRequest, queryset: QuerySet[ScoringModel]
+    ) -> None:
+        for model in queryset.select_related("version_of"):
+            try:
+                changes.model_rollback(model=model, by=request.user)
+            except changes.PublishError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                continue
+            self.message_user(
+                request,
+                f"“{model.version_of}” is live again in place of “{model}”; the leads are "
+                "being rescored.",
+                messages.SUCCESS,
+            )
 
     @admin.action(description="Rescore all leads now")
     def rescore(self, request: AuthenticatedHttpRequest, queryset: QuerySet[ScoringModel]) -> None:

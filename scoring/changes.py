@@ -143,7 +143,9 @@ def _segment(model: ScoringModel) -> list[int]:
 
 
 def model_duplicate(*, model: ScoringModel, by: User | None = None) -> ScoringModel:
-    """Copy a model and its rules into a new draft that can be edited and previewed safely."""
+    """Copy a model and its rules into a new draft that can be edited and previewed safely:
+    a candidate version of the model (``version_of``), previewed on its leads and
+    published in its place (``model_publish``). Changing the draft touches no lead."""
     with transaction.atomic():
         rules = list(model.rules.all())
         segment = list(model.segment_product_lines.all())
@@ -152,6 +154,8 @@ def model_duplicate(*, model: ScoringModel, by: User | None = None) -> ScoringMo
         copy.name = _free_name(f"{model.name} (draft)")
         copy.status = ModelStatus.DRAFT
         copy.is_default = False
+        # A draft of a draft is a version of the same live model.
+        copy.version_of = model.version_of if model.is_candidate else model
         copy.save()
         copy.segment_product_lines.set(segment)
         for rule in rules:
@@ -170,8 +174,70 @@ def _free_name(name: str) -> str:
     return candidate
 
 
+class PublishError(Exception):
+    """A version that cannot be published or rolled back; the message says why."""
+
+
+def model_publish(*, model: ScoringModel, by: User | None = None) -> list[RescoreJob]:
+    """Put the candidate ``model`` in the place of the model it is a version of, in one
+    transaction: it takes that model's segment, default role and priority and goes live;
+    the other is archived and kept (``version_of`` links them) to roll back to. Both are
+    logged and rescored on the bulk queue: the archived one's points reversed, the new
+    one's awarded, stages moving only where a lead's score crosses a threshold.
+    Raises ``PublishError`` for a model that is not a candidate of a live model."""
+    with transaction.atomic():
+        model = ScoringModel.objects.select_for_update().get(pk=model.pk)
+        live = _version_locked(model.version_of_id) if model.is_candidate else None
+        if live is None or live.status != ModelStatus.ACTIVE:
+            raise PublishError(f"“{model}” is not a draft version of a live model.")
+        return _replace(live=live, new=model, by=by, action="publish")
+
+
+def model_rollback(*, model: ScoringModel, by: User | None = None) -> list[RescoreJob]:
+    """Put back the version the live ``model`` replaced (``model_publish``), archiving
+    ``model``. Raises ``PublishError`` when it replaced none, or that one is gone."""
+    with transaction.atomic():
+        model = ScoringModel.objects.select_for_update().get(pk=model.pk)
+        previous = _version_locked(model.version_of_id)
+        if model.status != ModelStatus.ACTIVE or previous is None:
+            raise PublishError(f"“{model}” replaced no version that could be put back.")
+        if previous.status != ModelStatus.ARCHIVED:
+            raise PublishError(f"“{previous}” is {previous.get_status_display().lower()}.")
+        # ``previous`` keeps its own link, so a second roll back goes one version further.
+        return _replace(live=model, new=previous, by=by, action="roll back")
+
+
+def _version_locked(pk: int | None) -> ScoringModel | None:
+    if pk is None:
+        return None
+    return ScoringModel.objects.select_for_update().filter(pk=pk).first()
+
+
+def _replace(
+    *, live: ScoringModel, new: ScoringModel, by: User | None, action: str
+) -> list[RescoreJob]:
+    """Archive ``live`` and make ``new`` live in its place; log and rescore both."""
+    live_before, new_before = snapshot(live), snapshot(new)
+    segment = list(live.segment_product_lines.all())
+    live.status, was_default, live.is_default = ModelStatus.ARCHIVED, live.is_default, False
+    live.save(update_fields=["status", "is_default", "updated_at"])
+    new.status, new.is_default, new.priority = ModelStatus.ACTIVE, was_default, live.priority
+    new.save(update_fields=["status", "is_default", "priority", "updated_at"])
+    new.segment_product_lines.set(segment)
+    changelog_record(obj=live, action="archive", before=live_before, by=by)
+    changelog_record(obj=new, action=action, before=new_before, by=by)
+    reason = f"“{new}” {'published' if action == 'publish' else 'put back'} in place of “{live}”"
+    return [
+        *edit_rescore(edit=ModelEdit(model=live, model_changed=True), by=by, reason=reason),
+        *edit_rescore(edit=ModelEdit(model=new, model_changed=True), by=by, reason=reason),
+    ]
+
+
 def model_activate(*, model: ScoringModel, by: User | None = None) -> RescoreJob:
-    """Make a draft live, log it, and rescore its leads on the bulk queue."""
+    """Make a draft live, log it, and rescore its leads on the bulk queue. A candidate
+    version is published instead (``model_publish``)."""
+    if model.is_candidate:
+        return model_publish(model=model, by=by)[-1]
     with transaction.atomic():
         before = snapshot(model)
         model.status = ModelStatus.ACTIVE

@@ -16,7 +16,10 @@ CHUNK_SIZE = 500
 
 
 def segment_lead_ids(model: ScoringModel) -> Any:
-    """The ids of the leads a model scores (a queryset, evaluated in chunks)."""
+    """The ids of the leads a model scores (a queryset, evaluated in chunks); for a
+    candidate version, the leads of the model it would replace."""
+    if model.is_candidate and model.version_of is not None:
+        model = model.version_of
     leads = Lead.objects.all()
     if not model.is_default:
         leads = leads.filter(product_interests__in=model.segment_product_lines.all())

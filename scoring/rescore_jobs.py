@@ -229,8 +229,12 @@ def _rescore_job_finished(job_id: int) -> None:
 
 def _announce_finished(job: RescoreJob) -> None:
     """Send ``rescore_finished`` once the job's end is committed."""
-    send = partial(rescore_finished.send, sender=ScoringModel, job_id=job.pk, model_id=job.model_id)
-    transaction.on_commit(send, robust=True)
+    job_id, model_id = job.pk, job.model_id
+
+    def announce_finished() -> None:
+        rescore_finished.send(sender=ScoringModel, job_id=job_id, model_id=model_id)
+
+    transaction.on_commit(announce_finished, robust=True)
 
 
 def _rescore_job_failed(job_id: int, exc: Exception) -> None:

@@ -253,3 +253,50 @@ def test_draft_model_is_created_without_a_rescore(marketer):
     assert response.status_code == 201
     assert response.json()["status"] == "draft"
     assert not RescoreJob.objects.exists()
+
+
+def test_a_draft_version_is_made_published_and_rolled_back_through_the_api(
+    marketer, model, django_capture_on_commit_callbacks
+):
+    # Given the live default model (a director scores 20) and a scored director
+    from scoring.lead_scoring import lead_score
+    from tests.factories import LeadFactory
+
+    lead = LeadFactory(seniority="director")
+    lead_score(lead_id=lead.pk)
+    api = token_client(marketer)
+
+    # When a marketer makes a draft version, gives the rule 35 points and publishes it
+    draft = api.post(f"{MODELS}{model.pk}/draft/")
+    assert draft.status_code == 201
+    assert (draft.json()["version_of"], draft.json()["status"]) == (model.pk, "draft")
+    rule = Rule.objects.get(model_id=draft.json()["id"])
+    api.patch(f"{MODELS}{rule.model_id}/rules/{rule.pk}/", {"points": 35}, format="json")
+    lead.refresh_from_db()
+    assert lead.score == 20  # the draft touched nobody
+    with django_capture_on_commit_callbacks(execute=True):
+        published = api.post(f"{MODELS}{rule.model_id}/publish/")
+
+    # Then it is the live default in the model's place, and the lead has its score
+    assert published.status_code == 200, published.content
+    assert (published.json()["status"], published.json()["is_default"]) == ("active", True)
+    assert api.get(f"{MODELS}{model.pk}/").json()["status"] == "archived"
+    lead.refresh_from_db()
+    assert lead.score == 35
+
+    # And rolling back puts the old version back, with its score
+    with django_capture_on_commit_callbacks(execute=True):
+        back = api.post(f"{MODELS}{rule.model_id}/roll-back/")
+    assert back.status_code == 200
+    assert (back.json()["id"], back.json()["status"]) == (model.pk, "active")
+    lead.refresh_from_db()
+    assert lead.score == 20
+
+
+def test_publishing_a_model_that_is_not_a_draft_version_is_a_conflict(marketer, model):
+    response = token_client(marketer).post(f"{MODELS}{model.pk}/publish/")
+
+    assert response.status_code == 409
+    assert "is not a draft version of a live model" in str(error_of(response))
+    model.refresh_from_db()
+    assert model.status == "active"

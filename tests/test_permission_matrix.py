@@ -378,6 +378,16 @@ API: dict[str, Probe | Exempt] = {
     "api-scoring-model-detail": lambda w: [
         Call("PATCH", api(f"scoring-models/{w.scoring_model.pk}/"), {"name": "X"}, refused=(403,))
     ],
+    # Who may make, publish and roll back versions: marketers and admins (403 for others).
+    "api-scoring-model-draft": lambda w: [
+        Call("POST", api(f"scoring-models/{w.scoring_model.pk}/draft/"), {}, refused=(403,))
+    ],
+    "api-scoring-model-publish": lambda w: [
+        Call("POST", api(f"scoring-models/{w.scoring_model.pk}/publish/"), {}, refused=(403,))
+    ],
+    "api-scoring-model-roll-back": lambda w: [
+        Call("POST", api(f"scoring-models/{w.scoring_model.pk}/roll-back/"), {}, refused=(403,))
+    ],
     "api-rule-list": lambda w: [
         Call(
             "POST",

@@ -788,3 +788,102 @@ def test_lowering_a_threshold_through_the_api_moves_the_leads_past_it(
     assert stages(staged)["forty"] == "mql"
     assert stages(staged)["seventy_five"] == "mql"
     assert RescoreJob.objects.get(model=live.model).moved_to_mql == 1
+
+
+# --- A draft is a candidate version of its model: previewed, published, rolled back ---------
+
+
+def test_a_draft_of_the_default_model_is_previewed_on_its_leads_and_touches_none(
+    client, marketer, live, settings, django_capture_on_commit_callbacks
+):
+    # Given the live default model's leads, scored, and a marketer's draft of it
+    settings.HANDOFF_STAGE = "mql"
+    leads = [lead_with(pricing_days=1), lead_with(country="FR", demo=True), lead_with()]
+    leads_score(lead_ids=[lead.pk for lead in leads])
+    client.force_login(marketer)
+    run_action(client, "duplicate_as_draft", [live.model], django_capture_on_commit_callbacks)
+    draft = ScoringModel.objects.get(name="Standard (draft)")
+    assert (draft.version_of, draft.is_default, draft.is_candidate) == (live.model, False, True)
+
+    def funnel() -> tuple:
+        return (
+            ScoreEntry.objects.count(),
+            sorted(LeadScore.objects.values_list("lead_id", "model_id", "score")),
+            sorted(Lead.objects.values_list("pk", "score", "stage")),
+            RescoreJob.objects.count(),
+        )
+
+    before = funnel()
+
+    # When the marketer doubles the demo rule in the draft and previews it
+    data = change_form(client, draft)
+    data[rule_key(data, draft.rules.get(name="Demo request"), "points")] = "80"
+    post_change(client, draft, data, django_capture_on_commit_callbacks)
+    preview = client.get(reverse("admin:scoring_scoringmodel_preview", args=[draft.pk]))
+
+    # Then the preview scored the live model's leads (every lead: it is the default), and
+    # nothing of the live funnel moved: no score, stage, hand-off or rescore
+    assert preview.context["preview"]["scored"] == 3
+    assert funnel() == before
+    assert not RescoreJob.objects.exists()
+
+
+def test_publishing_a_draft_version_replaces_the_live_one_and_rolling_back_restores_it(
+    client, marketer, live, django_capture_on_commit_callbacks
+):
+    # Given scored leads and a draft version that gives demo requests 80 points
+    demo, pricing = lead_with(country="FR", demo=True), lead_with(pricing_days=1)
+    leads_score(lead_ids=[demo.pk, pricing.pk])
+    assert scores(demo, pricing) == [40, 35]
+    draft = changes_duplicate(live.model, marketer)
+    Rule.objects.filter(model=draft, name="Demo request").update(points=80)
+    client.force_login(marketer)
+
+    # When it is published (the "Activate" action on a draft version)
+    response = run_action(client, "activate", [draft], django_capture_on_commit_callbacks)
+
+    # Then it is the live default model in the old one's place, which is archived, and
+    # the leads carry its scores; both changes are logged
+    assert response.status_code == 302
+    draft.refresh_from_db()
+    live.model.refresh_from_db()
+    assert (draft.status, draft.is_default, draft.version_of) == ("active", True, live.model)
+    assert (live.model.status, live.model.is_default) == ("archived", False)
+    assert scores(demo, pricing) == [80, 35]
+    assert set(
+        LeadScore.objects.filter(lead__in=[demo, pricing]).values_list("model_id", flat=True)
+    ) == {draft.pk}
+    assert {job.status for job in RescoreJob.objects.all()} == {RescoreStatus.DONE}
+    assert ChangeLog.objects.filter(action="publish", object_id=draft.pk, by=marketer).exists()
+    assert list(scores_verify()) == []
+
+    # When the marketer rolls back
+    run_action(client, "roll_back", [draft], django_capture_on_commit_callbacks)
+
+    # Then the old version is live again and the scores are its own
+    draft.refresh_from_db()
+    live.model.refresh_from_db()
+    assert (live.model.status, live.model.is_default) == ("active", True)
+    assert (draft.status, draft.is_default) == ("archived", False)
+    assert scores(demo, pricing) == [40, 35]
+    assert ChangeLog.objects.filter(action="roll back", object_id=live.model.pk).exists()
+    assert list(scores_verify()) == []
+
+
+def test_only_a_draft_version_of_a_live_model_publishes_and_a_first_version_has_no_roll_back(
+    client, marketer, live, django_capture_on_commit_callbacks
+):
+    client.force_login(marketer)
+
+    response = run_action(client, "roll_back", [live.model], django_capture_on_commit_callbacks)
+
+    assert "replaced no version that could be put back" in page_text(client.get(url("changelist")))
+    assert response.status_code == 302
+    live.model.refresh_from_db()
+    assert live.model.status == "active"
+
+
+def changes_duplicate(model: ScoringModel, by) -> ScoringModel:
+    from scoring.changes import model_duplicate
+
+    return model_duplicate(model=model, by=by)

@@ -35,6 +35,18 @@ class ScoringModel(models.Model):
     is_default = models.BooleanField(
         default=False, help_text="The default model scores every lead, whatever its interests."
     )
+    # A draft made from another model is a candidate version of it: it is previewed on
+    # that model's leads, and publishing it puts it in that model's place (its segment
+    # and default role), the other archived and kept to roll back to. A published
+    # version keeps the link to the one it replaced.
+    version_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="versions",
+        help_text="The model this one is (or was made as) a new version of.",
+    )
     segment_product_lines = models.ManyToManyField(
         ProductLine,
         blank=True,
@@ -124,6 +136,11 @@ class ScoringModel(models.Model):
             errors["decay_half_life_days"] = "Give a positive number of days, or leave it empty."
         if errors:
             raise ValidationError(errors)
+
+    @property
+    def is_candidate(self) -> bool:
+        """A draft version of another model, not live yet."""
+        return self.status == ModelStatus.DRAFT and self.version_of_id is not None
 
     @property
     def thresholds(self) -> Thresholds:
