@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from crm.http import AuthenticatedHttpRequest
+from leads.custom_fields import CustomFieldDefinition
 
 from . import changes
 from .models import (
@@ -29,12 +30,65 @@ from .models import (
 )
 from .preview import model_preview
 from .rescore_jobs import rescore_job_start
+from .rule_fields import CUSTOM_PREFIX, FIT_FIELDS
 from .thresholds import ThresholdMoves, threshold_moves_count
+
+
+def fit_field_choices() -> list[tuple[str, Any]]:
+    """What a fit rule can test, grouped and in words: the lead's fields, its company's,
+    and the custom fields defined now."""
+    lead: list[tuple[str, str]] = []
+    company: list[tuple[str, str]] = []
+    for name, spec in FIT_FIELDS.items():
+        (company if name.startswith("company.") else lead).append((name, spec.label.capitalize()))
+    custom = [
+        (f"{CUSTOM_PREFIX}{key}", label)
+        for key, label in CustomFieldDefinition.objects.values_list("key", "label")
+    ]
+    choices: list[tuple[str, Any]] = [("", "— (engagement rules test no field)")]
+    choices += [("Lead", lead), ("Company", company)]
+    if custom:
+        choices.append(("Custom fields", custom))
+    return choices
+
+
+class RuleForm(forms.ModelForm):
+    """A rule's inline form: the fit field chosen from a list, in words, rather than typed.
+    A field that is no longer offered (a custom field since deleted) stays choosable on
+    the rules that test it, so saving the model leaves them as they are."""
+
+    class Meta:
+        model = Rule
+        fields = ("field",)
+
+    # Set once per page by ``RuleInline.get_formset``: one query for every rule's form.
+    field_choices: list[tuple[str, Any]] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = list(self.field_choices or fit_field_choices())
+        offered = {value for _, group in choices[1:] for value, _ in group}
+        current = self.instance.field if self.instance.pk else ""
+        if current and current not in offered:
+            choices.append(("Not offered any more", [(current, current)]))
+        self.fields["field"] = forms.ChoiceField(
+            choices=choices,
+            required=False,
+            label="Field",
+            help_text="What a fit rule tests about the lead.",
+        )
 
 
 class RuleInline(admin.StackedInline):
     model = Rule
+    form = RuleForm
     extra = 0
+
+    def get_formset(self, request: Any, obj: Any = None, **kwargs: Any) -> Any:
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.form = type("RuleForm", (formset.form,), {"field_choices": fit_field_choices()})
+        return formset
+
     fieldsets = (
         (None, {"fields": (("name", "kind", "points", "active"), "sentence")}),
         ("Fit: who they are", {"fields": (("field", "operator"), ("value", "value_to"))}),

@@ -234,7 +234,10 @@ def test_marketer_creates_a_model_with_inline_rules_shown_as_sentences(client, m
             {**FIT_RULE, "operator": "gt", "value": "5"},
             "“is more than” does not fit a text field",
         ),
-        ({**FIT_RULE, "field": "favourite_colour"}, "There is no lead field “favourite_colour”."),
+        (
+            {**FIT_RULE, "field": "favourite_colour"},
+            "Select a valid choice. favourite_colour is not one of the available choices.",
+        ),
         ({**PRICING_RULE, "pattern": ""}, "Give the text to look for."),
         (
             {**PRICING_RULE, "bonus_points": "10", "bonus_count": ""},
@@ -887,3 +890,22 @@ def changes_duplicate(model: ScoringModel, by) -> ScoringModel:
     from scoring.changes import model_duplicate
 
     return model_duplicate(model=model, by=by)
+
+
+def test_a_fit_rules_field_is_chosen_from_the_lead_company_and_custom_fields(
+    client, marketer, live
+):
+    from leads.custom_fields import CustomFieldDefinition
+
+    CustomFieldDefinition.objects.create(key="fleet_size", label="Fleet size", field_type="number")
+    Rule.objects.filter(pk=live.country.pk).update(field="custom.gone")
+    client.force_login(marketer)
+
+    page = client.get(url("change", live.model.pk)).content.decode()
+
+    # The field is a list in words, grouped, with the custom fields defined now, and a
+    # rule testing a field no longer offered keeps it
+    assert '<optgroup label="Company">' in page
+    assert '<option value="company.employee_count">Company size</option>' in page
+    assert '<option value="custom.fleet_size">Fleet size</option>' in page
+    assert '<option value="custom.gone" selected>custom.gone</option>' in page
