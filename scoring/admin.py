@@ -6,9 +6,10 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -169,6 +170,10 @@ class ScoringModelForm(forms.ModelForm):
         return cleaned
 
 
+def rescore_progress_text(job: RescoreJob) -> str:
+    return f"{job.done:,} / {job.total:,} leads · {job.get_status_display().lower()}"
+
+
 class RescoreJobInline(admin.TabularInline):
     model = RescoreJob
     fields = (
@@ -188,13 +193,16 @@ class RescoreJobInline(admin.TabularInline):
 
     @admin.display(description="Progress")
     def progress(self, job: RescoreJob) -> str:
+        # static/js/rescore-progress.js keeps it current while the job runs.
         return format_html(
+            '<span data-rescore-job="{}" data-status="{}">'
             '<progress max="100" value="{}" aria-label="Rescore progress">{}%</progress> '
-            "{} / {} leads",
+            "<span data-rescore-text>{}</span></span>",
+            job.pk,
+            job.status,
             job.percent,
             job.percent,
-            job.done,
-            job.total,
+            rescore_progress_text(job),
         )
 
     @admin.display(description="Moved past a lowered threshold")
@@ -271,6 +279,11 @@ class ScoringModelAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.preview_view),
                 name="scoring_scoringmodel_preview",
             ),
+            path(
+                "<int:pk>/rescores.json",
+                self.admin_site.admin_view(self.rescores_view),
+                name="scoring_scoringmodel_rescores",
+            ),
             *super().get_urls(),
         ]
 
@@ -300,6 +313,22 @@ class ScoringModelAdmin(admin.ModelAdmin):
             "original": model,
         }
         return TemplateResponse(request, "admin/scoring/scoringmodel/preview.html", context)
+
+    def rescores_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The model's latest rescore jobs, for the model page's progress bars."""
+        model = get_object_or_404(ScoringModel, pk=pk)
+        if not self.has_view_permission(request, model):
+            raise PermissionDenied
+        jobs = [
+            {
+                "id": job.pk,
+                "status": job.status,
+                "percent": job.percent,
+                "text": rescore_progress_text(job),
+            }
+            for job in model.rescores.order_by("-created_at")[:20]
+        ]
+        return JsonResponse({"jobs": jobs})
 
     def save_model(self, request, obj, form, change) -> None:
         before = changes.model_snapshot(model=obj) if change else None

@@ -771,6 +771,9 @@ ADMIN_CUSTOM: dict[str, Callable[[SimpleNamespace], str]] = {
     "scoring_scoringmodel_preview": (
         lambda w: f"/admin/scoring/scoringmodel/{w.scoring_model.pk}/preview/"
     ),
+    "scoring_scoringmodel_rescores": (
+        lambda w: f"/admin/scoring/scoringmodel/{w.scoring_model.pk}/rescores.json"
+    ),
     "nurturing_sequence_stats": lambda w: f"/admin/nurturing/sequence/{w.sequence.pk}/stats/",
     "nurturing_sequence_enroll": lambda w: f"/admin/nurturing/sequence/{w.sequence.pk}/enroll/",
     "imports_importjob_errors": lambda w: f"/admin/imports/importjob/{w.import_job.pk}/errors.csv",

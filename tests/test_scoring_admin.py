@@ -909,3 +909,34 @@ def test_a_fit_rules_field_is_chosen_from_the_lead_company_and_custom_fields(
     assert '<option value="company.employee_count">Company size</option>' in page
     assert '<option value="custom.fleet_size">Fleet size</option>' in page
     assert '<option value="custom.gone" selected>custom.gone</option>' in page
+
+
+def test_the_model_page_follows_its_rescores_without_a_reload(
+    client, marketer, rep, live, django_capture_on_commit_callbacks
+):
+    # Given a rescore queued and not started (the broker holds it)
+    from scoring.rescore_jobs import rescore_job_start
+
+    job = rescore_job_start(model=live.model, reason="Requested")
+    client.force_login(marketer)
+
+    # The page shows its bar with the script that follows it, and the JSON it reads
+    page = client.get(url("change", live.model.pk)).content.decode()
+    assert f'data-rescore-job="{job.pk}" data-status="queued"' in page
+    assert "js/rescore-progress.js" in page
+    rescores = reverse("admin:scoring_scoringmodel_rescores", args=[live.model.pk])
+    assert client.get(rescores).json()["jobs"] == [
+        {"id": job.pk, "status": "queued", "percent": 100, "text": "0 / 0 leads · queued"}
+    ]
+
+    # Once the job has run, the same JSON says so
+    from scoring.rescore_jobs import rescore_job_run
+
+    lead_with(pricing_days=1)
+    rescore_job_run(job_id=job.pk)
+    [state] = client.get(rescores).json()["jobs"]
+    assert (state["status"], state["percent"], state["text"]) == ("done", 100, "1 / 1 leads · done")
+
+    # Someone who may not see scoring models gets no figures
+    client.force_login(rep)
+    assert client.get(rescores).status_code in (302, 403)
