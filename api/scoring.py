@@ -28,33 +28,14 @@ from rest_framework.settings import api_settings
 
 from leads.models import ProductLine
 from scoring import changes
-from scoring.models import Rule, ScoringModel
+from scoring.models import EDITABLE_FIELDS, Rule, ScoringModel
 from scoring.rule_fields import RuleError
 
 from .errors import Conflict, ErrorSerializer
 from .fields import caller
 from .permissions import RoleReadModelWrite
 
-MODEL_FIELDS = [
-    "name",
-    "description",
-    "status",
-    "is_default",
-    "priority",
-    "mql_threshold",
-    "sql_threshold",
-    "hot_from",
-    "warm_from",
-    "grade_a_from",
-    "grade_b_from",
-    "grade_c_from",
-    "engaged_from",
-    "decay_half_life_days",
-    "idle_week_penalty",
-    "max_points",
-    "surge_points",
-    "surge_hours",
-]
+MODEL_FIELDS = list(EDITABLE_FIELDS)
 
 
 @extend_schema_field({"type": "number", "minimum": 0, "exclusiveMinimum": True, "nullable": True})

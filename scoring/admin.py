@@ -20,6 +20,7 @@ from leads.custom_fields import CustomFieldDefinition
 
 from . import changes
 from .models import (
+    EDITABLE_FIELDS,
     ChangeLog,
     DomainList,
     LeadScore,
@@ -126,27 +127,7 @@ class ScoringModelForm(forms.ModelForm):
     class Meta:
         model = ScoringModel
         # The admin's fieldsets choose what shows; these are the fields it may save.
-        fields = (
-            "name",
-            "description",
-            "status",
-            "is_default",
-            "priority",
-            "segment_product_lines",
-            "mql_threshold",
-            "sql_threshold",
-            "hot_from",
-            "warm_from",
-            "grade_a_from",
-            "grade_b_from",
-            "grade_c_from",
-            "engaged_from",
-            "decay_half_life_days",
-            "idle_week_penalty",
-            "max_points",
-            "surge_points",
-            "surge_hours",
-        )
+        fields = (*EDITABLE_FIELDS, "segment_product_lines")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -401,38 +382,35 @@ class ScoringModelAdmin(admin.ModelAdmin):
     @admin.action(description="Activate and rescore (a draft version: publish it in place)")
     def activate(self, request: AuthenticatedHttpRequest, queryset: QuerySet[ScoringModel]) -> None:
         for model in queryset.exclude(status=ModelStatus.ACTIVE).select_related("version_of"):
-            if not model.is_candidate:
-                changes.model_activate(model=model, by=request.user)
-                self.message_user(request, f"“{model}” is live; its leads are being rescored.")
+            if model.is_candidate:
+                self._version_change(request, changes.model_publish, model, model.version_of)
                 continue
-            try:
-                changes.model_publish(model=model, by=request.user)
-            except changes.PublishError as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-                continue
-            self.message_user(
-                request,
-                f"“{model}” is live in place of “{model.version_of}”, which is archived and "
-                "can be put back; the leads are being rescored.",
-                messages.SUCCESS,
-            )
+            changes.model_activate(model=model, by=request.user)
+            self.message_user(request, f"“{model}” is live; its leads are being rescored.")
 
     @admin.action(description="Roll back to the version it replaced")
     def roll_back(
         self, request: AuthenticatedHttpRequest, queryset: QuerySet[ScoringModel]
     ) -> None:
         for model in queryset.select_related("version_of"):
-            try:
-                changes.model_rollback(model=model, by=request.user)
-            except changes.PublishError as exc:
-                self.message_user(request, str(exc), messages.ERROR)
-                continue
-            self.message_user(
-                request,
-                f"“{model.version_of}” is live again in place of “{model}”; the leads are "
-                "being rescored.",
-                messages.SUCCESS,
-            )
+            self._version_change(request, changes.model_rollback, model.version_of, model)
+
+    def _version_change(
+        self, request: AuthenticatedHttpRequest, change: Any, live: Any, archived: Any
+    ) -> None:
+        """Publish or roll back (``change``), saying which version is live now."""
+        model = live if change is changes.model_publish else archived
+        try:
+            change(model=model, by=request.user)
+        except changes.PublishError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        self.message_user(
+            request,
+            f"“{live}” is live in place of “{archived}”, which is archived and can be put "
+            "back; the leads are being rescored.",
+            messages.SUCCESS,
+        )
 
     @admin.action(description="Rescore all leads now")
     def rescore(self, request: AuthenticatedHttpRequest, queryset: QuerySet[ScoringModel]) -> None:

@@ -5,9 +5,10 @@ from .changelog import ChangeLog
 from .ledger import EntryKind, LeadScore, ScoreEntry
 from .rescore import ProfileRescore, RescoreJob, RescoreStatus
 from .rule import ActivityTarget, DomainList, DomainListKind, Rule, RuleKind
-from .scoring_model import ModelStatus, ScoringModel, ScoringModelQuerySet
+from .scoring_model import EDITABLE_FIELDS, ModelStatus, ScoringModel, ScoringModelQuerySet
 
 __all__ = [
+    "EDITABLE_FIELDS",
     "ActivityTarget",
     "ChangeLog",
     "DomainList",

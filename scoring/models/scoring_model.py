@@ -26,6 +26,30 @@ class ScoringModelQuerySet(models.QuerySet["ScoringModel"]):
         return self.filter(status=ModelStatus.ACTIVE)
 
 
+# The fields a marketer sets on a model, in the order the admin and the API show them
+# (besides its segment, a many-to-many).
+EDITABLE_FIELDS = (
+    "name",
+    "description",
+    "status",
+    "is_default",
+    "priority",
+    "mql_threshold",
+    "sql_threshold",
+    "hot_from",
+    "warm_from",
+    "grade_a_from",
+    "grade_b_from",
+    "grade_c_from",
+    "engaged_from",
+    "decay_half_life_days",
+    "idle_week_penalty",
+    "max_points",
+    "surge_points",
+    "surge_hours",
+)
+
+
 class ScoringModel(models.Model):
     """How one segment's leads are scored: its rules, thresholds, bands, grades and decay."""
 
