@@ -227,9 +227,13 @@ def _replace(
     changelog_record(obj=live, action="archive", before=live_before, by=by)
     changelog_record(obj=new, action=action, before=new_before, by=by)
     reason = f"“{new}” {'published' if action == 'publish' else 'put back'} in place of “{live}”"
+    # Thresholds lower than the replaced version's move the leads already past them.
+    replaced = {"mql_threshold": live.mql_threshold, "sql_threshold": live.sql_threshold}
     return [
         *edit_rescore(edit=ModelEdit(model=live, model_changed=True), by=by, reason=reason),
-        *edit_rescore(edit=ModelEdit(model=new, model_changed=True), by=by, reason=reason),
+        *edit_rescore(
+            edit=ModelEdit(model=new, model_changed=True, before=replaced), by=by, reason=reason
+        ),
     ]
 
 

@@ -12,6 +12,8 @@ happened, or a person moved them since. Raising a threshold moves nobody back.
 The moves run in the model's rescore job that the change queues, range by range in the
 range's transaction (``scoring.rescore_jobs``), after the range's new scores, so they
 read the scores the change made; ``threshold_moves_count`` says beforehand how many.
+Publishing a draft version with lower thresholds than the version it replaces moves the
+leads the same way (``scoring.changes.model_publish``).
 """
 
 from __future__ import annotations

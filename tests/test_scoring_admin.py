@@ -940,3 +940,32 @@ def test_the_model_page_follows_its_rescores_without_a_reload(
     # Someone who may not see scoring models gets no figures
     client.force_login(rep)
     assert client.get(rescores).status_code in (302, 403)
+
+
+def test_publishing_a_version_with_lower_thresholds_moves_exactly_the_leads_past_them_once(
+    client, marketer, live, staged, django_capture_on_commit_callbacks
+):
+    # Given a draft version with the same rules and MQL 50 -> 40, SQL 90 -> 70
+    draft = changes_duplicate(live.model, marketer)
+    ScoringModel.objects.filter(pk=draft.pk).update(mql_threshold=40, sql_threshold=70)
+    client.force_login(marketer)
+
+    # When it is published
+    run_action(client, "activate", [draft], django_capture_on_commit_callbacks)
+
+    # Then the leads between the new and the old thresholds moved, and only they
+    assert stages(staged) == {
+        "forty": "mql",
+        "sixty": "mql",
+        "seventy_five": "sql",
+        "hundred": "sql",
+        "recycled": "recycled",
+    }
+    job = RescoreJob.objects.get(model=draft)
+    assert (job.moved_to_mql, job.moved_to_sql) == (1, 1)
+    moves = sum(lead.stage_changes.count() for lead in staged.values())
+
+    # And a later rescore of the live version moves nobody again
+    run_action(client, "rescore", [draft], django_capture_on_commit_callbacks)
+    assert sum(lead.stage_changes.count() for lead in staged.values()) == moves
+    assert list(scores_verify()) == []
