@@ -122,10 +122,12 @@ def rule_matches_refresh_request() -> bool:
     the last minute; call after commit. Whether one was queued. When the cache cannot
     be reached the rebuild is queued unmarked; when the broker cannot, the night's
     rebuild catches up."""
+    from .tasks import refresh_rollups  # the tasks module imports this one
+
     mark = partial(cache.add, REFRESH_QUEUED_KEY, 1, timeout=REFRESH_QUEUED_SECONDS)
     if not cache_call(mark, default=True, what="Rule matches refresh marker"):
         return False
-    return task_enqueue("reports.tasks.refresh_rollups", what="Rebuild of the rule matches")
+    return task_enqueue(refresh_rollups, what="Rebuild of the rule matches")
 
 
 def rule_matches_on_rescore(sender: Any, **kwargs: Any) -> None:
