@@ -926,7 +926,7 @@ def test_the_model_page_follows_its_rescores_without_a_reload(
     assert "js/rescore-progress.js" in page
     rescores = reverse("admin:scoring_scoringmodel_rescores", args=[live.model.pk])
     assert client.get(rescores).json()["jobs"] == [
-        {"id": job.pk, "status": "queued", "percent": 100, "text": "0 / 0 leads · queued"}
+        {"id": job.pk, "status": "queued", "percent": 0, "text": "0 / 0 leads · queued"}
     ]
 
     # Once the job has run, the same JSON says so

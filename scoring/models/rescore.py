@@ -66,7 +66,10 @@ class RescoreJob(models.Model):
 
     @property
     def percent(self) -> int:
-        return 100 if not self.total else min(100, round(100 * self.done / self.total))
+        """How far along: 0 until the job knows its leads, 100 once it is done."""
+        if self.status == RescoreStatus.DONE:
+            return 100
+        return 0 if not self.total else min(100, round(100 * self.done / self.total))
 
 
 class ProfileRescore(models.Model):
