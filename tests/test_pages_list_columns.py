@@ -225,7 +225,7 @@ def test_select_all_takes_every_matching_lead_across_pages_within_what_the_rep_s
     LeadFactory(owner=None, band="cold")
     client = client_for(rep)
     page = client.get("/leads/?band=warm").content.decode()
-    assert "Select all 30 leads matching these filters" in page
+    assert 'Select all <span id="select-all-count">30 leads</span> matching these filters' in page
     assert len(ids_in(client.get("/leads/?band=warm"))) == 25  # more than a page
 
     response = client.post(

@@ -474,6 +474,10 @@ WEB: dict[str, Probe | Exempt] = {
         Call("GET", "/leads/?q=zebedee", refused=LISTED),
         Call("GET", f"/leads/?owner={w.south_rep.pk}", refused=LISTED),
     ],
+    "lead-count": lambda w: [
+        Call("GET", "/leads/count/?q=zebedee", refused=(200, 400)),
+        Call("GET", f"/leads/count/?owner={w.south_rep.pk}", refused=LISTED),
+    ],
     "lead-export": lambda w: [
         Call("GET", "/leads/export.csv", refused=EXPORTED),
         Call("GET", "/leads/export.csv?q=zebedee", refused=EXPORTED),

@@ -70,6 +70,21 @@ class LeadListFilter(LeadFilter):
         return queryset
 
 
+# Up to this many matching leads the list counts them with its page; past it the page
+# says "more than" and the exact count arrives in a request of its own (``lead-count``):
+# counting the hundreds of thousands of leads a person may see takes longer than the
+# rest of the page.
+COUNT_INLINE_MAX = 1_000
+
+
+def leads_count_upto(queryset: QuerySet[Lead], limit: int | None = None) -> int | None:
+    """How many leads match when at most ``limit`` (``COUNT_INLINE_MAX``) do, reading no
+    more than one past it; None when more do."""
+    limit = COUNT_INLINE_MAX if limit is None else limit
+    found = queryset.order_by().values("pk")[: limit + 1].count()
+    return found if found <= limit else None
+
+
 def leads_count(queryset: QuerySet[Lead]) -> int:
     """How many leads match, exactly: one ``COUNT`` without the sort. The filters on the
     rank (band, stage, owner, grade, quadrant, score) are answered from its indexes."""

@@ -50,6 +50,7 @@ urlpatterns = [
     # The leads list, pipeline, tasks and notifications.
     path("leads/", lists.lead_list, name="lead-list"),
     path("leads/bulk/", lists.lead_bulk, name="lead-bulk"),
+    path("leads/count/", lists.lead_count, name="lead-count"),
     path("leads/export.<slug:file_format>", lists.lead_export, name="lead-export"),
     path("leads/views/", saved_views.saved_view_create_view, name="saved-view-create"),
     path("leads/views/<int:pk>/", saved_views.saved_view_open, name="saved-view-open"),

@@ -37,6 +37,7 @@ from leads.models import Band, Stage
 from leads.permissions import EXPORT_REFUSED, may_export_leads, teammates_of
 from nurturing.models import Sequence as NurtureSequence
 from workspace import bulk
+from workspace import filters as lead_filters
 from workspace.columns import (
     COLUMNS,
     COLUMNS_PARAM,
@@ -45,7 +46,7 @@ from workspace.columns import (
     export_names,
     rows_with_columns,
 )
-from workspace.filters import LeadListFilter, leads_count
+from workspace.filters import LeadListFilter, leads_count, leads_count_upto
 from workspace.forms import LOCAL_DATETIME_FORMATS, LocalDateTimeInput
 from workspace.keyset import SORTS, cursor_decode, leads_page, whole_list_order
 from workspace.saved_views import (
@@ -296,7 +297,8 @@ def list_context(
     form = filters.form
     sort = filters.sort_key
     leads = filters.qs
-    count = leads_count(leads)
+    exact = request.GET.get("count") == "exact"
+    count = leads_count(leads) if exact else leads_count_upto(leads)
     keys, chosen = chosen_columns(request.GET)
     cursor = cursor_decode(request.GET.get("cursor", ""), sort=sort)
     rows = rows_with_columns(leads, fields=ROW_FIELDS, keys=keys)
@@ -314,6 +316,9 @@ def list_context(
         "page": page,
         "rows": [lead_row(row) for row in page.rows],
         "count": count,
+        "count_more_than": lead_filters.COUNT_INLINE_MAX,
+        "count_url": reverse("lead-count") + (f"?{query.urlencode()}" if query else ""),
+        "count_exact_url": _url(query, count="exact"),
         "sort": sort,
         "sort_label": SORTS[sort].label,
         "columns": headings,
@@ -418,6 +423,21 @@ def lead_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The leads the user can see, hottest first unless sorted otherwise."""
     context = list_context(request)
     return _render(request, context, status=400 if context["form"].errors else 200)
+
+
+@login_required
+@require_GET
+def lead_count(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """The exact number of leads the list shows for the same query string, as the pieces
+    of the list page that show it (the page asks for it when there are too many to count
+    with the page itself)."""
+    people = list(teammates_of(request.user))
+    filters = LeadListFilter(request.GET, request=request, people=people)
+    if filters.form.errors:
+        return HttpResponse(status=400)
+    count = leads_count(filters.qs)
+    context = {"count": count, "bulk": bool(bulk.bulk_actions_for(request.user))}
+    return render(request, "workspace/_lead_count.html", context)
 
 
 @login_required
