@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import F, Q
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
+
+from leads.models.merge import ExactJSONEncoder
 
 
 class ApiCursorPagination(CursorPagination):
@@ -53,7 +53,7 @@ class ApiCursorPagination(CursorPagination):
             values = [instance[name] for name in names]
         else:
             values = [getattr(instance, name) for name in names]
-        return json.dumps(values, cls=_PositionEncoder)
+        return json.dumps(values, cls=ExactJSONEncoder)
 
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
         """A page after (or, going back, before) the cursor's row: DRF's own steps, with
@@ -111,16 +111,6 @@ class ApiCursorPagination(CursorPagination):
                     "The `next` or `previous` link's cursor, for the same filters and ordering."
                 )
         return parameters
-
-
-class _PositionEncoder(DjangoJSONEncoder):
-    """Times to the microsecond: Django's encoder keeps milliseconds, and two rows a
-    microsecond apart would compare equal in a cursor."""
-
-    def default(self, o: Any) -> Any:
-        if isinstance(o, dt.datetime | dt.time):
-            return o.isoformat()
-        return super().default(o)
 
 
 def _reversed(ordering: list[str]) -> list[str]:

@@ -23,8 +23,8 @@ from django.db.models.functions import Lower
 
 from crm.db import update_rows
 from crm.models import User
+from leads.company_domains import free_mail_domains
 from leads.models import Lead
-from scoring.models import DomainList, DomainListKind
 
 from .bulk_insert import rows_copy
 from .mapping import MatchKey
@@ -284,46 +284,6 @@ def ids_by_key(
         return dict(cursor.fetchall())
 
 
-# Mailbox providers whose domain says nothing of the lead's company; the marketers' own
-# free-mail list (``scoring.models.DomainList``) adds to these.
-FREE_MAIL_DOMAINS = frozenset(
-    {
-        "aol.com",
-        "gmail.com",
-        "googlemail.com",
-        "gmx.at",
-        "gmx.ch",
-        "gmx.de",
-        "gmx.net",
-        "hotmail.com",
-        "hotmail.co.uk",
-        "hotmail.de",
-        "hotmail.fr",
-        "icloud.com",
-        "live.com",
-        "mac.com",
-        "me.com",
-        "mail.com",
-        "mail.ru",
-        "msn.com",
-        "outlook.com",
-        "outlook.de",
-        "posteo.de",
-        "proton.me",
-        "protonmail.com",
-        "qq.com",
-        "t-online.de",
-        "web.de",
-        "yahoo.com",
-        "yahoo.co.uk",
-        "yahoo.de",
-        "yahoo.fr",
-        "yandex.ru",
-        "zoho.com",
-    }
-)
-
-
 class Context:
     """Lookups a whole run shares: the people owners name, and who runs the import."""
 
@@ -337,8 +297,7 @@ class Context:
         """The email's domain when it can name a company (not a free-mail provider)."""
         domain = email.rpartition("@")[2]
         if self._free_mail is None:
-            listed = DomainList.objects.filter(kind=DomainListKind.FREE_MAIL)
-            self._free_mail = FREE_MAIL_DOMAINS | set(listed.values_list("domain", flat=True))
+            self._free_mail = free_mail_domains()
         return "" if domain in self._free_mail else domain
 
     def owner_id(self, name: str) -> int | None:

@@ -23,7 +23,7 @@ from leads.stages import lead_move_to_stage_locked
 from .batch_writes import LeadResult
 from .engine import Batch
 from .incremental import IncrementalBatch, pending_activities
-from .lead_sets import CHUNK_SIZE
+from .lead_sets import CHUNK_SIZE, chunks
 from .models import ProfileRescore, ScoringModel
 from .ruleset import CompiledModel, Ruleset, load_ruleset
 from .signals import band_changed, lead_qualified, score_surged
@@ -104,10 +104,7 @@ def lead_score(*, lead_id: int, now: datetime | None = None) -> LeadResult | Non
 def leads_score_chunked(*, lead_ids: list[int], chunk: int = 200) -> int:
     """Score these leads, ``chunk`` to a transaction (a company merge's people, rescored
     after it commits); how many were scored."""
-    scored = 0
-    for start in range(0, len(lead_ids), chunk):
-        scored += len(leads_score(lead_ids=lead_ids[start : start + chunk]))
-    return scored
+    return sum(len(leads_score(lead_ids=part)) for part in chunks(lead_ids, chunk))
 
 
 def result_react(result: LeadResult) -> None:

@@ -61,12 +61,7 @@ def _drain_unmark() -> None:
 def profile_rescore_record(*, lead_id: int) -> None:
     """Record that the lead's explicit fields changed; call in the transaction that
     changed them. A later change moves the request's time on."""
-    ProfileRescore.objects.bulk_create(
-        [ProfileRescore(lead_id=lead_id, requested_at=timezone.now())],
-        update_conflicts=True,
-        unique_fields=["lead"],
-        update_fields=["requested_at"],
-    )
+    profile_rescores_record(lead_ids=[lead_id])
 
 
 def profile_rescores_record(*, lead_ids: list[int]) -> None:

@@ -52,9 +52,9 @@ class ThresholdMoves:
         return " and ".join(parts) or "no lead"
 
 
-def _targets(model: ScoringModel, *, mql: int, sql: int, old_mql: int, old_sql: int) -> tuple[Q, Q]:
-    """Conditions on ``LeadScore`` rows (primary, of ``model``) of the leads that move to
-    SQL and of those that move to MQL when the thresholds go from old to new."""
+def _targets(*, mql: int, sql: int, old_mql: int, old_sql: int) -> tuple[Q, Q]:
+    """Conditions on a model's primary ``LeadScore`` rows: the leads that move to SQL and
+    those that move to MQL when its thresholds go from old to new."""
     nothing = Q(pk__in=[])
     to_sql = (
         Q(score__gte=sql, score__lt=old_sql, lead__stage__in=AUTO_QUALIFIABLE)
@@ -83,7 +83,7 @@ def threshold_moves_count(*, model: ScoringModel, mql: int, sql: int) -> Thresho
         return ThresholdMoves()
     stored = ScoringModel.objects.get(pk=model.pk)
     to_sql, to_mql = _targets(
-        stored, mql=mql, sql=sql, old_mql=stored.mql_threshold, old_sql=stored.sql_threshold
+        mql=mql, sql=sql, old_mql=stored.mql_threshold, old_sql=stored.sql_threshold
     )
     scores = _scores(stored)
     return ThresholdMoves(
@@ -97,7 +97,6 @@ def thresholds_catch_up(
     """Move the leads with ids in ``lo..hi`` that ``model``'s lowered thresholds put past
     a threshold (module docstring). Call inside the range's transaction."""
     to_sql, to_mql = _targets(
-        model,
         mql=model.mql_threshold,
         sql=model.sql_threshold,
         old_mql=old_mql if old_mql is not None else model.mql_threshold,

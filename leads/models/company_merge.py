@@ -9,15 +9,13 @@ survivor. The ``CompanyMerge`` row holds what an undo needs (``leads.company_mer
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import models
-from django.utils import timezone
 
 from .company import Company
-from .merge import ExactJSONEncoder
+from .merge import ExactJSONEncoder, MergeRecord
 
 
-class CompanyMerge(models.Model):
+class CompanyMerge(MergeRecord):
     """One merge of companies into a survivor, with everything needed to undo it."""
 
     # Kept when the survivor is deleted or merged away itself: the record stays.
@@ -42,37 +40,14 @@ class CompanyMerge(models.Model):
         default=dict,
         help_text="Per kind of row, per merged company, the ids that moved to the survivor.",
     )
-    by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_index=False,
-    )
-    at = models.DateTimeField(default=timezone.now)
-    undone_at = models.DateTimeField(null=True, blank=True)
-    undone_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_index=False,
-    )
 
-    class Meta:
+    class Meta(MergeRecord.Meta):
         verbose_name = "company merge"
-        ordering = ["-at", "-id"]
         indexes = [models.Index(fields=["survivor_ref", "-at"], name="companymerge_survivor_idx")]
 
     def __str__(self) -> str:
         merged = ", ".join(str(pk) for pk in self.merged_ids)
         return f"companies {merged} into {self.survivor_ref}"
-
-    @property
-    def is_undone(self) -> bool:
-        return self.undone_at is not None
 
 
 class CompanyAlias(models.Model):

@@ -31,7 +31,39 @@ class ExactJSONEncoder(DjangoJSONEncoder):
         return super().default(o)
 
 
-class LeadMerge(models.Model):
+class MergeRecord(models.Model):
+    """Who merged, when, and who undid it: what every merge record has (``LeadMerge``,
+    ``CompanyMerge``); the newest first."""
+
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    at = models.DateTimeField(default=timezone.now)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+
+    class Meta:
+        abstract = True
+        ordering = ["-at", "-id"]
+
+    @property
+    def is_undone(self) -> bool:
+        return self.undone_at is not None
+
+
+class LeadMerge(MergeRecord):
     """One merge of leads into a survivor, with everything needed to undo it."""
 
     # Kept when the survivor is deleted or merged away itself: the record stays.
@@ -58,37 +90,14 @@ class LeadMerge(models.Model):
         help_text="Per kind of row, per merged lead, the ids that moved to the survivor "
         "(and what else each app changed to make room).",
     )
-    by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_index=False,
-    )
-    at = models.DateTimeField(default=timezone.now)
-    undone_at = models.DateTimeField(null=True, blank=True)
-    undone_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_index=False,
-    )
 
-    class Meta:
+    class Meta(MergeRecord.Meta):
         verbose_name = "lead merge"
-        ordering = ["-at", "-id"]
         indexes = [models.Index(fields=["survivor_ref", "-at"], name="leadmerge_survivor_idx")]
 
     def __str__(self) -> str:
         merged = ", ".join(str(pk) for pk in self.merged_ids)
         return f"{merged} into {self.survivor_ref}"
-
-    @property
-    def is_undone(self) -> bool:
-        return self.undone_at is not None
 
 
 class LeadAlias(models.Model):
