@@ -48,17 +48,20 @@ def bare_select(
     ``now``, over the leads ``lead_filter`` (SQL on ``l`` and ``c``) lets through, in
     the ``STYLE`` of the module docstring (``per-lead`` calls ``FUNCTION``, which
     ``create_function`` makes)."""
-    from scoring.sql import fit_condition
+    from scoring.sql import fit_points_sql, fit_rule_condition
 
+    if any(rule.window_days for rule in model.engagement_rules):
+        raise SystemExit("The bare statement has no window rules; the model has one.")
     if getattr(model, "idle_week_penalty", 0):
         raise SystemExit("The bare statement has no idle-week penalty; the model has one.")
     fit_terms, fit_params = [], []
     for rule in model.fit_rules:
-        condition, condition_params = fit_condition(rule)
-        if rule.operator == "in_domain_list":
+        condition, condition_params = fit_rule_condition(rule)
+        if rule.operator == "in_domain_list" and not rule.conditions:
             condition, condition_params = _domains_inline(condition, condition_params)
-        fit_terms.append(f"CASE WHEN {condition} THEN %s::float8 ELSE 0::float8 END")
-        fit_params += [*condition_params, float(rule.points)]
+        points, points_params = fit_points_sql(rule)
+        fit_terms.append(f"CASE WHEN {condition} THEN {points} ELSE 0::float8 END")
+        fit_params += [*condition_params, *points_params]
     fit = " + ".join(fit_terms) or "0::float8"
     filter_sql, filter_params = lead_filter
     if STYLE == "per-lead":

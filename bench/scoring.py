@@ -367,10 +367,10 @@ def fit_rule_rows(bench: Bench, rescore) -> list[Row]:
     leads ("Target industry" gains or loses retail, 10 ↔ 12 points), beside the bare
     statement over the leads it matched before or matches now."""
     from scoring.models import Rule
-    from scoring.sql import fit_condition
+    from scoring.sql import fit_rule_condition
 
     rule = Rule.objects.get(model=bench.model, name="Target industry")
-    old = fit_condition(bare_scores.rule_spec(bench.model, rule.pk))
+    old = fit_rule_condition(bare_scores.rule_spec(bench.model, rule.pk))
     values = [v for v in rule.value.split(",") if v]
     if "retail" in values:
         values.remove("retail")
@@ -380,7 +380,7 @@ def fit_rule_rows(bench: Bench, rescore) -> list[Row]:
         rule.points = 12
     rule.value = ",".join(values)
     rule.save(update_fields=["value", "points", "updated_at"])
-    new = fit_condition(bare_scores.rule_spec(bench.model, rule.pk))
+    new = fit_rule_condition(bare_scores.rule_spec(bench.model, rule.pk))
     lead_filter = (f"(({old[0]}) OR ({new[0]}))", [*old[1], *new[1]])
     bare = bare_phase(bench, "fit rule", lead_filter)
     measured = product_run(bench, "fit-rule rescore", lambda: rescore(rule))

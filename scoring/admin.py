@@ -22,6 +22,7 @@ from . import changes
 from .models import (
     EDITABLE_FIELDS,
     ChangeLog,
+    ConditionJoin,
     DomainList,
     LeadScore,
     ModelStatus,
@@ -79,6 +80,21 @@ class RuleForm(forms.ModelForm):
             label="Field",
             help_text="What a fit rule tests about the lead.",
         )
+        if "join" in self.fields:
+            self.fields["join"].required = False
+        if "conditions" in self.fields:
+            self.fields["conditions"].widget = forms.Textarea(attrs={"rows": 2, "cols": 60})
+            self.fields["conditions"].help_text = (
+                'More tests, e.g. [{"field": "custom.occupation", "operator": "equals", '
+                '"value": "working professional"}].'
+            )
+
+    def clean_join(self) -> str:
+        return self.cleaned_data.get("join") or ConditionJoin.ALL
+
+    def clean_conditions(self) -> Any:
+        value = self.cleaned_data.get("conditions")
+        return [] if value in (None, "") else value
 
 
 class RuleInline(admin.StackedInline):
@@ -93,7 +109,17 @@ class RuleInline(admin.StackedInline):
 
     fieldsets = (
         (None, {"fields": (("name", "kind", "points", "active"), "sentence")}),
-        ("Fit: who they are", {"fields": (("field", "operator"), ("value", "value_to"))}),
+        (
+            "Fit: who they are",
+            {
+                "fields": (
+                    ("field", "operator"),
+                    ("value", "value_to"),
+                    ("join", "conditions"),
+                    ("per_unit", "points_cap"),
+                )
+            },
+        ),
         (
             "Engagement: what they do",
             {
@@ -101,6 +127,7 @@ class RuleInline(admin.StackedInline):
                     ("activity_type", "target", "property_name"),
                     ("match", "pattern", "min_duration_seconds"),
                     ("max_per_day", "max_per_lead", "recency_days"),
+                    ("window_min", "window_measure", "window_days"),
                     ("bonus_count", "bonus_points"),
                 )
             },

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .regex_dialects import postgres_regex
-from .rules import RuleSpec
-from .sql import activity_test, fit_condition
+from .rules import WINDOW_SECONDS, RuleSpec
+from .sql import activity_test, fit_points_sql, fit_rule_condition
 
 
 def fit_awards_sql(
@@ -18,16 +18,17 @@ def fit_awards_sql(
     """One scan of the leads selects the awards of every fit rule."""
     rows, params = [], []
     for rule in rules:
-        condition, condition_params = fit_condition(rule)
-        rows.append(f"(%s::bigint, %s::float8, {condition})")
-        params += [rule.id, float(rule.points), *condition_params]
+        condition, condition_params = fit_rule_condition(rule)
+        points, points_params = fit_points_sql(rule)
+        rows.append(f"(%s::bigint, {points}, {condition})")
+        params += [rule.id, *points_params, *condition_params]
     segment_sql, segment_params = segment
     sql = f"""
         SELECT l.id AS lead_id, r.rule_id, NULL::bigint AS activity_id, false AS bonus,
                r.points, %s::timestamptz AS at
         FROM leads_lead l LEFT JOIN leads_company c ON c.id = l.company_id
         CROSS JOIN LATERAL (VALUES {", ".join(rows)}) AS r(rule_id, points, ok)
-        WHERE r.ok AND {segment_sql} AND l.id BETWEEN %s AND %s
+        WHERE r.ok AND r.points <> 0 AND {segment_sql} AND l.id BETWEEN %s AND %s
     """
     return sql, [now, *params, *segment_params, lo, hi]
 
@@ -81,6 +82,19 @@ def engagement_awards_sql(
     # Each rule's own test, with its constants, instead of one generic test that reads
     # the rules' columns: a third of the cost of the join for the starter model.
     match_sql, match_params = _rule_tests(rules, now)
+    matches_sql = f"""
+        SELECT a.lead_id, a.id, a.occurred_at, r.rule_id, r.day_cap, r.lead_cap,
+               r.bonus_count{{windows}}
+        FROM leads_activity a JOIN rules r ON r.type = a.type
+        WHERE a.lead_id BETWEEN %s AND %s AND a.occurred_at <= %s
+          AND {segment_sql}{only}
+          AND {match_sql}
+    """
+    only_params: list[Any] = []
+    if leads is not None:
+        only_params = [leads, sorted({rule.activity_type for rule in rules})]
+    matches_params = [lo, hi, now, *segment_params, *only_params, *match_params]
+    matches_sql, matches_params = _windowed(rules, matches_sql, matches_params)
     sql = f"""
         WITH rules (rule_id, type, target, prop, match, pattern, min_duration, oldest,
                     day_cap, lead_cap, bonus_count, points, bonus_points)
@@ -93,16 +107,13 @@ def engagement_awards_sql(
                        PARTITION BY d.lead_id, d.rule_id ORDER BY d.day, d.occurred_at, d.id
                        ROWS UNBOUNDED PRECEDING) AS n_lead
             FROM (
-                SELECT a.lead_id, a.id, a.occurred_at, r.rule_id, r.day_cap, r.lead_cap,
-                       r.bonus_count, (a.occurred_at AT TIME ZONE 'UTC')::date AS day,
+                SELECT x.lead_id, x.id, x.occurred_at, x.rule_id, x.day_cap, x.lead_cap,
+                       x.bonus_count, (x.occurred_at AT TIME ZONE 'UTC')::date AS day,
                        row_number() OVER (
-                           PARTITION BY a.lead_id, r.rule_id,
-                                        (a.occurred_at AT TIME ZONE 'UTC')::date
-                           ORDER BY a.occurred_at, a.id) AS n_day
-                FROM leads_activity a JOIN rules r ON r.type = a.type
-                WHERE a.lead_id BETWEEN %s AND %s AND a.occurred_at <= %s
-                  AND {segment_sql}{only}
-                  AND {match_sql}
+                           PARTITION BY x.lead_id, x.rule_id,
+                                        (x.occurred_at AT TIME ZONE 'UTC')::date
+                           ORDER BY x.occurred_at, x.id) AS n_day
+                FROM ({matches_sql}) x
             ) d
         ) m
         JOIN rules r ON r.rule_id = m.rule_id
@@ -110,10 +121,41 @@ def engagement_awards_sql(
         WHERE CASE WHEN b.bonus THEN m.n_day = m.bonus_count
                    ELSE m.n_day <= m.day_cap AND m.n_lead <= m.lead_cap END
     """
-    only_params: list[Any] = []
-    if leads is not None:
-        only_params = [leads, sorted({rule.activity_type for rule in rules})]
-    return sql, [*params, lo, hi, now, *segment_params, *only_params, *match_params]
+    return sql, [*params, *matches_params]
+
+
+def _windowed(rules: list[RuleSpec], sql: str, params: list[Any]) -> tuple[str, list[Any]]:
+    """The matches, less those at which a rule's window is not reached
+    (``scoring.rules.window_matches``): one ``RANGE`` window function per distinct
+    (length, measure) over the matches of each (lead, rule), both ends included, and a
+    test per rule. Without window rules the matches go through as they are."""
+    windowed = [rule for rule in rules if rule.window_days]
+    if not windowed:
+        return sql.replace("{windows}", ""), params
+    columns: dict[tuple[int, str], int] = {}
+    for rule in windowed:
+        columns.setdefault((rule.window_days or 0, rule.window_measure), len(columns))
+    window_sql, window_params = [], []
+    for (days, measure), index in columns.items():
+        what = "sum(COALESCE(a.duration_seconds, 0))" if measure == WINDOW_SECONDS else "count(*)"
+        # Hours, not days: a day of the session's time zone may last 23 or 25 hours.
+        window_sql.append(
+            f", {what} OVER (PARTITION BY a.lead_id, r.rule_id ORDER BY a.occurred_at "
+            f"RANGE BETWEEN %s::interval PRECEDING AND CURRENT ROW) AS w_{index}"
+        )
+        window_params.append(f"{days * 24} hours")
+    tests, test_params = [], []
+    for rule in windowed:
+        index = columns[(rule.window_days or 0, rule.window_measure)]
+        tests.append(f"WHEN %s THEN w.w_{index} >= %s")
+        test_params += [rule.id, rule.window_min or 0]
+    inner = sql.replace("{windows}", "".join(window_sql))
+    wrapped = f"""
+        SELECT w.lead_id, w.id, w.occurred_at, w.rule_id, w.day_cap, w.lead_cap, w.bonus_count
+        FROM ({inner}) w
+        WHERE CASE w.rule_id {" ".join(tests)} ELSE TRUE END
+    """
+    return wrapped, [*window_params, *params, *test_params]
 
 
 def _rule_tests(rules: list[RuleSpec], now: datetime) -> tuple[str, list[Any]]:

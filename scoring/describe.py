@@ -13,7 +13,7 @@ from leads.models import ActivityType, Company, Lead
 
 from .conditions import split_list
 from .rule_fields import NO_VALUE_OPERATORS, OPERATORS, field_label
-from .rules import FIT
+from .rules import ANY, FIT, WINDOW_SECONDS
 
 if TYPE_CHECKING:
     from .models import Rule
@@ -29,25 +29,49 @@ def _points(points: int) -> str:
 
 def describe_rule(rule: Rule) -> str:
     if rule.kind == FIT:
-        return f"{_points(rule.points)} when {_describe_condition(rule)}"
+        return _describe_fit(rule)
     return _describe_engagement(rule)
 
 
-def _describe_condition(rule: Rule) -> str:
-    label = field_label(rule.field)
-    verb = OPERATORS.get(rule.operator, rule.operator)
-    if rule.operator in NO_VALUE_OPERATORS:
+def _describe_fit(rule: Rule) -> str:
+    """E.g. “+1 per 60 of time on site (at most +30) when occupation is working
+    professional and time on site is at least 600”."""
+    points = _points(rule.points)
+    if rule.per_unit is not None:
+        points += f" per {rule.per_unit:g} of {field_label(rule.field)}"
+    if rule.points_cap is not None:
+        points += f" (at most {rule.points_cap} points)"
+    tests = [_describe_condition(rule.field, rule.operator, rule.value, rule.value_to)]
+    conditions = rule.conditions if isinstance(rule.conditions, list) else []
+    for item in conditions:
+        if isinstance(item, dict):
+            tests.append(
+                _describe_condition(
+                    str(item.get("field", "")),
+                    str(item.get("operator", "")),
+                    str(item.get("value") or ""),
+                    str(item.get("value_to") or ""),
+                )
+            )
+    joiner = " or " if rule.join == ANY else " and "
+    return f"{points} when {joiner.join(tests)}"
+
+
+def _describe_condition(field: str, operator: str, value: str, value_to: str) -> str:
+    label = field_label(field)
+    verb = OPERATORS.get(operator, operator)
+    if operator in NO_VALUE_OPERATORS:
         return f"{label} {verb}"
-    if rule.operator == "between":
-        return f"{label} is between {rule.value} and {rule.value_to}"
-    if rule.operator == "in_domain_list":
-        return f"the {label} is on the {rule.value.replace('_', '-')} list"
-    if rule.operator in ("in", "not_in"):
-        values = [_value_label(rule.field, value) for value in split_list(rule.value)]
+    if operator == "between":
+        return f"{label} is between {value} and {value_to}"
+    if operator == "in_domain_list":
+        return f"the {label} is on the {value.replace('_', '-')} list"
+    if operator in ("in", "not_in"):
+        values = [_value_label(field, item) for item in split_list(value)]
         return f"{label} {verb} {', '.join(values)}"
-    if rule.operator in ("equals", "not_equals"):
-        return f"{label} {verb} {_value_label(rule.field, rule.value)}"
-    return f"{label} {verb} {rule.value}"
+    if operator in ("equals", "not_equals"):
+        return f"{label} {verb} {_value_label(field, value)}"
+    return f"{label} {verb} {value}"
 
 
 def _value_label(field: str, value: str) -> str:
@@ -83,6 +107,12 @@ def _describe_engagement(rule: Rule) -> str:
         limits.append(f"at most {_times(rule.max_per_lead)} per lead")
     if rule.recency_days:
         limits.append(f"within the last {rule.recency_days} days")
+    if rule.window_days and rule.window_min:
+        days = "a day" if rule.window_days == 1 else f"{rule.window_days} days"
+        if rule.window_measure == WINDOW_SECONDS:
+            limits.append(f"once they last {rule.window_min} s together within {days}")
+        else:
+            limits.append(f"once there are at least {rule.window_min} within {days}")
     if limits:
         sentence += ", " + ", ".join(limits)
     if rule.bonus_count and rule.bonus_points:

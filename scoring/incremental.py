@@ -85,6 +85,7 @@ class Fallback(StrEnum):
     LAST_ENGAGEMENT_LEFT = "its last engagement left a recency window"
     LATE_ACTIVITY = "a new activity is older than a scored one of its type, for a capped rule"
     ROUNDING_EDGE = "its score lies within float rounding of a rounding edge"
+    WINDOW_RULE = "a new activity matched a rule that counts matches over a window"
 
 
 @dataclass
@@ -247,6 +248,10 @@ class IncrementalBatch(BatchWrites):
                 )
                 if found and is_capped(rule) and self.history.is_late(lead.pk, found[0]):
                     self._fall_back(lead, Fallback.LATE_ACTIVITY)
+                    return None
+                if found and rule.window_days:
+                    # Whether the window is reached reads the matches before it.
+                    self._fall_back(lead, Fallback.WINDOW_RULE)
                     return None
                 matched[(model.id, rule.id)] = found
                 self._ask_history(lead, model, rule, found)

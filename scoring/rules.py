@@ -9,17 +9,32 @@ on plain values. ``scoring.facts`` feeds these functions with a lead's rows and
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from .conditions import condition_matches
+from .conditions import condition_matches, to_number
 from .regex_dialects import compile_regex
 from .rule_fields import TEXT
 
 FIT, ENGAGEMENT = "fit", "engagement"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One more test of a fit rule, on a field of its own (``RuleSpec.conditions``)."""
+
+    field: str
+    operator: str
+    value: str = ""
+    value_to: str = ""
+    field_kind: str = TEXT
+
+
+ALL, ANY = "all", "any"
 
 
 @dataclass(frozen=True)
@@ -36,6 +51,13 @@ class RuleSpec:
     value: str = ""
     value_to: str = ""
     field_kind: str = TEXT
+    # More tests, joined with the first: all of them must hold, or any one of them.
+    conditions: tuple[Condition, ...] = ()
+    join: str = ALL
+    # Points for each ``per_unit`` of the (number) field, instead of once, at most
+    # ``points_cap`` of them (in absolute value).
+    per_unit: float | None = None
+    points_cap: int | None = None
     # Engagement rules.
     activity_type: str = ""
     target: str = ""  # "", "url" or "property:<name>"
@@ -47,6 +69,18 @@ class RuleSpec:
     bonus_count: int | None = None
     bonus_points: int = 0
     recency_days: int | None = None
+    # A match counts only once the rule's matches of the ``window_days`` up to it
+    # (itself and any at the same instant included) number ``window_min`` or more, or,
+    # measured in seconds, last that many seconds together.
+    window_days: int | None = None
+    window_min: int | None = None
+    window_measure: str = "count"
+
+    @property
+    def tests(self) -> tuple[Condition, ...]:
+        """A fit rule's tests: its own field's, then its other conditions."""
+        own = Condition(self.field, self.operator, self.value, self.value_to, self.field_kind)
+        return (own, *self.conditions)
 
 
 @dataclass(frozen=True)
@@ -77,14 +111,37 @@ class Award:
 def fit_matches(
     rule: RuleSpec, facts: Mapping[str, Any], domain_lists: Mapping[str, frozenset[str]]
 ) -> bool:
-    return condition_matches(
-        rule.field_kind,
-        rule.operator,
-        rule.value,
-        rule.value_to,
-        facts.get(rule.field),
-        domain_lists,
+    """Whether the rule's first test and its other conditions hold, joined by ``join``."""
+    tests = (
+        condition_matches(
+            test.field_kind,
+            test.operator,
+            test.value,
+            test.value_to,
+            facts.get(test.field),
+            domain_lists,
+        )
+        for test in rule.tests
     )
+    return any(tests) if rule.join == ANY else all(tests)
+
+
+def fit_points(rule: RuleSpec, facts: Mapping[str, Any]) -> float:
+    """What a matching fit rule gives: its points, or its points per unit of its field.
+
+    Per unit: ``points * floor(value / per_unit)``, at most ``points_cap`` away from
+    zero; a missing or negative value counts no unit. The set-based rescore computes
+    the same in ``scoring.sql.fit_points_sql``.
+    """
+    if rule.per_unit is None:
+        points = float(rule.points)
+    else:
+        number = to_number(facts.get(rule.field))
+        units = math.floor(number / rule.per_unit) if number is not None else 0
+        points = float(rule.points * max(units, 0))
+    if rule.points_cap is not None:
+        points = max(-float(rule.points_cap), min(float(rule.points_cap), points))
+    return points
 
 
 def fit_awards(
@@ -93,11 +150,14 @@ def fit_awards(
     domain_lists: Mapping[str, frozenset[str]],
     at: datetime,
 ) -> list[Award]:
-    return [
-        Award(rule.id, None, float(rule.points), at)
-        for rule in rules
-        if rule.kind == FIT and fit_matches(rule, facts, domain_lists)
-    ]
+    awards = []
+    for rule in rules:
+        if rule.kind != FIT or not fit_matches(rule, facts, domain_lists):
+            continue
+        points = fit_points(rule, facts)
+        if points:
+            awards.append(Award(rule.id, None, points, at))
+    return awards
 
 
 # Activities of these types that carry ``properties["scored"] = False`` are kept on the
@@ -149,6 +209,8 @@ def engagement_awards(
         if rule.kind != ENGAGEMENT:
             continue
         matched = rule_matches(rule, by_type.get(rule.activity_type, ()), now)
+        if rule.window_days:
+            matched = window_matches(rule, matched)
         awards.extend(capped_awards(rule, matched))
     return awards
 
@@ -171,6 +233,33 @@ def rule_matches(
         and (oldest is None or a.occurred_at >= oldest)
         and activity_matches(rule, a)
     ]
+
+
+WINDOW_SECONDS = "seconds"
+
+
+def window_matches(rule: RuleSpec, matched: Sequence[ActivityFact]) -> list[ActivityFact]:
+    """The ``matched`` activities (in order) at which the rule's window is reached: its
+    matches from ``window_days`` before the activity up to the activity's instant
+    (both ends included) number at least ``window_min``, or, when the window is
+    measured in seconds, their durations add up to at least that. The set-based
+    rescore computes the same with a ``RANGE`` window frame (``scoring.bulk_awards``)."""
+    span = timedelta(days=rule.window_days or 0)
+    needed = rule.window_min or 0
+    seconds = rule.window_measure == WINDOW_SECONDS
+    # Running totals and two edges that only move forward: linear in the matches.
+    totals = [0]
+    for m in matched:
+        totals.append(totals[-1] + ((m.duration_seconds or 0) if seconds else 1))
+    kept, first, last = [], 0, 0
+    for activity in matched:
+        while matched[first].occurred_at < activity.occurred_at - span:
+            first += 1
+        while last < len(matched) and matched[last].occurred_at <= activity.occurred_at:
+            last += 1
+        if totals[last] - totals[first] >= needed:
+            kept.append(activity)
+    return kept
 
 
 def utc_day(at: datetime) -> date:

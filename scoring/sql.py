@@ -13,7 +13,7 @@ from typing import Any
 from .conditions import split_list, to_number
 from .regex_dialects import postgres_regex
 from .rule_fields import BOOL, CUSTOM_PREFIX, FIT_FIELDS, LIST, NUMBER, TEXT, RuleError
-from .rules import MACHINE_MARKED_TYPES, RuleSpec
+from .rules import ANY, MACHINE_MARKED_TYPES, Condition, RuleSpec
 
 Sql = tuple[str, list[Any]]
 
@@ -96,7 +96,33 @@ def _custom_key(field: str) -> str:
 NUMBER_OPS = {"equals": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
-def fit_condition(rule: RuleSpec) -> Sql:
+def fit_rule_condition(rule: RuleSpec) -> Sql:
+    """The rule's tests joined as ``scoring.rules.fit_matches`` joins them."""
+    parts, params = [], []
+    for test in rule.tests:
+        sql, test_params = fit_condition(test)
+        parts.append(f"COALESCE({sql}, false)")
+        params += test_params
+    joiner = " OR " if rule.join == ANY else " AND "
+    return f"({joiner.join(parts)})", params
+
+
+def fit_points_sql(rule: RuleSpec) -> Sql:
+    """A float8 SQL expression of what the rule gives a lead it matches
+    (``scoring.rules.fit_points``)."""
+    if rule.per_unit is None:
+        points, params = "%s::float8", [float(rule.points)]
+    else:
+        expr, expr_params = _number_expr(rule.field)
+        points = f"(%s::float8 * GREATEST(COALESCE(floor({expr} / %s::float8), 0), 0))"
+        params = [float(rule.points), *expr_params, float(rule.per_unit)]
+    if rule.points_cap is not None:
+        points = f"GREATEST(-%s::float8, LEAST(%s::float8, {points}))"
+        params = [float(rule.points_cap), float(rule.points_cap), *params]
+    return points, params
+
+
+def fit_condition(rule: Condition) -> Sql:
     """A boolean SQL expression over ``l`` (lead) and ``c`` (its company, LEFT JOINed)."""
     op, kind = rule.operator, rule.field_kind
     if kind == BOOL:
@@ -141,7 +167,7 @@ def fit_condition(rule: RuleSpec) -> Sql:
     raise RuleError(f"Unknown operator “{op}”.")
 
 
-def _number_condition(rule: RuleSpec) -> Sql:
+def _number_condition(rule: Condition) -> Sql:
     expr, params = _number_expr(rule.field)
     op = rule.operator
     if op == "is_empty":

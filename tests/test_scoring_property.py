@@ -68,6 +68,11 @@ class FitDef:
     operator: str
     value: str
     points: int
+    # More tests (field, operator, value), joined to the first by ``join``.
+    extra: tuple[tuple[str, str, str], ...] = ()
+    join: str = "all"
+    per_unit: float | None = None
+    cap: int | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,8 @@ class EngagementDef:
     bonus_count: int | None
     bonus_points: int
     recency_days: int | None
+    # (days, matches): a match counts once the matches of the days up to it reach that many.
+    window: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,37 @@ fit_defs = st.one_of(
         st.sampled_from([r"\bvp\b", r"^head\b", r"intern$", r"\bit$", r"s\B", r"o.i"]),
         points,
     ),
+    # Several tests in one rule, all or any of them.
+    st.builds(
+        FitDef,
+        st.just("job_title"),
+        st.just("contains"),
+        st.sampled_from(["head", "vp"]),
+        points,
+        extra=st.lists(
+            st.sampled_from(
+                [
+                    ("country", "in", "de, AT"),
+                    ("company.employee_count", "lt", "500"),
+                    ("seniority", "not_equals", "manager"),
+                ]
+            ),
+            min_size=1,
+            max_size=2,
+            unique=True,
+        ).map(tuple),
+        join=st.sampled_from(["all", "any"]),
+    ),
+    # Points per unit of a number, with or without a cap.
+    st.builds(
+        FitDef,
+        st.just("company.employee_count"),
+        st.just("gte"),
+        st.sampled_from(["1", "100"]),
+        st.integers(min_value=-3, max_value=3).filter(bool),
+        per_unit=st.sampled_from([100.0, 250.0, 0.5]),
+        cap=st.one_of(st.none(), st.integers(min_value=1, max_value=12)),
+    ),
 )
 engagement_defs = st.builds(
     EngagementDef,
@@ -139,6 +177,10 @@ engagement_defs = st.builds(
     bonus_count=st.one_of(st.none(), st.integers(min_value=2, max_value=3)),
     bonus_points=st.integers(min_value=-10, max_value=15),
     recency_days=st.one_of(st.none(), st.integers(min_value=1, max_value=3)),
+    window=st.one_of(
+        st.none(),
+        st.tuples(st.integers(min_value=1, max_value=3), st.integers(min_value=2, max_value=3)),
+    ),
 )
 lead_defs = st.builds(
     LeadDef,
@@ -194,6 +236,34 @@ BUSY = (
 
 
 def reference_fit(rule: FitDef, lead: LeadDef) -> bool:
+    tests = [
+        reference_test(rule),
+        *(reference_test(FitDef(field, op, value, 1)) for field, op, value in rule.extra),
+    ]
+    results = [test(lead) for test in tests]
+    return any(results) if rule.join == "any" else all(results)
+
+
+def reference_points(rule: FitDef, lead: LeadDef) -> int:
+    if not reference_fit(rule, lead):
+        return 0
+    points = rule.points
+    if rule.per_unit is not None:
+        points *= max(math.floor((lead.employee_count or 0) / rule.per_unit), 0)
+    if rule.cap is not None:
+        points = max(-rule.cap, min(rule.cap, points))
+    return points
+
+
+def reference_test(rule: FitDef):
+    return lambda lead: reference_one(rule, lead)
+
+
+def reference_one(rule: FitDef, lead: LeadDef) -> bool:
+    if rule.field == "company.employee_count" and rule.operator == "lt":
+        return lead.employee_count is not None and lead.employee_count < int(rule.value)
+    if rule.field == "seniority" and rule.operator == "not_equals":
+        return lead.seniority.lower() != rule.value.lower()
     if rule.field == "job_title" and rule.operator == "regex":
         # Patterns are written in Python's spelling; titles have no line breaks.
         return re.search(rule.value, lead.job_title.strip(), re.IGNORECASE) is not None
@@ -211,14 +281,15 @@ def reference_engagement(rule: EngagementDef, times: list[tuple[str, str, dateti
 
     Bonus: once on each UTC day with at least bonus_count matches, whatever the caps.
     """
-    per_day = Counter(
-        at.date()
+    matched = [
+        at
         for type_, url, at in times
         if type_ == rule.activity_type
         and (not rule.pricing_only or "pricing" in url.lower())
         and at <= now
         and (rule.recency_days is None or at >= now - timedelta(days=rule.recency_days))
-    )
+    ]
+    per_day = Counter(at.date() for at in reference_window(rule, matched))
     counted = sum(min(n, rule.max_per_day or n) for n in per_day.values())
     if rule.max_per_lead is not None:
         counted = min(counted, rule.max_per_lead)
@@ -228,10 +299,32 @@ def reference_engagement(rule: EngagementDef, times: list[tuple[str, str, dateti
     return counted * rule.points + bonus_days * rule.bonus_points
 
 
+def reference_window(rule: EngagementDef, matched: list) -> list:
+    """The matches at which the window is reached: at least ``window[1]`` matches from
+    ``window[0]`` days before each up to its instant, both ends included."""
+    if rule.window is None:
+        return matched
+    days, least = rule.window
+
+    def at_of(item):
+        return item[0] if isinstance(item, tuple) else item
+
+    return [
+        item
+        for item in matched
+        if sum(
+            1
+            for other in matched
+            if at_of(item) - timedelta(days=days) <= at_of(other) <= at_of(item)
+        )
+        >= least
+    ]
+
+
 def reference_scores(fit, engagement, leads, activities, max_points, base, now):
     expected = {}
     for index, lead in enumerate(leads):
-        fit_points = sum(rule.points for rule in fit if reference_fit(rule, lead))
+        fit_points = sum(reference_points(rule, lead) for rule in fit)
         times = [(a.type, a.url, a.occurred_at(base)) for a in activities if a.lead == index]
         engaged = sum(reference_engagement(rule, times, now) for rule in engagement)
         score = fit_points + engaged
@@ -270,6 +363,12 @@ def build(
             field=rule.field,
             operator=rule.operator,
             value=rule.value,
+            conditions=[
+                {"field": field, "operator": op, "value": value} for field, op, value in rule.extra
+            ],
+            join=rule.join,
+            per_unit=rule.per_unit,
+            points_cap=rule.cap,
         )
     for i, rule in enumerate(engagement):
         Rule.objects.create(
@@ -285,6 +384,8 @@ def build(
             bonus_count=rule.bonus_count,
             bonus_points=rule.bonus_points if rule.bonus_count else 0,
             recency_days=rule.recency_days,
+            window_days=rule.window[0] if rule.window else None,
+            window_min=rule.window[1] if rule.window else None,
         )
     rows = [
         LeadFactory(
@@ -541,7 +642,7 @@ def reference_awards(rule_id: int, rule: EngagementDef, activities, now) -> set[
         and (rule.recency_days is None or at >= now - timedelta(days=rule.recency_days))
     )
     days: dict[object, list[tuple[datetime, int]]] = defaultdict(list)
-    for at, pk in matched:
+    for at, pk in reference_window(rule, matched):
         days[at.astimezone(UTC).date()].append((at, pk))
     awards = set()
     kept = []
@@ -558,7 +659,7 @@ def reference_awards(rule_id: int, rule: EngagementDef, activities, now) -> set[
 
 def reference_state(scenario: Decaying, lead: LeadDef, awards, now):
     """(score, fit score, band, grade, quadrant) from the awards and the decay formula."""
-    fit_points = sum(rule.points for rule in scenario.fit if reference_fit(rule, lead))
+    fit_points = sum(reference_points(rule, lead) for rule in scenario.fit)
     engagement = 0.0
     for _, _, _, points, at in sorted(awards, key=lambda award: award[4]):
         elapsed = (now - at).total_seconds()
@@ -603,9 +704,9 @@ def reference(scenario: Decaying, model: ScoringModel, rows: list[Lead], now):
             awards |= reference_awards(rule_id, rule, activities, now)
         ledger |= {(row.pk, *award) for award in awards}
         ledger |= {
-            (row.pk, rule_id, None, False, float(rule.points), None)
+            (row.pk, rule_id, None, False, float(reference_points(rule, lead)), None)
             for rule_id, rule in zip(fit_ids, scenario.fit, strict=True)
-            if reference_fit(rule, lead)
+            if reference_points(rule, lead)
         }
         states[index] = reference_state(scenario, lead, awards, now)
     return ledger, states

@@ -4,13 +4,22 @@ score per model, rescore jobs and requests, and the change log."""
 from .changelog import ChangeLog
 from .ledger import EntryKind, LeadScore, ScoreEntry
 from .rescore import ProfileRescore, RescoreJob, RescoreStatus
-from .rule import ActivityTarget, DomainList, DomainListKind, Rule, RuleKind
+from .rule import (
+    ActivityTarget,
+    ConditionJoin,
+    DomainList,
+    DomainListKind,
+    Rule,
+    RuleKind,
+    WindowMeasure,
+)
 from .scoring_model import EDITABLE_FIELDS, ModelStatus, ScoringModel, ScoringModelQuerySet
 
 __all__ = [
     "EDITABLE_FIELDS",
     "ActivityTarget",
     "ChangeLog",
+    "ConditionJoin",
     "DomainList",
     "DomainListKind",
     "EntryKind",
@@ -24,4 +33,5 @@ __all__ = [
     "ScoreEntry",
     "ScoringModel",
     "ScoringModelQuerySet",
+    "WindowMeasure",
 ]
