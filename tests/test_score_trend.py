@@ -4,6 +4,7 @@ compares with, and where it shows (leads list, Next up, lead page, API)."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 
 import pytest
@@ -110,7 +111,9 @@ def test_the_nightly_decay_job_takes_the_snapshot_and_the_command_does_too():
 
     assert [score for _, score in snapshots(lead)] == [33]
     set_score(lead, 44)
-    call_command("scores_snapshot", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    out = io.StringIO()
+    call_command("scores_snapshot", stdout=out)
+    assert "1 score snapshot(s) written." in out.getvalue()
     assert [score for _, score in snapshots(lead)] == [44]  # the same day's row, corrected
 
 
