@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.http import Http404
 from django.http.response import HttpResponseBase
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -84,6 +85,8 @@ from leads.permissions import (
 from leads.profiles import email_error, lead_save_profile
 from leads.stages import lead_move_to_stage
 from scoring.explanation import lead_explanation
+from scoring.snapshots import score_before, scores_before
+from scoring.trend import TREND_DAYS, Trend, score_trend
 
 CUSTOM_FIELDS_MAX_BYTES = 16 * 1024
 EMAIL_CONFLICT = "The email address belongs to a lead the caller cannot see (nothing more is told)"
@@ -135,6 +138,11 @@ class LeadSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         slug_field="slug", many=True, queryset=ProductLine.objects.all(), required=False
     )
     full_name = serializers.CharField(read_only=True)
+    score_trend = serializers.SerializerMethodField(
+        help_text=f"The score over the last {TREND_DAYS} days: rising or falling when it "
+        "moved by at least 5 points and 10 % of the score then, steady otherwise, new "
+        f"when the lead had no score {TREND_DAYS} days ago."
+    )
 
     class Meta:
         model = Lead
@@ -172,6 +180,7 @@ class LeadSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             "email_status",
             "custom_fields",
             *SCORE_COLUMNS,
+            "score_trend",
             "created_at",
             "updated_at",
             "first_activity_at",
@@ -188,6 +197,16 @@ class LeadSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             "first_activity_at",
             "last_activity_at",
         ]
+
+    @extend_schema_field(serializers.ChoiceField(choices=Trend.choices))
+    def get_score_trend(self, lead: Lead) -> str:
+        """From the lists' annotation (``LeadViewSet.get_queryset``); a lead just saved
+        has none and is looked up."""
+        if hasattr(lead, "score_before"):
+            before = lead.score_before
+        else:
+            before = scores_before(lead_ids=[lead.pk], now=timezone.now()).get(lead.pk)
+        return score_trend(lead.score, before).value
 
     def get_company_name(self, lead: Lead) -> str | None:
         return lead.company.name if lead.company else None
@@ -274,6 +293,13 @@ class ScoreExplanationSerializer(serializers.Serializer):
     band = serializers.CharField()
     grade = serializers.CharField()
     quadrant = serializers.CharField()
+    trend = serializers.ChoiceField(
+        choices=Trend.choices, help_text=f"The score over the last {TREND_DAYS} days."
+    )
+    trend_text = serializers.CharField(help_text='The trend in words: "Rising: 32 7 days ago".')
+    score_before = serializers.IntegerField(
+        allow_null=True, help_text=f"The score {TREND_DAYS} days ago; null when there was none."
+    )
     models = ModelExplanationSerializer(many=True)
 
 
@@ -430,7 +456,7 @@ class LeadViewSet(RecordViewSet):
         return (
             Lead.objects.ranked()
             .visible_to(user)
-            .annotate(rank_score=F("rank__score"))
+            .annotate(rank_score=F("rank__score"), score_before=score_before(timezone.now()))
             .select_related("company")
             .prefetch_related("product_interests")
         )

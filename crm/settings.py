@@ -235,6 +235,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ActivityTypeEnum": "leads.models.ActivityType",
         "ImportKindEnum": "imports.mapping.ImportKind.CHOICES",
+        "ScoreTrendEnum": "scoring.trend.Trend",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -13,14 +13,17 @@ from leads.models import Lead
 from .models import EntryKind, LeadScore, ScoreEntry, ScoringModel
 from .ruleset import model_settings
 from .score_formula import decay_factor, decayed, score_series
+from .snapshots import lead_score_trend
 from .state import state_from
+from .trend import trend_text
 
 
 def lead_explanation(
     *, lead: Lead, now: datetime | None = None, history: bool = False
 ) -> dict[str, Any]:
     """Why the lead has its score: points by rule, positive and negative, and the decay;
-    with ``history``, also each model's score over time (``score_history``)."""
+    the score's trend over the last seven days (``scoring.trend``); with ``history``,
+    also each model's score over time (``score_history``)."""
     now = now or timezone.now()
     scores = list(
         LeadScore.objects.filter(lead=lead).select_related("model").order_by("-model__priority")
@@ -31,12 +34,16 @@ def lead_explanation(
         if history:
             part["history"] = score_history(lead=lead, model=row.model, now=now)
         models.append(part)
+    trend, before = lead_score_trend(lead=lead, now=now)
     return {
         "lead_id": lead.pk,
         "score": lead.score,
         "band": lead.band,
         "grade": lead.grade,
         "quadrant": lead.quadrant,
+        "trend": trend.value,
+        "trend_text": trend_text(trend, before),
+        "score_before": before,
         "models": models,
     }
 

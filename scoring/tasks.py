@@ -2,6 +2,7 @@
 
 from celery import shared_task
 from django.db import OperationalError
+from django.utils import timezone
 
 from .decay import scores_decay
 from .lead_scoring import lead_score, leads_score_chunked
@@ -13,6 +14,7 @@ from .outbox import (
     unscored_lead_ids,
 )
 from .rescore_jobs import rescore_job_range, rescore_job_run, rescore_jobs_resume
+from .snapshots import scores_snapshot
 
 
 @shared_task(
@@ -70,4 +72,9 @@ def rescore_range(job_id: int, lo: int, hi: int) -> None:
 
 @shared_task(ignore_result=True)
 def decay_scores() -> int:
-    return scores_decay()
+    """Beat's nightly job: the decay, then the snapshot of the scores it left (the score
+    trend's record)."""
+    now = timezone.now()
+    updated = scores_decay(now=now)
+    scores_snapshot(now=now)
+    return updated

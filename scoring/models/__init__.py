@@ -1,5 +1,6 @@
 """Scoring's models: scoring models and their rules, the score ledger and each lead's
-score per model, rescore jobs and requests, and the change log."""
+score per model and its nightly snapshots, rescore jobs and requests, and the change
+log."""
 
 from .changelog import ChangeLog
 from .ledger import EntryKind, LeadScore, ScoreEntry
@@ -14,6 +15,7 @@ from .rule import (
     WindowMeasure,
 )
 from .scoring_model import EDITABLE_FIELDS, ModelStatus, ScoringModel, ScoringModelQuerySet
+from .snapshot import ScoreSnapshot
 
 __all__ = [
     "EDITABLE_FIELDS",
@@ -31,6 +33,7 @@ __all__ = [
     "Rule",
     "RuleKind",
     "ScoreEntry",
+    "ScoreSnapshot",
     "ScoringModel",
     "ScoringModelQuerySet",
     "WindowMeasure",

@@ -38,6 +38,7 @@ from workspace.forms import (
     TimelineFilterForm,
     TouchForm,
 )
+from workspace.score_trends import trend_badge, trend_sentence
 
 # --- Reading ---------------------------------------------------------------------------
 
@@ -134,6 +135,7 @@ def lead_page_context(
     for part in explanation["models"]:
         model = part["model"]
         part["chart"] = score_chart(part["history"], model=model)
+    _add_trend(explanation, lead)
     handoff = lead.handoffs.select_related("owner", "closed_by").first()
     now = timezone.now()
     context = {
@@ -158,6 +160,17 @@ def lead_page_context(
     if access.may_act:
         context["forms"] = _action_forms(request, lead, handoff, forms)
     return context
+
+
+def _add_trend(explanation: dict[str, Any], lead: Lead) -> None:
+    """The score trend, on the card of the model that gives the lead's score (the
+    primary, or the first)."""
+    parts = explanation["models"]
+    shown = next((part for part in parts if part["model"]["primary"]), parts[0] if parts else None)
+    if shown is not None:
+        before = explanation["score_before"]
+        shown["trend"] = trend_badge(lead.score, before)
+        shown["trend_sentence"] = trend_sentence(lead.score, before)
 
 
 def _timeline_context(lead: Lead, timeline: TimelineFilterForm) -> dict[str, Any]:

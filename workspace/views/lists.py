@@ -36,6 +36,7 @@ from leads.exports import export_columns
 from leads.models import Band, Stage
 from leads.permissions import EXPORT_REFUSED, may_export_leads, teammates_of
 from nurturing.models import Sequence as NurtureSequence
+from scoring.snapshots import score_before
 from workspace import bulk
 from workspace import filters as lead_filters
 from workspace.columns import (
@@ -56,6 +57,7 @@ from workspace.saved_views import (
     saved_views_for,
     view_url_query,
 )
+from workspace.score_trends import trend_badge
 
 # Column heading, sort key and the direction a first click sorts in.
 SORTABLE_COLUMNS = [
@@ -301,7 +303,10 @@ def list_context(
     count = leads_count(leads) if exact else leads_count_upto(leads)
     keys, chosen = chosen_columns(request.GET)
     cursor = cursor_decode(request.GET.get("cursor", ""), sort=sort)
-    rows = rows_with_columns(leads, fields=ROW_FIELDS, keys=keys)
+    # The score seven days ago for the trend: one index probe a row, in the page's query.
+    rows = rows_with_columns(leads, fields=ROW_FIELDS, keys=keys).annotate(
+        score_before=score_before(timezone.now())
+    )
     page = leads_page(rows, sort=sort, cursor=cursor)
     query = _list_query(request.GET)
     actions = bulk.bulk_actions_for(user)
@@ -368,7 +373,8 @@ def _export_urls(query: QueryDict, keys: list[str] | None) -> dict[str, str]:
 
 
 def lead_row(row: dict[str, Any]) -> dict[str, Any]:
-    """What one row of the list shows, as plain strings, from a ``ROW_FIELDS`` row.
+    """What one row of the list shows, as plain strings, from a ``ROW_FIELDS`` row (and
+    the score seven days ago, ``score_before``, for the trend).
 
     Worked out here once rather than by template filters: with 25 rows a page the
     filters' per-value lookups (the model's display methods, the date and humanize
@@ -400,6 +406,7 @@ def lead_row(row: dict[str, Any]) -> dict[str, Any]:
         "band": row["band"],
         "band_label": BAND_LABELS.get(row["band"], row["band"]),
         "grade": row["grade"],
+        "trend": trend_badge(row["rank__score"], row.get("score_before")),
         **column_cells(row),
     }
 
