@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("leads", "0024_queue_deferrals"),
-        ("scoring", "0017_model_versions"),
+        ("scoring", "0018_rule_conditions_units_and_windows"),
     ]
 
     operations = [
