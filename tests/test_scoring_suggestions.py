@@ -3,11 +3,14 @@ confounded and thinly matched rules in words, and turns into a draft to preview.
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from leads.models import Activity, ActivityType, Deal, DealStatus, Lead
@@ -23,6 +26,7 @@ from scoring.suggestions import (
     model_draft_from_suggestion,
     model_suggestion,
 )
+from tests.api_client import error_of, token_client
 from tests.factories import active_model, fit_rule, page_rule
 
 NOW = timezone.now()
@@ -219,3 +223,144 @@ def test_the_python_matrix_equals_the_set_based_one(model):
     assert np.array_equal(sql.values, python)
     # The blog rule counts at most 2 views per lead.
     assert sql.values[:, -1].max() == 2
+
+
+# --- The admin and the API -------------------------------------------------------------
+
+
+def suggestions_url(model: ScoringModel) -> str:
+    return reverse("admin:scoring_scoringmodel_suggested_weights", args=[model.pk])
+
+
+def api_url(model: ScoringModel, tail: str = "") -> str:
+    return f"/api/v1/scoring-models/{model.pk}/suggested-weights/{tail}"
+
+
+def page_text(response) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]*>", " ", response.content.decode())).split())
+
+
+def rules_state() -> list[dict[str, Any]]:
+    return list(Rule.objects.order_by("pk").values("pk", "model_id", "points", "active"))
+
+
+def test_the_admin_links_the_suggestion_and_shows_it_in_words(client, model, marketer):
+    confounded_world()
+    client.force_login(marketer)
+
+    change = client.get(reverse("admin:scoring_scoringmodel_change", args=[model.pk]))
+    page = client.get(suggestions_url(model))
+
+    assert f'href="{suggestions_url(model)}"' in change.content.decode()
+    assert page.status_code == 200
+    text = page_text(page)
+    assert "370 won against 630 lost leads" in text
+    assert Rule.objects.get(name="Director").describe() in text
+    assert "Matches nearly the same closed leads as “Director”" in text
+    assert "Its single-rule lift is confounded" in text
+    assert "4.67 (3.82 to 5.71)" in text  # the director's single-rule lift beside it
+    assert "Make a draft with these weights" in text
+
+
+def test_the_admin_button_makes_a_draft_with_the_weights(client, model, marketer):
+    confounded_world()
+    client.force_login(marketer)
+    live = rules_state()
+
+    response = client.post(suggestions_url(model))
+
+    draft = ScoringModel.objects.get(version_of=model)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:scoring_scoringmodel_change", args=[draft.pk])
+    director = draft.rules.get(name="Director")
+    assert director.points >= 40
+    assert not draft.rules.get(name="Executive").active
+    assert [r for r in rules_state() if r["model_id"] == model.pk] == live
+
+
+def test_the_admin_says_how_many_more_closed_leads_are_needed(client, model, marketer):
+    build_world([(DIRECTOR, 20, 10), (OTHER, 2, 45)], blog=False)
+    client.force_login(marketer)
+
+    page = client.get(suggestions_url(model))
+    posted = client.post(suggestions_url(model), follow=True)
+
+    assert "8 more won leads needed" in page_text(page)
+    assert "Make a draft" not in page_text(page)
+    assert "8 more won leads needed" in page_text(posted)
+    assert ScoringModel.objects.count() == 1
+
+
+@pytest.mark.parametrize("role", ["rep", "manager", "outsider"])
+def test_the_admin_page_refuses_who_may_not_change_models(request, client, model, role):
+    confounded_world()
+    user = request.getfixturevalue(role)
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    client.force_login(user)
+    before = (rules_state(), ScoringModel.objects.count(), ChangeLog.objects.count())
+
+    opened = client.get(suggestions_url(model))
+    posted = client.post(suggestions_url(model))
+
+    assert (opened.status_code, posted.status_code) == (403, 403)
+    assert (rules_state(), ScoringModel.objects.count(), ChangeLog.objects.count()) == before
+
+
+def test_the_api_answers_the_suggestion(model, marketer):
+    confounded_world()
+
+    response = token_client(marketer).get(api_url(model))
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["ready"] is True
+    assert (body["won"], body["lost"]) == (370, 630)
+    rules = {row["name"]: row for row in body["rules"]}
+    assert body["rules"][0]["name"] == "Director"
+    assert rules["Director"]["lift"] == pytest.approx(280 / 400 / (90 / 600))
+    assert [flag["code"] for flag in rules["Executive"]["flags"]] == ["duplicate"]
+    assert [flag["code"] for flag in rules["In France"]["flags"]] == ["confounded"]
+    assert rules["Executive"]["suggested_points"] == 0
+
+
+def test_the_api_makes_a_draft_with_the_weights(model, marketer):
+    confounded_world()
+    live = rules_state()
+
+    response = token_client(marketer).post(api_url(model, "draft/"))
+
+    assert response.status_code == 201
+    draft = ScoringModel.objects.get(pk=response.json()["id"])
+    assert response.json()["version_of"] == model.pk
+    assert response.json()["status"] == "draft"
+    assert draft.rules.get(name="Director").points >= 40
+    assert [r for r in rules_state() if r["model_id"] == model.pk] == live
+
+
+def test_the_api_refuses_a_draft_without_enough_closed_leads(model, marketer):
+    build_world([(DIRECTOR, 20, 10), (OTHER, 2, 45)], blog=False)
+    client = token_client(marketer)
+
+    read = client.get(api_url(model))
+    made = client.post(api_url(model, "draft/"))
+
+    assert read.status_code == 200
+    assert read.json()["ready"] is False
+    assert read.json()["needed_won"] == 8
+    assert made.status_code == 409
+    assert "8 more won leads" in error_of(made)["message"]
+    assert ScoringModel.objects.count() == 1
+
+
+@pytest.mark.parametrize("role", ["rep", "manager", "outsider"])
+def test_the_api_refuses_who_may_not_change_models(request, model, role):
+    confounded_world()
+    client = token_client(request.getfixturevalue(role))
+    before = (rules_state(), ScoringModel.objects.count(), ChangeLog.objects.count())
+
+    read = client.get(api_url(model))
+    made = client.post(api_url(model, "draft/"))
+
+    assert (read.status_code, made.status_code) == (403, 403)
+    assert (rules_state(), ScoringModel.objects.count(), ChangeLog.objects.count()) == before
