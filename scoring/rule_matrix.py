@@ -22,7 +22,8 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from django.db import connection
+from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from leads.models import Activity, DealOutcome, Lead
@@ -85,7 +86,11 @@ def _fill_sql(
     column = {rule.id: col for col, rule in enumerate(rules)}
     fit = [rule for rule in rules if rule.kind == FIT]
     engagement = [rule for rule in rules if rule.kind == ENGAGEMENT]
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The rescore's memory for sorts and hashes, so the counts do not spill to disk,
+        # and no JIT compilation, which costs more than it saves on these statements.
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.SCORING_WORK_MEM])
+        cursor.execute("SELECT set_config('jit', 'off', true)")
         for chunk in chunks([int(i) for i in lead_ids], SQL_CHUNK_SIZE):
             if fit:
                 cursor.execute(*_fit_tests_sql(fit, chunk))

@@ -28,20 +28,26 @@ log-odds' proportions. Bonus points are left as they are; no base score is propo
   ratio) or of the opposite sign: its lift comes with another rule's leads, named.
 
 Below ``SCORING_SUGGEST_MIN_CLOSED`` won or lost leads nothing is proposed and the
-answer says how many more are needed. ``model_draft_from_suggestion`` turns a
-suggestion into a draft version of the model (``scoring.changes.model_duplicate``).
+answer says how many more are needed. A suggestion is kept in the shared cache for
+``CACHE_SECONDS`` while the model, its rules and its closed leads stay the same.
+``model_draft_from_suggestion`` turns a suggestion into a draft version of the model
+(``scoring.changes.model_duplicate``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Count, Max
 from django.utils import timezone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
@@ -50,6 +56,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from crm.models import User
+from crm.resilience import cache_call
 
 from . import changes
 from .lead_sets import segment_leads
@@ -75,6 +82,9 @@ CV_FOLDS = 5
 CV_SAMPLE = 20_000
 DEFAULT_C = 1.0
 FALLBACK_POINTS_PER_LOG_ODDS = 10.0
+# A suggestion is kept this long for the same model, rules and closed leads: reading it
+# and then turning it into a draft fit once.
+CACHE_SECONDS = 600
 
 DUPLICATE, CONFOUNDED, TOO_FEW = "duplicate", "confounded", "too_few"
 
@@ -157,11 +167,27 @@ def model_suggestion(*, model: ScoringModel, now: datetime | None = None) -> Wei
     base = WeightSuggestion(model=model, won=n_won, lost=n_lost, min_closed=minimum)
     if base.needed_won or base.needed_lost:
         return _replace(base, message=_more_needed(base))
+    key = _cache_key(model, lead_ids, n_won)
+    cached = cache_call(partial(cache.get, key), default=None, what="Suggested weights")
+    if cached is not None:
+        return cached
     ruleset, rules = _candidate_rules(model)
     if not rules:
         return _replace(base, message="The model has no rule to weigh.")
     matrix = rule_matrix(lead_ids=lead_ids, won=won, ruleset=ruleset, now=now)
-    return _suggest(base, matrix, rules)
+    suggestion = _suggest(base, matrix, rules)
+    store = partial(cache.set, key, suggestion, CACHE_SECONDS)
+    cache_call(store, default=None, what="Suggested weights")
+    return suggestion
+
+
+def _cache_key(model: ScoringModel, lead_ids: np.ndarray, won: int) -> str:
+    """Changes with the model, any of its rules, and the closed leads' ids and outcomes
+    counted; ``CACHE_SECONDS`` bound what it cannot see (a lead's fields, activities)."""
+    rules = model.rules.aggregate(n=Count("pk"), last=Max("pk"), at=Max("updated_at"))
+    parts = (model.pk, model.updated_at, *rules.values(), len(lead_ids), int(lead_ids.sum()), won)
+    digest = hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+    return f"scoring:suggestion:{model.pk}:{digest}"
 
 
 def model_draft_from_suggestion(

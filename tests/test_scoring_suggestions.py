@@ -162,6 +162,18 @@ def test_below_the_minimum_of_closed_leads_nothing_is_proposed(model, settings):
     assert ScoringModel.objects.count() == 1
 
 
+def test_a_changed_rule_is_weighed_afresh(model):
+    confounded_world()
+    model_suggestion(model=model)
+    rule = model.rules.get(name="In France")
+    rule.points = 7
+    rule.save()
+
+    rows = rows_by_name(model_suggestion(model=model))
+
+    assert rows["In France"].current_points == 7
+
+
 def test_a_rule_matching_too_few_closed_leads_keeps_its_points(model):
     confounded_world()
     fit_rule(model, 15, "city", "equals", "Lyon", name="In Lyon")
@@ -213,6 +225,8 @@ def test_the_python_matrix_equals_the_set_based_one(model):
     if connection.vendor != "postgresql":
         pytest.skip("compares with the PostgreSQL statements")
     confounded_world()
+    page_rule(model, 3, "/blog/", max_per_day=1, bonus_count=2, bonus_points=4)
+    page_rule(model, 2, "/blog", recency_days=1)
     ruleset, _ = _candidate_rules(model)
     lead_ids, won = closed_outcomes(segment_leads(model))
     sql = rule_matrix(lead_ids=lead_ids, won=won, ruleset=ruleset, now=timezone.now())
@@ -221,8 +235,11 @@ def test_the_python_matrix_equals_the_set_based_one(model):
     matrices._fill_python(python, lead_ids, rules, ruleset, timezone.now())
 
     assert np.array_equal(sql.values, python)
-    # The blog rule counts at most 2 views per lead.
-    assert sql.values[:, -1].max() == 2
+    counted = {rule.id: sql.values[:, i] for i, rule in enumerate(rules)}
+    blog, daily, recent = (r.id for r in ruleset.models[0].engagement_rules)
+    assert counted[blog].max() == 2  # at most 2 per lead
+    assert counted[daily].max() == 1  # at most 1 a day, the views all on one day
+    assert counted[recent].max() == 0  # the views are two days old
 
 
 # --- The admin and the API -------------------------------------------------------------
