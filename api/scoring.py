@@ -20,16 +20,26 @@ from drf_spectacular.utils import (
     extend_schema_field,
     extend_schema_view,
 )
-from rest_framework import mixins, serializers, viewsets
+from rest_framework import mixins, permissions, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
+from crm.models import User
 from leads.models import ProductLine
 from scoring import changes
 from scoring.models import EDITABLE_FIELDS, Rule, ScoringModel
+from scoring.permissions import may_draft_suggestions, may_view_suggestions
 from scoring.rule_fields import RuleError
+from scoring.suggestions import (
+    CONFOUNDED,
+    DUPLICATE,
+    TOO_FEW,
+    SuggestionError,
+    model_draft_from_suggestion,
+    model_suggestion,
+)
 
 from .errors import Conflict, ErrorSerializer
 from .fields import caller
@@ -160,6 +170,69 @@ class RuleSerializer(serializers.ModelSerializer):
         return attrs
 
 
+class SuggestionFlagSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(
+        choices=[DUPLICATE, CONFOUNDED, TOO_FEW], help_text="What kind of second look."
+    )
+    text = serializers.CharField(help_text="Why, in words.")
+
+
+class RuleSuggestionSerializer(serializers.Serializer):
+    rule = serializers.IntegerField(source="rule_id")
+    name = serializers.CharField()
+    description = serializers.CharField(source="sentence", help_text="The rule as a sentence.")
+    kind = serializers.CharField()
+    active = serializers.BooleanField(help_text="Whether the rule is switched on now.")
+    current_points = serializers.IntegerField()
+    suggested_points = serializers.IntegerField(
+        help_text="0: switch the rule off (a draft keeps its points and switches it off)."
+    )
+    matched = serializers.IntegerField(help_text="Closed leads the rule matches.")
+    won = serializers.IntegerField(help_text="Of them, won.")
+    lift = serializers.FloatField(
+        source="lift.value",
+        allow_null=True,
+        help_text="Single-rule lift: the conversion of the closed leads it matches over "
+        "the others'.",
+    )
+    lift_low = serializers.FloatField(source="lift.low", allow_null=True)
+    lift_high = serializers.FloatField(source="lift.high", allow_null=True)
+    log_odds = serializers.FloatField(
+        allow_null=True,
+        help_text="The fitted log-odds one match adds, the other rules held fixed; null "
+        "when the rule was not fitted.",
+    )
+    flags = SuggestionFlagSerializer(many=True)
+
+
+class WeightSuggestionSerializer(serializers.Serializer):
+    ready = serializers.BooleanField(help_text="Whether points are proposed.")
+    message = serializers.CharField(help_text="What the fit read, or why nothing is proposed.")
+    won = serializers.IntegerField(help_text="Won leads in the model's segment.")
+    lost = serializers.IntegerField(help_text="Lost leads in the model's segment.")
+    min_closed = serializers.IntegerField(help_text="The won and the lost leads needed, each.")
+    needed_won = serializers.IntegerField()
+    needed_lost = serializers.IntegerField()
+    points_per_log_odds = serializers.FloatField(allow_null=True)
+    regularization = serializers.FloatField(
+        allow_null=True, help_text="The L2 penalty's C, chosen by cross-validation."
+    )
+    cross_validated = serializers.BooleanField()
+    rules = RuleSuggestionSerializer(many=True)
+
+
+class SuggestionPermission(permissions.BasePermission):
+    """Reading suggested weights and making a draft of them: ``scoring.permissions``."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        if not isinstance(user, User):
+            return False
+        if request.method in permissions.SAFE_METHODS:
+            return may_view_suggestions(user)
+        return may_draft_suggestions(user)
+
+
 class ScoringModelFilter(django_filters.FilterSet):
     class Meta:
         model = ScoringModel
@@ -253,6 +326,54 @@ class ScoringModelViewSet(
         except changes.PublishError as exc:
             raise Conflict(str(exc)) from None
         return Response(self.get_serializer(self.get_queryset().get(pk=model.pk)).data)
+
+    @extend_schema(
+        summary="Suggested weights for a model's rules (marketers and admins)",
+        description="Points for every rule from an L2-regularized logistic regression of "
+        "the won against the lost leads of the model's segment, beside each rule's "
+        "single-rule lift, with flags in words: rules that duplicate another, rules whose "
+        "single-rule lift is confounded, rules matching too few closed leads. Below "
+        "`min_closed` won or lost leads nothing is proposed (`ready` false) and `message` "
+        "says how many more are needed.",
+        responses={200: WeightSuggestionSerializer},
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="suggested-weights",
+        url_name="suggested-weights",
+        permission_classes=[SuggestionPermission],
+    )
+    def suggested_weights(self, request: Request, pk: str | None = None) -> Response:
+        suggestion = model_suggestion(model=self.get_object())
+        return Response(WeightSuggestionSerializer(suggestion).data)
+
+    @extend_schema(
+        summary="Make a draft version with the suggested weights (marketers and admins)",
+        description="A draft version of the model (as `draft/` makes) with the suggested "
+        "points: rules suggested 0 switched off, the others on with their points. Preview "
+        "it, then publish it; no lead changes until then.",
+        request=None,
+        responses={
+            201: ScoringModelSerializer,
+            409: OpenApiResponse(
+                ErrorSerializer, description="Too few closed leads to suggest weights."
+            ),
+        },
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="suggested-weights/draft",
+        url_name="suggested-weights-draft",
+        permission_classes=[SuggestionPermission],
+    )
+    def suggested_weights_draft(self, request: Request, pk: str | None = None) -> Response:
+        try:
+            draft = model_draft_from_suggestion(model=self.get_object(), by=caller(request))
+        except SuggestionError as exc:
+            raise Conflict(str(exc)) from None
+        return Response(self.get_serializer(self.get_queryset().get(pk=draft.pk)).data, status=201)
 
     @extend_schema(
         summary="Put back the version a live model replaced (marketers and admins)",

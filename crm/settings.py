@@ -487,6 +487,9 @@ SCORING_RESCORE_RANGE = env_int("SCORING_RESCORE_RANGE", 5_000)
 # Lead ids per transaction of the nightly decay: real-time scoring of a lead waits for
 # at most one such range.
 SCORING_DECAY_RANGE = env_int("SCORING_DECAY_RANGE", 5_000)
+# Suggested weights (scoring.suggestions) are fitted only on at least this many won and
+# this many lost leads of the model's segment; below it they say how many more are needed.
+SCORING_SUGGEST_MIN_CLOSED = env_int("SCORING_SUGGEST_MIN_CLOSED", 30)
 
 # --- Nurturing (nurturing/, README "Nurture sequences") -------------------------
 

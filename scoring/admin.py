@@ -31,9 +31,11 @@ from .models import (
     ScoreEntry,
     ScoringModel,
 )
+from .permissions import may_draft_suggestions, may_view_suggestions
 from .preview import model_preview
 from .rescore_jobs import rescore_job_start
 from .rule_fields import CUSTOM_PREFIX, FIT_FIELDS
+from .suggestions import SuggestionError, model_draft_from_suggestion, model_suggestion
 from .thresholds import ThresholdMoves, threshold_moves_count
 
 
@@ -288,6 +290,11 @@ class ScoringModelAdmin(admin.ModelAdmin):
                 name="scoring_scoringmodel_preview",
             ),
             path(
+                "<int:pk>/suggested-weights/",
+                self.admin_site.admin_view(self.suggested_weights_view),
+                name="scoring_scoringmodel_suggested_weights",
+            ),
+            path(
                 "<int:pk>/rescores.json",
                 self.admin_site.admin_view(self.rescores_view),
                 name="scoring_scoringmodel_rescores",
@@ -301,6 +308,10 @@ class ScoringModelAdmin(admin.ModelAdmin):
         if str(object_id).isdigit():
             pk = int(object_id)
             extra_context["preview_url"] = reverse("admin:scoring_scoringmodel_preview", args=[pk])
+            if may_view_suggestions(request.user):
+                extra_context["suggested_weights_url"] = reverse(
+                    "admin:scoring_scoringmodel_suggested_weights", args=[pk]
+                )
             # The model's history includes its rules' changes, deleted rules too.
             extra_context["changes"] = ChangeLog.objects.filter(
                 Q(object_type="scoringmodel", object_id=pk)
@@ -321,6 +332,44 @@ class ScoringModelAdmin(admin.ModelAdmin):
             "original": model,
         }
         return TemplateResponse(request, "admin/scoring/scoringmodel/preview.html", context)
+
+    def suggested_weights_view(self, request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+        """The points a fit on the closed leads suggests for the model's rules, beside
+        their single-rule lift; POST makes a draft version with them."""
+        model = get_object_or_404(ScoringModel, pk=pk)
+        if not may_view_suggestions(request.user):
+            raise PermissionDenied
+        if request.method == "POST":
+            return self._draft_from_suggestion(request, model)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Suggested weights for {model}",
+            "suggestion": model_suggestion(model=model),
+            "may_draft": may_draft_suggestions(request.user),
+            "original": model,
+        }
+        return TemplateResponse(
+            request, "admin/scoring/scoringmodel/suggested_weights.html", context
+        )
+
+    def _draft_from_suggestion(
+        self, request: AuthenticatedHttpRequest, model: ScoringModel
+    ) -> HttpResponse:
+        if not may_draft_suggestions(request.user):
+            raise PermissionDenied
+        try:
+            draft = model_draft_from_suggestion(model=model, by=request.user)
+        except SuggestionError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return redirect("admin:scoring_scoringmodel_suggested_weights", pk=model.pk)
+        self.message_user(
+            request,
+            f"Created the draft “{draft}” with the suggested weights: preview it before "
+            "publishing it.",
+            messages.SUCCESS,
+        )
+        return redirect("admin:scoring_scoringmodel_change", draft.pk)
 
     def rescores_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """The model's latest rescore jobs, for the model page's progress bars."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from django.db.models import Max, Min
+from django.db.models import Max, Min, QuerySet
 
 from leads.models import Lead
 
@@ -15,15 +15,20 @@ from .models import ScoringModel
 CHUNK_SIZE = 500
 
 
-def segment_lead_ids(model: ScoringModel) -> Any:
-    """The ids of the leads a model scores (a queryset, evaluated in chunks); for a
-    candidate version, the leads of the model it would replace."""
+def segment_leads(model: ScoringModel) -> QuerySet[Lead]:
+    """The leads a model scores; for a candidate version, the leads of the model it would
+    replace. Distinct only by their ids: ``segment_lead_ids``."""
     if model.is_candidate and model.version_of is not None:
         model = model.version_of
     leads = Lead.objects.all()
     if not model.is_default:
         leads = leads.filter(product_interests__in=model.segment_product_lines.all())
-    return leads.order_by("pk").values_list("pk", flat=True).distinct()
+    return leads
+
+
+def segment_lead_ids(model: ScoringModel) -> Any:
+    """The ids of the leads a model scores (a queryset, evaluated in chunks)."""
+    return segment_leads(model).order_by("pk").values_list("pk", flat=True).distinct()
 
 
 def lead_id_ranges(size: int) -> list[tuple[int, int]]:

@@ -6,6 +6,9 @@
 - Scoring models and rules are read by every role and changed by marketers and admins:
   that is held by the Django model permissions ``crm.roles`` grants each role, which the
   admin and the REST API both check, so no role is compared here for it.
+- Suggested weights sum up every team's won and lost leads, so they are read by those
+  who may change scoring models (marketers and admins), and turned into a draft by
+  those who may add one: the admin's page and the REST API ask the two functions below.
 """
 
 from __future__ import annotations
@@ -16,3 +19,13 @@ from crm.models import Role, User
 def may_adjust_score(user: User) -> bool:
     """Whether ``user`` may add or take off points by hand."""
     return user.role in (Role.ADMIN, Role.MANAGER)
+
+
+def may_view_suggestions(user: User) -> bool:
+    """Whether ``user`` may see the weights suggested from the closed leads."""
+    return user.is_active and user.has_perm("scoring.change_scoringmodel")
+
+
+def may_draft_suggestions(user: User) -> bool:
+    """Whether ``user`` may turn suggested weights into a draft version of a model."""
+    return may_view_suggestions(user) and user.has_perm("scoring.add_scoringmodel")

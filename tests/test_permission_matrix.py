@@ -385,6 +385,17 @@ API: dict[str, Probe | Exempt] = {
     "api-scoring-model-publish": lambda w: [
         Call("POST", api(f"scoring-models/{w.scoring_model.pk}/publish/"), {}, refused=(403,))
     ],
+    "api-scoring-model-suggested-weights": lambda w: [
+        Call("GET", api(f"scoring-models/{w.scoring_model.pk}/suggested-weights/"), refused=(403,))
+    ],
+    "api-scoring-model-suggested-weights-draft": lambda w: [
+        Call(
+            "POST",
+            api(f"scoring-models/{w.scoring_model.pk}/suggested-weights/draft/"),
+            {},
+            refused=(403,),
+        )
+    ],
     "api-scoring-model-roll-back": lambda w: [
         Call("POST", api(f"scoring-models/{w.scoring_model.pk}/roll-back/"), {}, refused=(403,))
     ],
@@ -774,6 +785,9 @@ ADMIN_CUSTOM: dict[str, Callable[[SimpleNamespace], str]] = {
     "auth_user_password_change": lambda w: f"/admin/crm/user/{w.south_rep.pk}/password/",
     "scoring_scoringmodel_preview": (
         lambda w: f"/admin/scoring/scoringmodel/{w.scoring_model.pk}/preview/"
+    ),
+    "scoring_scoringmodel_suggested_weights": (
+        lambda w: f"/admin/scoring/scoringmodel/{w.scoring_model.pk}/suggested-weights/"
     ),
     "scoring_scoringmodel_rescores": (
         lambda w: f"/admin/scoring/scoringmodel/{w.scoring_model.pk}/rescores.json"
