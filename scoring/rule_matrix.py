@@ -8,7 +8,7 @@ points are awarded. Nothing is read from the ledger, so a draft's rules, which h
 no entries yet, are measured on the same leads as the live ones.
 
 On PostgreSQL the matrix is read set-based, a few statements per 20,000 closed leads:
-one scan of the leads tests every fit rule (``scoring.sql.fit_condition``) and one scan
+one scan of the leads tests every fit rule (``scoring.sql.fit_rule_condition``) and one scan
 of their activities counts every engagement rule's awards with the rescore's own
 statement (``scoring.bulk_awards``). Elsewhere (the embedded SQLite) the leads are read
 in chunks and tested by the pure rule functions, as the engine scores them.
@@ -31,9 +31,19 @@ from leads.models import Activity, DealOutcome, Lead
 from .bulk_awards import engagement_awards_sql
 from .facts import activity_facts, activity_rows, lead_facts, lead_products
 from .lead_sets import CHUNK_SIZE, chunks
-from .rules import ENGAGEMENT, FIT, RuleSpec, capped_awards, fit_matches, in_order, rule_matches
+from .rules import (
+    ENGAGEMENT,
+    FIT,
+    RuleSpec,
+    capped_awards,
+    fit_matches,
+    fit_points,
+    in_order,
+    rule_matches,
+    window_matches,
+)
 from .ruleset import Ruleset
-from .sql import fit_condition
+from .sql import fit_points_sql, fit_rule_condition
 
 SQL_CHUNK_SIZE = 20_000
 
@@ -95,8 +105,8 @@ def _fill_sql(
             if fit:
                 cursor.execute(*_fit_tests_sql(fit, chunk))
                 cols = [column[rule.id] for rule in fit]
-                for lead_id, holds in cursor.fetchall():
-                    values[row_of[lead_id], cols] = [bool(h) for h in holds]
+                for lead_id, units in cursor.fetchall():
+                    values[row_of[lead_id], cols] = units
             if engagement:
                 awards, params = engagement_awards_sql(
                     engagement, ("TRUE", []), chunk[0], chunk[-1], now, leads=chunk
@@ -111,17 +121,30 @@ def _fill_sql(
 
 
 def _fit_tests_sql(rules: list[RuleSpec], lead_ids: list[int]) -> tuple[str, list[Any]]:
-    """One row per lead of ``lead_ids``: its id and whether each fit rule holds on it."""
+    """One row per lead of ``lead_ids``: its id and each fit rule's units on it
+    (``fit_units``)."""
     tests, params = [], []
     for rule in rules:
-        test, test_params = fit_condition(rule)
-        tests.append(test)
-        params += test_params
+        test, test_params = fit_rule_condition(rule)
+        points, points_params = fit_points_sql(rule)
+        tests.append(f"CASE WHEN {test} THEN ({points}) / %s::float8 ELSE 0 END")
+        params += [*test_params, *points_params, float(rule.points)]
     sql = (
         f"SELECT l.id, ARRAY[{', '.join(tests)}] FROM leads_lead l "
         "LEFT JOIN leads_company c ON c.id = l.company_id WHERE l.id = ANY(%s)"
     )
     return sql, [*params, lead_ids]
+
+
+def fit_units(
+    rule: RuleSpec, facts: dict[str, Any], domain_lists: dict[str, frozenset[str]]
+) -> float:
+    """A fit rule's column: 1 or 0 whether it holds, or for a rule with points per unit
+    the units it counts (its points as given, over its points), so that the fitted
+    weight is a weight per unit."""
+    if not fit_matches(rule, facts, domain_lists):
+        return 0.0
+    return fit_points(rule, facts) / rule.points
 
 
 def _fill_python(
@@ -142,8 +165,11 @@ def _fill_python(
             ordered = in_order(activity_facts(activities.get(lead.pk, [])))
             for col, rule in enumerate(rules):
                 if rule.kind == FIT:
-                    row[col] = fit_matches(rule, facts, ruleset.domain_lists)
+                    row[col] = fit_units(rule, facts, ruleset.domain_lists)
                     continue
                 of_type = [a for a in ordered if a.type == rule.activity_type]
-                awards = capped_awards(rule, rule_matches(rule, of_type, now))
+                matched = rule_matches(rule, of_type, now)
+                if rule.window_days:
+                    matched = window_matches(rule, matched)
+                awards = capped_awards(rule, matched)
                 row[col] = sum(not award.bonus for award in awards)
