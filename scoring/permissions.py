@@ -5,8 +5,9 @@
   itself takes any ``by``: tasks and commands adjust as the system.)
 - Scoring models and rules are read by every role and changed by marketers and admins:
   that is held by the Django model permissions ``crm.roles`` grants each role, which the
-  admin and the REST API both check, so no role is compared here for it;
-  ``may_change_models`` asks the same permission for the other pages (the studio).
+  admin and the REST API both check. ``may_change_models`` answers the same for the
+  other pages (the studio) from the role alone, which every page has read already: the
+  roles ``crm.roles`` grants those permissions (a test holds the two answers together).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ def may_adjust_score(user: User) -> bool:
     return user.role in (Role.ADMIN, Role.MANAGER)
 
 
+MODEL_CHANGING_ROLES = (Role.ADMIN, Role.MARKETER)
+
+
 def may_change_models(user: User) -> bool:
     """Whether ``user`` may change scoring models and rules, try versions and publish them."""
-    return user.is_authenticated and user.has_perm("scoring.change_scoringmodel")
+    return user.is_authenticated and user.is_active and user.role in MODEL_CHANGING_ROLES

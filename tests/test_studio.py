@@ -112,6 +112,16 @@ def test_reps_and_managers_get_403_everywhere_and_change_nothing(
     assert "Studio" not in text(client.get(reverse("home")))
 
 
+def test_the_studio_opens_for_the_roles_the_scoring_permissions_are_granted_to(
+    rep, manager, marketer, admin_user
+):
+    from scoring.permissions import may_change_models
+
+    for user in (rep, manager, marketer, admin_user):
+        allowed = user.has_perm("scoring.change_scoringmodel")
+        assert may_change_models(user) == allowed == (user in (marketer, admin_user))
+
+
 def test_a_marketer_sees_the_studio_in_the_navigation_and_the_live_models_with_drafts(
     client, marketer, live, candidate
 ):
