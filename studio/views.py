@@ -151,7 +151,10 @@ def studio_rule(request: AuthenticatedHttpRequest, pk: int, rule_id: int) -> Htt
     cache.delete(f"studio:reach:{model.pk}")
     notice = "Saved." if not jobs else "Saved; rescoring the leads this rule touches."
     context = {"model": model, "rule": rule, "notice": notice}
-    return render(request, "studio/_model_rule.html", context)
+    response = render(request, "studio/_model_rule.html", context)
+    # The draft's preview on the page scores the changed rule again.
+    response["HX-Trigger"] = "studio-changed"
+    return response
 
 
 @login_required

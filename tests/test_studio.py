@@ -417,6 +417,7 @@ def test_a_draft_is_made_edited_previewed_and_published_and_only_publishing_move
     assert made["Location"] == reverse("studio-model", args=[draft.pk])
     assert "Saved." in text(edited)
     assert "rescoring" not in text(edited)
+    assert edited["HX-Trigger"] == "studio-changed"  # the page's preview loads again
     assert "0.750 → 1.000" in text(previewed)
     assert funnel() == before
 
