@@ -152,7 +152,7 @@ def studio_rule(request: AuthenticatedHttpRequest, pk: int, rule_id: int) -> Htt
     notice = "Saved." if not jobs else "Saved; rescoring the leads this rule touches."
     context = {"model": model, "rule": rule, "notice": notice}
     response = render(request, "studio/_model_rule.html", context)
-    # The draft's preview on the page scores the changed rule again.
+    # A draft's preview on the page scores the changed rule again (and then its reach).
     response["HX-Trigger"] = "studio-changed"
     return response
 
@@ -201,7 +201,10 @@ def studio_preview(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         preview = version_preview(candidate=model)
     except PreviewError as exc:
         return render(request, "studio/_model_preview.html", {"model": model, "error": str(exc)})
-    return render(request, "studio/_model_preview.html", _preview_context(model, preview))
+    response = render(request, "studio/_model_preview.html", _preview_context(model, preview))
+    # The rules' reach of a draft comes from the same scoring, counted once it is done.
+    response["HX-Trigger-After-Settle"] = "studio-previewed"
+    return response
 
 
 @login_required

@@ -295,6 +295,7 @@ def test_the_draft_page_shows_the_histogram_and_the_auc(client, marketer, candid
     assert preview.status_code == 200
     body = preview.content.decode()
     assert 'data-chart="histogram"' in body
+    assert preview["HX-Trigger-After-Settle"] == "studio-previewed"  # the reach comes next
     assert body.count('class="tone-candidate"') == 8
     words = text(preview)
     assert "ROC AUC on closed leads 0.750 → 1.000" in words
