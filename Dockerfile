@@ -16,7 +16,9 @@ COPY leads leads
 COPY scoring scoring
 COPY nurturing nurturing
 COPY reports reports
+COPY imports imports
 COPY workspace workspace
+COPY studio studio
 COPY api api
 COPY demo demo
 RUN pip install .

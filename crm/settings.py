@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "reports",
     "imports",
     "workspace",
+    "studio",
     "api",
     "demo",
 ]
@@ -85,6 +86,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "workspace.context_processors.unread_notifications",
                 "workspace.context_processors.workspace_permissions",
+                "studio.context_processors.studio_permissions",
                 "workspace.context_processors.currency",
             ],
         },

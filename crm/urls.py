@@ -34,5 +34,6 @@ urlpatterns = [
     path("v1/", include("api.tracking_urls")),
     path("n/", include("nurturing.urls")),
     path("reports/", include("reports.urls")),
+    path("studio/", include("studio.urls")),
     path("", include("workspace.urls")),
 ]

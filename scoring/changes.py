@@ -178,19 +178,23 @@ class PublishError(Exception):
     """A version that cannot be published or rolled back; the message says why."""
 
 
-def model_publish(*, model: ScoringModel, by: User | None = None) -> list[RescoreJob]:
+def model_publish(
+    *, model: ScoringModel, by: User | None = None, figures: Snapshot | None = None
+) -> list[RescoreJob]:
     """Put the candidate ``model`` in the place of the model it is a version of, in one
     transaction: it takes that model's segment, default role and priority and goes live;
     the other is archived and kept (``version_of`` links them) to roll back to. Both are
     logged and rescored on the bulk queue: the archived one's points reversed, the new
     one's awarded, stages moving only where a lead's score crosses a threshold.
-    Raises ``PublishError`` for a model that is not a candidate of a live model."""
+    ``figures``, the preview the publisher saw (``scoring.version_preview``), are kept with the
+    publication in the change log. Raises ``PublishError`` for a model that is not a
+    candidate of a live model."""
     with transaction.atomic():
         model = ScoringModel.objects.select_for_update().get(pk=model.pk)
         live = _version_locked(model.version_of_id) if model.is_candidate else None
         if live is None or live.status != ModelStatus.ACTIVE:
             raise PublishError(f"“{model}” is not a draft version of a live model.")
-        return _replace(live=live, new=model, by=by, action="publish")
+        return _replace(live=live, new=model, by=by, action="publish", figures=figures)
 
 
 def model_rollback(*, model: ScoringModel, by: User | None = None) -> list[RescoreJob]:
@@ -214,7 +218,12 @@ def _version_locked(pk: int | None) -> ScoringModel | None:
 
 
 def _replace(
-    *, live: ScoringModel, new: ScoringModel, by: User | None, action: str
+    *,
+    live: ScoringModel,
+    new: ScoringModel,
+    by: User | None,
+    action: str,
+    figures: Snapshot | None = None,
 ) -> list[RescoreJob]:
     """Archive ``live`` and make ``new`` live in its place; log and rescore both."""
     live_before, new_before = snapshot(live), snapshot(new)
@@ -225,7 +234,7 @@ def _replace(
     new.save(update_fields=["status", "is_default", "priority", "updated_at"])
     new.segment_product_lines.set(segment)
     changelog_record(obj=live, action="archive", before=live_before, by=by)
-    changelog_record(obj=new, action=action, before=new_before, by=by)
+    changelog_record(obj=new, action=action, before=new_before, by=by, figures=figures)
     reason = f"“{new}” {'published' if action == 'publish' else 'put back'} in place of “{live}”"
     # Thresholds lower than the replaced version's move the leads already past them.
     replaced = {"mql_threshold": live.mql_threshold, "sql_threshold": live.sql_threshold}
@@ -263,7 +272,12 @@ def snapshot(obj: ScoringModel | Rule) -> Snapshot:
 
 
 def changelog_record(
-    *, obj: ScoringModel | Rule, action: str, before: Snapshot | None, by: User | None
+    *,
+    obj: ScoringModel | Rule,
+    action: str,
+    before: Snapshot | None,
+    by: User | None,
+    figures: Snapshot | None = None,
 ) -> ChangeLog:
     """Append one change of a model or rule to the change log (``after`` is read from ``obj``)."""
     after = None if action == "delete" else snapshot(obj)
@@ -275,4 +289,5 @@ def changelog_record(
         before=before,
         after=after,
         by=by,
+        figures=figures,
     )

@@ -1,5 +1,6 @@
 """The preview of a scoring model before it goes live: past won and lost leads and
-today's leads scored with it, nothing saved."""
+today's leads scored with it, nothing saved. A candidate version is compared with the
+live one it would replace by ``scoring.version_preview``."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Q
+from django.db.models import Count, Q, Sum
 
 from leads.models import Lead
 
@@ -117,3 +117,33 @@ def surging_leads(*, user: User, now: datetime, limit: int = SURGING_LEADS) -> l
         Surge(row.lead, round(gained[row.lead_id]), windows[row.model_id], row.surged_at)  # type: ignore[arg-type]
         for row in chosen
     ]
+
+
+@dataclass
+class RuleReach:
+    """What one rule gives a model's leads: how many leads it matches and the points it
+    awards them, as awarded (before decay)."""
+
+    leads: int = 0
+    points: float = 0.0
+
+
+def rule_reach(*, model: ScoringModel) -> dict[int, RuleReach]:
+    """Per rule of ``model``: the leads holding an award of it that was never reversed,
+    and those awards' points, in one grouped query over the model's ledger."""
+    active = ScoreEntry.objects.filter(
+        model=model, rule__isnull=False, reversal_of__isnull=True, reversal__isnull=True
+    )
+    rows = (
+        active.order_by()
+        .values("rule_id")
+        .annotate(leads=Count("lead_id", distinct=True), points=Sum("points"))
+    )
+    return {row["rule_id"]: RuleReach(row["leads"], row["points"] or 0.0) for row in rows}
+
+
+def points_shares(reach: dict[int, RuleReach]) -> dict[int, float]:
+    """Each rule's points as a share of all the points the rules award, counted whatever
+    their sign (a negative rule has a negative share)."""
+    total = sum(abs(found.points) for found in reach.values())
+    return {rule_id: found.points / total for rule_id, found in reach.items()} if total else {}

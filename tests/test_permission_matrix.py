@@ -628,6 +628,42 @@ WEB: dict[str, Probe | Exempt] = {
     "notification-read": lambda w: [
         Call("POST", f"/notifications/{w.notification.pk}/read/", {}, roles=ALL)
     ],
+    # The scoring studio: marketers and admins only (scoring.permissions), 403 for others.
+    "studio": lambda w: [Call("GET", "/studio/", refused=(403,))],
+    "studio-model": lambda w: [
+        Call("GET", f"/studio/models/{w.scoring_model.pk}/", refused=(403,))
+    ],
+    "studio-reach": lambda w: [
+        Call("GET", f"/studio/models/{w.scoring_model.pk}/reach/", refused=(403,))
+    ],
+    "studio-preview": lambda w: [
+        Call("GET", f"/studio/models/{w.scoring_model.pk}/preview/", refused=(403,))
+    ],
+    "studio-rule": lambda w: [
+        Call(
+            "POST",
+            f"/studio/models/{w.scoring_model.pk}/rules/{w.scoring_rule.pk}/",
+            {f"rule-{w.scoring_rule.pk}-points": "99"},
+            refused=(403,),
+        )
+    ],
+    "studio-duplicate": lambda w: [
+        Call("POST", f"/studio/models/{w.scoring_model.pk}/duplicate/", {}, refused=(403,))
+    ],
+    "studio-thresholds": lambda w: [
+        Call(
+            "POST",
+            f"/studio/models/{w.scoring_model.pk}/thresholds/",
+            {"mql_threshold": 1, "sql_threshold": 2, "hot_from": 3, "warm_from": 1},
+            refused=(403,),
+        )
+    ],
+    "studio-publish": lambda w: [
+        Call("POST", f"/studio/models/{w.scoring_model.pk}/publish/", {}, refused=(403,))
+    ],
+    "studio-roll-back": lambda w: [
+        Call("POST", f"/studio/models/{w.scoring_model.pk}/roll-back/", {}, refused=(403,))
+    ],
     "reports": lambda w: [Call("GET", "/reports/", refused=(200,))],
     # The digest form changes the caller's own preference only: it names no one.
     "reports-digest": lambda w: [Call("GET", "/reports/digest/", refused=(200,))],

@@ -9,7 +9,18 @@ from pathlib import Path
 from crm.celery import app
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ["crm", "leads", "scoring", "nurturing", "reports", "imports", "api", "workspace", "demo"]
+APPS = [
+    "crm",
+    "leads",
+    "scoring",
+    "nurturing",
+    "reports",
+    "imports",
+    "api",
+    "workspace",
+    "studio",
+    "demo",
+]
 NAMED = re.compile(r"""(?:task_enqueue\(\s*|current_app\.tasks\[)"([a-z_.]+)\"""")
 
 

@@ -16,6 +16,9 @@ class ChangeLog(models.Model):
     action = models.CharField(max_length=10)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
+    # A publication's preview figures against the version it replaced (ROC AUC, lift,
+    # leads moved: ``scoring.version_preview.VersionPreview.figures``), as they were shown.
+    figures = models.JSONField(null=True, blank=True)
     by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

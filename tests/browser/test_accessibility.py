@@ -9,6 +9,8 @@ import pytest
 
 from crm.models import User
 from leads.models import Lead
+from scoring.changes import model_duplicate
+from scoring.models import ScoringModel
 from tests.browser.conftest import log_in
 from tests.conftest import IN_CI
 from workspace.models import SavedView
@@ -59,7 +61,17 @@ def violations(page, axe: str) -> list[str]:
                 "/reports/score/",
             ],
         ),
-        ("marketer", ["/imports/", "/imports/new/", "/reports/speed/", "/reports/rules/"]),
+        (
+            "marketer",
+            [
+                "/imports/",
+                "/imports/new/",
+                "/reports/speed/",
+                "/reports/rules/",
+                "/studio/",
+                "{draft}",
+            ],
+        ),
     ],
 )
 def test_workspace_pages_have_no_serious_accessibility_violation(
@@ -76,9 +88,19 @@ def test_workspace_pages_have_no_serious_accessibility_violation(
         columns=["phone", "next_task", "last_touch", "source"],
         shared=True,
     )
+    # A draft version of the live model: the studio's page with its preview.
+    draft = model_duplicate(model=ScoringModel.objects.active().get(is_default=True))
     found = {}
     for path in paths:
-        page.goto(path.format(lead=f"/leads/{lead.pk}/", view=f"/leads/views/{view.pk}/"))
+        page.goto(
+            path.format(
+                lead=f"/leads/{lead.pk}/",
+                view=f"/leads/views/{view.pk}/",
+                draft=f"/studio/models/{draft.pk}/",
+            )
+        )
+        if path == "{draft}":
+            page.locator('svg[data-chart="histogram"]').wait_for(timeout=30_000)
         problems = violations(page, axe)
         if problems:
             found[path] = problems

@@ -1,0 +1,370 @@
+"""A candidate version of a scoring model against the live version it would replace.
+
+``version_preview`` scores both versions on the same leads (the live model's) at the
+same instant, with the same engine, and compares them: the score histogram, the open
+leads that would change band and stage and be handed off (at publication, and a week
+from new leads), conversion by band and decile, the ROC AUC and lift on won and lost
+leads, and the same AUC on the older and the newer half of them. The per-lead work is
+the scoring engine's (``scoring.engine.Batch``) inside a transaction that is rolled
+back, so nothing is saved; what it keeps is compact counts (``VersionTallies``), from
+which a threshold edit is previewed without scoring again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from leads.models import Deal, Lead, Stage
+
+from .batch_writes import LeadResult
+from .engine import Batch, batch_awards
+from .evaluation import Bin, Group, deciles, histogram, lift, roc_auc
+from .lead_scoring import AUTO_QUALIFIABLE
+from .lead_sets import CHUNK_SIZE, chunks, segment_lead_ids
+from .models import Rule, ScoringModel
+from .ruleset import CompiledModel, load_ruleset
+from .score_formula import Thresholds, band_for
+from .selectors import RuleReach
+
+# The leads created this many days back give the hand-offs a week a version would cause.
+RECENT_DAYS = 28
+# A version's figures are kept this long (they change with the leads, the rules and the
+# thresholds; an edit of the draft or its rules changes the key at once).
+TALLY_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class ClosedLead:
+    """A won or lost lead as each version scores it."""
+
+    live: int
+    candidate: int
+    won: bool
+    closed_at: datetime
+
+
+@dataclass
+class VersionTallies:
+    """The scores two versions give the same leads, counted compactly enough to keep:
+    every figure of ``VersionPreview`` follows from these and a version's thresholds."""
+
+    live_id: int
+    candidate_id: int
+    scored: int = 0
+    live_scores: Counter[int] = field(default_factory=Counter)
+    candidate_scores: Counter[int] = field(default_factory=Counter)
+    # Open leads (neither won nor lost): by (stage, live band, candidate score).
+    open_leads: Counter[tuple[str, str, int]] = field(default_factory=Counter)
+    # Leads created in the last ``RECENT_DAYS``: by (live score, candidate score).
+    recent: Counter[tuple[int, int]] = field(default_factory=Counter)
+    closed: list[ClosedLead] = field(default_factory=list)
+    rules: dict[int, dict[int, RuleReach]] = field(default_factory=dict)
+    at: datetime | None = None
+
+
+def version_tallies(*, candidate: ScoringModel, now: datetime | None = None) -> VersionTallies:
+    """Score the live model's leads with ``candidate`` and with the live version it would
+    replace, at one instant, saving nothing (module docstring); kept for a few minutes
+    under a key that any edit of either version or its rules changes."""
+    live = _live_version(candidate)
+    key = _tallies_key(candidate, live)
+    if now is None:
+        kept = cache.get(key)
+        if isinstance(kept, VersionTallies):
+            return kept
+    tallies = _score_both(candidate=candidate, live=live, now=now or timezone.now())
+    cache.set(key, tallies, TALLY_SECONDS)
+    return tallies
+
+
+def _live_version(candidate: ScoringModel) -> ScoringModel:
+    if not candidate.is_candidate or candidate.version_of is None:
+        raise PreviewError(f"“{candidate}” is not a draft version of a live model.")
+    return candidate.version_of
+
+
+class PreviewError(Exception):
+    """A model that has no live version to be previewed against."""
+
+
+def _tallies_key(candidate: ScoringModel, live: ScoringModel) -> str:
+    parts = []
+    for model in (candidate, live):
+        rules = Rule.objects.filter(model=model).aggregate(at=Max("updated_at"), n=Count("id"))
+        parts.append(f"{model.pk}.{model.updated_at.timestamp()}.{rules['at']}.{rules['n']}")
+    return "scoring:version-tallies:" + ":".join(parts).replace(" ", "_")
+
+
+def _score_both(*, candidate: ScoringModel, live: ScoringModel, now: datetime) -> VersionTallies:
+    ruleset = load_ruleset([live, candidate])
+    live_c, candidate_c = ruleset.models
+    outcomes = lead_outcomes()
+    since = now - timedelta(days=RECENT_DAYS)
+    tallies = VersionTallies(live_id=live.pk, candidate_id=candidate.pk, at=now)
+    tallies.rules = {live.pk: {}, candidate.pk: {}}
+    ids = list(segment_lead_ids(candidate))
+    with transaction.atomic():
+        for chunk in chunks(ids, CHUNK_SIZE):
+            leads = list(Lead.objects.filter(pk__in=chunk).select_related("company"))
+            batch = Batch(leads, ruleset, now)
+            for lead in leads:
+                live_score = _version_score(batch, lead, live_c, tallies.rules[live.pk], now)
+                score = _version_score(batch, lead, candidate_c, tallies.rules[candidate.pk], now)
+                _tally(tallies, lead, live_score, score, live_c, outcomes.get(lead.pk), since)
+        transaction.set_rollback(True)
+    return tallies
+
+
+def _version_score(
+    batch: Batch, lead: Lead, model: CompiledModel, reach: dict[int, RuleReach], now: datetime
+) -> int:
+    """The lead's score in ``model``, and what each of its rules gave the lead."""
+    result = LeadResult(lead=lead, before=(lead.score, lead.band))
+    awards = batch_awards(batch, lead, model, now)
+    active, _ = batch._sync(lead, model, awards)
+    # After the sync the lead's active entries are exactly these awards.
+    given: dict[int, float] = {}
+    for award in awards:
+        given[award.rule_id] = given.get(award.rule_id, 0.0) + award.points
+    for rule_id, points in given.items():
+        found = reach.setdefault(rule_id, RuleReach())
+        found.leads += 1
+        found.points += points
+    return batch._state(lead, model, active, result).score
+
+
+def _tally(
+    tallies: VersionTallies,
+    lead: Lead,
+    live_score: int,
+    score: int,
+    live: CompiledModel,
+    outcome: tuple[str, datetime] | None,
+    since: datetime,
+) -> None:
+    tallies.scored += 1
+    tallies.live_scores[live_score] += 1
+    tallies.candidate_scores[score] += 1
+    if lead.created_at >= since:
+        tallies.recent[(live_score, score)] += 1
+    if outcome is not None:
+        status, closed_at = outcome
+        tallies.closed.append(ClosedLead(live_score, score, status == "won", closed_at))
+        return
+    live_band = band_for(live_score, live.thresholds)
+    tallies.open_leads[(lead.stage, live_band, score)] += 1
+
+
+def lead_outcomes() -> dict[int, tuple[str, datetime]]:
+    """Won (and when) for leads with a won deal; lost (and when the last deal was lost)
+    for leads whose deals were all lost."""
+    outcomes: dict[int, tuple[str, datetime]] = {}
+    deals = Deal.objects.exclude(status="open").order_by("closed_at", "pk")
+    for lead_id, status, closed_at, created_at in deals.values_list(
+        "lead_id", "status", "closed_at", "created_at"
+    ):
+        known = outcomes.get(lead_id)
+        if known is not None and known[0] == "won" and status != "won":
+            continue
+        outcomes[lead_id] = (status, closed_at or created_at)
+    return outcomes
+
+
+@dataclass(frozen=True)
+class VersionThresholds:
+    """The thresholds a preview applies to the candidate's scores (its own, or an edit
+    being tried before it is saved)."""
+
+    mql: int
+    sql: int
+    hot: int
+    warm: int
+
+    @classmethod
+    def of(cls, model: ScoringModel) -> VersionThresholds:
+        return cls(model.mql_threshold, model.sql_threshold, model.hot_from, model.warm_from)
+
+    def band(self, score: int) -> str:
+        return band_for(score, Thresholds(hot=self.hot, warm=self.warm))
+
+    def handoff(self) -> int:
+        return self.sql if settings.HANDOFF_STAGE == Stage.SQL else self.mql
+
+    def moves(self, stage: str, score: int) -> str | None:
+        """The stage a lead in ``stage`` scoring ``score`` would move to, if any
+        (forward only, from the stages scoring qualifies from)."""
+        if stage not in AUTO_QUALIFIABLE:
+            return None
+        if score >= self.sql:
+            return Stage.SQL if stage != Stage.SQL else None
+        if score >= self.mql and stage in (Stage.NEW, Stage.RECYCLED):
+            return Stage.MQL
+        return None
+
+
+@dataclass(frozen=True)
+class Separation:
+    """How one version's scores separate won from lost leads."""
+
+    bands: list[Group]
+    deciles: list[Group]
+    auc: float | None
+    top_decile_lift: float | None
+    hot_lift: float | None
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """The closed leads cut at ``at``: the ROC AUC of each version on the older half (what
+    a marketer tuned against) and on the newer half (how it holds on later outcomes)."""
+
+    at: datetime | None
+    older: int
+    newer: int
+    older_auc: tuple[float | None, float | None]
+    newer_auc: tuple[float | None, float | None]
+
+
+@dataclass(frozen=True)
+class VersionPreview:
+    """Every figure of a candidate version against the live one, on the same leads."""
+
+    live: ScoringModel
+    candidate: ScoringModel
+    thresholds: VersionThresholds
+    scored: int
+    at: datetime | None
+    histogram: list[Bin]
+    band_changes: int
+    to_mql: int
+    to_sql: int
+    handoffs_now: int
+    handoffs_per_week: tuple[float, float]
+    closed: int
+    won: int
+    separation: tuple[Separation, Separation]
+    split: TimeSplit
+    rules: dict[int, RuleReach]
+
+    @property
+    def stage_changes(self) -> int:
+        return self.to_mql + self.to_sql
+
+    def figures(self) -> dict[str, Any]:
+        """The headline figures as JSON values, to keep with a publication."""
+        live, candidate = self.separation
+        return {
+            "scored": self.scored,
+            "closed": self.closed,
+            "won": self.won,
+            "auc": [live.auc, candidate.auc],
+            "top_decile_lift": [live.top_decile_lift, candidate.top_decile_lift],
+            "hot_conversion": [live.bands[0].conversion, candidate.bands[0].conversion],
+            "band_changes": self.band_changes,
+            "stage_changes": self.stage_changes,
+            "handoffs_now": self.handoffs_now,
+            "handoffs_per_week": list(self.handoffs_per_week),
+            "thresholds": {"mql": self.thresholds.mql, "sql": self.thresholds.sql},
+            "at": self.at.isoformat() if self.at else None,
+        }
+
+
+def version_preview(
+    *, candidate: ScoringModel, thresholds: VersionThresholds | None = None
+) -> VersionPreview:
+    """The candidate version against the live one it would replace, over the same leads:
+    the score histogram of both, how many open leads would change band and stage and
+    be handed off (now, and a week from new leads), conversion by band and decile, ROC
+    AUC and lift on closed leads, with a time split. ``thresholds`` tries thresholds
+    other than the candidate's before they are saved. Saves nothing; raises
+    ``PreviewError`` for a model that is not a draft version of a live model."""
+    tallies = version_tallies(candidate=candidate)
+    live = _live_version(candidate)
+    mine = thresholds or VersionThresholds.of(candidate)
+    theirs = VersionThresholds.of(live)
+    band_changes, moved = 0, Counter[str]()
+    for (stage, live_band, score), n in tallies.open_leads.items():
+        band_changes += n * (mine.band(score) != live_band)
+        target = mine.moves(stage, score)
+        if target is not None:
+            moved[target] += n
+    handoff_stage = settings.HANDOFF_STAGE
+    return VersionPreview(
+        live=live,
+        candidate=candidate,
+        thresholds=mine,
+        scored=tallies.scored,
+        at=tallies.at,
+        histogram=histogram(
+            list(tallies.live_scores.elements()), list(tallies.candidate_scores.elements())
+        ),
+        band_changes=band_changes,
+        to_mql=moved[Stage.MQL],
+        to_sql=moved[Stage.SQL],
+        handoffs_now=moved[handoff_stage] + (moved[Stage.SQL] if handoff_stage == Stage.MQL else 0),
+        handoffs_per_week=(
+            _per_week(tallies, 0, theirs.handoff()),
+            _per_week(tallies, 1, mine.handoff()),
+        ),
+        closed=len(tallies.closed),
+        won=sum(lead.won for lead in tallies.closed),
+        separation=(
+            _separation([(c.live, c.won) for c in tallies.closed], theirs),
+            _separation([(c.candidate, c.won) for c in tallies.closed], mine),
+        ),
+        split=_time_split(tallies.closed),
+        rules=tallies.rules[candidate.pk],
+    )
+
+
+def _per_week(tallies: VersionTallies, which: int, threshold: int) -> float:
+    """Leads created in the last ``RECENT_DAYS`` that the version puts at or past the
+    hand-off threshold, a week."""
+    reached = sum(n for scores, n in tallies.recent.items() if scores[which] >= threshold)
+    return reached * 7 / RECENT_DAYS
+
+
+def _separation(scored: list[tuple[float, bool]], thresholds: VersionThresholds) -> Separation:
+    won = sum(is_won for _, is_won in scored)
+    bands = []
+    for band in ("hot", "warm", "cold"):
+        part = [is_won for score, is_won in scored if thresholds.band(int(score)) == band]
+        bands.append(Group(label=band, won=sum(part), closed=len(part)))
+    tiles = deciles(scored)
+    top = tiles[0] if tiles else None
+    return Separation(
+        bands=bands,
+        deciles=tiles,
+        auc=roc_auc(scored),
+        top_decile_lift=lift(top.won, top.closed, won, len(scored)) if top else None,
+        hot_lift=lift(bands[0].won, bands[0].closed, won, len(scored)),
+    )
+
+
+def _time_split(closed: list[ClosedLead]) -> TimeSplit:
+    ordered = sorted(closed, key=lambda lead: lead.closed_at)
+    half = len(ordered) // 2
+    older, newer = ordered[:half], ordered[half:]
+
+    def aucs(part: list[ClosedLead]) -> tuple[float | None, float | None]:
+        return (
+            roc_auc([(c.live, c.won) for c in part]),
+            roc_auc([(c.candidate, c.won) for c in part]),
+        )
+
+    return TimeSplit(
+        at=newer[0].closed_at if older and newer else None,
+        older=len(older),
+        newer=len(newer),
+        older_auc=aucs(older),
+        newer_auc=aucs(newer),
+    )
