@@ -1,4 +1,5 @@
-"""The marketers' tool: scoring models with inline rules, preview, activation and rescoring."""
+"""The marketers' tool: scoring models with their rules (``scoring.rule_admin``), preview,
+activation and rescoring."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AdminTextareaWidget
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -16,17 +18,16 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from crm.http import AuthenticatedHttpRequest
-from leads.custom_fields import CustomFieldDefinition
 
 from . import changes
 from .models import (
     EDITABLE_FIELDS,
     ChangeLog,
-    ConditionJoin,
     DomainList,
     LeadScore,
     ModelStatus,
     RescoreJob,
+    RescoreStatus,
     Rule,
     ScoreEntry,
     ScoringModel,
@@ -34,112 +35,9 @@ from .models import (
 from .permissions import may_draft_suggestions, may_view_suggestions
 from .preview import model_preview
 from .rescore_jobs import rescore_job_start
-from .rule_fields import CUSTOM_PREFIX, FIT_FIELDS
+from .rule_admin import RULE_GROUPS, RuleInline
 from .suggestions import SuggestionError, model_draft_from_suggestion, model_suggestion
 from .thresholds import ThresholdMoves, threshold_moves_count
-
-
-def fit_field_choices() -> list[tuple[str, Any]]:
-    """What a fit rule can test, grouped and in words: the lead's fields, its company's,
-    and the custom fields defined now."""
-    lead: list[tuple[str, str]] = []
-    company: list[tuple[str, str]] = []
-    for name, spec in FIT_FIELDS.items():
-        (company if name.startswith("company.") else lead).append((name, spec.label.capitalize()))
-    custom = [
-        (f"{CUSTOM_PREFIX}{key}", label)
-        for key, label in CustomFieldDefinition.objects.values_list("key", "label")
-    ]
-    choices: list[tuple[str, Any]] = [("", "— (engagement rules test no field)")]
-    choices += [("Lead", lead), ("Company", company)]
-    if custom:
-        choices.append(("Custom fields", custom))
-    return choices
-
-
-class RuleForm(forms.ModelForm):
-    """A rule's inline form: the fit field chosen from a list, in words, rather than typed.
-    A field that is no longer offered (a custom field since deleted) stays choosable on
-    the rules that test it, so saving the model leaves them as they are."""
-
-    class Meta:
-        model = Rule
-        fields = ("field",)
-
-    # Set once per page by ``RuleInline.get_formset``: one query for every rule's form.
-    field_choices: list[tuple[str, Any]] | None = None
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        choices = list(self.field_choices or fit_field_choices())
-        offered = {value for _, group in choices[1:] for value, _ in group}
-        current = self.instance.field if self.instance.pk else ""
-        if current and current not in offered:
-            choices.append(("Not offered any more", [(current, current)]))
-        self.fields["field"] = forms.ChoiceField(
-            choices=choices,
-            required=False,
-            label="Field",
-            help_text="What a fit rule tests about the lead.",
-        )
-        if "join" in self.fields:
-            self.fields["join"].required = False
-        if "conditions" in self.fields:
-            self.fields["conditions"].widget = forms.Textarea(attrs={"rows": 2, "cols": 60})
-            self.fields["conditions"].help_text = (
-                'More tests, e.g. [{"field": "custom.occupation", "operator": "equals", '
-                '"value": "working professional"}].'
-            )
-
-    def clean_join(self) -> str:
-        return self.cleaned_data.get("join") or ConditionJoin.ALL
-
-    def clean_conditions(self) -> Any:
-        value = self.cleaned_data.get("conditions")
-        return [] if value in (None, "") else value
-
-
-class RuleInline(admin.StackedInline):
-    model = Rule
-    form = RuleForm
-    extra = 0
-
-    def get_formset(self, request: Any, obj: Any = None, **kwargs: Any) -> Any:
-        formset = super().get_formset(request, obj, **kwargs)
-        formset.form = type("RuleForm", (formset.form,), {"field_choices": fit_field_choices()})
-        return formset
-
-    fieldsets = (
-        (None, {"fields": (("name", "kind", "points", "active"), "sentence")}),
-        (
-            "Fit: who they are",
-            {
-                "fields": (
-                    ("field", "operator"),
-                    ("value", "value_to"),
-                    ("join", "conditions"),
-                    ("per_unit", "points_cap"),
-                )
-            },
-        ),
-        (
-            "Engagement: what they do",
-            {
-                "fields": (
-                    ("activity_type", "target", "property_name"),
-                    ("match", "pattern", "min_duration_seconds"),
-                    ("max_per_day", "max_per_lead", "recency_days"),
-                    ("window_min", "window_measure", "window_days"),
-                    ("bonus_count", "bonus_points"),
-                )
-            },
-        ),
-    )
-    readonly_fields = ("sentence",)
-
-    @admin.display(description="Reads as")
-    def sentence(self, rule: Rule) -> str:
-        return rule.describe() if rule.pk else "—"
 
 
 class ScoringModelForm(forms.ModelForm):
@@ -180,12 +78,27 @@ class ScoringModelForm(forms.ModelForm):
         return cleaned
 
 
+# How many finished rescores a model's page shows, the latest first, beside every one
+# still queued or running.
+RECENT_RESCORES = 5
+
+
+def shown_rescores(model: ScoringModel) -> QuerySet[RescoreJob]:
+    """The rescores a model's page shows and follows: those not finished, the latest others."""
+    latest = list(
+        model.rescores.order_by("-created_at").values_list("pk", flat=True)[:RECENT_RESCORES]
+    )
+    waiting = Q(status__in=(RescoreStatus.QUEUED, RescoreStatus.RUNNING))
+    return model.rescores.filter(waiting | Q(pk__in=latest)).order_by("-created_at")
+
+
 def rescore_progress_text(job: RescoreJob) -> str:
     return f"{job.done:,} / {job.total:,} leads · {job.get_status_display().lower()}"
 
 
 class RescoreJobInline(admin.TabularInline):
     model = RescoreJob
+    verbose_name_plural = "Rescores: those running and the latest"
     fields = (
         "created_at",
         "reason",
@@ -200,6 +113,7 @@ class RescoreJobInline(admin.TabularInline):
     max_num = 0
     can_delete = False
     ordering = ("-created_at",)
+    template = "admin/scoring/scoringmodel/rescore_rows.html"
 
     @admin.display(description="Progress")
     def progress(self, job: RescoreJob) -> str:
@@ -242,8 +156,14 @@ class ScoringModelAdmin(admin.ModelAdmin):
     )
     list_filter = ("status",)
     search_fields = ("name",)
-    filter_horizontal = ("segment_product_lines",)
-    inlines = [RuleInline, RescoreJobInline]
+    formfield_overrides = {
+        # The product lines a model scores, a tick box each: a short list, shown in full.
+        models.ManyToManyField: {"widget": forms.CheckboxSelectMultiple},
+        models.TextField: {"widget": AdminTextareaWidget(attrs={"rows": 3})},
+    }
+    # A new model is entered with its first rules in full; a saved model lists its rules
+    # a line each, by group, and each rule is edited on its own page (scoring.rule_admin).
+    inlines = [RuleInline]
     actions = ["duplicate_as_draft", "activate", "roll_back", "rescore"]
     fieldsets = (
         (
@@ -277,6 +197,18 @@ class ScoringModelAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ScoringModel]:
         return super().get_queryset(request).annotate(n_rules=Count("rules"))
+
+    def get_inlines(self, request: HttpRequest, obj: ScoringModel | None) -> list[Any]:
+        if obj is None:
+            return [RuleInline]
+        return [*RULE_GROUPS, RescoreJobInline]
+
+    def get_formset_kwargs(self, request, obj, inline, prefix):
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, RescoreJobInline) and obj.pk:
+            # The same rescores as rescores.json reports; the changelist has them all.
+            kwargs["queryset"] = shown_rescores(obj).select_related("model")
+        return kwargs
 
     @admin.display(description="Rules", ordering="n_rules")
     def rule_count(self, model: ScoringModel) -> int:
@@ -383,7 +315,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
                 "percent": job.percent,
                 "text": rescore_progress_text(job),
             }
-            for job in model.rescores.order_by("-created_at")[:20]
+            for job in shown_rescores(model)
         ]
         return JsonResponse({"jobs": jobs})
 

@@ -37,3 +37,14 @@ def changeform_data(response: HttpResponse) -> dict[str, Any]:
         for bound in form:
             data.update(_field_data(bound))
     return data
+
+
+def inline_key(data: dict[str, Any], prefix: str, pk: int, name: str) -> str:
+    """The POST key of field ``name`` in the inline form of the row ``pk``, in whichever
+    of the inlines whose prefix starts with ``prefix`` lists it."""
+    for total in [key for key in data if key.startswith(prefix) and key.endswith("-TOTAL_FORMS")]:
+        group = total.removesuffix("-TOTAL_FORMS")
+        for i in range(int(data[total])):
+            if data.get(f"{group}-{i}-id") == str(pk):
+                return f"{group}-{i}-{name}"
+    raise KeyError(f"no inline row {pk} under {prefix}")

@@ -886,6 +886,7 @@ ADMIN_OBJECTS: dict[str, Callable[[SimpleNamespace], models.Model] | Exempt] = {
     "scoring.DomainList": Exempt("scoring's domain lists"),
     "scoring.LeadScore": lambda w: w.lead_score,
     "scoring.RescoreJob": Exempt("rescore runs"),
+    "scoring.Rule": Exempt("a scoring model's rules, set by marketers"),
     "scoring.ScoreEntry": lambda w: w.score_entry,
     "scoring.ScoringModel": Exempt("scoring models, set by marketers"),
     "workspace.SavedView": lambda w: w.saved_view,

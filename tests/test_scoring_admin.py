@@ -27,7 +27,7 @@ from scoring.models import (
     ScoringModel,
 )
 from scoring.verification import scores_verify
-from tests.admin_forms import changeform_data
+from tests.admin_forms import changeform_data, inline_key
 from tests.factories import ActivityFactory, LeadFactory
 
 PRICING = "https://hotlist.example/pricing"
@@ -160,10 +160,8 @@ def change_form(client, model: ScoringModel) -> dict[str, Any]:
 
 
 def rule_key(data: dict[str, Any], rule: Rule, name: str) -> str:
-    """The POST key of one field of ``rule``'s inline form."""
-    total = int(data["rules-TOTAL_FORMS"])
-    index = next(i for i in range(total) if data[f"rules-{i}-id"] == str(rule.pk))
-    return f"rules-{index}-{name}"
+    """The POST key of one field of ``rule``'s row on its model's page."""
+    return inline_key(data, "rules-", rule.pk, name)
 
 
 def post_change(client, model: ScoringModel, data: dict[str, Any], capture) -> Any:
@@ -291,24 +289,43 @@ def test_admin_refuses_thresholds_out_of_order_and_stores_nothing(
 def test_bad_rule_on_a_live_model_changes_nothing_and_queues_nothing(
     client, marketer, live, django_capture_on_commit_callbacks
 ):
-    # Given a live model whose pricing rule a marketer edits
+    # Given a live model whose pricing rule a marketer edits on the rule's page
     client.force_login(marketer)
-    data = change_form(client, live.model)
-    data[rule_key(data, live.pricing, "match")] = "regex"
-    data[rule_key(data, live.pricing, "pattern")] = "([a-z"
-    data[rule_key(data, live.pricing, "points")] = "99"
-    data["hot_from"] = "70"
+    rule_page = reverse("admin:scoring_rule_change", args=[live.pricing.pk])
+    data = changeform_data(client.get(rule_page))
+    data.update(match="regex", pattern="([a-z", points="99")
     rule_before = Rule.objects.values().get(pk=live.pricing.pk)
-    model_before = ScoringModel.objects.values().get(pk=live.model.pk)
     before = counts()
 
     # When they save an invalid regular expression
-    response = post_change(client, live.model, data, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(rule_page, data)
 
-    # Then the message shows and neither the rule, the model nor the jobs changed
+    # Then the message shows and neither the rule nor the jobs changed
     assert response.status_code == 200
     assert "is not a valid regular expression" in page_text(response)
     assert Rule.objects.values().get(pk=live.pricing.pk) == rule_before
+    assert counts() == before
+
+
+def test_a_rule_without_points_on_the_model_page_changes_nothing_and_queues_nothing(
+    client, marketer, live, django_capture_on_commit_callbacks
+):
+    # Given the model page, with a rule's points emptied to 0 and a threshold changed
+    client.force_login(marketer)
+    data = change_form(client, live.model)
+    data[rule_key(data, live.pricing, "points")] = "0"
+    data["hot_from"] = "70"
+    model_before = ScoringModel.objects.values().get(pk=live.model.pk)
+    before = counts()
+
+    # When they save
+    response = post_change(client, live.model, data, django_capture_on_commit_callbacks)
+
+    # Then the row says why, and neither the rule, the model nor the jobs changed
+    assert response.status_code == 200
+    assert "A rule needs points" in page_text(response)
+    assert Rule.objects.get(pk=live.pricing.pk).points == 25
     assert ScoringModel.objects.values().get(pk=live.model.pk) == model_before
     assert counts() == before
 
@@ -609,8 +626,8 @@ def test_every_model_and_rule_change_through_the_admin_is_in_the_change_history(
         "marketer delete Pricing page",
     ):
         assert row in text
-    assert "'points': 25" in text
-    assert "'points': 30" in text
+    assert "points: 25 → 30" in text
+    assert "hot_from: 80 → 75" in text
 
 
 def test_change_page_of_a_non_numeric_id_redirects_as_missing(client, marketer, live):
@@ -901,7 +918,8 @@ def test_a_fit_rules_field_is_chosen_from_the_lead_company_and_custom_fields(
     Rule.objects.filter(pk=live.country.pk).update(field="custom.gone")
     client.force_login(marketer)
 
-    page = client.get(url("change", live.model.pk)).content.decode()
+    page = client.get(reverse("admin:scoring_rule_change", args=[live.country.pk]))
+    page = page.content.decode()
 
     # The field is a list in words, grouped, with the custom fields defined now, and a
     # rule testing a field no longer offered keeps it

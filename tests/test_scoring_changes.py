@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from scoring.lead_scoring import leads_score
 from scoring.models import ChangeLog, ModelStatus, RescoreJob, Rule, ScoreEntry, ScoringModel
-from tests.admin_forms import changeform_data
+from tests.admin_forms import changeform_data, inline_key
 from tests.api_client import token_client
 from tests.factories import LeadFactory, active_model, fit_rule
 
@@ -35,30 +35,28 @@ def make_world(status: str, *, scored: bool) -> tuple[ScoringModel, Rule]:
 
 
 def admin_edit(client, model: ScoringModel, *, fields: dict[str, str], rule: dict[str, str]):
-    """Post the model's change form with ``fields`` and the rule's inline ``rule`` changed;
-    a ``rule`` with "new" adds a rule instead, with "DELETE" deletes it."""
-    data = changeform_data(
-        client.get(reverse("admin:scoring_scoringmodel_change", args=[model.pk]))
-    )
-    data.update(fields)
+    """Save the model's page with ``fields`` changed, or the rule's own page with ``rule``
+    changed; a ``rule`` with "new" adds a rule on the page the model's "Add" link opens,
+    one with "DELETE" deletes it from the model's page."""
+    model_page = reverse("admin:scoring_scoringmodel_change", args=[model.pk])
     if rule.get("new"):
-        data["rules-TOTAL_FORMS"] = "2"
-        values = {k: v for k, v in rule.items() if k != "new"}
-        data.update(
-            {
-                f"rules-1-{k}": v
-                for k, v in {
-                    "active": "on",
-                    "match": "contains",
-                    "bonus_points": "0",
-                    **values,
-                }.items()
-            }
-        )
+        page = reverse("admin:scoring_rule_add")
+        data = changeform_data(client.get(page, {"model": model.pk, "kind": rule["kind"]}))
+        data.update({k: v for k, v in rule.items() if k != "new"})
+    elif rule and not rule.get("DELETE"):
+        page = reverse("admin:scoring_rule_change", args=[model.rules.get().pk])
+        data = changeform_data(client.get(page))
+        data.update(rule)
     else:
-        data.update({f"rules-0-{k}": v for k, v in rule.items()})
-    response = client.post(reverse("admin:scoring_scoringmodel_change", args=[model.pk]), data)
+        page = model_page
+        data = changeform_data(client.get(page))
+        data.update(fields)
+        if rule:
+            data[inline_key(data, "rules-", model.rules.get().pk, "DELETE")] = "on"
+    response = client.post(page, data)
     assert response.status_code == 302, response.context and response.context.get("errors")
+    if page != model_page:
+        assert response["Location"] == model_page  # a rule's page leads back to its model
 
 
 def api_edit(client, model: ScoringModel, *, fields: dict[str, str], rule: dict[str, str]):

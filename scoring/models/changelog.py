@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -30,3 +32,14 @@ class ChangeLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.object_repr}"
+
+    def differences(self) -> list[tuple[str, Any, Any]]:
+        """What a change altered, as (field, before, after); none for a creation or deletion."""
+        if not self.before or not self.after:
+            return []
+        fields = sorted(set(self.before) | set(self.after))
+        return [
+            (name, self.before.get(name), self.after.get(name))
+            for name in fields
+            if self.before.get(name) != self.after.get(name)
+        ]

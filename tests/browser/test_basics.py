@@ -39,7 +39,7 @@ def test_marketer_reads_the_rules_as_sentences_in_the_admin(page, demo_world):
     page.goto("/admin/scoring/scoringmodel/")
     page.get_by_role("link", name="Standard B2B").click()
 
-    sentence = page.locator(".readonly", has_text="+50 when a quote request")
+    sentence = page.locator(".field-sentence", has_text="+50 when a quote request")
     sentence.first.scroll_into_view_if_needed()
     assert sentence.first.is_visible()
     page.screenshot(path=SCREENSHOTS / "admin-scoring-model.png", full_page=False)
