@@ -102,12 +102,13 @@ class ExportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     serializer_class = ExportJobSerializer
     permission_classes = [permissions.IsAuthenticated, MayExport]
     filter_backends: list[Any] = []
+    ordering = ("-id",)
 
     def get_queryset(self) -> QuerySet[ExportJob]:
         user = self.request.user
         if not isinstance(user, User):  # the schema generator looks without a user
             return ExportJob.objects.none()
-        return export_jobs_visible_to(user).order_by("-created_at", "-id")
+        return export_jobs_visible_to(user).order_by("-id")
 
     @extend_schema(
         summary="Download an export job's file",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from crm.models import User
-from leads.models import Lead
+from leads.models import ExportJob, Lead
 from tests.browser.conftest import log_in
 from tests.conftest import IN_CI
 from workspace.models import SavedView
@@ -54,6 +54,7 @@ def violations(page, axe: str) -> list[str]:
                 "/leads/",
                 "{view}",
                 "{lead}",
+                "{export}",
                 "/reports/",
                 "/reports/funnel/",
                 "/reports/score/",
@@ -76,9 +77,27 @@ def test_workspace_pages_have_no_serious_accessibility_violation(
         columns=["phone", "next_task", "last_touch", "source"],
         shared=True,
     )
+    # An export job's page, its file written: the progress panel with its download link.
+    export = ExportJob.objects.create(
+        requested_by=user,
+        source="workspace",
+        query="band=hot",
+        file_format="xlsx",
+        columns=["id", "email"],
+        status="done",
+        total_rows=120,
+        rows_written=120,
+        file_name="export-accessibility.xlsx",
+    )
     found = {}
     for path in paths:
-        page.goto(path.format(lead=f"/leads/{lead.pk}/", view=f"/leads/views/{view.pk}/"))
+        page.goto(
+            path.format(
+                lead=f"/leads/{lead.pk}/",
+                view=f"/leads/views/{view.pk}/",
+                export=f"/leads/exports/{export.pk}/",
+            )
+        )
         problems = violations(page, axe)
         if problems:
             found[path] = problems
