@@ -298,7 +298,8 @@ def _tell(job: ExportJob, *, title: str, body: str) -> None:
     person = job.requested_by
     if not person.is_active:
         return
-    url = reverse("lead-export-job", args=[job.pk]) if job.source == "workspace" else ""
+    # The job's page in the app, whichever surface asked: it shows any job of theirs.
+    url = reverse("lead-export-job", args=[job.pk])
     notify(user=person, kind=NotificationKind.EXPORT, title=title, body=body, url=url)
 
 

@@ -82,13 +82,13 @@ def a_job(user, *, query="", file_format="csv", columns=("id", "last_name")) -> 
 # --- The leads list ---------------------------------------------------------------------
 
 
-def test_a_small_xlsx_export_is_answered_at_once(manager, rep):
-    LeadFactory(owner=rep)
+def test_an_xlsx_export_of_up_to_the_limit_is_answered_at_once(manager, rep):
+    LeadFactory.create_batch(2, owner=rep)  # HOTLIST_EXPORT_INLINE_MAX, exactly
 
     response = signed_in(manager).get("/leads/export.xlsx")
 
     assert response["Content-Type"] == XLSX_TYPE
-    assert len(workbook_rows(downloaded(response))) == 2
+    assert len(workbook_rows(downloaded(response))) == 3
     assert not ExportJob.objects.exists()
 
 
@@ -272,6 +272,9 @@ def test_the_api_answers_a_large_xlsx_export_with_202_and_the_job(
     assert file["Content-Type"] == XLSX_TYPE
     rows = workbook_rows(downloaded(file))
     assert [row[rows[0].index("last_name")] for row in rows[1:]] == ["Able", "Baker", "Carter"]
+    notice = Notification.objects.get(user=manager, kind="export")
+    assert notice.url == f"/leads/exports/{job.pk}/"  # the app's page of any job of theirs
+    assert b"ready" in signed_in(manager).get(notice.url).content
 
 
 def test_the_api_answers_small_exports_at_once_and_posts_always_make_a_job(
