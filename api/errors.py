@@ -37,6 +37,12 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+class Gone(exceptions.APIException):
+    status_code = status.HTTP_410_GONE
+    default_detail = "The resource is gone."
+    default_code = "gone"
+
+
 class ServiceUnavailable(exceptions.APIException):
     """The database cannot take the request now; answered with ``Retry-After``."""
 

@@ -49,7 +49,7 @@ from rest_framework.response import Response
 from api.errors import Conflict, ErrorSerializer, PayloadTooLarge
 from api.fields import caller
 from api.filters import StrictFilterBackend
-from api.leads import ExportNegotiation
+from api.negotiation import ExportNegotiation
 from api.strict import StrictFieldsMixin, check_json_document
 from crm.models import User
 from imports.mapping import (

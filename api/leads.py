@@ -16,14 +16,14 @@ in the caller's view answers with them in ``possible_duplicates`` (and their ids
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
-from django.http import Http404
+from django.http import Http404, HttpRequest, QueryDict
 from django.http.response import HttpResponseBase
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -34,15 +34,15 @@ from drf_spectacular.utils import (
     extend_schema_field,
     extend_schema_view,
 )
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
-from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api.errors import Conflict, ErrorSerializer
+from api.export_jobs import ExportJobSerializer
 from api.fields import request_user
 from api.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
 from api.merges import (
@@ -54,10 +54,12 @@ from api.merges import (
     merge_error,
     others_of,
 )
+from api.negotiation import ExportNegotiation
 from api.strict import StrictFieldsMixin, check_json_document
 from api.viewsets import RecordViewSet
 from crm.models import User
 from leads.duplicates import LikelyDuplicate, lead_duplicates, reason_text
+from leads.export_jobs import ExportQueryError, export_job_create, export_needs_job
 from leads.export_responses import CONTENT_TYPES, CSV, EXPORT_FORMATS, XLSX, leads_export_response
 from leads.exports import CUSTOM_PREFIX, LEAD_COLUMN_NAMES, UnknownColumn, export_columns
 from leads.filters import LeadFilter
@@ -325,16 +327,16 @@ class ExportQuerySerializer(serializers.Serializer):
         return names
 
 
-class ExportNegotiation(BaseContentNegotiation):
-    """The export's ``format`` names the file, not a renderer (DRF would answer 404 for a
-    format no renderer has): its errors always answer JSON."""
-
-    def select_renderer(
-        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
-    ) -> tuple[BaseRenderer, str]:
-        renderer = next(iter(renderers))
-        return renderer, renderer.media_type
-
+EXPORT_INVALID_RESPONSE = OpenApiResponse(
+    ErrorSerializer, description="Invalid filters, format or columns; `fields` names each."
+)
+EXPORT_REFUSED_RESPONSE = OpenApiResponse(
+    ErrorSerializer,
+    description="The caller's role does not export leads (reps, people without a role).",
+)
+# The export jobs' name for this list (``leads.export_jobs``): ``leads_for_export``.
+EXPORT_SOURCE = "api"
+EXPORT_QUERY_INVALID = "The export's filters are no longer valid"
 
 EXPORT_PARAMETERS = [
     OpenApiParameter(
@@ -536,11 +538,14 @@ class LeadViewSet(RecordViewSet):
         return Response(lead_explanation(lead=lead, history=True))
 
     @extend_schema(
+        methods=["GET"],
         summary="Download the leads you can see as a CSV or XLSX file",
         operation_id="leads_export",
         description="Every lead that `GET /leads/` lists for the same filters, search and "
-        "ordering, in that order, streamed without pages. Managers, marketers and admins "
-        "export; reps are refused (403).",
+        "ordering, in that order, streamed without pages. An XLSX of more than "
+        "`HOTLIST_EXPORT_INLINE_MAX` leads is written in the background instead: the "
+        "answer is 202 with the export job (`Location`: the job; its `links.download` "
+        "once written). Managers, marketers and admins export; reps are refused (403).",
         parameters=EXPORT_PARAMETERS,
         filters=True,
         responses={
@@ -550,20 +555,34 @@ class LeadViewSet(RecordViewSet):
             (200, CONTENT_TYPES[XLSX]): OpenApiResponse(
                 OpenApiTypes.BINARY, description="The XLSX workbook, as an attachment."
             ),
-            400: OpenApiResponse(
-                ErrorSerializer,
-                description="Invalid filters, format or columns; `fields` names each.",
+            (202, "application/json"): OpenApiResponse(
+                ExportJobSerializer, description="Too many leads to answer at once: the job."
             ),
-            403: OpenApiResponse(
-                ErrorSerializer,
-                description="The caller's role does not export leads (reps, people "
-                "without a role).",
-            ),
+            400: EXPORT_INVALID_RESPONSE,
+            403: EXPORT_REFUSED_RESPONSE,
+        },
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Export the leads you can see in the background",
+        operation_id="leads_export_job_create",
+        description="The file `GET /leads/export/` would answer for the same query string, "
+        "written on the bulk queue whatever its size: answered at once (202) with the job "
+        "(`Location`). The filters run again when the job runs, within what the caller then "
+        "sees. The same export asked for while the first is queued or running answers "
+        "that job.",
+        parameters=EXPORT_PARAMETERS,
+        filters=True,
+        request=None,
+        responses={
+            (202, "application/json"): ExportJobSerializer,
+            400: EXPORT_INVALID_RESPONSE,
+            403: EXPORT_REFUSED_RESPONSE,
         },
     )
     @action(
         detail=False,
-        methods=["get"],
+        methods=["get", "post"],
         pagination_class=None,
         renderer_classes=[JSONRenderer],
         content_negotiation_class=ExportNegotiation,
@@ -577,11 +596,21 @@ class LeadViewSet(RecordViewSet):
         asked = ExportQuerySerializer(data=query)
         asked.is_valid(raise_exception=True)
         leads = self.filter_queryset(self.get_queryset())
-        return leads_export_response(
-            leads=leads,
-            columns=export_columns(asked.validated_data.get("columns")),
-            file_format=asked.validated_data["format"],
-        )
+        file_format = asked.validated_data["format"]
+        columns = export_columns(asked.validated_data.get("columns"))
+        if request.method == "POST" or export_needs_job(leads=leads, file_format=file_format):
+            job = export_job_create(
+                by=self.caller,
+                source=EXPORT_SOURCE,
+                query=query.urlencode(),
+                columns=[column.name for column in columns],
+                file_format=file_format,
+            )
+            body = ExportJobSerializer(job, context=self.get_serializer_context()).data
+            return Response(
+                body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["links"]["self"]}
+            )
+        return leads_export_response(leads=leads, columns=columns, file_format=file_format)
 
     @extend_schema(
         summary="Move the lead to another stage",
@@ -694,3 +723,19 @@ def _email_taken_as_field_error() -> Iterator[None]:
         if "email" not in str(exc).lower():
             raise
         raise Conflict(EMAIL_UNAVAILABLE) from exc
+
+
+def leads_for_export(user: User, query: QueryDict) -> QuerySet[Lead]:
+    """The leads ``GET /api/v1/leads/`` lists ``user`` for ``query`` (filters, search and
+    ordering), without pages: what an export job asked through the API writes, run again
+    when the job runs (the export source ``api`` of ``leads.export_jobs``)."""
+    http = HttpRequest()
+    http.method = "GET"
+    http.GET = QueryDict(query.urlencode())
+    request = Request(http)
+    request.user = user
+    view = LeadViewSet(request=request, args=(), kwargs={}, format_kwarg=None, action="export")
+    try:
+        return view.filter_queryset(view.get_queryset())
+    except ValidationError as exc:
+        raise ExportQueryError(f"{EXPORT_QUERY_INVALID}: {exc.detail}.") from None

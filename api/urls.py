@@ -7,6 +7,7 @@ from .activities import ActivityViewSet
 from .companies import CompanyViewSet
 from .company_merges import CompanyMergeViewSet
 from .errors import api_not_found
+from .export_jobs import ExportJobViewSet
 from .imports import ImportJobViewSet, error_file_view
 from .leads import LeadViewSet
 from .merges import LeadMergeViewSet
@@ -29,6 +30,7 @@ router.register("tasks", TaskViewSet, basename="api-task")
 router.register("notes", NoteViewSet, basename="api-note")
 router.register("scoring-models", ScoringModelViewSet, basename="api-scoring-model")
 router.register("imports", ImportJobViewSet, basename="api-import")
+router.register("export-jobs", ExportJobViewSet, basename="api-export-job")
 
 rules = RuleViewSet.as_view({"get": "list", "post": "create"})
 rule = RuleViewSet.as_view(

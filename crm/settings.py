@@ -320,6 +320,7 @@ CELERY_TASK_ROUTES = {
     "leads.tasks.handoff_*": {"queue": "realtime"},
     "leads.tasks.import_*": {"queue": "bulk"},
     "imports.tasks.*": {"queue": "bulk"},
+    "leads.tasks.export_*": {"queue": "bulk"},
     "reports.tasks.refresh_*": {"queue": "bulk"},
     "nurturing.tasks.send_*": {"queue": "email"},
     "*.tasks.send_*": {"queue": "email"},
@@ -390,6 +391,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 300,
         "options": {"queue": "bulk"},
     },
+    "export-sweep": {
+        "task": "leads.tasks.export_sweep",
+        "schedule": 300,
+        "options": {"queue": "bulk"},
+    },
     # Reports
     "reports-weekly-digest": {
         "task": "reports.tasks.send_weekly_digest",
@@ -418,6 +424,24 @@ IMPORT_CHUNK_ROWS = env_int("IMPORT_CHUNK_ROWS", 1000)
 IMPORT_PHONE_REGION = env_str("IMPORT_PHONE_REGION", "")
 if IMPORT_CHUNK_ROWS < 1 or IMPORT_MAX_ROWS < 1:
     raise ImproperlyConfigured("IMPORT_CHUNK_ROWS and IMPORT_MAX_ROWS must be at least 1.")
+
+# --- Exports (leads.export_jobs) ---------------------------------------------
+
+# An XLSX export of more leads than this (and any export the caller asks to prepare) is
+# written by a worker as an export job, then downloaded; fewer are answered at once.
+# CSV streams as it is written whatever its size, and is offered as a job as well.
+EXPORT_INLINE_MAX = env_int("HOTLIST_EXPORT_INLINE_MAX", 10_000)
+# Where prepared export files wait for their download (shared by web and workers).
+EXPORT_DIR = Path(env_str("HOTLIST_EXPORT_DIR", str(VAR_DIR / "exports")))
+# How long a prepared file is kept; beat deletes it then.
+EXPORT_KEEP_HOURS = env_int("HOTLIST_EXPORT_KEEP_HOURS", 72)
+# The longest an export job may run (a million rows of XLSX take about six minutes).
+EXPORT_TIME_LIMIT = env_int("HOTLIST_EXPORT_TIME_LIMIT", 3600)
+if EXPORT_INLINE_MAX < 0 or EXPORT_KEEP_HOURS < 1 or EXPORT_TIME_LIMIT < 60:
+    raise ImproperlyConfigured(
+        "HOTLIST_EXPORT_INLINE_MAX must be at least 0, HOTLIST_EXPORT_KEEP_HOURS at least 1 "
+        "and HOTLIST_EXPORT_TIME_LIMIT at least 60 (seconds)."
+    )
 
 # --- Cache --------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """The HTTP answer that carries an export, the same for the leads list, the REST API and
 the admin: CSV streamed as it is written, XLSX written to a temporary file first (a
-workbook is a zip archive, finished only at its end) and then streamed from it.
+workbook is a zip archive, finished only at its end) and then streamed from it; and
+the download of a file an export job wrote (``leads.export_jobs``), streamed from it.
 
 Neither holds the rows in memory (``leads.exports``). The files hold people's contact
 details: they are attachments that no cache keeps.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from django.db.models import QuerySet
 from django.http import FileResponse, StreamingHttpResponse
@@ -64,5 +66,18 @@ def leads_export_response(
         )
     else:
         raise ValueError(FORMAT_UNKNOWN)
+    add_never_cache_headers(response)
+    return response
+
+
+def export_job_file_response(*, path: Path, filename: str, file_format: str) -> FileResponse:
+    """The file an export job wrote, as a download. Raises ``FileNotFoundError`` when
+    it is gone."""
+    response = FileResponse(
+        open(path, "rb"),  # noqa: SIM115  # FileResponse closes it
+        as_attachment=True,
+        filename=filename,
+        content_type=CONTENT_TYPES[file_format],
+    )
     add_never_cache_headers(response)
     return response

@@ -316,6 +316,7 @@ class NotificationKind(models.TextChoices):
     SURGE = "surge", "Score surge"
     TASK = "task", "Task"
     REJECTION = "rejection", "Rejected hand-off"
+    EXPORT = "export", "Export"
 
 
 class NotificationQuerySet(models.QuerySet["Notification"]):

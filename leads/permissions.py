@@ -25,7 +25,9 @@ with what they see, and whom they may hand it to:
 - A manager's pages show their teams' numbers and tasks, and a manager reassigns tasks.
 - Lists of leads are taken out as files (CSV, XLSX) by admins, managers and marketers,
   each the leads they see; reps work their leads in Hotlist but do not take the book
-  away in bulk (``may_export_leads``).
+  away in bulk (``may_export_leads``). A large export is written by a worker as an
+  export job; the person who asked follows and downloads it, and so do admins, no one
+  else (``export_jobs_visible_to``), and only while they may export.
 - Round-robin assignment hands leads to active reps only.
 - Merging duplicate leads (and undoing a merge) is for admins and marketers, who
   keep the data clean, on any leads, and for managers on leads they can change (their
@@ -57,7 +59,16 @@ from django.db.models import Q, QuerySet
 from crm.models import Role, User
 from crm.permissions import managed_people
 
-from .models import Company, Deal, Lead, LeadQuerySet, Task, TaskQuerySet, owner_visibility
+from .models import (
+    Company,
+    Deal,
+    ExportJob,
+    Lead,
+    LeadQuerySet,
+    Task,
+    TaskQuerySet,
+    owner_visibility,
+)
 
 if TYPE_CHECKING:
     from .handoff_models import HandOff
@@ -170,6 +181,21 @@ def may_export_leads(user: User) -> bool:
     marketers, always within what they see (``Lead.objects.visible_to``). A rep's
     leads are the book a rep would take along when leaving; the list shows them."""
     return user.is_active and user.role in EXPORTING_ROLES
+
+
+def export_jobs_visible_to(user: User) -> QuerySet[ExportJob]:
+    """The export jobs ``user`` follows and downloads: their own, every one for an admin;
+    none for someone who may not export (any more). A job out of view does not exist."""
+    if not may_export_leads(user):
+        return ExportJob.objects.none()
+    if user.role == Role.ADMIN:
+        return ExportJob.objects.all()
+    return ExportJob.objects.filter(requested_by=user)
+
+
+def may_see_export_job(*, job: ExportJob, user: User) -> bool:
+    """Whether ``user`` may follow and download ``job`` (``export_jobs_visible_to``)."""
+    return may_export_leads(user) and (user.role == Role.ADMIN or job.requested_by_id == user.pk)
 
 
 def manages_team(user: User) -> bool:

@@ -6,11 +6,13 @@ import logging
 from smtplib import SMTPException
 
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError as DatabaseOperationalError
 
 from . import handoff_assignment
 from .company_duplicates import company_duplicates_scan
 from .duplicates import duplicates_scan
+from .export_jobs import export_job_run, export_jobs_sweep
 from .handoff_escalation import handoffs_escalate_overdue
 from .notifications import notification_email_send, notifications_email_resume
 from .tracking_ingest import pending_events_purge
@@ -92,3 +94,24 @@ def notification_email_resume() -> int:
 def send_notification_email(notification_id: int) -> bool:
     """Email one notification, once."""
     return notification_email_send(notification_id=notification_id)
+
+
+# --- Exports --------------------------------------------------------------------------
+
+
+@shared_task(
+    ignore_result=True,
+    acks_late=True,
+    soft_time_limit=settings.EXPORT_TIME_LIMIT,
+    time_limit=settings.EXPORT_TIME_LIMIT + 60,
+)
+def export_run(job_id: int) -> None:
+    """Write a queued export's file (a job already claimed, or gone, is a no-op)."""
+    export_job_run(job_id=job_id)
+
+
+@shared_task(ignore_result=True)
+def export_sweep() -> dict[str, int]:
+    """Beat: queue again exports whose message was lost, start over those whose worker
+    died, and delete files past their keeping time."""
+    return export_jobs_sweep()

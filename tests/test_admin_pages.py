@@ -23,6 +23,7 @@ from leads.models import (
     Deal,
     DuplicatePair,
     DuplicateSettings,
+    ExportJob,
     FieldType,
     Lead,
     LeadRating,
@@ -93,6 +94,18 @@ def world(admin_user, marketer, manager, rep, other_rep) -> dict:
     AssignmentRule.objects.create(name="Germany", kind="territory", countries=["DE"], owner=rep)
     LeadRating.objects.create(lead=lead, by=rep, rating="good")
     Notification.objects.create(user=rep, kind="handoff", title="New lead for you", lead=lead)
+    ExportJob.objects.create(
+        requested_by=manager,
+        source="workspace",
+        query="band=hot",
+        file_format="xlsx",
+        columns=["id", "email"],
+        status="done",
+        total_rows=1,
+        rows_written=1,
+        file_name="export-1.xlsx",
+        expires_at=now,
+    )
     Campaign.objects.create(name="Spring webinar", spend=600)
     DigestPreference.objects.create(user=manager, weekly_digest=False)
     sequence = Sequence.objects.create(name="Cold: education", bands=["cold"])

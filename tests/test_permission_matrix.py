@@ -31,7 +31,7 @@ from leads.company_merging import companies_merge
 from leads.deals import deal_pipeline_ensure, deal_save
 from leads.handoff_models import AssignmentKind, AssignmentRule, HandOff, LeadRating, Notification
 from leads.merging import leads_merge
-from leads.models import CompanyDuplicatePair, Deal, DuplicatePair, Note, Task
+from leads.models import CompanyDuplicatePair, Deal, DuplicatePair, ExportJob, Note, Task
 from leads.stages import stage_change_record
 from leads.tracking_models import TrackingIdentity
 from nurturing.models import AutoEnrollHold, Enrollment, Message, Sequence, Step
@@ -143,6 +143,16 @@ def world(rep, other_rep, manager, marketer) -> SimpleNamespace:
             headers=["Email"],
             failed=1,
             created_by=boss,
+        ),
+        # South's manager's export of "zebedee", written: no one else sees or downloads it.
+        export_job=ExportJob.objects.create(
+            requested_by=boss,
+            source="workspace",
+            query="q=zebedee",
+            file_format="csv",
+            columns=["id", "first_name"],
+            status="done",
+            file_name="export-southern-secret-list.csv",
         ),
         hold=AutoEnrollHold.objects.create(lead=lead, reason="Imported history"),
         merge=merge,
@@ -256,6 +266,18 @@ API: dict[str, Probe | Exempt] = {
     "api-lead-export": lambda w: [
         Call("GET", api("leads/export/?format=csv"), refused=EXPORTED),
         Call("GET", api(f"leads/export/?owner={w.south_rep.pk}"), refused=EXPORTED),
+        # A job is refused before it is stored: no role, or a column that is none.
+        Call("POST", api("leads/export/?search=zebedee&columns=nope"), refused=(400, 403)),
+    ],
+    # Reps export nothing (403); the others see only the jobs they asked for (admins all).
+    "api-export-job-list": lambda w: [
+        Call("GET", api("export-jobs/"), roles=ALL, refused=(200, 403))
+    ],
+    "api-export-job-detail": lambda w: [
+        Call("GET", api(f"export-jobs/{w.export_job.pk}/"), roles=ALL)
+    ],
+    "api-export-job-download": lambda w: [
+        Call("GET", api(f"export-jobs/{w.export_job.pk}/download/"), roles=ALL)
     ],
     "api-lead-transition": lambda w: [
         Call("POST", api(f"leads/{w.lead.pk}/transition/"), {"stage": "customer"})
@@ -493,6 +515,20 @@ WEB: dict[str, Probe | Exempt] = {
         Call("GET", "/leads/export.csv", refused=EXPORTED),
         Call("GET", "/leads/export.csv?q=zebedee", refused=EXPORTED),
         Call("GET", f"/leads/export.csv?owner={w.south_rep.pk}", refused=(400, 403)),
+    ],
+    # An export job of another team's owner is refused before it is stored: the list
+    # answers with the filter's error (after a redirect), or 403 for reps.
+    "lead-export-jobs": lambda w: [
+        Call(
+            "POST",
+            "/leads/exports/",
+            {"format": "xlsx", "query": f"owner={w.south_rep.pk}"},
+            refused=(302, 403),
+        )
+    ],
+    "lead-export-job": lambda w: [Call("GET", f"/leads/exports/{w.export_job.pk}/", roles=ALL)],
+    "lead-export-job-download": lambda w: [
+        Call("GET", f"/leads/exports/{w.export_job.pk}/download/", roles=ALL)
     ],
     "lead-bulk": lambda w: [
         Call(
@@ -859,6 +895,7 @@ ADMIN_OBJECTS: dict[str, Callable[[SimpleNamespace], models.Model] | Exempt] = {
     "leads.Deal": lambda w: w.deal,
     "leads.DealStage": Exempt("the deal pipeline's stages, set by admins and marketers"),
     "leads.DuplicatePair": lambda w: w.pair,
+    "leads.ExportJob": lambda w: w.export_job,
     "leads.DuplicateSettings": Exempt("the detection threshold, one row, set by marketers"),
     "leads.HandOff": lambda w: w.handoff,
     "leads.Lead": lambda w: w.lead,

@@ -3,6 +3,7 @@ from django.urls import path
 from .views import (
     company,
     deals,
+    export_jobs,
     home,
     imports,
     lead,
@@ -52,6 +53,13 @@ urlpatterns = [
     path("leads/bulk/", lists.lead_bulk, name="lead-bulk"),
     path("leads/count/", lists.lead_count, name="lead-count"),
     path("leads/export.<slug:file_format>", lists.lead_export, name="lead-export"),
+    path("leads/exports/", export_jobs.export_job_create_view, name="lead-export-jobs"),
+    path("leads/exports/<int:pk>/", export_jobs.export_job_detail, name="lead-export-job"),
+    path(
+        "leads/exports/<int:pk>/download/",
+        export_jobs.export_job_download,
+        name="lead-export-job-download",
+    ),
     path("leads/views/", saved_views.saved_view_create_view, name="saved-view-create"),
     path("leads/views/<int:pk>/", saved_views.saved_view_open, name="saved-view-open"),
     path(

@@ -1,3 +1,13 @@
 """The admin of ``leads``, one module per concept; importing them registers their pages."""
 
-from . import company_duplicates, deals, duplicates, handoff, intake, lead, records, reps  # noqa: F401
+from . import (  # noqa: F401
+    company_duplicates,
+    deals,
+    duplicates,
+    export_jobs,
+    handoff,
+    intake,
+    lead,
+    records,
+    reps,
+)

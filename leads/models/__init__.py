@@ -20,6 +20,7 @@ from .duplicate import (
     LeadMatchKey,
     PairStatus,
 )
+from .export_job import EXPORT_ATTEMPTS_MAX, ExportJob, ExportStatus
 from .lead import (
     CLOSED_STAGES,
     SCORE_COLUMNS,
@@ -84,6 +85,7 @@ __all__ = [
     "ALLOWED_TRANSITIONS",
     "CLOSED_STAGES",
     "DEFAULT_CURRENCY",
+    "EXPORT_ATTEMPTS_MAX",
     "FORM_LEAD_FIELDS",
     "FORM_RESERVED_NAMES",
     "FUNNEL",
@@ -115,6 +117,8 @@ __all__ = [
     "DuplicatePair",
     "DuplicateSettings",
     "EmailStatus",
+    "ExportJob",
+    "ExportStatus",
     "FieldType",
     "Grade",
     "HandOff",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from crm.models import User
-from leads.models import Lead
+from leads.models import ExportJob, Lead
 from scoring.changes import model_duplicate
 from scoring.models import ScoringModel
 from tests.browser.conftest import log_in
@@ -56,6 +56,7 @@ def violations(page, axe: str) -> list[str]:
                 "/leads/",
                 "{view}",
                 "{lead}",
+                "{export}",
                 "/reports/",
                 "/reports/funnel/",
                 "/reports/score/",
@@ -90,6 +91,18 @@ def test_workspace_pages_have_no_serious_accessibility_violation(
     )
     # A draft version of the live model: the studio's page with its preview.
     draft = model_duplicate(model=ScoringModel.objects.active().get(is_default=True))
+    # An export job's page, its file written: the progress panel with its download link.
+    export = ExportJob.objects.create(
+        requested_by=user,
+        source="workspace",
+        query="band=hot",
+        file_format="xlsx",
+        columns=["id", "email"],
+        status="done",
+        total_rows=120,
+        rows_written=120,
+        file_name="export-accessibility.xlsx",
+    )
     found = {}
     for path in paths:
         page.goto(
@@ -97,6 +110,7 @@ def test_workspace_pages_have_no_serious_accessibility_violation(
                 lead=f"/leads/{lead.pk}/",
                 view=f"/leads/views/{view.pk}/",
                 draft=f"/studio/models/{draft.pk}/",
+                export=f"/leads/exports/{export.pk}/",
             )
         )
         if path == "{draft}":

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.humanize.templatetags.humanize import naturaltime
@@ -31,8 +32,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from crm.http import AuthenticatedHttpRequest
 from crm.models import User
+from leads.export_jobs import ExportQueryError, export_needs_job
 from leads.export_responses import CSV, EXPORT_FORMATS, FORMAT_UNKNOWN, leads_export_response
-from leads.exports import export_columns
 from leads.models import Band, Stage
 from leads.permissions import EXPORT_REFUSED, may_export_leads, teammates_of
 from nurturing.models import Sequence as NurtureSequence
@@ -44,12 +45,12 @@ from workspace.columns import (
     COLUMNS_PARAM,
     chosen_columns,
     column_cells,
-    export_names,
     rows_with_columns,
 )
+from workspace.exports import EXPORT_FILTERS_INVALID, list_export_columns, list_leads_for_export
 from workspace.filters import LeadListFilter, leads_count, leads_count_upto
 from workspace.forms import LOCAL_DATETIME_FORMATS, LocalDateTimeInput
-from workspace.keyset import SORTS, cursor_decode, leads_page, whole_list_order
+from workspace.keyset import SORTS, cursor_decode, leads_page
 from workspace.saved_views import (
     VIEW_PARAM,
     may_delete_view,
@@ -90,8 +91,6 @@ ROW_FIELDS = (
 )
 STAGE_LABELS = dict(Stage.choices)
 BAND_LABELS = dict(Band.choices)
-
-EXPORT_FILTERS_INVALID = "Nothing was exported: correct the filters first."
 
 # Filters folded under "More filters" unless one of them is in use.
 SECONDARY_FILTERS = ("source", "product", "grade", "quadrant", "score_min", "score_max", "activity")
@@ -339,6 +338,7 @@ def list_context(
         "export_urls": _export_urls(query, keys if chosen else None)
         if may_export_leads(user)
         else {},
+        "export_query": _export_query(query, keys if chosen else None),
         "saved_views": views,
         "active_view": active_view,
         "may_share_views": may_share_views(user),
@@ -350,6 +350,16 @@ def _view_save_query(query: QueryDict) -> str:
     """What the "Save view" form posts with: the list's query string, without the view."""
     query = query.copy()
     query.pop(VIEW_PARAM, None)
+    return query.urlencode()
+
+
+def _export_query(query: QueryDict, keys: list[str] | None) -> str:
+    """What an export job of the list is asked with: its filters, order and columns."""
+    query = query.copy()
+    query.pop(VIEW_PARAM, None)
+    query.pop(COLUMNS_PARAM, None)
+    if keys is not None:
+        query.setlist(COLUMNS_PARAM, list(keys) or [""])
     return query.urlencode()
 
 
@@ -451,7 +461,8 @@ def lead_count(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_GET
 def lead_export(request: AuthenticatedHttpRequest, file_format: str) -> HttpResponseBase:
     """The leads the list shows for the same query string, every one of them, in its
-    sort order, as a CSV or XLSX download.
+    sort order, as a CSV or XLSX download; an XLSX too large to answer at once is
+    offered as an export job instead (``workspace.views.export_jobs``).
 
     Only with valid filters: a file that silently left one out would hold leads the
     person did not ask for, so the list answers instead, with its errors.
@@ -461,13 +472,19 @@ def lead_export(request: AuthenticatedHttpRequest, file_format: str) -> HttpResp
         raise PermissionDenied(EXPORT_REFUSED)
     if file_format not in EXPORT_FORMATS:
         return HttpResponseBadRequest(FORMAT_UNKNOWN, content_type="text/plain; charset=utf-8")
-    filters = LeadListFilter(request.GET, request=request, people=list(teammates_of(user)))
-    if not filters.is_valid():
+    try:
+        leads = list_leads_for_export(user, request.GET)
+    except ExportQueryError:
         messages.error(request, EXPORT_FILTERS_INVALID)
         return _render(request, list_context(request), status=400)
-    leads = filters.qs.order_by(*whole_list_order(filters.sort_key))
-    keys, chosen = chosen_columns(request.GET)
-    columns = export_columns(export_names(keys)) if chosen else export_columns()
+    if export_needs_job(leads=leads, file_format=file_format):
+        context = {
+            "file_format": file_format,
+            "query": request.GET.urlencode(),
+            "limit": settings.EXPORT_INLINE_MAX,
+        }
+        return render(request, "workspace/export_prepare.html", context)
+    columns = list_export_columns(request.GET)
     return leads_export_response(leads=leads, columns=columns, file_format=file_format)
 
 
