@@ -226,6 +226,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
             "Thresholds",
             {
                 "fields": (
+                    "base_score",
                     ("mql_threshold", "sql_threshold"),
                     ("hot_from", "warm_from"),
                     "move_leads",

@@ -27,10 +27,15 @@ from .state import State, entry_value, fill_state, same_state, state_from
 
 @dataclass
 class LeadResult:
-    """What scoring one lead did: the primary score before and after, and per-model states."""
+    """What scoring one lead did: the primary score before and after, and per-model states.
+
+    ``before`` is the score and band the lead showed; its score is None when the lead
+    had no score in any model (its first scoring), which crosses every threshold it
+    reaches, however low.
+    """
 
     lead: Lead
-    before: tuple[int, str]
+    before: tuple[int | None, str]
     states: dict[int, State] = field(default_factory=dict)
     primary: CompiledModel | None = None
     new_entries: int = 0

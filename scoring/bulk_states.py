@@ -28,7 +28,7 @@ def _score_columns(model: CompiledModel, now: datetime) -> tuple[str, list[Any]]
             FROM sums s
         ),
         scored AS (
-            SELECT e.*, LEAST(floor(e.fit + e.adjustment + e.eff + 0.5), %s) AS score,
+            SELECT e.*, LEAST(floor(%s + e.fit + e.adjustment + e.eff + 0.5), %s) AS score,
                    e.fit + e.adjustment AS total_fit
             FROM effective e
         ),
@@ -47,6 +47,7 @@ def _score_columns(model: CompiledModel, now: datetime) -> tuple[str, list[Any]]
     params = [
         model.idle_week_penalty,
         now,
+        t.base,
         t.max_points if t.max_points is not None else 2**31 - 1,
         t.hot,
         t.warm,
@@ -243,11 +244,12 @@ def mark_surges(cursor: Any, scope: Scope) -> list[tuple[int, float]]:
 
 
 def materialize(
-    cursor: Any, scope: Scope, before: dict[int, tuple[int, str]], gone: list[int]
-) -> list[tuple[int, int, str]]:
+    cursor: Any, scope: Scope, before: dict[int, tuple[int | None, str]], gone: list[int]
+) -> list[tuple[int, int | None, str]]:
     """Mark each touched lead's primary score and copy it onto the lead.
 
-    Returns (lead id, old score, old band) for every lead whose score or band changed.
+    Returns (lead id, old score, old band) for every lead whose score or band changed,
+    and every lead scored for the first time (old score None).
     Every touched lead lies in the scope's id range, which each statement states, so
     the leads and their scores are read through their indexes, not in full.
     """

@@ -61,7 +61,7 @@ def decay_sql(*, postgres: bool, touched_only: bool = False, returning: bool = F
         f"(({decayed}) - CASE WHEN ({decayed}) <= 0 THEN 0 "
         f"WHEN {penalty} > ({decayed}) THEN ({decayed}) ELSE {penalty} END)"
     )
-    raw = f"floor(ls.fit + ls.adjustment + {effective} + 0.5)"
+    raw = f"floor(m.base_score + ls.fit + ls.adjustment + {effective} + 0.5)"
     score = (
         f"CASE WHEN m.max_points IS NOT NULL AND {raw} > m.max_points "
         f"THEN m.max_points ELSE {raw} END"

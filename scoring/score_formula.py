@@ -100,6 +100,8 @@ class Thresholds:
     grade_c: int = 20
     engaged: int = 30
     max_points: int | None = None
+    # What every lead of the model starts from (``ScoringModel.base_score``).
+    base: int = 0
 
 
 def round_half_up(value: float) -> int:
@@ -107,8 +109,14 @@ def round_half_up(value: float) -> int:
     return math.floor(value + 0.5)
 
 
+def score_sum(fit: float, engagement: float, thresholds: Thresholds) -> float:
+    """The score before rounding and the model's maximum: the base score, the fit
+    (adjustments included) and the engagement (decayed, net of the idle penalty)."""
+    return thresholds.base + fit + engagement
+
+
 def total_score(fit: float, engagement: float, thresholds: Thresholds) -> int:
-    score = round_half_up(fit + engagement)
+    score = round_half_up(score_sum(fit, engagement, thresholds))
     if thresholds.max_points is not None:
         score = min(score, thresholds.max_points)
     return score

@@ -34,6 +34,7 @@ EDITABLE_FIELDS = (
     "status",
     "is_default",
     "priority",
+    "base_score",
     "mql_threshold",
     "sql_threshold",
     "hot_from",
@@ -48,6 +49,11 @@ EDITABLE_FIELDS = (
     "surge_points",
     "surge_hours",
 )
+
+
+# The fields of the score formula besides thresholds and bands: changing one bumps
+# ``decay_version``.
+FORMULA_FIELDS = ("decay_half_life_days", "idle_week_penalty", "base_score")
 
 
 class ScoringModel(models.Model):
@@ -81,8 +87,14 @@ class ScoringModel(models.Model):
         default=100,
         help_text="Where models overlap, the highest priority gives the primary score.",
     )
-    mql_threshold = models.PositiveIntegerField(default=50, verbose_name="MQL threshold")
-    sql_threshold = models.PositiveIntegerField(default=90, verbose_name="SQL threshold")
+    base_score = models.IntegerField(
+        default=0,
+        help_text="Points every lead of the model starts from, before its rules; may be negative.",
+    )
+    # Thresholds may be negative, as scores may: with negative rules and a low base score
+    # a lead's first score can already lie past a negative threshold.
+    mql_threshold = models.IntegerField(default=50, verbose_name="MQL threshold")
+    sql_threshold = models.IntegerField(default=90, verbose_name="SQL threshold")
     hot_from = models.IntegerField(default=80, help_text="Scores from here up are hot.")
     warm_from = models.IntegerField(default=30, help_text="Scores from here up are warm.")
     grade_a_from = models.IntegerField(default=60, help_text="Fit scores from here up are grade A.")
@@ -107,7 +119,8 @@ class ScoringModel(models.Model):
     decay_version = models.PositiveIntegerField(
         default=1,
         editable=False,
-        help_text="Goes up when the decay settings change: stored engagement is resummed.",
+        help_text="Goes up when the decay settings or the score formula change: stored "
+        "scores are resummed.",
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -133,16 +146,11 @@ class ScoringModel(models.Model):
         return self.name
 
     def save(self, *args: Any, **kwargs: Any) -> None:
+        # A change to these resums every stored score in a rescore, as the fast path
+        # and the set-based rescore only carry a score forward whose formula is unchanged.
         if self.pk is not None:
-            stored = (
-                ScoringModel.objects.filter(pk=self.pk)
-                .values_list("decay_half_life_days", "idle_week_penalty")
-                .first()
-            )
-            if stored is not None and stored != (
-                self.decay_half_life_days,
-                self.idle_week_penalty,
-            ):
+            stored = ScoringModel.objects.filter(pk=self.pk).values_list(*FORMULA_FIELDS).first()
+            if stored is not None and stored != tuple(getattr(self, f) for f in FORMULA_FIELDS):
                 self.decay_version += 1
                 if kwargs.get("update_fields") is not None:
                     kwargs["update_fields"] = [*kwargs["update_fields"], "decay_version"]
@@ -176,4 +184,5 @@ class ScoringModel(models.Model):
             grade_c=self.grade_c_from,
             engaged=self.engaged_from,
             max_points=self.max_points,
+            base=self.base_score,
         )
