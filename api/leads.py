@@ -261,8 +261,17 @@ class ModelExplanationSerializer(serializers.Serializer):
     model = ScoreModelRefSerializer()
     score = serializers.IntegerField(help_text="The lines, positive and negative, add up to it.")
     base_score = serializers.IntegerField(help_text="What every lead of the model starts from.")
-    fit = serializers.FloatField()
-    engagement = serializers.FloatField()
+    fit_cap = serializers.IntegerField(
+        allow_null=True, help_text="Fit counts up to this; null: no cap."
+    )
+    engagement_cap = serializers.IntegerField(
+        allow_null=True, help_text="Engagement counts up to this; null: no cap."
+    )
+    fit = serializers.FloatField(help_text="Fit as it counts in the score (up to its cap).")
+    engagement = serializers.FloatField(
+        help_text="Engagement as it counts in the score: decayed, net of the idle penalty, "
+        "up to its cap."
+    )
     band = serializers.CharField()
     grade = serializers.CharField()
     quadrant = serializers.CharField()

@@ -21,7 +21,7 @@ from leads.models import SCORE_COLUMNS, Lead
 from .models import EntryKind, LeadScore, ScoreEntry, ScoringModel
 from .rules import FIT, Award
 from .ruleset import CompiledModel, Ruleset
-from .score_formula import round_half_up
+from .score_formula import round_half_up, shown_parts
 from .state import State, entry_value, fill_state, same_state, state_from
 
 
@@ -213,9 +213,14 @@ class BatchWrites:
             if result.primary
             else (state, 0.0)
         )
+        fit, engagement = (
+            shown_parts(state.effective_fit, effective, result.primary.thresholds)
+            if result.primary
+            else (0.0, 0.0)
+        )
         lead.score = state.score
-        lead.fit_score = round_half_up(state.effective_fit)
-        lead.engagement_score = effective
+        lead.fit_score = round_half_up(fit)
+        lead.engagement_score = engagement
         lead.engagement_at = self.now
         lead.band = state.band
         lead.grade = state.grade

@@ -13,7 +13,7 @@ from leads.models import Lead
 
 from .models import EntryKind, LeadScore, ScoreEntry, ScoringModel
 from .ruleset import CompiledModel, model_settings
-from .score_formula import decay_factor, decayed, score_series, score_sum
+from .score_formula import decay_factor, decayed, score_series, score_sum, shown_parts
 from .state import State, state_from
 
 
@@ -78,6 +78,7 @@ def _explain_model(lead: Lead, row: LeadScore, now: datetime) -> dict[str, Any]:
         key=lambda line: -abs(line["value_now"]),
     )
     earned = sum(line["points"] for line in ordered if line["kind"] == EntryKind.ENGAGEMENT)
+    fit, engagement = shown_parts(state.effective_fit, effective, settings.thresholds)
     return {
         "model": {
             "id": model.pk,
@@ -88,8 +89,10 @@ def _explain_model(lead: Lead, row: LeadScore, now: datetime) -> dict[str, Any]:
         },
         "score": state.score,
         "base_score": model.base_score,
-        "fit": round(state.effective_fit, 1),
-        "engagement": round(effective, 1),
+        "fit_cap": model.fit_cap,
+        "engagement_cap": model.engagement_cap,
+        "fit": round(fit, 1),
+        "engagement": round(engagement, 1),
         "band": state.band,
         "grade": state.grade,
         "quadrant": state.quadrant,
@@ -103,12 +106,15 @@ def _formula_lines(
     model: CompiledModel, state: State, engagement_now: float, effective: float
 ) -> list[dict[str, Any]]:
     """The lines the score formula adds to the rules' (``score_formula.total_score``): the
-    base score, the idle-week penalty and the maximum, so that all the lines of an
-    explanation add up to the score (before rounding)."""
+    base score, the idle-week penalty, the caps on fit and engagement and the maximum, so
+    that all the lines of an explanation add up to the score (before rounding)."""
     t = model.thresholds
+    fit, engagement = shown_parts(state.effective_fit, effective, t)
     lines = [
         _formula_line("base", "Base score", t.base),
         _formula_line("idle", "No engagement for weeks", effective - engagement_now),
+        _formula_line("cap", f"Fit capped at {t.fit_cap}", fit - state.effective_fit),
+        _formula_line("cap", f"Engagement capped at {t.engagement_cap}", engagement - effective),
     ]
     total = score_sum(state.effective_fit, effective, t)
     if t.max_points is not None and total > t.max_points:

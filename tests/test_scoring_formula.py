@@ -17,6 +17,7 @@ from leads.profiles import lead_save_profile
 from scoring.lead_scoring import crossed, leads_score
 from scoring.models import ChangeLog, RescoreJob, RescoreStatus, ScoringModel
 from scoring.rescore_jobs import rescore_job_start
+from scoring.score_formula import Thresholds, grade_for, quadrant_for, shown_parts, total_score
 from scoring.verification import scores_verify
 from tests.admin_forms import changeform_data
 from tests.api_client import error_of, token_client
@@ -65,6 +66,53 @@ def test_a_crossing_is_upward_and_a_first_score_crosses_every_threshold_it_reach
     before, after, threshold, expected
 ):
     assert crossed(before, after, threshold) is expected
+
+
+@pytest.mark.parametrize(
+    ("fit", "engagement", "thresholds", "expected"),
+    [
+        (10, 5, Thresholds(base=-20), -5),
+        (10, 5, Thresholds(base=60), 75),
+        (35, 80.4, Thresholds(fit_cap=20, engagement_cap=50), 70),
+        (-15, 80.4, Thresholds(base=5, fit_cap=20, engagement_cap=50), 40),  # no floor
+        (35, 80, Thresholds(base=10, fit_cap=30, engagement_cap=50, max_points=75), 75),
+        (19.6, 0.2, Thresholds(fit_cap=20), 20),
+    ],
+)
+def test_the_score_is_the_base_plus_fit_and_engagement_each_up_to_its_cap(
+    fit, engagement, thresholds, expected
+):
+    assert total_score(fit, engagement, thresholds) == expected
+
+
+def test_grades_and_quadrants_read_fit_and_engagement_as_capped():
+    thresholds = Thresholds(grade_a=60, grade_b=40, engaged=30, fit_cap=45, engagement_cap=25)
+
+    assert grade_for(90, thresholds) == "B"
+    assert quadrant_for(90, 200, thresholds) == "target"
+    assert shown_parts(90, 200, thresholds) == (45, 25)
+    assert shown_parts(-10, 3.5, thresholds) == (-10, 3.5)
+
+
+@pytest.mark.parametrize(
+    ("base", "fit_cap", "engagement_cap", "expected"),
+    [(0, None, None, (50, 50)), (15, None, None, (42, 43)), (20, 30, None, (30, 50))],
+)
+def test_a_0_to_100_scale_shares_what_the_base_score_leaves_between_the_caps(
+    base, fit_cap, engagement_cap, expected
+):
+    model = ScoringModel(base_score=base, fit_cap=fit_cap, engagement_cap=engagement_cap)
+
+    model.scale_to_100()
+
+    assert (model.fit_cap, model.engagement_cap, model.max_points) == (*expected, 100)
+    assert model.highest_score() == 100
+
+
+def test_a_model_without_both_caps_or_a_maximum_has_no_highest_score():
+    assert ScoringModel(fit_cap=20).highest_score() is None
+    assert ScoringModel(base_score=-5, fit_cap=20, engagement_cap=30).highest_score() == 45
+    assert ScoringModel(fit_cap=20, engagement_cap=30, max_points=40).highest_score() == 40
 
 
 # --- A. The base score and negative thresholds ----------------------------------------------
@@ -249,3 +297,196 @@ def test_the_base_score_is_in_the_score_history(marketer, django_capture_on_comm
 
     assert body["score"] == 10
     assert body["models"][0]["history"][-1]["score"] == 10
+
+
+# --- B. Caps on fit and engagement, the 0-100 scale, the quadrant's words --------------------
+
+
+def capped_model(**fields: Any) -> ScoringModel:
+    """+30 for Germany, +25 per pricing visit: a German lead with three visits earns 105."""
+    model = active_model(surge_points=0, **fields)
+    fit_rule(model, 30, "country", "equals", "DE")
+    page_rule(model, 25, "/pricing")
+    return model
+
+
+def busy_lead(capture) -> Lead:
+    lead = LeadFactory(country="DE")
+    with capture(execute=True):
+        activities_record(
+            lead=lead,
+            activities=[
+                Activity(
+                    type="page_view",
+                    url="/pricing",
+                    occurred_at=timezone.now() - timedelta(hours=h),
+                )
+                for h in (1, 2, 3)
+            ],
+        )
+    lead.refresh_from_db()
+    return lead
+
+
+def test_caps_set_in_the_admin_bound_fit_and_engagement_and_rescore_the_model(
+    client, marketer, django_capture_on_commit_callbacks
+):
+    # Given a lead scoring 30 fit + 75 engagement = 105, hot, grade A
+    model = capped_model(
+        hot_from=65, sql_threshold=70, grade_a_from=20, grade_b_from=15, grade_c_from=5
+    )
+    lead = busy_lead(django_capture_on_commit_callbacks)
+    assert (lead.score, lead.fit_score, lead.engagement_score, lead.grade) == (105, 30, 75, "A")
+    client.force_login(marketer)
+
+    # When the marketer caps fit at 20 and engagement at 50
+    response = admin_save(
+        client, model, django_capture_on_commit_callbacks, fit_cap="20", engagement_cap="50"
+    )
+
+    # Then the model was rescored and the lead counts 20 + 50
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    lead.refresh_from_db()
+    assert (lead.score, lead.fit_score, lead.engagement_score) == (70, 20, 50)
+    assert (lead.band, lead.grade) == ("hot", "A")
+    assert RescoreJob.objects.get(model=model).status == RescoreStatus.DONE
+    change = ChangeLog.objects.filter(object_type="scoringmodel").latest("pk")
+    assert (change.before["engagement_cap"], change.after["engagement_cap"]) == (None, 50)
+    assert list(scores_verify()) == []
+
+    # And the explanation says so, its lines still adding up to the score
+    body = client.get(reverse("lead-score-json", args=[lead.pk])).json()
+    part = body["models"][0]
+    lines = part["positive"] + part["negative"]
+    caps = {line["reason"]: line["value_now"] for line in lines if line["kind"] == "cap"}
+    assert caps == {"Fit capped at 20": -10, "Engagement capped at 50": -25}
+    assert (part["fit"], part["engagement"]) == (20, 50)
+    assert sum(line["value_now"] for line in lines) == part["score"] == 70
+
+
+def test_thresholds_and_boundaries_beyond_the_caps_are_field_errors_in_the_api(marketer):
+    model = capped_model()
+    api = token_client(marketer)
+
+    # Caps of 20 and 30 over a base of 5: no lead scores above 55
+    response = api.patch(
+        f"{MODELS}{model.pk}/",
+        {"base_score": 5, "fit_cap": 20, "engagement_cap": 30},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    fields = error_of(response)["fields"]
+    # hot from 80 and SQL from 90 are out of reach; MQL 50 and warm 30 are not; grades A
+    # to C (60/40/20) above the fit cap of 20, and "engaged" at 30 is within its cap
+    assert set(fields) == {
+        "hot_from",
+        "sql_threshold",
+        "grade_a_from",
+        "grade_b_from",
+    }
+    assert "No lead can score 80: the highest score this model gives is 55" in str(
+        fields["hot_from"]
+    )
+    model.refresh_from_db()
+    assert (model.fit_cap, model.engagement_cap, model.base_score) == (None, None, 0)
+
+    # With the boundaries brought within reach the same caps are saved
+    response = api.patch(
+        f"{MODELS}{model.pk}/",
+        {
+            "base_score": 5,
+            "fit_cap": 20,
+            "engagement_cap": 30,
+            "hot_from": 45,
+            "sql_threshold": 55,
+            "grade_a_from": 20,
+            "grade_b_from": 12,
+            "grade_c_from": 5,
+        },
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    assert (response.json()["fit_cap"], response.json()["engagement_cap"]) == (20, 30)
+
+
+def test_a_0_to_100_scale_through_the_api_and_the_admin(
+    client, marketer, django_capture_on_commit_callbacks
+):
+    model = capped_model(grade_a_from=40, grade_b_from=30, grade_c_from=10)
+    lead = busy_lead(django_capture_on_commit_callbacks)
+    api = token_client(marketer)
+
+    # A base score outside 0-100 cannot be put on the scale
+    response = api.patch(
+        f"{MODELS}{model.pk}/", {"scale_0_100": True, "base_score": -10}, format="json"
+    )
+    assert response.status_code == 400
+    assert "base_score" in error_of(response)["fields"]
+
+    # With a base score of 10 the caps share the other 90 and the score stops at 100
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.patch(
+            f"{MODELS}{model.pk}/", {"scale_0_100": True, "base_score": 10}, format="json"
+        )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["fit_cap"], body["engagement_cap"], body["max_points"]) == (45, 45, 100)
+    assert "scale_0_100" not in body
+    lead.refresh_from_db()
+    assert lead.score == 10 + 30 + 45
+
+    # In the admin, a cap already set is kept and the other takes the rest
+    client.force_login(marketer)
+    other = capped_model(name="Other", is_default=False, grade_a_from=40, grade_b_from=30)
+    response = admin_save(
+        client,
+        other,
+        django_capture_on_commit_callbacks,
+        scale_0_100="on",
+        fit_cap="40",
+        engagement_cap="",
+    )
+    assert response.status_code == 302
+    other.refresh_from_db()
+    assert (other.fit_cap, other.engagement_cap, other.max_points) == (40, 60, 100)
+
+
+def test_the_admin_shows_a_threshold_beyond_the_caps_as_a_field_error_and_stores_nothing(
+    client, marketer, django_capture_on_commit_callbacks
+):
+    model = capped_model()
+    client.force_login(marketer)
+
+    response = admin_save(
+        client,
+        model,
+        django_capture_on_commit_callbacks,
+        fit_cap="30",
+        engagement_cap="30",
+        grade_a_from="30",
+        grade_b_from="20",
+        grade_c_from="10",
+    )
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert set(errors) == {"hot_from", "sql_threshold"}
+    model.refresh_from_db()
+    assert model.fit_cap is None
+    assert not RescoreJob.objects.exists()
+
+
+def test_the_quadrant_is_shown_in_words_other_than_the_bands(
+    client, marketer, django_capture_on_commit_callbacks
+):
+    # Given a good fit who is engaged (stored as the quadrant "hot")
+    capped_model(grade_b_from=20)
+    lead = busy_lead(django_capture_on_commit_callbacks)
+    assert lead.quadrant == "hot"
+    client.force_login(marketer)
+
+    # When the lead page is shown, the quadrant reads "Prime", not "Hot"
+    page = client.get(reverse("lead-detail", args=[lead.pk])).content.decode()
+    assert "Prime (good fit, engaged)" in page
+    assert "Hot (good fit" not in page

@@ -1,8 +1,8 @@
 """Incremental scoring, a bulk rescore and an independent reference agree on every score.
 
 Hypothesis draws a scoring model (fit rules over a few fields, engagement rules with random
-caps, bonus, recency window and points, negative ones included), a few leads and their
-activities. The same leads are then scored
+caps, bonus, recency window and points, negative ones included; a base score, caps on fit
+and engagement and a maximum), a few leads and their activities. The same leads are then scored
 
 (a) incrementally: each activity recorded on its own through ``activities_record`` in a
     random arrival order, its scoring task running when the transaction commits;
@@ -93,12 +93,20 @@ class Formula:
     engagement_cap: int | None = None
 
     def fields(self) -> dict[str, int | None]:
-        return {"max_points": self.max_points, "base_score": self.base}
+        return {
+            "max_points": self.max_points,
+            "base_score": self.base,
+            "fit_cap": self.fit_cap,
+            "engagement_cap": self.engagement_cap,
+        }
 
     def state(self, fit_points: float, effective: float) -> tuple[int, int, str, str, str]:
-        """(score, fit score, band, grade, quadrant) for the model's default bands."""
-        fit_shown = fit_points
+        """(score, fit score, band, grade, quadrant) for the model's default bands: fit and
+        engagement count up to their caps, in the score, the grade and the quadrant."""
+        fit_shown = fit_points if self.fit_cap is None else min(fit_points, self.fit_cap)
         engagement_shown = effective
+        if self.engagement_cap is not None:
+            engagement_shown = min(effective, self.engagement_cap)
         score = math.floor(self.base + fit_shown + engagement_shown + 0.5)
         if self.max_points is not None:
             score = min(score, self.max_points)
@@ -119,6 +127,8 @@ formulas = st.builds(
     Formula,
     max_points=st.one_of(st.none(), st.integers(min_value=40, max_value=120)),
     base=st.one_of(st.just(0), st.integers(min_value=-40, max_value=60)),
+    fit_cap=st.one_of(st.none(), st.integers(min_value=0, max_value=60)),
+    engagement_cap=st.one_of(st.none(), st.integers(min_value=0, max_value=80)),
 )
 
 
@@ -227,6 +237,9 @@ BUSY = (
     [11, 0, 7, 3, 9, 1, 10, 5, 2, 8, 4, 6],
     Formula(),
 )
+# The same with the score formula at work: a negative base score, both parts capped
+# below what the lead earns (fit 20, engagement in the forties), and a maximum.
+BUSY_CAPPED = (*BUSY[:5], Formula(max_points=40, base=-10, fit_cap=15, engagement_cap=35))
 
 
 # --- The reference, from the rules' meaning -------------------------------------------------
@@ -354,6 +367,7 @@ def scores(rows: list[Lead]) -> dict[int, tuple[int, int, str, str]]:
 @pytest.mark.django_db
 @given(scenario=scenarios())
 @example(scenario=BUSY)
+@example(scenario=BUSY_CAPPED)
 @settings(
     max_examples=25,
     deadline=None,
@@ -527,7 +541,7 @@ LONG_HISTORY = Decaying(
     final_gap=1500,
     half_life=2.0,
     idle_penalty=4,
-    formula=Formula(base=-15),
+    formula=Formula(base=-15, fit_cap=10, engagement_cap=30),
 )
 
 # Three points earned, the score rewritten 387 minutes later (3 x 0.83 rounds to 2), then

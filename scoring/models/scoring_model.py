@@ -35,6 +35,8 @@ EDITABLE_FIELDS = (
     "is_default",
     "priority",
     "base_score",
+    "fit_cap",
+    "engagement_cap",
     "mql_threshold",
     "sql_threshold",
     "hot_from",
@@ -53,7 +55,13 @@ EDITABLE_FIELDS = (
 
 # The fields of the score formula besides thresholds and bands: changing one bumps
 # ``decay_version``.
-FORMULA_FIELDS = ("decay_half_life_days", "idle_week_penalty", "base_score")
+FORMULA_FIELDS = (
+    "decay_half_life_days",
+    "idle_week_penalty",
+    "base_score",
+    "fit_cap",
+    "engagement_cap",
+)
 
 
 class ScoringModel(models.Model):
@@ -90,6 +98,16 @@ class ScoringModel(models.Model):
     base_score = models.IntegerField(
         default=0,
         help_text="Points every lead of the model starts from, before its rules; may be negative.",
+    )
+    # Score limits, as HubSpot's: however many rules a lead meets, its fit and its
+    # engagement count up to these, so the score reads on a known scale.
+    fit_cap = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Fit counts up to this many points; empty: no cap."
+    )
+    engagement_cap = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Engagement counts up to this many points; empty: no cap.",
     )
     # Thresholds may be negative, as scores may: with negative rules and a low base score
     # a lead's first score can already lie past a negative threshold.
@@ -166,8 +184,66 @@ class ScoringModel(models.Model):
             errors["grade_a_from"] = "Grades must go down: A above B above C."
         if self.decay_half_life_days is not None and self.decay_half_life_days <= 0:
             errors["decay_half_life_days"] = "Give a positive number of days, or leave it empty."
+        errors = {**self._beyond_the_caps(), **errors}
         if errors:
             raise ValidationError(errors)
+
+    def scale_to_100(self) -> None:
+        """Put the score on a 0 to 100 scale (not saved): the maximum at 100, and the fit and
+        engagement caps not set yet sharing what the base score leaves of it, so that the
+        base score and both caps add up to 100. Negative rules can still take a score
+        below 0. Raises ValidationError for a base score outside 0 to 100."""
+        if not 0 <= self.base_score <= 100:
+            raise ValidationError(
+                {"base_score": "On a scale of 0 to 100 the base score lies within it."}
+            )
+        room = 100 - self.base_score
+        if self.fit_cap is None and self.engagement_cap is None:
+            self.fit_cap = room // 2
+        if self.fit_cap is None:
+            self.fit_cap = max(room - (self.engagement_cap or 0), 0)
+        if self.engagement_cap is None:
+            self.engagement_cap = max(room - self.fit_cap, 0)
+        self.max_points = 100
+
+    def highest_score(self) -> int | None:
+        """The highest score a lead can reach in this model: None when it has no bound
+        (no maximum, and fit or engagement uncapped)."""
+        reachable = None
+        if self.fit_cap is not None and self.engagement_cap is not None:
+            reachable = self.base_score + self.fit_cap + self.engagement_cap
+        if self.max_points is not None:
+            reachable = self.max_points if reachable is None else min(reachable, self.max_points)
+        return reachable
+
+    def _beyond_the_caps(self) -> dict[str, str]:
+        """A field error for each threshold or boundary no lead can reach under the caps."""
+        errors: dict[str, str] = {}
+        highest = self.highest_score()
+        if highest is not None:
+            for name, label in (
+                ("warm_from", "warm band"),
+                ("hot_from", "hot band"),
+                ("mql_threshold", "MQL threshold"),
+                ("sql_threshold", "SQL threshold"),
+            ):
+                value = getattr(self, name)
+                if value is not None and value > highest:
+                    errors[name] = (
+                        f"No lead can score {value}: the highest score this model gives is "
+                        f"{highest} (base score, fit and engagement caps, maximum). Lower "
+                        f"the {label} or raise a cap."
+                    )
+        for name, cap, what in (
+            ("grade_c_from", self.fit_cap, "fit"),
+            ("grade_b_from", self.fit_cap, "fit"),
+            ("grade_a_from", self.fit_cap, "fit"),
+            ("engaged_from", self.engagement_cap, "engagement"),
+        ):
+            value = getattr(self, name)
+            if cap is not None and value is not None and value > cap:
+                errors[name] = f"The {what} cap is {cap}: no lead reaches {value}."
+        return errors
 
     @property
     def is_candidate(self) -> bool:
@@ -185,4 +261,6 @@ class ScoringModel(models.Model):
             engaged=self.engaged_from,
             max_points=self.max_points,
             base=self.base_score,
+            fit_cap=self.fit_cap,
+            engagement_cap=self.engagement_cap,
         )
