@@ -490,3 +490,86 @@ def test_the_quadrant_is_shown_in_words_other_than_the_bands(
     page = client.get(reverse("lead-detail", args=[lead.pk])).content.decode()
     assert "Prime (good fit, engaged)" in page
     assert "Hot (good fit" not in page
+
+
+def test_rule_effectiveness_flags_a_points_for_everyone_rule_but_not_the_base_score(marketer):
+    # Given twenty closed leads, half won, scored by a model that gives everyone +60 by a
+    # rule, and by one that gives the same as its base score
+    import datetime as dt
+
+    from leads.deals import deal_save
+    from leads.models import Deal
+    from reports.queries import rule_effectiveness
+    from reports.scope import ReportFilterForm, scope_from
+    from scoring.models import LeadScore, ScoreEntry
+
+    start = dt.datetime(2025, 5, 5, 9, 0, tzinfo=dt.UTC)
+    by_rule = active_model(name="By rule")
+    everyone = fit_rule(by_rule, 60, "email", "contains", "@", name="Everyone")
+    by_base = active_model(name="By base", is_default=False, base_score=60)
+    for n in range(20):
+        lead = Lead.objects.create(
+            email=f"l{n}@example.com", created_at=start + dt.timedelta(hours=n)
+        )
+        for model in (by_rule, by_base):
+            LeadScore.objects.create(lead=lead, model=model, is_primary=model is by_rule)
+        ScoreEntry.objects.create(
+            lead=lead,
+            model=by_rule,
+            rule=everyone,
+            kind="fit",
+            points=60,
+            reason="Everyone",
+            at=lead.created_at,
+        )
+        deal_save(
+            deal=Deal(
+                lead=lead,
+                name=f"L{n}",
+                amount=100,
+                status="won" if n % 2 else "lost",
+                created_at=lead.created_at,
+                closed_at=lead.created_at + dt.timedelta(days=3),
+            )
+        )
+    form = ReportFilterForm({"date_from": "2025-05-01", "date_to": "2025-05-31"}, user=marketer)
+    assert form.is_valid(), form.errors
+
+    # When rule effectiveness weighs each model's rules
+    rows = {
+        model.name: rule_effectiveness.rule_rows(scope_from(form), model)["rules"]
+        for model in (by_rule, by_base)
+    }
+
+    # Then the rule is to prune, as it sets nobody apart; the base score is no rule at all
+    (rule_row,) = rows["By rule"]
+    assert rule_row["verdict"] == "prune"
+    assert rows["By base"] == []
+
+
+def test_the_preview_of_a_draft_version_scores_with_its_base_score_and_caps(
+    client, marketer, django_capture_on_commit_callbacks
+):
+    from scoring.changes import model_duplicate
+
+    # Given a live model scoring three leads 0, 10 and 105 (MQL from 50, hot from 80)
+    live = capped_model()
+    leads = [LeadFactory(country="FR"), LeadFactory(country="DE")]
+    leads_score(lead_ids=[lead.pk for lead in leads])
+    busy = busy_lead(django_capture_on_commit_callbacks)
+    assert [shown(lead)[0] for lead in (*leads, busy)] == [0, 30, 105]
+
+    # And a draft version of it with a base score of 25 and engagement capped at 40
+    draft = model_duplicate(model=live)
+    ScoringModel.objects.filter(pk=draft.pk).update(base_score=25, engagement_cap=40)
+    client.force_login(marketer)
+
+    # When the marketer previews the draft
+    response = client.get(admin_url("preview", draft.pk))
+
+    # Then the 0 reaches 25 (still cold), the 30 reaches 55 (still warm, past MQL) and
+    # the 105 counts 95 (an SQL already); the live scores are untouched
+    text = " ".join(response.content.decode().split())
+    assert "scored 3 leads without saving anything" in text
+    assert "0 would change band and 1 would change stage" in text
+    assert [shown(lead)[0] for lead in (*leads, busy)] == [0, 30, 105]
