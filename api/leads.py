@@ -256,7 +256,10 @@ class TransitionSerializer(StrictFieldsMixin, serializers.Serializer):
 class ScoreLineSerializer(serializers.Serializer):
     rule_id = serializers.IntegerField(allow_null=True)
     reason = serializers.CharField()
-    kind = serializers.CharField(help_text="fit, engagement or manual")
+    kind = serializers.CharField(
+        help_text="fit, engagement or manual (ledger entries); base, idle or cap (the "
+        "model's formula: its base score, the idle-week penalty, a cap)"
+    )
     times = serializers.IntegerField(help_text="How many ledger entries the line sums.")
     points = serializers.FloatField(help_text="Points as awarded.")
     value_now = serializers.FloatField(help_text="Points after decay, now.")
@@ -277,13 +280,25 @@ class ScorePointSerializer(serializers.Serializer):
 
 class ModelExplanationSerializer(serializers.Serializer):
     model = ScoreModelRefSerializer()
-    score = serializers.IntegerField()
-    fit = serializers.FloatField()
-    engagement = serializers.FloatField()
+    score = serializers.IntegerField(help_text="The lines, positive and negative, add up to it.")
+    base_score = serializers.IntegerField(help_text="What every lead of the model starts from.")
+    fit_cap = serializers.IntegerField(
+        allow_null=True, help_text="Fit counts up to this; null: no cap."
+    )
+    engagement_cap = serializers.IntegerField(
+        allow_null=True, help_text="Engagement counts up to this; null: no cap."
+    )
+    fit = serializers.FloatField(help_text="Fit as it counts in the score (up to its cap).")
+    engagement = serializers.FloatField(
+        help_text="Engagement as it counts in the score: decayed, net of the idle penalty, "
+        "up to its cap."
+    )
     band = serializers.CharField()
     grade = serializers.CharField()
     quadrant = serializers.CharField()
-    decay_applied = serializers.FloatField(help_text="Engagement points lost to decay so far.")
+    decay_applied = serializers.FloatField(
+        help_text="Engagement points lost to decay so far (the idle penalty is a line)."
+    )
     positive = ScoreLineSerializer(many=True)
     negative = ScoreLineSerializer(many=True)
     history = ScorePointSerializer(many=True, help_text="The score over time, oldest first.")

@@ -46,6 +46,7 @@ from .fields import caller
 from .permissions import RoleReadModelWrite
 
 MODEL_FIELDS = list(EDITABLE_FIELDS)
+SCALE_FIELDS = ("base_score", "fit_cap", "engagement_cap", "max_points")
 
 
 @extend_schema_field({"type": "number", "minimum": 0, "exclusiveMinimum": True, "nullable": True})
@@ -67,6 +68,12 @@ class ScoringModelSerializer(serializers.ModelSerializer):
         help_text="Product line slugs; the model scores leads interested in any of them.",
     )
     rule_count = serializers.SerializerMethodField(help_text="How many rules the model has.")
+    scale_0_100 = serializers.BooleanField(
+        write_only=True,
+        required=False,
+        help_text="Put the score on a 0 to 100 scale: max_points 100, and the caps not given "
+        "(nor set) so that base_score and both caps add up to 100.",
+    )
 
     class Meta:
         model = ScoringModel
@@ -75,6 +82,7 @@ class ScoringModelSerializer(serializers.ModelSerializer):
             *MODEL_FIELDS,
             "segment_product_lines",
             "rule_count",
+            "scale_0_100",
             "version_of",
             "decay_version",
             "created_at",
@@ -102,6 +110,11 @@ class ScoringModelSerializer(serializers.ModelSerializer):
             if name in MODEL_FIELDS:
                 setattr(model, name, value)
         try:
+            if attrs.pop("scale_0_100", False):
+                model.scale_to_100()
+                attrs.update(
+                    {name: getattr(model, name) for name in SCALE_FIELDS if name != "base_score"}
+                )
             model.clean()
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from None

@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AdminTextareaWidget
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -51,6 +51,13 @@ class ScoringModelForm(forms.ModelForm):
         "puts past the new threshold move forward once, and are handed off as usual.",
     )
 
+    scale_0_100 = forms.BooleanField(
+        required=False,
+        label="Put the score on a 0 to 100 scale",
+        help_text="Sets the maximum to 100, and the caps left empty so that the base score "
+        "and both caps add up to 100.",
+    )
+
     class Meta:
         model = ScoringModel
         # The admin's fieldsets choose what shows; these are the fields it may save.
@@ -58,6 +65,8 @@ class ScoringModelForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        if cleaned.get("scale_0_100"):
+            self._scale_to_100(cleaned)
         mql, sql = cleaned.get("mql_threshold"), cleaned.get("sql_threshold")
         if (
             self.instance.pk is None
@@ -76,6 +85,18 @@ class ScoringModelForm(forms.ModelForm):
                 "hand-offs. Tick “Move the leads past a lowered threshold” to save.",
             )
         return cleaned
+
+    def _scale_to_100(self, cleaned: dict[str, Any]) -> None:
+        scale = ("base_score", "fit_cap", "engagement_cap", "max_points")
+        if cleaned.get("base_score") is None:
+            return  # the base score's own error is shown
+        model = ScoringModel(**{name: cleaned.get(name) for name in scale})
+        try:
+            model.scale_to_100()
+        except ValidationError as exc:
+            self.add_error(None, exc)
+            return
+        cleaned.update({name: getattr(model, name) for name in scale})
 
 
 # How many finished rescores a model's page shows, the latest first, beside every one
@@ -181,6 +202,20 @@ class ScoringModelAdmin(admin.ModelAdmin):
                 )
             },
         ),
+        (
+            "Score scale",
+            {
+                "description": "Every lead starts from the base score; fit and engagement "
+                "count up to their caps, and the score up to the maximum. Thresholds, bands, "
+                "grades and “engaged” must be reachable under them.",
+                "fields": (
+                    "base_score",
+                    ("fit_cap", "engagement_cap"),
+                    "max_points",
+                    "scale_0_100",
+                ),
+            },
+        ),
         ("Fit grades", {"fields": (("grade_a_from", "grade_b_from", "grade_c_from"),)}),
         (
             "Engagement",
@@ -188,7 +223,6 @@ class ScoringModelAdmin(admin.ModelAdmin):
                 "fields": (
                     "engaged_from",
                     ("decay_half_life_days", "idle_week_penalty"),
-                    "max_points",
                     ("surge_points", "surge_hours"),
                 )
             },

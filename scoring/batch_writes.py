@@ -21,16 +21,21 @@ from leads.models import SCORE_COLUMNS, Lead
 from .models import EntryKind, LeadScore, ScoreEntry, ScoringModel
 from .rules import FIT, Award
 from .ruleset import CompiledModel, Ruleset
-from .score_formula import round_half_up
+from .score_formula import round_half_up, shown_parts
 from .state import State, entry_value, fill_state, same_state, state_from
 
 
 @dataclass
 class LeadResult:
-    """What scoring one lead did: the primary score before and after, and per-model states."""
+    """What scoring one lead did: the primary score before and after, and per-model states.
+
+    ``before`` is the score and band the lead showed; its score is None when the lead
+    had no score in any model (its first scoring), which crosses every threshold it
+    reaches, however low.
+    """
 
     lead: Lead
-    before: tuple[int, str]
+    before: tuple[int | None, str]
     states: dict[int, State] = field(default_factory=dict)
     primary: CompiledModel | None = None
     new_entries: int = 0
@@ -208,9 +213,14 @@ class BatchWrites:
             if result.primary
             else (state, 0.0)
         )
+        fit, engagement = (
+            shown_parts(state.effective_fit, effective, result.primary.thresholds)
+            if result.primary
+            else (0.0, 0.0)
+        )
         lead.score = state.score
-        lead.fit_score = round_half_up(state.effective_fit)
-        lead.engagement_score = effective
+        lead.fit_score = round_half_up(fit)
+        lead.engagement_score = engagement
         lead.engagement_at = self.now
         lead.band = state.band
         lead.grade = state.grade

@@ -115,7 +115,7 @@ class RangeResult:
     leads: int
     reversed: int
     appended: int
-    changed: list[tuple[int, int, str]]  # lead id, old score, old band
+    changed: list[tuple[int, int | None, str]]  # lead id, old score (None: none), old band
     surges: list[tuple[int, float]]  # lead id, points earned within the surge window
 
 
@@ -181,18 +181,17 @@ def rescore_range(
             only = sorted(lead_id for (lead_id,) in cursor.fetchall())
             if not only:
                 return RangeResult(0, 0, 0, [], [])
-        # Lock the leads so real-time scoring waits for this chunk or runs after it.
+        # Lock the leads so real-time scoring waits for this chunk or runs after it. A
+        # lead without a score in any model shows 0 and is read as having none: its first
+        # score crosses every threshold it reaches (``lead_scoring.crossed``).
+        shown = (
+            "SELECT id, CASE WHEN score = 0 AND NOT EXISTS (SELECT 1 FROM scoring_leadscore s "
+            "WHERE s.lead_id = leads_lead.id) THEN NULL ELSE score END, band FROM leads_lead"
+        )
         if only is None:
-            cursor.execute(
-                "SELECT id, score, band FROM leads_lead WHERE id BETWEEN %s AND %s "
-                "ORDER BY id FOR UPDATE",
-                [lo, hi],
-            )
+            cursor.execute(f"{shown} WHERE id BETWEEN %s AND %s ORDER BY id FOR UPDATE", [lo, hi])
         else:
-            cursor.execute(
-                "SELECT id, score, band FROM leads_lead WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
-                [only],
-            )
+            cursor.execute(f"{shown} WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [only])
         before = {lead_id: (score, band) for lead_id, score, band in cursor.fetchall()}
         # Once locked, not before: scoring that committed while this range waited used a
         # later "now", and its awards must not look like the future (and be reversed).

@@ -14,8 +14,8 @@ from .ruleset import CompiledModel
 
 
 def _score_columns(model: CompiledModel, now: datetime) -> tuple[str, list[Any]]:
-    """CTEs ``effective`` and ``scored`` over a relation ``sums`` (lead_id, fit,
-    adjustment, engagement at now, last_engaged_at): the same formula as
+    """CTEs ``effective``, ``capped``, ``scored`` and ``banded`` over a relation ``sums``
+    (lead_id, fit, adjustment, engagement at now, last_engaged_at): the same formula as
     ``scoring.state.state_from``."""
     t = model.thresholds
     sql = """
@@ -27,10 +27,14 @@ def _score_columns(model: CompiledModel, now: datetime) -> tuple[str, list[Any]]
                 GREATEST(s.engagement, 0)) AS eff
             FROM sums s
         ),
-        scored AS (
-            SELECT e.*, LEAST(floor(e.fit + e.adjustment + e.eff + 0.5), %s) AS score,
-                   e.fit + e.adjustment AS total_fit
+        capped AS (
+            SELECT e.*, LEAST(e.fit + e.adjustment, %s) AS total_fit,
+                   LEAST(e.eff, %s) AS shown_eff
             FROM effective e
+        ),
+        scored AS (
+            SELECT c.*, LEAST(floor(%s + c.total_fit + c.shown_eff + 0.5), %s) AS score
+            FROM capped c
         ),
         banded AS (
             SELECT s.*,
@@ -38,16 +42,19 @@ def _score_columns(model: CompiledModel, now: datetime) -> tuple[str, list[Any]]
                         ELSE 'cold' END AS band,
                    CASE WHEN total_fit >= %s THEN 'A' WHEN total_fit >= %s THEN 'B'
                         WHEN total_fit >= %s THEN 'C' ELSE 'D' END AS grade,
-                   CASE WHEN total_fit >= %s AND eff >= %s THEN 'hot'
+                   CASE WHEN total_fit >= %s AND shown_eff >= %s THEN 'hot'
                         WHEN total_fit >= %s THEN 'target'
-                        WHEN eff >= %s THEN 'researcher' ELSE 'cold' END AS quadrant
+                        WHEN shown_eff >= %s THEN 'researcher' ELSE 'cold' END AS quadrant
             FROM scored s
         )
     """
     params = [
         model.idle_week_penalty,
         now,
-        t.max_points if t.max_points is not None else 2**31 - 1,
+        _cap(t.fit_cap),
+        _cap(t.engagement_cap),
+        t.base,
+        _cap(t.max_points),
         t.hot,
         t.warm,
         t.grade_a,
@@ -59,6 +66,11 @@ def _score_columns(model: CompiledModel, now: datetime) -> tuple[str, list[Any]]
         t.engaged,
     ]
     return sql, params
+
+
+def _cap(cap: int | None) -> int:
+    """A cap as a bound SQL's LEAST can take: none is beyond any score."""
+    return cap if cap is not None else 2**31 - 1
 
 
 def recompute_states(cursor: Any, scope: Scope, gone: list[int]) -> int:
@@ -243,11 +255,12 @@ def mark_surges(cursor: Any, scope: Scope) -> list[tuple[int, float]]:
 
 
 def materialize(
-    cursor: Any, scope: Scope, before: dict[int, tuple[int, str]], gone: list[int]
-) -> list[tuple[int, int, str]]:
+    cursor: Any, scope: Scope, before: dict[int, tuple[int | None, str]], gone: list[int]
+) -> list[tuple[int, int | None, str]]:
     """Mark each touched lead's primary score and copy it onto the lead.
 
-    Returns (lead id, old score, old band) for every lead whose score or band changed.
+    Returns (lead id, old score, old band) for every lead whose score or band changed,
+    and every lead scored for the first time (old score None).
     Every touched lead lies in the scope's id range, which each statement states, so
     the leads and their scores are read through their indexes, not in full.
     """

@@ -40,6 +40,13 @@ def decay_params(now: datetime, *, postgres: bool, lo: int, hi: int) -> dict[str
     return {"now": at, "week": 7 * 86400.0, "day": 86400.0, "lo": lo, "hi": hi}
 
 
+def _at_most(value: str, cap: str, *, postgres: bool) -> str:
+    """``value``, or ``cap`` where that is lower; a NULL cap is no cap."""
+    if postgres:
+        return f"LEAST({value}, {cap})"  # LEAST skips NULLs
+    return f"min({value}, COALESCE({cap}, 9e18))"
+
+
 @cache
 def decay_sql(*, postgres: bool, touched_only: bool = False, returning: bool = False) -> str:
     """The decay UPDATE, or with ``returning`` a SELECT of the bands it will change:
@@ -61,11 +68,13 @@ def decay_sql(*, postgres: bool, touched_only: bool = False, returning: bool = F
         f"(({decayed}) - CASE WHEN ({decayed}) <= 0 THEN 0 "
         f"WHEN {penalty} > ({decayed}) THEN ({decayed}) ELSE {penalty} END)"
     )
-    raw = f"floor(ls.fit + ls.adjustment + {effective} + 0.5)"
-    score = (
-        f"CASE WHEN m.max_points IS NOT NULL AND {raw} > m.max_points "
-        f"THEN m.max_points ELSE {raw} END"
-    )
+    # Fit and engagement as they count, each up to its cap (``score_formula.shown_parts``),
+    # and the score up to the maximum. LEAST and SQLite's min() name each operand once, so
+    # the decay is not computed once more for each branch of a CASE.
+    fit = _at_most("(ls.fit + ls.adjustment)", "m.fit_cap", postgres=postgres)
+    effective = _at_most(effective, "m.engagement_cap", postgres=postgres)
+    raw = f"floor(m.base_score + {fit} + {effective} + 0.5)"
+    score = _at_most(raw, "m.max_points", postgres=postgres)
     # The range bounds both tables, so each is read through its index instead of in
     # full for every range.
     only = " AND ls.lead_id BETWEEN %(lo)s AND %(hi)s"
@@ -98,7 +107,7 @@ def decay_sql(*, postgres: bool, touched_only: bool = False, returning: bool = F
                     ELSE 'cold' END AS quadrant
         FROM (
             SELECT ls.lead_id, ls.model_id, ls.updated_at, {effective} AS effective,
-                   {score} AS score, (ls.fit + ls.adjustment) AS total_fit,
+                   {score} AS score, {fit} AS total_fit,
                    m.hot_from, m.warm_from, m.grade_a_from, m.grade_b_from,
                    m.grade_c_from, m.engaged_from{old_band}
             FROM scoring_leadscore ls

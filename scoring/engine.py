@@ -58,13 +58,16 @@ class Batch(BatchWrites):
         self.scores = {
             (s.lead_id, s.model_id): s for s in LeadScore.objects.filter(lead_id__in=ids)
         }
+        # The leads with a score in some model: the others are scored for the first time.
+        self.scored = {lead_id for (lead_id, _) in self.scores}
         # Which models each lead has entries or a score in, to find the ones it left.
         self.models_of: dict[int, set[int]] = defaultdict(set)
         for lead_id, model_id in (*self.entries, *self.scores):
             self.models_of[lead_id].add(model_id)
 
     def _score(self, lead: Lead) -> LeadResult:
-        result = LeadResult(lead=lead, before=(lead.score, lead.band))
+        scored_before = lead.score if lead.pk in self.scored else None
+        result = LeadResult(lead=lead, before=(scored_before, lead.band))
         slugs = self.products.get(lead.pk, [])
         models = self.ruleset.for_lead(slugs)
         facts = lead_facts(lead, slugs)

@@ -1,5 +1,6 @@
 """Why a lead has its score: the points of each rule, positive and negative, the decay,
-and each model's score over time, derived from the ledger."""
+the base score, the idle penalty and caps, and each model's score over time, derived
+from the ledger. The lines of one model add up to its score (before rounding)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from django.utils import timezone
 from leads.models import Lead
 
 from .models import EntryKind, LeadScore, ScoreEntry, ScoringModel
-from .ruleset import model_settings
-from .score_formula import decay_factor, decayed, score_series
+from .ruleset import CompiledModel, model_settings
+from .score_formula import decay_factor, decayed, score_series, score_sum, shown_parts
 from .snapshots import lead_score_trend
-from .state import state_from
+from .state import State, state_from
 from .trend import trend_text
 
 
@@ -75,16 +76,16 @@ def _explain_model(lead: Lead, row: LeadScore, now: datetime) -> dict[str, Any]:
         line["times"] += 1
         line["points"] += points
         line["value_now"] += value
+    engagement_now = decayed(row.engagement, row.engagement_at, now, half_life)
     state, effective = state_from(
-        settings,
-        row.fit,
-        row.adjustment,
-        decayed(row.engagement, row.engagement_at, now, model.decay_half_life_days),
-        row.last_engaged_at,
-        now,
+        settings, row.fit, row.adjustment, engagement_now, row.last_engaged_at, now
     )
-    ordered = sorted(lines.values(), key=lambda line: -abs(line["value_now"]))
+    ordered = sorted(
+        [*lines.values(), *_formula_lines(settings, state, engagement_now, effective)],
+        key=lambda line: -abs(line["value_now"]),
+    )
     earned = sum(line["points"] for line in ordered if line["kind"] == EntryKind.ENGAGEMENT)
+    fit, engagement = shown_parts(state.effective_fit, effective, settings.thresholds)
     return {
         "model": {
             "id": model.pk,
@@ -94,14 +95,48 @@ def _explain_model(lead: Lead, row: LeadScore, now: datetime) -> dict[str, Any]:
             "hot_from": model.hot_from,
         },
         "score": state.score,
-        "fit": round(state.effective_fit, 1),
-        "engagement": round(effective, 1),
+        "base_score": model.base_score,
+        "fit_cap": model.fit_cap,
+        "engagement_cap": model.engagement_cap,
+        "fit": round(fit, 1),
+        "engagement": round(engagement, 1),
         "band": state.band,
         "grade": state.grade,
         "quadrant": state.quadrant,
-        "decay_applied": round(earned - effective, 1),
+        "decay_applied": round(earned - engagement_now, 1),
         "positive": [_round(line) for line in ordered if line["value_now"] > 0],
         "negative": [_round(line) for line in ordered if line["value_now"] < 0],
+    }
+
+
+def _formula_lines(
+    model: CompiledModel, state: State, engagement_now: float, effective: float
+) -> list[dict[str, Any]]:
+    """The lines the score formula adds to the rules' (``score_formula.total_score``): the
+    base score, the idle-week penalty, the caps on fit and engagement and the maximum, so
+    that all the lines of an explanation add up to the score (before rounding)."""
+    t = model.thresholds
+    fit, engagement = shown_parts(state.effective_fit, effective, t)
+    lines = [
+        _formula_line("base", "Base score", t.base),
+        _formula_line("idle", "No engagement for weeks", effective - engagement_now),
+        _formula_line("cap", f"Fit capped at {t.fit_cap}", fit - state.effective_fit),
+        _formula_line("cap", f"Engagement capped at {t.engagement_cap}", engagement - effective),
+    ]
+    total = score_sum(state.effective_fit, effective, t)
+    if t.max_points is not None and total > t.max_points:
+        lines.append(_formula_line("cap", f"Score capped at {t.max_points}", t.max_points - total))
+    return [line for line in lines if line["value_now"]]
+
+
+def _formula_line(kind: str, reason: str, value: float) -> dict[str, Any]:
+    return {
+        "rule_id": None,
+        "reason": reason,
+        "kind": kind,
+        "times": 1,
+        "points": value,
+        "value_now": value,
     }
 
 

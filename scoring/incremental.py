@@ -57,7 +57,7 @@ from .rules import (
     utc_day,
 )
 from .ruleset import CompiledModel, Ruleset
-from .score_formula import decayed
+from .score_formula import decayed, score_sum
 from .state import State, entry_value, state_from
 
 log = logging.getLogger(__name__)
@@ -381,7 +381,8 @@ class IncrementalBatch(BatchWrites):
             model, row.fit, row.adjustment, engagement, last_engaged, self.now
         )
         # Without decay every value is a whole number of points, summed exactly.
-        if half_life and on_an_edge(state.effective_fit + effective, effective, model, spread):
+        total = score_sum(state.effective_fit, effective, model.thresholds)
+        if half_life and on_an_edge(total, effective, model, spread):
             return Fallback.ROUNDING_EDGE
         since = self.surge_since(model)
         if model.surge_points and any(a.at.timestamp() >= since for a in awards):

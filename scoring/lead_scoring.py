@@ -120,9 +120,9 @@ def result_react(result: LeadResult) -> None:
     for surge_model, points in result.surges:
         announce(score_surged, surge_model, lead.pk, points=points, hours=surge_model.surge_hours)
     target = None
-    if lead.score >= model.sql_threshold and old_score < model.sql_threshold:
+    if crossed(old_score, lead.score, model.sql_threshold):
         target = Stage.SQL
-    elif lead.score >= model.mql_threshold and old_score < model.mql_threshold:
+    elif crossed(old_score, lead.score, model.mql_threshold):
         target = Stage.MQL
     if target is None or lead.stage not in AUTO_QUALIFIABLE or lead.stage == target:
         return
@@ -133,6 +133,13 @@ def result_react(result: LeadResult) -> None:
     )
     lead_move_to_stage_locked(lead=lead, stage=target, by=None, reason=reason)
     announce(lead_qualified, model, lead.pk, stage=target, score=lead.score)
+
+
+def crossed(before: int | None, after: int, threshold: int) -> bool:
+    """Whether a score going from ``before`` to ``after`` crosses ``threshold`` upward; a
+    first score (``before`` None) comes from minus infinity, so it crosses every
+    threshold it reaches, negative ones included."""
+    return after >= threshold and (before is None or before < threshold)
 
 
 def announce(signal: Any, model: CompiledModel, lead_id: int, **payload: Any) -> None:

@@ -259,7 +259,7 @@ def range_react(
             announce(score_surged, model, lead_id, points=points, hours=model.surge_hours)
 
 
-def _react_to_changes(changed: list[tuple[int, int, str]], ruleset: Ruleset) -> None:
+def _react_to_changes(changed: list[tuple[int, int | None, str]], ruleset: Ruleset) -> None:
     """Stage moves and hooks for leads whose score or band a set-based rescore changed."""
     if not changed:
         return

@@ -100,6 +100,22 @@ class Thresholds:
     grade_c: int = 20
     engaged: int = 30
     max_points: int | None = None
+    # What every lead of the model starts from (``ScoringModel.base_score``).
+    base: int = 0
+    # How far fit (with adjustments) and engagement count; None: without limit.
+    fit_cap: int | None = None
+    engagement_cap: int | None = None
+
+
+def capped(value: float, cap: int | None) -> float:
+    return value if cap is None or value <= cap else float(cap)
+
+
+def shown_parts(fit: float, engagement: float, thresholds: Thresholds) -> tuple[float, float]:
+    """Fit (adjustments included) and engagement (decayed, net of the idle penalty) as
+    they count in the score: each up to its cap. Grades, quadrants and the lead's fit and
+    engagement scores read these."""
+    return capped(fit, thresholds.fit_cap), capped(engagement, thresholds.engagement_cap)
 
 
 def round_half_up(value: float) -> int:
@@ -107,8 +123,15 @@ def round_half_up(value: float) -> int:
     return math.floor(value + 0.5)
 
 
+def score_sum(fit: float, engagement: float, thresholds: Thresholds) -> float:
+    """The score before rounding and the model's maximum: the base score, the fit
+    (adjustments included) and the engagement (decayed, net of the idle penalty), each
+    of these two up to its cap."""
+    return thresholds.base + sum(shown_parts(fit, engagement, thresholds))
+
+
 def total_score(fit: float, engagement: float, thresholds: Thresholds) -> int:
-    score = round_half_up(fit + engagement)
+    score = round_half_up(score_sum(fit, engagement, thresholds))
     if thresholds.max_points is not None:
         score = min(score, thresholds.max_points)
     return score
@@ -123,6 +146,7 @@ def band_for(score: float, thresholds: Thresholds) -> str:
 
 
 def grade_for(fit: float, thresholds: Thresholds) -> str:
+    fit = capped(fit, thresholds.fit_cap)
     if fit >= thresholds.grade_a:
         return "A"
     if fit >= thresholds.grade_b:
@@ -133,6 +157,8 @@ def grade_for(fit: float, thresholds: Thresholds) -> str:
 
 
 def quadrant_for(fit: float, engagement: float, thresholds: Thresholds) -> str:
+    """The quadrant's stored value ("hot" is shown as "Prime": ``leads.models.Quadrant``)."""
+    fit, engagement = shown_parts(fit, engagement, thresholds)
     good_fit = fit >= thresholds.grade_b
     engaged = engagement >= thresholds.engaged
     if good_fit and engaged:

@@ -17,7 +17,7 @@ from .batch_writes import LeadResult
 from .engine import Batch, batch_awards
 from .lead_sets import CHUNK_SIZE, chunks
 from .ruleset import load_ruleset
-from .score_formula import decayed
+from .score_formula import decayed, shown_parts
 from .state import state_from
 
 
@@ -100,7 +100,8 @@ def _verify_lead(batch: Batch, lead: Lead, now: datetime) -> Iterator[Difference
         row.last_engaged_at,
         at,
     )
-    expected = (state.score, state.band, state.grade, round(effective, 3))
+    _, engagement = shown_parts(state.effective_fit, effective, model.thresholds)
+    expected = (state.score, state.band, state.grade, round(engagement, 3))
     if snapshot[:3] != expected[:3] or abs(snapshot[3] - expected[3]) > 0.01:
         yield Difference(
             lead.pk, "materialized score (score, band, grade, engagement)", snapshot, expected

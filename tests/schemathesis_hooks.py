@@ -219,8 +219,14 @@ def _unique(field: str, value: str) -> str:
 
 
 def _thresholds(body: dict[str, Any]) -> None:
-    """SQL from MQL up, hot above warm, grades A above B above C; one default model."""
+    """SQL from MQL up, hot above warm, grades A above B above C; one default model; no
+    caps nor maximum, under which any of them could be out of reach (the stored ones
+    too, for a partial body: tests/test_scoring_formula.py covers the caps)."""
     body["is_default"] = False
+    for cap in ("fit_cap", "engagement_cap", "max_points"):
+        if cap in body:
+            body[cap] = None
+    body.pop("scale_0_100", None)
     for fields in [
         ("mql_threshold", "sql_threshold"),
         ("warm_from", "hot_from"),

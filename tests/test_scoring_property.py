@@ -1,8 +1,8 @@
 """Incremental scoring, a bulk rescore and an independent reference agree on every score.
 
 Hypothesis draws a scoring model (fit rules over a few fields, engagement rules with random
-caps, bonus, recency window and points, negative ones included), a few leads and their
-activities. The same leads are then scored
+caps, bonus, recency window and points, negative ones included; a base score, caps on fit
+and engagement and a maximum), a few leads and their activities. The same leads are then scored
 
 (a) incrementally: each activity recorded on its own through ``activities_record`` in a
     random arrival order, its scoring task running when the transaction commits;
@@ -87,6 +87,56 @@ class EngagementDef:
     recency_days: int | None
     # (days, matches): a match counts once the matches of the days up to it reach that many.
     window: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class Formula:
+    """The model's score formula besides its rules: the maximum score, the base score every
+    lead starts from, and the caps on fit and on engagement."""
+
+    max_points: int | None = None
+    base: int = 0
+    fit_cap: int | None = None
+    engagement_cap: int | None = None
+
+    def fields(self) -> dict[str, int | None]:
+        return {
+            "max_points": self.max_points,
+            "base_score": self.base,
+            "fit_cap": self.fit_cap,
+            "engagement_cap": self.engagement_cap,
+        }
+
+    def state(self, fit_points: float, effective: float) -> tuple[int, int, str, str, str]:
+        """(score, fit score, band, grade, quadrant) for the model's default bands: fit and
+        engagement count up to their caps, in the score, the grade and the quadrant."""
+        fit_shown = fit_points if self.fit_cap is None else min(fit_points, self.fit_cap)
+        engagement_shown = effective
+        if self.engagement_cap is not None:
+            engagement_shown = min(effective, self.engagement_cap)
+        score = math.floor(self.base + fit_shown + engagement_shown + 0.5)
+        if self.max_points is not None:
+            score = min(score, self.max_points)
+        band = "hot" if score >= 80 else "warm" if score >= 30 else "cold"
+        grade = "A" if fit_shown >= 60 else "B" if fit_shown >= 40 else "C"
+        grade = grade if fit_shown >= 20 else "D"
+        good_fit, engaged = fit_shown >= 40, engagement_shown >= 30
+        quadrant = {
+            (True, True): "hot",
+            (True, False): "target",
+            (False, True): "researcher",
+            (False, False): "cold",
+        }[(good_fit, engaged)]
+        return score, math.floor(fit_shown + 0.5), band, grade, quadrant
+
+
+formulas = st.builds(
+    Formula,
+    max_points=st.one_of(st.none(), st.integers(min_value=40, max_value=120)),
+    base=st.one_of(st.just(0), st.integers(min_value=-40, max_value=60)),
+    fit_cap=st.one_of(st.none(), st.integers(min_value=0, max_value=60)),
+    engagement_cap=st.one_of(st.none(), st.integers(min_value=0, max_value=80)),
+)
 
 
 @dataclass(frozen=True)
@@ -212,8 +262,7 @@ def scenarios(draw):
     leads = draw(st.lists(lead_defs, min_size=1, max_size=3))
     activities = [a for burst in draw(st.lists(bursts(len(leads)), max_size=4)) for a in burst]
     arrival = draw(st.permutations(range(len(activities))))
-    max_points = draw(st.one_of(st.none(), st.integers(min_value=40, max_value=120)))
-    return fit, engagement, leads, activities, arrival, max_points
+    return fit, engagement, leads, activities, arrival, draw(formulas)
 
 
 # Every cap, the bonus and the window at work on one lead, whatever hypothesis draws.
@@ -228,8 +277,11 @@ BUSY = (
     [ActivityDef(0, ActivityType.PAGE_VIEW, URLS[0], h) for h in (1, 2, 3, 4, 60, 61, 110, -3)]
     + [ActivityDef(0, ActivityType.EMAIL_OPEN, "", h) for h in (5, 6, 7, 58)],
     [11, 0, 7, 3, 9, 1, 10, 5, 2, 8, 4, 6],
-    None,
+    Formula(),
 )
+# The same with the score formula at work: a negative base score, both parts capped
+# below what the lead earns (fit 20, engagement in the forties), and a maximum.
+BUSY_CAPPED = (*BUSY[:5], Formula(max_points=40, base=-10, fit_cap=15, engagement_cap=35))
 
 
 # --- The reference, from the rules' meaning -------------------------------------------------
@@ -321,19 +373,13 @@ def reference_window(rule: EngagementDef, matched: list) -> list:
     ]
 
 
-def reference_scores(fit, engagement, leads, activities, max_points, base, now):
+def reference_scores(fit, engagement, leads, activities, formula: Formula, base, now):
     expected = {}
     for index, lead in enumerate(leads):
         fit_points = sum(reference_points(rule, lead) for rule in fit)
         times = [(a.type, a.url, a.occurred_at(base)) for a in activities if a.lead == index]
         engaged = sum(reference_engagement(rule, times, now) for rule in engagement)
-        score = fit_points + engaged
-        if max_points is not None:
-            score = min(score, max_points)
-        band = "hot" if score >= 80 else "warm" if score >= 30 else "cold"
-        grade = "A" if fit_points >= 60 else "B" if fit_points >= 40 else "C"
-        grade = grade if fit_points >= 20 else "D"
-        expected[index] = (score, fit_points, band, grade)
+        expected[index] = formula.state(fit_points, engaged)[:4]
     return expected
 
 
@@ -341,7 +387,7 @@ def reference_scores(fit, engagement, leads, activities, max_points, base, now):
 
 
 def build(
-    fit, engagement, leads, max_points, *, half_life=None, idle_penalty=0
+    fit, engagement, leads, formula: Formula, *, half_life=None, idle_penalty=0
 ) -> tuple[ScoringModel, list[Lead]]:
     for model in (ScoringModel, Lead, Company):
         model.objects.all().delete()
@@ -349,8 +395,8 @@ def build(
         name="Property",
         status=ModelStatus.ACTIVE,
         is_default=True,
-        max_points=max_points,
         surge_points=0,
+        **formula.fields(),
         decay_half_life_days=half_life,
         idle_week_penalty=idle_penalty,
     )
@@ -422,6 +468,7 @@ def scores(rows: list[Lead]) -> dict[int, tuple[int, int, str, str]]:
 @pytest.mark.django_db
 @given(scenario=scenarios())
 @example(scenario=BUSY)
+@example(scenario=BUSY_CAPPED)
 @settings(
     max_examples=25,
     deadline=None,
@@ -430,10 +477,10 @@ def scores(rows: list[Lead]) -> dict[int, tuple[int, int, str, str]]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_incremental_bulk_and_reference_scores_agree(scenario, django_capture_on_commit_callbacks):
-    fit, engagement, leads, activities, arrival, max_points = scenario
+    fit, engagement, leads, activities, arrival, formula = scenario
     # Given a model, leads and the activities they will have
     base = timezone.now()
-    model, rows = build(fit, engagement, leads, max_points)
+    model, rows = build(fit, engagement, leads, formula)
 
     # When (a) the leads are saved through the service (scored on commit) and then their
     # activities arrive one by one in random order, each scored on commit
@@ -462,9 +509,7 @@ def test_incremental_bulk_and_reference_scores_agree(scenario, django_capture_on
     assert list(scores_verify()) == []
 
     # Then both equal (c) the reference computed from the rules' meaning
-    expected = reference_scores(
-        fit, engagement, leads, activities, max_points, base, timezone.now()
-    )
+    expected = reference_scores(fit, engagement, leads, activities, formula, base, timezone.now())
     assert incremental == expected
     assert bulk == expected
 
@@ -516,7 +561,7 @@ class Decaying:
     final_gap: int
     half_life: float | None
     idle_penalty: int
-    max_points: int | None
+    formula: Formula
 
 
 # Mostly on time (the fast path), some late (older than what was scored), a few dated
@@ -566,7 +611,7 @@ def decaying_scenarios(draw):
         final_gap=draw(st.integers(min_value=0, max_value=3 * 1440)),
         half_life=draw(st.sampled_from([None, 0.5, 2.0, 30.0])),
         idle_penalty=draw(st.sampled_from([0, 0, 4])),
-        max_points=draw(st.one_of(st.none(), st.integers(min_value=40, max_value=120))),
+        formula=draw(formulas),
     )
 
 
@@ -597,7 +642,7 @@ LONG_HISTORY = Decaying(
     final_gap=1500,
     half_life=2.0,
     idle_penalty=4,
-    max_points=None,
+    formula=Formula(base=-15, fit_cap=10, engagement_cap=30),
 )
 
 # Three points earned, the score rewritten 387 minutes later (3 x 0.83 rounds to 2), then
@@ -615,7 +660,7 @@ ON_A_ROUNDING_EDGE = Decaying(
     final_gap=1440 - 387,
     half_life=1.0,
     idle_penalty=0,
-    max_points=None,
+    formula=Formula(),
 )
 
 
@@ -671,20 +716,7 @@ def reference_state(scenario: Decaying, lead: LeadDef, awards, now):
     if last is not None and scenario.idle_penalty:
         penalty = scenario.idle_penalty * int((now - last).total_seconds() // (7 * 86400))
     effective = engagement - min(penalty, max(engagement, 0.0))
-    score = math.floor(fit_points + effective + 0.5)
-    if scenario.max_points is not None:
-        score = min(score, scenario.max_points)
-    band = "hot" if score >= 80 else "warm" if score >= 30 else "cold"
-    grade = "A" if fit_points >= 60 else "B" if fit_points >= 40 else "C"
-    grade = grade if fit_points >= 20 else "D"
-    good_fit, engaged = fit_points >= 40, effective >= 30
-    quadrant = {
-        (True, True): "hot",
-        (True, False): "target",
-        (False, True): "researcher",
-        (False, False): "cold",
-    }[(good_fit, engaged)]
-    return (score, fit_points, band, grade, quadrant)
+    return scenario.formula.state(fit_points, effective)
 
 
 def reference(scenario: Decaying, model: ScoringModel, rows: list[Lead], now):
@@ -759,7 +791,7 @@ def test_event_by_event_bulk_and_reference_agree_with_decay_and_long_histories(
         scenario.fit,
         scenario.engagement,
         scenario.leads,
-        scenario.max_points,
+        scenario.formula,
         half_life=scenario.half_life,
         idle_penalty=scenario.idle_penalty,
     )

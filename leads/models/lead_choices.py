@@ -97,9 +97,15 @@ class Grade(models.TextChoices):
 
 
 class Quadrant(models.TextChoices):
-    """Fit against engagement: who to call, who to nurture, who to watch, who to ignore."""
+    """Fit against engagement: who to call, who to nurture, who to watch, who to ignore.
 
-    HOT = "hot", "Hot (good fit, engaged)"
+    The labels share no word with the bands (a lead can be in the hot band and not be a
+    prime lead, or the reverse). The stored values keep their first names: the scoring
+    SQL writes them on every lead, the lead rank indexes them, and saved views and API
+    clients filter on them.
+    """
+
+    HOT = "hot", "Prime (good fit, engaged)"
     TARGET = "target", "Long-term target (good fit, quiet)"
     RESEARCHER = "researcher", "Researcher (poor fit, engaged)"
-    COLD = "cold", "Cold (poor fit, quiet)"
+    COLD = "cold", "Unlikely (poor fit, quiet)"

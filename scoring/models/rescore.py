@@ -50,8 +50,8 @@ class RescoreJob(models.Model):
     )
     # Set when the change lowered a threshold: the job then also moves the leads already
     # past the new one (``scoring.thresholds``).
-    mql_threshold_before = models.PositiveIntegerField(null=True, blank=True)
-    sql_threshold_before = models.PositiveIntegerField(null=True, blank=True)
+    mql_threshold_before = models.IntegerField(null=True, blank=True)
+    sql_threshold_before = models.IntegerField(null=True, blank=True)
     moved_to_mql = models.PositiveIntegerField(default=0)
     moved_to_sql = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)

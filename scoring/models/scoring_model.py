@@ -34,6 +34,9 @@ EDITABLE_FIELDS = (
     "status",
     "is_default",
     "priority",
+    "base_score",
+    "fit_cap",
+    "engagement_cap",
     "mql_threshold",
     "sql_threshold",
     "hot_from",
@@ -47,6 +50,17 @@ EDITABLE_FIELDS = (
     "max_points",
     "surge_points",
     "surge_hours",
+)
+
+
+# The fields of the score formula besides thresholds and bands: changing one bumps
+# ``decay_version``.
+FORMULA_FIELDS = (
+    "decay_half_life_days",
+    "idle_week_penalty",
+    "base_score",
+    "fit_cap",
+    "engagement_cap",
 )
 
 
@@ -81,8 +95,24 @@ class ScoringModel(models.Model):
         default=100,
         help_text="Where models overlap, the highest priority gives the primary score.",
     )
-    mql_threshold = models.PositiveIntegerField(default=50, verbose_name="MQL threshold")
-    sql_threshold = models.PositiveIntegerField(default=90, verbose_name="SQL threshold")
+    base_score = models.IntegerField(
+        default=0,
+        help_text="Points every lead of the model starts from, before its rules; may be negative.",
+    )
+    # Score limits, as HubSpot's: however many rules a lead meets, its fit and its
+    # engagement count up to these, so the score reads on a known scale.
+    fit_cap = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Fit counts up to this many points; empty: no cap."
+    )
+    engagement_cap = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Engagement counts up to this many points; empty: no cap.",
+    )
+    # Thresholds may be negative, as scores may: with negative rules and a low base score
+    # a lead's first score can already lie past a negative threshold.
+    mql_threshold = models.IntegerField(default=50, verbose_name="MQL threshold")
+    sql_threshold = models.IntegerField(default=90, verbose_name="SQL threshold")
     hot_from = models.IntegerField(default=80, help_text="Scores from here up are hot.")
     warm_from = models.IntegerField(default=30, help_text="Scores from here up are warm.")
     grade_a_from = models.IntegerField(default=60, help_text="Fit scores from here up are grade A.")
@@ -107,7 +137,8 @@ class ScoringModel(models.Model):
     decay_version = models.PositiveIntegerField(
         default=1,
         editable=False,
-        help_text="Goes up when the decay settings change: stored engagement is resummed.",
+        help_text="Goes up when the decay settings or the score formula change: stored "
+        "scores are resummed.",
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -133,16 +164,11 @@ class ScoringModel(models.Model):
         return self.name
 
     def save(self, *args: Any, **kwargs: Any) -> None:
+        # A change to these resums every stored score in a rescore, as the fast path
+        # and the set-based rescore only carry a score forward whose formula is unchanged.
         if self.pk is not None:
-            stored = (
-                ScoringModel.objects.filter(pk=self.pk)
-                .values_list("decay_half_life_days", "idle_week_penalty")
-                .first()
-            )
-            if stored is not None and stored != (
-                self.decay_half_life_days,
-                self.idle_week_penalty,
-            ):
+            stored = ScoringModel.objects.filter(pk=self.pk).values_list(*FORMULA_FIELDS).first()
+            if stored is not None and stored != tuple(getattr(self, f) for f in FORMULA_FIELDS):
                 self.decay_version += 1
                 if kwargs.get("update_fields") is not None:
                     kwargs["update_fields"] = [*kwargs["update_fields"], "decay_version"]
@@ -158,8 +184,66 @@ class ScoringModel(models.Model):
             errors["grade_a_from"] = "Grades must go down: A above B above C."
         if self.decay_half_life_days is not None and self.decay_half_life_days <= 0:
             errors["decay_half_life_days"] = "Give a positive number of days, or leave it empty."
+        errors = {**self._beyond_the_caps(), **errors}
         if errors:
             raise ValidationError(errors)
+
+    def scale_to_100(self) -> None:
+        """Put the score on a 0 to 100 scale (not saved): the maximum at 100, and the fit and
+        engagement caps not set yet sharing what the base score leaves of it, so that the
+        base score and both caps add up to 100. Negative rules can still take a score
+        below 0. Raises ValidationError for a base score outside 0 to 100."""
+        if not 0 <= self.base_score <= 100:
+            raise ValidationError(
+                {"base_score": "On a scale of 0 to 100 the base score lies within it."}
+            )
+        room = 100 - self.base_score
+        if self.fit_cap is None and self.engagement_cap is None:
+            self.fit_cap = room // 2
+        if self.fit_cap is None:
+            self.fit_cap = max(room - (self.engagement_cap or 0), 0)
+        if self.engagement_cap is None:
+            self.engagement_cap = max(room - self.fit_cap, 0)
+        self.max_points = 100
+
+    def highest_score(self) -> int | None:
+        """The highest score a lead can reach in this model: None when it has no bound
+        (no maximum, and fit or engagement uncapped)."""
+        reachable = None
+        if self.fit_cap is not None and self.engagement_cap is not None:
+            reachable = self.base_score + self.fit_cap + self.engagement_cap
+        if self.max_points is not None:
+            reachable = self.max_points if reachable is None else min(reachable, self.max_points)
+        return reachable
+
+    def _beyond_the_caps(self) -> dict[str, str]:
+        """A field error for each threshold or boundary no lead can reach under the caps."""
+        errors: dict[str, str] = {}
+        highest = self.highest_score()
+        if highest is not None:
+            for name, label in (
+                ("warm_from", "warm band"),
+                ("hot_from", "hot band"),
+                ("mql_threshold", "MQL threshold"),
+                ("sql_threshold", "SQL threshold"),
+            ):
+                value = getattr(self, name)
+                if value is not None and value > highest:
+                    errors[name] = (
+                        f"No lead can score {value}: the highest score this model gives is "
+                        f"{highest} (base score, fit and engagement caps, maximum). Lower "
+                        f"the {label} or raise a cap."
+                    )
+        for name, cap, what in (
+            ("grade_c_from", self.fit_cap, "fit"),
+            ("grade_b_from", self.fit_cap, "fit"),
+            ("grade_a_from", self.fit_cap, "fit"),
+            ("engaged_from", self.engagement_cap, "engagement"),
+        ):
+            value = getattr(self, name)
+            if cap is not None and value is not None and value > cap:
+                errors[name] = f"The {what} cap is {cap}: no lead reaches {value}."
+        return errors
 
     @property
     def is_candidate(self) -> bool:
@@ -176,4 +260,7 @@ class ScoringModel(models.Model):
             grade_c=self.grade_c_from,
             engaged=self.engaged_from,
             max_points=self.max_points,
+            base=self.base_score,
+            fit_cap=self.fit_cap,
+            engagement_cap=self.engagement_cap,
         )
