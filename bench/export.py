@@ -12,7 +12,8 @@ hottest first, every column), read through into /dev/null, and ``COPY (SELECT �
 STDOUT WITH CSV`` of the very statement the export runs (its SQL, from its queryset),
 copied into /dev/null on a plain psycopg2 connection. The export also looks up product
 interests per chunk and writes custom fields as columns of their own, which the bare
-statement does not. Prints a Markdown table; it records nothing.
+statement does not. Prints a Markdown table; ``--record`` writes it to
+docs/PERFORMANCE.md (section "export").
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, default=1_000_000, help="Leads in the world.")
     parser.add_argument("--formats", default="csv,xlsx", help="Exports to time: csv, xlsx.")
+    parser.add_argument("--record", action="store_true", help="Write docs/PERFORMANCE.md.")
     parser.add_argument("--measure", choices=["csv", "xlsx", "copy"], help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -229,21 +231,45 @@ def main() -> None:
         log(f"Measuring {kind}…")
         results[kind] = run_measurement(kind)
     copy = results["copy"]["seconds"]
-    print(f"\n{args.leads:,} leads; {harness.machine()}; load {harness.load_average()}\n")
-    print("| what | time | vs COPY | rows/s | size | peak RSS (process ready → end) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     names = {
         "copy": "COPY (same SELECT) TO STDOUT",
         "csv": "/leads/export.csv",
         "xlsx": "/leads/export.xlsx",
     }
+    lines = [
+        f"## Export of {args.leads:,} leads",
+        "",
+        f"Measured by `python bench/export.py --leads {args.leads} --record` on "
+        f"{harness.machine()}; load average {harness.load_average()} (shared machine).",
+        "Each row runs in a fresh process: the export through the leads list's view as an "
+        "admin (every lead, hottest first, every column), read through into /dev/null, "
+        "beside `COPY` of the statement it runs. Peak RSS is the process's resident "
+        "high-water mark when it is ready to export (Django loaded, connected) and at the "
+        "end.",
+        "",
+        "| what | rows | time | vs COPY | rows/s | size | peak RSS (process ready → end) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for kind, figures in results.items():
         seconds = figures["seconds"]
-        print(
-            f"| {names[kind]} | {harness.seconds(seconds)} | {seconds / copy:.1f}x "
+        rows = f"{figures['rows']:,}" if figures.get("rows") is not None else "—"
+        lines.append(
+            f"| {names[kind]} | {rows} | {harness.seconds(seconds)} | {seconds / copy:.1f}x "
             f"| {args.leads / seconds:,.0f} | {figures['bytes'] / 2**20:.1f} MiB "
             f"| {figures['rss_ready_mib']:.0f} → {figures['rss_peak_mib']:.0f} MiB |"
         )
+    lines.append("")
+    for kind, figures in results.items():
+        grew = figures["rss_peak_mib"] - figures["rss_ready_mib"]
+        lines.append(
+            f"- {names[kind]}: {figures['bytes'] / 2**20:.1f} MiB written, the peak RSS "
+            f"{'rose by ' + format(grew, '.0f') + ' MiB' if grew >= 1 else 'rose by under 1 MiB'}."
+        )
+    table = "\n".join(lines)
+    print(f"\n{table}")
+    if args.record:
+        harness.record("export", table)
+        log(f"Recorded in {harness.PERFORMANCE}")
 
 
 if __name__ == "__main__":
