@@ -43,6 +43,7 @@ from .models import (
     Band,
     DeferralReason,
     Lead,
+    LeadRank,
     QueueDeferral,
     Task,
     owner_visibility,
@@ -211,14 +212,19 @@ def _task_items(user: User, now: dt.datetime, deferred: list[int]) -> list[Queue
 
 
 def _inbound_times(user: User, now: dt.datetime, deferred: list[int]) -> dict[int, dt.datetime]:
-    """The person's leads with inbound activity lately, and its latest time, newest first
-    (``activity_inbound_idx``, then each row's lead by its key)."""
+    """The person's leads with inbound activity lately, and its latest time, newest first.
+
+    The window's inbound activity of every lead (``activity_inbound_idx``, from the index
+    alone) is matched against the person's leads as their rank lists them
+    (``rank_owner_hottest_idx``, from the index alone): only the matches' leads are
+    read, for their stage, where looking up each activity's lead for its owner read a
+    lead row for every inbound activity of anyone's lead."""
     rows = (
         Activity.objects.filter(
             type__in=INBOUND_TYPES,
             occurred_at__gte=now - INBOUND_WINDOW,
             occurred_at__lte=now,
-            lead__owner=user,
+            lead_id__in=LeadRank.objects.filter(owner=user).values("lead_id"),
         )
         .exclude(lead__stage__in=CLOSED_STAGES)
         .exclude(lead_id__in=deferred)
