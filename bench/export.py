@@ -16,7 +16,8 @@ statement does not. ``xlsx`` is the list's inline answer (the export's size limi
 ``HOTLIST_EXPORT_INLINE_MAX``, raised above the world for it: past the limit the list
 offers an export job instead); ``job`` is that export job, run as the worker runs it
 (``leads.export_jobs.export_job_run``), its file written under ``HOTLIST_EXPORT_DIR``
-and deleted afterwards. Prints a Markdown table; it records nothing.
+and deleted afterwards. Prints a Markdown table; ``--record`` writes it to
+docs/PERFORMANCE.md (section "export").
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument(
         "--formats", default="csv,xlsx,job", help="Exports to time: csv, xlsx, job."
     )
+    parser.add_argument("--record", action="store_true", help="Write docs/PERFORMANCE.md.")
     parser.add_argument("--measure", choices=["csv", "xlsx", "job", "copy"], help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -265,22 +267,46 @@ def main() -> None:
         log(f"Measuring {kind}…")
         results[kind] = run_measurement(kind)
     copy = results["copy"]["seconds"]
-    print(f"\n{args.leads:,} leads; {harness.machine()}; load {harness.load_average()}\n")
-    print("| what | time | vs COPY | rows/s | size | peak RSS (process ready → end) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     names = {
         "copy": "COPY (same SELECT) TO STDOUT",
         "csv": "/leads/export.csv",
         "xlsx": "/leads/export.xlsx (inline)",
         "job": "XLSX export job (worker)",
     }
+    lines = [
+        f"## Export of {args.leads:,} leads",
+        "",
+        f"Measured by `python bench/export.py --leads {args.leads} --record` on "
+        f"{harness.machine()}; load average {harness.load_average()} (shared machine).",
+        "Each row runs in a fresh process: the export through the leads list's view as an "
+        "admin (every lead, hottest first, every column), read through into /dev/null, "
+        "beside `COPY` of the statement it runs. Peak RSS is the process's resident "
+        "high-water mark when it is ready to export (Django loaded, connected) and at the "
+        "end.",
+        "",
+        "| what | rows | time | vs COPY | rows/s | size | peak RSS (process ready → end) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for kind, figures in results.items():
         seconds = figures["seconds"]
-        print(
-            f"| {names[kind]} | {harness.seconds(seconds)} | {seconds / copy:.1f}x "
+        rows = f"{figures['rows']:,}" if figures.get("rows") is not None else "—"
+        lines.append(
+            f"| {names[kind]} | {rows} | {harness.seconds(seconds)} | {seconds / copy:.1f}x "
             f"| {args.leads / seconds:,.0f} | {figures['bytes'] / 2**20:.1f} MiB "
             f"| {figures['rss_ready_mib']:.0f} → {figures['rss_peak_mib']:.0f} MiB |"
         )
+    lines.append("")
+    for kind, figures in results.items():
+        grew = figures["rss_peak_mib"] - figures["rss_ready_mib"]
+        lines.append(
+            f"- {names[kind]}: {figures['bytes'] / 2**20:.1f} MiB written, the peak RSS "
+            f"{'rose by ' + format(grew, '.0f') + ' MiB' if grew >= 1 else 'rose by under 1 MiB'}."
+        )
+    table = "\n".join(lines)
+    print(f"\n{table}")
+    if args.record:
+        harness.record("export", table)
+        log(f"Recorded in {harness.PERFORMANCE}")
 
 
 if __name__ == "__main__":

@@ -251,12 +251,19 @@ def workspace(
     none for ``unassigned_share`` of them), a source, a stage that follows the score
     (with its stage change), first and last activity times, product interests; and per
     person hand-offs (a few waiting), tasks (overdue, due today, later, done), notes,
-    deals on opportunities and customers, and notifications; then the leads' furthest
-    funnel step and deal outcome."""
+    deals (open ones in the pipeline's stages, won ones on customers, lost ones on some
+    recycled and disqualified leads), and notifications; then the leads' furthest funnel
+    step and deal outcome."""
+    from leads.deals import deal_pipeline_ensure
+    from leads.models import ProductLine
     from scoring.models import ScoringModel
 
     model = ScoringModel.objects.get(is_default=True)
     reps = cast.reps
+    stages = [stage.pk for stage in deal_pipeline_ensure()]
+    for slug, name in PRODUCT_LINES:
+        ProductLine.objects.get_or_create(slug=slug, defaults={"name": name})
+    lines = list(ProductLine.objects.values_list("pk", flat=True))
     steps = [
         (
             "owners, stages, sources, activity times",
@@ -277,13 +284,9 @@ def workspace(
         ("hand-offs", _HANDOFFS_SQL, [reps]),
         ("tasks", _TASKS_SQL, [reps, cast.managers]),
         ("notes", _NOTES_SQL, [reps]),
-        ("deals", _DEALS_SQL, []),
+        ("deals", _DEALS_SQL, [stages, len(stages), lines, len(lines)]),
         ("notifications", _NOTIFICATIONS_SQL, [reps + cast.managers]),
     ]
-    from leads.models import ProductLine
-
-    for slug, name in PRODUCT_LINES:
-        ProductLine.objects.get_or_create(slug=slug, defaults={"name": name})
     for what, sql, params in steps:
         start = time.perf_counter()
         with transaction.atomic(), connection.cursor() as cursor:
@@ -426,14 +429,37 @@ CROSS JOIN LATERAL (SELECT id FROM leads_lead WHERE owner_id = u.person
                     ORDER BY score DESC, id DESC LIMIT 60) x
 """
 
+# Open deals on every opportunity, SQL and MQL and on three in a thousand new leads (a
+# deal opened on a first request), in a stage of the pipeline, a fifth of them idle for up
+# to 60 days, expected to close from 20 days ago to 100 ahead; won ones on customers, lost
+# ones on a fifth of the recycled and disqualified leads. Owned by the lead's owner,
+# mostly in EUR, some USD and GBP, in the three product lines.
 _DEALS_SQL = """
 INSERT INTO leads_deal (lead_id, name, amount, currency, status, created_at, closed_at,
-                        lost_reason, stage_changed_at)
-SELECT id, 'Deal ' || id, 1000 + (id %% 50) * 500, 'EUR',
-       CASE WHEN stage = 'customer' THEN 'won' ELSE 'open' END, stage_changed_at,
-       CASE WHEN stage = 'customer' THEN stage_changed_at + interval '20 days' END, '',
-       stage_changed_at
-FROM leads_lead WHERE stage IN ('opportunity', 'customer')
+                        lost_reason, stage_id, stage_changed_at, expected_close,
+                        probability, product_line_id, owner_id)
+SELECT id, 'Deal ' || id, 500 + floor(r * 40) * 250,
+       CASE WHEN c < 0.8 THEN 'EUR' WHEN c < 0.93 THEN 'USD' ELSE 'GBP' END,
+       status, stage_changed_at,
+       CASE WHEN status <> 'open' THEN stage_changed_at + interval '20 days' END,
+       CASE WHEN status = 'lost' THEN 'Price too high' ELSE '' END,
+       (%s::bigint[])[1 + floor(s * %s)::int],
+       CASE WHEN status <> 'open' THEN stage_changed_at
+            WHEN i < 0.2 THEN now() - random() * interval '60 days'
+            ELSE now() - random() * interval '10 days' END,
+       (now() + (random() * 120 - 20) * interval '1 day')::date,
+       CASE WHEN p < 0.1 THEN floor(p * 1000)::int END,
+       (%s::bigint[])[1 + floor(random() * %s)::int], owner_id
+FROM (
+    SELECT id, owner_id, stage_changed_at, random() AS r, random() AS c, random() AS s,
+           random() AS i, random() AS p,
+           CASE WHEN stage = 'customer' THEN 'won'
+                WHEN stage IN ('recycled', 'disqualified') THEN 'lost' ELSE 'open' END AS status
+    FROM leads_lead
+    WHERE stage IN ('opportunity', 'sql', 'mql', 'customer')
+       OR (stage = 'new' AND random() < 0.003)
+       OR (stage IN ('recycled', 'disqualified') AND random() < 0.2)
+) d
 """
 
 _NOTIFICATIONS_SQL = """

@@ -171,7 +171,7 @@ def is_my_day_leads(sql: str) -> bool:
 
 def is_queue_inbound(sql: str) -> bool:
     """Next up's inbound activity on the person's leads (``activity_inbound_idx``)."""
-    return 'FROM "leads_activity"' in sql and '"leads_lead"."owner_id"' in sql
+    return 'FROM "leads_activity"' in sql and '"leads_leadrank"' in sql
 
 
 def is_stage_counts(sql: str) -> bool:
@@ -184,6 +184,11 @@ def is_task_rows(sql: str) -> bool:
 
 def is_timeline(sql: str) -> bool:
     return 'FROM "leads_activity"' in sql and "LIMIT 21" in sql
+
+
+def is_board_totals(sql: str) -> bool:
+    """The deal board's grouped aggregate of the open deals per stage and currency."""
+    return 'FROM "leads_deal"' in sql and "GROUP BY" in sql
 
 
 def is_search_leads(sql: str) -> bool:
@@ -352,6 +357,14 @@ def scenarios(users: dict, made: dict, pick: random.Random) -> list[Scenario]:
                 "each candidate lead's activity in a query of its own",
             )
         )
+    for who, query, what in (
+        ("rep", "", "the deals of the leads they see"),
+        ("rep", "owner=me", "owner: mine"),
+        ("manager", "", "the team's and the pool's"),
+        ("admin", "", "every deal"),
+    ):
+        url = "/deals/" + (f"?{query}" if query else "")
+        found.append(Scenario("Deal board", what, who, [url], 50, is_board_totals))
     for who in ("rep", "manager"):
         found.append(Scenario("Pipeline", "", who, ["/pipeline/"], None, is_stage_counts))
         found.append(Scenario("Tasks", "", who, ["/tasks/"], None, is_task_rows))
@@ -574,11 +587,19 @@ def world(cast) -> dict[str, int]:
             "entries": "SELECT count(*) FROM scoring_scoreentry",
             "handoffs": "SELECT count(*) FROM leads_handoff",
             "tasks": "SELECT count(*) FROM leads_task",
+            "deals": "SELECT count(*) FROM leads_deal",
+            "open_deals": "SELECT count(*) FROM leads_deal WHERE status = 'open'",
         }.items():
             cursor.execute(sql)
             facts[name] = cursor.fetchone()[0]
         cursor.execute("SELECT count(*) FROM leads_lead WHERE owner_id = %s", [cast.reps[0]])
         facts["rep_own"] = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT count(*) FROM leads_deal d JOIN leads_lead l ON l.id = d.lead_id "
+            "WHERE d.status = 'open' AND (l.owner_id = %s OR l.owner_id IS NULL)",
+            [cast.reps[0]],
+        )
+        facts["rep_open_deals"] = cursor.fetchone()[0]
     return facts
 
 
@@ -594,9 +615,11 @@ def render(results: list[Result], facts: dict, args, loads: tuple, took: float) 
         f"{facts['leads']:,} leads ({facts['hot']:,} hot, {facts['warm']:,} warm; "
         f"{facts['unassigned']:,} unassigned), {facts['activities']:,} activities in a long "
         f"tail (up to {facts['most']:,} on one lead), {facts['entries']:,} ledger entries, "
-        f"{facts['handoffs']:,} hand-offs, {facts['tasks']:,} tasks. Two teams of ten reps "
+        f"{facts['handoffs']:,} hand-offs, {facts['tasks']:,} tasks, {facts['deals']:,} deals "
+        f"({facts['open_deals']:,} open, in three stages). Two teams of ten reps "
         f"and a manager each: the rep owns {facts['rep_own']:,} leads and sees those and the "
-        "unassigned pool; the manager sees the team's and the pool; the admin sees all.",
+        f"unassigned pool ({facts['rep_open_deals']:,} open deals); the manager sees the "
+        "team's and the pool; the admin sees all.",
         "",
         f"Server time: `django.test.Client` in the benchmark process, `DEBUG=false`, every "
         f"middleware, session in PostgreSQL, a persistent connection; {args.runs} requests "
@@ -634,6 +657,9 @@ def verdicts(results: list[Result]) -> list[str]:
         ("List", 50, "The list, any filter, first and deep pages"),
         ("Lead page", 100, "The lead page"),
         ("My day", 150, "A rep's My day"),
+        ("Next up", 50, "A rep's Next up"),
+        ("Deal board", 50, "The deal board"),
+        ("Search", 50, "The header's search"),
     ):
         rows = [r for r in results if r.scenario.page == page and r.met() is not None]
         if not rows:

@@ -1,8 +1,8 @@
 """The leads' filters: one FilterSet that the leads list, the pipeline and the REST API
 narrow leads with, and the search it runs.
 
-Every list starts from the leads the user may see (``Lead.objects.visible_to``); the
-filters only narrow them.
+Every list starts from the leads the user may see (``Lead.objects.visible_in_rank``,
+``visible_to`` said of the rank the filters read); the filters only narrow them.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ class LeadFilter(django_filters.FilterSet):
         self.user = cast(User, request.user)
         self.starts_from_visible = queryset is None
         if queryset is None:
-            queryset = Lead.objects.visible_to(self.user)
+            queryset = Lead.objects.visible_in_rank(self.user)
         super().__init__(data, queryset, request=request, prefix=prefix)
         owner = self.form.fields["owner"]
         owner.only_offered = people is not None

@@ -322,10 +322,12 @@ ASSIGNEE_REFUSED = "You cannot give a task to this person."
 
 
 def deals_visible_to(user: User) -> QuerySet[Deal]:
-    """The deals on the leads a person sees (``Lead.objects.visible_to``, said of the
-    deal's lead by ``owner_visibility``): the workspace, the API and the admin list
-    exactly these."""
-    return Deal.objects.filter(owner_visibility(user, lead="lead__"))
+    """The deals on the leads a person sees (``Lead.objects.visible_to``), said of the
+    copy of the lead's owner each deal keeps (``Deal.lead_owner``) by
+    ``owner_visibility``: the workspace, the API and the admin list exactly these, and
+    the deal board's totals read the deals alone."""
+    # ``lead_`` + ``owner``: the deal's ``lead_owner`` column.
+    return Deal.objects.filter(owner_visibility(user, lead="lead_"))
 
 
 CUSTOMER_NEEDS_WON_DEAL = (

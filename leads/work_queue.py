@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 
 from .handoff_models import HandOff, NotificationKind
 from .models import (
@@ -43,6 +43,7 @@ from .models import (
     Band,
     DeferralReason,
     Lead,
+    LeadRank,
     QueueDeferral,
     Task,
     owner_visibility,
@@ -124,7 +125,7 @@ def work_queue_for(
     """The person's queue, most urgent first (module docstring), at most ``limit`` items.
 
     ``surging`` are ids of leads whose score surged lately (``scoring.selectors``);
-    those the person owns count as surging. Seven queries at most.
+    those the person owns count as surging. Eight queries at most.
     """
     deferred = list(
         QueueDeferral.objects.filter(user=user, until__gt=now).values_list("lead_id", flat=True)
@@ -136,9 +137,9 @@ def work_queue_for(
     hot = _hot_leads(user, deferred)
     others = _leads(user, {*inbound, *surging} - {*items, *(lead.pk for lead in hot)}, deferred)
     leads = {lead.pk: lead for lead in [*hot, *others]}
-    events = _recent_activity([*items, *leads], now)
+    touches = _last_touches(list(leads), now)
     for lead_id, lead in leads.items():
-        touched = _last_touch(events.get(lead_id, []))
+        touched = touches.get(lead_id)
         if lead_id in inbound and (touched is None or touched < inbound[lead_id]):
             _keep_most_urgent(items, QueueItem(Urgency.INBOUND, lead, due_at=inbound[lead_id]))
         elif touched is None or touched < now - TOUCH_WINDOW:
@@ -148,9 +149,11 @@ def work_queue_for(
                 _keep_most_urgent(items, QueueItem(Urgency.HOT, lead))
     chosen = [item for item in items.values() if lead_access(lead=item.lead, user=user).may_act]
     chosen.sort(key=lambda item: item.sort_key)
-    for item in chosen[:limit]:
+    chosen = chosen[:limit]
+    events = _recent_events([item.lead.pk for item in chosen], now)
+    for item in chosen:
         _explain(item, events.get(item.lead.pk, []), now)
-    return chosen[:limit]
+    return chosen
 
 
 def _keep_most_urgent(items: dict[int, QueueItem], item: QueueItem) -> None:
@@ -209,14 +212,19 @@ def _task_items(user: User, now: dt.datetime, deferred: list[int]) -> list[Queue
 
 
 def _inbound_times(user: User, now: dt.datetime, deferred: list[int]) -> dict[int, dt.datetime]:
-    """The person's leads with inbound activity lately, and its latest time, newest first
-    (``activity_inbound_idx``, then each row's lead by its key)."""
+    """The person's leads with inbound activity lately, and its latest time, newest first.
+
+    The window's inbound activity of every lead (``activity_inbound_idx``, from the index
+    alone) is matched against the person's leads as their rank lists them
+    (``rank_owner_hottest_idx``, from the index alone): only the matches' leads are
+    read, for their stage, where looking up each activity's lead for its owner read a
+    lead row for every inbound activity of anyone's lead."""
     rows = (
         Activity.objects.filter(
             type__in=INBOUND_TYPES,
             occurred_at__gte=now - INBOUND_WINDOW,
             occurred_at__lte=now,
-            lead__owner=user,
+            lead_id__in=LeadRank.objects.filter(owner=user).values("lead_id"),
         )
         .exclude(lead__stage__in=CLOSED_STAGES)
         .exclude(lead_id__in=deferred)
@@ -248,32 +256,48 @@ def _leads(user: User, ids: Collection[int], deferred: list[int]) -> list[Lead]:
     return list(leads.select_related("company", "owner__team"))
 
 
-def _recent_activity(lead_ids: list[int], now: dt.datetime) -> dict[int, list[Activity]]:
-    """The leads' activities of the last ``EVENT_WINDOW``, in one query
-    (``activity_timeline_idx``); only the columns the queue reads."""
+def _last_touches(lead_ids: list[int], now: dt.datetime) -> dict[int, dt.datetime]:
+    """Each lead's latest call, meeting or email reply a person logged (as speed to lead
+    counts them) in the last ``EVENT_WINDOW``, in one grouped query
+    (``activity_type_lead_idx``): a busy lead's hundreds of tracked events stay in the
+    database."""
     if not lead_ids:
         return {}
-    rows = Activity.objects.filter(lead_id__in=lead_ids, occurred_at__gte=now - EVENT_WINDOW).only(
-        "lead_id", "type", "url", "occurred_at", "created_by_id"
+    rows = (
+        Activity.objects.filter(
+            lead_id__in=lead_ids,
+            type__in=SALES_TOUCH_TYPES,
+            created_by__isnull=False,
+            occurred_at__gte=now - EVENT_WINDOW,
+        )
+        .order_by()
+        .values("lead_id")
+        .annotate(last=Max("occurred_at"))
+        .values_list("lead_id", "last")
     )
-    by_lead: dict[int, list[Activity]] = defaultdict(list)
-    for activity in rows.order_by():
-        by_lead[activity.lead_id].append(activity)
+    return dict(rows)
+
+
+def _recent_events(lead_ids: list[int], now: dt.datetime) -> dict[int, list[Event]]:
+    """The shown leads' own events of the last ``EVENT_WINDOW`` (not a person's
+    touches), in one query (``activity_timeline_idx``), as the plain values the reason
+    reads."""
+    if not lead_ids:
+        return {}
+    rows = (
+        Activity.objects.filter(lead_id__in=lead_ids, occurred_at__gte=now - EVENT_WINDOW)
+        .exclude(type__in=SALES_TOUCH_TYPES, created_by__isnull=False)
+        .order_by()
+        .values_list("lead_id", "type", "occurred_at", "url")
+    )
+    by_lead: dict[int, list[Event]] = defaultdict(list)
+    for lead_id, type_, at, url in rows:
+        by_lead[lead_id].append(Event(type_, at, url))
     return by_lead
 
 
-def _is_touch(activity: Activity) -> bool:
-    """A call, meeting or email reply a person logged (as speed to lead counts them)."""
-    return activity.type in SALES_TOUCH_TYPES and activity.created_by_id is not None
-
-
-def _last_touch(activities: list[Activity]) -> dt.datetime | None:
-    return max((a.occurred_at for a in activities if _is_touch(a)), default=None)
-
-
-def _explain(item: QueueItem, activities: list[Activity], now: dt.datetime) -> None:
+def _explain(item: QueueItem, events: list[Event], now: dt.datetime) -> None:
     """Fill in the item's label (why now) and reason (what the lead did lately)."""
-    events = [Event(a.type, a.occurred_at, a.url) for a in activities if not _is_touch(a)]
     item.reason = reason_sentence(events, now=now) or "No activity of its own this week."
     label = URGENCY_LABELS[item.urgency]
     if item.handoff is not None and item.handoff.sla_due_at is not None:

@@ -26,6 +26,7 @@ from leads.deals import (
     lost_reason_clean,
 )
 from leads.handoff_models import HandOff
+from leads.merging import leads_merge
 from leads.models import (
     Deal,
     DealOutcome,
@@ -38,6 +39,7 @@ from leads.models import (
     StageChange,
     StageTransitionError,
 )
+from leads.permissions import deals_visible_to
 from leads.signals import lead_stage_changed
 from leads.stages import WITHOUT_WON_DEAL, lead_move_to_stage
 from tests.factories import LeadFactory
@@ -88,6 +90,34 @@ def test_a_new_deal_starts_in_the_first_stage_owned_by_the_leads_owner(rep, stag
     )
     assert deal.win_probability == stages[0].probability == 20
     assert deal.weighted_amount == Decimal("240")
+
+
+def test_a_deal_is_seen_by_whoever_sees_its_lead_whichever_way_the_lead_changes_hands(
+    rep, other_rep, stages
+):
+    """The deal's copy of its lead's owner, which visibility reads, follows the lead:
+    a lead saved or updated set-based, a deal saved from a stale instance, a deal moved
+    by a merge."""
+    lead = LeadFactory(owner=rep, stage=Stage.OPPORTUNITY)
+    deal = deal_create(lead=lead, by=rep, name="Pilot", amount=Decimal("100"))
+
+    def seen_by(person) -> bool:
+        return deals_visible_to(person).filter(pk=deal.pk).exists()
+
+    assert (seen_by(rep), seen_by(other_rep)) == (True, False)
+    lead.owner = other_rep
+    lead.save()
+    assert (seen_by(rep), seen_by(other_rep)) == (False, True)
+    Lead.objects.filter(pk=lead.pk).update(owner=None)  # the pool: everyone's
+    assert (seen_by(rep), seen_by(other_rep)) == (True, True)
+    Lead.objects.filter(pk=lead.pk).update(owner=rep)
+    deal.name = "Pilot, renamed"
+    deal.save()  # the instance still holds the copy of when it was created
+    assert (seen_by(rep), seen_by(other_rep)) == (True, False)
+    survivor = LeadFactory(owner=other_rep)
+    leads_merge(survivor_id=survivor.pk, others=[lead.pk])
+    assert Deal.objects.get(pk=deal.pk).lead_id == survivor.pk
+    assert (seen_by(rep), seen_by(other_rep)) == (False, True)
 
 
 def test_a_deal_can_set_its_own_probability_stage_and_owner(rep, other_rep, stages):

@@ -140,6 +140,21 @@ class Deal(models.Model):
         on_delete=models.SET_NULL,
         related_name="owned_deals",
     )
+    # A copy of the lead's owner, kept by the database: triggers (migration
+    # ``0027_deal_lead_owner``) set it from the lead whenever a deal is written, whatever
+    # Python holds, and follow the lead's owner when it changes. Who sees the deal
+    # (``leads.permissions.deals_visible_to``) is then read from the deal's row alone:
+    # the deal board's totals need no lead. Nothing in Python writes it.
+    lead_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
 
     class Meta:
         ordering = ["-created_at"]

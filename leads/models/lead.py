@@ -108,6 +108,17 @@ class LeadQuerySet(models.QuerySet["Lead"]):
             return self.filter(Q(owner=user) | Q(owner__isnull=True))
         return self.none()
 
+    def visible_in_rank(self, user: User) -> LeadQuerySet:
+        """``visible_to`` said of the rank's copy of the owner (``owner_visibility``),
+        joined inner: the lists, whose filters and sorts are on the rank, then find the
+        leads a person sees in the rank's indexes and read only the lead rows they show
+        (a rep's score range: the owner's hottest-first index in place of a lookup of
+        every candidate's lead for its owner)."""
+        visibility = owner_visibility(user, lead="rank__")
+        if visibility is SEES_NOTHING:
+            return self.none()
+        return self.ranked().filter(visibility)
+
     def ranked(self) -> LeadQuerySet:
         """Join each lead's ``rank`` (``leads.models.lead_rank``) inner, so that filters
         and sorts on ``rank__…`` columns can start from the rank's indexes: joined outer
