@@ -31,6 +31,8 @@ def may_view_suggestions(user: User) -> bool:
 def may_draft_suggestions(user: User) -> bool:
     """Whether ``user`` may turn suggested weights into a draft version of a model."""
     return may_view_suggestions(user) and user.has_perm("scoring.add_scoringmodel")
+
+
 MODEL_CHANGING_ROLES = (Role.ADMIN, Role.MARKETER)
 
 
