@@ -12,6 +12,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import FieldDoesNotExist
+from django.forms.utils import ErrorDict
 from django.http import QueryDict
 
 from leads.custom_fields import CustomFieldDefinition, FieldType
@@ -198,6 +199,11 @@ class RuleForm(forms.ModelForm):
         if "add_condition" in data and len(rows) < MAX_CONDITIONS:
             rows.append(ConditionRow(len(rows)))
         return rows
+
+    def quiet(self) -> RuleForm:
+        """Shown again as typed (a row added, a field's values shown), not yet judged."""
+        self._errors = ErrorDict()
+        return self
 
     list_operators = LIST_OPERATORS
     single_operators = ("equals", "not_equals")

@@ -91,7 +91,7 @@ def _edit(
         return _form_response(request, model, RuleForm(kind=kind, instance=instance), rule)
     form = RuleForm(request.POST, kind=kind, instance=instance)
     if any(name in request.POST for name in REDRAW):
-        return _form_response(request, model, form, rule)
+        return _form_response(request, model, form.quiet(), rule)
     if not form.is_valid():
         return _form_response(request, model, form, rule, status=400)
     return _save(request, model, form, rule)

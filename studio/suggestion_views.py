@@ -34,7 +34,9 @@ def studio_suggestions(request: AuthenticatedHttpRequest, pk: int) -> HttpRespon
         "suggestion": model_suggestion(model=model),
         "may_draft": may_draft_suggestions(request.user),
     }
-    return render(request, "studio/_suggestions.html", context)
+    partial = bool(request.headers.get("HX-Request"))
+    template = "studio/_suggestions.html" if partial else "studio/suggestions.html"
+    return render(request, template, context)
 
 
 @login_required

@@ -417,6 +417,9 @@ def test_the_suggestions_section_says_what_it_needs_with_too_few_closed_leads(
     assert "Suggested weights Fitting on 5 closed leads…" in page
     assert "3 won and 2 lost so far, 30 of each needed" in section
     assert "Make a draft" not in section
+    page_of_its_own = client.get(reverse("studio-suggestions", args=[live.pk]))
+    assert "<html" in page_of_its_own.content.decode()
+    assert "3 won and 2 lost so far" in text(page_of_its_own)
 
 
 def test_the_suggestions_table_and_a_draft_made_from_it(client, marketer, live, settings):

@@ -70,6 +70,7 @@ def violations(page, axe: str) -> list[str]:
                 "/reports/rules/",
                 "/studio/",
                 "{draft}",
+                "{new_rule}",
             ],
         ),
     ],
@@ -97,6 +98,7 @@ def test_workspace_pages_have_no_serious_accessibility_violation(
                 lead=f"/leads/{lead.pk}/",
                 view=f"/leads/views/{view.pk}/",
                 draft=f"/studio/models/{draft.pk}/",
+                new_rule=f"/studio/models/{draft.pk}/rules/new/fit/",
             )
         )
         if path == "{draft}":
