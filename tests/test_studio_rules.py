@@ -450,3 +450,40 @@ def test_the_suggestions_table_and_a_draft_made_from_it(client, marketer, live, 
     page = text(client.get(response["Location"]))
     assert "draft with the suggested weights" in page
     assert "Preview against Standard" in page
+
+
+def test_a_row_added_redraws_the_form_as_typed_without_judging_it(client, marketer, draft):
+    client.force_login(marketer)
+
+    response = client.post(add_url(draft, "fit"), fit_form(points="", add_condition="1"), **HX)
+
+    assert response.status_code == 200
+    assert 'aria-invalid="true"' not in response.content.decode()
+    assert 'name="cond-count" value="1"' in response.content.decode()
+
+
+def test_an_archived_version_is_not_edited(client, marketer, draft):
+    ScoringModel.objects.filter(pk=draft.pk).update(status="archived")
+    client.force_login(marketer)
+    rule = draft.rules.get()
+
+    assert client.get(edit_url(draft, rule)).status_code == 403
+    assert client.post(add_url(draft, "fit"), fit_form()).status_code == 403
+    assert client.post(reverse("studio-rule-delete", args=[draft.pk, rule.pk])).status_code == 403
+    assert draft.rules.count() == 1
+
+
+def test_on_the_embedded_database_the_count_says_when_it_tested_only_part(
+    client, marketer, draft, world, monkeypatch
+):
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL counts the whole segment in one statement")
+    monkeypatch.setattr("scoring.rule_count.PYTHON_LIMIT", 2)
+    client.force_login(marketer)
+
+    answer = count(client, draft, "fit", fit_form())
+
+    # the first two leads by id are the two German C-levels
+    assert "Matches 2 leads of 2 tested (the first 2 of the segment)." in answer
