@@ -88,6 +88,9 @@ def test_add_a_fit_rule_with_a_condition_see_its_count_and_the_suggestions(page,
     draft = model_duplicate(model=live, by=None)
     log_in(page, "marketer")
     page.goto(f"/studio/models/{draft.pk}/")
+    # The draft's preview and its rules' reach, loaded after the page
+    expect(page.locator('svg[data-chart="histogram"]')).to_be_visible(timeout=30_000)
+    expect(page.locator("#reach-status")).to_contain_text("Matches counted", timeout=30_000)
 
     def redrawn(action) -> None:
         """Run ``action``, wait for the editor drawn again and htmx wired to it: its
@@ -133,7 +136,12 @@ def test_add_a_fit_rule_with_a_condition_see_its_count_and_the_suggestions(page,
     )
 
     # And saved, its line reads the new sentence
-    editor.get_by_role("button", name="Save rule").click()
+    # (saved, the draft's preview runs again, then each rule's reach)
+    with (
+        page.expect_response(lambda r: "/reach/" in r.url, timeout=60_000),
+        page.expect_response(lambda r: "/preview/" in r.url, timeout=60_000),
+    ):
+        editor.get_by_role("button", name="Save rule").click()
     sentence = "+12 when seniority is one of C-level, VP and country is DE"
     expect(page.locator("#rules-fit .rule-sentence", has_text=sentence)).to_have_count(1)
     rule = draft.rules.latest("pk")
@@ -146,4 +154,3 @@ def test_add_a_fit_rule_with_a_condition_see_its_count_and_the_suggestions(page,
     expect(section).to_contain_text(
         re.compile(r"Suggested points per rule|won and \d+ lost so far"), timeout=30_000
     )
-    page.wait_for_load_state("networkidle")  # the draft's preview, before the test ends
