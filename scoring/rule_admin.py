@@ -25,11 +25,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from leads.custom_fields import CustomFieldDefinition
-
 from . import changes
 from .models import ConditionJoin, Rule, RuleKind, ScoringModel
-from .rule_fields import CUSTOM_PREFIX, FIT_FIELDS
+from .selectors import fit_field_choices
 
 # The fields of each kind of rule, in a fieldset the kind script shows or hides.
 KIND_FIELDSETS: dict[str, Any] = {
@@ -60,24 +58,6 @@ KIND_FIELDSETS: dict[str, Any] = {
     ),
 }
 KIND_SCRIPT = "js/rule-kind.js"
-
-
-def fit_field_choices() -> list[tuple[str, Any]]:
-    """What a fit rule can test, grouped and in words: the lead's fields, its company's,
-    and the custom fields defined now."""
-    lead: list[tuple[str, str]] = []
-    company: list[tuple[str, str]] = []
-    for name, spec in FIT_FIELDS.items():
-        (company if name.startswith("company.") else lead).append((name, spec.label.capitalize()))
-    custom = [
-        (f"{CUSTOM_PREFIX}{key}", label)
-        for key, label in CustomFieldDefinition.objects.values_list("key", "label")
-    ]
-    choices: list[tuple[str, Any]] = [("", "— (engagement rules test no field)")]
-    choices += [("Lead", lead), ("Company", company)]
-    if custom:
-        choices.append(("Custom fields", custom))
-    return choices
 
 
 class RuleForm(forms.ModelForm):

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count, Q, Sum
 
+from leads.custom_fields import CustomFieldDefinition
 from leads.models import Lead
 
 from .models import EntryKind, LeadScore, ScoreEntry, ScoringModel
+from .rule_fields import CUSTOM_PREFIX, FIT_FIELDS
 from .score_formula import decay_factor
 
 if TYPE_CHECKING:
@@ -147,3 +149,21 @@ def points_shares(reach: dict[int, RuleReach]) -> dict[int, float]:
     their sign (a negative rule has a negative share)."""
     total = sum(abs(found.points) for found in reach.values())
     return {rule_id: found.points / total for rule_id, found in reach.items()} if total else {}
+
+
+def fit_field_choices() -> list[tuple[str, Any]]:
+    """What a fit rule can test, grouped and in words: the lead's fields, its company's,
+    and the custom fields defined now."""
+    lead: list[tuple[str, str]] = []
+    company: list[tuple[str, str]] = []
+    for name, spec in FIT_FIELDS.items():
+        (company if name.startswith("company.") else lead).append((name, spec.label.capitalize()))
+    custom = [
+        (f"{CUSTOM_PREFIX}{key}", label)
+        for key, label in CustomFieldDefinition.objects.values_list("key", "label")
+    ]
+    choices: list[tuple[str, Any]] = [("", "— (engagement rules test no field)")]
+    choices += [("Lead", lead), ("Company", company)]
+    if custom:
+        choices.append(("Custom fields", custom))
+    return choices

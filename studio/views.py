@@ -23,9 +23,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from crm.http import AuthenticatedHttpRequest
+from leads.models import DealOutcome
 from scoring import changes
+from scoring.lead_sets import segment_leads
 from scoring.models import ChangeLog, ModelStatus, Rule, ScoringModel
-from scoring.permissions import may_change_models
+from scoring.permissions import may_change_models, may_view_suggestions
 from scoring.selectors import RuleReach, points_shares, rule_reach
 from scoring.version_preview import PreviewError, VersionPreview, version_preview
 
@@ -76,8 +78,11 @@ def _rule_groups(model: ScoringModel) -> list[tuple[str, str, list[Rule]]]:
     return groups
 
 
-def _page_context(model: ScoringModel, **extra: Any) -> dict[str, Any]:
+def _page_context(model: ScoringModel, user: Any = None, **extra: Any) -> dict[str, Any]:
+    visible = user is not None and may_view_suggestions(user)
     return {
+        "suggestions_visible": visible,
+        "closed_leads": _closed_leads(model) if visible else 0,
         "model": model,
         "groups": _rule_groups(model),
         "editable": model.status != ModelStatus.ARCHIVED,
@@ -93,7 +98,13 @@ def studio_model(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """A model: its rules by kind, each a sentence with its points and switch edited in
     place, its thresholds and decay, and for a draft version the preview (loaded after)."""
     model = _model(request, pk)
-    return render(request, "studio/model.html", _page_context(model))
+    return render(request, "studio/model.html", _page_context(model, request.user))
+
+
+def _closed_leads(model: ScoringModel) -> int:
+    """The won and lost leads the suggested weights are fitted on."""
+    closed = segment_leads(model).filter(deal_outcome__gte=DealOutcome.LOST)
+    return closed.values("pk").distinct().count()
 
 
 def _reach(model: ScoringModel) -> dict[int, RuleReach]:
@@ -277,7 +288,7 @@ def studio_rollback(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
 
 def _conflict(request: AuthenticatedHttpRequest, model: ScoringModel, why: str) -> HttpResponse:
     model.refresh_from_db()
-    context = _page_context(model, conflict=why)
+    context = _page_context(model, request.user, conflict=why)
     return render(request, "studio/model.html", context, status=409)
 
 

@@ -683,6 +683,47 @@ WEB: dict[str, Probe | Exempt] = {
             refused=(403,),
         )
     ],
+    "studio-rule-edit": lambda w: [
+        Call(
+            method,
+            f"/studio/models/{w.scoring_model.pk}/rules/{w.scoring_rule.pk}/edit/",
+            {"points": "99", "field": "country", "operator": "equals", "value": "DE"},
+            refused=(403,),
+        )
+        for method in ("GET", "POST")
+    ],
+    "studio-rule-delete": lambda w: [
+        Call(
+            "POST",
+            f"/studio/models/{w.scoring_model.pk}/rules/{w.scoring_rule.pk}/delete/",
+            {},
+            refused=(403,),
+        )
+    ],
+    "studio-rule-add": lambda w: [
+        Call(
+            method,
+            f"/studio/models/{w.scoring_model.pk}/rules/new/{kind}/",
+            {"points": "99", "field": "country", "operator": "equals", "value": "DE"},
+            refused=(403,),
+        )
+        for method in ("GET", "POST")
+        for kind in ("fit", "engagement")
+    ],
+    "studio-rule-count": lambda w: [
+        Call(
+            "GET",
+            f"/studio/models/{w.scoring_model.pk}/rules/count/fit/",
+            {"points": "1", "field": "country", "operator": "equals", "value": "DE"},
+            refused=(403,),
+        )
+    ],
+    "studio-suggestions": lambda w: [
+        Call("GET", f"/studio/models/{w.scoring_model.pk}/suggestions/", refused=(403,))
+    ],
+    "studio-suggestions-draft": lambda w: [
+        Call("POST", f"/studio/models/{w.scoring_model.pk}/suggestions/draft/", {}, refused=(403,))
+    ],
     "studio-duplicate": lambda w: [
         Call("POST", f"/studio/models/{w.scoring_model.pk}/duplicate/", {}, refused=(403,))
     ],

@@ -71,6 +71,7 @@ def violations(page, axe: str) -> list[str]:
                 "/reports/rules/",
                 "/studio/",
                 "{draft}",
+                "{new_rule}",
             ],
         ),
     ],
@@ -111,6 +112,7 @@ def test_workspace_pages_have_no_serious_accessibility_violation(
                 view=f"/leads/views/{view.pk}/",
                 draft=f"/studio/models/{draft.pk}/",
                 export=f"/leads/exports/{export.pk}/",
+                new_rule=f"/studio/models/{draft.pk}/rules/new/fit/",
             )
         )
         if path == "{draft}":

@@ -1,0 +1,59 @@
+"""Suggested weights on a model's studio page: the points a fit on the closed leads
+suggests for its rules (``scoring.suggestions``), loaded after the page since the fit
+can take seconds, and a draft version made with them in one click, previewed on its own
+studio page. Asks ``may_change_models`` as every studio page does, and the suggestion
+permissions (``may_view_suggestions``, ``may_draft_suggestions``) as the admin and the
+API do."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from crm.http import AuthenticatedHttpRequest
+from scoring.permissions import may_draft_suggestions, may_view_suggestions
+from scoring.suggestions import SuggestionError, model_draft_from_suggestion, model_suggestion
+
+from .views import _model
+
+
+@login_required
+@require_GET
+def studio_suggestions(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """The suggestion's table (rule, points now, suggested, lift, flags in words), or
+    how many more won and lost leads it needs."""
+    model = _model(request, pk)
+    if not may_view_suggestions(request.user):
+        raise PermissionDenied("Suggested weights are for those who may change models.")
+    context = {
+        "model": model,
+        "suggestion": model_suggestion(model=model),
+        "may_draft": may_draft_suggestions(request.user),
+    }
+    partial = bool(request.headers.get("HX-Request"))
+    template = "studio/_suggestions.html" if partial else "studio/suggestions.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def studio_suggestions_draft(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """A draft version of the model with the suggested points; its page previews it."""
+    model = _model(request, pk)
+    if not may_draft_suggestions(request.user):
+        raise PermissionDenied("Making a draft needs the permission to add scoring models.")
+    try:
+        draft = model_draft_from_suggestion(model=model, by=request.user)
+    except SuggestionError as exc:
+        messages.error(request, str(exc))
+        return redirect("studio-model", pk=model.pk)
+    messages.success(
+        request,
+        f"“{draft}” is a draft with the suggested weights: its preview against "
+        f"“{draft.version_of}” is below; no lead is touched until it is published.",
+    )
+    return redirect("studio-model", pk=draft.pk)
