@@ -54,6 +54,32 @@ class HalfLifeField(serializers.FloatField):
     """Days, above 0 (the model refuses 0 and less); null for no decay."""
 
 
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "field": {"type": "string"},
+                "operator": {"type": "string"},
+                "value": {"type": "string"},
+                "value_to": {"type": "string"},
+            },
+            "required": ["field", "operator"],
+            "additionalProperties": False,
+        },
+    }
+)
+class ConditionsField(serializers.JSONField):
+    """A fit rule's other tests, each {field, operator, value, value_to}; the rule checks
+    them (``Rule.validate``) with its own test, so a bad one is a field error."""
+
+
+@extend_schema_field({"type": "number", "minimum": 0, "exclusiveMinimum": True, "nullable": True})
+class PerUnitField(serializers.FloatField):
+    """Above 0 (the rule refuses 0 and less); null: the points once."""
+
+
 class ScoringModelSerializer(serializers.ModelSerializer):
     decay_half_life_days = HalfLifeField(
         allow_null=True,
@@ -128,6 +154,15 @@ class RuleSerializer(serializers.ModelSerializer):
     description = serializers.CharField(
         source="describe", read_only=True, help_text="The rule as a sentence."
     )
+    conditions = ConditionsField(
+        required=False,
+        help_text="A fit rule's other tests, joined to its first by `join`.",
+    )
+    per_unit = PerUnitField(
+        allow_null=True,
+        required=False,
+        help_text="Give the points for each this much of the (number) field; null: once.",
+    )
 
     class Meta:
         model = Rule
@@ -165,6 +200,11 @@ class RuleSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+        extra_kwargs = {
+            "points_cap": {"min_value": 1},
+            "window_days": {"min_value": 1},
+            "window_min": {"min_value": 1},
+        }
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         rule = Rule(model=self.context["scoring_model"])

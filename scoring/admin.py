@@ -209,14 +209,19 @@ class ScoringModelAdmin(admin.ModelAdmin):
                 "count up to their caps, and the score up to the maximum. Thresholds, bands, "
                 "grades and “engaged” must be reachable under them.",
                 "fields": (
-                    "base_score",
+                    ("base_score", "max_points"),
                     ("fit_cap", "engagement_cap"),
-                    "max_points",
                     "scale_0_100",
                 ),
             },
         ),
-        ("Fit grades", {"fields": (("grade_a_from", "grade_b_from", "grade_c_from"),)}),
+        (
+            "Fit grades",
+            {
+                "classes": ("collapse",),
+                "fields": (("grade_a_from", "grade_b_from", "grade_c_from"),),
+            },
+        ),
         (
             "Engagement",
             {

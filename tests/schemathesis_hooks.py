@@ -245,6 +245,9 @@ def _rule_parts(body: dict[str, Any]) -> None:
         body["points"] = 1
     if not body.get("bonus_count"):
         body["bonus_points"] = 0
+    # No other tests, units nor window: each reads fields the drawn values would not fit
+    # (tests/test_scoring_rule_conditions.py covers them).
+    body.update(conditions=[], per_unit=None, points_cap=None, window_days=None, window_min=None)
     if body.get("kind") == "fit":
         body.update(field="job_title", operator="contains", value="cto", value_to="")
     else:

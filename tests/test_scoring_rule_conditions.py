@@ -275,7 +275,7 @@ def test_the_api_takes_conditions_and_units_and_describes_the_rule(marketer, occ
         (
             {"field": "company.employee_count", "operator": "gte", "value": "1", "points_cap": 0},
             "points_cap",
-            "at least 1",
+            "greater than or equal to 1",
         ),
         (
             {

@@ -21,7 +21,9 @@ def fail(*args, **kwargs):
 
 @pytest.fixture
 def failing_lead_queries(monkeypatch):
+    # Every way a surface narrows leads to what its user may see.
     monkeypatch.setattr(LeadQuerySet, "visible_to", fail)
+    monkeypatch.setattr(LeadQuerySet, "visible_in_rank", fail)
 
 
 def test_api_server_error_answers_the_error_shape(rep, failing_lead_queries):
