@@ -119,12 +119,8 @@ def result_react(result: LeadResult) -> None:
         )
     for surge_model, points in result.surges:
         announce(score_surged, surge_model, lead.pk, points=points, hours=surge_model.surge_hours)
-    target = None
-    if crossed(old_score, lead.score, model.sql_threshold):
-        target = Stage.SQL
-    elif crossed(old_score, lead.score, model.mql_threshold):
-        target = Stage.MQL
-    if target is None or lead.stage not in AUTO_QUALIFIABLE or lead.stage == target:
+    target = stage_target(old_score, lead.score, lead.stage, model)
+    if target is None:
         return
     threshold = model.sql_threshold if target == Stage.SQL else model.mql_threshold
     reason = (
@@ -133,6 +129,20 @@ def result_react(result: LeadResult) -> None:
     )
     lead_move_to_stage_locked(lead=lead, stage=target, by=None, reason=reason)
     announce(lead_qualified, model, lead.pk, stage=target, score=lead.score)
+
+
+def stage_target(before: int | None, after: int, stage: str, model: CompiledModel) -> str | None:
+    """The stage a score going from ``before`` to ``after`` moves a lead in ``stage`` to,
+    or None: an upward crossing of the SQL or MQL threshold, never backward, never out of
+    ``AUTO_QUALIFIABLE``."""
+    target = None
+    if crossed(before, after, model.sql_threshold):
+        target = Stage.SQL
+    elif crossed(before, after, model.mql_threshold):
+        target = Stage.MQL
+    if target is None or stage not in AUTO_QUALIFIABLE or stage == target:
+        return None
+    return target
 
 
 def crossed(before: int | None, after: int, threshold: int) -> bool:

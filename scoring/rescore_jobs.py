@@ -21,7 +21,7 @@ from leads.models import Lead
 
 from .batch_writes import LeadResult
 from .bulk import RangeResult, refresh_statistics, rescore_range
-from .lead_scoring import announce, leads_score, result_react
+from .lead_scoring import announce, leads_score, result_react, stage_target
 from .lead_sets import CHUNK_SIZE, chunks, lead_id_ranges, segment_lead_ids
 from .models import LeadScore, RescoreJob, RescoreStatus, Rule, ScoreEntry, ScoringModel
 from .ruleset import CompiledModel, Ruleset, load_ruleset
@@ -270,8 +270,19 @@ def _react_to_changes(changed: list[tuple[int, int | None, str]], ruleset: Rules
             "lead_id", "model_id"
         )
     )
-    for lead in Lead.objects.filter(pk__in=before):
-        result = LeadResult(lead=lead, before=before[lead.pk])
+    # A range may change the score of every lead it holds, and most of them only have
+    # their band change announced: those are read with the four columns that decides,
+    # and only the leads whose stage moves are loaded in full.
+    narrow = list(Lead.objects.filter(pk__in=before).only("id", "score", "band", "stage"))
+    movers = [
+        lead.pk
+        for lead in narrow
+        if (model := models.get(primary.get(lead.pk, 0))) is not None
+        and stage_target(before[lead.pk][0], lead.score, lead.stage, model) is not None
+    ]
+    full = Lead.objects.in_bulk(movers) if movers else {}
+    for lead in narrow:
+        result = LeadResult(lead=full.get(lead.pk, lead), before=before[lead.pk])
         model_id = primary.get(lead.pk)
         result.primary = models.get(model_id) if model_id is not None else None
         result_react(result)
