@@ -245,6 +245,38 @@ def test_awards_that_leave_a_recency_window_are_reversed_as_the_full_path_revers
     assert (ledger(lead), state(lead)) == rescored_in_full(lead)
 
 
+def test_a_window_partner_that_leaves_the_recency_range_takes_its_award_back(
+    db, clock, fallbacks, django_capture_on_commit_callbacks
+):
+    # Given a rule worth 13 points for a page view within 2 days that is the second in a
+    # day, and a lead whose two views an hour apart earned it once, as they came
+    model = ScoringModel.objects.create(
+        name="Windows", status=ModelStatus.ACTIVE, is_default=True, decay_half_life_days=30
+    )
+    rule(model, 13, ActivityType.PAGE_VIEW, recency_days=2, window_days=1, window_min=2)
+    lead = LeadFactory()
+    lead_score(lead_id=lead.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        visit(lead, "/")
+    clock.tick(hours=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        visit(lead, "/blog")
+    assert ScoreEntry.objects.filter(lead=lead, kind="engagement").count() == 1
+
+    # When, two days and half an hour after the first view, an activity no rule reads
+    # comes in: the first view has left the 2 days, the second has not
+    clock.tick(days=2, minutes=-30)
+    with django_capture_on_commit_callbacks(execute=True):
+        event(lead, ActivityType.CUSTOM)
+
+    # Then the second view's award is reversed, as a full rescore finds: its window no
+    # longer holds two views
+    assert fallbacks()[-1:] == [Fallback.WINDOW_MOVED]
+    assert list(scores_verify()) == []
+    assert (ledger(lead), state(lead)) == rescored_in_full(lead)
+    assert ledger(lead) == set()
+
+
 def test_a_surge_is_announced_once_by_the_fast_path(
     db, clock, fallbacks, django_capture_on_commit_callbacks
 ):
