@@ -177,7 +177,7 @@ class BatchWrites:
                     continue
                 primary_moved |= is_primary
                 if row is None:
-                    row = LeadScore(lead_id=result.lead.pk, model_id=model_id)
+                    row = LeadScore(lead_id=result.lead.pk, model_id=model_id, created_at=self.now)
                     creates.append(row)
                 else:
                     updates.append(row)

@@ -82,6 +82,11 @@ CREATE TEMP TABLE IF NOT EXISTS scoring_active (
 TOUCHED_TABLE = """
 CREATE TEMP TABLE IF NOT EXISTS scoring_touched (lead_id bigint PRIMARY KEY) ON COMMIT DELETE ROWS
 """
+# The leads whose score the range summed from the ledger: their delta is in that sum.
+RECOMPUTED_TABLE = """
+CREATE TEMP TABLE IF NOT EXISTS scoring_recomputed (lead_id bigint PRIMARY KEY)
+ON COMMIT DELETE ROWS
+"""
 
 
 # The plans of a rescore's statements depend on these tables' statistics, which go
@@ -151,11 +156,12 @@ def rescore_range(
         cursor.execute(DESIRED_TABLE)
         cursor.execute(REASONS_TABLE)
         cursor.execute(TOUCHED_TABLE)
+        cursor.execute(RECOMPUTED_TABLE)
         cursor.execute(DELTA_TABLE)
         cursor.execute(ACTIVE_TABLE)
         cursor.execute(
-            "TRUNCATE scoring_desired, scoring_reasons, scoring_touched, scoring_delta, "
-            "scoring_active"
+            "TRUNCATE scoring_desired, scoring_reasons, scoring_touched, scoring_recomputed, "
+            "scoring_delta, scoring_active"
         )
         _store_reasons(cursor, rules)
         # The window sorts of a range fit in memory instead of spilling to disk.

@@ -149,19 +149,24 @@ def _recompute_from_ledger(cursor: Any, scope: Scope) -> int:
              AND (e.kind = 'manual' OR (e.reversal_of_id IS NULL AND {REVERSAL_PROBE}))
             GROUP BY t.id
         ),
-        {score_sql}
-        INSERT INTO scoring_leadscore
-            (lead_id, model_id, fit, adjustment, engagement, engagement_at, last_engaged_at,
-             score, band, grade, quadrant, is_primary, surged_at, decay_version, updated_at)
-        SELECT lead_id, %s, fit, adjustment, engagement, %s, last_engaged_at, score,
-               band, grade, quadrant, false, NULL, %s, %s
-        FROM banded
-        ON CONFLICT (lead_id, model_id) DO UPDATE SET
-            fit = EXCLUDED.fit, adjustment = EXCLUDED.adjustment,
-            engagement = EXCLUDED.engagement, engagement_at = EXCLUDED.engagement_at,
-            last_engaged_at = EXCLUDED.last_engaged_at, score = EXCLUDED.score,
-            band = EXCLUDED.band, grade = EXCLUDED.grade, quadrant = EXCLUDED.quadrant,
-            decay_version = EXCLUDED.decay_version, updated_at = EXCLUDED.updated_at
+        {score_sql},
+        written AS (
+            INSERT INTO scoring_leadscore
+                (lead_id, model_id, fit, adjustment, engagement, engagement_at,
+                 last_engaged_at, score, band, grade, quadrant, is_primary, surged_at,
+                 decay_version, created_at, updated_at)
+            SELECT lead_id, %s, fit, adjustment, engagement, %s, last_engaged_at, score,
+                   band, grade, quadrant, false, NULL, %s, %s, %s
+            FROM banded
+            ON CONFLICT (lead_id, model_id) DO UPDATE SET
+                fit = EXCLUDED.fit, adjustment = EXCLUDED.adjustment,
+                engagement = EXCLUDED.engagement, engagement_at = EXCLUDED.engagement_at,
+                last_engaged_at = EXCLUDED.last_engaged_at, score = EXCLUDED.score,
+                band = EXCLUDED.band, grade = EXCLUDED.grade, quadrant = EXCLUDED.quadrant,
+                decay_version = EXCLUDED.decay_version, updated_at = EXCLUDED.updated_at
+            RETURNING lead_id
+        )
+        INSERT INTO scoring_recomputed SELECT lead_id FROM written ON CONFLICT DO NOTHING
     """
     params = [
         *target_params,
@@ -174,13 +179,18 @@ def _recompute_from_ledger(cursor: Any, scope: Scope) -> int:
         now,
         model.decay_version,
         now,
+        now,
     ]
     cursor.execute(sql, params)
     return cursor.rowcount
 
 
 def _apply_deltas(cursor: Any, scope: Scope) -> int:
-    """``e(now) = e(t) * decay(now - t) + new`` for leads whose state is current."""
+    """``e(now) = e(t) * decay(now - t) + new`` for leads whose state is current.
+
+    The leads summed from the ledger just before are left out by their ids, not by the
+    time their row was written: a score written at the same instant, or by a worker
+    whose clock runs ahead, is as current as any other and still needs its delta."""
     model, now = scope.model, scope.now
     hl = model.half_life_days
     score_sql, score_params = _score_columns(model, now)
@@ -195,7 +205,8 @@ def _apply_deltas(cursor: Any, scope: Scope) -> int:
                        AS last_engaged_at
             FROM scoring_delta d
             JOIN scoring_leadscore ls ON ls.lead_id = d.lead_id AND ls.model_id = %s
-            WHERE ls.decay_version = %s AND ls.updated_at < %s
+            WHERE ls.decay_version = %s
+              AND NOT EXISTS (SELECT 1 FROM scoring_recomputed r WHERE r.lead_id = d.lead_id)
               AND ls.lead_id BETWEEN %s AND %s
         ),
         {score_sql}
@@ -208,7 +219,7 @@ def _apply_deltas(cursor: Any, scope: Scope) -> int:
     """
     bounds = [scope.lo, scope.hi]
     params = [
-        *[hl, now, hl, model.id, model.decay_version, now, *bounds],
+        *[hl, now, hl, model.id, model.decay_version, *bounds],
         *[*score_params, now, now, model.id, *bounds],
     ]
     cursor.execute(sql, params)

@@ -13,7 +13,14 @@ from leads.models import Lead
 
 from .models import EntryKind, LeadScore, ScoreEntry, ScoringModel
 from .ruleset import CompiledModel, model_settings
-from .score_formula import decay_factor, decayed, score_series, score_sum, shown_parts
+from .score_formula import (
+    decay_factor,
+    decayed,
+    history_entries,
+    score_series,
+    score_sum,
+    shown_parts,
+)
 from .snapshots import lead_score_trend
 from .state import State, state_from
 from .trend import trend_text
@@ -153,10 +160,24 @@ def _active_entries(lead_id: int, model_id: int) -> Any:
 def score_history(
     *, lead: Lead, model: ScoringModel, points: int = 30, now: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """The score over time, derived from the ledger and the decay formula (no snapshots)."""
-    entries = ScoreEntry.objects.filter(lead=lead, model=model).values_list("at", "kind", "points")
+    """The score over time, derived from the ledger and the decay formula (no snapshots):
+    at each time the score the lead had then (``score_formula.history_entries``)."""
+    entries = ScoreEntry.objects.filter(lead=lead, model=model).values_list(
+        "at", "kind", "points", "created_at"
+    )
+    first_scored = (
+        LeadScore.objects.filter(lead=lead, model=model)
+        .values_list("created_at", flat=True)
+        .first()
+    )
     series = score_series(
-        [(at, kind == EntryKind.ENGAGEMENT, value) for at, kind, value in entries],
+        history_entries(
+            (
+                (at, kind == EntryKind.ENGAGEMENT, value, written)
+                for at, kind, value, written in entries
+            ),
+            first_scored,
+        ),
         now=now or timezone.now(),
         points=points,
         half_life_days=model.decay_half_life_days,

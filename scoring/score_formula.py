@@ -42,7 +42,7 @@ def engagement_at(
 
 
 def score_series(
-    entries: Iterable[tuple[datetime, bool, float]],
+    entries: Iterable[tuple[datetime, bool, float, datetime]],
     *,
     now: datetime,
     points: int,
@@ -51,17 +51,19 @@ def score_series(
 ) -> list[tuple[datetime, int]]:
     """The score at ``points`` evenly spaced times from the first entry to ``now``.
 
-    ``entries`` are ledger entries as (at, is engagement, points). The fit at a time is
-    the sum of the fit entries until then; the engagement is ``engagement_at`` of the
-    engagement entries. Computed in one pass in time order: the engagement at a point
-    is the one at the point before, decayed over the step, plus the entries within the
-    step, each decayed from its own time; a lead with thousands of entries costs one
+    ``entries`` are ledger entries as (at, is engagement, points, counts from): an entry
+    counts from ``counts from`` (its own time, or later: ``history_entries``), and an
+    engagement entry decays from its own time. The fit at a time is the sum of the fit
+    entries counting by then; the engagement the decayed sum of the engagement ones.
+    Computed in one pass in time order: the engagement at a point is the one at the
+    point before, decayed over the step, plus the entries that start to count within
+    the step, each decayed from its own time; a lead with thousands of entries costs one
     sort, not one sum per point.
     """
-    ordered = sorted(entries, key=lambda entry: entry[0])
+    ordered = sorted(entries, key=lambda entry: entry[3])
     if not ordered:
         return []
-    start = ordered[0][0]
+    start = ordered[0][3]
     step = max((now - start) / max(points - 1, 1), timedelta(seconds=1))
     fit = engagement = 0.0
     previous = start
@@ -71,8 +73,8 @@ def score_series(
         # The last point is ``now`` itself: timedelta division rounds to microseconds.
         when = now if i == points - 1 else min(start + step * i, now)
         engagement *= decay_factor((when - previous).total_seconds(), half_life_days)
-        while taken < len(ordered) and ordered[taken][0] <= when:
-            at, is_engagement, value = ordered[taken]
+        while taken < len(ordered) and ordered[taken][3] <= when:
+            at, is_engagement, value, _ = ordered[taken]
             if is_engagement:
                 engagement += value * decay_factor((when - at).total_seconds(), half_life_days)
             else:
@@ -81,6 +83,31 @@ def score_series(
         previous = when
         series.append((when, total_score(fit, engagement, thresholds)))
     return series
+
+
+def history_entries(
+    entries: Iterable[tuple[datetime, bool, float, datetime]],
+    first_scored: datetime | None = None,
+) -> list[tuple[datetime, bool, float, datetime]]:
+    """Ledger entries (at, is engagement, points, written at) as ``score_series`` counts
+    them: the score at a time is the one the lead had then.
+
+    The entries of the lead's first scoring (``first_scored``; without it, the earliest
+    written) count from their own time, so that a history imported or recorded before
+    the lead was first scored is drawn. Every later entry counts from when it was
+    written or from its own time, whichever is later: an award that a rule change dates
+    in the past, or an activity that arrived late, does not rewrite a time before the
+    ledger knew it, so the history across a rule change shows the points of the rule as
+    it was at each moment.
+    """
+    listed = list(entries)
+    if not listed:
+        return []
+    first = first_scored or min(written for _, _, _, written in listed)
+    return [
+        (at, kind, points, at if written <= first else max(at, written))
+        for at, kind, points, written in listed
+    ]
 
 
 def idle_penalty(last_engaged_at: datetime | None, when: datetime, per_week: int) -> float:

@@ -32,6 +32,7 @@ from scoring.score_formula import (
     decayed,
     engagement_at,
     grade_for,
+    history_entries,
     idle_penalty,
     quadrant_for,
     score_series,
@@ -644,6 +645,8 @@ LEDGER_ENTRY = st.tuples(
     st.floats(min_value=0, max_value=60 * SECONDS_PER_DAY, allow_nan=False),
     st.booleans(),
     st.integers(min_value=-50, max_value=50).map(float),
+    # Seconds after its own time that the entry starts to count (0: at once).
+    st.one_of(st.just(0.0), st.floats(min_value=0, max_value=10 * SECONDS_PER_DAY)),
 )
 
 
@@ -655,10 +658,14 @@ LEDGER_ENTRY = st.tuples(
 )
 @settings(max_examples=150, deadline=None)
 def test_score_series_in_one_pass_equals_summing_at_each_point(entries, half_life, points, tail):
-    # Given ledger entries (seconds after a start, engagement or not, points) in any order
+    # Given ledger entries (seconds after a start, engagement or not, points, delay before
+    # they count) in any order
     start = datetime(2025, 1, 1, tzinfo=UTC)
-    timed = [(start + timedelta(seconds=s), is_eng, p) for s, is_eng, p in entries]
-    now = max(at for at, _, _ in timed) + timedelta(seconds=tail)
+    timed = [
+        (start + timedelta(seconds=s), is_eng, p, start + timedelta(seconds=s + delay))
+        for s, is_eng, p, delay in entries
+    ]
+    now = max(counts for *_, counts in timed) + timedelta(seconds=tail)
     thresholds = Thresholds(hot=80, warm=30, grade_a=60, grade_b=40, grade_c=20)
 
     # When the series is drawn in one pass
@@ -666,20 +673,57 @@ def test_score_series_in_one_pass_equals_summing_at_each_point(entries, half_lif
         timed, now=now, points=points, half_life_days=half_life, thresholds=thresholds
     )
 
-    # Then it has the points asked for, from the first entry to now, and each is the sum
-    # of the fit so far and of every engagement entry decayed from its own time (up to
-    # the last bits of a float, which decide the rounding only at exactly .5)
+    # Then it has the points asked for, from the first entry to count to now, and each is
+    # the sum of the fit counting so far and of every engagement entry counting so far,
+    # decayed from its own time (up to the last bits of a float, which decide the rounding
+    # only at exactly .5)
     assert len(series) == points
     assert series[-1][0] == now
-    first = min(at for at, _, _ in timed)
+    first = min(counts for *_, counts in timed)
     assert series[0][0] == (now if points == 1 else min(first, now))
     for when, score in series:
-        fit = sum(p for at, is_eng, p in timed if not is_eng and at <= when)
-        engagement = engagement_at(((p, at) for at, is_eng, p in timed if is_eng), when, half_life)
+        counting = [(at, is_eng, p) for at, is_eng, p, counts in timed if counts <= when]
+        fit = sum(p for _, is_eng, p in counting if not is_eng)
+        engagement = engagement_at(
+            ((p, at) for at, is_eng, p in counting if is_eng), when, half_life
+        )
         assert score in {
             total_score(fit, engagement - 1e-9, thresholds),
             total_score(fit, engagement + 1e-9, thresholds),
         }
+
+
+def test_history_entries_backdate_the_first_scoring_only():
+    # Given a lead first scored at T0 on a week of history, then a late activity and a
+    # rule change's reversal and new award, both written two days later
+    t0 = datetime(2025, 3, 10, tzinfo=UTC)
+    later = t0 + timedelta(days=2)
+    entries = [
+        (t0 - timedelta(days=7), True, 10.0, t0),
+        (t0, False, 20.0, t0),
+        (t0 - timedelta(days=1), True, 5.0, later),
+        (later, True, -10.0, later),
+        (t0 - timedelta(days=7), True, 15.0, later),
+    ]
+
+    # When they are prepared for the score history
+    counted = history_entries(entries)
+
+    # Then the first scoring's entries count from their own time and the later ones from
+    # when they were written
+    assert [counts for *_, counts in counted] == [
+        t0 - timedelta(days=7),
+        t0,
+        later,
+        later,
+        later,
+    ]
+    assert history_entries([]) == []
+
+    # And a lead first scored before any of its entries was written (no points then)
+    # has every entry counting from when it was written or from its own time
+    counted = history_entries(entries, t0 - timedelta(days=1))
+    assert [counts for *_, counts in counted] == [t0, t0, later, later, later]
 
 
 @pytest.mark.parametrize(

@@ -142,6 +142,10 @@ class LeadScore(models.Model):
     decay_version = models.PositiveIntegerField(
         default=1, help_text="The model's decay settings this engagement was summed with."
     )
+    # When the lead was first scored in the model: the score history draws the entries
+    # of that scoring from their own times, and every later one from when it was written
+    # (``scoring.score_formula.history_entries``). Empty on rows older than the column.
+    created_at = models.DateTimeField(null=True, blank=True, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
