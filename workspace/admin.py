@@ -48,7 +48,8 @@ admin.site.unregister(Company)
 
 @admin.register(Company)
 class CompanyAdmin(CompanyRecordAdmin):
-    list_display = (*CompanyRecordAdmin.list_display, "account_score")
+    def get_list_display(self, request: HttpRequest) -> Any:
+        return (*super().get_list_display(request), "account_score")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Company]:
         return with_account_score(super().get_queryset(request))
