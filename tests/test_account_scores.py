@@ -318,3 +318,30 @@ def test_admin_company_list_shows_and_sorts_by_account_score(client, marketer):
     assert '<td class="field-account_score">5</td>' in body
     assert '<td class="field-account_score">15</td>' in body
     assert '<td class="field-account_score">—</td>' in body
+
+
+@pytest.mark.django_db
+def test_a_nurture_sequence_takes_only_leads_of_accounts_scoring_at_least_its_minimum():
+    from nurturing.enrollment import sequences_enroll_matching
+    from nurturing.models import Enrollment
+    from tests.test_nurture_sending import email_sequence
+
+    model = active_model(surge_points=0)
+    page_rule(model, 20, "/pricing")
+    keen, quiet = CompanyFactory(), CompanyFactory()
+    busy = LeadFactory(company=keen, email_status="valid")
+    colleague = LeadFactory(company=keen, email_status="valid")
+    elsewhere = LeadFactory(company=quiet, email_status="valid")
+    alone = LeadFactory(company=None, email_status="valid")
+    for _ in range(2):
+        Activity.objects.create(lead=busy, type=ActivityType.PAGE_VIEW, url=PRICING)
+    Activity.objects.create(lead=elsewhere, type=ActivityType.PAGE_VIEW, url=PRICING)
+    leads_score(lead_ids=[busy.pk, colleague.pk, elsewhere.pk, alone.pk])
+    sequence = email_sequence("Accounts in play", stages=[], min_account_score=30)
+
+    sequences_enroll_matching()
+
+    # keen's account is 40 (its people's 40 + 0), quiet's 20; a lead without a company
+    # has no account score
+    enrolled = set(Enrollment.objects.filter(sequence=sequence).values_list("lead", flat=True))
+    assert enrolled == {busy.pk, colleague.pk}
