@@ -345,3 +345,50 @@ def test_a_nurture_sequence_takes_only_leads_of_accounts_scoring_at_least_its_mi
     # has no account score
     enrolled = set(Enrollment.objects.filter(sequence=sequence).values_list("lead", flat=True))
     assert enrolled == {busy.pk, colleague.pk}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_transactions_scoring_people_of_one_company_lose_neither_ones_engagement():
+    import threading
+
+    from django.db import connections, transaction
+
+    model = active_model(surge_points=0)
+    page_rule(model, 10, "/pricing")
+    acme = CompanyFactory()
+    first, second = LeadFactory(company=acme), LeadFactory(company=acme)
+    leads_score(lead_ids=[first.pk, second.pk])
+    for lead in (first, second):
+        Activity.objects.create(lead=lead, type=ActivityType.PAGE_VIEW, url=PRICING)
+    holding, errors = threading.Event(), []
+
+    def score_and_hold() -> None:
+        # Scores the first lead and keeps its transaction open until the other waits.
+        try:
+            with transaction.atomic():
+                leads_score(lead_ids=[first.pk])
+                holding.set()
+                waiter = connections["default"].cursor()
+                for _ in range(100):  # until the second transaction waits for a lock
+                    waiter.execute(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    )
+                    if waiter.fetchone()[0]:
+                        break
+                    threading.Event().wait(0.05)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=score_and_hold)
+    thread.start()
+    holding.wait(10)
+    leads_score(lead_ids=[second.pk])
+    thread.join(10)
+
+    assert errors == []
+    row = AccountScore.objects.get(company=acme)
+    assert (row.engagement, row.engaged_contacts, row.score) == (20, 0, 20)
