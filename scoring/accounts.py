@@ -16,7 +16,7 @@ later sums what the earlier committed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from leads.models import Company, Lead
+from leads.models import Company
 
 from .decay import decay_factor_sql, decay_params
 from .lead_sets import chunks
@@ -159,19 +159,6 @@ def accounts_refresh(*, company_ids: Iterable[int | None], now: datetime | None 
             where = "{col} IN (" + ", ".join(names) + ")"
             written += _refresh(cursor, where, params, postgres=postgres)
     return written
-
-
-def accounts_refresh_for_leads(*, lead_ids: Sequence[int], now: datetime | None = None) -> int:
-    """Recompute the account scores of these leads' companies."""
-    company_ids: set[int | None] = set()
-    for chunk in chunks(sorted(set(lead_ids)), COMPANIES_PER_STATEMENT):
-        company_ids.update(
-            Lead.objects.filter(pk__in=chunk, company__isnull=False)
-            .order_by()
-            .values_list("company_id", flat=True)
-            .distinct()
-        )
-    return accounts_refresh(company_ids=company_ids, now=now)
 
 
 def company_id_ranges(size: int) -> list[tuple[int, int]]:
