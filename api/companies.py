@@ -11,7 +11,7 @@ from typing import Any
 import django_filters
 from django.db.models import QuerySet
 from django.http import Http404
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import permissions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,11 +22,56 @@ from api.viewsets import RecordViewSet
 from leads.company_merging import company_alias_target
 from leads.models import Company
 from leads.permissions import COMPANY_REFUSED, may_change_company
+from scoring.account_selectors import account_scores, with_account_score
+from scoring.models import AccountScore
+
+
+class AccountScoreSerializer(serializers.ModelSerializer):
+    """The company's score in one scoring model, from its people's scores. ``engagement``
+    is their engagement summed at ``engagement_at``; it halves with the model's
+    half-life from then on."""
+
+    model_name = serializers.CharField(source="model.name", read_only=True)
+
+    class Meta:
+        model = AccountScore
+        fields = [
+            "model",
+            "model_name",
+            "score",
+            "band",
+            "best_fit",
+            "engagement",
+            "engagement_at",
+            "engaged_contacts",
+            "conversion_probability",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class CompanyListSerializer(serializers.ListSerializer):
+    """Reads the account scores of a whole page of companies in one query."""
+
+    def to_representation(self, data: Any) -> Any:
+        companies = list(data.all() if isinstance(data, QuerySet) else data)
+        found = account_scores(company.pk for company in companies)
+        for company in companies:
+            company.loaded_account_scores = found.get(company.pk, [])
+        return super().to_representation(companies)
 
 
 class CompanySerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    """A company; ``account_score`` is its score in the first active scoring model that
+    scores it (as a lead's primary score is chosen), ``account_scores`` its score in each.
+    Both are read-only and kept by scoring."""
+
+    account_score = serializers.SerializerMethodField()
+    account_scores = serializers.SerializerMethodField()
+
     class Meta:
         model = Company
+        list_serializer_class = CompanyListSerializer
         fields = [
             "id",
             "name",
@@ -38,8 +83,26 @@ class CompanySerializer(StrictFieldsMixin, serializers.ModelSerializer):
             "region",
             "city",
             "created_at",
+            "account_score",
+            "account_scores",
         ]
         read_only_fields = ["created_at"]
+
+    def _scores(self, company: Company) -> list[AccountScore]:
+        loaded = getattr(company, "loaded_account_scores", None)
+        if loaded is None:
+            loaded = account_scores([company.pk]).get(company.pk, [])
+            company.loaded_account_scores = loaded  # type: ignore[attr-defined]
+        return loaded
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_account_score(self, company: Company) -> int | None:
+        scores = self._scores(company)
+        return scores[0].score if scores else None
+
+    @extend_schema_field(AccountScoreSerializer(many=True))
+    def get_account_scores(self, company: Company) -> Any:
+        return AccountScoreSerializer(self._scores(company), many=True).data
 
     def validate_domain(self, value: str) -> str:
         domain = value.strip().lower()
@@ -92,11 +155,11 @@ class CompanyViewSet(RecordViewSet):
     serializer_class = CompanySerializer
     filterset_class = CompanyFilter
     search_fields = ["name", "domain"]
-    ordering_fields = ["name", "created_at"]
+    ordering_fields = ["name", "created_at", "account_score"]
     ordering = ("name", "id")
 
     def get_queryset(self) -> QuerySet[Company]:
-        return Company.objects.all()
+        return with_account_score(Company.objects.all())
 
     def get_object(self) -> Company:
         """The company, or ``CompanyMoved`` when the id is an alias of a company."""

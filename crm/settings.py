@@ -317,6 +317,7 @@ CELERY_TASK_ROUTES = {
     "scoring.tasks.score_lead": {"queue": "realtime"},
     "scoring.tasks.rescore_*": {"queue": "bulk"},
     "scoring.tasks.decay_*": {"queue": "bulk"},
+    "scoring.tasks.refresh_*": {"queue": "bulk"},
     "leads.tasks.handoff_*": {"queue": "realtime"},
     "leads.tasks.import_*": {"queue": "bulk"},
     "imports.tasks.*": {"queue": "bulk"},
@@ -344,6 +345,11 @@ CELERY_BEAT_SCHEDULE = {
     "nightly-decay": {
         "task": "scoring.tasks.decay_scores",
         "schedule": crontab(hour=env_int("DECAY_HOUR", 2), minute=0),
+    },
+    # After the decay: each company's score from its people's (scoring.accounts).
+    "nightly-account-scores": {
+        "task": "scoring.tasks.refresh_account_scores",
+        "schedule": crontab(hour=env_int("DECAY_HOUR", 2), minute=30),
     },
     "tracking-pending-purge": {
         "task": "leads.tasks.purge_pending_events",
@@ -513,6 +519,8 @@ SCORING_RESCORE_RANGE = env_int("SCORING_RESCORE_RANGE", 5_000)
 # Lead ids per transaction of the nightly decay: real-time scoring of a lead waits for
 # at most one such range.
 SCORING_DECAY_RANGE = env_int("SCORING_DECAY_RANGE", 5_000)
+# Company ids per transaction of the nightly account-score refresh (scoring.accounts).
+SCORING_ACCOUNT_RANGE = env_int("SCORING_ACCOUNT_RANGE", 5_000)
 # Suggested weights (scoring.suggestions) are fitted only on at least this many won and
 # this many lost leads of the model's segment; below it they say how many more are needed.
 SCORING_SUGGEST_MIN_CLOSED = env_int("SCORING_SUGGEST_MIN_CLOSED", 30)

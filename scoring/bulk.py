@@ -8,7 +8,9 @@ does for a handful, without loading rows into Python:
 2. one statement appends a reversal for every active ledger entry no award
    supports any more, and an entry for every award the ledger lacks;
 3. one upsert recomputes each touched lead's ``LeadScore`` from its active entries
-   and the decay formula, and one update copies the primary score onto the lead.
+   and the decay formula, and one update copies the primary score onto the lead;
+   the touched leads' companies then have their account scores summed again
+   (``scoring.accounts``).
 
 Restricting the rules to one (``rule_ids``) turns it into the delta of a single
 rule change: only that rule's matches and the leads they touch are visited.
@@ -28,6 +30,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from .accounts import accounts_refresh
 from .bulk_awards import engagement_awards_sql, fit_awards_sql
 from .bulk_ledger import apply_diff
 from .bulk_scope import Scope
@@ -217,6 +220,13 @@ def rescore_range(
         leads = recompute_states(cursor, scope, gone)
         surges = mark_surges(cursor, scope)
         changed = materialize(cursor, scope, before, gone)
+        cursor.execute(
+            "SELECT DISTINCT company_id FROM leads_lead WHERE company_id IS NOT NULL "
+            "AND id IN (SELECT lead_id FROM scoring_touched) AND id BETWEEN %s AND %s",
+            [lo, hi],
+        )
+        companies = [company_id for (company_id,) in cursor.fetchall()]
+    accounts_refresh(company_ids=companies, now=now)
     return RangeResult(leads, reversed_, appended, changed, surges)
 
 

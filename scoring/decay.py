@@ -40,6 +40,17 @@ def decay_params(now: datetime, *, postgres: bool, lo: int, hi: int) -> dict[str
     return {"now": at, "week": 7 * 86400.0, "day": 86400.0, "lo": lo, "hi": hi}
 
 
+def decay_factor_sql(at: str, half_life_days: str, *, postgres: bool) -> str:
+    """How much of a value stored at the column ``at`` is left at ``%(now)s`` with the
+    half-life in days of the column ``half_life_days`` (NULL: no decay), as SQL over
+    ``decay_params``: ``0.5 ** ((now - at) / half_life)``."""
+    return (
+        f"CASE WHEN {half_life_days} IS NULL THEN 1.0 "
+        f"ELSE power({_HALF[postgres]}, {_ELAPSED[postgres].format(col=at)} "
+        f"/ ({half_life_days} * %(day)s)) END"
+    )
+
+
 def _at_most(value: str, cap: str, *, postgres: bool) -> str:
     """``value``, or ``cap`` where that is lower; a NULL cap is no cap."""
     if postgres:
@@ -54,10 +65,8 @@ def decay_sql(*, postgres: bool, touched_only: bool = False, returning: bool = F
     same transaction.
     """
     elapsed = _ELAPSED[postgres]
-    decayed = (
-        "ls.engagement * CASE WHEN m.decay_half_life_days IS NULL THEN 1.0 "
-        f"ELSE power({_HALF[postgres]}, {elapsed.format(col='ls.engagement_at')} "
-        "/ (m.decay_half_life_days * %(day)s)) END"
+    decayed = "ls.engagement * " + decay_factor_sql(
+        "ls.engagement_at", "m.decay_half_life_days", postgres=postgres
     )
     idle_weeks = (
         "CASE WHEN ls.last_engaged_at IS NULL THEN 0 ELSE "

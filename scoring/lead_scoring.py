@@ -1,6 +1,7 @@
 """Scoring leads: apply their pending activities and changed fields, append to the
-ledger what changed, and react to the new scores (stage moves on threshold crossings,
-band changes and surges announced after commit).
+ledger what changed, bring their companies' account scores up to date, and react to the
+new scores (stage moves on threshold crossings, band changes and surges announced after
+commit).
 
 Real-time scoring, the drain of waiting activities, manual adjustments and a rescore
 without PostgreSQL all score through ``leads_score``. The drain asks for the fast path
@@ -20,6 +21,7 @@ from django.utils import timezone
 from leads.models import Activity, Lead, Stage
 from leads.stages import lead_move_to_stage_locked
 
+from .accounts import accounts_refresh
 from .batch_writes import LeadResult
 from .engine import Batch
 from .incremental import IncrementalBatch, pending_activities
@@ -67,6 +69,7 @@ def leads_score(
         now = now or timezone.now()
         ruleset = ruleset or load_ruleset()
         ids = [lead.pk for lead in leads]
+        company_ids = {lead.company_id for lead in leads}
         results: list[LeadResult] = []
         if incremental:
             new = pending_activities(ids, ruleset)
@@ -90,6 +93,8 @@ def leads_score(
             Activity.objects.filter(
                 pk__in=pending[start : start + CHUNK_SIZE], scored_at__isnull=True
             ).update(scored_at=now)
+        # Their companies' scores follow from theirs, summed with what this wrote.
+        accounts_refresh(company_ids=company_ids, now=now)
         if react:
             for result in results:
                 result_react(result)

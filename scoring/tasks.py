@@ -4,6 +4,7 @@ from celery import shared_task
 from django.db import OperationalError
 from django.utils import timezone
 
+from .accounts import accounts_refresh_all
 from .decay import scores_decay
 from .lead_scoring import lead_score, leads_score_chunked
 from .outbox import (
@@ -78,3 +79,10 @@ def decay_scores() -> int:
     updated = scores_decay(now=now)
     scores_snapshot(now=now)
     return updated
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def refresh_account_scores() -> int:
+    """Beat's nightly job: every company's account scores summed again from its people's
+    scores, decayed to now."""
+    return accounts_refresh_all()

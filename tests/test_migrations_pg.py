@@ -189,12 +189,14 @@ def test_a_database_from_before_the_squash_keeps_every_row(scratch_database):
     # leads.0021: the deal pipeline's stages and lost reasons, with their defaults
     assert after.pop("leads_dealstage") > 0
     assert after.pop("leads_lostreason") > 0
-    # scoring.0019 (the score snapshots, depending on leads.0024), empty as well
+    # scoring.0019 (the score snapshots, depending on leads.0024), empty as well, and
+    # scoring.0024 (the account scores)
     assert after.pop("scoring_scoresnapshot") == 0
-    # crm.0006 and the squash's own record, leads.0016 to 0027, nurturing.0003 (which
-    # depends on leads.0019) and scoring.0018 to 0023 (0019 depends on leads.0024);
-    # workspace.0001 depends on crm's users alone and stays
-    assert after.pop("django_migrations") == before.pop("django_migrations") + 20
+    assert after.pop("scoring_accountscore") == 0
+    # crm.0006 and the squash's own record, leads.0016 to 0027, nurturing.0003 and 0004
+    # (0003 depends on leads.0019) and scoring.0018 to 0024 (0019 depends on
+    # leads.0024); workspace.0001 depends on crm's users alone and stays
+    assert after.pop("django_migrations") == before.pop("django_migrations") + 22
     assert after == before
     assert "0001_squashed_0005_without_leads" in applied(scratch_database, "crm")
     reps_lines = query(

@@ -4,6 +4,7 @@ link to it from every company name in the workspace."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -125,3 +126,60 @@ def test_company_names_link_to_the_company_page(rep, acme):
     assert target in client.get("/leads/").content.decode()
     assert target in client.get("/pipeline/").content.decode()
     assert target in client.get("/").content.decode()
+
+
+def scored(company, rep, other_rep):
+    """The company's people scored in a model giving +20 to heads and +25 per pricing
+    view; another rep's person is the most engaged."""
+    from scoring.lead_scoring import leads_score
+    from tests.factories import active_model, fit_rule, page_rule
+
+    model = active_model(name="Accounts", engaged_from=20, surge_points=0)
+    fit_rule(model, 20, "job_title", "contains", "head")
+    page_rule(model, 25, "/pricing")
+    hidden = LeadFactory(owner=other_rep, company=company, first_name="Secret", job_title="Head")
+    for _ in range(2):
+        ActivityFactory(lead=hidden, url="https://acme.example/pricing")
+    clerk = LeadFactory(owner=rep, company=company, first_name="Clerk", job_title="Clerk")
+    leads_score(lead_ids=list(company.leads.values_list("pk", flat=True)))
+    return hidden, clerk
+
+
+def test_company_page_shows_the_account_score_and_only_the_contacts_one_may_see(
+    rep, other_rep, acme
+):
+    company, mine, pool, theirs = acme
+    hidden, clerk = scored(company, rep, other_rep)
+
+    body = client_for(rep).get(f"/companies/{company.pk}/").content.decode()
+    section = body[body.index('id="account"') : body.index('id="people"')]
+    cells = re.findall(r"<td>(.*?)</td>", section)
+
+    # The company's figures, from all its people: best fit 20, engagement 25 (Mara's
+    # view) + 50 (the hidden person's two), both of them engaged; 20 + 75 is hot.
+    assert '<th scope="row">Accounts</th>' in section
+    assert 'class="band band-hot" title="Hot">95</span>' in cells[0]
+    assert cells[1:4] == ["20", "75", "2"]
+    # The contacts behind it: the rep's own and the pool's, best first, never another's
+    links = re.findall(r'href="/leads/(\d+)/"', cells[4])
+    assert links == [str(mine.pk), str(pool.pk), str(clerk.pk)]
+    assert str(hidden.pk) not in links
+    assert str(theirs.pk) not in links
+
+
+def test_company_page_of_unscored_people_says_there_is_no_account_score_yet(rep, acme):
+    company = acme[0]
+
+    body = client_for(rep).get(f"/companies/{company.pk}/").content.decode()
+
+    assert "No account score yet" in body
+
+
+def test_outsider_sees_no_company_page_nor_its_account_score(outsider, rep, other_rep, acme):
+    company = acme[0]
+    scored(company, rep, other_rep)
+
+    response = client_for(outsider).get(f"/companies/{company.pk}/")
+
+    assert response.status_code == 404
+    assert b"Account score" not in response.content

@@ -1,8 +1,9 @@
-"""The workspace's admin: saved views, and the lead admin's bulk action that reaches
-beyond ``leads``, adjusting scores by hand.
+"""The workspace's admin: saved views, the lead admin's bulk action that reaches beyond
+``leads``, adjusting scores by hand, and the company list's account score column.
 
-``leads`` registers its own lead admin and knows nothing of scoring; this edge extends
-it with the action, which goes through the bulk-action service the leads list uses
+``leads`` registers its own lead and company admins and knows nothing of scoring; this
+edge extends the company list with each company's account score (sortable) and the lead
+admin with the action, which goes through the bulk-action service the leads list uses
 (``workspace.bulk.leads_adjust``), so both surfaces adjust, refuse and report alike.
 """
 
@@ -19,7 +20,9 @@ from django.template.response import TemplateResponse
 
 from crm.http import signed_in
 from leads.admin.lead import LeadAdmin as LeadRecordAdmin
-from leads.models import Lead
+from leads.admin.records import CompanyAdmin as CompanyRecordAdmin
+from leads.models import Company, Lead
+from scoring.account_selectors import with_account_score
 from scoring.permissions import may_adjust_score
 
 from . import bulk
@@ -38,6 +41,23 @@ class ScoreAdjustmentForm(forms.Form):
         if points == 0:
             raise forms.ValidationError("Give a non-zero number of points.")
         return points
+
+
+admin.site.unregister(Company)
+
+
+@admin.register(Company)
+class CompanyAdmin(CompanyRecordAdmin):
+    def get_list_display(self, request: HttpRequest) -> Any:
+        return (*super().get_list_display(request), "account_score")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Company]:
+        return with_account_score(super().get_queryset(request))
+
+    @admin.display(description="Account score", ordering="account_score", empty_value="—")
+    def account_score(self, company: Company) -> int | None:
+        """The company's score from its people's, in the first active model that scores it."""
+        return getattr(company, "account_score", None)
 
 
 admin.site.unregister(Lead)

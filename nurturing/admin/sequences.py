@@ -136,6 +136,7 @@ class SequenceAdmin(admin.ModelAdmin):
                     "bands",
                     "stages",
                     ("min_score", "max_score"),
+                    "min_account_score",
                     "product_lines",
                     "sources",
                     "silent_days",

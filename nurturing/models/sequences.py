@@ -1,9 +1,9 @@
 """Sequences: the nurture tracks, who enters them and who leaves.
 
-A ``Sequence`` says who enters (band, stage, score range, product interest, source,
-silence for re-engagement) and who leaves (a stage reached, another band's track, a
-reply, the maximum duration; unsubscribes and bounces always end it). Its statistics
-are ``nurturing.statistics``.
+A ``Sequence`` says who enters (band, stage, score range, the company's account score,
+product interest, source, silence for re-engagement) and who leaves (a stage reached,
+another band's track, a reply, the maximum duration; unsubscribes and bounces always end
+it). Its statistics are ``nurturing.statistics``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from leads.models import Band, Lead, ProductLine, Source, Stage
+from scoring.models import AccountScore, LeadScore
 
 from .suppressions import Suppression
 
@@ -35,6 +36,17 @@ def default_exit_stages() -> list[str]:
 class SequenceStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     PAUSED = "paused", "Paused"
+
+
+def account_at_least(score: int) -> models.QuerySet[AccountScore]:
+    """The account score of the outer lead's company in the model of the lead's primary
+    score, where it is at least ``score`` (for ``Exists``)."""
+    primary = LeadScore.objects.filter(lead_id=OuterRef(OuterRef("pk")), is_primary=True)
+    return AccountScore.objects.filter(
+        company_id=OuterRef("company_id"),
+        model_id__in=primary.values("model_id"),
+        score__gte=score,
+    )
 
 
 class SequenceQuerySet(models.QuerySet["Sequence"]):
@@ -78,6 +90,12 @@ class Sequence(models.Model):
     )
     min_score = models.IntegerField(null=True, blank=True)
     max_score = models.IntegerField(null=True, blank=True)
+    min_account_score = models.IntegerField(
+        null=True,
+        blank=True,
+        help_text="Only leads whose company's account score, in the model of the lead's "
+        "primary score, is at least this; empty: any company or none.",
+    )
     product_lines = models.ManyToManyField(
         ProductLine,
         blank=True,
@@ -171,6 +189,8 @@ class Sequence(models.Model):
             where &= Q(last_activity_at__isnull=True) | Q(last_activity_at__lt=quiet_since)
         if self.scoring_model_id is not None:
             where &= Q(scores__model_id=self.scoring_model_id, scores__is_primary=True)
+        if self.min_account_score is not None:
+            where &= Q(Exists(account_at_least(self.min_account_score)))
         return where
 
     def entrants(self, *, now: dt.datetime) -> models.QuerySet[Lead]:

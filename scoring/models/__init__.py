@@ -1,7 +1,8 @@
 """Scoring's models: scoring models and their rules, the score ledger and each lead's
-score per model and its nightly snapshots, rescore jobs and requests, and the change
-log."""
+score per model and its nightly snapshots, each company's account score, rescore jobs
+and requests, and the change log."""
 
+from .account import AccountScore
 from .changelog import ChangeLog
 from .ledger import EntryKind, LeadScore, ScoreEntry
 from .rescore import ProfileRescore, RescoreJob, RescoreStatus
@@ -19,6 +20,7 @@ from .snapshot import ScoreSnapshot
 
 __all__ = [
     "EDITABLE_FIELDS",
+    "AccountScore",
     "ActivityTarget",
     "ChangeLog",
     "ConditionJoin",

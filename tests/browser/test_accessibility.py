@@ -47,7 +47,19 @@ def violations(page, axe: str) -> list[str]:
 @pytest.mark.parametrize(
     ("username", "paths"),
     [
-        ("rep1", ["/", "/next/", "/leads/", "{lead}", "/pipeline/", "/tasks/", "/notifications/"]),
+        (
+            "rep1",
+            [
+                "/",
+                "/next/",
+                "/leads/",
+                "{lead}",
+                "{company}",
+                "/pipeline/",
+                "/tasks/",
+                "/notifications/",
+            ],
+        ),
         (
             "manager",
             [
@@ -82,6 +94,8 @@ def test_workspace_pages_have_no_serious_accessibility_violation(
     log_in(page, username)
     user = User.objects.get(username=username)
     lead = Lead.objects.visible_to(user).order_by("pk").first()
+    # A company page with its account score and people.
+    company = Lead.objects.visible_to(user).filter(company__isnull=False).first().company
     # A saved view with extra columns: the list with its views bar, chooser and columns.
     view = SavedView.objects.create(
         owner=user,
@@ -109,6 +123,7 @@ def test_workspace_pages_have_no_serious_accessibility_violation(
         page.goto(
             path.format(
                 lead=f"/leads/{lead.pk}/",
+                company=f"/companies/{company.pk}/",
                 view=f"/leads/views/{view.pk}/",
                 draft=f"/studio/models/{draft.pk}/",
                 export=f"/leads/exports/{export.pk}/",
