@@ -21,3 +21,7 @@ class LeadsConfig(AppConfig):
         )
         checks.register(check_handoff_settings)
         from . import webhooks  # noqa: F401  (hand-offs posted to the teams' webhooks)
+        from .admin.lead_exports import SOURCE, admin_leads_for_export
+        from .export_jobs import export_source_register
+
+        export_source_register(SOURCE, admin_leads_for_export)

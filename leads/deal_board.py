@@ -24,6 +24,17 @@ from .models import Deal, DealStage, DealStatus
 
 CARDS_PER_COLUMN = 20
 NO_STAGE = "none"
+# What a card shows and checks of its lead (its name, owner and company's name): a
+# lead row is wide, and building 20 a column of them whole cost more than reading them.
+CARD_FIELDS = (
+    *(field.name for field in Deal._meta.concrete_fields),
+    "lead__first_name",
+    "lead__last_name",
+    "lead__email",
+    "lead__owner",
+    "lead__company",
+    "lead__company__name",
+)
 
 
 @dataclass
@@ -70,8 +81,10 @@ def deal_board(
         column.totals[currency] = column.totals.get(currency, Decimal(0)) + row["total"]
         weighted = row["weighted"] / 100
         column.weighted[currency] = column.weighted.get(currency, Decimal(0)) + weighted
-    soonest = open_deals.select_related("lead__company").order_by(
-        F("expected_close").asc(nulls_last=True), "id"
+    soonest = (
+        open_deals.select_related("lead__company")
+        .only(*CARD_FIELDS)
+        .order_by(F("expected_close").asc(nulls_last=True), "id")
     )
     for stage_id, column in columns.items():
         if column.count:

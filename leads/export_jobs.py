@@ -9,7 +9,9 @@ rows on the job as it goes, and tells the person when it is ready.
 
 What a job exports is the list's query string, not the leads' ids: a snapshot of a
 million ids would cost the request the very time it must not take, and the query is a
-few hundred bytes. The surface that made it (``source``: the leads list, the REST API)
+few hundred bytes. The surface that made it (``source``: the leads list, the REST API,
+the lead admin, whose large selections of more than ``EXPORT_INLINE_MAX`` leads are
+jobs in CSV too, since an admin action answers while the person waits)
 runs it again at run time through the function it registered here
 (``export_source_register``), starting from ``Lead.objects.visible_to`` of the person
 who asked, as they are then: someone who lost the right to export, or to see some of
@@ -90,8 +92,12 @@ def export_source_register(name: str, leads: ExportSource) -> None:
 def export_needs_job(*, leads: QuerySet[Lead], file_format: str) -> bool:
     """Whether the export of ``leads`` is too large to answer at once: an XLSX of more
     than ``EXPORT_INLINE_MAX`` leads. CSV streams as it is written, whatever its size."""
-    if file_format != XLSX:
-        return False
+    return file_format == XLSX and export_exceeds_inline(leads=leads)
+
+
+def export_exceeds_inline(*, leads: QuerySet[Lead]) -> bool:
+    """Whether ``leads`` holds more than ``EXPORT_INLINE_MAX`` leads (reading at most
+    one past the limit)."""
     limit = settings.EXPORT_INLINE_MAX
     return leads.order_by().values("pk")[limit : limit + 1].exists()
 

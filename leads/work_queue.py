@@ -67,6 +67,33 @@ TOUCH_WINDOW = dt.timedelta(days=7)
 EVENT_WINDOW = dt.timedelta(days=7)
 
 
+# What the queue reads of a candidate lead: what its item and page show (name, contact,
+# company, stage, band, score) and its owner. Up to a few hundred candidates are read
+# to show 25: whole lead rows, with their company's, cost more to build and to ask for
+# than to read. A lead of a hand-off or a task may be someone else's (a manager's
+# team's): its owner and their team come too, for ``lead_access``; the person's own
+# leads need neither (``lead_access`` decides on the owner's id).
+LEAD_FIELDS = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "job_title",
+    "stage",
+    "band",
+    "score",
+    "owner",
+    "company",
+    "company__name",
+)
+OWNER_FIELDS = ("owner__team", "owner__team__manager")
+
+
+def _lead_fields(prefix: str = "", *, owner: bool = False) -> list[str]:
+    names = [*LEAD_FIELDS, *OWNER_FIELDS] if owner else LEAD_FIELDS
+    return [prefix + name for name in names]
+
+
 class Urgency(IntEnum):
     HANDOFF_LATE = 1
     HANDOFF = 2
@@ -174,7 +201,8 @@ def _handoff_items(user: User, now: dt.datetime, deferred: list[int]) -> list[Qu
         HandOff.objects.awaiting(user)
         .filter(_open_leads(user), first_touch_at__isnull=True)
         .exclude(lead_id__in=deferred)
-        .select_related("lead__company", "lead__owner__team")[:CANDIDATES]
+        .select_related("lead__company", "lead__owner__team")
+        .only("sla_due_at", "lead", *_lead_fields("lead__", owner=True))[:CANDIDATES]
     )
     return [
         QueueItem(
@@ -197,6 +225,7 @@ def _task_items(user: User, now: dt.datetime, deferred: list[int]) -> list[Queue
         .filter(_open_leads(user), assignee=user, due_at__lt=end_of_today(now))
         .exclude(lead_id__in=deferred)
         .select_related("lead__company", "lead__owner__team")
+        .only("title", "due_at", "lead", *_lead_fields("lead__", owner=True))
         .order_by("due_at", "pk")[:CANDIDATES]
     )
     return [
@@ -246,14 +275,15 @@ def _hot_leads(user: User, deferred: list[int]) -> list[Lead]:
         .exclude(rank__stage__in=CLOSED_STAGES)
         .exclude(pk__in=deferred)
     )
-    return list(leads.select_related("company", "owner__team").hottest()[:CANDIDATES])
+    leads = leads.select_related("company").only(*_lead_fields())
+    return list(leads.hottest()[:CANDIDATES])
 
 
 def _leads(user: User, ids: Collection[int], deferred: list[int]) -> list[Lead]:
     if not ids:
         return []
     leads = Lead.objects.filter(pk__in=list(ids), owner=user).open().exclude(pk__in=deferred)
-    return list(leads.select_related("company", "owner__team"))
+    return list(leads.select_related("company").only(*_lead_fields()))
 
 
 def _last_touches(lead_ids: list[int], now: dt.datetime) -> dict[int, dt.datetime]:

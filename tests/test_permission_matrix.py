@@ -517,14 +517,16 @@ WEB: dict[str, Probe | Exempt] = {
         Call("GET", f"/leads/export.csv?owner={w.south_rep.pk}", refused=(400, 403)),
     ],
     # An export job of another team's owner is refused before it is stored: the list
-    # answers with the filter's error (after a redirect), or 403 for reps.
+    # answers with the filter's error (after a redirect), or 403 for reps. The list of
+    # past exports holds the caller's own (an admin's all), and is refused to reps.
     "lead-export-jobs": lambda w: [
+        Call("GET", "/leads/exports/", roles=ALL, refused=(200, 403)),
         Call(
             "POST",
             "/leads/exports/",
             {"format": "xlsx", "query": f"owner={w.south_rep.pk}"},
             refused=(302, 403),
-        )
+        ),
     ],
     "lead-export-job": lambda w: [Call("GET", f"/leads/exports/{w.export_job.pk}/", roles=ALL)],
     "lead-export-job-download": lambda w: [

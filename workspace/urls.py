@@ -53,7 +53,7 @@ urlpatterns = [
     path("leads/bulk/", lists.lead_bulk, name="lead-bulk"),
     path("leads/count/", lists.lead_count, name="lead-count"),
     path("leads/export.<slug:file_format>", lists.lead_export, name="lead-export"),
-    path("leads/exports/", export_jobs.export_job_create_view, name="lead-export-jobs"),
+    path("leads/exports/", export_jobs.export_jobs_view, name="lead-export-jobs"),
     path("leads/exports/<int:pk>/", export_jobs.export_job_detail, name="lead-export-job"),
     path(
         "leads/exports/<int:pk>/download/",

@@ -19,8 +19,6 @@ from crm.models import User
 
 from ..deals import deals_delete
 from ..duplicates import lead_duplicates, reason_text
-from ..export_responses import CSV, leads_export_response
-from ..exports import export_columns
 from ..models import (
     SCORE_COLUMNS,
     Activity,
@@ -34,6 +32,7 @@ from ..permissions import OWNER_REFUSED, email_in_use, may_export_leads, may_own
 from ..profiles import email_error, lead_save_profile
 from .access import UserBoundForm, UserBoundFormMixin
 from .deals import DealClosingForm, deal_write_from_form
+from .lead_exports import export_selected
 
 
 class NewestActivitiesFormSet(BaseInlineFormSet):
@@ -174,10 +173,11 @@ class LeadAdmin(UserBoundFormMixin, admin.ModelAdmin):
         return leads.ranked().visible_to(signed_in(request))
 
     @admin.action(description="Export selected leads (CSV)", permissions=["export"])
-    def export_csv(self, request: HttpRequest, queryset: QuerySet[Lead]) -> HttpResponseBase:
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Lead]) -> HttpResponseBase | None:
         """The selected leads (all that match, with "select all"), in the list's order,
-        with every column of the leads list's export."""
-        return leads_export_response(leads=queryset, columns=export_columns(), file_format=CSV)
+        with every column of the leads list's export; more than ``EXPORT_INLINE_MAX``
+        as an export job (``lead_exports``)."""
+        return export_selected(request, queryset)
 
     def has_export_permission(self, request: HttpRequest) -> bool:
         return may_export_leads(signed_in(request))

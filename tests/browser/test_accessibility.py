@@ -69,6 +69,7 @@ def violations(page, axe: str) -> list[str]:
                 "{view}",
                 "{lead}",
                 "{export}",
+                "/leads/exports/",
                 "/reports/",
                 "/reports/funnel/",
                 "/reports/score/",

@@ -27,15 +27,17 @@ from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, Validatio
 from django.forms import BaseForm
 from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.backends.utils import csrf_input
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.html import format_html_join
 from django.views.decorators.http import require_GET, require_POST
 
 from crm.http import AuthenticatedHttpRequest
 from leads.deal_board import deal_board
 from leads.deals import deal_create, deal_lose, deal_move, deal_update, deal_win
-from leads.models import Deal, Lead
+from leads.models import Deal, DealStage, Lead
 from leads.permissions import deals_visible_to, lead_access
 from workspace.deal_card import deal_card
 from workspace.deal_forms import (
@@ -285,6 +287,7 @@ def _render_board(request: AuthenticatedHttpRequest, *, status: int = 200) -> Ht
     columns = deal_board(deals=deals, now=now)
     suffix = f"?{query.urlencode()}" if query else ""
     lead, won, lost = _paths("lead-detail"), _paths("deal-win"), _paths("deal-lose")
+    stages = [column.stage for column in columns if column.stage is not None]
     boards = []
     for column in columns:
         cards = [
@@ -298,23 +301,35 @@ def _render_board(request: AuthenticatedHttpRequest, *, status: int = 200) -> Ht
             )
             for deal in column.cards
         ]
-        boards.append((column, cards))
+        boards.append((column, cards, _stage_options(stages, current=column.stage)))
     partial = bool(request.htmx) and not request.htmx.history_restore_request
     context = {
         "filters": filters,
         "columns": boards,
-        "stages": [column.stage for column in columns if column.stage is not None],
-        # The lost form of every card offers these, written out in the template: a form
-        # object per card would cost more than the rest of the board.
-        "reasons": lost_reason_names(),
+        # The lost form of every card offers these: written once for the board, where a
+        # form object, or a template loop, per card cost more than the rest of the board.
+        "reason_options": format_html_join(
+            "", "<option>{}</option>", ((name,) for name in lost_reason_names())
+        ),
         "query": query.urlencode(),
         "move_url": reverse("deals-move") + suffix,
+        "csrf_field": csrf_input(request),
         "partial": partial,
     }
     template = "workspace/deal_board_columns.html" if partial else "workspace/deal_board.html"
     response = render(request, template, context, status=status)
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+def _stage_options(stages: list[DealStage], *, current: DealStage | None) -> str:
+    """The options of a column's "Move to…" menus, its own stage chosen: every card of
+    a column is in its stage, so the column's cards share them."""
+    return format_html_join(
+        "",
+        '<option value="{}"{}>{}</option>',
+        ((stage.pk, " selected" if stage == current else "", stage.name) for stage in stages),
+    )
 
 
 @login_required

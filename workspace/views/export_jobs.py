@@ -1,26 +1,32 @@
-"""Exports of the leads list written in the background (``leads.export_jobs``): asking
-for one, following its progress and downloading its file.
+"""Exports of leads written in the background (``leads.export_jobs``): asking for one
+from the leads list, the list of past exports, following one's progress and
+downloading its file.
 
 With htmx the list's "Prepare a file" form swaps the job's progress panel in beside the
 list, and the panel polls itself until the file is ready; without JavaScript the form
 leads to the job's page, which reloads itself until then. Only the person who asked,
-and admins, see a job (``export_jobs_visible_to``); anyone else gets 404.
+and admins, see a job (``export_jobs_visible_to``); anyone else gets 404. The list of
+past exports shows the same jobs as the REST API's ``/api/v1/export-jobs/``, whichever
+surface asked for them (the leads list, the lead admin, the API).
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
 from crm.http import AuthenticatedHttpRequest
+from leads.admin.lead_exports import SOURCE as ADMIN_SOURCE
 from leads.export_jobs import ExportQueryError, export_job_create
 from leads.export_responses import EXPORT_FORMATS, FORMAT_UNKNOWN, export_job_file_response
 from leads.models import ExportJob, ExportStatus
@@ -32,6 +38,7 @@ from workspace.exports import (
     list_leads_for_export,
 )
 
+JOBS_PER_PAGE = 50
 NOT_READY = "The file is not written yet."
 EXPIRED = "The file was deleted after its keeping time: export the list again."
 GONE = "The file is missing: export the list again."
@@ -46,8 +53,24 @@ def _partial(request: AuthenticatedHttpRequest) -> bool:
     return bool(htmx) and not htmx.history_restore_request and not htmx.boosted
 
 
+def _list_url(job: ExportJob) -> str:
+    """Where the job's list is shown again, to export it anew: "" for the API's."""
+    if job.source == SOURCE:
+        return reverse("lead-list") + (f"?{job.query}" if job.query else "")
+    if job.source == ADMIN_SOURCE:
+        query = QueryDict(job.query, mutable=True)
+        query.pop(ACTION_CHECKBOX_NAME, None)  # the ticked leads: not a filter
+        filters = query.urlencode()
+        return reverse("admin:leads_lead_changelist") + (f"?{filters}" if filters else "")
+    return ""
+
+
 def _panel(request: AuthenticatedHttpRequest, job: ExportJob) -> HttpResponse:
-    context = {"job": job, "keep_hours": settings.EXPORT_KEEP_HOURS}
+    context = {
+        "job": job,
+        "keep_hours": settings.EXPORT_KEEP_HOURS,
+        "list_url": _list_url(job),
+    }
     if _partial(request):
         response = render(request, "workspace/_export_job.html", context)
     else:
@@ -57,13 +80,35 @@ def _panel(request: AuthenticatedHttpRequest, job: ExportJob) -> HttpResponse:
 
 
 @login_required
-@require_POST
-def export_job_create_view(request: AuthenticatedHttpRequest) -> HttpResponseBase:
+@require_http_methods(["GET", "POST"])
+def export_jobs_view(request: AuthenticatedHttpRequest) -> HttpResponseBase:
+    """The person's exports (GET), or asking for a new one (POST)."""
+    if not may_export_leads(request.user):
+        raise PermissionDenied(EXPORT_REFUSED)
+    if request.method == "POST":
+        return _export_job_create(request)
+    return _export_job_list(request)
+
+
+def _export_job_list(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Past exports, newest first: status, rows, when asked for and until when the file
+    is kept, its download while it is, the reason of a failed one."""
+    user = request.user
+    jobs = export_jobs_visible_to(user).select_related("requested_by").order_by("-id")
+    page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        # Who asked is shown when the page holds someone else's (an admin's view).
+        "others": any(job.requested_by_id != user.pk for job in page),
+        "keep_hours": settings.EXPORT_KEEP_HOURS,
+    }
+    return render(request, "workspace/export_jobs.html", context)
+
+
+def _export_job_create(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     """Ask for the file of the list the ``query`` field names (its query string) in
     ``format``; the filters are checked now, so a bad one answers here, not later."""
     user = request.user
-    if not may_export_leads(user):
-        raise PermissionDenied(EXPORT_REFUSED)
     file_format = request.POST.get("format", "")
     if file_format not in EXPORT_FORMATS:
         return HttpResponseBadRequest(FORMAT_UNKNOWN, content_type="text/plain; charset=utf-8")

@@ -39,7 +39,7 @@ from leads.work_queue import (
     queue_snooze,
     work_queue_for,
 )
-from scoring.selectors import surging_leads
+from scoring.selectors import surging_lead_ids
 from scoring.snapshots import scores_before
 from workspace.score_trends import trend_badge
 
@@ -81,7 +81,7 @@ def _queue_context(
 ) -> dict[str, Any]:
     user = request.user
     now = timezone.now()
-    surging = [surge.lead.pk for surge in surging_leads(user=user, now=now)]
+    surging = surging_lead_ids(user=user, now=now)
     items = work_queue_for(user, now=now, surging=surging)
     _add_trends(items, now)
     current = next((item for item in items if item.lead.pk == current_id), None)
