@@ -5,9 +5,10 @@ same instant, with the same engine, and compares them: the score histogram, the 
 leads that would change band and stage and be handed off (at publication, and a week
 from new leads), conversion by band and decile, the ROC AUC and lift on won and lost
 leads, and the same AUC on the older and the newer half of them. The per-lead work is
-the scoring engine's (``scoring.engine.Batch``) inside a transaction that is rolled
-back, so nothing is saved; what it keeps is compact counts (``VersionTallies``), from
-which a threshold edit is previewed without scoring again.
+set-based on PostgreSQL (``scoring.version_preview_sql``: the rescore's SQL into
+temporary tables), else the scoring engine's (``scoring.engine.Batch``), each inside a
+transaction that is rolled back, so nothing is saved; what it keeps is compact counts
+(``VersionTallies``), from which a threshold edit is previewed without scoring again.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
@@ -34,6 +35,7 @@ from .models import Rule, ScoringModel
 from .ruleset import CompiledModel, load_ruleset
 from .score_formula import Thresholds, band_for
 from .selectors import RuleReach
+from .version_preview_sql import tallies_sql
 
 # The leads created this many days back give the hand-offs a week a version would cause.
 RECENT_DAYS = 28
@@ -71,17 +73,25 @@ class VersionTallies:
     at: datetime | None = None
 
 
-def version_tallies(*, candidate: ScoringModel, now: datetime | None = None) -> VersionTallies:
+def version_tallies(
+    *, candidate: ScoringModel, now: datetime | None = None, set_based: bool | None = None
+) -> VersionTallies:
     """Score the live model's leads with ``candidate`` and with the live version it would
     replace, at one instant, saving nothing (module docstring); kept for a few minutes
-    under a key that any edit of either version or its rules changes."""
+    under a key that any edit of either version or its rules changes.
+
+    On PostgreSQL the scoring is set-based (``scoring.version_preview_sql``), elsewhere
+    lead by lead with the engine; ``set_based`` chooses (True needs PostgreSQL)."""
     live = _live_version(candidate)
     key = _tallies_key(candidate, live)
     if now is None:
         kept = cache.get(key)
         if isinstance(kept, VersionTallies):
             return kept
-    tallies = _score_both(candidate=candidate, live=live, now=now or timezone.now())
+    if set_based is None:
+        set_based = connection.vendor == "postgresql"
+    score = _score_both_sql if set_based else _score_both
+    tallies = score(candidate=candidate, live=live, now=now or timezone.now())
     cache.set(key, tallies, TALLY_SECONDS)
     return tallies
 
@@ -122,6 +132,31 @@ def _score_both(*, candidate: ScoringModel, live: ScoringModel, now: datetime) -
                 _tally(tallies, lead, live_score, score, live_c, outcomes.get(lead.pk), since)
         transaction.set_rollback(True)
     return tallies
+
+
+def _score_both_sql(
+    *, candidate: ScoringModel, live: ScoringModel, now: datetime
+) -> VersionTallies:
+    live_c, candidate_c = load_ruleset([live, candidate]).models
+    found = tallies_sql(
+        live=live_c,
+        candidate=candidate_c,
+        segment=live,
+        now=now,
+        since=now - timedelta(days=RECENT_DAYS),
+    )
+    return VersionTallies(
+        live_id=live.pk,
+        candidate_id=candidate.pk,
+        scored=found["scored"],
+        live_scores=found["live_scores"],
+        candidate_scores=found["candidate_scores"],
+        open_leads=found["open_leads"],
+        recent=found["recent"],
+        closed=[ClosedLead(*row) for row in found["closed"]],
+        rules=found["rules"],
+        at=now,
+    )
 
 
 def _version_score(
