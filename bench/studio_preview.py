@@ -5,8 +5,9 @@
 
 Builds, in its own database (``BENCH_DATABASE_URL``, default ``hotlist_bench_studio``),
 the world of bench/pages.py at ``--leads`` leads (generated activities, the starter model,
-every lead scored set-based, stages, hand-offs and deals: won ones on customers, lost
-ones on some recycled and disqualified leads), reused when it holds that many leads.
+every lead scored set-based, stages, hand-offs and deals: lost ones on some recycled and
+disqualified leads, the open ones then closed as won), reused when it holds that many
+leads.
 A draft version of the starter model with other points and lower thresholds is the
 candidate. Then, ``--runs`` times each:
 
@@ -74,6 +75,24 @@ def build(args: argparse.Namespace) -> None:
     generate.workspace(cast=cast, progress=log)
 
 
+def outcomes() -> None:
+    """Won deals beside the lost ones, so the AUC has both: the world of bench/pages.py
+    wins deals only on customers, which a hundred thousand leads may not reach. Its open
+    deals are closed as won over the last 90 days, once."""
+    from django.db import connection
+
+    from leads.models import Deal
+
+    if Deal.objects.filter(status="won").exists():
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE leads_deal SET status = 'won', "
+            "closed_at = now() - (random() * 90)::int * interval '1 day' WHERE status = 'open'"
+        )
+        log(f"  {cursor.rowcount:,} open deals closed as won")
+
+
 def candidate():
     """A draft version of the starter model: fit points doubled, engagement halved, the
     thresholds ten points lower (made once, reused)."""
@@ -125,9 +144,7 @@ def bare_once(url: str, draft) -> float:
 
     live_c, candidate_c = load_ruleset([draft.version_of, draft]).models
     now = timezone.now()
-    statements = []
-    for version, model in enumerate((live_c, candidate_c)):
-        statements += awards_insert(version, model, draft.version_of, now)
+    statements = awards_insert(live_c, candidate_c, draft.version_of, now)
     sums = [
         sums_sql(version, model, draft.version_of, now)
         for version, model in enumerate((live_c, candidate_c))
@@ -189,6 +206,7 @@ def main() -> None:
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     harness.setup_django(url)
     build(args)
+    outcomes()
     draft = candidate()
     harness.vacuum_analyze()
     loads = [f"{os.getloadavg()[0]:.1f}"]

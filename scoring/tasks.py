@@ -15,6 +15,7 @@ from .outbox import (
 )
 from .rescore_jobs import rescore_job_range, rescore_job_run, rescore_jobs_resume
 from .snapshots import scores_snapshot
+from .suggestion_runs import model_suggestion_run
 
 
 @shared_task(
@@ -78,3 +79,9 @@ def decay_scores() -> int:
     updated = scores_decay(now=now)
     scores_snapshot(now=now)
     return updated
+
+
+@shared_task(ignore_result=True)
+def suggest_weights(model_id: int, key: str) -> None:
+    """Fit a model's suggested weights and keep them (``scoring.suggestion_runs``)."""
+    model_suggestion_run(model_id=model_id, key=key)

@@ -75,26 +75,29 @@ def segment_clause(model: ScoringModel, lead: str = "l.id") -> tuple[str, list[A
 
 
 def awards_insert(
-    version: int, model: CompiledModel, segment: ScoringModel, now: datetime
+    live: CompiledModel, candidate: CompiledModel, segment: ScoringModel, now: datetime
 ) -> list[tuple[str, list[Any]]]:
-    """The statements that put ``model``'s awards to the leads of ``segment`` into the
-    awards table as ``version``: one scan of the leads, one of the activities."""
+    """The statements that put both versions' awards to the leads of ``segment`` into the
+    awards table (version 0 the live one's, 1 the candidate's): the rules of both in one
+    scan of the leads and one of the activities, told apart by their ids."""
     lo, hi = 0, 2**63 - 1
     statements = []
-    fit = [rule for rule in model.fit_rules if rule.kind == FIT]
-    engagement = [rule for rule in model.engagement_rules if rule.kind == ENGAGEMENT]
+    fit = [*live.fit_rules, *candidate.fit_rules]
+    engagement = [*live.engagement_rules, *candidate.engagement_rules]
+    mine = sorted(candidate.rules_by_id) or [0]
     into = (
         "INSERT INTO scoring_preview_awards "
-        "SELECT %s, a.lead_id, a.rule_id, %s, a.points, a.at FROM ({sql}) a"
+        "SELECT CASE WHEN a.rule_id = ANY(%s) THEN 1 ELSE 0 END, a.lead_id, a.rule_id, %s, "
+        "a.points, a.at FROM ({sql}) a"
     )
     if fit:
         sql, params = fit_awards_sql(fit, segment_clause(segment), lo, hi, now)
-        statements.append((into.format(sql=sql), [version, FIT, *params]))
+        statements.append((into.format(sql=sql), [mine, FIT, *params]))
     if engagement:
         sql, params = engagement_awards_sql(
             engagement, segment_clause(segment, "a.lead_id"), lo, hi, now
         )
-        statements.append((into.format(sql=sql), [version, ENGAGEMENT, *params]))
+        statements.append((into.format(sql=sql), [mine, ENGAGEMENT, *params]))
     return statements
 
 
@@ -149,9 +152,8 @@ def score_versions_sql(
         cursor.execute("SELECT set_config('jit', 'off', true)")
         cursor.execute(AWARDS_TABLE)
         cursor.execute(SCORES_TABLE)
-        for version, model in enumerate((live, candidate)):
-            for sql, params in awards_insert(version, model, segment, now):
-                cursor.execute(sql, params)
+        for sql, params in awards_insert(live, candidate, segment, now):
+            cursor.execute(sql, params)
         cursor.execute("ANALYZE scoring_preview_awards")
         for version, model in enumerate((live, candidate)):
             sql, params = sums_sql(version, model, segment, now)
