@@ -46,9 +46,10 @@ class ScoringModelForm(forms.ModelForm):
 
     move_leads = forms.BooleanField(
         required=False,
-        label="Move the leads past a lowered threshold",
-        help_text="Asked when a change lowers a threshold of a live model: the leads it "
-        "puts past the new threshold move forward once, and are handed off as usual.",
+        label="Move the leads past the thresholds",
+        help_text="Asked when a change lowers a threshold or raises the base score of a "
+        "live model: the leads it puts past a threshold move forward once, and are "
+        "handed off as usual.",
     )
 
     scale_0_100 = forms.BooleanField(
@@ -76,13 +77,19 @@ class ScoringModelForm(forms.ModelForm):
             or cleaned.get("move_leads")
         ):
             return cleaned
-        moves = threshold_moves_count(model=self.instance, mql=mql, sql=sql)
+        moves = threshold_moves_count(
+            model=self.instance,
+            mql=mql,
+            sql=sql,
+            base_score=cleaned.get("base_score"),
+            max_points=cleaned.get("max_points"),
+        )
         if moves.total:
             field = "sql_threshold" if moves.to_sql else "mql_threshold"
             self.add_error(
                 field,
-                f"These thresholds move {moves.describe()} forward now, with their "
-                "hand-offs. Tick “Move the leads past a lowered threshold” to save.",
+                f"These thresholds and base score move {moves.describe()} forward now, "
+                "with their hand-offs. Tick “Move the leads past the thresholds” to save.",
             )
         return cleaned
 
