@@ -14,6 +14,7 @@ live in a transaction that is rolled back.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -23,14 +24,15 @@ from django.db import connection, transaction
 from .bulk_awards import engagement_awards_sql, fit_awards_sql
 from .bulk_states import score_columns
 from .models import ScoringModel
-from .rules import ENGAGEMENT, FIT
+from .rules import ENGAGEMENT, FIT, RuleSpec
 from .ruleset import CompiledModel
 from .selectors import RuleReach
 
 AWARDS_TABLE = """
     CREATE TEMP TABLE scoring_preview_awards (
         version smallint NOT NULL, lead_id bigint NOT NULL, rule_id bigint NOT NULL,
-        kind varchar(20) NOT NULL, points float8 NOT NULL, at timestamptz NOT NULL
+        kind varchar(20) NOT NULL, points float8 NOT NULL, at timestamptz NOT NULL,
+        bonus boolean NOT NULL
     ) ON COMMIT DROP
 """
 SCORES_TABLE = """
@@ -79,16 +81,23 @@ def awards_insert(
 ) -> list[tuple[str, list[Any]]]:
     """The statements that put both versions' awards to the leads of ``segment`` into the
     awards table (version 0 the live one's, 1 the candidate's): the rules of both in one
-    scan of the leads and one of the activities, told apart by their ids."""
+    scan of the leads and one of the activities, told apart by their ids. A candidate's
+    engagement rule that differs from a live one in its points only (as tuning mostly
+    does) matches the same activities: its awards are the live rule's, with its points,
+    and the activities are not read again for it."""
     lo, hi = 0, 2**63 - 1
     statements = []
     fit = [*live.fit_rules, *candidate.fit_rules]
-    engagement = [*live.engagement_rules, *candidate.engagement_rules]
+    twins = _engagement_twins(live, candidate)
+    engagement = [
+        *live.engagement_rules,
+        *(rule for rule in candidate.engagement_rules if rule.id not in twins),
+    ]
     mine = sorted(candidate.rules_by_id) or [0]
     into = (
         "INSERT INTO scoring_preview_awards "
         "SELECT CASE WHEN a.rule_id = ANY(%s) THEN 1 ELSE 0 END, a.lead_id, a.rule_id, %s, "
-        "a.points, a.at FROM ({sql}) a"
+        "a.points, a.at, a.bonus FROM ({sql}) a"
     )
     if fit:
         sql, params = fit_awards_sql(fit, segment_clause(segment), lo, hi, now)
@@ -98,7 +107,43 @@ def awards_insert(
             engagement, segment_clause(segment, "a.lead_id"), lo, hi, now
         )
         statements.append((into.format(sql=sql), [mine, ENGAGEMENT, *params]))
+    if twins:
+        rows, params = [], []
+        for rule in candidate.engagement_rules:
+            if rule.id in twins:
+                rows.append("(%s::bigint, %s::bigint, %s::float8, %s::float8)")
+                params += [twins[rule.id], rule.id, float(rule.points), float(rule.bonus_points)]
+        statements.append(
+            (
+                f"""
+                INSERT INTO scoring_preview_awards
+                SELECT 1, a.lead_id, t.rule_id, a.kind,
+                       CASE WHEN a.bonus THEN t.bonus_points ELSE t.points END, a.at, a.bonus
+                FROM scoring_preview_awards a
+                JOIN (VALUES {", ".join(rows)}) AS t(live_id, rule_id, points, bonus_points)
+                  ON t.live_id = a.rule_id
+                WHERE a.version = 0
+                """,
+                params,
+            )
+        )
     return statements
+
+
+def _engagement_twins(live: CompiledModel, candidate: CompiledModel) -> dict[int, int]:
+    """Candidate engagement rule id → a live rule that matches the same activities with
+    the same caps, windows and bonus count (its points aside)."""
+
+    def shape(rule: RuleSpec) -> RuleSpec:
+        bonus = 1 if rule.bonus_count and rule.bonus_points else 0
+        return replace(rule, id=0, points=0, description="", bonus_points=bonus)
+
+    found: dict[RuleSpec, int] = {}
+    for rule in live.engagement_rules:
+        found.setdefault(shape(rule), rule.id)
+    return {
+        rule.id: found[shape(rule)] for rule in candidate.engagement_rules if shape(rule) in found
+    }
 
 
 def sums_sql(

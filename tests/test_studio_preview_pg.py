@@ -59,7 +59,7 @@ def build_world(marketer) -> tuple:
         conditions=[{"field": "seniority", "operator": "equals", "value": "director"}],
         join="or",
     )
-    page_rule(live, 4, "/pricing", max_per_day=2, max_per_lead=6, bonus_count=3, bonus_points=5)
+    page_rule(live, 4, "/pricing", max_per_day=2, max_per_lead=6, bonus_count=2, bonus_points=5)
     Rule.objects.create(
         model=live,
         name="Busy week",
@@ -77,7 +77,10 @@ def build_world(marketer) -> tuple:
     candidate.mql_threshold = 20
     candidate.save()
     Rule.objects.filter(model=candidate, name="CTO").update(points=30)
-    Rule.objects.filter(model=candidate, name="Busy week").update(points=12)
+    # Another window: its activities are read again; other points on the pricing page:
+    # its awards are the live rule's, with the candidate's points
+    Rule.objects.filter(model=candidate, name="Busy week").update(points=12, window_min=2)
+    Rule.objects.filter(model=candidate, name="page /pricing").update(points=9, bonus_points=2)
 
     now = timezone.now()
     for i in range(40):
@@ -106,6 +109,14 @@ def build_world(marketer) -> tuple:
             status = rng.choice(["won", "lost", "open"])
             closed_at = now - dt.timedelta(days=rng.randint(1, 90)) if status != "open" else None
             deal_save(deal=Deal(lead=lead, name=f"Deal {i}", status=status, closed_at=closed_at))
+    # A lead that earns the pricing page's bonus (two visits on one day)
+    keen = LeadFactory(country="DE")
+    Activity.objects.bulk_create(
+        Activity(
+            lead=keen, type="page_view", url="/pricing", occurred_at=now - dt.timedelta(hours=h)
+        )
+        for h in (1, 2, 3)
+    )
     return live, candidate, now
 
 
@@ -118,7 +129,7 @@ def test_the_set_based_preview_gives_what_the_engine_gives(db, marketer, setting
     engine = version_tallies(candidate=candidate, now=now, set_based=False)
     set_based = version_tallies(candidate=candidate, now=now, set_based=True)
 
-    assert set_based.scored == engine.scored == 40
+    assert set_based.scored == engine.scored == 41
     assert set_based.live_scores == engine.live_scores
     assert set_based.candidate_scores == engine.candidate_scores
     assert len(set(set_based.candidate_scores)) > 5  # the world spreads the scores
