@@ -82,16 +82,16 @@ def awards_insert(
     """The statements that put both versions' awards to the leads of ``segment`` into the
     awards table (version 0 the live one's, 1 the candidate's): the rules of both in one
     scan of the leads and one of the activities, told apart by their ids. A candidate's
-    engagement rule that differs from a live one in its points only (as tuning mostly
-    does) matches the same activities: its awards are the live rule's, with its points,
-    and the activities are not read again for it."""
+    rule that differs from a live one in its points only (as tuning mostly does) matches
+    the same leads and activities: its awards are the live rule's, with its points, and
+    the rows are not read again for it."""
     lo, hi = 0, 2**63 - 1
     statements = []
-    fit = [*live.fit_rules, *candidate.fit_rules]
-    twins = _engagement_twins(live, candidate)
+    twins = _twins(live, candidate)
+    fit = [*live.fit_rules, *(r for r in candidate.fit_rules if r.id not in twins)]
     engagement = [
         *live.engagement_rules,
-        *(rule for rule in candidate.engagement_rules if rule.id not in twins),
+        *(r for r in candidate.engagement_rules if r.id not in twins),
     ]
     mine = sorted(candidate.rules_by_id) or [0]
     into = (
@@ -109,7 +109,7 @@ def awards_insert(
         statements.append((into.format(sql=sql), [mine, ENGAGEMENT, *params]))
     if twins:
         rows, params = [], []
-        for rule in candidate.engagement_rules:
+        for rule in (*candidate.fit_rules, *candidate.engagement_rules):
             if rule.id in twins:
                 rows.append("(%s::bigint, %s::bigint, %s::float8, %s::float8)")
                 params += [twins[rule.id], rule.id, float(rule.points), float(rule.bonus_points)]
@@ -130,20 +130,29 @@ def awards_insert(
     return statements
 
 
-def _engagement_twins(live: CompiledModel, candidate: CompiledModel) -> dict[int, int]:
-    """Candidate engagement rule id → a live rule that matches the same activities with
-    the same caps, windows and bonus count (its points aside)."""
+def _shape(rule: RuleSpec) -> RuleSpec | None:
+    """What a rule's awards depend on but their points: None for a fit rule whose points
+    follow a number (per unit), whose awards differ with its points."""
+    if rule.kind == FIT and rule.per_unit is not None:
+        return None
+    bonus = 1 if rule.bonus_count and rule.bonus_points else 0
+    return replace(rule, id=0, points=0, description="", bonus_points=bonus)
 
-    def shape(rule: RuleSpec) -> RuleSpec:
-        bonus = 1 if rule.bonus_count and rule.bonus_points else 0
-        return replace(rule, id=0, points=0, description="", bonus_points=bonus)
 
+def _twins(live: CompiledModel, candidate: CompiledModel) -> dict[int, int]:
+    """Candidate rule id → a live rule that gives the same leads awards for the same
+    activities, with the same caps, windows and bonus count (its points aside)."""
     found: dict[RuleSpec, int] = {}
-    for rule in live.engagement_rules:
-        found.setdefault(shape(rule), rule.id)
-    return {
-        rule.id: found[shape(rule)] for rule in candidate.engagement_rules if shape(rule) in found
-    }
+    for rule in (*live.fit_rules, *live.engagement_rules):
+        shape = _shape(rule)
+        if shape is not None:
+            found.setdefault(shape, rule.id)
+    twins = {}
+    for rule in (*candidate.fit_rules, *candidate.engagement_rules):
+        shape = _shape(rule)
+        if shape is not None and shape in found:
+            twins[rule.id] = found[shape]
+    return twins
 
 
 def sums_sql(
@@ -221,7 +230,8 @@ def tallies_sql(
     """What ``VersionTallies`` holds, grouped out of the temporary tables: each version's
     score counts, open leads by (stage, live band, candidate score), recent leads by
     (live score, candidate score) for those created since ``since``, the closed leads in
-    id order, and each rule's reach."""
+    id order, and the reach of each of the candidate's rules (the live version's is
+    left empty: the page reads a live model's from its ledger)."""
     found: dict[str, Any] = {}
     with transaction.atomic():
         score_versions_sql(live=live, candidate=candidate, segment=segment, now=now)
@@ -248,9 +258,11 @@ def tallies_sql(
                 "WHERE won IS NOT NULL ORDER BY lead_id"
             )
             found["closed"] = cursor.fetchall()
+            # The candidate's rules only: the live version's reach is read from its
+            # ledger (``scoring.selectors.rule_reach``).
             cursor.execute(
                 "SELECT version, rule_id, count(DISTINCT lead_id), sum(points) "
-                "FROM scoring_preview_awards GROUP BY 1, 2"
+                "FROM scoring_preview_awards WHERE version = 1 GROUP BY 1, 2"
             )
             reach: dict[int, dict[int, RuleReach]] = {live.id: {}, candidate.id: {}}
             for version, rule_id, leads, points in cursor.fetchall():

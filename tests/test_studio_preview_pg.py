@@ -137,11 +137,13 @@ def test_the_set_based_preview_gives_what_the_engine_gives(db, marketer, setting
     assert set_based.recent == engine.recent
     assert set_based.closed == engine.closed
     assert {c.won for c in set_based.closed} == {True, False}
-    for model_id, reach in engine.rules.items():
-        assert set(set_based.rules[model_id]) == set(reach)
-        for rule_id, found in reach.items():
-            assert set_based.rules[model_id][rule_id].leads == found.leads
-            assert set_based.rules[model_id][rule_id].points == pytest.approx(found.points)
+    # The candidate's rules' reach (the page reads the live model's from its ledger)
+    reach = engine.rules[candidate.pk]
+    assert len(reach) == 6
+    assert set(set_based.rules[candidate.pk]) == set(reach)
+    for rule_id, found in reach.items():
+        assert set_based.rules[candidate.pk][rule_id].leads == found.leads
+        assert set_based.rules[candidate.pk][rule_id].points == pytest.approx(found.points)
     # Neither wrote to the ledger or the scores
     assert sorted(ScoreEntry.objects.values_list("pk", "points")) == ledger
     assert sorted(LeadScore.objects.values_list("lead_id", "model_id", "score")) == scores
