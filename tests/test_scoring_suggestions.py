@@ -265,15 +265,24 @@ def rules_state() -> list[dict[str, Any]]:
     return list(Rule.objects.order_by("pk").values("pk", "model_id", "points", "active"))
 
 
-def test_the_admin_links_the_suggestion_and_shows_it_in_words(client, model, marketer):
+def test_the_admin_links_the_suggestion_and_shows_it_in_words(
+    client, model, marketer, django_capture_on_commit_callbacks
+):
     confounded_world()
     client.force_login(marketer)
 
     change = client.get(reverse("admin:scoring_scoringmodel_change", args=[model.pk]))
+    # The fit runs on the bulk queue: the page says so and reloads itself meanwhile
+    with django_capture_on_commit_callbacks(execute=True):
+        computing = client.get(suggestions_url(model))
     page = client.get(suggestions_url(model))
 
     assert f'href="{suggestions_url(model)}"' in change.content.decode()
+    assert computing.status_code == 202
+    assert "Computing… the weights are fitted in the background" in page_text(computing)
+    assert '<meta http-equiv="refresh" content="3">' in computing.content.decode()
     assert page.status_code == 200
+    assert 'http-equiv="refresh"' not in page.content.decode()
     text = page_text(page)
     assert "370 won against 630 lost leads" in text
     assert Rule.objects.get(name="Director").describe() in text
