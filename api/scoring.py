@@ -32,13 +32,13 @@ from scoring import changes
 from scoring.models import EDITABLE_FIELDS, Rule, ScoringModel
 from scoring.permissions import may_draft_suggestions, may_view_suggestions
 from scoring.rule_fields import RuleError
+from scoring.suggestion_runs import COMPUTING, model_suggestion_request
 from scoring.suggestions import (
     CONFOUNDED,
     DUPLICATE,
     TOO_FEW,
     SuggestionError,
     model_draft_from_suggestion,
-    model_suggestion,
 )
 
 from .errors import Conflict, ErrorSerializer
@@ -274,6 +274,16 @@ class WeightSuggestionSerializer(serializers.Serializer):
     rules = RuleSuggestionSerializer(many=True)
 
 
+class SuggestionStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=[COMPUTING], help_text="The fit runs in the background: ask again shortly."
+    )
+    since = serializers.DateTimeField(allow_null=True, help_text="When the fit was queued.")
+    error = serializers.CharField(
+        allow_blank=True, help_text="Why the last attempt failed, if it did (it is tried again)."
+    )
+
+
 class SuggestionPermission(permissions.BasePermission):
     """Reading suggested weights and making a draft of them: ``scoring.permissions``."""
 
@@ -387,8 +397,9 @@ class ScoringModelViewSet(
         "single-rule lift, with flags in words: rules that duplicate another, rules whose "
         "single-rule lift is confounded, rules matching too few closed leads. Below "
         "`min_closed` won or lost leads nothing is proposed (`ready` false) and `message` "
-        "says how many more are needed.",
-        responses={200: WeightSuggestionSerializer},
+        "says how many more are needed. The fit runs in the background: until it is done "
+        "the answer is 202 with its status; ask again.",
+        responses={200: WeightSuggestionSerializer, 202: SuggestionStatusSerializer},
     )
     @action(
         detail=True,
@@ -398,8 +409,10 @@ class ScoringModelViewSet(
         permission_classes=[SuggestionPermission],
     )
     def suggested_weights(self, request: Request, pk: str | None = None) -> Response:
-        suggestion = model_suggestion(model=self.get_object())
-        return Response(WeightSuggestionSerializer(suggestion).data)
+        state = model_suggestion_request(model=self.get_object())
+        if not state.ready:
+            return Response(SuggestionStatusSerializer(state).data, status=202)
+        return Response(WeightSuggestionSerializer(state.suggestion).data)
 
     @extend_schema(
         summary="Make a draft version with the suggested weights (marketers and admins)",

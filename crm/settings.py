@@ -318,6 +318,7 @@ CELERY_TASK_ROUTES = {
     "scoring.tasks.rescore_*": {"queue": "bulk"},
     "scoring.tasks.decay_*": {"queue": "bulk"},
     "scoring.tasks.refresh_*": {"queue": "bulk"},
+    "scoring.tasks.suggest_*": {"queue": "bulk"},
     "leads.tasks.handoff_*": {"queue": "realtime"},
     "leads.tasks.import_*": {"queue": "bulk"},
     "imports.tasks.*": {"queue": "bulk"},

@@ -36,7 +36,8 @@ from .permissions import may_draft_suggestions, may_view_suggestions
 from .preview import model_preview
 from .rescore_jobs import rescore_job_start
 from .rule_admin import RULE_GROUPS, RuleInline
-from .suggestions import SuggestionError, model_draft_from_suggestion, model_suggestion
+from .suggestion_runs import model_suggestion_request
+from .suggestions import SuggestionError, model_draft_from_suggestion
 from .thresholds import ThresholdMoves, threshold_moves_count
 
 
@@ -46,9 +47,10 @@ class ScoringModelForm(forms.ModelForm):
 
     move_leads = forms.BooleanField(
         required=False,
-        label="Move the leads past a lowered threshold",
-        help_text="Asked when a change lowers a threshold of a live model: the leads it "
-        "puts past the new threshold move forward once, and are handed off as usual.",
+        label="Move the leads past the thresholds",
+        help_text="Asked when a change lowers a threshold or raises the base score of a "
+        "live model: the leads it puts past a threshold move forward once, and are "
+        "handed off as usual.",
     )
 
     scale_0_100 = forms.BooleanField(
@@ -76,13 +78,19 @@ class ScoringModelForm(forms.ModelForm):
             or cleaned.get("move_leads")
         ):
             return cleaned
-        moves = threshold_moves_count(model=self.instance, mql=mql, sql=sql)
+        moves = threshold_moves_count(
+            model=self.instance,
+            mql=mql,
+            sql=sql,
+            base_score=cleaned.get("base_score"),
+            max_points=cleaned.get("max_points"),
+        )
         if moves.total:
             field = "sql_threshold" if moves.to_sql else "mql_threshold"
             self.add_error(
                 field,
-                f"These thresholds move {moves.describe()} forward now, with their "
-                "hand-offs. Tick “Move the leads past a lowered threshold” to save.",
+                f"These thresholds and base score move {moves.describe()} forward now, "
+                "with their hand-offs. Tick “Move the leads past the thresholds” to save.",
             )
         return cleaned
 
@@ -306,22 +314,29 @@ class ScoringModelAdmin(admin.ModelAdmin):
 
     def suggested_weights_view(self, request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
         """The points a fit on the closed leads suggests for the model's rules, beside
-        their single-rule lift; POST makes a draft version with them."""
+        their single-rule lift, fitted on the bulk queue (``scoring.suggestion_runs``:
+        202 and a page that reloads itself until the fit is kept); POST makes a draft
+        version with them."""
         model = get_object_or_404(ScoringModel, pk=pk)
         if not may_view_suggestions(request.user):
             raise PermissionDenied
         if request.method == "POST":
             return self._draft_from_suggestion(request, model)
+        state = model_suggestion_request(model=model)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": f"Suggested weights for {model}",
-            "suggestion": model_suggestion(model=model),
+            "state": state,
+            "suggestion": state.suggestion,
             "may_draft": may_draft_suggestions(request.user),
             "original": model,
         }
         return TemplateResponse(
-            request, "admin/scoring/scoringmodel/suggested_weights.html", context
+            request,
+            "admin/scoring/scoringmodel/suggested_weights.html",
+            context,
+            status=200 if state.ready else 202,
         )
 
     def _draft_from_suggestion(

@@ -13,7 +13,7 @@ from .decay import decay_params, decay_sql
 from .ruleset import CompiledModel
 
 
-def _score_columns(model: CompiledModel, now: datetime) -> tuple[str, list[Any]]:
+def score_columns(model: CompiledModel, now: datetime) -> tuple[str, list[Any]]:
     """CTEs ``effective``, ``capped``, ``scored`` and ``banded`` over a relation ``sums``
     (lead_id, fit, adjustment, engagement at now, last_engaged_at): the same formula as
     ``scoring.state.state_from``."""
@@ -131,7 +131,7 @@ def _recompute_from_ledger(cursor: Any, scope: Scope) -> int:
         # Losing an award may move the last engagement back, which the idle penalty reads.
         targets += " UNION SELECT lead_id FROM scoring_delta WHERE engagement_reversed"
     hl = model.half_life_days
-    score_sql, score_params = _score_columns(model, now)
+    score_sql, score_params = score_columns(model, now)
     sql = f"""
         WITH targets AS ({targets}),
         sums AS (
@@ -193,7 +193,7 @@ def _apply_deltas(cursor: Any, scope: Scope) -> int:
     whose clock runs ahead, is as current as any other and still needs its delta."""
     model, now = scope.model, scope.now
     hl = model.half_life_days
-    score_sql, score_params = _score_columns(model, now)
+    score_sql, score_params = score_columns(model, now)
     sql = f"""
         WITH sums AS (
             SELECT ls.lead_id, ls.fit + d.fit AS fit, ls.adjustment,

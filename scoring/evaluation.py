@@ -124,3 +124,18 @@ def _round_width(raw: float) -> int:
             if step * magnitude >= raw:
                 return step * magnitude
         magnitude *= 10
+
+
+def lowest_won(scored: Sequence[tuple[float, bool]]) -> float | None:
+    """The lowest score of a won lead: a threshold above it leaves a won lead below."""
+    won = [score for score, is_won in scored if is_won]
+    return min(won) if won else None
+
+
+def won_share_floor(scored: Sequence[tuple[float, bool]], share: float) -> float | None:
+    """The highest score that at least ``share`` (0 to 1) of the won leads reach: a
+    threshold there keeps that share of them at or above it."""
+    won = sorted((score for score, is_won in scored if is_won), reverse=True)
+    if not won:
+        return None
+    return won[max(math.ceil(share * len(won)) - 1, 0)]

@@ -161,14 +161,11 @@ def model_suggestion(*, model: ScoringModel, now: datetime | None = None) -> Wei
     """Suggested points for every rule of ``model`` (switched off ones too) from the won
     and lost leads of its segment, with flags in words (module docstring). Reads only."""
     now = now or timezone.now()
-    minimum = settings.SCORING_SUGGEST_MIN_CLOSED
-    lead_ids, won = closed_outcomes(segment_leads(model))
-    n_won, n_lost = int(won.sum()), int(len(won) - won.sum())
-    base = WeightSuggestion(model=model, won=n_won, lost=n_lost, min_closed=minimum)
-    if base.needed_won or base.needed_lost:
-        return _replace(base, message=_more_needed(base))
-    key = _cache_key(model, lead_ids, n_won)
-    cached = cache_call(partial(cache.get, key), default=None, what="Suggested weights")
+    basis = suggestion_basis(model=model)
+    base, key, lead_ids, won = basis.base, basis.key, basis.lead_ids, basis.won
+    if key is None:
+        return base
+    cached = kept_suggestion(key=key)
     if cached is not None:
         return cached
     ruleset, rules = _candidate_rules(model)
@@ -179,6 +176,35 @@ def model_suggestion(*, model: ScoringModel, now: datetime | None = None) -> Wei
     store = partial(cache.set, key, suggestion, CACHE_SECONDS)
     cache_call(store, default=None, what="Suggested weights")
     return suggestion
+
+
+@dataclass(frozen=True)
+class SuggestionBasis:
+    """The closed leads a suggestion is fitted on: their counts (and, with too few, the
+    answer saying how many more are needed) and the key the suggestion is kept under
+    (None with too few)."""
+
+    base: WeightSuggestion
+    key: str | None
+    lead_ids: np.ndarray
+    won: np.ndarray
+
+
+def suggestion_basis(*, model: ScoringModel) -> SuggestionBasis:
+    """Read the won and lost leads of ``model``'s segment (one query, no fit)."""
+    minimum = settings.SCORING_SUGGEST_MIN_CLOSED
+    lead_ids, won = closed_outcomes(segment_leads(model))
+    n_won, n_lost = int(won.sum()), int(len(won) - won.sum())
+    base = WeightSuggestion(model=model, won=n_won, lost=n_lost, min_closed=minimum)
+    if base.needed_won or base.needed_lost:
+        return SuggestionBasis(_replace(base, message=_more_needed(base)), None, lead_ids, won)
+    return SuggestionBasis(base, _cache_key(model, lead_ids, n_won), lead_ids, won)
+
+
+def kept_suggestion(*, key: str) -> WeightSuggestion | None:
+    """The suggestion kept under ``key``, if any (none when the cache is down)."""
+    found = cache_call(partial(cache.get, key), default=None, what="Suggested weights")
+    return found if isinstance(found, WeightSuggestion) else None
 
 
 def _cache_key(model: ScoringModel, lead_ids: np.ndarray, won: int) -> str:

@@ -16,6 +16,7 @@ from .outbox import (
 )
 from .rescore_jobs import rescore_job_range, rescore_job_run, rescore_jobs_resume
 from .snapshots import scores_snapshot
+from .suggestion_runs import model_suggestion_run
 
 
 @shared_task(
@@ -86,3 +87,9 @@ def refresh_account_scores() -> int:
     """Beat's nightly job: every company's account scores summed again from its people's
     scores, decayed to now."""
     return accounts_refresh_all()
+
+
+@shared_task(ignore_result=True)
+def suggest_weights(model_id: int, key: str) -> None:
+    """Fit a model's suggested weights and keep them (``scoring.suggestion_runs``)."""
+    model_suggestion_run(model_id=model_id, key=key)

@@ -52,21 +52,30 @@ class ThresholdMoves:
         return " and ".join(parts) or "no lead"
 
 
-def _targets(*, mql: int, sql: int, old_mql: int, old_sql: int) -> tuple[Q, Q]:
+def _targets(
+    *, mql: int, sql: int, old_mql: int, old_sql: int, shift: int = 0, cap: int | None = None
+) -> tuple[Q, Q]:
     """Conditions on a model's primary ``LeadScore`` rows: the leads that move to SQL and
-    those that move to MQL when its thresholds go from old to new."""
+    those that move to MQL when its thresholds go from old to new, and (a base score
+    changed by ``shift``) every score moves by ``shift``, up to ``cap``: those the change
+    puts past a threshold they were below."""
     nothing = Q(pk__in=[])
+    # A score moved by the shift reaches a threshold t when the stored one reaches
+    # t - shift, and the cap, if any, is not below t.
+    reach_sql, reach_mql = sql - shift, mql - shift
+    capped_below_sql = cap is not None and cap < sql
+    capped_below_mql = cap is not None and cap < mql
     to_sql = (
-        Q(score__gte=sql, score__lt=old_sql, lead__stage__in=AUTO_QUALIFIABLE)
+        Q(score__gte=reach_sql, score__lt=old_sql, lead__stage__in=AUTO_QUALIFIABLE)
         & ~Q(lead__stage=Stage.SQL)
-        if sql < old_sql
+        if reach_sql < old_sql and not capped_below_sql
         else nothing
     )
-    below_sql = Q(score__lt=sql)
+    below_sql = Q() if capped_below_sql else Q(score__lt=reach_sql)
     to_mql = (
-        Q(score__gte=mql, score__lt=old_mql, lead__stage__in=[Stage.NEW, Stage.RECYCLED])
+        Q(score__gte=reach_mql, score__lt=old_mql, lead__stage__in=[Stage.NEW, Stage.RECYCLED])
         & below_sql
-        if mql < old_mql
+        if reach_mql < old_mql and not capped_below_mql
         else nothing
     )
     return to_sql, to_mql
@@ -76,14 +85,29 @@ def _scores(model: ScoringModel) -> QuerySet[LeadScore]:
     return LeadScore.objects.filter(model=model, is_primary=True)
 
 
-def threshold_moves_count(*, model: ScoringModel, mql: int, sql: int) -> ThresholdMoves:
-    """How many leads setting ``model``'s thresholds to ``mql`` and ``sql`` would move
-    now (their stored scores; none unless the model is active and a threshold drops)."""
+def threshold_moves_count(
+    *,
+    model: ScoringModel,
+    mql: int,
+    sql: int,
+    base_score: int | None = None,
+    max_points: int | None = None,
+) -> ThresholdMoves:
+    """How many leads setting ``model``'s thresholds to ``mql`` and ``sql`` (and its base
+    score to ``base_score``, its maximum to ``max_points``) would move now, from their
+    stored scores: none unless the model is active and a threshold drops below a stored
+    score or the base score lifts one past a threshold."""
     if model.pk is None or model.status != "active":
         return ThresholdMoves()
     stored = ScoringModel.objects.get(pk=model.pk)
+    shift = 0 if base_score is None else base_score - stored.base_score
     to_sql, to_mql = _targets(
-        mql=mql, sql=sql, old_mql=stored.mql_threshold, old_sql=stored.sql_threshold
+        mql=mql,
+        sql=sql,
+        old_mql=stored.mql_threshold,
+        old_sql=stored.sql_threshold,
+        shift=shift,
+        cap=max_points if shift else None,
     )
     scores = _scores(stored)
     return ThresholdMoves(

@@ -5,9 +5,10 @@ same instant, with the same engine, and compares them: the score histogram, the 
 leads that would change band and stage and be handed off (at publication, and a week
 from new leads), conversion by band and decile, the ROC AUC and lift on won and lost
 leads, and the same AUC on the older and the newer half of them. The per-lead work is
-the scoring engine's (``scoring.engine.Batch``) inside a transaction that is rolled
-back, so nothing is saved; what it keeps is compact counts (``VersionTallies``), from
-which a threshold edit is previewed without scoring again.
+set-based on PostgreSQL (``scoring.version_preview_sql``: the rescore's SQL into
+temporary tables), else the scoring engine's (``scoring.engine.Batch``), each inside a
+transaction that is rolled back, so nothing is saved; what it keeps is compact counts
+(``VersionTallies``), from which a threshold edit is previewed without scoring again.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
@@ -27,13 +28,23 @@ from leads.models import Deal, Lead, Stage
 
 from .batch_writes import LeadResult
 from .engine import Batch, batch_awards
-from .evaluation import Bin, Group, deciles, histogram, lift, roc_auc
+from .evaluation import (
+    Bin,
+    Group,
+    deciles,
+    histogram,
+    lift,
+    lowest_won,
+    roc_auc,
+    won_share_floor,
+)
 from .lead_scoring import AUTO_QUALIFIABLE
 from .lead_sets import CHUNK_SIZE, chunks, segment_lead_ids
 from .models import Rule, ScoringModel
 from .ruleset import CompiledModel, load_ruleset
 from .score_formula import Thresholds, band_for
 from .selectors import RuleReach
+from .version_preview_sql import tallies_sql
 
 # The leads created this many days back give the hand-offs a week a version would cause.
 RECENT_DAYS = 28
@@ -71,17 +82,25 @@ class VersionTallies:
     at: datetime | None = None
 
 
-def version_tallies(*, candidate: ScoringModel, now: datetime | None = None) -> VersionTallies:
+def version_tallies(
+    *, candidate: ScoringModel, now: datetime | None = None, set_based: bool | None = None
+) -> VersionTallies:
     """Score the live model's leads with ``candidate`` and with the live version it would
     replace, at one instant, saving nothing (module docstring); kept for a few minutes
-    under a key that any edit of either version or its rules changes."""
+    under a key that any edit of either version or its rules changes.
+
+    On PostgreSQL the scoring is set-based (``scoring.version_preview_sql``), elsewhere
+    lead by lead with the engine; ``set_based`` chooses (True needs PostgreSQL)."""
     live = _live_version(candidate)
     key = _tallies_key(candidate, live)
     if now is None:
         kept = cache.get(key)
         if isinstance(kept, VersionTallies):
             return kept
-    tallies = _score_both(candidate=candidate, live=live, now=now or timezone.now())
+    if set_based is None:
+        set_based = connection.vendor == "postgresql"
+    score = _score_both_sql if set_based else _score_both
+    tallies = score(candidate=candidate, live=live, now=now or timezone.now())
     cache.set(key, tallies, TALLY_SECONDS)
     return tallies
 
@@ -122,6 +141,31 @@ def _score_both(*, candidate: ScoringModel, live: ScoringModel, now: datetime) -
                 _tally(tallies, lead, live_score, score, live_c, outcomes.get(lead.pk), since)
         transaction.set_rollback(True)
     return tallies
+
+
+def _score_both_sql(
+    *, candidate: ScoringModel, live: ScoringModel, now: datetime
+) -> VersionTallies:
+    live_c, candidate_c = load_ruleset([live, candidate]).models
+    found = tallies_sql(
+        live=live_c,
+        candidate=candidate_c,
+        segment=live,
+        now=now,
+        since=now - timedelta(days=RECENT_DAYS),
+    )
+    return VersionTallies(
+        live_id=live.pk,
+        candidate_id=candidate.pk,
+        scored=found["scored"],
+        live_scores=found["live_scores"],
+        candidate_scores=found["candidate_scores"],
+        open_leads=found["open_leads"],
+        recent=found["recent"],
+        closed=[ClosedLead(*row) for row in found["closed"]],
+        rules=found["rules"],
+        at=now,
+    )
 
 
 def _version_score(
@@ -188,10 +232,21 @@ class VersionThresholds:
     sql: int
     hot: int
     warm: int
+    # A base score tried in place of the saved one: every score moves by the difference,
+    # up to the model's maximum (a score held at the maximum is taken to be at it).
+    base_shift: int = 0
+    max_points: int | None = None
 
     @classmethod
     def of(cls, model: ScoringModel) -> VersionThresholds:
         return cls(model.mql_threshold, model.sql_threshold, model.hot_from, model.warm_from)
+
+    def score(self, saved: int) -> int:
+        """A score of the saved version as it would be with the tried base score."""
+        if not self.base_shift:
+            return saved
+        shifted = saved + self.base_shift
+        return shifted if self.max_points is None else min(shifted, self.max_points)
 
     def band(self, score: int) -> str:
         return band_for(score, Thresholds(hot=self.hot, warm=self.warm))
@@ -292,7 +347,8 @@ def version_preview(
     mine = thresholds or VersionThresholds.of(candidate)
     theirs = VersionThresholds.of(live)
     band_changes, moved = 0, Counter[str]()
-    for (stage, live_band, score), n in tallies.open_leads.items():
+    for (stage, live_band, saved), n in tallies.open_leads.items():
+        score = mine.score(saved)
         band_changes += n * (mine.band(score) != live_band)
         target = mine.moves(stage, score)
         if target is not None:
@@ -305,7 +361,8 @@ def version_preview(
         scored=tallies.scored,
         at=tallies.at,
         histogram=histogram(
-            list(tallies.live_scores.elements()), list(tallies.candidate_scores.elements())
+            list(tallies.live_scores.elements()),
+            [mine.score(score) for score in tallies.candidate_scores.elements()],
         ),
         band_changes=band_changes,
         to_mql=moved[Stage.MQL],
@@ -313,23 +370,32 @@ def version_preview(
         handoffs_now=moved[handoff_stage] + (moved[Stage.SQL] if handoff_stage == Stage.MQL else 0),
         handoffs_per_week=(
             _per_week(tallies, 0, theirs.handoff()),
-            _per_week(tallies, 1, mine.handoff()),
+            _per_week(tallies, 1, mine.handoff(), mine),
         ),
         closed=len(tallies.closed),
         won=sum(lead.won for lead in tallies.closed),
         separation=(
             _separation([(c.live, c.won) for c in tallies.closed], theirs),
-            _separation([(c.candidate, c.won) for c in tallies.closed], mine),
+            _separation([(mine.score(c.candidate), c.won) for c in tallies.closed], mine),
         ),
-        split=_time_split(tallies.closed),
+        split=_time_split(tallies.closed, mine),
         rules=tallies.rules[candidate.pk],
     )
 
 
-def _per_week(tallies: VersionTallies, which: int, threshold: int) -> float:
+def _per_week(
+    tallies: VersionTallies,
+    which: int,
+    threshold: int,
+    tried: VersionThresholds | None = None,
+) -> float:
     """Leads created in the last ``RECENT_DAYS`` that the version puts at or past the
-    hand-off threshold, a week."""
-    reached = sum(n for scores, n in tallies.recent.items() if scores[which] >= threshold)
+    hand-off threshold, a week (the candidate's scores with a ``tried`` base score)."""
+    reached = sum(
+        n
+        for scores, n in tallies.recent.items()
+        if (tried.score(scores[which]) if tried else scores[which]) >= threshold
+    )
     return reached * 7 / RECENT_DAYS
 
 
@@ -350,15 +416,20 @@ def _separation(scored: list[tuple[float, bool]], thresholds: VersionThresholds)
     )
 
 
-def _time_split(closed: list[ClosedLead]) -> TimeSplit:
+def _halves(closed: list[ClosedLead]) -> tuple[list[ClosedLead], list[ClosedLead]]:
+    """The closed leads, older half and newer half by the time they closed."""
     ordered = sorted(closed, key=lambda lead: lead.closed_at)
     half = len(ordered) // 2
-    older, newer = ordered[:half], ordered[half:]
+    return ordered[:half], ordered[half:]
+
+
+def _time_split(closed: list[ClosedLead], mine: VersionThresholds) -> TimeSplit:
+    older, newer = _halves(closed)
 
     def aucs(part: list[ClosedLead]) -> tuple[float | None, float | None]:
         return (
             roc_auc([(c.live, c.won) for c in part]),
-            roc_auc([(c.candidate, c.won) for c in part]),
+            roc_auc([(mine.score(c.candidate), c.won) for c in part]),
         )
 
     return TimeSplit(
@@ -367,4 +438,96 @@ def _time_split(closed: list[ClosedLead]) -> TimeSplit:
         newer=len(newer),
         older_auc=aucs(older),
         newer_auc=aucs(newer),
+    )
+
+
+# The shares of won leads the threshold hint gives the score floor of.
+HINT_SHARES = (90, 75, 50)
+
+
+@dataclass(frozen=True)
+class ThresholdSide:
+    """One set of thresholds on the candidate's scores: the newer closed leads by band and
+    by the stage the score reaches, and the hand-offs a week from new leads."""
+
+    label: str
+    thresholds: VersionThresholds
+    bands: list[Group]
+    stages: list[Group]
+    handoffs_per_week: float
+
+
+@dataclass(frozen=True)
+class ThresholdComparison:
+    """The live version's thresholds and tried ones side by side, on the candidate's
+    scores of the newer half of the closed leads (those that closed since ``since``),
+    with the threshold hint: the lowest score a won lead has, and the score at or above
+    which each share of ``HINT_SHARES`` of the won leads sit."""
+
+    since: datetime | None
+    newer: int
+    sides: tuple[ThresholdSide, ThresholdSide]
+    lowest_won: float | None
+    won_floors: list[tuple[int, float | None]]
+
+    def rows(self) -> list[tuple[str, Group, Group]]:
+        """Each band, then each stage reached: (what, the live side's, the tried side's)."""
+        live, mine = self.sides
+        bands = [
+            (f"{a.label.capitalize()} band", a, b)
+            for a, b in zip(live.bands, mine.bands, strict=True)
+        ]
+        stages = [(a.label, a, b) for a, b in zip(live.stages, mine.stages, strict=True)]
+        return bands + stages
+
+
+def threshold_comparison(
+    *, candidate: ScoringModel, thresholds: VersionThresholds | None = None
+) -> ThresholdComparison:
+    """The live version's thresholds and ``thresholds`` (the candidate's own by default)
+    side by side on the candidate's scores, checked on newer outcomes (the older half
+    is what they were tuned on). Saves nothing; raises ``PreviewError`` as
+    ``version_preview`` does."""
+    tallies = version_tallies(candidate=candidate)
+    live = _live_version(candidate)
+    mine = thresholds or VersionThresholds.of(candidate)
+    theirs = VersionThresholds.of(live)
+    older, newer = _halves(tallies.closed)
+    scored = [(mine.score(c.candidate), c.won) for c in newer]
+    every = [(mine.score(c.candidate), c.won) for c in tallies.closed]
+    sides = (
+        _side(f"Live thresholds of {live}", theirs, scored, tallies, mine),
+        _side("These thresholds", mine, scored, tallies, mine),
+    )
+    return ThresholdComparison(
+        since=newer[0].closed_at if older and newer else None,
+        newer=len(newer),
+        sides=sides,
+        lowest_won=lowest_won(every),
+        won_floors=[(share, won_share_floor(every, share / 100)) for share in HINT_SHARES],
+    )
+
+
+def _side(
+    label: str,
+    thresholds: VersionThresholds,
+    scored: list[tuple[int, bool]],
+    tallies: VersionTallies,
+    tried: VersionThresholds,
+) -> ThresholdSide:
+    def group(name: str, test: Any) -> Group:
+        part = [is_won for score, is_won in scored if test(score)]
+        return Group(label=name, won=sum(part), closed=len(part))
+
+    t = thresholds
+    return ThresholdSide(
+        label=label,
+        thresholds=t,
+        bands=[group(band, lambda s, b=band: t.band(s) == b) for band in ("hot", "warm", "cold")],
+        stages=[
+            group("SQL", lambda s: s >= t.sql),
+            group("MQL", lambda s: t.mql <= s < t.sql),
+            group("Below MQL", lambda s: s < t.mql),
+        ],
+        handoffs_per_week=_per_week(tallies, 1, t.handoff(), tried),
     )

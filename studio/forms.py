@@ -248,14 +248,23 @@ class RuleForm(forms.ModelForm):
 class ThresholdsForm(forms.ModelForm):
     class Meta:
         model = ScoringModel
-        fields = ("mql_threshold", "sql_threshold", "hot_from", "warm_from")
+        fields = ("mql_threshold", "sql_threshold", "hot_from", "warm_from", "base_score")
         labels = {"hot_from": "Hot from", "warm_from": "Warm from"}
 
-    def thresholds(self) -> VersionThresholds:
+    def thresholds(self, saved: ScoringModel) -> VersionThresholds:
+        """The thresholds tried, on the scores of the ``saved`` model: a base score other
+        than its own moves every score by the difference."""
         data: dict[str, Any] = self.cleaned_data
         return VersionThresholds(
             mql=data["mql_threshold"],
             sql=data["sql_threshold"],
             hot=data["hot_from"],
             warm=data["warm_from"],
+            base_shift=data["base_score"] - saved.base_score,
+            max_points=saved.max_points,
         )
+
+    def changes(self, saved: ScoringModel) -> bool:
+        """Whether the form changes any of the saved model's values."""
+        data: dict[str, Any] = self.cleaned_data
+        return any(data[name] != getattr(saved, name) for name in self.Meta.fields)

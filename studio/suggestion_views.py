@@ -1,9 +1,10 @@
 """Suggested weights on a model's studio page: the points a fit on the closed leads
-suggests for its rules (``scoring.suggestions``), loaded after the page since the fit
-can take seconds, and a draft version made with them in one click, previewed on its own
-studio page. Asks ``may_change_models`` as every studio page does, and the suggestion
-permissions (``may_view_suggestions``, ``may_draft_suggestions``) as the admin and the
-API do."""
+suggests for its rules (``scoring.suggestions``), fitted on the bulk queue
+(``scoring.suggestion_runs``): the part says "computing" and asks again every few
+seconds until the fit is kept, then shows it; and a draft version made with them in one
+click, previewed on its own studio page. Asks ``may_change_models`` as every studio page
+does, and the suggestion permissions (``may_view_suggestions``,
+``may_draft_suggestions``) as the admin and the API do."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from crm.http import AuthenticatedHttpRequest
 from scoring.permissions import may_draft_suggestions, may_view_suggestions
-from scoring.suggestions import SuggestionError, model_draft_from_suggestion, model_suggestion
+from scoring.suggestion_runs import model_suggestion_request
+from scoring.suggestions import SuggestionError, model_draft_from_suggestion
 
 from .views import _model
 
@@ -29,14 +31,17 @@ def studio_suggestions(request: AuthenticatedHttpRequest, pk: int) -> HttpRespon
     model = _model(request, pk)
     if not may_view_suggestions(request.user):
         raise PermissionDenied("Suggested weights are for those who may change models.")
+    state = model_suggestion_request(model=model)
     context = {
         "model": model,
-        "suggestion": model_suggestion(model=model),
+        "state": state,
+        "suggestion": state.suggestion,
         "may_draft": may_draft_suggestions(request.user),
     }
     partial = bool(request.headers.get("HX-Request"))
     template = "studio/_suggestions.html" if partial else "studio/suggestions.html"
-    return render(request, template, context)
+    # Until the fit is done: 202, and the part asks again by itself.
+    return render(request, template, context, status=200 if state.ready else 202)
 
 
 @login_required

@@ -38,6 +38,11 @@ urlpatterns = [
     path("models/<int:pk>/duplicate/", views.studio_duplicate, name="studio-duplicate"),
     path("models/<int:pk>/preview/", views.studio_preview, name="studio-preview"),
     path("models/<int:pk>/thresholds/", views.studio_thresholds, name="studio-thresholds"),
+    path(
+        "models/<int:pk>/thresholds/compare/",
+        views.studio_thresholds_compare,
+        name="studio-thresholds-compare",
+    ),
     path("models/<int:pk>/publish/", views.studio_publish, name="studio-publish"),
     path("models/<int:pk>/roll-back/", views.studio_rollback, name="studio-roll-back"),
 ]

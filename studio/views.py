@@ -10,6 +10,7 @@ the model is live); a draft's changes touch no lead. The preview is computed by
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django.contrib import messages
@@ -29,7 +30,12 @@ from scoring.lead_sets import segment_leads
 from scoring.models import ChangeLog, ModelStatus, Rule, ScoringModel
 from scoring.permissions import may_change_models, may_view_suggestions
 from scoring.selectors import RuleReach, points_shares, rule_reach
-from scoring.version_preview import PreviewError, VersionPreview, version_preview
+from scoring.version_preview import (
+    PreviewError,
+    VersionPreview,
+    threshold_comparison,
+    version_preview,
+)
 
 from .charts import histogram_chart
 from .forms import RuleEditForm, ThresholdsForm
@@ -218,34 +224,67 @@ def studio_preview(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return response
 
 
+def _tried(saved: ScoringModel, form: ThresholdsForm) -> dict[str, Any]:
+    """What the form's thresholds and base score would do, beside the saved ones: the
+    moves and hand-offs of publishing, and both threshold sets side by side."""
+    try:
+        return {
+            "tried": version_preview(candidate=saved, thresholds=form.thresholds(saved)),
+            "current": version_preview(candidate=saved),
+            "comparison": threshold_comparison(candidate=saved, thresholds=form.thresholds(saved)),
+        }
+    except PreviewError as exc:
+        return {"tried_error": str(exc)}
+
+
 @login_required
 @require_http_methods(["POST"])
 def studio_thresholds(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
-    """Try a draft's thresholds (``preview`` in the form: how many leads would move, how
-    many hand-offs, nothing saved), or save them (``scoring.changes.model_save``)."""
+    """Try a draft's thresholds and base score (``preview`` in the form: how many leads
+    would move, how many hand-offs, both threshold sets side by side, nothing saved), or
+    save them (``scoring.changes.model_save``): a save that changes them shows the same
+    preview first and saves once ``confirm`` is sent."""
     model = _model(request, pk)
     if model.status != ModelStatus.DRAFT:
         raise PermissionDenied("Thresholds change in a draft version, previewed first.")
     before = changes.model_snapshot(model=model)
+    saved = ScoringModel.objects.get(pk=model.pk)
     form = ThresholdsForm(request.POST, instance=model)
     if not form.is_valid():
-        model.refresh_from_db()
-        context: dict[str, Any] = {"model": model, "thresholds_form": form}
+        context: dict[str, Any] = {"model": saved, "thresholds_form": form}
         return render(request, "studio/_model_thresholds.html", context, status=400)
-    if "preview" in request.POST:
-        saved = ScoringModel.objects.get(pk=model.pk)
-        context = {"model": saved, "thresholds_form": form}
-        try:
-            context["tried"] = version_preview(candidate=saved, thresholds=form.thresholds())
-            context["current"] = version_preview(candidate=saved)
-        except PreviewError as exc:
-            context["tried_error"] = str(exc)
-        return render(request, "studio/_model_thresholds.html", context)
+    asked = "confirm" not in request.POST and form.changes(saved)
+    if "preview" in request.POST or asked:
+        context = {"model": saved, "thresholds_form": form, "confirming": asked}
+        context.update(_tried(saved, form))
+        template = "studio/_model_thresholds.html"
+        if asked and not request.headers.get("HX-Request"):
+            template = "studio/thresholds_confirm.html"
+        return render(request, template, context)
     with transaction.atomic():
         form.save()
         changes.model_save(model=model, before=before, by=request.user, reason="Thresholds changed")
     messages.success(request, "Thresholds saved in the draft; the preview uses them.")
     return redirect("studio-model", pk=model.pk)
+
+
+@login_required
+@require_GET
+def studio_thresholds_compare(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """The live thresholds and the draft's (or those in the query) side by side on the
+    draft's scores of the newer closed leads, with the threshold hint."""
+    model = _model(request, pk)
+    # The form checks the values on a copy: the model keeps its saved base score.
+    form = ThresholdsForm(request.GET or None, instance=copy.copy(model))
+    context: dict[str, Any] = {"model": model, "thresholds_form": form}
+    if form.is_bound and not form.is_valid():
+        return render(request, "studio/_thresholds_compare.html", context, status=400)
+    try:
+        tried = form.thresholds(model) if form.is_bound else None
+        context["comparison"] = threshold_comparison(candidate=model, thresholds=tried)
+    except PreviewError as exc:
+        context["error"] = str(exc)
+    return render(request, "studio/_thresholds_compare.html", context)
 
 
 @login_required

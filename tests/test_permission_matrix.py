@@ -733,9 +733,18 @@ WEB: dict[str, Probe | Exempt] = {
         Call(
             "POST",
             f"/studio/models/{w.scoring_model.pk}/thresholds/",
-            {"mql_threshold": 1, "sql_threshold": 2, "hot_from": 3, "warm_from": 1},
+            {
+                "mql_threshold": 1,
+                "sql_threshold": 2,
+                "hot_from": 3,
+                "warm_from": 1,
+                "base_score": 0,
+            },
             refused=(403,),
         )
+    ],
+    "studio-thresholds-compare": lambda w: [
+        Call("GET", f"/studio/models/{w.scoring_model.pk}/thresholds/compare/", refused=(403,))
     ],
     "studio-publish": lambda w: [
         Call("POST", f"/studio/models/{w.scoring_model.pk}/publish/", {}, refused=(403,))

@@ -747,11 +747,64 @@ def test_lowering_thresholds_says_how_many_move_and_saves_nothing_until_confirme
 
     # Then the form says who would move, and nothing is saved, queued or moved
     assert response.status_code == 200
-    assert "These thresholds move 1 lead to MQL and 1 lead to SQL forward now" in page_text(
-        response
+    assert (
+        "These thresholds and base score move 1 lead to MQL and 1 lead to SQL forward now"
+        in page_text(response)
     )
     assert ScoringModel.objects.get(pk=live.model.pk).mql_threshold == 50
     assert counts() == before
+    assert stages(staged)["forty"] == "new"
+
+
+def test_a_raised_base_score_says_how_many_leads_move_and_moves_exactly_them_once_confirmed(
+    client, marketer, live, staged, django_capture_on_commit_callbacks
+):
+    # Given a marketer raising the base score of the live model (MQL 50, SQL 90) by 20:
+    # 40 → 60 past MQL, 75 → 95 past SQL; the 60s were past MQL already, the 100 past SQL
+    client.force_login(marketer)
+    data = change_form(client, live.model)
+    data.update(base_score="20")
+    before = counts()
+
+    # When they save without confirming
+    asked = post_change(client, live.model, data, django_capture_on_commit_callbacks)
+
+    # Then the form says who would move, and nothing is saved, queued or moved
+    assert asked.status_code == 200
+    assert (
+        "These thresholds and base score move 1 lead to MQL and 1 lead to SQL forward now"
+        in page_text(asked)
+    )
+    assert ScoringModel.objects.get(pk=live.model.pk).base_score == 0
+    assert counts() == before
+
+    # When they confirm (the rescore runs)
+    data["move_leads"] = "on"
+    saved = post_change(client, live.model, data, django_capture_on_commit_callbacks)
+
+    # Then exactly the leads the form named moved
+    assert saved.status_code == 302
+    assert scores(*staged.values()) == [60, 80, 95, 120, 80]
+    assert stages(staged) == {
+        "forty": "mql",
+        "sixty": "mql",
+        "seventy_five": "sql",
+        "hundred": "sql",
+        "recycled": "recycled",
+    }
+
+
+def test_a_lowered_base_score_moves_nobody_and_asks_nothing(
+    client, marketer, live, staged, django_capture_on_commit_callbacks
+):
+    client.force_login(marketer)
+    data = change_form(client, live.model)
+    data.update(base_score="-20")
+
+    response = post_change(client, live.model, data, django_capture_on_commit_callbacks)
+
+    assert response.status_code == 302
+    assert ScoringModel.objects.get(pk=live.model.pk).base_score == -20
     assert stages(staged)["forty"] == "new"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scoring.evaluation import deciles, histogram, lift, roc_auc
+from scoring.evaluation import deciles, histogram, lift, lowest_won, roc_auc, won_share_floor
 
 
 def test_roc_auc_counts_ties_as_half_and_needs_both_outcomes():
@@ -52,3 +52,19 @@ def test_one_histogram_holds_both_series_in_round_bins():
     ]
     assert histogram([-12, 3], [], bins=3)[0].low == -20
     assert histogram([], []) == []
+
+
+def test_the_threshold_hint_reads_the_won_leads_scores():
+    scored = [(70, True), (60, True), (90, False), (20, True), (45, True), (5, False)]
+
+    # Won: 70, 60, 45, 20 — lost leads do not count
+    assert lowest_won(scored) == 20
+    assert won_share_floor(scored, 0.5) == 60  # two of four at 60 or more
+    assert won_share_floor(scored, 0.75) == 45  # three of four
+    assert won_share_floor(scored, 0.9) == 20  # 3.6 of four: all four
+    assert won_share_floor(scored, 0.25) == 70
+
+
+def test_the_threshold_hint_without_won_leads_is_empty():
+    assert lowest_won([(10, False)]) is None
+    assert won_share_floor([(10, False)], 0.5) is None

@@ -17,15 +17,19 @@ from leads.models import Activity, ActivityType, Deal, DealStatus, Lead
 from scoring.lead_sets import segment_leads
 from scoring.models import ChangeLog, LeadScore, ModelStatus, Rule, ScoreEntry, ScoringModel
 from scoring.rule_matrix import closed_outcomes, rule_matrix
+from scoring.suggestion_runs import model_suggestion_request
 from scoring.suggestions import (
     CONFOUNDED,
     DUPLICATE,
     TOO_FEW,
     SuggestionError,
     _candidate_rules,
+    kept_suggestion,
     model_draft_from_suggestion,
     model_suggestion,
+    suggestion_basis,
 )
+from scoring.tasks import suggest_weights
 from tests.api_client import error_of, token_client
 from tests.factories import active_model, fit_rule, page_rule
 
@@ -261,15 +265,24 @@ def rules_state() -> list[dict[str, Any]]:
     return list(Rule.objects.order_by("pk").values("pk", "model_id", "points", "active"))
 
 
-def test_the_admin_links_the_suggestion_and_shows_it_in_words(client, model, marketer):
+def test_the_admin_links_the_suggestion_and_shows_it_in_words(
+    client, model, marketer, django_capture_on_commit_callbacks
+):
     confounded_world()
     client.force_login(marketer)
 
     change = client.get(reverse("admin:scoring_scoringmodel_change", args=[model.pk]))
+    # The fit runs on the bulk queue: the page says so and reloads itself meanwhile
+    with django_capture_on_commit_callbacks(execute=True):
+        computing = client.get(suggestions_url(model))
     page = client.get(suggestions_url(model))
 
     assert f'href="{suggestions_url(model)}"' in change.content.decode()
+    assert computing.status_code == 202
+    assert "Computing… the weights are fitted in the background" in page_text(computing)
+    assert '<meta http-equiv="refresh" content="3">' in computing.content.decode()
     assert page.status_code == 200
+    assert 'http-equiv="refresh"' not in page.content.decode()
     text = page_text(page)
     assert "370 won against 630 lost leads" in text
     assert Rule.objects.get(name="Director").describe() in text
@@ -324,10 +337,24 @@ def test_the_admin_page_refuses_who_may_not_change_models(request, client, model
     assert (rules_state(), ScoringModel.objects.count(), ChangeLog.objects.count()) == before
 
 
-def test_the_api_answers_the_suggestion(model, marketer):
+def test_the_api_answers_202_while_the_fit_runs_then_the_suggestion(
+    model, marketer, django_capture_on_commit_callbacks
+):
     confounded_world()
+    client = token_client(marketer)
 
-    response = token_client(marketer).get(api_url(model))
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        first = client.get(api_url(model))
+        again = client.get(api_url(model))
+
+    # One fit queued on the bulk queue, however often it is asked for meanwhile
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert first.json()["status"] == "computing"
+    assert first.json()["since"] == again.json()["since"]
+    assert len(queued) == 1
+    queued[0]()  # the task runs (eagerly) as a bulk worker would
+
+    response = client.get(api_url(model))
 
     assert response.status_code == 200
     body = response.json()
@@ -339,6 +366,65 @@ def test_the_api_answers_the_suggestion(model, marketer):
     assert [flag["code"] for flag in rules["Executive"]["flags"]] == ["duplicate"]
     assert [flag["code"] for flag in rules["In France"]["flags"]] == ["confounded"]
     assert rules["Executive"]["suggested_points"] == 0
+
+
+def test_the_studio_says_computing_and_asks_again_until_the_fit_is_kept(
+    client, model, marketer, django_capture_on_commit_callbacks
+):
+    confounded_world()
+    client.force_login(marketer)
+    url = reverse("studio-suggestions", args=[model.pk])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        computing = client.get(url, HTTP_HX_REQUEST="true")
+    ready = client.get(url, HTTP_HX_REQUEST="true")
+    page = client.get(url)
+
+    assert computing.status_code == 202
+    assert "Computing… the weights are fitted in the background" in page_text(computing)
+    body = computing.content.decode()
+    assert f'hx-get="{url}" hx-trigger="load delay:2s" hx-target="#suggestions"' in body
+    assert ready.status_code == 200
+    assert "370 won against 630 lost leads" in page_text(ready)
+    assert "Computing" not in page_text(ready)
+    assert page.status_code == 200
+    assert "Make a draft with these weights" in page_text(page)
+
+
+def test_the_weights_task_keeps_the_fit_and_a_missing_model_is_a_no_op(model, marketer):
+    confounded_world()
+    basis = suggestion_basis(model=model)
+
+    suggest_weights.delay(model.pk + 1000, basis.key)
+    assert kept_suggestion(key=basis.key) is None
+    suggest_weights.delay(model.pk, basis.key)
+
+    kept = kept_suggestion(key=basis.key)
+    assert kept is not None
+    assert (kept.won, kept.lost) == (370, 630)
+    assert model_suggestion_request(model=model).suggestion == kept
+
+
+def test_a_failed_fit_is_told_on_the_next_request_which_queues_it_again(
+    model, marketer, monkeypatch, django_capture_on_commit_callbacks
+):
+    confounded_world()
+    client = token_client(marketer)
+
+    def broken(**kwargs):
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr("scoring.suggestions.rule_matrix", broken)
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        client.get(api_url(model))
+    with pytest.raises(MemoryError):
+        queued[0]()
+    with django_capture_on_commit_callbacks(execute=False) as queued_again:
+        told = client.get(api_url(model))
+
+    assert told.status_code == 202
+    assert told.json()["error"] == "The fit failed: out of memory"
+    assert len(queued_again) == 1
 
 
 def test_the_api_makes_a_draft_with_the_weights(model, marketer):

@@ -323,7 +323,13 @@ def test_a_threshold_edit_previews_how_many_leads_would_move_and_saves_only_when
     url = reverse("studio-thresholds", args=[candidate.pk])
     # With MQL at 55 and SQL at 70 the open leads (70 and 60) go one to SQL, one to MQL;
     # SQL hands off (the default): one now, and two new leads of four weeks reach 70
-    tried = {"mql_threshold": 55, "sql_threshold": 70, "hot_from": 60, "warm_from": 30}
+    tried = {
+        "mql_threshold": 55,
+        "sql_threshold": 70,
+        "hot_from": 60,
+        "warm_from": 30,
+        "base_score": 0,
+    }
 
     response = client.post(url, {**tried, "preview": "1"})
 
@@ -336,7 +342,7 @@ def test_a_threshold_edit_previews_how_many_leads_would_move_and_saves_only_when
     candidate.refresh_from_db()
     assert (candidate.mql_threshold, candidate.sql_threshold) == (40, 80)
 
-    saved = client.post(url, {**tried, "save": "1"})
+    saved = client.post(url, {**tried, "save": "1", "confirm": "1"})
 
     assert saved.status_code == 302
     candidate.refresh_from_db()
@@ -344,12 +350,134 @@ def test_a_threshold_edit_previews_how_many_leads_would_move_and_saves_only_when
     assert ChangeLog.objects.filter(object_id=candidate.pk, action="change").exists()
 
 
+def test_a_base_score_edit_says_how_many_leads_move_and_saves_only_once_confirmed(
+    client, marketer, candidate, world
+):
+    client.force_login(marketer)
+    url = reverse("studio-thresholds", args=[candidate.pk])
+    # A base score of 10 lifts every score by 10: the open leads (70 and 60) reach 80 and
+    # 70, one past SQL (80), one past MQL (40); SQL hands off. New leads at 80 or more:
+    # two of six over four weeks
+    edit = {
+        "mql_threshold": 40,
+        "sql_threshold": 80,
+        "hot_from": 60,
+        "warm_from": 30,
+        "base_score": 10,
+        "save": "1",
+    }
+
+    asked = client.post(url, edit)
+
+    assert asked.status_code == 200
+    words = text(asked)
+    assert "a base score +10 points from the saved one" in words
+    assert "publishing would move 2 open leads (1 to MQL, 1 to SQL)" in words
+    assert "hand off 1 now and about 0.5 a week" in words
+    assert "with the saved ones 2, 0 and 0.0." in words
+    assert "Confirm and save" in words
+    candidate.refresh_from_db()
+    assert candidate.base_score == 0
+
+    confirmed = client.post(url, {**edit, "confirm": "1"})
+
+    assert confirmed.status_code == 302
+    candidate.refresh_from_db()
+    assert candidate.base_score == 10
+    assert ChangeLog.objects.filter(object_id=candidate.pk, action="change").exists()
+
+
+def test_saving_the_thresholds_unchanged_asks_nothing(client, marketer, candidate):
+    client.force_login(marketer)
+    same = {"mql_threshold": 40, "sql_threshold": 80, "hot_from": 60, "warm_from": 30}
+
+    response = client.post(
+        reverse("studio-thresholds", args=[candidate.pk]), {**same, "base_score": 0, "save": "1"}
+    )
+
+    assert response.status_code == 302
+
+
+def test_two_threshold_sets_side_by_side_on_newer_outcomes_with_the_hint(
+    client, marketer, candidate, world
+):
+    client.force_login(marketer)
+    url = reverse("studio-thresholds-compare", args=[candidate.pk])
+    # The candidate's scores of the newer closed leads: won_new 60, lost_new 10 (days 3, 4)
+    tried = {
+        "mql_threshold": 55,
+        "sql_threshold": 60,
+        "hot_from": 65,
+        "warm_from": 5,
+        "base_score": 0,
+    }
+
+    saved = client.get(url)
+    response = client.get(url, tried)
+
+    assert (saved.status_code, response.status_code) == (200, 200)
+    words = text(response)
+    assert "checked on the 2 leads that closed since 2026-01-04" in words
+    assert "Live thresholds of Standard These thresholds" in words
+    assert "MQL, SQL 40, 80 55, 60" in words
+    # Live: won_new hot and MQL, lost_new cold and below MQL. Tried: both warm, won_new SQL
+    assert "Hot band: won / closed 1 / 1 (100%) 0 / 0" in words
+    assert "Warm band: won / closed 0 / 0 1 / 2 (50%)" in words
+    assert "Cold band: won / closed 0 / 1 (0%) 0 / 0" in words
+    assert "SQL: won / closed 0 / 0 1 / 1 (100%)" in words
+    assert "MQL: won / closed 1 / 1 (100%) 0 / 0" in words
+    assert "Below MQL: won / closed 0 / 1 (0%) 0 / 1 (0%)" in words
+    # New leads past the hand-off (SQL): none at 80, four of six at 60, over four weeks
+    assert "Hand-offs a week from new leads 0.0 1.0" in words
+    # Won leads of all closed score 70 and 60
+    assert (
+        "the lowest score of a won lead is 60 ; 90 % of won leads score 60 or more; "
+        "75 % of won leads score 60 or more; 50 % of won leads score 70 or more." in words
+    )
+    # The draft's own thresholds by default
+    assert "MQL, SQL 40, 80 40, 80" in text(saved)
+
+
+def test_thresholds_compared_that_the_model_refuses_say_why(client, marketer, candidate):
+    client.force_login(marketer)
+
+    response = client.get(
+        reverse("studio-thresholds-compare", args=[candidate.pk]),
+        {
+            "mql_threshold": 90,
+            "sql_threshold": 50,
+            "hot_from": 60,
+            "warm_from": 30,
+            "base_score": 0,
+        },
+    )
+
+    assert response.status_code == 400
+    assert "The SQL threshold cannot be below the MQL threshold." in text(response)
+
+
+def test_the_draft_page_loads_the_side_by_side_after_the_preview(client, marketer, candidate):
+    client.force_login(marketer)
+
+    page = client.get(reverse("studio-model", args=[candidate.pk])).content.decode()
+
+    assert f'hx-get="{reverse("studio-thresholds-compare", args=[candidate.pk])}"' in page
+    assert 'hx-trigger="studio-previewed from:body"' in page
+
+
 def test_thresholds_the_model_refuses_show_their_error(client, marketer, candidate):
     client.force_login(marketer)
 
     response = client.post(
         reverse("studio-thresholds", args=[candidate.pk]),
-        {"mql_threshold": 90, "sql_threshold": 50, "hot_from": 60, "warm_from": 30, "save": "1"},
+        {
+            "mql_threshold": 90,
+            "sql_threshold": 50,
+            "hot_from": 60,
+            "warm_from": 30,
+            "base_score": 0,
+            "save": "1",
+        },
     )
 
     assert response.status_code == 400

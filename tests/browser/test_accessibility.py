@@ -85,6 +85,8 @@ def violations(page, axe: str) -> list[str]:
                 "/studio/",
                 "{draft}",
                 "{new_rule}",
+                "{suggestions}",
+                "{confirm}",
             ],
         ),
     ],
@@ -129,10 +131,19 @@ def test_workspace_pages_have_no_serious_accessibility_violation(
                 draft=f"/studio/models/{draft.pk}/",
                 export=f"/leads/exports/{export.pk}/",
                 new_rule=f"/studio/models/{draft.pk}/rules/new/fit/",
+                suggestions=f"/studio/models/{draft.version_of_id}/suggestions/",
+                confirm=f"/studio/models/{draft.pk}/",
             )
         )
+        if path == "{confirm}":
+            # A base score edit saved: the page that asks to confirm it, with its preview
+            page.get_by_label("Base score").fill(str(draft.base_score + 5))
+            page.get_by_role("button", name="Save thresholds").click()
+            page.get_by_role("button", name="Confirm and save").wait_for(timeout=30_000)
         if path == "{draft}":
             page.locator('svg[data-chart="histogram"]').wait_for(timeout=30_000)
+            # The thresholds side by side, loaded once the preview is done
+            page.locator("#threshold-compare").wait_for(timeout=30_000)
         problems = violations(page, axe)
         if problems:
             found[path] = problems

@@ -65,7 +65,25 @@ def test_duplicate_edit_preview_publish_and_roll_back(page, demo_world):
         == histogram.locator("rect.tone-candidate").count()
     )
     expect(page.locator('[data-figure="auc"]')).to_contain_text(re.compile(r"0\.\d{3} → 0\.\d{3}"))
+    # And, once the preview is done, the live thresholds and the draft's side by side
+    compare = page.locator("#threshold-compare")
+    expect(compare).to_contain_text("Live thresholds of", timeout=30_000)
+    expect(compare.locator('[data-figure="threshold-hint"]')).to_contain_text(
+        "the lowest score of a won lead is"
+    )
     page.screenshot(path=SCREENSHOTS / "studio-preview.png", full_page=True)
+
+    # When the marketer raises the draft's base score and saves, a confirmation comes first
+    base = draft.base_score
+    page.get_by_label("Base score").fill(str(base + 5))
+    page.get_by_role("button", name="Save thresholds").click()
+    expect(page.get_by_role("button", name="Confirm and save")).to_be_visible(timeout=30_000)
+    expect(page.locator(".studio-tried")).to_contain_text("Nothing is saved yet.")
+    draft.refresh_from_db()
+    assert draft.base_score == base
+    page.get_by_role("link", name="Keep the saved ones").click()
+    page.wait_for_url(re.compile(rf"/studio/models/{draft.pk}/$"))
+
     # And nothing of the live funnel moved
     assert funnel() == before
 
