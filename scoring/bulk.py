@@ -35,6 +35,7 @@ from .bulk_awards import engagement_awards_sql, fit_awards_sql
 from .bulk_ledger import apply_diff
 from .bulk_scope import Scope
 from .bulk_states import mark_surges, materialize, recompute_states
+from .lead_sets import segment_sql
 from .rules import ENGAGEMENT, FIT, RuleSpec
 from .ruleset import CompiledModel
 
@@ -130,13 +131,7 @@ class RangeResult:
 def _segment_clause(
     model: CompiledModel, segment_ids: list[int], lead: str = "l.id"
 ) -> tuple[str, list[Any]]:
-    if model.is_default:
-        return "TRUE", []
-    return (
-        "EXISTS (SELECT 1 FROM leads_lead_product_interests s "
-        f"WHERE s.lead_id = {lead} AND s.productline_id = ANY(%s))",
-        [segment_ids],
-    )
+    return segment_sql(is_default=model.is_default, segment_ids=segment_ids, lead=lead)
 
 
 def rescore_range(

@@ -31,6 +31,19 @@ def segment_lead_ids(model: ScoringModel) -> Any:
     return segment_leads(model).order_by("pk").values_list("pk", flat=True).distinct()
 
 
+def segment_sql(*, is_default: bool, segment_ids: list[int], lead: str) -> tuple[str, list[Any]]:
+    """The SQL test that the lead whose id is the column ``lead`` is one a model with this
+    segment scores (the set-based twin of ``segment_leads``): every lead for the default
+    model, else those interested in one of its product lines."""
+    if is_default:
+        return "TRUE", []
+    return (
+        "EXISTS (SELECT 1 FROM leads_lead_product_interests s "
+        f"WHERE s.lead_id = {lead} AND s.productline_id = ANY(%s))",
+        [segment_ids],
+    )
+
+
 def lead_id_ranges(size: int) -> list[tuple[int, int]]:
     """Consecutive ranges of ``size`` lead ids that together cover every lead, in order."""
     bounds = Lead.objects.aggregate(lo=Min("pk"), hi=Max("pk"))

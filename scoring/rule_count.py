@@ -24,7 +24,7 @@ from django.utils import timezone
 from leads.models import Lead
 
 from .bulk_awards import engagement_awards_sql
-from .lead_sets import segment_lead_ids
+from .lead_sets import segment_lead_ids, segment_sql
 from .models import Rule, ScoringModel
 from .rule_matrix import rule_matrix
 from .rules import FIT, RuleSpec
@@ -56,14 +56,8 @@ def rule_match_count(*, model: ScoringModel, rule: Rule, now: datetime | None = 
 
 def _segment_sql(model: ScoringModel, lead: str) -> tuple[str, list[Any]]:
     owner = model.version_of if model.is_candidate and model.version_of else model
-    if owner.is_default:
-        return "TRUE", []
-    ids = list(owner.segment_product_lines.values_list("pk", flat=True))
-    return (
-        "EXISTS (SELECT 1 FROM leads_lead_product_interests s "
-        f"WHERE s.lead_id = {lead} AND s.productline_id = ANY(%s))",
-        [ids],
-    )
+    ids = [] if owner.is_default else list(owner.segment_product_lines.values_list("pk", flat=True))
+    return segment_sql(is_default=owner.is_default, segment_ids=ids, lead=lead)
 
 
 def _count_sql(model: ScoringModel, spec: RuleSpec, now: datetime) -> RuleCount:

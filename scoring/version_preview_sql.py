@@ -23,6 +23,7 @@ from django.db import connection, transaction
 
 from .bulk_awards import engagement_awards_sql, fit_awards_sql
 from .bulk_states import score_columns
+from .lead_sets import segment_sql
 from .models import ScoringModel
 from .rules import ENGAGEMENT, FIT, RuleSpec
 from .ruleset import CompiledModel
@@ -66,14 +67,8 @@ LEADS_TABLE = """
 
 def segment_clause(model: ScoringModel, lead: str = "l.id") -> tuple[str, list[Any]]:
     """The SQL test that a lead is one ``model`` scores (``lead_sets.segment_leads``)."""
-    if model.is_default:
-        return "TRUE", []
-    ids = list(model.segment_product_lines.values_list("pk", flat=True))
-    return (
-        "EXISTS (SELECT 1 FROM leads_lead_product_interests s "
-        f"WHERE s.lead_id = {lead} AND s.productline_id = ANY(%s))",
-        [ids],
-    )
+    ids = [] if model.is_default else list(model.segment_product_lines.values_list("pk", flat=True))
+    return segment_sql(is_default=model.is_default, segment_ids=ids, lead=lead)
 
 
 def awards_insert(
