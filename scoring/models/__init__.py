@@ -4,6 +4,7 @@ log."""
 
 from .changelog import ChangeLog
 from .ledger import EntryKind, LeadScore, ScoreEntry
+from .predictive import PredictiveModel, PredictiveStatus
 from .rescore import ProfileRescore, RescoreJob, RescoreStatus
 from .rule import (
     ActivityTarget,
@@ -27,6 +28,8 @@ __all__ = [
     "EntryKind",
     "LeadScore",
     "ModelStatus",
+    "PredictiveModel",
+    "PredictiveStatus",
     "ProfileRescore",
     "RescoreJob",
     "RescoreStatus",

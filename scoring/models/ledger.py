@@ -142,6 +142,12 @@ class LeadScore(models.Model):
     decay_version = models.PositiveIntegerField(
         default=1, help_text="The model's decay settings this engagement was summed with."
     )
+    predictive_score = models.SmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="The live predictive model's chance that the lead converts, 0 to 100; "
+        "empty while no predictive model is live.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
