@@ -25,6 +25,7 @@ from .engine import Batch
 from .incremental import IncrementalBatch, pending_activities
 from .lead_sets import CHUNK_SIZE, chunks
 from .models import ProfileRescore, ScoringModel
+from .predictive.services import leads_predictive_rescore
 from .ruleset import CompiledModel, Ruleset, load_ruleset
 from .signals import band_changed, lead_qualified, score_surged
 
@@ -90,6 +91,8 @@ def leads_score(
             Activity.objects.filter(
                 pk__in=pending[start : start + CHUNK_SIZE], scored_at__isnull=True
             ).update(scored_at=now)
+        # The predictive score follows the same events, read as of the same time.
+        leads_predictive_rescore(lead_ids=ids, now=now)
         if react:
             for result in results:
                 result_react(result)

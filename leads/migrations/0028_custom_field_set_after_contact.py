@@ -4,15 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('leads', '0027_deal_lead_owner'),
+        ("leads", "0027_deal_lead_owner"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='customfielddefinition',
-            name='set_after_contact',
-            field=models.BooleanField(default=False, help_text='Written by sales after the hand-off (a rating, a qualification note): never a predictive feature, since it would tell the outcome.'),
+            model_name="customfielddefinition",
+            name="set_after_contact",
+            field=models.BooleanField(
+                default=False,
+                help_text="Written by sales after the hand-off (a rating, a qualification note): never a predictive feature, since it would tell the outcome.",
+            ),
         ),
     ]

@@ -7,53 +7,133 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('scoring', '0022_score_caps'),
+        ("scoring", "0022_score_caps"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='leadscore',
-            name='predictive_score',
-            field=models.SmallIntegerField(blank=True, help_text="The live predictive model's chance that the lead converts, 0 to 100; empty while no predictive model is live.", null=True),
+            model_name="leadscore",
+            name="predictive_score",
+            field=models.SmallIntegerField(
+                blank=True,
+                help_text="The live predictive model's chance that the lead converts, 0 to 100; empty while no predictive model is live.",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='scoringmodel',
-            name='predictive_excluded_fields',
-            field=models.JSONField(blank=True, default=list, help_text="Lead or custom fields the predictive model must not learn from (keys, such as budget or a custom field's key), besides the custom fields set after contact."),
+            model_name="scoringmodel",
+            name="predictive_excluded_fields",
+            field=models.JSONField(
+                blank=True,
+                default=list,
+                help_text="Lead or custom fields the predictive model must not learn from (keys, such as budget or a custom field's key), besides the custom fields set after contact.",
+            ),
         ),
         migrations.CreateModel(
-            name='PredictiveModel',
+            name="PredictiveModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('trained', 'Trained'), ('live', 'Live'), ('rejected', 'Rejected by the publish gate'), ('superseded', 'Superseded')], default='trained', max_length=12)),
-                ('algorithm', models.CharField(max_length=40)),
-                ('data_from', models.DateTimeField(help_text='The oldest outcome trained on.')),
-                ('data_to', models.DateTimeField(help_text='The newest outcome trained on.')),
-                ('n_train', models.PositiveIntegerField()),
-                ('n_holdout', models.PositiveIntegerField()),
-                ('n_won', models.PositiveIntegerField()),
-                ('n_lost', models.PositiveIntegerField()),
-                ('roc_auc', models.FloatField(help_text='On the newest outcomes, held out of training.')),
-                ('brier', models.FloatField()),
-                ('rule_auc', models.FloatField(blank=True, help_text="The rule score's ROC AUC on the same holdout.", null=True)),
-                ('previous_auc', models.FloatField(blank=True, help_text="The live predictive model's ROC AUC on the same holdout.", null=True)),
-                ('calibration_ok', models.BooleanField(default=False)),
-                ('cv_scores', models.JSONField(default=dict, help_text='Mean cross-validated AUC by algorithm.')),
-                ('calibration', models.JSONField(default=list, help_text='Predicted and observed by decile.')),
-                ('lift', models.JSONField(default=list, help_text='Conversion and lift by decile.')),
-                ('features', models.JSONField(default=list, help_text='Features with weight or importance.')),
-                ('verdict', models.TextField(blank=True, help_text='Why it went live or not, in words.')),
-                ('artifact', models.BinaryField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='predictive_models', to='scoring.scoringmodel')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("trained", "Trained"),
+                            ("live", "Live"),
+                            ("rejected", "Rejected by the publish gate"),
+                            ("superseded", "Superseded"),
+                        ],
+                        default="trained",
+                        max_length=12,
+                    ),
+                ),
+                ("algorithm", models.CharField(max_length=40)),
+                ("data_from", models.DateTimeField(help_text="The oldest outcome trained on.")),
+                ("data_to", models.DateTimeField(help_text="The newest outcome trained on.")),
+                ("n_train", models.PositiveIntegerField()),
+                ("n_holdout", models.PositiveIntegerField()),
+                ("n_won", models.PositiveIntegerField()),
+                ("n_lost", models.PositiveIntegerField()),
+                (
+                    "roc_auc",
+                    models.FloatField(help_text="On the newest outcomes, held out of training."),
+                ),
+                ("brier", models.FloatField()),
+                (
+                    "rule_auc",
+                    models.FloatField(
+                        blank=True,
+                        help_text="The rule score's ROC AUC on the same holdout.",
+                        null=True,
+                    ),
+                ),
+                (
+                    "previous_auc",
+                    models.FloatField(
+                        blank=True,
+                        help_text="The live predictive model's ROC AUC on the same holdout.",
+                        null=True,
+                    ),
+                ),
+                ("calibration_ok", models.BooleanField(default=False)),
+                (
+                    "cv_scores",
+                    models.JSONField(
+                        default=dict, help_text="Mean cross-validated AUC by algorithm."
+                    ),
+                ),
+                (
+                    "calibration",
+                    models.JSONField(default=list, help_text="Predicted and observed by decile."),
+                ),
+                (
+                    "lift",
+                    models.JSONField(default=list, help_text="Conversion and lift by decile."),
+                ),
+                (
+                    "features",
+                    models.JSONField(default=list, help_text="Features with weight or importance."),
+                ),
+                (
+                    "verdict",
+                    models.TextField(blank=True, help_text="Why it went live or not, in words."),
+                ),
+                ("artifact", models.BinaryField()),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="predictive_models",
+                        to="scoring.scoringmodel",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('status', 'live')), fields=('model',), name='one_live_predictive_model')],
+                "ordering": ["-created_at", "-pk"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("status", "live")),
+                        fields=("model",),
+                        name="one_live_predictive_model",
+                    )
+                ],
             },
         ),
     ]
