@@ -155,7 +155,7 @@ def test_on_a_messy_world_the_model_beats_the_rules_and_goes_live(model):
 
 
 def test_the_gate_keeps_the_live_model_when_a_retrain_does_worse_than_the_rules(model):
-    _, first = trained_world(model)
+    _, first = trained_world(model, n=900)
     before = dict(LeadScore.objects.values_list("lead_id", "predictive_score"))
     # A rule on the rep's rating, written after the outcome: the rules now "know" it.
     fit_rule(model, 60, "custom.rep_rating", "gte", "5", name="Rated well")
@@ -262,3 +262,56 @@ def test_a_custom_field_can_be_marked_set_after_contact_in_the_admin(admin_clien
     assert response.status_code == 302
     assert CustomFieldDefinition.objects.get(key="quality").set_after_contact
     assert Lead.objects.count() == 0
+
+
+# --- The studio ---------------------------------------------------------------------------
+
+
+def test_the_studio_says_how_many_more_closed_leads_are_needed(client, marketer, model, settings):
+    settings.PREDICTIVE_MIN_CLOSED = 500
+    predictive_world.build(120)
+    client.force_login(marketer)
+
+    page = client.get(f"/studio/models/{model.pk}/predictive/")
+    refused = client.post(f"/studio/models/{model.pk}/predictive/train/", follow=True)
+
+    assert page.status_code == 200
+    assert "380 more closed leads needed" in page.content.decode()
+    assert "Train on the closed leads now" not in page.content.decode()
+    assert "380 more closed leads needed" in refused.content.decode()
+    assert not PredictiveModel.objects.exists()
+
+
+def test_a_marketer_trains_from_the_studio_and_reads_the_model_card(
+    client, marketer, model, django_capture_on_commit_callbacks
+):
+    predictive_world.build(500)
+    rescore(model)
+    client.force_login(marketer)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/studio/models/{model.pk}/predictive/train/")
+    page = client.get(f"/studio/models/{model.pk}/predictive/").content.decode()
+
+    assert response.status_code == 302
+    card = PredictiveModel.objects.get(model=model)
+    assert card.created_by == marketer
+    assert "Calibration by decile" in page
+    assert "Lift by decile" in page
+    assert f"{card.roc_auc:.3f}" in page
+    if card.status == PredictiveStatus.LIVE:
+        assert "Where the rules and the model disagree" in page
+
+
+@pytest.mark.parametrize("role", ["rep", "manager", "outsider"])
+def test_only_those_who_change_models_train_or_read_predictive_models(
+    request, client, model, role
+):
+    predictive_world.build(300)
+    client.force_login(request.getfixturevalue(role))
+
+    page = client.get(f"/studio/models/{model.pk}/predictive/")
+    train = client.post(f"/studio/models/{model.pk}/predictive/train/")
+
+    assert (page.status_code, train.status_code) == (403, 403)
+    assert not PredictiveModel.objects.exists()

@@ -28,7 +28,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from crm.models import User
-from leads.models import DealOutcome
+from leads.models import DealOutcome, Lead
 
 from ..lead_sets import segment_lead_ids, segment_leads
 from ..models import LeadScore, ModelStatus, PredictiveModel, PredictiveStatus, ScoringModel
@@ -319,3 +319,65 @@ def lead_predictive_explanation(
         frame=frame,
         row=0,
     )
+
+
+# --- Beside the rules ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """Where the rule score and the predictive score rank a model's leads far apart: the
+    top fifth by one in the bottom half by the other, with the widest gaps as examples
+    (lead id, name, rule score, predictive score)."""
+
+    scored: int
+    rules_high: int  # rules' top fifth, predictive bottom half
+    predictive_high: int  # the reverse
+    rules_high_examples: list[tuple[int, str, int, int]]
+    predictive_high_examples: list[tuple[int, str, int, int]]
+
+
+def predictive_disagreement(*, model: ScoringModel, examples: int = 5) -> Disagreement:
+    rows = np.array(
+        list(
+            LeadScore.objects.filter(model=model, predictive_score__isnull=False).values_list(
+                "lead_id", "score", "predictive_score"
+            )
+        ),
+        dtype=np.int64,
+    ).reshape(-1, 3)
+    if not len(rows):
+        return Disagreement(0, 0, 0, [], [])
+    rule_rank, predictive_rank = _share_below(rows[:, 1]), _share_below(rows[:, 2])
+    gap = rule_rank - predictive_rank
+    rules_high = (rule_rank >= 0.8) & (predictive_rank < 0.5)
+    predictive_high = (predictive_rank >= 0.8) & (rule_rank < 0.5)
+    return Disagreement(
+        len(rows),
+        int(rules_high.sum()),
+        int(predictive_high.sum()),
+        _examples(rows, np.flatnonzero(rules_high)[np.argsort(-gap[rules_high])][:examples]),
+        _examples(
+            rows, np.flatnonzero(predictive_high)[np.argsort(gap[predictive_high])][:examples]
+        ),
+    )
+
+
+def _share_below(values: np.ndarray) -> np.ndarray:
+    """Each value's share of the values below it (ties: none of each other)."""
+    ordered = np.sort(values)
+    return np.searchsorted(ordered, values, side="left") / len(values)
+
+
+def _examples(rows: np.ndarray, picked: np.ndarray) -> list[tuple[int, str, int, int]]:
+    ids = [int(rows[i, 0]) for i in picked]
+    names = {
+        pk: (f"{first} {last}".strip() or email)
+        for pk, first, last, email in Lead.objects.filter(pk__in=ids).values_list(
+            "pk", "first_name", "last_name", "email"
+        )
+    }
+    return [
+        (int(rows[i, 0]), names.get(int(rows[i, 0]), ""), int(rows[i, 1]), int(rows[i, 2]))
+        for i in picked
+    ]

@@ -40,7 +40,7 @@ def candidates() -> dict[str, Any]:
     return {
         LOGISTIC: make_pipeline(StandardScaler(), LogisticRegression(C=0.3, max_iter=2000)),
         BOOSTING: HistGradientBoostingClassifier(
-            max_iter=150,
+            max_iter=100,
             learning_rate=0.06,
             max_leaf_nodes=15,
             min_samples_leaf=20,
