@@ -728,9 +728,7 @@ WEB: dict[str, Probe | Exempt] = {
         Call("GET", f"/studio/models/{w.scoring_model.pk}/predictive/", refused=(403,))
     ],
     "studio-predictive-train": lambda w: [
-        Call(
-            "POST", f"/studio/models/{w.scoring_model.pk}/predictive/train/", {}, refused=(403,)
-        )
+        Call("POST", f"/studio/models/{w.scoring_model.pk}/predictive/train/", {}, refused=(403,))
     ],
     "studio-duplicate": lambda w: [
         Call("POST", f"/studio/models/{w.scoring_model.pk}/duplicate/", {}, refused=(403,))

@@ -304,9 +304,7 @@ def test_a_marketer_trains_from_the_studio_and_reads_the_model_card(
 
 
 @pytest.mark.parametrize("role", ["rep", "manager", "outsider"])
-def test_only_those_who_change_models_train_or_read_predictive_models(
-    request, client, model, role
-):
+def test_only_those_who_change_models_train_or_read_predictive_models(request, client, model, role):
     predictive_world.build(300)
     client.force_login(request.getfixturevalue(role))
 
