@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
+from django.utils.html import escape as html_escape
 
 from leads.models import Activity, ActivityType, CustomFieldDefinition, Lead
 from scoring.lead_scoring import lead_score
@@ -313,3 +314,41 @@ def test_only_those_who_change_models_train_or_read_predictive_models(request, c
 
     assert (page.status_code, train.status_code) == (403, 403)
     assert not PredictiveModel.objects.exists()
+
+
+# --- The lead page and the API ------------------------------------------------------------
+
+
+def test_the_lead_page_and_the_api_show_the_predictive_score_and_its_factors(
+    client, admin_user, model
+):
+    leads, _ = trained_world(model, n=500)
+    lead = leads[0][0]
+    stored = LeadScore.objects.get(lead=lead, model=model).predictive_score
+    LeadScore.objects.filter(model=model).update(is_primary=True)
+    explanation = lead_predictive_explanation(lead_id=lead.pk, model=model)
+    client.force_login(admin_user)
+
+    page = client.get(f"/leads/{lead.pk}/").content.decode()
+    one = client.get(f"/api/v1/leads/{lead.pk}/").json()
+    listed = client.get("/api/v1/leads/?page_size=500").json()
+
+    assert f"Predictive score {stored}" in page
+    shown = [*explanation.up, *explanation.down]
+    assert shown
+    for factor in shown:
+        assert html_escape(factor.text) in page
+    assert explanation.baseline + sum(f.points for f in shown) + explanation.others == stored
+    assert one["predictive_score"] == stored
+    by_id = {row["id"]: row["predictive_score"] for row in listed["results"]}
+    assert by_id[lead.pk] == stored
+
+
+def test_without_a_live_predictive_model_the_api_says_null(client, admin_user, model):
+    predictive_world.build(30)
+    rescore(model)
+    client.force_login(admin_user)
+    lead = Lead.objects.order_by("pk").first()
+
+    assert client.get(f"/api/v1/leads/{lead.pk}/").json()["predictive_score"] is None
+    assert "Predictive score" not in client.get(f"/leads/{lead.pk}/").content.decode()

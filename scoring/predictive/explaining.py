@@ -40,6 +40,13 @@ class Explanation:
     def down(self) -> list[Factor]:
         return [f for f in self.factors if f.points < 0][:3]
 
+    @property
+    def others(self) -> int:
+        """What the factors not among the top ones add up to: with the baseline and the
+        top factors, the score."""
+        shown = sum(f.points for f in [*self.up, *self.down])
+        return self.score - self.baseline - shown
+
 
 def probabilities(estimator: Any, x: np.ndarray) -> np.ndarray:
     return np.asarray(estimator.predict_proba(x)[:, 1], dtype=float)

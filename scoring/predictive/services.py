@@ -301,6 +301,19 @@ def leads_predictive_rescore(*, lead_ids: list[int], now: datetime) -> None:
         _write_scores(predictive, lead_ids, now)
 
 
+def lead_predictive_explanations(*, lead_id: int, model_ids: list[int]) -> dict[int, Explanation]:
+    """The predictive score and its factors in each of ``model_ids`` with a live
+    predictive model (one query when none is live)."""
+    live = PredictiveModel.objects.filter(model_id__in=model_ids, status=PredictiveStatus.LIVE)
+    now = timezone.now()
+    out = {}
+    for predictive in live.defer("artifact").select_related("model"):
+        explanation = lead_predictive_explanation(lead_id=lead_id, model=predictive.model, now=now)
+        if explanation is not None:
+            out[predictive.model_id] = explanation
+    return out
+
+
 def lead_predictive_explanation(
     *, lead_id: int, model: ScoringModel, now: datetime | None = None
 ) -> Explanation | None:
