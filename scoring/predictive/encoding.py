@@ -111,10 +111,10 @@ def describe(spec: FieldSpec, frame: RawFrame, row: int, encoding: Encoding) -> 
     """A raw input's value for one lead, as a rep reads it: "3 page views in the last 7
     days", "Industry: Software", "Budget not given"."""
     if spec.kind == "categorical":
-        value = frame.categorical[spec.key][row]
-        if value is None:
+        level = frame.categorical[spec.key][row]
+        if level is None:
             return f"{spec.label} not given"
-        return f"{spec.label}: {value}"
+        return f"{spec.label}: {level}"
     value = float(frame.numeric[spec.key][row])
     if np.isnan(value):
         if spec.key == "days_since_activity":

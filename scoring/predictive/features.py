@@ -150,7 +150,7 @@ class Decisions:
     closed_at: list[datetime]
 
 
-def decision_times(lead_ids: Sequence[int]) -> Decisions:
+def decision_times(lead_ids: Sequence[int] | np.ndarray) -> Decisions:
     """The decision and close times of closed leads (``closed_outcomes``), in order."""
     ids = [int(i) for i in lead_ids]
     handed = dict(
@@ -179,7 +179,7 @@ def decision_times(lead_ids: Sequence[int]) -> Decisions:
 
 def feature_frame(
     *,
-    lead_ids: Sequence[int],
+    lead_ids: Sequence[int] | np.ndarray,
     as_of: Sequence[datetime],
     specs: list[FieldSpec],
     excluded: Iterable[str] = (),
@@ -205,7 +205,7 @@ def _guard_fields(specs: list[FieldSpec], excluded: set[str]) -> None:
 
 
 def _guard_times(
-    lead_ids: Sequence[int], as_of: Sequence[datetime], decided_at: Sequence[datetime]
+    lead_ids: Sequence[int] | np.ndarray, as_of: Sequence[datetime], decided_at: Sequence[datetime]
 ) -> None:
     for lead_id, at, decided in zip(lead_ids, as_of, decided_at, strict=True):
         if at > decided:
@@ -299,10 +299,10 @@ def _add_behaviour(
         frame.numeric[f"n_{kind}"][row] = total
     frame.numeric["n_activities"][row] += total
     frame.numeric["seconds_on_site"][row] += seconds or 0
-    days = (as_of - last).total_seconds() / 86400
+    idle = (as_of - last).total_seconds() / 86400
     known = frame.numeric["days_since_activity"][row]
-    if np.isnan(known) or days < known:
-        frame.numeric["days_since_activity"][row] = days
+    if np.isnan(known) or idle < known:
+        frame.numeric["days_since_activity"][row] = idle
 
 
 def _behaviour_sql(cuts: list[tuple[int, datetime]]) -> tuple[str, list[Any]]:
