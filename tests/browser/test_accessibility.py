@@ -72,6 +72,7 @@ def violations(page, axe: str) -> list[str]:
                 "/studio/",
                 "{draft}",
                 "{new_rule}",
+                "{predictive}",
             ],
         ),
     ],
@@ -113,6 +114,7 @@ def test_workspace_pages_have_no_serious_accessibility_violation(
                 draft=f"/studio/models/{draft.pk}/",
                 export=f"/leads/exports/{export.pk}/",
                 new_rule=f"/studio/models/{draft.pk}/rules/new/fit/",
+                predictive=f"/studio/models/{draft.version_of_id}/predictive/",
             )
         )
         if path == "{draft}":
