@@ -92,7 +92,9 @@ def test_features_are_read_as_of_the_decision_and_never_after_it(model):
     # Only won leads have meetings, all after their decision: none is counted.
     assert any(won for _, won in leads)
     assert frame.numeric["n_meeting"].sum() == 0
-    assert frame.numeric["n_page_view"].sum() == Activity.objects.filter(type="page_view").count()
+    views = Activity.objects.filter(type="page_view").count()
+    assert frame.numeric["n_page_view"].sum() == views
+    assert frame.numeric["n_url_pricing"].sum() == views  # every view is of /pricing
     later = [at + timedelta(days=6) for at in decided]
     with pytest.raises(LeakageError, match="after it"):
         feature_frame(lead_ids=lead_ids, as_of=later, specs=specs, decided_at=decided)
@@ -221,7 +223,7 @@ def test_the_factors_and_the_baseline_sum_to_the_lead_score(model):
         for lead, _ in leads[:20]
         for f in lead_predictive_explanation(lead_id=lead.pk, model=model).factors
     ]
-    assert any("page views" in text for text in texts)
+    assert any("visits to /pricing pages" in text for text in texts)
 
 
 def test_one_lead_scored_in_real_time_gets_the_batch_score(model):
@@ -352,3 +354,28 @@ def test_without_a_live_predictive_model_the_api_says_null(client, admin_user, m
 
     assert client.get(f"/api/v1/leads/{lead.pk}/").json()["predictive_score"] is None
     assert "Predictive score" not in client.get(f"/leads/{lead.pk}/").content.decode()
+
+
+# --- Weekly retraining --------------------------------------------------------------------
+
+
+def test_beat_retrains_weekly_on_the_bulk_queue_the_models_with_enough_closed_leads(
+    model, settings
+):
+    from crm.settings import CELERY_BEAT_SCHEDULE, CELERY_TASK_ROUTES
+    from scoring.tasks import predictive_retrain, predictive_train_model
+
+    predictive_world.build(300)
+    rescore(model)
+    thin = active_model(name="Thin", is_default=False)
+
+    trained = predictive_retrain.delay().get()
+    predictive_train_model.delay(thin.pk).get()  # too few: nothing, no error
+    predictive_train_model.delay(10_000_000).get()  # gone: nothing
+
+    entry = CELERY_BEAT_SCHEDULE["predictive-retrain"]
+    assert entry["task"] == "scoring.tasks.predictive_retrain"
+    assert entry["options"] == {"queue": "bulk"}
+    assert CELERY_TASK_ROUTES["scoring.tasks.predictive_*"] == {"queue": "bulk"}
+    assert trained == 1
+    assert list(PredictiveModel.objects.values_list("model", flat=True)) == [model.pk]

@@ -18,10 +18,13 @@ all, seconds on the site, the last activity), each lead's own cut-off time joine
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 from django.db import connection
@@ -71,6 +74,7 @@ class FieldSpec:
     label: str
     path: str = ""  # the lead query's path; custom fields: empty
     custom: bool = False
+    url_part: str = ""  # page views whose address holds this ("/pricing")
 
 
 @dataclass
@@ -111,6 +115,33 @@ def behaviour_specs() -> list[FieldSpec]:
     return specs
 
 
+# Page views are also counted by the first part of their path ("/pricing", "/careers"):
+# the parts of at least this share of a sample of the page views, at most so many.
+URL_SAMPLE = 20_000
+URL_GROUP_SHARE = 0.01
+URL_GROUPS = 12
+URL_PART = re.compile(r"^[a-z0-9-]{2,40}$")
+
+
+def url_group_specs() -> list[FieldSpec]:
+    """A count of page views per common first part of their path."""
+    urls = Activity.objects.filter(type=ActivityType.PAGE_VIEW).order_by()
+    sample = list(urls.values_list("url", flat=True)[:URL_SAMPLE])
+    parts = Counter(_first_part(url) for url in sample)
+    parts.pop("", None)
+    floor = max(URL_GROUP_SHARE * len(sample), 1)
+    common = [part for part, n in parts.most_common(URL_GROUPS) if n >= floor]
+    return [
+        FieldSpec(f"n_url_{part}", "numeric", f"visits to /{part} pages", url_part=f"/{part}")
+        for part in sorted(common)
+    ]
+
+
+def _first_part(url: str) -> str:
+    part = urlsplit(url).path.strip("/").split("/", 1)[0].lower()
+    return part if URL_PART.match(part) else ""
+
+
 def excluded_keys(model: ScoringModel) -> set[str]:
     """The fields ``model`` must not learn from: its own list and every custom field set
     after contact."""
@@ -128,7 +159,7 @@ def feature_fields(model: ScoringModel) -> list[FieldSpec]:
         if kind:
             specs.append(FieldSpec(definition.key, kind, definition.label, custom=True))
     specs = [spec for spec in specs if spec.key not in excluded]
-    return specs + behaviour_specs()
+    return specs + behaviour_specs() + url_group_specs()
 
 
 def _custom_kind(field_type: str) -> str | None:
@@ -275,15 +306,23 @@ def _read_behaviour(frame: RawFrame) -> None:
     for spec in behaviour_specs():
         frame.numeric[spec.key] = np.zeros(n)
     frame.numeric["days_since_activity"] = np.full(n, np.nan)
+    urls = [spec for spec in frame.specs if spec.url_part]
+    for spec in urls:
+        frame.numeric[spec.key] = np.zeros(n)
     row_of = {int(lead_id): row for row, lead_id in enumerate(frame.lead_ids)}
     size = 5000 if connection.vendor == "postgresql" else 150  # SQLite: 999 parameters
     for start in range(0, n, size):
         part = range(start, min(start + size, n))
-        sql, params = _behaviour_sql([(int(frame.lead_ids[i]), frame.as_of[i]) for i in part])
+        cuts = [(int(frame.lead_ids[i]), frame.as_of[i]) for i in part]
+        sql, params = _behaviour_sql(cuts, [spec.url_part for spec in urls])
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            for lead_id, kind, *counts, seconds, last in cursor.fetchall():
-                _add_behaviour(frame, row_of[lead_id], kind, counts, seconds, _when(last))
+            for lead_id, kind, *values, seconds, last in cursor.fetchall():
+                row = row_of[lead_id]
+                counts, by_url = values[: len(WINDOWS) + 1], values[len(WINDOWS) + 1 :]
+                _add_behaviour(frame, row, kind, counts, seconds, _when(last))
+                for spec, count in zip(urls, by_url, strict=True):
+                    frame.numeric[spec.key][row] += count
 
 
 def _add_behaviour(
@@ -305,9 +344,10 @@ def _add_behaviour(
         frame.numeric["days_since_activity"][row] = idle
 
 
-def _behaviour_sql(cuts: list[tuple[int, datetime]]) -> tuple[str, list[Any]]:
-    """Per (lead, activity type): counts over each window and in all, seconds on the site,
-    and the last time, of the activities before the lead's own cut-off."""
+def _behaviour_sql(cuts: list[tuple[int, datetime]], url_parts: list[str]) -> tuple[str, list[Any]]:
+    """Per (lead, activity type): counts over each window and in all, page views per
+    part of their address, seconds on the site, and the last time, of the activities
+    before the lead's own cut-off."""
     adapt = connection.ops.adapt_datetimefield_value
     cast = "CAST(%s AS timestamp with time zone)" if connection.vendor == "postgresql" else "%s"
     row = f"(%s, {', '.join([cast] * (len(WINDOWS) + 1))})"
@@ -315,13 +355,18 @@ def _behaviour_sql(cuts: list[tuple[int, datetime]]) -> tuple[str, list[Any]]:
     for lead_id, as_of in cuts:
         params += [lead_id, adapt(as_of), *(adapt(as_of - timedelta(days=d)) for d in WINDOWS)]
     names = ", ".join(f"s{days}" for days in WINDOWS)
-    windows = ", ".join(
-        f"SUM(CASE WHEN a.occurred_at >= cut.s{days} THEN 1 ELSE 0 END)" for days in WINDOWS
+    windows = "".join(
+        f"SUM(CASE WHEN a.occurred_at >= cut.s{days} THEN 1 ELSE 0 END), " for days in WINDOWS
     )
+    # The parts are letters, digits and dashes (``URL_PART``): no LIKE wildcard in them.
+    by_url = "SUM(CASE WHEN a.type = 'page_view' AND a.url LIKE %s THEN 1 ELSE 0 END), " * len(
+        url_parts
+    )
+    params += [f"%{part}%" for part in url_parts]
     table = Activity._meta.db_table
     sql = (
         f"WITH cut(lead_id, as_of, {names}) AS (VALUES {', '.join([row] * len(cuts))}) "
-        f"SELECT a.lead_id, a.type, {windows}, COUNT(*), "
+        f"SELECT a.lead_id, a.type, {windows}COUNT(*), {by_url}"
         f"SUM(CASE WHEN a.type = 'page_view' THEN COALESCE(a.duration_seconds, 0) ELSE 0 END), "
         f"MAX(a.occurred_at) FROM {table} a JOIN cut ON cut.lead_id = a.lead_id "
         "WHERE a.occurred_at < cut.as_of GROUP BY a.lead_id, a.type"
