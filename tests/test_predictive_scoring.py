@@ -379,3 +379,22 @@ def test_beat_retrains_weekly_on_the_bulk_queue_the_models_with_enough_closed_le
     assert CELERY_TASK_ROUTES["scoring.tasks.predictive_*"] == {"queue": "bulk"}
     assert trained == 1
     assert list(PredictiveModel.objects.values_list("model", flat=True)) == [model.pk]
+
+
+# --- The demo world -----------------------------------------------------------------------
+
+
+def test_on_the_demo_world_the_model_ranks_the_newest_outcomes_better_than_the_rules(db, settings):
+    from io import StringIO
+
+    from scoring.models import ScoringModel
+
+    settings.PREDICTIVE_MIN_CLOSED = 150
+    call_command("seed_demo", stdout=StringIO(), leads=2000, now="2025-06-01T00:00:00+00:00")
+    model = ScoringModel.objects.active().get(is_default=True)
+
+    card = predictive_train(model=model, by=None)
+
+    assert card.n_won + card.n_lost >= 150
+    assert card.roc_auc > card.rule_auc, card.verdict
+    assert card.status == PredictiveStatus.LIVE, card.verdict
