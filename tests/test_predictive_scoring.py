@@ -398,3 +398,27 @@ def test_on_the_demo_world_the_model_ranks_the_newest_outcomes_better_than_the_r
     assert card.n_won + card.n_lost >= 150
     assert card.roc_auc > card.rule_auc, card.verdict
     assert card.status == PredictiveStatus.LIVE, card.verdict
+
+
+# --- The admin ----------------------------------------------------------------------------
+
+
+def test_a_marketer_lists_fields_the_predictive_model_must_not_read_in_the_admin(
+    client, marketer, model, django_capture_on_commit_callbacks
+):
+    from tests.admin_forms import changeform_data
+
+    client.force_login(marketer)
+    page = f"/admin/scoring/scoringmodel/{model.pk}/change/"
+    data = changeform_data(client.get(page))
+
+    bad = client.post(page, {**data, "predictive_excluded_fields": '{"budget": 1}'})
+    with django_capture_on_commit_callbacks(execute=True):
+        good = client.post(page, {**data, "predictive_excluded_fields": '["budget", " need "]'})
+
+    assert bad.status_code == 200
+    assert "Give the field keys as a list" in bad.content.decode()
+    assert good.status_code == 302
+    model.refresh_from_db()
+    assert model.predictive_excluded_fields == ["budget", "need"]
+    assert {"budget", "need"}.isdisjoint(spec.key for spec in feature_fields(model))
