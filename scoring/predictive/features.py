@@ -196,10 +196,13 @@ def decision_times(lead_ids: Sequence[int] | np.ndarray) -> Decisions:
         deals.setdefault(lead_id, []).append(min(created, closed_at or created))
         if closed_at and (lead_id not in closed or closed_at > closed[lead_id]):
             closed[lead_id] = closed_at
+    # A closed lead without a deal row (facts not refreshed yet) is read as it was created.
+    missing = [i for i in ids if i not in deals and i not in handed]
+    born = dict(Lead.objects.filter(pk__in=missing).values_list("pk", "created_at"))
     decided, closes = [], []
     for lead_id in ids:
         times = [*deals.get(lead_id, []), *([handed[lead_id]] if lead_id in handed else [])]
-        first = min(times)
+        first = min(times) if times else born[lead_id]
         decided.append(first)
         closes.append(closed.get(lead_id, first))
     return Decisions(decided, closes)
