@@ -2,14 +2,15 @@
 
 The bytes are a joblib pickle written by ``predictive_train`` on this installation and
 read from its own database only, never from an upload: whoever can write that column
-can already run code here. A loaded pipeline is kept per process, by the row's id (a row's
-artifact never changes).
+can already run code here. A loaded pipeline is kept per process, by the row's id and
+creation time (a row's artifact never changes).
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -34,11 +35,11 @@ def artifact_bytes(artifact: Artifact) -> bytes:
 
 
 def artifact_of(predictive: PredictiveModel) -> Artifact:
-    return _load(predictive.pk)
+    return _load(predictive.pk, predictive.created_at)
 
 
 @lru_cache(maxsize=8)
-def _load(pk: int) -> Artifact:
+def _load(pk: int, created_at: datetime) -> Artifact:
     data = PredictiveModel.objects.values_list("artifact", flat=True).get(pk=pk)
     loaded = joblib.load(io.BytesIO(bytes(data)))
     if not isinstance(loaded, Artifact):

@@ -98,7 +98,8 @@ def predictive_readiness(*, model: ScoringModel) -> Readiness:
 
 
 def live_predictive(model: ScoringModel) -> PredictiveModel | None:
-    return PredictiveModel.objects.filter(model=model, status=PredictiveStatus.LIVE).first()
+    live = PredictiveModel.objects.filter(model=model, status=PredictiveStatus.LIVE)
+    return live.defer("artifact").first()
 
 
 # --- Training -----------------------------------------------------------------------------
@@ -295,9 +296,8 @@ def _write_scores(predictive: PredictiveModel, lead_ids: list[int], now: datetim
 def leads_predictive_rescore(*, lead_ids: list[int], now: datetime) -> None:
     """Refresh the predictive scores of leads just scored (inside their scoring
     transaction): one query when no predictive model is live."""
-    for predictive in PredictiveModel.objects.filter(status=PredictiveStatus.LIVE).select_related(
-        "model"
-    ):
+    live = PredictiveModel.objects.filter(status=PredictiveStatus.LIVE).defer("artifact")
+    for predictive in live.select_related("model"):
         _write_scores(predictive, lead_ids, now)
 
 
