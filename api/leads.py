@@ -87,6 +87,7 @@ from leads.permissions import (
 from leads.profiles import email_error, lead_save_profile
 from leads.stages import lead_move_to_stage
 from scoring.explanation import lead_explanation
+from scoring.selectors import lead_predictive_score, predictive_score_subquery
 from scoring.snapshots import score_before, scores_before
 from scoring.trend import TREND_DAYS, Trend, score_trend
 
@@ -146,6 +147,11 @@ class LeadSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         f"when the lead had no score {TREND_DAYS} days ago."
     )
 
+    predictive_score = serializers.SerializerMethodField(
+        help_text="The live predictive model's chance, 0 to 100, that the lead converts, in "
+        "its primary scoring model; null while no predictive model is live."
+    )
+
     class Meta:
         model = Lead
         fields = [
@@ -183,6 +189,7 @@ class LeadSerializer(StrictFieldsMixin, serializers.ModelSerializer):
             "custom_fields",
             *SCORE_COLUMNS,
             "score_trend",
+            "predictive_score",
             "created_at",
             "updated_at",
             "first_activity_at",
@@ -209,6 +216,13 @@ class LeadSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         else:
             before = scores_before(lead_ids=[lead.pk], now=timezone.now()).get(lead.pk)
         return score_trend(lead.score, before).value
+
+    @extend_schema_field(serializers.IntegerField(min_value=0, max_value=100, allow_null=True))
+    def get_predictive_score(self, lead: Lead) -> int | None:
+        """From the lists' annotation; a lead just saved has none and is looked up."""
+        if hasattr(lead, "predictive"):
+            return lead.predictive
+        return lead_predictive_score(lead=lead)
 
     def get_company_name(self, lead: Lead) -> str | None:
         return lead.company.name if lead.company else None
@@ -473,7 +487,11 @@ class LeadViewSet(RecordViewSet):
         return (
             Lead.objects.ranked()
             .visible_to(user)
-            .annotate(rank_score=F("rank__score"), score_before=score_before(timezone.now()))
+            .annotate(
+                rank_score=F("rank__score"),
+                score_before=score_before(timezone.now()),
+                predictive=predictive_score_subquery(),
+            )
             .select_related("company")
             .prefetch_related("product_interests")
         )

@@ -319,6 +319,7 @@ CELERY_TASK_ROUTES = {
     "scoring.tasks.decay_*": {"queue": "bulk"},
     "scoring.tasks.refresh_*": {"queue": "bulk"},
     "scoring.tasks.suggest_*": {"queue": "bulk"},
+    "scoring.tasks.predictive_*": {"queue": "bulk"},
     "leads.tasks.handoff_*": {"queue": "realtime"},
     "leads.tasks.import_*": {"queue": "bulk"},
     "imports.tasks.*": {"queue": "bulk"},
@@ -342,6 +343,13 @@ CELERY_BEAT_SCHEDULE = {
     "rescore-resume": {
         "task": "scoring.tasks.rescore_resume",
         "schedule": 300,
+    },
+    "predictive-retrain": {
+        "task": "scoring.tasks.predictive_retrain",
+        "schedule": crontab(
+            day_of_week="sun", hour=env_int("PREDICTIVE_RETRAIN_HOUR", 3), minute=0
+        ),
+        "options": {"queue": "bulk"},
     },
     "nightly-decay": {
         "task": "scoring.tasks.decay_scores",
@@ -525,6 +533,17 @@ SCORING_ACCOUNT_RANGE = env_int("SCORING_ACCOUNT_RANGE", 5_000)
 # Suggested weights (scoring.suggestions) are fitted only on at least this many won and
 # this many lost leads of the model's segment; below it they say how many more are needed.
 SCORING_SUGGEST_MIN_CLOSED = env_int("SCORING_SUGGEST_MIN_CLOSED", 30)
+# A predictive model (scoring.predictive) is trained on at least this many closed (won or
+# lost) leads of the model's segment; below it the rules stay in charge.
+PREDICTIVE_MIN_CLOSED = env_int("HOTLIST_PREDICTIVE_MIN_CLOSED", 500)
+# How far a decile's observed conversion may stray from the predicted one on the holdout
+# (besides its sampling error) for the model to go live.
+PREDICTIVE_CALIBRATION_TOLERANCE = env_float("HOTLIST_PREDICTIVE_CALIBRATION_TOLERANCE", 0.05)
+if PREDICTIVE_MIN_CLOSED < 20 or not 0 < PREDICTIVE_CALIBRATION_TOLERANCE < 1:
+    raise ImproperlyConfigured(
+        "HOTLIST_PREDICTIVE_MIN_CLOSED must be at least 20 and "
+        "HOTLIST_PREDICTIVE_CALIBRATION_TOLERANCE between 0 and 1."
+    )
 
 # --- Nurturing (nurturing/, README "Nurture sequences") -------------------------
 

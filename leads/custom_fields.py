@@ -93,6 +93,11 @@ class CustomFieldDefinition(models.Model):
         max_length=200, blank=True, help_text="A regular expression text values must match."
     )
     help_text = models.CharField(max_length=200, blank=True)
+    set_after_contact = models.BooleanField(
+        default=False,
+        help_text="Written by sales after the hand-off (a rating, a qualification note): "
+        "never a predictive feature, since it would tell the outcome.",
+    )
 
     class Meta:
         ordering = ["label"]

@@ -63,7 +63,13 @@ class ScoringModelForm(forms.ModelForm):
     class Meta:
         model = ScoringModel
         # The admin's fieldsets choose what shows; these are the fields it may save.
-        fields = (*EDITABLE_FIELDS, "segment_product_lines")
+        fields = (*EDITABLE_FIELDS, "segment_product_lines", "predictive_excluded_fields")
+
+    def clean_predictive_excluded_fields(self) -> list[str]:
+        value = self.cleaned_data.get("predictive_excluded_fields") or []
+        if not isinstance(value, list) or not all(isinstance(key, str) for key in value):
+            raise forms.ValidationError('Give the field keys as a list, e.g. ["budget", "rating"].')
+        return [key.strip() for key in value if key.strip()]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -238,6 +244,15 @@ class ScoringModelAdmin(admin.ModelAdmin):
                     ("decay_half_life_days", "idle_week_penalty"),
                     ("surge_points", "surge_hours"),
                 )
+            },
+        ),
+        (
+            "Predictive scoring",
+            {
+                "classes": ("collapse",),
+                "description": "Custom fields marked “set after contact” are never learnt "
+                "from; list here any other field sales fill in after the hand-off.",
+                "fields": ("predictive_excluded_fields",),
             },
         ),
     )

@@ -27,6 +27,7 @@ from .engine import Batch
 from .incremental import IncrementalBatch, pending_activities
 from .lead_sets import CHUNK_SIZE, chunks
 from .models import ProfileRescore, ScoringModel
+from .predictive.services import leads_predictive_rescore
 from .ruleset import CompiledModel, Ruleset, load_ruleset
 from .signals import band_changed, lead_qualified, score_surged
 
@@ -95,6 +96,8 @@ def leads_score(
             ).update(scored_at=now)
         # Their companies' scores follow from theirs, summed with what this wrote.
         accounts_refresh(company_ids=company_ids, now=now)
+        # The predictive score follows the same events, read as of the same time.
+        leads_predictive_rescore(lead_ids=ids, now=now)
         if react:
             for result in results:
                 result_react(result)

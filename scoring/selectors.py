@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Sum
 
 from leads.custom_fields import CustomFieldDefinition
 from leads.models import Lead
@@ -186,3 +186,19 @@ def fit_field_choices() -> list[tuple[str, Any]]:
     if custom:
         choices.append(("Custom fields", custom))
     return choices
+
+
+def predictive_score_subquery(lead: str = "pk") -> Subquery:
+    """The predictive score of the row's ``lead`` in its primary model (``None``: none
+    live), for the one query of a list: one probe of the primary scores' index a row."""
+    scores = LeadScore.objects.filter(lead=OuterRef(lead), is_primary=True)
+    return Subquery(scores.values("predictive_score")[:1], output_field=IntegerField(null=True))
+
+
+def lead_predictive_score(*, lead: Lead) -> int | None:
+    """The lead's predictive score in its primary model; ``None`` while none is live."""
+    return (
+        LeadScore.objects.filter(lead=lead, is_primary=True)
+        .values_list("predictive_score", flat=True)
+        .first()
+    )

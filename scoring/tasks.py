@@ -4,9 +4,12 @@ from celery import shared_task
 from django.db import OperationalError
 from django.utils import timezone
 
+from crm.models import User
+
 from .accounts import accounts_refresh_all
 from .decay import scores_decay
 from .lead_scoring import lead_score, leads_score_chunked
+from .models import ScoringModel
 from .outbox import (
     lead_score_request,
     pending_drain,
@@ -14,6 +17,7 @@ from .outbox import (
     profile_rescore_lead_ids,
     unscored_lead_ids,
 )
+from .predictive.services import NotEnoughData, predictive_retrain_all, predictive_train
 from .rescore_jobs import rescore_job_range, rescore_job_run, rescore_jobs_resume
 from .snapshots import scores_snapshot
 from .suggestion_runs import model_suggestion_run
@@ -93,3 +97,23 @@ def refresh_account_scores() -> int:
 def suggest_weights(model_id: int, key: str) -> None:
     """Fit a model's suggested weights and keep them (``scoring.suggestion_runs``)."""
     model_suggestion_run(model_id=model_id, key=key)
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def predictive_train_model(model_id: int, user_id: int | None = None) -> None:
+    """Train a predictive model for one scoring model (missing model: no-op; too few closed
+    leads: nothing trained)."""
+    model = ScoringModel.objects.filter(pk=model_id).first()
+    if model is None:
+        return
+    by = User.objects.filter(pk=user_id).first() if user_id else None
+    try:
+        predictive_train(model=model, by=by)
+    except NotEnoughData:
+        return
+
+
+@shared_task(ignore_result=True)
+def predictive_retrain() -> int:
+    """Beat's weekly retrain of every active model with enough closed leads."""
+    return predictive_retrain_all()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import rule_views, suggestion_views, views
+from . import predictive_views, rule_views, suggestion_views, views
 
 urlpatterns = [
     path("", views.studio_index, name="studio"),
@@ -34,6 +34,16 @@ urlpatterns = [
         "models/<int:pk>/suggestions/draft/",
         suggestion_views.studio_suggestions_draft,
         name="studio-suggestions-draft",
+    ),
+    path(
+        "models/<int:pk>/predictive/",
+        predictive_views.studio_predictive,
+        name="studio-predictive",
+    ),
+    path(
+        "models/<int:pk>/predictive/train/",
+        predictive_views.studio_predictive_train,
+        name="studio-predictive-train",
     ),
     path("models/<int:pk>/duplicate/", views.studio_duplicate, name="studio-duplicate"),
     path("models/<int:pk>/preview/", views.studio_preview, name="studio-preview"),

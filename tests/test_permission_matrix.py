@@ -726,6 +726,12 @@ WEB: dict[str, Probe | Exempt] = {
     "studio-suggestions-draft": lambda w: [
         Call("POST", f"/studio/models/{w.scoring_model.pk}/suggestions/draft/", {}, refused=(403,))
     ],
+    "studio-predictive": lambda w: [
+        Call("GET", f"/studio/models/{w.scoring_model.pk}/predictive/", refused=(403,))
+    ],
+    "studio-predictive-train": lambda w: [
+        Call("POST", f"/studio/models/{w.scoring_model.pk}/predictive/train/", {}, refused=(403,))
+    ],
     "studio-duplicate": lambda w: [
         Call("POST", f"/studio/models/{w.scoring_model.pk}/duplicate/", {}, refused=(403,))
     ],

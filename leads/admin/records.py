@@ -54,7 +54,8 @@ class ProductLineAdmin(admin.ModelAdmin):
 
 @admin.register(CustomFieldDefinition)
 class CustomFieldDefinitionAdmin(admin.ModelAdmin):
-    list_display = ("label", "key", "field_type", "required")
+    list_display = ("label", "key", "field_type", "required", "set_after_contact")
+    list_filter = ("set_after_contact",)
     search_fields = ("label", "key")
 
 

@@ -5,6 +5,7 @@ and requests, and the change log."""
 from .account import AccountScore
 from .changelog import ChangeLog
 from .ledger import EntryKind, LeadScore, ScoreEntry
+from .predictive import PredictiveModel, PredictiveStatus
 from .rescore import ProfileRescore, RescoreJob, RescoreStatus
 from .rule import (
     ActivityTarget,
@@ -29,6 +30,8 @@ __all__ = [
     "EntryKind",
     "LeadScore",
     "ModelStatus",
+    "PredictiveModel",
+    "PredictiveStatus",
     "ProfileRescore",
     "RescoreJob",
     "RescoreStatus",

@@ -146,6 +146,12 @@ class LeadScore(models.Model):
     # of that scoring from their own times, and every later one from when it was written
     # (``scoring.score_formula.history_entries``). Empty on rows older than the column.
     created_at = models.DateTimeField(null=True, blank=True, editable=False)
+    predictive_score = models.SmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="The live predictive model's chance that the lead converts, 0 to 100; "
+        "empty while no predictive model is live.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

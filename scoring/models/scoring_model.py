@@ -134,6 +134,12 @@ class ScoringModel(models.Model):
     surge_hours = models.PositiveIntegerField(
         default=24, help_text="…within this many hours is a surge."
     )
+    predictive_excluded_fields = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Lead or custom fields the predictive model must not learn from (keys, "
+        "such as budget or a custom field's key), besides the custom fields set after contact.",
+    )
     decay_version = models.PositiveIntegerField(
         default=1,
         editable=False,

@@ -87,6 +87,7 @@ def violations(page, axe: str) -> list[str]:
                 "{new_rule}",
                 "{suggestions}",
                 "{confirm}",
+                "{predictive}",
             ],
         ),
     ],
@@ -133,6 +134,7 @@ def test_workspace_pages_have_no_serious_accessibility_violation(
                 new_rule=f"/studio/models/{draft.pk}/rules/new/fit/",
                 suggestions=f"/studio/models/{draft.version_of_id}/suggestions/",
                 confirm=f"/studio/models/{draft.pk}/",
+                predictive=f"/studio/models/{draft.version_of_id}/predictive/",
             )
         )
         if path == "{confirm}":

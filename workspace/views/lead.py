@@ -28,6 +28,7 @@ from leads.permissions import lead_access, merges_leads, task_assignees
 from leads.selectors import done_tasks, open_tasks, timeline_page
 from reports.charts import Frame, line_chart
 from scoring.explanation import lead_explanation
+from scoring.predictive.services import lead_predictive_explanations
 from workspace.deal_card import deal_card
 from workspace.forms import (
     NoteForm,
@@ -132,9 +133,13 @@ def lead_page_context(
     user = request.user
     access = lead_access(lead=lead, user=user)
     explanation = lead_explanation(lead=lead, history=True)
+    predictive = lead_predictive_explanations(
+        lead_id=lead.pk, model_ids=[part["model"]["id"] for part in explanation["models"]]
+    )
     for part in explanation["models"]:
         model = part["model"]
         part["chart"] = score_chart(part["history"], model=model)
+        part["predictive"] = predictive.get(model["id"])
     _add_trend(explanation, lead)
     handoff = lead.handoffs.select_related("owner", "closed_by").first()
     now = timezone.now()

@@ -1,0 +1,396 @@
+"""Training, publishing and serving predictive models.
+
+``predictive_train`` trains on a scoring model's closed leads, each read as of its
+decision time (``features``), and keeps the result with its model card. **The publish
+gate**: it goes live only when its ROC AUC on the newest outcomes (held out of training)
+is at least the rule score's on the same leads and at least the live predictive model's,
+and its calibration holds on every decile (``training.calibration_table``). Otherwise it
+is kept as a report (*rejected*) and the live one stays. Below
+``PREDICTIVE_MIN_CLOSED`` closed leads nothing is trained (``NotEnoughData`` says how
+many more are needed) and the rules stay in charge.
+
+Serving: when a model goes live every lead of the segment with a score in the scoring
+model gets its predictive score, in chunks of set-based features and one numpy pass
+(``predictive_scores_refresh``); afterwards real-time scoring refreshes the leads it
+scores (``leads_predictive_rescore``), with the same functions, so one lead's score is
+the batch's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from crm.models import User
+from leads.models import DealOutcome, Lead
+
+from ..lead_sets import segment_lead_ids, segment_leads
+from ..models import LeadScore, ModelStatus, PredictiveModel, PredictiveStatus, ScoringModel
+from ..rule_matrix import closed_outcomes
+from . import training
+from .artifacts import Artifact, artifact_bytes, artifact_of
+from .encoding import encode, fit_encoding
+from .explaining import Explanation, as_scores, explain, probabilities
+from .features import (
+    FieldSpec,
+    LeakageError,
+    RawFrame,
+    decision_times,
+    excluded_keys,
+    feature_fields,
+    feature_frame,
+)
+
+SCORE_CHUNK = 5000
+MIN_PER_OUTCOME = 10
+
+
+class NotEnoughData(Exception):
+    """Too few closed leads to train on; the message says how many more are needed."""
+
+
+@dataclass(frozen=True)
+class Readiness:
+    won: int
+    lost: int
+    minimum: int
+
+    @property
+    def closed(self) -> int:
+        return self.won + self.lost
+
+    @property
+    def needed(self) -> int:
+        """More closed leads needed: up to the minimum, and some of each outcome."""
+        short = max(MIN_PER_OUTCOME - self.won, 0) + max(MIN_PER_OUTCOME - self.lost, 0)
+        return max(self.minimum - self.closed, short)
+
+    @property
+    def message(self) -> str:
+        return (
+            f"Predictive scoring needs at least {self.minimum} closed leads (won or lost, "
+            f"{MIN_PER_OUTCOME} of each at least) in this model's segment; it has "
+            f"{self.won} won and {self.lost} lost: {self.needed} more closed leads needed. "
+            "Until then the rules stay in charge."
+        )
+
+
+def predictive_readiness(*, model: ScoringModel) -> Readiness:
+    """How many won and lost leads the model's segment has, against the minimum."""
+    counts = dict(
+        segment_leads(model)
+        .filter(deal_outcome__gte=DealOutcome.LOST)
+        .order_by()
+        .values_list("deal_outcome")
+        .annotate(n=Count("pk", distinct=True))
+    )
+    return Readiness(
+        won=counts.get(DealOutcome.WON, 0),
+        lost=counts.get(DealOutcome.LOST, 0),
+        minimum=settings.PREDICTIVE_MIN_CLOSED,
+    )
+
+
+def live_predictive(model: ScoringModel) -> PredictiveModel | None:
+    live = PredictiveModel.objects.filter(model=model, status=PredictiveStatus.LIVE)
+    return live.defer("artifact").first()
+
+
+# --- Training -----------------------------------------------------------------------------
+
+
+def predictive_train(*, model: ScoringModel, by: User | None) -> PredictiveModel:
+    """Train on ``model``'s closed leads, judge against the rules and the live predictive
+    model, and publish when it passes the gate (module docstring). Raises
+    ``NotEnoughData`` below the minimum."""
+    readiness = predictive_readiness(model=model)
+    if readiness.needed:
+        raise NotEnoughData(readiness.message)
+    lead_ids, won = closed_outcomes(segment_leads(model))
+    decisions = decision_times(lead_ids)
+    order = np.argsort([at.timestamp() for at in decisions.closed_at], kind="stable")
+    lead_ids, won = lead_ids[order], won[order]
+    decided = [decisions.decided_at[i] for i in order]
+    closed = [decisions.closed_at[i] for i in order]
+    excluded = excluded_keys(model)
+    frame = feature_frame(
+        lead_ids=lead_ids,
+        as_of=decided,
+        specs=feature_fields(model),
+        excluded=excluded,
+        decided_at=decided,
+    )
+    train_rows, _ = training.holdout_split(len(lead_ids))
+    encoding = fit_encoding(frame.take(train_rows))
+    x = encode(encoding, frame)
+    fitted = training.fit(x, won)
+    holdout_y = won[fitted.holdout]
+    holdout_ids = lead_ids[fitted.holdout]
+    live = live_predictive(model)
+    calibration = training.calibration_table(
+        fitted.probabilities, holdout_y, settings.PREDICTIVE_CALIBRATION_TOLERANCE
+    )
+    card = PredictiveModel(
+        model=model,
+        algorithm=fitted.algorithm,
+        data_from=closed[0],
+        data_to=closed[-1],
+        n_train=fitted.n_train,
+        n_holdout=len(holdout_y),
+        n_won=int(won.sum()),
+        n_lost=int(len(won) - won.sum()),
+        roc_auc=training.auc_of(fitted.probabilities, holdout_y) or 0.5,
+        brier=training.brier(fitted.probabilities, holdout_y),
+        rule_auc=_rule_auc(model, holdout_ids, holdout_y),
+        previous_auc=_previous_auc(
+            live, holdout_ids, [decided[i] for i in fitted.holdout], holdout_y, excluded
+        ),
+        calibration_ok=all(row["ok"] for row in calibration),
+        cv_scores={name: round(value, 4) for name, value in fitted.cv_scores.items()},
+        calibration=calibration,
+        lift=training.lift_table(fitted.probabilities, holdout_y),
+        features=training.feature_weights(fitted, encoding, x[fitted.holdout], holdout_y),
+        artifact=artifact_bytes(Artifact(encoding, fitted.estimator, fitted.reference)),
+        created_by=by,
+    )
+    passed, card.verdict = gate(card)
+    return _publish(card) if passed else _keep(card, PredictiveStatus.REJECTED)
+
+
+def gate(card: PredictiveModel) -> tuple[bool, str]:
+    """Whether a trained model may go live, and why in words."""
+    rule_auc = card.rule_auc if card.rule_auc is not None else 0.5
+    reasons = []
+    if card.roc_auc < rule_auc:
+        reasons.append(f"its ROC AUC {card.roc_auc:.3f} is below the rules' {rule_auc:.3f}")
+    if card.previous_auc is not None and card.roc_auc < card.previous_auc:
+        reasons.append(
+            f"its ROC AUC {card.roc_auc:.3f} is below the live predictive model's "
+            f"{card.previous_auc:.3f}"
+        )
+    if not card.calibration_ok:
+        reasons.append("its predicted chances stray from the observed ones on some deciles")
+    if reasons:
+        return False, f"Kept as a report, not published: {'; '.join(reasons)} on the holdout."
+    return True, (
+        f"Published: ROC AUC {card.roc_auc:.3f} against the rules' {rule_auc:.3f} on the "
+        "newest outcomes, calibrated on every decile."
+    )
+
+
+def _keep(card: PredictiveModel, status: str) -> PredictiveModel:
+    card.status = status
+    card.save()
+    return card
+
+
+def _publish(card: PredictiveModel) -> PredictiveModel:
+    with transaction.atomic():
+        PredictiveModel.objects.filter(model=card.model, status=PredictiveStatus.LIVE).update(
+            status=PredictiveStatus.SUPERSEDED
+        )
+        _keep(card, PredictiveStatus.LIVE)
+    predictive_scores_refresh(predictive=card)
+    return card
+
+
+def _rule_auc(model: ScoringModel, lead_ids: np.ndarray, won: np.ndarray) -> float | None:
+    """The rule score's ROC AUC over the held-out leads (a lead without one scores 0)."""
+    scores = dict(
+        LeadScore.objects.filter(model=model, lead_id__in=[int(i) for i in lead_ids]).values_list(
+            "lead_id", "score"
+        )
+    )
+    return training.auc_of([scores.get(int(i), 0) for i in lead_ids], won)
+
+
+def _previous_auc(
+    live: PredictiveModel | None,
+    lead_ids: np.ndarray,
+    as_of: list[datetime],
+    won: np.ndarray,
+    excluded: set[str],
+) -> float | None:
+    """The live predictive model's ROC AUC on the same holdout; None without one, or when
+    it reads a field now excluded (it gives way)."""
+    if live is None:
+        return None
+    artifact = artifact_of(live)
+    try:
+        frame = feature_frame(
+            lead_ids=lead_ids,
+            as_of=as_of,
+            specs=list(artifact.encoding.specs),
+            excluded=excluded,
+            decided_at=as_of,
+        )
+    except LeakageError:
+        return None
+    p = probabilities(artifact.estimator, encode(artifact.encoding, frame))
+    return training.auc_of(p, won)
+
+
+def predictive_retrain_all(*, by: User | None = None) -> int:
+    """Beat's weekly retrain: every active model with enough closed leads; how many trained."""
+    trained = 0
+    for model in ScoringModel.objects.filter(status=ModelStatus.ACTIVE):
+        if predictive_readiness(model=model).needed:
+            continue
+        predictive_train(model=model, by=by)
+        trained += 1
+    return trained
+
+
+# --- Serving ------------------------------------------------------------------------------
+
+
+def _scored_frame(
+    artifact: Artifact, lead_ids: list[int], now: datetime
+) -> tuple[RawFrame, np.ndarray]:
+    specs: list[FieldSpec] = list(artifact.encoding.specs)
+    frame = feature_frame(lead_ids=lead_ids, as_of=[now] * len(lead_ids), specs=specs)
+    return frame, encode(artifact.encoding, frame)
+
+
+def predictive_scores(
+    *, predictive: PredictiveModel, lead_ids: list[int], now: datetime | None = None
+) -> dict[int, int]:
+    """The predictive score, 0 to 100, of each of ``lead_ids`` as of ``now``."""
+    if not lead_ids:
+        return {}
+    artifact = artifact_of(predictive)
+    frame, x = _scored_frame(artifact, lead_ids, now or timezone.now())
+    scores = as_scores(probabilities(artifact.estimator, x))
+    return {int(lead_id): int(score) for lead_id, score in zip(frame.lead_ids, scores, strict=True)}
+
+
+def predictive_scores_refresh(*, predictive: PredictiveModel, now: datetime | None = None) -> int:
+    """Every scored lead of the segment gets ``predictive``'s score; how many."""
+    now = now or timezone.now()
+    ids = [int(i) for i in segment_lead_ids(predictive.model)]
+    written = 0
+    for start in range(0, len(ids), SCORE_CHUNK):
+        written += _write_scores(predictive, ids[start : start + SCORE_CHUNK], now)
+    return written
+
+
+def _write_scores(predictive: PredictiveModel, lead_ids: list[int], now: datetime) -> int:
+    rows = list(
+        LeadScore.objects.filter(model=predictive.model, lead_id__in=lead_ids).only("pk", "lead_id")
+    )
+    scores = predictive_scores(
+        predictive=predictive, lead_ids=[row.lead_id for row in rows], now=now
+    )
+    for row in rows:
+        row.predictive_score = scores[row.lead_id]
+    LeadScore.objects.bulk_update(rows, ["predictive_score"], batch_size=1000)
+    return len(rows)
+
+
+def leads_predictive_rescore(*, lead_ids: list[int], now: datetime) -> None:
+    """Refresh the predictive scores of leads just scored (inside their scoring
+    transaction): one query when no predictive model is live."""
+    live = PredictiveModel.objects.filter(status=PredictiveStatus.LIVE).defer("artifact")
+    for predictive in live.select_related("model"):
+        _write_scores(predictive, lead_ids, now)
+
+
+def lead_predictive_explanations(*, lead_id: int, model_ids: list[int]) -> dict[int, Explanation]:
+    """The predictive score and its factors in each of ``model_ids`` with a live
+    predictive model (one query when none is live)."""
+    live = PredictiveModel.objects.filter(model_id__in=model_ids, status=PredictiveStatus.LIVE)
+    now = timezone.now()
+    out = {}
+    for predictive in live.defer("artifact").select_related("model"):
+        explanation = lead_predictive_explanation(lead_id=lead_id, model=predictive.model, now=now)
+        if explanation is not None:
+            out[predictive.model_id] = explanation
+    return out
+
+
+def lead_predictive_explanation(
+    *, lead_id: int, model: ScoringModel, now: datetime | None = None
+) -> Explanation | None:
+    """The live predictive score of the lead in ``model`` and its factors; None when no
+    predictive model is live."""
+    predictive = live_predictive(model)
+    if predictive is None:
+        return None
+    artifact = artifact_of(predictive)
+    frame, x = _scored_frame(artifact, [lead_id], now or timezone.now())
+    return explain(
+        estimator=artifact.estimator,
+        encoding=artifact.encoding,
+        reference=artifact.reference,
+        x=x,
+        frame=frame,
+        row=0,
+    )
+
+
+# --- Beside the rules ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """Where the rule score and the predictive score rank a model's leads far apart: the
+    top fifth by one in the bottom half by the other, with the widest gaps as examples
+    (lead id, name, rule score, predictive score)."""
+
+    scored: int
+    rules_high: int  # rules' top fifth, predictive bottom half
+    predictive_high: int  # the reverse
+    rules_high_examples: list[tuple[int, str, int, int]]
+    predictive_high_examples: list[tuple[int, str, int, int]]
+
+
+def predictive_disagreement(*, model: ScoringModel, examples: int = 5) -> Disagreement:
+    rows = np.array(
+        list(
+            LeadScore.objects.filter(model=model, predictive_score__isnull=False).values_list(
+                "lead_id", "score", "predictive_score"
+            )
+        ),
+        dtype=np.int64,
+    ).reshape(-1, 3)
+    if not len(rows):
+        return Disagreement(0, 0, 0, [], [])
+    rule_rank, predictive_rank = _share_below(rows[:, 1]), _share_below(rows[:, 2])
+    gap = rule_rank - predictive_rank
+    rules_high = (rule_rank >= 0.8) & (predictive_rank < 0.5)
+    predictive_high = (predictive_rank >= 0.8) & (rule_rank < 0.5)
+    return Disagreement(
+        len(rows),
+        int(rules_high.sum()),
+        int(predictive_high.sum()),
+        _examples(rows, np.flatnonzero(rules_high)[np.argsort(-gap[rules_high])][:examples]),
+        _examples(
+            rows, np.flatnonzero(predictive_high)[np.argsort(gap[predictive_high])][:examples]
+        ),
+    )
+
+
+def _share_below(values: np.ndarray) -> np.ndarray:
+    """Each value's share of the values below it (ties: none of each other)."""
+    ordered = np.sort(values)
+    return np.searchsorted(ordered, values, side="left") / len(values)
+
+
+def _examples(rows: np.ndarray, picked: np.ndarray) -> list[tuple[int, str, int, int]]:
+    ids = [int(rows[i, 0]) for i in picked]
+    names = {
+        pk: (f"{first} {last}".strip() or email)
+        for pk, first, last, email in Lead.objects.filter(pk__in=ids).values_list(
+            "pk", "first_name", "last_name", "email"
+        )
+    }
+    return [
+        (int(rows[i, 0]), names.get(int(rows[i, 0]), ""), int(rows[i, 1]), int(rows[i, 2]))
+        for i in picked
+    ]
