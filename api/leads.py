@@ -473,11 +473,14 @@ class LeadViewSet(RecordViewSet):
     serializer_class = LeadSerializer
     filterset_class = LeadFilter
     search_fields = ["first_name", "last_name", "email", "company__name"]
-    ordering_fields = ["score", "created_at", "updated_at", "last_name"]
+    ordering_fields = ["score", "predictive_score", "created_at", "updated_at", "last_name"]
     ordering = ("-score", "-id")
     # Sorted by the copy of the score in the lead's rank, which its indexes hold
     # (``Lead.ranked``); an annotation, as the cursor pages read it from each row.
-    ordering_columns = {"score": "rank_score"}
+    # The predictive score is the primary score row's (``predictive_score_subquery``).
+    ordering_columns = {"score": "rank_score", "predictive_score": "predictive"}
+    # Leads without a predictive score come last in either direction.
+    ordering_nulls_last = ("predictive",)
     permission_action = {"transition": "change", "merge": "change"}
 
     def get_queryset(self) -> QuerySet[Lead]:

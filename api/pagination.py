@@ -67,10 +67,11 @@ class ApiCursorPagination(CursorPagination):
         offset = self.cursor.offset if self.cursor else 0
         reverse = bool(self.cursor.reverse) if self.cursor else False
         position = str(self.cursor.position) if self.cursor and self.cursor.position else None
+        high = _nulls_high(fields, getattr(view, "ordering_nulls_last", ()))
         ordering = _reversed(fields) if reverse else fields
-        queryset = queryset.order_by(*_nulls_low(ordering))
+        queryset = queryset.order_by(*_nulls_low(ordering, high))
         if position is not None:
-            queryset = queryset.filter(_after(ordering, json.loads(position)))
+            queryset = queryset.filter(_after(ordering, json.loads(position), high))
         results = list(queryset[offset : offset + self.page_size + 1])
         self.page = results[: self.page_size]
         following = None
@@ -117,32 +118,47 @@ def _reversed(ordering: list[str]) -> list[str]:
     return [field[1:] if field.startswith("-") else f"-{field}" for field in ordering]
 
 
-def _nulls_low(ordering: list[str]) -> list[Any]:
-    return [
-        F(field[1:]).desc(nulls_last=True)
-        if field.startswith("-")
-        else F(field).asc(nulls_first=True)
-        for field in ordering
-    ]
+def _nulls_high(fields: list[str], nulls_last: Any) -> frozenset[str]:
+    """The fields whose nulls count as the largest values: those a view lists in
+    ``ordering_nulls_last`` asked in ascending order (descending, the smallest values
+    already come last). Worked out from the asked order, before a page back reverses it."""
+    return frozenset(field for field in fields if field in nulls_last)
 
 
-def _after(ordering: list[str], values: list[Any]) -> Q:
+def _nulls_low(ordering: list[str], high: frozenset[str] = frozenset()) -> list[Any]:
+    """The order by, nulls as the smallest values (the largest for ``high`` fields)."""
+    order = []
+    for field in ordering:
+        name = field.lstrip("-")
+        low = name not in high or None
+        top = name in high or None
+        if field.startswith("-"):
+            order.append(F(name).desc(nulls_last=low, nulls_first=top))
+        else:
+            order.append(F(name).asc(nulls_first=low, nulls_last=top))
+    return order
+
+
+def _after(ordering: list[str], values: list[Any], high: frozenset[str] = frozenset()) -> Q:
     """The rows that ``ordering`` puts after the row with these values: ``(a, b, id) >
     (x, y, z)`` spelled out field by field, so that each field keeps its own direction,
-    with nulls as the smallest values."""
+    with nulls as the smallest values (the largest for ``high`` fields)."""
     condition = Q(pk__in=[])
     equal = Q()
     for field, value in zip(ordering, values, strict=True):
         name = field.lstrip("-")
         greater = not field.startswith("-")
-        condition |= equal & _beyond(name, value, greater=greater)
+        condition |= equal & _beyond(name, value, greater=greater, nulls_high=name in high)
         equal &= Q(**{f"{name}__isnull": True}) if value is None else Q(**{name: value})
     return condition
 
 
-def _beyond(name: str, value: Any, *, greater: bool) -> Q:
+def _beyond(name: str, value: Any, *, greater: bool, nulls_high: bool = False) -> Q:
+    """The rows past ``value`` going up (``greater``) or down, the nulls at the low end
+    (at the high end with ``nulls_high``)."""
     if value is None:
-        return Q(**{f"{name}__isnull": False}) if greater else Q(pk__in=[])
-    if greater:
-        return Q(**{f"{name}__gt": value})
-    return Q(**{f"{name}__lt": value}) | Q(**{f"{name}__isnull": True})
+        return Q(**{f"{name}__isnull": False}) if greater != nulls_high else Q(pk__in=[])
+    past = Q(**{f"{name}__{'gt' if greater else 'lt'}": value})
+    if greater == nulls_high:  # towards the end where the nulls are
+        past |= Q(**{f"{name}__isnull": True})
+    return past

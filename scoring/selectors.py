@@ -4,6 +4,7 @@ the leads surging now (My day)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -193,6 +194,15 @@ def predictive_score_subquery(lead: str = "pk") -> Subquery:
     live), for the one query of a list: one probe of the primary scores' index a row."""
     scores = LeadScore.objects.filter(lead=OuterRef(lead), is_primary=True)
     return Subquery(scores.values("predictive_score")[:1], output_field=IntegerField(null=True))
+
+
+def primary_predictive_scores(*, lead_ids: Sequence[int]) -> dict[int, int]:
+    """The leads' predictive scores in their primary models, by lead id, in one query;
+    a lead without one (no predictive model live in its model) is left out."""
+    rows = LeadScore.objects.filter(
+        lead_id__in=list(lead_ids), is_primary=True, predictive_score__isnull=False
+    ).values_list("lead_id", "predictive_score")
+    return {lead_id: score for lead_id, score in rows if score is not None}
 
 
 def lead_predictive_score(*, lead: Lead) -> int | None:

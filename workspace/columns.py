@@ -7,7 +7,8 @@ source``) and in saved views. A URL without ``cols`` shows the default columns; 
 name and the score, which are always there. Unknown names are ignored, on the list
 and in its export alike, so that an old bookmark keeps working after a column goes.
 
-Columns that live in other tables (the next task, the last sales touch) are read as
+Columns that live in other tables (the next task, the last sales touch, the predictive
+score of the lead's primary scoring model) are read as
 subqueries of the page's one query, so a page costs the same number of queries
 whatever its rows and columns.
 """
@@ -23,6 +24,8 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from leads.models import SALES_TOUCH_TYPES, Activity, Lead, Source, Task
+from scoring.selectors import predictive_score_subquery
+from workspace.keyset import PREDICTIVE_KEY
 
 COLUMNS_PARAM = "cols"
 SOURCE_LABELS = dict(Source.choices)
@@ -86,6 +89,13 @@ COLUMNS: dict[str, ListColumn] = {
             annotations={"last_touch_at": _last_touch},
         ),
         ListColumn("created", "Created", False, ("created_at",), reads=("created_at",)),
+        ListColumn(
+            "predictive",
+            "Predictive",
+            False,
+            (),
+            annotations={PREDICTIVE_KEY: predictive_score_subquery},
+        ),
         ListColumn("grade", "Grade", True, ("grade",)),
     )
 }
@@ -140,6 +150,7 @@ def column_cells(row: dict[str, Any]) -> dict[str, Any]:
         "last_touch_iso": timezone.localtime(touched).isoformat() if touched else "",
         "created": _day(created) if created else "",
         "created_iso": timezone.localtime(created).isoformat() if created else "",
+        "predictive": row.get(PREDICTIVE_KEY),
     }
 
 

@@ -9,15 +9,17 @@ gives the first page instead of an error.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.core import signing
 from django.db.models import F, Q, QuerySet
+from django.db.models.expressions import BaseExpression
 from django.utils.dateparse import parse_datetime
 
 from leads.models import Lead, NameSortKey
+from scoring.selectors import predictive_score_subquery
 
 if TYPE_CHECKING:
     from django.db.models import OrderBy
@@ -50,10 +52,16 @@ class SortOrder:
 
 # Sort keys that are expressions rather than columns, annotated under these names.
 NAME_KEY = "name_key"
-COMPUTED_KEYS = {NAME_KEY: NameSortKey}
+# The predictive score of the lead's primary scoring model (empty while none is live),
+# one probe of the primary scores' index a row (``leadscore_primary_idx``).
+PREDICTIVE_KEY = "predictive_score"
+COMPUTED_KEYS: dict[str, Callable[[], BaseExpression]] = {
+    NAME_KEY: NameSortKey,
+    PREDICTIVE_KEY: predictive_score_subquery,
+}
 
 
-def sort_key(name: str) -> F | NameSortKey:
+def sort_key(name: str) -> F | BaseExpression:
     """The expression a sort column names: a column, or a computed key such as the
     displayed name (which a query need not annotate to order by it)."""
     computed = COMPUTED_KEYS.get(name)
@@ -81,6 +89,13 @@ SORTS: dict[str, SortOrder] = {
     ),
     "stage_changed": SortOrder(
         "Stage changed, longest ago first", ("stage_changed_at",), descending=False
+    ),
+    # Leads without a predictive score (none live in their model) come last either way.
+    "-predictive": SortOrder(
+        "Predictive score, highest first", (PREDICTIVE_KEY,), True, nullable=True
+    ),
+    "predictive": SortOrder(
+        "Predictive score, lowest first", (PREDICTIVE_KEY,), False, nullable=True
     ),
 }
 DEFAULT_SORT = "-score"
@@ -174,7 +189,7 @@ def _value_load(field: str, value: Any) -> Any:
         if parsed is None:
             raise ValueError(field)
         return parsed
-    if field == "rank__score":
+    if field in ("rank__score", PREDICTIVE_KEY):
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValueError(field)
         return value
@@ -208,7 +223,7 @@ def _beyond(order: SortOrder, values: Sequence[Any], pk: int, *, descending: boo
 def _segments(queryset: Rows, order: SortOrder) -> tuple[Rows, Rows | None]:
     """The rows with the first column set, then (for a nullable column) those without."""
     for name in order.fields:
-        if name in COMPUTED_KEYS:
+        if name in COMPUTED_KEYS and name not in queryset.query.annotations:
             # Named, so that cursors compare with it and rows carry it.
             queryset = queryset.annotate(**{name: COMPUTED_KEYS[name]()})
     if order.fields[0].startswith("rank__"):

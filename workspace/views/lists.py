@@ -66,6 +66,7 @@ SORTABLE_COLUMNS = [
     ("company", "Company", "company"),
     ("stage_changed", "Stage changed", "-stage_changed"),
     ("last_activity", "Last activity", "-last_activity"),
+    ("predictive", "Predictive", "-predictive"),
     ("score", "Score", "-score"),
 ]
 SORTABLE = {key for key, _, _ in SORTABLE_COLUMNS}

@@ -39,7 +39,7 @@ from leads.work_queue import (
     queue_snooze,
     work_queue_for,
 )
-from scoring.selectors import surging_lead_ids
+from scoring.selectors import primary_predictive_scores, surging_lead_ids
 from scoring.snapshots import scores_before
 from workspace.score_trends import trend_badge
 
@@ -84,6 +84,7 @@ def _queue_context(
     surging = surging_lead_ids(user=user, now=now)
     items = work_queue_for(user, now=now, surging=surging)
     _add_trends(items, now)
+    _add_predictive(items)
     current = next((item for item in items if item.lead.pk == current_id), None)
     if current is None and items:
         current = items[0]
@@ -112,6 +113,14 @@ def _add_trends(items: list[QueueItem], now: datetime) -> None:
     before = scores_before(lead_ids=[item.lead.pk for item in items], now=now)
     for item in items:
         item.lead.trend = trend_badge(item.lead.score, before.get(item.lead.pk))  # type: ignore[attr-defined]
+
+
+def _add_predictive(items: list[QueueItem]) -> None:
+    """Give each item's lead its predictive score (``predictive``, ``None`` while none is
+    live in its model), in one query."""
+    scores = primary_predictive_scores(lead_ids=[item.lead.pk for item in items])
+    for item in items:
+        item.lead.predictive = scores.get(item.lead.pk)  # type: ignore[attr-defined]
 
 
 def _render(
