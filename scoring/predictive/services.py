@@ -23,7 +23,7 @@ from datetime import datetime
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
@@ -281,16 +281,36 @@ def predictive_scores_refresh(*, predictive: PredictiveModel, now: datetime | No
 
 
 def _write_scores(predictive: PredictiveModel, lead_ids: list[int], now: datetime) -> int:
-    rows = list(
-        LeadScore.objects.filter(model=predictive.model, lead_id__in=lead_ids).only("pk", "lead_id")
+    scored = list(
+        LeadScore.objects.filter(model=predictive.model, lead_id__in=lead_ids).values_list(
+            "lead_id", flat=True
+        )
     )
-    scores = predictive_scores(
-        predictive=predictive, lead_ids=[row.lead_id for row in rows], now=now
-    )
-    for row in rows:
-        row.predictive_score = scores[row.lead_id]
-    LeadScore.objects.bulk_update(rows, ["predictive_score"], batch_size=1000)
-    return len(rows)
+    scores = predictive_scores(predictive=predictive, lead_ids=scored, now=now)
+    _store_scores(predictive.model_id, scores)
+    return len(scored)
+
+
+def _store_scores(model_id: int, scores: dict[int, int]) -> None:
+    """Write the scores onto the leads' score rows in ``model_id``, only where they moved.
+
+    On PostgreSQL one UPDATE joined to the scores as arrays (Django's ``bulk_update``
+    loads the rows and rewrites each of them through a CASE of the whole batch);
+    elsewhere ``bulk_update``."""
+    if connection.vendor != "postgresql":
+        rows = list(LeadScore.objects.filter(model_id=model_id, lead_id__in=scores))
+        for row in rows:
+            row.predictive_score = scores[row.lead_id]
+        LeadScore.objects.bulk_update(rows, ["predictive_score"], batch_size=1000)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE scoring_leadscore ls SET predictive_score = v.score "
+            "FROM unnest(%s::bigint[], %s::smallint[]) AS v(lead_id, score) "
+            "WHERE ls.model_id = %s AND ls.lead_id = v.lead_id "
+            "AND ls.predictive_score IS DISTINCT FROM v.score",
+            [list(scores), list(scores.values()), model_id],
+        )
 
 
 def leads_predictive_rescore(*, lead_ids: list[int], now: datetime) -> None:
