@@ -220,8 +220,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
             "Score scale",
             {
                 "description": "Every lead starts from the base score; fit and engagement "
-                "count up to their caps, and the score up to the maximum. Thresholds, bands, "
-                "grades and “engaged” must be reachable under them.",
+                "count up to their caps, the score up to the maximum.",
                 "fields": (
                     ("base_score", "max_points"),
                     ("fit_cap", "engagement_cap"),
@@ -230,29 +229,25 @@ class ScoringModelAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Fit grades",
-            {
-                "classes": ("collapse",),
-                "fields": (("grade_a_from", "grade_b_from", "grade_c_from"),),
-            },
-        ),
-        (
             "Engagement",
             {
                 "fields": (
-                    "engaged_from",
-                    ("decay_half_life_days", "idle_week_penalty"),
+                    ("engaged_from", "decay_half_life_days", "idle_week_penalty"),
                     ("surge_points", "surge_hours"),
                 )
             },
         ),
         (
-            "Predictive scoring",
+            "Fit grades and predictive scoring",
             {
                 "classes": ("collapse",),
                 "description": "Custom fields marked “set after contact” are never learnt "
-                "from; list here any other field sales fill in after the hand-off.",
-                "fields": ("predictive_excluded_fields",),
+                "from by predictive scoring; list here any other field sales fill in after "
+                "the hand-off.",
+                "fields": (
+                    ("grade_a_from", "grade_b_from", "grade_c_from"),
+                    "predictive_excluded_fields",
+                ),
             },
         ),
     )
