@@ -420,10 +420,11 @@ def render(r: dict, loads: list[str], args: argparse.Namespace) -> str:
             "importance). Batch scoring is bound by reading the features from the database "
             "(activity counts per window and URL group, fields, custom fields), not by the "
             f"model: the bare `predict_proba` over the same rows is {bare / scoring:.0%} of "
-            f"it. Publishing is mostly writing: at the batch-scoring rate, reading and "
-            f"predicting its {r['n_scored']:,} leads takes about {harness.seconds(read)}, "
-            f"the other {harness.seconds(max(refresh - read, 0))} is the write of their "
-            "scores (`bulk_update` of 1,000 rows a statement), the place to gain first. At "
+            f"it. Publishing reads and predicts as batch scoring does: at its rate its "
+            f"{r['n_scored']:,} leads take about {harness.seconds(read)}, and the other "
+            f"{harness.seconds(max(refresh - read, 0))} is the write of their scores (one "
+            "`UPDATE` of a chunk's score rows joined to its scores as arrays, only where "
+            "they moved; `bulk_update` on SQLite). At "
             f"the refresh's rate ({r['n_scored'] / refresh:,.0f} leads/s) a model going live "
             f"over 1,000,000 leads would take about {million:.0f} minutes.",
         ]
