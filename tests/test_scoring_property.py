@@ -674,6 +674,28 @@ class Clock:
         return self.at
 
 
+def build_scored(scenario: Decaying, clock: Clock, capture) -> tuple[ScoringModel, list[Lead]]:
+    """The scenario's model and leads, each lead scored on its profile and its history
+    recorded and scored at ``clock``'s time, every scoring run as its transaction commits
+    (``capture`` is ``django_capture_on_commit_callbacks``)."""
+    model, rows = build(
+        scenario.fit,
+        scenario.engagement,
+        scenario.leads,
+        scenario.formula,
+        half_life=scenario.half_life,
+        idle_penalty=scenario.idle_penalty,
+    )
+    for row in rows:
+        with capture(execute=True):
+            lead_save_profile(lead=row, changed_fields=["job_title", "country", "seniority"])
+    for history in scenario.histories:
+        if history.size:
+            with capture(execute=True):
+                activities_record(lead=rows[history.lead], activities=history.activities(clock.at))
+    return model, rows
+
+
 def reference_awards(rule_id: int, rule: EngagementDef, activities, now) -> set[tuple]:
     """(rule, activity, bonus, points, at) of every award, from the rules' meaning: per UTC
     day the first max_per_day matches, of those the first max_per_lead; a bonus on the
@@ -787,21 +809,7 @@ def test_event_by_event_bulk_and_reference_agree_with_decay_and_long_histories(
     monkeypatch.setattr(timezone, "now", clock)
     caplog.set_level(logging.DEBUG, logger="scoring.incremental")
     caplog.clear()
-    model, rows = build(
-        scenario.fit,
-        scenario.engagement,
-        scenario.leads,
-        scenario.formula,
-        half_life=scenario.half_life,
-        idle_penalty=scenario.idle_penalty,
-    )
-    for row in rows:
-        with django_capture_on_commit_callbacks(execute=True):
-            lead_save_profile(lead=row, changed_fields=["job_title", "country", "seniority"])
-    for history in scenario.histories:
-        if history.size:
-            with django_capture_on_commit_callbacks(execute=True):
-                activities_record(lead=rows[history.lead], activities=history.activities(clock.at))
+    model, rows = build_scored(scenario, clock, django_capture_on_commit_callbacks)
 
     # When events arrive one at a time as the clock moves on, each scored as it commits
     for event in scenario.events:

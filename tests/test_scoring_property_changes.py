@@ -31,7 +31,6 @@ from hypothesis import strategies as st
 
 from leads.activities import activities_record
 from leads.models import Activity, ActivityType, Lead
-from leads.profiles import lead_save_profile
 from scoring.changes import rule_save, rule_snapshot
 from scoring.explanation import lead_explanation, score_history
 from scoring.models import (
@@ -53,7 +52,7 @@ from tests.test_scoring_property import (
     EngagementDef,
     FitDef,
     active_awards,
-    build,
+    build_scored,
     decaying_scenarios,
     reference,
     states,
@@ -182,21 +181,7 @@ def test_a_rule_changed_while_scoring_agrees_with_bulk_and_reference_and_history
     # Given a decaying model, leads scored on their profile and their histories recorded
     clock = Clock(timezone.now().replace(microsecond=0))
     monkeypatch.setattr(timezone, "now", clock)
-    model, rows = build(
-        scenario.fit,
-        scenario.engagement,
-        scenario.leads,
-        scenario.formula,
-        half_life=scenario.half_life,
-        idle_penalty=scenario.idle_penalty,
-    )
-    for row in rows:
-        with django_capture_on_commit_callbacks(execute=True):
-            lead_save_profile(lead=row, changed_fields=["job_title", "country", "seniority"])
-    for history in scenario.histories:
-        if history.size:
-            with django_capture_on_commit_callbacks(execute=True):
-                activities_record(lead=rows[history.lead], activities=history.activities(clock.at))
+    model, rows = build_scored(scenario, clock, django_capture_on_commit_callbacks)
     after_change, kind, position = changed(scenario, change)
     moments: dict[str, tuple[datetime, list[int]]] = {}
 
