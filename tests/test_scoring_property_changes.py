@@ -187,7 +187,9 @@ def test_a_rule_changed_while_scoring_agrees_with_bulk_and_reference_and_history
 
     def make_the_change() -> None:
         moments["before"] = (clock.at, shown_scores(model, rows, clock.at))
-        clock.at += timedelta(minutes=change.gap)
+        # (The change comes after that moment: the history cannot tell apart two things
+        # that happened at one instant.)
+        clock.at += timedelta(minutes=change.gap, seconds=1)
         jobs_before = set(RescoreJob.objects.values_list("pk", flat=True))
         with django_capture_on_commit_callbacks(execute=True):
             rule_change(model, kind, position, after_change)
@@ -196,8 +198,7 @@ def test_a_rule_changed_while_scoring_agrees_with_bulk_and_reference_and_history
         moments["after"] = (clock.at, shown_scores(model, rows, clock.at))
         # Then right after the change every explanation adds up to its score
         assert_explanations_add_up(rows, clock.at)
-        # (What happens next happens later: the history cannot tell apart two things
-        # that happened at one instant.)
+        # (And what happens next happens later.)
         clock.at += timedelta(seconds=1)
 
     # When events arrive one at a time, and the rule changes at the drawn moment
