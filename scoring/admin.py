@@ -246,6 +246,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
                 "the hand-off.",
                 "fields": (
                     ("grade_a_from", "grade_b_from", "grade_c_from"),
+                    ("decide_on", "predictive_share"),
                     "predictive_excluded_fields",
                 ),
             },

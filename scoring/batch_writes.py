@@ -10,7 +10,7 @@ for entry and row for row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,11 +31,14 @@ class LeadResult:
 
     ``before`` is the score and band the lead showed; its score is None when the lead
     had no score in any model (its first scoring), which crosses every threshold it
-    reaches, however low.
+    reaches, however low. ``predictive_before`` and ``predictive`` are its predictive
+    score in its primary model before and after, for a model deciding on it or a blend.
     """
 
     lead: Lead
     before: tuple[int | None, str]
+    predictive_before: int | None = None
+    predictive: int | None = None
     states: dict[int, State] = field(default_factory=dict)
     primary: CompiledModel | None = None
     new_entries: int = 0
@@ -49,10 +52,19 @@ class BatchWrites:
     appends the entries ``_append`` collected and writes the states that moved.
     """
 
-    def __init__(self, leads: Sequence[Lead], ruleset: Ruleset, now: datetime) -> None:
+    def __init__(
+        self,
+        leads: Sequence[Lead],
+        ruleset: Ruleset,
+        now: datetime,
+        predictive: Mapping[tuple[int, int], int] | None = None,
+    ) -> None:
         self.leads = leads
         self.ruleset = ruleset
         self.now = now
+        # Predictive scores just computed, by (lead, model); a pair not in it keeps the
+        # stored one.
+        self.predictive = predictive or {}
         self.scores: dict[tuple[int, int], LeadScore] = {}
         self.new_entries: list[ScoreEntry] = []
         # The (lead, model) pairs whose ledger this batch appends to.
@@ -60,10 +72,18 @@ class BatchWrites:
 
     def run(self) -> list[LeadResult]:
         results = []
+        predictive_before = {
+            lead_id: row.predictive_score
+            for (lead_id, _), row in self.scores.items()
+            if row.is_primary
+        }
         for lead in self.leads:
             written = len(self.new_entries)
             result = self._score(lead)
             result.new_entries = len(self.new_entries) - written
+            result.predictive_before = predictive_before.get(lead.pk)
+            if result.primary is not None and result.primary.id in result.states:
+                result.predictive = result.states[result.primary.id].predictive
             results.append(result)
         ScoreEntry.objects.bulk_create(self.new_entries, batch_size=1000)
         self._save_states(results)
@@ -113,6 +133,14 @@ class BatchWrites:
                 reversal_of_id=entry["id"],
             )
         )
+
+    def _predictive(self, lead_id: int, model_id: int) -> int | None:
+        """The lead's predictive score in the model: just computed, or as stored."""
+        key = (lead_id, model_id)
+        if key in self.predictive:
+            return self.predictive[key]
+        row = self.scores.get(key)
+        return row.predictive_score if row is not None else None
 
     def _half_life(self, model_id: int) -> float | None:
         """Half-life of any model, active or not (an inactive one's entries get reversed)."""
@@ -209,6 +237,7 @@ class BatchWrites:
                 state.engagement,
                 state.last_engaged_at,
                 self.now,
+                state.predictive,
             )
             if result.primary
             else (state, 0.0)
@@ -244,6 +273,7 @@ STATE_FIELDS = [
     "band",
     "grade",
     "quadrant",
+    "predictive_score",
     "is_primary",
     "decay_version",
 ]

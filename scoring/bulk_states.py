@@ -11,13 +11,20 @@ from .bulk_ledger import REVERSAL_PROBE
 from .bulk_scope import Scope
 from .decay import decay_params, decay_sql
 from .ruleset import CompiledModel
+from .score_formula import BLEND, PREDICTIVE, RULES, decision_sql
 
 
 def score_columns(model: CompiledModel, now: datetime) -> tuple[str, list[Any]]:
     """CTEs ``effective``, ``capped``, ``scored`` and ``banded`` over a relation ``sums``
-    (lead_id, fit, adjustment, engagement at now, last_engaged_at): the same formula as
-    ``scoring.state.state_from``."""
+    (lead_id, fit, adjustment, engagement at now, last_engaged_at, predictive score):
+    the same formula as ``scoring.state.state_from``, bands on the score the model
+    decides on."""
     t = model.thresholds
+    # The basis is one of three words and the share a whole number: written in, as the
+    # expression names each more than once.
+    if t.decide_on not in (RULES, PREDICTIVE, BLEND):
+        raise ValueError(f"Unknown decision basis {t.decide_on!r}")
+    decision = decision_sql("score", "predictive", f"'{t.decide_on}'", str(int(t.predictive_share)))
     sql = """
         effective AS (
             SELECT s.*, s.engagement - LEAST(
@@ -36,18 +43,21 @@ def score_columns(model: CompiledModel, now: datetime) -> tuple[str, list[Any]]:
             SELECT c.*, LEAST(floor(%s + c.total_fit + c.shown_eff + 0.5), %s) AS score
             FROM capped c
         ),
+        decided AS (
+            SELECT s.*, {decision} AS decision FROM scored s
+        ),
         banded AS (
             SELECT s.*,
-                   CASE WHEN score >= %s THEN 'hot' WHEN score >= %s THEN 'warm'
+                   CASE WHEN decision >= %s THEN 'hot' WHEN decision >= %s THEN 'warm'
                         ELSE 'cold' END AS band,
                    CASE WHEN total_fit >= %s THEN 'A' WHEN total_fit >= %s THEN 'B'
                         WHEN total_fit >= %s THEN 'C' ELSE 'D' END AS grade,
                    CASE WHEN total_fit >= %s AND shown_eff >= %s THEN 'hot'
                         WHEN total_fit >= %s THEN 'target'
                         WHEN shown_eff >= %s THEN 'researcher' ELSE 'cold' END AS quadrant
-            FROM scored s
+            FROM decided s
         )
-    """
+    """.replace("{decision}", decision)
     params = [
         model.idle_week_penalty,
         now,
@@ -132,6 +142,13 @@ def _recompute_from_ledger(cursor: Any, scope: Scope) -> int:
         targets += " UNION SELECT lead_id FROM scoring_delta WHERE engagement_reversed"
     hl = model.half_life_days
     score_sql, score_params = score_columns(model, now)
+    # Only a model deciding on the predictive score reads it (one lookup a lead).
+    predictive = (
+        "NULL::integer"
+        if model.thresholds.decide_on == RULES
+        else "(SELECT x.predictive_score FROM scoring_leadscore x "
+        f"WHERE x.lead_id = t.id AND x.model_id = {int(model.id)})"
+    )
     sql = f"""
         WITH targets AS ({targets}),
         sums AS (
@@ -142,7 +159,8 @@ def _recompute_from_ledger(cursor: Any, scope: Scope) -> int:
                        power(0.5::float8, GREATEST(date_part('epoch', %s::timestamptz - e.at), 0)
                              / (%s::float8 * 86400.0)) END)
                        FILTER (WHERE e.kind = 'engagement'), 0) AS engagement,
-                   max(e.at) FILTER (WHERE e.kind = 'engagement') AS last_engaged_at
+                   max(e.at) FILTER (WHERE e.kind = 'engagement') AS last_engaged_at,
+                   {predictive} AS predictive
             FROM targets t
             LEFT JOIN scoring_scoreentry e
               ON e.lead_id = t.id AND e.model_id = %s
@@ -202,7 +220,8 @@ def _apply_deltas(cursor: Any, scope: Scope) -> int:
                        / (%s::float8 * 86400.0)) END + d.engagement AS engagement,
                    CASE WHEN d.last_appended IS NULL THEN ls.last_engaged_at
                         ELSE GREATEST(ls.last_engaged_at, d.last_appended) END
-                       AS last_engaged_at
+                       AS last_engaged_at,
+                   ls.predictive_score AS predictive
             FROM scoring_delta d
             JOIN scoring_leadscore ls ON ls.lead_id = d.lead_id AND ls.model_id = %s
             WHERE ls.decay_version = %s

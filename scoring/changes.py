@@ -120,7 +120,20 @@ def edit_rescore(*, edit: ModelEdit, by: User | None, reason: str) -> list[Resco
         return []
     if edit.model_changed or edit.rules_deleted:
         lowered = _thresholds_lowered(model, edit.before)
-        return [rescore_job_start(model=model, reason=reason, by=by, thresholds_before=lowered)]
+        basis = _basis_changed(model, edit.before)
+        if basis is not None and lowered is None:
+            lowered = (model.mql_threshold, model.sql_threshold)
+            if edit.before is not None and "mql_threshold" in edit.before:
+                lowered = (edit.before["mql_threshold"], edit.before["sql_threshold"])
+        return [
+            rescore_job_start(
+                model=model,
+                reason=reason,
+                by=by,
+                thresholds_before=lowered,
+                basis_before=basis,
+            )
+        ]
     rules = Rule.objects.filter(model=model, pk__in=edit.rule_ids).order_by("pk")
     return [
         rescore_job_start(model=model, rule=rule, reason=f"Rule “{rule}” changed", by=by)
@@ -136,6 +149,15 @@ def _thresholds_lowered(model: ScoringModel, before: Snapshot | None) -> tuple[i
     if model.mql_threshold < old[0] or model.sql_threshold < old[1]:
         return old
     return None
+
+
+def _basis_changed(model: ScoringModel, before: Snapshot | None) -> tuple[str, int] | None:
+    """The score the model decided on before the change (``decide_on`` and the predictive
+    share), when the change moved it."""
+    if before is None or "decide_on" not in before:
+        return None
+    old = (before["decide_on"], before["predictive_share"])
+    return old if old != (model.decide_on, model.predictive_share) else None
 
 
 def _segment(model: ScoringModel) -> list[int]:
@@ -237,7 +259,12 @@ def _replace(
     changelog_record(obj=new, action=action, before=new_before, by=by, figures=figures)
     reason = f"“{new}” {'published' if action == 'publish' else 'put back'} in place of “{live}”"
     # Thresholds lower than the replaced version's move the leads already past them.
-    replaced = {"mql_threshold": live.mql_threshold, "sql_threshold": live.sql_threshold}
+    replaced = {
+        "mql_threshold": live.mql_threshold,
+        "sql_threshold": live.sql_threshold,
+        "decide_on": live.decide_on,
+        "predictive_share": live.predictive_share,
+    }
     return [
         *edit_rescore(edit=ModelEdit(model=live, model_changed=True), by=by, reason=reason),
         *edit_rescore(

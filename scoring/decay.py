@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from .lead_sets import lead_id_ranges
 from .models import ScoringModel
+from .score_formula import decision_sql
 from .signals import band_changed
 
 # Seconds from {col} to now, never negative (decay never runs backwards in time). On
@@ -101,12 +102,14 @@ def decay_sql(*, postgres: bool, touched_only: bool = False, returning: bool = F
     # The nightly run also reports the leads whose band it changed, for ``band_changed``:
     # PostgreSQL's RETURNING only sees the new row, so the old band comes from a join.
     old_band = ", cur.band AS old_band" if returning else ""
+    # The band reads the score the model decides on (``score_formula.decision_score``).
+    decision = decision_sql("score", "predictive", "decide_on", "predictive_share")
     current = " JOIN leads_lead cur ON cur.id = ls.lead_id" if returning else ""
     sub = f"""
         SELECT lead_id, model_id, effective, score, updated_at{", old_band" if returning else ""},
                floor(total_fit + 0.5) AS fit_score,
-               CASE WHEN score >= hot_from THEN 'hot'
-                    WHEN score >= warm_from THEN 'warm' ELSE 'cold' END AS band,
+               CASE WHEN {decision} >= hot_from THEN 'hot'
+                    WHEN {decision} >= warm_from THEN 'warm' ELSE 'cold' END AS band,
                CASE WHEN total_fit >= grade_a_from THEN 'A'
                     WHEN total_fit >= grade_b_from THEN 'B'
                     WHEN total_fit >= grade_c_from THEN 'C' ELSE 'D' END AS grade,
@@ -118,7 +121,8 @@ def decay_sql(*, postgres: bool, touched_only: bool = False, returning: bool = F
             SELECT ls.lead_id, ls.model_id, ls.updated_at, {effective} AS effective,
                    {score} AS score, {fit} AS total_fit,
                    m.hot_from, m.warm_from, m.grade_a_from, m.grade_b_from,
-                   m.grade_c_from, m.engaged_from{old_band}
+                   m.grade_c_from, m.engaged_from, ls.predictive_score AS predictive,
+                   m.decide_on, m.predictive_share{old_band}
             FROM scoring_leadscore ls
             JOIN scoring_scoringmodel m ON m.id = ls.model_id{current}
             WHERE ls.is_primary{only}

@@ -12,7 +12,7 @@ only where it moved, is written by ``scoring.batch_writes``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -32,8 +32,14 @@ class Batch(BatchWrites):
     """Score a set of leads (locked by the caller) against a ruleset at one instant,
     re-deriving every award from all their activities and fields."""
 
-    def __init__(self, leads: Sequence[Lead], ruleset: Ruleset, now: datetime) -> None:
-        super().__init__(leads, ruleset, now)
+    def __init__(
+        self,
+        leads: Sequence[Lead],
+        ruleset: Ruleset,
+        now: datetime,
+        predictive: Mapping[tuple[int, int], int] | None = None,
+    ) -> None:
+        super().__init__(leads, ruleset, now, predictive)
         ids = [lead.pk for lead in leads]
         self.products = lead_products(ids)
         self.activities: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
@@ -149,7 +155,10 @@ class Batch(BatchWrites):
             if entry["points"] > 0 and entry["at"].timestamp() >= surge_since:
                 recent += entry["points"]
         adjustment = self.adjustments.get((lead.pk, model.id), 0.0)
-        state, _ = state_from(model, fit, adjustment, engagement, last_engaged, self.now)
+        predictive = self._predictive(lead.pk, model.id)
+        state, _ = state_from(
+            model, fit, adjustment, engagement, last_engaged, self.now, predictive
+        )
         self._note_surge(lead, model, result, earned=earned, recent=recent)
         return state
 

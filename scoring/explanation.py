@@ -16,6 +16,7 @@ from .ruleset import CompiledModel, model_settings
 from .score_formula import (
     decay_factor,
     decayed,
+    decision_text,
     history_entries,
     score_series,
     score_sum,
@@ -85,7 +86,13 @@ def _explain_model(lead: Lead, row: LeadScore, now: datetime) -> dict[str, Any]:
         line["value_now"] += value
     engagement_now = decayed(row.engagement, row.engagement_at, now, half_life)
     state, effective = state_from(
-        settings, row.fit, row.adjustment, engagement_now, row.last_engaged_at, now
+        settings,
+        row.fit,
+        row.adjustment,
+        engagement_now,
+        row.last_engaged_at,
+        now,
+        row.predictive_score,
     )
     ordered = sorted(
         [*lines.values(), *_formula_lines(settings, state, engagement_now, effective)],
@@ -108,6 +115,9 @@ def _explain_model(lead: Lead, row: LeadScore, now: datetime) -> dict[str, Any]:
         "fit": round(fit, 1),
         "engagement": round(engagement, 1),
         "band": state.band,
+        # The score the band and the MQL and SQL thresholds read, and why.
+        "decision": state.decision,
+        "decided_on": decision_text(state.score, state.predictive, settings.thresholds),
         "grade": state.grade,
         "quadrant": state.quadrant,
         "decay_applied": round(earned - engagement_now, 1),

@@ -161,8 +161,9 @@ class IncrementalBatch(BatchWrites):
         ruleset: Ruleset,
         now: datetime,
         pending: Mapping[int, Sequence[ActivityFact]],
+        predictive: Mapping[tuple[int, int], int] | None = None,
     ) -> None:
-        super().__init__([], ruleset, now)
+        super().__init__([], ruleset, now, predictive)
         self.pending = pending
         self.fallbacks: list[tuple[Lead, Fallback]] = []
         self.plans: dict[int, LeadPlan] = {}
@@ -378,7 +379,13 @@ class IncrementalBatch(BatchWrites):
             if last_engaged is None or award.at > last_engaged:
                 last_engaged = award.at
         state, effective = state_from(
-            model, row.fit, row.adjustment, engagement, last_engaged, self.now
+            model,
+            row.fit,
+            row.adjustment,
+            engagement,
+            last_engaged,
+            self.now,
+            self._predictive(lead.pk, model.id),
         )
         # Without decay every value is a whole number of points, summed exactly.
         total = score_sum(state.effective_fit, effective, model.thresholds)

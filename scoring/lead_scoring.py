@@ -12,27 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from functools import partial
-from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from leads.models import Activity, Lead, Stage
-from leads.stages import lead_move_to_stage_locked
+from leads.models import Activity, Lead
 
 from .accounts import accounts_refresh
 from .batch_writes import LeadResult
 from .engine import Batch
 from .incremental import IncrementalBatch, pending_activities
 from .lead_sets import CHUNK_SIZE, chunks
-from .models import ProfileRescore, ScoringModel
-from .predictive.services import leads_predictive_rescore
-from .ruleset import CompiledModel, Ruleset, load_ruleset
-from .signals import band_changed, lead_qualified, score_surged
-
-# Scoring never moves a lead backward, nor past SQL, nor out of these stages.
-AUTO_QUALIFIABLE = {Stage.NEW, Stage.RECYCLED, Stage.MQL}
+from .models import ProfileRescore
+from .predictive.services import leads_predictive_scores
+from .reactions import result_react
+from .ruleset import Ruleset, load_ruleset
 
 
 def leads_score(
@@ -72,10 +66,13 @@ def leads_score(
         ids = [lead.pk for lead in leads]
         company_ids = {lead.company_id for lead in leads}
         results: list[LeadResult] = []
+        # The predictive score follows the same events, read as of the same time, and is
+        # written with the rule score (a model may band its leads on it).
+        predictive = leads_predictive_scores(lead_ids=ids, now=now)
         if incremental:
             new = pending_activities(ids, ruleset)
             pending = [activity.id for activities in new.values() for activity in activities]
-            fast = IncrementalBatch(leads, ruleset, now, new)
+            fast = IncrementalBatch(leads, ruleset, now, new, predictive)
             results += fast.run()
             leads = [lead for lead, _ in fast.fallbacks]
         else:
@@ -86,7 +83,7 @@ def leads_score(
                 .values_list("pk", flat=True)
             )
         if leads:
-            results += Batch(leads, ruleset, now).run()
+            results += Batch(leads, ruleset, now, predictive).run()
         results.sort(key=lambda result: result.lead.pk)
         # The changed fields were read under the lock: their rescore is done.
         ProfileRescore.objects.filter(lead_id__in=ids).delete()
@@ -96,8 +93,6 @@ def leads_score(
             ).update(scored_at=now)
         # Their companies' scores follow from theirs, summed with what this wrote.
         accounts_refresh(company_ids=company_ids, now=now)
-        # The predictive score follows the same events, read as of the same time.
-        leads_predictive_rescore(lead_ids=ids, now=now)
         if react:
             for result in results:
                 result_react(result)
@@ -113,53 +108,3 @@ def leads_score_chunked(*, lead_ids: list[int], chunk: int = 200) -> int:
     """Score these leads, ``chunk`` to a transaction (a company merge's people, rescored
     after it commits); how many were scored."""
     return sum(len(leads_score(lead_ids=part)) for part in chunks(lead_ids, chunk))
-
-
-def result_react(result: LeadResult) -> None:
-    """Move the stage on an upward crossing and queue the hooks; inside the scoring transaction."""
-    lead, model = result.lead, result.primary
-    if model is None:
-        return
-    old_score, old_band = result.before
-    if lead.band != old_band:
-        announce(
-            band_changed, model, lead.pk, old_band=old_band, new_band=lead.band, score=lead.score
-        )
-    for surge_model, points in result.surges:
-        announce(score_surged, surge_model, lead.pk, points=points, hours=surge_model.surge_hours)
-    target = stage_target(old_score, lead.score, lead.stage, model)
-    if target is None:
-        return
-    threshold = model.sql_threshold if target == Stage.SQL else model.mql_threshold
-    reason = (
-        f"Score {lead.score} crossed the {Stage(target).label} threshold {threshold} "
-        f"in “{model.name}”"
-    )
-    lead_move_to_stage_locked(lead=lead, stage=target, by=None, reason=reason)
-    announce(lead_qualified, model, lead.pk, stage=target, score=lead.score)
-
-
-def stage_target(before: int | None, after: int, stage: str, model: CompiledModel) -> str | None:
-    """The stage a score going from ``before`` to ``after`` moves a lead in ``stage`` to,
-    or None: an upward crossing of the SQL or MQL threshold, never backward, never out of
-    ``AUTO_QUALIFIABLE``."""
-    target = None
-    if crossed(before, after, model.sql_threshold):
-        target = Stage.SQL
-    elif crossed(before, after, model.mql_threshold):
-        target = Stage.MQL
-    if target is None or stage not in AUTO_QUALIFIABLE or stage == target:
-        return None
-    return target
-
-
-def crossed(before: int | None, after: int, threshold: int) -> bool:
-    """Whether a score going from ``before`` to ``after`` crosses ``threshold`` upward; a
-    first score (``before`` None) comes from minus infinity, so it crosses every
-    threshold it reaches, negative ones included."""
-    return after >= threshold and (before is None or before < threshold)
-
-
-def announce(signal: Any, model: CompiledModel, lead_id: int, **payload: Any) -> None:
-    send = partial(signal.send, sender=ScoringModel, lead_id=lead_id, model_id=model.id, **payload)
-    transaction.on_commit(send)

@@ -15,9 +15,9 @@ from leads.models import Deal, Lead, Stage
 
 from .batch_writes import LeadResult
 from .engine import Batch, batch_awards
-from .lead_scoring import AUTO_QUALIFIABLE
 from .lead_sets import CHUNK_SIZE, chunks, segment_lead_ids
 from .models import ScoringModel
+from .reactions import AUTO_QUALIFIABLE
 from .ruleset import CompiledModel, load_ruleset
 
 

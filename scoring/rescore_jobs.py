@@ -21,10 +21,12 @@ from leads.models import Lead
 
 from .batch_writes import LeadResult
 from .bulk import RangeResult, refresh_statistics, rescore_range
-from .lead_scoring import announce, leads_score, result_react, stage_target
+from .lead_scoring import leads_score
 from .lead_sets import CHUNK_SIZE, chunks, lead_id_ranges, segment_lead_ids
 from .models import LeadScore, RescoreJob, RescoreStatus, Rule, ScoreEntry, ScoringModel
+from .reactions import announce, result_react, stage_target
 from .ruleset import CompiledModel, Ruleset, load_ruleset
+from .score_formula import decision_score
 from .signals import rescore_finished, score_surged
 from .thresholds import ThresholdMoves, thresholds_catch_up
 
@@ -39,15 +41,19 @@ def rescore_job_start(
     by: User | None = None,
     rule: Rule | None = None,
     thresholds_before: tuple[int, int] | None = None,
+    basis_before: tuple[str, int] | None = None,
 ) -> RescoreJob:
     """Queue a rescore of one rule's matches, or of the whole model, after commit.
 
     ``thresholds_before``: the model's (MQL, SQL) thresholds before a change that lowered
-    one; the job then moves the leads already past the new one (``scoring.thresholds``).
+    one, or moved the score the model decides on (``basis_before``: its ``decide_on`` and
+    ``predictive_share`` before); the job then moves the leads already past the new one
+    (``scoring.thresholds``).
     The job row is the outbox: when the broker cannot be reached it stays queued and
     ``rescore_jobs_resume`` queues it again.
     """
     mql_before, sql_before = thresholds_before or (None, None)
+    decide_on_before, share_before = basis_before or ("", None)
     job = RescoreJob.objects.create(
         model=model,
         rule=rule,
@@ -55,6 +61,8 @@ def rescore_job_start(
         requested_by=by,
         mql_threshold_before=mql_before,
         sql_threshold_before=sql_before,
+        decide_on_before=decide_on_before,
+        predictive_share_before=share_before,
     )
     transaction.on_commit(partial(rescore_job_request, job_id=job.pk))
     return job
@@ -191,6 +199,9 @@ def _thresholds_catch_up(job: RescoreJob, lo: int, hi: int) -> ThresholdMoves:
         model=ScoringModel.objects.get(pk=job.model_id),
         old_mql=job.mql_threshold_before,
         old_sql=job.sql_threshold_before,
+        old_basis=(job.decide_on_before, job.predictive_share_before or 0)
+        if job.decide_on_before
+        else None,
         lo=lo,
         hi=hi,
     )
@@ -265,11 +276,15 @@ def _react_to_changes(changed: list[tuple[int, int | None, str]], ruleset: Rules
         return
     before = {lead_id: (score, band) for lead_id, score, band in changed}
     models = {m.id: m for m in ruleset.models}
-    primary: dict[int, int] = dict(
-        LeadScore.objects.filter(lead_id__in=before, is_primary=True).values_list(
-            "lead_id", "model_id"
-        )
-    )
+    # Each lead's primary model and predictive score there (a set-based rescore leaves
+    # the predictive score as it was: a model deciding on it compares before and after
+    # with the same one).
+    primary: dict[int, int] = {}
+    predictive: dict[int, int | None] = {}
+    for lead_id, primary_id, score in LeadScore.objects.filter(
+        lead_id__in=before, is_primary=True
+    ).values_list("lead_id", "model_id", "predictive_score"):
+        primary[lead_id], predictive[lead_id] = primary_id, score
     # A range may change the score of every lead it holds, and most of them only have
     # their band change announced: those are read with the four columns that decides,
     # and only the leads whose stage moves are loaded in full.
@@ -278,14 +293,28 @@ def _react_to_changes(changed: list[tuple[int, int | None, str]], ruleset: Rules
         lead.pk
         for lead in narrow
         if (model := models.get(primary.get(lead.pk, 0))) is not None
-        and stage_target(before[lead.pk][0], lead.score, lead.stage, model) is not None
+        and _decision_target(before[lead.pk][0], lead, predictive.get(lead.pk), model) is not None
     ]
     full = Lead.objects.in_bulk(movers) if movers else {}
     for lead in narrow:
-        result = LeadResult(lead=full.get(lead.pk, lead), before=before[lead.pk])
+        result = LeadResult(
+            lead=full.get(lead.pk, lead),
+            before=before[lead.pk],
+            predictive_before=predictive.get(lead.pk),
+            predictive=predictive.get(lead.pk),
+        )
         model_id = primary.get(lead.pk)
         result.primary = models.get(model_id) if model_id is not None else None
         result_react(result)
+
+
+def _decision_target(
+    old_score: int | None, lead: Lead, predictive: int | None, model: CompiledModel
+) -> str | None:
+    """The stage ``result_react`` will move the lead to, from the scores it decides on."""
+    t = model.thresholds
+    before = None if old_score is None else decision_score(old_score, predictive, t)
+    return stage_target(before, decision_score(lead.score, predictive, t), lead.stage, model)
 
 
 def _rescore_in_batches(job: RescoreJob, chunk_size: int) -> None:

@@ -132,6 +132,10 @@ class Thresholds:
     # How far fit (with adjustments) and engagement count; None: without limit.
     fit_cap: int | None = None
     engagement_cap: int | None = None
+    # What bands and the MQL/SQL thresholds read (``decision_score``): the rule score, the
+    # predictive score, or a blend with this share of the predictive one.
+    decide_on: str = "rules"
+    predictive_share: int = 50
 
 
 def capped(value: float, cap: int | None) -> float:
@@ -162,6 +166,60 @@ def total_score(fit: float, engagement: float, thresholds: Thresholds) -> int:
     if thresholds.max_points is not None:
         score = min(score, thresholds.max_points)
     return score
+
+
+RULES, PREDICTIVE, BLEND = "rules", "predictive", "blend"
+
+
+def decision_score(score: int, predictive: int | None, thresholds: Thresholds) -> int:
+    """The score bands, the MQL and SQL thresholds, hand-offs and nurture decide on.
+
+    The rule score, or with a model deciding on the predictive score (0 to 100) that
+    score, or a blend: ``predictive_share`` per cent of the predictive score and the
+    rest of the rule score (both on 0 to 100: ``ScoringModel.clean``), rounded half up.
+    A lead without a predictive score (none live yet, or not scored by it yet) is
+    decided on its rule score. SQL reproduces this exactly (``decision_sql``).
+    """
+    if predictive is None or thresholds.decide_on == RULES:
+        return score
+    if thresholds.decide_on == PREDICTIVE:
+        return predictive
+    share = thresholds.predictive_share
+    # floor(x / 100 + 0.5) in whole numbers: exact, as the SQL is.
+    return (2 * ((100 - share) * score + share * predictive) + 100) // 200
+
+
+def decision_name(thresholds: Thresholds, predictive: int | None) -> str:
+    """What ``decision_score`` gave, in words: "Score", "Predictive score" or "Blended score"."""
+    if predictive is None or thresholds.decide_on == RULES:
+        return "Score"
+    return "Predictive score" if thresholds.decide_on == PREDICTIVE else "Blended score"
+
+
+def decision_text(score: int, predictive: int | None, thresholds: Thresholds) -> str:
+    """Which score the band and thresholds read, in a sentence ("" when the rule score,
+    as for most models)."""
+    if thresholds.decide_on == RULES:
+        return ""
+    if predictive is None:
+        return "Banded on the rule score until the predictive model scores this lead."
+    if thresholds.decide_on == PREDICTIVE:
+        return f"Banded on the predictive score, {predictive}."
+    share = thresholds.predictive_share
+    return (
+        f"Banded on a blend of {100 - share}% rule score ({score}) and {share}% predictive "
+        f"score ({predictive}): {decision_score(score, predictive, thresholds)}."
+    )
+
+
+def decision_sql(score: str, predictive: str, decide_on: str, share: str) -> str:
+    """``decision_score`` as a SQL expression of four SQL operands (columns or
+    placeholders), for PostgreSQL and SQLite alike."""
+    return (
+        f"(CASE WHEN {predictive} IS NULL OR {decide_on} = '{RULES}' THEN {score} "
+        f"WHEN {decide_on} = '{PREDICTIVE}' THEN {predictive} "
+        f"ELSE floor(((100 - {share}) * {score} + {share} * {predictive}) / 100.0 + 0.5) END)"
+    )
 
 
 def band_for(score: float, thresholds: Thresholds) -> str:

@@ -20,15 +20,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import (
+    Case,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    IntegerField,
+    Q,
+    QuerySet,
+    When,
+)
+from django.db.models.functions import Coalesce, Floor
 
 from leads.models import Lead, Stage, funnel_step
 from leads.stages import lead_move_to_stage_locked
 
-from .lead_scoring import AUTO_QUALIFIABLE
 from .models import LeadScore, ScoringModel
+from .reactions import AUTO_QUALIFIABLE
+from .score_formula import PREDICTIVE, RULES, decision_name
 from .signals import lead_qualified
 
 
@@ -52,37 +64,73 @@ class ThresholdMoves:
         return " and ".join(parts) or "no lead"
 
 
+Basis = tuple[str, int]
+
+
+def _decided(basis: Basis, shift: int = 0) -> Any:
+    """``score_formula.decision_score`` over a ``LeadScore`` row, on ``basis`` (the
+    model's ``decide_on`` and predictive share), its rule score moved by ``shift``."""
+    decide_on, share = basis
+    score = F("score") + shift if shift else F("score")
+    if decide_on == RULES:
+        return score
+    if decide_on == PREDICTIVE:
+        return Coalesce(F("predictive_score"), score)
+    blend = ExpressionWrapper(
+        ((100 - share) * score + share * F("predictive_score")) / 100.0 + 0.5,
+        output_field=FloatField(),
+    )
+    return Case(
+        When(predictive_score__isnull=True, then=score),
+        default=Floor(blend),
+        output_field=IntegerField(),
+    )
+
+
+def _scores(
+    model: ScoringModel, basis: Basis, old_basis: Basis, shift: int = 0
+) -> QuerySet[LeadScore]:
+    """The model's primary score rows with the score decided on after (``decided``) and
+    before (``decided_before``) the change."""
+    return LeadScore.objects.filter(model=model, is_primary=True).annotate(
+        decided=_decided(basis, shift), decided_before=_decided(old_basis)
+    )
+
+
 def _targets(
-    *, mql: int, sql: int, old_mql: int, old_sql: int, shift: int = 0, cap: int | None = None
+    *,
+    mql: int,
+    sql: int,
+    old_mql: int,
+    old_sql: int,
+    cap: int | None = None,
+    basis_changed: bool = False,
 ) -> tuple[Q, Q]:
-    """Conditions on a model's primary ``LeadScore`` rows: the leads that move to SQL and
-    those that move to MQL when its thresholds go from old to new, and (a base score
-    changed by ``shift``) every score moves by ``shift``, up to ``cap``: those the change
-    puts past a threshold they were below."""
+    """Conditions on the rows of ``_scores``: the leads that move to SQL and those that
+    move to MQL when the model's thresholds go from old to new, its decided score from
+    ``decided_before`` to ``decided`` (a base score changed, or another basis), up to
+    ``cap``: those the change puts past a threshold they were below."""
     nothing = Q(pk__in=[])
-    # A score moved by the shift reaches a threshold t when the stored one reaches
-    # t - shift, and the cap, if any, is not below t.
-    reach_sql, reach_mql = sql - shift, mql - shift
     capped_below_sql = cap is not None and cap < sql
     capped_below_mql = cap is not None and cap < mql
     to_sql = (
-        Q(score__gte=reach_sql, score__lt=old_sql, lead__stage__in=AUTO_QUALIFIABLE)
+        Q(decided__gte=sql, decided_before__lt=old_sql, lead__stage__in=AUTO_QUALIFIABLE)
         & ~Q(lead__stage=Stage.SQL)
-        if reach_sql < old_sql and not capped_below_sql
+        if (basis_changed or sql < old_sql) and not capped_below_sql
         else nothing
     )
-    below_sql = Q() if capped_below_sql else Q(score__lt=reach_sql)
+    below_sql = Q() if capped_below_sql else Q(decided__lt=sql)
     to_mql = (
-        Q(score__gte=reach_mql, score__lt=old_mql, lead__stage__in=[Stage.NEW, Stage.RECYCLED])
+        Q(
+            decided__gte=mql,
+            decided_before__lt=old_mql,
+            lead__stage__in=[Stage.NEW, Stage.RECYCLED],
+        )
         & below_sql
-        if reach_mql < old_mql and not capped_below_mql
+        if (basis_changed or mql < old_mql) and not capped_below_mql
         else nothing
     )
     return to_sql, to_mql
-
-
-def _scores(model: ScoringModel) -> QuerySet[LeadScore]:
-    return LeadScore.objects.filter(model=model, is_primary=True)
 
 
 def threshold_moves_count(
@@ -101,38 +149,49 @@ def threshold_moves_count(
         return ThresholdMoves()
     stored = ScoringModel.objects.get(pk=model.pk)
     shift = 0 if base_score is None else base_score - stored.base_score
+    basis = (stored.decide_on, stored.predictive_share)
     to_sql, to_mql = _targets(
         mql=mql,
         sql=sql,
         old_mql=stored.mql_threshold,
         old_sql=stored.sql_threshold,
-        shift=shift,
         cap=max_points if shift else None,
+        basis_changed=bool(shift),
     )
-    scores = _scores(stored)
+    scores = _scores(stored, basis, basis, shift)
     return ThresholdMoves(
         to_mql=scores.filter(to_mql).count(), to_sql=scores.filter(to_sql).count()
     )
 
 
 def thresholds_catch_up(
-    *, model: ScoringModel, old_mql: int | None, old_sql: int | None, lo: int, hi: int
+    *,
+    model: ScoringModel,
+    old_mql: int | None,
+    old_sql: int | None,
+    lo: int,
+    hi: int,
+    old_basis: Basis | None = None,
 ) -> ThresholdMoves:
-    """Move the leads with ids in ``lo..hi`` that ``model``'s lowered thresholds put past
-    a threshold (module docstring). Call inside the range's transaction."""
+    """Move the leads with ids in ``lo..hi`` that ``model``'s lowered thresholds, or the
+    score it now decides on (``old_basis``: the one before), put past a threshold (module
+    docstring). Call inside the range's transaction."""
+    basis = (model.decide_on, model.predictive_share)
+    old_basis = old_basis or basis
     to_sql, to_mql = _targets(
         mql=model.mql_threshold,
         sql=model.sql_threshold,
         old_mql=old_mql if old_mql is not None else model.mql_threshold,
         old_sql=old_sql if old_sql is not None else model.sql_threshold,
+        basis_changed=old_basis != basis,
     )
-    scores = _scores(model).filter(lead_id__gte=lo, lead_id__lte=hi)
+    scores = _scores(model, basis, old_basis).filter(lead_id__gte=lo, lead_id__lte=hi)
     moving = {
         lead_id: (Stage.SQL, score)
-        for lead_id, score in scores.filter(to_sql).values_list("lead_id", "score")
+        for lead_id, score in scores.filter(to_sql).values_list("lead_id", F("decided"))
     } | {
         lead_id: (Stage.MQL, score)
-        for lead_id, score in scores.filter(to_mql).values_list("lead_id", "score")
+        for lead_id, score in scores.filter(to_mql).values_list("lead_id", F("decided"))
     }
     moved = {Stage.MQL: 0, Stage.SQL: 0}
     for lead in Lead.objects.filter(pk__in=moving).order_by("pk").select_for_update(of=("self",)):
@@ -144,9 +203,13 @@ def thresholds_catch_up(
             if target == Stage.SQL
             else (model.mql_threshold, old_mql)
         )
+        if old_basis != basis:
+            why = f"now that it decides on {model.get_decide_on_display()}"
+        else:
+            why = f"lowered from {old}"
         reason = (
-            f"Score {score} is past the {Stage(target).label} threshold {threshold} "
-            f"of “{model.name}”, lowered from {old}"
+            f"{decision_name(model.thresholds, 0)} {score} is past the "
+            f"{Stage(target).label} threshold {threshold} of “{model.name}”, {why}"
         )
         lead_move_to_stage_locked(lead=lead, stage=target, by=None, reason=reason)
         send = partial(

@@ -99,6 +99,7 @@ def _verify_lead(batch: Batch, lead: Lead, now: datetime) -> Iterator[Difference
         decayed(row.engagement, row.engagement_at, at, model.half_life_days),
         row.last_engaged_at,
         at,
+        row.predictive_score,
     )
     _, engagement = shown_parts(state.effective_fit, effective, model.thresholds)
     expected = (state.score, state.band, state.grade, round(engagement, 3))

@@ -38,9 +38,9 @@ from .evaluation import (
     roc_auc,
     won_share_floor,
 )
-from .lead_scoring import AUTO_QUALIFIABLE
 from .lead_sets import CHUNK_SIZE, chunks, segment_lead_ids
 from .models import Rule, ScoringModel
+from .reactions import AUTO_QUALIFIABLE
 from .ruleset import CompiledModel, load_ruleset
 from .score_formula import Thresholds, band_for
 from .selectors import RuleReach

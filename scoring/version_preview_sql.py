@@ -178,7 +178,8 @@ def sums_sql(
         sums AS (
             SELECT l.id AS lead_id, COALESCE(a.fit, 0) AS fit,
                    COALESCE(m.total, 0) AS adjustment,
-                   COALESCE(a.engagement, 0) AS engagement, a.last_engaged_at
+                   COALESCE(a.engagement, 0) AS engagement, a.last_engaged_at,
+                   NULL::integer AS predictive
             FROM leads_lead l
             LEFT JOIN awards a ON a.lead_id = l.id
             LEFT JOIN adjustments m ON m.lead_id = l.id

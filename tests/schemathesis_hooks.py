@@ -221,12 +221,16 @@ def _unique(field: str, value: str) -> str:
 def _thresholds(body: dict[str, Any]) -> None:
     """SQL from MQL up, hot above warm, grades A above B above C; one default model; no
     caps nor maximum, under which any of them could be out of reach (the stored ones
-    too, for a partial body: tests/test_scoring_formula.py covers the caps)."""
+    too, for a partial body: tests/test_scoring_formula.py covers the caps); so bands on
+    the rule score, which needs no scale (tests/test_decision_basis.py covers the
+    others)."""
     body["is_default"] = False
     for cap in ("fit_cap", "engagement_cap", "max_points"):
         if cap in body:
             body[cap] = None
     body.pop("scale_0_100", None)
+    if "decide_on" in body:
+        body["decide_on"] = "rules"
     for fields in [
         ("mql_threshold", "sql_threshold"),
         ("warm_from", "hot_from"),

@@ -14,8 +14,9 @@ from django.utils import timezone
 from leads.activities import activities_record
 from leads.models import Activity, Lead, Stage
 from leads.profiles import lead_save_profile
-from scoring.lead_scoring import crossed, leads_score
+from scoring.lead_scoring import leads_score
 from scoring.models import ChangeLog, RescoreJob, RescoreStatus, ScoringModel
+from scoring.reactions import crossed
 from scoring.rescore_jobs import rescore_job_start
 from scoring.score_formula import Thresholds, grade_for, quadrant_for, shown_parts, total_score
 from scoring.verification import scores_verify

@@ -16,7 +16,13 @@ from .rule import (
     RuleKind,
     WindowMeasure,
 )
-from .scoring_model import EDITABLE_FIELDS, ModelStatus, ScoringModel, ScoringModelQuerySet
+from .scoring_model import (
+    EDITABLE_FIELDS,
+    DecisionBasis,
+    ModelStatus,
+    ScoringModel,
+    ScoringModelQuerySet,
+)
 from .snapshot import ScoreSnapshot
 
 __all__ = [
@@ -25,6 +31,7 @@ __all__ = [
     "ActivityTarget",
     "ChangeLog",
     "ConditionJoin",
+    "DecisionBasis",
     "DomainList",
     "DomainListKind",
     "EntryKind",

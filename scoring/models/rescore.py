@@ -52,6 +52,11 @@ class RescoreJob(models.Model):
     # past the new one (``scoring.thresholds``).
     mql_threshold_before = models.IntegerField(null=True, blank=True)
     sql_threshold_before = models.IntegerField(null=True, blank=True)
+    # Set with them when the change moved which score the model decides on
+    # (``ScoringModel.decide_on``, ``predictive_share``): a lead past a threshold on the
+    # new basis and below it on the old one moves too.
+    decide_on_before = models.CharField(max_length=10, blank=True)
+    predictive_share_before = models.PositiveSmallIntegerField(null=True, blank=True)
     moved_to_mql = models.PositiveIntegerField(default=0)
     moved_to_sql = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)

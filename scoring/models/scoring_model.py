@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from leads.models import ProductLine
 
-from ..score_formula import Thresholds
+from ..score_formula import BLEND, PREDICTIVE, RULES, Thresholds
 
 
 class ModelStatus(models.TextChoices):
@@ -50,6 +51,8 @@ EDITABLE_FIELDS = (
     "max_points",
     "surge_points",
     "surge_hours",
+    "decide_on",
+    "predictive_share",
 )
 
 
@@ -62,6 +65,12 @@ FORMULA_FIELDS = (
     "fit_cap",
     "engagement_cap",
 )
+
+
+class DecisionBasis(models.TextChoices):
+    RULES = RULES, "the rule score"
+    PREDICTIVE = PREDICTIVE, "the predictive score"
+    BLEND = BLEND, "a blend of both"
 
 
 class ScoringModel(models.Model):
@@ -130,6 +139,23 @@ class ScoringModel(models.Model):
     max_points = models.PositiveIntegerField(
         null=True, blank=True, help_text="The highest score a lead can reach in this model."
     )
+    # Bands, the MQL and SQL thresholds (so stage moves and hand-offs) and nurture's
+    # bands read the score this names (``score_formula.decision_score``); the lists and
+    # the explanation keep showing the rule score, with the predictive one beside it.
+    decide_on = models.CharField(
+        max_length=10,
+        choices=DecisionBasis.choices,
+        default=DecisionBasis.RULES,
+        verbose_name="bands and thresholds on",
+        help_text="The predictive score and a blend apply once a predictive model is live; "
+        "until then, and for a lead it has not scored, the rule score decides.",
+    )
+    predictive_share = models.PositiveSmallIntegerField(
+        default=50,
+        validators=[MaxValueValidator(100)],
+        verbose_name="predictive share of the blend (%)",
+        help_text="How much of the blend is the predictive score; the rest is the rule score.",
+    )
     surge_points = models.PositiveIntegerField(default=30, help_text="A rise of this many points…")
     surge_hours = models.PositiveIntegerField(
         default=24, help_text="…within this many hours is a surge."
@@ -164,6 +190,9 @@ class ScoringModel(models.Model):
             models.CheckConstraint(
                 condition=Q(hot_from__gt=models.F("warm_from")), name="hot_above_warm"
             ),
+            models.CheckConstraint(
+                condition=Q(predictive_share__lte=100), name="predictive_share_a_percentage"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -190,6 +219,14 @@ class ScoringModel(models.Model):
             errors["grade_a_from"] = "Grades must go down: A above B above C."
         if self.decay_half_life_days is not None and self.decay_half_life_days <= 0:
             errors["decay_half_life_days"] = "Give a positive number of days, or leave it empty."
+        if self.decide_on != DecisionBasis.RULES and self.max_points != 100:
+            errors["decide_on"] = (
+                "The predictive score runs from 0 to 100: to decide on it or on a blend, put "
+                "the rule score on the same scale first (its maximum at 100), so that one set "
+                "of thresholds reads both."
+            )
+        if self.predictive_share > 100:
+            errors["predictive_share"] = "Give a share from 0 to 100 per cent."
         errors = {**self._beyond_the_caps(), **errors}
         if errors:
             raise ValidationError(errors)
@@ -269,4 +306,6 @@ class ScoringModel(models.Model):
             base=self.base_score,
             fit_cap=self.fit_cap,
             engagement_cap=self.engagement_cap,
+            decide_on=self.decide_on,
+            predictive_share=self.predictive_share,
         )

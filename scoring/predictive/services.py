@@ -12,7 +12,7 @@ many more are needed) and the rules stay in charge.
 Serving: when a model goes live every lead of the segment with a score in the scoring
 model gets its predictive score, in chunks of set-based features and one numpy pass
 (``predictive_scores_refresh``); afterwards real-time scoring refreshes the leads it
-scores (``leads_predictive_rescore``), with the same functions, so one lead's score is
+scores (``leads_predictive_scores``), with the same functions, so one lead's score is
 the batch's.
 """
 
@@ -27,12 +27,24 @@ from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from crm.db import update_rows
 from crm.models import User
 from leads.models import DealOutcome, Lead
 
+from ..batch_writes import LeadResult
 from ..lead_sets import segment_lead_ids, segment_leads
-from ..models import LeadScore, ModelStatus, PredictiveModel, PredictiveStatus, ScoringModel
+from ..models import (
+    DecisionBasis,
+    LeadScore,
+    ModelStatus,
+    PredictiveModel,
+    PredictiveStatus,
+    ScoringModel,
+)
+from ..reactions import result_react
 from ..rule_matrix import closed_outcomes
+from ..ruleset import model_settings
+from ..score_formula import band_for, decision_score
 from . import training
 from .artifacts import Artifact, artifact_bytes, artifact_of
 from .encoding import encode, fit_encoding
@@ -287,8 +299,55 @@ def _write_scores(predictive: PredictiveModel, lead_ids: list[int], now: datetim
         )
     )
     scores = predictive_scores(predictive=predictive, lead_ids=scored, now=now)
-    _store_scores(predictive.model_id, scores)
+    model = predictive.model
+    if model.decide_on == DecisionBasis.RULES:
+        _store_scores(model.pk, scores)
+    else:
+        with transaction.atomic():
+            _decide_again(model, scores)
     return len(scored)
+
+
+def _decide_again(model: ScoringModel, scores: dict[int, int]) -> None:
+    """Store new predictive scores of a model that bands its leads on them (or on a
+    blend), with the bands and stage moves they make, as real-time scoring makes them
+    (``scoring.reactions.result_react``): only the leads whose predictive score moved
+    are locked, read and written."""
+    stored = dict(
+        LeadScore.objects.filter(model=model, lead_id__in=scores).values_list(
+            "lead_id", "predictive_score"
+        )
+    )
+    moved = sorted(lead_id for lead_id, old in stored.items() if old != scores[lead_id])
+    if not moved:
+        return
+    leads = list(Lead.objects.select_for_update(of=("self",)).filter(pk__in=moved).order_by("pk"))
+    rows = list(LeadScore.objects.filter(model=model, lead_id__in=moved))
+    before = {row.lead_id: row.predictive_score for row in rows}
+    compiled = model_settings(model)
+    t = compiled.thresholds
+    for row in rows:
+        row.predictive_score = scores[row.lead_id]
+        row.band = band_for(decision_score(row.score, row.predictive_score, t), t)
+    update_rows(rows, ["predictive_score", "band"])
+    primary = {row.lead_id: row for row in rows if row.is_primary}
+    for lead in leads:
+        primary_row = primary.get(lead.pk)
+        if primary_row is None:
+            continue
+        shown, predictive = lead.band, primary_row.predictive_score
+        lead.band = band_for(decision_score(lead.score, predictive, t), t)
+        if lead.band != shown:
+            Lead.objects.filter(pk=lead.pk).update(band=lead.band)
+        result_react(
+            LeadResult(
+                lead=lead,
+                before=(lead.score, shown),
+                predictive_before=before[lead.pk],
+                predictive=predictive,
+                primary=compiled,
+            )
+        )
 
 
 def _store_scores(model_id: int, scores: dict[int, int]) -> None:
@@ -313,12 +372,19 @@ def _store_scores(model_id: int, scores: dict[int, int]) -> None:
         )
 
 
-def leads_predictive_rescore(*, lead_ids: list[int], now: datetime) -> None:
-    """Refresh the predictive scores of leads just scored (inside their scoring
-    transaction): one query when no predictive model is live."""
+def leads_predictive_scores(*, lead_ids: list[int], now: datetime) -> dict[tuple[int, int], int]:
+    """The predictive scores of leads about to be scored, by (lead, scoring model), in
+    every model with a live predictive model, read as of ``now``; real-time scoring
+    writes them with the rule scores, so a model deciding on them bands the lead once
+    (one query when no predictive model is live)."""
     live = PredictiveModel.objects.filter(status=PredictiveStatus.LIVE).defer("artifact")
-    for predictive in live.select_related("model"):
-        _write_scores(predictive, lead_ids, now)
+    return {
+        (lead_id, predictive.model_id): score
+        for predictive in live
+        for lead_id, score in predictive_scores(
+            predictive=predictive, lead_ids=lead_ids, now=now
+        ).items()
+    }
 
 
 def lead_predictive_explanations(*, lead_id: int, model_ids: list[int]) -> dict[int, Explanation]:

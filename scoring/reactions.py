@@ -1,0 +1,81 @@
+"""What scoring does once a lead's score is written: a stage move on an upward crossing
+of the MQL or SQL threshold by the score its model decides on
+(``score_formula.decision_score``), and the band changes, surges and qualifications
+announced after commit. Real-time scoring, set-based rescores and the predictive
+model's refresh all react through ``result_react``."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+
+from leads.models import Stage
+from leads.stages import lead_move_to_stage_locked
+
+from .batch_writes import LeadResult
+from .models import ScoringModel
+from .ruleset import CompiledModel
+from .score_formula import decision_name, decision_score
+from .signals import band_changed, lead_qualified, score_surged
+
+# Scoring never moves a lead backward, nor past SQL, nor out of these stages.
+AUTO_QUALIFIABLE = {Stage.NEW, Stage.RECYCLED, Stage.MQL}
+
+
+def result_react(result: LeadResult) -> None:
+    """Move the stage on an upward crossing and queue the hooks; inside the scoring transaction."""
+    lead, model = result.lead, result.primary
+    if model is None:
+        return
+    old_score, old_band = result.before
+    if lead.band != old_band:
+        announce(
+            band_changed, model, lead.pk, old_band=old_band, new_band=lead.band, score=lead.score
+        )
+    for surge_model, points in result.surges:
+        announce(score_surged, surge_model, lead.pk, points=points, hours=surge_model.surge_hours)
+    thresholds = model.thresholds
+    decided = decision_score(lead.score, result.predictive, thresholds)
+    before = (
+        None
+        if old_score is None
+        else decision_score(old_score, result.predictive_before, thresholds)
+    )
+    target = stage_target(before, decided, lead.stage, model)
+    if target is None:
+        return
+    threshold = model.sql_threshold if target == Stage.SQL else model.mql_threshold
+    reason = (
+        f"{decision_name(thresholds, result.predictive)} {decided} crossed the "
+        f"{Stage(target).label} threshold {threshold} in “{model.name}”"
+    )
+    lead_move_to_stage_locked(lead=lead, stage=target, by=None, reason=reason)
+    announce(lead_qualified, model, lead.pk, stage=target, score=decided)
+
+
+def stage_target(before: int | None, after: int, stage: str, model: CompiledModel) -> str | None:
+    """The stage a score going from ``before`` to ``after`` moves a lead in ``stage`` to,
+    or None: an upward crossing of the SQL or MQL threshold, never backward, never out of
+    ``AUTO_QUALIFIABLE``."""
+    target = None
+    if crossed(before, after, model.sql_threshold):
+        target = Stage.SQL
+    elif crossed(before, after, model.mql_threshold):
+        target = Stage.MQL
+    if target is None or stage not in AUTO_QUALIFIABLE or stage == target:
+        return None
+    return target
+
+
+def crossed(before: int | None, after: int, threshold: int) -> bool:
+    """Whether a score going from ``before`` to ``after`` crosses ``threshold`` upward; a
+    first score (``before`` None) comes from minus infinity, so it crosses every
+    threshold it reaches, negative ones included."""
+    return after >= threshold and (before is None or before < threshold)
+
+
+def announce(signal: Any, model: CompiledModel, lead_id: int, **payload: Any) -> None:
+    send = partial(signal.send, sender=ScoringModel, lead_id=lead_id, model_id=model.id, **payload)
+    transaction.on_commit(send)
