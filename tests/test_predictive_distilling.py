@@ -214,7 +214,7 @@ def test_the_studio_computes_in_the_background_then_shows_the_weights_and_makes_
     text = page_text(ready)
     assert model.rules.get(name="Software").describe() in text
     assert "times the odds of converting" in text
-    assert "ROC AUC on the" in text
+    assert "ROC AUC on the model's holdout" in text
     assert "What the model weighs that no rule tests" in text
     assert "Make a draft with these weights" in text
     draft = ScoringModel.objects.get(version_of=model)

@@ -537,7 +537,9 @@ def feature_hints(*, predictive: PredictiveModel, rules: list[Rule]) -> list[Fea
 def _hint_text(row: dict[str, Any], group: str, label: str) -> str:
     name = str(row.get("feature", group))
     level = name.split("=", 1)[1] if "=" in name else None
-    if level == "(missing)":
+    if level == "(missing)" and group == "days_since_activity":
+        words = "No activity yet"
+    elif level == "(missing)":
         words = f"{label} not given"
     elif level == "(other)":
         words = f"{label} is one of its rarer values"
