@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
+from scoring import changes
 from scoring.models import (
     ChangeLog,
     LeadScore,
@@ -166,6 +167,25 @@ def test_the_draft_gets_the_proposed_points_and_nothing_live_changes(model, mark
     assert ScoreEntry.objects.count() == entries
     model.refresh_from_db()
     assert model.status == ModelStatus.ACTIVE
+
+
+def test_published_the_draft_scores_the_leads_with_the_proposed_points(
+    model, marketer, django_capture_on_commit_callbacks
+):
+    trained(model, n=500)
+    distillation = model_distillation(model=model)
+    draft = model_draft_from_distillation(model=model, by=marketer, distillation=distillation)
+    software = next(row for row in distillation.rules if row.name == "Software")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        changes.model_publish(model=draft, by=marketer)
+
+    draft.refresh_from_db()
+    model.refresh_from_db()
+    assert (draft.status, model.status) == (ModelStatus.ACTIVE, ModelStatus.ARCHIVED)
+    lead = LeadScore.objects.filter(model=draft, lead__company__industry="software").first()
+    awarded = ScoreEntry.objects.filter(lead=lead.lead, model=draft, rule__name="Software")
+    assert sum(entry.points for entry in awarded) == software.proposed_points
 
 
 def test_the_task_keeps_the_fit_and_a_missing_model_is_a_no_op(model):
