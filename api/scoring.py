@@ -31,6 +31,11 @@ from leads.models import ProductLine
 from scoring import changes
 from scoring.models import EDITABLE_FIELDS, Rule, ScoringModel
 from scoring.permissions import may_draft_suggestions, may_view_suggestions
+from scoring.predictive.distill_runs import (
+    model_distillation_request,
+    model_draft_from_kept_distillation,
+)
+from scoring.predictive.distilling import DistillationError
 from scoring.rule_fields import RuleError
 from scoring.suggestion_runs import COMPUTING, model_suggestion_request
 from scoring.suggestions import (
@@ -284,6 +289,69 @@ class SuggestionStatusSerializer(serializers.Serializer):
     )
 
 
+class DistilledRuleSerializer(serializers.Serializer):
+    rule = serializers.IntegerField(source="rule_id")
+    name = serializers.CharField()
+    description = serializers.CharField(source="sentence", help_text="The rule as a sentence.")
+    kind = serializers.CharField()
+    active = serializers.BooleanField(help_text="Whether the rule is switched on now.")
+    current_points = serializers.IntegerField()
+    proposed_points = serializers.IntegerField(
+        help_text="0: switch the rule off (a draft keeps its points and switches it off)."
+    )
+    matched = serializers.IntegerField(help_text="Leads read that the rule matches.")
+    log_odds = serializers.FloatField(
+        allow_null=True,
+        help_text="The log-odds the predictive model gives one match, the other rules held "
+        "fixed; null when the rule was not fitted.",
+    )
+    reason = serializers.CharField(help_text="Why these points, in a sentence.")
+    flags = SuggestionFlagSerializer(many=True)
+
+
+class FeatureHintSerializer(serializers.Serializer):
+    feature = serializers.CharField(help_text="The predictive model's raw input.")
+    feature_label = serializers.CharField(source="label", help_text="The raw input in words.")
+    text = serializers.CharField(help_text="What the model makes of it, in words.")
+
+
+class DistillationSerializer(serializers.Serializer):
+    ready = serializers.BooleanField(help_text="Whether points are proposed.")
+    message = serializers.CharField(help_text="What the fit read, or why nothing is proposed.")
+    predictive_model = serializers.IntegerField(
+        source="predictive_id", allow_null=True, help_text="The live predictive model fitted to."
+    )
+    leads = serializers.IntegerField(help_text="Scored leads the fit read.")
+    points_per_log_odds = serializers.FloatField(allow_null=True)
+    regularization = serializers.FloatField(
+        allow_null=True, help_text="The ridge penalty, chosen by cross-validation."
+    )
+    checked = serializers.IntegerField(help_text="Scored leads left out of the fit to check it.")
+    r_squared = serializers.FloatField(
+        allow_null=True, help_text="Share of the model's log-odds the rules reproduce."
+    )
+    rank_correlation = serializers.FloatField(
+        allow_null=True,
+        help_text="Spearman correlation of the proposed points' score with the model's chance.",
+    )
+    live_rank_correlation = serializers.FloatField(
+        allow_null=True, help_text="The same for the points now."
+    )
+    holdout = serializers.IntegerField(
+        help_text="The newest closed leads the predictive model did not train on."
+    )
+    holdout_won = serializers.IntegerField()
+    model_auc = serializers.FloatField(
+        allow_null=True, help_text="The predictive model's ROC AUC on them."
+    )
+    live_auc = serializers.FloatField(allow_null=True, help_text="The points now, on them.")
+    proposed_auc = serializers.FloatField(allow_null=True, help_text="The proposed points.")
+    rules = DistilledRuleSerializer(many=True)
+    hints = FeatureHintSerializer(
+        many=True, help_text="Strong features of the model that no switched-on rule reads."
+    )
+
+
 class SuggestionPermission(permissions.BasePermission):
     """Reading suggested weights and making a draft of them: ``scoring.permissions``."""
 
@@ -438,6 +506,62 @@ class ScoringModelViewSet(
         try:
             draft = model_draft_from_suggestion(model=self.get_object(), by=caller(request))
         except SuggestionError as exc:
+            raise Conflict(str(exc)) from None
+        return Response(self.get_serializer(self.get_queryset().get(pk=draft.pk)).data, status=201)
+
+    @extend_schema(
+        summary="Rule weights derived from the live predictive model (marketers and admins)",
+        description="Points for every rule that make the rule score follow the model's "
+        "log-odds: a ridge regression of the live predictive model's log-odds on the rule "
+        "matrix of the model's scored leads (a sample of 20,000 at most), converted to points "
+        "as suggested weights are. With how well the rules reproduce the model (R², rank "
+        "correlation), the ROC AUC of the points now, the proposed ones and the model on the "
+        "newest closed leads the model did not train on, and the model's strong features no "
+        "rule reads. Without a live predictive model nothing is proposed (`ready` false, "
+        "`message` says why). The fit runs in the background: until it is done the answer "
+        "is 202 with its status; ask again.",
+        responses={200: DistillationSerializer, 202: SuggestionStatusSerializer},
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="predictive-weights",
+        url_name="predictive-weights",
+        permission_classes=[SuggestionPermission],
+    )
+    def predictive_weights(self, request: Request, pk: str | None = None) -> Response:
+        state = model_distillation_request(model=self.get_object())
+        if not state.ready:
+            return Response(SuggestionStatusSerializer(state).data, status=202)
+        return Response(DistillationSerializer(state.distillation).data)
+
+    @extend_schema(
+        summary="Make a draft version with the rule weights from the predictive model "
+        "(marketers and admins)",
+        description="A draft version of the model (as `draft/` makes) with the points "
+        "`predictive-weights/` proposes: rules proposed 0 switched off, the others on with "
+        "their points. Made only from a fit already done (ask `predictive-weights/` until it "
+        "answers 200). Preview it, then publish it; no lead changes until then.",
+        request=None,
+        responses={
+            201: ScoringModelSerializer,
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description="No live predictive model, or its fit is still running.",
+            ),
+        },
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="predictive-weights/draft",
+        url_name="predictive-weights-draft",
+        permission_classes=[SuggestionPermission],
+    )
+    def predictive_weights_draft(self, request: Request, pk: str | None = None) -> Response:
+        try:
+            draft = model_draft_from_kept_distillation(model=self.get_object(), by=caller(request))
+        except DistillationError as exc:
             raise Conflict(str(exc)) from None
         return Response(self.get_serializer(self.get_queryset().get(pk=draft.pk)).data, status=201)
 

@@ -7,7 +7,8 @@ changes with the model, its rules and its closed leads), and the next request re
 
 While the fit runs a marker under the same key says since when, so that requests
 meanwhile queue nothing more and can say "computing"; a fit that failed leaves its
-error for the next request to tell, which then queues the fit again.
+error for the next request to tell, which then queues the fit again
+(``scoring.background_fits``).
 """
 
 from __future__ import annotations
@@ -16,19 +17,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
-from django.core.cache import cache
-from django.db import transaction
-from django.utils import timezone
+from crm.resilience import task_enqueue
 
-from crm.resilience import cache_call, task_enqueue
-
+from .background_fits import COMPUTING, READY, fit_request, fit_run
 from .models import ScoringModel
 from .suggestions import WeightSuggestion, kept_suggestion, model_suggestion, suggestion_basis
 
-# A fit not done by then is taken as lost (its worker died): the next request queues it.
-PENDING_SECONDS = 15 * 60
-FAILED_SECONDS = 10 * 60
-READY, COMPUTING = "ready", "computing"
+__all__ = ["COMPUTING", "READY", "SuggestionState", "model_suggestion_request"]
+
+WHAT = "Suggested weights"
 
 
 @dataclass(frozen=True)
@@ -47,10 +44,6 @@ class SuggestionState:
         return self.status == READY
 
 
-def _get(key: str) -> object:
-    return cache_call(partial(cache.get, key), default=None, what="Suggested weights")
-
-
 def model_suggestion_request(*, model: ScoringModel) -> SuggestionState:
     """The model's suggested weights if they are kept (or if too few leads are closed to
     fit any), else the fit queued on the bulk queue, once, after the caller's commit."""
@@ -60,18 +53,9 @@ def model_suggestion_request(*, model: ScoringModel) -> SuggestionState:
     kept = kept_suggestion(key=basis.key)
     if kept is not None:
         return SuggestionState(READY, kept)
-    pending, failed = f"{basis.key}:pending", f"{basis.key}:failed"
-    error = _get(failed)
-    if error is not None:
-        cache_call(partial(cache.delete, failed), default=None, what="Suggested weights")
-    since = _get(pending)
-    if isinstance(since, datetime):
-        return SuggestionState(COMPUTING, since=since, error=str(error or ""))
-    now = timezone.now()
-    add = partial(cache.add, pending, now, PENDING_SECONDS)
-    if cache_call(add, default=True, what="Suggested weights"):
-        transaction.on_commit(partial(_enqueue, model.pk, basis.key))
-    return SuggestionState(COMPUTING, since=now, error=str(error or ""))
+    enqueue = partial(_enqueue, model.pk, basis.key)
+    since, error = fit_request(key=basis.key, enqueue=enqueue, what=WHAT)
+    return SuggestionState(COMPUTING, since=since, error=error)
 
 
 def _enqueue(model_id: int, key: str) -> None:
@@ -84,14 +68,9 @@ def model_suggestion_run(*, model_id: int, key: str) -> WeightSuggestion | None:
     """Fit the suggestion of the model (a missing model is a no-op) and keep it; clear the
     marker the request set under ``key``. A failure is kept for the next request to tell,
     and raised."""
-    model = ScoringModel.objects.filter(pk=model_id).first()
-    try:
-        if model is None:
-            return None
-        return model_suggestion(model=model)
-    except Exception as exc:
-        keep = partial(cache.set, f"{key}:failed", f"The fit failed: {exc}", FAILED_SECONDS)
-        cache_call(keep, default=None, what="Suggested weights")
-        raise
-    finally:
-        cache_call(partial(cache.delete, f"{key}:pending"), default=None, what="Suggested weights")
+
+    def fit() -> WeightSuggestion | None:
+        model = ScoringModel.objects.filter(pk=model_id).first()
+        return None if model is None else model_suggestion(model=model)
+
+    return fit_run(key=key, fit=fit, what=WHAT)

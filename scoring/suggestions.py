@@ -168,7 +168,7 @@ def model_suggestion(*, model: ScoringModel, now: datetime | None = None) -> Wei
     cached = kept_suggestion(key=key)
     if cached is not None:
         return cached
-    ruleset, rules = _candidate_rules(model)
+    ruleset, rules = candidate_rules(model)
     if not rules:
         return _replace(base, message="The model has no rule to weigh.")
     matrix = rule_matrix(lead_ids=lead_ids, won=won, ruleset=ruleset, now=now)
@@ -226,28 +226,43 @@ def model_draft_from_suggestion(
     suggestion = suggestion or model_suggestion(model=model)
     if not suggestion.ready:
         raise SuggestionError(suggestion.message)
-    by_rule = {row.rule_id: row for row in suggestion.rules}
+    points = {row.rule_id: row.suggested_points for row in suggestion.rules if row.changed}
+    return model_draft_with_points(
+        model=model,
+        by=by,
+        points=points,
+        note=_draft_note(suggestion, now=timezone.now()),
+        reason="Suggested weights",
+    )
+
+
+def model_draft_with_points(
+    *, model: ScoringModel, by: User | None, points: dict[int, int], note: str, reason: str
+) -> ScoringModel:
+    """A draft version of ``model`` (``scoring.changes.model_duplicate``) whose copies of
+    the rules in ``points`` (rule id: points) get those points, switched on, or are
+    switched off for 0 (0 is no rule's points); ``note`` is its description. The draft
+    and each rule it changes are logged (``reason``); no lead is touched."""
     with transaction.atomic():
         originals = list(model.rules.all())
         draft = changes.model_duplicate(model=model, by=by)
         # model_duplicate copies the rules in this order, so their ids follow it.
         copies = list(draft.rules.order_by("pk"))
         for original, copy in zip(originals, copies, strict=True):
-            row = by_rule.get(original.pk)
-            if row is not None and row.changed:
-                _apply(copy, row, by)
+            if original.pk in points:
+                _apply(copy, points[original.pk], by)
         before = changes.model_snapshot(model=draft)
-        draft.description = _draft_note(suggestion, now=timezone.now())
+        draft.description = note
         draft.save(update_fields=["description", "updated_at"])
-        changes.model_save(model=draft, before=before, by=by, reason="Suggested weights")
+        changes.model_save(model=draft, before=before, by=by, reason=reason)
     return draft
 
 
-def _apply(rule: Rule, row: RuleSuggestion, by: User | None) -> None:
+def _apply(rule: Rule, points: int, by: User | None) -> None:
     before = changes.rule_snapshot(rule=rule)
-    rule.active = not row.switched_off
-    if not row.switched_off:
-        rule.points = row.suggested_points
+    rule.active = points != 0
+    if points:
+        rule.points = points
     rule.save(update_fields=["points", "active", "updated_at"])
     changes.rule_save(rule=rule, before=before, by=by)
 
@@ -276,7 +291,7 @@ def _more_needed(base: WeightSuggestion) -> str:
     )
 
 
-def _candidate_rules(model: ScoringModel) -> tuple[Ruleset, dict[int, Rule]]:
+def candidate_rules(model: ScoringModel) -> tuple[Ruleset, dict[int, Rule]]:
     """The model with every rule that can be evaluated, switched off or not."""
     compiled = model_settings(model)
     kinds = custom_field_kinds()
@@ -483,8 +498,20 @@ def _points_per_log_odds(matrix: RuleMatrix, columns: list[_Column]) -> float:
     """``k`` (module docstring): the suggested points of ``columns`` give a closed lead
     on average as many points as their current points do (those switched on)."""
     means = matrix.values.mean(axis=0)
-    current = sum(abs(c.rule.points) * means[c.index] for c in columns if c.rule.active)
-    fitted = sum(abs(c.weight or 0.0) * means[c.index] for c in columns)
+    return points_per_log_odds(
+        means=[means[c.index] for c in columns],
+        points=[c.rule.points if c.rule.active else 0 for c in columns],
+        weights=[c.weight or 0.0 for c in columns],
+    )
+
+
+def points_per_log_odds(*, means: list[float], points: list[int], weights: list[float]) -> float:
+    """Points per unit of log-odds such that ``weights`` (log-odds per unit of each rule's
+    column) turned into points give a lead on average as many points, in absolute value,
+    as ``points`` (0 for a rule switched off) do, ``means`` being the columns' means:
+    ``Σ|points|·mean / Σ|weight|·mean``; ``FALLBACK_POINTS_PER_LOG_ODDS`` when either is 0."""
+    current = sum(abs(p) * m for p, m in zip(points, means, strict=True))
+    fitted = sum(abs(w) * m for w, m in zip(weights, means, strict=True))
     if current <= 0 or fitted <= 0:
         return FALLBACK_POINTS_PER_LOG_ODDS
     return float(current / fitted)

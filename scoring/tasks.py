@@ -17,6 +17,7 @@ from .outbox import (
     profile_rescore_lead_ids,
     unscored_lead_ids,
 )
+from .predictive.distill_runs import model_distillation_run
 from .predictive.services import NotEnoughData, predictive_retrain_all, predictive_train
 from .rescore_jobs import rescore_job_range, rescore_job_run, rescore_jobs_resume
 from .snapshots import scores_snapshot
@@ -97,6 +98,13 @@ def refresh_account_scores() -> int:
 def suggest_weights(model_id: int, key: str) -> None:
     """Fit a model's suggested weights and keep them (``scoring.suggestion_runs``)."""
     model_suggestion_run(model_id=model_id, key=key)
+
+
+@shared_task(ignore_result=True)
+def predictive_distill_weights(model_id: int, key: str) -> None:
+    """Fit the rule weights derived from a model's live predictive model and keep them
+    (``scoring.predictive.distill_runs``)."""
+    model_distillation_run(model_id=model_id, key=key)
 
 
 @shared_task(ignore_result=True, acks_late=True)

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from crm.http import AuthenticatedHttpRequest
 from scoring.models import PredictiveModel
+from scoring.permissions import may_view_suggestions
 from scoring.predictive.services import (
     live_predictive,
     predictive_disagreement,
@@ -39,6 +40,7 @@ def studio_predictive(request: AuthenticatedHttpRequest, pk: int) -> HttpRespons
         "latest": PredictiveModel.objects.filter(model=model).defer("artifact").first(),
         "runs": PredictiveModel.objects.filter(model=model).defer("artifact")[:RUNS_SHOWN],
         "disagreement": predictive_disagreement(model=model) if live else None,
+        "weights_visible": live is not None and may_view_suggestions(request.user),
     }
     return render(request, "studio/predictive.html", context)
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import predictive_views, rule_views, suggestion_views, views
+from . import predictive_views, predictive_weight_views, rule_views, suggestion_views, views
 
 urlpatterns = [
     path("", views.studio_index, name="studio"),
@@ -44,6 +44,16 @@ urlpatterns = [
         "models/<int:pk>/predictive/train/",
         predictive_views.studio_predictive_train,
         name="studio-predictive-train",
+    ),
+    path(
+        "models/<int:pk>/predictive/weights/",
+        predictive_weight_views.studio_predictive_weights,
+        name="studio-predictive-weights",
+    ),
+    path(
+        "models/<int:pk>/predictive/weights/draft/",
+        predictive_weight_views.studio_predictive_weights_draft,
+        name="studio-predictive-weights-draft",
     ),
     path("models/<int:pk>/duplicate/", views.studio_duplicate, name="studio-duplicate"),
     path("models/<int:pk>/preview/", views.studio_preview, name="studio-preview"),

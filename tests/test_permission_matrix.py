@@ -418,6 +418,17 @@ API: dict[str, Probe | Exempt] = {
             refused=(403,),
         )
     ],
+    "api-scoring-model-predictive-weights": lambda w: [
+        Call("GET", api(f"scoring-models/{w.scoring_model.pk}/predictive-weights/"), refused=(403,))
+    ],
+    "api-scoring-model-predictive-weights-draft": lambda w: [
+        Call(
+            "POST",
+            api(f"scoring-models/{w.scoring_model.pk}/predictive-weights/draft/"),
+            {},
+            refused=(403,),
+        )
+    ],
     "api-scoring-model-roll-back": lambda w: [
         Call("POST", api(f"scoring-models/{w.scoring_model.pk}/roll-back/"), {}, refused=(403,))
     ],
@@ -731,6 +742,17 @@ WEB: dict[str, Probe | Exempt] = {
     ],
     "studio-predictive-train": lambda w: [
         Call("POST", f"/studio/models/{w.scoring_model.pk}/predictive/train/", {}, refused=(403,))
+    ],
+    "studio-predictive-weights": lambda w: [
+        Call("GET", f"/studio/models/{w.scoring_model.pk}/predictive/weights/", refused=(403,))
+    ],
+    "studio-predictive-weights-draft": lambda w: [
+        Call(
+            "POST",
+            f"/studio/models/{w.scoring_model.pk}/predictive/weights/draft/",
+            {},
+            refused=(403,),
+        )
     ],
     "studio-duplicate": lambda w: [
         Call("POST", f"/studio/models/{w.scoring_model.pk}/duplicate/", {}, refused=(403,))

@@ -23,7 +23,7 @@ from scoring.suggestions import (
     DUPLICATE,
     TOO_FEW,
     SuggestionError,
-    _candidate_rules,
+    candidate_rules,
     kept_suggestion,
     model_draft_from_suggestion,
     model_suggestion,
@@ -231,7 +231,7 @@ def test_the_python_matrix_equals_the_set_based_one(model):
     confounded_world()
     page_rule(model, 3, "/blog/", max_per_day=1, bonus_count=2, bonus_points=4)
     page_rule(model, 2, "/blog", recency_days=1)
-    ruleset, _ = _candidate_rules(model)
+    ruleset, _ = candidate_rules(model)
     lead_ids, won = closed_outcomes(segment_leads(model))
     sql = rule_matrix(lead_ids=lead_ids, won=won, ruleset=ruleset, now=timezone.now())
     python = np.zeros_like(sql.values)

@@ -276,10 +276,21 @@ def predictive_scores(
     """The predictive score, 0 to 100, of each of ``lead_ids`` as of ``now``."""
     if not lead_ids:
         return {}
+    chances = predictive_probabilities(predictive=predictive, lead_ids=lead_ids, now=now)
+    scores = as_scores(chances)
+    return {int(lead_id): int(score) for lead_id, score in zip(lead_ids, scores, strict=True)}
+
+
+def predictive_probabilities(
+    *, predictive: PredictiveModel, lead_ids: list[int], now: datetime | None = None
+) -> np.ndarray:
+    """The calibrated chance of conversion of each of ``lead_ids`` as of ``now``, in order:
+    what its predictive score rounds."""
+    if not lead_ids:
+        return np.zeros(0)
     artifact = artifact_of(predictive)
-    frame, x = _scored_frame(artifact, lead_ids, now or timezone.now())
-    scores = as_scores(probabilities(artifact.estimator, x))
-    return {int(lead_id): int(score) for lead_id, score in zip(frame.lead_ids, scores, strict=True)}
+    _, x = _scored_frame(artifact, lead_ids, now or timezone.now())
+    return probabilities(artifact.estimator, x)
 
 
 def predictive_scores_refresh(*, predictive: PredictiveModel, now: datetime | None = None) -> int:

@@ -88,6 +88,7 @@ def violations(page, axe: str) -> list[str]:
                 "{suggestions}",
                 "{confirm}",
                 "{predictive}",
+                "{predictive_weights}",
             ],
         ),
     ],
@@ -135,6 +136,7 @@ def test_workspace_pages_have_no_serious_accessibility_violation(
                 suggestions=f"/studio/models/{draft.version_of_id}/suggestions/",
                 confirm=f"/studio/models/{draft.pk}/",
                 predictive=f"/studio/models/{draft.version_of_id}/predictive/",
+                predictive_weights=f"/studio/models/{draft.version_of_id}/predictive/weights/",
             )
         )
         if path == "{confirm}":
