@@ -17,12 +17,13 @@ class ScoringConfig(AppConfig):
         )
         from .explanation import lead_primary_explanation
         from .lead_merges import LEDGER_PARTICIPANT
-        from .receivers import queue_activities, queue_profile
+        from .receivers import fill_predictive_on_rescore, queue_activities, queue_profile
         from .ruleset import free_mail_listed
-        from .signals import score_surged
+        from .signals import rescore_finished, score_surged
 
         activity_recorded.connect(queue_activities, dispatch_uid="scoring.activity_recorded")
         lead_profile_changed.connect(queue_profile, dispatch_uid="scoring.lead_profile_changed")
+        rescore_finished.connect(fill_predictive_on_rescore, dispatch_uid="scoring.predictive_fill")
         # The surge alert: scoring announces the fact and alerts the owner through leads.
         score_surged.connect(alerts.owner_alert_on_surge, dispatch_uid="scoring.surge_alert")
         # Hand-off emails and webhook payloads list the rules behind the score.

@@ -28,6 +28,7 @@ from django.forms.models import model_to_dict
 from crm.models import User
 
 from .models import ChangeLog, ModelStatus, RescoreJob, Rule, ScoringModel
+from .predictive.services import predictive_carry_over
 from .rescore_jobs import rescore_job_start
 
 Snapshot = dict[str, Any]
@@ -255,6 +256,8 @@ def _replace(
     new.status, new.is_default, new.priority = ModelStatus.ACTIVE, was_default, live.priority
     new.save(update_fields=["status", "is_default", "priority", "updated_at"])
     new.segment_product_lines.set(segment)
+    # The predictive score follows the live version (filled in after its rescore).
+    predictive_carry_over(old=live, new=new)
     changelog_record(obj=live, action="archive", before=live_before, by=by)
     changelog_record(obj=new, action=action, before=new_before, by=by, figures=figures)
     reason = f"“{new}” {'published' if action == 'publish' else 'put back'} in place of “{live}”"

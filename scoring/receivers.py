@@ -7,7 +7,10 @@ from typing import Any
 
 from django.db import transaction
 
+from crm.resilience import task_enqueue
+
 from .outbox import lead_score_request, pending_scoring_request, profile_rescore_record
+from .predictive.services import predictive_scores_missing
 
 
 class _DrainRequest:
@@ -69,3 +72,15 @@ def queue_profile(sender: Any, lead_id: int, **kwargs: Any) -> None:
         lead_score_request(lead_id=lead_id)
 
     transaction.on_commit(request_rescore, robust=True)
+
+
+def fill_predictive_on_rescore(sender: Any, model_id: int, **kwargs: Any) -> None:
+    """``rescore_finished``: a rescore that wrote score rows without a predictive score
+    (a version just published takes over the live predictive model) has them filled on
+    the bulk queue; real-time scoring fills any lead it scores before that."""
+    if predictive_scores_missing(model_id=model_id):
+        task_enqueue(
+            "scoring.tasks.predictive_fill",
+            model_id,
+            what=f"Predictive scores of model {model_id}",
+        )

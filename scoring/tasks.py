@@ -18,7 +18,12 @@ from .outbox import (
     unscored_lead_ids,
 )
 from .predictive.distill_runs import model_distillation_run
-from .predictive.services import NotEnoughData, predictive_retrain_all, predictive_train
+from .predictive.services import (
+    NotEnoughData,
+    predictive_retrain_all,
+    predictive_scores_fill,
+    predictive_train,
+)
 from .rescore_jobs import rescore_job_range, rescore_job_run, rescore_jobs_resume
 from .snapshots import scores_snapshot
 from .suggestion_runs import model_suggestion_run
@@ -119,6 +124,12 @@ def predictive_train_model(model_id: int, user_id: int | None = None) -> None:
         predictive_train(model=model, by=by)
     except NotEnoughData:
         return
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def predictive_fill(model_id: int) -> int:
+    """Give the model's scored leads without a predictive score the live model's."""
+    return predictive_scores_fill(model_id=model_id)
 
 
 @shared_task(ignore_result=True)

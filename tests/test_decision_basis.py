@@ -377,3 +377,47 @@ def test_a_lowered_threshold_of_a_blending_model_moves_on_the_blend(
     assert stages == {blended_55.pk: Stage.MQL, blended_45.pk: Stage.NEW}
     reason = blended_55.stage_changes.order_by("-pk").first().reason
     assert reason.startswith("Blended score 55 is past the MQL threshold 50")
+
+
+# --- A new version keeps the predictive score ------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=False)
+def test_a_published_version_takes_over_the_live_predictive_model_and_its_scores(
+    settings, django_capture_on_commit_callbacks
+):
+    from scoring.changes import model_duplicate, model_publish, model_rollback
+    from scoring.models import PredictiveModel, PredictiveStatus
+
+    settings.PREDICTIVE_MIN_CLOSED = 200
+    model = deciding("blend", mql_threshold=50, sql_threshold=90, hot_from=80, warm_from=30)
+    fit_rule(model, 20, "seniority", "equals", "director", name="Director")
+    page_rule(model, 5, "/pricing", max_per_lead=2)
+    _, card = trained_world(model)
+    before = dict(LeadScore.objects.filter(model=model).values_list("lead_id", "predictive_score"))
+    assert None not in before.values()
+
+    draft = model_duplicate(model=model)
+    draft.rules.filter(name="Director").update(points=25)
+    with django_capture_on_commit_callbacks(execute=True):
+        model_publish(model=draft)
+
+    card.refresh_from_db()
+    assert (card.model_id, card.status) == (draft.pk, PredictiveStatus.LIVE)
+    after = dict(LeadScore.objects.filter(model=draft).values_list("lead_id", "predictive_score"))
+    # The predictive model reads fields and behaviour: a rule's points leave it alone.
+    assert after == before
+    rows = LeadScore.objects.filter(model=draft, is_primary=True).select_related("lead")
+    t = ScoringModel.objects.get(pk=draft.pk).thresholds
+    for row in rows[:50]:
+        decided = decision_score(row.lead.score, row.predictive_score, t)
+        band = "hot" if decided >= 80 else "warm" if decided >= 30 else "cold"
+        assert row.lead.band == band
+    assert list(scores_verify()) == []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        model_rollback(model=ScoringModel.objects.get(pk=draft.pk))
+
+    assert PredictiveModel.objects.get(pk=card.pk).model_id == model.pk
+    assert not LeadScore.objects.filter(model=model, predictive_score__isnull=True).exists()
+    assert list(scores_verify()) == []

@@ -303,6 +303,50 @@ def predictive_scores_refresh(*, predictive: PredictiveModel, now: datetime | No
     return written
 
 
+def predictive_carry_over(*, old: ScoringModel, new: ScoringModel) -> bool:
+    """A version published in place of ``old`` (or put back in its place) takes over its
+    predictive models, the live one and the reports kept: they read the leads' fields and
+    behaviour, not the rules, so the predictive score a rule change leaves alone stays.
+    The new version's leads get it once its rescore has written their score rows
+    (``predictive_scores_fill``). Nothing moves when ``new`` has a live one of its own.
+    Whether a live one moved."""
+    if PredictiveModel.objects.filter(model=new, status=PredictiveStatus.LIVE).exists():
+        return False
+    PredictiveModel.objects.filter(model=old).update(model=new)
+    return PredictiveModel.objects.filter(model=new, status=PredictiveStatus.LIVE).exists()
+
+
+def predictive_scores_missing(*, model_id: int) -> bool:
+    """Whether the model has a live predictive model and scored leads without its score."""
+    return (
+        PredictiveModel.objects.filter(model_id=model_id, status=PredictiveStatus.LIVE).exists()
+        and LeadScore.objects.filter(model_id=model_id, predictive_score__isnull=True).exists()
+    )
+
+
+def predictive_scores_fill(*, model_id: int, now: datetime | None = None) -> int:
+    """The model's scored leads without a predictive score get the live predictive
+    model's (after a rescore that wrote new score rows: a version just published, a
+    segment widened); how many were scored."""
+    live = (
+        PredictiveModel.objects.filter(model_id=model_id, status=PredictiveStatus.LIVE)
+        .select_related("model")
+        .first()
+    )
+    if live is None:
+        return 0
+    now = now or timezone.now()
+    ids = list(
+        LeadScore.objects.filter(model_id=model_id, predictive_score__isnull=True)
+        .order_by("lead_id")
+        .values_list("lead_id", flat=True)
+    )
+    return sum(
+        _write_scores(live, ids[start : start + SCORE_CHUNK], now)
+        for start in range(0, len(ids), SCORE_CHUNK)
+    )
+
+
 def _write_scores(predictive: PredictiveModel, lead_ids: list[int], now: datetime) -> int:
     scored = list(
         LeadScore.objects.filter(model=predictive.model, lead_id__in=lead_ids).values_list(
