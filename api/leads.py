@@ -61,7 +61,7 @@ from crm.models import User
 from leads.duplicates import LikelyDuplicate, lead_duplicates, reason_text
 from leads.export_jobs import ExportQueryError, export_job_create, export_needs_job
 from leads.export_responses import CONTENT_TYPES, CSV, EXPORT_FORMATS, XLSX, leads_export_response
-from leads.exports import CUSTOM_PREFIX, LEAD_COLUMN_NAMES, UnknownColumn, export_columns
+from leads.exports import CUSTOM_PREFIX, UnknownColumn, export_columns, lead_column_names
 from leads.filters import LeadFilter
 from leads.merging import MergeError, lead_alias_target, leads_merge, merge_preview
 from leads.models import (
@@ -382,7 +382,7 @@ EXPORT_PARAMETERS = [
             "items": {
                 "type": "string",
                 "anyOf": [
-                    {"enum": list(LEAD_COLUMN_NAMES)},
+                    {"enum": list(lead_column_names())},
                     {"pattern": rf"^{re.escape(CUSTOM_PREFIX)}[a-z][a-z0-9_]*$"},
                 ],
             },

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
 
 from leads.custom_fields import CustomFieldDefinition
+from leads.exports import ExportColumn
 from leads.models import Lead
 
 from .models import EntryKind, LeadScore, ScoreEntry, ScoringModel
@@ -194,6 +195,16 @@ def predictive_score_subquery(lead: str = "pk") -> Subquery:
     live), for the one query of a list: one probe of the primary scores' index a row."""
     scores = LeadScore.objects.filter(lead=OuterRef(lead), is_primary=True)
     return Subquery(scores.values("predictive_score")[:1], output_field=IntegerField(null=True))
+
+
+# The exported files' ``predictive_score`` column (``leads.exports``), after the rule
+# score's columns: read with the leads, empty while the lead has no predictive score.
+PREDICTIVE_EXPORT_COLUMN = ExportColumn(
+    "predictive_score",
+    reads=("predictive_score_cell",),
+    annotations=(("predictive_score_cell", predictive_score_subquery),),
+)
+PREDICTIVE_EXPORT_AFTER = "quadrant"
 
 
 def primary_predictive_scores(*, lead_ids: Sequence[int]) -> dict[int, int]:
