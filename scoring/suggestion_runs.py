@@ -8,6 +8,12 @@ changes with the model, its rules and its closed leads), and the next request re
 While the fit runs a marker under the same key says since when, so that requests
 meanwhile queue nothing more and can say "computing"; a fit that failed leaves its
 error for the next request to tell, which then queues the fit again.
+
+"Make a draft with these weights" (``model_draft_request``) makes the draft from the
+kept suggestion only. Once it is no longer kept (``CACHE_SECONDS`` after the fit, or
+the model, its rules or its closed leads changed) the fit is queued, or joined, as
+for reading it, and no draft is made: the weights fitted again may differ from those
+the person saw, so they see them before a draft is made of them.
 """
 
 from __future__ import annotations
@@ -20,15 +26,28 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from crm.models import User
 from crm.resilience import cache_call, task_enqueue
 
 from .models import ScoringModel
-from .suggestions import WeightSuggestion, kept_suggestion, model_suggestion, suggestion_basis
+from .suggestions import (
+    WeightSuggestion,
+    kept_suggestion,
+    model_draft_from_suggestion,
+    model_suggestion,
+    suggestion_basis,
+)
 
 # A fit not done by then is taken as lost (its worker died): the next request queues it.
 PENDING_SECONDS = 15 * 60
 FAILED_SECONDS = 10 * 60
 READY, COMPUTING = "ready", "computing"
+# What the surfaces tell someone who asked for a draft of weights no longer kept.
+REFITTING = (
+    "The suggested weights are kept for a while only, and these were no longer: they are "
+    "being fitted again on the closed leads as they are now. Check them when they show, "
+    "then make the draft."
+)
 
 
 @dataclass(frozen=True)
@@ -72,6 +91,22 @@ def model_suggestion_request(*, model: ScoringModel) -> SuggestionState:
     if cache_call(add, default=True, what="Suggested weights"):
         transaction.on_commit(partial(_enqueue, model.pk, basis.key))
     return SuggestionState(COMPUTING, since=now, error=str(error or ""))
+
+
+def model_draft_request(
+    *, model: ScoringModel, by: User | None
+) -> tuple[ScoringModel | None, SuggestionState]:
+    """A draft version of ``model`` with its kept suggested weights, and where the
+    suggestion stands. Never fits: when the suggestion is no longer kept, no draft
+    (None) and the fit queued or joined (``model_suggestion_request``), the state
+    ``computing``; the caller answers as while the suggestion is fitted, telling
+    ``REFITTING``. Raises ``SuggestionError`` when too few leads are closed to suggest
+    any."""
+    state = model_suggestion_request(model=model)
+    if not state.ready:
+        return None, state
+    assert state.suggestion is not None
+    return model_draft_from_suggestion(model=model, by=by, suggestion=state.suggestion), state
 
 
 def _enqueue(model_id: int, key: str) -> None:
