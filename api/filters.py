@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+from django.db.models import F, OrderBy
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
@@ -19,8 +20,18 @@ class StableOrderingFilter(OrderingFilter):
     """``?ordering=score`` sorts by score, then by id in the same direction.
 
     A view's ``ordering_columns`` maps an ordering's public name to what the query
-    sorts by, where the two differ (the lead's score is sorted through its rank).
+    sorts by, where the two differ (the lead's score is sorted through its rank), and
+    its ``ordering_nulls_last`` names the columns whose empty values come last in
+    either direction, as the pages have them (``api.pagination``): an export, which is
+    not paged, lists the leads in the same order as the pages.
     """
+
+    def filter_queryset(self, request: Request, queryset: Any, view: Any) -> Any:
+        ordering = self.get_ordering(request, queryset, view)
+        if not ordering:
+            return queryset
+        nulls_last = getattr(view, "ordering_nulls_last", ())
+        return queryset.order_by(*(_ordered(field, nulls_last) for field in ordering))
 
     def get_ordering(self, request: Request, queryset: Any, view: Any) -> list[str]:
         ordering = list(super().get_ordering(request, queryset, view) or ["-id"])
@@ -32,6 +43,13 @@ class StableOrderingFilter(OrderingFilter):
         if not any(field.lstrip("-") in ("id", "pk") for field in ordering):
             ordering.append("-id" if ordering[0].startswith("-") else "id")
         return ordering
+
+
+def _ordered(field: str, nulls_last: Any) -> str | OrderBy:
+    name = field.lstrip("-")
+    if name not in nulls_last:
+        return field
+    return F(name).desc(nulls_last=True) if field.startswith("-") else F(name).asc(nulls_last=True)
 
 
 class StrictFilterBackend(DjangoFilterBackend):

@@ -61,7 +61,7 @@ from crm.models import User
 from leads.duplicates import LikelyDuplicate, lead_duplicates, reason_text
 from leads.export_jobs import ExportQueryError, export_job_create, export_needs_job
 from leads.export_responses import CONTENT_TYPES, CSV, EXPORT_FORMATS, XLSX, leads_export_response
-from leads.exports import CUSTOM_PREFIX, LEAD_COLUMN_NAMES, UnknownColumn, export_columns
+from leads.exports import CUSTOM_PREFIX, UnknownColumn, export_columns, lead_column_names
 from leads.filters import LeadFilter
 from leads.merging import MergeError, lead_alias_target, leads_merge, merge_preview
 from leads.models import (
@@ -87,7 +87,7 @@ from leads.permissions import (
 from leads.profiles import email_error, lead_save_profile
 from leads.stages import lead_move_to_stage
 from scoring.explanation import lead_explanation
-from scoring.selectors import lead_predictive_score, predictive_score_subquery
+from scoring.selectors import lead_predictive_score, predictive_score_joined
 from scoring.snapshots import score_before, scores_before
 from scoring.trend import TREND_DAYS, Trend, score_trend
 
@@ -382,7 +382,7 @@ EXPORT_PARAMETERS = [
             "items": {
                 "type": "string",
                 "anyOf": [
-                    {"enum": list(LEAD_COLUMN_NAMES)},
+                    {"enum": list(lead_column_names())},
                     {"pattern": rf"^{re.escape(CUSTOM_PREFIX)}[a-z][a-z0-9_]*$"},
                 ],
             },
@@ -477,7 +477,8 @@ class LeadViewSet(RecordViewSet):
     ordering = ("-score", "-id")
     # Sorted by the copy of the score in the lead's rank, which its indexes hold
     # (``Lead.ranked``); an annotation, as the cursor pages read it from each row.
-    # The predictive score is the primary score row's (``predictive_score_subquery``).
+    # The predictive score is the primary score row's, joined (``predictive_score_joined``)
+    # so that its index gives the pages' order.
     ordering_columns = {"score": "rank_score", "predictive_score": "predictive"}
     # Leads without a predictive score come last in either direction.
     ordering_nulls_last = ("predictive",)
@@ -493,7 +494,7 @@ class LeadViewSet(RecordViewSet):
             .annotate(
                 rank_score=F("rank__score"),
                 score_before=score_before(timezone.now()),
-                predictive=predictive_score_subquery(),
+                **_predictive_joined(),
             )
             .select_related("company")
             .prefetch_related("product_interests")
@@ -759,6 +760,12 @@ def _email_taken_as_field_error() -> Iterator[None]:
         if "email" not in str(exc).lower():
             raise
         raise Conflict(EMAIL_UNAVAILABLE) from exc
+
+
+def _predictive_joined() -> dict[str, Any]:
+    """``predictive_score_joined`` with the score under the name the ordering uses."""
+    *joins, (_, score) = predictive_score_joined().items()
+    return {**dict(joins), "predictive": score}
 
 
 def leads_for_export(user: User, query: QueryDict) -> QuerySet[Lead]:

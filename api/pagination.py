@@ -67,12 +67,17 @@ class ApiCursorPagination(CursorPagination):
         offset = self.cursor.offset if self.cursor else 0
         reverse = bool(self.cursor.reverse) if self.cursor else False
         position = str(self.cursor.position) if self.cursor and self.cursor.position else None
-        high = _nulls_high(fields, getattr(view, "ordering_nulls_last", ()))
+        nulls_last = getattr(view, "ordering_nulls_last", ())
+        high = _nulls_high(fields, nulls_last)
         ordering = _reversed(fields) if reverse else fields
-        queryset = queryset.order_by(*_nulls_low(ordering, high))
-        if position is not None:
-            queryset = queryset.filter(_after(ordering, json.loads(position), high))
-        results = list(queryset[offset : offset + self.page_size + 1])
+        values = json.loads(position) if position is not None else None
+        if _filled_first(fields, nulls_last, values, reverse=reverse, offset=offset):
+            results = _filled_then_empty(queryset, fields, values, high, self.page_size + 1)
+        else:
+            queryset = queryset.order_by(*_nulls_low(ordering, high))
+            if values is not None:
+                queryset = queryset.filter(_after(ordering, values, high))
+            results = list(queryset[offset : offset + self.page_size + 1])
         self.page = results[: self.page_size]
         following = None
         if len(results) > len(self.page):
@@ -112,6 +117,57 @@ class ApiCursorPagination(CursorPagination):
                     "The `next` or `previous` link's cursor, for the same filters and ordering."
                 )
         return parameters
+
+
+def _filled_first(
+    fields: list[str], nulls_last: Any, values: list[Any] | None, *, reverse: bool, offset: int
+) -> bool:
+    """Whether the page runs forward from the top, or from a row with its first field
+    set, of an order whose first field's nulls come last (``ordering_nulls_last``): then
+    its rows are those with the field set, then those without (``_filled_then_empty``)."""
+    first = fields[0].lstrip("-")
+    return (
+        first in nulls_last
+        and not reverse
+        and offset == 0
+        and (values is None or values[0] is not None)
+    )
+
+
+def _filled_then_empty(
+    queryset: Any, fields: list[str], values: list[Any] | None, high: frozenset[str], limit: int
+) -> list[Any]:
+    """Up to ``limit`` rows after ``values`` (from the top without): those whose first
+    field is set, in one query the field's index can serve (``IS NOT NULL``, no null
+    in its bounds), then from the top of those without it.
+
+    One query of ``ORDER BY field NULLS LAST`` reads every row to sort them: the rows
+    that have the field set come from a join (the lead's predictive score from its
+    score row), which an outer join's nulls keep the index from ordering."""
+    first = fields[0].lstrip("-")
+    # Within the rows that have the field, nulls are nowhere: put them at the end away
+    # from the page's direction, so that the bound has no ``OR field IS NULL``.
+    descending = fields[0].startswith("-")
+    away = high - {first} | ({first} if descending else set())
+    # And no NULLS FIRST/LAST on it or the id, which the index's order would not match.
+    filled = queryset.filter(**{f"{first}__isnull": False}).order_by(
+        *(
+            _plain(field) if field in (fields[0], "id", "-id") else _nulls_low([field], high)[0]
+            for field in fields
+        )
+    )
+    if values is not None:
+        filled = filled.filter(_after(fields, values, frozenset(away)))
+    rows = list(filled[:limit])
+    if len(rows) < limit:
+        empty = queryset.filter(**{f"{first}__isnull": True})
+        rows += list(empty.order_by(*_nulls_low(fields, high))[: limit - len(rows)])
+    return rows
+
+
+def _plain(field: str) -> Any:
+    name = field.lstrip("-")
+    return F(name).desc() if field.startswith("-") else F(name).asc()
 
 
 def _reversed(ordering: list[str]) -> list[str]:

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
@@ -37,14 +38,8 @@ from scoring.predictive.distill_runs import (
 )
 from scoring.predictive.distilling import DistillationError
 from scoring.rule_fields import RuleError
-from scoring.suggestion_runs import COMPUTING, model_suggestion_request
-from scoring.suggestions import (
-    CONFOUNDED,
-    DUPLICATE,
-    TOO_FEW,
-    SuggestionError,
-    model_draft_from_suggestion,
-)
+from scoring.suggestion_runs import COMPUTING, model_draft_request, model_suggestion_request
+from scoring.suggestions import CONFOUNDED, DUPLICATE, TOO_FEW, SuggestionError
 
 from .errors import Conflict, ErrorSerializer
 from .fields import caller
@@ -486,10 +481,18 @@ class ScoringModelViewSet(
         summary="Make a draft version with the suggested weights (marketers and admins)",
         description="A draft version of the model (as `draft/` makes) with the suggested "
         "points: rules suggested 0 switched off, the others on with their points. Preview "
-        "it, then publish it; no lead changes until then.",
+        "it, then publish it; no lead changes until then. The points are those of the "
+        "suggestion `suggested-weights/` answers, kept for a while after their fit: once "
+        "they are no longer kept, no draft is made and the answer is 202 with the fit's "
+        "status, as `suggested-weights/` answers while it runs (`Location`: there); the "
+        "weights fitted again may differ, so read them, then ask for the draft again.",
         request=None,
         responses={
             201: ScoringModelSerializer,
+            202: OpenApiResponse(
+                SuggestionStatusSerializer,
+                description="The suggested weights are being fitted again: no draft.",
+            ),
             409: OpenApiResponse(
                 ErrorSerializer, description="Too few closed leads to suggest weights."
             ),
@@ -504,9 +507,16 @@ class ScoringModelViewSet(
     )
     def suggested_weights_draft(self, request: Request, pk: str | None = None) -> Response:
         try:
-            draft = model_draft_from_suggestion(model=self.get_object(), by=caller(request))
+            draft, state = model_draft_request(model=self.get_object(), by=caller(request))
         except SuggestionError as exc:
             raise Conflict(str(exc)) from None
+        if draft is None:
+            poll = reverse("api-scoring-model-suggested-weights", kwargs={"pk": pk})
+            return Response(
+                SuggestionStatusSerializer(state).data,
+                status=202,
+                headers={"Location": request.build_absolute_uri(poll)},
+            )
         return Response(self.get_serializer(self.get_queryset().get(pk=draft.pk)).data, status=201)
 
     @extend_schema(

@@ -10,7 +10,9 @@ while the file is written is neither skipped nor written twice, whatever the ord
 Columns are named as the REST API names the lead's fields (``first_name``,
 ``utm_source``), values are stored values (``mql``, ``hot``), so a file goes back in
 through an import without a value map; the company and the owner are written by name.
-Custom fields are ``custom.<key>`` columns, one per definition. Times are the site's
+Custom fields are ``custom.<key>`` columns, one per definition. A higher app adds the
+columns it keeps in its own tables (scoring: ``predictive_score``) through
+``export_column_register``, read as annotations of the one statement. Times are the site's
 time zone: ISO 8601 with the offset in CSV, date-time cells in XLSX.
 
 A CSV cell opened by a spreadsheet is a formula when it starts with ``=``, ``+``,
@@ -33,7 +35,7 @@ from typing import IO, Any
 
 import xlsxwriter
 from django.db import connections, transaction
-from django.db.models import Max, QuerySet
+from django.db.models import Expression, Max, QuerySet, Subquery
 from django.utils import timezone
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
@@ -68,13 +70,16 @@ class ExportColumn:
 
     ``reads`` are ``values_list`` names; ``value`` turns them into the cell (None: the
     one read as it is). ``per_chunk`` instead looks its cells up for a chunk of lead
-    ids at once, for a column that lives in another table.
+    ids at once, for a column that lives in another table. ``annotations`` (name, maker)
+    are added to the leads' statement first, for ``reads`` to name: a column of another
+    table read in the same statement, and so in the same snapshot, as the rest.
     """
 
     name: str
     reads: tuple[str, ...] = ()
     value: Callable[..., Cell] | None = None
     per_chunk: Callable[[list[int]], dict[int, Cell]] | None = None
+    annotations: tuple[tuple[str, Callable[[], Expression | Subquery]], ...] = ()
 
 
 def _owner_name(first: str | None, last: str | None, username: str | None) -> str:
@@ -144,7 +149,32 @@ LEAD_COLUMNS: tuple[ExportColumn, ...] = (
     _field("created_at"),
     _field("updated_at"),
 )
-LEAD_COLUMN_NAMES = tuple(column.name for column in LEAD_COLUMNS)
+# Columns other apps keep, each placed after a lead column (``export_column_register``).
+_REGISTERED: dict[str, tuple[ExportColumn, str]] = {}
+
+
+def export_column_register(column: ExportColumn, *, after: str) -> None:
+    """Write ``column`` in every whole file, after the lead column ``after``, and let it
+    be asked for by name: a column an app above ``leads`` keeps in its own tables, read
+    as an annotation (``ExportColumn.annotations``) so that its cells cost no query of
+    their own. Call from the app's ``AppConfig.ready``."""
+    if after not in {lead_column.name for lead_column in LEAD_COLUMNS}:
+        raise ValueError(f"No lead column {after!r} to place {column.name!r} after.")
+    _REGISTERED[column.name] = (column, after)
+
+
+def lead_columns() -> tuple[ExportColumn, ...]:
+    """The lead's columns of a whole file, in order: its own fields and, each after the
+    field it was placed after, the columns other apps registered."""
+    columns: list[ExportColumn] = []
+    for column in LEAD_COLUMNS:
+        columns.append(column)
+        columns.extend(extra for extra, after in _REGISTERED.values() if after == column.name)
+    return tuple(columns)
+
+
+def lead_column_names() -> tuple[str, ...]:
+    return tuple(column.name for column in lead_columns())
 
 
 def _next_tasks(lead_ids: list[int]) -> dict[int, Task]:
@@ -217,7 +247,7 @@ def custom_columns() -> list[ExportColumn]:
 def export_columns(names: Sequence[str] | None = None) -> list[ExportColumn]:
     """The columns called ``names``, in that order; every lead column and every custom
     field when None. Raises ``UnknownColumn`` naming the first one that is neither."""
-    available = {column.name: column for column in (*LEAD_COLUMNS, *custom_columns())}
+    available = {column.name: column for column in (*lead_columns(), *custom_columns())}
     if names is None:
         return list(available.values())
     available.update({column.name: column for column in WORK_COLUMNS})
@@ -243,6 +273,9 @@ def leads_export_rows(*, leads: QuerySet[Lead], columns: Sequence[ExportColumn])
     position = {name: index for index, name in enumerate(reads)}
     if not leads.ordered:
         leads = leads.order_by("id")
+    annotations = {name: make() for column in columns for name, make in column.annotations}
+    if annotations:
+        leads = leads.annotate(**annotations)
     query = leads.prefetch_related(None).values_list(*reads)
     with _one_snapshot(leads.db):
         rows = query.iterator(chunk_size=EXPORT_CHUNK)

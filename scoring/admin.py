@@ -36,8 +36,8 @@ from .permissions import may_draft_suggestions, may_view_suggestions
 from .preview import model_preview
 from .rescore_jobs import rescore_job_start
 from .rule_admin import RULE_GROUPS, RuleInline
-from .suggestion_runs import model_suggestion_request
-from .suggestions import SuggestionError, model_draft_from_suggestion
+from .suggestion_runs import REFITTING, model_draft_request, model_suggestion_request
+from .suggestions import SuggestionError
 from .thresholds import ThresholdMoves, threshold_moves_count
 
 
@@ -356,9 +356,13 @@ class ScoringModelAdmin(admin.ModelAdmin):
         if not may_draft_suggestions(request.user):
             raise PermissionDenied
         try:
-            draft = model_draft_from_suggestion(model=model, by=request.user)
+            draft, _ = model_draft_request(model=model, by=request.user)
         except SuggestionError as exc:
             self.message_user(request, str(exc), messages.ERROR)
+            return redirect("admin:scoring_scoringmodel_suggested_weights", pk=model.pk)
+        if draft is None:
+            # Fitted again in the background: the page follows the fit (202, reloading).
+            self.message_user(request, REFITTING, messages.INFO)
             return redirect("admin:scoring_scoringmodel_suggested_weights", pk=model.pk)
         self.message_user(
             request,

@@ -7,6 +7,7 @@ class ScoringConfig(AppConfig):
 
     def ready(self) -> None:
         from leads.company_domains import free_mail_provider_set
+        from leads.exports import export_column_register
         from leads.merge_participants import merge_participant_register
         from leads.score_explanations import score_explanation_provider_set
         from leads.signals import activity_recorded, lead_profile_changed
@@ -19,6 +20,7 @@ class ScoringConfig(AppConfig):
         from .lead_merges import LEDGER_PARTICIPANT
         from .receivers import fill_predictive_on_rescore, queue_activities, queue_profile
         from .ruleset import free_mail_listed
+        from .selectors import PREDICTIVE_EXPORT_AFTER, PREDICTIVE_EXPORT_COLUMN
         from .signals import rescore_finished, score_surged
 
         activity_recorded.connect(queue_activities, dispatch_uid="scoring.activity_recorded")
@@ -32,3 +34,5 @@ class ScoringConfig(AppConfig):
         merge_participant_register(LEDGER_PARTICIPANT)
         # Duplicate companies never match by a domain on the marketers' free-mail list.
         free_mail_provider_set(free_mail_listed)
+        # Exported lists carry the predictive score beside the rule score.
+        export_column_register(PREDICTIVE_EXPORT_COLUMN, after=PREDICTIVE_EXPORT_AFTER)

@@ -9,9 +9,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import (
+    Count,
+    F,
+    FilteredRelation,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+)
 
 from leads.custom_fields import CustomFieldDefinition
+from leads.exports import ExportColumn
 from leads.models import Lead
 
 from .models import EntryKind, LeadScore, ScoreEntry, ScoringModel
@@ -189,11 +200,39 @@ def fit_field_choices() -> list[tuple[str, Any]]:
     return choices
 
 
+# The alias of the lead's primary score row joined by ``predictive_score_joined``.
+PRIMARY_SCORE_ALIAS = "primary_score"
+
+
+def predictive_score_joined() -> dict[str, FilteredRelation | F]:
+    """Annotations (in this order) giving a query of leads its primary predictive score
+    by joining the primary score row, ``{..., name: F(...)}`` under the last key: for a
+    query sorted by the predictive score. Filtered on ``<name>__isnull=False`` the join
+    is inner and the database walks ``leadscore_predictive_idx`` in the sort's order,
+    stopping at the page's end, where ``predictive_score_subquery`` reads every lead's
+    and sorts them all. A lead has one primary score row (the scoring marks its best
+    model's), so the join repeats no lead."""
+    return {
+        PRIMARY_SCORE_ALIAS: FilteredRelation("scores", condition=Q(scores__is_primary=True)),
+        "predictive_score": F(f"{PRIMARY_SCORE_ALIAS}__predictive_score"),
+    }
+
+
 def predictive_score_subquery(lead: str = "pk") -> Subquery:
     """The predictive score of the row's ``lead`` in its primary model (``None``: none
     live), for the one query of a list: one probe of the primary scores' index a row."""
     scores = LeadScore.objects.filter(lead=OuterRef(lead), is_primary=True)
     return Subquery(scores.values("predictive_score")[:1], output_field=IntegerField(null=True))
+
+
+# The exported files' ``predictive_score`` column (``leads.exports``), after the rule
+# score's columns: read with the leads, empty while the lead has no predictive score.
+PREDICTIVE_EXPORT_COLUMN = ExportColumn(
+    "predictive_score",
+    reads=("predictive_score_cell",),
+    annotations=(("predictive_score_cell", predictive_score_subquery),),
+)
+PREDICTIVE_EXPORT_AFTER = "quadrant"
 
 
 def primary_predictive_scores(*, lead_ids: Sequence[int]) -> dict[int, int]:

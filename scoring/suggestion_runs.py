@@ -9,6 +9,12 @@ While the fit runs a marker under the same key says since when, so that requests
 meanwhile queue nothing more and can say "computing"; a fit that failed leaves its
 error for the next request to tell, which then queues the fit again
 (``scoring.background_fits``).
+
+"Make a draft with these weights" (``model_draft_request``) makes the draft from the
+kept suggestion only. Once it is no longer kept (``CACHE_SECONDS`` after the fit, or
+the model, its rules or its closed leads changed) the fit is queued, or joined, as
+for reading it, and no draft is made: the weights fitted again may differ from those
+the person saw, so they see them before a draft is made of them.
 """
 
 from __future__ import annotations
@@ -17,15 +23,35 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
+from crm.models import User
 from crm.resilience import task_enqueue
 
 from .background_fits import COMPUTING, READY, fit_request, fit_run
 from .models import ScoringModel
-from .suggestions import WeightSuggestion, kept_suggestion, model_suggestion, suggestion_basis
+from .suggestions import (
+    WeightSuggestion,
+    kept_suggestion,
+    model_draft_from_suggestion,
+    model_suggestion,
+    suggestion_basis,
+)
 
-__all__ = ["COMPUTING", "READY", "SuggestionState", "model_suggestion_request"]
+__all__ = [
+    "COMPUTING",
+    "READY",
+    "REFITTING",
+    "SuggestionState",
+    "model_draft_request",
+    "model_suggestion_request",
+]
 
 WHAT = "Suggested weights"
+# What the surfaces tell someone who asked for a draft of weights no longer kept.
+REFITTING = (
+    "The suggested weights are kept for a while only, and these were no longer: they are "
+    "being fitted again on the closed leads as they are now. Check them when they show, "
+    "then make the draft."
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +82,22 @@ def model_suggestion_request(*, model: ScoringModel) -> SuggestionState:
     enqueue = partial(_enqueue, model.pk, basis.key)
     since, error = fit_request(key=basis.key, enqueue=enqueue, what=WHAT)
     return SuggestionState(COMPUTING, since=since, error=error)
+
+
+def model_draft_request(
+    *, model: ScoringModel, by: User | None
+) -> tuple[ScoringModel | None, SuggestionState]:
+    """A draft version of ``model`` with its kept suggested weights, and where the
+    suggestion stands. Never fits: when the suggestion is no longer kept, no draft
+    (None) and the fit queued or joined (``model_suggestion_request``), the state
+    ``computing``; the caller answers as while the suggestion is fitted, telling
+    ``REFITTING``. Raises ``SuggestionError`` when too few leads are closed to suggest
+    any."""
+    state = model_suggestion_request(model=model)
+    if not state.ready:
+        return None, state
+    assert state.suggestion is not None
+    return model_draft_from_suggestion(model=model, by=by, suggestion=state.suggestion), state
 
 
 def _enqueue(model_id: int, key: str) -> None:

@@ -217,13 +217,13 @@ def _cache_key(model: ScoringModel, lead_ids: np.ndarray, won: int) -> str:
 
 
 def model_draft_from_suggestion(
-    *, model: ScoringModel, by: User | None, suggestion: WeightSuggestion | None = None
+    *, model: ScoringModel, by: User | None, suggestion: WeightSuggestion
 ) -> ScoringModel:
-    """A draft version of ``model`` with the suggested points (``suggestion``, or one
-    made now): rules suggested 0 switched off, the others on with their points. The
-    draft and each rule it changes are logged; no lead is touched. Raises
-    ``SuggestionError`` when nothing is suggested."""
-    suggestion = suggestion or model_suggestion(model=model)
+    """A draft version of ``model`` with the points of ``suggestion`` (one kept: the
+    surfaces never fit in a request, ``scoring.suggestion_runs.model_draft_request``):
+    rules suggested 0 switched off, the others on with their points. The draft and each
+    rule it changes are logged; no lead is touched. Raises ``SuggestionError`` when
+    nothing is suggested."""
     if not suggestion.ready:
         raise SuggestionError(suggestion.message)
     points = {row.rule_id: row.suggested_points for row in suggestion.rules if row.changed}

@@ -17,8 +17,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from crm.http import AuthenticatedHttpRequest
 from scoring.permissions import may_draft_suggestions, may_view_suggestions
-from scoring.suggestion_runs import model_suggestion_request
-from scoring.suggestions import SuggestionError, model_draft_from_suggestion
+from scoring.suggestion_runs import REFITTING, model_draft_request, model_suggestion_request
+from scoring.suggestions import SuggestionError
 
 from .views import _model
 
@@ -47,15 +47,21 @@ def studio_suggestions(request: AuthenticatedHttpRequest, pk: int) -> HttpRespon
 @login_required
 @require_POST
 def studio_suggestions_draft(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
-    """A draft version of the model with the suggested points; its page previews it."""
+    """A draft version of the model with the suggested points; its page previews it.
+    When the weights are no longer kept, their fit is started (or joined) instead and
+    the suggestions' page follows it (202 until they are fitted again), to be checked
+    before the draft is made of them (``scoring.suggestion_runs.model_draft_request``)."""
     model = _model(request, pk)
     if not may_draft_suggestions(request.user):
         raise PermissionDenied("Making a draft needs the permission to add scoring models.")
     try:
-        draft = model_draft_from_suggestion(model=model, by=request.user)
+        draft, _ = model_draft_request(model=model, by=request.user)
     except SuggestionError as exc:
         messages.error(request, str(exc))
         return redirect("studio-model", pk=model.pk)
+    if draft is None:
+        messages.info(request, REFITTING)
+        return redirect("studio-suggestions", pk=model.pk)
     messages.success(
         request,
         f"“{draft}” is a draft with the suggested weights: its preview against "

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
@@ -162,7 +163,7 @@ def test_below_the_minimum_of_closed_leads_nothing_is_proposed(model, settings):
     assert suggestion.needed_lost == 0
     assert "8 more won leads needed" in suggestion.message
     with pytest.raises(SuggestionError, match="8 more won leads"):
-        model_draft_from_suggestion(model=model, by=None)
+        model_draft_from_suggestion(model=model, by=None, suggestion=suggestion)
     assert ScoringModel.objects.count() == 1
 
 
@@ -292,10 +293,14 @@ def test_the_admin_links_the_suggestion_and_shows_it_in_words(
     assert "Make a draft with these weights" in text
 
 
-def test_the_admin_button_makes_a_draft_with_the_weights(client, model, marketer):
+def test_the_admin_button_makes_a_draft_with_the_weights(
+    client, model, marketer, django_capture_on_commit_callbacks
+):
     confounded_world()
     client.force_login(marketer)
     live = rules_state()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.get(suggestions_url(model))  # the weights fitted and shown
 
     response = client.post(suggestions_url(model))
 
@@ -427,11 +432,16 @@ def test_a_failed_fit_is_told_on_the_next_request_which_queues_it_again(
     assert len(queued_again) == 1
 
 
-def test_the_api_makes_a_draft_with_the_weights(model, marketer):
+def test_the_api_makes_a_draft_with_the_weights(
+    model, marketer, django_capture_on_commit_callbacks
+):
     confounded_world()
     live = rules_state()
+    client = token_client(marketer)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.get(api_url(model))  # the weights fitted and read
 
-    response = token_client(marketer).post(api_url(model, "draft/"))
+    response = client.post(api_url(model, "draft/"))
 
     assert response.status_code == 201
     draft = ScoringModel.objects.get(pk=response.json()["id"])
@@ -467,3 +477,157 @@ def test_the_api_refuses_who_may_not_change_models(request, model, role):
 
     assert (read.status_code, made.status_code) == (403, 403)
     assert (rules_state(), ScoringModel.objects.count(), ChangeLog.objects.count()) == before
+
+
+# --- A draft asked for once the kept suggestion is gone ----------------------------------
+
+
+@pytest.fixture
+def fits(monkeypatch) -> list[int]:
+    """The fits of suggested weights (each reads the rule matrix of the closed leads)."""
+    counted: list[int] = []
+
+    def counting(**kwargs):
+        counted.append(kwargs["ruleset"].models[0].id)
+        return rule_matrix(**kwargs)
+
+    monkeypatch.setattr("scoring.suggestions.rule_matrix", counting)
+    return counted
+
+
+def shown_then_expired(client, url: str, model: ScoringModel, capture) -> None:
+    """The weights fitted (by the task) and shown with the button; then, as
+    ``CACHE_SECONDS`` after the fit, no longer kept."""
+    with capture(execute=True):
+        client.get(url)
+    assert client.get(url).status_code == 200
+    cache.delete(suggestion_basis(model=model).key)
+
+
+def drafts_of(model: ScoringModel) -> int:
+    return ScoringModel.objects.filter(version_of=model).count()
+
+
+def test_the_studio_fits_expired_weights_again_in_the_background_then_drafts_them(
+    client, model, marketer, fits, django_capture_on_commit_callbacks
+):
+    confounded_world()
+    client.force_login(marketer)
+    page = reverse("studio-suggestions", args=[model.pk])
+    draft_url = reverse("studio-suggestions-draft", args=[model.pk])
+    shown_then_expired(client, page, model, django_capture_on_commit_callbacks)
+    fitted = len(fits)
+
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        asked = client.post(draft_url)
+        followed = client.get(asked["Location"])
+
+    # No fit in the request and no draft: the fit queued once, and the page follows it
+    assert len(fits) == fitted
+    assert drafts_of(model) == 0
+    assert asked.status_code == 302
+    assert asked["Location"] == page
+    assert followed.status_code == 202
+    text = page_text(followed)
+    assert "they are being fitted again on the closed leads as they are now" in text
+    assert "Computing… the weights are fitted in the background" in text
+    assert "Make a draft with these weights" not in text
+    assert len(queued) == 1
+    queued[0]()  # the bulk worker fits them
+    assert len(fits) == fitted + 1
+    shown = client.get(page)
+    assert shown.status_code == 200
+    assert "Make a draft with these weights" in page_text(shown)
+
+    made = client.post(draft_url)
+
+    draft = ScoringModel.objects.get(version_of=model)
+    assert made["Location"] == reverse("studio-model", args=[draft.pk])
+    assert len(fits) == fitted + 1
+
+
+def test_the_admin_fits_expired_weights_again_in_the_background_then_drafts_them(
+    client, model, marketer, fits, django_capture_on_commit_callbacks
+):
+    confounded_world()
+    client.force_login(marketer)
+    url = suggestions_url(model)
+    shown_then_expired(client, url, model, django_capture_on_commit_callbacks)
+    fitted = len(fits)
+
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        asked = client.post(url)
+        followed = client.get(asked["Location"])
+
+    assert len(fits) == fitted
+    assert drafts_of(model) == 0
+    assert (asked.status_code, asked["Location"]) == (302, url)
+    assert followed.status_code == 202
+    assert '<meta http-equiv="refresh" content="3">' in followed.content.decode()
+    assert "they are being fitted again on the closed leads as they are now" in page_text(followed)
+    assert len(queued) == 1
+    queued[0]()
+
+    made = client.post(url)
+
+    draft = ScoringModel.objects.get(version_of=model)
+    assert made["Location"] == reverse("admin:scoring_scoringmodel_change", args=[draft.pk])
+    assert len(fits) == fitted + 1
+
+
+def test_the_api_answers_202_for_a_draft_of_expired_weights_then_makes_it(
+    model, marketer, fits, django_capture_on_commit_callbacks
+):
+    confounded_world()
+    client = token_client(marketer)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.get(api_url(model))
+    assert client.get(api_url(model)).status_code == 200
+    cache.delete(suggestion_basis(model=model).key)
+    fitted = len(fits)
+
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        first = client.post(api_url(model, "draft/"))
+        again = client.post(api_url(model, "draft/"))
+        read = client.get(api_url(model))
+
+    # One fit queued, joined by the second ask and by reading the weights meanwhile
+    assert len(fits) == fitted
+    assert drafts_of(model) == 0
+    assert (first.status_code, again.status_code, read.status_code) == (202, 202, 202)
+    assert first.json()["status"] == "computing"
+    assert first.json()["since"] == again.json()["since"] == read.json()["since"]
+    assert first["Location"] == f"http://testserver{api_url(model)}"
+    assert len(queued) == 1
+    queued[0]()
+
+    made = client.post(api_url(model, "draft/"))
+
+    assert made.status_code == 201
+    assert made.json()["version_of"] == model.pk
+    assert len(fits) == fitted + 1
+
+
+def test_a_draft_asked_for_while_the_weights_are_fitted_joins_that_fit(
+    client, model, marketer, fits, django_capture_on_commit_callbacks
+):
+    confounded_world()
+    client.force_login(marketer)
+
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        opened = client.get(reverse("studio-suggestions", args=[model.pk]))
+        asked = client.post(reverse("studio-suggestions-draft", args=[model.pk]))
+
+    assert opened.status_code == 202
+    assert asked.status_code == 302
+    assert len(queued) == 1
+    assert fits == []
+    assert drafts_of(model) == 0
+
+
+def test_the_schema_documents_the_202_of_a_draft_of_expired_weights(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+
+    operation = schema["paths"]["/api/v1/scoring-models/{id}/suggested-weights/draft/"]["post"]
+    assert {"201", "202", "409"} <= set(operation["responses"])
+    assert "no draft is made" in operation["description"]

@@ -93,7 +93,7 @@ COLUMNS: dict[str, ListColumn] = {
             "predictive",
             "Predictive",
             False,
-            (),
+            ("predictive_score",),
             annotations={PREDICTIVE_KEY: predictive_score_subquery},
         ),
         ListColumn("grade", "Grade", True, ("grade",)),

@@ -19,7 +19,7 @@ from django.db.models.expressions import BaseExpression
 from django.utils.dateparse import parse_datetime
 
 from leads.models import Lead, NameSortKey
-from scoring.selectors import predictive_score_subquery
+from scoring.selectors import predictive_score_joined, predictive_score_subquery
 
 if TYPE_CHECKING:
     from django.db.models import OrderBy
@@ -45,19 +45,24 @@ class SortOrder:
     def order_by(self, *, reverse: bool = False) -> list[OrderBy]:
         descending = self.descending != reverse
         return [
-            sort_key(name).desc() if descending else sort_key(name).asc()
+            _page_key(name).desc() if descending else _page_key(name).asc()
             for name in (*self.fields, "id")
         ]
 
 
 # Sort keys that are expressions rather than columns, annotated under these names.
 NAME_KEY = "name_key"
-# The predictive score of the lead's primary scoring model (empty while none is live),
-# one probe of the primary scores' index a row (``leadscore_primary_idx``).
+# The predictive score of the lead's primary scoring model (empty while none is live).
 PREDICTIVE_KEY = "predictive_score"
 COMPUTED_KEYS: dict[str, Callable[[], BaseExpression]] = {
     NAME_KEY: NameSortKey,
     PREDICTIVE_KEY: predictive_score_subquery,
+}
+# Keys a page reads through a join instead (``_segments``): the predictive score from
+# the primary score row, whose index (``leadscore_predictive_idx``) gives the order, so
+# a page reads its rows from the index instead of every lead's score sorted.
+JOINED_KEYS: dict[str, Callable[[], dict[str, Any]]] = {
+    PREDICTIVE_KEY: predictive_score_joined,
 }
 
 
@@ -66,6 +71,11 @@ def sort_key(name: str) -> F | BaseExpression:
     displayed name (which a query need not annotate to order by it)."""
     computed = COMPUTED_KEYS.get(name)
     return computed() if computed is not None else F(name)
+
+
+def _page_key(name: str) -> F | BaseExpression:
+    """What a page's query orders by: the annotation of a joined key (``_segments``)."""
+    return F(name) if name in JOINED_KEYS else sort_key(name)
 
 
 SORTS: dict[str, SortOrder] = {
@@ -223,7 +233,10 @@ def _beyond(order: SortOrder, values: Sequence[Any], pk: int, *, descending: boo
 def _segments(queryset: Rows, order: SortOrder) -> tuple[Rows, Rows | None]:
     """The rows with the first column set, then (for a nullable column) those without."""
     for name in order.fields:
-        if name in COMPUTED_KEYS and name not in queryset.query.annotations:
+        if name in JOINED_KEYS:
+            # In place of the list's column, if it reads the key as a subquery.
+            queryset = queryset.annotate(**JOINED_KEYS[name]())
+        elif name in COMPUTED_KEYS and name not in queryset.query.annotations:
             # Named, so that cursors compare with it and rows carry it.
             queryset = queryset.annotate(**{name: COMPUTED_KEYS[name]()})
     if order.fields[0].startswith("rank__"):

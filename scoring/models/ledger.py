@@ -121,7 +121,8 @@ class LeadScore(models.Model):
     # heap-only update, with the free space the table keeps: migration 0015) and adds no
     # index entry. Lookups by lead use the unique (lead, model) index and lookups by
     # model the (model, lead) one; nothing sorts these rows by score (the lists sort by
-    # the lead's rank).
+    # the lead's rank). The one exception is the predictive score, which no rescore
+    # writes: the lists' predictive sort walks its index (``leadscore_predictive_idx``).
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="scores", db_index=False)
     model = models.ForeignKey(
         ScoringModel, on_delete=models.CASCADE, related_name="lead_scores", db_index=False
@@ -162,6 +163,15 @@ class LeadScore(models.Model):
             models.Index(fields=["model", "lead"], name="leadscore_model_lead_idx"),
             models.Index(
                 fields=["lead"], condition=Q(is_primary=True), name="leadscore_primary_idx"
+            ),
+            # The lists sorted by the predictive score (``predictive_score_joined``): the
+            # primary rows that have one, highest first (backwards: lowest first). Only
+            # the predictive scoring writes its key; a rule rescore, which leaves the
+            # predictive score and the primary model as they are, stays heap-only.
+            models.Index(
+                fields=["-predictive_score", "-lead"],
+                condition=Q(is_primary=True, predictive_score__isnull=False),
+                name="leadscore_predictive_idx",
             ),
             # My day's surging leads: the few scores that surged lately, newest first.
             models.Index(
