@@ -21,7 +21,12 @@ when it holds that many leads. Then, ``--runs`` times each:
   score read, predicted and written;
 - batch scoring of every open lead (``predictive_scores``: features read set-based,
   encoded, one ``predict_proba``), rows per second, beside a bare ``predict_proba`` of the
-  live pipeline over the same, already encoded, matrix.
+  live pipeline over the same, already encoded, matrix;
+- real-time scoring of one new event on an open lead, as the worker's drain scores it
+  (``leads_score(incremental=True)``: the rule score's fast path, the predictive score
+  read as of now, both written), ``--events`` leads in turn with the predictive model
+  live and the same number with it set aside, alternating, in process: what a live
+  predictive model adds to each event's work in the worker.
 
 Prints a Markdown table; ``--record`` writes it to docs/PERFORMANCE.md (section
 "predictive").
@@ -55,6 +60,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--closed", type=int, default=20_000, help="Closed leads (≤ 50,000).")
     parser.add_argument("--open", type=int, default=20_000, help="Open leads to score.")
     parser.add_argument("--runs", type=int, default=2, help="Timed runs of each.")
+    parser.add_argument("--events", type=int, default=200, help="Real-time events timed each way.")
     parser.add_argument("--record", action="store_true", help="Write docs/PERFORMANCE.md.")
     args = parser.parse_args()
     if not 0 < args.closed <= 50_000:
@@ -344,6 +350,44 @@ def bare_predict(card, ids: list[int]) -> tuple[list[float], float]:
     return times, read
 
 
+def realtime_events(card, ids: list[int], n: int) -> dict[str, list[float]]:
+    """Seconds of ``leads_score(incremental=True)`` for one new page view on each of ``n``
+    open leads, with ``card`` live and set aside in turn (a lead each, alternating, so
+    that load and caches weigh on both alike); the card is live again at the end."""
+    import random
+
+    from django.db import transaction
+    from django.utils import timezone
+
+    from leads.models import Activity
+    from scoring.lead_scoring import leads_score
+    from scoring.models import PredictiveModel, PredictiveStatus
+
+    rng = random.Random(11)
+    picked = rng.sample(ids, min(2 * n, len(ids)))
+    out: dict[str, list[float]] = {"live": [], "rules": []}
+    try:
+        for i, lead_id in enumerate(picked):
+            live = i % 2 == 0
+            status = PredictiveStatus.LIVE if live else PredictiveStatus.TRAINED
+            PredictiveModel.objects.filter(pk=card.pk).update(status=status)
+            with transaction.atomic():
+                Activity.objects.create(
+                    lead_id=lead_id,
+                    type="page_view",
+                    url="/pricing",
+                    occurred_at=timezone.now(),
+                )
+            start = time.perf_counter()
+            leads_score(lead_ids=[lead_id], incremental=True)
+            out["live" if live else "rules"].append(time.perf_counter() - start)
+    finally:
+        PredictiveModel.objects.filter(pk=card.pk).update(status=PredictiveStatus.LIVE)
+    for key, values in out.items():
+        log(f"  one event, {key}: median {statistics.median(values) * 1000:.1f} ms")
+    return out
+
+
 def refresh_once(card) -> tuple[float, int]:
     from scoring.predictive.services import predictive_scores_refresh
 
@@ -370,6 +414,14 @@ def render(r: dict, loads: list[str], args: argparse.Namespace) -> str:
 
     def times(values: list[float], digits: int = 2) -> str:
         return ", ".join(f"{t:.{digits}f} s" for t in values)
+
+    events = r["events"]
+    with_live, without = (sorted(events[k]) for k in ("live", "rules"))
+
+    def ms(values: list[float], q: float) -> str:
+        return f"{values[min(len(values) - 1, int(q * len(values)))] * 1000:.1f} ms"
+
+    added = statistics.median(with_live) - statistics.median(without)
 
     return "\n".join(
         [
@@ -407,6 +459,21 @@ def render(r: dict, loads: list[str], args: argparse.Namespace) -> str:
             f"| `predictive_scores_refresh`: every scored lead ({r['n_scored']:,}) read, "
             f"predicted and written, as publishing does (inside the first row) "
             f"| {harness.seconds(refresh)} | {times(r['refresh'])} | |",
+            "",
+            f"Real-time scoring of one new page view on an open lead, as the worker's drain "
+            f"scores it (`leads_score(incremental=True)`, in process, {len(with_live)} leads "
+            "each way, alternating):",
+            "",
+            "| what | median | p95 | max |",
+            "| --- | --- | --- | --- |",
+            f"| rules and the live predictive model (its score read as of now and written "
+            f"with the rule score) | {ms(with_live, 0.5)} | {ms(with_live, 0.95)} "
+            f"| {ms(with_live, 1.0)} |",
+            f"| rules alone (the predictive model set aside) | {ms(without, 0.5)} "
+            f"| {ms(without, 0.95)} | {ms(without, 1.0)} |",
+            "",
+            f"A live predictive model adds {added * 1000:.1f} ms to each event's work in "
+            "the worker (median).",
             "",
             f"Reading it: of the {harness.seconds(train)} that training takes end to end, "
             f"reading the closed leads' features as of each decision is "
@@ -464,6 +531,7 @@ def main() -> None:
     for _ in range(args.runs):
         took, r["n_scored"] = refresh_once(live)
         r["refresh"].append(took)
+    r["events"] = realtime_events(live, ids, args.events)
     loads.append(f"{os.getloadavg()[0]:.1f}")
     table = render(r, loads, args)
     print(table)
