@@ -97,8 +97,31 @@ class Flag:
     text: str
 
 
+class PointsProposal:
+    """A rule's points now and as proposed (suggested weights, the predictive model's):
+    what a draft made of the proposal does with the rule."""
+
+    active: bool
+    current_points: int
+
+    @property
+    def new_points(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def switched_off(self) -> bool:
+        """A rule proposed 0 points is switched off in the draft (0 is no rule's points)."""
+        return self.new_points == 0
+
+    @property
+    def changed(self) -> bool:
+        if self.switched_off:
+            return self.active
+        return not self.active or self.new_points != self.current_points
+
+
 @dataclass(frozen=True)
-class RuleSuggestion:
+class RuleSuggestion(PointsProposal):
     """One rule: its points now and suggested, beside its single-rule lift."""
 
     rule_id: int
@@ -115,15 +138,8 @@ class RuleSuggestion:
     flags: tuple[Flag, ...] = ()
 
     @property
-    def switched_off(self) -> bool:
-        """A rule suggested 0 points is switched off in the draft (0 is no rule's points)."""
-        return self.suggested_points == 0
-
-    @property
-    def changed(self) -> bool:
-        if self.switched_off:
-            return self.active
-        return not self.active or self.suggested_points != self.current_points
+    def new_points(self) -> int:
+        return self.suggested_points
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ from ..suggestions import (
     MIN_RULE_MATCHES,
     TOO_FEW,
     Flag,
+    PointsProposal,
     candidate_rules,
     model_draft_with_points,
     points_per_log_odds,
@@ -86,7 +87,7 @@ WHAT = "Rule weights from the predictive model"
 
 
 @dataclass(frozen=True)
-class DistilledRule:
+class DistilledRule(PointsProposal):
     """One rule: its points now and proposed, and why in a sentence."""
 
     rule_id: int
@@ -102,15 +103,8 @@ class DistilledRule:
     flags: tuple[Flag, ...] = ()
 
     @property
-    def switched_off(self) -> bool:
-        """A rule proposed 0 points is switched off in the draft (0 is no rule's points)."""
-        return self.proposed_points == 0
-
-    @property
-    def changed(self) -> bool:
-        if self.switched_off:
-            return self.active
-        return not self.active or self.proposed_points != self.current_points
+    def new_points(self) -> int:
+        return self.proposed_points
 
 
 @dataclass(frozen=True)
