@@ -19,6 +19,7 @@ from typing import Any
 import phonenumbers
 from django.core.validators import validate_email
 
+from leads.duplicates import phone_key_is_itself
 from leads.models import normalize_email
 
 
@@ -139,7 +140,10 @@ def clean_phone(value: Any, *, region: str) -> str:
     if not phonenumbers.is_valid_number(number):
         where = f" in {region}" if region else ""
         raise CellError(f"“{text}” is not a valid phone number{where}.")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    # The lead's duplicate key is this number again: parsed once, here.
+    phone_key_is_itself(e164)
+    return e164
 
 
 TRUE_WORDS = frozenset({"yes", "y", "true", "t", "1", "x", "ja", "j", "oui", "si", "sí", "✓"})
