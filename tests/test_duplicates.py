@@ -62,7 +62,7 @@ def test_a_number_an_import_cleaned_has_the_key_it_has_when_parsed_again(monkeyp
     assert keys == [
         phone_key(number, region) for number, (_, region) in zip(cleaned, written, strict=True)
     ]
-    assert keys == cleaned
+    assert all(key in (number, "") for key, number in zip(keys, cleaned, strict=True))
 
 
 def test_company_keys_leave_out_case_punctuation_accents_and_legal_forms():
