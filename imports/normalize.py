@@ -67,8 +67,22 @@ def text_of(value: Any) -> str:
     return str(value).replace("\u00a0", " ").strip()
 
 
+_LONGEST_PLACEHOLDER = max(map(len, PLACEHOLDERS))
+
+
 def is_placeholder(value: Any) -> bool:
-    return value is None or text_of(value).casefold() in PLACEHOLDERS
+    if value is None:
+        return True
+    # Text longer than any placeholder with nothing to strip around it is none: the
+    # commonest cell (an email, a date) answered without trimming and folding it.
+    if (
+        type(value) is str
+        and len(value) > _LONGEST_PLACEHOLDER
+        and not value[0].isspace()
+        and not value[-1].isspace()
+    ):
+        return False
+    return text_of(value).casefold() in PLACEHOLDERS
 
 
 def clean_text(value: Any, *, max_length: int) -> str:
