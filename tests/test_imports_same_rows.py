@@ -1,4 +1,4 @@
-"""What an import stores, row for row (PostgreSQL): a file of leads as a CRM exports it
+"""What an import stores, row for row: a file of leads as a CRM exports it
 (names in capitals, phones in national and international form, countries by name,
 pick-list labels, owners, custom fields, repeated contacts, rows that fail), the same
 file again, a file that changes a third of them, and a history of their activities
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from crm.models import User
@@ -34,7 +35,7 @@ from imports.services import import_job_create, import_job_run
 from leads.custom_fields import CustomFieldDefinition
 from leads.models import Activity, Company, DuplicatePair, Lead, LeadMatchKey, StageChange
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+pytestmark = pytest.mark.django_db
 
 DATA = Path(__file__).parent / "data" / "imports_same"
 LEAD_MAPPING = {
@@ -133,13 +134,15 @@ def test_the_rows_an_import_stores_are_the_ones_it_stored_before(bench_people, t
     ]
     snapshot = Snapshot(started, jobs).taken()
     digests = {table: digest(rows) for table, rows in snapshot.items()}
+    # Each database its own: SQLite compares names for equality, not by trigrams.
     expected = DATA / "stored.json"
+    stored = json.loads(expected.read_text())
     if os.environ.get("HOTLIST_WRITE_STORED"):
-        expected.write_text(json.dumps(digests, indent=1, sort_keys=True) + "\n")
+        stored[connection.vendor] = digests
+        expected.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
     # The rows themselves, to compare with those of a run of the code before a change.
     (tmp_path / "rows.json").write_text(json.dumps(snapshot, indent=1, sort_keys=True))
-    stored = json.loads(expected.read_text())
-    assert digests == stored, f"The rows differ; they are in {tmp_path / 'rows.json'}"
+    assert digests == stored[connection.vendor], f"The rows differ: {tmp_path / 'rows.json'}"
 
 
 def digest(rows: list[dict[str, Any]]) -> dict[str, Any]:
