@@ -19,6 +19,7 @@ import datetime as dt
 import decimal
 import io
 import json
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -67,6 +68,9 @@ def copy_lines(rows: Iterable[Sequence[Any]]) -> str:
         int: str,
         type(None): _null,
         dt.datetime: time_text,
+        bool: _boolean,
+        dict: _json_cell,
+        decimal.Decimal: str,
     }
     get = convert.get
     return "".join(
@@ -76,6 +80,15 @@ def copy_lines(rows: Iterable[Sequence[Any]]) -> str:
 
 def _null(value: None) -> str:
     return NULL
+
+
+def _boolean(value: bool) -> str:
+    return "t" if value else "f"
+
+
+def _json_cell(value: dict[str, Any]) -> str:
+    # An empty object, the commonest (a change record's "before" of a new row), as it is.
+    return "{}" if not value else _escaped(json_text(value))
 
 
 def _escaped(text: str) -> str:
@@ -89,6 +102,14 @@ def json_text(value: Any, encoder: type[json.JSONEncoder] | None = DjangoJSONEnc
     """A JSON value as text (an empty object, the commonest, without encoding it)."""
     if not value and isinstance(value, dict):
         return "{}"
+    if encoder is DjangoJSONEncoder:
+        # Django's encoder differs from the plain one only in the values that one
+        # refuses (dates, decimals, UUIDs…): tried first, the plain one, which is made
+        # once, spares making an encoder for each value.
+        try:
+            return json.dumps(value)
+        except TypeError:
+            pass
     return json.dumps(value, cls=encoder)
 
 
@@ -135,49 +156,32 @@ def rows_insert(
     return ids
 
 
-def rows_insert_absent(
+def rows_stage(
     model: type[Model],
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     *,
-    key: Sequence[str],
-    key_where: str,
-) -> dict[tuple[Any, ...], int]:
-    """Insert the rows whose ``key`` columns (those of a unique index, ``key_where`` its
-    predicate as the index has it) no stored row holds, and answer the new rows' ids by
-    their key's values (PostgreSQL only).
-
-    The rows are copied into a temporary table and inserted from it with ``ON CONFLICT
-    DO NOTHING``: the unique index is read once per row, as the insert has to, instead of
-    looked up beforehand (a chunk's thousand keys, which PostgreSQL may answer by
-    reading the whole table), and a row that another transaction stored meanwhile is
-    skipped instead of failing the insert.
-    """
-    if not rows:
-        return {}
+    numbers: Sequence[int],
+) -> str:
+    """Copy ``rows`` (one value per column of the model's table), each with its number
+    in the file as the column ``import_row``, into a temporary table of those columns
+    emptied at commit; its name (PostgreSQL only). For a statement that inserts from it
+    and records what it inserted, in one pass over the rows."""
     connection = connections[router.db_for_write(model)]
     quote = connection.ops.quote_name
     table = model._meta.db_table
-    stage = f"{table}_import_rows"
+    stage = f"{table}_import_staged"
     names = ", ".join(map(quote, columns))
-    keys = ", ".join(map(quote, key))
-    pk = model._meta.pk
-    assert pk is not None
     with connection.cursor() as cursor:
         cursor.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {quote(stage)} ON COMMIT DELETE ROWS "
-            f"AS SELECT {names} FROM {quote(table)} WITH NO DATA"
+            f"AS SELECT {names}, 0 AS import_row FROM {quote(table)} WITH NO DATA"
         )
         # Left over when a transaction around several chunks (a test's) never commits.
         cursor.execute(f"DELETE FROM {quote(stage)}")
-    _copy(connection, stage, columns, copy_lines(rows))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(table)} ({names}) SELECT {names} FROM {quote(stage)} "
-            f"ON CONFLICT ({keys}) WHERE {key_where} DO NOTHING "
-            f"RETURNING {quote(_column(pk))}, {keys}"
-        )
-        return {tuple(found[1:]): found[0] for found in cursor.fetchall()}
+    lines = copy_lines([*row, number] for row, number in zip(rows, numbers, strict=True))
+    _copy(connection, stage, [*columns, "import_row"], lines)
+    return stage
 
 
 def objects_insert(objs: Sequence[Model]) -> None:
@@ -193,11 +197,14 @@ def objects_insert(objs: Sequence[Model]) -> None:
     model = type(objs[0])
     connection = connections[router.db_for_write(model)]
     fields = [f for f in model._meta.concrete_fields if not f.generated]
-    writers = [_writer(field) for field in fields]
+    read = _row_reader(fields)
     rows: list[list[Any]] = []
     for obj in objs:
-        values = [write(obj) for write in writers]
-        if any(isinstance(value, BaseExpression) for value in values):
+        values = read(obj)
+        # The types of plain values, checked at once, spare an isinstance for each cell.
+        if not _PLAIN_TYPES.issuperset(map(type, values)) and any(
+            isinstance(value, BaseExpression) for value in values
+        ):
             rows = []
             break
         rows.append(values)
@@ -237,23 +244,35 @@ def ids_reserve(model: type[Model], count: int) -> list[int]:
 _SEQUENCES: dict[tuple[str, str], str] = {}
 
 
-def _writer(field: Field) -> Callable[[Model], Any]:
-    """How to read a field's value for the database from an instance about to be added
-    (``auto_now`` fields set, as ``bulk_create`` sets them; JSON through its encoder)."""
-    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-        return lambda obj: field.pre_save(obj, True)
-    attname = field.attname
-    if isinstance(field, JSONField):
-        encoder = field.encoder
+_PLAIN_TYPES = frozenset(
+    {str, int, float, bool, type(None), dt.datetime, dt.date, decimal.Decimal, dict, list}
+)
 
-        def write_json(obj: Model) -> Any:
-            value = getattr(obj, attname)
-            if value is None or isinstance(value, BaseExpression):
-                return value
-            return json_text(value, encoder)
 
-        return write_json
-    return lambda obj: getattr(obj, attname)
+def _row_reader(fields: Sequence[Field]) -> Callable[[Model], list[Any]]:
+    """How to read an instance's values for ``fields`` as the database takes them (the
+    ``auto_now`` fields set, as ``bulk_create`` sets them; JSON through its field's
+    encoder), in one ``attrgetter`` call rather than a call per field."""
+    stamped = [
+        f for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)
+    ]
+    names = [field.attname for field in fields]
+    get = operator.attrgetter(*names)
+    encoded = [
+        (index, field.encoder) for index, field in enumerate(fields) if isinstance(field, JSONField)
+    ]
+
+    def read(obj: Model) -> list[Any]:
+        for field in stamped:
+            field.pre_save(obj, True)
+        values = list(get(obj)) if len(names) > 1 else [get(obj)]
+        for index, encoder in encoded:
+            value = values[index]
+            if value is not None and not isinstance(value, BaseExpression):
+                values[index] = json_text(value, encoder)
+        return values
+
+    return read
 
 
 def _column(field: Field) -> str:

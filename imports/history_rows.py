@@ -27,10 +27,10 @@ from django.utils import timezone
 
 from leads.models import Activity, Deal, DealStatus, Lead
 
-from .bulk_insert import objects_insert, rows_insert, rows_insert_absent
+from .bulk_insert import objects_insert, rows_insert, rows_stage
 from .chunks import Changed, ChunkOutcome, Context, Prepared, row_update, statistics_refresh
 from .mapping import MatchKey
-from .models import ImportJob, ObjectType
+from .models import ChangeAction, ImportChange, ImportJob, ObjectType
 
 ACTIVITY_SOURCE = "import"
 # Clocks differ: an event a few minutes "in the future" is taken as now-ish, not refused.
@@ -119,20 +119,49 @@ def write_activity_rows(
     if connection.vendor != "postgresql":
         _store_looked_up(pending, now, outcome)
         return
-    ids = rows_insert_absent(
+    stage = rows_stage(
         Activity,
         ACTIVITY_COLUMNS,
         [_activity(row.values, lead_id, key, now) for key, (row, lead_id) in pending.items()],
-        key=("source", "idempotency_key"),
-        key_where="NOT (idempotency_key = '')",
+        numbers=[row.number for row, _ in pending.values()],
     )
-    for key, (row, lead_id) in pending.items():
-        activity_id = ids.get((ACTIVITY_SOURCE, key))
-        if activity_id is None:
-            outcome.unchanged += 1  # stored by an import before
-        else:
-            outcome.record_created(row, ObjectType.ACTIVITY, activity_id, lead_id=lead_id)
-            outcome.created += 1
+    created = _activities_insert(stage, job_id=outcome.job_id)
+    outcome.created += created
+    outcome.unchanged += len(pending) - created  # the rest stored by an import before
+
+
+def _activities_insert(stage: str, *, job_id: int) -> int:
+    """Insert the staged activities whose key no stored activity holds, with a change
+    record each, in one statement; how many (PostgreSQL).
+
+    ``ON CONFLICT DO NOTHING`` reads the unique index once per row, as the insert has
+    to, instead of a lookup beforehand, and skips a row another transaction stored
+    meanwhile. The change records are made from the rows the insert returns, in the
+    order of the file, without a round trip through Python for each."""
+    quote = connection.ops.quote_name
+    names = ", ".join(map(quote, ACTIVITY_COLUMNS))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH inserted AS (
+                INSERT INTO {quote(Activity._meta.db_table)} ({names})
+                SELECT {names} FROM {quote(stage)} ORDER BY import_row
+                ON CONFLICT (source, idempotency_key) WHERE NOT (idempotency_key = '')
+                DO NOTHING
+                RETURNING id, lead_id, idempotency_key
+            ), recorded AS (
+                INSERT INTO {quote(ImportChange._meta.db_table)}
+                    (job_id, "row", object_type, object_id, lead_id, action, before, after, undone)
+                SELECT %s, staged.import_row, %s, inserted.id, inserted.lead_id, %s,
+                    '{{}}', '{{}}', FALSE
+                FROM inserted JOIN {quote(stage)} AS staged USING (idempotency_key)
+                ORDER BY staged.import_row
+            )
+            SELECT count(*) FROM inserted
+            """,
+            [job_id, ObjectType.ACTIVITY.value, ChangeAction.CREATED.value],
+        )
+        return cursor.fetchone()[0]
 
 
 def _stored_keys(keys: list[str]) -> set[str]:

@@ -80,7 +80,7 @@ class LeadRow:
     row: Prepared
     wanted: dict[str, Any]
     stage: str | None
-    company: Company | None
+    company_id: int | None
     company_named: bool
 
 
@@ -101,7 +101,7 @@ def write_lead_rows(
     updated = Changed()
     history: list[tuple[LeadRow, StageChange]] = []
     for item in prepared:
-        item.company = companies.get(id(item))
+        item.company_id = companies.get(id(item))
         key = item.wanted[key_name]
         lead = known.get(key)
         if lead is None:
@@ -159,9 +159,10 @@ def _prepare(row: Prepared, context: Context, outcome: ChunkOutcome) -> LeadRow 
     return LeadRow(row, wanted, values.get("stage"), None, named)
 
 
-def _companies(items: list[LeadRow], context: Context, outcome: ChunkOutcome) -> dict[int, Company]:
-    """The company of each row (by ``id`` of the row), found by domain then by name, or
-    created when the row names one; companies created are recorded for undo."""
+def _companies(items: list[LeadRow], context: Context, outcome: ChunkOutcome) -> dict[int, int]:
+    """The id of each row's company (by ``id`` of the row), found by domain then by
+    name, or created when the row names one; companies created are recorded for undo.
+    Stored companies are read as ids alone: a chunk names hundreds."""
     wanted: dict[int, tuple[str, str, dict[str, Any]]] = {}
     for item in items:
         values = item.row.values
@@ -175,25 +176,24 @@ def _companies(items: list[LeadRow], context: Context, outcome: ChunkOutcome) ->
             wanted[id(item)] = (domain, name, extra)
     domains = {d for d, _, _ in wanted.values() if d}
     names = {n.casefold() for _, n, _ in wanted.values() if n}
-    ids = ids_by_key(Company, "domain", domains, lower=True)
-    stored = Company.objects.in_bulk(list(ids.values()))
-    by_domain = {domain: stored[pk] for domain, pk in ids.items() if pk in stored}
-    by_name: dict[str, Company] = {}
+    by_domain: dict[str, int | Company] = dict(ids_by_key(Company, "domain", domains, lower=True))
+    by_name: dict[str, int | Company] = {}
     # In the C collation (the same equality) rather than through the trigram index on
     # the lower-cased name, which PostgreSQL picks for equality too once the table is
     # analyzed: a chunk's thousand names took it half a minute among 5,000 companies.
     key = Collate(Lower("name"), "C") if connection.vendor == "postgresql" else Lower("name")
     named = Company.objects.alias(key=key).filter(key__in=names).order_by("-pk")
-    for known in named:
-        by_name[known.name.casefold()] = known
-    found: dict[int, Company] = {}
+    for pk, known_name in named.values_list("pk", "name"):
+        by_name[known_name.casefold()] = pk
+    found: dict[int, int | Company] = {}
     new: list[tuple[LeadRow, Company]] = []
     for item in items:
         if id(item) not in wanted:
             continue
         domain, name, extra = wanted[id(item)]
-        company: Company | None = by_domain.get(domain) if domain else None
-        company = company or (by_name.get(name.casefold()) if name else None)
+        company = by_domain.get(domain) if domain else None
+        if company is None and name:
+            company = by_name.get(name.casefold())
         if company is None and (name or item.row.values.get("company_domain")):
             company = Company(name=name or domain, domain=domain, **extra)
             new.append((item, company))
@@ -206,7 +206,7 @@ def _companies(items: list[LeadRow], context: Context, outcome: ChunkOutcome) ->
     objects_insert([company for _, company in new])
     for item, company in new:
         outcome.record(item.row, company, ObjectType.COMPANY, lead_id=None)
-    return found
+    return {key: c if isinstance(c, int) else c.pk for key, c in found.items()}
 
 
 class Claims:
@@ -281,8 +281,8 @@ def _new_lead(
         outcome.fail(item.row, None, reason)
         return None
     claims.claim(lead)
-    if item.company is not None:
-        lead.company = item.company
+    if item.company_id is not None:
+        lead.company_id = item.company_id
     if item.stage:
         lead.stage = item.stage
         if item.stage == Stage.DISQUALIFIED and not lead.disqualification_reason:
@@ -306,8 +306,8 @@ def _update_lead(
     wanted = dict(item.wanted)
     if "custom_fields" in wanted:
         wanted["custom_fields"] = {**lead.custom_fields, **wanted["custom_fields"]}
-    if item.company is not None and (item.company_named or lead.company_id is None):
-        wanted["company_id"] = item.company.pk
+    if item.company_id is not None and (item.company_named or lead.company_id is None):
+        wanted["company_id"] = item.company_id
     changed = {name for name, value in wanted.items() if getattr(lead, name) != value}
     stage = item.stage if item.stage and item.stage != lead.stage else None
     if not changed and not stage:

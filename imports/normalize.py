@@ -19,6 +19,7 @@ from typing import Any
 import phonenumbers
 from django.core.validators import validate_email
 
+from leads.duplicates import phone_key_is_itself
 from leads.models import normalize_email
 
 
@@ -66,8 +67,22 @@ def text_of(value: Any) -> str:
     return str(value).replace("\u00a0", " ").strip()
 
 
+_LONGEST_PLACEHOLDER = max(map(len, PLACEHOLDERS))
+
+
 def is_placeholder(value: Any) -> bool:
-    return value is None or text_of(value).casefold() in PLACEHOLDERS
+    if value is None:
+        return True
+    # Text longer than any placeholder with nothing to strip around it is none: the
+    # commonest cell (an email, a date) answered without trimming and folding it.
+    if (
+        type(value) is str
+        and len(value) > _LONGEST_PLACEHOLDER
+        and not value[0].isspace()
+        and not value[-1].isspace()
+    ):
+        return False
+    return text_of(value).casefold() in PLACEHOLDERS
 
 
 def clean_text(value: Any, *, max_length: int) -> str:
@@ -139,7 +154,10 @@ def clean_phone(value: Any, *, region: str) -> str:
     if not phonenumbers.is_valid_number(number):
         where = f" in {region}" if region else ""
         raise CellError(f"“{text}” is not a valid phone number{where}.")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    # The lead's duplicate key is this number again: parsed once, here.
+    phone_key_is_itself(e164)
+    return e164
 
 
 TRUE_WORDS = frozenset({"yes", "y", "true", "t", "1", "x", "ja", "j", "oui", "si", "sí", "✓"})

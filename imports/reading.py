@@ -77,9 +77,15 @@ class Table:
     delimiter: str = ""
     _rows: Iterator[Row] = field(default_factory=lambda: iter(()))
     _close: Any = None
+    # One item for each row ``rows`` would give, found more cheaply (CSV), for counting.
+    _filled: Iterator[object] | None = None
 
     def rows(self) -> Iterator[Row]:
         return self._rows
+
+    def filled(self) -> Iterator[object]:
+        """An item for each row of data (read from the same stream as ``rows``)."""
+        return self._rows if self._filled is None else self._filled
 
     def close(self) -> None:
         if self._close is not None:
@@ -126,7 +132,7 @@ def count_rows(table: Table) -> int:
     """How many data rows the table has, read to the end (refusing files over the limit)."""
     limit = settings.IMPORT_MAX_ROWS
     count = 0
-    for _ in table.rows():
+    for _ in table.filled():
         count += 1
         if count > limit:
             raise ImportFileError(f"The file has more than {limit:,} rows; split it.")
@@ -161,7 +167,7 @@ def _open_csv(path: Path, head: bytes, options: ReadOptions) -> Table:
         handle.close()
         raise
     rows = _rows(records, width)
-    return Table("csv", headers, encoding, delimiter, rows, handle.close)
+    return Table("csv", headers, encoding, delimiter, rows, handle.close, _csv_filled(records))
 
 
 def detect_encoding(head: bytes) -> str:
@@ -234,6 +240,12 @@ def _dialect(sample: str, delimiter: str) -> type[csv.Dialect]:
     Dialect.skipinitialspace = sniffed.skipinitialspace
     Dialect.strict = False
     return Dialect
+
+
+def _csv_filled(records: Iterator[tuple[int, list[str]]]) -> Iterator[int]:
+    """The numbers of the records ``_rows`` gives as rows: those with a cell that is not
+    blank (a CSV's cells are all text, so joined they hold more than whitespace)."""
+    return (number for number, record in records if "".join(record).strip())
 
 
 def _numbered(reader: Any, encoding: str) -> Iterator[tuple[int, list[Any]]]:

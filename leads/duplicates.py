@@ -26,6 +26,7 @@ duplicates in the creator's view (``lead_duplicates``); nothing is ever blocked.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import unicodedata
@@ -37,6 +38,7 @@ from typing import Any
 import phonenumbers
 from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from crm.models import User
@@ -75,9 +77,26 @@ def email_key(email: str) -> str:
     return f"{local}@{domain}" if local and domain else ""
 
 
+# Numbers in E.164 formatted from a number ``phonenumbers`` took as valid (as an import
+# cleans each one it reads), whose key is the number itself: parsed again it is the same
+# number, so its key needs no second parse. At most ``OWN_KEYS_HELD`` are held.
+_OWN_KEYS: set[str] = set()
+OWN_KEYS_HELD = 50_000
+
+
+def phone_key_is_itself(e164: str) -> None:
+    """Note that ``e164`` was formatted in E.164 from a valid number: ``phone_key``
+    answers it without parsing it again."""
+    if len(_OWN_KEYS) >= OWN_KEYS_HELD:
+        _OWN_KEYS.clear()
+    _OWN_KEYS.add(e164)
+
+
 def phone_key(phone: str, country: str = "") -> str:
     """The number in E.164, read in the lead's country when it has no ``+``; its digits
     when it cannot be parsed; "" for fewer than 7 digits."""
+    if phone in _OWN_KEYS and len(phone) > 7:  # "+" and at least 7 digits
+        return phone
     digits = re.sub(r"\D", "", phone or "")
     if len(digits) < 7:
         return ""
@@ -98,7 +117,9 @@ def text_key(text: str, *, drop: set[str] | None = None) -> str:
     return " ".join(w for w in words if not drop or w not in drop)
 
 
+@functools.lru_cache(maxsize=16_384)
 def company_key(name: str) -> str:
+    """Remembered: a company's name recurs on the keys of each of its people."""
     return text_key(name, drop=LEGAL_SUFFIXES)
 
 
@@ -123,15 +144,23 @@ KEY_SOURCES = (
 
 
 def _keys(row: tuple[Any, ...], *, scanned: bool = False) -> LeadMatchKey:
-    pk, email, phone, country, first_name, last_name, company, updated_at = row
     return LeadMatchKey(
-        lead_id=pk,
-        email_key=email_key(email)[:254],
-        phone_key=phone_key(phone, country)[:20],
-        name_key=text_key(f"{first_name} {last_name}")[:201],
-        company_key=company_key(company or "")[:200],
-        lead_updated_at=updated_at,
-        scanned=scanned,
+        **dict(zip(["lead_id", *KEY_COLUMNS], _key_values(row, scanned), strict=True))
+    )
+
+
+def _key_values(row: tuple[Any, ...], scanned: bool) -> tuple[Any, ...]:
+    """The values of a ``KEY_SOURCES`` row's keys, in the order of ``lead_id`` and
+    ``KEY_COLUMNS``."""
+    pk, email, phone, country, first_name, last_name, company, updated_at = row
+    return (
+        pk,
+        email_key(email)[:254],
+        phone_key(phone, country)[:20],
+        text_key(f"{first_name} {last_name}")[:201],
+        company_key(company or "")[:200],
+        updated_at,
+        scanned,
     )
 
 
@@ -143,24 +172,26 @@ def _keys_write(rows: Iterable[tuple[Any, ...]], *, scanned: bool = False) -> in
     written = 0
     iterator = iter(rows)
     while batch := list(islice(iterator, CHUNK)):
-        keys = [_keys(row, scanned=scanned) for row in batch]
         if connection.vendor == "postgresql":
-            _keys_upsert(keys)
+            _keys_upsert([_key_values(row, scanned) for row in batch])
         else:
             LeadMatchKey.objects.bulk_create(
-                keys, update_conflicts=True, unique_fields=["lead"], update_fields=KEY_COLUMNS
+                [_keys(row, scanned=scanned) for row in batch],
+                update_conflicts=True,
+                unique_fields=["lead"],
+                update_fields=KEY_COLUMNS,
             )
         written += len(batch)
     return written
 
 
-def _keys_upsert(keys: list[LeadMatchKey]) -> None:
-    """Insert or replace these keys in one statement of one array per column (PostgreSQL):
-    the same rows as ``bulk_create(update_conflicts=True)`` without building a statement of
-    seven parameters a row."""
+def _keys_upsert(keys: list[tuple[Any, ...]]) -> None:
+    """Insert or replace these keys (``_key_values``) in one statement of one array per
+    column (PostgreSQL): the same rows as ``bulk_create(update_conflicts=True)`` without
+    a model instance a lead, nor a statement of seven parameters a row."""
     columns = ["lead_id", *KEY_COLUMNS]
     types = ["bigint", "text", "text", "text", "text", "timestamptz", "boolean"]
-    arrays = [[getattr(key, name) for key in keys] for name in columns]
+    arrays = [list(column) for column in zip(*keys, strict=True)]
     updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in KEY_COLUMNS)
     unnest = ", ".join(f"%s::{kind}[]" for kind in types)
     with connection.cursor() as cursor:
@@ -174,7 +205,15 @@ def _keys_upsert(keys: list[LeadMatchKey]) -> None:
 
 def match_keys_refresh(*, lead_ids: Iterable[int]) -> int:
     """Compute and store the keys of these leads, marked for the next scan; how many."""
-    return _keys_write(Lead.objects.filter(pk__in=list(lead_ids)).values_list(*KEY_SOURCES))
+    return _keys_write(Lead.objects.filter(pk__in=_ids(list(lead_ids))).values_list(*KEY_SOURCES))
+
+
+def _ids(ids: list[int]) -> list[int] | RawSQL:
+    """Ids for an ``__in`` filter: on PostgreSQL one array parameter, which spares Django
+    resolving a chunk's thousands of ids one by one."""
+    if connection.vendor != "postgresql":
+        return ids
+    return RawSQL("SELECT unnest(%s::bigint[])", [ids])
 
 
 # --- Finding pairs ----------------------------------------------------------------------
@@ -390,13 +429,26 @@ def _pairs_drop_gone(found: set[tuple[int, int]], rescanned: list[int] | None) -
     else:
         gone = []
         for start in range(0, len(rescanned), CHUNK):
-            leads = rescanned[start : start + CHUNK]
-            rows = DuplicatePair.objects.open().filter(Q(lead_a__in=leads) | Q(lead_b__in=leads))
-            gone += [
-                pk for pk, a, b in rows.values_list("pk", "lead_a", "lead_b") if (a, b) not in found
-            ]
+            rows = _open_pairs_of(rescanned[start : start + CHUNK])
+            gone += [pk for pk, a, b in rows if (a, b) not in found]
     for start in range(0, len(gone), CHUNK):
         DuplicatePair.objects.filter(pk__in=gone[start : start + CHUNK]).delete()
+
+
+def _open_pairs_of(leads: list[int]) -> list[tuple[int, int, int]]:
+    """(id, lead_a, lead_b) of the open pairs of these leads. On PostgreSQL with the
+    ids as one array each side (both sides read through their index), which spares
+    Django resolving a chunk's thousands of ids one by one."""
+    if connection.vendor != "postgresql":
+        rows = DuplicatePair.objects.open().filter(Q(lead_a__in=leads) | Q(lead_b__in=leads))
+        return list(rows.values_list("pk", "lead_a", "lead_b"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, lead_a_id, lead_b_id FROM {DuplicatePair._meta.db_table} "
+            "WHERE status = %s AND (lead_a_id = ANY(%s) OR lead_b_id = ANY(%s))",
+            [PairStatus.OPEN.value, leads, leads],
+        )
+        return cursor.fetchall()
 
 
 def duplicate_pairs_forget(*, lead_ids: Sequence[int]) -> int:

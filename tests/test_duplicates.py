@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 
+import phonenumbers
 import pytest
 from django.conf import settings
 from django.core.management import call_command
 
+from leads import duplicates
 from leads.duplicates import (
     CROWDED_KEY,
     company_key,
@@ -36,6 +38,31 @@ def test_phone_keys_are_e164_read_in_the_leads_country():
     assert phone_key("(415) 555-0100", "us") == "+14155550100"
     assert phone_key("12345") == ""
     assert phone_key("555 0100 999", "") == "5550100999"
+
+
+def test_a_number_an_import_cleaned_has_the_key_it_has_when_parsed_again(monkeypatch):
+    # Given every region's example numbers of every kind, written nationally
+    from imports.normalize import clean_phone
+
+    written = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in vars(phonenumbers.PhoneNumberType).values():
+            example = isinstance(kind, int) and phonenumbers.example_number_for_type(region, kind)
+            if example:
+                national = phonenumbers.PhoneNumberFormat.NATIONAL
+                written.append((phonenumbers.format_number(example, national), region))
+    assert len(written) > 1000
+
+    # When the import cleans each (noting it as its own key) and the keys are taken
+    cleaned = [clean_phone(text, region=region) for text, region in written]
+    keys = [phone_key(number, region) for number, (_, region) in zip(cleaned, written, strict=True)]
+
+    # Then each key is the one the number has when it is parsed again
+    monkeypatch.setattr(duplicates, "_OWN_KEYS", set())
+    assert keys == [
+        phone_key(number, region) for number, (_, region) in zip(cleaned, written, strict=True)
+    ]
+    assert all(key in (number, "") for key, number in zip(keys, cleaned, strict=True))
 
 
 def test_company_keys_leave_out_case_punctuation_accents_and_legal_forms():

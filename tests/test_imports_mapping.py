@@ -9,7 +9,14 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from imports.mapping import MappingError, Options, RowCleaner, parse_pairs, suggest_mapping
+from imports.mapping import (
+    MappingError,
+    Options,
+    Remembered,
+    RowCleaner,
+    parse_pairs,
+    suggest_mapping,
+)
 from imports.normalize import (
     CellError,
     ChoiceReader,
@@ -285,3 +292,36 @@ def test_a_website_becomes_its_domain_and_anything_else_fails_its_cell(cell, dom
             assert errors == {"Website": f"“{cell}” is not a domain."}
         else:
             assert (values["company_domain"], errors) == (domain, {})
+
+
+def test_a_cells_answer_is_remembered_by_its_text_errors_too():
+    # Given a cleaner that counts its calls and refuses "bad"
+    calls = []
+
+    def clean(value, options, row):
+        calls.append(value)
+        if value == "bad":
+            raise CellError("“bad” is not a value.")
+        return value.upper()
+
+    remembered = Remembered(clean)
+
+    # When a column of two words and a bad one is cleaned over and over
+    answers = [remembered(word, Options(), {}) for word in ["a", "b"] * 50]
+    for _ in range(3):
+        with pytest.raises(CellError, match="“bad” is not a value"):
+            remembered("bad", Options(), {})
+
+    # Then each text was cleaned once, and answered the same every time
+    assert answers == ["A", "B"] * 50
+    assert calls == ["a", "b", "bad"]
+
+
+def test_a_column_of_mostly_new_cells_stops_being_remembered(monkeypatch):
+    monkeypatch.setattr(Remembered, "TRIAL", 100)
+    remembered = Remembered(lambda value, options, row: value)
+
+    for number in range(150):
+        assert remembered(f"cell {number}", Options(), {}) == f"cell {number}"
+
+    assert remembered.seen is None

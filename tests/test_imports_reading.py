@@ -165,3 +165,20 @@ def test_an_empty_file_and_a_file_of_blank_lines_are_refused(tmp_path):
         read(write(tmp_path, "empty.csv", b""))
     with pytest.raises(ImportFileError, match="no header row"):
         read(write(tmp_path, "blank.csv", b"\n ,, \n\n"))
+
+
+def test_the_rows_counted_are_the_rows_read(tmp_path):
+    # Given a CSV with empty lines, lines of blanks (no-break spaces, tabs), a quoted
+    # blank, a row whose only value is past the last column, and ordinary rows
+    text = (
+        'email,name\na@x.example,Anna\n\n , \t\n"\u00a0",""\n,,,extra\n,Bernd\n,, ,\nc@x.example,\n'
+    )
+    path = write(tmp_path, "rows.csv", text.encode("utf-8"))
+
+    # When it is counted and read
+    with open_table(path) as table:
+        counted = count_rows(table)
+    _, rows = read(path)
+
+    # Then the count is the rows read: the blank lines are neither
+    assert counted == len(rows) == 4

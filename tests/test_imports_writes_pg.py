@@ -180,6 +180,8 @@ def test_copy_text_writes_each_kind_of_value_as_copy_reads_it():
     assert copy_lines([(1, "a\tb", None), (2, at, at)]) == (
         "1\ta\\tb\t\\N\n2\t2024-05-01T12:00:00+00:00\t2024-05-01T12:00:00+00:00\n"
     )
+    mixed = (True, False, {}, {"a": "x\ty", "at": at}, Decimal("12.30"), 1.5, dt.date(2024, 5, 1))
+    assert copy_lines([mixed]) == "\t".join(copy_text(value) for value in mixed) + "\n"
 
 
 def test_change_records_written_with_copy_are_what_undo_reads(tmp_path):
