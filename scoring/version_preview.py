@@ -133,7 +133,9 @@ def _score_both(*, candidate: ScoringModel, live: ScoringModel, now: datetime) -
     ids = list(segment_lead_ids(candidate))
     with transaction.atomic():
         for chunk in chunks(ids, CHUNK_SIZE):
-            leads = list(Lead.objects.filter(pk__in=chunk).select_related("company"))
+            # In id order, as the set-based preview lists them (the lead's own ordering
+            # ties on equal times).
+            leads = list(Lead.objects.filter(pk__in=chunk).select_related("company").order_by("pk"))
             batch = Batch(leads, ruleset, now)
             for lead in leads:
                 live_score = _version_score(batch, lead, live_c, tallies.rules[live.pk], now)
