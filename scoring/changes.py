@@ -122,10 +122,10 @@ def edit_rescore(*, edit: ModelEdit, by: User | None, reason: str) -> list[Resco
     if edit.model_changed or edit.rules_deleted:
         lowered = _thresholds_lowered(model, edit.before)
         basis = _basis_changed(model, edit.before)
-        if basis is not None and lowered is None:
-            lowered = (model.mql_threshold, model.sql_threshold)
-            if edit.before is not None and "mql_threshold" in edit.before:
-                lowered = (edit.before["mql_threshold"], edit.before["sql_threshold"])
+        if basis is not None and edit.before is not None and lowered is None:
+            # Leads the new basis puts past a threshold move, judged against the
+            # thresholds as they were.
+            lowered = (edit.before["mql_threshold"], edit.before["sql_threshold"])
         return [
             rescore_job_start(
                 model=model,

@@ -29,30 +29,37 @@ def result_react(result: LeadResult) -> None:
     lead, model = result.lead, result.primary
     if model is None:
         return
-    old_score, old_band = result.before
+    old_band = result.before[1]
     if lead.band != old_band:
         announce(
             band_changed, model, lead.pk, old_band=old_band, new_band=lead.band, score=lead.score
         )
     for surge_model, points in result.surges:
         announce(score_surged, surge_model, lead.pk, points=points, hours=surge_model.surge_hours)
+    target, decided = result_target(result, model)
+    if target is None:
+        return
+    threshold = model.sql_threshold if target == Stage.SQL else model.mql_threshold
+    reason = (
+        f"{decision_name(model.thresholds, result.predictive)} {decided} crossed the "
+        f"{Stage(target).label} threshold {threshold} in “{model.name}”"
+    )
+    lead_move_to_stage_locked(lead=lead, stage=target, by=None, reason=reason)
+    announce(lead_qualified, model, lead.pk, stage=target, score=decided)
+
+
+def result_target(result: LeadResult, model: CompiledModel) -> tuple[str | None, int]:
+    """The stage ``result``'s lead moves to in its primary ``model`` (or None), and the
+    score the model decides on after: the crossing is of that score, from before to after."""
     thresholds = model.thresholds
-    decided = decision_score(lead.score, result.predictive, thresholds)
+    old_score = result.before[0]
+    decided = decision_score(result.lead.score, result.predictive, thresholds)
     before = (
         None
         if old_score is None
         else decision_score(old_score, result.predictive_before, thresholds)
     )
-    target = stage_target(before, decided, lead.stage, model)
-    if target is None:
-        return
-    threshold = model.sql_threshold if target == Stage.SQL else model.mql_threshold
-    reason = (
-        f"{decision_name(thresholds, result.predictive)} {decided} crossed the "
-        f"{Stage(target).label} threshold {threshold} in “{model.name}”"
-    )
-    lead_move_to_stage_locked(lead=lead, stage=target, by=None, reason=reason)
-    announce(lead_qualified, model, lead.pk, stage=target, score=decided)
+    return stage_target(before, decided, result.lead.stage, model), decided
 
 
 def stage_target(before: int | None, after: int, stage: str, model: CompiledModel) -> str | None:

@@ -24,9 +24,8 @@ from .bulk import RangeResult, refresh_statistics, rescore_range
 from .lead_scoring import leads_score
 from .lead_sets import CHUNK_SIZE, chunks, lead_id_ranges, segment_lead_ids
 from .models import LeadScore, RescoreJob, RescoreStatus, Rule, ScoreEntry, ScoringModel
-from .reactions import announce, result_react, stage_target
+from .reactions import announce, result_react, result_target
 from .ruleset import CompiledModel, Ruleset, load_ruleset
-from .score_formula import decision_score
 from .signals import rescore_finished, score_surged
 from .thresholds import ThresholdMoves, thresholds_catch_up
 
@@ -289,32 +288,25 @@ def _react_to_changes(changed: list[tuple[int, int | None, str]], ruleset: Rules
     # their band change announced: those are read with the four columns that decides,
     # and only the leads whose stage moves are loaded in full.
     narrow = list(Lead.objects.filter(pk__in=before).only("id", "score", "band", "stage"))
-    movers = [
-        lead.pk
-        for lead in narrow
-        if (model := models.get(primary.get(lead.pk, 0))) is not None
-        and _decision_target(before[lead.pk][0], lead, predictive.get(lead.pk), model) is not None
-    ]
-    full = Lead.objects.in_bulk(movers) if movers else {}
-    for lead in narrow:
-        result = LeadResult(
-            lead=full.get(lead.pk, lead),
+    results = [
+        LeadResult(
+            lead=lead,
             before=before[lead.pk],
+            primary=models.get(primary.get(lead.pk, 0)),
             predictive_before=predictive.get(lead.pk),
             predictive=predictive.get(lead.pk),
         )
-        model_id = primary.get(lead.pk)
-        result.primary = models.get(model_id) if model_id is not None else None
+        for lead in narrow
+    ]
+    movers = [
+        result.lead.pk
+        for result in results
+        if result.primary is not None and result_target(result, result.primary)[0] is not None
+    ]
+    full = Lead.objects.in_bulk(movers) if movers else {}
+    for result in results:
+        result.lead = full.get(result.lead.pk, result.lead)
         result_react(result)
-
-
-def _decision_target(
-    old_score: int | None, lead: Lead, predictive: int | None, model: CompiledModel
-) -> str | None:
-    """The stage ``result_react`` will move the lead to, from the scores it decides on."""
-    t = model.thresholds
-    before = None if old_score is None else decision_score(old_score, predictive, t)
-    return stage_target(before, decision_score(lead.score, predictive, t), lead.stage, model)
 
 
 def _rescore_in_batches(job: RescoreJob, chunk_size: int) -> None:

@@ -104,7 +104,7 @@ def _targets(
     old_mql: int,
     old_sql: int,
     cap: int | None = None,
-    basis_changed: bool = False,
+    scores_moved: bool = False,
 ) -> tuple[Q, Q]:
     """Conditions on the rows of ``_scores``: the leads that move to SQL and those that
     move to MQL when the model's thresholds go from old to new, its decided score from
@@ -116,7 +116,7 @@ def _targets(
     to_sql = (
         Q(decided__gte=sql, decided_before__lt=old_sql, lead__stage__in=AUTO_QUALIFIABLE)
         & ~Q(lead__stage=Stage.SQL)
-        if (basis_changed or sql < old_sql) and not capped_below_sql
+        if (scores_moved or sql < old_sql) and not capped_below_sql
         else nothing
     )
     below_sql = Q() if capped_below_sql else Q(decided__lt=sql)
@@ -127,7 +127,7 @@ def _targets(
             lead__stage__in=[Stage.NEW, Stage.RECYCLED],
         )
         & below_sql
-        if (basis_changed or mql < old_mql) and not capped_below_mql
+        if (scores_moved or mql < old_mql) and not capped_below_mql
         else nothing
     )
     return to_sql, to_mql
@@ -156,7 +156,7 @@ def threshold_moves_count(
         old_mql=stored.mql_threshold,
         old_sql=stored.sql_threshold,
         cap=max_points if shift else None,
-        basis_changed=bool(shift),
+        scores_moved=bool(shift),
     )
     scores = _scores(stored, basis, basis, shift)
     return ThresholdMoves(
@@ -183,19 +183,20 @@ def thresholds_catch_up(
         sql=model.sql_threshold,
         old_mql=old_mql if old_mql is not None else model.mql_threshold,
         old_sql=old_sql if old_sql is not None else model.sql_threshold,
-        basis_changed=old_basis != basis,
+        scores_moved=old_basis != basis,
     )
     scores = _scores(model, basis, old_basis).filter(lead_id__gte=lo, lead_id__lte=hi)
+    read = ("lead_id", F("decided"), "predictive_score")
     moving = {
-        lead_id: (Stage.SQL, score)
-        for lead_id, score in scores.filter(to_sql).values_list("lead_id", F("decided"))
+        lead_id: (Stage.SQL, score, predictive)
+        for lead_id, score, predictive in scores.filter(to_sql).values_list(*read)
     } | {
-        lead_id: (Stage.MQL, score)
-        for lead_id, score in scores.filter(to_mql).values_list("lead_id", F("decided"))
+        lead_id: (Stage.MQL, score, predictive)
+        for lead_id, score, predictive in scores.filter(to_mql).values_list(*read)
     }
     moved = {Stage.MQL: 0, Stage.SQL: 0}
     for lead in Lead.objects.filter(pk__in=moving).order_by("pk").select_for_update(of=("self",)):
-        target, score = moving[lead.pk]
+        target, score, predictive = moving[lead.pk]
         if lead.stage not in AUTO_QUALIFIABLE or funnel_step(lead.stage) >= funnel_step(target):
             continue
         threshold, old = (
@@ -208,7 +209,7 @@ def thresholds_catch_up(
         else:
             why = f"lowered from {old}"
         reason = (
-            f"{decision_name(model.thresholds, 0)} {score} is past the "
+            f"{decision_name(model.thresholds, predictive)} {score} is past the "
             f"{Stage(target).label} threshold {threshold} of “{model.name}”, {why}"
         )
         lead_move_to_stage_locked(lead=lead, stage=target, by=None, reason=reason)

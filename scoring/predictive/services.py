@@ -303,17 +303,14 @@ def predictive_scores_refresh(*, predictive: PredictiveModel, now: datetime | No
     return written
 
 
-def predictive_carry_over(*, old: ScoringModel, new: ScoringModel) -> bool:
+def predictive_carry_over(*, old: ScoringModel, new: ScoringModel) -> None:
     """A version published in place of ``old`` (or put back in its place) takes over its
     predictive models, the live one and the reports kept: they read the leads' fields and
     behaviour, not the rules, so the predictive score a rule change leaves alone stays.
     The new version's leads get it once its rescore has written their score rows
-    (``predictive_scores_fill``). Nothing moves when ``new`` has a live one of its own.
-    Whether a live one moved."""
-    if PredictiveModel.objects.filter(model=new, status=PredictiveStatus.LIVE).exists():
-        return False
-    PredictiveModel.objects.filter(model=old).update(model=new)
-    return PredictiveModel.objects.filter(model=new, status=PredictiveStatus.LIVE).exists()
+    (``predictive_scores_fill``). Nothing moves when ``new`` has a live one of its own."""
+    if not PredictiveModel.objects.filter(model=new, status=PredictiveStatus.LIVE).exists():
+        PredictiveModel.objects.filter(model=old).update(model=new)
 
 
 def predictive_scores_missing(*, model_id: int) -> bool:
@@ -386,15 +383,14 @@ def _decide_again(model: ScoringModel, scores: dict[int, int]) -> None:
         row.band = band_for(decision_score(row.score, row.predictive_score, t), t)
     update_rows(rows, ["predictive_score", "band"])
     primary = {row.lead_id: row for row in rows if row.is_primary}
+    results = []
     for lead in leads:
         primary_row = primary.get(lead.pk)
         if primary_row is None:
             continue
         shown, predictive = lead.band, primary_row.predictive_score
         lead.band = band_for(decision_score(lead.score, predictive, t), t)
-        if lead.band != shown:
-            Lead.objects.filter(pk=lead.pk).update(band=lead.band)
-        result_react(
+        results.append(
             LeadResult(
                 lead=lead,
                 before=(lead.score, shown),
@@ -403,6 +399,9 @@ def _decide_again(model: ScoringModel, scores: dict[int, int]) -> None:
                 primary=compiled,
             )
         )
+    update_rows([r.lead for r in results if r.lead.band != r.before[1]], ["band"])
+    for result in results:
+        result_react(result)
 
 
 def _store_scores(model_id: int, scores: dict[int, int]) -> None:
