@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 
 from crm.http import AuthenticatedHttpRequest
@@ -24,6 +24,7 @@ from scoring.predictive.distill_runs import (
 )
 from scoring.predictive.distilling import DistillationError
 
+from .suggestion_views import fit_page
 from .views import _model
 
 
@@ -41,10 +42,7 @@ def studio_predictive_weights(request: AuthenticatedHttpRequest, pk: int) -> Htt
         "distillation": state.distillation,
         "may_draft": may_draft_suggestions(request.user),
     }
-    partial = bool(request.headers.get("HX-Request"))
-    template = "studio/_predictive_weights.html" if partial else "studio/predictive_weights.html"
-    # Until the fit is done: 202, and the part asks again by itself.
-    return render(request, template, context, status=200 if state.ready else 202)
+    return fit_page(request, "predictive_weights", context, ready=state.ready)
 
 
 @login_required

@@ -8,6 +8,8 @@ does, and the suggestion permissions (``may_view_suggestions``,
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -38,10 +40,18 @@ def studio_suggestions(request: AuthenticatedHttpRequest, pk: int) -> HttpRespon
         "suggestion": state.suggestion,
         "may_draft": may_draft_suggestions(request.user),
     }
+    return fit_page(request, "suggestions", context, ready=state.ready)
+
+
+def fit_page(
+    request: AuthenticatedHttpRequest, name: str, context: dict[str, Any], *, ready: bool
+) -> HttpResponse:
+    """A page of a fit run in the background (``studio/<name>.html``, or its part
+    ``studio/_<name>.html`` for htmx): 202 until the fit is done, and the part asks
+    again by itself."""
     partial = bool(request.headers.get("HX-Request"))
-    template = "studio/_suggestions.html" if partial else "studio/suggestions.html"
-    # Until the fit is done: 202, and the part asks again by itself.
-    return render(request, template, context, status=200 if state.ready else 202)
+    template = f"studio/_{name}.html" if partial else f"studio/{name}.html"
+    return render(request, template, context, status=200 if ready else 202)
 
 
 @login_required
