@@ -526,7 +526,9 @@ def reset_ledger() -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE scoring_scoreentry, scoring_leadscore, scoring_rescorejob")
+        cursor.execute(
+            "TRUNCATE scoring_scoreentry, scoring_rulematch, scoring_leadscore, scoring_rescorejob"
+        )
         cursor.execute(
             "UPDATE leads_lead SET score = 0, fit_score = 0, engagement_score = 0, "
             "band = 'cold', grade = 'D', quadrant = 'cold'"

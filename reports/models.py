@@ -86,33 +86,10 @@ def _loose_key(to: str, **options: Any) -> models.ForeignKey:
     )
 
 
-class RuleMatch(models.Model):
-    """One lead holding an award of one rule of one model that was never reversed.
-
-    A rollup of the score ledger, rebuilt whole by ``rollup_refresh`` (nightly and on
-    demand): the ledger holds tens of millions of entries, reduced here to the distinct
-    (model, rule, lead) matches Rule effectiveness counts. No database constraints and
-    no cascade: a deleted lead or rule simply stops matching the pages' joins until the
-    next rebuild drops its rows, and deleting domain rows never writes here.
-    """
-
-    # Lead before rule: the rules page looks up the matches of a few closed leads.
-    pk = models.CompositePrimaryKey("model_id", "lead_id", "rule_id")
-    model = _loose_key("scoring.ScoringModel")
-    rule = _loose_key("scoring.Rule")
-    lead = _loose_key("leads.Lead")
-
-    class Meta:
-        verbose_name = "rule match"
-
-    def __str__(self) -> str:
-        return f"rule {self.rule_id} matches lead {self.lead_id} in model {self.model_id}"
-
-
 class RuleMatchCount(models.Model):
     """How many leads of one owner, created on one day, matched one rule of one model.
 
-    Rebuilt with ``RuleMatch`` from its rows, counting only leads scored by the model.
+    Rebuilt from ``scoring.models.RuleMatch``, counting only leads scored by the model.
     Rule effectiveness sums it over a range of days and the owners in view instead of
     joining millions of matches to the leads on every request.
     """

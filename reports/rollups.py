@@ -1,17 +1,15 @@
-"""The nightly rollup of rule matches: the ledger reduced to what Rule effectiveness counts.
+"""The rollup of rule matches behind Rule effectiveness: how many leads each rule
+matches, per day of creation and owner.
 
-Which leads a rule matched is the set of distinct (model, rule, lead) awards that were
-never reversed. On a large ledger (tens of millions of entries) reducing it takes far
-longer than a page may, so it is rebuilt on the bulk queue after every rescore job
-(``scoring.signals.rescore_finished``), when the page finds it never built on a large
-ledger, nightly by beat (``REPORTS_REFRESH_HOUR``) and by ``python manage.py
-reports_refresh``; the page reads the rows and says when they were built.
-
-Two tables: the matches themselves (``RuleMatch``) and their counts per day of creation
-and owner (``RuleMatchCount``), which answer the page's usual scopes (a range of days,
-the owners a person sees) without touching the matches. The rebuild is set-based
-(``INSERT ... SELECT``) and replaces every old row in one transaction: a page reading
-meanwhile sees the old rows or the new ones, never half.
+Which leads a rule matches is kept by the database from the ledger
+(``scoring.models.RuleMatch``), current in every transaction. Counting those matches
+over the leads in view during a request costs seconds at a million leads, so their
+counts per (model, rule, day, owner) are rolled up (``RuleMatchCount``), counted again
+on the bulk queue within a minute of every rescore job
+(``scoring.signals.rescore_finished``), when the page finds them never counted on many
+matches, nightly by beat (``REPORTS_REFRESH_HOUR``) and by ``python manage.py
+reports_refresh``; the page says as of when. A count replaces every old row in one
+transaction: a page reading meanwhile sees the old counts or the new ones, never half.
 """
 
 from __future__ import annotations
@@ -28,28 +26,20 @@ from django.utils import timezone
 
 from crm.resilience import cache_call, task_enqueue
 from leads.models import Lead
-from scoring.models import LeadScore, ScoreEntry
+from scoring.models import LeadScore, RuleMatch
 
-from .models import Rollup, RollupName, RuleMatch, RuleMatchCount
+from .models import Rollup, RollupName, RuleMatchCount
 from .sql import queryset_sql
 
-# Memory for the rebuild's DISTINCT and anti-join, which spill to disk at the default.
+# Memory for the count's joins and grouping, which spill to disk at the default.
 REFRESH_WORK_MEM = "256MB"
-
-
-def _matches_sql() -> str:
-    entries = ScoreEntry._meta.db_table
-    return (
-        f"INSERT INTO {RuleMatch._meta.db_table} (model_id, rule_id, lead_id) "
-        f"SELECT DISTINCT e.model_id, e.rule_id, e.lead_id FROM {entries} e "
-        "WHERE e.rule_id IS NOT NULL AND e.reversal_of_id IS NULL "
-        f"AND NOT EXISTS (SELECT 1 FROM {entries} r WHERE r.reversal_of_id = e.id)"
-    )
+# Counts written per INSERT on SQLite.
+COUNTS_BATCH = 5_000
 
 
 def _counts_sql() -> tuple[str, tuple[Any, ...]]:
-    """Matches counted per model, rule, day of creation and owner, over the leads the
-    model scores (the ones Rule effectiveness counts)."""
+    """The SELECT of the matches counted per model, rule, day of creation and owner, over
+    the leads the model scores (the ones Rule effectiveness counts)."""
     scored = LeadScore.objects.filter(lead_id=OuterRef("lead_id"), model_id=OuterRef("model_id"))
     counts = (
         RuleMatch.objects.filter(Exists(scored))
@@ -58,41 +48,61 @@ def _counts_sql() -> tuple[str, tuple[Any, ...]]:
         .annotate(leads=Count("*"))
         .values_list("model_id", "rule_id", "day", "owner", "leads")
     )
-    sql, params = queryset_sql(counts)
-    table = RuleMatchCount._meta.db_table
-    return f"INSERT INTO {table} (model_id, rule_id, day, owner_id, leads) {sql}", params
+    return queryset_sql(counts)
 
 
 def rule_matches_refresh() -> Rollup:
-    """Rebuild the rule matches from the ledger and record as of when; returns the record.
+    """Count the rule matches again and record as of when; returns the record, whose
+    ``rows`` are the matches counted.
 
-    Runs in a transaction of its own. Called outside any transaction on PostgreSQL, it
-    then vacuums the two tables (which a transaction forbids).
+    The counts are selected, then written: PostgreSQL runs a SELECT in parallel workers,
+    never an ``INSERT … SELECT``, and the counts are a few rows for every million
+    matches read. Runs in a transaction of its own. Called outside any transaction on
+    PostgreSQL, it then vacuums the counts (which a transaction forbids).
     """
     started = time.perf_counter()
     as_of = timezone.now()
+    table = RuleMatchCount._meta.db_table
     with transaction.atomic():
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 cursor.execute("SET LOCAL work_mem = %s", [REFRESH_WORK_MEM])
-                # A second rebuild at the same time waits for this one; readers do not.
-                cursor.execute(f"LOCK TABLE {RuleMatch._meta.db_table} IN EXCLUSIVE MODE")
-            cursor.execute(f"DELETE FROM {RuleMatchCount._meta.db_table}")
-            cursor.execute(f"DELETE FROM {RuleMatch._meta.db_table}")
-            cursor.execute(_matches_sql())
-            rows = cursor.rowcount
+                # A second count at the same time waits for this one; readers do not.
+                cursor.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
             cursor.execute(*_counts_sql())
+            counted = cursor.fetchall()
+            cursor.execute(f"DELETE FROM {table}")
+            _counts_write(cursor, counted)
         rollup, _ = Rollup.objects.update_or_create(
             name=RollupName.RULE_MATCHES,
             defaults={
                 "built_at": as_of,
                 "seconds": time.perf_counter() - started,
-                "rows": rows,
+                "rows": sum(row[-1] for row in counted),
             },
         )
-    _tidy(RuleMatch._meta.db_table)
-    _tidy(RuleMatchCount._meta.db_table)
+    _tidy(table)
     return rollup
+
+
+def _counts_write(cursor: Any, counted: list[tuple[Any, ...]]) -> None:
+    """Write the counts (model, rule, day, owner, leads): on PostgreSQL in one statement,
+    a column an array."""
+    if connection.vendor != "postgresql":
+        RuleMatchCount.objects.bulk_create(
+            [
+                RuleMatchCount(model_id=model, rule_id=rule, day=day, owner_id=owner, leads=n)
+                for model, rule, day, owner, n in counted
+            ],
+            batch_size=COUNTS_BATCH,
+        )
+        return
+    columns = list(zip(*counted, strict=True)) if counted else [()] * 5
+    cursor.execute(
+        f"INSERT INTO {RuleMatchCount._meta.db_table} (model_id, rule_id, day, owner_id, leads) "
+        "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::date[], %s::bigint[], %s::int[])",
+        [list(column) for column in columns],
+    )
 
 
 def _tidy(table: str) -> None:
@@ -112,27 +122,36 @@ def stale_lead_facts() -> list[int]:
     return list(Lead.objects.stale_facts().order_by("pk").values_list("pk", flat=True))
 
 
-# At most one rebuild of the rule matches is queued per this many seconds.
-REFRESH_QUEUED_SECONDS = 60
+# While a count of the rule matches waits on the bulk queue, later requests join it: it
+# starts after them, so it counts what they changed. The mark is taken off when the
+# count starts (``rule_matches_count_started``); it lapses on its own after this many
+# seconds, should the task be lost.
+REFRESH_QUEUED_SECONDS = 300
 REFRESH_QUEUED_KEY = "reports:rule-matches-refresh-queued"
 
 
 def rule_matches_refresh_request() -> bool:
-    """Queue a rebuild of the rule matches on the bulk queue, unless one was queued in
-    the last minute; call after commit. Whether one was queued. When the cache cannot
-    be reached the rebuild is queued unmarked; when the broker cannot, the night's
-    rebuild catches up."""
+    """Queue a count of the rule matches on the bulk queue, unless one is waiting there
+    already; call after commit. Whether one was queued. When the cache cannot be reached
+    the count is queued unmarked; when the broker cannot, the night's count catches up."""
     from .tasks import refresh_rollups  # the tasks module imports this one
 
     mark = partial(cache.add, REFRESH_QUEUED_KEY, 1, timeout=REFRESH_QUEUED_SECONDS)
     if not cache_call(mark, default=True, what="Rule matches refresh marker"):
         return False
-    return task_enqueue(refresh_rollups, what="Rebuild of the rule matches")
+    return task_enqueue(refresh_rollups, what="Count of the rule matches")
+
+
+def rule_matches_count_started() -> None:
+    """A queued count starts: a request from now on needs a count of its own."""
+    cache_call(
+        partial(cache.delete, REFRESH_QUEUED_KEY), default=None, what="Rule matches refresh marker"
+    )
 
 
 def rule_matches_on_rescore(sender: Any, **kwargs: Any) -> None:
-    """``scoring.signals.rescore_finished`` receiver: a rescore changed the ledger, so
-    Rule effectiveness counts again from it within a minute or two."""
+    """``scoring.signals.rescore_finished`` receiver: a rescore changed which leads the
+    rules match, so Rule effectiveness counts them again within a minute."""
     rule_matches_refresh_request()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from .rollups import rule_matches_refresh
+from .rollups import rule_matches_count_started, rule_matches_refresh
 from .services import digest_send_weekly
 
 
@@ -16,5 +16,7 @@ def send_weekly_digest() -> int:
 
 @shared_task(ignore_result=True)
 def refresh_rollups() -> int:
-    """Beat, nightly: rebuild the rule matches Rule effectiveness reads; their count."""
+    """Beat nightly, and after every rescore: count again the rule matches Rule
+    effectiveness reads; how many."""
+    rule_matches_count_started()
     return rule_matches_refresh().rows

@@ -3,7 +3,8 @@ active rules, and each difference from its ledger, ``LeadScore`` or lead reporte
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ from leads.models import Lead
 from .batch_writes import LeadResult
 from .engine import Batch, batch_awards
 from .lead_sets import CHUNK_SIZE, chunks
+from .models import RuleMatch, ScoreEntry
 from .ruleset import load_ruleset
 from .score_formula import decayed, shown_parts
 from .state import state_from
@@ -35,9 +37,10 @@ def scores_verify(
     """Recompute every lead from its activities and the active rules; yield what differs.
 
     Checks that the ledger holds exactly the awards the rules give, that each
-    ``LeadScore`` equals its ledger under the decay formula, and that the lead's
+    ``LeadScore`` equals its ledger under the decay formula, that the lead's
     materialized primary score equals its ``LeadScore`` carried to the lead's
-    ``engagement_at``.
+    ``engagement_at``, and that the rules each lead matches (``RuleMatch``) are the
+    ones its ledger holds awards of.
     """
     now = now or timezone.now()
     ruleset = load_ruleset(fresh=True)
@@ -48,7 +51,35 @@ def scores_verify(
             batch = Batch(leads, ruleset, now)
             for lead in leads:
                 yield from _verify_lead(batch, lead, now)
+            yield from _verify_matches(chunk)
             transaction.set_rollback(True)
+
+
+def _verify_matches(lead_ids: Sequence[int]) -> Iterator[Difference]:
+    """The rule matches of ``lead_ids`` against their ledger: per (model, lead, rule),
+    the awards less the reversals."""
+    kept = {
+        (model, lead, rule): awards
+        for model, lead, rule, awards in RuleMatch.objects.filter(lead_id__in=lead_ids)
+        .values_list("model_id", "lead_id", "rule_id", "awards")
+        .iterator()
+    }
+    counted: Counter[tuple[int, int, int]] = Counter()
+    entries = ScoreEntry.objects.filter(lead_id__in=lead_ids, rule__isnull=False).values_list(
+        "model_id", "lead_id", "rule_id", "reversal_of_id"
+    )
+    for model, lead, rule, reversal_of in entries.iterator():
+        counted[(model, lead, rule)] += 1 if reversal_of is None else -1
+    expected = {key: awards for key, awards in counted.items() if awards}
+    for key in sorted(kept.keys() | expected.keys()):
+        if kept.get(key) != expected.get(key):
+            model, lead, rule = key
+            yield Difference(
+                lead,
+                f"active awards of rule {rule} in model {model}",
+                kept.get(key),
+                expected.get(key),
+            )
 
 
 def _verify_lead(batch: Batch, lead: Lead, now: datetime) -> Iterator[Difference]:

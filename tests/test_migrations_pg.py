@@ -195,10 +195,14 @@ def test_a_database_from_before_the_squash_keeps_every_row(scratch_database):
     assert after.pop("scoring_accountscore") == 0
     # scoring.0025 (the predictive models), empty as well
     assert after.pop("scoring_predictivemodel") == 0
+    # scoring.0028 (the rule matches, from an empty ledger) takes the place of the
+    # reports' own copy (reports.0003)
+    assert after.pop("scoring_rulematch") == 0
+    assert before.pop("reports_rulematch") == 0
     # crm.0006 and the squash's own record, leads.0016 to 0028, nurturing.0003 and 0004
-    # (0003 depends on leads.0019) and scoring.0018 to 0027 (0019 depends on
-    # leads.0024); workspace.0001 depends on crm's users alone and stays
-    assert after.pop("django_migrations") == before.pop("django_migrations") + 26
+    # (0003 depends on leads.0019), scoring.0018 to 0028 (0019 depends on leads.0024)
+    # and reports.0003; workspace.0001 depends on crm's users alone and stays
+    assert after.pop("django_migrations") == before.pop("django_migrations") + 28
     assert after == before
     assert "0001_squashed_0005_without_leads" in applied(scratch_database, "crm")
     reps_lines = query(
@@ -258,3 +262,49 @@ def test_the_lead_rank_takes_every_scored_lead_with_the_same_score_and_explanati
     assert query(
         scratch_database, f"SELECT lead_id, {RANK_COLUMNS} FROM leads_leadrank ORDER BY 1"
     ) == lead_columns(scratch_database)
+
+
+# Per (model, lead, rule): the awards less the reversals, from the ledger itself.
+LEDGER_MATCHES = """
+SELECT model_id, lead_id, rule_id, sum(CASE WHEN reversal_of_id IS NULL THEN 1 ELSE -1 END)
+FROM scoring_scoreentry WHERE rule_id IS NOT NULL
+GROUP BY 1, 2, 3 HAVING sum(CASE WHEN reversal_of_id IS NULL THEN 1 ELSE -1 END) <> 0
+ORDER BY 1, 2, 3
+"""
+KEPT_MATCHES = "SELECT model_id, lead_id, rule_id, awards FROM scoring_rulematch ORDER BY 1, 2, 3"
+
+
+def test_the_rule_matches_take_every_award_of_a_scored_ledger(scratch_database):
+    manage(scratch_database, "migrate")
+    manage(scratch_database, "seed_demo", "--leads", "300")
+    manage(scratch_database, "migrate", "reports", "0002")
+    manage(scratch_database, "migrate", "scoring", "0027")
+    assert query(scratch_database, "SELECT to_regclass('scoring_rulematch')") == [(None,)]
+    ledger = query(scratch_database, LEDGER_MATCHES)
+    assert len(ledger) > 300  # scored: most leads match several rules
+
+    output = manage(scratch_database, "migrate")
+
+    assert "Applying scoring.0028_rule_match... OK" in output
+    assert "Applying reports.0003_rule_matches_kept_by_scoring... OK" in output
+    assert query(scratch_database, KEPT_MATCHES) == ledger
+    manage(scratch_database, "scoring_verify")  # exits 1 on any difference
+    # The triggers are in place: entries written, moved and deleted through SQL reach it.
+    query(
+        scratch_database,
+        "INSERT INTO scoring_scoreentry (lead_id, model_id, rule_id, activity_id, kind, bonus, "
+        "points, reason, at, created_at, reversal_of_id) "
+        "SELECT lead_id, model_id, rule_id, activity_id, kind, bonus, -points, 'reversed', at, "
+        "now(), id FROM scoring_scoreentry e WHERE rule_id IS NOT NULL AND id %% 3 = 0 "
+        "AND reversal_of_id IS NULL "
+        "AND NOT EXISTS (SELECT 1 FROM scoring_scoreentry r WHERE r.reversal_of_id = e.id)",
+    )
+    query(scratch_database, "UPDATE scoring_scoreentry SET lead_id = lead_id + 1 WHERE id %% 7 = 0")
+    query(
+        scratch_database,
+        "DELETE FROM scoring_scoreentry e WHERE id %% 11 = 0 "
+        "AND NOT EXISTS (SELECT 1 FROM scoring_scoreentry r WHERE r.reversal_of_id = e.id)",
+    )
+    changed = query(scratch_database, LEDGER_MATCHES)
+    assert changed != ledger
+    assert query(scratch_database, KEPT_MATCHES) == changed

@@ -1,6 +1,7 @@
-"""The nightly rollup of rule matches behind Rule effectiveness: built by the command and
-by the beat task, replaced whole, never counting a reversed award, and giving the page
-the same figures as the ledger itself, within each reader's scope.
+"""The rollup behind Rule effectiveness: the rule matches the ledger keeps, counted per
+owner and day by the command and by the beat task, replaced whole, never counting a
+reversed award, and giving the page the same figures as the matches themselves, within
+each reader's scope.
 
 The world: twenty leads created in May 2025, L1..L10 won and L11..L20 lost. rep1 owns
 L1..L12, rep2 L13..L16 (both in North, the manager's team), a rep of team South
@@ -25,11 +26,11 @@ from django.urls import reverse
 from crm.models import Role, Team
 from leads.deals import deal_save
 from leads.models import Deal, Lead, Source
-from reports.models import Rollup, RollupName, RuleMatch, RuleMatchCount
+from reports.models import Rollup, RollupName, RuleMatchCount
 from reports.queries import rule_effectiveness
 from reports.scope import ReportFilterForm, scope_from
 from reports.tasks import refresh_rollups
-from scoring.models import LeadScore, Rule, ScoreEntry, ScoringModel
+from scoring.models import LeadScore, Rule, RuleMatch, ScoreEntry, ScoringModel
 from tests.conftest import make_user
 from tests.factories import fit_rule
 
@@ -141,14 +142,16 @@ def pairs() -> set[tuple[str, int]]:
     }
 
 
-def test_refresh_command_builds_the_active_matches_and_records_when(world, capsys):
+def test_refresh_command_counts_the_active_matches_and_records_when(world, capsys):
+    expected = {("Pricing page", n) for n in PRICING} | {("Newsletter", n) for n in NEWSLETTER}
+    # The ledger keeps the matches as its entries are written.
+    assert pairs() == expected
+
     call_command("reports_refresh")
 
-    expected = {("Pricing page", n) for n in PRICING} | {("Newsletter", n) for n in NEWSLETTER}
-    assert pairs() == expected
     rollup = Rollup.objects.get(name=RollupName.RULE_MATCHES)
     assert rollup.rows == len(expected) == 20
-    assert "Rule matches rebuilt: 20 rows" in capsys.readouterr().out
+    assert "Rule matches counted: 20 in" in capsys.readouterr().out
     # Per rule, owner and day of creation: every lead was created on May 5 (UTC).
     assert {
         (c.rule.name, c.owner.username, c.day, c.leads)
@@ -179,11 +182,12 @@ def test_a_second_refresh_replaces_the_rows(world):
     reverse_award(
         ScoreEntry.objects.get(lead=world["leads"][9], rule=world["rules"]["Pricing page"])
     )
+    assert RuleMatch.objects.count() == 19
+    assert ("Pricing page", 9) not in pairs()
+    assert sum(RuleMatchCount.objects.values_list("leads", flat=True)) == 20
 
     call_command("reports_refresh")
 
-    assert RuleMatch.objects.count() == 19
-    assert ("Pricing page", 9) not in pairs()
     second = Rollup.objects.get()
     assert (second.pk, second.rows) == (first.pk, 19)
     assert second.built_at >= first.built_at
@@ -193,16 +197,14 @@ def test_a_second_refresh_replaces_the_rows(world):
 def test_a_failed_refresh_exits_non_zero_and_keeps_the_old_rows(world, monkeypatch):
     call_command("reports_refresh")
     built = Rollup.objects.get().built_at
-    # The statement fails in the database (a match without a lead).
-    monkeypatch.setattr(
-        "reports.rollups._matches_sql",
-        lambda: "INSERT INTO reports_rulematch (model_id, rule_id, lead_id) SELECT 1, 1, NULL",
-    )
+    counts = set(RuleMatchCount.objects.values_list("rule_id", "owner_id", "day", "leads"))
+    # The write fails in the database (a count without a day).
+    monkeypatch.setattr("reports.rollups._counts_sql", lambda: ("SELECT 1, 1, NULL, NULL, 1", ()))
 
-    with pytest.raises(CommandError, match="Rule matches not rebuilt"):
+    with pytest.raises(CommandError, match="Rule matches not counted"):
         call_command("reports_refresh")
 
-    assert RuleMatch.objects.count() == 20
+    assert set(RuleMatchCount.objects.values_list("rule_id", "owner_id", "day", "leads")) == counts
     assert Rollup.objects.get().built_at == built
 
 
@@ -274,7 +276,7 @@ def test_rules_page_before_any_refresh_counts_a_small_ledger_live(client, world,
 
     text = response.content.decode()
     assert "Rule matches have not been counted yet" in text
-    assert "computed from it as you look" in text
+    assert "counted as you look" in text
     export = client.get(reverse("reports-page", args=["rules"]), {**MAY, "format": "csv"})
     rows = csv_rows(export)
     assert rows["Pricing page"][2] == "10"
@@ -283,8 +285,8 @@ def test_rules_page_before_any_refresh_counts_a_small_ledger_live(client, world,
 def test_rules_page_before_any_refresh_on_a_large_ledger_has_them_counted(
     client, world, marketer, monkeypatch
 ):
-    # Given a ledger too large to count during a page view, never rolled up
-    monkeypatch.setattr(rule_effectiveness, "LIVE_MATCHES_MAX_ENTRIES", 10)
+    # Given matches too many to count during a page view, never rolled up
+    monkeypatch.setattr(rule_effectiveness, "LIVE_MATCHES_MAX", 10)
     client.force_login(marketer)
 
     # When a marketer opens the rules page
@@ -293,8 +295,8 @@ def test_rules_page_before_any_refresh_on_a_large_ledger_has_them_counted(
     # Then it lists the rules with their points and says they are being counted
     assert response.status_code == 200
     text = response.content.decode()
-    assert "Rule matches are being counted from the ledger" in text
-    assert "Reload this page in a minute or two." in text
+    assert "Rule matches are being counted" in text
+    assert "Reload this page in a minute." in text
     assert "manage.py" not in text
     assert "Not known until the rule matches are built." in text
 
@@ -330,15 +332,22 @@ def test_a_finished_rescore_has_the_rule_matches_counted_again(
     assert set(RuleMatch.objects.values_list("rule_id", "lead_id")) == live
 
 
-def test_refreshes_are_queued_at_most_once_a_minute(db, monkeypatch):
+def test_a_waiting_count_takes_the_later_requests_and_a_started_one_does_not(db, monkeypatch):
     from reports import rollups
 
     sent = []
     monkeypatch.setattr(rollups, "task_enqueue", lambda task, **kw: sent.append(task) or True)
 
+    # Two rescores end while the count waits on the queue: one count, after both.
     assert rollups.rule_matches_refresh_request() is True
     assert rollups.rule_matches_refresh_request() is False
     assert [task.name for task in sent] == ["reports.tasks.refresh_rollups"]
+
+    # Once it has started, it may have read the matches before a rescore that ends now:
+    # that rescore has a count of its own.
+    rollups.rule_matches_count_started()
+    assert rollups.rule_matches_refresh_request() is True
+    assert len(sent) == 2
 
 
 def test_rules_page_runs_the_same_statements_whatever_the_data(client, world, marketer):

@@ -16,22 +16,23 @@ from reports.tables import Column, Table, show
 
 
 def _matches_notice(source: MatchSource) -> str:
-    """Which matches the rules page counts: the rollup's, with its time, or why not."""
+    """How the rules page counts the matches: the rollup's counts, with their time, the
+    matches themselves, or why not yet."""
     if source.built_at is not None:
         when = date_format(timezone.localtime(source.built_at), "DATETIME_FORMAT")
         return (
-            f"Rule matches as of {when}: they are counted again after every rescore and "
-            "every night, so leads scored since then count as unmatched."
+            f"Rule matches as of {when}: the leads each rule matches are counted again "
+            "within a minute of every rescore, and every night."
         )
     if source.live:
         return (
-            "Rule matches have not been counted yet; with a ledger this small they are "
-            "computed from it as you look."
+            "Rule matches have not been counted yet; there are few, so they are counted "
+            "as you look."
         )
     return (
-        "Rule matches are being counted from the ledger, which is too large to count "
-        "during a page view: the rules are listed with their points only until then. "
-        "Reload this page in a minute or two."
+        "Rule matches are being counted: there are too many to count during a page view, "
+        "so the rules are listed with their points only until then. Reload this page in a "
+        "minute."
     )
 
 

@@ -1,5 +1,5 @@
 """The rule effectiveness report's reads: per rule of a scoring model, the leads it
-matched (from the nightly rollup, or the ledger itself while it is small), the
+matches (``scoring.models.RuleMatch``, counted per owner and day by the rollup), the
 conversion of matched and unmatched closed leads, the lift and a verdict."""
 
 from __future__ import annotations
@@ -13,42 +13,29 @@ from django.db.models import F, Q, QuerySet, Sum
 
 from leads.models import DealOutcome, Lead
 from reports import stats
-from reports.models import RollupName, RuleMatch, RuleMatchCount
+from reports.models import RollupName, RuleMatchCount
 from reports.queries.lead_facts import facts_of, fetch_rows
 from reports.rollups import rollup_built
 from reports.scope import ReportScope
-from scoring.models import Rule, ScoreEntry, ScoringModel
+from scoring.models import Rule, RuleMatch, ScoringModel
 
-# Below this many ledger entries in a model, Rule effectiveness reduces the ledger
-# itself when the rollup was never built: a few hundred milliseconds at most.
-LIVE_MATCHES_MAX_ENTRIES = 50_000
-
-
-def _active_awards_sql() -> str:
-    """Distinct (rule, lead) pairs of a model's awards never reversed (one ``%s``: the
-    model), straight from the ledger."""
-    entries = ScoreEntry._meta.db_table
-    return (
-        f"SELECT DISTINCT e.rule_id, e.lead_id FROM {entries} e "
-        "WHERE e.model_id = %s AND e.rule_id IS NOT NULL AND e.reversal_of_id IS NULL "
-        f"AND NOT EXISTS (SELECT 1 FROM {entries} r WHERE r.reversal_of_id = e.id)"
-    )
+# Below this many matches in a model, Rule effectiveness counts them per rule during a
+# request when their counts were never rolled up: a few hundred milliseconds at most.
+LIVE_MATCHES_MAX = 50_000
 
 
-def _rolled_up_sql() -> str:
-    """The same pairs from the nightly rollup (one ``%s``: the model)."""
+def _matches_sql() -> str:
+    """The (rule, lead) pairs of a model's rules and the leads they match now (one
+    ``%s``: the model), kept by the database from the ledger."""
     return f"SELECT rule_id, lead_id FROM {RuleMatch._meta.db_table} WHERE model_id = %s"
 
 
-def _rule_matches(
-    leads: QuerySet[Lead], model: ScoringModel, *, pairs_sql: str
-) -> list[dict[str, Any]]:
-    """Per rule: the leads of ``leads`` it matched (``pairs_sql`` gives the pairs), and
-    how many of them closed and won."""
+def _rule_matches(leads: QuerySet[Lead], model: ScoringModel) -> list[dict[str, Any]]:
+    """Per rule: the leads of ``leads`` it matches, and how many of them closed and won."""
     facts, params = facts_of(leads)
     rows = fetch_rows(
         "SELECT pairs.rule_id, COUNT(*), SUM(facts.closed), SUM(facts.won) "
-        f"FROM ({pairs_sql}) pairs JOIN ({facts}) facts ON facts.pk = pairs.lead_id "
+        f"FROM ({_matches_sql()}) pairs JOIN ({facts}) facts ON facts.pk = pairs.lead_id "
         "GROUP BY pairs.rule_id",
         (model.pk, *params),
     )
@@ -74,7 +61,7 @@ def _rolled_up_counts(
     One pass over the leads counts them per owner: the totals, and the owners in view
     (every condition of such a scope goes through the owner). ``matched`` sums the
     rollup's counts over the range's days and those owners. Closed leads are few: their
-    matches are looked up lead by lead, starting from the deals.
+    matches now are looked up lead by lead, starting from the deals.
     """
     facts, params = facts_of(leads, grp=F("owner_id"))
     per_owner = fetch_rows(
@@ -97,8 +84,7 @@ def _rolled_up_counts(
 
 
 def _closed_matches(leads: QuerySet[Lead], model: ScoringModel) -> list[dict[str, Any]]:
-    """Per rule: the closed leads in ``leads`` it matched (as of the rollup), and how
-    many of them were won."""
+    """Per rule: the closed leads in ``leads`` it matches, and how many of them were won."""
     facts, params = facts_of(leads.filter(deal_outcome__gte=DealOutcome.LOST))
     rows = fetch_rows(
         f"SELECT m.rule_id, COUNT(*), SUM(facts.won) FROM ({facts}) facts "
@@ -127,21 +113,22 @@ def _matched_by_owner_and_day(
     )
 
 
-def _ledger_is_small(model: ScoringModel) -> bool:
-    """Whether the model's ledger is small enough to reduce during a request; reads at
-    most one entry more than the limit."""
+def _matches_are_few(model: ScoringModel) -> bool:
+    """Whether the model's rules match few enough leads to count them during a request;
+    reads at most one match more than the limit."""
     (count,) = fetch_rows(
-        f"SELECT COUNT(*) FROM (SELECT 1 FROM {ScoreEntry._meta.db_table} "
-        "WHERE model_id = %s LIMIT %s) entries",
-        (model.pk, LIVE_MATCHES_MAX_ENTRIES + 1),
+        f"SELECT COUNT(*) FROM (SELECT 1 FROM {RuleMatch._meta.db_table} "
+        "WHERE model_id = %s LIMIT %s) matches",
+        (model.pk, LIVE_MATCHES_MAX + 1),
     )[0]
-    return count <= LIVE_MATCHES_MAX_ENTRIES
+    return count <= LIVE_MATCHES_MAX
 
 
 @dataclass(frozen=True)
 class MatchSource:
-    """Where a rules page's matches came from: the rollup built at ``built_at``, the
-    ledger itself (``live``), or nowhere yet (neither)."""
+    """How a rules page counts the leads each rule matched: from the rollup's counts
+    built at ``built_at``, from the matches themselves (``live``), or not yet (neither:
+    the matches are too many to count during a request and were never rolled up)."""
 
     built_at: dt.datetime | None = None
     live: bool = False
@@ -152,11 +139,11 @@ class MatchSource:
 
 
 def match_source(model: ScoringModel) -> MatchSource:
-    """The rollup when it was built; else the ledger, when it is small."""
+    """The rollup's counts when they were built; else the matches, when they are few."""
     rollup = rollup_built(RollupName.RULE_MATCHES)
     if rollup is not None:
         return MatchSource(built_at=rollup.built_at)
-    return MatchSource(live=_ledger_is_small(model))
+    return MatchSource(live=_matches_are_few(model))
 
 
 def rule_rows(
@@ -166,9 +153,11 @@ def rule_rows(
     matched and unmatched closed leads, the lift with its 95 % interval, and a verdict
     (prune, re-weight) with the evidence.
 
-    A lead matches a rule when it holds an award of the rule that was never reversed,
-    as of the last rollup (``source``, by default ``match_source(model)``). Without
-    known matches the rules come with their points and no figures.
+    A lead matches a rule when it holds an award of the rule that was never reversed
+    (``scoring.models.RuleMatch``, current in every transaction). A scope of days and
+    owners counts the matched leads from the rollup's counts as of their last build
+    (``source``, by default ``match_source(model)``); every other figure reads the
+    matches now. Without known counts the rules come with their points and no figures.
     """
     source = source or match_source(model)
     leads = _scored_by(scope, model)
@@ -178,8 +167,7 @@ def rule_rows(
         totals = _totals(leads)
         by_rule = {}
         if source.known:
-            pairs = _active_awards_sql() if source.live else _rolled_up_sql()
-            by_rule = {r["rule_id"]: r for r in _rule_matches(leads, model, pairs_sql=pairs)}
+            by_rule = {r["rule_id"]: r for r in _rule_matches(leads, model)}
     rules = Rule.objects.filter(model=model).order_by("kind", "-points", "pk")
     rows = [
         _rule_row(rule, by_rule, totals) if source.known else _unknown_rule_row(rule)

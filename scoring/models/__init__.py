@@ -4,7 +4,7 @@ and requests, and the change log."""
 
 from .account import AccountScore
 from .changelog import ChangeLog
-from .ledger import EntryKind, LeadScore, ScoreEntry
+from .ledger import EntryKind, LeadScore, RuleMatch, ScoreEntry
 from .predictive import PredictiveModel, PredictiveStatus
 from .rescore import ProfileRescore, RescoreJob, RescoreStatus
 from .rule import (
@@ -44,6 +44,7 @@ __all__ = [
     "RescoreStatus",
     "Rule",
     "RuleKind",
+    "RuleMatch",
     "ScoreEntry",
     "ScoreSnapshot",
     "ScoringModel",

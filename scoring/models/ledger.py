@@ -183,3 +183,38 @@ class LeadScore(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lead_id} in {self.model_id}: {self.score}"
+
+
+def _ledger_key(to: type[models.Model] | str) -> models.ForeignKey:
+    """A reference the ledger's triggers keep: no constraint, index or cascade, since the
+    rows follow the entries (deleting a lead's entries deletes its matches)."""
+    return models.ForeignKey(
+        to, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+
+
+class RuleMatch(models.Model):
+    """A rule of a model holding active awards for a lead: the leads each rule matches now.
+
+    Kept by the database from the ledger (migration ``0028_rule_match``): every statement
+    that writes, moves or deletes entries adds one to ``awards`` for each award of the
+    rule and takes one off for each reversal, and a row whose count falls to nothing
+    goes. So it is current in every transaction, whichever scoring path wrote the
+    entries, and Rule effectiveness reads it instead of reducing tens of millions of
+    entries. ``scoring_verify`` checks it against the ledger.
+    """
+
+    # Lead before rule: Rule effectiveness looks up the matches of the closed leads.
+    pk = models.CompositePrimaryKey("model_id", "lead_id", "rule_id")
+    model = _ledger_key(ScoringModel)
+    lead = _ledger_key(Lead)
+    rule = _ledger_key(Rule)
+    # Below zero only between two statements of one transaction: a deletion that takes
+    # an award before its reversal.
+    awards = models.IntegerField(help_text="The rule's awards to the lead not reversed.")
+
+    class Meta:
+        verbose_name = "rule match"
+
+    def __str__(self) -> str:
+        return f"rule {self.rule_id} matches lead {self.lead_id} in model {self.model_id}"

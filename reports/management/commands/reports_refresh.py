@@ -9,20 +9,21 @@ SHOWN = 20
 
 class Command(BaseCommand):
     help = (
-        "Rebuild the reports' rollup of rule matches from the score ledger (beat does it "
-        "nightly), then check that every lead's furthest funnel step and deal outcome match "
-        "its stage history and deals. Exits with status 1 when the rebuild fails (the old "
-        "rows then stay) or a lead's facts differ."
+        "Count again the leads each scoring rule matches, per owner and day, for Rule "
+        "effectiveness (beat does it nightly and after every rescore), then check that "
+        "every lead's furthest funnel step and deal outcome match its stage history and "
+        "deals. Exits with status 1 when the count fails (the old counts then stay) or a "
+        "lead's facts differ."
     )
 
     def handle(self, *args, **options) -> None:
         try:
             rollup = rule_matches_refresh()
         except DatabaseError as error:
-            raise CommandError(f"Rule matches not rebuilt: {error}") from error
+            raise CommandError(f"Rule matches not counted: {error}") from error
         self.stdout.write(
             self.style.SUCCESS(
-                f"Rule matches rebuilt: {rollup.rows:,} rows in {rollup.seconds:.1f} s, "
+                f"Rule matches counted: {rollup.rows:,} in {rollup.seconds:.1f} s, "
                 f"as of {rollup.built_at:%Y-%m-%d %H:%M:%S %Z}."
             )
         )
