@@ -224,6 +224,7 @@ def score_all(*, id_range: int = 20_000, progress: Callable[[str], None] = print
     hand-offs, nurture enrolments) a rescore job runs: ``workspace`` sets stages itself."""
     from django.db.models import Max, Min
 
+    from scoring.accounts import accounts_refresh_all
     from scoring.bulk import refresh_statistics, rescore_range
     from scoring.models import ScoringModel
     from scoring.ruleset import load_ruleset
@@ -236,8 +237,17 @@ def score_all(*, id_range: int = 20_000, progress: Callable[[str], None] = print
     for lo in range(bounds["lo"], bounds["hi"] + 1, id_range):
         refresh_statistics()
         with transaction.atomic():
-            rescore_range(model=compiled, segment_ids=[], lo=lo, hi=lo + id_range - 1, now=now)
+            rescore_range(
+                model=compiled,
+                segment_ids=[],
+                lo=lo,
+                hi=lo + id_range - 1,
+                now=now,
+                accounts=False,
+            )
         progress(f"  scored {min(lo - bounds['lo'] + id_range, total):,} of {total:,} leads")
+    # As a rescore job: every company's account summed once at the end.
+    accounts_refresh_all(now=now)
 
 
 def workspace(

@@ -18,7 +18,12 @@ class ScoringConfig(AppConfig):
         )
         from .explanation import lead_primary_explanation
         from .lead_merges import LEDGER_PARTICIPANT
-        from .receivers import fill_predictive_on_rescore, queue_activities, queue_profile
+        from .receivers import (
+            fill_predictive_on_rescore,
+            queue_activities,
+            queue_profile,
+            refresh_accounts_on_rescore,
+        )
         from .ruleset import free_mail_listed
         from .selectors import PREDICTIVE_EXPORT_AFTER, PREDICTIVE_EXPORT_COLUMN
         from .signals import rescore_finished, score_surged
@@ -26,6 +31,9 @@ class ScoringConfig(AppConfig):
         activity_recorded.connect(queue_activities, dispatch_uid="scoring.activity_recorded")
         lead_profile_changed.connect(queue_profile, dispatch_uid="scoring.lead_profile_changed")
         rescore_finished.connect(fill_predictive_on_rescore, dispatch_uid="scoring.predictive_fill")
+        rescore_finished.connect(
+            refresh_accounts_on_rescore, dispatch_uid="scoring.accounts_after_rescore"
+        )
         # The surge alert: scoring announces the fact and alerts the owner through leads.
         score_surged.connect(alerts.owner_alert_on_surge, dispatch_uid="scoring.surge_alert")
         # Hand-off emails and webhook payloads list the rules behind the score.

@@ -10,7 +10,9 @@ does for a handful, without loading rows into Python:
 3. one upsert recomputes each touched lead's ``LeadScore`` from its active entries
    and the decay formula, and one update copies the primary score onto the lead;
    the touched leads' companies then have their account scores summed again
-   (``scoring.accounts``).
+   (``scoring.accounts``), unless the caller sums every account once at its end (a
+   rescore job: each range's leads belong to companies whose people are spread over
+   every range, so summing them range by range would read every lead once a range).
 
 Restricting the rules to one (``rule_ids``) turns it into the delta of a single
 rule change: only that rule's matches and the leads they touch are visited.
@@ -142,8 +144,10 @@ def rescore_range(
     hi: int,
     now: datetime,
     rule_ids: set[int] | None = None,
+    accounts: bool = True,
 ) -> RangeResult:
-    """Rescore leads ``lo <= id <= hi`` in ``model``; call inside ``transaction.atomic()``."""
+    """Rescore leads ``lo <= id <= hi`` in ``model``; call inside ``transaction.atomic()``.
+    With ``accounts`` False the companies' account scores are left to the caller."""
     rules = [
         r
         for r in (*model.fit_rules, *model.engagement_rules)
@@ -215,12 +219,14 @@ def rescore_range(
         leads = recompute_states(cursor, scope, gone)
         surges = mark_surges(cursor, scope)
         changed = materialize(cursor, scope, before, gone)
-        cursor.execute(
-            "SELECT DISTINCT company_id FROM leads_lead WHERE company_id IS NOT NULL "
-            "AND id IN (SELECT lead_id FROM scoring_touched) AND id BETWEEN %s AND %s",
-            [lo, hi],
-        )
-        companies = [company_id for (company_id,) in cursor.fetchall()]
+        companies: list[int] = []
+        if accounts:
+            cursor.execute(
+                "SELECT DISTINCT company_id FROM leads_lead WHERE company_id IS NOT NULL "
+                "AND id IN (SELECT lead_id FROM scoring_touched) AND id BETWEEN %s AND %s",
+                [lo, hi],
+            )
+            companies = [company_id for (company_id,) in cursor.fetchall()]
     accounts_refresh(company_ids=companies, now=now)
     return RangeResult(leads, reversed_, appended, changed, surges)
 

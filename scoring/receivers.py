@@ -84,3 +84,13 @@ def fill_predictive_on_rescore(sender: Any, model_id: int, **kwargs: Any) -> Non
             model_id,
             what=f"Predictive scores of model {model_id}",
         )
+
+
+def refresh_accounts_on_rescore(sender: Any, model_id: int, **kwargs: Any) -> None:
+    """``rescore_finished``: the job's ranges left the account scores to its end, so every
+    company's is summed again on the bulk queue, once (one pass over the scores, where
+    summing each range's companies would read every lead once a range)."""
+    task_enqueue(
+        "scoring.tasks.refresh_account_scores",
+        what=f"Account scores after a rescore of model {model_id}",
+    )

@@ -180,6 +180,8 @@ def rescore_job_range(*, job_id: int, lo: int, hi: int) -> bool:
                 hi=hi,
                 now=timezone.now(),
                 rule_ids=rule_ids,
+                # Summed once when the job ends (``refresh_accounts_on_rescore``).
+                accounts=False,
             )
             range_react(result=result, model=compiled, ruleset=ruleset)
             moves = _thresholds_catch_up(job, lo, hi)

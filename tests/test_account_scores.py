@@ -272,6 +272,36 @@ def test_a_set_based_rescore_sums_the_accounts_of_the_leads_it_touched():
     assert (row.best_fit, row.engagement, row.engaged_contacts, row.score) == (20, 12, 2, 32)
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_rescore_jobs_ranges_leave_the_accounts_to_one_sum_at_its_end(
+    django_capture_on_commit_callbacks,
+):
+    """A company's people spread over the job's ranges: each range would sum the whole
+    company again. The ranges leave the accounts, and the job's end sums each once."""
+    from scoring.models import RescoreJob
+    from scoring.rescore_jobs import rescore_job_range
+
+    model = active_model(surge_points=0)
+    acme = CompanyFactory()
+    people = [LeadFactory(company=acme, job_title="Head of Sales") for _ in range(2)]
+    leads_score(lead_ids=[lead.pk for lead in people])
+    fit_rule(model, 20, "job_title", "contains", "head")
+    job = RescoreJob.objects.create(model=model, reason="rule added", total=2, ranges=2)
+    RescoreJob.objects.filter(pk=job.pk).update(status="running")
+
+    rescore_job_range(job_id=job.pk, lo=people[0].pk, hi=people[0].pk)
+
+    assert LeadScore.objects.get(lead=people[0], model=model).fit == 20
+    assert AccountScore.objects.get(company=acme, model=model).best_fit == 0
+
+    with django_capture_on_commit_callbacks(execute=True):
+        rescore_job_range(job_id=job.pk, lo=people[1].pk, hi=people[1].pk)
+
+    assert RescoreJob.objects.get(pk=job.pk).status == "done"
+    assert AccountScore.objects.get(company=acme, model=model).best_fit == 20
+
+
 @pytest.mark.django_db
 def test_merging_two_scored_companies_sums_the_survivors_account_from_all_its_people():
     from leads.company_merging import companies_merge

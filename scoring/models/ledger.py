@@ -197,11 +197,12 @@ class RuleMatch(models.Model):
     """A rule of a model holding active awards for a lead: the leads each rule matches now.
 
     Kept by the database from the ledger (migration ``0028_rule_match``): every statement
-    that writes, moves or deletes entries adds one to ``awards`` for each award of the
-    rule and takes one off for each reversal, and a row whose count falls to nothing
-    goes. So it is current in every transaction, whichever scoring path wrote the
-    entries, and Rule effectiveness reads it instead of reducing tens of millions of
-    entries. ``scoring_verify`` checks it against the ledger.
+    that writes entries adds one to ``awards`` for each award of the rule and takes one
+    off for each reversal, one that deletes or moves entries counts their keys again,
+    and a row whose count falls to nothing goes. So it is current in every transaction,
+    whichever scoring path wrote the entries, and Rule effectiveness reads it instead of
+    reducing tens of millions of entries. ``scoring_verify`` checks it against the
+    ledger.
     """
 
     # Lead before rule: Rule effectiveness looks up the matches of the closed leads.
@@ -209,8 +210,6 @@ class RuleMatch(models.Model):
     model = _ledger_key(ScoringModel)
     lead = _ledger_key(Lead)
     rule = _ledger_key(Rule)
-    # Below zero only between two statements of one transaction: a deletion that takes
-    # an award before its reversal.
     awards = models.IntegerField(help_text="The rule's awards to the lead not reversed.")
 
     class Meta:
