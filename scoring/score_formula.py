@@ -189,11 +189,15 @@ def decision_score(score: int, predictive: int | None, thresholds: Thresholds) -
     return (2 * ((100 - share) * score + share * predictive) + 100) // 200
 
 
+# The score each basis decides on, in words.
+DECISION_NAMES = {RULES: "Score", PREDICTIVE: "Predictive score", BLEND: "Blended score"}
+
+
 def decision_name(thresholds: Thresholds, predictive: int | None) -> str:
     """What ``decision_score`` gave, in words: "Score", "Predictive score" or "Blended score"."""
-    if predictive is None or thresholds.decide_on == RULES:
-        return "Score"
-    return "Predictive score" if thresholds.decide_on == PREDICTIVE else "Blended score"
+    if predictive is None:
+        return DECISION_NAMES[RULES]
+    return DECISION_NAMES[thresholds.decide_on]
 
 
 def decision_text(score: int, predictive: int | None, thresholds: Thresholds) -> str:

@@ -4,7 +4,11 @@
 same instant, with the same engine, and compares them: the score histogram, the open
 leads that would change band and stage and be handed off (at publication, and a week
 from new leads), conversion by band and decile, the ROC AUC and lift on won and lost
-leads, and the same AUC on the older and the newer half of them. The per-lead work is
+leads, and the same AUC on the older and the newer half of them. Each of these reads the
+score the version decides on (``ScoringModel.decide_on``: the rule score, the predictive
+score or a blend, ``score_formula.decision_score``), with the live predictive model's
+score of each lead for both versions: a published version takes that model over
+(``predictive_carry_over``). The per-lead work is
 set-based on PostgreSQL (``scoring.version_preview_sql``: the rescore's SQL into
 temporary tables), else the scoring engine's (``scoring.engine.Batch``), each inside a
 transaction that is rolled back, so nothing is saved; what it keeps is compact counts
@@ -14,6 +18,7 @@ transaction that is rolled back, so nothing is saved; what it keeps is compact c
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,10 +44,10 @@ from .evaluation import (
     won_share_floor,
 )
 from .lead_sets import CHUNK_SIZE, chunks, segment_lead_ids
-from .models import Rule, ScoringModel
+from .models import LeadScore, Rule, ScoringModel
 from .reactions import AUTO_QUALIFIABLE
 from .ruleset import CompiledModel, load_ruleset
-from .score_formula import Thresholds, band_for
+from .score_formula import DECISION_NAMES, PREDICTIVE, RULES, Thresholds, band_for, decision_score
 from .selectors import RuleReach
 from .version_preview_sql import tallies_sql
 
@@ -51,32 +56,47 @@ RECENT_DAYS = 28
 # A version's figures are kept this long (they change with the leads, the rules and the
 # thresholds; an edit of the draft or its rules changes the key at once).
 TALLY_SECONDS = 600
+# In the key of the kept figures: a new shape of ``VersionTallies`` gets a new number, so
+# that tallies kept by the code before it are not read.
+TALLY_SHAPE = 2
 
 
 @dataclass(frozen=True)
 class ClosedLead:
-    """A won or lost lead as each version scores it."""
+    """A won or lost lead as each version scores it (rule scores), with its predictive
+    score."""
 
     live: int
     candidate: int
     won: bool
     closed_at: datetime
+    predictive: int | None = None
+
+
+# A lead's rule score in a version and its predictive score (None: none, or neither
+# version decides on it): what the score the version decides on follows from.
+Scored = tuple[int, int | None]
 
 
 @dataclass
 class VersionTallies:
     """The scores two versions give the same leads, counted compactly enough to keep:
-    every figure of ``VersionPreview`` follows from these and a version's thresholds."""
+    every figure of ``VersionPreview`` follows from these and a version's thresholds.
+    Scores are rule scores beside the lead's predictive score, kept only when either
+    version decides on it (``reads_predictive``): so a threshold edit, a base score
+    tried included, gives the decided score without scoring again."""
 
     live_id: int
     candidate_id: int
     scored: int = 0
-    live_scores: Counter[int] = field(default_factory=Counter)
-    candidate_scores: Counter[int] = field(default_factory=Counter)
-    # Open leads (neither won nor lost): by (stage, live band, candidate score).
-    open_leads: Counter[tuple[str, str, int]] = field(default_factory=Counter)
-    # Leads created in the last ``RECENT_DAYS``: by (live score, candidate score).
-    recent: Counter[tuple[int, int]] = field(default_factory=Counter)
+    live_scores: Counter[Scored] = field(default_factory=Counter)
+    candidate_scores: Counter[Scored] = field(default_factory=Counter)
+    # Open leads (neither won nor lost): by (stage, live band on the score the live
+    # version decides on, candidate score, predictive score).
+    open_leads: Counter[tuple[str, str, int, int | None]] = field(default_factory=Counter)
+    # Leads created in the last ``RECENT_DAYS``: by (live score, candidate score,
+    # predictive score).
+    recent: Counter[tuple[int, int, int | None]] = field(default_factory=Counter)
     closed: list[ClosedLead] = field(default_factory=list)
     rules: dict[int, dict[int, RuleReach]] = field(default_factory=dict)
     at: datetime | None = None
@@ -120,7 +140,21 @@ def _tallies_key(candidate: ScoringModel, live: ScoringModel) -> str:
     for model in (candidate, live):
         rules = Rule.objects.filter(model=model).aggregate(at=Max("updated_at"), n=Count("id"))
         parts.append(f"{model.pk}.{model.updated_at.timestamp()}.{rules['at']}.{rules['n']}")
-    return "scoring:version-tallies:" + ":".join(parts).replace(" ", "_")
+    return f"scoring:version-tallies:{TALLY_SHAPE}:" + ":".join(parts).replace(" ", "_")
+
+
+def reads_predictive(live: ScoringModel, candidate: ScoringModel) -> bool:
+    """Whether either version decides on the predictive score; if not, the tallies keep
+    none (the figures would not change) and stay as compact as the rule scores."""
+    return live.decide_on != RULES or candidate.decide_on != RULES
+
+
+def _live_predictive(live: ScoringModel, lead_ids: list[int]) -> dict[int, int]:
+    """The live predictive model's score of each lead that has one."""
+    rows = LeadScore.objects.filter(model=live, lead_id__in=lead_ids).values_list(
+        "lead_id", "predictive_score"
+    )
+    return {lead_id: predictive for lead_id, predictive in rows if predictive is not None}
 
 
 def _score_both(*, candidate: ScoringModel, live: ScoringModel, now: datetime) -> VersionTallies:
@@ -131,16 +165,21 @@ def _score_both(*, candidate: ScoringModel, live: ScoringModel, now: datetime) -
     tallies = VersionTallies(live_id=live.pk, candidate_id=candidate.pk, at=now)
     tallies.rules = {live.pk: {}, candidate.pk: {}}
     ids = list(segment_lead_ids(candidate))
+    reads = reads_predictive(live, candidate)
     with transaction.atomic():
         for chunk in chunks(ids, CHUNK_SIZE):
             # In id order, as the set-based preview lists them (the lead's own ordering
             # ties on equal times).
             leads = list(Lead.objects.filter(pk__in=chunk).select_related("company").order_by("pk"))
             batch = Batch(leads, ruleset, now)
+            predictive = _live_predictive(live, chunk) if reads else {}
             for lead in leads:
-                live_score = _version_score(batch, lead, live_c, tallies.rules[live.pk], now)
-                score = _version_score(batch, lead, candidate_c, tallies.rules[candidate.pk], now)
-                _tally(tallies, lead, live_score, score, live_c, outcomes.get(lead.pk), since)
+                scores = (
+                    _version_score(batch, lead, live_c, tallies.rules[live.pk], now),
+                    _version_score(batch, lead, candidate_c, tallies.rules[candidate.pk], now),
+                    predictive.get(lead.pk),
+                )
+                _tally(tallies, lead, scores, live_c, outcomes.get(lead.pk), since)
         transaction.set_rollback(True)
     return tallies
 
@@ -155,6 +194,7 @@ def _score_both_sql(
         segment=live,
         now=now,
         since=now - timedelta(days=RECENT_DAYS),
+        predictive_of=live if reads_predictive(live, candidate) else None,
     )
     return VersionTallies(
         live_id=live.pk,
@@ -173,7 +213,7 @@ def _score_both_sql(
 def _version_score(
     batch: Batch, lead: Lead, model: CompiledModel, reach: dict[int, RuleReach], now: datetime
 ) -> int:
-    """The lead's score in ``model``, and what each of its rules gave the lead."""
+    """The lead's rule score in ``model``, and what each of its rules gave the lead."""
     result = LeadResult(lead=lead, before=(lead.score, lead.band))
     awards = batch_awards(batch, lead, model, now)
     active, _ = batch._sync(lead, model, awards)
@@ -191,23 +231,27 @@ def _version_score(
 def _tally(
     tallies: VersionTallies,
     lead: Lead,
-    live_score: int,
-    score: int,
+    scores: tuple[int, int, int | None],
     live: CompiledModel,
     outcome: tuple[str, datetime] | None,
     since: datetime,
 ) -> None:
+    """Count a lead with its ``scores``: (live rule score, candidate rule score,
+    predictive score)."""
+    live_score, score, predictive = scores
     tallies.scored += 1
-    tallies.live_scores[live_score] += 1
-    tallies.candidate_scores[score] += 1
+    tallies.live_scores[(live_score, predictive)] += 1
+    tallies.candidate_scores[(score, predictive)] += 1
     if lead.created_at >= since:
-        tallies.recent[(live_score, score)] += 1
+        tallies.recent[scores] += 1
     if outcome is not None:
         status, closed_at = outcome
-        tallies.closed.append(ClosedLead(live_score, score, status == "won", closed_at))
+        won = status == "won"
+        tallies.closed.append(ClosedLead(live_score, score, won, closed_at, predictive))
         return
-    live_band = band_for(live_score, live.thresholds)
-    tallies.open_leads[(lead.stage, live_band, score)] += 1
+    decided = decision_score(live_score, predictive, live.thresholds)
+    live_band = band_for(decided, live.thresholds)
+    tallies.open_leads[(lead.stage, live_band, score, predictive)] += 1
 
 
 def lead_outcomes() -> dict[int, tuple[str, datetime]]:
@@ -227,8 +271,8 @@ def lead_outcomes() -> dict[int, tuple[str, datetime]]:
 
 @dataclass(frozen=True)
 class VersionThresholds:
-    """The thresholds a preview applies to the candidate's scores (its own, or an edit
-    being tried before it is saved)."""
+    """The thresholds a preview applies to a version's scores (the candidate's own, or
+    an edit being tried before it is saved), and the score they read."""
 
     mql: int
     sql: int
@@ -238,17 +282,50 @@ class VersionThresholds:
     # up to the model's maximum (a score held at the maximum is taken to be at it).
     base_shift: int = 0
     max_points: int | None = None
+    # The score bands and thresholds read (``ScoringModel.decide_on``, ``predictive_share``).
+    decide_on: str = RULES
+    predictive_share: int = 50
 
     @classmethod
     def of(cls, model: ScoringModel) -> VersionThresholds:
-        return cls(model.mql_threshold, model.sql_threshold, model.hot_from, model.warm_from)
+        return cls(
+            model.mql_threshold,
+            model.sql_threshold,
+            model.hot_from,
+            model.warm_from,
+            decide_on=model.decide_on,
+            predictive_share=model.predictive_share,
+        )
 
     def score(self, saved: int) -> int:
-        """A score of the saved version as it would be with the tried base score."""
+        """A rule score of the saved version as it would be with the tried base score."""
         if not self.base_shift:
             return saved
         shifted = saved + self.base_shift
         return shifted if self.max_points is None else min(shifted, self.max_points)
+
+    def decided(self, scored: Scored) -> int:
+        """The score bands and thresholds read for a lead the saved version scores
+        (rule score, predictive score) ``scored``: the decision on the rule score with
+        the tried base score (``score_formula.decision_score``)."""
+        saved, predictive = scored
+        basis = Thresholds(decide_on=self.decide_on, predictive_share=self.predictive_share)
+        return decision_score(self.score(saved), predictive, basis)
+
+    @property
+    def score_name(self) -> str:
+        """The score read, in words: "Score", "Predictive score" or "Blended score"."""
+        return DECISION_NAMES[self.decide_on]
+
+    @property
+    def basis_text(self) -> str:
+        """The score read, in a phrase ("the rule score", "a blend of …")."""
+        if self.decide_on == RULES:
+            return "the rule score"
+        if self.decide_on == PREDICTIVE:
+            return "the predictive score"
+        share = self.predictive_share
+        return f"a blend of {100 - share}% rule score and {share}% predictive score"
 
     def band(self, score: int) -> str:
         return band_for(score, Thresholds(hot=self.hot, warm=self.warm))
@@ -316,6 +393,15 @@ class VersionPreview:
     def stage_changes(self) -> int:
         return self.to_mql + self.to_sql
 
+    @property
+    def live_thresholds(self) -> VersionThresholds:
+        return VersionThresholds.of(self.live)
+
+    @property
+    def reads_predictive(self) -> bool:
+        """Whether either version decides on the predictive score (or a blend)."""
+        return self.live.decide_on != RULES or self.thresholds.decide_on != RULES
+
     def figures(self) -> dict[str, Any]:
         """The headline figures as JSON values, to keep with a publication."""
         live, candidate = self.separation
@@ -349,8 +435,8 @@ def version_preview(
     mine = thresholds or VersionThresholds.of(candidate)
     theirs = VersionThresholds.of(live)
     band_changes, moved = 0, Counter[str]()
-    for (stage, live_band, saved), n in tallies.open_leads.items():
-        score = mine.score(saved)
+    for (stage, live_band, saved, predictive), n in tallies.open_leads.items():
+        score = mine.decided((saved, predictive))
         band_changes += n * (mine.band(score) != live_band)
         target = mine.moves(stage, score)
         if target is not None:
@@ -363,45 +449,51 @@ def version_preview(
         scored=tallies.scored,
         at=tallies.at,
         histogram=histogram(
-            list(tallies.live_scores.elements()),
-            [mine.score(score) for score in tallies.candidate_scores.elements()],
+            [theirs.decided(scored) for scored in tallies.live_scores.elements()],
+            [mine.decided(scored) for scored in tallies.candidate_scores.elements()],
         ),
         band_changes=band_changes,
         to_mql=moved[Stage.MQL],
         to_sql=moved[Stage.SQL],
         handoffs_now=moved[handoff_stage] + (moved[Stage.SQL] if handoff_stage == Stage.MQL else 0),
         handoffs_per_week=(
-            _per_week(tallies, 0, theirs.handoff()),
+            _per_week(tallies, 0, theirs.handoff(), theirs),
             _per_week(tallies, 1, mine.handoff(), mine),
         ),
         closed=len(tallies.closed),
         won=sum(lead.won for lead in tallies.closed),
         separation=(
-            _separation([(c.live, c.won) for c in tallies.closed], theirs),
-            _separation([(mine.score(c.candidate), c.won) for c in tallies.closed], mine),
+            _separation(_decided(tallies.closed, 0, theirs), theirs),
+            _separation(_decided(tallies.closed, 1, mine), mine),
         ),
-        split=_time_split(tallies.closed, mine),
+        split=_time_split(tallies.closed, theirs, mine),
         rules=tallies.rules[candidate.pk],
     )
 
 
 def _per_week(
-    tallies: VersionTallies,
-    which: int,
-    threshold: int,
-    tried: VersionThresholds | None = None,
+    tallies: VersionTallies, which: int, threshold: int, decides: VersionThresholds
 ) -> float:
-    """Leads created in the last ``RECENT_DAYS`` that the version puts at or past the
-    hand-off threshold, a week (the candidate's scores with a ``tried`` base score)."""
+    """Leads created in the last ``RECENT_DAYS`` that version ``which`` (0 the live one, 1
+    the candidate) puts at or past the hand-off threshold, a week, on the score that
+    ``decides`` (with its base score tried) says the version decides on."""
     reached = sum(
         n
-        for scores, n in tallies.recent.items()
-        if (tried.score(scores[which]) if tried else scores[which]) >= threshold
+        for (live, candidate, predictive), n in tallies.recent.items()
+        if decides.decided(((live, candidate)[which], predictive)) >= threshold
     )
     return reached * 7 / RECENT_DAYS
 
 
-def _separation(scored: list[tuple[float, bool]], thresholds: VersionThresholds) -> Separation:
+def _decided(
+    closed: list[ClosedLead], which: int, decides: VersionThresholds
+) -> list[tuple[int, bool]]:
+    """Each closed lead's score that version ``which`` (0 the live one, 1 the candidate)
+    decides on, by ``decides``, and whether it was won."""
+    return [(decides.decided(((c.live, c.candidate)[which], c.predictive)), c.won) for c in closed]
+
+
+def _separation(scored: Sequence[tuple[float, bool]], thresholds: VersionThresholds) -> Separation:
     won = sum(is_won for _, is_won in scored)
     bands = []
     for band in ("hot", "warm", "cold"):
@@ -425,14 +517,13 @@ def _halves(closed: list[ClosedLead]) -> tuple[list[ClosedLead], list[ClosedLead
     return ordered[:half], ordered[half:]
 
 
-def _time_split(closed: list[ClosedLead], mine: VersionThresholds) -> TimeSplit:
+def _time_split(
+    closed: list[ClosedLead], theirs: VersionThresholds, mine: VersionThresholds
+) -> TimeSplit:
     older, newer = _halves(closed)
 
     def aucs(part: list[ClosedLead]) -> tuple[float | None, float | None]:
-        return (
-            roc_auc([(c.live, c.won) for c in part]),
-            roc_auc([(mine.score(c.candidate), c.won) for c in part]),
-        )
+        return roc_auc(_decided(part, 0, theirs)), roc_auc(_decided(part, 1, mine))
 
     return TimeSplit(
         at=newer[0].closed_at if older and newer else None,
@@ -495,8 +586,8 @@ def threshold_comparison(
     mine = thresholds or VersionThresholds.of(candidate)
     theirs = VersionThresholds.of(live)
     older, newer = _halves(tallies.closed)
-    scored = [(mine.score(c.candidate), c.won) for c in newer]
-    every = [(mine.score(c.candidate), c.won) for c in tallies.closed]
+    scored = _decided(newer, 1, mine)
+    every = _decided(tallies.closed, 1, mine)
     sides = (
         _side(f"Live thresholds of {live}", theirs, scored, tallies, mine),
         _side("These thresholds", mine, scored, tallies, mine),

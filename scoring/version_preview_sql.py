@@ -4,11 +4,12 @@ The SQL twin of ``scoring.version_preview``'s per-lead scoring: the awards of ea
 version's rules (``scoring.bulk_awards``: the statements of the set-based rescore) go
 into a temporary table, are summed per lead with the score formula of the rescore
 (``scoring.bulk_states.score_columns``: decay, idle penalty, base score, caps, maximum,
-band) into a temporary table of the leads with both versions' fit, engagement, score and
-band, their stage and outcome, and the counts ``VersionTallies`` keeps are grouped out of
-it. Only the closed leads come back one by one (their scores, outcome and date), for the
-ROC AUC and the deciles. It writes no ledger entry and no score: the temporary tables
-live in a transaction that is rolled back.
+band on the score the version decides on) into a temporary table of the leads with both
+versions' fit, engagement, score and band, the live predictive model's score, their stage
+and outcome, and the counts ``VersionTallies`` keeps are grouped out of it. Only the
+closed leads come back one by one (their scores, outcome and date), for the ROC AUC and
+the deciles. It writes no ledger entry and no score: the temporary tables live in a
+transaction that is rolled back.
 """
 
 from __future__ import annotations
@@ -39,18 +40,20 @@ AWARDS_TABLE = """
 SCORES_TABLE = """
     CREATE TEMP TABLE scoring_preview_scores (
         version smallint NOT NULL, lead_id bigint NOT NULL, fit float8 NOT NULL,
-        engagement float8 NOT NULL, score int NOT NULL, band varchar(10) NOT NULL
+        engagement float8 NOT NULL, score int NOT NULL, band varchar(10) NOT NULL,
+        predictive int
     ) ON COMMIT DROP
 """
-# One row a lead: both versions side by side, the lead's stage, when it came, and its
-# outcome (won, and when; lost, and when the last deal was lost; open: NULL), as
+# One row a lead: both versions side by side (rule scores, bands on the decided scores),
+# the predictive score both read, the lead's stage, when it came, and its outcome (won,
+# and when; lost, and when the last deal was lost; open: NULL), as
 # ``scoring.version_preview.lead_outcomes`` reads the deals.
 LEADS_TABLE = """
     CREATE TEMP TABLE scoring_preview ON COMMIT DROP AS
     SELECT l.id AS lead_id, l.stage, l.created_at,
            lv.fit AS live_fit, lv.engagement AS live_engagement, lv.score AS live_score,
            lv.band AS live_band,
-           cv.fit, cv.engagement, cv.score, cv.band,
+           cv.fit, cv.engagement, cv.score, cv.band, lv.predictive,
            o.won, o.closed_at
     FROM scoring_preview_scores lv
     JOIN scoring_preview_scores cv ON cv.lead_id = lv.lead_id AND cv.version = 1
@@ -151,14 +154,25 @@ def _twins(live: CompiledModel, candidate: CompiledModel) -> dict[int, int]:
 
 
 def sums_sql(
-    version: int, model: CompiledModel, segment: ScoringModel, now: datetime
+    version: int,
+    model: CompiledModel,
+    segment: ScoringModel,
+    now: datetime,
+    predictive_of: ScoringModel | None = None,
 ) -> tuple[str, list[Any]]:
     """A SELECT of each lead of ``segment`` with its score in ``model`` from the awards
     table: fit, manual adjustments of that model, engagement decayed to ``now`` and the
-    last engagement, put through the rescore's score formula."""
+    last engagement, put through the rescore's score formula, banded on the score the
+    model decides on with the lead's predictive score in ``predictive_of`` (None: none)."""
     segment_sql, segment_params = segment_clause(segment)
     hl = model.half_life_days
     formula, formula_params = score_columns(model, now)
+    # Only a version deciding on the predictive score reads it (one join).
+    predictive, joined, predictive_params = "NULL::integer", "", []
+    if predictive_of is not None:
+        predictive = "p.predictive_score"
+        joined = "LEFT JOIN scoring_leadscore p ON p.lead_id = l.id AND p.model_id = %s"
+        predictive_params = [predictive_of.pk]
     sql = f"""
         WITH awards AS (
             SELECT a.lead_id,
@@ -179,23 +193,31 @@ def sums_sql(
             SELECT l.id AS lead_id, COALESCE(a.fit, 0) AS fit,
                    COALESCE(m.total, 0) AS adjustment,
                    COALESCE(a.engagement, 0) AS engagement, a.last_engaged_at,
-                   NULL::integer AS predictive
+                   {predictive} AS predictive
             FROM leads_lead l
             LEFT JOIN awards a ON a.lead_id = l.id
             LEFT JOIN adjustments m ON m.lead_id = l.id
+            {joined}
             WHERE {segment_sql}
         ),
         {formula}
-        SELECT lead_id, total_fit, shown_eff, score, band FROM banded
+        SELECT lead_id, total_fit, shown_eff, score, band, predictive FROM banded
     """
-    return sql, [hl, now, hl, version, model.id, *segment_params, *formula_params]
+    params = [hl, now, hl, version, model.id, *predictive_params, *segment_params]
+    return sql, [*params, *formula_params]
 
 
 def score_versions_sql(
-    *, live: CompiledModel, candidate: CompiledModel, segment: ScoringModel, now: datetime
+    *,
+    live: CompiledModel,
+    candidate: CompiledModel,
+    segment: ScoringModel,
+    now: datetime,
+    predictive_of: ScoringModel | None = None,
 ) -> None:
     """Fill the temporary table ``scoring_preview`` (``LEADS_TABLE``) and keep the awards
-    in ``scoring_preview_awards``; call inside a transaction that is rolled back."""
+    in ``scoring_preview_awards``; both versions read the predictive scores of
+    ``predictive_of`` (None: none). Call inside a transaction that is rolled back."""
     with connection.cursor() as cursor:
         # As the set-based rescore: the window sorts fit in memory, no JIT.
         cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.SCORING_WORK_MEM])
@@ -206,7 +228,7 @@ def score_versions_sql(
             cursor.execute(sql, params)
         cursor.execute("ANALYZE scoring_preview_awards")
         for version, model in enumerate((live, candidate)):
-            sql, params = sums_sql(version, model, segment, now)
+            sql, params = sums_sql(version, model, segment, now, predictive_of)
             cursor.execute(
                 f"INSERT INTO scoring_preview_scores SELECT %s, s.* FROM ({sql}) s",
                 [version, *params],
@@ -222,35 +244,40 @@ def tallies_sql(
     segment: ScoringModel,
     now: datetime,
     since: datetime,
+    predictive_of: ScoringModel | None = None,
 ) -> dict[str, Any]:
     """What ``VersionTallies`` holds, grouped out of the temporary tables: each version's
-    score counts, open leads by (stage, live band, candidate score), recent leads by
-    (live score, candidate score) for those created since ``since``, the closed leads in
-    id order, and the reach of each of the candidate's rules (the live version's is
-    left empty: the page reads a live model's from its ledger)."""
+    (score, predictive score) counts, open leads by (stage, live band, candidate score,
+    predictive score), recent leads by (live score, candidate score, predictive score)
+    for those created since ``since``, the closed leads in id order, and the reach of
+    each of the candidate's rules (the live version's is left empty: the page reads a
+    live model's from its ledger). The predictive scores are ``predictive_of``'s (None:
+    none)."""
     found: dict[str, Any] = {}
     with transaction.atomic():
-        score_versions_sql(live=live, candidate=candidate, segment=segment, now=now)
+        score_versions_sql(
+            live=live, candidate=candidate, segment=segment, now=now, predictive_of=predictive_of
+        )
         with connection.cursor() as cursor:
             found["scored"], found["live_scores"] = _counted(
-                cursor, "SELECT live_score, count(*) FROM scoring_preview GROUP BY 1"
+                cursor, "SELECT live_score, predictive, count(*) FROM scoring_preview GROUP BY 1, 2"
             )
             _, found["candidate_scores"] = _counted(
-                cursor, "SELECT score, count(*) FROM scoring_preview GROUP BY 1"
+                cursor, "SELECT score, predictive, count(*) FROM scoring_preview GROUP BY 1, 2"
             )
             _, found["open_leads"] = _counted(
                 cursor,
-                "SELECT stage, live_band, score, count(*) FROM scoring_preview "
-                "WHERE won IS NULL GROUP BY 1, 2, 3",
+                "SELECT stage, live_band, score, predictive, count(*) FROM scoring_preview "
+                "WHERE won IS NULL GROUP BY 1, 2, 3, 4",
             )
             _, found["recent"] = _counted(
                 cursor,
-                "SELECT live_score, score, count(*) FROM scoring_preview "
-                "WHERE created_at >= %s GROUP BY 1, 2",
+                "SELECT live_score, score, predictive, count(*) FROM scoring_preview "
+                "WHERE created_at >= %s GROUP BY 1, 2, 3",
                 [since],
             )
             cursor.execute(
-                "SELECT live_score, score, won, closed_at FROM scoring_preview "
+                "SELECT live_score, score, won, closed_at, predictive FROM scoring_preview "
                 "WHERE won IS NOT NULL ORDER BY lead_id"
             )
             found["closed"] = cursor.fetchall()

@@ -253,7 +253,8 @@ class ThresholdsForm(forms.ModelForm):
 
     def thresholds(self, saved: ScoringModel) -> VersionThresholds:
         """The thresholds tried, on the scores of the ``saved`` model: a base score other
-        than its own moves every score by the difference."""
+        than its own moves every rule score by the difference, before the score the
+        model decides on is taken."""
         data: dict[str, Any] = self.cleaned_data
         return VersionThresholds(
             mql=data["mql_threshold"],
@@ -262,6 +263,8 @@ class ThresholdsForm(forms.ModelForm):
             warm=data["warm_from"],
             base_shift=data["base_score"] - saved.base_score,
             max_points=saved.max_points,
+            decide_on=saved.decide_on,
+            predictive_share=saved.predictive_share,
         )
 
     def changes(self, saved: ScoringModel) -> bool:

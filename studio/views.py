@@ -196,9 +196,19 @@ def _preview_context(model: ScoringModel, preview: VersionPreview) -> dict[str, 
         "live_figures": live,
         "candidate_figures": candidate,
         "chart": histogram_chart(preview.histogram, live=str(preview.live), candidate=str(model)),
+        "histogram_title": _histogram_title(preview),
         "band_rows": list(zip(live.bands, candidate.bands, strict=True)),
         "decile_rows": _pair_up(live.deciles, candidate.deciles),
     }
+
+
+def _histogram_title(preview: VersionPreview) -> str:
+    """What the histogram counts: the score each version decides on ("Score
+    distribution" for the rule score, "Blended score distribution", …)."""
+    live, candidate = preview.live_thresholds.score_name, preview.thresholds.score_name
+    if live == candidate:
+        return f"{live} distribution"
+    return f"{live} (live) and {candidate.lower()} (candidate) distribution"
 
 
 def _pair_up(left: list[Any], right: list[Any]) -> list[tuple[Any, Any]]:

@@ -14,9 +14,10 @@ from django.urls import reverse
 
 from leads.deals import deal_save
 from leads.handoff_models import HandOff
-from leads.models import Deal, Lead
+from leads.models import Deal, Lead, Stage
 from scoring.changes import model_duplicate
 from scoring.models import ChangeLog, LeadScore, RescoreJob, Rule, ScoreEntry, ScoringModel
+from scoring.rescore_jobs import model_rescore_in_process
 from scoring.version_preview import version_preview
 from tests.factories import LeadFactory, active_model, fit_rule
 
@@ -302,6 +303,93 @@ def test_the_draft_page_shows_the_histogram_and_the_auc(client, marketer, candid
     assert "Open leads changing band 2" in words
     assert "Hot 0 / 0 — 2 / 2 100%" in words
     assert "Older 2 1.000 1.000 Newer 2 0.000 1.000" in words
+
+
+@pytest.fixture
+def blending(marketer):
+    """A live model on the rule score (a director 25, a CTO 5, Germany 10; MQL 40, SQL 80,
+    hot from 60, warm from 30) and a draft of it giving a director 45 and deciding on a
+    50/50 blend with the live predictive model's scores; five open leads, the one the
+    live model puts at 40 in MQL, the others new."""
+    model = active_model(
+        name="Standard", max_points=100, mql_threshold=40, sql_threshold=80, hot_from=60
+    )
+    fit_rule(model, 25, "seniority", "equals", "director", name="Director")
+    fit_rule(model, 5, "job_title", "contains", "CTO", name="CTO")
+    fit_rule(model, 10, "country", "equals", "DE", name="Germany")
+    leads = {
+        "cto": LeadFactory(job_title="CTO"),
+        "director": LeadFactory(seniority="director"),
+        "cto_director": LeadFactory(job_title="CTO", seniority="director"),
+        "german": LeadFactory(),
+        "unpredicted": LeadFactory(job_title="CTO"),
+    }
+    model_rescore_in_process(model=model, reason="test")
+    for name, predictive in (("cto", 90), ("director", 5), ("cto_director", 100), ("german", 20)):
+        LeadScore.objects.filter(model=model, lead=leads[name]).update(predictive_score=predictive)
+    Lead.objects.update(stage=Stage.NEW)
+    Lead.objects.filter(pk=leads["cto_director"].pk).update(stage=Stage.MQL)
+    draft = model_duplicate(model=model, by=marketer)
+    Rule.objects.filter(model=draft, name="Director").update(points=45)
+    draft.decide_on, draft.predictive_share = "blend", 50
+    draft.save()
+    return draft
+
+
+def test_a_blending_draft_previews_the_moves_of_the_blend(client, marketer, blending):
+    client.force_login(marketer)
+    # Rule scores live → draft, predictive score, the draft's blend:
+    #   cto           15 → 15,  90: 52.5 → 53   new → MQL, cold → warm
+    #   director      35 → 55,   5: 30          stays new (55 alone is past MQL 40), warm
+    #   cto_director  40 → 60, 100: 80          MQL → SQL, warm → hot
+    #   german        10 → 10,  20: 15          stays new, cold
+    #   unpredicted   15 → 15,   —: 15          stays new, cold (no predictive score)
+    response = client.get(reverse("studio-preview", args=[blending.pk]))
+
+    assert response.status_code == 200
+    words = text(response)
+    assert "Open leads changing stage 2" in words
+    assert "Stage changes: 1 to MQL, 1 to SQL." in words
+    assert "Open leads changing band 2" in words
+    assert "Hand-offs at publish 1" in words  # SQL hands off
+    preview = response.context["preview"]
+    # Of the leads of the last four weeks, none reaches SQL live and one on the blend
+    assert preview.handoffs_per_week == (0.0, 0.25)
+    assert "Score (live) and blended score (candidate) distribution" in words
+    assert "the candidate a blend of 50% rule score and 50% predictive score" in words
+    # The histogram counts the blend: 15, 15, 30, 53 and 80 (bins of 10 from 10)
+    assert [(b.low, b.counts[1]) for b in preview.histogram] == [
+        (10, 2),
+        (20, 0),
+        (30, 1),
+        (40, 0),
+        (50, 1),
+        (60, 0),
+        (70, 0),
+        (80, 1),
+    ]
+
+
+def test_thresholds_tried_on_a_blending_draft_read_the_blend(client, marketer, blending):
+    client.force_login(marketer)
+    # MQL at 55: the cto's blend of 53 no longer moves; the cto_director's 80 still does
+    tried = {
+        "mql_threshold": 55,
+        "sql_threshold": 80,
+        "hot_from": 60,
+        "warm_from": 30,
+        "base_score": 0,
+    }
+
+    response = client.post(
+        reverse("studio-thresholds", args=[blending.pk]), {**tried, "preview": "1"}
+    )
+
+    assert response.status_code == 200
+    words = text(response)
+    assert "publishing would move 1 open lead (0 to MQL, 1 to SQL)" in words
+    assert "hand off 1 now and about 0.3 a week, and change the band of 2" in words
+    assert "with the saved ones 2, 1 and 0.3." in words
 
 
 def test_a_live_model_has_no_preview_of_its_own(client, marketer, live):

@@ -1,10 +1,12 @@
 """The candidate version's preview computed set-based on PostgreSQL gives every figure the
-per-lead engine gives on the same leads: scores, moves, hand-offs, outcomes and reach."""
+per-lead engine gives on the same leads: scores, moves, hand-offs, outcomes and reach, on
+the rule score or on a blend with the live predictive model's scores."""
 
 from __future__ import annotations
 
 import datetime as dt
 import random
+from dataclasses import replace
 
 import pytest
 from django.core.cache import cache
@@ -15,16 +17,18 @@ from leads.models import Activity, Deal, Lead
 from scoring.adjustments import leads_adjust_score
 from scoring.changes import model_duplicate
 from scoring.models import LeadScore, Rule, RuleKind, ScoreEntry
-from scoring.version_preview import version_preview, version_tallies
+from scoring.rescore_jobs import model_rescore_in_process
+from scoring.version_preview import VersionThresholds, version_preview, version_tallies
 from tests.factories import LeadFactory, active_model, fit_rule, page_rule
 
 pytestmark = pytest.mark.postgres
 
 
-def build_world(marketer) -> tuple:
+def build_world(marketer, **basis) -> tuple:
     """A live model with fit, per-unit, AND/OR, capped, windowed and bonus rules, decay and
-    an idle penalty; a candidate with a base score, caps and other points; forty leads
-    with visits over two months, adjustments, and won, lost and open deals."""
+    an idle penalty (and the score it decides on: ``basis``); a candidate with a base
+    score, caps and other points; forty leads with visits over two months, adjustments,
+    and won, lost and open deals."""
     rng = random.Random(25)
     live = active_model(
         name="Standard",
@@ -34,6 +38,7 @@ def build_world(marketer) -> tuple:
         warm_from=20,
         decay_half_life_days=20,
         idle_week_penalty=2,
+        **basis,
     )
     fit_rule(live, 10, "country", "equals", "DE", name="Germany")
     fit_rule(live, 15, "job_title", "contains", "CTO", name="CTO")
@@ -163,3 +168,67 @@ def test_the_preview_page_figures_are_the_same_either_way(db, marketer, settings
     engine.pop("at"), set_based.pop("at")
     assert set_based == engine
     assert engine["closed"] > 0
+
+
+def blending_world(marketer) -> tuple:
+    """``build_world`` with a live model deciding on a blend (40% predictive) and a
+    candidate on another blend (70% predictive); the live predictive model has scored
+    three leads in four, from 0 to 100."""
+    live, candidate, now = build_world(
+        marketer, max_points=100, decide_on="blend", predictive_share=40
+    )
+    candidate.predictive_share = 70
+    candidate.save()
+    model_rescore_in_process(model=live, reason="test")
+    for lead_id in LeadScore.objects.filter(model=live).values_list("lead_id", flat=True):
+        if lead_id % 4:
+            predictive = lead_id * 37 % 101
+            LeadScore.objects.filter(model=live, lead_id=lead_id).update(
+                predictive_score=predictive
+            )
+    cache.clear()
+    return live, candidate, now
+
+
+def test_a_blend_is_tallied_the_same_either_way(db, marketer, settings):
+    settings.HANDOFF_STAGE = "mql"
+    _, candidate, now = blending_world(marketer)
+
+    engine = version_tallies(candidate=candidate, now=now, set_based=False)
+    set_based = version_tallies(candidate=candidate, now=now, set_based=True)
+
+    assert set_based.scored == engine.scored == 41
+    assert set_based.live_scores == engine.live_scores
+    assert set_based.candidate_scores == engine.candidate_scores
+    assert set_based.open_leads == engine.open_leads
+    assert set_based.recent == engine.recent
+    assert set_based.closed == engine.closed
+    # Both read the live predictive model's scores, and leads without one
+    predictive = {p for _, p in set_based.live_scores}
+    assert None in predictive
+    assert len(predictive - {None}) > 5
+    assert {c.predictive for c in set_based.closed} - {None}
+
+
+def test_a_blending_preview_gives_the_same_figures_either_way(db, marketer, settings):
+    settings.HANDOFF_STAGE = "mql"
+    _, candidate, _ = blending_world(marketer)
+
+    figures, previews = [], []
+    for set_based in (False, True):
+        cache.clear()
+        version_tallies(candidate=candidate, set_based=set_based)  # kept for the preview
+        preview = version_preview(candidate=candidate)
+        previews.append(preview)
+        figures.append(preview.figures())
+
+    engine, set_based = figures
+    engine.pop("at"), set_based.pop("at")
+    assert set_based == engine
+    assert engine["closed"] > 0
+    assert previews[0].histogram == previews[1].histogram
+    assert previews[0].split == previews[1].split
+    # The blend, not the rule score, decides the moves
+    on_rules = replace(VersionThresholds.of(candidate), decide_on="rules")
+    moves = version_preview(candidate=candidate, thresholds=on_rules).stage_changes
+    assert engine["stage_changes"] > moves > 0
