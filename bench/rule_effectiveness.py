@@ -11,15 +11,15 @@ phase writes and rolls back). Phases, each after a ``VACUUM (ANALYZE)``:
    ``scoring_rulematch`` from the whole ledger (timed; nothing to do otherwise).
 2. The count Rule effectiveness reads after every rescore (``rule_matches_refresh``,
    queued within a minute of the job's end): median of ``--runs``. Beside it, bare SQL:
-   the same grouped SELECT written with ``CREATE TABLE … AS`` (parallel-capable) into a
-   table with no index; and the naive baseline, the rebuild before the matches were
+   the same grouped SELECT written with ``CREATE TABLE … AS`` into a table with no
+   index; and the naive baseline, the rebuild before the matches were
    kept: the distinct never-reversed awards reduced from the whole ledger, then counted
    (one run, rolled back).
 3. What the triggers that keep the matches cost a rescore: ``--ranges`` lead-id ranges
    of a rescore (5,000 leads each, as a job's) rescored with the triggers on and off,
    each in a transaction rolled back: after one engagement rule's points changed (every
-   award of the rule reversed and written again), and with the range's ledger emptied
-   first (a first rescore).
+   award of the rule reversed and written again), and (``--first``) with the range's
+   ledger emptied first (a first rescore).
 
 ``--record`` writes the tables to docs/PERFORMANCE.md (section "rule-effectiveness").
 """
@@ -48,6 +48,10 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="Timed runs of each count.")
     parser.add_argument("--ranges", type=int, default=4, help="Rescore ranges timed.")
     parser.add_argument("--record", action="store_true", help="Write docs/PERFORMANCE.md.")
+    parser.add_argument(
+        "--no-naive", action="store_true", help="Skip the naive rebuild (minutes at scale)."
+    )
+    parser.add_argument("--first", action="store_true", help="Also time ranges of a first rescore.")
     return parser.parse_args()
 
 
@@ -86,39 +90,38 @@ def refresh_once() -> float:
 
 
 def bare_once() -> float:
-    """The count's SELECT, parallel-capable, into a table with no index; dropped after."""
+    """The count's SELECT into a table with no index (``CREATE TABLE … AS`` may run it in
+    parallel workers, as the product's plain SELECT may); dropped after. With the
+    count's own memory for its joins and grouping, and the planner's own choice of
+    workers (forcing them costs this SELECT more than it saves)."""
     from django.db import connection
 
-    from reports.rollups import _counts_sql
+    from reports.rollups import REFRESH_WORK_MEM, _counts_sql
 
     sql, params = _counts_sql()
     select = sql[sql.index("SELECT") :]
     with connection.cursor() as cursor:
-        cursor.execute("SET parallel_setup_cost = 0")
-        cursor.execute("SET parallel_tuple_cost = 0")
+        cursor.execute("SET work_mem = %s", [REFRESH_WORK_MEM])
         cursor.execute("DROP TABLE IF EXISTS bench_rule_match_counts")
         start = time.perf_counter()
         cursor.execute(f"CREATE TABLE bench_rule_match_counts AS {select}", params)
         took = time.perf_counter() - start
         cursor.execute("DROP TABLE bench_rule_match_counts")
-        cursor.execute("RESET parallel_setup_cost")
-        cursor.execute("RESET parallel_tuple_cost")
+        cursor.execute("RESET work_mem")
     return took
 
 
 def bare_plan() -> str:
     from django.db import connection
 
-    from reports.rollups import _counts_sql
+    from reports.rollups import REFRESH_WORK_MEM, _counts_sql
 
     sql, params = _counts_sql()
     with connection.cursor() as cursor:
-        cursor.execute("SET parallel_setup_cost = 0")
-        cursor.execute("SET parallel_tuple_cost = 0")
+        cursor.execute("SET work_mem = %s", [REFRESH_WORK_MEM])
         cursor.execute(f"EXPLAIN {sql[sql.index('SELECT') :]}", params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
-        cursor.execute("RESET parallel_setup_cost")
-        cursor.execute("RESET parallel_tuple_cost")
+        cursor.execute("RESET work_mem")
     return plan
 
 
@@ -152,7 +155,7 @@ def naive_once() -> float:
     return took
 
 
-def ranges_timed(count: int) -> dict[str, list[float]]:
+def ranges_timed(count: int, *, first: bool) -> dict[str, list[float]]:
     """Rescore ``count`` ranges of the default model in transactions rolled back, each
     four times: after the busiest engagement rule's points changed ("rule") and with the
     range's ledger emptied first ("first"), with the ledger's triggers on and off (which
@@ -175,7 +178,7 @@ def ranges_timed(count: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {}
     for n in range(count):
         lo = bounds["lo"] + n * step
-        for key in ("rule", "first"):
+        for key in ("rule", "first") if first else ("rule",):
             for triggers in (True, False) if n % 2 == 0 else (False, True):
                 took = range_timed(
                     model,
@@ -251,12 +254,16 @@ def render(world, migrated, loads, settings, refresh, bare, naive, ranges, plan)
         f"{harness.seconds(statistics.median(refresh))} | "
         f"{', '.join(harness.seconds(t) for t in refresh)} | "
         f"{statistics.median(refresh) / statistics.median(bare):.2f}x |",
-        f"| Bare: the same SELECT, `CREATE TABLE … AS`, no index | "
+        f"| Bare: the same SELECT, `CREATE TABLE … AS` into a table with no index | "
         f"{harness.seconds(statistics.median(bare))} | "
         f"{', '.join(harness.seconds(t) for t in bare)} | 1 |",
-        f"| Naive: the rebuild before, from the whole ledger (one run) | "
-        f"{harness.seconds(naive)} | {harness.seconds(naive)} | "
-        f"{naive / statistics.median(bare):.2f}x |",
+        (
+            f"| Naive: the rebuild before, from the whole ledger (one run) | "
+            f"{harness.seconds(naive)} | {harness.seconds(naive)} | "
+            f"{naive / statistics.median(bare):.2f}x |"
+            if naive is not None
+            else "| Naive: the rebuild before, from the whole ledger | not run | — | — |"
+        ),
         "",
         f"What keeping the matches costs a rescore: {len(ranges['rule_on'])} ranges of "
         f"{RANGE:,} leads rescored in transactions rolled back, with the ledger's triggers "
@@ -269,6 +276,8 @@ def render(world, migrated, loads, settings, refresh, bare, naive, ranges, plan)
         ("one engagement rule's points changed", "rule"),
         ("first rescore (the range's ledger emptied)", "first"),
     ):
+        if f"{key}_on" not in ranges:
+            continue
         on, off = statistics.median(ranges[f"{key}_on"]), statistics.median(ranges[f"{key}_off"])
         lines.append(
             f"| {label} | {harness.seconds(on)} | {harness.seconds(off)} | "
@@ -293,10 +302,10 @@ def main() -> None:
     log(f"refresh: {refresh}")
     bare = [bare_once() for _ in range(args.runs)]
     log(f"bare: {bare}")
-    naive = naive_once()
-    log(f"naive: {naive:.1f} s")
+    naive = None if args.no_naive else naive_once()
+    log(f"naive: {naive} s")
     harness.vacuum_analyze()
-    ranges = ranges_timed(args.ranges)
+    ranges = ranges_timed(args.ranges, first=args.first)
     log(f"ranges: {ranges}")
     loads.append(harness.load_average())
     table = render(world, migrated, loads, settings, refresh, bare, naive, ranges, bare_plan())
