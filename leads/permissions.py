@@ -279,6 +279,9 @@ def leads_answered_for(user: User) -> LeadQuerySet:
 def teammates_of(user: User) -> QuerySet[User]:
     """The reps and managers besides the user whom the user may give leads to
     (``lead_owners``): a manager's teams, everyone for admins and marketers."""
+    if user.role == Role.REP:
+        # A rep gives leads to themselves only: no query for an answer known to be none.
+        return User.objects.none()
     sellers = User.objects.filter(groups__name__in=[Role.REP.label, Role.MANAGER.label])
     return (
         lead_owners(user)

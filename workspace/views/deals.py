@@ -51,6 +51,7 @@ from workspace.deal_forms import (
 )
 from workspace.formats import house_date, whole_number
 from workspace.forms import StageForm
+from workspace.paths import pk_path
 
 from .lead import acting_lead, render_lead, visible_lead
 
@@ -283,14 +284,6 @@ def _board_card(
     }
 
 
-def _paths(name: str) -> Callable[[int], str]:
-    """``reverse(name, args=[pk])`` for any pk at the cost of one ``reverse``: a board
-    links every card three times."""
-    marker = str(2**63 - 1)
-    head, _, tail = reverse(name, args=[marker]).partition(marker)
-    return lambda pk: f"{head}{pk}{tail}"
-
-
 def _board_query(request: AuthenticatedHttpRequest) -> QueryDict:
     query = QueryDict(mutable=True)
     for name in BOARD_FILTERS:
@@ -314,7 +307,7 @@ def _render_board(request: AuthenticatedHttpRequest, *, status: int = 200) -> Ht
     now = timezone.now()
     columns = deal_board(deals=deals, now=now)
     suffix = f"?{query.urlencode()}" if query else ""
-    paths = (_paths("lead-detail"), _paths("deal-win"), _paths("deal-lose"))
+    paths = (pk_path("lead-detail"), pk_path("deal-win"), pk_path("deal-lose"))
     stages = [column.stage for column in columns if column.stage is not None]
     boards = []
     for column in columns:
