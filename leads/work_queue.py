@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Max, Q
+
+from crm.models import User
 
 from .handoff_models import HandOff, NotificationKind
 from .models import (
@@ -55,9 +56,6 @@ from .sales_feedback import lead_log_touch
 from .selectors import end_of_today
 from .snooze_times import SNOOZE_CHOICES, snooze_until
 
-if TYPE_CHECKING:
-    from crm.models import User
-
 QUEUE_LENGTH = 25
 # Rows read per source: enough to fill the queue after leads already taken by a more
 # urgent source, set aside or touched are dropped.
@@ -68,12 +66,10 @@ EVENT_WINDOW = dt.timedelta(days=7)
 
 
 # What the queue reads of a candidate lead: what its item and page show (name, contact,
-# company, stage, band, score) and, for ``lead_access``, its owner and their team (a
-# hand-off's or a task's lead may be someone else's: a manager's team's). The
-# candidates of every source are read in this one query, after each source has given
-# its rows as plain values: a lead read whole, with its company's, cost more to build
-# and to ask for than to read, and each source asking for its own leads cost more to
-# compile than to run.
+# company, stage, band, score) and its owner's id. The candidates of every source are
+# read in this one query, after each source has given its rows as plain values: a lead
+# read whole, with its company's, cost more to build and to ask for than to read, and
+# each source asking for its own leads cost more to compile than to run.
 LEAD_FIELDS = (
     "first_name",
     "last_name",
@@ -83,11 +79,9 @@ LEAD_FIELDS = (
     "stage",
     "band",
     "score",
+    "owner",
     "company",
     "company__name",
-    "owner",
-    "owner__team",
-    "owner__team__manager",
 )
 
 
@@ -149,7 +143,8 @@ def work_queue_for(
     """The person's queue, most urgent first (module docstring), at most ``limit`` items.
 
     ``surging`` are ids of leads whose score surged lately (``scoring.selectors``);
-    those the person owns count as surging. Eight queries at most.
+    those the person owns count as surging. Eight queries at most, and one for the
+    owners of leads someone else owns.
     """
     deferred = list(
         QueueDeferral.objects.filter(user=user, until__gt=now).values_list("lead_id", flat=True)
@@ -162,7 +157,7 @@ def work_queue_for(
     # once their leads are read; the inbound query reads the person's leads already.
     own = {*inbound, *surging} - set(deferred)
     worked: list[HandOff | Task] = [*handoffs, *tasks]
-    leads = _leads([*(row.lead_id for row in worked if row.lead_id), *hot, *own])
+    leads = _leads([*(row.lead_id for row in worked if row.lead_id), *hot, *own], user)
     items: dict[int, QueueItem] = {}
     for row in worked:
         # A lead deleted between the two reads has no item.
@@ -305,12 +300,29 @@ def _hot_lead_ids(user: User, deferred: list[int]) -> list[int]:
     return list(ranks.values_list("lead_id", flat=True)[:CANDIDATES])
 
 
-def _leads(ids: list[int]) -> dict[int, Lead]:
-    """The candidates of every source, by id, in one query (``LEAD_FIELDS``)."""
+def _leads(ids: list[int], user: User) -> dict[int, Lead]:
+    """The candidates of every source, by id, in one query (``LEAD_FIELDS``), with the
+    owners ``lead_access`` reads."""
     if not ids:
         return {}
-    leads = Lead.objects.filter(pk__in=set(ids)).select_related("company", "owner__team")
-    return {lead.pk: lead for lead in leads.only(*LEAD_FIELDS)}
+    leads = Lead.objects.filter(pk__in=set(ids)).select_related("company").only(*LEAD_FIELDS)
+    found = {lead.pk: lead for lead in leads}
+    _attach_owners(found.values(), user)
+    return found
+
+
+def _attach_owners(leads: Iterable[Lead], user: User) -> None:
+    """Give the leads someone else owns (a manager's team's, by hand-off or task) their
+    owner and the owner's team, in one query when there are any. ``lead_access`` decides
+    on the owner's id alone for the person's own leads and unassigned ones, a rep's
+    whole queue: a user and a team built for each of those cost more than their query."""
+    others = [lead for lead in leads if lead.owner_id not in (None, user.pk)]
+    if not others:
+        return
+    people = User.objects.filter(pk__in={lead.owner_id for lead in others})
+    owners = people.select_related("team").in_bulk()
+    for lead in others:
+        lead.owner = owners.get(lead.owner_id)
 
 
 def _last_touches(lead_ids: list[int], now: dt.datetime) -> dict[int, dt.datetime]:
