@@ -91,6 +91,14 @@ TEMPLATES = [
             ],
         },
     },
+    {
+        # The rows the busiest pages repeat, *.jinja beside the pages (crm/jinja2.py).
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "NAME": "jinja2",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": False,
+        "OPTIONS": {"environment": "crm.jinja2.environment"},
+    },
 ]
 # Built-in form and widget templates through Jinja2 (crm/forms.py).
 FORM_RENDERER = "crm.forms.FormRenderer"

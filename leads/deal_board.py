@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Coalesce
@@ -24,17 +25,82 @@ from .models import Deal, DealStage, DealStatus
 
 CARDS_PER_COLUMN = 20
 NO_STAGE = "none"
-# What a card shows and checks of its lead (its name, owner and company's name): a
-# lead row is wide, and building 20 a column of them whole cost more than reading them.
-CARD_FIELDS = (
-    *(field.name for field in Deal._meta.concrete_fields),
+# What a card shows and checks of a deal and its lead (its name, owner and company's
+# name), read as plain values: a lead row is wide, and a model instance for each
+# deal, lead and company of 20 cards a column cost more to build than to read.
+CARD_VALUES = (
+    "id",
+    "name",
+    "amount",
+    "currency",
+    "expected_close",
+    "probability",
+    "stage_id",
+    "stage_changed_at",
+    "owner_id",
+    "lead_id",
     "lead__first_name",
     "lead__last_name",
     "lead__email",
     "lead__owner",
-    "lead__company",
     "lead__company__name",
 )
+
+
+@dataclass
+class DealCard:
+    """An open deal as its card shows it, with its stage, its owner and its lead's owner
+    (with their team: what ``leads.permissions.owner_access`` reads) attached."""
+
+    pk: int
+    name: str
+    amount: Decimal
+    currency: str
+    expected_close: dt.date | None
+    probability: int | None
+    stage_id: int | None
+    stage_changed_at: dt.datetime
+    owner_id: int | None
+    lead_id: int
+    lead_name: str
+    lead_owner_id: int | None
+    company_name: str | None
+    stage: DealStage | None = None
+    owner: User | None = None
+    lead_owner: User | None = None
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> DealCard:
+        return cls(
+            pk=row["id"],
+            name=row["name"],
+            amount=row["amount"],
+            currency=row["currency"],
+            expected_close=row["expected_close"],
+            probability=row["probability"],
+            stage_id=row["stage_id"],
+            stage_changed_at=row["stage_changed_at"],
+            owner_id=row["owner_id"],
+            lead_id=row["lead_id"],
+            # As ``Lead.__str__``: the full name, else the email.
+            lead_name=f"{row['lead__first_name']} {row['lead__last_name']}".strip()
+            or row["lead__email"],
+            lead_owner_id=row["lead__owner"],
+            company_name=row["lead__company__name"],
+        )
+
+    @property
+    def win_probability(self) -> int:
+        """Per cent, as ``Deal.win_probability``: the deal's own, else its stage's."""
+        if self.probability is not None:
+            return self.probability
+        return self.stage.probability if self.stage is not None else 0
+
+    def rotting_days(self, now: dt.datetime) -> int | None:
+        """As ``Deal.rotting_days`` of an open deal."""
+        if self.stage is None:
+            return None
+        return self.stage.rotting_days(idle_since=self.stage_changed_at, now=now)
 
 
 @dataclass
@@ -47,7 +113,7 @@ class DealColumn:
     totals: dict[str, Decimal] = field(default_factory=dict)
     weighted: dict[str, Decimal] = field(default_factory=dict)
     rotting: int = 0
-    cards: list[Deal] = field(default_factory=list)
+    cards: list[DealCard] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -81,33 +147,29 @@ def deal_board(
         column.totals[currency] = column.totals.get(currency, Decimal(0)) + row["total"]
         weighted = row["weighted"] / 100
         column.weighted[currency] = column.weighted.get(currency, Decimal(0)) + weighted
-    soonest = (
-        open_deals.select_related("lead__company")
-        .only(*CARD_FIELDS)
-        .order_by(F("expected_close").asc(nulls_last=True), "id")
-    )
+    soonest = open_deals.order_by(F("expected_close").asc(nulls_last=True), "id")
     for stage_id, column in columns.items():
         if column.count:
             in_stage = soonest.filter(stage_id=stage_id) if stage_id else soonest.filter(stage=None)
-            column.cards = list(in_stage[:cards])
+            column.cards = [DealCard.of(row) for row in in_stage.values(*CARD_VALUES)[:cards]]
     _attach(
-        [deal for column in columns.values() for deal in column.cards],
+        [card for column in columns.values() for card in column.cards],
         {stage.pk: stage for stage in stages},
     )
     return list(columns.values())
 
 
-def _attach(deals: list[Deal], stages: dict[int, DealStage]) -> None:
+def _attach(cards: list[DealCard], stages: dict[int, DealStage]) -> None:
     """Give the cards their stage, their owner and their lead's owner with its team (what
-    ``leads.permissions.lead_access`` reads), in one query for the people."""
-    if not deals:
+    ``leads.permissions.owner_access`` reads), in one query for the people."""
+    if not cards:
         return
-    ids = {pk for deal in deals for pk in (deal.owner_id, deal.lead.owner_id) if pk is not None}
+    ids = {pk for card in cards for pk in (card.owner_id, card.lead_owner_id) if pk is not None}
     people = User.objects.filter(pk__in=ids).select_related("team").in_bulk()
-    for deal in deals:
-        deal.stage = stages.get(deal.stage_id) if deal.stage_id else None
-        deal.owner = people.get(deal.owner_id) if deal.owner_id else None
-        deal.lead.owner = people.get(deal.lead.owner_id) if deal.lead.owner_id else None
+    for card in cards:
+        card.stage = stages.get(card.stage_id) if card.stage_id else None
+        card.owner = people.get(card.owner_id) if card.owner_id else None
+        card.lead_owner = people.get(card.lead_owner_id) if card.lead_owner_id else None
 
 
 def _aggregates(open_deals: QuerySet[Deal], stages: list[DealStage], now: dt.datetime) -> QuerySet:

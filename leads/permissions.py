@@ -50,7 +50,7 @@ with what they see, and whom they may hand it to:
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -105,14 +105,26 @@ def lead_access(*, lead: Lead, user: User) -> LeadAccess:
 
     ``lead`` must come from ``Lead.objects.visible_to(user)`` with ``owner__team`` loaded.
     """
+    return _access(lead.owner_id, user, lambda: lead.owner)
+
+
+def owner_access(*, owner_id: int | None, owner: User | None, user: User) -> LeadAccess:
+    """``lead_access`` to a lead ``user`` sees, said of its owner (``owner``, with their
+    team loaded, read only when it decides): for reads that build no lead, such as the
+    deal board's cards."""
+    return _access(owner_id, user, lambda: owner)
+
+
+def _access(owner_id: int | None, user: User, owner: Callable[[], User | None]) -> LeadAccess:
     role = user.role
-    if lead.owner_id is None:
+    if owner_id is None:
         return LeadAccess(
             may_act=role == Role.ADMIN, may_take=role in (Role.REP, Role.MANAGER, Role.ADMIN)
         )
-    if role == Role.ADMIN or lead.owner_id == user.pk:
+    if role == Role.ADMIN or owner_id == user.pk:
         return LeadAccess(may_act=True, may_take=False)
-    team = lead.owner.team if lead.owner is not None else None
+    person = owner()
+    team = person.team if person is not None else None
     manages = (
         role == Role.MANAGER
         and team is not None
@@ -267,6 +279,9 @@ def leads_answered_for(user: User) -> LeadQuerySet:
 def teammates_of(user: User) -> QuerySet[User]:
     """The reps and managers besides the user whom the user may give leads to
     (``lead_owners``): a manager's teams, everyone for admins and marketers."""
+    if user.role == Role.REP:
+        # A rep gives leads to themselves only: no query for an answer known to be none.
+        return User.objects.none()
     sellers = User.objects.filter(groups__name__in=[Role.REP.label, Role.MANAGER.label])
     return (
         lead_owners(user)

@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Max, Q
+
+from crm.models import User
 
 from .handoff_models import HandOff, NotificationKind
 from .models import (
@@ -55,9 +56,6 @@ from .sales_feedback import lead_log_touch
 from .selectors import end_of_today
 from .snooze_times import SNOOZE_CHOICES, snooze_until
 
-if TYPE_CHECKING:
-    from crm.models import User
-
 QUEUE_LENGTH = 25
 # Rows read per source: enough to fill the queue after leads already taken by a more
 # urgent source, set aside or touched are dropped.
@@ -68,11 +66,10 @@ EVENT_WINDOW = dt.timedelta(days=7)
 
 
 # What the queue reads of a candidate lead: what its item and page show (name, contact,
-# company, stage, band, score) and its owner. Up to a few hundred candidates are read
-# to show 25: whole lead rows, with their company's, cost more to build and to ask for
-# than to read. A lead of a hand-off or a task may be someone else's (a manager's
-# team's): its owner and their team come too, for ``lead_access``; the person's own
-# leads need neither (``lead_access`` decides on the owner's id).
+# company, stage, band, score) and its owner's id. The candidates of every source are
+# read in this one query, after each source has given its rows as plain values: a lead
+# read whole, with its company's, cost more to build and to ask for than to read, and
+# each source asking for its own leads cost more to compile than to run.
 LEAD_FIELDS = (
     "first_name",
     "last_name",
@@ -86,12 +83,6 @@ LEAD_FIELDS = (
     "company",
     "company__name",
 )
-OWNER_FIELDS = ("owner__team", "owner__team__manager")
-
-
-def _lead_fields(prefix: str = "", *, owner: bool = False) -> list[str]:
-    names = [*LEAD_FIELDS, *OWNER_FIELDS] if owner else LEAD_FIELDS
-    return [prefix + name for name in names]
 
 
 class Urgency(IntEnum):
@@ -152,28 +143,32 @@ def work_queue_for(
     """The person's queue, most urgent first (module docstring), at most ``limit`` items.
 
     ``surging`` are ids of leads whose score surged lately (``scoring.selectors``);
-    those the person owns count as surging. Eight queries at most.
+    those the person owns count as surging. Eight queries at most, and one for the
+    owners of leads someone else owns.
     """
     deferred = list(
         QueueDeferral.objects.filter(user=user, until__gt=now).values_list("lead_id", flat=True)
     )
-    items: dict[int, QueueItem] = {}
-    for item in [*_handoff_items(user, now, deferred), *_task_items(user, now, deferred)]:
-        _keep_most_urgent(items, item)
+    handoffs = _handoffs(user, deferred)
+    tasks = _tasks(user, now, deferred)
     inbound = _inbound_times(user, now, deferred)
-    hot = _hot_leads(user, deferred)
-    others = _leads(user, {*inbound, *surging} - {*items, *(lead.pk for lead in hot)}, deferred)
-    leads = {lead.pk: lead for lead in [*hot, *others]}
-    touches = _last_touches(list(leads), now)
-    for lead_id, lead in leads.items():
-        touched = touches.get(lead_id)
-        if lead_id in inbound and (touched is None or touched < inbound[lead_id]):
-            _keep_most_urgent(items, QueueItem(Urgency.INBOUND, lead, due_at=inbound[lead_id]))
-        elif touched is None or touched < now - TOUCH_WINDOW:
-            if lead_id in surging and lead.owner_id == user.pk:
-                _keep_most_urgent(items, QueueItem(Urgency.SURGING, lead))
-            elif lead.band == Band.HOT:
-                _keep_most_urgent(items, QueueItem(Urgency.HOT, lead))
+    hot = _hot_lead_ids(user, deferred)
+    # Inbound activity and surges count on the person's own open leads only, checked
+    # once their leads are read; the inbound query reads the person's leads already.
+    own = {*inbound, *surging} - set(deferred)
+    worked: list[HandOff | Task] = [*handoffs, *tasks]
+    leads = _leads([*(row.lead_id for row in worked if row.lead_id), *hot, *own], user)
+    items: dict[int, QueueItem] = {}
+    for row in worked:
+        # A lead deleted between the two reads has no item.
+        if row.lead_id and (lead := leads.get(row.lead_id)) is not None:
+            _keep_most_urgent(items, _item(row, lead, now))
+    candidates = _candidates(leads, hot=hot, own=own, user=user)
+    touches = _last_touches([lead.pk for lead in candidates], now)
+    for lead in candidates:
+        item = _waiting_item(lead, touches.get(lead.pk), inbound.get(lead.pk), surging, user, now)
+        if item is not None:
+            _keep_most_urgent(items, item)
     chosen = [item for item in items.values() if lead_access(lead=item.lead, user=user).may_act]
     chosen.sort(key=lambda item: item.sort_key)
     chosen = chosen[:limit]
@@ -181,6 +176,38 @@ def work_queue_for(
     for item in chosen:
         _explain(item, events.get(item.lead.pk, []), now)
     return chosen
+
+
+def _candidates(leads: dict[int, Lead], *, hot: list[int], own: set[int], user: User) -> list[Lead]:
+    """The hot leads, then those with inbound activity or a surge that are the person's
+    own and open, each once."""
+    return [
+        lead
+        for lead_id in dict.fromkeys([*hot, *own])
+        if (lead := leads.get(lead_id)) is not None
+        and (lead_id in hot or (lead.owner_id == user.pk and lead.stage not in CLOSED_STAGES))
+    ]
+
+
+def _waiting_item(
+    lead: Lead,
+    touched: dt.datetime | None,
+    inbound: dt.datetime | None,
+    surging: Collection[int],
+    user: User,
+    now: dt.datetime,
+) -> QueueItem | None:
+    """The lead's item when it waits for the person: inbound activity nobody answered
+    since (``inbound``: its latest), or a surge or a hot score untouched this week."""
+    if inbound is not None and (touched is None or touched < inbound):
+        return QueueItem(Urgency.INBOUND, lead, due_at=inbound)
+    if touched is not None and touched >= now - TOUCH_WINDOW:
+        return None
+    if lead.pk in surging and lead.owner_id == user.pk:
+        return QueueItem(Urgency.SURGING, lead)
+    if lead.band == Band.HOT:
+        return QueueItem(Urgency.HOT, lead)
+    return None
 
 
 def _keep_most_urgent(items: dict[int, QueueItem], item: QueueItem) -> None:
@@ -195,49 +222,42 @@ def _open_leads(user: User) -> Q:
     return owner_visibility(user, lead="lead__") & ~Q(lead__stage__in=CLOSED_STAGES)
 
 
-def _handoff_items(user: User, now: dt.datetime, deferred: list[int]) -> list[QueueItem]:
+def _handoffs(user: User, deferred: list[int]) -> list[HandOff]:
     """Pending hand-offs to the person nobody touched yet, by SLA (``handoff_awaiting_idx``)."""
     handoffs = (
         HandOff.objects.awaiting(user)
         .filter(_open_leads(user), first_touch_at__isnull=True)
         .exclude(lead_id__in=deferred)
-        .select_related("lead__company", "lead__owner__team")
-        .only("sla_due_at", "lead", *_lead_fields("lead__", owner=True))[:CANDIDATES]
+        .only("lead_id", "sla_due_at")
     )
-    return [
-        QueueItem(
-            Urgency.HANDOFF_LATE
-            if handoff.sla_due_at is not None and handoff.sla_due_at < now
-            else Urgency.HANDOFF,
-            handoff.lead,
-            # Without an SLA, last among the hand-offs.
-            due_at=handoff.sla_due_at or dt.datetime.max.replace(tzinfo=dt.UTC),
-            handoff=handoff,
-        )
-        for handoff in handoffs
-    ]
+    return list(handoffs[:CANDIDATES])
 
 
-def _task_items(user: User, now: dt.datetime, deferred: list[int]) -> list[QueueItem]:
+def _tasks(user: User, now: dt.datetime, deferred: list[int]) -> list[Task]:
     """The person's open tasks on leads, overdue or due today (``task_open_due_idx``)."""
     tasks = (
         Task.objects.open()
         .filter(_open_leads(user), assignee=user, due_at__lt=end_of_today(now))
         .exclude(lead_id__in=deferred)
-        .select_related("lead__company", "lead__owner__team")
-        .only("title", "due_at", "lead", *_lead_fields("lead__", owner=True))
-        .order_by("due_at", "pk")[:CANDIDATES]
+        .only("lead_id", "title", "due_at")
+        .order_by("due_at", "pk")
     )
-    return [
-        QueueItem(
-            Urgency.TASK_OVERDUE if task.due_at < now else Urgency.TASK_DUE,
-            task.lead,
-            due_at=task.due_at,
-            task=task,
-        )
-        for task in tasks
-        if task.lead is not None
-    ]
+    return list(tasks[:CANDIDATES])
+
+
+def _item(row: HandOff | Task, lead: Lead, now: dt.datetime) -> QueueItem:
+    """The item of a hand-off (urgent by its SLA) or a task (by its due time)."""
+    if isinstance(row, Task):
+        urgency = Urgency.TASK_OVERDUE if row.due_at < now else Urgency.TASK_DUE
+        return QueueItem(urgency, lead, due_at=row.due_at, task=row)
+    late = row.sla_due_at is not None and row.sla_due_at < now
+    return QueueItem(
+        Urgency.HANDOFF_LATE if late else Urgency.HANDOFF,
+        lead,
+        # Without an SLA, last among the hand-offs.
+        due_at=row.sla_due_at or dt.datetime.max.replace(tzinfo=dt.UTC),
+        handoff=row,
+    )
 
 
 def _inbound_times(user: User, now: dt.datetime, deferred: list[int]) -> dict[int, dt.datetime]:
@@ -268,22 +288,41 @@ def _inbound_times(user: User, now: dt.datetime, deferred: list[int]) -> dict[in
     return dict(list(latest.items())[:CANDIDATES])
 
 
-def _hot_leads(user: User, deferred: list[int]) -> list[Lead]:
-    """The person's open hot leads, hottest first (``rank_owner_hottest_idx``)."""
-    leads = (
-        Lead.objects.filter(rank__owner=user, rank__band=Band.HOT)
-        .exclude(rank__stage__in=CLOSED_STAGES)
-        .exclude(pk__in=deferred)
+def _hot_lead_ids(user: User, deferred: list[int]) -> list[int]:
+    """The person's open hot leads, hottest first, from their rank alone
+    (``rank_owner_hottest_idx``)."""
+    ranks = (
+        LeadRank.objects.filter(owner=user, band=Band.HOT)
+        .exclude(stage__in=CLOSED_STAGES)
+        .exclude(lead_id__in=deferred)
+        .order_by("-score", "-lead_id")
     )
-    leads = leads.select_related("company").only(*_lead_fields())
-    return list(leads.hottest()[:CANDIDATES])
+    return list(ranks.values_list("lead_id", flat=True)[:CANDIDATES])
 
 
-def _leads(user: User, ids: Collection[int], deferred: list[int]) -> list[Lead]:
+def _leads(ids: list[int], user: User) -> dict[int, Lead]:
+    """The candidates of every source, by id, in one query (``LEAD_FIELDS``), with the
+    owners ``lead_access`` reads."""
     if not ids:
-        return []
-    leads = Lead.objects.filter(pk__in=list(ids), owner=user).open().exclude(pk__in=deferred)
-    return list(leads.select_related("company").only(*_lead_fields()))
+        return {}
+    leads = Lead.objects.filter(pk__in=set(ids)).select_related("company").only(*LEAD_FIELDS)
+    found = {lead.pk: lead for lead in leads}
+    _attach_owners(found.values(), user)
+    return found
+
+
+def _attach_owners(leads: Iterable[Lead], user: User) -> None:
+    """Give the leads someone else owns (a manager's team's, by hand-off or task) their
+    owner and the owner's team, in one query when there are any. ``lead_access`` decides
+    on the owner's id alone for the person's own leads and unassigned ones, a rep's
+    whole queue: a user and a team built for each of those cost more than their query."""
+    others = [lead for lead in leads if lead.owner_id not in (None, user.pk)]
+    if not others:
+        return
+    people = User.objects.filter(pk__in={lead.owner_id for lead in others})
+    owners = people.select_related("team").in_bulk()
+    for lead in others:
+        lead.owner = owners.get(lead.owner_id)
 
 
 def _last_touches(lead_ids: list[int], now: dt.datetime) -> dict[int, dt.datetime]:

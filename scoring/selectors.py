@@ -4,7 +4,6 @@ the leads surging now (My day)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -233,15 +232,6 @@ PREDICTIVE_EXPORT_COLUMN = ExportColumn(
     annotations=(("predictive_score_cell", predictive_score_subquery),),
 )
 PREDICTIVE_EXPORT_AFTER = "quadrant"
-
-
-def primary_predictive_scores(*, lead_ids: Sequence[int]) -> dict[int, int]:
-    """The leads' predictive scores in their primary models, by lead id, in one query;
-    a lead without one (no predictive model live in its model) is left out."""
-    rows = LeadScore.objects.filter(
-        lead_id__in=list(lead_ids), is_primary=True, predictive_score__isnull=False
-    ).values_list("lead_id", "predictive_score")
-    return {lead_id: score for lead_id, score in rows if score is not None}
 
 
 def lead_predictive_score(*, lead: Lead) -> int | None:

@@ -281,10 +281,10 @@ def test_the_queue_costs_the_same_queries_for_few_and_many_items(rep, db):
     many = count()
 
     assert len(queue(rep, surging=surging)) == 25
-    # Deferrals, hand-offs, tasks, inbound, hot leads, their last touches, the events of
-    # the leads shown.
-    assert few == 7
-    assert many == few + 1  # the surging leads' own query
+    # Deferrals, hand-offs, tasks, inbound, hot leads, every source's leads, their last
+    # touches, the events of the leads shown.
+    assert few == 8
+    assert many == few
 
 
 # --- Working an item ----------------------------------------------------------------------------

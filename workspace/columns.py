@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from leads.models import SALES_TOUCH_TYPES, Activity, Lead, Source, Task
 from scoring.selectors import predictive_score_subquery
+from workspace.formats import house_date
 from workspace.keyset import PREDICTIVE_KEY
 
 COLUMNS_PARAM = "cols"
@@ -155,6 +156,4 @@ def column_cells(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _day(moment: Any) -> str:
-    """Django's "j M Y", English as the whole interface is."""
-    local = timezone.localtime(moment)
-    return f"{local.day} {local:%b %Y}"
+    return house_date(timezone.localtime(moment))

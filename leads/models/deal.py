@@ -82,6 +82,14 @@ class DealStage(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def rotting_days(self, *, idle_since: dt.datetime, now: dt.datetime) -> int | None:
+        """Days an open deal in this stage since ``idle_since`` has idled, once past the
+        stage's limit; None while within it, or when the stage never rots."""
+        if self.rot_days is None:
+            return None
+        idle = (now - idle_since).days
+        return idle if idle >= self.rot_days else None
+
 
 class LostReason(models.Model):
     """A reason a deal is lost, from the pick-list admins and marketers edit. A lost deal
@@ -201,7 +209,6 @@ class Deal(models.Model):
     def rotting_days(self, now: dt.datetime) -> int | None:
         """Days the open deal has idled in its stage once past the stage's limit, None
         while it is within it (or closed, or in a stage that never rots)."""
-        if not self.is_open or self.stage is None or self.stage.rot_days is None:
+        if not self.is_open or self.stage is None:
             return None
-        idle = (now - self.stage_changed_at).days
-        return idle if idle >= self.stage.rot_days else None
+        return self.stage.rotting_days(idle_since=self.stage_changed_at, now=now)

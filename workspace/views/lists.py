@@ -13,8 +13,8 @@ server runs the filters again for the person, within what they may see.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 from django import forms
 from django.conf import settings
@@ -49,8 +49,10 @@ from workspace.columns import (
 )
 from workspace.exports import EXPORT_FILTERS_INVALID, list_export_columns, list_leads_for_export
 from workspace.filters import LeadListFilter, leads_count, leads_count_upto
+from workspace.formats import house_date
 from workspace.forms import LOCAL_DATETIME_FORMATS, LocalDateTimeInput
 from workspace.keyset import SORTS, cursor_decode, leads_page
+from workspace.paths import pk_path
 from workspace.saved_views import (
     VIEW_PARAM,
     may_delete_view,
@@ -308,6 +310,7 @@ def list_context(
         score_before=score_before(timezone.now())
     )
     page = leads_page(rows, sort=sort, cursor=cursor)
+    paths = RowPaths(lead=pk_path("lead-detail"), company=pk_path("company-detail"))
     query = _list_query(request.GET)
     actions = bulk.bulk_actions_for(user)
     secondary = [form[name] for name in SECONDARY_FILTERS]
@@ -319,7 +322,7 @@ def list_context(
         "secondary_fields": secondary,
         "more_filters_open": any(field.value() or field.errors for field in secondary),
         "page": page,
-        "rows": [lead_row(row) for row in page.rows],
+        "rows": [lead_row(row, paths=paths) for row in page.rows],
         "count": count,
         "count_more_than": lead_filters.COUNT_INLINE_MAX,
         "count_url": reverse("lead-count") + (f"?{query.urlencode()}" if query else ""),
@@ -383,7 +386,14 @@ def _export_urls(query: QueryDict, keys: list[str] | None) -> dict[str, str]:
     return urls
 
 
-def lead_row(row: dict[str, Any]) -> dict[str, Any]:
+class RowPaths(NamedTuple):
+    """The URLs a row links to, by id (``workspace.paths``): reversed once a page."""
+
+    lead: Callable[[int], str]
+    company: Callable[[int], str]
+
+
+def lead_row(row: dict[str, Any], *, paths: RowPaths) -> dict[str, Any]:
     """What one row of the list shows, as plain strings, from a ``ROW_FIELDS`` row (and
     the score seven days ago, ``score_before``, for the trend).
 
@@ -401,15 +411,14 @@ def lead_row(row: dict[str, Any]) -> dict[str, Any]:
         owner = f"{row['owner__first_name']} {row['owner__last_name']}".strip() or owner
     return {
         "pk": row["id"],
-        "url": reverse("lead-detail", args=[row["id"]]),
+        "url": paths.lead(row["id"]),
         "name": name,
         "email": row["email"],
         "company": row["company__name"] or "—",
-        "company_url": reverse("company-detail", args=[company_id]) if company_id else "",
+        "company_url": paths.company(company_id) if company_id else "",
         "owner": owner or "Unassigned",
         "stage": STAGE_LABELS.get(row["stage"], row["stage"]),
-        # Django's "j M Y", English as the whole interface is (USE_I18N is off).
-        "stage_changed": f"{changed.day} {changed:%b %Y}",
+        "stage_changed": house_date(changed),
         "stage_changed_iso": changed.isoformat(),
         "last_activity": naturaltime(last) if last else "",
         "last_activity_iso": timezone.localtime(last).isoformat() if last else "",
