@@ -243,7 +243,7 @@ def score_all(*, id_range: int = 20_000, progress: Callable[[str], None] = print
                 lo=lo,
                 hi=lo + id_range - 1,
                 now=now,
-                accounts=False,
+                accounts_at_most=0,
             )
         progress(f"  scored {min(lo - bounds['lo'] + id_range, total):,} of {total:,} leads")
     # As a rescore job: every company's account summed once at the end.

@@ -538,6 +538,10 @@ SCORING_RESCORE_RANGE = env_int("SCORING_RESCORE_RANGE", 5_000)
 SCORING_DECAY_RANGE = env_int("SCORING_DECAY_RANGE", 5_000)
 # Company ids per transaction of the nightly account-score refresh (scoring.accounts).
 SCORING_ACCOUNT_RANGE = env_int("SCORING_ACCOUNT_RANGE", 5_000)
+# Companies a range of a rescore job sums itself; a range that touched more leaves them to
+# one pass over every company when the job ends (summing a company reads all its people,
+# and those spread over every range).
+SCORING_ACCOUNTS_INLINE = env_int("SCORING_ACCOUNTS_INLINE", 1_000)
 # Suggested weights (scoring.suggestions) are fitted only on at least this many won and
 # this many lost leads of the model's segment; below it they say how many more are needed.
 SCORING_SUGGEST_MIN_CLOSED = env_int("SCORING_SUGGEST_MIN_CLOSED", 30)

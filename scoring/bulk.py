@@ -128,6 +128,9 @@ class RangeResult:
     appended: int
     changed: list[tuple[int, int | None, str]]  # lead id, old score (None: none), old band
     surges: list[tuple[int, float]]  # lead id, points earned within the surge window
+    # The range touched more companies than ``accounts_at_most``: their accounts were not
+    # summed, and the caller sums every company.
+    accounts_left: bool = False
 
 
 def _segment_clause(
@@ -144,10 +147,13 @@ def rescore_range(
     hi: int,
     now: datetime,
     rule_ids: set[int] | None = None,
-    accounts: bool = True,
+    accounts_at_most: int | None = None,
 ) -> RangeResult:
     """Rescore leads ``lo <= id <= hi`` in ``model``; call inside ``transaction.atomic()``.
-    With ``accounts`` False the companies' account scores are left to the caller."""
+
+    The account scores of the companies whose leads it rescored are summed in the same
+    transaction, unless there are more than ``accounts_at_most`` of them: then they are
+    left to the caller (``RangeResult.accounts_left``)."""
     rules = [
         r
         for r in (*model.fit_rules, *model.engagement_rules)
@@ -219,16 +225,16 @@ def rescore_range(
         leads = recompute_states(cursor, scope, gone)
         surges = mark_surges(cursor, scope)
         changed = materialize(cursor, scope, before, gone)
-        companies: list[int] = []
-        if accounts:
-            cursor.execute(
-                "SELECT DISTINCT company_id FROM leads_lead WHERE company_id IS NOT NULL "
-                "AND id IN (SELECT lead_id FROM scoring_touched) AND id BETWEEN %s AND %s",
-                [lo, hi],
-            )
-            companies = [company_id for (company_id,) in cursor.fetchall()]
-    accounts_refresh(company_ids=companies, now=now)
-    return RangeResult(leads, reversed_, appended, changed, surges)
+        cursor.execute(
+            "SELECT DISTINCT company_id FROM leads_lead WHERE company_id IS NOT NULL "
+            "AND id IN (SELECT lead_id FROM scoring_touched) AND id BETWEEN %s AND %s",
+            [lo, hi],
+        )
+        companies = [company_id for (company_id,) in cursor.fetchall()]
+    left = accounts_at_most is not None and len(companies) > accounts_at_most
+    if not left:
+        accounts_refresh(company_ids=companies, now=now)
+    return RangeResult(leads, reversed_, appended, changed, surges, accounts_left=left)
 
 
 def _store_reasons(cursor: Any, rules: list[RuleSpec]) -> None:

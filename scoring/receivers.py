@@ -9,6 +9,7 @@ from django.db import transaction
 
 from crm.resilience import task_enqueue
 
+from .models import RescoreJob
 from .outbox import lead_score_request, pending_scoring_request, profile_rescore_record
 from .predictive.services import predictive_scores_missing
 
@@ -86,10 +87,13 @@ def fill_predictive_on_rescore(sender: Any, model_id: int, **kwargs: Any) -> Non
         )
 
 
-def refresh_accounts_on_rescore(sender: Any, model_id: int, **kwargs: Any) -> None:
-    """``rescore_finished``: the job's ranges left the account scores to its end, so every
-    company's is summed again on the bulk queue, once (one pass over the scores, where
-    summing each range's companies would read every lead once a range)."""
+def refresh_accounts_on_rescore(sender: Any, job_id: int, model_id: int, **kwargs: Any) -> None:
+    """``rescore_finished``: when a range of the job touched too many companies to sum
+    them itself (``SCORING_ACCOUNTS_INLINE``), every company's account is summed again on
+    the bulk queue, once: one pass over the scores, where summing each range's companies
+    would read every lead once a range. A job whose ranges summed theirs queues nothing."""
+    if not RescoreJob.objects.filter(pk=job_id, accounts_pending=True).exists():
+        return
     task_enqueue(
         "scoring.tasks.refresh_account_scores",
         what=f"Account scores after a rescore of model {model_id}",

@@ -180,15 +180,17 @@ def rescore_job_range(*, job_id: int, lo: int, hi: int) -> bool:
                 hi=hi,
                 now=timezone.now(),
                 rule_ids=rule_ids,
-                # Summed once when the job ends (``refresh_accounts_on_rescore``).
-                accounts=False,
+                # Beyond that, summed once when the job ends (``refresh_accounts_on_rescore``).
+                accounts_at_most=settings.SCORING_ACCOUNTS_INLINE,
             )
             range_react(result=result, model=compiled, ruleset=ruleset)
             moves = _thresholds_catch_up(job, lo, hi)
     except Exception as exc:
         _rescore_job_failed(job_id, exc)
         raise
-    _rescore_range_finished(job_id, lo, hi, result.reversed + result.appended, moves)
+    _rescore_range_finished(
+        job_id, lo, hi, result.reversed + result.appended, moves, result.accounts_left
+    )
     return True
 
 
@@ -209,7 +211,7 @@ def _thresholds_catch_up(job: RescoreJob, lo: int, hi: int) -> ThresholdMoves:
 
 
 def _rescore_range_finished(
-    job_id: int, lo: int, hi: int, entries: int, moves: ThresholdMoves
+    job_id: int, lo: int, hi: int, entries: int, moves: ThresholdMoves, accounts_left: bool
 ) -> None:
     """Count a range done, once however often it ran; the last one ends the job."""
     leads = Lead.objects.filter(pk__range=(lo, hi)).count()
@@ -222,7 +224,15 @@ def _rescore_range_finished(
         job.changed_entries += entries
         job.moved_to_mql += moves.to_mql
         job.moved_to_sql += moves.to_sql
-        fields = ["finished_ranges", "done", "changed_entries", "moved_to_mql", "moved_to_sql"]
+        job.accounts_pending |= accounts_left
+        fields = [
+            "finished_ranges",
+            "done",
+            "changed_entries",
+            "moved_to_mql",
+            "moved_to_sql",
+            "accounts_pending",
+        ]
         if job.status == RescoreStatus.RUNNING and len(job.finished_ranges) >= job.ranges:
             job.status, job.finished_at = RescoreStatus.DONE, timezone.now()
             fields += ["status", "finished_at"]

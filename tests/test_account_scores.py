@@ -272,34 +272,76 @@ def test_a_set_based_rescore_sums_the_accounts_of_the_leads_it_touched():
     assert (row.best_fit, row.engagement, row.engaged_contacts, row.score) == (20, 12, 2, 32)
 
 
+def _running_job(model, ranges: int):
+    from scoring.models import RescoreJob
+
+    job = RescoreJob.objects.create(model=model, reason="rule added", total=ranges, ranges=ranges)
+    RescoreJob.objects.filter(pk=job.pk).update(status="running")
+    return job
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_a_rescore_jobs_ranges_leave_the_accounts_to_one_sum_at_its_end(
-    django_capture_on_commit_callbacks,
+def test_a_rescore_range_touching_many_companies_leaves_them_to_one_sum_at_the_jobs_end(
+    django_capture_on_commit_callbacks, settings
 ):
     """A company's people spread over the job's ranges: each range would sum the whole
-    company again. The ranges leave the accounts, and the job's end sums each once."""
+    company again. Past ``SCORING_ACCOUNTS_INLINE`` companies a range leaves the accounts,
+    and the job's end sums each once."""
     from scoring.models import RescoreJob
     from scoring.rescore_jobs import rescore_job_range
 
+    settings.SCORING_ACCOUNTS_INLINE = 0
     model = active_model(surge_points=0)
     acme = CompanyFactory()
     people = [LeadFactory(company=acme, job_title="Head of Sales") for _ in range(2)]
     leads_score(lead_ids=[lead.pk for lead in people])
     fit_rule(model, 20, "job_title", "contains", "head")
-    job = RescoreJob.objects.create(model=model, reason="rule added", total=2, ranges=2)
-    RescoreJob.objects.filter(pk=job.pk).update(status="running")
+    job = _running_job(model, ranges=2)
 
     rescore_job_range(job_id=job.pk, lo=people[0].pk, hi=people[0].pk)
 
     assert LeadScore.objects.get(lead=people[0], model=model).fit == 20
     assert AccountScore.objects.get(company=acme, model=model).best_fit == 0
+    assert RescoreJob.objects.get(pk=job.pk).accounts_pending
 
     with django_capture_on_commit_callbacks(execute=True):
         rescore_job_range(job_id=job.pk, lo=people[1].pk, hi=people[1].pk)
 
     assert RescoreJob.objects.get(pk=job.pk).status == "done"
     assert AccountScore.objects.get(company=acme, model=model).best_fit == 20
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_rescore_touching_few_companies_sums_them_in_its_ranges_and_no_others(
+    django_capture_on_commit_callbacks, settings
+):
+    """A rule change that touched a few leads costs a few accounts: each range sums its
+    own companies, and the job's end queues no pass over every company (a company the
+    change did not touch keeps its row as it was)."""
+    from scoring.models import RescoreJob
+    from scoring.rescore_jobs import rescore_job_range
+
+    settings.SCORING_ACCOUNTS_INLINE = 5
+    model = active_model(surge_points=0)
+    acme, other = CompanyFactory(), CompanyFactory()
+    heads = [LeadFactory(company=acme, job_title="Head of Sales") for _ in range(2)]
+    bystander = LeadFactory(company=other, job_title="Intern")
+    leads_score(lead_ids=[lead.pk for lead in (*heads, bystander)])
+    AccountScore.objects.filter(company=other).update(best_fit=7)  # a pass would reset it
+    fit_rule(model, 20, "job_title", "contains", "head")
+    job = _running_job(model, ranges=2)
+
+    rescore_job_range(job_id=job.pk, lo=heads[0].pk, hi=heads[0].pk)
+    assert AccountScore.objects.get(company=acme, model=model).best_fit == 20
+
+    with django_capture_on_commit_callbacks(execute=True):
+        rescore_job_range(job_id=job.pk, lo=heads[1].pk, hi=heads[1].pk)
+
+    finished = RescoreJob.objects.get(pk=job.pk)
+    assert (finished.status, finished.accounts_pending) == ("done", False)
+    assert AccountScore.objects.get(company=other, model=model).best_fit == 7
 
 
 @pytest.mark.django_db

@@ -36,6 +36,9 @@ class RescoreJob(models.Model):
     # The first lead id of each range finished: a task delivered twice counts once.
     finished_ranges = models.JSONField(default=list, blank=True)
     changed_entries = models.PositiveIntegerField(default=0)
+    # Set by a range that touched more companies than it sums itself
+    # (``SCORING_ACCOUNTS_INLINE``): the job's end then sums every company once.
+    accounts_pending = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     rule = models.ForeignKey(
         Rule,
