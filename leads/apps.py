@@ -7,7 +7,12 @@ class LeadsConfig(AppConfig):
     verbose_name = "Leads"
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
         from . import tasks  # noqa: F401  (registered: services queue them by name)
+        from .name_collation import name_collation_register
+
+        connection_created.connect(name_collation_register, dispatch_uid="leads.name_collation")
         from .checks import check_handoff_settings
         from .handoff_assignment import handoff_on_stage_changed
         from .sales_feedback import handoff_on_activity_recorded

@@ -29,6 +29,7 @@ from django.utils import timezone
 from crm.models import Role, User
 
 from ..custom_fields import CustomFieldDefinition
+from ..name_collation import SQLITE_NAME_COLLATION
 from .company import Company
 from .deal import Deal, DealOutcome, DealStatus
 from .lead_choices import (
@@ -217,7 +218,8 @@ class NameSortKey(Func):
     On PostgreSQL compared in ``NAME_COLLATION`` (accent- and case-aware, and
     deterministic, so equal keys and keyset comparisons agree with the order); the
     expression index ``lead_display_name_idx`` holds it, ending in the id the pages
-    use. Elsewhere (SQLite) the lower-cased name, which ignores ASCII case only.
+    use. On SQLite compared in the collation ``leads.name_collation`` registers: accents
+    and case set aside, as ICU's root locale does before a tie.
     """
 
     output_field = CharField()
@@ -229,6 +231,10 @@ class NameSortKey(Func):
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
         template = f'(%(expressions)s) COLLATE "{NAME_COLLATION}"'
+        return super().as_sql(compiler, connection, template=template)
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        template = f'(%(expressions)s) COLLATE "{SQLITE_NAME_COLLATION}"'
         return super().as_sql(compiler, connection, template=template)
 
 
