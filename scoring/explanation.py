@@ -5,7 +5,7 @@ from the ledger. The lines of one model add up to its score (before rounding).""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.utils import timezone
 
@@ -39,9 +39,10 @@ def lead_explanation(
     )
     models = []
     for row in scores:
-        part = _explain_model(lead, row, now)
+        ledger = _ledger(lead.pk, row.model_id)
+        part = _explain_model(row, ledger, now)
         if history:
-            part["history"] = score_history(lead=lead, model=row.model, now=now)
+            part["history"] = _history(ledger, row.model, row.created_at, now=now)
         models.append(part)
     trend, before = lead_score_trend(lead=lead, now=now)
     return {
@@ -57,33 +58,64 @@ def lead_explanation(
     }
 
 
-def _explain_model(lead: Lead, row: LeadScore, now: datetime) -> dict[str, Any]:
+class LedgerRow(NamedTuple):
+    pk: int
+    rule_id: int | None
+    kind: str
+    points: float
+    at: datetime
+    created_at: datetime
+    reversal_of_id: int | None
+
+
+def _ledger(lead_id: int, model_id: int) -> list[LedgerRow]:
+    """Every entry of the lead in the model, in time order, as plain tuples: the busiest
+    leads hold thousands. On PostgreSQL the ledger's (lead, model, at) index holds these
+    columns (``entry_lead_ledger_idx``), so they are read from a few of its pages rather
+    than from a heap page an entry; the reasons are fetched for the lines alone."""
+    rows = (
+        ScoreEntry.objects.filter(lead_id=lead_id, model_id=model_id)
+        .order_by("at", "pk")
+        .values_list("pk", "rule_id", "kind", "points", "at", "created_at", "reversal_of_id")
+    )
+    return [LedgerRow(*row) for row in rows]
+
+
+def _active(ledger: list[LedgerRow]) -> list[LedgerRow]:
+    """The entries still counting: neither a reversal nor reversed by one."""
+    reversed_ = {row.reversal_of_id for row in ledger if row.reversal_of_id is not None}
+    return [row for row in ledger if row.reversal_of_id is None and row.pk not in reversed_]
+
+
+def _explain_model(row: LeadScore, ledger: list[LedgerRow], now: datetime) -> dict[str, Any]:
     model = row.model
     settings = model_settings(model)
     lines: dict[tuple[Any, str], dict[str, Any]] = {}
+    first: dict[tuple[Any, str], int] = {}  # each line's first entry, whose reason it reads
     half_life = model.decay_half_life_days
-    # Plain tuples, not model instances: the busiest leads hold thousands of entries.
-    entries = _active_entries(lead.pk, model.pk).values_list(
-        "pk", "rule_id", "kind", "reason", "points", "at"
-    )
-    for pk, rule_id, kind, reason, points, at in entries:
-        key = (rule_id, kind) if kind != EntryKind.MANUAL else (pk, kind)
+    for entry in _active(ledger):
+        kind = entry.kind
+        key = (entry.rule_id, kind) if kind != EntryKind.MANUAL else (entry.pk, kind)
         line = lines.get(key)
         if line is None:
+            first[key] = entry.pk
             line = lines[key] = {
-                "rule_id": rule_id,
-                "reason": reason,
+                "rule_id": entry.rule_id,
+                "reason": "",
                 "kind": kind,
                 "times": 0,
                 "points": 0.0,
                 "value_now": 0.0,
             }
-        value = points
+        value = entry.points
         if kind == EntryKind.ENGAGEMENT:
-            value *= decay_factor((now - at).total_seconds(), half_life)
+            value *= decay_factor((now - entry.at).total_seconds(), half_life)
         line["times"] += 1
-        line["points"] += points
+        line["points"] += entry.points
         line["value_now"] += value
+    reasons = dict(ScoreEntry.objects.filter(pk__in=first.values()).values_list("pk", "reason"))
+    for key, line in lines.items():
+        line["reason"] = reasons[first[key]]
     engagement_now = decayed(row.engagement, row.engagement_at, now, half_life)
     state, effective = state_from(
         settings,
@@ -161,34 +193,38 @@ def _round(line: dict[str, Any]) -> dict[str, Any]:
     return {**line, "points": round(line["points"], 1), "value_now": round(line["value_now"], 1)}
 
 
-def _active_entries(lead_id: int, model_id: int) -> Any:
-    return ScoreEntry.objects.filter(
-        lead_id=lead_id, model_id=model_id, reversal_of__isnull=True, reversal__isnull=True
-    ).order_by("at", "pk")
-
-
 def score_history(
     *, lead: Lead, model: ScoringModel, points: int = 30, now: datetime | None = None
 ) -> list[dict[str, Any]]:
     """The score over time, derived from the ledger and the decay formula (no snapshots):
     at each time the score the lead had then (``score_formula.history_entries``)."""
-    entries = ScoreEntry.objects.filter(lead=lead, model=model).values_list(
-        "at", "kind", "points", "created_at"
-    )
     first_scored = (
         LeadScore.objects.filter(lead=lead, model=model)
         .values_list("created_at", flat=True)
         .first()
     )
+    return _history(
+        _ledger(lead.pk, model.pk), model, first_scored, now=now or timezone.now(), points=points
+    )
+
+
+def _history(
+    ledger: list[LedgerRow],
+    model: ScoringModel,
+    first_scored: datetime | None,
+    *,
+    now: datetime,
+    points: int = 30,
+) -> list[dict[str, Any]]:
     series = score_series(
         history_entries(
             (
-                (at, kind == EntryKind.ENGAGEMENT, value, written)
-                for at, kind, value, written in entries
+                (row.at, row.kind == EntryKind.ENGAGEMENT, row.points, row.created_at)
+                for row in ledger
             ),
             first_scored,
         ),
-        now=now or timezone.now(),
+        now=now,
         points=points,
         half_life_days=model.decay_half_life_days,
         thresholds=model.thresholds,

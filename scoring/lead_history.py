@@ -10,7 +10,7 @@ and loaded once:
 - how many awards a rule with a per-lead cap gave (``entry_rule_lead_idx``; never more
   than the cap are active);
 - what a recency window let go since the lead was last scored, and the positive points
-  dated within a surge window (``entry_lead_model_at_pts_idx``).
+  dated within a surge window (``entry_lead_ledger_idx``).
 
 "Since the lead was last scored" starts at the latest scored activity's scoring time:
 every scoring that marked an activity ran no later than the lead's last scoring, so a

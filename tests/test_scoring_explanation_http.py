@@ -9,6 +9,7 @@ from django.utils import timezone
 from leads.activities import activities_record
 from leads.models import Activity, Lead
 from scoring.models import ScoreEntry
+from scoring.rescore_jobs import model_rescore_in_process
 from tests.factories import LeadFactory, active_model, fit_rule, page_rule
 
 
@@ -82,3 +83,52 @@ def test_people_who_cannot_see_the_lead_get_404(client, scored_lead, persona, ou
         assert response.status_code == 404
     assert ScoreEntry.objects.count() == entries
     assert Lead.objects.get(pk=scored_lead.pk).score == scored_lead.score
+
+
+def _scans(plan: dict) -> list[dict]:
+    """Every node of an EXPLAIN plan that reads a table or an index."""
+    nodes = [plan] if "Scan" in plan["Node Type"] else []
+    for child in plan.get("Plans", []):
+        nodes += _scans(child)
+    return nodes
+
+
+@pytest.mark.postgres
+def test_the_lead_pages_read_of_a_long_ledger_is_the_ledger_index_alone(client, rep, scored_lead):
+    """The explanation and the score history read every entry of the lead: a hot lead
+    holds thousands, spread over the whole ledger. The columns they read are all in the
+    (lead, model, at) index, so PostgreSQL answers from its pages alone (an index-only
+    scan), not from a heap page an entry; only each line's reason is fetched by id."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    # A rule change leaves a reversal and a new award in the ledger
+    rule = scored_lead.score_entries.filter(reason__icontains="pricing").first().rule
+    rule.points = 30
+    rule.save()
+    model_rescore_in_process(model=rule.model, reason="points")
+    assert ScoreEntry.objects.filter(lead=scored_lead, reversal_of__isnull=False).exists()
+    client.force_login(rep)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("lead-score-json", args=[scored_lead.pk]))
+    assert response.status_code == 200
+    lines = response.json()["models"][0]["positive"]
+    assert [line["points"] for line in lines if line["rule_id"] == rule.pk] == [30]
+
+    ledger = [
+        q["sql"]
+        for q in queries.captured_queries
+        if 'FROM "scoring_scoreentry"' in q["sql"] and '"reversal_of_id"' in q["sql"]
+    ]
+    assert len(ledger) == 1, "the explanation and the history share one read of the ledger"
+    with connection.cursor() as cursor:
+        # Whatever the planner would choose on a table this small: can the index answer?
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        cursor.execute("EXPLAIN (FORMAT JSON) " + ledger[0])
+        (plan,) = cursor.fetchone()[0]
+    scans = _scans(plan["Plan"])
+    assert [(s["Node Type"], s["Index Name"]) for s in scans] == [
+        ("Index Only Scan", "entry_lead_ledger_idx")
+    ]

@@ -88,9 +88,10 @@ class ScoreEntry(models.Model):
         ordering = ["at", "id"]
         indexes = [
             # A lead's entries in time order. On PostgreSQL it also holds each entry's
-            # kind and points (INCLUDE, migration 0011; SQLite has no such columns), so
-            # the score history and the reports' points-until-then sums read it alone.
-            models.Index(fields=["lead", "model", "at"], name="entry_lead_model_at_pts_idx"),
+            # id, rule, kind, points, written time and reversed entry (INCLUDE, migration
+            # 0030; SQLite has no such columns), so the lead page's explanation and score
+            # history and the reports' points-until-then sums read it alone.
+            models.Index(fields=["lead", "model", "at"], name="entry_lead_ledger_idx"),
             models.Index(fields=["rule", "lead"], name="entry_rule_lead_idx"),
             models.Index(
                 fields=["activity"], condition=Q(activity__isnull=False), name="entry_activity_idx"
