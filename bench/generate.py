@@ -10,9 +10,11 @@ and quote requests and unsubscribes, spread over the last 180 days.
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -218,36 +220,50 @@ def people(*, teams: int = 2, reps_per_team: int = 10) -> Cast:
     return Cast(admin=admin.pk, managers=managers, reps=reps)
 
 
-def score_all(*, id_range: int = 20_000, progress: Callable[[str], None] = print) -> None:
+def score_all(
+    *, id_range: int = 20_000, processes: int = 2, progress: Callable[[str], None] = print
+) -> None:
     """Score every lead with the active default model through the set-based rescore of
     ``scoring.bulk``, range by range, without the per-lead reactions (stage moves,
-    hand-offs, nurture enrolments) a rescore job runs: ``workspace`` sets stages itself."""
+    hand-offs, nurture enrolments) a rescore job runs: ``workspace`` sets stages itself.
+
+    The ranges are shared by ``processes`` forked processes, as that many bulk workers
+    share a rescore job's ranges."""
+    from django.db import connections
     from django.db.models import Max, Min
 
     from scoring.accounts import accounts_refresh_all
-    from scoring.bulk import refresh_statistics, rescore_range
+    from scoring.bulk import refresh_statistics
     from scoring.models import ScoringModel
-    from scoring.ruleset import load_ruleset
 
-    model = ScoringModel.objects.get(is_default=True)
-    compiled = next(m for m in load_ruleset(fresh=True).models if m.id == model.pk)
+    model_id = ScoringModel.objects.get(is_default=True).pk
     bounds = Lead.objects.aggregate(lo=Min("pk"), hi=Max("pk"))
     now = timezone.now()
     total = bounds["hi"] - bounds["lo"] + 1
-    for lo in range(bounds["lo"], bounds["hi"] + 1, id_range):
-        refresh_statistics()
-        with transaction.atomic():
-            rescore_range(
-                model=compiled,
-                segment_ids=[],
-                lo=lo,
-                hi=lo + id_range - 1,
-                now=now,
-                accounts_at_most=0,
-            )
-        progress(f"  scored {min(lo - bounds['lo'] + id_range, total):,} of {total:,} leads")
+    ranges = list(range(bounds["lo"], bounds["hi"] + 1, id_range))
+    refresh_statistics()
+    connections.close_all()  # each process opens its own
+    context = multiprocessing.get_context("fork")
+    with context.Pool(processes) as pool:
+        arguments = [(model_id, lo, lo + id_range - 1, now) for lo in ranges]
+        for done, lo in enumerate(pool.imap_unordered(_score_range, arguments), 1):
+            scored = min(done * id_range, total)
+            progress(f"  scored {scored:,} of {total:,} leads (range from {lo:,})")
     # As a rescore job: every company's account summed once at the end.
     accounts_refresh_all(now=now)
+
+
+def _score_range(arguments: tuple[int, int, int, datetime]) -> int:
+    """One range of ``score_all``, in a pool process."""
+    from scoring.bulk import refresh_statistics, rescore_range
+    from scoring.ruleset import load_ruleset
+
+    model_id, lo, hi, now = arguments
+    compiled = next(m for m in load_ruleset(fresh=True).models if m.id == model_id)
+    refresh_statistics()
+    with transaction.atomic():
+        rescore_range(model=compiled, segment_ids=[], lo=lo, hi=hi, now=now, accounts_at_most=0)
+    return lo
 
 
 def workspace(
