@@ -229,8 +229,7 @@ def main() -> None:
 def render(args, entries, total, reads, sizes, changes, written, loads, settings) -> str:
     before, after = (statistics.median(changes[w]) for w in ("before", "after"))
     lines = [
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {harness.machine()}, "
-        f"load {loads[0]} → {loads[-1]}; {args.leads:,} leads, {args.hot} of them with 4,000 "
+        f"Measured on {harness.machine()}, load {loads[0]} → {loads[-1]}; `python bench/lead_ledger.py --runs {args.runs}`: {args.leads:,} leads, {args.hot} of them with 4,000 "
         f"page views, {total:,} ledger entries in time order; the hottest lead holds "
         f"{entries:,}. Server: " + ", ".join(f"{k} {v}" for k, v in settings.items()) + ".",
         "",
