@@ -229,8 +229,10 @@ def main() -> None:
 def render(args, entries, total, reads, sizes, changes, written, loads, settings) -> str:
     before, after = (statistics.median(changes[w]) for w in ("before", "after"))
     lines = [
-        f"Measured on {harness.machine()}, load {loads[0]} → {loads[-1]}; `python bench/lead_ledger.py --runs {args.runs}`: {args.leads:,} leads, {args.hot} of them with 4,000 "
-        f"page views, {total:,} ledger entries in time order; the hottest lead holds "
+        f"Measured on {harness.machine()}, load {loads[0]} → {loads[-1]}; "
+        f"`python bench/lead_ledger.py --runs {args.runs}`: {args.leads:,} leads, "
+        f"{args.hot} of them with 4,000 page views, {total:,} ledger entries in time "
+        "order; the hottest lead holds "
         f"{entries:,}. Server: " + ", ".join(f"{k} {v}" for k, v in settings.items()) + ".",
         "",
         "| the lead's index on the ledger | pages its ledger reads touch | explanation with "
