@@ -1,8 +1,8 @@
 """Who owns a lead that is handed to sales.
 
 The order is fixed: keep the current owner when they are an active rep, then the
-active assignment rules by position (territory, product interest, round robin,
-fallback, in whatever order the admin arranged them). The first rule that matches the
+active assignment rules by position (territory, product interest, key account, round
+robin, fallback, in whatever order the admin arranged them). The first rule that matches the
 lead and yields someone decides.
 """
 
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from django.db.models import Count, Max, QuerySet
 
+from .account_scores import lead_account_score
 from .handoff_models import AssignmentKind, AssignmentRule, HandOff
 from .models import Lead
 from .permissions import receives_round_robin, round_robin_reps
@@ -33,15 +34,22 @@ class LeadFacts:
     country: str
     region: str
     product_line_ids: frozenset[int]
+    # The company's account score, read only when a key-account rule is active.
+    account_score: int | None = None
 
     @classmethod
-    def of(cls, lead: Lead) -> LeadFacts:
+    def of(cls, lead: Lead, *, account: bool = False) -> LeadFacts:
         country, region = lead.country, lead.region
         if not (country and region) and lead.company is not None:
             country = country or lead.company.country
             region = region or lead.company.region
         ids = frozenset(lead.product_interests.values_list("pk", flat=True))
-        return cls(country=(country or "").upper(), region=region or "", product_line_ids=ids)
+        return cls(
+            country=(country or "").upper(),
+            region=region or "",
+            product_line_ids=ids,
+            account_score=lead_account_score(lead=lead) if account else None,
+        )
 
 
 def owner_for(*, lead: Lead) -> tuple[User | None, str]:
@@ -54,11 +62,14 @@ def owner_for(*, lead: Lead) -> tuple[User | None, str]:
     """
     if lead.owner is not None and is_active_rep(lead.owner):
         return lead.owner, KEPT_OWNER
-    facts = LeadFacts.of(lead)
-    rules = AssignmentRule.objects.active().select_related("owner", "product_line", "team")
+    rules = list(AssignmentRule.objects.active().select_related("owner", "product_line", "team"))
+    facts = LeadFacts.of(lead, account=any(r.kind == AssignmentKind.ACCOUNT for r in rules))
     for rule in rules:
         if not rule.matches(
-            country=facts.country, region=facts.region, product_line_ids=set(facts.product_line_ids)
+            country=facts.country,
+            region=facts.region,
+            product_line_ids=set(facts.product_line_ids),
+            account_score=facts.account_score,
         ):
             continue
         owner = _rule_owner(rule, facts)
@@ -77,6 +88,8 @@ def describe(rule: AssignmentRule, facts: LeadFacts) -> str:
         if rule.product_line is not None:
             return f"product line {rule.product_line}"
         return "product line"
+    if rule.kind == AssignmentKind.ACCOUNT:
+        return f"key account (account score {facts.account_score})"
     if rule.kind == AssignmentKind.ROUND_ROBIN:
         return "round robin"
     return "fallback owner"

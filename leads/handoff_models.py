@@ -172,6 +172,7 @@ class HandOff(models.Model):
 class AssignmentKind(models.TextChoices):
     TERRITORY = "territory", "Territory (country or region)"
     PRODUCT_LINE = "product_line", "Product interest"
+    ACCOUNT = "account", "Key account (account score)"
     ROUND_ROBIN = "round_robin", "Round robin in a team"
     FALLBACK = "fallback", "Fallback owner"
 
@@ -193,7 +194,9 @@ class AssignmentRule(models.Model):
     when the rule names none), for round robin all of them; the rep with the fewest
     open leads wins, ties going to the one who waited longest for a hand-off. A
     territory rule without countries or regions then routes by the reps' territories
-    alone. A fallback rule always names its owner.
+    alone. A key-account rule matches leads whose company's account score (the main one,
+    ``leads.account_scores``) is at least ``min_account_score``, and picks among all the
+    reps as round robin does. A fallback rule always names its owner.
     """
 
     name = models.CharField(max_length=100)
@@ -213,6 +216,11 @@ class AssignmentRule(models.Model):
         on_delete=models.CASCADE,
         related_name="assignment_rules",
         help_text="Product interest: leads interested in this line.",
+    )
+    min_account_score = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Key account: leads whose company's account score is at least this.",
     )
     team = models.ForeignKey(
         "crm.Team",
@@ -241,6 +249,11 @@ class AssignmentRule(models.Model):
                 condition=~Q(kind="fallback") | Q(owner__isnull=False),
                 name="assignmentrule_fallback_has_owner",
                 violation_error_message="Choose the fallback owner.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="account") | Q(min_account_score__isnull=False),
+                name="assignmentrule_account_has_score",
+                violation_error_message="Give the account score a key account reaches.",
             ),
             models.CheckConstraint(
                 condition=~Q(kind="product_line")
@@ -276,11 +289,26 @@ class AssignmentRule(models.Model):
             errors["product_line"] = "Choose the product line the owner sells."
         if self.kind == AssignmentKind.FALLBACK and self.owner_id is None:
             errors["owner"] = "Choose the fallback owner."
+        if self.kind == AssignmentKind.ACCOUNT and self.min_account_score is None:
+            errors["min_account_score"] = "Give the account score a key account reaches."
         if errors:
             raise ValidationError(errors)
 
-    def matches(self, *, country: str, region: str, product_line_ids: set[int]) -> bool:
+    def matches(
+        self,
+        *,
+        country: str,
+        region: str,
+        product_line_ids: set[int],
+        account_score: int | None = None,
+    ) -> bool:
         """Whether the rule's own condition holds for a lead with these attributes."""
+        if self.kind == AssignmentKind.ACCOUNT:
+            return (
+                account_score is not None
+                and self.min_account_score is not None
+                and account_score >= self.min_account_score
+            )
         if self.kind == AssignmentKind.TERRITORY:
             if not (self.countries or self.regions):
                 return True

@@ -85,3 +85,15 @@ def main_account_score() -> Subquery:
 def with_account_score(companies: QuerySet[Company]) -> QuerySet[Company]:
     """The companies with ``account_score`` (``main_account_score``) to show and sort by."""
     return companies.annotate(account_score=main_account_score())
+
+
+def lead_company_account_score(lead: Lead) -> int | None:
+    """The account score of the lead's company in the model of the lead's primary score
+    (as nurture tracks read it), None when it has no company or the company no score
+    there: the provider behind ``leads.account_scores`` for the key-account assignment
+    rules."""
+    if lead.company_id is None:
+        return None
+    primary = LeadScore.objects.filter(lead_id=lead.pk, is_primary=True).values("model_id")
+    rows = AccountScore.objects.filter(company_id=lead.company_id, model_id__in=primary)
+    return rows.values_list("score", flat=True).first()

@@ -6,6 +6,7 @@ class ScoringConfig(AppConfig):
     verbose_name = "Lead scoring"
 
     def ready(self) -> None:
+        from leads.account_scores import account_score_provider_set
         from leads.company_domains import free_mail_provider_set
         from leads.exports import export_column_register
         from leads.merge_participants import merge_participant_register
@@ -16,6 +17,7 @@ class ScoringConfig(AppConfig):
             alerts,
             tasks,  # noqa: F401  (registered: services queue them by name)
         )
+        from .account_selectors import lead_company_account_score
         from .explanation import lead_primary_explanation
         from .lead_merges import LEDGER_PARTICIPANT
         from .receivers import (
@@ -38,6 +40,8 @@ class ScoringConfig(AppConfig):
         score_surged.connect(alerts.owner_alert_on_surge, dispatch_uid="scoring.surge_alert")
         # Hand-off emails and webhook payloads list the rules behind the score.
         score_explanation_provider_set(lead_primary_explanation)
+        # Key-account assignment rules route a lead by its company's account score.
+        account_score_provider_set(lead_company_account_score)
         # A merge of leads moves their ledger and rescores the survivor.
         merge_participant_register(LEDGER_PARTICIPANT)
         # Duplicate companies never match by a domain on the marketers' free-mail list.

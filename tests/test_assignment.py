@@ -276,3 +276,124 @@ def test_manager_can_open_the_rules_and_a_rep_cannot(client, manager, rep):
     assert client.get("/admin/leads/assignmentrule/").status_code == 200
     client.force_login(rep)
     assert client.get("/admin/leads/assignmentrule/").status_code == 403
+
+
+# --- Key accounts: routing by the company's account score ------------------------------
+
+
+def _scored_company(visits: int):
+    """A company whose two people visited the pricing page ``visits`` times each, scored
+    by a live model (real-time scoring sums the company's account score)."""
+    from leads.models import Activity, ActivityType
+    from scoring.lead_scoring import leads_score
+    from scoring.models import ScoringModel
+    from tests.factories import CompanyFactory, active_model, page_rule
+
+    model = ScoringModel.objects.filter(is_default=True).first()
+    if model is None:
+        model = active_model(surge_points=0)
+        page_rule(model, 10, "/pricing")
+    company = CompanyFactory()
+    people = [LeadFactory(company=company, stage=Stage.MQL) for _ in range(2)]
+    for lead in people:
+        for _ in range(visits):
+            Activity.objects.create(
+                lead=lead, type=ActivityType.PAGE_VIEW, url="https://hotlist.example/pricing"
+            )
+    leads_score(lead_ids=[lead.pk for lead in people])
+    return company, people
+
+
+def test_a_key_account_rule_hands_the_leads_of_high_scoring_companies_to_its_owner(
+    rep, other_rep, django_capture_on_commit_callbacks
+):
+    from leads.stages import lead_move_to_stage
+    from scoring.models import AccountScore
+
+    key, key_people = _scored_company(visits=3)
+    small, small_people = _scored_company(visits=1)
+    key_score = AccountScore.objects.get(company=key).score
+    small_score = AccountScore.objects.get(company=small).score
+    assert small_score < 50 <= key_score
+    rule(AssignmentKind.ACCOUNT, position=1, min_account_score=50, owner=rep)
+    rule(AssignmentKind.FALLBACK, position=2, owner=other_rep)
+    without_company = LeadFactory(stage=Stage.MQL)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        for lead in (key_people[0], small_people[0], without_company):
+            lead_move_to_stage(lead_id=lead.pk, stage=Stage.SQL)
+
+    handed = {h.lead_id: (h.owner, h.assigned_by) for h in HandOff.objects.all()}
+    assert handed == {
+        key_people[0].pk: (rep, f"key account (account score {key_score})"),
+        small_people[0].pk: (other_rep, "fallback owner"),
+        without_company.pk: (other_rep, "fallback owner"),
+    }
+
+
+def test_a_key_account_rule_without_owner_picks_the_least_loaded_rep_of_its_team(
+    rep, other_rep, team
+):
+    for person in (rep, other_rep):
+        person.team = team
+        person.save(update_fields=["team"])
+    give_leads(rep, 2)
+    _, people = _scored_company(visits=3)
+    rule(AssignmentKind.ACCOUNT, min_account_score=1, team=team)
+
+    owner, why = owner_for(lead=people[0])
+
+    assert owner == other_rep
+    assert why.startswith("key account (account score ")
+
+
+def test_a_key_account_rule_matches_nothing_without_a_scoring_app(rep, other_rep):
+    from leads.account_scores import account_score_provider_set
+    from scoring.account_selectors import lead_company_account_score
+
+    _, people = _scored_company(visits=3)
+    rule(AssignmentKind.ACCOUNT, position=1, min_account_score=1, owner=rep)
+    rule(AssignmentKind.FALLBACK, position=2, owner=other_rep)
+    account_score_provider_set(None)
+    try:
+        assert owner_for(lead=people[0]) == (other_rep, "fallback owner")
+    finally:
+        account_score_provider_set(lead_company_account_score)
+
+
+def test_the_admin_refuses_a_key_account_rule_without_its_score(client, admin_user, rep):
+    client.force_login(admin_user)
+
+    response = client.post(
+        "/admin/leads/assignmentrule/add/",
+        {
+            "name": "Enterprise",
+            "kind": "account",
+            "position": "1",
+            "active": "on",
+            "countries": "[]",
+            "regions": "[]",
+            "owner": rep.pk,
+        },
+    )
+
+    assert response.status_code == 200
+    assert "Give the account score a key account reaches." in response.content.decode()
+    assert not AssignmentRule.objects.exists()
+
+    response = client.post(
+        "/admin/leads/assignmentrule/add/",
+        {
+            "name": "Enterprise",
+            "kind": "account",
+            "position": "1",
+            "active": "on",
+            "countries": "[]",
+            "regions": "[]",
+            "owner": rep.pk,
+            "min_account_score": "60",
+        },
+    )
+
+    assert response.status_code == 302
+    assert AssignmentRule.objects.get().min_account_score == 60

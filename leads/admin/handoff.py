@@ -15,7 +15,16 @@ class AssignmentRuleAdmin(admin.ModelAdmin):
     """The steps that pick a handed-off lead's owner, after keeping a current owner who is an
     active rep; active rules run from the lowest position up."""
 
-    list_display = ("name", "kind", "position", "active", "owner", "team", "product_line")
+    list_display = (
+        "name",
+        "kind",
+        "position",
+        "active",
+        "owner",
+        "team",
+        "product_line",
+        "min_account_score",
+    )
     list_editable = ("position", "active")
     list_filter = ("kind", "active")
     list_select_related = ("owner", "team", "product_line")
