@@ -17,7 +17,7 @@ from django.db.models import Count, Max, QuerySet
 
 from .account_scores import lead_account_score
 from .handoff_models import AssignmentKind, AssignmentRule, HandOff
-from .models import Lead
+from .models import CLOSED_STAGES, Lead, LeadRank
 from .permissions import receives_round_robin, round_robin_reps
 
 if TYPE_CHECKING:
@@ -137,9 +137,10 @@ def least_loaded(candidates: Sequence[User]) -> User | None:
     if not candidates:
         return None
     ids = [rep.pk for rep in candidates]
+    # From the rank's owner index alone (``rank_owner_counts_idx``).
     loads = dict(
-        Lead.objects.open()
-        .filter(owner_id__in=ids)
+        LeadRank.objects.filter(owner_id__in=ids)
+        .exclude(stage__in=CLOSED_STAGES)
         .order_by()
         .values("owner_id")
         .annotate(n=Count("pk"))

@@ -27,6 +27,7 @@ from .models import (
     DealStatus,
     Lead,
     LeadQuerySet,
+    LeadRank,
     Task,
 )
 from .permissions import leads_answered_for
@@ -52,7 +53,7 @@ def team_members(*, manager: User) -> QuerySet[User]:
 
 def my_day_leads(*, user: User, limit: int = MY_DAY_LEADS) -> QuerySet[Lead]:
     """The hottest open leads a person answers for: a rep's own, a manager's team's,
-    everyone's for admins and marketers. Served by the rank's ``rank_owner_hottest_idx``
+    everyone's for admins and marketers. Served by the rank's ``rank_owner_counts_idx``
     (reps) and ``rank_hottest_idx`` (the others)."""
     if user.role == Role.REP and user.is_active:
         # A rep answers for their own leads (``leads_answered_for``), said here of the
@@ -98,11 +99,14 @@ def team_numbers(*, manager: User, now: datetime) -> list[MemberNumbers]:
     grouped queries, whatever the team's size."""
     members = list(team_members(manager=manager).filter(is_active=True).order_by("username"))
     rows = {member.pk: MemberNumbers(member) for member in members}
+    # From the rank's owner index alone (``rank_owner_counts_idx``): a team owns
+    # hundreds of thousands of leads, and their lead rows are wide.
     leads = (
-        Lead.objects.open()
-        .filter(owner__in=list(rows))
+        LeadRank.objects.filter(owner__in=list(rows))
+        .exclude(stage__in=CLOSED_STAGES)
         .values("owner")
         .annotate(total=Count("pk"), hot=Count("pk", filter=Q(band=Band.HOT)))
+        .order_by()
     )
     for row in leads:
         rows[row["owner"]].open_leads = row["total"]

@@ -265,7 +265,7 @@ def _inbound_times(user: User, now: dt.datetime, deferred: list[int]) -> dict[in
 
     The window's inbound activity of every lead (``activity_inbound_idx``, from the index
     alone) is matched against the person's leads as their rank lists them
-    (``rank_owner_hottest_idx``, from the index alone): only the matches' leads are
+    (``rank_owner_counts_idx``, from the index alone): only the matches' leads are
     read, for their stage, where looking up each activity's lead for its owner read a
     lead row for every inbound activity of anyone's lead."""
     rows = (
@@ -290,7 +290,7 @@ def _inbound_times(user: User, now: dt.datetime, deferred: list[int]) -> dict[in
 
 def _hot_lead_ids(user: User, deferred: list[int]) -> list[int]:
     """The person's open hot leads, hottest first, from their rank alone
-    (``rank_owner_hottest_idx``)."""
+    (``rank_owner_counts_idx``)."""
     ranks = (
         LeadRank.objects.filter(owner=user, band=Band.HOT)
         .exclude(stage__in=CLOSED_STAGES)

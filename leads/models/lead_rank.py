@@ -56,8 +56,10 @@ class LeadRank(models.Model):
             # Everyone's hottest (admins, marketers, My day).
             models.Index(fields=["-score", "-lead"], name="rank_hottest_idx"),
             # A rep's own leads and "mine" in any list, hottest first; the unassigned pool
-            # too (a B-tree finds ``owner IS NULL`` as it finds an owner).
-            models.Index(fields=["owner", "-score", "-lead"], name="rank_owner_hottest_idx"),
+            # too (a B-tree finds ``owner IS NULL`` as it finds an owner). On PostgreSQL it
+            # also holds the stage and band (INCLUDE, migration 0030), so the counts of a
+            # person's open and hot leads read it alone.
+            models.Index(fields=["owner", "-score", "-lead"], name="rank_owner_counts_idx"),
             # The pipeline's columns and the stage filter.
             models.Index(fields=["stage", "-score", "-lead"], name="rank_stage_hottest_idx"),
             # The band filter: cold leads sit below most others in score order.
