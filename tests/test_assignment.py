@@ -363,37 +363,23 @@ def test_a_key_account_rule_matches_nothing_without_a_scoring_app(rep, other_rep
 
 def test_the_admin_refuses_a_key_account_rule_without_its_score(client, admin_user, rep):
     client.force_login(admin_user)
+    form = {
+        "name": "Enterprise",
+        "kind": "account",
+        "position": "1",
+        "active": "on",
+        "countries": "[]",
+        "regions": "[]",
+        "owner": rep.pk,
+    }
 
-    response = client.post(
-        "/admin/leads/assignmentrule/add/",
-        {
-            "name": "Enterprise",
-            "kind": "account",
-            "position": "1",
-            "active": "on",
-            "countries": "[]",
-            "regions": "[]",
-            "owner": rep.pk,
-        },
-    )
+    response = client.post("/admin/leads/assignmentrule/add/", form)
 
     assert response.status_code == 200
     assert "Give the account score a key account reaches." in response.content.decode()
     assert not AssignmentRule.objects.exists()
 
-    response = client.post(
-        "/admin/leads/assignmentrule/add/",
-        {
-            "name": "Enterprise",
-            "kind": "account",
-            "position": "1",
-            "active": "on",
-            "countries": "[]",
-            "regions": "[]",
-            "owner": rep.pk,
-            "min_account_score": "60",
-        },
-    )
+    response = client.post("/admin/leads/assignmentrule/add/", {**form, "min_account_score": "60"})
 
     assert response.status_code == 302
     assert AssignmentRule.objects.get().min_account_score == 60
