@@ -238,3 +238,73 @@ def test_board_runs_a_fixed_number_of_queries(
 
     with django_assert_max_num_queries(20):
         assert client.get("/pipeline/").status_code == 200
+
+
+def _counts(body: str) -> dict[str, int]:
+    found = {}
+    for stage in ("new", "mql", "sql", "opportunity", "customer", "disqualified", "recycled"):
+        shown = re.search(r'class="count">([\d,]+)</span>', column(body, stage))
+        found[stage] = int(shown[1].replace(",", "")) if shown else 0
+    return found
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "owner=me",
+        "owner=unassigned",
+        "band=hot",
+        "band=hot&owner=me",
+        "grade=A",
+        "source=event",
+        "q=Zed",
+        "band=nonsense",
+    ],
+)
+@pytest.mark.parametrize("who", ["rep", "manager", "admin_user"])
+def test_column_counts_equal_the_lists_for_each_filter(request, who, query, rep, other_rep):
+    """The counts are read from the rank when every filter is on it, from the leads
+    otherwise: each column counts what the list's filters find for its stage, whoever
+    asks and whatever the filters (an invalid one is left out of both)."""
+    from django.http import QueryDict
+    from django.test import RequestFactory
+
+    from leads.permissions import teammates_of
+    from workspace.filters import LeadListFilter
+
+    person = request.getfixturevalue(who)
+    for owner in {rep, other_rep, person, None}:
+        for stage, band, grade, source in (
+            ("new", "hot", "A", "event"),
+            ("sql", "hot", "B", "website"),
+            ("sql", "cold", "A", "event"),
+            ("disqualified", "warm", "C", "website"),
+        ):
+            lead = LeadFactory(
+                owner=owner,
+                stage=stage,
+                band=band,
+                grade=grade,
+                source=source,
+                last_name="Zed" if band == "hot" else "Ash",
+                disqualification_reason="No budget" if stage == "disqualified" else "",
+            )
+            deal_save(deal=Deal(lead=lead, name="Deal", amount=Decimal(100 + lead.pk)))
+
+    body = client_for(person).get(f"/pipeline/?{query}").content.decode()
+    board = _counts(body)
+
+    asked = RequestFactory().get("/leads/")
+    asked.user = person
+    filters = LeadListFilter(QueryDict(query), request=asked, people=list(teammates_of(person)))
+    listed = {stage: filters.qs.filter(rank__stage=stage).count() for stage in board}
+    assert board == listed
+    assert sum(board.values()) > 0
+    for stage in board:
+        total = sum(
+            Deal.objects.filter(lead__in=filters.qs.filter(rank__stage=stage)).values_list(
+                "amount", flat=True
+            )
+        )
+        assert f"Open deals: {total:,.0f}" in column(body, stage)
