@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shlex
 import signal
 import statistics
 import subprocess
@@ -189,6 +190,13 @@ def record(section: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     PERFORMANCE.write_text(text)
+
+
+def command() -> str:
+    """The command line this benchmark was run with, as a reader would type it again."""
+    script = Path(sys.argv[0]).resolve()
+    shown = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
+    return " ".join(["python", shlex.quote(str(shown)), *map(shlex.quote, sys.argv[1:])])
 
 
 def seconds(value: float) -> str:

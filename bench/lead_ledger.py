@@ -230,7 +230,7 @@ def render(args, entries, total, reads, sizes, changes, written, loads, settings
     before, after = (statistics.median(changes[w]) for w in ("before", "after"))
     lines = [
         f"Measured on {harness.machine()}, load {loads[0]} → {loads[-1]}; "
-        f"`python bench/lead_ledger.py --runs {args.runs}`: {args.leads:,} leads, "
+        f"`{harness.command()}`: {args.leads:,} leads, "
         f"{args.hot} of them with 4,000 page views, {total:,} ledger entries in time "
         "order; the hottest lead holds "
         f"{entries:,}. Server: " + ", ".join(f"{k} {v}" for k, v in settings.items()) + ".",

@@ -607,8 +607,7 @@ def render(results: list[Result], facts: dict, args, loads: tuple, took: float) 
     lines = [
         "## Rep workspace at 1,000,000 leads",
         "",
-        f"Measured by `python bench/pages.py --leads {args.leads} --reuse --record` on "
-        f"{harness.machine()}.",
+        f"Measured by `{harness.command()}` on {harness.machine()}.",
         f"Load average {loads[0]} before, {loads[1]} after (shared machine); "
         f"the measurement took {took / 60:.0f} min.",
         f"Data (bench/generate.py, then scored by `scoring.bulk.rescore_range`): "
