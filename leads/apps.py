@@ -10,13 +10,14 @@ class LeadsConfig(AppConfig):
         from django.db.backends.signals import connection_created
 
         from . import tasks  # noqa: F401  (registered: services queue them by name)
-        from .name_collation import name_collation_register
-
-        connection_created.connect(name_collation_register, dispatch_uid="leads.name_collation")
         from .checks import check_handoff_settings
         from .handoff_assignment import handoff_on_stage_changed
+        from .name_collation import name_collation_register
         from .sales_feedback import handoff_on_activity_recorded
         from .signals import activity_recorded, lead_stage_changed
+
+        # SQLite compares names for the name sort in a collation of its own.
+        connection_created.connect(name_collation_register, dispatch_uid="leads.name_collation")
 
         lead_stage_changed.connect(
             handoff_on_stage_changed, dispatch_uid="leads.handoff.stage_changed"

@@ -32,7 +32,6 @@ from leads.models import (
     Stage,
     owner_visibility,
 )
-from leads.models.lead import SEES_NOTHING
 from leads.permissions import teammates_of
 from leads.search import leads_search
 
@@ -239,16 +238,15 @@ class LeadFilter(django_filters.FilterSet):
         used = {name for name, value in data.items() if value not in (None, "")}
         if not self.starts_from_visible or used - {*self.RANK_FILTERS, "owner"}:
             return None
+        if self.queryset.query.is_empty():  # the user sees no lead (``filter_queryset``)
+            return LeadRank.objects.none()
         owner = data.get("owner")
         if owner == OWNER_ME:
             ranks = LeadRank.objects.filter(owner=self.user)
         elif owner == OWNER_UNASSIGNED:
             ranks = LeadRank.objects.filter(owner__isnull=True)
         else:
-            visibility = owner_visibility(self.user)
-            if visibility is SEES_NOTHING:
-                return LeadRank.objects.none()
-            ranks = LeadRank.objects.filter(visibility)
+            ranks = LeadRank.objects.filter(owner_visibility(self.user))
             if owner:
                 ranks = ranks.filter(owner_id=int(owner))
         for name in self.RANK_FILTERS:

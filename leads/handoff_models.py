@@ -194,9 +194,10 @@ class AssignmentRule(models.Model):
     when the rule names none), for round robin all of them; the rep with the fewest
     open leads wins, ties going to the one who waited longest for a hand-off. A
     territory rule without countries or regions then routes by the reps' territories
-    alone. A key-account rule matches leads whose company's account score (the main one,
-    ``leads.account_scores``) is at least ``min_account_score``, and picks among all the
-    reps as round robin does. A fallback rule always names its owner.
+    alone. A key-account rule matches leads whose company's account score, in the model
+    of the lead's primary score (``leads.account_scores``), is at least
+    ``min_account_score``; without an owner it picks as round robin does. A fallback rule
+    always names its owner.
     """
 
     name = models.CharField(max_length=100)

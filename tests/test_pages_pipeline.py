@@ -308,3 +308,13 @@ def test_column_counts_equal_the_lists_for_each_filter(request, who, query, rep,
             )
         )
         assert f"Open deals: {total:,.0f}" in column(body, stage)
+
+
+@pytest.mark.parametrize("query", ["", "owner=me", "owner=unassigned"])
+def test_someone_who_sees_no_lead_counts_none_even_their_own(outsider, query):
+    LeadFactory(owner=outsider, stage="sql")
+    LeadFactory(owner=None, stage="sql")
+
+    body = client_for(outsider).get(f"/pipeline/?{query}").content.decode()
+
+    assert set(_counts(body).values()) == {0}

@@ -90,22 +90,24 @@ def pipeline_columns(
     fixed number of queries whatever the number of leads.
 
     ``ranks``, the same leads' ranks when the filters are all on the rank
-    (``LeadFilter.ranks``), are counted instead of the leads: a person sees hundreds of
-    thousands of leads, and the rank's narrow rows (its owner index alone, for the
-    counts of a person's own) are read in a fraction of the time of the lead rows."""
+    (``LeadFilter.ranks``), are counted instead of the leads, and pick the deals: a
+    person sees hundreds of thousands of leads, and the rank's narrow rows (its owner
+    index alone, for the counts of a person's own) are read in a fraction of the time of
+    the lead rows. The deals are grouped by the rank's copy of their lead's stage."""
     columns = {stage: Column(stage=stage) for stage in [*FUNNEL, *FOLDED]}
     counted = (ranks if ranks is not None else leads).order_by().values("stage")
     for row in counted.annotate(n=Count("pk")):
         columns[Stage(row["stage"])].count = row["n"]
-    open_deals = Deal.objects.filter(status=DealStatus.OPEN).order_by()
-    if ranks is not None:
-        totals = open_deals.filter(lead_id__in=ranks.values("lead_id")).values(
-            lead_stage=F("lead__rank__stage")
-        )
-    else:
-        totals = open_deals.filter(lead__in=leads.order_by().values("pk")).values(
-            lead_stage=F("lead__stage")
-        )
+    shown = (
+        ranks.values_list("lead_id", flat=True)
+        if ranks is not None
+        else leads.order_by().values_list("pk", flat=True)
+    )
+    totals = (
+        Deal.objects.filter(status=DealStatus.OPEN, lead_id__in=shown)
+        .order_by()
+        .values(lead_stage=F("lead__rank__stage"))
+    )
     for deal_row in totals.annotate(total=Sum("amount")):
         columns[Stage(deal_row["lead_stage"])].open_total = deal_row["total"] or Decimal(0)
     hottest = leads.select_related("company", "owner__team").order_by("-rank__score", "-id")
