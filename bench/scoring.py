@@ -197,8 +197,13 @@ def run_all(bench: Bench) -> None:
         bench.naive = naive_loop_seconds_per_lead(model, args.naive_sample)
         print(f"naive ORM loop: {bench.naive * 1000:.2f} ms per lead")
 
-    def rescore(rule=None, *, in_process: bool = not args.workers) -> RescoreJob:
-        job = RescoreJob.objects.create(model=model, rule=rule, reason="benchmark")
+    def rescore(
+        rule=None, *, in_process: bool = not args.workers, points_before: int | None = None
+    ) -> RescoreJob:
+        # As ``scoring.changes.rule_save`` queues it: a points-only change says so.
+        job = RescoreJob.objects.create(
+            model=model, rule=rule, reason="benchmark", points_before=points_before
+        )
         rescore_job_run(job_id=job.pk, in_process=in_process)
         return wait_for(job)
 
@@ -346,14 +351,20 @@ def one_rule_rows(bench: Bench, activities: int, rescore) -> list[Row]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM leads_activity WHERE type = %s", [rule.activity_type])
         matches = cursor.fetchone()[0]
+    from scoring.changes import points_change, rule_snapshot, snapshot
+
+    before = rule_snapshot(rule=rule)
     rule.points += 1
     rule.save(update_fields=["points", "updated_at"])
+    points_before = points_change(before, snapshot(rule))
     lead_filter = (
         "EXISTS (SELECT 1 FROM leads_activity x WHERE x.lead_id = l.id AND x.type = %s)",
         [rule.activity_type],
     )
     bare = bare_phase(bench, "one rule", lead_filter)
-    measured = product_run(bench, "one-rule rescore", lambda: rescore(rule))
+    measured = product_run(
+        bench, "one-rule rescore", lambda: rescore(rule, points_before=points_before)
+    )
     share = 100 * matches / max(activities, 1)
     what = (
         f"One engagement rule's points changed ({rule.name}: {matches:,} activities, "

@@ -419,6 +419,9 @@ class ScoringModelAdmin(admin.ModelAdmin):
             rule.save()
             if changes.rule_change_record(rule=rule, before=before, by=request.user):
                 edit.rule_ids.add(rule.pk)
+                points = changes.points_change(before, changes.snapshot(rule))
+                if points is not None:
+                    edit.points_before[rule.pk] = points
         formset.save_m2m()
 
     def response_change(self, request, obj):

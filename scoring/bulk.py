@@ -34,10 +34,11 @@ from django.utils import timezone
 
 from .accounts import accounts_refresh
 from .bulk_awards import engagement_awards_sql, fit_awards_sql
-from .bulk_ledger import apply_diff
+from .bulk_ledger import apply_diff, revalue
 from .bulk_scope import Scope
 from .bulk_states import mark_surges, materialize, recompute_states
 from .lead_sets import segment_sql
+from .revaluations import revaluable
 from .rules import ENGAGEMENT, FIT, RuleSpec
 from .ruleset import CompiledModel
 
@@ -148,8 +149,13 @@ def rescore_range(
     now: datetime,
     rule_ids: set[int] | None = None,
     accounts_at_most: int | None = None,
+    points_before: int | None = None,
 ) -> RangeResult:
     """Rescore leads ``lo <= id <= hi`` in ``model``; call inside ``transaction.atomic()``.
+
+    ``points_before``: only the points of the one rule of ``rule_ids`` changed, from
+    these; when that only revalues its awards (``revaluations.revaluable``), the range
+    appends one revaluation entry a lead instead of deriving the rule's awards again.
 
     The account scores of the companies whose leads it rescored are summed in the same
     transaction, unless there are more than ``accounts_at_most`` of them: then they are
@@ -181,7 +187,20 @@ def rescore_range(
         engagement = [r for r in rules if r.kind == ENGAGEMENT]
         types = sorted({r.activity_type for r in engagement})
         only: list[int] | None = None
-        if rule_ids is not None and not fit:
+        revalued = (
+            engagement[0] if len(rules) == 1 and revaluable(rules[0], points_before) else None
+        )
+        if revalued is not None:
+            # Only the leads holding entries of the rule can hold awards to revalue.
+            cursor.execute(
+                "SELECT DISTINCT lead_id FROM scoring_scoreentry "
+                "WHERE rule_id = %s AND lead_id BETWEEN %s AND %s",
+                [revalued.id, lo, hi],
+            )
+            only = sorted(lead_id for (lead_id,) in cursor.fetchall())
+            if not only:
+                return RangeResult(0, 0, 0, [], [])
+        elif rule_ids is not None and not fit:
             # A change to engagement rules can only touch leads with activities of their
             # types or entries from them: found through indexes, so the work follows the
             # rule's matches, not the number of leads or activities.
@@ -210,17 +229,13 @@ def rescore_range(
         # Once locked, not before: scoring that committed while this range waited used a
         # later "now", and its awards must not look like the future (and be reversed).
         now = max(now, timezone.now())
-        if fit:
-            sql, params = fit_awards_sql(fit, (segment, segment_params), lo, hi, now)
-            cursor.execute(f"INSERT INTO scoring_desired {sql}", params)
-        if engagement:
-            activity_segment = _segment_clause(model, segment_ids, "a.lead_id")
-            sql, params = engagement_awards_sql(
-                engagement, activity_segment, lo, hi, now, leads=only
-            )
-            cursor.execute(f"INSERT INTO scoring_desired {sql}", params)
         scope = Scope(model, segment, segment_params, lo, hi, now, rule_ids, only)
-        reversed_, appended = apply_diff(cursor, scope)
+        if revalued is not None:
+            reason = f"{revalued.description[:200]}: points changed"
+            reversed_, appended = 0, revalue(cursor, scope, revalued.id, revalued.points, reason)
+        else:
+            steps = (fit, engagement, (segment, segment_params))
+            reversed_, appended = _derive(cursor, scope, segment_ids, *steps)
         gone: list[int] = []
         leads = recompute_states(cursor, scope, gone)
         surges = mark_surges(cursor, scope)
@@ -235,6 +250,29 @@ def rescore_range(
     if not left:
         accounts_refresh(company_ids=companies, now=now)
     return RangeResult(leads, reversed_, appended, changed, surges, accounts_left=left)
+
+
+def _derive(
+    cursor: Any,
+    scope: Scope,
+    segment_ids: list[int],
+    fit: list[RuleSpec],
+    engagement: list[RuleSpec],
+    segment: tuple[str, list[Any]],
+) -> tuple[int, int]:
+    """Steps 1 and 2: the rules' awards, and the ledger brought to them; (reversed,
+    appended)."""
+    lo, hi, now = scope.lo, scope.hi, scope.now
+    if fit:
+        sql, params = fit_awards_sql(fit, segment, lo, hi, now)
+        cursor.execute(f"INSERT INTO scoring_desired {sql}", params)
+    if engagement:
+        activity_segment = _segment_clause(scope.model, segment_ids, "a.lead_id")
+        sql, params = engagement_awards_sql(
+            engagement, activity_segment, lo, hi, now, leads=scope.leads
+        )
+        cursor.execute(f"INSERT INTO scoring_desired {sql}", params)
+    return apply_diff(cursor, scope)
 
 
 def _store_reasons(cursor: Any, rules: list[RuleSpec]) -> None:

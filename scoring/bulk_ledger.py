@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .bulk_scope import Scope
+from .revaluations import effective_points_sql, revalued_rules
 
 # "Not reversed", two ways. A reversal has its entry's lead, so both name the lead and
 # read the partial index entry_reversals_idx (lead, reversal_of).
@@ -30,13 +31,15 @@ REVERSAL_PROBE = (
 
 
 def _active_entries(rule_filter: str) -> str:
+    """The active awards (revaluations left out) with their effective points; the first
+    parameter is the rules with revaluations (``revaluations.effective_points_sql``)."""
     return f"""
         SELECT e.id, e.lead_id, e.model_id, e.rule_id, e.activity_id, e.kind, e.bonus,
-               e.points, e.at
+               {effective_points_sql("e")}, e.at
         FROM scoring_scoreentry e
         WHERE e.model_id = %s AND e.lead_id BETWEEN %s AND %s
           AND e.kind IN ('fit', 'engagement') {rule_filter}
-          AND e.reversal_of_id IS NULL
+          AND e.reversal_of_id IS NULL AND e.revalued_to IS NULL
           AND {NOT_REVERSED.format(lo="%s", hi="%s")}
     """
 
@@ -53,7 +56,7 @@ def apply_diff(cursor: Any, scope: Scope) -> tuple[int, int]:
     """
     model, lo, hi, now, rule_ids = scope.model, scope.lo, scope.hi, scope.now, scope.rule_ids
     rule_filter = "AND e.rule_id = ANY(%s)" if rule_ids is not None else ""
-    active_params: list[Any] = [model.id, lo, hi]
+    active_params: list[Any] = [revalued_rules(cursor, model.id, lo, hi), model.id, lo, hi]
     if rule_ids is not None:
         active_params.append(sorted(rule_ids))
     if scope.leads is not None:
@@ -147,3 +150,77 @@ def apply_diff(cursor: Any, scope: Scope) -> tuple[int, int]:
     reversed_, appended = cursor.fetchone()
     cursor.execute("ANALYZE scoring_delta")
     return reversed_, appended
+
+
+def revalue(cursor: Any, scope: Scope, rule_id: int, points: float, reason: str) -> int:
+    """Append one revaluation entry for each of the scope's leads holding awards of the
+    rule not worth ``points`` yet (``scoring.revaluations``), worth the difference they
+    make now, and record it as the lead's delta; how many entries it wrote.
+
+    Reads the rule's entries of the range through the index ``(rule, lead)``, and the
+    leads' revaluations of it through their partial index; writes nothing per award.
+    """
+    model, lo, hi, now = scope.model, scope.lo, scope.hi, scope.now
+    half_life = model.half_life_days
+    sql = f"""
+        WITH latest AS (
+            SELECT DISTINCT ON (v.lead_id) v.lead_id, v.id, v.revalued_to
+            FROM scoring_scoreentry v
+            WHERE v.lead_id = ANY(%s) AND v.rule_id = %s AND v.revalued_to IS NOT NULL
+              AND v.model_id = %s
+            ORDER BY v.lead_id, v.id DESC
+        ),
+        awards AS (
+            SELECT e.lead_id, e.kind, e.at,
+                   CASE WHEN l.id > e.id THEN l.revalued_to ELSE e.points END AS points
+            FROM scoring_scoreentry e
+            LEFT JOIN latest l ON l.lead_id = e.lead_id
+            WHERE e.rule_id = %s AND e.lead_id BETWEEN %s AND %s AND e.lead_id = ANY(%s)
+              AND e.model_id = %s AND e.kind IN ('fit', 'engagement') AND NOT e.bonus
+              AND e.reversal_of_id IS NULL AND e.revalued_to IS NULL
+              AND {NOT_REVERSED.format(lo="%s", hi="%s")}
+        ),
+        moved AS (
+            SELECT lead_id, kind, count(*) AS matches, min(points) AS low,
+                   max(points) AS high,
+                   sum((%s::float8 - points) * CASE WHEN kind = 'engagement'
+                       AND %s::float8 IS NOT NULL THEN power(0.5::float8,
+                       GREATEST(date_part('epoch', %s::timestamptz - at), 0)
+                       / (%s::float8 * 86400.0)) ELSE 1.0 END) AS value
+            FROM awards WHERE points <> %s::float8
+            GROUP BY lead_id, kind
+        ),
+        written AS (
+            INSERT INTO scoring_scoreentry
+                (lead_id, model_id, rule_id, activity_id, kind, bonus, points, reason, at,
+                 created_at, by_id, reversal_of_id, revalued_to)
+            SELECT lead_id, %s, %s, NULL, kind, false, value,
+                   left(%s || ': ' || matches
+                        || CASE WHEN matches = 1 THEN ' match' ELSE ' matches' END
+                        || CASE WHEN low = high THEN ' from ' || low ELSE '' END
+                        || ' to ' || %s::float8 || ' points', 300),
+                   %s, %s, NULL, NULL, %s
+            FROM moved
+            RETURNING lead_id, kind, points
+        )
+        INSERT INTO scoring_delta
+        SELECT lead_id,
+               COALESCE(sum(points) FILTER (WHERE kind = 'fit'), 0),
+               COALESCE(sum(points) FILTER (WHERE kind = 'engagement'), 0),
+               false, NULL, 0, count(*)
+        FROM written GROUP BY lead_id
+    """
+    leads = scope.leads or []
+    params = [
+        *[leads, rule_id, model.id],
+        *[rule_id, lo, hi, leads, model.id, lo, hi],
+        *[points, half_life, now, half_life, points],
+        *[model.id, rule_id, reason, points, now, now, points],
+    ]
+    cursor.execute(sql, params)
+    written = cursor.rowcount
+    cursor.execute(
+        "INSERT INTO scoring_touched SELECT lead_id FROM scoring_delta ON CONFLICT DO NOTHING"
+    )
+    cursor.execute("ANALYZE scoring_delta")
+    return written

@@ -10,6 +10,7 @@ from typing import Any
 from .bulk_ledger import REVERSAL_PROBE
 from .bulk_scope import Scope
 from .decay import decay_params, decay_sql
+from .revaluations import effective_points_sql, revalued_rules
 from .ruleset import CompiledModel
 from .score_formula import BLEND, PREDICTIVE, RULES, decision_sql
 
@@ -153,9 +154,9 @@ def _recompute_from_ledger(cursor: Any, scope: Scope) -> int:
         WITH targets AS ({targets}),
         sums AS (
             SELECT t.id AS lead_id,
-                   COALESCE(sum(e.points) FILTER (WHERE e.kind = 'fit'), 0) AS fit,
+                   COALESCE(sum(p.points) FILTER (WHERE e.kind = 'fit'), 0) AS fit,
                    COALESCE(sum(e.points) FILTER (WHERE e.kind = 'manual'), 0) AS adjustment,
-                   COALESCE(sum(e.points * CASE WHEN %s::float8 IS NULL THEN 1.0 ELSE
+                   COALESCE(sum(p.points * CASE WHEN %s::float8 IS NULL THEN 1.0 ELSE
                        power(0.5::float8, GREATEST(date_part('epoch', %s::timestamptz - e.at), 0)
                              / (%s::float8 * 86400.0)) END)
                        FILTER (WHERE e.kind = 'engagement'), 0) AS engagement,
@@ -164,7 +165,10 @@ def _recompute_from_ledger(cursor: Any, scope: Scope) -> int:
             FROM targets t
             LEFT JOIN scoring_scoreentry e
               ON e.lead_id = t.id AND e.model_id = %s
-             AND (e.kind = 'manual' OR (e.reversal_of_id IS NULL AND {REVERSAL_PROBE}))
+             AND (e.kind = 'manual' OR (e.reversal_of_id IS NULL AND e.revalued_to IS NULL
+                                        AND {REVERSAL_PROBE}))
+            -- The awards' effective points (``scoring.revaluations``).
+            LEFT JOIN LATERAL (SELECT {effective_points_sql("e")} AS points) p ON true
             GROUP BY t.id
         ),
         {score_sql},
@@ -192,6 +196,7 @@ def _recompute_from_ledger(cursor: Any, scope: Scope) -> int:
         now,
         hl,
         model.id,
+        revalued_rules(cursor, model.id, lo, hi),
         *score_params,
         model.id,
         now,
@@ -266,7 +271,7 @@ def mark_surges(cursor: Any, scope: Scope) -> list[tuple[int, float]]:
               ON e.lead_id = d.lead_id AND e.model_id = %s AND e.at >= %s
             WHERE d.last_appended >= %s AND d.lead_id BETWEEN %s AND %s
               AND e.kind = 'engagement' AND e.points > 0 AND e.reversal_of_id IS NULL
-              AND {REVERSAL_PROBE}
+              AND e.revalued_to IS NULL AND {REVERSAL_PROBE}
             GROUP BY e.lead_id
             HAVING sum(e.points) >= %s
         )

@@ -44,6 +44,8 @@ class ModelEdit:
     rules_deleted: bool = False
     # The model as it was (``model_snapshot``), when its own fields may have changed.
     before: Snapshot | None = None
+    # Rules of which only the points changed, with their points before.
+    points_before: dict[int, int] = field(default_factory=dict)
 
 
 def model_snapshot(*, model: ScoringModel) -> Snapshot:
@@ -87,7 +89,18 @@ def rule_save(*, rule: Rule, before: Snapshot | None, by: User | None) -> list[R
     if not rule_change_record(rule=rule, before=before, by=by):
         return []
     edit = ModelEdit(model=rule.model, rule_ids={rule.pk})
+    points = points_change(before, snapshot(rule))
+    if points is not None:
+        edit.points_before[rule.pk] = points
     return edit_rescore(edit=edit, by=by, reason="")
+
+
+def points_change(before: Snapshot | None, after: Snapshot) -> int | None:
+    """The points before, when a change of a rule changed its points and nothing else."""
+    if before is None:
+        return None
+    changed = {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
+    return before["points"] if changed == {"points"} else None
 
 
 def rule_change_record(*, rule: Rule, before: Snapshot | None, by: User | None) -> bool:
@@ -137,7 +150,13 @@ def edit_rescore(*, edit: ModelEdit, by: User | None, reason: str) -> list[Resco
         ]
     rules = Rule.objects.filter(model=model, pk__in=edit.rule_ids).order_by("pk")
     return [
-        rescore_job_start(model=model, rule=rule, reason=f"Rule “{rule}” changed", by=by)
+        rescore_job_start(
+            model=model,
+            rule=rule,
+            reason=f"Rule “{rule}” changed",
+            by=by,
+            points_before=edit.points_before.get(rule.pk),
+        )
         for rule in rules
     ]
 

@@ -23,6 +23,7 @@ from leads.models import Activity, Lead
 from .batch_writes import BatchWrites, LeadResult, primary_model
 from .facts import activity_facts, activity_rows, desired_awards, lead_facts, lead_products
 from .models import EntryKind, LeadScore, ScoreEntry
+from .revaluations import loaded_effective
 from .rules import Award
 from .ruleset import CompiledModel, Ruleset
 from .state import State, entry_value, state_from
@@ -45,16 +46,27 @@ class Batch(BatchWrites):
         self.activities: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
         for row in activity_rows(Activity.objects.filter(lead_id__in=ids), ruleset):
             self.activities[row[0]].append(row[1:])
+        # The active awards, with their effective points (``scoring.revaluations``).
         self.entries: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
-        for entry in ScoreEntry.objects.filter(
+        active = ScoreEntry.objects.filter(
             lead_id__in=ids,
             kind__in=[EntryKind.FIT, EntryKind.ENGAGEMENT],
             reversal_of__isnull=True,
             reversal__isnull=True,
         ).values(
-            "id", "lead_id", "model_id", "rule_id", "activity_id", "bonus", "kind", "points", "at"
-        ):
-            self.entries[(entry["lead_id"], entry["model_id"])].append(cast(dict[str, Any], entry))
+            "id",
+            "lead_id",
+            "model_id",
+            "rule_id",
+            "activity_id",
+            "bonus",
+            "kind",
+            "points",
+            "at",
+            "revalued_to",
+        )
+        for entry in loaded_effective([cast(dict[str, Any], row) for row in active]):
+            self.entries[(entry["lead_id"], entry["model_id"])].append(entry)
         self.adjustments: dict[tuple[int, int], float] = {
             (row["lead_id"], row["model_id"]): row["total"]
             for row in ScoreEntry.objects.filter(lead_id__in=ids, kind=EntryKind.MANUAL)

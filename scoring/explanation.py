@@ -12,6 +12,7 @@ from django.utils import timezone
 from leads.models import Lead
 
 from .models import EntryKind, LeadScore, ScoreEntry, ScoringModel
+from .revaluations import latest_revaluations
 from .ruleset import CompiledModel, model_settings
 from .score_formula import (
     decay_factor,
@@ -87,13 +88,45 @@ def _active(ledger: list[LedgerRow]) -> list[LedgerRow]:
     return [row for row in ledger if row.reversal_of_id is None and row.pk not in reversed_]
 
 
+def _effective(lead_id: int, model_id: int, active: list[LedgerRow]) -> list[LedgerRow]:
+    """The active awards and adjustments, each award at its effective points; the
+    revaluations, whose value those points carry, left out (``scoring.revaluations``).
+    The lead's revaluations are read through their partial index: most leads have none."""
+    revaluations = list(
+        ScoreEntry.objects.filter(lead_id=lead_id, model_id=model_id, revalued_to__isnull=False)
+        .order_by()
+        .values("id", "lead_id", "model_id", "rule_id", "revalued_to")
+    )
+    if not revaluations:
+        return active
+    latest = latest_revaluations(revaluations)
+    bonuses = set(
+        ScoreEntry.objects.filter(
+            lead_id=lead_id,
+            model_id=model_id,
+            rule_id__in={rule_id for (_, _, rule_id) in latest},
+            bonus=True,
+        ).values_list("pk", flat=True)
+    )
+    skipped = {row["id"] for row in revaluations}
+    rows = []
+    for row in active:
+        if row.pk in skipped:
+            continue
+        revaluation = latest.get((lead_id, model_id, row.rule_id or 0))
+        if revaluation is not None and revaluation[0] > row.pk and row.pk not in bonuses:
+            row = row._replace(points=revaluation[1])
+        rows.append(row)
+    return rows
+
+
 def _explain_model(row: LeadScore, ledger: list[LedgerRow], now: datetime) -> dict[str, Any]:
     model = row.model
     settings = model_settings(model)
     lines: dict[tuple[Any, str], dict[str, Any]] = {}
     first: dict[tuple[Any, str], int] = {}  # each line's first entry, whose reason it reads
     half_life = model.decay_half_life_days
-    for entry in _active(ledger):
+    for entry in _effective(row.lead_id, row.model_id, _active(ledger)):
         kind = entry.kind
         key = (entry.rule_id, kind) if kind != EntryKind.MANUAL else (entry.pk, kind)
         line = lines.get(key)

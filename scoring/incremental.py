@@ -223,6 +223,7 @@ class IncrementalBatch(BatchWrites):
                 lead_id__in=ids,
                 reversal_of__isnull=True,
                 reversal__isnull=True,
+                revalued_to__isnull=True,
             )
             .order_by()
             .values_list("lead_id", "model_id", "rule_id", "activity_id", "bonus", "points")

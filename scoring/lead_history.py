@@ -32,6 +32,7 @@ from leads.models import Activity, Lead
 
 from .facts import activity_facts, activity_rows
 from .models import EntryKind, ScoreEntry
+from .revaluations import stored_effective
 from .rules import ActivityFact, RuleSpec, rule_matches, utc_day
 from .ruleset import Ruleset
 
@@ -55,7 +56,8 @@ def _latest(row: tuple[Any, ...] | None) -> Latest | None:
 
 
 def _active(entries: QuerySet[ScoreEntry]) -> QuerySet[ScoreEntry]:
-    return entries.filter(reversal_of__isnull=True, reversal__isnull=True)
+    """The active awards: neither reversals, reversed nor revaluations."""
+    return entries.filter(reversal_of__isnull=True, reversal__isnull=True, revalued_to__isnull=True)
 
 
 def _any_of(terms: Iterable[Q]) -> Iterable[Q]:
@@ -215,13 +217,16 @@ class BatchHistory:
                 Q(lead_id=lead_id, model_id=model_id, rule_id=rule_id)
                 & Q(at__gte=start, at__lt=end)
             )
+        departed: list[dict[str, Any]] = []
         for where in _any_of(terms):
-            for entry in (
+            departed += (
                 _active(ScoreEntry.objects.filter(where))
                 .order_by()
                 .values("model_id", *ENTRY_FIELDS)
-            ):
-                self._departed[(entry["lead_id"], entry["model_id"])].append(dict(entry))
+            )
+        # Reversed at their effective points (``scoring.revaluations``).
+        for entry in stored_effective(departed):
+            self._departed[(entry["lead_id"], entry["model_id"])].append(entry)
 
     def per_day(self, lead_id: int, rule: RuleSpec, days: Iterable[date]) -> dict[date, int]:
         """How many scored activities matched the rule on each of ``days`` (asked for)."""

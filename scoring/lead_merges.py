@@ -30,6 +30,7 @@ from leads.models import Activity
 from .lead_scoring import leads_score
 from .models import EntryKind, ScoreEntry, ScoringModel
 from .outbox import leads_rescore_request, profile_rescores_record
+from .revaluations import stored_effective
 from .state import entry_value
 
 ENTRY_FIELDS = (
@@ -60,13 +61,15 @@ def ledger_merge(*, survivor_id: int, other_ids: list[int], now: dt.datetime) ->
     return {"leads": other_ids, "entries": without_activity, "reversals": reversals}
 
 
-def _active_awards(lead_ids: list[int]) -> Any:
-    return (
+def _active_awards(lead_ids: list[int]) -> list[dict[str, Any]]:
+    """The leads' active awards, with their effective points (``scoring.revaluations``)."""
+    return stored_effective(
         ScoreEntry.objects.filter(
             lead_id__in=lead_ids,
             kind__in=[EntryKind.FIT, EntryKind.ENGAGEMENT],
             reversal_of__isnull=True,
             reversal__isnull=True,
+            revalued_to__isnull=True,
         )
         .order_by("pk")
         .values(*ENTRY_FIELDS)

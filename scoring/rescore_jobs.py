@@ -41,6 +41,7 @@ def rescore_job_start(
     rule: Rule | None = None,
     thresholds_before: tuple[int, int] | None = None,
     basis_before: tuple[str, int] | None = None,
+    points_before: int | None = None,
 ) -> RescoreJob:
     """Queue a rescore of one rule's matches, or of the whole model, after commit.
 
@@ -48,6 +49,8 @@ def rescore_job_start(
     one, or moved the score the model decides on (``basis_before``: its ``decide_on`` and
     ``predictive_share`` before); the job then moves the leads already past the new one
     (``scoring.thresholds``).
+    ``points_before``: only the points of ``rule`` changed, from these (the job may
+    revalue its awards: ``scoring.revaluations``).
     The job row is the outbox: when the broker cannot be reached it stays queued and
     ``rescore_jobs_resume`` queues it again.
     """
@@ -62,6 +65,7 @@ def rescore_job_start(
         sql_threshold_before=sql_before,
         decide_on_before=decide_on_before,
         predictive_share_before=share_before,
+        points_before=points_before if rule is not None else None,
     )
     transaction.on_commit(partial(rescore_job_request, job_id=job.pk))
     return job
@@ -182,6 +186,7 @@ def rescore_job_range(*, job_id: int, lo: int, hi: int) -> bool:
                 rule_ids=rule_ids,
                 # Beyond that, summed once when the job ends (``refresh_accounts_on_rescore``).
                 accounts_at_most=settings.SCORING_ACCOUNTS_INLINE,
+                points_before=job.points_before,
             )
             range_react(result=result, model=compiled, ruleset=ruleset)
             moves = _thresholds_catch_up(job, lo, hi)

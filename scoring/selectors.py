@@ -25,6 +25,7 @@ from leads.exports import ExportColumn
 from leads.models import Lead
 
 from .models import EntryKind, LeadScore, ScoreEntry, ScoringModel
+from .revaluations import effective_points, loaded_effective
 from .rule_fields import CUSTOM_PREFIX, FIT_FIELDS
 from .score_formula import decay_factor
 
@@ -57,16 +58,29 @@ def lead_reasons(*, leads: list[Lead], now: datetime) -> dict[int, list[str]]:
         model_id__in={model_id for model_id, _ in primary.values()},
         reversal_of__isnull=True,
         reversal__isnull=True,
-    ).values_list("pk", "lead_id", "model_id", "rule_id", "kind", "points", "at", "reason")
+    ).values(
+        "id",
+        "lead_id",
+        "model_id",
+        "rule_id",
+        "kind",
+        "bonus",
+        "points",
+        "at",
+        "reason",
+        "revalued_to",
+    )
     lines: dict[int, dict[tuple[Any, str], list[Any]]] = defaultdict(dict)
-    for pk, lead_id, model_id, rule_id, kind, points, at, reason in entries:
+    # Awards at their effective points, revaluations left out (``scoring.revaluations``).
+    for entry in loaded_effective(list(entries)):
+        lead_id, kind, points = entry["lead_id"], entry["kind"], entry["points"]
         model, half_life = primary[lead_id]
-        if model_id != model:
+        if entry["model_id"] != model:
             continue
         if kind == EntryKind.ENGAGEMENT:
-            points *= decay_factor((now - at).total_seconds(), half_life)
-        key = (pk, kind) if kind == EntryKind.MANUAL else (rule_id, kind)
-        line = lines[lead_id].setdefault(key, [0.0, reason])
+            points *= decay_factor((now - entry["at"]).total_seconds(), half_life)
+        key = (entry["id"], kind) if kind == EntryKind.MANUAL else (entry["rule_id"], kind)
+        line = lines[lead_id].setdefault(key, [0.0, entry["reason"]])
         line[0] += points
     return {
         lead_id: [
@@ -111,6 +125,7 @@ def surging_leads(*, user: User, now: datetime, limit: int = SURGING_LEADS) -> l
             at__gte=min(since.values()),
             reversal_of__isnull=True,
             reversal__isnull=True,
+            revalued_to__isnull=True,
         ).values_list("lead_id", "model_id", "points", "at")
         models = {row.lead_id: row.model_id for row in chosen}
         for lead_id, model_id, points, at in entries:
@@ -164,12 +179,17 @@ def rule_reach(*, model: ScoringModel) -> dict[int, RuleReach]:
     """Per rule of ``model``: the leads holding an award of it that was never reversed,
     and those awards' points, in one grouped query over the model's ledger."""
     active = ScoreEntry.objects.filter(
-        model=model, rule__isnull=False, reversal_of__isnull=True, reversal__isnull=True
+        model=model,
+        rule__isnull=False,
+        reversal_of__isnull=True,
+        reversal__isnull=True,
+        revalued_to__isnull=True,
     )
     rows = (
         active.order_by()
+        .annotate(effective=effective_points(model_id=model.pk))
         .values("rule_id")
-        .annotate(leads=Count("lead_id", distinct=True), points=Sum("points"))
+        .annotate(leads=Count("lead_id", distinct=True), points=Sum("effective"))
     )
     return {row["rule_id"]: RuleReach(row["leads"], row["points"] or 0.0) for row in rows}
 

@@ -65,9 +65,9 @@ def _verify_matches(lead_ids: Sequence[int]) -> Iterator[Difference]:
         .iterator()
     }
     counted: Counter[tuple[int, int, int]] = Counter()
-    entries = ScoreEntry.objects.filter(lead_id__in=lead_ids, rule__isnull=False).values_list(
-        "model_id", "lead_id", "rule_id", "reversal_of_id"
-    )
+    entries = ScoreEntry.objects.filter(
+        lead_id__in=lead_ids, rule__isnull=False, revalued_to__isnull=True
+    ).values_list("model_id", "lead_id", "rule_id", "reversal_of_id")
     for model, lead, rule, reversal_of in entries.iterator():
         counted[(model, lead, rule)] += 1 if reversal_of is None else -1
     expected = {key: awards for key, awards in counted.items() if awards}

@@ -53,6 +53,7 @@ from scoring.models import (
     ScoringModel,
 )
 from scoring.rescore_jobs import rescore_job_start
+from scoring.revaluations import loaded_effective
 from scoring.verification import scores_verify
 from tests.factories import CompanyFactory, LeadFactory
 
@@ -767,12 +768,33 @@ def reference(scenario: Decaying, model: ScoringModel, rows: list[Lead], now):
 
 
 def active_awards() -> set[tuple]:
-    """The ledger's active awards; a fit award's time is when it was given, so left out."""
+    """The ledger's active awards at the points they count (a revalued award counts its
+    latest revaluation's: ``scoring.revaluations``); a fit award's time is when it was
+    given, so left out."""
+    entries = ScoreEntry.objects.filter(
+        kind__in=["fit", "engagement"], reversal_of__isnull=True, reversal__isnull=True
+    ).values(
+        "id",
+        "lead_id",
+        "model_id",
+        "rule_id",
+        "activity_id",
+        "bonus",
+        "points",
+        "at",
+        "kind",
+        "revalued_to",
+    )
     return {
-        (lead_id, rule_id, activity_id, bonus, points, at if kind == "engagement" else None)
-        for lead_id, rule_id, activity_id, bonus, points, at, kind in ScoreEntry.objects.filter(
-            kind__in=["fit", "engagement"], reversal_of__isnull=True, reversal__isnull=True
-        ).values_list("lead_id", "rule_id", "activity_id", "bonus", "points", "at", "kind")
+        (
+            e["lead_id"],
+            e["rule_id"],
+            e["activity_id"],
+            e["bonus"],
+            e["points"],
+            e["at"] if e["kind"] == "engagement" else None,
+        )
+        for e in loaded_effective(list(entries))
     }
 
 

@@ -82,6 +82,11 @@ class ScoreEntry(models.Model):
     reversal_of = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="reversal"
     )
+    # Set on a revaluation: the entry a points-only change of a rule writes for a lead
+    # instead of a reversal and an award per match (``scoring.revaluations``). From then
+    # on each of the lead's older awards of the rule counts these points a match, and the
+    # entry itself is worth the difference: the points are its value, at ``at``.
+    revalued_to = models.FloatField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name_plural = "score entries"
@@ -103,10 +108,21 @@ class ScoreEntry(models.Model):
                 condition=Q(reversal_of__isnull=False),
                 name="entry_reversals_idx",
             ),
+            # The revaluations of a lead, or of a rule's leads: few, and read beside the
+            # awards they revalue.
+            models.Index(
+                fields=["lead", "rule"],
+                condition=Q(revalued_to__isnull=False),
+                name="entry_revaluations_idx",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.points:+g} {self.reason}"
+
+    @property
+    def is_revaluation(self) -> bool:
+        return self.revalued_to is not None
 
 
 class LeadScore(models.Model):

@@ -48,6 +48,9 @@ class RescoreJob(models.Model):
         related_name="+",
         help_text="Rescore only what this rule touches; empty: the whole model.",
     )
+    # Set when only the rule's points changed, to what they were: the job then revalues
+    # the rule's awards (``scoring.revaluations``) instead of deriving them again.
+    points_before = models.IntegerField(null=True, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
