@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .bulk_scope import Scope
-from .revaluations import effective_points_sql, revalued_rules
+from .revaluations import COUNTED, effective_points_sql, revalued_rules
 
 # "Not reversed", two ways. A reversal has its entry's lead, so both name the lead and
 # read the partial index entry_reversals_idx (lead, reversal_of).
@@ -39,7 +39,7 @@ def _active_entries(rule_filter: str) -> str:
         FROM scoring_scoreentry e
         WHERE e.model_id = %s AND e.lead_id BETWEEN %s AND %s
           AND e.kind IN ('fit', 'engagement') {rule_filter}
-          AND e.reversal_of_id IS NULL AND e.revalued_to IS NULL
+          AND e.reversal_of_id IS NULL AND {COUNTED}
           AND {NOT_REVERSED.format(lo="%s", hi="%s")}
     """
 

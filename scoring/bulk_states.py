@@ -10,7 +10,7 @@ from typing import Any
 from .bulk_ledger import REVERSAL_PROBE
 from .bulk_scope import Scope
 from .decay import decay_params, decay_sql
-from .revaluations import effective_points_sql, revalued_rules
+from .revaluations import COUNTED, effective_points_sql, revalued_rules
 from .ruleset import CompiledModel
 from .score_formula import BLEND, PREDICTIVE, RULES, decision_sql
 
@@ -165,7 +165,7 @@ def _recompute_from_ledger(cursor: Any, scope: Scope) -> int:
             FROM targets t
             LEFT JOIN scoring_scoreentry e
               ON e.lead_id = t.id AND e.model_id = %s
-             AND (e.kind = 'manual' OR (e.reversal_of_id IS NULL AND e.revalued_to IS NULL
+             AND (e.kind = 'manual' OR (e.reversal_of_id IS NULL AND {COUNTED}
                                         AND {REVERSAL_PROBE}))
             -- The awards' effective points (``scoring.revaluations``).
             LEFT JOIN LATERAL (SELECT {effective_points_sql("e")} AS points) p ON true

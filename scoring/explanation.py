@@ -108,7 +108,7 @@ def _effective(lead_id: int, model_id: int, active: list[LedgerRow]) -> list[Led
             bonus=True,
         ).values_list("pk", flat=True)
     )
-    skipped = {row["id"] for row in revaluations}
+    skipped = {row["id"] for row in revaluations if row["rule_id"] is not None}
     rows = []
     for row in active:
         if row.pk in skipped:

@@ -18,9 +18,12 @@ awards of the rule (``ScoreEntry.revalued_to``: the new points a match):
   points and leaves the revaluations themselves out. A reversal of a revalued award is
   worth its effective points, so award, revaluation share and reversal cancel out.
 
-A revaluation is never reversed and is not an award: the rule-match triggers count it as
-none (migration ``scoring.0031``). ``scoring_verify`` recomputes the awards from the
-activities and compares them with the effective points.
+A revaluation is not an award: the rule-match triggers count it as none (migration
+``scoring.0031``), and while its rule exists it is never reversed. Once the rule is
+deleted (its entries keep no rule) it is an entry like its awards, which no rule gives
+any more: the rescore the deletion queues reverses both, each at its own points.
+``scoring_verify`` recomputes the awards from the activities and compares them with the
+effective points.
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ from .models import EntryKind, ScoreEntry
 from .rules import ENGAGEMENT, RuleSpec
 
 Key = tuple[int, int, int]  # lead, model, rule
+
+# SQL: an active entry of the ledger ``e`` that is an award, or a revaluation whose rule
+# was deleted (``effective``).
+COUNTED = "(e.revalued_to IS NULL OR e.rule_id IS NULL)"
 
 
 def revaluable(rule: RuleSpec, points_before: int | None) -> bool:
@@ -70,11 +77,11 @@ def latest_revaluations(entries: Iterable[Mapping[str, Any]]) -> dict[Key, tuple
 def effective(
     awards: Iterable[Mapping[str, Any]], latest: dict[Key, tuple[int, float]]
 ) -> list[dict[str, Any]]:
-    """``awards`` (revaluations left out) with each one's effective points: those of the
-    latest revaluation of its rule written after it, or its own."""
+    """``awards`` (revaluations of existing rules left out) with each one's effective
+    points: those of the latest revaluation of its rule written after it, or its own."""
     found = []
     for entry in awards:
-        if entry.get("revalued_to") is not None:
+        if entry.get("revalued_to") is not None and entry.get("rule_id") is not None:
             continue
         if latest and not entry.get("bonus") and entry.get("rule_id") is not None:
             revaluation = latest.get((entry["lead_id"], entry["model_id"], entry["rule_id"]))

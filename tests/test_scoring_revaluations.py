@@ -267,3 +267,29 @@ def test_a_full_resum_after_a_revaluation_counts_the_new_points(world, marketer)
     Activity.objects.update(scored_at=None)
     model_rescore_in_process(model=model, reason="from nothing")
     assert states(leads) == stored
+
+
+def test_deleting_a_revalued_rule_takes_its_awards_and_revaluations_back(world, marketer):
+    from scoring.changes import rule_delete
+
+    model, rules, leads = world["model"], world["rules"], world["leads"]
+    change_points(rules["pricing"], 8)
+    now = timezone.now()
+    # While the deletion's rescore waits, the explanation still adds up
+    rule_delete(rule=rules["pricing"], by=marketer, rescore=False)
+    for lead in leads:
+        pricing_line(lead, rules["pricing"], now)
+
+    # Its rescore reverses the awards and the revaluations alike, each at its own value
+    model_rescore_in_process(model=model, reason="rule deleted")
+    now = timezone.now()
+    assert list(scores_verify(now=now)) == []
+    for lead in leads:
+        assert abs(ledger_total(lead, model, now) - stored_total(lead, model, now)) < 1e-6
+        row = LeadScore.objects.get(lead=lead)
+        docs_only = 2 * decay_factor(
+            (now - lead.activities.get(url__contains="docs").occurred_at).total_seconds(),
+            HALF_LIFE,
+        )
+        engagement = decayed(row.engagement, row.engagement_at, now, HALF_LIFE)
+        assert engagement == pytest.approx(docs_only, abs=1e-6)
