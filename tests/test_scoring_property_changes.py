@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
@@ -39,10 +39,13 @@ from scoring.models import (
     RescoreStatus,
     Rule,
     RuleKind,
+    RuleMatch,
     ScoreEntry,
     ScoringModel,
 )
 from scoring.rescore_jobs import rescore_job_start
+from scoring.revaluations import revaluable
+from scoring.ruleset import load_ruleset
 from scoring.score_formula import decayed, total_score
 from scoring.verification import scores_verify
 from tests.test_scoring_property import (
@@ -132,6 +135,22 @@ def rule_change(model: ScoringModel, kind: str, position: int, scenario: Decayin
         rule_save(rule=rule, before=before, by=None)
 
 
+def revalued_matches(
+    model: ScoringModel, change: ChangeDef, kind: str, position: int
+) -> set[int] | None:
+    """The leads the rule matches, when ``change`` only changes its points and so
+    revalues its awards here (PostgreSQL, a rule ``revaluable`` allows); else None."""
+    rule = model.rules.filter(kind=kind).order_by("pk")[position]
+    if connection.vendor != "postgresql" or change.what != "points" or kind != "engagement":
+        return None
+    (compiled,) = [m for m in load_ruleset(fresh=True).models if m.id == model.pk]
+    spec = next(r for r in compiled.engagement_rules if r.id == rule.pk)
+    changed = dataclasses.replace(spec, points=change.points)
+    if change.points == rule.points or not revaluable(changed, rule.points):
+        return None
+    return set(RuleMatch.objects.filter(rule=rule).values_list("lead_id", flat=True))
+
+
 def shown_scores(model: ScoringModel, rows: list[Lead], at: datetime) -> list[int]:
     """Each lead's score at ``at`` from its stored state, without the idle penalty (the
     score history leaves it out)."""
@@ -163,12 +182,19 @@ def assert_explanations_add_up(rows: list[Lead], at: datetime) -> None:
 
 WEBINAR_POINTS = ChangeDef("points", 0, 4, 90, 25)
 PRICING_TOGGLED = ChangeDef("pricing", 0, 2, 30, 1)
+# Uncapped rules of the long history: their points change revalues their awards on
+# PostgreSQL (``scoring.revaluations``), one of them under a recency limit that lets
+# revalued awards go afterwards.
+FORMS_REVALUED = ChangeDef("points", 3, 4, 90, 9)
+RECENT_PAGES_REVALUED = ChangeDef("points", 1, 2, 30, -5)
 
 
 @pytest.mark.django_db
 @given(scenario=decaying_scenarios(), change=changes)
 @example(scenario=LONG_HISTORY, change=WEBINAR_POINTS)
 @example(scenario=LONG_HISTORY, change=PRICING_TOGGLED)
+@example(scenario=LONG_HISTORY, change=FORMS_REVALUED)
+@example(scenario=LONG_HISTORY, change=RECENT_PAGES_REVALUED)
 @settings(
     max_examples=15,
     deadline=None,
@@ -191,10 +217,16 @@ def test_a_rule_changed_while_scoring_agrees_with_bulk_and_reference_and_history
         # that happened at one instant.)
         clock.at += timedelta(minutes=change.gap, seconds=1)
         jobs_before = set(RescoreJob.objects.values_list("pk", flat=True))
+        matched = revalued_matches(model, change, kind, position)
         with django_capture_on_commit_callbacks(execute=True):
             rule_change(model, kind, position, after_change)
         for job in RescoreJob.objects.exclude(pk__in=jobs_before):
             assert job.status == RescoreStatus.DONE, job.error
+        # A points change of a rule that only revalues holds one revaluation a lead it
+        # matched, where the set-based rescore runs
+        if matched is not None:
+            revalued = ScoreEntry.objects.filter(revalued_to__isnull=False)
+            assert set(revalued.values_list("lead_id", flat=True)) == matched
         moments["after"] = (clock.at, shown_scores(model, rows, clock.at))
         # Then right after the change every explanation adds up to its score
         assert_explanations_add_up(rows, clock.at)
