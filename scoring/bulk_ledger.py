@@ -195,9 +195,9 @@ def revalue(cursor: Any, scope: Scope, rule_id: int, points: float, reason: str)
                 (lead_id, model_id, rule_id, activity_id, kind, bonus, points, reason, at,
                  created_at, by_id, reversal_of_id, revalued_to)
             SELECT lead_id, %s, %s, NULL, kind, false, value,
-                   left(%s || ': ' || matches
+                   left(%s || ' on ' || matches
                         || CASE WHEN matches = 1 THEN ' match' ELSE ' matches' END
-                        || CASE WHEN low = high THEN ' from ' || low ELSE '' END
+                        || CASE WHEN low = high THEN ', from ' || low ELSE '' END
                         || ' to ' || %s::float8 || ' points', 300),
                    %s, %s, NULL, NULL, %s
             FROM moved

@@ -124,7 +124,10 @@ def test_a_points_change_writes_one_entry_a_lead_and_every_reader_agrees(world, 
     assert all(e.revalued_to == 8 and e.rule_id == pricing.pk for e in new)
     assert all(e.reversal_of_id is None and e.activity_id is None for e in new)
     assert {e.lead_id for e in new} == set(matches)
-    assert "from 5 to 8 points" in new[0].reason
+    for entry in new:
+        n = matches[entry.lead_id]
+        said = f"{n} match" if n == 1 else f"{n} matches"
+        assert entry.reason.endswith(f": points changed on {said}, from 5 to 8 points")
     # The leads match the same rules as before
     assert set(RuleMatch.objects.values_list("lead_id", "rule_id", "awards")) == rule_matches
 
