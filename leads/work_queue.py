@@ -156,6 +156,8 @@ def work_queue_for(
     # Inbound activity and surges count on the person's own open leads only, checked
     # once their leads are read; the inbound query reads the person's leads already.
     own = {*inbound, *surging} - set(deferred)
+    touches = _last_touches(list(dict.fromkeys([*hot, *own])), now)
+    hot = _untouched_hot(hot, own, touches, now, limit)
     worked: list[HandOff | Task] = [*handoffs, *tasks]
     leads = _leads([*(row.lead_id for row in worked if row.lead_id), *hot, *own], user)
     items: dict[int, QueueItem] = {}
@@ -164,7 +166,6 @@ def work_queue_for(
         if row.lead_id and (lead := leads.get(row.lead_id)) is not None:
             _keep_most_urgent(items, _item(row, lead, now))
     candidates = _candidates(leads, hot=hot, own=own, user=user)
-    touches = _last_touches([lead.pk for lead in candidates], now)
     for lead in candidates:
         item = _waiting_item(lead, touches.get(lead.pk), inbound.get(lead.pk), surging, user, now)
         if item is not None:
@@ -176,6 +177,25 @@ def work_queue_for(
     for item in chosen:
         _explain(item, events.get(item.lead.pk, []), now)
     return chosen
+
+
+def _untouched_hot(
+    hot: list[int], own: set[int], touches: dict[int, dt.datetime], now: dt.datetime, limit: int
+) -> list[int]:
+    """The hot leads that can still make the queue, hottest first: those with inbound
+    activity or a surge (they may rank above a hot lead), and of the others the first
+    ``limit`` nobody touched this week. The others could only come after those as hot
+    leads, so they are never read."""
+    kept, hot_only = [], 0
+    for lead_id in hot:
+        if lead_id in own:
+            kept.append(lead_id)
+        elif hot_only < limit and (
+            (touched := touches.get(lead_id)) is None or touched < now - TOUCH_WINDOW
+        ):
+            kept.append(lead_id)
+            hot_only += 1
+    return kept
 
 
 def _candidates(leads: dict[int, Lead], *, hot: list[int], own: set[int], user: User) -> list[Lead]:

@@ -5,6 +5,7 @@ what, and its fixed number of queries."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -285,6 +286,22 @@ def test_the_queue_costs_the_same_queries_for_few_and_many_items(rep, db):
     # touches, the events of the leads shown.
     assert few == 8
     assert many == few
+
+
+def test_the_hottest_untouched_leads_fill_the_queue_and_no_more_are_read(db, rep):
+    # Hot leads, hottest first: the two hottest were called this week
+    leads = [hot(rep, 99 - n) for n in range(8)]
+    for lead in leads[:2]:
+        activity(lead, ActivityType.CALL, dt.timedelta(days=1), by=rep)
+    with CaptureQueriesContext(connection) as queries:
+        shown = [item.lead for item in queue(rep, limit=3)]
+
+    # Then the next three fill a queue of three, as hot leads
+    assert shown == leads[2:5]
+    # And only their rows are read, not those of the hot leads behind them
+    (read,) = [q["sql"] for q in queries.captured_queries if 'FROM "leads_lead"' in q["sql"]]
+    (listed,) = re.findall(r'"leads_lead"\."id" IN \(([\d, ]+)\)', read)
+    assert {int(pk) for pk in listed.split(",")} == {lead.pk for lead in leads[2:5]}
 
 
 # --- Working an item ----------------------------------------------------------------------------
