@@ -23,7 +23,7 @@ from leads.models import Activity, Lead
 from .batch_writes import BatchWrites, LeadResult, primary_model
 from .facts import activity_facts, activity_rows, desired_awards, lead_facts, lead_products
 from .models import EntryKind, LeadScore, ScoreEntry
-from .revaluations import loaded_effective
+from .revaluations import AWARD_FIELDS, loaded_effective
 from .rules import Award
 from .ruleset import CompiledModel, Ruleset
 from .state import State, entry_value, state_from
@@ -53,18 +53,7 @@ class Batch(BatchWrites):
             kind__in=[EntryKind.FIT, EntryKind.ENGAGEMENT],
             reversal_of__isnull=True,
             reversal__isnull=True,
-        ).values(
-            "id",
-            "lead_id",
-            "model_id",
-            "rule_id",
-            "activity_id",
-            "bonus",
-            "kind",
-            "points",
-            "at",
-            "revalued_to",
-        )
+        ).values(*AWARD_FIELDS, "revalued_to")
         for entry in loaded_effective([cast(dict[str, Any], row) for row in active]):
             self.entries[(entry["lead_id"], entry["model_id"])].append(entry)
         self.adjustments: dict[tuple[int, int], float] = {

@@ -32,11 +32,10 @@ from leads.models import Activity, Lead
 
 from .facts import activity_facts, activity_rows
 from .models import EntryKind, ScoreEntry
-from .revaluations import stored_effective
+from .revaluations import AWARD_FIELDS, stored_effective
 from .rules import ActivityFact, RuleSpec, rule_matches, utc_day
 from .ruleset import Ruleset
 
-ENTRY_FIELDS = ("lead_id", "id", "rule_id", "activity_id", "bonus", "kind", "points", "at")
 # Conditions OR-ed into one statement: each is an index range, and a statement with a
 # few hundred of them still plans in well under a millisecond.
 TERMS_PER_QUERY = 200
@@ -219,11 +218,7 @@ class BatchHistory:
             )
         departed: list[dict[str, Any]] = []
         for where in _any_of(terms):
-            departed += (
-                _active(ScoreEntry.objects.filter(where))
-                .order_by()
-                .values("model_id", *ENTRY_FIELDS)
-            )
+            departed += _active(ScoreEntry.objects.filter(where)).order_by().values(*AWARD_FIELDS)
         # Reversed at their effective points (``scoring.revaluations``).
         for entry in stored_effective(departed):
             self._departed[(entry["lead_id"], entry["model_id"])].append(entry)

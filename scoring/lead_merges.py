@@ -30,20 +30,8 @@ from leads.models import Activity
 from .lead_scoring import leads_score
 from .models import EntryKind, ScoreEntry, ScoringModel
 from .outbox import leads_rescore_request, profile_rescores_record
-from .revaluations import stored_effective
+from .revaluations import AWARD_FIELDS, stored_effective
 from .state import entry_value
-
-ENTRY_FIELDS = (
-    "id",
-    "lead_id",
-    "model_id",
-    "rule_id",
-    "activity_id",
-    "bonus",
-    "kind",
-    "points",
-    "at",
-)
 
 
 def ledger_merge(*, survivor_id: int, other_ids: list[int], now: dt.datetime) -> MergeRecord:
@@ -72,7 +60,7 @@ def _active_awards(lead_ids: list[int]) -> list[dict[str, Any]]:
             revalued_to__isnull=True,
         )
         .order_by("pk")
-        .values(*ENTRY_FIELDS)
+        .values(*AWARD_FIELDS)
     )
 
 

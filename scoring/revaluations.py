@@ -39,6 +39,19 @@ from .rules import ENGAGEMENT, RuleSpec
 
 Key = tuple[int, int, int]  # lead, model, rule
 
+# The columns of an award its readers compare, reverse and revalue.
+AWARD_FIELDS = (
+    "id",
+    "lead_id",
+    "model_id",
+    "rule_id",
+    "activity_id",
+    "bonus",
+    "kind",
+    "points",
+    "at",
+)
+
 # SQL: an active entry of the ledger ``e`` that is an award, or a revaluation whose rule
 # was deleted (``effective``).
 COUNTED = "(e.revalued_to IS NULL OR e.rule_id IS NULL)"

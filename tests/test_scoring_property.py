@@ -53,7 +53,7 @@ from scoring.models import (
     ScoringModel,
 )
 from scoring.rescore_jobs import rescore_job_start
-from scoring.revaluations import loaded_effective
+from scoring.revaluations import AWARD_FIELDS, loaded_effective
 from scoring.verification import scores_verify
 from tests.factories import CompanyFactory, LeadFactory
 
@@ -773,18 +773,7 @@ def active_awards() -> set[tuple]:
     given, so left out."""
     entries = ScoreEntry.objects.filter(
         kind__in=["fit", "engagement"], reversal_of__isnull=True, reversal__isnull=True
-    ).values(
-        "id",
-        "lead_id",
-        "model_id",
-        "rule_id",
-        "activity_id",
-        "bonus",
-        "points",
-        "at",
-        "kind",
-        "revalued_to",
-    )
+    ).values(*AWARD_FIELDS, "revalued_to")
     return {
         (
             e["lead_id"],

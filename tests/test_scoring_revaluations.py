@@ -12,9 +12,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from leads.activities import activities_record
 from leads.merging import leads_merge
-from leads.models import Activity, ActivityType, Lead
+from leads.models import Activity, Lead
 from scoring.changes import rule_save, rule_snapshot
 from scoring.explanation import lead_explanation, score_history
 from scoring.lead_scoring import lead_score
@@ -23,23 +22,11 @@ from scoring.rescore_jobs import model_rescore_in_process
 from scoring.score_formula import decay_factor, decayed
 from scoring.verification import scores_verify
 from tests.factories import LeadFactory, active_model, fit_rule, page_rule
+from tests.test_scoring_rule_matches import visit
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
 HALF_LIFE = 10.0
-
-
-def visit(lead: Lead, url: str, *, days_ago: float = 0) -> None:
-    activities_record(
-        lead=lead,
-        activities=[
-            Activity(
-                type=ActivityType.PAGE_VIEW,
-                url=url,
-                occurred_at=timezone.now() - dt.timedelta(days=days_ago),
-            )
-        ],
-    )
 
 
 @pytest.fixture
