@@ -91,6 +91,16 @@ def states(leads: list[Lead]) -> list[tuple]:
     ]
 
 
+def assert_a_rescore_from_nothing_agrees(model, leads: list[Lead]) -> None:
+    """A rescore from an empty ledger gives the leads the scores they have."""
+    stored = states(leads)
+    ScoreEntry.objects.all().delete()
+    LeadScore.objects.all().delete()
+    Activity.objects.update(scored_at=None)
+    model_rescore_in_process(model=model, reason="from nothing")
+    assert states(leads) == stored
+
+
 def test_a_points_change_writes_one_entry_a_lead_and_every_reader_agrees(world, marketer):
     model, rules, leads = world["model"], world["rules"], world["leads"]
     pricing = rules["pricing"]
@@ -135,12 +145,7 @@ def test_a_points_change_writes_one_entry_a_lead_and_every_reader_agrees(world, 
         assert history[-1]["score"] == series[-1]["score"]
 
     # And a rescore from an empty ledger gives the same scores
-    stored = states(leads)
-    ScoreEntry.objects.all().delete()
-    LeadScore.objects.all().delete()
-    Activity.objects.update(scored_at=None)
-    model_rescore_in_process(model=model, reason="from nothing")
-    assert states(leads) == stored
+    assert_a_rescore_from_nothing_agrees(model, leads)
 
 
 def test_revalued_awards_decay_score_in_real_time_and_are_reversed_at_their_new_points(
@@ -251,12 +256,7 @@ def test_a_full_resum_after_a_revaluation_counts_the_new_points(world, marketer)
     # Then the sums count each revalued award at its new points, as a rescore from an
     # empty ledger does
     assert list(scores_verify()) == []
-    stored = states(leads)
-    ScoreEntry.objects.all().delete()
-    LeadScore.objects.all().delete()
-    Activity.objects.update(scored_at=None)
-    model_rescore_in_process(model=model, reason="from nothing")
-    assert states(leads) == stored
+    assert_a_rescore_from_nothing_agrees(model, leads)
 
 
 def test_deleting_a_revalued_rule_takes_its_awards_and_revaluations_back(world, marketer):
