@@ -418,10 +418,7 @@ class ScoringModelAdmin(admin.ModelAdmin):
             before = befores.get(rule.pk)
             rule.save()
             if changes.rule_change_record(rule=rule, before=before, by=request.user):
-                edit.rule_ids.add(rule.pk)
-                points = changes.points_change(before, changes.snapshot(rule))
-                if points is not None:
-                    edit.points_before[rule.pk] = points
+                edit.rule_changed(rule, before)
         formset.save_m2m()
 
     def response_change(self, request, obj):

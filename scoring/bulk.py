@@ -187,9 +187,7 @@ def rescore_range(
         engagement = [r for r in rules if r.kind == ENGAGEMENT]
         types = sorted({r.activity_type for r in engagement})
         only: list[int] | None = None
-        revalued = (
-            engagement[0] if len(rules) == 1 and revaluable(rules[0], points_before) else None
-        )
+        revalued = rules[0] if len(rules) == 1 and revaluable(rules[0], points_before) else None
         if revalued is not None:
             # Only the leads holding entries of the rule can hold awards to revalue.
             cursor.execute(

@@ -162,6 +162,9 @@ def revalue(cursor: Any, scope: Scope, rule_id: int, points: float, reason: str)
     """
     model, lo, hi, now = scope.model, scope.lo, scope.hi, scope.now
     half_life = model.half_life_days
+    # The awards' effective points as ``effective_points_sql`` defines them, but through
+    # one hash join with each lead's latest revaluation of the rule: a change reads every
+    # award of the rule, and a lookup an award would cost an index probe each.
     sql = f"""
         WITH latest AS (
             SELECT DISTINCT ON (v.lead_id) v.lead_id, v.id, v.revalued_to

@@ -47,6 +47,14 @@ class ModelEdit:
     # Rules of which only the points changed, with their points before.
     points_before: dict[int, int] = field(default_factory=dict)
 
+    def rule_changed(self, rule: Rule, before: Snapshot | None) -> None:
+        """Count ``rule`` (stored as it was in ``before``) among the edit's changed rules,
+        noting its points before when they are all that changed."""
+        self.rule_ids.add(rule.pk)
+        points = points_change(before, snapshot(rule))
+        if points is not None:
+            self.points_before[rule.pk] = points
+
 
 def model_snapshot(*, model: ScoringModel) -> Snapshot:
     """The model as stored, to pass as ``before`` to ``model_save``; its segment included."""
@@ -88,10 +96,8 @@ def rule_save(*, rule: Rule, before: Snapshot | None, by: User | None) -> list[R
     """Log a rule just created (``before`` None) or changed, and queue what it needs."""
     if not rule_change_record(rule=rule, before=before, by=by):
         return []
-    edit = ModelEdit(model=rule.model, rule_ids={rule.pk})
-    points = points_change(before, snapshot(rule))
-    if points is not None:
-        edit.points_before[rule.pk] = points
+    edit = ModelEdit(model=rule.model)
+    edit.rule_changed(rule, before)
     return edit_rescore(edit=edit, by=by, reason="")
 
 

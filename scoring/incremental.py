@@ -53,6 +53,7 @@ from .rules import (
     capped_awards,
     fit_awards,
     in_order,
+    is_capped,
     rule_matches,
     utc_day,
 )
@@ -430,18 +431,6 @@ class IncrementalBatch(BatchWrites):
             result.states[model.id] = model_plan.state
             self._note_surge(lead, model, result, earned=earned, recent=model_plan.recent)
         return result
-
-
-def is_capped(rule: RuleSpec) -> bool:
-    """Whether a rule's award for a match depends on the matches before it: a cap, a
-    bonus, or a window (with a recency limit, a match that leaves it can take back the
-    award of a later one, which only the full path reverses)."""
-    return bool(
-        rule.max_per_day
-        or rule.max_per_lead
-        or (rule.bonus_count and rule.bonus_points)
-        or rule.window_days
-    )
 
 
 def on_an_edge(total: float, effective: float, model: CompiledModel, spread: float) -> bool:

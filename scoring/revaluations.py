@@ -35,7 +35,7 @@ from django.db.models import Case, F, FloatField, OuterRef, Subquery, When
 from django.db.models.functions import Coalesce
 
 from .models import EntryKind, ScoreEntry
-from .rules import ENGAGEMENT, RuleSpec
+from .rules import ENGAGEMENT, RuleSpec, is_capped
 
 Key = tuple[int, int, int]  # lead, model, rule
 
@@ -61,17 +61,7 @@ def revaluable(rule: RuleSpec, points_before: int | None) -> bool:
     """Whether a change of ``rule``'s points from ``points_before`` (None: more than the
     points changed) only revalues its awards: an engagement rule whose award for a match
     depends on that match alone, that awarded something before and still does."""
-    return bool(
-        points_before
-        and rule.points
-        and rule.kind == ENGAGEMENT
-        and not (
-            rule.max_per_day
-            or rule.max_per_lead
-            or (rule.bonus_count and rule.bonus_points)
-            or rule.window_days
-        )
-    )
+    return bool(points_before and rule.points and rule.kind == ENGAGEMENT and not is_capped(rule))
 
 
 def latest_revaluations(entries: Iterable[Mapping[str, Any]]) -> dict[Key, tuple[int, float]]:

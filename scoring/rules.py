@@ -108,6 +108,18 @@ class Award:
         return (self.rule_id, self.activity_id, self.bonus)
 
 
+def is_capped(rule: RuleSpec) -> bool:
+    """Whether a rule's award for a match depends on the matches before it: a cap, a
+    bonus, or a window (with a recency limit, a match that leaves it can take back the
+    award of a later one, which only the full path reverses)."""
+    return bool(
+        rule.max_per_day
+        or rule.max_per_lead
+        or (rule.bonus_count and rule.bonus_points)
+        or rule.window_days
+    )
+
+
 def fit_matches(
     rule: RuleSpec, facts: Mapping[str, Any], domain_lists: Mapping[str, frozenset[str]]
 ) -> bool:

@@ -365,6 +365,33 @@ def test_changing_one_rules_points_rescores_only_that_rule_and_moves_scores(
     assert "3 / 3 leads" in page_text(page)
 
 
+@pytest.mark.postgres
+def test_changing_only_an_uncapped_rules_points_revalues_its_awards(
+    client, marketer, live, django_capture_on_commit_callbacks
+):
+    # Given leads scored with a demo request (40 points, no cap)
+    leads = (lead_with(demo=True), lead_with(country="FR", demo=True), lead_with(pricing_days=1))
+    leads_score(lead_ids=[lead.pk for lead in leads])
+    assert scores(*leads) == [10 + 40, 40, 10 + 25]
+    entries = ScoreEntry.objects.count()
+    client.force_login(marketer)
+
+    # When the marketer raises it to 55 points on the model page
+    data = change_form(client, live.model)
+    data[rule_key(data, live.demo, "points")] = "55"
+    response = post_change(client, live.model, data, django_capture_on_commit_callbacks)
+
+    # Then the job knew the points before, and each lead with a demo got one revaluation
+    assert response.status_code == 302
+    job = RescoreJob.objects.get()
+    assert (job.rule, job.points_before, job.status) == (live.demo, 40, RescoreStatus.DONE)
+    added = ScoreEntry.objects.order_by("pk")[entries:]
+    assert [(e.lead_id, e.revalued_to) for e in added] == [(leads[0].pk, 55), (leads[1].pk, 55)]
+    # And the scores moved by 15 where there was a demo, and the ledger agrees
+    assert scores(*leads) == [10 + 55, 55, 10 + 25]
+    assert list(scores_verify()) == []
+
+
 def test_changing_a_model_field_queues_a_full_rescore(
     client, marketer, live, django_capture_on_commit_callbacks
 ):

@@ -120,10 +120,6 @@ class ScoreEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.points:+g} {self.reason}"
 
-    @property
-    def is_revaluation(self) -> bool:
-        return self.revalued_to is not None
-
 
 class LeadScore(models.Model):
     """A lead's score in one model, brought up to date at ``engagement_at``.
