@@ -153,23 +153,29 @@ def _recompute_from_ledger(cursor: Any, scope: Scope) -> int:
     sql = f"""
         WITH targets AS ({targets}),
         sums AS (
-            SELECT t.id AS lead_id,
-                   COALESCE(sum(p.points) FILTER (WHERE e.kind = 'fit'), 0) AS fit,
-                   COALESCE(sum(e.points) FILTER (WHERE e.kind = 'manual'), 0) AS adjustment,
-                   COALESCE(sum(p.points * CASE WHEN %s::float8 IS NULL THEN 1.0 ELSE
-                       power(0.5::float8, GREATEST(date_part('epoch', %s::timestamptz - e.at), 0)
-                             / (%s::float8 * 86400.0)) END)
-                       FILTER (WHERE e.kind = 'engagement'), 0) AS engagement,
-                   max(e.at) FILTER (WHERE e.kind = 'engagement') AS last_engaged_at,
+            SELECT t.id AS lead_id, a.fit, a.adjustment, a.engagement, a.last_engaged_at,
                    {predictive} AS predictive
             FROM targets t
-            LEFT JOIN scoring_scoreentry e
-              ON e.lead_id = t.id AND e.model_id = %s
-             AND (e.kind = 'manual' OR (e.reversal_of_id IS NULL AND {COUNTED}
-                                        AND {REVERSAL_PROBE}))
-            -- The awards' effective points (``scoring.revaluations``).
-            LEFT JOIN LATERAL (SELECT {effective_points_sql("e")} AS points) p ON true
-            GROUP BY t.id
+            -- Each target's entries summed on their own, through the ledger's lead index:
+            -- a join the planner may turn into a scan of every entry of the range for each
+            -- target when its statistics lag behind what the transaction wrote (a first
+            -- rescore writes millions of entries before any ANALYZE sees them).
+            CROSS JOIN LATERAL (
+                SELECT COALESCE(sum(p.points) FILTER (WHERE e.kind = 'fit'), 0) AS fit,
+                       COALESCE(sum(e.points) FILTER (WHERE e.kind = 'manual'), 0) AS adjustment,
+                       COALESCE(sum(p.points * CASE WHEN %s::float8 IS NULL THEN 1.0 ELSE
+                           power(0.5::float8,
+                                 GREATEST(date_part('epoch', %s::timestamptz - e.at), 0)
+                                 / (%s::float8 * 86400.0)) END)
+                           FILTER (WHERE e.kind = 'engagement'), 0) AS engagement,
+                       max(e.at) FILTER (WHERE e.kind = 'engagement') AS last_engaged_at
+                FROM scoring_scoreentry e
+                -- The awards' effective points (``scoring.revaluations``).
+                CROSS JOIN LATERAL (SELECT {effective_points_sql("e")} AS points) p
+                WHERE e.lead_id = t.id AND e.model_id = %s
+                  AND (e.kind = 'manual' OR (e.reversal_of_id IS NULL AND {COUNTED}
+                                             AND {REVERSAL_PROBE}))
+            ) a
         ),
         {score_sql},
         written AS (
@@ -195,8 +201,8 @@ def _recompute_from_ledger(cursor: Any, scope: Scope) -> int:
         hl,
         now,
         hl,
-        model.id,
         revalued_rules(cursor, model.id, lo, hi),
+        model.id,
         *score_params,
         model.id,
         now,
