@@ -170,8 +170,8 @@ def is_my_day_leads(sql: str) -> bool:
 
 
 def is_queue_inbound(sql: str) -> bool:
-    """Next up's inbound activity on the person's leads (``activity_inbound_idx``)."""
-    return 'FROM "leads_activity"' in sql and '"leads_leadrank"' in sql
+    """Next up's leads of the person's that wrote in lately (``rank_owner_inbound_idx``)."""
+    return 'FROM "leads_leadrank"' in sql and '"inbound_at"' in sql
 
 
 def is_stage_counts(sql: str) -> bool:

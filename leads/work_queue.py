@@ -13,11 +13,12 @@ The order is by urgency first, then score:
 
 A lead appears once, with its most urgent reason; leads the person worked, snoozed or
 skipped (``QueueDeferral``) stay out until then, and only leads the person may act on
-(``leads.permissions.lead_access``) are in. Working an item is logging its outcome (a
+(``leads.permissions.owner_access``) are in. Working an item is logging its outcome (a
 call through ``lead_log_touch``: scored like any call, the first touch of an open
 hand-off; the lead is back tomorrow if anything still calls for it), snoozing it or
-skipping it with a reason; each makes it leave the queue. The
-queue is read in a fixed number of queries, whatever the number of leads or items.
+skipping it with a reason; each makes it leave the queue. The queue is read in a fixed
+number of queries, whatever the number of leads or items: the items are chosen from
+the candidates' ranks, and only the chosen items' leads are read.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from crm.models import User
 from .handoff_models import HandOff, NotificationKind
 from .models import (
     CLOSED_STAGES,
-    INBOUND_TYPES,
     SALES_TOUCH_TYPES,
     Activity,
     ActivityType,
@@ -50,7 +50,7 @@ from .models import (
     owner_visibility,
 )
 from .notifications import notifications_settle
-from .permissions import lead_access
+from .permissions import owner_access
 from .queue_reasons import Event, duration_words, reason_sentence
 from .sales_feedback import lead_log_touch
 from .selectors import end_of_today
@@ -65,11 +65,12 @@ TOUCH_WINDOW = dt.timedelta(days=7)
 EVENT_WINDOW = dt.timedelta(days=7)
 
 
-# What the queue reads of a candidate lead: what its item and page show (name, contact,
-# company, stage, band, score) and its owner's id. The candidates of every source are
-# read in this one query, after each source has given its rows as plain values: a lead
-# read whole, with its company's, cost more to build and to ask for than to read, and
-# each source asking for its own leads cost more to compile than to run.
+# What the queue reads of a chosen item's lead: what its item and page show (name,
+# contact, company, stage, band, score) and its owner's id. The chosen items' leads are
+# read in this one query, after each source has given its rows as plain values and the
+# items were chosen from the candidates' ranks: a lead read whole, with its company's,
+# cost more to build and to ask for than to read, and each source asking for its own
+# leads cost more to compile than to run.
 LEAD_FIELDS = (
     "first_name",
     "last_name",
@@ -123,11 +124,35 @@ class QueueItem:
     def kind(self) -> str:
         return self.urgency.name.lower()
 
+
+@dataclass(frozen=True)
+class Candidate:
+    """What choosing a lead's place in the queue reads of it: its rank (``LeadRank``)."""
+
+    pk: int
+    owner_id: int | None
+    stage: str
+    score: int
+    band: str
+
+
+@dataclass
+class Pending:
+    """An item before its lead is read: the queue is chosen from the candidates' ranks,
+    and only the chosen items' leads are read."""
+
+    urgency: Urgency
+    candidate: Candidate
+    due_at: dt.datetime | None = None
+    task: Task | None = None
+    handoff: HandOff | None = None
+
     @property
     def sort_key(self) -> tuple:
+        lead = self.candidate
         if self.urgency == Urgency.HANDOFF:
-            return (self.urgency, self.due_at, -self.lead.score, -self.lead.pk)
-        return (self.urgency, -self.lead.score, -self.lead.pk)
+            return (self.urgency, self.due_at, -lead.score, -lead.pk)
+        return (self.urgency, -lead.score, -lead.pk)
 
 
 # --- Reading the queue ---------------------------------------------------------------------
@@ -143,8 +168,9 @@ def work_queue_for(
     """The person's queue, most urgent first (module docstring), at most ``limit`` items.
 
     ``surging`` are ids of leads whose score surged lately (``scoring.selectors``);
-    those the person owns count as surging. Eight queries at most, and one for the
-    owners of leads someone else owns.
+    those the person owns count as surging. The items are chosen from the candidates'
+    ranks, and only the chosen ones' leads are read: ten queries at most, and one for
+    the owners of leads someone else owns.
     """
     deferred = list(
         QueueDeferral.objects.filter(user=user, until__gt=now).values_list("lead_id", flat=True)
@@ -154,28 +180,36 @@ def work_queue_for(
     inbound = _inbound_times(user, now, deferred)
     hot = _hot_lead_ids(user, deferred)
     # Inbound activity and surges count on the person's own open leads only, checked
-    # once their leads are read; the inbound query reads the person's leads already.
+    # once their ranks are read; the inbound query reads the person's leads already.
     own = {*inbound, *surging} - set(deferred)
     touches = _last_touches(list(dict.fromkeys([*hot, *own])), now)
     hot = _untouched_hot(hot, own, touches, now, limit)
     worked: list[HandOff | Task] = [*handoffs, *tasks]
-    leads = _leads([*(row.lead_id for row in worked if row.lead_id), *hot, *own], user)
-    items: dict[int, QueueItem] = {}
+    ranks = _ranks([*(row.lead_id for row in worked if row.lead_id), *hot, *own])
+    pending: dict[int, Pending] = {}
     for row in worked:
         # A lead deleted between the two reads has no item.
-        if row.lead_id and (lead := leads.get(row.lead_id)) is not None:
-            _keep_most_urgent(items, _item(row, lead, now))
-    candidates = _candidates(leads, hot=hot, own=own, user=user)
-    for lead in candidates:
-        item = _waiting_item(lead, touches.get(lead.pk), inbound.get(lead.pk), surging, user, now)
+        if row.lead_id and (candidate := ranks.get(row.lead_id)) is not None:
+            _keep_most_urgent(pending, _item(row, candidate, now))
+    for candidate in _candidates(ranks, hot=hot, own=own, user=user):
+        touched, latest = touches.get(candidate.pk), inbound.get(candidate.pk)
+        item = _waiting_item(candidate, touched, latest, surging, user, now)
         if item is not None:
-            _keep_most_urgent(items, item)
-    chosen = [item for item in items.values() if lead_access(lead=item.lead, user=user).may_act]
-    chosen.sort(key=lambda item: item.sort_key)
-    chosen = chosen[:limit]
-    events = _recent_events([item.lead.pk for item in chosen], now)
-    for item in chosen:
-        _explain(item, events.get(item.lead.pk, []), now)
+            _keep_most_urgent(pending, item)
+    owners = _owners(pending.values(), user)
+    allowed = sorted(
+        (entry for entry in pending.values() if _may_act(entry.candidate, owners, user)),
+        key=lambda entry: entry.sort_key,
+    )[:limit]
+    leads = _leads([entry.candidate.pk for entry in allowed], owners)
+    chosen = [
+        QueueItem(entry.urgency, lead, due_at=entry.due_at, task=entry.task, handoff=entry.handoff)
+        for entry in allowed
+        if (lead := leads.get(entry.candidate.pk)) is not None
+    ]
+    events = _recent_events([queued.lead.pk for queued in chosen], now)
+    for queued in chosen:
+        _explain(queued, events.get(queued.lead.pk, []), now)
     return chosen
 
 
@@ -198,42 +232,52 @@ def _untouched_hot(
     return kept
 
 
-def _candidates(leads: dict[int, Lead], *, hot: list[int], own: set[int], user: User) -> list[Lead]:
+def _candidates(
+    ranks: dict[int, Candidate], *, hot: list[int], own: set[int], user: User
+) -> list[Candidate]:
     """The hot leads, then those with inbound activity or a surge that are the person's
     own and open, each once."""
     return [
-        lead
+        candidate
         for lead_id in dict.fromkeys([*hot, *own])
-        if (lead := leads.get(lead_id)) is not None
-        and (lead_id in hot or (lead.owner_id == user.pk and lead.stage not in CLOSED_STAGES))
+        if (candidate := ranks.get(lead_id)) is not None
+        and (
+            lead_id in hot
+            or (candidate.owner_id == user.pk and candidate.stage not in CLOSED_STAGES)
+        )
     ]
 
 
 def _waiting_item(
-    lead: Lead,
+    candidate: Candidate,
     touched: dt.datetime | None,
     inbound: dt.datetime | None,
     surging: Collection[int],
     user: User,
     now: dt.datetime,
-) -> QueueItem | None:
+) -> Pending | None:
     """The lead's item when it waits for the person: inbound activity nobody answered
     since (``inbound``: its latest), or a surge or a hot score untouched this week."""
     if inbound is not None and (touched is None or touched < inbound):
-        return QueueItem(Urgency.INBOUND, lead, due_at=inbound)
+        return Pending(Urgency.INBOUND, candidate, due_at=inbound)
     if touched is not None and touched >= now - TOUCH_WINDOW:
         return None
-    if lead.pk in surging and lead.owner_id == user.pk:
-        return QueueItem(Urgency.SURGING, lead)
-    if lead.band == Band.HOT:
-        return QueueItem(Urgency.HOT, lead)
+    if candidate.pk in surging and candidate.owner_id == user.pk:
+        return Pending(Urgency.SURGING, candidate)
+    if candidate.band == Band.HOT:
+        return Pending(Urgency.HOT, candidate)
     return None
 
 
-def _keep_most_urgent(items: dict[int, QueueItem], item: QueueItem) -> None:
-    known = items.get(item.lead.pk)
+def _may_act(candidate: Candidate, owners: dict[int, User], user: User) -> bool:
+    owner = owners.get(candidate.owner_id) if candidate.owner_id is not None else None
+    return owner_access(owner_id=candidate.owner_id, owner=owner, user=user).may_act
+
+
+def _keep_most_urgent(items: dict[int, Pending], item: Pending) -> None:
+    known = items.get(item.candidate.pk)
     if known is None or item.sort_key < known.sort_key:
-        items[item.lead.pk] = item
+        items[item.candidate.pk] = item
 
 
 def _open_leads(user: User) -> Q:
@@ -265,15 +309,15 @@ def _tasks(user: User, now: dt.datetime, deferred: list[int]) -> list[Task]:
     return list(tasks[:CANDIDATES])
 
 
-def _item(row: HandOff | Task, lead: Lead, now: dt.datetime) -> QueueItem:
+def _item(row: HandOff | Task, candidate: Candidate, now: dt.datetime) -> Pending:
     """The item of a hand-off (urgent by its SLA) or a task (by its due time)."""
     if isinstance(row, Task):
         urgency = Urgency.TASK_OVERDUE if row.due_at < now else Urgency.TASK_DUE
-        return QueueItem(urgency, lead, due_at=row.due_at, task=row)
+        return Pending(urgency, candidate, due_at=row.due_at, task=row)
     late = row.sla_due_at is not None and row.sla_due_at < now
-    return QueueItem(
+    return Pending(
         Urgency.HANDOFF_LATE if late else Urgency.HANDOFF,
-        lead,
+        candidate,
         # Without an SLA, last among the hand-offs.
         due_at=row.sla_due_at or dt.datetime.max.replace(tzinfo=dt.UTC),
         handoff=row,
@@ -281,31 +325,20 @@ def _item(row: HandOff | Task, lead: Lead, now: dt.datetime) -> QueueItem:
 
 
 def _inbound_times(user: User, now: dt.datetime, deferred: list[int]) -> dict[int, dt.datetime]:
-    """The person's leads with inbound activity lately, and its latest time, newest first.
-
-    The window's inbound activity of every lead (``activity_inbound_idx``, from the index
-    alone) is matched against the person's leads as their rank lists them
-    (``rank_owner_counts_idx``, from the index alone): only the matches' leads are
-    read, for their stage, where looking up each activity's lead for its owner read a
-    lead row for every inbound activity of anyone's lead."""
+    """The person's open leads that wrote in lately, and when they last did, newest
+    first: from their ranks alone (``rank_owner_inbound_idx``, which holds the stage).
+    The database keeps each lead's latest inbound time (``LeadRank.inbound_at``), so
+    the window's activity of everyone's leads is not read."""
     rows = (
-        Activity.objects.filter(
-            type__in=INBOUND_TYPES,
-            occurred_at__gte=now - INBOUND_WINDOW,
-            occurred_at__lte=now,
-            lead_id__in=LeadRank.objects.filter(owner=user).values("lead_id"),
+        LeadRank.objects.filter(
+            owner=user, inbound_at__gte=now - INBOUND_WINDOW, inbound_at__lte=now
         )
-        .exclude(lead__stage__in=CLOSED_STAGES)
+        .exclude(stage__in=CLOSED_STAGES)
         .exclude(lead_id__in=deferred)
-        # An email reply a person logged is their touch, not the lead's message.
-        .exclude(type=ActivityType.EMAIL_REPLY, created_by__isnull=False)
-        .order_by("-occurred_at")
-        .values_list("lead_id", "occurred_at")[: CANDIDATES * 2]
+        .order_by("-inbound_at")
+        .values_list("lead_id", "inbound_at")[:CANDIDATES]
     )
-    latest: dict[int, dt.datetime] = {}
-    for lead_id, at in rows:
-        latest.setdefault(lead_id, at)
-    return dict(list(latest.items())[:CANDIDATES])
+    return {lead_id: at for lead_id, at in rows if at is not None}
 
 
 def _hot_lead_ids(user: User, deferred: list[int]) -> list[int]:
@@ -320,29 +353,40 @@ def _hot_lead_ids(user: User, deferred: list[int]) -> list[int]:
     return list(ranks.values_list("lead_id", flat=True)[:CANDIDATES])
 
 
-def _leads(ids: list[int], user: User) -> dict[int, Lead]:
-    """The candidates of every source, by id, in one query (``LEAD_FIELDS``), with the
-    owners ``lead_access`` reads."""
+def _ranks(ids: list[int]) -> dict[int, Candidate]:
+    """The candidates of every source, by id, from their ranks in one query."""
     if not ids:
         return {}
-    leads = Lead.objects.filter(pk__in=set(ids)).select_related("company").only(*LEAD_FIELDS)
-    found = {lead.pk: lead for lead in leads}
-    _attach_owners(found.values(), user)
-    return found
+    rows = LeadRank.objects.filter(lead_id__in=set(ids)).values_list(
+        "lead_id", "owner_id", "stage", "score", "band"
+    )
+    return {row[0]: Candidate(*row) for row in rows}
 
 
-def _attach_owners(leads: Iterable[Lead], user: User) -> None:
-    """Give the leads someone else owns (a manager's team's, by hand-off or task) their
-    owner and the owner's team, in one query when there are any. ``lead_access`` decides
-    on the owner's id alone for the person's own leads and unassigned ones, a rep's
-    whole queue: a user and a team built for each of those cost more than their query."""
-    others = [lead for lead in leads if lead.owner_id not in (None, user.pk)]
+def _owners(items: Iterable[Pending], user: User) -> dict[int, User]:
+    """The owners, with their teams, of the leads someone else owns (a manager's team's,
+    by hand-off or task), in one query when there are any: what ``owner_access`` reads.
+    It decides on the owner's id alone for the person's own leads and unassigned ones,
+    a rep's whole queue."""
+    others = {
+        item.candidate.owner_id for item in items if item.candidate.owner_id not in (None, user.pk)
+    }
     if not others:
-        return
-    people = User.objects.filter(pk__in={lead.owner_id for lead in others})
-    owners = people.select_related("team").in_bulk()
-    for lead in others:
-        lead.owner = owners.get(lead.owner_id)
+        return {}
+    return User.objects.filter(pk__in=others).select_related("team").in_bulk()
+
+
+def _leads(ids: list[int], owners: dict[int, User]) -> dict[int, Lead]:
+    """The chosen items' leads, by id, in one query (``LEAD_FIELDS``), each with its
+    owner when someone else owns it."""
+    if not ids:
+        return {}
+    leads = Lead.objects.filter(pk__in=ids).select_related("company").only(*LEAD_FIELDS)
+    found = {lead.pk: lead for lead in leads}
+    for lead in found.values():
+        if lead.owner_id in owners:
+            lead.owner = owners[lead.owner_id]
+    return found
 
 
 def _last_touches(lead_ids: list[int], now: dt.datetime) -> dict[int, dt.datetime]:

@@ -16,7 +16,7 @@ from django.test import Client
 from django.utils import timezone
 
 from crm.models import User
-from leads.models import Activity, Lead, LeadRank, Stage
+from leads.models import INBOUND_TYPES, Activity, ActivityType, Lead, LeadRank, Stage
 from leads.stages import lead_move_to_stage
 from scoring.decay import scores_decay
 from scoring.lead_scoring import leads_score
@@ -221,3 +221,54 @@ def test_the_list_and_the_api_sort_and_filter_through_the_rank(db, rep, admin_us
     assert [row["id"] for row in between] == [
         pk for pk in hottest_first if 40 <= Lead.objects.get(pk=pk).score <= 70
     ]
+
+
+def latest_inbound() -> dict[int, dt.datetime | None]:
+    """Each lead's latest inbound activity, from the activities (an email reply a person
+    logged is theirs)."""
+    latest: dict[int, dt.datetime | None] = dict.fromkeys(Lead.objects.values_list("id", flat=True))
+    for activity in Activity.objects.filter(type__in=INBOUND_TYPES):
+        if activity.type == ActivityType.EMAIL_REPLY and activity.created_by_id is not None:
+            continue
+        known = latest[activity.lead_id]
+        latest[activity.lead_id] = (
+            max(known, activity.occurred_at) if known else activity.occurred_at
+        )
+    return latest
+
+
+def kept_inbound() -> dict[int, dt.datetime | None]:
+    return dict(LeadRank.objects.values_list("lead_id", "inbound_at"))
+
+
+def test_every_way_of_writing_activities_keeps_the_leads_latest_inbound_time(db, rep):
+    one, two = LeadFactory(), LeadFactory()
+    now = timezone.now()
+    ago = lambda hours: now - dt.timedelta(hours=hours)  # noqa: E731
+
+    ActivityFactory(lead=one, type=ActivityType.PAGE_VIEW, occurred_at=ago(1))
+    assert kept_inbound()[one.pk] is None
+    demo = ActivityFactory(lead=one, type=ActivityType.DEMO_REQUEST, occurred_at=ago(5))
+    assert kept_inbound() == latest_inbound() == {one.pk: ago(5), two.pk: None}
+    # A reply a rep logged is their touch; one the lead sent is inbound.
+    ActivityFactory(lead=one, type=ActivityType.EMAIL_REPLY, occurred_at=ago(2), created_by=rep)
+    assert kept_inbound()[one.pk] == ago(5)
+    Activity.objects.bulk_create(
+        [
+            Activity(lead=one, type=ActivityType.FORM_SUBMISSION, occurred_at=ago(3)),
+            Activity(lead=one, type=ActivityType.TRIAL_SIGNUP, occurred_at=ago(30)),
+            Activity(lead=two, type=ActivityType.EMAIL_REPLY, occurred_at=ago(4)),
+        ]
+    )
+    assert kept_inbound() == latest_inbound() == {one.pk: ago(3), two.pk: ago(4)}
+
+    # Moved to another lead (as a merge moves them), retyped, re-dated, deleted
+    Activity.objects.filter(lead=one, type=ActivityType.FORM_SUBMISSION).update(lead=two)
+    assert kept_inbound() == latest_inbound() == {one.pk: ago(5), two.pk: ago(3)}
+    Activity.objects.filter(pk=demo.pk).update(type=ActivityType.PAGE_VIEW)
+    assert kept_inbound() == latest_inbound() == {one.pk: ago(30), two.pk: ago(3)}
+    Activity.objects.filter(lead=one, type=ActivityType.TRIAL_SIGNUP).update(occurred_at=ago(1))
+    assert kept_inbound()[one.pk] == ago(1)
+    Activity.objects.filter(lead=two, type=ActivityType.FORM_SUBMISSION).delete()
+    Activity.objects.filter(lead=one, type=ActivityType.TRIAL_SIGNUP).delete()
+    assert kept_inbound() == latest_inbound() == {one.pk: None, two.pk: ago(4)}

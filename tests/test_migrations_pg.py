@@ -199,10 +199,10 @@ def test_a_database_from_before_the_squash_keeps_every_row(scratch_database):
     # reports' own copy (reports.0003)
     assert after.pop("scoring_rulematch") == 0
     assert before.pop("reports_rulematch") == 0
-    # crm.0006 and the squash's own record, leads.0016 to 0028, nurturing.0003 and 0004
+    # crm.0006 and the squash's own record, leads.0016 to 0031, nurturing.0003 and 0004
     # (0003 depends on leads.0019), scoring.0018 to 0028 (0019 depends on leads.0024)
     # and reports.0003; workspace.0001 depends on crm's users alone and stays
-    assert after.pop("django_migrations") == before.pop("django_migrations") + 33
+    assert after.pop("django_migrations") == before.pop("django_migrations") + 34
     assert after == before
     assert "0001_squashed_0005_without_leads" in applied(scratch_database, "crm")
     reps_lines = query(
@@ -308,3 +308,51 @@ def test_the_rule_matches_take_every_award_of_a_scored_ledger(scratch_database):
     changed = query(scratch_database, LEDGER_MATCHES)
     assert changed != ledger
     assert query(scratch_database, KEPT_MATCHES) == changed
+
+
+# Each lead's latest inbound activity (leads.0031's list; an email reply a person logged
+# is theirs), from the activities themselves.
+LATEST_INBOUND = """
+SELECT l.id, max(a.occurred_at) FILTER (
+    WHERE a.type IN ('demo_request', 'quote_request', 'trial_signup', 'email_reply',
+                     'form_submission')
+      AND NOT (a.type = 'email_reply' AND a.created_by_id IS NOT NULL))
+FROM leads_lead l LEFT JOIN leads_activity a ON a.lead_id = l.id
+GROUP BY l.id ORDER BY l.id
+"""
+KEPT_INBOUND = "SELECT lead_id, inbound_at FROM leads_leadrank ORDER BY lead_id"
+
+
+def test_the_rank_takes_each_leads_latest_inbound_activity(scratch_database):
+    manage(scratch_database, "migrate")
+    manage(scratch_database, "seed_demo", "--leads", "300")
+    manage(scratch_database, "migrate", "leads", "0030")
+    latest = query(scratch_database, LATEST_INBOUND)
+    assert len([at for _, at in latest if at is not None]) > 30  # leads that wrote in
+
+    output = manage(scratch_database, "migrate")
+
+    assert "Applying leads.0031_rank_inbound... OK" in output
+    assert query(scratch_database, KEPT_INBOUND) == latest
+    # The triggers are in place: activities added, moved, retyped and deleted through SQL
+    # reach it.
+    query(
+        scratch_database,
+        "INSERT INTO leads_activity (lead_id, type, url, duration_seconds, properties, "
+        "occurred_at, received_at, source, idempotency_key) "
+        "SELECT id, 'demo_request', '', 0, '{}', now() - (id %% 5) * interval '1 hour', "
+        "now(), 'api', '' FROM leads_lead WHERE id %% 4 = 0",
+    )
+    query(
+        scratch_database,
+        "UPDATE leads_activity SET lead_id = (SELECT max(id) FROM leads_lead) WHERE id %% 7 = 0",
+    )
+    query(
+        scratch_database,
+        "UPDATE leads_activity SET type = 'page_view' WHERE type = 'form_submission' "
+        "AND id %% 3 = 0",
+    )
+    query(scratch_database, "DELETE FROM leads_activity WHERE id %% 11 = 0")
+    changed = query(scratch_database, LATEST_INBOUND)
+    assert changed != latest
+    assert query(scratch_database, KEPT_INBOUND) == changed

@@ -282,10 +282,32 @@ def test_the_queue_costs_the_same_queries_for_few_and_many_items(rep, db):
     many = count()
 
     assert len(queue(rep, surging=surging)) == 25
-    # Deferrals, hand-offs, tasks, inbound, hot leads, every source's leads, their last
-    # touches, the events of the leads shown.
-    assert few == 8
+    # Deferrals, hand-offs, tasks, inbound, hot leads, their last touches, every
+    # source's ranks, the chosen items' leads, the events of the leads shown.
+    assert few == 9
     assert many == few
+
+
+def test_of_many_candidates_only_the_chosen_items_leads_are_read(db, rep):
+    # Given hand-offs, tasks, inbound activity, surges and hot leads, more than fill a queue
+    surging: list[int] = []
+    for n in range(6):
+        handoff_for(LeadFactory(owner=rep), rep, sla_in=dt.timedelta(hours=n + 1))
+        overdue = timezone.now() - dt.timedelta(hours=n + 1)
+        Task.objects.create(lead=LeadFactory(owner=rep), assignee=rep, title="t", due_at=overdue)
+        activity(hot(rep, 40 + n), ActivityType.FORM_SUBMISSION, dt.timedelta(hours=n + 1))
+        surging.append(LeadFactory(owner=rep, score=30 + n).pk)
+        hot(rep, 80 + n)
+
+    with CaptureQueriesContext(connection) as queries:
+        shown = queue(rep, surging=surging, limit=8)
+
+    # Then the queue is the six hand-offs and two of the overdue tasks
+    assert [item.urgency for item in shown] == [Urgency.HANDOFF] * 6 + [Urgency.TASK_OVERDUE] * 2
+    # And only the rows of the leads shown were read, whatever the candidates behind them
+    (read,) = [q["sql"] for q in queries.captured_queries if 'FROM "leads_lead"' in q["sql"]]
+    (listed,) = re.findall(r'"leads_lead"\."id" IN \(([\d, ]+)\)', read)
+    assert {int(pk) for pk in listed.split(",")} == {item.lead.pk for item in shown}
 
 
 def test_the_hottest_untouched_leads_fill_the_queue_and_no_more_are_read(db, rep):

@@ -37,7 +37,9 @@ class ActivityType(models.TextChoices):
 SALES_TOUCH_TYPES = frozenset({ActivityType.CALL, ActivityType.MEETING, ActivityType.EMAIL_REPLY})
 
 # What a lead sends in on its own, waiting for an answer (the work queue's "replies"): an
-# email reply counts only when no person logged it (then it is a rep's touch).
+# email reply counts only when no person logged it (then it is a rep's touch). The
+# triggers that keep each lead's latest one on its rank (``LeadRank.inbound_at``) hold
+# this list as migration ``leads.0031`` froze it: changing it needs a migration.
 INBOUND_TYPES = (
     ActivityType.DEMO_REQUEST,
     ActivityType.QUOTE_REQUEST,
@@ -102,15 +104,6 @@ class Activity(models.Model):
             models.Index(fields=["type", "lead", "occurred_at"], name="activity_type_lead_idx"),
             models.Index(
                 fields=["lead"], condition=Q(scored_at__isnull=True), name="activity_unscored_idx"
-            ),
-            # The work queue's recent inbound activity: a few percent of the rows, newest
-            # first, whoever's lead (``leads.work_queue``); with what the queue reads of
-            # them, so that the rows are read from the index alone.
-            models.Index(
-                fields=["-occurred_at"],
-                include=["lead", "type", "created_by"],
-                condition=Q(type__in=[t.value for t in INBOUND_TYPES]),
-                name="activity_inbound_idx",
             ),
             # Most activities come from tracking, not a person: only the others are indexed.
             models.Index(

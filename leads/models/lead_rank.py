@@ -11,7 +11,9 @@ rewrites stay heap-only.
 The database keeps the row: triggers on ``leads_lead`` (migration ``0017_lead_rank``)
 insert it with the lead and copy the owner, stage and score columns whenever a write
 changes them, whoever writes: the ORM, the scoring engine's set-based SQL, the decay.
-Nothing in Python writes it. ``Lead.objects.ranked()`` joins it for the lists.
+Triggers on ``leads_activity`` (migration ``0031_rank_inbound``) keep when the lead last
+wrote in, whatever adds, moves or deletes its activities. Nothing in Python writes it.
+``Lead.objects.ranked()`` joins it for the lists.
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ class LeadRank(models.Model):
     band = models.CharField(max_length=10, choices=Band.choices, default=Band.COLD)
     grade = models.CharField(max_length=1, choices=Grade.choices, default=Grade.D)
     quadrant = models.CharField(max_length=12, choices=Quadrant.choices, default=Quadrant.COLD)
+    # When the lead last wrote in (``INBOUND_TYPES``: a demo or quote request, a trial
+    # sign-up, a form, an email reply it sent), kept by triggers on ``leads_activity``
+    # (migration ``0031_rank_inbound``): what Next up asks of a person's leads.
+    inbound_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         # Each index is an entry more in every score write: only the sorts the lists use,
@@ -77,6 +83,16 @@ class LeadRank(models.Model):
                 fields=["quadrant", "-score", "-lead"],
                 condition=~Q(quadrant=Quadrant.COLD),
                 name="rank_quadrant_hottest_idx",
+            ),
+            # A person's leads that wrote in lately, newest first (Next up), with their
+            # stage: a few entries read, where matching the window's inbound activity of
+            # everyone against all of a rep's leads read tens of thousands. Partial: a
+            # lead that never wrote in adds no entry.
+            models.Index(
+                fields=["owner", "-inbound_at"],
+                include=["stage"],
+                condition=Q(inbound_at__isnull=False),
+                name="rank_owner_inbound_idx",
             ),
         ]
 
