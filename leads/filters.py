@@ -226,6 +226,8 @@ class LeadFilter(django_filters.FilterSet):
 
     # The filters on a column of the rank (``rank__…``), besides the owner's.
     RANK_FILTERS = ("band", "stage", "grade", "quadrant", "score_min", "score_max")
+    # Fields that order what matches without choosing it (a subclass's sort).
+    ORDERING_FIELDS: tuple[str, ...] = ()
 
     def ranks(self) -> QuerySet[LeadRank] | None:
         """The ranks of the leads ``qs`` gives, read from the rank alone, when every filter
@@ -236,7 +238,11 @@ class LeadFilter(django_filters.FilterSet):
         self.form.is_valid()  # an invalid value is left out, as ``qs`` leaves it out
         data = self.form.cleaned_data
         used = {name for name, value in data.items() if value not in (None, "")}
-        if not self.starts_from_visible or used - {*self.RANK_FILTERS, "owner"}:
+        if not self.starts_from_visible or used - {
+            *self.RANK_FILTERS,
+            "owner",
+            *self.ORDERING_FIELDS,
+        }:
             return None
         if self.queryset.query.is_empty():  # the user sees no lead (``filter_queryset``)
             return LeadRank.objects.none()

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tests.factories import LeadFactory
@@ -72,3 +74,37 @@ def test_a_count_with_a_bad_filter_is_refused(client, rep, book):
 
     assert client.get(COUNT, {"score_min": "lots"}).status_code == 400
     assert client.get(reverse("lead-count")).status_code == 200
+
+
+def count_queries(client, url: str, params: dict) -> tuple[str, list[str]]:
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(url, params).content.decode()
+    leads = [q["sql"] for q in queries.captured_queries if "leads_lead" in q["sql"]]
+    return page, [sql for sql in leads if "COUNT(*)" in sql]
+
+
+@pytest.mark.parametrize("url", [LIST, COUNT])
+def test_with_only_filters_on_the_rank_the_count_reads_no_lead_row(client, rep, book, url):
+    # Given a rep and leads of three bands and stages, some of another rep's
+    LeadFactory(owner=rep, score=40, band="warm", stage="mql")
+    LeadFactory(owner=None, score=45, band="warm", stage="mql")
+    LeadFactory(owner=rep, score=50, band="warm", stage="sql")
+    client.force_login(rep)
+    exact = {"count": "exact"} if url == LIST else {}
+
+    # When the list is filtered by band and stage, sorted by name
+    page, counts = count_queries(
+        client, url, {"band": "warm", "stage": "mql", "sort": "name", **exact}
+    )
+
+    # Then what the rep sees is counted from the ranks alone
+    assert '<span id="lead-count">2 leads</span>' in page
+    (count,) = counts
+    assert '"leads_leadrank"' in count
+    assert '"leads_lead"' not in count.replace('"leads_leadrank"', "")
+
+    # And a filter on the lead itself (a search) counts the leads
+    page, counts = count_queries(client, url, {"band": "warm", "q": "example", **exact})
+    assert '<span id="lead-count">3 leads</span>' in page
+    (count,) = counts
+    assert 'FROM "leads_lead"' in count

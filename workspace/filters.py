@@ -1,5 +1,5 @@
 """The leads list's filters: ``leads.filters.LeadFilter`` under the list's names, with
-its sort, and the exact count of what matches.
+its sort, and the count of what matches.
 
 The pipeline filters its cards with the same FilterSet. Sort orders and pages are in
 ``workspace.keyset``.
@@ -50,6 +50,7 @@ class LeadListFilter(LeadFilter):
         to_field_name="slug",
         empty_label="Any",
     )
+    ORDERING_FIELDS = ("sort",)
     sort = django_filters.ChoiceFilter(
         label="Sort by",
         choices=[(key, order.label) for key, order in SORTS.items()],
@@ -77,15 +78,17 @@ class LeadListFilter(LeadFilter):
 COUNT_INLINE_MAX = 1_000
 
 
-def leads_count_upto(queryset: QuerySet[Lead], limit: int | None = None) -> int | None:
+def leads_count_upto(queryset: QuerySet[Any], limit: int | None = None) -> int | None:
     """How many leads match when at most ``limit`` (``COUNT_INLINE_MAX``) do, reading no
-    more than one past it; None when more do."""
+    more than one past it; None when more do. ``queryset`` gives leads, or their ranks
+    (``LeadFilter.ranks``)."""
     limit = COUNT_INLINE_MAX if limit is None else limit
     found = queryset.order_by().values("pk")[: limit + 1].count()
     return found if found <= limit else None
 
 
-def leads_count(queryset: QuerySet[Lead]) -> int:
+def leads_count(queryset: QuerySet[Any]) -> int:
     """How many leads match, exactly: one ``COUNT`` without the sort. The filters on the
-    rank (band, stage, owner, grade, quadrant, score) are answered from its indexes."""
+    rank (band, stage, owner, grade, quadrant, score) are answered from its indexes;
+    given the ranks alone (``LeadFilter.ranks``), no lead row is read."""
     return queryset.order_by().count()

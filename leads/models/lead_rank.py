@@ -66,8 +66,11 @@ class LeadRank(models.Model):
             # also holds the stage and band (INCLUDE, migration 0030), so the counts of a
             # person's open and hot leads read it alone.
             models.Index(fields=["owner", "-score", "-lead"], name="rank_owner_counts_idx"),
-            # The pipeline's columns and the stage filter.
-            models.Index(fields=["stage", "-score", "-lead"], name="rank_stage_hottest_idx"),
+            # The pipeline's columns and the stage filter. On PostgreSQL it also holds the
+            # band and owner (INCLUDE, migration 0032), so counting a stage and band among
+            # the leads a person sees (the list's capped count) reads it alone, hottest
+            # first, where a scan of the rank ran until enough matches turned up.
+            models.Index(fields=["stage", "-score", "-lead"], name="rank_stage_filters_idx"),
             # The band filter: cold leads sit below most others in score order.
             models.Index(fields=["band", "-score", "-lead"], name="rank_band_hottest_idx"),
             # Grades and quadrants other than the commonest can be rare (a few hundred

@@ -22,6 +22,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import HttpResponse, HttpResponseBadRequest, QueryDict
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
@@ -302,7 +303,9 @@ def list_context(
     sort = filters.sort_key
     leads = filters.qs
     exact = request.GET.get("count") == "exact"
-    count = leads_count(leads) if exact else leads_count_upto(leads)
+    # With only filters on the rank, counted from the ranks: no lead row read.
+    counted = _counted(filters)
+    count = leads_count(counted) if exact else leads_count_upto(counted)
     keys, chosen = chosen_columns(request.GET)
     cursor = cursor_decode(request.GET.get("cursor", ""), sort=sort)
     # The score seven days ago for the trend: one index probe a row, in the page's query.
@@ -452,6 +455,13 @@ def lead_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _render(request, context, status=400 if context["form"].errors else 200)
 
 
+def _counted(filters: LeadListFilter) -> QuerySet[Any]:
+    """What the list counts: the ranks of the leads it shows when every filter is on the
+    rank (``LeadFilter.ranks``), else the leads."""
+    ranks = filters.ranks()
+    return ranks if ranks is not None else filters.qs
+
+
 @login_required
 @require_GET
 def lead_count(request: AuthenticatedHttpRequest) -> HttpResponse:
@@ -462,7 +472,7 @@ def lead_count(request: AuthenticatedHttpRequest) -> HttpResponse:
     filters = LeadListFilter(request.GET, request=request, people=people)
     if filters.form.errors:
         return HttpResponse(status=400)
-    count = leads_count(filters.qs)
+    count = leads_count(_counted(filters))
     context = {"count": count, "bulk": bool(bulk.bulk_actions_for(request.user))}
     return render(request, "workspace/_lead_count.html", context)
 
