@@ -169,7 +169,7 @@ def work_queue_for(
 
     ``surging`` are ids of leads whose score surged lately (``scoring.selectors``);
     those the person owns count as surging. The items are chosen from the candidates'
-    ranks, and only the chosen ones' leads are read: ten queries at most, and one for
+    ranks, and only the chosen ones' leads are read: nine queries at most, and one for
     the owners of leads someone else owns.
     """
     deferred = list(
