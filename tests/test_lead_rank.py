@@ -244,7 +244,9 @@ def kept_inbound() -> dict[int, dt.datetime | None]:
 def test_every_way_of_writing_activities_keeps_the_leads_latest_inbound_time(db, rep):
     one, two = LeadFactory(), LeadFactory()
     now = timezone.now()
-    ago = lambda hours: now - dt.timedelta(hours=hours)  # noqa: E731
+
+    def ago(hours: int) -> dt.datetime:
+        return now - dt.timedelta(hours=hours)
 
     ActivityFactory(lead=one, type=ActivityType.PAGE_VIEW, occurred_at=ago(1))
     assert kept_inbound()[one.pk] is None

@@ -4,7 +4,8 @@
 # everyone against all of the person's leads.
 #
 # Triggers on leads_activity keep it, whatever writes activities: an insert (one row or a
-# whole import chunk: a statement trigger reads the new rows once) raises it; a row that
+# whole import chunk: a statement trigger reads the new rows once, about 35 us a
+# statement that adds no inbound activity, at 1,000,000 leads) raises it; a row that
 # moves to another lead (a merge), changes type or time, or is deleted has its leads'
 # latest inbound time read again. The triggers are created and the column filled in one
 # transaction with the activity table locked against writes, so no write falls between;
