@@ -2,11 +2,17 @@
 totals and weighted totals (per currency: amounts in different currencies are never
 added up), how many are rotting, and the deals closing soonest.
 
-A fixed number of queries whatever the number of deals: the stages, one grouped
-aggregate over the open deals given, each column's first cards from the
-``deal_open_board_idx`` index (stage, expected close, id) of the open deals, and the
-cards' people. A card query joins only the deal's lead and its company: with the
-stage, the owners and their teams joined too, planning it took longer than running it.
+A fixed number of queries whatever the number of deals: the stages, the column totals
+from the totals the database keeps (``DealBoardTotal``, a few rows for each owner and
+stage, where summing the open deals a manager sees took 20 ms at 1,000,000 leads), the
+rotting count from the idle index of the open deals (``deal_open_idle_idx``, each
+stage's idle range alone), each column's first cards from the ``deal_open_board_idx``
+index (stage, expected close, id) of the open deals, and the cards' people. A card query
+joins only the deal's lead and its company: with the stage, the owners and their teams
+joined too, planning it took longer than running it.
+
+Deals and totals are selected by one condition (``where``) on the columns they share:
+the lead's owner (who sees the deal), the deal's owner and its product line.
 """
 
 from __future__ import annotations
@@ -16,12 +22,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Sum, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, Q, QuerySet, Sum
 
 from crm.models import User
 
-from .models import Deal, DealStage, DealStatus
+from .models import Deal, DealBoardTotal, DealStage, DealStatus
 
 CARDS_PER_COLUMN = 20
 NO_STAGE = "none"
@@ -129,25 +134,33 @@ class DealColumn:
         return self.count - len(self.cards)
 
 
-def deal_board(
-    *, deals: QuerySet[Deal], now: dt.datetime, cards: int = CARDS_PER_COLUMN
-) -> list[DealColumn]:
-    """The board of the open deals among ``deals`` (already narrowed to what the person
-    sees and filters): a column per stage in the pipeline's order, then "No stage"."""
+def deal_board(*, where: Q, now: dt.datetime, cards: int = CARDS_PER_COLUMN) -> list[DealColumn]:
+    """The board of the open deals ``where`` selects (what the person sees and filters,
+    said of the columns deals and their totals share): a column per stage in the
+    pipeline's order, then "No stage"."""
     stages = list(DealStage.objects.all())
     columns: dict[int | None, DealColumn] = {stage.pk: DealColumn(stage=stage) for stage in stages}
-    open_deals = deals.filter(status=DealStatus.OPEN)
-    for row in _aggregates(open_deals, stages, now):
-        column = columns.get(row["stage_id"])
+
+    def column_of(stage_id: int | None) -> DealColumn:
+        column = columns.get(stage_id)
         if column is None:
             column = columns.setdefault(None, DealColumn(stage=None))
-        column.count += row["n"]
-        column.rotting += row["rotting"]
+        return column
+
+    chances = {stage.pk: stage.probability for stage in stages}
+    for row in _totals(where):
+        column = column_of(row["stage_id"])
+        column.count += row["deals"]
         currency = row["currency"]
-        column.totals[currency] = column.totals.get(currency, Decimal(0)) + row["total"]
-        weighted = row["weighted"] / 100
+        column.totals[currency] = column.totals.get(currency, Decimal(0)) + row["amount"]
+        chance = chances.get(row["stage_id"], 0)
+        weighted = (row["chance_amount"] + row["stage_amount"] * chance) / 100
         column.weighted[currency] = column.weighted.get(currency, Decimal(0)) + weighted
-    soonest = open_deals.order_by(F("expected_close").asc(nulls_last=True), "id")
+    for row in _rotting(where, stages, now):
+        column_of(row["stage_id"]).rotting += row["n"]
+    soonest = Deal.objects.filter(where, status=DealStatus.OPEN).order_by(
+        F("expected_close").asc(nulls_last=True), "id"
+    )
     for stage_id, column in columns.items():
         if column.count:
             in_stage = soonest.filter(stage_id=stage_id) if stage_id else soonest.filter(stage=None)
@@ -157,6 +170,40 @@ def deal_board(
         {stage.pk: stage for stage in stages},
     )
     return list(columns.values())
+
+
+def _totals(where: Q) -> QuerySet:
+    """Per stage and currency: how many open deals, their amount, and the two parts of
+    their weighted amount (``DealBoardTotal``)."""
+    return (
+        DealBoardTotal.objects.filter(where)
+        .values("stage_id", "currency")
+        .annotate(
+            deals=Sum("deals"),
+            amount=Sum("amount"),
+            chance_amount=Sum("chance_amount"),
+            stage_amount=Sum("stage_amount"),
+        )
+        .filter(deals__gt=0)
+        .order_by()
+    )
+
+
+def _rotting(where: Q, stages: list[DealStage], now: dt.datetime) -> list[dict[str, Any]]:
+    """Per stage that rots, how many of its open deals have idled past its limit: one
+    range of the idle index a stage, in one statement."""
+    idle = Deal.objects.filter(where, status=DealStatus.OPEN).order_by()
+    ranges: list[QuerySet] = [
+        idle.filter(stage_id=stage.pk, stage_changed_at__lte=now - dt.timedelta(days=days))
+        .values("stage_id")
+        .annotate(n=Count("pk"))
+        for stage in stages
+        if (days := stage.rot_days) is not None
+    ]
+    if not ranges:
+        return []
+    first, *rest = ranges
+    return list(first.union(*rest, all=True) if rest else first)
 
 
 def _attach(cards: list[DealCard], stages: dict[int, DealStage]) -> None:
@@ -170,32 +217,3 @@ def _attach(cards: list[DealCard], stages: dict[int, DealStage]) -> None:
         card.stage = stages.get(card.stage_id) if card.stage_id else None
         card.owner = people.get(card.owner_id) if card.owner_id else None
         card.lead_owner = people.get(card.lead_owner_id) if card.lead_owner_id else None
-
-
-def _aggregates(open_deals: QuerySet[Deal], stages: list[DealStage], now: dt.datetime) -> QuerySet:
-    """Per stage and currency: how many, their total, their total weighted by each
-    deal's probability (its own, else its stage's) in per cent, and how many rot."""
-    chance = Coalesce(
-        "probability",
-        Case(
-            *[When(stage_id=stage.pk, then=Value(stage.probability)) for stage in stages],
-            default=Value(0),
-            output_field=IntegerField(),
-        ),
-    )
-    rotten = Q()
-    for stage in stages:
-        if stage.rot_days is not None:
-            since = now - dt.timedelta(days=stage.rot_days)
-            rotten |= Q(stage_id=stage.pk, stage_changed_at__lte=since)
-    rotting = Count("pk", filter=rotten) if rotten else Value(0)
-    return (
-        open_deals.order_by()
-        .values("stage_id", "currency")
-        .annotate(
-            n=Count("pk"),
-            total=Sum("amount"),
-            weighted=Sum(F("amount") * chance),
-            rotting=rotting,
-        )
-    )

@@ -336,13 +336,19 @@ ASSIGNEE_REFUSED = "You cannot give a task to this person."
 # --- Deals and customers ------------------------------------------------------------------
 
 
+def deal_visibility(user: User) -> Q:
+    """Which deals a person sees, said of the copy of the lead's owner each deal keeps
+    (``Deal.lead_owner``) by ``owner_visibility``; the deal board's totals
+    (``DealBoardTotal``), keyed by the same column, are selected by it too."""
+    # ``lead_`` + ``owner``: the ``lead_owner`` column.
+    return owner_visibility(user, lead="lead_")
+
+
 def deals_visible_to(user: User) -> QuerySet[Deal]:
-    """The deals on the leads a person sees (``Lead.objects.visible_to``), said of the
-    copy of the lead's owner each deal keeps (``Deal.lead_owner``) by
-    ``owner_visibility``: the workspace, the API and the admin list exactly these, and
-    the deal board's totals read the deals alone."""
-    # ``lead_`` + ``owner``: the deal's ``lead_owner`` column.
-    return Deal.objects.filter(owner_visibility(user, lead="lead_"))
+    """The deals on the leads a person sees (``Lead.objects.visible_to``), read from the
+    deal's row alone (``deal_visibility``): the workspace, the API and the admin list
+    exactly these."""
+    return Deal.objects.filter(deal_visibility(user))
 
 
 CUSTOMER_NEEDS_WON_DEAL = (

@@ -199,10 +199,12 @@ def test_a_database_from_before_the_squash_keeps_every_row(scratch_database):
     # reports' own copy (reports.0003)
     assert after.pop("scoring_rulematch") == 0
     assert before.pop("reports_rulematch") == 0
-    # crm.0006 and the squash's own record, leads.0016 to 0032, nurturing.0003 and 0004
+    # leads.0033: the deal board's totals, a row for each key of the open deals
+    assert after.pop("leads_dealboardtotal") == len(query(scratch_database, DEAL_SUMS))
+    # crm.0006 and the squash's own record, leads.0016 to 0033, nurturing.0003 and 0004
     # (0003 depends on leads.0019), scoring.0018 to 0028 (0019 depends on leads.0024)
     # and reports.0003; workspace.0001 depends on crm's users alone and stays
-    assert after.pop("django_migrations") == before.pop("django_migrations") + 35
+    assert after.pop("django_migrations") == before.pop("django_migrations") + 36
     assert after == before
     assert "0001_squashed_0005_without_leads" in applied(scratch_database, "crm")
     reps_lines = query(
@@ -356,3 +358,59 @@ def test_the_rank_takes_each_leads_latest_inbound_activity(scratch_database):
     changed = query(scratch_database, LATEST_INBOUND)
     assert changed != latest
     assert query(scratch_database, KEPT_INBOUND) == changed
+
+
+# Per deal-board key, the open deals' count and sums (leads.0033), from the deals.
+DEAL_SUMS = """
+SELECT stage_id, currency, lead_owner_id, owner_id, product_line_id, count(*), sum(amount),
+       sum(CASE WHEN probability IS NOT NULL THEN amount * probability ELSE 0 END),
+       sum(CASE WHEN probability IS NULL THEN amount ELSE 0 END)
+FROM leads_deal WHERE status = 'open' GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+"""
+# Open deals on every few leads, in the pipeline's stages, some with a chance of their own.
+MORE_DEALS = (
+    "INSERT INTO leads_deal (lead_id, name, amount, currency, status, created_at, "
+    "lost_reason, stage_id, stage_changed_at, probability, owner_id) "
+    "SELECT id, 'More', id %% 900, '{currency}', 'open', now(), '', "
+    "(SELECT min(s.id) FROM leads_dealstage s) + leads_lead.id / {every} %% 3, now(), "
+    "CASE WHEN id %% 2 = 0 THEN 40 END, owner_id FROM leads_lead WHERE id %% {every} = 0"
+)
+KEPT_DEAL_SUMS = """
+SELECT stage_id, currency, lead_owner_id, owner_id, product_line_id, deals, amount,
+       chance_amount, stage_amount
+FROM leads_dealboardtotal WHERE deals <> 0 ORDER BY 1, 2, 3, 4, 5
+"""
+
+
+def test_the_deal_board_totals_take_every_open_deal(scratch_database):
+    manage(scratch_database, "migrate")
+    manage(scratch_database, "seed_demo", "--leads", "300")
+    manage(scratch_database, "migrate", "leads", "0032")
+    query(scratch_database, MORE_DEALS.format(every=3, currency="EUR"))
+    sums = query(scratch_database, DEAL_SUMS)
+    assert len(sums) > 5
+
+    output = manage(scratch_database, "migrate")
+
+    assert "Applying leads.0033_deal_board_totals... OK" in output
+    assert query(scratch_database, KEPT_DEAL_SUMS) == sums
+    # The triggers are in place: deals added, changed, closed, moved to a lead of another
+    # owner and deleted through SQL reach the totals, one statement over many rows.
+    query(scratch_database, MORE_DEALS.format(every=5, currency="USD"))
+    query(scratch_database, "UPDATE leads_deal SET amount = amount + 7 WHERE id %% 3 = 0")
+    query(
+        scratch_database,
+        "UPDATE leads_deal SET status = 'lost', closed_at = now() WHERE id %% 7 = 0 "
+        "AND status = 'open'",
+    )
+    query(
+        scratch_database,
+        "UPDATE leads_deal SET lead_id = (SELECT max(id) FROM leads_lead) WHERE id %% 4 = 0",
+    )
+    query(scratch_database, "UPDATE leads_lead SET owner_id = NULL WHERE id %% 6 = 0")
+    query(scratch_database, "DELETE FROM leads_deal WHERE id %% 11 = 0")
+    changed = query(scratch_database, DEAL_SUMS)
+    assert changed != sums
+    assert query(scratch_database, KEPT_DEAL_SUMS) == changed
+    query(scratch_database, "TRUNCATE leads_deal CASCADE")
+    assert query(scratch_database, "SELECT count(*) FROM leads_dealboardtotal") == [(0,)]

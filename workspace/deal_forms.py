@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
-from django.db.models import QuerySet
+from django.db.models import Q
 
 from crm.models import User
 from leads.deals import lost_reasons_offered
@@ -209,20 +209,22 @@ class DealBoardFilterForm(forms.Form):
         owner.choices = [("", "Anyone I can see"), *owner_choices_for(user, people=_people(user))]
         self.user = user
 
-    def narrow(self, deals: QuerySet[Deal]) -> QuerySet[Deal]:
-        """``deals`` narrowed by the valid filters (an invalid one is left out)."""
+    def condition(self) -> Q:
+        """The valid filters (an invalid one is left out) as a condition on the columns a
+        deal and its board totals share: its owner and its product line."""
         self.is_valid()
         data = getattr(self, "cleaned_data", {})
+        condition = Q()
         owner = data.get("owner")
         if owner == OWNER_ME:
-            deals = deals.filter(owner=self.user)
+            condition &= Q(owner=self.user)
         elif owner == OWNER_UNASSIGNED:
-            deals = deals.filter(owner=None)
+            condition &= Q(owner=None)
         elif owner:
-            deals = deals.filter(owner_id=int(owner))
+            condition &= Q(owner_id=int(owner))
         if data.get("product"):
-            deals = deals.filter(product_line=data["product"])
-        return deals
+            condition &= Q(product_line=data["product"])
+        return condition
 
 
 def _people(user: User) -> list[User]:

@@ -13,7 +13,15 @@ from .company_duplicate import (
     CompanyNameWord,
 )
 from .company_merge import CompanyAlias, CompanyMerge
-from .deal import DEFAULT_CURRENCY, Deal, DealOutcome, DealStage, DealStatus, LostReason
+from .deal import (
+    DEFAULT_CURRENCY,
+    Deal,
+    DealBoardTotal,
+    DealOutcome,
+    DealStage,
+    DealStatus,
+    LostReason,
+)
 from .duplicate import (
     DuplicatePair,
     DuplicateSettings,
@@ -109,6 +117,7 @@ __all__ = [
     "CompanyNameWord",
     "CustomFieldDefinition",
     "Deal",
+    "DealBoardTotal",
     "DealOutcome",
     "DealStage",
     "DealStatus",

@@ -186,6 +186,14 @@ class Deal(models.Model):
                 condition=Q(status="open"),
                 name="deal_open_board_idx",
             ),
+            # The deal board's rotting count: each stage's open deals idle since a
+            # moment, with the columns its filters read, from the index alone.
+            models.Index(
+                fields=["stage", "stage_changed_at"],
+                condition=Q(status="open"),
+                include=["lead_owner", "owner", "product_line"],
+                name="deal_open_idle_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -212,3 +220,77 @@ class Deal(models.Model):
         if not self.is_open or self.stage is None:
             return None
         return self.stage.rotting_days(idle_since=self.stage_changed_at, now=now)
+
+
+class DealBoardTotal(models.Model):
+    """What the open deals of one stage, currency, lead owner, deal owner and product line
+    come to: how many, their amount, and what weighs their amount by a chance of winning.
+
+    Kept by the database, never by Python: triggers on the deal table (migration
+    ``0033_deal_board_totals``) add each statement's open deals to their row and take
+    away what they were, whatever writes them (the services, an import, a merge moving
+    deals to another lead, the lead owner's copy following the lead). The deal board
+    reads its column totals here, a few thousand rows at most, instead of summing every
+    open deal a manager sees. The key holds the columns the board filters by, under the
+    names the deal has, so one condition (``leads.permissions.deal_visibility`` and the
+    board's filters) selects both deals and totals.
+
+    The weighted amount is the deals' own chances plus the stage's on the rest:
+    ``(chance_amount + stage_amount * stage.probability) / 100``, so that a change to a
+    stage's probability needs no rewrite here. A key whose deals all closed or moved
+    stays, at zero.
+    """
+
+    stage = models.ForeignKey(
+        DealStage,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    currency = models.CharField(max_length=3)
+    lead_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    product_line = models.ForeignKey(
+        "ProductLine",
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    deals = models.IntegerField(default=0)
+    amount = models.DecimalField(max_digits=20, decimal_places=2, default=0)
+    # The sum of amount x probability (per cent) of the deals with a chance of their own.
+    chance_amount = models.DecimalField(max_digits=24, decimal_places=2, default=0)
+    # The sum of the amounts of the deals that take their stage's chance.
+    stage_amount = models.DecimalField(max_digits=20, decimal_places=2, default=0)
+
+    class Meta:
+        constraints = [
+            # What the triggers' upsert finds its row by on PostgreSQL, NULLs as equal;
+            # SQLite, which has no such index, looks the row up with IS.
+            models.UniqueConstraint(
+                fields=["stage", "currency", "lead_owner", "owner", "product_line"],
+                nulls_distinct=False,
+                name="deal_board_total_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.deals} open deals in {self.currency}"

@@ -39,7 +39,7 @@ from crm.models import User
 from leads.deal_board import DealCard, deal_board
 from leads.deals import deal_create, deal_lose, deal_move, deal_update, deal_win
 from leads.models import Deal, DealStage, Lead
-from leads.permissions import deals_visible_to, lead_access, owner_access
+from leads.permissions import deal_visibility, deals_visible_to, lead_access, owner_access
 from workspace.deal_card import deal_card
 from workspace.deal_forms import (
     DealBoardFilterForm,
@@ -301,11 +301,11 @@ def _render_board(request: AuthenticatedHttpRequest, *, status: int = 200) -> Ht
     user = request.user
     query = _board_query(request)
     filters = DealBoardFilterForm(query, user=user)
-    deals = filters.narrow(deals_visible_to(user))
+    where = deal_visibility(user) & filters.condition()
     if query and not filters.is_valid():
         status = 400
     now = timezone.now()
-    columns = deal_board(deals=deals, now=now)
+    columns = deal_board(where=where, now=now)
     suffix = f"?{query.urlencode()}" if query else ""
     paths = (pk_path("lead-detail"), pk_path("deal-win"), pk_path("deal-lose"))
     stages = [column.stage for column in columns if column.stage is not None]
