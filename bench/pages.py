@@ -187,8 +187,9 @@ def is_timeline(sql: str) -> bool:
 
 
 def is_board_totals(sql: str) -> bool:
-    """The deal board's grouped aggregate of the open deals per stage and currency."""
-    return 'FROM "leads_deal"' in sql and "GROUP BY" in sql
+    """The deal board's column totals per stage and currency, from the totals the
+    database keeps (``DealBoardTotal``)."""
+    return 'FROM "leads_dealboardtotal"' in sql and "GROUP BY" in sql
 
 
 def is_search_leads(sql: str) -> bool:

@@ -5,8 +5,8 @@ added up), how many are rotting, and the deals closing soonest.
 A fixed number of queries whatever the number of deals: the stages, the column totals
 from the totals the database keeps (``DealBoardTotal``, a few rows for each owner and
 stage, where summing the open deals a manager sees took 20 ms at 1,000,000 leads), the
-rotting count from the idle index of the open deals (``deal_open_idle_idx``, each
-stage's idle range alone), each column's first cards from the ``deal_open_board_idx``
+rotting count from the idle index of the open deals (``deal_open_idle_idx``, a
+subquery for each stage's idle range), each column's first cards from the ``deal_open_board_idx``
 index (stage, expected close, id) of the open deals, and the cards' people. A card query
 joins only the deal's lead and its company: with the stage, the owners and their teams
 joined too, planning it took longer than running it.
@@ -22,7 +22,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import (
+    Case,
+    DateTimeField,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 
 from crm.models import User
 
@@ -156,15 +169,17 @@ def deal_board(*, where: Q, now: dt.datetime, cards: int = CARDS_PER_COLUMN) -> 
         chance = chances.get(row["stage_id"], 0)
         weighted = (row["chance_amount"] + row["stage_amount"] * chance) / 100
         column.weighted[currency] = column.weighted.get(currency, Decimal(0)) + weighted
-    for row in _rotting(where, stages, now):
-        column_of(row["stage_id"]).rotting += row["n"]
-    soonest = Deal.objects.filter(where, status=DealStatus.OPEN).order_by(
-        F("expected_close").asc(nulls_last=True), "id"
+    for rotting_stage, rotting in _rotting(where, stages, now).items():
+        column_of(rotting_stage).rotting = rotting
+    soonest = (
+        Deal.objects.filter(where, status=DealStatus.OPEN)
+        .order_by(F("expected_close").asc(nulls_last=True), "id")
+        .values(*CARD_VALUES)
     )
     for stage_id, column in columns.items():
         if column.count:
             in_stage = soonest.filter(stage_id=stage_id) if stage_id else soonest.filter(stage=None)
-            column.cards = [DealCard.of(row) for row in in_stage.values(*CARD_VALUES)[:cards]]
+            column.cards = [DealCard.of(row) for row in in_stage[:cards]]
     _attach(
         [card for column in columns.values() for card in column.cards],
         {stage.pk: stage for stage in stages},
@@ -189,21 +204,37 @@ def _totals(where: Q) -> QuerySet:
     )
 
 
-def _rotting(where: Q, stages: list[DealStage], now: dt.datetime) -> list[dict[str, Any]]:
-    """Per stage that rots, how many of its open deals have idled past its limit: one
-    range of the idle index a stage, in one statement."""
-    idle = Deal.objects.filter(where, status=DealStatus.OPEN).order_by()
-    ranges: list[QuerySet] = [
-        idle.filter(stage_id=stage.pk, stage_changed_at__lte=now - dt.timedelta(days=days))
-        .values("stage_id")
-        .annotate(n=Count("pk"))
+def _rotting(where: Q, stages: list[DealStage], now: dt.datetime) -> dict[int, int]:
+    """Per stage that rots, how many of its open deals have idled past its limit.
+
+    One statement over the stages that rot, each counting its open deals in a subquery
+    over its own range of the idle index (stage, idle since), read from the index alone.
+    As one grouped query over the stages' ranges, PostgreSQL read the deal rows of every
+    range (a bitmap scan, in parallel workers): 14 ms against 3 ms for a manager at
+    1,000,000 leads."""
+    limits = [
+        When(pk=stage.pk, then=Value(now - dt.timedelta(days=days)))
         for stage in stages
         if (days := stage.rot_days) is not None
     ]
-    if not ranges:
-        return []
-    first, *rest = ranges
-    return list(first.union(*rest, all=True) if rest else first)
+    if not limits:
+        return {}
+    idle = (
+        Deal.objects.filter(where, status=DealStatus.OPEN)
+        .filter(stage_id=OuterRef("pk"), stage_changed_at__lte=OuterRef("idle_since"))
+        .order_by()
+        # COUNT(*) as a plain function: one row with no GROUP BY, and no column the
+        # index lacks.
+        .annotate(n=Func(template="COUNT(*)", output_field=IntegerField()))
+        .values("n")
+    )
+    rows = (
+        DealStage.objects.filter(rot_days__isnull=False)
+        .annotate(idle_since=Case(*limits, output_field=DateTimeField()))
+        .annotate(n=Subquery(idle))
+        .values_list("pk", "n")
+    )
+    return dict(rows)
 
 
 def _attach(cards: list[DealCard], stages: dict[int, DealStage]) -> None:

@@ -336,12 +336,13 @@ ASSIGNEE_REFUSED = "You cannot give a task to this person."
 # --- Deals and customers ------------------------------------------------------------------
 
 
-def deal_visibility(user: User) -> Q:
+def deal_visibility(user: User, *, resolved: bool = False) -> Q:
     """Which deals a person sees, said of the copy of the lead's owner each deal keeps
-    (``Deal.lead_owner``) by ``owner_visibility``; the deal board's totals
+    (``Deal.lead_owner``) by ``owner_visibility`` (``resolved``: a manager's people
+    named, for a condition used in several queries); the deal board's totals
     (``DealBoardTotal``), keyed by the same column, are selected by it too."""
     # ``lead_`` + ``owner``: the ``lead_owner`` column.
-    return owner_visibility(user, lead="lead_")
+    return owner_visibility(user, lead="lead_", resolved=resolved)
 
 
 def deals_visible_to(user: User) -> QuerySet[Deal]:

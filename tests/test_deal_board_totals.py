@@ -133,8 +133,8 @@ def test_the_board_reads_its_totals_and_rotting_as_the_deals_give_them(
         idle = dt.timedelta(days=5 * n)
         Deal.objects.filter(pk=deal.pk).update(stage_changed_at=now - idle)
 
-    for person in (rep, other_rep, manager):
-        where = deal_visibility(person)
+    for person, resolved in [(p, r) for p in (rep, other_rep, manager) for r in (False, True)]:
+        where = deal_visibility(person, resolved=resolved)
         columns = {column.stage: column for column in deal_board(where=where, now=now)}
         deals = Deal.objects.filter(where, status=DealStatus.OPEN)
         for stage in stages:

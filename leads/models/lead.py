@@ -68,12 +68,14 @@ CLOSED_STAGES = (Stage.CUSTOMER, Stage.DISQUALIFIED)
 SEES_NOTHING = Q(pk__in=[])
 
 
-def owner_visibility(user: User, *, lead: str = "") -> Q:
+def owner_visibility(user: User, *, lead: str = "", resolved: bool = False) -> Q:
     """``LeadQuerySet.visible_to`` said of the lead's owner alone, for rows that point at
     a lead (``lead`` is the path to it, e.g. ``"lead__"``): a manager's people are looked
     up among the users, a small table, instead of joining every lead's owner and team,
     so that a query driven by the rows (a deal board) need not read the leads first.
-    ``Q()`` for a person who sees every lead."""
+    ``Q()`` for a person who sees every lead. ``resolved`` reads a manager's people now,
+    in a query of its own, and names them: for a caller that puts the condition in
+    several queries, each then compiles a list instead of the people's subquery."""
     if not user.is_authenticated or not user.is_active:
         return SEES_NOTHING
     role = user.role
@@ -83,8 +85,8 @@ def owner_visibility(user: User, *, lead: str = "") -> Q:
     if role == Role.MANAGER:
         people = User.objects.filter(
             Q(pk=user.pk) | Q(team__manager=user) | Q(team__isnull=False, team=user.team_id)
-        )
-        return pool | Q(**{f"{lead}owner__in": people.values("pk")})
+        ).values_list("pk", flat=True)
+        return pool | Q(**{f"{lead}owner__in": list(people) if resolved else people})
     if role == Role.REP:
         return pool | Q(**{f"{lead}owner": user})
     return SEES_NOTHING

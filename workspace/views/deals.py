@@ -301,7 +301,8 @@ def _render_board(request: AuthenticatedHttpRequest, *, status: int = 200) -> Ht
     user = request.user
     query = _board_query(request)
     filters = DealBoardFilterForm(query, user=user)
-    where = deal_visibility(user) & filters.condition()
+    # Said in the totals, the rotting count and each column's cards.
+    where = deal_visibility(user, resolved=True) & filters.condition()
     if query and not filters.is_valid():
         status = 400
     now = timezone.now()
