@@ -222,6 +222,19 @@ class Deal(models.Model):
         return self.stage.rotting_days(idle_since=self.stage_changed_at, now=now)
 
 
+def _total_key(to: type[models.Model] | str) -> models.ForeignKey:
+    """A column of a total's key: the deal's own, copied by the triggers, with no
+    constraint or index of its own (the key's unique index serves)."""
+    return models.ForeignKey(
+        to,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+
+
 class DealBoardTotal(models.Model):
     """What the open deals of one stage, currency, lead owner, deal owner and product line
     come to: how many, their amount, and what weighs their amount by a chance of winning.
@@ -241,39 +254,11 @@ class DealBoardTotal(models.Model):
     stays, at zero.
     """
 
-    stage = models.ForeignKey(
-        DealStage,
-        null=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
+    stage = _total_key(DealStage)
     currency = models.CharField(max_length=3)
-    lead_owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
-    product_line = models.ForeignKey(
-        "ProductLine",
-        null=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        db_index=False,
-        related_name="+",
-    )
+    lead_owner = _total_key(settings.AUTH_USER_MODEL)
+    owner = _total_key(settings.AUTH_USER_MODEL)
+    product_line = _total_key("ProductLine")
     deals = models.IntegerField(default=0)
     amount = models.DecimalField(max_digits=20, decimal_places=2, default=0)
     # The sum of amount x probability (per cent) of the deals with a chance of their own.
