@@ -5,11 +5,11 @@ added up), how many are rotting, and the deals closing soonest.
 A fixed number of queries whatever the number of deals: the stages, the column totals
 from the totals the database keeps (``DealBoardTotal``, a few rows for each owner and
 stage, where summing the open deals a manager sees took 20 ms at 1,000,000 leads), the
-rotting count from the idle index of the open deals (``deal_open_idle_idx``, a
-subquery for each stage's idle range), each column's first cards from the ``deal_open_board_idx``
-index (stage, expected close, id) of the open deals, and the cards' people. A card query
-joins only the deal's lead and its company: with the stage, the owners and their teams
-joined too, planning it took longer than running it.
+rotting count from the idle index of the open deals (``deal_open_idle_idx``, a subquery
+for each stage's idle range), each column's first cards from the
+``deal_open_board_idx`` index (stage, expected close, id) of the open deals, and the
+cards' people. A card query joins only the deal's lead and its company: with the stage,
+the owners and their teams joined too, planning it took longer than running it.
 
 Deals and totals are selected by one condition (``where``) on the columns they share:
 the lead's owner (who sees the deal), the deal's owner and its product line.
@@ -232,6 +232,7 @@ def _rotting(where: Q, stages: list[DealStage], now: dt.datetime) -> dict[int, i
         DealStage.objects.filter(rot_days__isnull=False)
         .annotate(idle_since=Case(*limits, output_field=DateTimeField()))
         .annotate(n=Subquery(idle))
+        .order_by()
         .values_list("pk", "n")
     )
     return dict(rows)

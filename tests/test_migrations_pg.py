@@ -398,6 +398,8 @@ def test_the_deal_board_totals_take_every_open_deal(scratch_database):
     # owner and deleted through SQL reach the totals, one statement over many rows.
     query(scratch_database, MORE_DEALS.format(every=5, currency="USD"))
     query(scratch_database, "UPDATE leads_deal SET amount = amount + 7 WHERE id %% 3 = 0")
+    # A deal's own chance alone: its key's count and amounts stay, its weight moves.
+    query(scratch_database, "UPDATE leads_deal SET probability = 55 WHERE probability = 40")
     query(
         scratch_database,
         "UPDATE leads_deal SET status = 'lost', closed_at = now() WHERE id %% 7 = 0 "

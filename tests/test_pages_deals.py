@@ -370,12 +370,16 @@ def test_the_board_shows_what_the_lead_list_shows(rep, manager, other_rep, south
     far = deal_create(lead=lead, by=seller, name="Southern deal")
     key = str(stages[0].pk)
 
-    as_rep = deal_cards(client_for(rep).get("/deals/").content.decode(), key)
-    as_manager = deal_cards(client_for(manager).get("/deals/").content.decode(), key)
+    rep_board = client_for(rep).get("/deals/").content.decode()
+    manager_board = client_for(manager).get("/deals/").content.decode()
+    as_rep, as_manager = deal_cards(rep_board, key), deal_cards(manager_board, key)
 
     assert sorted(as_rep) == [own.pk]
     assert sorted(as_manager) == sorted([own.pk, mate.pk])
     assert far.pk not in as_rep + as_manager
+    # The column's count, from the totals, says the same.
+    assert '<span class="count">1</span>' in column(rep_board, key)
+    assert '<span class="count">2</span>' in column(manager_board, key)
 
 
 def test_the_board_filters_by_owner_and_product_line(manager, rep, other_rep, stages):
@@ -391,6 +395,8 @@ def test_the_board_filters_by_owner_and_product_line(manager, rep, other_rep, st
 
     assert deal_cards(by_owner.content.decode(), key) == [own.pk]
     assert deal_cards(by_line.content.decode(), key) == [own.pk]
+    for narrowed in (by_owner, by_line):
+        assert '<span class="count">1</span>' in column(narrowed.content.decode(), key)
     assert bad.status_code == 400
     assert len(deal_cards(bad.content.decode(), key)) == 2
 

@@ -20,23 +20,28 @@ TOTALS = "deals, amount, chance_amount, stage_amount"
 
 
 def sums(sign: str) -> str:
-    """SQL: the totals of the open deals selected, each counted ``sign`` times."""
+    """SQL: the totals (``TOTALS``) of the open deals selected, each counted ``sign``
+    times."""
     return (
-        f"sum({sign}), sum({sign} * amount), "
-        f"sum(CASE WHEN probability IS NOT NULL THEN {sign} * amount * probability ELSE 0 END), "
-        f"sum(CASE WHEN probability IS NULL THEN {sign} * amount ELSE 0 END)"
+        f"sum({sign}) AS deals, sum({sign} * amount) AS amount, "
+        f"sum(CASE WHEN probability IS NOT NULL THEN {sign} * amount * probability ELSE 0 END)"
+        " AS chance_amount, "
+        f"sum(CASE WHEN probability IS NULL THEN {sign} * amount ELSE 0 END) AS stage_amount"
     )
 
 
 def upsert(rows: str) -> str:
-    """PostgreSQL: add ``rows`` (deals with a ``sign`` column) to their keys' totals."""
+    """PostgreSQL: add ``rows`` (deals with a ``sign`` column) to their keys' totals,
+    leaving out the keys whose totals the statement does not move (a deal renamed, or
+    closed and reopened in one statement)."""
     return f"""
         INSERT INTO leads_dealboardtotal AS t ({KEYS}, {TOTALS})
-        SELECT {KEYS}, {sums("sign")}
-        FROM ({rows}) d WHERE status = 'open'
-        GROUP BY {KEYS}
-        HAVING sum(sign) <> 0 OR sum(sign * amount) <> 0
-            OR sum(CASE WHEN probability IS NULL THEN sign * amount ELSE 0 END) <> 0
+        SELECT {KEYS}, {TOTALS} FROM (
+            SELECT {KEYS}, {sums("sign")}
+            FROM ({rows}) d WHERE status = 'open'
+            GROUP BY {KEYS}
+        ) moved
+        WHERE ({TOTALS}) <> (0, 0, 0, 0)
         ORDER BY {KEYS}
         ON CONFLICT ({KEYS}) DO UPDATE SET
             deals = t.deals + EXCLUDED.deals,
