@@ -46,6 +46,7 @@ from .models import (
     RescoreStatus,
     ScoreEntry,
 )
+from .revaluations import loaded_effective
 from .rules import (
     ActivityFact,
     Award,
@@ -62,6 +63,18 @@ from .score_formula import decayed, score_sum
 from .state import State, entry_value, state_from
 
 log = logging.getLogger(__name__)
+
+# What the fit check reads of a fit entry (``IncrementalBatch._fit_entries``).
+FIT_ENTRY_FIELDS = (
+    "id",
+    "lead_id",
+    "model_id",
+    "rule_id",
+    "activity_id",
+    "bonus",
+    "points",
+    "revalued_to",
+)
 
 # The fast path carries the stored engagement forward (``e(t) * decay(now - t) + new``)
 # where the full path sums every entry decayed on its own; the two differ by float
@@ -214,22 +227,26 @@ class IncrementalBatch(BatchWrites):
     def _fit_entries(self, ids: list[int]) -> dict[tuple[int, int], list[tuple[Any, ...]]]:
         """Each (lead, model)'s active fit entries as (rule, activity, bonus, points), read
         through the rules' index: those of every fit rule of the models, active or not (a
-        rule a deleted custom field broke still has awards the full path would reverse)."""
+        rule a deleted custom field broke still has awards the full path would reverse).
+        A revalued award counts its effective points (``revaluations.effective``); the
+        revaluations are read with the awards, and are no award themselves."""
         entries: dict[tuple[int, int], list[tuple[Any, ...]]] = defaultdict(list)
         if not self.ruleset.all_fit_rule_ids or not ids:
             return entries
-        for lead_id, model_id, *entry in (
+        found = (
             ScoreEntry.objects.filter(
                 rule_id__in=sorted(self.ruleset.all_fit_rule_ids),
                 lead_id__in=ids,
                 reversal_of__isnull=True,
                 reversal__isnull=True,
-                revalued_to__isnull=True,
             )
             .order_by()
-            .values_list("lead_id", "model_id", "rule_id", "activity_id", "bonus", "points")
-        ):
-            entries[(lead_id, model_id)].append(tuple(entry))
+            .values(*FIT_ENTRY_FIELDS)
+        )
+        for entry in loaded_effective(list(found)):
+            entries[(entry["lead_id"], entry["model_id"])].append(
+                (entry["rule_id"], entry["activity_id"], entry["bonus"], entry["points"])
+            )
         return entries
 
     # --- Stage 1: what needs no reading; the reads the rest needs are asked for -----------

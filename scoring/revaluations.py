@@ -1,16 +1,18 @@
 """Revaluations: a change of a rule's points that writes one entry a lead, not two a match.
 
 When only the points of a rule changed, and its award for a match does not depend on
-the matches before it (no cap, bonus or window: ``revaluable``), the rule's awards stay
-what they were but each is now worth the new points. So instead of a reversal and a new
-award for every match, the rescore appends one *revaluation* entry for each lead holding
-awards of the rule (``ScoreEntry.revalued_to``: the new points a match):
+the matches before it (a fit rule's one award a lead, or an engagement rule with no
+cap, bonus or window: ``revaluable``), the rule's awards stay what they were but each
+is now worth the new points. So instead of a reversal and a new award for every match,
+the rescore appends one *revaluation* entry for each lead holding awards of the rule
+(``ScoreEntry.revalued_to``: the new points a match):
 
 - its points are the difference the change makes, at the time it is written: for each
-  award, (new points - the award's points) decayed from the award's time to then, so
-  that from then on it is worth exactly the difference at every moment (the decay is
-  exponential); the ledger still sums to the score at every moment, and the score
-  history across the change needs nothing new;
+  award, (new points - the award's points), an engagement award's decayed from its
+  time to then (a fit award never decays), so that from then on it is worth exactly
+  the difference at every moment (the decay is exponential); the ledger still sums to
+  the score at every moment, and the score history across the change needs nothing
+  new;
 - from then on each of the lead's older awards of the rule *counts* the new points: its
   effective points are ``revalued_to`` of the lead's latest revaluation of the rule
   written after it (``effective``). Whatever compares awards with what the rules give,
@@ -35,7 +37,7 @@ from django.db.models import Case, F, FloatField, OuterRef, Subquery, When
 from django.db.models.functions import Coalesce
 
 from .models import EntryKind, ScoreEntry
-from .rules import ENGAGEMENT, RuleSpec, is_capped
+from .rules import ENGAGEMENT, FIT, RuleSpec, is_capped
 
 Key = tuple[int, int, int]  # lead, model, rule
 
@@ -59,9 +61,15 @@ COUNTED = "(e.revalued_to IS NULL OR e.rule_id IS NULL)"
 
 def revaluable(rule: RuleSpec, points_before: int | None) -> bool:
     """Whether a change of ``rule``'s points from ``points_before`` (None: more than the
-    points changed) only revalues its awards: an engagement rule whose award for a match
-    depends on that match alone, that awarded something before and still does."""
-    return bool(points_before and rule.points and rule.kind == ENGAGEMENT and not is_capped(rule))
+    points changed) only revalues its awards: a rule that awarded something before and
+    still does, whose award is worth its points (no points per unit of a field, no cap
+    on them), and is a fit rule (one award a lead, which never decays) or an engagement
+    rule whose award for a match depends on that match alone."""
+    if not (points_before and rule.points) or rule.per_unit is not None:
+        return False
+    if rule.points_cap is not None:
+        return False
+    return rule.kind == FIT or (rule.kind == ENGAGEMENT and not is_capped(rule))
 
 
 def latest_revaluations(entries: Iterable[Mapping[str, Any]]) -> dict[Key, tuple[int, float]]:

@@ -135,18 +135,30 @@ def rule_change(model: ScoringModel, kind: str, position: int, scenario: Decayin
         rule_save(rule=rule, before=before, by=None)
 
 
+def new_points(before: Decaying, after: Decaying, kind: str, position: int) -> int | None:
+    """The changed rule's points after the change, when they are all that changed."""
+    old: EngagementDef | FitDef
+    new: EngagementDef | FitDef
+    if kind == RuleKind.ENGAGEMENT:
+        old, new = before.engagement[position], after.engagement[position]
+    else:
+        old, new = before.fit[position], after.fit[position]
+    return new.points if dataclasses.replace(old, points=new.points) == new else None
+
+
 def revalued_matches(
-    model: ScoringModel, change: ChangeDef, kind: str, position: int
+    model: ScoringModel, kind: str, position: int, points: int | None
 ) -> set[int] | None:
-    """The leads the rule matches, when ``change`` only changes its points and so
-    revalues its awards here (PostgreSQL, a rule ``revaluable`` allows); else None."""
+    """The leads the rule matches, when a change of its points to ``points`` (None: more
+    than its points changed) revalues its awards here (PostgreSQL, a rule
+    ``revaluable`` allows); else None."""
     rule = model.rules.filter(kind=kind).order_by("pk")[position]
-    if connection.vendor != "postgresql" or change.what != "points" or kind != "engagement":
+    if connection.vendor != "postgresql" or points is None or points == rule.points:
         return None
     (compiled,) = [m for m in load_ruleset(fresh=True).models if m.id == model.pk]
-    spec = next(r for r in compiled.engagement_rules if r.id == rule.pk)
-    changed = dataclasses.replace(spec, points=change.points)
-    if change.points == rule.points or not revaluable(changed, rule.points):
+    specs = compiled.engagement_rules if kind == RuleKind.ENGAGEMENT else compiled.fit_rules
+    spec = next(r for r in specs if r.id == rule.pk)
+    if not revaluable(dataclasses.replace(spec, points=points), rule.points):
         return None
     return set(RuleMatch.objects.filter(rule=rule).values_list("lead_id", flat=True))
 
@@ -187,6 +199,17 @@ PRICING_TOGGLED = ChangeDef("pricing", 0, 2, 30, 1)
 # revalued awards go afterwards.
 FORMS_REVALUED = ChangeDef("points", 3, 4, 90, 9)
 RECENT_PAGES_REVALUED = ChangeDef("points", 1, 2, 30, -5)
+# A fit rule's points alone: revalued; a per-unit fit rule's: derived again.
+FIT_RULES = dataclasses.replace(
+    LONG_HISTORY,
+    fit=[
+        *LONG_HISTORY.fit,
+        FitDef("country", "in", "de, AT", 12),
+        FitDef("company.employee_count", "gte", "1", 1, per_unit=100.0, cap=6),
+    ],
+)
+FIT_POINTS_REVALUED = ChangeDef("value", 1, 3, 45, -7)
+PER_UNIT_POINTS = ChangeDef("value", 2, 3, 45, 2)
 
 
 @pytest.mark.django_db
@@ -195,6 +218,8 @@ RECENT_PAGES_REVALUED = ChangeDef("points", 1, 2, 30, -5)
 @example(scenario=LONG_HISTORY, change=PRICING_TOGGLED)
 @example(scenario=LONG_HISTORY, change=FORMS_REVALUED)
 @example(scenario=LONG_HISTORY, change=RECENT_PAGES_REVALUED)
+@example(scenario=FIT_RULES, change=FIT_POINTS_REVALUED)
+@example(scenario=FIT_RULES, change=PER_UNIT_POINTS)
 @settings(
     max_examples=15,
     deadline=None,
@@ -217,7 +242,8 @@ def test_a_rule_changed_while_scoring_agrees_with_bulk_and_reference_and_history
         # that happened at one instant.)
         clock.at += timedelta(minutes=change.gap, seconds=1)
         jobs_before = set(RescoreJob.objects.values_list("pk", flat=True))
-        matched = revalued_matches(model, change, kind, position)
+        points = new_points(scenario, after_change, kind, position)
+        matched = revalued_matches(model, kind, position, points)
         with django_capture_on_commit_callbacks(execute=True):
             rule_change(model, kind, position, after_change)
         for job in RescoreJob.objects.exclude(pk__in=jobs_before):

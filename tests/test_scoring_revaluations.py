@@ -7,6 +7,7 @@ set-based rescore of PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import pytest
 from django.db import connection
@@ -202,6 +203,52 @@ def test_merging_leads_with_revalued_awards_keeps_the_ledger_right(world, market
     assert abs(ledger_total(survivor, model, now) - stored_total(survivor, model, now)) < 1e-6
     line = pricing_line(survivor, rules["pricing"], now)
     assert (line["times"], line["points"]) == (3 + 4, 9.0 * 7)
+
+
+def test_a_fit_rules_points_change_revalues_its_one_award_a_lead(world, marketer, caplog):
+    model, rules, leads = world["model"], world["rules"], world["leads"]
+    german = rules["german"]
+    germans = {lead.pk for lead in leads if lead.country == "DE"}
+    written_before = ScoreEntry.objects.count()
+
+    # When a marketer changes the points of a fit rule only
+    job = change_points(german, 14, by=marketer)
+
+    # Then each lead holding its award gets one revaluation, worth the difference (a fit
+    # award never decays), and nothing is reversed
+    assert job.points_before == 10
+    new = list(ScoreEntry.objects.filter(revalued_to__isnull=False))
+    assert ScoreEntry.objects.count() - written_before == len(germans) == 2
+    assert {e.lead_id for e in new} == germans
+    assert {(e.kind, e.rule_id, e.points, e.revalued_to) for e in new} == {
+        (EntryKind.FIT, german.pk, 4.0, 14.0)
+    }
+    assert not ScoreEntry.objects.filter(reversal_of__isnull=False).exists()
+    now = timezone.now()
+    for lead in leads:
+        assert LeadScore.objects.get(lead=lead).fit == (14.0 if lead.pk in germans else 0.0)
+        assert abs(ledger_total(lead, model, now) - stored_total(lead, model, now)) < 1e-6
+        line = pricing_line(lead, german, now)
+        assert (line["points"] if line else None) == (14.0 if lead.pk in germans else None)
+    assert list(scores_verify()) == []
+
+    # A German lead's next activity is scored on the fast path: its revalued fit award is
+    # the award the fit rule gives now
+    caplog.set_level(logging.DEBUG, logger="scoring.incremental")
+    first, second = sorted(germans)
+    visit(Lead.objects.get(pk=first), "https://hotlist.example/pricing/plans")
+    assert [r.getMessage() for r in caplog.records if r.name == "scoring.incremental"] == []
+    assert list(scores_verify()) == []
+
+    # A lead that leaves the rule loses the award at the points it counts
+    Lead.objects.filter(pk=second).update(country="FR")
+    lead_score(lead_id=second)
+    now = timezone.now()
+    assert LeadScore.objects.get(lead_id=second).fit == 0.0
+    lead = Lead.objects.get(pk=second)
+    assert abs(ledger_total(lead, model, now) - stored_total(lead, model, now)) < 1e-6
+    assert list(scores_verify()) == []
+    assert_a_rescore_from_nothing_agrees(model, leads)
 
 
 def test_a_change_that_is_more_than_points_derives_the_awards_again(world):

@@ -10,12 +10,14 @@ import html
 import re
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
 from leads.deals import deal_save
 from leads.handoff_models import HandOff
 from leads.models import Deal, Lead, Stage
 from scoring.changes import model_duplicate
+from scoring.lead_scoring import lead_score
 from scoring.models import ChangeLog, LeadScore, RescoreJob, Rule, ScoreEntry, ScoringModel
 from scoring.rescore_jobs import model_rescore_in_process
 from scoring.version_preview import version_preview
@@ -182,6 +184,8 @@ def test_editing_a_live_rule_saves_it_through_the_service_and_rescores(
     client, marketer, live, world, django_capture_on_commit_callbacks
 ):
     model, cto = live
+    lead_score(lead_id=world["open_fr"].pk)
+    assert Lead.objects.get(pk=world["open_fr"].pk).score == 5
     client.force_login(marketer)
     url = reverse("studio-rule", args=[model.pk, cto.pk])
 
@@ -195,8 +199,15 @@ def test_editing_a_live_rule_saves_it_through_the_service_and_rescores(
     assert cto.points == 25
     assert ChangeLog.objects.filter(object_type="rule", object_id=cto.pk, by=marketer).exists()
     job = RescoreJob.objects.get(model=model)
-    assert (job.rule_id, job.status) == (cto.pk, "done")
+    assert (job.rule_id, job.status, job.points_before) == (cto.pk, "done", 5)
     assert Lead.objects.get(pk=world["open_fr"].pk).score == 25
+    if connection.vendor == "postgresql":
+        # Where the set-based rescore runs, the CTO's award counts 25 points through a
+        # revaluation, not a reversal and a new award
+        entries = ScoreEntry.objects.filter(lead=world["open_fr"], rule=cto)
+        (entry,) = entries.exclude(revalued_to=None)
+        assert (entry.points, entry.revalued_to) == (20, 25)
+        assert not entries.filter(reversal_of__isnull=False).exists()
 
 
 def test_a_bad_rule_edit_shows_the_error_in_place_and_keeps_the_rule(client, marketer, live):
