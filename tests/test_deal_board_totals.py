@@ -9,10 +9,10 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
-from leads.deal_board import deal_board
+from leads.deal_board import CARD_VALUES, DealCard, deal_board
 from leads.deals import (
     deal_create,
     deal_lose,
@@ -166,3 +166,41 @@ def test_the_board_reads_its_totals_and_rotting_as_the_deals_give_them(
         == Deal.objects.filter(owner=rep, status=DealStatus.OPEN).count()
     )
     assert sum(c.count for c in only_rep) < Deal.objects.aggregate(n=Count("pk"))["n"]
+
+
+# What the board attaches to a card besides its values, compared on their own.
+ATTACHED = {"stage": None, "owner": None, "lead_owner": None}
+
+
+def test_each_columns_cards_are_its_open_deals_closing_soonest(rep, other_rep, manager, stages):
+    first, second, third = stages[:3]
+    today = timezone.localdate()
+    leads = [LeadFactory(owner=owner, stage=Stage.OPPORTUNITY) for owner in (rep, other_rep)]
+    for n in range(24):
+        deal_create(
+            lead=leads[n % 2],
+            by=manager,
+            name=f"Deal {n}",
+            amount=Decimal(n) + Decimal("0.25"),
+            stage=(first, second, third)[n % 3],
+            expected_close=None if n % 5 == 0 else today + dt.timedelta(days=n % 4),
+        )
+    Deal.objects.filter(name__in=["Deal 7", "Deal 8"]).update(stage=None)
+    deal_lose(deal=Deal.objects.get(name="Deal 3"), by=manager, reason="Price too high")
+    now = timezone.now()
+
+    for person in (rep, other_rep, manager):
+        where = deal_visibility(person, resolved=True)
+        columns = deal_board(where=where, now=now, cards=3)
+        for column in columns:
+            # As one query of the column's open deals would read them, value for value
+            in_stage = Deal.objects.filter(where, status=DealStatus.OPEN, stage=column.stage)
+            expected = in_stage.order_by(F("expected_close").asc(nulls_last=True), "id")
+            rows = expected.values(*CARD_VALUES)[:3]
+            assert [vars(card) | ATTACHED for card in column.cards] == [
+                vars(DealCard.of(row)) | ATTACHED for row in rows
+            ]
+            assert column.hidden == max(in_stage.count() - 3, 0)
+            for card in column.cards:
+                assert card.stage == column.stage
+                assert (card.owner.pk, card.lead_owner.pk) == (card.owner_id, card.lead_owner_id)

@@ -482,5 +482,7 @@ def test_the_board_reads_in_a_fixed_number_of_queries(rep, stages):
         names = [(card.lead_owner, card.stage, card.owner) for c in columns for card in c.cards]
 
     assert len(names) == 15
-    # The stages, the totals, the rotting count, a column's cards each, their people.
-    assert len(queries) == 4 + len(stages)
+    # The stages, the totals, the rotting count, the cards (on PostgreSQL one statement
+    # for every column, elsewhere a query a column), their people.
+    cards = 1 if connection.vendor == "postgresql" else len(stages)
+    assert len(queries) == 4 + cards
