@@ -1,5 +1,7 @@
-"""Scoring benchmarks: first and full rescores, a one-rule and a fit-rule change, and the
-nightly decay, each beside the database's limit for the same result.
+"""Scoring benchmarks: first and full rescores, a one-rule and a fit-rule change.
+
+Also a fit rule's points alone and the nightly decay, each beside the database's limit
+for the same result.
 
     python bench/scoring.py --leads 1000000 --activities-per-lead 20 --fresh
 
@@ -31,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bare_scores
 import harness
 
-PHASES = "first,halflife,unchanged,rule,fit,decay"
+PHASES = "first,halflife,unchanged,rule,fit,fitpoints,decay"
 
 
 def parse() -> argparse.Namespace:
@@ -258,6 +260,9 @@ def run_all(bench: Bench) -> None:
     if "fit" in wanted:
         with bench.phase("one fit rule"):
             bench.rows += fit_rule_rows(bench, rescore)
+    if "fitpoints" in wanted:
+        with bench.phase("one fit rule's points"):
+            bench.rows += fit_points_rows(bench, rescore)
     if "lead-write" in wanted:
         lead_write_split(model)
     if "decay" in wanted:
@@ -399,6 +404,32 @@ def fit_rule_rows(bench: Bench, rescore) -> list[Row]:
     what = (
         f"One fit rule changed ({rule.name}: now {rule.value}, {rule.points} points; "
         f"{bare['rows']:,} leads, {share:.0f} % of all)"
+    )
+    return phase_rows(bench, what, measured, bare)
+
+
+def fit_points_rows(bench: Bench, rescore) -> list[Row]:
+    """A change of one fit rule's points alone ("Target industry", about 60 % of the
+    leads), which revalues its one award a lead, beside the bare statement over the
+    leads the rule matches."""
+    from scoring.changes import points_change, rule_snapshot, snapshot
+    from scoring.models import Rule
+    from scoring.sql import fit_rule_condition
+
+    rule = Rule.objects.get(model=bench.model, name="Target industry")
+    before = rule_snapshot(rule=rule)
+    rule.points += 1
+    rule.save(update_fields=["points", "updated_at"])
+    points_before = points_change(before, snapshot(rule))
+    matches = fit_rule_condition(bare_scores.rule_spec(bench.model, rule.pk))
+    bare = bare_phase(bench, "fit points", (f"({matches[0]})", matches[1]))
+    measured = product_run(
+        bench, "fit-points rescore", lambda: rescore(rule, points_before=points_before)
+    )
+    share = 100 * bare["rows"] / max(bench.leads, 1)
+    what = (
+        f"One fit rule's points changed ({rule.name}: {points_before} → {rule.points} "
+        f"points; {bare['rows']:,} leads, {share:.0f} % of all)"
     )
     return phase_rows(bench, what, measured, bare)
 
