@@ -46,7 +46,7 @@ from .models import (
     RescoreStatus,
     ScoreEntry,
 )
-from .revaluations import loaded_effective
+from .revaluations import AWARD_FIELDS, loaded_effective
 from .rules import (
     ActivityFact,
     Award,
@@ -63,18 +63,6 @@ from .score_formula import decayed, score_sum
 from .state import State, entry_value, state_from
 
 log = logging.getLogger(__name__)
-
-# What the fit check reads of a fit entry (``IncrementalBatch._fit_entries``).
-FIT_ENTRY_FIELDS = (
-    "id",
-    "lead_id",
-    "model_id",
-    "rule_id",
-    "activity_id",
-    "bonus",
-    "points",
-    "revalued_to",
-)
 
 # The fast path carries the stored engagement forward (``e(t) * decay(now - t) + new``)
 # where the full path sums every entry decayed on its own; the two differ by float
@@ -241,7 +229,7 @@ class IncrementalBatch(BatchWrites):
                 reversal__isnull=True,
             )
             .order_by()
-            .values(*FIT_ENTRY_FIELDS)
+            .values(*AWARD_FIELDS, "revalued_to")
         )
         for entry in loaded_effective(list(found)):
             entries[(entry["lead_id"], entry["model_id"])].append(
