@@ -19,8 +19,14 @@ def activities_record(*, lead: Lead, activities: list[Activity]) -> list[Activit
 
     Keeps the lead's first and last activity times. A repeated idempotency key from
     the same source raises ``IntegrityError`` and stores nothing.
+
+    The lead's row is locked before anything is written, as scoring locks it before it
+    writes the lead's rank: an inbound activity's insert writes the rank too (its
+    trigger, migration ``leads.0031``), and taking the rank first deadlocked with a
+    scoring of the lead under way.
     """
     with transaction.atomic():
+        Lead.objects.filter(pk=lead.pk).lock()
         for activity in activities:
             activity.lead = lead
         created = Activity.objects.bulk_create(activities)

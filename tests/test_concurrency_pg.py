@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
-from leads.models import Lead, Stage, StageChange, StageTransitionError
+from leads.activities import activities_record
+from leads.models import (
+    Activity,
+    ActivityType,
+    Lead,
+    LeadRank,
+    Stage,
+    StageChange,
+    StageTransitionError,
+)
 from leads.stages import lead_move_to_stage
 from tests.factories import LeadFactory
 
@@ -76,3 +87,52 @@ def test_two_simultaneous_moves_from_the_same_stage_record_one_change():
     assert history[-1].to_stage == lead.stage
     assert len(history) == sum(isinstance(o, StageChange) for o in outcomes)
     assert all(isinstance(o, StageChange | StageTransitionError) for o in outcomes)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_recording_an_activity_waits_for_a_scoring_of_its_lead_before_writing_the_rank():
+    # Given a lead whose scoring holds its row, as lead_score does before it writes the
+    # lead's score and, through its trigger, the lead's rank
+    lead = LeadFactory()
+    recorded: list[object] = []
+
+    def record() -> None:
+        try:
+            activity = Activity(type=ActivityType.FORM_SUBMISSION, occurred_at=timezone.now())
+            recorded.append(activities_record(lead=lead, activities=[activity]))
+        except Exception as exc:
+            recorded.append(exc)
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        list(Lead.objects.select_for_update(of=("self",)).filter(pk=lead.pk))
+        # When an inbound activity of the lead is recorded meanwhile
+        recorder = threading.Thread(target=record)
+        recorder.start()
+        deadline = time.monotonic() + 10
+        while not waiting_on_a_lock() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert waiting_on_a_lock()
+        # Then the recording waits for the lead before it writes the rank (the other way
+        # round, the scoring's write of the rank waited for it: a deadlock)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM leads_leadrank WHERE lead_id = %s FOR UPDATE NOWAIT", [lead.pk]
+            )
+    recorder.join(timeout=10)
+    ((activity,),) = recorded
+    assert LeadRank.objects.get(lead=lead).inbound_at == activity.occurred_at
+
+
+def waiting_on_a_lock() -> bool:
+    """Whether another connection waits for a lock (read afresh: within a transaction,
+    the activity statistics are a snapshot taken at their first read)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0] > 0
