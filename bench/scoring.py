@@ -409,7 +409,7 @@ def fit_rule_rows(bench: Bench, rescore) -> list[Row]:
 
 
 def fit_points_rows(bench: Bench, rescore) -> list[Row]:
-    """A change of one fit rule's points alone ("Target industry", about 60 % of the
+    """A change of one fit rule's points alone ("Target industry", about half of the
     leads), which revalues its one award a lead, beside the bare statement over the
     leads the rule matches."""
     from scoring.changes import points_change, rule_snapshot, snapshot

@@ -65,9 +65,8 @@ def revaluable(rule: RuleSpec, points_before: int | None) -> bool:
     still does, whose award is worth its points (no points per unit of a field, no cap
     on them), and is a fit rule (one award a lead, which never decays) or an engagement
     rule whose award for a match depends on that match alone."""
-    if not (points_before and rule.points) or rule.per_unit is not None:
-        return False
-    if rule.points_cap is not None:
+    worth_its_points = rule.per_unit is None and rule.points_cap is None
+    if not (points_before and rule.points and worth_its_points):
         return False
     return rule.kind == FIT or (rule.kind == ENGAGEMENT and not is_capped(rule))
 
