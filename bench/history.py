@@ -129,7 +129,7 @@ def history_size(lead_id: int) -> tuple[int, int]:
 
     activities = Activity.objects.filter(lead_id=lead_id).count()
     entries = ScoreEntry.objects.filter(
-        lead_id=lead_id, reversal_of__isnull=True, reversal__isnull=True
+        lead_id=lead_id, reversal_of__isnull=True, reversals__isnull=True
     ).count()
     return activities, entries
 

@@ -52,7 +52,7 @@ class Batch(BatchWrites):
             lead_id__in=ids,
             kind__in=[EntryKind.FIT, EntryKind.ENGAGEMENT],
             reversal_of__isnull=True,
-            reversal__isnull=True,
+            reversals__isnull=True,
         ).values(*AWARD_FIELDS, "revalued_to")
         for entry in loaded_effective([cast(dict[str, Any], row) for row in active]):
             self.entries[(entry["lead_id"], entry["model_id"])].append(entry)

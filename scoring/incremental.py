@@ -226,7 +226,7 @@ class IncrementalBatch(BatchWrites):
                 rule_id__in=sorted(self.ruleset.all_fit_rule_ids),
                 lead_id__in=ids,
                 reversal_of__isnull=True,
-                reversal__isnull=True,
+                reversals__isnull=True,
             )
             .order_by()
             .values(*AWARD_FIELDS, "revalued_to")

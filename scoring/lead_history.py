@@ -56,7 +56,9 @@ def _latest(row: tuple[Any, ...] | None) -> Latest | None:
 
 def _active(entries: QuerySet[ScoreEntry]) -> QuerySet[ScoreEntry]:
     """The active awards: neither reversals, reversed nor revaluations."""
-    return entries.filter(reversal_of__isnull=True, reversal__isnull=True, revalued_to__isnull=True)
+    return entries.filter(
+        reversal_of__isnull=True, reversals__isnull=True, revalued_to__isnull=True
+    )
 
 
 def _any_of(terms: Iterable[Q]) -> Iterable[Q]:

@@ -56,7 +56,7 @@ def _active_awards(lead_ids: list[int]) -> list[dict[str, Any]]:
             lead_id__in=lead_ids,
             kind__in=[EntryKind.FIT, EntryKind.ENGAGEMENT],
             reversal_of__isnull=True,
-            reversal__isnull=True,
+            reversals__isnull=True,
             revalued_to__isnull=True,
         )
         .order_by("pk")

@@ -57,7 +57,7 @@ def lead_reasons(*, leads: list[Lead], now: datetime) -> dict[int, list[str]]:
         lead_id__in=list(primary),
         model_id__in={model_id for model_id, _ in primary.values()},
         reversal_of__isnull=True,
-        reversal__isnull=True,
+        reversals__isnull=True,
     ).values(
         "id",
         "lead_id",
@@ -124,7 +124,7 @@ def surging_leads(*, user: User, now: datetime, limit: int = SURGING_LEADS) -> l
             points__gt=0,
             at__gte=min(since.values()),
             reversal_of__isnull=True,
-            reversal__isnull=True,
+            reversals__isnull=True,
             revalued_to__isnull=True,
         ).values_list("lead_id", "model_id", "points", "at")
         models = {row.lead_id: row.model_id for row in chosen}
@@ -182,7 +182,7 @@ def rule_reach(*, model: ScoringModel) -> dict[int, RuleReach]:
         model=model,
         rule__isnull=False,
         reversal_of__isnull=True,
-        reversal__isnull=True,
+        reversals__isnull=True,
         revalued_to__isnull=True,
     )
     rows = (

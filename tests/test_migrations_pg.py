@@ -416,3 +416,77 @@ def test_the_deal_board_totals_take_every_open_deal(scratch_database):
     assert query(scratch_database, KEPT_DEAL_SUMS) == changed
     query(scratch_database, "TRUNCATE leads_deal CASCADE")
     assert query(scratch_database, "SELECT count(*) FROM leads_dealboardtotal") == [(0,)]
+
+
+# The ledger's constraints but its primary key, and the unique indexes on the link from
+# a reversal to its entry.
+LEDGER_CONSTRAINTS = """
+SELECT a.attname, c.contype FROM pg_constraint c JOIN pg_attribute a
+  ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)
+WHERE c.conrelid = 'scoring_scoreentry'::regclass AND c.contype <> 'p'
+ORDER BY 1, 2
+"""
+OLD_CONSTRAINTS = [("by_id", "f"), ("reversal_of_id", "f"), ("reversal_of_id", "u")]
+REVERSAL_UNIQUE_INDEXES = """
+SELECT indexname, indexdef FROM pg_indexes
+WHERE tablename = 'scoring_scoreentry' AND indexdef LIKE 'CREATE UNIQUE INDEX%%reversal_of_id%%'
+"""
+SWITCH_A_RULE_OFF = """
+from django.db.models import Count
+from scoring.models import Rule
+rule = Rule.objects.annotate(awards=Count("entries")).order_by("-awards")[0]
+rule.active = False
+rule.save()
+"""
+A_SECOND_REVERSAL = """
+INSERT INTO scoring_scoreentry (lead_id, model_id, rule_id, activity_id, kind, bonus, points,
+    reason, at, created_at, reversal_of_id)
+SELECT lead_id, model_id, rule_id, activity_id, kind, bonus, points, 'again', at, now(),
+    reversal_of_id
+FROM scoring_scoreentry WHERE reversal_of_id IS NOT NULL ORDER BY id LIMIT 1
+"""
+
+
+def test_the_ledger_keeps_each_reversal_once_without_a_check_on_every_award(scratch_database):
+    manage(scratch_database, "migrate")
+    manage(scratch_database, "seed_demo", "--leads", "300")
+    manage(scratch_database, "migrate", "scoring", "0031")
+    # Before: a unique constraint over every entry and foreign keys, as Django made them
+    assert query(scratch_database, LEDGER_CONSTRAINTS) == OLD_CONSTRAINTS
+    assert query(scratch_database, REVERSAL_UNIQUE_INDEXES) == [
+        (
+            "scoring_scoreentry_reversal_of_id_key",
+            "CREATE UNIQUE INDEX scoring_scoreentry_reversal_of_id_key "
+            "ON public.scoring_scoreentry USING btree (reversal_of_id)",
+        )
+    ]
+    # Reversals under the old constraints: a rule switched off, its awards reversed
+    manage(scratch_database, "shell", "-c", SWITCH_A_RULE_OFF)
+    manage(scratch_database, "rescore")
+    explanations = manage(scratch_database, "shell", "-c", EXPLAIN_ALL)
+    assert query(
+        scratch_database,
+        "SELECT count(*) > 50 FROM scoring_scoreentry WHERE reversal_of_id IS NOT NULL",
+    ) == [(True,)]
+
+    output = manage(scratch_database, "migrate")
+
+    assert "Applying scoring.0032_ledger_lean_constraints... OK" in output
+    assert query(scratch_database, LEDGER_CONSTRAINTS) == []
+    assert query(scratch_database, REVERSAL_UNIQUE_INDEXES) == [
+        (
+            "entry_reversed_once",
+            "CREATE UNIQUE INDEX entry_reversed_once ON public.scoring_scoreentry "
+            "USING btree (reversal_of_id) WHERE (reversal_of_id IS NOT NULL)",
+        )
+    ]
+    assert manage(scratch_database, "shell", "-c", EXPLAIN_ALL) == explanations
+    manage(scratch_database, "scoring_verify")  # exits 1 on any difference
+    # An entry is still reversed at most once
+    with pytest.raises(psycopg2.errors.UniqueViolation):
+        query(scratch_database, A_SECOND_REVERSAL)
+    # And back: the constraints as they were, the same reversals under them
+    manage(scratch_database, "migrate", "scoring", "0031")
+    assert query(scratch_database, LEDGER_CONSTRAINTS) == OLD_CONSTRAINTS
+    with pytest.raises(psycopg2.errors.UniqueViolation):
+        query(scratch_database, A_SECOND_REVERSAL)

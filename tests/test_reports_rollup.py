@@ -326,7 +326,7 @@ def test_a_finished_rescore_has_the_rule_matches_counted_again(
     live = {
         (rule_id, lead_id)
         for rule_id, lead_id in ScoreEntry.objects.filter(
-            rule__isnull=False, reversal_of__isnull=True, reversal__isnull=True
+            rule__isnull=False, reversal_of__isnull=True, reversals__isnull=True
         ).values_list("rule_id", "lead_id")
     }
     assert set(RuleMatch.objects.values_list("rule_id", "lead_id")) == live

@@ -152,7 +152,7 @@ def ledger(lead: Lead) -> set[tuple]:
         for rule_id, activity_id, bonus, points, reason, at, kind in ScoreEntry.objects.filter(
             lead=lead, kind__in=["fit", "engagement"], reversal_of__isnull=True
         )
-        .exclude(reversal__isnull=False)
+        .exclude(reversals__isnull=False)
         .values_list("rule_id", "activity_id", "bonus", "points", "reason", "at", "kind")
     }
 

@@ -772,7 +772,7 @@ def active_awards() -> set[tuple]:
     latest revaluation's: ``scoring.revaluations``); a fit award's time is when it was
     given, so left out."""
     entries = ScoreEntry.objects.filter(
-        kind__in=["fit", "engagement"], reversal_of__isnull=True, reversal__isnull=True
+        kind__in=["fit", "engagement"], reversal_of__isnull=True, reversals__isnull=True
     ).values(*AWARD_FIELDS, "revalued_to")
     return {
         (

@@ -34,9 +34,9 @@ class ScoreEntry(models.Model):
     # covered by the ones in Meta, and the rarely set columns are indexed where set.
     # Database constraints: checking a foreign key costs a lookup and a row lock on the
     # referenced row for every entry written (at commit, about a third of a first
-    # rescore's time), so the columns only the scoring engine writes have none;
-    # Django still applies CASCADE and SET_NULL when a lead, model, rule or activity
-    # is deleted.
+    # rescore's time), and even a NULL one queues a check for commit, so no column has
+    # one; Django still applies CASCADE and SET_NULL when a lead, model, rule,
+    # activity, user or entry is deleted.
     lead = models.ForeignKey(
         Lead,
         on_delete=models.CASCADE,
@@ -78,9 +78,18 @@ class ScoreEntry(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         db_index=False,
+        db_constraint=False,
     )
-    reversal_of = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="reversal"
+    # At most one reversal an entry (the constraint below). Only reversals set it, so the
+    # constraint is partial: an award, nearly every entry, adds nothing to its index.
+    reversal_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="reversals",
+        db_index=False,
+        db_constraint=False,
     )
     # Set on a revaluation: the entry a points-only change of a rule writes for a lead
     # instead of a reversal and an award per match (``scoring.revaluations``). From then
@@ -91,6 +100,13 @@ class ScoreEntry(models.Model):
     class Meta:
         verbose_name_plural = "score entries"
         ordering = ["at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reversal_of"],
+                condition=Q(reversal_of__isnull=False),
+                name="entry_reversed_once",
+            ),
+        ]
         indexes = [
             # A lead's entries in time order. On PostgreSQL it also holds each entry's
             # id, rule, kind, points, written time and reversed entry (INCLUDE, migration
