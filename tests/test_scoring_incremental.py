@@ -586,3 +586,26 @@ def test_a_manual_adjustment_is_scored_in_full(db, clock, marketer):
     # Then the adjustment is in its score (the fast path would carry the stored one)
     assert LeadScore.objects.get(lead=lead).adjustment == 7
     assert list(scores_verify()) == []
+
+
+def test_deleting_the_person_who_adjusted_a_score_keeps_the_adjustment(db, clock, marketer):
+    # Given a score adjusted by hand (the ledger holds no database constraint on who)
+    standard_model()
+    lead = LeadFactory(job_title="Head of IT")
+    leads_adjust_score(lead_ids=[lead.pk], points=7, reason="Met at a fair", by=marketer)
+    entry = ScoreEntry.objects.get(lead=lead, kind="manual")
+    assert entry.by == marketer
+    score = Lead.objects.get(pk=lead.pk).score
+
+    # When that person is deleted
+    marketer.delete()
+
+    # Then the entry stays, by no one, and so does the score
+    entry.refresh_from_db()
+    assert (entry.by, entry.points, entry.reason) == (
+        None,
+        7,
+        "Adjusted by marketer: Met at a fair",
+    )
+    assert Lead.objects.get(pk=lead.pk).score == score
+    assert list(scores_verify()) == []
