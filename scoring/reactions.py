@@ -29,11 +29,7 @@ def result_react(result: LeadResult) -> None:
     lead, model = result.lead, result.primary
     if model is None:
         return
-    old_band = result.before[1]
-    if lead.band != old_band:
-        announce(
-            band_changed, model, lead.pk, old_band=old_band, new_band=lead.band, score=lead.score
-        )
+    band_react(model, lead.pk, old_band=result.before[1], new_band=lead.band, score=lead.score)
     for surge_model, points in result.surges:
         announce(score_surged, surge_model, lead.pk, points=points, hours=surge_model.surge_hours)
     target, decided = result_target(result, model)
@@ -48,18 +44,42 @@ def result_react(result: LeadResult) -> None:
     announce(lead_qualified, model, lead.pk, stage=target, score=decided)
 
 
+def band_react(
+    model: CompiledModel, lead_id: int, *, old_band: str, new_band: str, score: int
+) -> None:
+    """Announce the lead's band change, if its band changed."""
+    if new_band != old_band:
+        announce(band_changed, model, lead_id, old_band=old_band, new_band=new_band, score=score)
+
+
 def result_target(result: LeadResult, model: CompiledModel) -> tuple[str | None, int]:
     """The stage ``result``'s lead moves to in its primary ``model`` (or None), and the
     score the model decides on after: the crossing is of that score, from before to after."""
-    thresholds = model.thresholds
-    old_score = result.before[0]
-    decided = decision_score(result.lead.score, result.predictive, thresholds)
-    before = (
-        None
-        if old_score is None
-        else decision_score(old_score, result.predictive_before, thresholds)
+    return score_target(
+        model,
+        before=(result.before[0], result.predictive_before),
+        after=(result.lead.score, result.predictive),
+        stage=result.lead.stage,
     )
-    return stage_target(before, decided, result.lead.stage, model), decided
+
+
+def score_target(
+    model: CompiledModel,
+    *,
+    before: tuple[int | None, int | None],
+    after: tuple[int, int | None],
+    stage: str,
+) -> tuple[str | None, int]:
+    """``result_target`` of plain values: the stage a lead in ``stage`` moves to when
+    its (score, predictive score) goes from ``before`` (score None: its first) to
+    ``after``, and the score the model decides on after."""
+    thresholds = model.thresholds
+    decided = decision_score(after[0], after[1], thresholds)
+    old_score, old_predictive = before
+    decided_before = (
+        None if old_score is None else decision_score(old_score, old_predictive, thresholds)
+    )
+    return stage_target(decided_before, decided, stage, model), decided
 
 
 def stage_target(before: int | None, after: int, stage: str, model: CompiledModel) -> str | None:

@@ -24,8 +24,8 @@ from .bulk import RangeResult, refresh_statistics, rescore_range
 from .lead_scoring import leads_score
 from .lead_sets import CHUNK_SIZE, chunks, lead_id_ranges, segment_lead_ids
 from .models import LeadScore, RescoreJob, RescoreStatus, Rule, ScoreEntry, ScoringModel
-from .reactions import announce, result_react, result_target
-from .ruleset import CompiledModel, Ruleset, load_ruleset
+from .reactions import announce, band_react, result_react, score_target
+from .ruleset import CompiledModel, Ruleset, load_job_ruleset, load_ruleset
 from .signals import rescore_finished, score_surged
 from .thresholds import ThresholdMoves, thresholds_catch_up
 
@@ -169,7 +169,7 @@ def rescore_job_range(*, job_id: int, lo: int, hi: int) -> bool:
     if job is None:
         return False
     try:
-        ruleset = load_ruleset(fresh=True)
+        ruleset = load_job_ruleset(job.pk)
         compiled = next((m for m in ruleset.models if m.id == job.model_id), None)
         if compiled is None:
             raise RuntimeError(f"{job.model} is no longer active; rescore it again.")
@@ -295,35 +295,42 @@ def _react_to_changes(changed: list[tuple[int, int | None, str]], ruleset: Rules
     # Each lead's primary model and predictive score there (a set-based rescore leaves
     # the predictive score as it was: a model deciding on it compares before and after
     # with the same one).
-    primary: dict[int, int] = {}
+    primary: dict[int, CompiledModel] = {}
     predictive: dict[int, int | None] = {}
     for lead_id, primary_id, score in LeadScore.objects.filter(
         lead_id__in=before, is_primary=True
     ).values_list("lead_id", "model_id", "predictive_score"):
-        primary[lead_id], predictive[lead_id] = primary_id, score
-    # A range may change the score of every lead it holds, and most of them only have
-    # their band change announced: those are read with the four columns that decides,
-    # and only the leads whose stage moves are loaded in full.
-    narrow = list(Lead.objects.filter(pk__in=before).only("id", "score", "band", "stage"))
-    results = [
-        LeadResult(
-            lead=lead,
-            before=before[lead.pk],
-            primary=models.get(primary.get(lead.pk, 0)),
-            predictive_before=predictive.get(lead.pk),
-            predictive=predictive.get(lead.pk),
+        if primary_id in models:
+            primary[lead_id], predictive[lead_id] = models[primary_id], score
+    # A range may change the score of thousands of leads, and most of them at most have
+    # their band change announced: those are read as four values, and only the leads
+    # whose stage moves are loaded in full (the move saves them).
+    movers: list[int] = []
+    for lead_id, score, band, stage in Lead.objects.filter(pk__in=primary).values_list(
+        "id", "score", "band", "stage"
+    ):
+        model, (old_score, old_band) = primary[lead_id], before[lead_id]
+        target, _ = score_target(
+            model,
+            before=(old_score, predictive[lead_id]),
+            after=(score, predictive[lead_id]),
+            stage=stage,
         )
-        for lead in narrow
-    ]
-    movers = [
-        result.lead.pk
-        for result in results
-        if result.primary is not None and result_target(result, result.primary)[0] is not None
-    ]
-    full = Lead.objects.in_bulk(movers) if movers else {}
-    for result in results:
-        result.lead = full.get(result.lead.pk, result.lead)
-        result_react(result)
+        if target is None:
+            band_react(model, lead_id, old_band=old_band, new_band=band, score=score)
+        else:
+            movers.append(lead_id)
+    for lead in Lead.objects.filter(pk__in=movers).order_by("pk"):
+        score = predictive[lead.pk]
+        result_react(
+            LeadResult(
+                lead=lead,
+                before=before[lead.pk],
+                primary=primary[lead.pk],
+                predictive_before=score,
+                predictive=score,
+            )
+        )
 
 
 def _rescore_in_batches(job: RescoreJob, chunk_size: int) -> None:

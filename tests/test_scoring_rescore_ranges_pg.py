@@ -11,8 +11,8 @@ import threading
 import pytest
 from django.db import connection, connections
 
-from leads.models import Activity, Lead
-from scoring import rescore_jobs
+from leads.models import Activity, Lead, Stage, StageChange
+from scoring import rescore_jobs, ruleset, signals
 from scoring.lead_scoring import leads_score
 from scoring.models import RescoreJob, RescoreStatus, ScoreEntry
 from scoring.rescore_jobs import (
@@ -220,3 +220,104 @@ def test_a_first_rescore_sums_each_leads_entries_through_the_lead_index(db):
         assert "Materialize" not in plan, plan
         assert "Index Cond: ((lead_id = l.id) AND (model_id = " in plan, plan
     assert list(scores_verify()) == []
+
+
+def test_a_points_change_reacts_once_to_each_lead_it_moves(
+    db, settings, django_capture_on_commit_callbacks
+):
+    # Given bands warm from 25 and hot from 40, MQL at 40, a pricing page worth 10 points,
+    # and leads with one, two and three views, one of them a customer already
+    settings.SCORING_RESCORE_RANGE = 2
+    model = active_model(warm_from=25, hot_from=40, mql_threshold=40, sql_threshold=90)
+    rule = page_rule(model, 10, "/pricing")
+    one, two, three = LeadFactory(), LeadFactory(), LeadFactory()
+    customer = LeadFactory(stage=Stage.CUSTOMER)
+    unseen = LeadFactory()
+    for lead, views in ((one, 1), (two, 2), (three, 3), (customer, 3)):
+        for _ in range(views):
+            Activity.objects.create(lead=lead, type="page_view", url=PRICING)
+    with django_capture_on_commit_callbacks(execute=True):
+        leads_score(lead_ids=[lead.pk for lead in (one, two, three, customer, unseen)])
+    assert [lead.band for lead in Lead.objects.order_by("pk")] == [
+        "cold", "cold", "warm", "warm", "cold"
+    ]  # fmt: skip
+    heard: list[tuple[str, tuple]] = []
+
+    def band(sender, lead_id, old_band, new_band, score, **kwargs):
+        heard.append(("band", (lead_id, old_band, new_band, score)))
+
+    def qualified(sender, lead_id, stage, score, **kwargs):
+        heard.append(("qualified", (lead_id, stage, score)))
+
+    signals.band_changed.connect(band, weak=False)
+    signals.lead_qualified.connect(qualified, weak=False)
+    try:
+        # When the page's points rise to 15 and the range rescore revalues them
+        rule.points = 15
+        rule.save()
+        with django_capture_on_commit_callbacks(execute=True):
+            job = rescore_job_start(model=model, reason="pricing", rule=rule, points_before=10)
+    finally:
+        signals.band_changed.disconnect(band)
+        signals.lead_qualified.disconnect(qualified)
+
+    # Then each lead shows its new score; the leads whose band moved are announced once
+    # each, and only the one that crossed MQL from a stage scoring may move is moved
+    job.refresh_from_db()
+    assert job.status == RescoreStatus.DONE
+    rows = {lead.pk: (lead.score, lead.band, lead.stage) for lead in Lead.objects.all()}
+    assert rows == {
+        one.pk: (15, "cold", Stage.NEW),
+        two.pk: (30, "warm", Stage.NEW),
+        three.pk: (45, "hot", Stage.MQL),
+        customer.pk: (45, "hot", Stage.CUSTOMER),
+        unseen.pk: (0, "cold", Stage.NEW),
+    }
+    assert sorted(what for kind, what in heard if kind == "band") == [
+        (two.pk, "cold", "warm", 30),
+        (three.pk, "warm", "hot", 45),
+        (customer.pk, "warm", "hot", 45),
+    ]
+    assert [what for kind, what in heard if kind == "qualified"] == [(three.pk, Stage.MQL, 45)]
+    (move,) = StageChange.objects.filter(lead=three, to_stage=Stage.MQL)
+    assert "crossed the MQL threshold 40" in move.reason
+    assert not StageChange.objects.filter(lead__in=[one, two, customer, unseen]).exists()
+    assert list(scores_verify()) == []
+
+
+def test_the_ranges_of_a_job_compile_its_rules_once(db, settings, monkeypatch):
+    # Given a running job of three ranges, and a count of the compilations of the rules
+    settings.SCORING_RESCORE_RANGE = 2
+    model, rule, people = pricing_world()
+    compiled: list[int] = []
+    compile_model = ruleset.compile_model
+
+    def counted(*args, **kwargs):
+        compiled.append(1)
+        return compile_model(*args, **kwargs)
+
+    monkeypatch.setattr(ruleset, "compile_model", counted)
+    rule.points = 12
+    rule.save()
+    job, ranges = running_job(model)
+
+    # When two of its ranges run, the rules are compiled once for both
+    for lo, hi in ranges[:2]:
+        rescore_job_range(job_id=job.pk, lo=lo, hi=hi)
+    assert len(compiled) == 1
+
+    # When the rule changes before the last range, that range compiles them again and
+    # scores with the change
+    rule.points = 14
+    rule.save()
+    lo, hi = ranges[2]
+    rescore_job_range(job_id=job.pk, lo=lo, hi=hi)
+    assert len(compiled) == 2
+    scores = dict(Lead.objects.values_list("pk", "score"))
+    assert [scores[lead.pk] for lead in people] == [12, 12, 12, 12, 14]
+
+    # And another job's ranges compile them afresh, even with nothing changed
+    other, other_ranges = running_job(model)
+    lo, hi = other_ranges[0]
+    rescore_job_range(job_id=other.pk, lo=lo, hi=hi)
+    assert len(compiled) == 3
