@@ -258,6 +258,21 @@ def lead_sync_request(*, lead_id: int) -> None:
     task_enqueue("nurturing.tasks.sync_lead", lead_id, what=f"Nurture sync of lead {lead_id}")
 
 
+# The leads one ``sync_leads`` task brings in line: a rescore or the nightly decay may move
+# the bands of thousands of leads at once, and one message a lead would flood the broker.
+SYNC_BATCH = 500
+
+
+def leads_sync_request(*, lead_ids: list[int]) -> None:
+    """Queue ``lead_sync`` for many leads, ``SYNC_BATCH`` to a task; a broker outage is
+    logged and the hourly sweep catches up."""
+    for start in range(0, len(lead_ids), SYNC_BATCH):
+        batch = lead_ids[start : start + SYNC_BATCH]
+        task_enqueue(
+            "nurturing.tasks.sync_leads", batch, what=f"Nurture sync of {len(batch)} leads"
+        )
+
+
 def auto_enroll_holds_add(*, lead_ids: Iterable[int], reason: str) -> None:
     """Hold these leads out of the hourly sweep (``AutoEnrollHold``); leads held already
     keep their hold. On PostgreSQL one statement for any number of leads."""

@@ -11,13 +11,21 @@ from django.db import transaction
 
 from leads.models import ActivityType
 
-from .enrollment import lead_sync_request
+from .enrollment import lead_sync_request, leads_sync_request
 from .tracking import enrollments_end_on_reply
 
 
 def sync_on_band_change(sender: Any, lead_id: int, **kwargs: Any) -> None:
-    """The band moved (scoring or the nightly decay, after commit): switch tracks."""
+    """One lead's band moved (scoring it, after commit): switch tracks."""
     lead_sync_request(lead_id=lead_id)
+
+
+def sync_on_bands_change(
+    sender: Any, changes: list[tuple[int, str, str, int]], **kwargs: Any
+) -> None:
+    """Many leads' bands moved (a rescore or the nightly decay, after commit): switch
+    their tracks, a few hundred leads to a task."""
+    leads_sync_request(lead_ids=[lead_id for lead_id, *_ in changes])
 
 
 def sync_on_stage_change(sender: Any, lead: Any, **kwargs: Any) -> None:

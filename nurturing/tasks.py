@@ -51,6 +51,14 @@ def sync_lead(lead_id: int) -> bool:
     return lead_sync(lead_id=lead_id) is not None
 
 
+@shared_task(autoretry_for=(DatabaseOperationalError,), retry_backoff=True, max_retries=5)
+def sync_leads(lead_ids: list[int]) -> int:
+    """Move each of these leads to the nurture track its band and stage call for, each in
+    a transaction of its own (a retry syncs them all again, which changes nothing for
+    those already in line); how many were put on a new track."""
+    return sum(lead_sync(lead_id=lead_id) is not None for lead_id in lead_ids)
+
+
 @shared_task(ignore_result=True)
 def enroll_matching() -> int:
     """Beat: enroll matching leads that are on no automatic track yet."""

@@ -10,6 +10,7 @@ transaction of its own, and a rescore runs it for the leads of the range it resc
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, datetime
 from functools import cache, partial
 from typing import Any
@@ -21,7 +22,7 @@ from django.utils import timezone
 from .lead_sets import lead_id_ranges
 from .models import ScoringModel
 from .score_formula import decision_sql
-from .signals import band_changed
+from .signals import bands_changed
 
 # Seconds from {col} to now, never negative (decay never runs backwards in time). On
 # PostgreSQL in float8: ``date_part`` rather than ``EXTRACT``, which computes in numeric
@@ -99,7 +100,7 @@ def decay_sql(*, postgres: bool, touched_only: bool = False, returning: bool = F
         if touched_only
         else ""
     )
-    # The nightly run also reports the leads whose band it changed, for ``band_changed``:
+    # The nightly run also reports the leads whose band it changed, for ``bands_changed``:
     # PostgreSQL's RETURNING only sees the new row, so the old band comes from a join.
     old_band = ", cur.band AS old_band" if returning else ""
     # The band reads the score the model decides on (``score_formula.decision_score``).
@@ -157,8 +158,8 @@ def scores_decay(*, now: datetime | None = None) -> int:
 
     Only the lead row changes: its primary ``LeadScore`` keeps the engagement at
     the time it was last scored, and the decay formula carries it forward. Leads
-    whose band the decay changed are announced (``band_changed``) after their range
-    commits. Returns the number of leads updated.
+    whose band the decay changed are announced (``bands_changed``, one a model and
+    range) after their range commits. Returns the number of leads updated.
     """
     now = now or timezone.now()
     postgres = connection.vendor == "postgresql"
@@ -185,16 +186,12 @@ def _decay_range(now: datetime, lo: int, hi: int, *, postgres: bool) -> int:
         changes = cursor.fetchall()
         cursor.execute(decay_sql(postgres=postgres), params)
         updated = cursor.rowcount
+        moved: dict[int, list[tuple[int, str, str, int]]] = defaultdict(list)
         for lead_id, model_id, old_band, new_band, score in changes:
-            transaction.on_commit(
-                partial(
-                    band_changed.send,
-                    sender=ScoringModel,
-                    lead_id=lead_id,
-                    model_id=model_id,
-                    old_band=old_band,
-                    new_band=new_band,
-                    score=int(score),
-                )
+            moved[model_id].append((lead_id, old_band, new_band, int(score)))
+        for model_id, bands in sorted(moved.items()):
+            send = partial(
+                bands_changed.send, sender=ScoringModel, model_id=model_id, changes=sorted(bands)
             )
+            transaction.on_commit(send)
     return updated

@@ -18,18 +18,21 @@ from .batch_writes import LeadResult
 from .models import ScoringModel
 from .ruleset import CompiledModel
 from .score_formula import decision_name, decision_score
-from .signals import band_changed, lead_qualified, score_surged
+from .signals import band_changed, bands_changed, lead_qualified, score_surged
 
 # Scoring never moves a lead backward, nor past SQL, nor out of these stages.
 AUTO_QUALIFIABLE = {Stage.NEW, Stage.RECYCLED, Stage.MQL}
 
 
-def result_react(result: LeadResult) -> None:
-    """Move the stage on an upward crossing and queue the hooks; inside the scoring transaction."""
+def result_react(result: LeadResult, *, band: bool = True) -> None:
+    """Move the stage on an upward crossing and queue the hooks; inside the scoring
+    transaction. ``band``: announce a band change too (a caller announcing many leads'
+    band changes at once says False: ``bands_announce``)."""
     lead, model = result.lead, result.primary
     if model is None:
         return
-    band_react(model, lead.pk, old_band=result.before[1], new_band=lead.band, score=lead.score)
+    if band:
+        band_react(model, lead.pk, old_band=result.before[1], new_band=lead.band, score=lead.score)
     for surge_model, points in result.surges:
         announce(score_surged, surge_model, lead.pk, points=points, hours=surge_model.surge_hours)
     target, decided = result_target(result, model)
@@ -50,6 +53,17 @@ def band_react(
     """Announce the lead's band change, if its band changed."""
     if new_band != old_band:
         announce(band_changed, model, lead_id, old_band=old_band, new_band=new_band, score=score)
+
+
+# A band change of one lead among many: (lead id, old band, new band, score).
+BandChange = tuple[int, str, str, int]
+
+
+def bands_announce(model_id: int, changes: list[BandChange]) -> None:
+    """Announce the band changes of many leads in one ``bands_changed``, after commit."""
+    if changes:
+        send = partial(bands_changed.send, sender=ScoringModel, model_id=model_id, changes=changes)
+        transaction.on_commit(send)
 
 
 def result_target(result: LeadResult, model: CompiledModel) -> tuple[str | None, int]:

@@ -5,6 +5,7 @@ and the reactions to the scores it changed."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Collection
 from datetime import datetime, timedelta
 from functools import partial
@@ -24,7 +25,7 @@ from .bulk import RangeResult, refresh_statistics, rescore_range
 from .lead_scoring import leads_score
 from .lead_sets import CHUNK_SIZE, chunks, lead_id_ranges, segment_lead_ids
 from .models import LeadScore, RescoreJob, RescoreStatus, Rule, ScoreEntry, ScoringModel
-from .reactions import announce, band_react, result_react, score_target
+from .reactions import BandChange, announce, bands_announce, result_react, score_target
 from .ruleset import CompiledModel, Ruleset, load_job_ruleset, load_ruleset
 from .signals import rescore_finished, score_surged
 from .thresholds import ThresholdMoves, thresholds_catch_up
@@ -304,33 +305,36 @@ def _react_to_changes(changed: list[tuple[int, int | None, str]], ruleset: Rules
             primary[lead_id], predictive[lead_id] = models[primary_id], score
     # A range may change the score of thousands of leads, and most of them at most have
     # their band change announced: those are read as four values, and only the leads
-    # whose stage moves are loaded in full (the move saves them).
+    # whose stage moves are loaded in full (the move saves them). The band changes are
+    # announced together, one ``bands_changed`` a model.
     movers: list[int] = []
+    bands: dict[int, list[BandChange]] = defaultdict(list)
     for lead_id, score, band, stage in Lead.objects.filter(pk__in=primary).values_list(
         "id", "score", "band", "stage"
     ):
         model, (old_score, old_band) = primary[lead_id], before[lead_id]
+        if band != old_band:
+            bands[model.id].append((lead_id, old_band, band, score))
         target, _ = score_target(
             model,
             before=(old_score, predictive[lead_id]),
             after=(score, predictive[lead_id]),
             stage=stage,
         )
-        if target is None:
-            band_react(model, lead_id, old_band=old_band, new_band=band, score=score)
-        else:
+        if target is not None:
             movers.append(lead_id)
     for lead in Lead.objects.filter(pk__in=movers).order_by("pk"):
         score = predictive[lead.pk]
-        result_react(
-            LeadResult(
-                lead=lead,
-                before=before[lead.pk],
-                primary=primary[lead.pk],
-                predictive_before=score,
-                predictive=score,
-            )
+        result = LeadResult(
+            lead=lead,
+            before=before[lead.pk],
+            primary=primary[lead.pk],
+            predictive_before=score,
+            predictive=score,
         )
+        result_react(result, band=False)
+    for model_id, changes in sorted(bands.items()):
+        bands_announce(model_id, sorted(changes))
 
 
 def _rescore_in_batches(job: RescoreJob, chunk_size: int) -> None:

@@ -13,6 +13,7 @@ from django.utils import timezone
 from leads.activities import activities_record
 from leads.models import Activity, ActivityType, Band, EmailStatus, ProductLine, Source, Stage
 from leads.stages import lead_move_to_stage
+from nurturing import enrollment
 from nurturing.due_steps import enrollments_process_due
 from nurturing.enrollment import (
     EnrollmentError,
@@ -28,6 +29,7 @@ from nurturing.models import (
     Sequence,
     Suppression,
 )
+from scoring.decay import scores_decay
 from tests.factories import LeadFactory, active_model, fit_rule, page_rule
 from tests.test_nurture_sending import MONDAY, email_sequence
 
@@ -85,6 +87,41 @@ def test_the_score_moving_switches_the_track(tracks, scoring, django_capture_on_
     left = Enrollment.objects.get(lead=lead, sequence=cold)
     assert (left.status, left.exit_reason) == (EnrollmentStatus.EXITED, ExitReason.TRACK)
     assert Enrollment.objects.get(lead=lead, sequence=warm).source == EnrollmentSource.AUTO
+
+
+def test_the_nightly_decay_switches_many_leads_tracks_with_one_task(
+    tracks, scoring, monkeypatch, django_capture_on_commit_callbacks
+):
+    cold, warm = tracks
+    scoring.decay_half_life_days = 7
+    scoring.save()
+    # Given three German leads a pricing view made warm, each put on the warm track
+    people = [LeadFactory(country="DE") for _ in range(3)]
+    for lead in people:
+        with django_capture_on_commit_callbacks(execute=True):
+            activities_record(
+                lead=lead, activities=[Activity(type=ActivityType.PAGE_VIEW, url=PRICING)]
+            )
+    assert [active_sequences(lead) for lead in people] == [[warm.name]] * 3
+    queued: list[tuple[str, tuple]] = []
+    real_enqueue = enrollment.task_enqueue
+
+    def enqueue(task, *args, **kwargs):
+        queued.append((task, args))
+        return real_enqueue(task, *args, **kwargs)
+
+    monkeypatch.setattr(enrollment, "task_enqueue", enqueue)
+
+    # When the nightly decay runs four weeks later (25 -> 1.6 engagement: 12, cold)
+    with django_capture_on_commit_callbacks(execute=True):
+        scores_decay(now=timezone.now() + dt.timedelta(days=28))
+
+    # Then one task synced the three leads, and each left the warm track for the cold one
+    assert queued == [("nurturing.tasks.sync_leads", ([lead.pk for lead in people],))]
+    assert [active_sequences(lead) for lead in people] == [[cold.name]] * 3
+    for lead in people:
+        left = Enrollment.objects.get(lead=lead, sequence=warm)
+        assert (left.status, left.exit_reason) == (EnrollmentStatus.EXITED, ExitReason.TRACK)
 
 
 def test_entry_criteria_pick_the_matching_sequence_by_priority():

@@ -246,10 +246,14 @@ def test_a_points_change_reacts_once_to_each_lead_it_moves(
     def band(sender, lead_id, old_band, new_band, score, **kwargs):
         heard.append(("band", (lead_id, old_band, new_band, score)))
 
+    def bands(sender, model_id, changes, **kwargs):
+        heard.append(("bands", (model_id, changes)))
+
     def qualified(sender, lead_id, stage, score, **kwargs):
         heard.append(("qualified", (lead_id, stage, score)))
 
     signals.band_changed.connect(band, weak=False)
+    signals.bands_changed.connect(bands, weak=False)
     signals.lead_qualified.connect(qualified, weak=False)
     try:
         # When the page's points rise to 15 and the range rescore revalues them
@@ -259,10 +263,12 @@ def test_a_points_change_reacts_once_to_each_lead_it_moves(
             job = rescore_job_start(model=model, reason="pricing", rule=rule, points_before=10)
     finally:
         signals.band_changed.disconnect(band)
+        signals.bands_changed.disconnect(bands)
         signals.lead_qualified.disconnect(qualified)
 
     # Then each lead shows its new score; the leads whose band moved are announced once
-    # each, and only the one that crossed MQL from a stage scoring may move is moved
+    # each, those of a range together, and only the one that crossed MQL from a stage
+    # scoring may move is moved
     job.refresh_from_db()
     assert job.status == RescoreStatus.DONE
     rows = {lead.pk: (lead.score, lead.band, lead.stage) for lead in Lead.objects.all()}
@@ -273,11 +279,16 @@ def test_a_points_change_reacts_once_to_each_lead_it_moves(
         customer.pk: (45, "hot", Stage.CUSTOMER),
         unseen.pk: (0, "cold", Stage.NEW),
     }
-    assert sorted(what for kind, what in heard if kind == "band") == [
+    assert [what for kind, what in heard if kind == "band"] == []
+    announced = [what for kind, what in heard if kind == "bands"]
+    assert {model_id for model_id, _ in announced} == {model.pk}
+    assert sorted(change for _, changes in announced for change in changes) == [
         (two.pk, "cold", "warm", 30),
         (three.pk, "warm", "hot", 45),
         (customer.pk, "warm", "hot", 45),
     ]
+    # Ranges of two ids hold the three leads in two ranges: one announcement each
+    assert len(announced) == 2
     assert [what for kind, what in heard if kind == "qualified"] == [(three.pk, Stage.MQL, 45)]
     (move,) = StageChange.objects.filter(lead=three, to_stage=Stage.MQL)
     assert "crossed the MQL threshold 40" in move.reason

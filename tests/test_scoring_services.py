@@ -114,7 +114,7 @@ def received():
     """Every scoring signal sent while the test runs, as (signal name, kwargs)."""
     got: list[tuple[str, dict]] = []
     receivers = []
-    for name in ("lead_qualified", "band_changed", "score_surged"):
+    for name in ("lead_qualified", "band_changed", "bands_changed", "score_surged"):
 
         def receiver(sender, signal, _name=name, **kwargs) -> None:
             got.append((_name, kwargs))
@@ -660,18 +660,19 @@ def test_nightly_decay_announces_each_band_it_changes_once(
     with django_capture_on_commit_callbacks(execute=True):
         updated = scores_decay(now=T0 + timedelta(days=7))
 
-    # Then the change from hot to warm is announced, for that lead only
+    # Then the change from hot to warm is announced, for that lead only, with the
+    # range's changes at once
     assert updated == 2
-    assert [
-        (c["lead_id"], c["model_id"], c["old_band"], c["new_band"], c["score"])
-        for c in sent(received, "band_changed")
-    ] == [(hot.pk, model.pk, "hot", "warm", 60)]
+    assert [(c["model_id"], c["changes"]) for c in sent(received, "bands_changed")] == [
+        (model.pk, [(hot.pk, "hot", "warm", 60)])
+    ]
+    assert sent(received, "band_changed") == []
     assert Lead.objects.get(pk=hot.pk).band == "warm"
 
     # When it runs again the same night, nothing changes and nothing is announced
     with django_capture_on_commit_callbacks(execute=True):
         scores_decay(now=T0 + timedelta(days=7, minutes=5))
-    assert len(sent(received, "band_changed")) == 1
+    assert len(sent(received, "bands_changed")) == 1
 
 
 def test_decay_announces_nothing_if_its_transaction_rolls_back(
@@ -696,7 +697,7 @@ def test_decay_announces_nothing_if_its_transaction_rolls_back(
         decay_then_fail()
 
     assert callbacks == []
-    assert sent(received, "band_changed") == []
+    assert sent(received, "bands_changed") == []
     assert Lead.objects.get(pk=lead.pk).band == "hot"
 
 
