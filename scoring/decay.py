@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime
-from functools import cache, partial
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -20,9 +20,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from .lead_sets import lead_id_ranges
-from .models import ScoringModel
+from .reactions import BandChange, bands_announce
 from .score_formula import decision_sql
-from .signals import bands_changed
 
 # Seconds from {col} to now, never negative (decay never runs backwards in time). On
 # PostgreSQL in float8: ``date_part`` rather than ``EXTRACT``, which computes in numeric
@@ -186,12 +185,9 @@ def _decay_range(now: datetime, lo: int, hi: int, *, postgres: bool) -> int:
         changes = cursor.fetchall()
         cursor.execute(decay_sql(postgres=postgres), params)
         updated = cursor.rowcount
-        moved: dict[int, list[tuple[int, str, str, int]]] = defaultdict(list)
+        moved: dict[int, list[BandChange]] = defaultdict(list)
         for lead_id, model_id, old_band, new_band, score in changes:
             moved[model_id].append((lead_id, old_band, new_band, int(score)))
         for model_id, bands in sorted(moved.items()):
-            send = partial(
-                bands_changed.send, sender=ScoringModel, model_id=model_id, changes=sorted(bands)
-            )
-            transaction.on_commit(send)
+            bands_announce(model_id, sorted(bands))
     return updated

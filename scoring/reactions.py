@@ -31,8 +31,11 @@ def result_react(result: LeadResult, *, band: bool = True) -> None:
     lead, model = result.lead, result.primary
     if model is None:
         return
-    if band:
-        band_react(model, lead.pk, old_band=result.before[1], new_band=lead.band, score=lead.score)
+    old_band = result.before[1]
+    if band and lead.band != old_band:
+        announce(
+            band_changed, model, lead.pk, old_band=old_band, new_band=lead.band, score=lead.score
+        )
     for surge_model, points in result.surges:
         announce(score_surged, surge_model, lead.pk, points=points, hours=surge_model.surge_hours)
     target, decided = result_target(result, model)
@@ -45,14 +48,6 @@ def result_react(result: LeadResult, *, band: bool = True) -> None:
     )
     lead_move_to_stage_locked(lead=lead, stage=target, by=None, reason=reason)
     announce(lead_qualified, model, lead.pk, stage=target, score=decided)
-
-
-def band_react(
-    model: CompiledModel, lead_id: int, *, old_band: str, new_band: str, score: int
-) -> None:
-    """Announce the lead's band change, if its band changed."""
-    if new_band != old_band:
-        announce(band_changed, model, lead_id, old_band=old_band, new_band=new_band, score=score)
 
 
 # A band change of one lead among many: (lead id, old band, new band, score).

@@ -324,13 +324,12 @@ def _react_to_changes(changed: list[tuple[int, int | None, str]], ruleset: Rules
         if target is not None:
             movers.append(lead_id)
     for lead in Lead.objects.filter(pk__in=movers).order_by("pk"):
-        score = predictive[lead.pk]
         result = LeadResult(
             lead=lead,
             before=before[lead.pk],
             primary=primary[lead.pk],
-            predictive_before=score,
-            predictive=score,
+            predictive_before=predictive[lead.pk],
+            predictive=predictive[lead.pk],
         )
         result_react(result, band=False)
     for model_id, changes in sorted(bands.items()):
